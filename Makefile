@@ -1,0 +1,16 @@
+# The README's two commands are `make run` and `make test`; both do any missing set-up first.
+.PHONY: run test demo setup package install-desktop uninstall-desktop benchmarks
+
+VENV ?= .venv
+
+setup:
+	@bash scripts/setup.sh
+
+run: setup
+	$(VENV)/bin/cognitivetwin-studio
+
+test: setup
+	bash scripts/run-tests.sh
+
+demo: setup
+	$(VENV)/bin/cognitivetwin demo

