@@ -1,0 +1,80 @@
+"""The workspace database schema, as numbered migrations applied in order.
+
+A migration is never edited once released: add a new one. `meta.schema_version` records
+the last one applied; a database from a newer version of the app is refused, not damaged.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: list[str] = [
+    # 1: conversations, messages with their annotations, imports, Phase 1 jobs, Phase 2 runs, adapters.
+    """
+    CREATE TABLE imports(
+        id INTEGER PRIMARY KEY,
+        source_label TEXT NOT NULL,
+        importer TEXT,
+        location TEXT,
+        started_at TEXT NOT NULL,
+        finished_at TEXT,
+        conversations INTEGER NOT NULL DEFAULT 0,
+        messages INTEGER NOT NULL DEFAULT 0,
+        duplicates INTEGER NOT NULL DEFAULT 0,
+        rejected INTEGER NOT NULL DEFAULT 0,
+        report TEXT
+    );
+    CREATE TABLE conversations(
+        pk INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        source TEXT NOT NULL,
+        title TEXT,
+        content_hash TEXT NOT NULL UNIQUE,
+        message_count INTEGER NOT NULL,
+        first_at TEXT,
+        preview TEXT,
+        import_id INTEGER REFERENCES imports(id),
+        phase_mask INTEGER NOT NULL DEFAULT 0,
+        pattern_mask INTEGER NOT NULL DEFAULT 0,
+        annotation_version TEXT
+    );
+    CREATE INDEX conversations_by_source ON conversations(source, pk);
+    CREATE INDEX conversations_by_length ON conversations(message_count, pk);
+    CREATE INDEX conversations_by_annotation ON conversations(annotation_version);
+    CREATE TABLE messages(
+        conversation_pk INTEGER NOT NULL REFERENCES conversations(pk) ON DELETE CASCADE,
+        turn_index INTEGER NOT NULL,
+        role TEXT NOT NULL,
+        content TEXT NOT NULL,
+        created_at TEXT,
+        explicit_patterns TEXT,
+        given_trajectory TEXT,
+        depth REAL,
+        sibling_order REAL,
+        homogeneity REAL,
+        temporal REAL,
+        complexity REAL,
+        phase_id INTEGER,
+        pattern_mask INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE UNIQUE INDEX messages_by_turn ON messages(conversation_pk, turn_index);
+    CREATE TABLE phase1_jobs(
+        job_id TEXT PRIMARY KEY,
+        fields TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE phase2_runs(
+        run_id TEXT PRIMARY KEY,
+        fields TEXT NOT NULL,
+        created_at TEXT NOT NULL,
+        updated_at TEXT NOT NULL
+    );
+    CREATE TABLE adapters(
+        adapter_id TEXT PRIMARY KEY,
+        path TEXT NOT NULL,
+        lineage TEXT NOT NULL,
+        created_at TEXT NOT NULL
+    );
+    """,
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
