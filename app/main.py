@@ -1,15 +1,24 @@
-"""Entry point of `cognitivetwin-studio`."""
+"""Entry point of `cognitivetwin-studio`.
+
+Starts Qt, the qasync event loop (`qasync.run` on Python 3.11, qt-notes §10), the log and
+the excepthook, then shows the main window. Nothing here imports torch or transformers:
+the window must open fast.
+"""
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import sys
+import time
 
 NO_DISPLAY_MESSAGE = (
     "No display found: run the studio on a desktop, or headless with "
     "`xvfb-run cognitivetwin-studio` (or QT_QPA_PLATFORM=offscreen for screenshots only)."
 )
+ORGANIZATION = "CognitiveTwin"
+APPLICATION = "CognitiveTwin Studio"
 
 
 def _has_display() -> bool:
@@ -24,7 +33,72 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="cognitivetwin-studio", description="CognitiveTwin Studio, the desktop app.")
     parser.add_argument("--workspace", help="open this workspace folder instead of the last one")
     parser.add_argument("--quit-after", type=float, metavar="SECONDS", help="close the window after SECONDS (smoke tests)")
+    parser.add_argument(
+        "--report-startup", action="store_true",
+        help="print 'window shown after N.NNN s' (seconds since the process started) once the window is on screen",
+    )
     return parser.parse_args(argv)
+
+
+def create_application():
+    """The QApplication with the studio's names, icon and stylesheet (one per process)."""
+    from PySide6.QtGui import QIcon
+    from PySide6.QtWidgets import QApplication
+
+    from cognitivetwin_core.paths import resources_dir
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setOrganizationName(ORGANIZATION)
+    app.setApplicationName(APPLICATION)
+    app.setDesktopFileName("cognitivetwin-studio")
+    icon_path = resources_dir() / "icons" / "cognitivetwin.svg"
+    if icon_path.is_file():
+        app.setWindowIcon(QIcon(str(icon_path)))
+    style_path = resources_dir() / "style.qss"
+    if style_path.is_file():
+        app.setStyleSheet(style_path.read_text(encoding="utf-8"))
+    return app
+
+
+async def run_window(args) -> int:
+    """Show the window and wait until the application quits; cancel tracked tasks on the way out."""
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from .errors_dialog import install_excepthook
+    from .main_window import MainWindow
+    from .tasks import cancel_all
+
+    app = QApplication.instance()
+    install_excepthook(asyncio.get_running_loop())
+    quitting = asyncio.Event()
+    # The coroutine ends the loop (not Qt's last-window rule), so asyncio.run can still
+    # cancel and finish the tasks left over after the window has closed.
+    app.setQuitOnLastWindowClosed(False)
+    app.lastWindowClosed.connect(quitting.set)
+    app.aboutToQuit.connect(cancel_all)
+
+    window = MainWindow()
+    window.open_initial_workspace(args.workspace)
+    window.show()
+    if args.report_startup:
+        # After the first paint, so "shown" means on screen.
+        QTimer.singleShot(0, lambda: print(f"window shown after {time.perf_counter() - _process_start():.3f} s", flush=True))
+    window.connections_tab.refresh()
+    QTimer.singleShot(200, window.detect_device)
+    if args.quit_after is not None:
+        QTimer.singleShot(int(args.quit_after * 1000), window.close)
+    await quitting.wait()
+    cancel_all()
+    return 0
+
+
+def _process_start() -> float:
+    """perf_counter() value at process creation (the interpreter's own start-up included)."""
+    import psutil
+
+    age = time.time() - psutil.Process().create_time()
+    return time.perf_counter() - age
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,19 +106,13 @@ def main(argv: list[str] | None = None) -> int:
     if not _has_display():
         print(NO_DISPLAY_MESSAGE, file=sys.stderr)
         return 2
-    from PySide6.QtCore import QTimer
-    from PySide6.QtWidgets import QApplication, QLabel, QMainWindow, QTabWidget
+    import qasync
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("CognitiveTwin Studio")
-    window = QMainWindow()
-    window.setWindowTitle("CognitiveTwin Studio")
-    tabs = QTabWidget()
-    for name in ("Connections", "Data", "Phase 1", "Phase 2", "Playground"):
-        tabs.addTab(QLabel(f"{name}: coming in this release."), name)
-    window.setCentralWidget(tabs)
-    window.resize(1100, 720)
-    window.show()
-    if args.quit_after is not None:
-        QTimer.singleShot(int(args.quit_after * 1000), app.quit)
-    return app.exec()
+    from cognitivetwin_core.logging_setup import configure_logging
+
+    configure_logging()
+    create_application()
+    try:
+        return qasync.run(run_window(args))
+    except asyncio.CancelledError:
+        return 0

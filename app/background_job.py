@@ -1,0 +1,151 @@
+"""Long CPU work off the GUI thread: a plain function on a QThread, observed from the GUI.
+
+The work is a plain function `fn(progress, cancelled, *args)` (Orange3's shape): it calls
+`progress(value)` with anything worth showing and checks `cancelled()` every step (threads
+cannot be killed, qt-notes §9). `BackgroundJob` is the GUI-thread controller: it owns the
+QThread and a parentless worker object, relays the worker's signals through its own bound
+slots so they run in the GUI thread (qt-notes §3-4), connects everything before the thread
+starts (§7), quits the thread through a direct connection (§5) and waits for it before the
+last reference goes (§8). Wait on the controller's signals in tests, never the worker's.
+
+    job = BackgroundJob(parent=self)
+    job.progress.connect(self.on_progress)      # any object the function reported
+    job.succeeded.connect(self.on_done)         # the function's return value
+    job.failed.connect(self.on_error)           # the exception it raised
+    job.cancelled.connect(self.on_cancelled)
+    job.start(run_import, workspace_path, source)
+    ...
+    job.cancel()
+
+A `CognitiveTwinError` raised by the function is a user-fixable error: show its message
+inline. `cognitivetwin_core.errors.CancelledError` raised after `cancel()` ends as
+`cancelled`, not `failed`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
+
+from cognitivetwin_core.errors import CancelledError
+
+log = logging.getLogger(__name__)
+
+
+class _Worker(QObject):
+    """Runs in the job's thread; it must have no parent or moveToThread fails (§8)."""
+
+    progress = Signal(object)
+    done = Signal(object)
+    error = Signal(object)
+    finished = Signal()
+
+    def __init__(self, fn: Callable, args: tuple, cancel_event: threading.Event):
+        super().__init__()
+        self._fn = fn
+        self._args = args
+        self._cancel_event = cancel_event
+
+    @Slot()
+    def run(self) -> None:
+        try:
+            result = self._fn(self.progress.emit, self._cancel_event.is_set, *self._args)
+        except BaseException as exc:  # noqa: BLE001 - everything must reach the controller
+            self.error.emit(exc)
+        else:
+            self.done.emit(result)
+        finally:
+            self.finished.emit()
+
+
+class BackgroundJob(QObject):
+    """GUI-thread controller of one run at a time of a plain function on a QThread."""
+
+    started = Signal()
+    progress = Signal(object)
+    succeeded = Signal(object)
+    failed = Signal(object)
+    cancelled = Signal()
+    finished = Signal()  # after any of succeeded / failed / cancelled
+
+    def __init__(self, parent: QObject | None = None, *, name: str = "background job"):
+        super().__init__(parent)
+        self._name = name
+        self._thread: QThread | None = None
+        self._worker: _Worker | None = None
+        self._cancel_event = threading.Event()
+
+    def is_running(self) -> bool:
+        return self._thread is not None
+
+    def start(self, fn: Callable, *args) -> None:
+        if self._thread is not None:
+            raise RuntimeError(f"{self._name} is already running")
+        self._cancel_event = threading.Event()
+        thread = QThread()
+        thread.setObjectName(self._name)
+        worker = _Worker(fn, args, self._cancel_event)
+        worker.moveToThread(thread)
+        # Every connection exists before the thread starts (§7). Bound slots of this
+        # GUI-thread object are queued to the GUI thread (§3).
+        worker.progress.connect(self._relay_progress)
+        worker.done.connect(self._relay_done)
+        worker.error.connect(self._relay_error)
+        worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)  # §5
+        thread.finished.connect(self._thread_finished)
+        thread.started.connect(worker.run)
+        self._thread, self._worker = thread, worker
+        self._outcome: tuple[str, object] | None = None
+        thread.start()
+        self.started.emit()
+
+    def cancel(self) -> None:
+        """Ask the function to stop at its next check; `cancelled` follows when it has."""
+        self._cancel_event.set()
+
+    def is_cancel_requested(self) -> bool:
+        return self._cancel_event.is_set()
+
+    def wait(self, timeout_ms: int = 30_000) -> bool:
+        """Block until the thread has stopped (shutdown only)."""
+        if self._thread is None:
+            return True
+        return self._thread.wait(timeout_ms)
+
+    @Slot(object)
+    def _relay_progress(self, value: object) -> None:
+        self.progress.emit(value)
+
+    @Slot(object)
+    def _relay_done(self, result: object) -> None:
+        self._outcome = ("done", result)
+
+    @Slot(object)
+    def _relay_error(self, exc: object) -> None:
+        self._outcome = ("error", exc)
+
+    @Slot()
+    def _thread_finished(self) -> None:
+        thread, self._thread = self._thread, None
+        self._worker = None
+        if thread is not None:
+            thread.wait()  # finished fires before the thread has fully stopped (§8)
+        kind, value = self._outcome or ("error", RuntimeError(f"{self._name} ended without a result"))
+        if kind == "done":
+            self.succeeded.emit(value)
+        elif isinstance(value, CancelledError):
+            self.cancelled.emit()
+        else:
+            if not _is_user_error(value):
+                log.error("%s failed", self._name, exc_info=(type(value), value, value.__traceback__))
+            self.failed.emit(value)
+        self.finished.emit()
+
+
+def _is_user_error(exc: object) -> bool:
+    from cognitivetwin_core.errors import CognitiveTwinError
+
+    return isinstance(exc, CognitiveTwinError) and not isinstance(exc, CancelledError)

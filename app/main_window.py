@@ -1,0 +1,277 @@
+"""The studio's one main window: five tabs, the File menu, the status bar, the demo offer.
+
+Tabs are built from `TAB_FACTORIES` (title, shortcut digit, factory): swap a factory to
+replace a tab's widget. A tab may implement any of these optional methods, which the window
+calls when it applies:
+
+- ``set_workspace(workspace)``: the open `cognitivetwin_core.workspace.Workspace` changed;
+- ``set_base_model(name)``: the chosen base model changed;
+- ``shutdown()``: the window is closing: cancel and wait for background work.
+
+The workspace is opened here (File ▸ New/Open workspace…, `--workspace`, or the last one
+from the settings; the default one on first start) and the window offers the demo data
+while the workspace is empty.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, Qt, QUrl, Signal
+from PySide6.QtGui import QAction, QDesktopServices, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QFileDialog,
+    QFrame,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QPushButton,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from cognitivetwin_core.base_models import CATALOG
+from cognitivetwin_core.errors import CognitiveTwinError
+from cognitivetwin_core.logging_setup import log_file_path
+from cognitivetwin_core.paths import default_workspace_dir
+
+from . import settings
+from .device_status import describe_device
+from .tabs.connections_tab import ConnectionsTab
+from .tabs.data_tab import DataTab
+from .tabs.phase1_tab import Phase1Tab
+from .tabs.phase2_tab import Phase2Tab
+from .tabs.playground_tab import PlaygroundTab
+from .tasks import start_task
+from .widgets.message_label import MessageLabel
+
+log = logging.getLogger(__name__)
+
+# (title, Ctrl+digit shortcut, factory). Other issues replace the last three factories.
+TAB_FACTORIES: list[tuple[str, str, Callable[[], QWidget]]] = [
+    ("&Connections", "1", ConnectionsTab),
+    ("&Data", "2", DataTab),
+    ("Phase &1", "3", Phase1Tab),
+    ("Phase &2", "4", Phase2Tab),
+    ("&Playground", "5", PlaygroundTab),
+]
+
+
+class MainWindow(QMainWindow):
+    workspaceChanged = Signal(object)
+    deviceDetected = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("CognitiveTwin Studio")
+        self.workspace = None
+        self.base_model = settings.base_model()
+
+        self.tabs = QTabWidget()
+        self.tabs.setDocumentMode(True)
+        self.tab_widgets: dict[str, QWidget] = {}
+        for title, digit, factory in TAB_FACTORIES:
+            widget = factory()
+            plain = title.replace("&", "")
+            self.tab_widgets[plain] = widget
+            index = self.tabs.addTab(widget, title)
+            self.tabs.setTabToolTip(index, f"{plain} (Ctrl+{digit})")
+            shortcut = QShortcut(QKeySequence(f"Ctrl+{digit}"), self)
+            shortcut.activated.connect(lambda i=index: self.tabs.setCurrentIndex(i))
+        self.connections_tab: ConnectionsTab = self.tab_widgets["Connections"]
+        self.data_tab: DataTab = self.tab_widgets["Data"]
+
+        self.workspace_message = MessageLabel()
+        self.demo_banner = self._build_demo_banner()
+        central = QWidget()
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(6, 6, 6, 6)
+        layout.addWidget(self.workspace_message)
+        layout.addWidget(self.demo_banner)
+        layout.addWidget(self.tabs, 1)
+        self.setCentralWidget(central)
+
+        self._build_menus()
+        self._build_status_bar()
+        self._restore_window_state()
+        self.data_tab.importFinished.connect(self._update_demo_offer)
+        self._broadcast("set_base_model", self.base_model)
+
+    # --- building ---------------------------------------------------------------------------
+
+    def _build_demo_banner(self) -> QFrame:
+        banner = QFrame()
+        banner.setObjectName("demoBanner")
+        row = QHBoxLayout(banner)
+        text = QLabel(
+            "This workspace is empty. Load the bundled demo conversations to explore the app "
+            "without an account, or import your own data in the Data tab."
+        )
+        text.setWordWrap(True)
+        self.demo_load_button = QPushButton("Load demo data")
+        self.demo_dismiss_button = QPushButton("Not now")
+        self.demo_load_button.clicked.connect(self.load_demo_data)
+        self.demo_dismiss_button.clicked.connect(self.dismiss_demo_offer)
+        row.addWidget(text, 1)
+        row.addWidget(self.demo_load_button)
+        row.addWidget(self.demo_dismiss_button)
+        banner.hide()
+        return banner
+
+    def _build_menus(self) -> None:
+        file_menu = self.menuBar().addMenu("&File")
+        new_action = QAction("&New workspace…", self)
+        new_action.setShortcut(QKeySequence.StandardKey.New)
+        new_action.triggered.connect(lambda: self._choose_workspace("Create a new workspace in this folder"))
+        open_action = QAction("&Open workspace…", self)
+        open_action.setShortcut(QKeySequence.StandardKey.Open)
+        open_action.triggered.connect(lambda: self._choose_workspace("Open a workspace folder"))
+        default_action = QAction("Open the &default workspace", self)
+        default_action.triggered.connect(lambda: self.open_workspace(default_workspace_dir()))
+        quit_action = QAction("&Quit", self)
+        quit_action.setShortcut(QKeySequence.StandardKey.Quit)
+        quit_action.triggered.connect(self.close)
+        for action in (new_action, open_action, default_action):
+            file_menu.addAction(action)
+        file_menu.addSeparator()
+        file_menu.addAction(quit_action)
+
+        help_menu = self.menuBar().addMenu("&Help")
+        logs_action = QAction("Open the &log folder", self)
+        logs_action.triggered.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_file_path().parent))))
+        about_action = QAction("&About CognitiveTwin Studio", self)
+        about_action.triggered.connect(self._show_about)
+        help_menu.addAction(logs_action)
+        help_menu.addAction(about_action)
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.workspace_status = QLabel("Workspace: none")
+        self.base_model_status = QLabel()
+        self.device_status = QLabel("Device: detecting…")
+        for label in (self.workspace_status, self.base_model_status, self.device_status):
+            bar.addPermanentWidget(label)
+        self._show_base_model()
+
+    def _show_base_model(self) -> None:
+        spec = CATALOG.get(self.base_model)
+        self.base_model_status.setText(f"Base model: {spec.display_name if spec else self.base_model}")
+
+    def _show_about(self) -> None:
+        box = QMessageBox(self)
+        box.setWindowTitle("About CognitiveTwin Studio")
+        box.setText(
+            "CognitiveTwin Studio trains a cognitive twin of a person from their conversations.\n\n"
+            f"Keys are kept in the system keyring only. Log file: {log_file_path()}"
+        )
+        box.open()
+
+    # --- workspace ----------------------------------------------------------------------------
+
+    def _choose_workspace(self, title: str) -> None:
+        folder = QFileDialog.getExistingDirectory(self, title, str(default_workspace_dir().parent))
+        if folder:
+            self.open_workspace(Path(folder))
+
+    def open_workspace(self, path: Path | str | None) -> bool:
+        """Open (or create) the workspace at `path`; a fixable problem is shown inline."""
+        from cognitivetwin_core.workspace import Workspace
+
+        try:
+            workspace = Workspace.open(path)
+        except CognitiveTwinError as exc:
+            self.workspace_message.show_error(f"{exc} The previous workspace stays open.")
+            return False
+        previous, self.workspace = self.workspace, workspace
+        self.workspace_message.clear_message()
+        settings.write(settings.LAST_WORKSPACE, str(workspace.path))
+        self.workspace_status.setText(f"Workspace: {workspace.path}")
+        self.workspace_status.setToolTip(str(workspace.path))
+        self._broadcast("set_workspace", workspace)
+        self.workspaceChanged.emit(workspace)
+        if previous is not None and previous is not workspace:
+            previous.close()
+        self._update_demo_offer()
+        log.info("opened workspace %s", workspace.path)
+        return True
+
+    def open_initial_workspace(self, requested: str | None = None) -> None:
+        """`--workspace`, else the last one used, else the default (created on first start)."""
+        last = settings.read(settings.LAST_WORKSPACE)
+        candidates = [requested] if requested else ([last] if last and Path(last).is_dir() else []) + [None]
+        for candidate in candidates:
+            if self.open_workspace(candidate):
+                return
+
+    def _update_demo_offer(self, *_args) -> None:
+        empty = self.workspace is not None and self.workspace.count_conversations() == 0
+        offer = empty and not settings.read_bool(settings.DEMO_OFFER_DISMISSED)
+        self.demo_banner.setVisible(offer)
+
+    def load_demo_data(self) -> None:
+        self.demo_banner.hide()
+        self.tabs.setCurrentWidget(self.data_tab)
+        self.data_tab.import_demo()
+
+    def dismiss_demo_offer(self) -> None:
+        settings.write(settings.DEMO_OFFER_DISMISSED, True)
+        self.demo_banner.hide()
+
+    # --- base model and device ------------------------------------------------------------------
+
+    def set_base_model(self, name: str) -> None:
+        self.base_model = name
+        settings.write(settings.BASE_MODEL, name)
+        self._show_base_model()
+        self._broadcast("set_base_model", name)
+
+    def detect_device(self) -> None:
+        """Fill the device part of the status bar without importing torch on the GUI thread."""
+        start_task(self._detect_device(), name="detect device")
+
+    async def _detect_device(self) -> None:
+        text = await asyncio.to_thread(describe_device)
+        self.device_status.setText(f"Device: {text}")
+        self.deviceDetected.emit(text)
+
+    # --- tabs and window state ------------------------------------------------------------------
+
+    def _broadcast(self, method: str, *args) -> None:
+        for widget in self.tab_widgets.values():
+            handler = getattr(widget, method, None)
+            if callable(handler):
+                handler(*args)
+
+    def _restore_window_state(self) -> None:
+        geometry = settings.read(settings.WINDOW_GEOMETRY)
+        if isinstance(geometry, QByteArray) and not geometry.isEmpty():
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1200, 800)
+        state = settings.read(settings.WINDOW_STATE)
+        if isinstance(state, QByteArray) and not state.isEmpty():
+            self.restoreState(state)
+        try:
+            index = int(settings.read(settings.CURRENT_TAB, 0))
+        except (TypeError, ValueError):
+            index = 0
+        if 0 <= index < self.tabs.count():
+            self.tabs.setCurrentIndex(index)
+
+    def save_window_state(self) -> None:
+        settings.write(settings.WINDOW_GEOMETRY, self.saveGeometry())
+        settings.write(settings.WINDOW_STATE, self.saveState())
+        settings.write(settings.CURRENT_TAB, self.tabs.currentIndex())
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.save_window_state()
+        self._broadcast("shutdown")
+        if self.workspace is not None:
+            self.workspace.close()
+            self.workspace = None
+        super().closeEvent(event)
