@@ -78,3 +78,31 @@ def tiny_model_dir(tmp_path_factory, embedded_tokenizer) -> Path:
     LlamaForCausalLM(config).save_pretrained(folder, safe_serialization=True)
     embedded_tokenizer.save_pretrained(folder)
     return folder
+
+
+@pytest.fixture()
+def qasync_loop(qapp):
+    """A qasync loop marked as already running inside the test's Qt event loop (qt-notes
+    §13): asyncio tasks and `asyncio.to_thread` results progress while qtbot waits."""
+    import asyncio
+    import time
+
+    import qasync
+
+    loop = qasync.QEventLoop(qapp, already_running=True)
+    asyncio.set_event_loop(loop)
+    yield loop
+    pending = [task for task in asyncio.all_tasks(loop) if not task.done()]
+    for task in pending:
+        task.cancel()
+    deadline = time.monotonic() + 5
+    while any(not task.done() for task in pending) and time.monotonic() < deadline:
+        qapp.processEvents()
+    loop.stop()
+    try:
+        qapp.aboutToQuit.disconnect(loop._after_run_forever)
+    except (RuntimeError, TypeError, AttributeError):
+        pass
+    asyncio.events._set_running_loop(None)
+    asyncio.set_event_loop(None)
+    loop.close()
