@@ -1,0 +1,63 @@
+"""The three Phase 2 heads, applied to the (trajectory-adapted) pooled turn state.
+
+- StyleHead    -> style signature `[B, 256]`, L2-normalised, plus a linear stylometric
+                  readout `[B, len(STYLOMETRIC_NAMES)]` regressed from the signature so its
+                  axes mean something.
+- PatternHead  -> logits `[B, 12]` over PATTERN_NAMES (multi-label, sigmoid).
+- PlanningHead -> plan steps `[B, K, hidden]`: the expected representations of the next K
+                  turns, as a residual on the current one (`up` starts at zero, so an
+                  untrained head predicts "the current message", the planning baseline).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+STYLE_DIM = 256
+NUM_PATTERNS = 12
+
+
+class StyleHead(nn.Module):
+    def __init__(self, hidden_size: int, style_dim: int = STYLE_DIM, num_stylometrics: int = 12, inner: int = 512):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.LayerNorm(hidden_size), nn.Linear(hidden_size, inner), nn.GELU(), nn.Linear(inner, style_dim)
+        )
+        self.readout = nn.Linear(style_dim, num_stylometrics)
+
+    def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        signature = nn.functional.normalize(self.net(hidden), dim=-1)
+        return signature, torch.sigmoid(self.readout(signature))
+
+
+class PatternHead(nn.Module):
+    def __init__(self, hidden_size: int, num_patterns: int = NUM_PATTERNS, inner: int = 256, dropout: float = 0.1):
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.LayerNorm(hidden_size),
+            nn.Linear(hidden_size, inner),
+            nn.GELU(),
+            nn.Dropout(dropout),
+            nn.Linear(inner, num_patterns),
+        )
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        return self.net(hidden)
+
+
+class PlanningHead(nn.Module):
+    def __init__(self, hidden_size: int, plan_steps: int = 4, inner: int = 256):
+        super().__init__()
+        self.hidden_size = hidden_size
+        self.plan_steps = plan_steps
+        self.norm = nn.LayerNorm(hidden_size)
+        self.down = nn.Linear(hidden_size, inner)
+        self.step_embedding = nn.Parameter(torch.randn(plan_steps, inner) * 0.02)
+        self.up = nn.Linear(inner, hidden_size)
+        nn.init.zeros_(self.up.weight)
+        nn.init.zeros_(self.up.bias)
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        inner = self.down(self.norm(hidden)).unsqueeze(1) + self.step_embedding  # [B, K, inner]
+        return hidden.unsqueeze(1) + self.up(nn.functional.gelu(inner))
