@@ -83,7 +83,7 @@ async def run_window(args) -> int:
     window.show()
     if args.report_startup:
         # After the first paint, so "shown" means on screen.
-        QTimer.singleShot(0, lambda: print(f"window shown after {time.perf_counter() - _process_start():.3f} s", flush=True))
+        QTimer.singleShot(0, lambda: print(f"window shown after {_seconds_since_process_start():.3f} s", flush=True))
     window.connections_tab.refresh()
     QTimer.singleShot(200, window.detect_device)
     if args.quit_after is not None:
@@ -93,12 +93,11 @@ async def run_window(args) -> int:
     return 0
 
 
-def _process_start() -> float:
-    """perf_counter() value at process creation (the interpreter's own start-up included)."""
+def _seconds_since_process_start() -> float:
+    """Wall time since the OS created this process (the interpreter's own start-up included)."""
     import psutil
 
-    age = time.time() - psutil.Process().create_time()
-    return time.perf_counter() - age
+    return time.time() - psutil.Process().create_time()
 
 
 def main(argv: list[str] | None = None) -> int:

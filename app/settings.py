@@ -29,14 +29,17 @@ CURRENT_TAB = "window/current_tab"
 SUPABASE_TABLE = "supabase/table"
 SUPABASE_MAPPING_PREFIX = "supabase/mapping/"
 
-# The import mapping: field of a turn -> column of the Supabase table (DESIGN §3).
+# The import mapping: field of a turn -> column of the Supabase table (DESIGN §3), with the
+# field names and defaults of `cognitivetwin_core.importers.supabase_table.ColumnMapping`.
 DEFAULT_SUPABASE_MAPPING = {
     "conversation_id": "conversation_id",
     "role": "role",
     "content": "content",
     "timestamp": "created_at",
-    "order": "turn_index",
+    "turn_order": "turn_index",
+    "row_id": "id",
 }
+REQUIRED_MAPPING_FIELDS = ("conversation_id", "role", "content")
 
 
 def settings_path() -> Path:
@@ -89,6 +92,16 @@ def supabase_mapping() -> dict[str, str]:
 
 
 def set_supabase_mapping(mapping: dict[str, str]) -> None:
+    """Save the mapping; an empty optional column means "the table has none"."""
     for field in DEFAULT_SUPABASE_MAPPING:
         if field in mapping:
-            write(SUPABASE_MAPPING_PREFIX + field, mapping[field].strip())
+            column = mapping[field].strip()
+            if column or field not in REQUIRED_MAPPING_FIELDS:
+                write(SUPABASE_MAPPING_PREFIX + field, column)
+
+
+def supabase_mapping_overrides() -> dict[str, str]:
+    """Only the fields the user changed from the defaults: the importer requires those
+    columns to exist, while default optional columns may be absent from the table."""
+    defaults = DEFAULT_SUPABASE_MAPPING
+    return {field: column for field, column in supabase_mapping().items() if column != defaults[field]}

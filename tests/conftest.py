@@ -98,11 +98,14 @@ def qasync_loop(qapp):
     deadline = time.monotonic() + 5
     while any(not task.done() for task in pending) and time.monotonic() < deadline:
         qapp.processEvents()
-    loop.stop()
+    # Not loop.stop(): that calls QApplication.exit(), which leaves Qt's "quit now" flag set
+    # and makes every later QEventLoop (qtbot.waitSignal) return at once.
+    loop._QEventLoop__is_running = False
     try:
         qapp.aboutToQuit.disconnect(loop._after_run_forever)
     except (RuntimeError, TypeError, AttributeError):
         pass
+    loop._after_run_forever()
     asyncio.events._set_running_loop(None)
     asyncio.set_event_loop(None)
     loop.close()

@@ -42,8 +42,9 @@ MAPPING_LABELS = {
     "conversation_id": "Conversation id column",
     "role": "Role column",
     "content": "Text column",
-    "timestamp": "Timestamp column",
-    "order": "Turn order column",
+    "timestamp": "Timestamp column (optional)",
+    "turn_order": "Turn order column (optional)",
+    "row_id": "Row id column (optional)",
 }
 STATUS_TITLES = {
     CheckStatus.OK: "OK",
@@ -243,7 +244,7 @@ class ConnectionsTab(QWidget):
             settings.write(settings.SUPABASE_TABLE, table)
 
     def _save_mapping(self) -> None:
-        settings.set_supabase_mapping({field: edit.text() for field, edit in self.mapping_fields.items() if edit.text().strip()})
+        settings.set_supabase_mapping({field: edit.text() for field, edit in self.mapping_fields.items()})
 
     # --- actions ----------------------------------------------------------------------------
 

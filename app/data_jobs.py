@@ -1,0 +1,157 @@
+"""The Data tab's long work as plain functions for `BackgroundJob`, and their descriptions.
+
+Each `run_*` function has the `fn(progress, cancelled, *args)` shape: it opens its own
+`Workspace` connection (the GUI keeps reading through its own while an import's
+transaction is open), reports progress and checks `cancelled()` at every tick. Raising
+`cognitivetwin_core.errors.CancelledError` from the import's progress callback rolls the
+whole import back, so a cancelled import writes nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from cognitivetwin_core.errors import CancelledError, CognitiveTwinError
+
+PROGRESS_INTERVAL_S = 0.1  # at most ~10 progress signals a second reach the GUI
+
+
+@dataclass(frozen=True)
+class FileImporterChoice:
+    name: str  # the registry's importer name
+    label: str  # what the menu says
+    file_filter: str  # a Qt file-dialog filter
+
+
+def file_importers() -> list[FileImporterChoice]:
+    """Every importer that reads a file, from the core's registry, for the Import menu."""
+    from cognitivetwin_core.importers import IMPORTERS
+
+    return [
+        FileImporterChoice(info.name, info.title, f"{info.file_filter};;All files (*)")
+        for info in IMPORTERS.values()
+        if info.file_filter
+    ]
+
+
+class _Throttle:
+    """Forwards a progress tick at most every PROGRESS_INTERVAL_S, checking cancel each time."""
+
+    def __init__(self, progress, cancelled):
+        self._progress = progress
+        self._cancelled = cancelled
+        self._last = 0.0
+
+    def __call__(self, tick) -> None:
+        if self._cancelled():
+            raise CancelledError("Cancelled: nothing was written.")
+        now = time.monotonic()
+        if now - self._last >= PROGRESS_INTERVAL_S:
+            self._last = now
+            self._progress(tick)
+
+
+def _open(workspace_path):
+    from cognitivetwin_core.workspace import Workspace
+
+    if workspace_path is None:
+        raise CognitiveTwinError("No workspace is open: open or create one from the File menu first.")
+    return Workspace.open(workspace_path)
+
+
+def run_import(progress, cancelled, workspace_path, source, importer: str | None, strict: bool):
+    """Import a file (`importer` None: detected from the file) or "demo" into the workspace."""
+    from cognitivetwin_core.importers import import_into
+
+    with _open(workspace_path) as workspace:
+        return import_into(workspace, source, importer=importer, strict=strict, progress=_Throttle(progress, cancelled))
+
+
+def run_supabase_import(progress, cancelled, workspace_path, table: str, mapping: dict, strict: bool):
+    """Read the URL and key from the keyring here, on the worker thread (an unlock prompt may block)."""
+    from cognitivetwin_core import importers, secrets
+
+    url = secrets.get_secret(secrets.SUPABASE_URL)
+    key = secrets.get_secret(secrets.SUPABASE_KEY)
+    if not url or not key:
+        raise CognitiveTwinError(
+            "No Supabase URL and key are saved: enter them in the Connections tab, press Save, then import again."
+        )
+    source = importers.SupabaseSource(url=url, key=key, table=table, mapping=importers.ColumnMapping.from_pairs(mapping))
+    with _open(workspace_path) as workspace:
+        return import_into(workspace, source, strict=strict, progress=_Throttle(progress, cancelled))
+
+
+def run_export(progress, cancelled, workspace_path, which: str, path: Path, base_model: str):
+    from cognitivetwin_core import exports
+
+    with _open(workspace_path) as workspace:
+        if which == "phase1":
+            return exports.export_phase1(workspace, path, base_model=base_model, progress=_Throttle(progress, cancelled))
+        return exports.export_phase2(workspace, path, progress=_Throttle(progress, cancelled))
+
+
+def run_token_count(progress, cancelled, workspace_path, base_model: str) -> str:
+    """Tokens of every message with the base's tokenizer (transformers loads here, off the GUI thread)."""
+    from cognitivetwin_core.base_model_loader import load_tokenizer
+
+    throttle = _Throttle(progress, cancelled)
+    throttle(("Loading the tokenizer…", None))
+    tokenizer = load_tokenizer(base_model)
+    with _open(workspace_path) as workspace:
+        total_messages = workspace.count_messages()
+        tokens = done = 0
+        for conversation in workspace.iter_conversations():
+            texts = [message.content for message in conversation.messages]
+            if texts:
+                tokens += sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
+            done += len(texts)
+            throttle((f"Counting tokens: {done:,} of {total_messages:,} messages", done / total_messages if total_messages else None))
+    return f"{tokens:,} ({base_model} tokenizer, message texts only)"
+
+
+def describe_progress(tick) -> tuple[str, float | None]:
+    """A progress line and a fraction (None: unknown) for an ImportProgress or a (text, fraction) pair."""
+    if isinstance(tick, tuple) and len(tick) == 2:
+        return str(tick[0]), tick[1]
+    fraction = getattr(tick, "fraction", None)
+    conversations = getattr(tick, "conversations", None)
+    messages = getattr(tick, "messages", None)
+    unit = getattr(tick, "unit", "")
+    if conversations is not None:
+        text = f"{conversations:,} conversations, {messages or 0:,} messages read"
+        done, total = getattr(tick, "done", None), getattr(tick, "total", None)
+        if unit == "rows" and done is not None:
+            text += f" ({done:,}{f' of {total:,}' if total else ''} rows)"
+        return text, fraction
+    return str(tick), fraction
+
+
+def describe_report(report) -> str:
+    """The import report in one paragraph: what was accepted, skipped and rejected."""
+    origin = "the demo dataset" if report.importer == "demo" else (Path(str(report.source)).name or str(report.source))
+    text = (
+        f"Imported {report.conversations_accepted:,} conversation{'s' if report.conversations_accepted != 1 else ''} "
+        f"({report.messages_accepted:,} messages) from {origin}."
+    )
+    if report.duplicates:
+        text += f" {report.duplicates:,} were already in the workspace and were skipped."
+    if report.rejected:
+        first = report.rejected[0]
+        text += (
+            f" {len(report.rejected):,} record{'s were' if len(report.rejected) != 1 else ' was'} rejected "
+            f"(first: {first}). Fix {'them' if len(report.rejected) != 1 else 'it'} and import again to add "
+            "the rest; the list is below."
+        )
+    if report.truncated_at:
+        text += f" The file ends early ({report.truncated_at}): every complete conversation before that point was kept."
+    return text
+
+
+def describe_export(summary) -> str:
+    describe = getattr(summary, "describe", None) or getattr(summary, "summary", None)
+    if callable(describe):
+        return str(describe())
+    return str(summary)

@@ -1,0 +1,77 @@
+"""Time from process start to the window on screen: the studio vs a bare QMainWindow.
+
+Each run is a fresh process (the interpreter's own start-up included), alternating the two
+so both see the same machine state; the ratio of the medians is what matters (target
+<= 1.5x, and the studio under 2 s). Runs offscreen unless a display is set.
+
+    .venv/bin/python benchmarks/gui_startup.py [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+BARE = r"""
+import sys, time, psutil
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QApplication, QMainWindow
+app = QApplication(sys.argv[:1])
+window = QMainWindow()
+window.setWindowTitle("bare")
+window.resize(1200, 800)
+window.show()
+QTimer.singleShot(0, lambda: (print(f"window shown after {time.time() - psutil.Process().create_time():.3f} s", flush=True), app.quit()))
+app.exec()
+"""
+
+STUDIO = r"""
+import sys
+from app.main import main
+sys.exit(main(["--quit-after", "0.05", "--report-startup"]))
+"""
+
+_SHOWN = re.compile(r"window shown after ([0-9.]+) s")
+
+
+def run_once(code: str, env: dict) -> float:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    match = _SHOWN.search(out.stdout)
+    if out.returncode != 0 or not match:
+        raise SystemExit(f"run failed (rc {out.returncode}):\n{out.stdout}\n{out.stderr}")
+    return float(match.group(1))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        env = {**os.environ, "COGNITIVETWIN_DATA_DIR": f"{tmp}/data", "COGNITIVETWIN_CONFIG_DIR": f"{tmp}/config",
+               "COGNITIVETWIN_LOG_DIR": f"{tmp}/log"}
+        if not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")):
+            env["QT_QPA_PLATFORM"] = "offscreen"
+        run_once(STUDIO, env)  # first start creates the workspace and warms the file cache
+        run_once(BARE, env)
+        bare, studio = [], []
+        for _ in range(args.runs):
+            bare.append(run_once(BARE, env))
+            studio.append(run_once(STUDIO, env))
+    bare_median, studio_median = statistics.median(bare), statistics.median(studio)
+    print(f"platform: {env.get('QT_QPA_PLATFORM', 'display')}, runs: {args.runs} each, alternating")
+    print(f"bare QMainWindow: median {bare_median:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in bare)})")
+    print(f"CognitiveTwin Studio: median {studio_median:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in studio)})")
+    print(f"ratio studio / bare: {studio_median / bare_median:.2f}x (target <= 1.5x, studio under 2 s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

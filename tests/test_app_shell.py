@@ -1,0 +1,234 @@
+"""The studio's shell: the window, its tabs and status bar, settings, the demo offer, the
+background-job controller, task tracking, the error dialog, and `main()` in a subprocess."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QAbstractButton, QLineEdit
+
+# The offscreen platform warns that it cannot propagate size hints whenever a window is shown.
+pytestmark = pytest.mark.qt_log_ignore("propagateSizeHints")
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture()
+def window(qtbot, qasync_loop, isolated_user_dirs):
+    from app.main import create_application
+    from app.main_window import MainWindow
+
+    create_application()  # names, icon and stylesheet on the test's QApplication
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.open_initial_workspace()
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.data_tab.shutdown()
+
+
+def test_five_tabs_with_shortcuts_and_a_status_bar(window, qtbot):
+    titles = [window.tabs.tabText(i).replace("&", "") for i in range(window.tabs.count())]
+    assert titles == ["Connections", "Data", "Phase 1", "Phase 2", "Playground"]
+    qtbot.keyClick(window, Qt.Key.Key_4, Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentIndex() == 3
+    qtbot.keyClick(window, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentIndex() == 1
+    assert str(window.workspace.path) in window.workspace_status.text()
+    assert "SmolLM2" in window.base_model_status.text()
+    with qtbot.waitSignal(window.deviceDetected, timeout=15_000) as blocker:
+        window.detect_device()
+    assert blocker.args[0].startswith(("CPU", "GPU", "Apple"))
+    assert window.device_status.text() == f"Device: {blocker.args[0]}"
+
+
+def test_placeholder_tabs_describe_themselves_without_controls(window):
+    for title in ("Phase 1", "Phase 2", "Playground"):
+        tab = window.tab_widgets[title]
+        assert len(tab.description) > 100 and "not available in this build yet" in tab.description
+        assert tab.findChildren(QAbstractButton) == [] and tab.findChildren(QLineEdit) == []
+
+
+def test_first_start_creates_the_default_workspace_and_offers_the_demo(window, isolated_user_dirs):
+    from cognitivetwin_core.paths import default_workspace_dir
+    from cognitivetwin_core.workspace import DB_NAME
+
+    assert window.workspace.path == default_workspace_dir().resolve()
+    assert (default_workspace_dir() / DB_NAME).is_file()
+    assert window.demo_banner.isVisible()
+    window.dismiss_demo_offer()
+    assert not window.demo_banner.isVisible()
+    window._update_demo_offer()
+    assert not window.demo_banner.isVisible(), "a dismissed offer stays dismissed"
+
+
+def test_open_workspace_remembers_it_and_reports_a_bad_folder(window, tmp_path):
+    from app import settings
+
+    other = tmp_path / "other-workspace"
+    assert window.open_workspace(other)
+    assert settings.read(settings.LAST_WORKSPACE) == str(other.resolve())
+    assert window.data_tab.workspace is window.workspace
+    not_a_folder = tmp_path / "file.txt"
+    not_a_folder.write_text("x")
+    assert not window.open_workspace(not_a_folder)
+    assert window.workspace_message.isVisible() and "is a file, not a folder" in window.workspace_message.text()
+    assert window.workspace.path == other.resolve(), "the previous workspace stays open"
+
+
+def test_geometry_and_current_tab_restore(qtbot, qasync_loop, isolated_user_dirs):
+    from app.main_window import MainWindow
+
+    first = MainWindow()
+    qtbot.addWidget(first)
+    first.open_initial_workspace()
+    first.resize(700, 520)  # within the offscreen screen (800x600): restoreGeometry clamps to it
+    first.tabs.setCurrentIndex(2)
+    first.close()
+    second = MainWindow()
+    qtbot.addWidget(second)
+    assert second.tabs.currentIndex() == 2
+    assert (second.width(), second.height()) == (700, 520)
+    second.close()
+
+
+def test_settings_refuse_key_like_values(isolated_user_dirs):
+    from app import settings
+    from cognitivetwin_core.logging_setup import register_secret
+
+    with pytest.raises(ValueError):
+        settings.write("supabase/table", "eyJhbGciOiJIUzI1NiJ9.eyJyb2xlIjoiYW5vbiJ9.c2lnbmF0dXJlLXN0dWZm")
+    register_secret("my-private-token-value")
+    with pytest.raises(ValueError):
+        settings.write("supabase/table", "my-private-token-value")
+    settings.write("supabase/table", "memory_turns")
+    assert settings.supabase_table() == "memory_turns"
+    assert "my-private-token-value" not in settings.settings_path().read_text()
+
+
+# --- the background-job controller (threads: qt-notes §3-9) -----------------------------------
+
+
+def _work(progress, cancelled, n, fail_with=None, gate=None):
+    for i in range(n):
+        if gate is not None:
+            gate.wait(5)
+        if cancelled():
+            from cognitivetwin_core.errors import CancelledError
+
+            raise CancelledError("stopped")
+        progress((i, threading.current_thread().name))
+    if fail_with is not None:
+        raise fail_with
+    return f"done {n} on {threading.current_thread().name}"
+
+
+def test_background_job_runs_off_the_gui_thread_and_relays_to_it(qtbot, qapp):
+    from app.background_job import BackgroundJob
+
+    job = BackgroundJob(name="test job")
+    seen = []
+    job.progress.connect(lambda value: seen.append((value, threading.current_thread() is threading.main_thread())))
+    with qtbot.waitSignal(job.finished, timeout=10_000):
+        with qtbot.waitSignal(job.succeeded, timeout=10_000) as done:
+            job.start(_work, 5)
+    assert done.args[0].startswith("done 5") and threading.main_thread().name not in done.args[0]
+    assert [value[0] for value, _ in seen] == [0, 1, 2, 3, 4]
+    assert all(on_gui for _, on_gui in seen), "progress must be delivered in the GUI thread"
+    assert not job.is_running()
+
+
+def test_background_job_reports_failures_and_cancels(qtbot):
+    from app.background_job import BackgroundJob
+    from cognitivetwin_core.errors import InputError
+
+    job = BackgroundJob()
+    with qtbot.waitSignal(job.failed, timeout=10_000) as failed:
+        job.start(_work, 2, InputError("line 3: bad"))
+    assert isinstance(failed.args[0], InputError)
+    qtbot.waitUntil(lambda: not job.is_running())
+
+    gate = threading.Event()
+    with qtbot.waitSignal(job.cancelled, timeout=10_000):
+        job.start(_work, 1000, None, gate)
+        job.cancel()
+        gate.set()
+    qtbot.waitUntil(lambda: not job.is_running())
+
+
+def test_tracked_tasks_are_cancelled_on_quit(qasync_loop, qtbot):
+    import asyncio
+
+    from app.tasks import cancel_all, running_tasks, start_task
+
+    started = asyncio.Event()
+
+    async def forever():
+        started.set()
+        await asyncio.sleep(3600)
+
+    task = start_task(forever(), name="forever")
+    qtbot.waitUntil(started.is_set)
+    assert task in running_tasks()
+    assert cancel_all() >= 1
+    qtbot.waitUntil(task.done)
+    assert task.cancelled() and task not in running_tasks()
+
+
+def test_unexpected_errors_open_a_dialog_with_details_and_the_log_path(qtbot, isolated_user_dirs, monkeypatch):
+    from app import errors_dialog
+    from cognitivetwin_core.logging_setup import configure_logging, register_secret
+
+    log_path = configure_logging()
+    secret = "sk-" + "z" * 30
+    register_secret(secret)
+    try:
+        raise RuntimeError(f"boom with {secret}")
+    except RuntimeError as exc:
+        errors_dialog.report_unexpected(exc, context="a test")
+    dialog = errors_dialog._open_dialogs[-1]
+    qtbot.addWidget(dialog)
+    assert "RuntimeError" in dialog.text() and secret not in dialog.text()
+    assert str(log_path) in dialog.informativeText()
+    assert "Traceback" in dialog.detailedText() and secret not in dialog.detailedText()
+    for handler in __import__("logging").getLogger().handlers:
+        handler.flush()
+    log_text = log_path.read_text()
+    assert "boom with [REDACTED]" in log_text and secret not in log_text
+    dialog.close()
+
+
+def test_screenshots_of_every_tab(window, qtbot, test_output_dir):
+    with qtbot.waitSignal(window.connections_tab.refreshed, timeout=15_000):
+        window.connections_tab.refresh()
+    window.resize(1280, 820)
+    for index in range(window.tabs.count()):
+        window.tabs.setCurrentIndex(index)
+        qtbot.wait(30)
+        name = window.tabs.tabText(index).replace("&", "").replace(" ", "_").lower()
+        path = test_output_dir / f"studio_tab_{index + 1}_{name}.png"
+        assert window.grab().save(str(path)), path
+        assert path.stat().st_size > 5_000
+
+
+def test_main_opens_the_window_and_quits_in_a_subprocess(tmp_path):
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen",
+           "COGNITIVETWIN_DATA_DIR": str(tmp_path / "data"), "COGNITIVETWIN_CONFIG_DIR": str(tmp_path / "config"),
+           "COGNITIVETWIN_LOG_DIR": str(tmp_path / "log")}
+    code = ("import sys; from app.main import main; rc = main(['--quit-after', '1.5', '--report-startup']); "
+            "print('heavy:', sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules)); sys.exit(rc)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    assert "window shown after" in out.stdout
+    assert "heavy: []" in out.stdout, "the window must open without torch/transformers"
+    assert "Traceback" not in out.stderr
+    assert (tmp_path / "data" / "workspace").is_dir()
+    assert "opened workspace" in (tmp_path / "log" / "cognitivetwin.log").read_text()
+    assert (tmp_path / "config" / "studio.ini").is_file()
