@@ -72,3 +72,44 @@ def test_supabase_unreachable():
 def test_supabase_unknown_host_is_a_wrong_url():
     result = asyncio.run(check_supabase("https://no-such-project.invalid", "sb_secret_" + "k" * 20))
     assert result.status is CheckStatus.WRONG_URL
+
+
+@pytest.fixture()
+def fake_supabase(tmp_path):
+    from postgrest_server import PostgrestServer, make_turns_table
+
+    make_turns_table(tmp_path / "turns.sqlite3", 5)
+    with PostgrestServer(tmp_path / "turns.sqlite3", key="sb_secret_test_key_0123456789") as server:
+        yield server
+
+
+def test_supabase_ok_reads_one_row(fake_supabase):
+    result = asyncio.run(check_supabase(fake_supabase.url, fake_supabase.key, "memory_turns"))
+    assert result.status is CheckStatus.OK, result.message
+    assert "memory_turns" in result.message and fake_supabase.key not in result.message
+    [request] = fake_supabase.requests
+    assert request["path"] == "/rest/v1/memory_turns" and ("limit", "1") in request["params"]
+
+
+def test_supabase_wrong_key(fake_supabase):
+    wrong = "sb_secret_wrong_key_0123456789"
+    result = asyncio.run(check_supabase(fake_supabase.url, wrong, "memory_turns"))
+    assert result.status is CheckStatus.WRONG_KEY
+    assert wrong not in result.message
+
+
+@pytest.mark.parametrize("code", ["PGRST205", "42P01"])
+def test_supabase_missing_table(tmp_path, code):
+    from postgrest_server import PostgrestServer, make_turns_table
+
+    make_turns_table(tmp_path / "turns.sqlite3", 2)
+    with PostgrestServer(tmp_path / "turns.sqlite3", key="k" * 20, missing_table_code=code) as server:
+        result = asyncio.run(check_supabase(server.url, server.key, "memory_turn"))
+    assert result.status is CheckStatus.TABLE_MISSING
+    assert '"memory_turn" does not exist' in result.message
+
+
+def test_supabase_address_without_postgrest_is_a_wrong_url(fake_together):
+    # Any HTTP server that is not Supabase: the Together fake answers 404 for /rest/v1/...
+    result = asyncio.run(check_supabase(fake_together.base_url, "k" * 20, "memory_turns"))
+    assert result.status in (CheckStatus.WRONG_URL, CheckStatus.WRONG_KEY)
