@@ -1,8 +1,8 @@
 """The 12 conversational patterns: names, a weak rule-based multi-label labeler, vectors.
 
-The labeler is deliberately simple (deterministic regular expressions over the prose and
-the code of a message) so it is fast enough to run on every imported message and easy to
-reason about. Explicit labels carried by the data (`Message.patterns`) always win.
+The labeler is deliberately simple (deterministic rules: word sets, phrases and a few
+regular expressions over the opening window of a message, see text_features) so it is
+fast enough to run on every imported message and easy to reason about. Explicit labels carried by the data (`Message.patterns`) always win.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ import re
 from collections.abc import Iterable
 
 from .conversation import Message
+from .text_features import text_features
 
 PATTERN_NAMES: tuple[str, ...] = (
     "question",
@@ -32,9 +33,6 @@ LABELER_VERSION = 1
 
 PATTERN_INDEX = {name: index for index, name in enumerate(PATTERN_NAMES)}
 
-_FLAGS = re.IGNORECASE | re.MULTILINE
-
-_FENCED_CODE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 # Lines that look like source code even without a fence (a pasted snippet).
 _CODE_LINE = re.compile(
     r"^\s*(?:def |class |import |from \S+ import |#include\b|function\s*\w*\(|const |let |var |"
@@ -42,92 +40,113 @@ _CODE_LINE = re.compile(
     r"[\w.\[\]]+\s*=\s*[\w\"'(\[{].*;?\s*$|[}\]);]+\s*$|.*\)\s*\{\s*$)",
     re.MULTILINE,
 )
+_WORD = re.compile(r"[a-z0-9_']+")
+_SENTENCE_BREAK = re.compile(r"[.!?;:\n]+")
 
-_RULES: dict[str, re.Pattern[str]] = {
-    "question": re.compile(
-        r"\?|^\s*(?:what|why|how|when|where|who|which|whose|is|are|can|could|would|should|"
-        r"do|does|did|will|have|has)\b[^.!\n]*$",
-        _FLAGS,
+# Each rule: single words (matched against the message's word set, so whole words only)
+# and phrases (matched as lower-case substrings). Sets and `in` keep this fast enough to
+# label every message of a 100k-message import; Python regex alternations were 10x slower.
+_WORDS: dict[str, frozenset[str]] = {
+    "debugging": frozenset(
+        "error errors traceback exception exceptions bug bugs crash crashes crashed crashing segfault "
+        "segfaults debug debugging breakpoint fails failing failed broken regression stacktrace hangs "
+        "deadlock oom leak".split()
     ),
-    "instruction": re.compile(
-        r"(?:^|[.!]\s+|\bplease\s+|\bcan you\s+|\bcould you\s+|\bi need you to\s+|\bi want you to\s+)"
-        r"(?:write|create|make|give|list|show|implement|add|remove|delete|build|generate|convert|"
-        r"summari[sz]e|translate|rewrite|refactor|draft|outline|describe|set up|install|run|"
-        r"update|rename|format|sort|use|tell me|help me|walk me through|explain)\b",
-        _FLAGS,
+    "explanation": frozenset("because essentially therefore hence".split()),
+    "brainstorming": frozenset("brainstorm brainstorming ideas idea alternatively possibilities spitball".split()),
+    "planning": frozenset("plan plans planning roadmap milestone milestones timeline schedule checklist".split()),
+    "comparison": frozenset("vs versus comparison compared whereas unlike tradeoff tradeoffs trade-off".split()),
+    "clarification": frozenset("clarify clarification".split()),
+    "reflection": frozenset("hindsight retrospect".split()),
+}
+_PHRASES: dict[str, tuple[str, ...]] = {
+    "clarification": (
+        "what do you mean", "do you mean", "did you mean", "to be clear", "when you say", "i meant",
+        "what i meant", "are you asking", "is that what you", "which one do you",
     ),
-    "clarification": re.compile(
-        r"\b(?:what do you mean|do you mean|did you mean|to clarify|just to be clear|just to clarify|"
-        r"to be clear|could you clarify|can you clarify|when you say|i meant|what i meant|"
-        r"are you asking|in other words,? you|which one do you|is that what you)\b",
-        _FLAGS,
+    "debugging": (
+        "stack trace", "doesn't work", "does not work", "isn't working", "not working", "off by one",
+        "off-by-one", "returns none", "returns null", "undefined is not", "null pointer", "won't start",
     ),
-    "debugging": re.compile(
-        r"\b(?:error|errors|traceback|exception|stack ?trace|bug|bugs|crash(?:es|ed|ing)?|"
-        r"segfault|debug(?:ging)?|breakpoint|doesn't work|does not work|isn't working|not working|"
-        r"fails?|failing|failed|broken|\w+Error|\w+Exception|undefined is not|null pointer|"
-        r"returns? (?:none|null|nan)|off[- ]by[- ]one|regression)\b",
-        _FLAGS,
+    "explanation": (
+        "the reason is", "the reason why", "this means", "which means", "that means", "works by",
+        "under the hood", "in other words", "that's why", "this is why", "that is why", "in short",
+        "the idea is", "the key idea", "think of it as", "for example", "for instance", "this happens when",
+        "is caused by", "so that", "that's the signature", "points at",
     ),
-    "explanation": re.compile(
-        r"\b(?:because|the reason (?:is|why)|this means|which means|that means|works by|"
-        r"under the hood|in other words|that's why|this is why|that is why|in short|"
-        r"the idea is|the key (?:idea|point) is|essentially|think of it as|for example|"
-        r"for instance|this happens when|is caused by)\b",
-        _FLAGS,
+    "brainstorming": (
+        "what if", "another option", "other options", "some options", "a few options", "we could also",
+        "you could also", "could also", "could try", "throw out some", "off the top of my head",
+        "a few approaches", "a few things", "some approaches",
     ),
-    "brainstorming": re.compile(
-        r"\b(?:brainstorm\w*|ideas?\b|what if|alternatively|another option|other options|"
-        r"some options|a few options|we could also|you could also|could try|possibilit(?:y|ies)|"
-        r"spitball\w*|throw(?:ing)? out some|off the top of my head|wild idea)",
-        _FLAGS,
+    "planning": (
+        "next step", "step 1", "step one", "first,", "after that", "by friday", "by monday", "by next week",
+        "by the end of", "phase 1", "to-do", "todo", "let's start by", "we'll start by", "here's the plan",
+        "break it down", "break this down", "in stages", "weeks before", "step two",
     ),
-    "planning": re.compile(
-        r"\b(?:plan|plans|planning|roadmap|milestones?|timeline|schedule|next steps?|"
-        r"step \d|step one|first,|then,? we|after that|by (?:monday|tuesday|wednesday|thursday|"
-        r"friday|next week|the end of)|phase \d|to-?do list|let's start by|we'll start by|"
-        r"here's the plan|break (?:it|this) down)\b",
-        _FLAGS,
+    "comparison": (
+        "compared to", "better than", "worse than", "faster than", "slower than", "difference between",
+        "pros and cons", "trade-off", "rather than", "on the other hand", "which is better", "which one is",
+        "instead of", "similar to", "either will",
     ),
-    "comparison": re.compile(
-        r"\b(?:vs\.?|versus|compared (?:to|with)|comparison|better than|worse than|faster than|"
-        r"slower than|difference between|differences|pros and cons|trade-?offs?|rather than|"
-        r"whereas|on the other hand|which is better|which one is|instead of|similar to|"
-        r"unlike)\b",
-        _FLAGS,
+    "correction": (
+        "that's not right", "that is not right", "that's not correct", "that is not correct", "that's wrong",
+        "that is wrong", "that's incorrect", "that is incorrect", "you're wrong", "you are wrong",
+        "you're mistaken", "not quite", "my mistake", "my bad", "i was wrong", "i stand corrected",
+        "correction:", "one correction", "i misspoke", "sorry, i meant", "should have been", "that's a typo",
+        "let me correct", "you're quite right", "you're right, ", "your student is right", "not entirely wrong",
     ),
-    "correction": re.compile(
-        r"(?:\b(?:that's|that is|this is|it's|you're|you are) (?:not (?:right|correct|quite right)|"
-        r"wrong|incorrect|mistaken)\b|\bnot quite\b|\bmy mistake\b|\bmy bad\b|\bi was wrong\b|"
-        r"\bi stand corrected\b|\bcorrection:|\bi misspoke\b|\bsorry, i meant\b|\bactually, (?:it|that|the|you|i)\b|"
-        r"^\s*no,|\bshould have been\b|\bthat's a typo\b|\blet me correct\b)",
-        _FLAGS,
-    ),
-    "acknowledgement": re.compile(
-        r"\A\s*(?:thanks|thank you|thx|ty\b|got it|ok\b|okay|cool|perfect|great|awesome|"
-        r"understood|sounds good|makes sense|that makes sense|nice|that worked|it works|works now|"
-        r"i see|ah,? i see|ah,? right|right,? that|fair enough|noted|appreciate)",
-        re.IGNORECASE,
-    ),
-    "reflection": re.compile(
-        r"\b(?:looking back|in hindsight|in retrospect|on reflection|reflecting on|"
-        r"i (?:realize|realise|realized|realised)|i('ve| have) (?:been thinking|noticed|learned|learnt)|"
-        r"i (?:learned|learnt)|i wonder (?:if|whether)|it (?:occurs|occurred) to me|"
-        r"lessons? (?:learned|learnt)|what i took away|i keep coming back to|"
-        r"i used to think|made me think|i'm starting to think)",
-        _FLAGS,
+    "reflection": (
+        "looking back", "on reflection", "reflecting on", "i realize", "i realise", "i realized", "i realised",
+        "i've been thinking", "i have been thinking", "i've noticed", "i have noticed", "i've learned",
+        "i have learned", "i learned", "i learnt", "i wonder if", "i wonder whether", "occurs to me",
+        "occurred to me", "lessons learned", "lesson learned", "what i took away", "i keep coming back to",
+        "i used to think", "made me think", "i'm starting to think", "i should have", "uncomfortable thing",
     ),
 }
+_QUESTION_STARTS = frozenset(
+    "what why how when where who which whose is are can could would should do does did will have has any".split()
+)
+_IMPERATIVES = frozenset(
+    "write create make give list show implement add remove delete build generate convert summarize summarise "
+    "translate rewrite refactor draft outline describe install run update rename format sort use tell help "
+    "explain set suggest fix check find compare walk".split()
+)
+_REQUESTS = ("please ", "can you ", "could you ", "would you ", "i need you to ", "i want you to ", "i'd like you to ")
+_ACKNOWLEDGEMENTS = frozenset(
+    "thanks thank thx ty ok okay cool perfect great awesome understood noted nice yep yeah marvellous "
+    "wonderful brilliant lovely excellent phew".split()
+)
+_ACKNOWLEDGEMENT_PHRASES = (
+    "got it", "sounds good", "makes sense", "that makes sense", "that worked", "it works", "works now", "i see",
+    "ah, i see", "ah i see", "fair enough", "appreciate", "that's it", "that is perfect", "that is brilliant",
+    "this is wonderful", "this is marvellous", "this is very", "that is very",
+)
+_CORRECTION_STARTS = ("no,", "no.", "nope", "actually,", "actually ", "wait.", "wait,")
 
 
-def _split_code(text: str) -> tuple[str, bool]:
-    """(prose without fenced code, whether the message carries code)."""
-    prose = _FENCED_CODE.sub(" ", text)
-    has_code = len(prose) != len(text)
-    if not has_code:
-        # An unfenced paste: two or more lines that look like source code.
-        has_code = len(_CODE_LINE.findall(text)) >= 2
-    return prose, has_code
+def _index_phrases() -> dict[str, tuple[tuple[str, str], ...]]:
+    """key word -> ((pattern, phrase), ...): a phrase is searched only when its longest (so
+    usually rarest) word occurs in the message."""
+    index: dict[str, list[tuple[str, str]]] = {}
+    for name, phrases in _PHRASES.items():
+        for phrase in phrases:
+            key = max(_WORD.findall(phrase), key=len)
+            index.setdefault(key, []).append((name, phrase))
+    return {word: tuple(entries) for word, entries in index.items()}
+
+
+_PHRASE_INDEX = _index_phrases()
+_PHRASE_FIRST_WORDS = frozenset(_PHRASE_INDEX)
+
+
+def _sentence_starts(lower: str) -> set[str]:
+    starts = set()
+    for sentence in _SENTENCE_BREAK.split(lower):
+        first = sentence.split(None, 1)
+        if first:
+            starts.add(first[0].strip("'\"*-(`"))
+    return starts
 
 
 def label_patterns(text: str, role: str = "user") -> list[str]:
@@ -137,17 +156,35 @@ def label_patterns(text: str, role: str = "user") -> list[str]:
     """
     if not text or not text.strip():
         return []
-    prose, has_code = _split_code(text)
+    features = text_features(text)
+    lower = features.prose
+    words = features.words
     found = set()
-    if has_code:
+    if features.has_fence or (text.count("\n") >= 1 and len(_CODE_LINE.findall(features.window)) >= 2):
+        # Fenced code, or an unfenced paste: two or more lines that look like source code.
         found.add("code")
-    for name, rule in _RULES.items():
-        target = text if name == "debugging" else prose
-        if rule.search(target):
+    for name, vocabulary in _WORDS.items():
+        if not vocabulary.isdisjoint(words):
             found.add(name)
-    if "acknowledgement" in found and len(prose) > 400:
+    for word in _PHRASE_FIRST_WORDS.intersection(words):
+        for name, phrase in _PHRASE_INDEX[word]:
+            if name not in found and phrase in lower:
+                found.add(name)
+    if "Error" in features.window or "Exception" in features.window:
+        found.add("debugging")
+    opening = lower.lstrip()
+    first_word = opening.split(None, 1)[0].strip(",.!'\"") if opening else ""
+    if "?" in lower or first_word in _QUESTION_STARTS:
+        found.add("question")
+    if any(request in lower for request in _REQUESTS) or (
+        not _IMPERATIVES.isdisjoint(words) and not _IMPERATIVES.isdisjoint(_sentence_starts(lower))
+    ):
+        found.add("instruction")
+    if len(text) <= 400 and (first_word in _ACKNOWLEDGEMENTS or opening.startswith(_ACKNOWLEDGEMENT_PHRASES)):
         # A long message opening with "great," is an answer, not an acknowledgement.
-        found.discard("acknowledgement")
+        found.add("acknowledgement")
+    if opening.startswith(_CORRECTION_STARTS):
+        found.add("correction")
     if role == "tool":
         found -= {"question", "instruction", "acknowledgement", "clarification"}
     return [name for name in PATTERN_NAMES if name in found]

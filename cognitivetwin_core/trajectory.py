@@ -9,11 +9,11 @@ a score in [0,1] from length, vocabulary richness, sentence length and code cont
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from .conversation import Conversation, Message
+from .text_features import text_features
 
 # Bump when a formula changes: stored annotations are recomputed when this differs.
 ALGORITHM_VERSION = 1
@@ -32,15 +32,8 @@ PHASE_UPPER_BOUNDS = (0.10, 0.25, 0.50, 0.75, 0.90)
 COORDINATE_NAMES = ("depth", "sibling_order", "homogeneity", "temporal", "complexity")
 ROLE_CODES = {"system": 0.0, "user": 0.33, "assistant": 0.67, "tool": 1.0}
 
-# Long messages are measured on a bounded window: homogeneity and vocabulary richness are
-# about the words a reader meets, and a fixed window keeps annotation linear in messages,
-# not in megabytes (a type-token ratio over a fixed window is also comparable across lengths).
-_WINDOW_CHARS = 4000
-
-_WORD = re.compile(r"\w+")
-_SENTENCE_END = re.compile(r"[.!?]+(?:\s|$)|\n\s*\n")
-_FENCE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
-_CODE_CHARS = re.compile(r"[{}();=<>\[\]]")
+# Long messages are measured on a bounded window (see text_features).
+_SENTENCE_ENDS = (". ", "? ", "! ", "\n")
 
 
 @dataclass(frozen=True)
@@ -69,7 +62,7 @@ def phase_for_depth(depth: float) -> int:
 
 
 def word_set(text: str) -> frozenset[str]:
-    return frozenset(_WORD.findall(text[:_WINDOW_CHARS].lower()))
+    return text_features(text).words
 
 
 def lexical_cosine(words_a: frozenset[str], words_b: frozenset[str]) -> float:
@@ -85,18 +78,15 @@ def complexity(text: str) -> float:
     so more length, richer vocabulary, longer sentences or more code all give more."""
     if not text or not text.strip():
         return 0.0
-    window = text[:_WINDOW_CHARS]
-    words = _WORD.findall(window.lower())
-    n_words = len(words)
-    # Length uses the whole text (cheap: characters, not words).
+    features = text_features(text)
+    # Length uses the whole text (cheap: characters, not words); the rest the window.
     length_score = 1.0 - math.exp(-len(text) / 1500.0)
-    richness = len(set(words)) / n_words if n_words else 0.0
-    prose = _FENCE.sub(" ", window)
-    sentences = max(1, len(_SENTENCE_END.findall(prose)))
-    prose_words = len(_WORD.findall(prose)) if len(prose) != len(window) else n_words
-    sentence_score = 1.0 - math.exp(-(prose_words / sentences) / 20.0)
-    code_chars = len(window) - len(prose) + len(_CODE_CHARS.findall(prose))
-    code_score = min(1.0, code_chars / len(window))
+    richness = len(features.words) / features.word_count if features.word_count else 0.0
+    prose = features.prose
+    sentences = 1 + sum(prose.count(end) for end in _SENTENCE_ENDS)
+    words_per_sentence = features.word_count * (len(prose) / max(1, len(features.window))) / sentences
+    sentence_score = 1.0 - math.exp(-words_per_sentence / 20.0)
+    code_score = min(1.0, features.code_characters / len(features.window))
     score = 0.35 * length_score + 0.2 * richness + 0.25 * sentence_score + 0.2 * code_score
     return min(1.0, max(0.0, score))
 
