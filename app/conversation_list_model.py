@@ -41,7 +41,13 @@ class ConversationListModel(QAbstractTableModel):
         self.beginResetModel()
         self._rows = []
         self.total = self.workspace.count_conversations(**self.filters) if self.workspace is not None else 0
-        self.endResetModel()
+        # Views (and qtmodeltester) call fetchMore from their modelReset handlers: inserting
+        # rows inside the reset notification breaks them, so rows come after it.
+        self._fetching = True
+        try:
+            self.endResetModel()
+        finally:
+            self._fetching = False
 
     def summary(self, row: int):
         return self._rows[row]

@@ -72,6 +72,7 @@ def run_import(progress, cancelled, workspace_path, source, importer: str | None
 def run_supabase_import(progress, cancelled, workspace_path, table: str, mapping: dict, strict: bool):
     """Read the URL and key from the keyring here, on the worker thread (an unlock prompt may block)."""
     from cognitivetwin_core import importers, secrets
+    from cognitivetwin_core.importers import import_into
 
     url = secrets.get_secret(secrets.SUPABASE_URL)
     key = secrets.get_secret(secrets.SUPABASE_KEY)

@@ -1,21 +1,719 @@
-"""The Phase 1 tab: LoRA fine-tuning on Together or locally (its own issue fills it)."""
+"""The Phase 1 tab: LoRA fine-tuning of the base model on Together AI or on this computer.
+
+Top: the settings (base from the catalog with its hidden size and context, marked Together
+only / local only; epochs, LoRA rank, learning rate, suffix; backend), the data file, and
+"Dry run", which shows the examples, tokens and Together's price estimate (or the expected
+local time). "Launch…" is only enabled for a dry run of the current settings and asks for
+confirmation first (`LaunchConfirmDialog.ask`): nothing costs money before that.
+
+Below: every Phase 1 job of the workspace (status, progress, elapsed, ETA, cost, adapter),
+with Cancel, "Download & register" and "Resume" (a stopped local run), the events of the
+jobs in a log pane, and the loss of the local run as a live plot. Errors from the core are
+shown inline in its plain words. When a job ends, a tray message says so.
+
+All work goes through `Phase1Controller` (network calls are coroutines on the qasync loop,
+the local run is a `BackgroundJob`); nothing here blocks the GUI thread.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QWidget
+import logging
+import re
+import time
+from pathlib import Path
 
-from .placeholder import PlaceholderTab
-
-DESCRIPTION = (
-    "This tab will train the first phase of your twin: a LoRA fine-tune of the base model on "
-    "your conversations. You will pick the base model and the training settings, see the "
-    "price estimate, then launch the job on Together AI (using the key from the Connections "
-    "tab) or locally on this computer. It will follow the job's progress and events, let you "
-    "cancel it, and download the finished adapter into the workspace.\n\n"
-    "It is not available in this build yet."
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtGui import QDoubleValidator, QRegularExpressionValidator, QStandardItemModel
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QApplication,
+    QButtonGroup,
+    QComboBox,
+    QFileDialog,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QRadioButton,
+    QSpinBox,
+    QSplitter,
+    QSystemTrayIcon,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
 )
 
+from cognitivetwin_core.base_models import CATALOG, DEFAULT_TOGETHER_BASE_MODEL
+from cognitivetwin_core.phase1 import DryRun, JobUpdate, Phase1Settings
 
-class Phase1Tab(PlaceholderTab):
+from .. import settings
+from ..background_job import BackgroundJob
+from ..phase1_confirm_dialog import LaunchConfirmDialog
+from ..phase1_controller import Phase1Controller, format_duration, is_terminal, parse_time
+from ..tasks import start_task
+from ..widgets.message_label import MessageLabel
+
+log = logging.getLogger(__name__)
+
+COLUMNS = ("Job", "Backend", "Base", "Status", "Progress", "Elapsed", "ETA", "Cost", "Adapter")
+DATA_PATH_SETTING = "phase1/data_path"
+SUFFIX_PATTERN = r"[a-z0-9][a-z0-9-]{0,39}"
+LOG_LINES_KEPT = 5000
+
+
+def base_model_label(short_name: str) -> str:
+    spec = CATALOG[short_name]
+    if not spec.together_available:
+        where = "local only"
+    elif spec.local_available:
+        where = "Together or local"
+    else:
+        where = "Together only (local needs its weights downloaded)"
+    return f"{spec.display_name} · hidden {spec.hidden_size}, context {spec.context_length // 1024}k · {where}"
+
+
+class Phase1Tab(QWidget):
+    notified = Signal(str, str)  # title, text of each desktop notification
+
     def __init__(self, parent: QWidget | None = None):
-        super().__init__("Phase 1: fine-tune the base model", DESCRIPTION, parent)
+        super().__init__(parent)
+        self.workspace = None
+        self.plan: DryRun | None = None
+        self.notifications: list[tuple[str, str]] = []
+        self._tray: QSystemTrayIcon | None = None
+        self._updating_form = False
+        self._local_plot_job: str | None = None
+
+        self.controller = Phase1Controller(self)
+        self.export_job = BackgroundJob(self, name="Phase 1 export")
+
+        self.message = MessageLabel()
+        top = QHBoxLayout()
+        top.addWidget(self._build_settings_group(), 3)
+        top.addWidget(self._build_dry_run_group(), 2)
+
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(self._build_jobs_group())
+        bottom = QSplitter(Qt.Orientation.Horizontal)
+        bottom.addWidget(self._build_log_group())
+        bottom.addWidget(self._build_plot_group())
+        bottom.setSizes([500, 500])
+        splitter.addWidget(bottom)
+        splitter.setSizes([220, 260])
+
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.message)
+        layout.addLayout(top)
+        layout.addWidget(splitter, 1)
+
+        self._table_timer = QTimer(self)  # coalesces many record changes into one redraw
+        self._table_timer.setSingleShot(True)
+        self._table_timer.setInterval(100)
+        self._table_timer.timeout.connect(self.refresh_jobs)
+        self._clock = QTimer(self)  # elapsed times of running jobs tick once a second
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(self.refresh_jobs)
+
+        c = self.controller
+        c.dryRunProgress.connect(self._on_upload_progress)
+        c.dryRunDone.connect(self._on_dry_run_done)
+        c.failed.connect(self._on_failed)
+        c.busyChanged.connect(self._on_busy)
+        c.logLine.connect(self.append_log)
+        c.jobsChanged.connect(self._schedule_refresh)
+        c.jobEnded.connect(self._on_job_ended)
+        c.launched.connect(self._on_launched)
+        c.lossPoint.connect(self._on_loss_point)
+        c.adapterReady.connect(self._on_adapter_ready)
+        c.local_job.started.connect(self._update_buttons)
+        c.local_job.finished.connect(self._update_buttons)
+        self.export_job.succeeded.connect(self._on_export_done)
+        self.export_job.failed.connect(lambda exc: self.message.show_error(str(exc)))
+        self.export_job.finished.connect(self._update_buttons)
+
+        self._on_backend_changed()
+        self._update_buttons()
+
+    # --- building -------------------------------------------------------------------------
+
+    def _build_settings_group(self) -> QGroupBox:
+        group = QGroupBox("Phase 1: fine-tune the base model (LoRA)")
+        form = QFormLayout(group)
+
+        backend_row = QHBoxLayout()
+        self.together_radio = QRadioButton("Together AI (cloud, paid)")
+        self.local_radio = QRadioButton("This computer (local, free)")
+        self.backend_group = QButtonGroup(self)
+        self.backend_group.addButton(self.together_radio)
+        self.backend_group.addButton(self.local_radio)
+        self.together_radio.setChecked(True)
+        self.together_radio.toggled.connect(self._on_backend_changed)
+        backend_row.addWidget(self.together_radio)
+        backend_row.addWidget(self.local_radio)
+        backend_row.addStretch(1)
+        form.addRow("Backend", backend_row)
+
+        base_row = QHBoxLayout()
+        self.base_combo = QComboBox()
+        self.base_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.base_combo.setMinimumContentsLength(30)
+        for name in CATALOG:
+            self.base_combo.addItem(base_model_label(name), name)
+            self.base_combo.setItemData(self.base_combo.count() - 1, base_model_label(name), Qt.ItemDataRole.ToolTipRole)
+        self.base_folder_button = QPushButton("Model folder…")
+        self.base_folder_button.setToolTip("Train locally on any Hugging Face model folder (with config.json).")
+        self.base_folder_button.clicked.connect(self._choose_base_folder)
+        base_row.addWidget(self.base_combo, 1)
+        base_row.addWidget(self.base_folder_button)
+        form.addRow("Base model", base_row)
+        self.base_info = QLabel()
+        self.base_info.setProperty("role", "hint")
+        self.base_info.setWordWrap(True)
+        form.addRow("", self.base_info)
+
+        data_row = QHBoxLayout()
+        self.data_path = QLineEdit(str(settings.read(DATA_PATH_SETTING, "") or ""))
+        self.data_path.setPlaceholderText("Phase 1 chat JSONL: one {\"messages\": [...]} per line")
+        self.data_browse = QPushButton("Browse…")
+        self.data_browse.clicked.connect(self._choose_data_file)
+        self.data_export = QPushButton("Export from workspace")
+        self.data_export.setToolTip("Write the workspace's conversations as Phase 1 JSONL for this base, then use it.")
+        self.data_export.clicked.connect(self.export_workspace_data)
+        data_row.addWidget(self.data_path, 1)
+        data_row.addWidget(self.data_browse)
+        data_row.addWidget(self.data_export)
+        form.addRow("Data", data_row)
+
+        numbers = QHBoxLayout()
+        self.epochs = QSpinBox()
+        self.epochs.setRange(1, 20)
+        self.epochs.setValue(3)
+        self.lora_rank = QSpinBox()
+        self.lora_rank.setRange(1, 256)
+        self.lora_rank.setValue(16)
+        self.lora_rank.setToolTip("LoRA rank r; alpha is set to 2 x r.")
+        self.learning_rate = QLineEdit()
+        self.learning_rate.setValidator(QDoubleValidator(1e-8, 1.0, 10))
+        self.learning_rate.setPlaceholderText("default")
+        self.learning_rate.setToolTip("Empty: 1e-4 on Together, 2e-4 locally.")
+        self.learning_rate.setMaximumWidth(110)
+        for label, widget in (("Epochs", self.epochs), ("LoRA rank", self.lora_rank), ("Learning rate", self.learning_rate)):
+            numbers.addWidget(QLabel(label))
+            numbers.addWidget(widget)
+        numbers.addStretch(1)
+        form.addRow("Training", numbers)
+
+        extra = QHBoxLayout()
+        self.suffix = QLineEdit()
+        self.suffix.setPlaceholderText("e.g. my-twin")
+        self.suffix.setMaxLength(40)
+        self.suffix.setValidator(QRegularExpressionValidator(SUFFIX_PATTERN))
+        self.suffix.setToolTip("Lower-case letters, digits and dashes; part of the Together model's name.")
+        self.max_steps_label = QLabel("Stop after steps")
+        self.max_steps = QSpinBox()
+        self.max_steps.setRange(0, 1_000_000)
+        self.max_steps.setSpecialValueText("all")
+        self.max_steps.setToolTip("Local only: stop early for a quick try (all = every epoch).")
+        extra.addWidget(self.suffix, 1)
+        extra.addWidget(self.max_steps_label)
+        extra.addWidget(self.max_steps)
+        form.addRow("Suffix", extra)
+
+        for widget in (self.epochs, self.lora_rank, self.max_steps):
+            widget.valueChanged.connect(self._settings_changed)
+        for widget in (self.learning_rate, self.suffix, self.data_path):
+            widget.textChanged.connect(self._settings_changed)
+        self.base_combo.currentIndexChanged.connect(self._on_base_changed)
+        return group
+
+    def _build_dry_run_group(self) -> QGroupBox:
+        group = QGroupBox("Dry run, then launch")
+        box = QVBoxLayout(group)
+        self.dry_run_summary = QLabel("Run the dry run to see the examples, tokens and the price (Together) "
+                                      "or the expected time (local) before anything starts.")
+        self.dry_run_summary.setWordWrap(True)
+        self.dry_run_summary.setTextFormat(Qt.TextFormat.PlainText)
+        self.dry_run_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.dry_run_summary.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.upload_progress = QProgressBar()
+        self.upload_progress.setFormat("uploading %p%")
+        self.upload_progress.hide()
+        buttons = QHBoxLayout()
+        self.dry_run_button = QPushButton("Dry run")
+        self.dry_run_button.setToolTip("Check the data and settings; on Together also upload the file and get the price. Costs nothing.")
+        self.launch_button = QPushButton("Launch…")
+        self.launch_button.setToolTip("Start the job described by the dry run (asks for confirmation first).")
+        self.dry_run_button.clicked.connect(lambda: start_task(self.dry_run(), name="phase 1 dry run"))
+        self.launch_button.clicked.connect(lambda: start_task(self.launch(), name="phase 1 launch"))
+        buttons.addWidget(self.dry_run_button)
+        buttons.addWidget(self.launch_button)
+        buttons.addStretch(1)
+        box.addWidget(self.dry_run_summary, 1)
+        box.addWidget(self.upload_progress)
+        box.addLayout(buttons)
+        return group
+
+    def _build_jobs_group(self) -> QGroupBox:
+        group = QGroupBox("Jobs of this workspace")
+        box = QVBoxLayout(group)
+        self.jobs_table = QTableWidget(0, len(COLUMNS))
+        self.jobs_table.setHorizontalHeaderLabels(COLUMNS)
+        self.jobs_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.jobs_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.jobs_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.jobs_table.verticalHeader().hide()
+        header = self.jobs_table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.jobs_table.itemSelectionChanged.connect(self._update_buttons)
+        buttons = QHBoxLayout()
+        self.cancel_button = QPushButton("Cancel job")
+        self.download_button = QPushButton("Download && register")
+        self.download_button.setToolTip("Fetch the finished adapter into the workspace (done automatically when a job completes).")
+        self.resume_button = QPushButton("Resume local run")
+        self.resume_button.setToolTip("Start a stopped local run again; it continues from its last checkpoint.")
+        self.cancel_button.clicked.connect(lambda: self._on_job_action("cancel"))
+        self.download_button.clicked.connect(lambda: self._on_job_action("download"))
+        self.resume_button.clicked.connect(lambda: self._on_job_action("resume"))
+        for button in (self.cancel_button, self.download_button, self.resume_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        box.addWidget(self.jobs_table, 1)
+        box.addLayout(buttons)
+        return group
+
+    def _build_log_group(self) -> QGroupBox:
+        group = QGroupBox("Events")
+        box = QVBoxLayout(group)
+        self.log_view = QPlainTextEdit()
+        self.log_view.setReadOnly(True)
+        self.log_view.setMaximumBlockCount(LOG_LINES_KEPT)
+        self.log_view.setPlaceholderText("The events of the jobs appear here as they happen.")
+        box.addWidget(self.log_view)
+        return group
+
+    def _build_plot_group(self) -> QGroupBox:
+        from ..widgets.lora_loss_plot import LoraLossPlot
+
+        group = QGroupBox("Local run: training loss")
+        box = QVBoxLayout(group)
+        self.loss_plot = LoraLossPlot()
+        self.loss_status = QLabel("No local run yet.")
+        self.loss_status.setProperty("role", "hint")
+        box.addWidget(self.loss_plot, 1)
+        box.addWidget(self.loss_status)
+        return group
+
+    # --- the main window's hooks -------------------------------------------------------------
+
+    def set_workspace(self, workspace) -> None:
+        self.workspace = workspace
+        self.plan = None
+        self.controller.set_workspace(workspace)
+        self._settings_changed()
+        self.refresh_jobs()
+
+    def set_base_model(self, name: str) -> None:
+        """The app's chosen base: selected here when the current backend can train it."""
+        index = self.base_combo.findData(name)
+        if index >= 0 and self._item_enabled(index):
+            self.base_combo.setCurrentIndex(index)
+
+    def shutdown(self) -> None:
+        self._clock.stop()
+        self.controller.shutdown()
+        if self.export_job.is_running():
+            self.export_job.cancel()
+            self.export_job.wait()
+        if self._tray is not None:
+            self._tray.hide()
+
+    # --- form -----------------------------------------------------------------------------
+
+    def backend_name(self) -> str:
+        return "together" if self.together_radio.isChecked() else "local"
+
+    def set_backend(self, name: str) -> None:
+        (self.together_radio if name == "together" else self.local_radio).setChecked(True)
+
+    def _item_enabled(self, index: int) -> bool:
+        model = self.base_combo.model()
+        return bool(isinstance(model, QStandardItemModel) and model.item(index).isEnabled())
+
+    def _on_backend_changed(self, *_args) -> None:
+        together = self.backend_name() == "together"
+        model = self.base_combo.model()
+        for index in range(self.base_combo.count()):
+            name = self.base_combo.itemData(index)
+            spec = CATALOG.get(name)
+            # On Together only the catalog's Together models; locally anything.
+            model.item(index).setEnabled(not together or (spec is not None and spec.together_available))
+        if not self._item_enabled(self.base_combo.currentIndex()):
+            self.base_combo.setCurrentIndex(self.base_combo.findData(DEFAULT_TOGETHER_BASE_MODEL))
+        self.base_folder_button.setVisible(not together)
+        self.max_steps.setVisible(not together)
+        self.max_steps_label.setVisible(not together)
+        self.suffix.setEnabled(True)
+        self._on_base_changed()
+
+    def _on_base_changed(self, *_args) -> None:
+        name = self.base_combo.currentData()
+        spec = CATALOG.get(name) if isinstance(name, str) else None
+        if spec is not None:
+            if self.backend_name() == "together":
+                where = f"Together id {spec.together_id}."
+            elif spec.local_available:
+                where = "Its weights are in the app: trains offline."
+            else:
+                where = f"Local training needs {spec.hf_repo} in the Hugging Face cache (downloaded beforehand)."
+            self.base_info.setText(f"{spec.num_layers} layers, hidden size {spec.hidden_size}, context "
+                                   f"{spec.context_length:,} tokens. {where}")
+        else:
+            self.base_info.setText(f"Local model folder {name}.")
+        self._settings_changed()
+
+    def set_local_base_folder(self, folder: str | Path) -> None:
+        """Train locally on a Hugging Face model folder (added to the list and selected)."""
+        folder = str(Path(folder).expanduser().resolve())
+        self.set_backend("local")
+        index = self.base_combo.findData(folder)
+        if index < 0:
+            self.base_combo.addItem(f"Folder: {folder} · local only", folder)
+            index = self.base_combo.count() - 1
+        self.base_combo.setCurrentIndex(index)
+
+    def _choose_base_folder(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, "Choose a Hugging Face model folder")
+        if folder:
+            self.set_local_base_folder(folder)
+
+    def _choose_data_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Phase 1 data (chat JSONL)", self.data_path.text(),
+                                              "JSON Lines (*.jsonl *.json);;All files (*)")
+        if path:
+            self.data_path.setText(path)
+
+    def current_settings(self) -> Phase1Settings:
+        """The form as core settings (raises InputError with what to fix)."""
+        from cognitivetwin_core.errors import InputError
+
+        text = self.learning_rate.text().strip()
+        learning_rate = None
+        if text:
+            try:
+                learning_rate = float(text.replace(",", "."))
+            except ValueError:
+                raise InputError(f"The learning rate {text!r} is not a number: write e.g. 0.0001 or 1e-4.") from None
+            if not 0 < learning_rate < 1:
+                raise InputError(f"The learning rate {text} must be between 0 and 1 (e.g. 1e-4).")
+        suffix = self.suffix.text().strip() or None
+        if suffix and not re.fullmatch(SUFFIX_PATTERN, suffix):
+            raise InputError("The suffix may hold lower-case letters, digits and dashes (at most 40).")
+        rank = self.lora_rank.value()
+        local = self.backend_name() == "local"
+        return Phase1Settings(base_model=self.base_combo.currentData(), epochs=self.epochs.value(),
+                              learning_rate=learning_rate, lora_r=rank, lora_alpha=2 * rank, suffix=suffix,
+                              max_steps=(self.max_steps.value() or None) if local else None)
+
+    def _settings_changed(self, *_args) -> None:
+        if self.plan is not None:
+            self.plan = None
+            self.dry_run_summary.setText("The settings changed: run the dry run again before launching.")
+        self._update_buttons()
+
+    # --- dry run and launch -------------------------------------------------------------------
+
+    async def dry_run(self) -> DryRun | None:
+        from cognitivetwin_core.errors import CognitiveTwinError
+
+        self.message.clear_message()
+        try:
+            settings_ = self.current_settings()
+        except CognitiveTwinError as exc:
+            self.message.show_error(str(exc))
+            return None
+        data = self.data_path.text().strip()
+        if not data:
+            self.message.show_error("Choose the Phase 1 data file first (Browse…), or export it from the workspace.")
+            return None
+        settings.write(DATA_PATH_SETTING, data)
+        backend = self.backend_name()
+        self.dry_run_summary.setText("Checking the data and uploading it to Together…" if backend == "together"
+                                     else "Checking the data and estimating the time…")
+        self.plan = None
+        self._update_buttons()
+        plan = await self.controller.dry_run(backend, data, settings_)
+        if plan is not None:
+            try:
+                still = self.current_settings() == settings_ and self.backend_name() == backend and \
+                    self.data_path.text().strip() == data
+            except CognitiveTwinError:
+                still = False
+            if still:  # the form did not change while the dry run ran
+                self.plan = plan
+                self._update_buttons()
+        return plan
+
+    def _on_dry_run_done(self, plan: DryRun) -> None:
+        self.upload_progress.hide()
+        lines = plan.summary_lines()
+        if plan.backend == "local" and plan.estimate_note:
+            lines.append(plan.estimate_note)
+        if plan.backend == "together":
+            lines.append("Launching starts a paid job; you will be asked to confirm.")
+        self.dry_run_summary.setText("\n".join(lines))
+        self._update_buttons()
+
+    def _on_upload_progress(self, done: int, total: int) -> None:
+        self.upload_progress.show()
+        self.upload_progress.setRange(0, max(total, 1))
+        self.upload_progress.setValue(done)
+
+    async def launch(self) -> str | None:
+        plan = self.plan
+        if plan is None:
+            self.message.show_error("Run the dry run of these settings first: it shows what the launch costs.")
+            return None
+        if not await LaunchConfirmDialog.ask(self, plan):
+            self.message.show_info("Not launched: nothing was started and nothing was charged.")
+            return None
+        # A plan is launched once: a second launch needs a new dry run (and a new confirmation).
+        self.plan = None
+        self.dry_run_summary.setText(self.dry_run_summary.text() + "\n\nLaunched. Run the dry run again for another job.")
+        self._update_buttons()
+        if plan.backend == "local":
+            self.loss_plot.clear()
+            self._local_plot_job = None
+            self.loss_status.setText("Loading the base model…")
+        job_id = await self.controller.launch(plan)
+        if job_id:
+            self.message.show_ok(f"Launched {job_id}. You can close the app: monitoring resumes when it opens again.")
+        return job_id
+
+    def _on_launched(self, job_id: str) -> None:
+        record = self.workspace.get_phase1_job(job_id) if self.workspace is not None else None
+        if record is not None and record.get("backend") == "local":
+            self._local_plot_job = job_id
+            self.loss_status.setText(f"{job_id}: training on this computer…")
+            self.message.show_ok(f"Started the local run {job_id}. Cancel stops it after the current step.")
+        self._select_job(job_id)
+        self.refresh_jobs()
+
+    def _on_loss_point(self, job_id: str, step: int, loss: float) -> None:
+        if self._local_plot_job is None:
+            self._local_plot_job = job_id
+        if job_id != self._local_plot_job:
+            return
+        self.loss_plot.add_point(step, loss)
+        update = self.controller.live_update(job_id)
+        total = f"/{update.total_steps}" if update is not None and update.total_steps else ""
+        self.loss_status.setText(f"{job_id}: step {step}{total}, loss {loss:.4f}")
+
+    # --- jobs -----------------------------------------------------------------------------------
+
+    def _schedule_refresh(self) -> None:
+        if not self._table_timer.isActive():
+            self._table_timer.start()
+
+    def selected_job_id(self) -> str | None:
+        rows = self.jobs_table.selectionModel().selectedRows() if self.jobs_table.selectionModel() else []
+        if not rows:
+            return None
+        item = self.jobs_table.item(rows[0].row(), 0)
+        return item.data(Qt.ItemDataRole.UserRole) if item else None
+
+    def _select_job(self, job_id: str) -> None:
+        for row in range(self.jobs_table.rowCount()):
+            item = self.jobs_table.item(row, 0)
+            if item is not None and item.data(Qt.ItemDataRole.UserRole) == job_id:
+                self.jobs_table.selectRow(row)
+                return
+
+    def job_row(self, job_id: str) -> dict[str, str] | None:
+        """The cells of `job_id`'s row by column name (for tests and accessibility)."""
+        for row in range(self.jobs_table.rowCount()):
+            item = self.jobs_table.item(row, 0)
+            if item is not None and item.data(Qt.ItemDataRole.UserRole) == job_id:
+                return {name: self.jobs_table.item(row, col).text() for col, name in enumerate(COLUMNS)}
+        return None
+
+    def refresh_jobs(self) -> None:
+        selected = self.selected_job_id()
+        records = list(reversed(self.controller.jobs()))  # newest first
+        now = time.time()
+        any_running = False
+        self.jobs_table.setUpdatesEnabled(False)
+        self.jobs_table.setRowCount(len(records))
+        for row, record in enumerate(records):
+            cells = self._cells(record, now)
+            any_running |= not is_terminal(record.get("status"))
+            for col, text in enumerate(cells):
+                item = self.jobs_table.item(row, col)
+                if item is None:
+                    item = QTableWidgetItem()
+                    self.jobs_table.setItem(row, col, item)
+                item.setText(text)
+                if col == 0:
+                    item.setData(Qt.ItemDataRole.UserRole, record["job_id"])
+                    item.setToolTip(record.get("error") or record["job_id"])
+        self.jobs_table.setUpdatesEnabled(True)
+        if selected:
+            self._select_job(selected)
+        if any_running and not self._clock.isActive():
+            self._clock.start()
+        elif not any_running:
+            self._clock.stop()
+        self._update_buttons()
+
+    def _cells(self, record: dict, now: float) -> list[str]:
+        job_id = record["job_id"]
+        live = self.controller.live_update(job_id)
+        status = record.get("status") or "unknown"
+        if live is not None and not is_terminal(status):
+            status = live.status if not is_terminal(live.status) or live.status == status else status
+        step = live.step if live is not None and live.step is not None else record.get("step")
+        total = live.total_steps if live is not None and live.total_steps else record.get("total_steps")
+        if status == "completed":
+            progress = "100%" + (f" ({total}/{total} steps)" if total else "")
+        elif step is not None and total:
+            progress = f"{100 * min(1.0, step / total):.0f}% (step {step}/{total})"
+        else:
+            progress = "–"
+        created = parse_time(record.get("created_at"))
+        ended = parse_time(record.get("updated_at")) if is_terminal(status) else now
+        elapsed = format_duration(ended - created) if created and ended else "–"
+        eta_seconds = live.eta_seconds if live is not None and live.eta_seconds is not None else record.get("eta_seconds")
+        eta = format_duration(eta_seconds) if eta_seconds is not None and not is_terminal(status) else "–"
+        backend = record.get("backend") or "?"
+        if backend == "together":
+            price = (record.get("estimate") or {}).get("price")
+            cost = f"${price:.2f} (estimate)" if isinstance(price, (int, float)) else "not estimated"
+        else:
+            cost = "free (local)"
+        adapter = record.get("adapter_id") or ("not downloaded yet" if status == "completed" else "–")
+        base = record.get("base_model") or record.get("model_id") or "?"
+        if isinstance(base, str) and "/" in base and len(base) > 40:
+            base = "…" + base[-39:]
+        if job_id in self.controller.cancel_requested and not is_terminal(status):
+            status += " (cancelling)"
+        if record.get("duplicates"):
+            status += f" · duplicates: {', '.join(record['duplicates'])}"
+        return [job_id, backend, str(base), status, progress, elapsed, eta, cost, adapter]
+
+    def _record(self, job_id: str | None) -> dict | None:
+        if job_id is None or self.workspace is None:
+            return None
+        return self.workspace.get_phase1_job(job_id)
+
+    def _update_buttons(self, *_args) -> None:
+        busy = self.controller.is_busy()
+        has_workspace = self.workspace is not None
+        self.dry_run_button.setEnabled(has_workspace and not busy)
+        self.launch_button.setEnabled(has_workspace and not busy and self.plan is not None)
+        self.data_export.setEnabled(has_workspace and not self.export_job.is_running())
+        record = self._record(self.selected_job_id())
+        status = (record or {}).get("status")
+        local_running = self.controller.local_job.is_running()
+        if record is None:
+            cancel = download = resume = False
+        elif record.get("backend") == "local":
+            cancel = local_running and record["job_id"] == self.controller.local_job_id and not is_terminal(status)
+            download = False
+            resume = (not local_running and status in ("cancelled", "interrupted", "error")
+                      and bool(record.get("data_path")))
+        else:
+            cancel = not is_terminal(status) and not record["job_id"].startswith("intent-")
+            download = status == "completed" and not record.get("adapter_path")
+            resume = False
+        self.cancel_button.setEnabled(cancel and not busy)
+        self.download_button.setEnabled(download and not busy)
+        self.resume_button.setEnabled(resume and not busy)
+
+    def _on_job_action(self, action: str) -> None:
+        job_id = self.selected_job_id()
+        if job_id is None:
+            return
+        self.message.clear_message()
+        if action == "cancel":
+            start_task(self.controller.cancel(job_id), name=f"cancel {job_id}")
+        elif action == "download":
+            start_task(self.controller.download(job_id), name=f"download {job_id}")
+        elif action == "resume":
+            self.loss_plot.clear()
+            self._local_plot_job = job_id
+            self.loss_status.setText(f"{job_id}: resuming from its last checkpoint…")
+            start_task(self.controller.resume_local(job_id), name=f"resume {job_id}")
+        self._update_buttons()
+
+    # --- outcomes -------------------------------------------------------------------------------
+
+    def _on_busy(self, busy: bool) -> None:
+        if not busy:
+            self.upload_progress.hide()
+        self._update_buttons()
+
+    def _on_failed(self, action: str, message: str) -> None:
+        if action == "dry run":
+            self.dry_run_summary.setText("The dry run did not pass: see the message above.")
+        self.message.show_error(message)
+
+    def _on_adapter_ready(self, job_id: str, folder: str) -> None:
+        self.message.show_ok(f"{job_id} finished: its adapter is registered in the workspace ({folder}). "
+                             "Phase 2 can use it now.")
+
+    def _on_job_ended(self, update: JobUpdate) -> None:
+        if update.job_id == self._local_plot_job:
+            self.loss_plot.flush()
+            self.loss_status.setText(f"{update.job_id}: {update.status} after {self.loss_plot.count()} plotted step(s).")
+        if update.status == "completed":
+            self.notify("Phase 1 job finished", f"{update.job_id} completed; its adapter is in the workspace.")
+            if update.job_id.startswith("local-"):
+                record = self._record(update.job_id) or {}
+                self.message.show_ok(f"{update.job_id} finished: its adapter is registered ({record.get('adapter_path')}).")
+        elif update.status == "cancelled" and update.job_id in self.controller.cancel_requested:
+            self.notify("Phase 1 job cancelled", f"{update.job_id} was cancelled.")
+            self.message.show_info(update.message or f"{update.job_id} was cancelled.")
+        else:
+            self.notify("Phase 1 job failed", update.message or f"{update.job_id} ended {update.status}.")
+        self.refresh_jobs()
+
+    def append_log(self, line: str) -> None:
+        self.log_view.appendPlainText(line)
+
+    def notify(self, title: str, text: str) -> None:
+        """A desktop notification (system tray message) where the desktop has a tray."""
+        self.notifications.append((title, text))
+        if QSystemTrayIcon.isSystemTrayAvailable() and QSystemTrayIcon.supportsMessages():
+            if self._tray is None:
+                self._tray = QSystemTrayIcon(QApplication.windowIcon(), self)
+                self._tray.setToolTip("CognitiveTwin Studio")
+            self._tray.show()
+            self._tray.showMessage(title, text, QSystemTrayIcon.MessageIcon.Information, 10_000)
+        self.notified.emit(title, text)
+
+    # --- data export ----------------------------------------------------------------------------
+
+    def export_workspace_data(self) -> None:
+        if self.workspace is None:
+            return
+        from ..data_jobs import run_export
+
+        base = self.base_combo.currentData()
+        target = Path(self.workspace.path) / "exports" / f"phase1-{Path(str(base)).name}.jsonl"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        self.message.show_info("Exporting the workspace's conversations for Phase 1…")
+        self._export_target = target
+        self.export_job.start(run_export, self.workspace.path, "phase1", target, base)
+        self._update_buttons()
+
+    def _on_export_done(self, summary) -> None:
+        from ..data_jobs import describe_export
+
+        self.data_path.setText(str(self._export_target))
+        self.message.show_ok(f"{describe_export(summary)} Saved as {self._export_target}; run the dry run next.")

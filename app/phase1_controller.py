@@ -1,0 +1,579 @@
+"""The Phase 1 tab's GUI-thread controller: dry runs, launches, monitoring, cancel, download.
+
+It drives the core's `Phase1Backend`s (`cognitivetwin_core.phase1`): every core call is
+synchronous and may block on the network or the disk, so each runs on a worker thread
+(`asyncio.to_thread`) awaited by a coroutine on the qasync loop; the GUI thread never waits.
+Results come back as this object's signals, emitted in the GUI thread.
+
+- Together jobs are watched by one asyncio task per job (`poll` with backoff: quick while
+  things move, slower while nothing changes, doubling on transient failures). When a job
+  completes its adapter is downloaded and registered; when it ends in any way `jobEnded`
+  fires (the tab shows a tray message).
+- Monitoring survives a restart: `set_workspace` lists the workspace's unfinished Together
+  jobs and watches them again (the records hold everything needed).
+- A local LoRA run goes through the app's worker mechanism (`BackgroundJob`, a worker
+  object on a QThread relayed by a GUI-thread controller): the worker function launches the
+  core's local job and follows it with `wait`, handing every update to the GUI through
+  the job's progress signal; Cancel sets the job's cancel flag, which `wait` turns into the
+  core's cancel (the run saves a checkpoint and stops at the next step).
+
+The Together key is read from the OS keyring (off the GUI thread) each time a manager is
+made; tests replace `read_api_key`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from cognitivetwin_core.errors import CognitiveTwinError, InputError
+from cognitivetwin_core.phase1 import TERMINAL_STATUSES, DryRun, JobUpdate, Phase1Settings
+
+from .background_job import BackgroundJob
+from .tasks import start_task
+
+log = logging.getLogger(__name__)
+
+TRANSIENT_KINDS = ("rate_limit", "server", "timeout", "connection")
+RUNNING_STATUSES = ("pending", "queued", "running", "compressing", "uploading", "cancel_requested", "creating")
+
+# Rough training speed when nothing was measured yet: LoRA costs about 4 x parameters FLOPs per
+# token (forward, and backward through the activations); sustained float32 FLOP/s per device.
+FLOPS_PER_TOKEN_PER_PARAMETER = 4.0
+ASSUMED_FLOPS = {"cpu": 1.5e10, "cuda": 2.0e12}
+
+
+def read_api_key() -> str | None:
+    """The Together key from the OS keyring (raises KeyringUnavailableError with a plain message)."""
+    from cognitivetwin_core import secrets
+
+    return secrets.get_secret(secrets.TOGETHER_API_KEY)
+
+
+def parse_time(value) -> float | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.timestamp()
+
+
+def is_terminal(status: str | None) -> bool:
+    return status in TERMINAL_STATUSES or status in ("create_failed", "interrupted")
+
+
+# ----- expected local training time ---------------------------------------------------------
+
+
+def _parameter_count(base_model: str) -> tuple[float, str]:
+    """About how many parameters the base has (and its name), from its config or the catalog."""
+    from cognitivetwin_core.base_models import resolve_base
+
+    resolved = resolve_base(base_model)
+    config = {}
+    folder = resolved if isinstance(resolved, Path) else None
+    if folder is None and resolved.embedded:
+        try:
+            from cognitivetwin_core.base_model_loader import base_model_dir
+
+            folder = Path(base_model_dir(base_model))
+        except Exception:  # the estimate must not fail a dry run
+            folder = None
+    if folder is not None and (folder / "config.json").is_file():
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    hidden = int(config.get("hidden_size") or getattr(resolved, "hidden_size", 0) or 1024)
+    layers = int(config.get("num_hidden_layers") or getattr(resolved, "num_layers", 0) or 16)
+    intermediate = int(config.get("intermediate_size") or 4 * hidden)
+    vocab = int(config.get("vocab_size") or 128_256)
+    # Attention (4 h^2) and the gated MLP (3 h i) per layer, plus the vocabulary projection.
+    params = layers * (4 * hidden * hidden + 3 * hidden * intermediate) + vocab * hidden
+    return float(params), str(base_model)
+
+
+def estimate_local_seconds(tokens: int, base_model: str, *, measured_tokens_per_second: float | None = None) -> tuple[float, str]:
+    """(seconds, how it was estimated) for training `tokens` tokens locally."""
+    if measured_tokens_per_second:
+        return tokens / measured_tokens_per_second, f"measured {measured_tokens_per_second:,.0f} tokens/s on this computer"
+    import sys
+
+    torch = sys.modules.get("torch")
+    device = "cuda" if torch is not None and torch.cuda.is_available() else "cpu"
+    params, _ = _parameter_count(base_model)
+    cores = max(1, (os.cpu_count() or 2) - 1)
+    flops = ASSUMED_FLOPS[device] * (cores if device == "cpu" else 1)
+    rate = flops / (FLOPS_PER_TOKEN_PER_PARAMETER * params)
+    return tokens / rate, f"rough guess for {device.upper()}, about {rate:,.0f} tokens/s; the ETA gets exact once it runs"
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    seconds = max(0, int(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+# ----- the local run, as a plain function for BackgroundJob ------------------------------------
+
+
+def run_local_job(progress, cancelled, backend, plan: DryRun, job_id: str | None) -> JobUpdate:
+    """Launch the local LoRA job and follow it to its end on this (the job's) thread."""
+    import torch
+
+    # Leave the GUI thread a core while the training thread computes (qt-notes §9).
+    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+    launched_id = backend.launch(plan, job_id=job_id) if job_id else backend.launch(plan)
+    progress(("launched", launched_id))
+    return backend.wait(launched_id, on_update=lambda update: progress(("update", update)),
+                        should_stop=cancelled, interval=0.25)
+
+
+class Phase1Controller(QObject):
+    """One per Phase 1 tab; lives in the GUI thread."""
+
+    dryRunProgress = Signal(int, int)  # bytes uploaded, of total
+    dryRunDone = Signal(object)  # DryRun
+    launched = Signal(str)  # job id
+    jobUpdated = Signal(object)  # JobUpdate (each monitoring round with something new)
+    jobEnded = Signal(object)  # the terminal JobUpdate
+    adapterReady = Signal(str, str)  # job id, adapter folder
+    lossPoint = Signal(str, int, float)  # local job id, step, loss
+    logLine = Signal(str)  # a line for the log pane
+    jobsChanged = Signal()  # the workspace's records changed: redraw the table
+    failed = Signal(str, str)  # what was being done, the core's plain message
+    busyChanged = Signal(bool)  # a dry run / launch / download is in flight
+
+    # Seconds between polls of a Together job while it moves, and at most while it doesn't.
+    poll_interval = 5.0
+    max_poll_interval = 60.0
+    max_transient_failures = 8
+    auto_download = True
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.workspace = None
+        self.read_api_key = read_api_key
+        self._manager = None
+        self._manager_key: str | None = None
+        self._manager_lock: asyncio.Lock | None = None  # made on first use, on the running loop
+        self.cancel_requested: set[str] = set()  # jobs the user cancelled in this session
+        self._local = None
+        self._monitors: dict[str, asyncio.Task] = {}
+        self._busy = 0
+        self._live: dict[str, JobUpdate] = {}  # the latest update of each job this session
+        self._ended: set[str] = set()
+        self.local_job = BackgroundJob(self, name="local LoRA")
+        self.local_job_id: str | None = None
+        self.local_job.progress.connect(self._on_local_progress)
+        self.local_job.succeeded.connect(self._on_local_done)
+        self.local_job.failed.connect(self._on_local_failed)
+        self.local_job.cancelled.connect(self._on_local_cancelled)
+
+    # --- workspace ------------------------------------------------------------------------
+
+    def set_workspace(self, workspace) -> None:
+        """Watch `workspace`'s jobs (stops what was going on in the previous one)."""
+        if workspace is self.workspace:
+            return
+        self._stop_everything()
+        self.workspace = workspace
+        self._manager, self._manager_key, self._local = None, None, None
+        self._live.clear()
+        self._ended.clear()
+        if workspace is not None:
+            from cognitivetwin_core.local_lora import LocalLoraJobs
+
+            # Marks local runs that were going when the app stopped as interrupted.
+            self._local = LocalLoraJobs(workspace)
+            self.jobsChanged.emit()
+            self.resume_monitoring()
+        else:
+            self.jobsChanged.emit()
+
+    def jobs(self) -> list[dict]:
+        return self.workspace.phase1_jobs() if self.workspace is not None else []
+
+    def live_update(self, job_id: str) -> JobUpdate | None:
+        return self._live.get(job_id)
+
+    def is_monitoring(self, job_id: str) -> bool:
+        return job_id in self._monitors
+
+    def backend(self, name: str):
+        if name == "local":
+            return self._require_local()
+        raise InputError("The Together backend is made on a worker thread: use `await together()`.")
+
+    def _require_workspace(self):
+        if self.workspace is None:
+            raise InputError("No workspace is open: open or create one from the File menu first.")
+        return self.workspace
+
+    def _require_local(self):
+        self._require_workspace()
+        return self._local
+
+    async def together(self):
+        """The Together manager for this workspace, made (off the GUI thread) with the keyring's key."""
+        workspace = self._require_workspace()
+        key = await asyncio.to_thread(self.read_api_key)
+        if self._manager_lock is None:
+            self._manager_lock = asyncio.Lock()
+        async with self._manager_lock:  # one manager (one reconcile) even when several tasks ask at once
+            if self._manager is not None and key == self._manager_key and self._manager.workspace is workspace:
+                return self._manager
+            from cognitivetwin_core.together_jobs import TogetherJobManager
+
+            poll = self.poll_interval
+            manager = await asyncio.to_thread(lambda: TogetherJobManager(workspace, api_key=key, poll_interval=poll))
+            if workspace is not self.workspace:
+                raise asyncio.CancelledError()  # the workspace changed meanwhile: this work is void
+            self._manager, self._manager_key = manager, key
+            return manager
+
+    # --- busy state -------------------------------------------------------------------------
+
+    def _enter(self) -> None:
+        self._busy += 1
+        if self._busy == 1:
+            self.busyChanged.emit(True)
+
+    def _leave(self) -> None:
+        self._busy -= 1
+        if self._busy == 0:
+            self.busyChanged.emit(False)
+
+    def is_busy(self) -> bool:
+        return self._busy > 0
+
+    # --- dry run and launch -----------------------------------------------------------------
+
+    async def dry_run(self, backend_name: str, data_path: str | Path, settings: Phase1Settings) -> DryRun | None:
+        """Validate, upload (Together), estimate; `dryRunDone` or `failed` follows."""
+        self._enter()
+        try:
+            loop = asyncio.get_running_loop()
+
+            def progress(done: int, total: int) -> None:  # called on the worker thread
+                loop.call_soon_threadsafe(self.dryRunProgress.emit, int(done), int(total))
+
+            if backend_name == "together":
+                manager = await self.together()
+                plan = await asyncio.to_thread(manager.dry_run, data_path, settings, progress=progress)
+            else:
+                backend = self._require_local()
+                plan = await asyncio.to_thread(backend.dry_run, data_path, settings)
+                tokens = plan.estimated_tokens or plan.data.approx_tokens * max(1, settings.epochs)
+                if settings.max_steps:
+                    plan.warnings.append(f"stops after {settings.max_steps} step(s)")
+                measured = self._measured_local_speed(settings.base_model)
+                seconds, how = await asyncio.to_thread(
+                    estimate_local_seconds, tokens, settings.base_model, measured_tokens_per_second=measured)
+                plan.estimate_note = f"expected time: about {format_duration(seconds)} ({how})"
+                plan.limits["expected_seconds"] = seconds
+        except CognitiveTwinError as exc:
+            self.failed.emit("dry run", str(exc))
+            return None
+        finally:
+            self._leave()
+        self.dryRunDone.emit(plan)
+        return plan
+
+    async def launch(self, plan: DryRun, *, job_id: str | None = None) -> str | None:
+        """Start the job `plan` describes (the user has confirmed it); `launched` follows."""
+        if plan.backend == "local":
+            return self._launch_local(plan, job_id)
+        self._enter()
+        try:
+            manager = await self.together()
+            new_id = await asyncio.to_thread(manager.launch, plan)
+        except CognitiveTwinError as exc:
+            self.failed.emit("launch", str(exc))
+            self.jobsChanged.emit()
+            return None
+        finally:
+            self._leave()
+        duplicates = manager.duplicates(new_id)
+        self.logLine.emit(f"{_stamp()} {new_id}: created on Together ({plan.model_id})")
+        if duplicates:
+            self.failed.emit("launch", f"Together created extra jobs {', '.join(duplicates)} for this launch; "
+                                       "cancel them in the table (each costs money).")
+        self.launched.emit(new_id)
+        self.jobsChanged.emit()
+        self.watch(new_id)
+        return new_id
+
+    def _launch_local(self, plan: DryRun, job_id: str | None) -> str | None:
+        try:
+            backend = self._require_local()
+        except CognitiveTwinError as exc:
+            self.failed.emit("launch", str(exc))
+            return None
+        if self.local_job.is_running():
+            self.failed.emit("launch", "A local run is already going: wait for it to end or cancel it first.")
+            return None
+        self.local_job_id = job_id
+        self._launch_time = time.time()
+        self.local_job.start(run_local_job, backend, plan, job_id)
+        return job_id or ""
+
+    async def resume_local(self, job_id: str) -> str | None:
+        """Launch a stopped local run again under its id: it resumes from its last checkpoint."""
+        record = self.workspace.get_phase1_job(job_id) if self.workspace is not None else None
+        if record is None or record.get("backend") != "local":
+            self.failed.emit("resume", f"No local job {job_id} in this workspace.")
+            return None
+        known = Phase1Settings.__dataclass_fields__
+        stored = {k: v for k, v in (record.get("settings") or {}).items() if k in known}
+        if stored.get("target_modules") is not None:
+            stored["target_modules"] = tuple(stored["target_modules"])
+        settings = Phase1Settings(**stored)
+        plan = await self.dry_run("local", record.get("data_path") or "", settings)
+        if plan is None:
+            return None
+        return self._launch_local(plan, job_id)
+
+    # --- local run relays (GUI thread) --------------------------------------------------------
+
+    @Slot(object)
+    def _on_local_progress(self, value) -> None:
+        kind, payload = value
+        if kind == "launched":
+            self.local_job_id = payload
+            self.logLine.emit(f"{_stamp()} {payload}: local LoRA started")
+            self.launched.emit(payload)
+            self.jobsChanged.emit()
+            return
+        update: JobUpdate = payload
+        self._relay_update(update)
+
+    @Slot(object)
+    def _on_local_done(self, update: JobUpdate) -> None:
+        if update.status == "completed" and self.workspace is not None:
+            self._remember_local_speed(update.job_id)
+        self._end(update)
+
+    @Slot(object)
+    def _on_local_failed(self, exc) -> None:
+        job_id = self.local_job_id
+        message = str(exc) if isinstance(exc, CognitiveTwinError) else f"The local run stopped unexpectedly: {exc}"
+        record = self.workspace.get_phase1_job(job_id) if (job_id and self.workspace is not None) else None
+        if record is not None and is_terminal(record.get("status")):
+            # e.g. Cancel raced the run's own end: the record says how it really ended.
+            self._end(JobUpdate(job_id, record["status"], message=record.get("error", "")))
+            return
+        self.failed.emit("local run", message)
+        self.jobsChanged.emit()
+
+    @Slot()
+    def _on_local_cancelled(self) -> None:
+        self.jobsChanged.emit()
+
+    def _measured_local_speed(self, base_model: str) -> float | None:
+        from . import settings
+
+        try:
+            return float(settings.read(f"phase1/local_tokens_per_second/{_setting_name(base_model)}") or 0) or None
+        except (TypeError, ValueError):
+            return None
+
+    def _remember_local_speed(self, job_id: str) -> None:
+        """Tokens per second of a finished local run, so the next dry run's time is measured."""
+        from . import settings
+
+        record = self.workspace.get_phase1_job(job_id) or {}
+        started = getattr(self, "_launch_time", None)
+        try:
+            lineage = json.loads((Path(record["adapter_path"]) / "lineage.json").read_text(encoding="utf-8"))
+        except (KeyError, OSError, ValueError, TypeError):
+            return
+        tokens = lineage.get("trained_tokens")
+        if tokens and started:
+            rate = tokens / max(1e-3, time.time() - started)
+            settings.write(f"phase1/local_tokens_per_second/{_setting_name(record.get('base_model') or '')}", rate)
+
+    # --- monitoring ---------------------------------------------------------------------------
+
+    def resume_monitoring(self) -> list[str]:
+        """Watch every unfinished Together job of the workspace again (after a restart)."""
+        unfinished = [r["job_id"] for r in self.jobs()
+                      if r.get("backend") == "together" and not r["job_id"].startswith("intent-")
+                      and not is_terminal(r.get("status"))]
+        for job_id in unfinished:
+            record = self.workspace.get_phase1_job(job_id) or {}
+            self.logLine.emit(f"{_stamp()} {job_id}: resumed watching (last known status: {record.get('status')})")
+            self.watch(job_id)
+        # A job that completed but whose download failed or never ran: fetch it now.
+        if self.auto_download:
+            for record in self.jobs():
+                if (record.get("backend") == "together" and record.get("status") == "completed"
+                        and not record.get("adapter_path")):
+                    start_task(self.download(record["job_id"]), name=f"download {record['job_id']}")
+        return unfinished
+
+    def watch(self, job_id: str) -> None:
+        if job_id in self._monitors:
+            return
+        self._monitors[job_id] = start_task(self._monitor(job_id, self.workspace), name=f"watch {job_id}")
+
+    async def _monitor(self, job_id: str, workspace) -> None:
+        from cognitivetwin_core.together_errors import TogetherServiceError
+
+        interval = self.poll_interval
+        failures = 0
+        last = None
+        try:
+            while workspace is self.workspace:
+                try:
+                    manager = await self.together()
+                    update = await asyncio.to_thread(manager.poll, job_id)
+                    failures = 0
+                except TogetherServiceError as exc:
+                    if exc.kind not in TRANSIENT_KINDS or failures >= self.max_transient_failures:
+                        self.failed.emit("monitor", f"{exc} (Stopped watching job {job_id}; it goes on at "
+                                                    "Together. Reopen the workspace to watch it again.)")
+                        return
+                    failures += 1
+                    interval = min(self.max_poll_interval, max(interval, 0.5) * 2)
+                    self.logLine.emit(f"{_stamp()} {job_id}: {exc} Retrying in {format_duration(interval)}.")
+                    await asyncio.sleep(interval)
+                    continue
+                except CognitiveTwinError as exc:
+                    self.failed.emit("monitor", str(exc))
+                    return
+                if workspace is not self.workspace:
+                    return
+                changed = last is None or update.status != last.status or update.step != last.step or update.new_events
+                self._relay_update(update)
+                last = update
+                if update.terminal:
+                    await self._finish_together(update)
+                    return
+                # Quick while things move, slower while nothing changes.
+                interval = self.poll_interval if changed else min(self.max_poll_interval, interval * 1.5)
+                await asyncio.sleep(interval)
+        finally:
+            if self._monitors.get(job_id) is asyncio.current_task():
+                del self._monitors[job_id]
+
+    def _relay_update(self, update: JobUpdate) -> None:
+        self._live[update.job_id] = update
+        for event in update.new_events:
+            kind = str(event.get("type") or "")
+            if kind == "step" and event.get("loss") is not None:
+                self.lossPoint.emit(update.job_id, int(event.get("step") or 0), float(event["loss"]))
+                continue  # one line per step would drown the log; the plot shows them
+            text = str(event.get("message") or kind.replace("_", " "))
+            extra = f" (step {event['step']})" if event.get("step") not in (None, "") and kind != "start" else ""
+            self.logLine.emit(f"{_event_stamp(event)} {update.job_id}: {text}{extra}")
+        self.jobUpdated.emit(update)
+        self.jobsChanged.emit()
+
+    async def _finish_together(self, update: JobUpdate) -> None:
+        if update.status == "completed" and self.auto_download:
+            record = self.workspace.get_phase1_job(update.job_id) or {}
+            if not record.get("adapter_path"):
+                await self.download(update.job_id)
+        self._end(update)
+
+    def _end(self, update: JobUpdate) -> None:
+        if update.job_id in self._ended:
+            return
+        self._ended.add(update.job_id)
+        self._live[update.job_id] = update
+        if update.failed and update.message and update.job_id not in self.cancel_requested:
+            self.failed.emit("job", update.message)
+        self.logLine.emit(f"{_stamp()} {update.job_id}: {update.status}")
+        self.jobEnded.emit(update)
+        self.jobsChanged.emit()
+
+    # --- cancel and download ------------------------------------------------------------------
+
+    async def cancel(self, job_id: str) -> None:
+        record = self.workspace.get_phase1_job(job_id) if self.workspace is not None else None
+        if record is None:
+            self.failed.emit("cancel", f"No job {job_id} in this workspace.")
+            return
+        self.cancel_requested.add(job_id)
+        if record.get("backend") == "local":
+            if self.local_job.is_running() and job_id == self.local_job_id:
+                self.logLine.emit(f"{_stamp()} {job_id}: cancelling (the run stops after its current step)")
+                self.local_job.cancel()
+            else:
+                self.failed.emit("cancel", f"Local job {job_id} is not running in this window; nothing to cancel.")
+            return
+        self._enter()
+        try:
+            manager = await self.together()
+            update = await asyncio.to_thread(manager.cancel, job_id)
+        except CognitiveTwinError as exc:
+            self.failed.emit("cancel", str(exc))
+            return
+        finally:
+            self._leave()
+        self.logLine.emit(f"{_stamp()} {job_id}: cancel requested ({update.status})")
+        self.jobsChanged.emit()
+        self.watch(job_id)
+
+    async def download(self, job_id: str) -> Path | None:
+        """Download a completed Together job's adapter, extract it safely and register it."""
+        self._enter()
+        self.logLine.emit(f"{_stamp()} {job_id}: downloading the adapter")
+        try:
+            manager = await self.together()
+            folder = await asyncio.to_thread(manager.download, job_id)
+        except CognitiveTwinError as exc:
+            self.failed.emit("download", f"{exc} Press “Download & register” to try again.")
+            self.jobsChanged.emit()
+            return None
+        finally:
+            self._leave()
+        self.logLine.emit(f"{_stamp()} {job_id}: adapter registered in the workspace ({folder})")
+        self.adapterReady.emit(job_id, str(folder))
+        self.jobsChanged.emit()
+        return folder
+
+    # --- shutdown -----------------------------------------------------------------------------
+
+    def _stop_everything(self) -> None:
+        for task in list(self._monitors.values()):
+            task.cancel()
+        self._monitors.clear()
+        if self.local_job.is_running():
+            # The run saves a checkpoint at its next step and stops; its record says "cancelled".
+            self.local_job.cancel()
+            if not self.local_job.wait(120_000):
+                log.error("the local LoRA run did not stop within 120 s")
+
+    def shutdown(self) -> None:
+        """The window is closing: stop watching (jobs go on at Together) and stop a local run."""
+        self._stop_everything()
+
+
+def _stamp() -> str:
+    return datetime.now().strftime("%H:%M:%S")
+
+
+def _event_stamp(event: dict) -> str:
+    ts = parse_time(event.get("created_at"))
+    return datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else _stamp()
+
+
+def _setting_name(base_model: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(base_model))[-80:] or "unknown"

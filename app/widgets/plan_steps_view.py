@@ -1,0 +1,65 @@
+"""The planning head's K steps, each with the workspace messages nearest to it by cosine:
+what the model expects to come next, as real messages a user can read.
+
+Rows are given as plain tuples so the view needs no core type:
+`steps = [[(score, conversation_id, turn_index, role, text), ...], ...]` (nearest first).
+Double-clicking a neighbour emits `messageActivated(conversation_id, turn_index)`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem, QWidget
+
+_TEXT_CHARS = 220
+
+
+class PlanStepsView(QTreeWidget):
+    messageActivated = Signal(str, int)
+
+    COLUMNS = ("Step / nearest message", "Cosine", "Role", "Conversation #turn")
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setColumnCount(len(self.COLUMNS))
+        self.setHeaderLabels(list(self.COLUMNS))
+        self.setRootIsDecorated(True)
+        self.setUniformRowHeights(True)
+        self.setAlternatingRowColors(True)
+        header = self.header()
+        header.setStretchLastSection(False)
+        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        for column in (1, 2, 3):
+            header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        self.itemDoubleClicked.connect(self._activated)
+        self._steps: list[list[tuple]] = []
+
+    def set_steps(self, steps: Sequence[Sequence[tuple]]) -> None:
+        self.clear()
+        self._steps = [list(step) for step in steps]
+        for number, neighbours in enumerate(self._steps, start=1):
+            best = f" (best {neighbours[0][0]:.3f})" if neighbours else ""
+            step_item = QTreeWidgetItem([f"Step {number}: message t+{number}{best}", "", "", ""])
+            font = step_item.font(0)
+            font.setBold(True)
+            step_item.setFont(0, font)
+            for score, conversation_id, turn_index, role, text in neighbours:
+                flat = " ".join(str(text).split())
+                shown = flat if len(flat) <= _TEXT_CHARS else flat[: _TEXT_CHARS - 1] + "…"
+                child = QTreeWidgetItem([shown, f"{score:.3f}", role, f"{conversation_id} #{turn_index}"])
+                child.setToolTip(0, str(text)[:2000])
+                child.setData(0, Qt.ItemDataRole.UserRole, (conversation_id, int(turn_index)))
+                child.setTextAlignment(1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                step_item.addChild(child)
+            self.addTopLevelItem(step_item)
+            step_item.setExpanded(True)
+
+    def steps(self) -> list[list[tuple]]:
+        return [list(step) for step in self._steps]
+
+    def _activated(self, item: QTreeWidgetItem, _column: int) -> None:
+        key = item.data(0, Qt.ItemDataRole.UserRole)
+        if key:
+            self.messageActivated.emit(str(key[0]), int(key[1]))

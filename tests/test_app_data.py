@@ -1,0 +1,264 @@
+"""The Data tab: imports (demo, a broken file, strict, cancel, Supabase) with their report,
+the lazily paged conversation list (qtmodeltester; 100k messages), filters, the annotated
+conversation view, statistics charts."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from PySide6.QtCore import Qt
+
+pytestmark = pytest.mark.qt_log_ignore("propagateSizeHints")
+
+
+@pytest.fixture()
+def window(qtbot, qasync_loop, isolated_user_dirs):
+    from app.main import create_application
+    from app.main_window import MainWindow
+
+    create_application()
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.open_initial_workspace()
+    win.resize(1280, 820)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.data_tab.shutdown()
+
+
+def _wait_job(qtbot, tab, start, timeout=60_000):
+    with qtbot.waitSignal(tab.jobFinished, timeout=timeout):
+        assert start()
+
+
+def test_demo_offer_imports_the_demo_and_browses_annotated_conversations(window, qtbot, test_output_dir):
+    from cognitivetwin_core.trajectory import PHASE_NAMES
+
+    tab = window.data_tab
+    assert window.demo_banner.isVisible()
+    with qtbot.waitSignal(tab.importFinished, timeout=60_000) as done:
+        qtbot.mouseClick(window.demo_load_button, Qt.MouseButton.LeftButton)
+    report = done.args[0]
+    assert report.conversations_accepted >= 40 and report.rejected == []
+    assert window.tabs.currentWidget() is tab
+    assert not window.demo_banner.isVisible(), "the offer goes once the workspace has data"
+    assert tab.message.kind == "ok" and f"Imported {report.conversations_accepted} conversations" in tab.message.text()
+    assert tab.list_model.total == report.conversations_accepted
+    assert tab.count_label.text() == f"{report.conversations_accepted} conversations"
+
+    # Pick the longest conversation to see several phases.
+    longest = max(range(tab.list_model.rowCount()), key=lambda r: tab.list_model.summary(r).message_count)
+    summary = tab.list_model.summary(longest)
+    with qtbot.waitSignal(tab.conversationShown, timeout=10_000):
+        tab.select_row(longest)
+    view = tab.conversation_view
+    annotations = window.workspace.annotations(summary.id)
+    assert len(view.cards) == min(summary.message_count, 100)
+    first_card, last_card = view.cards[0], view.cards[-1]
+    assert first_card.phase_tag.text() == PHASE_NAMES[annotations[0].phase_id] == "opening"
+    assert last_card.phase_tag.text() == PHASE_NAMES[annotations[len(view.cards) - 1].phase_id]
+    assert [chip.text() for chip in first_card.chips] == list(annotations[0].patterns)
+    assert first_card.bars.coordinates == pytest.approx(annotations[0].coordinates)
+    # The plot holds the 5 coordinates along the conversation.
+    xs, ys = view._curves[0].getData()
+    assert len(xs) == summary.message_count
+    assert list(ys) == pytest.approx([a.coordinates[0] for a in annotations])
+    window.grab().save(str(test_output_dir / "data_tab_conversation.png"))
+
+    tab.details.setCurrentWidget(tab.stats_view)
+    stats = window.workspace.stats()
+    assert tab.stats_view.conversations_label.text() == f"{stats['conversations']:,}"
+    assert tab.stats_view.bar_heights("phase") == [stats["by_phase"].get(i, 0) for i in range(6)]
+    assert sum(tab.stats_view.bar_heights("pattern")) == sum(stats["by_pattern"].values()) > 0
+    window.grab().save(str(test_output_dir / "data_tab_statistics.png"))
+
+    # Importing the same data again adds nothing: the report says they were already there.
+    with qtbot.waitSignal(tab.importFinished, timeout=60_000) as again:
+        tab.import_demo()
+    assert again.args[0].duplicates == report.conversations_accepted
+    assert "already in the workspace" in tab.message.text()
+
+
+def test_filters_narrow_the_list(window, qtbot):
+    from cognitivetwin_core.patterns import PATTERN_NAMES
+
+    tab = window.data_tab
+    with qtbot.waitSignal(tab.importFinished, timeout=60_000):
+        tab.import_demo()
+    workspace = window.workspace
+    total = tab.list_model.total
+
+    tab.pattern_filter.setCurrentIndex(tab.pattern_filter.findData("code"))
+    assert tab.list_model.total == workspace.count_conversations(pattern="code") < total
+    assert all("code" in tab.list_model.summary(r).patterns for r in range(tab.list_model.rowCount()))
+    assert "match" in tab.count_label.text()
+    tab.pattern_filter.setCurrentIndex(0)
+
+    tab.phase_filter.setCurrentIndex(tab.phase_filter.findData(5))
+    assert tab.list_model.total == workspace.count_conversations(phase=5)
+    tab.phase_filter.setCurrentIndex(0)
+
+    tab.min_messages.setValue(10)
+    qtbot.waitUntil(lambda: tab.list_model.total == workspace.count_conversations(min_messages=10), timeout=3_000)
+    assert all(tab.list_model.summary(r).message_count >= 10 for r in range(tab.list_model.rowCount()))
+    tab.min_messages.setValue(0)
+
+    word = workspace.get_conversation(tab.list_model.summary(0).id).messages[0].content.split()[-1].strip(".,?!")
+    qtbot.keyClicks(tab.search_field, word)
+    expected = workspace.count_conversations(search=word)
+    qtbot.waitUntil(lambda: tab.list_model.total == expected, timeout=3_000)
+    assert 0 < expected <= total
+    assert len(PATTERN_NAMES) + 1 == tab.pattern_filter.count()
+
+
+def _write_broken_chat_jsonl(path):
+    good = {"messages": [{"role": "user", "content": "How do I sort a list in Python?"},
+                         {"role": "assistant", "content": "Use sorted(items) or items.sort()."}]}
+    lines = [
+        json.dumps(good),
+        '{"messages": [{"role": "user", "content": "unterminated"',  # line 2: bad JSON
+        json.dumps({"messages": [{"role": "user"}]}),  # line 3: no content
+        json.dumps({"messages": [{"role": "wizard", "content": "hi"}]}),  # line 4: unknown role
+        json.dumps({**good, "messages": good["messages"] + [{"role": "user", "content": "thanks!"}]}),
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def test_broken_file_shows_the_report_with_line_numbers(window, qtbot, tmp_path, test_output_dir):
+    tab = window.data_tab
+    window.tabs.setCurrentWidget(tab)
+    broken = tmp_path / "broken.jsonl"
+    _write_broken_chat_jsonl(broken)
+    with qtbot.waitSignal(tab.importFinished, timeout=60_000) as done:
+        tab.import_file(broken)
+    report = done.args[0]
+    assert report.conversations_accepted == 2 and len(report.rejected) == 3
+    assert tab.message.kind == "error"
+    assert "Imported 2 conversations" in tab.message.text() and "3 records were rejected" in tab.message.text()
+    lines = tab.report_view.toPlainText().splitlines()
+    assert tab.report_view.isVisible() and len(lines) == 3
+    assert [line.split(",")[0].split(":")[1] for line in lines] == ["2", "3", "4"]
+    assert "broken.jsonl:3" in lines[1] and "content" in lines[1]
+    assert tab.list_model.total == 2
+    window.grab().save(str(test_output_dir / "data_tab_broken_import.png"))
+
+
+def test_strict_import_writes_nothing_and_says_why(window, qtbot, tmp_path):
+    tab = window.data_tab
+    broken = tmp_path / "broken.jsonl"
+    _write_broken_chat_jsonl(broken)
+    tab.strict_box.setChecked(True)
+    _wait_job(qtbot, tab, lambda: tab.import_file(broken))
+    assert tab.message.kind == "error" and "nothing written" in tab.message.text()
+    assert "broken.jsonl:2" in tab.message.text()
+    assert window.workspace.count_conversations() == 0 and tab.list_model.total == 0
+
+
+def test_cancelled_import_writes_nothing(window, qtbot, tmp_path):
+    tab = window.data_tab
+    big = tmp_path / "big.jsonl"
+    line = json.dumps({"messages": [{"role": "user", "content": "word " * 400},
+                                    {"role": "assistant", "content": "reply " * 400}]})
+    with open(big, "w", encoding="utf-8") as stream:
+        for number in range(2500):  # ~10 MB: progress ticks every MB give cancel its chances
+            stream.write(line.replace("word", f"w{number}", 1) + "\n")
+    with qtbot.waitSignal(tab.jobFinished, timeout=60_000):
+        assert tab.import_file(big)
+        assert tab.cancel_button.isVisibleTo(tab)
+        qtbot.mouseClick(tab.cancel_button, Qt.MouseButton.LeftButton)
+    assert tab.message.kind == "info" and "nothing was imported" in tab.message.text()
+    assert window.workspace.count_conversations() == 0
+    assert tab.import_demo_button.isEnabled() and not tab.cancel_button.isVisibleTo(tab)
+
+
+def test_supabase_import_uses_the_keyring_and_the_mapping(window, qtbot, tmp_path, monkeypatch):
+    from app import data_jobs, settings
+    from cognitivetwin_core import secrets
+    from postgrest_server import PostgrestServer, make_turns_table
+
+    rows = make_turns_table(tmp_path / "turns.sqlite3", 40)
+    stored = {}
+    monkeypatch.setattr(secrets, "get_secret", lambda name: stored.get(name))
+    tab = window.data_tab
+
+    # Nothing saved yet: a plain message that points at the Connections tab.
+    _wait_job(qtbot, tab, tab.import_supabase)
+    assert tab.message.kind == "error" and "Connections tab" in tab.message.text()
+
+    with PostgrestServer(tmp_path / "turns.sqlite3", key="sb_secret_test_0123456789abcdef", max_rows=100) as server:
+        stored.update({secrets.SUPABASE_URL: server.url, secrets.SUPABASE_KEY: server.key})
+        settings.write(settings.SUPABASE_TABLE, "memory_turns")
+        with qtbot.waitSignal(tab.importFinished, timeout=60_000) as done:
+            tab.import_supabase()
+        report = done.args[0]
+        assert report.conversations_accepted == 40 and report.messages_accepted == rows
+        assert tab.list_model.total == 40
+        assert "memory_turns" in tab.source_filter.itemText(1) or tab.source_filter.count() == 2
+
+        settings.write(settings.SUPABASE_TABLE, "no_such_table")
+        _wait_job(qtbot, tab, tab.import_supabase)
+        assert tab.message.kind == "error" and "no_such_table" in tab.message.text()
+        assert server.key not in tab.message.text()
+    assert data_jobs  # the jobs module is what the tab runs
+
+
+def test_list_model_passes_qtmodeltester_and_pages_lazily(qtmodeltester, isolated_user_dirs, big_workspace):
+    from app.conversation_list_model import PAGE_SIZE, ConversationListModel
+
+    model = ConversationListModel()
+    model.set_workspace(big_workspace)
+    assert model.total == 10_000 and model.rowCount() == 0 and model.canFetchMore()
+    model.fetchMore()
+    assert model.rowCount() == PAGE_SIZE, "only one page is read at a time"
+    qtmodeltester.check(model, force_py=True)
+    while model.canFetchMore() and model.rowCount() < 5 * PAGE_SIZE:
+        model.fetchMore()
+    assert model.rowCount() == 5 * PAGE_SIZE
+    assert model.data(model.index(0, 2)) == 10
+    model.set_filters(source="other", search="word5")
+    assert model.total == big_workspace.count_conversations(source="other", search="word5")
+    assert model.rowCount() == 0
+    model.fetchMore()
+    assert 0 < model.rowCount() <= PAGE_SIZE
+    assert all(model.summary(r).source == "other" for r in range(model.rowCount()))
+
+
+def test_data_tab_stays_usable_with_100k_messages(window, qtbot, big_workspace, test_output_dir):
+    tab = window.data_tab
+    window.tabs.setCurrentWidget(tab)
+    tab.set_workspace(big_workspace)
+    assert tab.list_model.total == 10_000
+    assert tab.list_model.rowCount() < 1_000, "the list must not load every conversation"
+    tab.list_view.scrollToBottom()
+    qtbot.wait(50)
+    assert tab.list_model.rowCount() < 1_000
+    with qtbot.waitSignal(tab.conversationShown, timeout=10_000):
+        tab.select_row(3)
+    assert len(tab.conversation_view.cards) == 10
+    assert tab.stats_view.conversations_label.text() == "10,000"
+    window.grab().save(str(test_output_dir / "data_tab_100k_messages.png"))
+
+
+@pytest.fixture(scope="session")
+def big_workspace(tmp_path_factory):
+    """10,000 conversations of 10 messages: 100k annotated messages (built once per session)."""
+    from cognitivetwin_core.conversation import Conversation, Message
+    from cognitivetwin_core.workspace import Workspace
+
+    workspace = Workspace.open(tmp_path_factory.mktemp("big-workspace"))
+
+    def conversations():
+        for i in range(10_000):
+            yield Conversation(
+                id=f"c{i:05d}", source="other" if i % 2 else "bench",
+                messages=[Message(role="user" if j % 2 == 0 else "assistant",
+                                  content=f"message {j} of conversation {i}: how do I fix this bug? word{i % 97} t{j}")
+                          for j in range(10)],
+            )
+
+    workspace.add_conversations(conversations(), source_label="generated")
+    yield workspace
+    workspace.close()
