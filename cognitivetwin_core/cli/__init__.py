@@ -18,6 +18,7 @@ from ..errors import CognitiveTwinError
 COMMAND_MODULES = [
     "model_cmd",
     "demo_cmd",
+    "data_cmd",
 ]
 
 log = logging.getLogger("cognitivetwin.cli")

@@ -1,0 +1,347 @@
+"""`cognitivetwin data`: import conversations into a workspace, browse them, export them.
+
+    cognitivetwin data import PATH|demo [--importer NAME] [--strict]
+    cognitivetwin data import --supabase [--url URL] [--table memory_turns] [--map COLUMN=FIELD ...]
+    cognitivetwin data list [--search TEXT] [--source S] [--phase N] [--pattern NAME] [--offset N --limit N]
+    cognitivetwin data show ID
+    cognitivetwin data stats [--json]
+    cognitivetwin data export --format together|trajectory --out FILE [--base-model NAME]
+
+Every command takes --workspace DIR (default: the user's default workspace).
+`prepare_phase2_data(args)` is the seed's `phase2 --prepare-data`: a Supabase import plus a
+trajectory export; `add_prepare_data_arguments(parser)` adds its options to a parser.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+
+IMPORTER_NAMES = ("chat-jsonl", "trajectory-jsonl", "sharegpt", "chatgpt", "demo")
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("data", help="conversations: import, list, show, stats, export")
+    sub = parser.add_subparsers(dest="data_command", metavar="ACTION", required=True)
+
+    importing = sub.add_parser("import", help="import a file, the demo dataset ('demo') or a Supabase table")
+    _workspace_argument(importing)
+    importing.add_argument("path", nargs="?", help="file to import (chat/trajectory JSONL, ShareGPT JSON, ChatGPT "
+                           "export .json/.zip), or 'demo'")
+    importing.add_argument("--importer", choices=IMPORTER_NAMES, help="format of PATH (default: detected)")
+    _supabase_arguments(importing)
+    importing.add_argument("--strict", action="store_true", help="abort and write nothing if any record is rejected")
+    importing.add_argument("--quiet", action="store_true", help="no progress bar")
+    importing.set_defaults(func=_import)
+
+    listing = sub.add_parser("list", help="list conversations, a page at a time")
+    _workspace_argument(listing)
+    listing.add_argument("--offset", type=int, default=0)
+    listing.add_argument("--limit", type=int, default=50)
+    listing.add_argument("--search", help="text in the title or any message")
+    listing.add_argument("--source", help="only conversations from this importer (e.g. sharegpt, demo)")
+    listing.add_argument("--phase", type=int, choices=range(6), help="only conversations with a message in this phase")
+    listing.add_argument("--pattern", help="only conversations with a message showing this pattern")
+    listing.add_argument("--min-messages", type=int)
+    listing.add_argument("--max-messages", type=int)
+    listing.set_defaults(func=_list)
+
+    show = sub.add_parser("show", help="show one conversation with its trajectory and patterns")
+    _workspace_argument(show)
+    show.add_argument("conversation_id")
+    show.add_argument("--json", action="store_true", help="print JSON")
+    show.set_defaults(func=_show)
+
+    stats = sub.add_parser("stats", help="counts by source, role, phase and pattern; the imports")
+    _workspace_argument(stats)
+    stats.add_argument("--json", action="store_true", help="print JSON")
+    stats.set_defaults(func=_stats)
+
+    export = sub.add_parser("export", help="write Together JSONL (Phase 1) or trajectory JSONL (Phase 2)")
+    _workspace_argument(export)
+    export.add_argument("--format", required=True, choices=("together", "trajectory"))
+    export.add_argument("--out", required=True, help="file to write (replaced atomically)")
+    export.add_argument("--base-model", default=None, help="Together: base whose tokenizer and context are checked "
+                        "(catalog name or local folder; default the embedded smollm2-135m)")
+    export.add_argument("--validation-fraction", type=float, default=0.0,
+                        help="Together: share of conversations for a validation file (e.g. 0.1)")
+    export.add_argument("--epochs", type=int, default=3, help="Together: epochs for the training-token estimate")
+    export.add_argument("--recompute", action="store_true",
+                        help="trajectory: recompute coordinates even where an imported file gave them")
+    export.set_defaults(func=_export)
+
+    annotate = sub.add_parser("reannotate", help="recompute stored trajectory annotations and pattern labels")
+    _workspace_argument(annotate)
+    annotate.add_argument("--recompute-given", action="store_true",
+                          help="also replace trajectory values that imported files gave")
+    annotate.set_defaults(func=_reannotate)
+
+
+def _workspace_argument(parser) -> None:
+    parser.add_argument("--workspace", metavar="DIR", help="workspace folder (default: the user's default workspace)")
+
+
+def _supabase_arguments(parser) -> None:
+    parser.add_argument("--supabase", action="store_true", help="import a Supabase table (URL and key from the "
+                        "keyring, or SUPABASE_URL / SUPABASE_KEY)")
+    parser.add_argument("--url", help="Supabase project URL (default: SUPABASE_URL, then the keyring)")
+    parser.add_argument("--table", default=None, help="Supabase table (default memory_turns)")
+    parser.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
+                        help="column mapping; FIELD is one of conversation_id, role, content, timestamp, "
+                        "turn_order, row_id (repeatable)")
+    parser.add_argument("--page-size", type=int, default=1000, help="rows per page (Supabase caps at 1000)")
+
+
+def add_prepare_data_arguments(parser) -> None:
+    """The options of `phase2 --prepare-data`, for the parser that offers it."""
+    if not any(action.dest == "workspace" for action in parser._actions):
+        _workspace_argument(parser)
+    for option in ("--url", "--table", "--map", "--page-size"):
+        if any(option in action.option_strings for action in parser._actions):
+            return
+    parser.add_argument("--url", help="Supabase project URL (default: SUPABASE_URL, then the keyring)")
+    parser.add_argument("--table", default=None, help="Supabase table (default memory_turns)")
+    parser.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD", help="column mapping")
+    parser.add_argument("--page-size", type=int, default=1000, help="rows per page")
+    parser.add_argument("--data-out", default=None, help="trajectory JSONL to write (default: "
+                        "<workspace>/runs/phase2_training_data.jsonl)")
+
+
+def _open_workspace(args):
+    from ..workspace import Workspace
+
+    return Workspace.open(getattr(args, "workspace", None))
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr (a line per 10% when stderr is not a terminal)."""
+
+    def __init__(self, label: str, enabled: bool = True):
+        self.label = label
+        self.enabled = enabled
+        self.tty = sys.stderr.isatty()
+        self.last_step = -1
+        self.started = time.monotonic()
+        self.drawn = False
+
+    def __call__(self, tick) -> None:
+        if not self.enabled:
+            return
+        fraction = tick.fraction
+        if tick.unit == "bytes":
+            amount = f"{tick.done / 1e6:.1f}" + (f"/{tick.total / 1e6:.1f} MB" if tick.total else " MB")
+        else:
+            amount = f"{tick.done}" + (f"/{tick.total}" if tick.total else "") + f" {tick.unit}"
+        counts = f"{tick.conversations} conversations, {tick.messages} messages"
+        if self.tty:
+            bar = ""
+            if fraction is not None:
+                filled = int(fraction * 30)
+                bar = "[" + "#" * filled + "." * (30 - filled) + f"] {fraction * 100:3.0f}% "
+            sys.stderr.write(f"\r{self.label}: {bar}{amount}, {counts}   ")
+            sys.stderr.flush()
+            self.drawn = True
+        else:
+            step = int((fraction or 0) * 10)
+            if step > self.last_step:
+                self.last_step = step
+                percent = f"{fraction * 100:.0f}% " if fraction is not None else ""
+                print(f"{self.label}: {percent}{amount}, {counts}", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.drawn:
+            sys.stderr.write("\n")
+            sys.stderr.flush()
+            self.drawn = False
+
+
+def supabase_credentials(url: str | None = None) -> tuple[str, str]:
+    """URL and key from the environment (SUPABASE_URL, SUPABASE_KEY), else the keyring."""
+    from ..errors import InputError
+
+    url = url or os.environ.get("SUPABASE_URL")
+    key = os.environ.get("SUPABASE_KEY")
+    if not url or not key:
+        try:
+            from .. import secrets
+
+            url = url or secrets.get_secret(secrets.SUPABASE_URL)
+            key = key or secrets.get_secret(secrets.SUPABASE_KEY)
+        except ImportError:
+            pass
+        except Exception as exc:  # no keyring backend, locked keyring: say so, then ask for the variables
+            if not url or not key:
+                raise InputError(f"No Supabase credentials: the keyring is unusable ({exc}); set SUPABASE_URL and "
+                                 "SUPABASE_KEY, or save them in the app's Connections tab.") from None
+    if key:
+        from ..logging_setup import register_secret
+
+        register_secret(key)
+    if not url or not key:
+        raise InputError("No Supabase credentials: set SUPABASE_URL and SUPABASE_KEY, or save them in the app's "
+                         "Connections tab.")
+    return url, key
+
+
+def _supabase_source(args):
+    from ..importers import ColumnMapping, SupabaseSource
+    from ..importers.supabase_table import DEFAULT_TABLE
+
+    url, key = supabase_credentials(args.url)
+    return SupabaseSource(url=url, key=key, table=args.table or DEFAULT_TABLE,
+                          mapping=ColumnMapping.from_pairs(args.map), page_size=args.page_size)
+
+
+def _print_report(report) -> None:
+    print(report.summary())
+    for warning in report.warnings:
+        print(f"warning: {warning}")
+    if report.rejected:
+        print(f"Rejected records ({len(report.rejected)}):")
+        for rejection in report.rejected[:50]:
+            print(f"  {rejection}")
+        if len(report.rejected) > 50:
+            print(f"  ... and {len(report.rejected) - 50} more (see `cognitivetwin data stats --json`)")
+
+
+def _import(args) -> int:
+    from ..errors import InputError
+    from ..importers import import_into
+
+    if args.supabase == bool(args.path):
+        raise InputError("Give either a PATH (or 'demo') or --supabase to import.")
+    source = _supabase_source(args) if args.supabase else args.path
+    workspace = _open_workspace(args)
+    bar = _ProgressBar("importing", enabled=not args.quiet)
+    try:
+        report = import_into(workspace, source, importer=args.importer, strict=args.strict, progress=bar)
+    finally:
+        bar.close()
+        workspace.close()
+    _print_report(report)
+    return 0 if report.conversations_accepted or not report.rejected else 2
+
+
+def _list(args) -> int:
+    workspace = _open_workspace(args)
+    filters = dict(source=args.source, search=args.search, min_messages=args.min_messages,
+                   max_messages=args.max_messages, phase=args.phase, pattern=args.pattern)
+    total = workspace.count_conversations(**filters)
+    page = workspace.list_conversations(args.offset, args.limit, **filters)
+    print(f"{total} conversations" + (f", showing {args.offset + 1}-{args.offset + len(page)}" if page else ""))
+    for summary in page:
+        title = summary.title or summary.preview
+        print(f"{summary.id:<28} {summary.source:<16} {summary.message_count:>4} msgs  {title[:70]}")
+    workspace.close()
+    return 0
+
+
+def _show(args) -> int:
+    from ..trajectory import PHASE_NAMES
+
+    workspace = _open_workspace(args)
+    conversation = workspace.get_conversation(args.conversation_id)
+    annotations = workspace.annotations(args.conversation_id)
+    workspace.close()
+    if args.json:
+        print(json.dumps({
+            "id": conversation.id, "source": conversation.source, "title": conversation.title,
+            "messages": [
+                {"role": message.role, "content": message.content,
+                 "created_at": message.created_at.isoformat() if message.created_at else None,
+                 "trajectory": annotation.trajectory.to_dict(), "patterns": list(annotation.patterns)}
+                for message, annotation in zip(conversation.messages, annotations)
+            ],
+        }, ensure_ascii=False, indent=2))
+        return 0
+    print(f"{conversation.id} ({conversation.source}){': ' + conversation.title if conversation.title else ''}")
+    for message, annotation in zip(conversation.messages, annotations):
+        coordinates = " ".join(f"{value:.2f}" for value in annotation.coordinates)
+        print(f"\n[{annotation.turn_index}] {message.role}  phase {annotation.phase_id} "
+              f"({PHASE_NAMES[annotation.phase_id]})  coords {coordinates}  "
+              f"patterns: {', '.join(annotation.patterns) or '-'}")
+        print(message.content)
+    return 0
+
+
+def _stats(args) -> int:
+    from ..trajectory import PHASE_NAMES
+
+    workspace = _open_workspace(args)
+    stats = workspace.stats()
+    if args.json:
+        stats["imports"] = workspace.imports()
+        workspace.close()
+        print(json.dumps(stats, ensure_ascii=False, indent=2, default=str))
+        return 0
+    workspace.close()
+    print(f"Workspace {stats['path']}")
+    print(f"{stats['conversations']} conversations, {stats['messages']} messages, "
+          f"{stats['mean_messages_per_conversation']:.1f} messages per conversation")
+    print("By source:  " + ", ".join(f"{name} {count}" for name, count in stats["by_source"].items()))
+    print("By role:    " + ", ".join(f"{name} {count}" for name, count in stats["by_role"].items()))
+    print("By phase:   " + ", ".join(f"{PHASE_NAMES[phase]} {count}" for phase, count in stats["by_phase"].items()))
+    print("By pattern: " + ", ".join(f"{name} {count}" for name, count in stats["by_pattern"].items()))
+    print(f"Imports: {len(stats['imports'])}")
+    for record in stats["imports"][-10:]:
+        print(f"  #{record['id']} {record['importer']} {record['location']}: {record['conversations']} added, "
+              f"{record['duplicates']} duplicates, {record['rejected']} rejected")
+    return 0
+
+
+def _export(args) -> int:
+    from ..base_models import DEFAULT_BASE_MODEL
+    from ..exports import export_together, export_trajectory
+
+    workspace = _open_workspace(args)
+    try:
+        if args.format == "together":
+            summary = export_together(workspace, args.out, base_model=args.base_model or DEFAULT_BASE_MODEL,
+                                      validation_fraction=args.validation_fraction, epochs=args.epochs)
+            print(summary.text())
+        else:
+            summary = export_trajectory(workspace, args.out, recompute=args.recompute)
+            print(f"Wrote {summary.lines} lines ({summary.conversations} conversations) to {summary.path}")
+    finally:
+        workspace.close()
+    return 0
+
+
+def _reannotate(args) -> int:
+    from ..workspace import Workspace
+
+    workspace = Workspace.open(args.workspace)
+    count = workspace.refresh_annotations(recompute_given=args.recompute_given)
+    workspace.close()
+    print(f"Re-annotated {count} conversations.")
+    return 0
+
+
+def prepare_phase2_data(args) -> int:
+    """The seed's `phase2 --prepare-data`: import the Supabase table into the workspace, then
+    write the trajectory JSONL Phase 2 trains on (default <workspace>/runs/phase2_training_data.jsonl)."""
+    from pathlib import Path
+
+    from ..exports import export_trajectory
+    from ..importers import import_into
+
+    for name, default in (("url", None), ("table", None), ("map", []), ("page_size", 1000), ("data_out", None),
+                          ("strict", False), ("quiet", False)):
+        if not hasattr(args, name):
+            setattr(args, name, default)
+    source = _supabase_source(args)
+    workspace = _open_workspace(args)
+    bar = _ProgressBar("importing", enabled=not args.quiet)
+    try:
+        report = import_into(workspace, source, strict=args.strict, progress=bar)
+        bar.close()
+        _print_report(report)
+        out = Path(args.data_out) if args.data_out else workspace.runs_dir / "phase2_training_data.jsonl"
+        summary = export_trajectory(workspace, out)
+    finally:
+        bar.close()
+        workspace.close()
+    print(f"Wrote {summary.lines} lines ({summary.conversations} conversations) to {summary.path}")
+    return 0
