@@ -81,7 +81,8 @@ def complexity(text: str) -> float:
     features = text_features(text)
     # Length uses the whole text (cheap: characters, not words); the rest the window.
     length_score = 1.0 - math.exp(-len(text) / 1500.0)
-    richness = len(features.words) / features.word_count if features.word_count else 0.0
+    # Richness counts distinct words (saturating), so a richer vocabulary always scores more.
+    richness = 1.0 - math.exp(-len(features.words) / 60.0)
     prose = features.prose
     sentences = 1 + sum(prose.count(end) for end in _SENTENCE_ENDS)
     words_per_sentence = features.word_count * (len(prose) / max(1, len(features.window))) / sentences
