@@ -164,6 +164,7 @@ class Phase1Controller(QObject):
     max_poll_interval = 60.0
     max_transient_failures = 8
     auto_download = True
+    local_options: dict = {}  # keyword arguments for LocalLoraJobs (e.g. max_batch_tokens)
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
@@ -200,7 +201,7 @@ class Phase1Controller(QObject):
             from cognitivetwin_core.local_lora import LocalLoraJobs
 
             # Marks local runs that were going when the app stopped as interrupted.
-            self._local = LocalLoraJobs(workspace)
+            self._local = LocalLoraJobs(workspace, **self.local_options)
             self.jobsChanged.emit()
             self.resume_monitoring()
         else:

@@ -66,6 +66,7 @@ def test_demo_offer_imports_the_demo_and_browses_annotated_conversations(window,
     xs, ys = view._curves[0].getData()
     assert len(xs) == summary.message_count
     assert list(ys) == pytest.approx([a.coordinates[0] for a in annotations])
+    qtbot.wait(100)  # layouts show newly added widgets through queued calls
     window.grab().save(str(test_output_dir / "data_tab_conversation.png"))
 
     tab.details.setCurrentWidget(tab.stats_view)
@@ -73,6 +74,7 @@ def test_demo_offer_imports_the_demo_and_browses_annotated_conversations(window,
     assert tab.stats_view.conversations_label.text() == f"{stats['conversations']:,}"
     assert tab.stats_view.bar_heights("phase") == [stats["by_phase"].get(i, 0) for i in range(6)]
     assert sum(tab.stats_view.bar_heights("pattern")) == sum(stats["by_pattern"].values()) > 0
+    qtbot.wait(100)
     window.grab().save(str(test_output_dir / "data_tab_statistics.png"))
 
     # Importing the same data again adds nothing: the report says they were already there.
@@ -143,6 +145,7 @@ def test_broken_file_shows_the_report_with_line_numbers(window, qtbot, tmp_path,
     assert [line.split(",")[0].split(":")[1] for line in lines] == ["2", "3", "4"]
     assert "broken.jsonl:3" in lines[1] and "content" in lines[1]
     assert tab.list_model.total == 2
+    qtbot.wait(100)
     window.grab().save(str(test_output_dir / "data_tab_broken_import.png"))
 
 
@@ -239,6 +242,7 @@ def test_data_tab_stays_usable_with_100k_messages(window, qtbot, big_workspace, 
         tab.select_row(3)
     assert len(tab.conversation_view.cards) == 10
     assert tab.stats_view.conversations_label.text() == "10,000"
+    qtbot.wait(100)
     window.grab().save(str(test_output_dir / "data_tab_100k_messages.png"))
 
 

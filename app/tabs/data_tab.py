@@ -193,6 +193,7 @@ class DataTab(QWidget):
         self.list_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.list_view.setAlternatingRowColors(True)
         self.list_view.verticalHeader().hide()
+        self.list_view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
         self.list_view.setWordWrap(False)
         header = self.list_view.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)

@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from .coordinate_bars import CoordinateBars
+from .flow_layout import FlowLayout
 from .trajectory_style import COORDINATE_COLORS, COORDINATE_LABELS, phase_color, phase_label
 
 CARDS_PER_BATCH = 100
@@ -43,7 +44,7 @@ class MessageCard(QFrame):
         self.setFrameShape(QFrame.Shape.StyledPanel)
         outer = QHBoxLayout(self)
         left = QVBoxLayout()
-        header = QHBoxLayout()
+        header = FlowLayout()
         role = QLabel(f"<b>{message.role}</b> · #{index + 1}")
         header.addWidget(role)
         self.phase_tag = None
@@ -55,7 +56,6 @@ class MessageCard(QFrame):
                 chip = _chip(pattern)
                 self.chips.append(chip)
                 header.addWidget(chip)
-        header.addStretch(1)
         left.addLayout(header)
         text = message.content
         if len(text) > MAX_TEXT_CHARS:
@@ -64,7 +64,8 @@ class MessageCard(QFrame):
         body.setTextFormat(Qt.TextFormat.PlainText)
         body.setWordWrap(True)
         body.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        body.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
+        body.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        body.setMinimumWidth(120)
         left.addWidget(body)
         outer.addLayout(left, 1)
         if annotation is not None:
@@ -99,6 +100,8 @@ class ConversationView(QWidget):
         self.cards_layout.addStretch(1)
         self.scroll = QScrollArea()
         self.scroll.setWidgetResizable(True)
+        # Cards follow the view's width (texts wrap) instead of scrolling sideways.
+        self.scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.scroll.setWidget(self.cards_host)
         layout.addWidget(self.scroll, 1)
 

@@ -49,16 +49,18 @@ class StatsView(QWidget):
             return
         import pyqtgraph as pg
 
+        # Horizontal bars: the category names sit on the left axis, where long names fit.
         self.phase_chart = pg.PlotWidget(title="Messages per phase")
         self.pattern_chart = pg.PlotWidget(title="Messages per pattern")
         for chart, names in ((self.phase_chart, PHASE_NAMES), (self.pattern_chart, PATTERN_NAMES)):
             chart.setBackground(None)
             chart.setMouseEnabled(x=False, y=False)
-            chart.setMinimumHeight(170)
-            axis = chart.getPlotItem().getAxis("bottom")
-            axis.setTicks([[(i, name.replace(" ", "\n")) for i, name in enumerate(names)]])
+            chart.setMinimumHeight(150)
+            chart.getPlotItem().invertY(True)  # first category at the top
+            axis = chart.getPlotItem().getAxis("left")
+            axis.setTicks([[(i, name) for i, name in enumerate(names)]])
             axis.setStyle(tickFont=self.font())
-            self.charts_layout.addWidget(chart)
+            self.charts_layout.addWidget(chart, len(names))
         self._phase_bars = None
         self._pattern_bars = None
 
@@ -81,15 +83,17 @@ class StatsView(QWidget):
             old = getattr(self, attr)
             if old is not None:
                 chart.removeItem(old)
-            bars = pg.BarGraphItem(x=np.arange(len(counts), dtype=np.float64), height=counts, width=0.7, brushes=brushes, pen=None)
+            bars = pg.BarGraphItem(x0=0.0, y=np.arange(len(counts), dtype=np.float64), width=counts, height=0.7,
+                                   brushes=brushes, pen=None)
             chart.addItem(bars)
             setattr(self, attr, bars)
-            chart.setXRange(-0.6, len(counts) - 0.4, padding=0)
-            chart.setYRange(0, max(1.0, float(counts.max()) * 1.1), padding=0)
+            chart.setYRange(-0.6, len(counts) - 0.4, padding=0)
+            chart.setXRange(0, max(1.0, float(counts.max()) * 1.05), padding=0)
 
     def bar_heights(self, which: str) -> list[float]:
+        """The drawn bar lengths (message counts) of the "phase" or "pattern" chart."""
         bars = self._phase_bars if which == "phase" else self._pattern_bars
-        return [] if bars is None else [float(h) for h in bars.opts["height"]]
+        return [] if bars is None else [float(v) for v in bars.opts["width"]]
 
     def show_tokens(self, text: str) -> None:
         self.tokens_label.setText(text)
