@@ -48,7 +48,7 @@ _SENTENCE_BREAK = re.compile(r"[.!?;:\n]+")
 # label every message of a 100k-message import; Python regex alternations were 10x slower.
 _WORDS: dict[str, frozenset[str]] = {
     "debugging": frozenset(
-        "error errors traceback exception exceptions bug bugs crash crashes crashed crashing segfault "
+        "error errors traceback exception exceptions bug bugs fail crash crashes crashed crashing segfault "
         "segfaults debug debugging breakpoint fails failing failed broken regression stacktrace hangs "
         "deadlock oom leak".split()
     ),
