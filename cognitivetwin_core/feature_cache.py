@@ -19,6 +19,7 @@ Public:
     CachedFeatures: .features (memmap), .offsets, .conversation_ids, .conversation(i), .rows(i)
     encode_with_cache(conversations, base_model=..., adapter_dir=..., cache_dir=..., ...)
         -> (CachedFeatures | None, hit: bool)     # None when should_stop() said stop
+    iter_encode_with_cache(...)   # the same as a generator of progress tuples
 """
 
 from __future__ import annotations
@@ -209,6 +210,26 @@ def default_cache_root() -> Path:
 def encode_with_cache(
     conversations: Sequence[Conversation],
     *,
+    progress: Callable[[int, int, int], None] | None = None,
+    **kwargs,
+) -> tuple[CachedFeatures | None, bool]:
+    """The cached features of `conversations`, encoding them (once) on a miss.
+
+    Keywords as `iter_encode_with_cache`; `progress(messages_done, messages_total, tokens_done)`.
+    """
+    steps = iter_encode_with_cache(conversations, **kwargs)
+    while True:
+        try:
+            update = next(steps)
+        except StopIteration as finished:
+            return finished.value
+        if progress:
+            progress(*update)
+
+
+def iter_encode_with_cache(
+    conversations: Sequence[Conversation],
+    *,
     base_model: str | Path,
     adapter_dir: str | Path | None = None,
     cache_dir: str | Path | None = None,
@@ -216,12 +237,12 @@ def encode_with_cache(
     device: str = "cpu",
     tokenizer=None,
     model=None,
-    progress: Callable[[int, int, int], None] | None = None,
     should_stop: Callable[[], bool] | None = None,
-) -> tuple[CachedFeatures | None, bool]:
-    """The cached features of `conversations`, encoding them (once) on a miss.
+):
+    """Generator: yields (messages_done, messages_total, tokens_done) while encoding, returns
+    (CachedFeatures or None when `should_stop()` said stop, cache hit).
 
-    The base is loaded only on a miss, unless `model` (a frozen base, with its adapter) is given.
+    The base is loaded only on a miss, unless `model` (the frozen base, with its adapter) is given.
     """
     from .base_model_loader import load_tokenizer
 
@@ -245,7 +266,7 @@ def encode_with_cache(
 
     started = time.perf_counter()
     encoder = TurnEncoder(model, tokenizer, settings, device=device)
-    vectors = encoder.encode([c.messages for c in conversations], progress=progress, should_stop=should_stop)
+    vectors = yield from encoder.iter_encode([c.messages for c in conversations], should_stop=should_stop)
     if vectors is None:
         return None, False
     description = {

@@ -17,6 +17,7 @@ Public:
     plan_windows(tokenized, max_window_tokens, overlap_tokens) -> list[Window]
     TurnEncoder(model, tokenizer, settings=None, device=None).encode(conversations,
         progress=None, should_stop=None) -> list[np.ndarray]   # per conversation [n, hidden] float32
+        .iter_encode(conversations, should_stop=None)   # generator: yields progress, returns the arrays
 """
 
 from __future__ import annotations
@@ -223,6 +224,18 @@ class TurnEncoder:
         `progress(messages_done, messages_total, tokens_done)` after each batch; `should_stop()`
         is checked before each batch (returns None when it says stop).
         """
+        steps = self.iter_encode(conversations, should_stop=should_stop)
+        while True:
+            try:
+                done, total, tokens = next(steps)
+            except StopIteration as finished:
+                return finished.value
+            if progress:
+                progress(done, total, tokens)
+
+    def iter_encode(self, conversations: Sequence[Sequence[Message]], should_stop: Callable[[], bool] | None = None):
+        """A generator form of `encode`: yields (messages_done, messages_total, tokens_done) after
+        each batch and returns the arrays (`result = yield from encoder.iter_encode(...)`)."""
         import numpy as np
         import torch
 
@@ -264,6 +277,5 @@ class TurnEncoder:
                     outputs[conv_index][message_index] = states[row, start:end].mean(dim=0).cpu().numpy()
                     done_messages += 1
                 done_tokens += len(token_ids)
-            if progress:
-                progress(done_messages, total_messages, done_tokens)
+            yield done_messages, total_messages, done_tokens
         return outputs

@@ -70,13 +70,13 @@ def test_cache_hit_skips_encoding_and_invalidation(tiny_model_dir, tmp_path, mon
     from cognitivetwin_core.turn_encoder import EncodingSettings
 
     calls = []
-    original = turn_encoder.TurnEncoder.encode
+    original = turn_encoder.TurnEncoder.iter_encode
 
     def counting(self, conversations, **kwargs):
         calls.append(len(conversations))
         return original(self, conversations, **kwargs)
 
-    monkeypatch.setattr(turn_encoder.TurnEncoder, "encode", counting)
+    monkeypatch.setattr(turn_encoder.TurnEncoder, "iter_encode", counting)
     convs = _conversations()
     first, hit = encode_with_cache(convs, base_model=str(tiny_model_dir), cache_dir=tmp_path)
     assert not hit and calls == [2]

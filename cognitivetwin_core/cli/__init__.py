@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "model_cmd",
     "demo_cmd",
     "data_cmd",
+    "phase2_cmd",
 ]
 
 log = logging.getLogger("cognitivetwin.cli")
