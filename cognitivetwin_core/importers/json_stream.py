@@ -61,7 +61,7 @@ def iter_json_lines(
         if not raw.strip():
             continue
         try:
-            text = raw.decode("utf-8")
+            text = raw.rstrip(b"\r\n").decode("utf-8")
         except UnicodeDecodeError as exc:
             column = len(raw[: exc.start].decode("utf-8", "replace")) + 1
             report.reject(Rejection(label, f"not UTF-8 text (byte 0x{raw[exc.start]:02x})", line=line_number,
