@@ -94,6 +94,7 @@ class _TextWindow:
         self.bytes_read = 0
         self.line = 1  # line number at `self.counted`
         self.counted = 0
+        self.column_offset = 0  # characters of the window's first line that are no longer in it
         self.first = True
 
     def more(self, at_least: int = _CHUNK) -> bool:
@@ -106,6 +107,12 @@ class _TextWindow:
                 self.counted = 0
             else:
                 self.counted -= self.pos
+            # Characters of the current line that slide out of the window, for columns.
+            last_newline = self.text.rfind("\n", 0, self.pos)
+            if last_newline >= 0:
+                self.column_offset = self.pos - last_newline - 1
+            else:
+                self.column_offset += self.pos
             self.text = self.text[self.pos:]
             self.pos = 0
         raw = self.stream.read(max(at_least, _CHUNK))
@@ -141,8 +148,10 @@ class _TextWindow:
             line = self.line
         else:
             line = self.line - self.text.count("\n", pos, self.counted)
-        start = self.text.rfind("\n", 0, pos) + 1
-        return line, pos - start + 1
+        newline = self.text.rfind("\n", 0, pos)
+        if newline < 0:
+            return line, self.column_offset + pos + 1
+        return line, pos - newline
 
 
 def _incomplete(error: json.JSONDecodeError, text: str) -> bool:
@@ -185,10 +194,12 @@ def iter_json_records(
         try:
             value, end = _decoder.raw_decode(window.text, start)
         except json.JSONDecodeError as exc:
-            if _incomplete(exc, window.text) and window.more(len(window.text)):
+            incomplete = _incomplete(exc, window.text)
+            if incomplete and window.more(len(window.text)):
                 continue  # read more (doubling) and decode the element again
+            start = window.pos  # more() may have slid the window
             line, column = window.line_of(start)
-            if _incomplete(exc, window.text):
+            if incomplete:
                 _truncated(report, label, index, line, column, "inside this record")
             else:
                 error_line, error_column = window.line_of(exc.pos)
