@@ -85,13 +85,29 @@ def run_supabase_import(progress, cancelled, workspace_path, table: str, mapping
         return import_into(workspace, source, strict=strict, progress=_Throttle(progress, cancelled))
 
 
-def run_export(progress, cancelled, workspace_path, which: str, path: Path, base_model: str):
+def run_export(progress, cancelled, workspace_path, which: str, path: Path, base_model: str,
+               validation_fraction: float = 0.0):
+    """Phase 1: Together JSONL checked against `base_model` (tokens, context); Phase 2: the
+    seed's trajectory JSONL. The core writes atomically: a cancel leaves no file behind."""
     from cognitivetwin_core import exports
 
+    throttle = _Throttle(progress, cancelled)
     with _open(workspace_path) as workspace:
-        if which == "phase1":
-            return exports.export_phase1(workspace, path, base_model=base_model, progress=_Throttle(progress, cancelled))
-        return exports.export_phase2(workspace, path, progress=_Throttle(progress, cancelled))
+        total = workspace.count_conversations()
+
+        def tick(done: int) -> None:
+            throttle((f"Exported {done:,} of {total:,} conversations", done / total if total else None))
+
+        throttle(("Preparing the export…", None))
+        try:
+            if which == "phase1":
+                return exports.export_together(workspace, path, base_model=base_model,
+                                               validation_fraction=validation_fraction, progress=tick)
+            return exports.export_trajectory(workspace, path, progress=tick)
+        except OSError as exc:  # a folder that cannot be created or written: the user picks another
+            raise CognitiveTwinError(
+                f"Cannot write {path} ({exc.strerror or exc}): choose a folder you can write to."
+            ) from exc
 
 
 def run_token_count(progress, cancelled, workspace_path, base_model: str) -> str:
@@ -152,7 +168,9 @@ def describe_report(report) -> str:
 
 
 def describe_export(summary) -> str:
-    describe = getattr(summary, "describe", None) or getattr(summary, "summary", None)
-    if callable(describe):
-        return str(describe())
-    return str(summary)
+    """The export summary in words (Together: examples, tokens, skips; trajectory: lines)."""
+    text = getattr(summary, "text", None)
+    if callable(text):
+        return str(text())
+    return (f"Wrote {summary.lines:,} lines (one per message, with its context) for {summary.conversations:,} "
+            f"conversations to {summary.path}.")

@@ -266,3 +266,47 @@ def big_workspace(tmp_path_factory):
     workspace.add_conversations(conversations(), source_label="generated")
     yield workspace
     workspace.close()
+
+
+def test_exports_and_token_count_run_in_the_background(window, qtbot, tmp_path, embedded_model_dir, test_output_dir):
+    tab = window.data_tab
+    window.tabs.setCurrentWidget(tab)
+    with qtbot.waitSignal(tab.importFinished, timeout=60_000):
+        tab.import_demo()
+    stats = window.workspace.stats()
+
+    phase2 = tmp_path / "phase2.jsonl"
+    with qtbot.waitSignal(tab.exportFinished, timeout=120_000) as done:
+        tab.export("phase2", phase2)
+    lines = phase2.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == done.args[0].lines == stats["messages"]
+    first = json.loads(lines[0])
+    assert set(first) >= {"conversation_id", "messages", "trajectory", "patterns"}
+    assert tab.message.kind == "ok" and f"Wrote {len(lines)} lines" in tab.message.text()
+
+    phase1 = tmp_path / "phase1.jsonl"
+    tab.validation_box.setChecked(True)
+    with qtbot.waitSignal(tab.exportFinished, timeout=180_000) as done:
+        tab.export("phase1", phase1)
+    summary = done.args[0]
+    examples = phase1.read_text(encoding="utf-8").splitlines()
+    assert len(examples) == summary.examples > 0
+    assert summary.validation_path is not None and summary.validation_path.is_file()
+    assert all(json.loads(line)["messages"][-1]["role"] == "assistant" for line in examples)
+    assert f"Wrote {summary.examples} training examples" in tab.message.text()
+    qtbot.wait(100)
+    window.grab().save(str(test_output_dir / "data_tab_export.png"))
+
+    tab.details.setCurrentWidget(tab.stats_view)
+    with qtbot.waitSignal(tab.jobFinished, timeout=120_000):
+        assert tab.count_tokens()
+    text = tab.stats_view.tokens_label.text()
+    assert "smollm2-135m tokenizer" in text
+    assert int(text.split()[0].replace(",", "")) > stats["characters"] / 10
+
+    # Export failures a user can fix are shown inline: a target "folder" that is a file.
+    (tmp_path / "a-file").write_text("x")
+    blocked = tmp_path / "a-file" / "out.jsonl"
+    _wait_job(qtbot, tab, lambda: tab.export("phase2", blocked))
+    assert tab.message.kind == "error" and tab.message.text().startswith(f"Cannot write {blocked}")
+    assert "choose a folder" in tab.message.text()

@@ -133,9 +133,12 @@ class DataTab(QWidget):
         self.export_phase2_button = QPushButton("Export for Phase 2…")
         self.export_phase2_button.setToolTip("Trajectory JSONL: one line per message with its context.")
         self.export_phase2_button.clicked.connect(lambda: self._choose_export("phase2"))
+        self.validation_box = QCheckBox("Hold out 10% for validation")
+        self.validation_box.setToolTip("Phase 1 export: a validation file split by conversation (no conversation in both).")
         for widget in (self.import_file_button, self.import_supabase_button, self.import_demo_button, self.strict_box):
             row.addWidget(widget)
         row.addStretch(1)
+        row.addWidget(self.validation_box)
         row.addWidget(self.export_phase1_button)
         row.addWidget(self.export_phase2_button)
         return row
@@ -297,7 +300,7 @@ class DataTab(QWidget):
 
     def _set_idle(self, idle: bool) -> None:
         for widget in (self.import_file_button, self.import_supabase_button, self.import_demo_button,
-                       self.export_phase1_button, self.export_phase2_button, self.strict_box):
+                       self.export_phase1_button, self.export_phase2_button, self.strict_box, self.validation_box):
             widget.setEnabled(idle)
         self.stats_view.set_token_count_busy(not idle)
         for widget in (self.progress_label, self.progress_bar, self.cancel_button):
@@ -344,6 +347,10 @@ class DataTab(QWidget):
         elif kind == "export":
             self.last_export = result
             self.message.show_ok(data_jobs.describe_export(result))
+            skipped = [str(item) for item in getattr(result, "skipped", [])][:MAX_REPORT_LINES]
+            warnings = list(getattr(result, "warnings", []))
+            self.report_view.setPlainText("\n".join(warnings + [f"Skipped {line}" for line in skipped]))
+            self.report_view.setVisible(bool(skipped or warnings))
             self.exportFinished.emit(result)
         elif kind == "tokens":
             self.stats_view.show_tokens(result)
@@ -420,7 +427,8 @@ class DataTab(QWidget):
     def export(self, which: str, path: str | Path) -> bool:
         label = "Phase 1 (Together JSONL)" if which == "phase1" else "Phase 2 (trajectory JSONL)"
         return self._start("export", f"Exporting for {label}…", data_jobs.run_export,
-                           self.workspace.path if self.workspace else None, which, Path(path), self.base_model)
+                           self.workspace.path if self.workspace else None, which, Path(path), self.base_model,
+                           0.1 if self.validation_box.isChecked() else 0.0)
 
     def count_tokens(self) -> bool:
         return self._start("tokens", f"Counting tokens with the {self.base_model} tokenizer…", data_jobs.run_token_count,
