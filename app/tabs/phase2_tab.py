@@ -1,21 +1,867 @@
-"""The Phase 2 tab: trajectory adapter and the style, pattern and planning heads (its own issue fills it)."""
+"""The Phase 2 tab: train the trajectory adapter and the style, pattern and planning heads.
+
+- Settings: base (catalog models available offline, or a local model folder) and Phase 1
+  adapter (the workspace's registered adapters, or a folder), data (the whole workspace or
+  one of its sources), epochs, batch size, learning rate, gradient accumulation, plan
+  steps, device (auto/cpu/cuda, with what was detected). Start, Stop & save, Cancel.
+- While it runs: the phase ("encoding conversations (cache)" with its own progress, then
+  the epochs), epoch/step, elapsed, ETA, RAM/VRAM, and live plots (total and per-head loss
+  per step, smoothed over faint raw; validation metrics per epoch against their baselines;
+  throughput). The plots redraw at 20 Hz at most (`LivePlot`).
+- At the end, a summary card: did each head beat its baseline, where the model was saved.
+- Runs: every Phase 2 run of the workspace (its `run.json` lineage, outcome, key metrics);
+  select two to compare their per-epoch curves on the same axes; resume a stopped run.
+- Closing the window during a run asks whether to stop & save (or discard); the window then
+  closes itself once the training thread has ended (`confirm_close`).
+
+Training runs in `Phase2Controller` (a worker on a QThread); this widget only reacts to the
+controller's signals in the GUI thread.
+"""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QWidget
+import json
+import logging
+import sys
+import time
+from pathlib import Path
 
-from .placeholder import PlaceholderTab
-
-DESCRIPTION = (
-    "This tab will train the second phase of your twin on this computer: small components on "
-    "top of the frozen base model and its Phase 1 adapter, which learn your style signature, "
-    "your conversational patterns and how you plan the next turns. It will show live loss "
-    "curves and per-head metrics for each epoch, let you stop a run at any time, and keep every "
-    "run in the workspace so you can compare them.\n\n"
-    "It is not available in this build yet."
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QGridLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QMessageBox,
+    QProgressBar,
+    QPushButton,
+    QScrollArea,
+    QSpinBox,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
 )
 
+from cognitivetwin_core.base_models import CATALOG, DEFAULT_BASE_MODEL
 
-class Phase2Tab(PlaceholderTab):
+from ..background_job import BackgroundJob
+from ..device_status import describe_device
+from ..phase2_controller import Phase2Controller
+from ..widgets.live_plot import LivePlot
+from ..widgets.message_label import MessageLabel
+
+log = logging.getLogger(__name__)
+
+HEAD_COLORS = {
+    "total": (20, 20, 20),
+    "style": (230, 119, 0),
+    "stylometric": (190, 75, 219),
+    "pattern": (28, 126, 214),
+    "planning": (47, 158, 68),
+}
+# (metric, its baseline, label, what the baseline is, colour)
+HEAD_METRICS = [
+    ("pattern_macro_f1", "pattern_macro_f1_baseline", "Patterns: macro F1", "predicting the training prior", HEAD_COLORS["pattern"]),
+    ("planning_cosine", "planning_cosine_baseline", "Planning: cosine to the next turns", "copying the current turn", HEAD_COLORS["planning"]),
+    ("style_retrieval", "style_retrieval_chance", "Style: same-author retrieval", "chance", HEAD_COLORS["style"]),
+]
+COMPARE_COLORS = [(28, 126, 214), (230, 119, 0)]
+RESUMABLE = ("stopped", "failed", "interrupted", "running")
+DATA_ALL = "all"
+FOLDER_ITEM = "folder"
+RUN_COLUMNS = ["Run", "Started", "Outcome", "Base", "Adapter", "Data", "Epochs", "Val loss", "Pattern F1 (baseline)", "Folder"]
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or seconds != seconds or seconds < 0:
+        return "–"
+    seconds = int(round(seconds))
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB"
+
+
+def _fmt(value, digits: int = 3) -> str:
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def read_runs(workspace) -> list[dict]:
+    """Every Phase 2 run of `workspace`: its record merged with the run.json in its folder
+    (the folder wins) and `metrics` from metrics.json; newest first."""
+    runs: dict[str, dict] = {}
+    for record in workspace.phase2_runs():
+        runs[record["run_id"]] = dict(record)
+    folders = set()
+    if workspace.runs_dir.is_dir():
+        folders.update(p for p in workspace.runs_dir.iterdir() if (p / "run.json").is_file())
+    for record in list(runs.values()):
+        if record.get("output_dir"):
+            folders.add(Path(record["output_dir"]))
+    for folder in folders:
+        on_disk = _read_json(folder / "run.json")
+        if not on_disk or not on_disk.get("run_id"):
+            continue
+        merged = {**runs.get(on_disk["run_id"], {}), **on_disk}
+        merged["output_dir"] = str(folder)
+        runs[on_disk["run_id"]] = merged
+    for record in runs.values():
+        folder = Path(record["output_dir"]) if record.get("output_dir") else None
+        record["metrics"] = _read_json(folder / "metrics.json") if folder else None
+        record["exists"] = bool(folder and folder.is_dir())
+    return sorted(runs.values(), key=lambda r: r.get("started_at") or r.get("created_at") or "", reverse=True)
+
+
+def epoch_curves(metrics: dict | None) -> dict[str, tuple[list, list]]:
+    """Per-epoch curves of a run's metrics.json: {name: (epochs, values)}."""
+    curves: dict[str, tuple[list, list]] = {}
+    for entry in (metrics or {}).get("epochs", []):
+        epoch = entry.get("epoch")
+        if epoch is None:
+            continue
+        values = {
+            "train loss": entry.get("train", {}).get("total"),
+            "validation loss": entry.get("validation", {}).get("total"),
+            **{key: entry.get("metrics", {}).get(key) for key, *_ in HEAD_METRICS},
+        }
+        for name, value in values.items():
+            if value is not None:
+                xs, ys = curves.setdefault(name, ([], []))
+                xs.append(epoch)
+                ys.append(value)
+    return curves
+
+
+class SummaryCard(QFrame):
+    """The end of a run: each head against its baseline, the outcome, where the model is."""
+
     def __init__(self, parent: QWidget | None = None):
-        super().__init__("Phase 2: learn style, patterns and planning", DESCRIPTION, parent)
+        super().__init__(parent)
+        self.setObjectName("phase2Summary")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setStyleSheet("QFrame#phase2Summary { background: #f8f9fb; border: 1px solid #d0d5dd; border-radius: 6px; }")
+        layout = QVBoxLayout(self)
+        self.title = QLabel()
+        self.title.setStyleSheet("font-weight: bold;")
+        self.heads = QLabel()
+        self.heads.setTextFormat(Qt.TextFormat.RichText)
+        self.location = QLabel()
+        self.location.setWordWrap(True)
+        self.location.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        for widget in (self.title, self.heads, self.location):
+            layout.addWidget(widget)
+        self.verdicts: dict[str, bool | None] = {}
+        self.hide()
+
+    def show_result(self, finished) -> None:
+        outcome = finished.outcome
+        self.title.setText(
+            {"completed": "Training completed", "stopped": "Training stopped", "cancelled": "Training cancelled",
+             "failed": "Training failed"}.get(outcome, outcome)
+        )
+        rows = []
+        self.verdicts = {}
+        metrics = finished.metrics or {}
+        for key, baseline_key, label, baseline_text, _color in HEAD_METRICS:
+            value, baseline = metrics.get(key), metrics.get(baseline_key)
+            if value is None or baseline is None:
+                self.verdicts[key] = None
+                continue
+            beat = value > baseline
+            self.verdicts[key] = beat
+            mark = "<span style='color:#2b8a3e'>✔ beat its baseline</span>" if beat else "<span style='color:#c92a2a'>✘ did not beat its baseline</span>"
+            rows.append(f"{label}: <b>{value:.3f}</b> vs {baseline:.3f} ({baseline_text}) — {mark}")
+        self.heads.setText("<br>".join(rows) if rows else "No validation metrics (no epoch finished, or no validation data).")
+        saved = outcome in ("completed", "stopped") and finished.output_dir and (Path(finished.output_dir) / "model.safetensors").is_file()
+        where = f"Model saved in {finished.output_dir}" if saved else "No model was saved."
+        self.location.setText(f"{finished.message}\n{where}")
+        self.show()
+
+
+class Phase2Tab(QWidget):
+    """Signals: `runFinished(FinishedEvent)` after the summary card is shown."""
+
+    runFinished = Signal(object)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.workspace = None
+        self.feature_cache_dir: str | None = None  # None: <workspace>/cache/phase2-features
+        self.controller = Phase2Controller(self)
+        self._close_when_done = False
+        self._pending_selection: dict | None = None
+        self._current_run_record_saved = False
+        self._device_job = BackgroundJob(self, name="detect device")
+        self._device_job.succeeded.connect(self._show_detected_device)
+        self.detected_device = ""
+        self.peak_rss = 0
+
+        self.message = MessageLabel()
+        splitter = QSplitter(Qt.Orientation.Horizontal)
+        splitter.addWidget(self._build_settings())
+        self.pages = QTabWidget()
+        self.pages.addTab(self._build_live_page(), "Live run")
+        self.pages.addTab(self._build_runs_page(), "Runs")
+        splitter.addWidget(self.pages)
+        splitter.setStretchFactor(1, 1)
+        splitter.setSizes([330, 900])
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.message)
+        layout.addWidget(splitter, 1)
+
+        c = self.controller
+        c.runStarted.connect(self._on_run_started)
+        c.encodingProgress.connect(self._on_encoding)
+        c.stepDone.connect(self._on_step)
+        c.epochDone.connect(self._on_epoch)
+        c.checkpointSaved.connect(self._on_checkpoint)
+        c.runFinished.connect(self._on_finished)
+        c.failed.connect(self._on_failed)
+        c.runningChanged.connect(self._on_running_changed)
+        self._clock = QTimer(self)
+        self._clock.setInterval(1000)
+        self._clock.timeout.connect(self._tick)
+        self._set_running(False)
+
+    # --- building -----------------------------------------------------------------------------
+
+    def _build_settings(self) -> QWidget:
+        box = QWidget()
+        column = QVBoxLayout(box)
+        column.setContentsMargins(0, 0, 6, 0)
+
+        model_group = QGroupBox("Model")
+        form = QFormLayout(model_group)
+        self.base_combo = QComboBox()
+        for spec in CATALOG.values():
+            if spec.local_available:
+                self.base_combo.addItem(f"{spec.display_name} · hidden {spec.hidden_size}", spec.short_name)
+        self.base_combo.addItem("A local model folder…", FOLDER_ITEM)
+        self.base_combo.activated.connect(self._base_activated)
+        self.adapter_combo = QComboBox()
+        self.adapter_combo.activated.connect(self._adapter_activated)
+        form.addRow("Base", self.base_combo)
+        form.addRow("Phase 1 adapter", self.adapter_combo)
+        column.addWidget(model_group)
+
+        data_group = QGroupBox("Data")
+        form = QFormLayout(data_group)
+        self.data_combo = QComboBox()
+        form.addRow("Conversations", self.data_combo)
+        column.addWidget(data_group)
+
+        hyper = QGroupBox("Training")
+        form = QFormLayout(hyper)
+        self.epochs_spin = self._spin(1, 1000, 10)
+        self.batch_spin = self._spin(1, 512, 4)
+        self.batch_spin.setToolTip("Conversations per batch; all their messages go in together.")
+        self.lr_spin = QDoubleSpinBox()
+        self.lr_spin.setDecimals(6)
+        self.lr_spin.setRange(0.000001, 1.0)
+        self.lr_spin.setSingleStep(0.00005)
+        self.lr_spin.setValue(1e-4)
+        self.accumulation_spin = self._spin(1, 256, 4)
+        self.plan_spin = self._spin(1, 16, 4)
+        self.plan_spin.setToolTip("How many next turns the planning head predicts.")
+        self.device_combo = QComboBox()
+        for label, value in (("Auto", "auto"), ("CPU", "cpu"), ("CUDA GPU", "cuda")):
+            self.device_combo.addItem(label, value)
+        self.device_hint = QLabel("Detecting…")
+        self.device_hint.setProperty("role", "hint")
+        self.device_hint.setWordWrap(True)
+        form.addRow("Epochs", self.epochs_spin)
+        form.addRow("Batch size", self.batch_spin)
+        form.addRow("Learning rate", self.lr_spin)
+        form.addRow("Gradient accumulation", self.accumulation_spin)
+        form.addRow("Plan steps", self.plan_spin)
+        form.addRow("Device", self.device_combo)
+        form.addRow("", self.device_hint)
+        column.addWidget(hyper)
+
+        buttons = QHBoxLayout()
+        self.start_button = QPushButton("Start")
+        self.start_button.setDefault(True)
+        self.stop_button = QPushButton("Stop && save")
+        self.stop_button.setToolTip("Finish the current step, save a usable model, and stop (resumable).")
+        self.cancel_button = QPushButton("Cancel")
+        self.cancel_button.setToolTip("Stop now and discard this run.")
+        self.start_button.clicked.connect(self.start)
+        self.stop_button.clicked.connect(lambda: self.stop_and_save())
+        self.cancel_button.clicked.connect(lambda: self.cancel())
+        for button in (self.start_button, self.stop_button, self.cancel_button):
+            buttons.addWidget(button)
+        column.addLayout(buttons)
+        column.addStretch(1)
+        for combo in (self.base_combo, self.adapter_combo, self.data_combo):
+            # Long names (folders) must not widen the panel; the tooltip holds them whole.
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(16)
+            combo.currentIndexChanged.connect(lambda _i, c=combo: c.setToolTip(c.currentText()))
+        self.device_hint.setMinimumWidth(1)
+        scroll = QScrollArea()
+        scroll.setWidget(box)
+        scroll.setWidgetResizable(True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        scroll.setMinimumWidth(box.sizeHint().width() + 16)
+        return scroll
+
+    @staticmethod
+    def _spin(low: int, high: int, value: int) -> QSpinBox:
+        spin = QSpinBox()
+        spin.setRange(low, high)
+        spin.setValue(value)
+        return spin
+
+    def _build_live_page(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        status = QGridLayout()
+        self.phase_label = QLabel("Not running.")
+        self.phase_label.setStyleSheet("font-weight: bold;")
+        self.phase_progress = QProgressBar()
+        self.phase_progress.setRange(0, 1)
+        self.phase_progress.setValue(0)
+        self.position_label = QLabel("Epoch – · step –")
+        self.elapsed_label = QLabel("Elapsed –")
+        self.eta_label = QLabel("ETA –")
+        self.memory_label = QLabel("RAM –")
+        self.throughput_label = QLabel("–")
+        status.addWidget(self.phase_label, 0, 0, 1, 2)
+        status.addWidget(self.phase_progress, 0, 2, 1, 3)
+        for column, label in enumerate((self.position_label, self.elapsed_label, self.eta_label, self.memory_label, self.throughput_label)):
+            status.addWidget(label, 1, column)
+        layout.addLayout(status)
+
+        self.loss_plot = LivePlot("Training loss per step", x_label="step", y_label="loss")
+        for head, color in HEAD_COLORS.items():
+            self.loss_plot.add_series(head, color, smooth=True)
+        self.loss_plot.add_series("validation total", (120, 120, 120), symbol="o", dashed=True)
+        self.metrics_plot = LivePlot("Validation metrics per epoch (dashed: baselines)", x_label="epoch")
+        for key, baseline_key, label, _text, color in HEAD_METRICS:
+            self.metrics_plot.add_series(key, color, symbol="o", label=label.split(":")[0])
+            self.metrics_plot.add_series(baseline_key, color, dashed=True, label=f"{label.split(':')[0]} baseline")
+        self.throughput_plot = LivePlot("Throughput", x_label="step", y_label="examples/s")
+        self.throughput_plot.add_series("examples_per_s", (28, 126, 214), label="examples/s")
+        lower = QHBoxLayout()
+        lower.addWidget(self.metrics_plot, 3)
+        lower.addWidget(self.throughput_plot, 2)
+        layout.addWidget(self.loss_plot, 3)
+        layout.addLayout(lower, 2)
+        self.summary = SummaryCard()
+        layout.addWidget(self.summary)
+        return page
+
+    def _build_runs_page(self) -> QWidget:
+        page = QWidget()
+        layout = QVBoxLayout(page)
+        self.runs_table = QTableWidget(0, len(RUN_COLUMNS))
+        self.runs_table.setHorizontalHeaderLabels(RUN_COLUMNS)
+        self.runs_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.runs_table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.runs_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.runs_table.verticalHeader().hide()
+        self.runs_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.runs_table.horizontalHeader().setStretchLastSection(True)
+        self.runs_table.itemSelectionChanged.connect(self._runs_selection_changed)
+        buttons = QHBoxLayout()
+        self.refresh_button = QPushButton("Refresh")
+        self.compare_button = QPushButton("Compare the two selected")
+        self.resume_button = QPushButton("Resume the selected run")
+        self.refresh_button.clicked.connect(self.refresh_runs)
+        self.compare_button.clicked.connect(lambda: self.compare_selected())
+        self.resume_button.clicked.connect(lambda: self.resume_selected())
+        hint = QLabel("Select two runs to compare their curves; select a stopped run to resume it.")
+        hint.setProperty("role", "hint")
+        buttons.addWidget(hint, 1)
+        for button in (self.refresh_button, self.compare_button, self.resume_button):
+            buttons.addWidget(button)
+        self.lineage = QLabel()
+        self.lineage.setWordWrap(True)
+        self.lineage.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.lineage.setProperty("role", "hint")
+        self.compare_loss_plot = LivePlot("Loss per epoch (solid: train, dashed: validation)", x_label="epoch")
+        self.compare_metric_plot = LivePlot("Pattern macro F1 per epoch", x_label="epoch")
+        plots = QHBoxLayout()
+        plots.addWidget(self.compare_loss_plot)
+        plots.addWidget(self.compare_metric_plot)
+        layout.addWidget(self.runs_table, 2)
+        layout.addLayout(buttons)
+        layout.addWidget(self.lineage)
+        layout.addLayout(plots, 2)
+        self.runs: list[dict] = []
+        self._runs_selection_changed()
+        return page
+
+    # --- window hooks ----------------------------------------------------------------------------
+
+    def set_workspace(self, workspace) -> None:
+        if self.controller.is_running() and workspace is not self.workspace:
+            # The run keeps writing into its own workspace; the window only shows another one.
+            self.message.show_info("A Phase 2 run is still training in the previous workspace; it continues there.")
+        self.workspace = workspace
+        self.refresh_choices()
+        self.refresh_runs()
+
+    def set_base_model(self, name: str) -> None:
+        index = self.base_combo.findData(name)
+        if index >= 0 and not self.controller.is_running():
+            self.base_combo.setCurrentIndex(index)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if not self.detected_device and not self._device_job.is_running():
+            self._device_job.start(lambda _progress, _cancelled: describe_device())
+
+    def _show_detected_device(self, text: str) -> None:
+        self.detected_device = text
+        self.device_hint.setText(f"Detected: {text}")
+
+    def confirm_close(self) -> bool:
+        """The window asks before closing: True to close now. During a run the user chooses
+        to stop & save, discard, or keep training; the window closes itself once stopped."""
+        if not self.controller.is_running():
+            return True
+        if self._close_when_done:
+            return False  # already stopping; the window closes when the thread has ended
+        choice = self.ask_close(self)
+        if choice == "keep":
+            return False
+        self._close_when_done = True
+        if choice == "discard":
+            self.cancel()
+        else:
+            self.stop_and_save()
+        self.message.show_info("Finishing the Phase 2 run before the window closes…")
+        return False
+
+    @staticmethod
+    def ask_close(parent: QWidget) -> str:
+        """"stop" (stop & save), "discard" or "keep" (tests replace this)."""
+        box = QMessageBox(parent)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Phase 2 is training")
+        box.setText("A Phase 2 run is still training. Stop it and save the model before closing?")
+        box.setInformativeText("A stopped run can be resumed later from the Runs list.")
+        stop = box.addButton("Stop && save", QMessageBox.ButtonRole.AcceptRole)
+        discard = box.addButton("Discard the run", QMessageBox.ButtonRole.DestructiveRole)
+        box.addButton("Keep training", QMessageBox.ButtonRole.RejectRole)
+        box.setDefaultButton(stop)
+        box.exec()
+        clicked = box.clickedButton()
+        return "stop" if clicked is stop else "discard" if clicked is discard else "keep"
+
+    def shutdown(self) -> None:
+        """The window is closing (after confirm_close): make sure the thread has ended."""
+        self.controller.shutdown(save=True)
+
+    # --- choices ------------------------------------------------------------------------------
+
+    def refresh_choices(self) -> None:
+        current_adapter = self.adapter_combo.currentData()
+        self.adapter_combo.clear()
+        self.adapter_combo.addItem("None (the base alone)", None)
+        if self.workspace is not None:
+            for record in self.workspace.adapters():
+                lineage = record.get("lineage") or {}
+                base = lineage.get("base_model") or lineage.get("base") or ""
+                self.adapter_combo.addItem(f"{record['adapter_id']}" + (f" ({base})" if base else ""), record["path"])
+        self.adapter_combo.addItem("An adapter folder…", FOLDER_ITEM)
+        index = self.adapter_combo.findData(current_adapter)
+        self.adapter_combo.setCurrentIndex(max(index, 0))
+
+        self.data_combo.clear()
+        if self.workspace is None:
+            self.data_combo.addItem("No workspace open", None)
+            return
+        total = self.workspace.count_conversations()
+        self.data_combo.addItem(f"The whole workspace ({total} conversations)", {"kind": DATA_ALL})
+        for source in self.workspace.sources():
+            count = self.workspace.count_conversations(source=source)
+            self.data_combo.addItem(f"Source “{source}” ({count} conversations)", {"kind": "source", "source": source})
+
+    def _base_activated(self, _index: int) -> None:
+        if self.base_combo.currentData() == FOLDER_ITEM:
+            folder = QFileDialog.getExistingDirectory(self, "A Hugging Face model folder (config.json and safetensors)")
+            if folder:
+                self.choose_base_folder(folder)
+            else:
+                self.base_combo.setCurrentIndex(0)
+
+    def choose_base_folder(self, folder: str | Path) -> None:
+        folder = str(Path(folder).resolve())
+        index = self.base_combo.findData(folder)
+        if index < 0:
+            self.base_combo.insertItem(self.base_combo.count() - 1, f"Folder: {folder}", folder)
+            index = self.base_combo.findData(folder)
+        self.base_combo.setCurrentIndex(index)
+
+    def _adapter_activated(self, _index: int) -> None:
+        if self.adapter_combo.currentData() == FOLDER_ITEM:
+            folder = QFileDialog.getExistingDirectory(self, "A Phase 1 LoRA adapter folder")
+            if folder:
+                self.choose_adapter_folder(folder)
+            else:
+                self.adapter_combo.setCurrentIndex(0)
+
+    def choose_adapter_folder(self, folder: str | Path) -> None:
+        folder = str(Path(folder).resolve())
+        index = self.adapter_combo.findData(folder)
+        if index < 0:
+            self.adapter_combo.insertItem(self.adapter_combo.count() - 1, f"Folder: {folder}", folder)
+            index = self.adapter_combo.findData(folder)
+        self.adapter_combo.setCurrentIndex(index)
+
+    # --- starting and stopping ------------------------------------------------------------------
+
+    def build_config(self):
+        from cognitivetwin_core.phase2_trainer import Phase2Config
+
+        base = self.base_combo.currentData() or DEFAULT_BASE_MODEL
+        adapter = self.adapter_combo.currentData()
+        return Phase2Config(
+            base_model=base,
+            adapter_dir=adapter if adapter not in (None, FOLDER_ITEM) else None,
+            epochs=self.epochs_spin.value(),
+            batch_size=self.batch_spin.value(),
+            lr=self.lr_spin.value(),
+            gradient_accumulation=self.accumulation_spin.value(),
+            device=self.device_combo.currentData(),
+            plan_steps=self.plan_spin.value(),
+            cache_dir=self._cache_dir(),
+        )
+
+    def _cache_dir(self) -> str | None:
+        if self.feature_cache_dir:
+            return str(self.feature_cache_dir)
+        return str(self.workspace.cache_dir / "phase2-features") if self.workspace is not None else None
+
+    def start(self) -> bool:
+        """Start a run with the settings shown; False (with a message) when it cannot."""
+        if self.controller.is_running():
+            return False
+        if self.workspace is None:
+            self.message.show_error("Open a workspace first (File ▸ Open workspace…).")
+            return False
+        selection = self.data_combo.currentData() or {"kind": DATA_ALL}
+        config = self.build_config()
+        return self._launch(config, selection)
+
+    def _launch(self, config, selection: dict) -> bool:
+        self.message.clear_message()
+        if selection.get("kind") == "source":
+            conversations = list(self.workspace.iter_conversations(source=selection["source"]))
+            if config.output_dir is None:
+                config.output_dir = str(self._new_output_dir())
+            self._pending_selection = selection
+            started = self.controller.start(config, conversations=conversations)
+        else:
+            self._pending_selection = None
+            started = self.controller.start(config, workspace=self.workspace)
+        return started
+
+    def _new_output_dir(self) -> Path:
+        stem = time.strftime("phase2-%Y%m%d-%H%M%S")
+        candidate, n = self.workspace.runs_dir / stem, 1
+        while candidate.exists():
+            n += 1
+            candidate = self.workspace.runs_dir / f"{stem}-{n}"
+        return candidate
+
+    def stop_and_save(self) -> None:
+        if self.controller.is_running():
+            self.controller.request_stop(save=True)
+            self.phase_label.setText("Stopping: finishing the step and saving…")
+            self.stop_button.setEnabled(False)
+            self.cancel_button.setEnabled(False)
+
+    def cancel(self) -> None:
+        if self.controller.is_running():
+            self.controller.request_cancel()
+            self.phase_label.setText("Cancelling: discarding the run…")
+            self.stop_button.setEnabled(False)
+            self.cancel_button.setEnabled(False)
+
+    def _set_running(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+        self.cancel_button.setEnabled(running)
+        for widget in (self.base_combo, self.adapter_combo, self.data_combo, self.epochs_spin, self.batch_spin,
+                       self.lr_spin, self.accumulation_spin, self.plan_spin, self.device_combo):
+            widget.setEnabled(not running)
+        self._runs_selection_changed()
+
+    # --- controller signals (GUI thread) --------------------------------------------------------
+
+    def _on_run_started(self, trainer) -> None:
+        for plot in (self.loss_plot, self.metrics_plot, self.throughput_plot):
+            for name in plot.series_names():
+                plot.set_points(name, [], [])
+            plot.flush()
+        self.summary.hide()
+        self._selection_recorded = False
+        self.peak_rss = 0
+        self.phase_label.setText("Loading the base model…")
+        self.phase_progress.setRange(0, 0)  # busy until the first event
+        self.position_label.setText("Epoch – · step –")
+        self.eta_label.setText("ETA –")
+        self.pages.setCurrentIndex(0)
+        self._tick()
+        self._clock.start()
+
+    def _record_selection(self) -> None:
+        """A run on one source: remember which, so the Runs list can resume it."""
+        if self._selection_recorded or self.workspace is None:
+            return
+        trainer = self.controller.trainer
+        if trainer is None or trainer.run_id is None:
+            return
+        self._selection_recorded = True
+        if self._pending_selection is not None:
+            self.workspace.upsert_phase2_run(
+                trainer.run_id, {"studio_data_selection": self._pending_selection, "output_dir": str(trainer.output_dir)}
+            )
+
+    def _on_encoding(self, event) -> None:
+        self._record_selection()
+        if event.cache_hit:
+            self.phase_label.setText("Encoding conversations (cache): found in the feature cache")
+        else:
+            self.phase_label.setText(
+                f"Encoding conversations (cache): {event.done}/{event.total} messages, {event.tokens_per_s:.0f} tokens/s"
+            )
+        self.phase_progress.setRange(0, max(event.total, 1))
+        self.phase_progress.setValue(event.done)
+        self.eta_label.setText(f"ETA {format_duration(event.eta_s)} (encoding)")
+
+    def _on_step(self, event) -> None:
+        self._record_selection()
+        self.phase_label.setText(f"Training: epoch {event.epoch} of {event.epochs}")
+        self.phase_progress.setRange(0, max(event.total_steps, 1))
+        self.phase_progress.setValue(event.global_step)
+        self.position_label.setText(
+            f"Epoch {event.epoch}/{event.epochs} · step {event.step}/{event.steps_per_epoch} · {event.global_step}/{event.total_steps} total"
+        )
+        self.eta_label.setText(f"ETA {format_duration(event.eta_s)}")
+        self.throughput_label.setText(f"{event.examples_per_s:.1f} examples/s · lr {event.lr:.2e}")
+        for head, value in event.losses.items():
+            if self.loss_plot.has_series(head):
+                self.loss_plot.append(head, event.global_step, value)
+        self.throughput_plot.append("examples_per_s", event.global_step, event.examples_per_s)
+        self._last_global_step = event.global_step
+
+    def _on_epoch(self, event) -> None:
+        step = getattr(self, "_last_global_step", event.epoch)
+        self.loss_plot.append("validation total", step, event.val_losses.get("total"))
+        for key, baseline_key, *_ in HEAD_METRICS:
+            self.metrics_plot.append(key, event.epoch, event.metrics.get(key))
+            self.metrics_plot.append(baseline_key, event.epoch, event.metrics.get(baseline_key))
+
+    def _on_checkpoint(self, event) -> None:
+        self.phase_label.setText(f"Training: epoch {event.epoch} saved (checkpoint)")
+
+    def _on_finished(self, finished) -> None:
+        self._clock.stop()
+        self._tick()
+        for plot in (self.loss_plot, self.metrics_plot, self.throughput_plot):
+            plot.flush()
+        trainer = self.controller.trainer
+        if self.workspace is not None and trainer is not None and trainer.run_id and self._pending_selection is not None:
+            # The core records only workspace-wide runs in the workspace; record this one too.
+            self.workspace.upsert_phase2_run(
+                trainer.run_id,
+                {**trainer.run_record, "studio_data_selection": self._pending_selection},
+            )
+        self.phase_label.setText(f"Finished: {finished.outcome}")
+        self.phase_progress.setRange(0, 1)
+        self.phase_progress.setValue(1 if finished.outcome == "completed" else 0)
+        self.eta_label.setText("ETA –")
+        self.summary.show_result(finished)
+        if finished.outcome == "failed":
+            self.message.show_error(finished.message)
+        elif finished.outcome in ("completed", "stopped"):
+            self.message.show_ok(finished.message)
+        else:
+            self.message.show_info(finished.message)
+        self.refresh_runs()
+        self.runFinished.emit(finished)
+
+    def _on_failed(self, message: str) -> None:
+        self._clock.stop()
+        self.phase_label.setText("Not running.")
+        self.phase_progress.setRange(0, 1)
+        self.phase_progress.setValue(0)
+        self.message.show_error(message)
+        self.refresh_runs()
+
+    def _on_running_changed(self, running: bool) -> None:
+        self._set_running(running)
+        if not running and self._close_when_done:
+            self._close_when_done = False
+            window = self.window()
+            if window is not self:
+                QTimer.singleShot(0, window.close)
+
+    def _tick(self) -> None:
+        """Once a second while running: elapsed time and memory."""
+        import psutil
+
+        self.elapsed_label.setText(f"Elapsed {format_duration(self.controller.elapsed_s())}")
+        rss = psutil.Process().memory_info().rss
+        self.peak_rss = max(self.peak_rss, rss)
+        text = f"RAM {_gib(rss)}"
+        torch = sys.modules.get("torch")
+        trainer = self.controller.trainer
+        device = str((trainer.run_record or {}).get("device", "")) if trainer is not None else ""
+        if torch is not None and device.startswith("cuda"):
+            try:
+                text += f" · VRAM {_gib(torch.cuda.memory_allocated())} (peak {_gib(torch.cuda.max_memory_allocated())})"
+            except Exception:  # a driver hiccup must not break the clock
+                pass
+        self.memory_label.setText(text)
+
+    # --- runs list ---------------------------------------------------------------------------
+
+    def refresh_runs(self) -> None:
+        self.runs = read_runs(self.workspace) if self.workspace is not None else []
+        self.runs_table.setRowCount(len(self.runs))
+        for row, run in enumerate(self.runs):
+            data = run.get("data") or {}
+            metrics = run.get("metrics") or {}
+            epochs_done = [e for e in metrics.get("epochs", []) if e.get("epoch") is not None]
+            last = epochs_done[-1] if epochs_done else {}
+            final = run.get("final_metrics") or last.get("metrics") or {}
+            params = run.get("parameters") or {}
+            selection = run.get("studio_data_selection")
+            data_text = (
+                f"{data.get('conversations', '?')} conv. · {str(data.get('hash', ''))[:8]}"
+                + (f" · {selection['source']}" if selection and selection.get("source") else "")
+            )
+            f1, f1_base = final.get("pattern_macro_f1"), final.get("pattern_macro_f1_baseline")
+            cells = [
+                run.get("run_id", ""),
+                (run.get("started_at") or "")[:19].replace("T", " "),
+                run.get("outcome") or run.get("status") or "?",
+                Path(str(run.get("base_model", ""))).name if run.get("base_model") else "",
+                Path(str(run["adapter"])).name if run.get("adapter") else "none",
+                data_text,
+                f"{len(epochs_done)}/{params.get('epochs', '?')}",
+                _fmt(last.get("validation", {}).get("total")),
+                f"{_fmt(f1)} ({_fmt(f1_base)})",
+                run.get("output_dir", ""),
+            ]
+            for column, text in enumerate(cells):
+                item = QTableWidgetItem(str(text))
+                item.setToolTip(json.dumps({k: v for k, v in run.items() if k != "metrics"}, indent=1, default=str)[:3000])
+                self.runs_table.setItem(row, column, item)
+        self._runs_selection_changed()
+
+    def selected_runs(self) -> list[dict]:
+        rows = sorted({index.row() for index in self.runs_table.selectionModel().selectedRows()})
+        return [self.runs[row] for row in rows if row < len(self.runs)]
+
+    def select_runs(self, run_ids: list[str]) -> None:
+        self.runs_table.clearSelection()
+        mode = self.runs_table.selectionMode()
+        self.runs_table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
+        for row, run in enumerate(self.runs):
+            if run.get("run_id") in run_ids:
+                self.runs_table.selectRow(row)
+        self.runs_table.setSelectionMode(mode)
+
+    def _runs_selection_changed(self) -> None:
+        if not hasattr(self, "runs_table"):
+            return
+        selected = self.selected_runs()
+        self.compare_button.setEnabled(len(selected) == 2)
+        running = self.controller.is_running()
+        self.resume_button.setEnabled(
+            len(selected) == 1 and not running and (selected[0].get("outcome") in RESUMABLE) and selected[0].get("exists", False)
+        )
+        if len(selected) == 1:
+            run = selected[0]
+            data = run.get("data") or {}
+            self.lineage.setText(
+                f"Run {run.get('run_id')}: base {run.get('base_model')}, adapter {run.get('adapter') or 'none'}, "
+                f"data {data.get('kind', '?')} {data.get('path', '')} ({data.get('conversations', '?')} conversations, "
+                f"{data.get('messages', '?')} messages, hash {str(data.get('hash', ''))[:12]}), device {run.get('device', '?')}, "
+                f"{run.get('started_at', '?')} → {run.get('ended_at') or '…'}: {run.get('message', run.get('outcome', ''))}"
+            )
+        else:
+            self.lineage.setText("")
+
+    def compare_selected(self) -> bool:
+        """Draw the two selected runs' per-epoch curves on the same axes."""
+        selected = self.selected_runs()
+        if len(selected) != 2:
+            self.message.show_error("Select exactly two runs to compare (Ctrl+click the second).")
+            return False
+        self.compare_loss_plot.clear()
+        self.compare_metric_plot.clear()
+        for run, color in zip(selected, COMPARE_COLORS):
+            name = str(run.get("run_id"))
+            curves = epoch_curves(run.get("metrics"))
+            self.compare_loss_plot.add_series(f"{name} train", color, symbol="o", label=f"{name} train")
+            self.compare_loss_plot.add_series(f"{name} validation", color, symbol="t", dashed=True, label=f"{name} validation")
+            self.compare_metric_plot.add_series(name, color, symbol="o", label=name)
+            self.compare_loss_plot.set_points(f"{name} train", *curves.get("train loss", ([], [])))
+            self.compare_loss_plot.set_points(f"{name} validation", *curves.get("validation loss", ([], [])))
+            self.compare_metric_plot.set_points(name, *curves.get("pattern_macro_f1", ([], [])))
+        self.compare_loss_plot.flush()
+        self.compare_metric_plot.flush()
+        return True
+
+    def resume_selected(self) -> bool:
+        """Continue the selected stopped run in its folder from its last checkpoint."""
+        from dataclasses import fields
+
+        from cognitivetwin_core.phase2_trainer import Phase2Config
+
+        selected = self.selected_runs()
+        if len(selected) != 1 or self.controller.is_running():
+            return False
+        run = selected[0]
+        params = dict(run.get("parameters") or {})
+        known = {f.name for f in fields(Phase2Config)}
+        try:
+            config = Phase2Config(**{k: v for k, v in params.items() if k in known})
+        except TypeError as exc:
+            self.message.show_error(f"The run.json of {run.get('run_id')} has unusable parameters ({exc}); start a new run.")
+            return False
+        config.resume = True
+        config.output_dir = run["output_dir"]
+        data = run.get("data") or {}
+        selection = run.get("studio_data_selection")
+        self.message.clear_message()
+        if selection:
+            return self._launch(config, selection)
+        if data.get("kind") == "file" and data.get("path"):
+            self._pending_selection = None
+            return self.controller.start(config, data_file=data["path"])
+        if data.get("kind") == "workspace":
+            return self._launch(config, {"kind": DATA_ALL})
+        self.message.show_error(
+            f"Run {run.get('run_id')} was trained on data this tab cannot find again; resume it with the "
+            "command line (cognitivetwin phase2 --resume) and the same data."
+        )
+        return False
