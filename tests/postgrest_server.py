@@ -8,7 +8,7 @@ filters (`eq neq gt gte lt lte like ilike in is`), `offset`/`limit` or a `Range`
 the 1000-row cap (`db-max-rows`), the gateway's 401 "Invalid API key", 404 for a missing
 table (`PGRST205`, or `42P01` as PostgREST 12 said it), 400 `42703` for an unknown column.
 Fault injection: `fail_next(n, status=503)` answers the next n requests with a transient
-error. Every request is recorded in `requests`.
+error. Every request is recorded in `requests` (header names lower-cased).
 
     with PostgrestServer(db_path, key="k") as server:
         client = supabase.create_client(server.url, "k")
@@ -69,7 +69,8 @@ class PostgrestServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="postgrest-fake", daemon=True)
+        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="postgrest-fake",
+                                        daemon=True)
         self._thread.start()
         return self
 
@@ -220,8 +221,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _answer(self, method: str) -> None:
         parts = urlsplit(self.path)
         params = parse_qsl(parts.query, keep_blank_values=True)
+        # Header names are case-insensitive: record them lower-cased.
         self.fake.requests.append({"method": method, "path": parts.path, "params": params,
-                                   "headers": dict(self.headers)})
+                                   "headers": {name.lower(): value for name, value in self.headers.items()}})
         try:
             status, headers, body = self.fake.query(method, parts.path, params, self.headers)
         except _Error as error:

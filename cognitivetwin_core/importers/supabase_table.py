@@ -99,6 +99,7 @@ class SupabaseSource:
 
 
 def _client(source: SupabaseSource):
+    import httpx
     from supabase import ClientOptions, create_client
     from supabase._sync.client import SupabaseException
 
@@ -108,9 +109,10 @@ def _client(source: SupabaseSource):
     if not source.key:
         raise InputError("No Supabase API key: set it in Connections (or SUPABASE_KEY).")
     try:
-        # Our own retry loop (below) covers more transient cases and reports them.
-        return create_client(url, source.key, options=ClientOptions(postgrest_client_retry=False,
-                                                                    postgrest_client_timeout=30))
+        # Our own HTTP client (with its timeout) avoids postgrest's deprecated timeout/verify
+        # arguments; retries are ours (below), which cover more transient cases and log them.
+        options = ClientOptions(postgrest_client_retry=False, httpx_client=httpx.Client(timeout=30.0))
+        return create_client(url, source.key, options=options)
     except SupabaseException as exc:
         raise InputError(f"The Supabase URL {url!r} is not valid ({exc.message}): it must look like "
                          "https://xyz.supabase.co.") from None
@@ -220,6 +222,14 @@ def _resolve_columns(client, source: SupabaseSource, report: ImportReport) -> di
 
 def read(source: SupabaseSource, report: ImportReport, progress: ProgressCallback | None = None) -> Iterator[Conversation]:
     client = _client(source)
+    try:
+        yield from _read_rows(client, source, report, progress)
+    finally:
+        client.options.httpx_client.close()
+
+
+def _read_rows(client, source: SupabaseSource, report: ImportReport,
+               progress: ProgressCallback | None) -> Iterator[Conversation]:
     label = source.label
     columns = _resolve_columns(client, source, report)
     conversation_column = columns["conversation_id"]
