@@ -6,6 +6,8 @@ calls when it applies:
 
 - ``set_workspace(workspace)``: the open `cognitivetwin_core.workspace.Workspace` changed;
 - ``set_base_model(name)``: the chosen base model changed;
+- ``confirm_close() -> bool``: the window is about to close; False keeps it open (the tab
+  asked the user, and closes the window itself once its work has stopped);
 - ``shutdown()``: the window is closing: cancel and wait for background work.
 
 The workspace is opened here (File ▸ New/Open workspace…, `--workspace`, or the last one
@@ -269,6 +271,12 @@ class MainWindow(QMainWindow):
         settings.write(settings.CURRENT_TAB, self.tabs.currentIndex())
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        # A tab with running work may ask first (and close the window itself once stopped).
+        for widget in self.tab_widgets.values():
+            confirm = getattr(widget, "confirm_close", None)
+            if callable(confirm) and not confirm():
+                event.ignore()
+                return
         self.save_window_state()
         self._broadcast("shutdown")
         if self.workspace is not None:
