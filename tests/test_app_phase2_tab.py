@@ -1,0 +1,292 @@
+"""The Phase 2 tab: real runs of the core trainer on a QThread, watched through the
+controller's signals (never the worker's, qt-notes §4): live plots, cancel, stop & save
+and resume, comparing runs, and closing the window during a run.
+
+Most runs use the tiny random Llama (fast); one uses the embedded SmolLM2 on a few demo
+conversations, as the issue asks. Every test shares one feature cache folder, so the
+tiny model encodes the demo once per session.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from cognitivetwin_core.paths import resources_dir
+
+pytestmark = pytest.mark.qt_log_ignore("propagateSizeHints")
+
+RUN_TIMEOUT_MS = 240_000
+
+
+@pytest.fixture(scope="module")
+def shared_feature_cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("phase2-feature-cache")
+
+
+@pytest.fixture()
+def demo_workspace(tmp_path):
+    from cognitivetwin_core.importers import import_into
+    from cognitivetwin_core.workspace import Workspace
+
+    workspace = Workspace.open(tmp_path / "workspace")
+    import_into(workspace, "demo")
+    yield workspace
+    workspace.close()
+
+
+@pytest.fixture()
+def tab(qtbot, demo_workspace, tiny_model_dir, shared_feature_cache):
+    from app.tabs.phase2_tab import Phase2Tab
+
+    widget = Phase2Tab()
+    qtbot.addWidget(widget)
+    widget.resize(1300, 850)
+    widget.set_workspace(demo_workspace)
+    widget.feature_cache_dir = str(shared_feature_cache)
+    widget.choose_base_folder(tiny_model_dir)
+    widget.epochs_spin.setValue(1)
+    widget.batch_spin.setValue(8)
+    widget.accumulation_spin.setValue(1)
+    widget.device_combo.setCurrentIndex(widget.device_combo.findData("cpu"))
+    yield widget
+    widget.controller.shutdown(save=False)
+
+
+def _run_record(folder) -> dict:
+    return json.loads((Path(folder) / "run.json").read_text(encoding="utf-8"))
+
+
+def _stray_temp_files(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if ".tmp" in p.name or p.name.endswith(".partial")]
+
+
+# --- the plot widget ----------------------------------------------------------------------------
+
+
+def test_live_plot_buffers_grow_and_redraws_are_throttled(qtbot):
+    from app.widgets.live_plot import INITIAL_CAPACITY, LivePlot
+
+    plot = LivePlot("loss")
+    qtbot.addWidget(plot)
+    plot.add_series("loss", (0, 0, 255), smooth=True)
+    values = np.linspace(5.0, 1.0, 5000)
+    for step, value in enumerate(values, start=1):
+        plot.append("loss", step, value)
+    plot.append("loss", 5001, float("nan"))  # a NaN loss is not drawn
+    assert plot.point_count("loss") == 5000
+    assert plot._series["loss"].x.dtype == np.float64 and len(plot._series["loss"].x) >= 5000 > INITIAL_CAPACITY
+    assert plot.redraws == 0, "appending never draws by itself"
+    qtbot.waitUntil(lambda: plot.redraws >= 1, timeout=2000)
+    assert plot.redraws <= 2, "5000 points were drawn in one or two timer ticks, not one per point"
+    xs, ys = plot.points("loss")
+    assert np.array_equal(ys, values) and xs[0] == 1
+    smoothed = plot._series["loss"].smoothed[:5000]
+    assert smoothed[0] == pytest.approx(5.0), "the smoothed line starts at the first point (bias-corrected)"
+    assert values[-1] < smoothed[-1] < values[-200], "the smoothed line lags a falling raw line"
+    qtbot.waitUntil(lambda: not plot._timer.isActive(), timeout=2000)  # idle: the timer stops
+
+
+# --- runs -----------------------------------------------------------------------------------------
+
+
+def test_unusable_data_is_reported_in_the_tab(qtbot, tmp_path, tiny_model_dir):
+    from app.tabs.phase2_tab import Phase2Tab
+    from cognitivetwin_core.workspace import Workspace
+
+    widget = Phase2Tab()
+    qtbot.addWidget(widget)
+    with Workspace.open(tmp_path / "empty") as workspace:
+        widget.set_workspace(workspace)
+        widget.choose_base_folder(tiny_model_dir)
+        with qtbot.waitSignal(widget.controller.failed, timeout=60_000) as blocker:
+            assert widget.start()
+        qtbot.waitUntil(lambda: not widget.controller.is_running(), timeout=10_000)
+    assert "no conversations" in blocker.args[0].lower() and "import" in blocker.args[0].lower()
+    assert not widget.message.isHidden() and widget.message.kind == "error"
+    assert widget.start_button.isEnabled()
+    assert not any((tmp_path / "empty" / "runs").glob("*")), "nothing was written for unusable inputs"
+
+
+@pytest.mark.slow
+def test_embedded_model_run_on_demo_conversations_plots_and_saves(
+    qtbot, tmp_path, embedded_model_dir, test_output_dir, shared_feature_cache
+):
+    """The issue's main path with the embedded SmolLM2: a few demo conversations (one
+    source of the workspace), one epoch; the plots get points, the model is saved."""
+    from app.tabs.phase2_tab import Phase2Tab
+    from cognitivetwin_core.importers import import_into
+    from cognitivetwin_core.workspace import Workspace
+
+    demo_lines = (resources_dir() / "demo" / "conversations.jsonl").read_text(encoding="utf-8").splitlines()
+    few = tmp_path / "few-demo-conversations.jsonl"
+    few.write_text("\n".join(demo_lines[:2] + demo_lines[-2:]) + "\n", encoding="utf-8")
+    workspace = Workspace.open(tmp_path / "workspace")
+    import_into(workspace, few, importer="chat-jsonl")
+    widget = Phase2Tab()
+    qtbot.addWidget(widget)
+    widget.resize(1300, 850)
+    widget.show()
+    widget.set_workspace(workspace)
+    widget.feature_cache_dir = str(shared_feature_cache)
+    assert widget.base_combo.currentData() == "smollm2-135m"
+    sources = [widget.data_combo.itemData(i) for i in range(widget.data_combo.count())]
+    few_source = next(s for s in sources if s.get("kind") == "source")
+    widget.data_combo.setCurrentIndex(sources.index(few_source))
+    widget.epochs_spin.setValue(1)
+    widget.batch_spin.setValue(1)
+    widget.accumulation_spin.setValue(1)
+
+    encoding_events = []
+    widget.controller.encodingProgress.connect(encoding_events.append)
+    with qtbot.waitSignal(widget.controller.stepDone, timeout=RUN_TIMEOUT_MS):
+        assert widget.start()
+    assert widget.controller.is_running() and not widget.start_button.isEnabled() and widget.stop_button.isEnabled()
+    assert encoding_events and encoding_events[-1].done == encoding_events[-1].total
+    widget.loss_plot.flush()
+    widget.grab().save(str(test_output_dir / "phase2_tab_mid_run.png"))
+    with qtbot.waitSignal(widget.runFinished, timeout=RUN_TIMEOUT_MS) as blocker:
+        pass
+    finished = blocker.args[0]
+    assert finished.outcome == "completed", finished.message
+    assert widget.loss_plot.point_count("total") == 3  # 3 training conversations, batch 1
+    for head in ("style", "stylometric", "pattern", "planning"):
+        assert widget.loss_plot.point_count(head) == 3
+    assert widget.metrics_plot.point_count("pattern_macro_f1") == 1
+    assert widget.throughput_plot.point_count("examples_per_s") == 3
+    output = Path(finished.output_dir)
+    assert output.parent == workspace.runs_dir
+    assert (output / "model.safetensors").is_file() and (output / "config.json").is_file()
+    record = _run_record(output)
+    assert record["outcome"] == "completed" and record["base_model"] == "smollm2-135m"
+    assert record["data"]["conversations"] == 4
+    assert widget.summary.isVisible() and str(output) in widget.summary.location.text()
+    assert set(widget.summary.verdicts) == {"pattern_macro_f1", "planning_cosine", "style_retrieval"}
+    qtbot.waitUntil(lambda: not widget.controller.is_running(), timeout=10_000)
+    widget.grab().save(str(test_output_dir / "phase2_tab_finished.png"))
+    # The run is listed with the source it was trained on (kept for resuming).
+    listed = {run["run_id"]: run for run in widget.runs}
+    assert listed[record["run_id"]]["studio_data_selection"] == few_source
+    workspace.close()
+
+
+def test_cancel_mid_run_leaves_no_thread_and_no_files(qtbot, tab, demo_workspace):
+    with qtbot.waitSignal(tab.controller.stepDone, timeout=RUN_TIMEOUT_MS) as first_step:
+        assert tab.start()
+    thread = tab.controller._job._thread
+    run_id = tab.controller.trainer.run_id
+    output = Path(tab.controller.trainer.output_dir)
+    assert (output / "run.json").is_file()
+    assert first_step.args[0].global_step == 1
+    with qtbot.waitSignal(tab.controller.runFinished, timeout=RUN_TIMEOUT_MS) as blocker:
+        tab.cancel_button.click()
+    assert blocker.args[0].outcome == "cancelled"
+    qtbot.waitUntil(lambda: not tab.controller.is_running(), timeout=10_000)
+    assert tab.controller._job._thread is None
+    assert thread.isFinished() and not thread.isRunning()
+    assert not output.exists(), "a cancelled run is discarded"
+    assert _stray_temp_files(demo_workspace.path) == []
+    assert tab.start_button.isEnabled() and not tab.cancel_button.isEnabled()
+    assert tab.loss_plot.point_count("total") < 5, "the run stopped at the next step"
+    assert demo_workspace.get_phase2_run(run_id)["outcome"] == "cancelled"
+
+
+def test_stop_and_save_then_resume_then_compare_two_runs(qtbot, tab, demo_workspace, test_output_dir):
+    tab.epochs_spin.setValue(2)
+    checkpoints = []
+    tab.controller.checkpointSaved.connect(checkpoints.append)
+    with qtbot.waitSignal(tab.controller.checkpointSaved, timeout=RUN_TIMEOUT_MS):
+        assert tab.start()
+    with qtbot.waitSignal(tab.controller.stepDone, timeout=RUN_TIMEOUT_MS):
+        pass  # a step of epoch 2
+    with qtbot.waitSignal(tab.controller.runFinished, timeout=RUN_TIMEOUT_MS) as blocker:
+        tab.stop_button.click()
+    stopped = blocker.args[0]
+    assert stopped.outcome == "stopped", stopped.message
+    output = Path(stopped.output_dir)
+    assert (output / "model.safetensors").is_file(), "stop & save leaves a usable model"
+    assert _run_record(output)["outcome"] == "stopped"
+    assert len(checkpoints) == 1 and (output / "checkpoint").is_dir()
+    qtbot.waitUntil(lambda: not tab.controller.is_running(), timeout=10_000)
+
+    run_id = _run_record(output)["run_id"]
+    tab.pages.setCurrentIndex(1)
+    tab.select_runs([run_id])
+    assert tab.resume_button.isEnabled()
+    assert run_id in tab.lineage.text() and "hash" in tab.lineage.text()
+    steps = []
+    tab.controller.stepDone.connect(steps.append)
+    with qtbot.waitSignal(tab.runFinished, timeout=RUN_TIMEOUT_MS) as blocker:
+        tab.resume_button.click()
+    resumed = blocker.args[0]
+    assert resumed.outcome == "completed", resumed.message
+    assert Path(resumed.output_dir) == output
+    assert steps and all(step.epoch == 2 for step in steps), "resuming continues at epoch 2"
+    metrics = json.loads((output / "metrics.json").read_text(encoding="utf-8"))
+    assert [e["epoch"] for e in metrics["epochs"] if e.get("epoch") is not None] == [1, 2]
+    assert _run_record(output)["outcome"] == "completed"
+    qtbot.waitUntil(lambda: not tab.controller.is_running(), timeout=10_000)
+
+    # A second run, then both on the same axes.
+    tab.epochs_spin.setValue(1)
+    tab.lr_spin.setValue(5e-4)
+    with qtbot.waitSignal(tab.runFinished, timeout=RUN_TIMEOUT_MS) as blocker:
+        assert tab.start()
+    assert blocker.args[0].outcome == "completed"
+    qtbot.waitUntil(lambda: not tab.controller.is_running(), timeout=10_000)
+    assert len(tab.runs) == 2 and tab.runs_table.rowCount() == 2
+    second_id = _run_record(blocker.args[0].output_dir)["run_id"]
+    tab.select_runs([run_id, second_id])
+    assert tab.compare_button.isEnabled() and not tab.resume_button.isEnabled()
+    tab.compare_button.click()
+    assert tab.compare_loss_plot.point_count(f"{run_id} train") == 2
+    assert tab.compare_loss_plot.point_count(f"{run_id} validation") == 2
+    assert tab.compare_loss_plot.point_count(f"{second_id} train") == 1
+    assert tab.compare_metric_plot.point_count(run_id) == 2 and tab.compare_metric_plot.point_count(second_id) == 1
+    tab.show()
+    tab.grab().save(str(test_output_dir / "phase2_tab_compare.png"))
+
+
+def test_closing_the_window_during_a_run_stops_saves_and_ends_the_thread(
+    qtbot, qasync_loop, isolated_user_dirs, tiny_model_dir, shared_feature_cache, monkeypatch
+):
+    from app.main_window import MainWindow
+    from app.tabs.phase2_tab import Phase2Tab
+    from cognitivetwin_core.importers import import_into
+
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.open_initial_workspace()
+    import_into(window.workspace, "demo")
+    window.show()
+    qtbot.waitExposed(window)
+    tab: Phase2Tab = window.tab_widgets["Phase 2"]
+    tab.set_workspace(window.workspace)
+    tab.feature_cache_dir = str(shared_feature_cache)
+    tab.choose_base_folder(tiny_model_dir)
+    tab.epochs_spin.setValue(3)
+    tab.batch_spin.setValue(8)
+    tab.accumulation_spin.setValue(1)
+    window.tabs.setCurrentWidget(tab)
+    questions = []
+    monkeypatch.setattr(Phase2Tab, "ask_close", staticmethod(lambda parent: questions.append(parent) or "keep"))
+    with qtbot.waitSignal(tab.controller.stepDone, timeout=RUN_TIMEOUT_MS):
+        assert tab.start()
+
+    assert window.close() is False, "'Keep training' keeps the window open"
+    assert window.isVisible() and tab.controller.is_running() and len(questions) == 1
+
+    monkeypatch.setattr(Phase2Tab, "ask_close", staticmethod(lambda parent: questions.append(parent) or "stop"))
+    with qtbot.waitSignal(tab.controller.runFinished, timeout=RUN_TIMEOUT_MS) as blocker:
+        assert window.close() is False, "the window waits for the run to stop and save"
+    assert len(questions) == 2
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=30_000)
+    assert not tab.controller.is_running() and tab.controller._job._thread is None
+    finished = blocker.args[0]
+    assert finished.outcome == "stopped"
+    assert (Path(finished.output_dir) / "model.safetensors").is_file()
+    assert _run_record(finished.output_dir)["outcome"] == "stopped"
+    assert window.workspace is None, "the window closed for real and released its workspace"
