@@ -60,6 +60,9 @@ _WORDS: dict[str, frozenset[str]] = {
     "reflection": frozenset("hindsight retrospect".split()),
 }
 _PHRASES: dict[str, tuple[str, ...]] = {
+    "instruction": (
+        "please ", "can you ", "could you ", "would you ", "i need you to ", "i want you to ", "i'd like you to ",
+    ),
     "clarification": (
         "what do you mean", "do you mean", "did you mean", "to be clear", "when you say", "i meant",
         "what i meant", "are you asking", "is that what you", "which one do you",
@@ -112,7 +115,6 @@ _IMPERATIVES = frozenset(
     "translate rewrite refactor draft outline describe install run update rename format sort use tell help "
     "explain set suggest fix check find compare walk".split()
 )
-_REQUESTS = ("please ", "can you ", "could you ", "would you ", "i need you to ", "i want you to ", "i'd like you to ")
 _ACKNOWLEDGEMENTS = frozenset(
     "thanks thank thx ty ok okay cool perfect great awesome understood noted nice yep yeah marvellous "
     "wonderful brilliant lovely excellent phew".split()
@@ -176,8 +178,8 @@ def label_patterns(text: str, role: str = "user") -> list[str]:
     first_word = opening.split(None, 1)[0].strip(",.!'\"") if opening else ""
     if "?" in lower or first_word in _QUESTION_STARTS:
         found.add("question")
-    if any(request in lower for request in _REQUESTS) or (
-        not _IMPERATIVES.isdisjoint(words) and not _IMPERATIVES.isdisjoint(_sentence_starts(lower))
+    if "instruction" not in found and not _IMPERATIVES.isdisjoint(words) and not _IMPERATIVES.isdisjoint(
+        _sentence_starts(lower)
     ):
         found.add("instruction")
     if len(text) <= 400 and (first_word in _ACKNOWLEDGEMENTS or opening.startswith(_ACKNOWLEDGEMENT_PHRASES)):

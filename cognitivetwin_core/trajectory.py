@@ -32,10 +32,6 @@ PHASE_UPPER_BOUNDS = (0.10, 0.25, 0.50, 0.75, 0.90)
 COORDINATE_NAMES = ("depth", "sibling_order", "homogeneity", "temporal", "complexity")
 ROLE_CODES = {"system": 0.0, "user": 0.33, "assistant": 0.67, "tool": 1.0}
 
-# Long messages are measured on a bounded window (see text_features).
-_SENTENCE_ENDS = (". ", "? ", "! ", "\n")
-
-
 @dataclass(frozen=True)
 class TurnTrajectory:
     coordinates: tuple[float, float, float, float, float]  # depth, sibling_order, homogeneity, temporal, complexity
@@ -84,7 +80,7 @@ def complexity(text: str) -> float:
     # Richness counts distinct words (saturating), so a richer vocabulary always scores more.
     richness = 1.0 - math.exp(-len(features.words) / 60.0)
     prose = features.prose
-    sentences = 1 + sum(prose.count(end) for end in _SENTENCE_ENDS)
+    sentences = 1 + prose.count(". ") + prose.count("? ") + prose.count("! ") + prose.count("\n")
     words_per_sentence = features.word_count * (len(prose) / max(1, len(features.window))) / sentences
     sentence_score = 1.0 - math.exp(-words_per_sentence / 20.0)
     code_score = min(1.0, features.code_characters / len(features.window))

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
+from json.encoder import encode_basestring as _encode_string
 from pathlib import Path
 
 from .conversation import Conversation, Message
@@ -88,6 +89,17 @@ def _preview(conversation: Conversation) -> str:
     else:
         text = conversation.messages[0].content if conversation.messages else ""
     return " ".join(text[: _PREVIEW_CHARS * 2].split())[:_PREVIEW_CHARS]
+
+
+def content_hash(conversation: Conversation) -> str:
+    """Exactly `Conversation.content_hash()` (sha256 over `json.dumps([role, content])` per
+    message), built with the JSON encoder's C string escaper: the per-message `json.dumps`
+    call was a tenth of an import's time."""
+    digest = hashlib.sha256()
+    for message in conversation.messages:
+        digest.update(f"[{_encode_string(message.role)}, {_encode_string(message.content)}]".encode("utf-8"))
+        digest.update(b"\x00")
+    return digest.hexdigest()
 
 
 def annotation_rows(conversation: Conversation) -> tuple[list[tuple], int, int]:
@@ -256,7 +268,7 @@ class Workspace:
         return result
 
     def _insert_batch(self, db, batch, next_pk, result: AddResult, seen_hashes: set[str]) -> int:
-        hashed = [(conversation.content_hash(), conversation) for conversation in batch if conversation.messages]
+        hashed = [(content_hash(conversation), conversation) for conversation in batch if conversation.messages]
         hashes = [digest for digest, _ in hashed]
         placeholders = ",".join("?" * len(hashes))
         stored = {

@@ -64,6 +64,13 @@ def test_add_get_and_deduplicate(workspace):
         workspace.get_conversation("nope")
 
 
+def test_the_fast_content_hash_is_the_conversation_content_hash():
+    tricky = Conversation("x", "t", [Message("user", 'quote " backslash \\ tab \t é 🌸 \u2028'),
+                                     Message("assistant", "")])
+    for item in (tricky, conversation(3)):
+        assert workspace_module.content_hash(item) == item.content_hash()
+
+
 def test_same_id_with_different_content_gets_a_new_id(workspace):
     workspace.add_conversations([conversation(1)])
     other = Conversation("conv-1", "test", [Message("user", "something else entirely")])
