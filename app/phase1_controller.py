@@ -357,6 +357,8 @@ class Phase1Controller(QObject):
         kind, payload = value
         if kind == "launched":
             self.local_job_id = payload
+            self._ended.discard(payload)  # a resumed run ends (and is announced) again
+            self.cancel_requested.discard(payload)
             self.logLine.emit(f"{_stamp()} {payload}: local LoRA started")
             self.launched.emit(payload)
             self.jobsChanged.emit()
@@ -565,6 +567,8 @@ class Phase1Controller(QObject):
     def shutdown(self) -> None:
         """The window is closing: stop watching (jobs go on at Together) and stop a local run."""
         self._stop_everything()
+        self.workspace = None
+        self._manager = self._local = None
 
 
 def _stamp() -> str:

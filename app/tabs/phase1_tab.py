@@ -327,7 +327,9 @@ class Phase1Tab(QWidget):
 
     def shutdown(self) -> None:
         self._clock.stop()
+        self._table_timer.stop()
         self.controller.shutdown()
+        self.workspace = None  # the window closes it next; nothing here may read it any more
         if self.export_job.is_running():
             self.export_job.cancel()
             self.export_job.wait()
