@@ -116,17 +116,48 @@ def annotation_rows(conversation: Conversation) -> tuple[list[tuple], int, int]:
     return rows, phase_bits, pattern_bits
 
 
-class Workspace:
-    """One workspace folder. Safe to share between threads (calls are serialised)."""
+def _connect(db_path: Path) -> sqlite3.Connection:
+    try:
+        # A long import holds the write lock; other writers wait this long for it.
+        connection = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=120.0)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+    except sqlite3.DatabaseError as exc:
+        raise CognitiveTwinError(
+            f"The workspace database {db_path} cannot be opened ({exc}): "
+            "choose another folder or restore it from a backup."
+        ) from exc
+    return connection
 
-    def __init__(self, path: Path, connection: sqlite3.Connection):
+
+class Workspace:
+    """One workspace folder, safe to share between threads: each thread gets its own SQLite
+    connection, and with write-ahead logging readers (the app's Data tab) are never blocked
+    by an import running on a worker thread; they see what was committed."""
+
+    def __init__(self, path: Path):
         self.path = path
         self.db_path = path / DB_NAME
         self.adapters_dir = path / "adapters"
         self.runs_dir = path / "runs"
         self.cache_dir = path / "cache"
-        self._db = connection
-        self._lock = threading.RLock()
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            if self._closed:
+                raise CognitiveTwinError(f"The workspace {self.path} is closed: open it again.")
+            connection = _connect(self.db_path)
+            self._local.connection = connection
+            with self._connections_lock:
+                self._connections.append(connection)
+        return connection
 
     # ----- opening ------------------------------------------------------------------------
 
@@ -145,19 +176,7 @@ class Workspace:
                 folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise CognitiveTwinError(f"Cannot create the workspace folder {path}: {exc.strerror}.") from exc
-        try:
-            connection = sqlite3.connect(
-                path / DB_NAME, isolation_level=None, check_same_thread=False, timeout=30.0
-            )
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            connection.execute("PRAGMA foreign_keys=ON")
-        except sqlite3.DatabaseError as exc:
-            raise CognitiveTwinError(
-                f"The workspace database {path / DB_NAME} cannot be opened ({exc}): "
-                "choose another folder or restore it from a backup."
-            ) from exc
-        workspace = cls(path, connection)
+        workspace = cls(path)
         workspace._migrate()
         workspace.refresh_annotations()
         return workspace
@@ -183,8 +202,12 @@ class Workspace:
             )
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        """Close every thread's connection; the workspace cannot be used afterwards."""
+        self._closed = True
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.close()
 
     def __enter__(self) -> Workspace:
         return self
@@ -197,19 +220,18 @@ class Workspace:
 
     @contextmanager
     def _transaction(self):
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            else:
-                self._db.execute("COMMIT")
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        else:
+            db.execute("COMMIT")
 
     def _query(self, sql: str, params: Iterable = ()) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, tuple(params)).fetchall()
+        return self._db.execute(sql, tuple(params)).fetchall()
 
     # ----- writing conversations ----------------------------------------------------------
 
@@ -501,8 +523,7 @@ class Workspace:
 
     def get_conversation(self, conversation_id: str) -> Conversation:
         pk = self._require(conversation_id)
-        with self._lock:
-            return self._load(self._db, [pk])[0][1]
+        return self._load(self._db, [pk])[0][1]
 
     @staticmethod
     def _load(db, pks: list[int]) -> list[tuple[int, Conversation]]:
@@ -534,17 +555,16 @@ class Workspace:
         last_pk = 0
         joiner = " AND " if where else " WHERE "
         while True:
-            with self._lock:
-                pks = [
-                    row[0]
-                    for row in self._db.execute(
-                        f"SELECT c.pk FROM conversations c{where}{joiner}c.pk > ? ORDER BY c.pk LIMIT ?",
-                        [*params, last_pk, _BATCH],
-                    )
-                ]
-                if not pks:
-                    return
-                batch = self._load(self._db, pks)
+            pks = [
+                row[0]
+                for row in self._db.execute(
+                    f"SELECT c.pk FROM conversations c{where}{joiner}c.pk > ? ORDER BY c.pk LIMIT ?",
+                    [*params, last_pk, _BATCH],
+                )
+            ]
+            if not pks:
+                return
+            batch = self._load(self._db, pks)
             last_pk = pks[-1]
             for _, conversation in batch:
                 yield conversation
@@ -553,11 +573,10 @@ class Workspace:
         """Content hash of the selected conversations (all by default), independent of order."""
         where, params = self._filters(ids=ids)
         digest = hashlib.sha256()
-        with self._lock:
-            for (content_hash,) in self._db.execute(
-                f"SELECT c.content_hash FROM conversations c{where} ORDER BY c.content_hash", params
-            ):
-                digest.update(content_hash.encode("ascii"))
+        for (stored_hash,) in self._db.execute(
+            f"SELECT c.content_hash FROM conversations c{where} ORDER BY c.content_hash", params
+        ):
+            digest.update(stored_hash.encode("ascii"))
         return digest.hexdigest()
 
     def sources(self) -> list[str]:

@@ -254,3 +254,26 @@ def test_scale_pages_without_loading_everything(workspace):
     plan = " ".join(str(row) for row in workspace._query(
         "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM conversations c WHERE c.source = ?", ("test",)))
     assert "conversations_by_source" in plan
+
+
+def test_readers_are_not_blocked_by_an_import_in_progress(workspace):
+    workspace.add_conversations([conversation(i) for i in range(3)])
+    halfway = threading.Event()
+    release = threading.Event()
+
+    def slow_source():
+        for number in range(3, 600):
+            if number == 400:
+                halfway.set()
+                assert release.wait(30)
+            yield conversation(number)
+
+    importer = threading.Thread(target=lambda: workspace.add_conversations(slow_source()))
+    importer.start()
+    assert halfway.wait(30)
+    # The import holds the write transaction; this thread still reads the committed state.
+    assert workspace.count_conversations() == 3
+    assert [s.id for s in workspace.list_conversations(0, 5)] == ["conv-0", "conv-1", "conv-2"]
+    release.set()
+    importer.join(30)
+    assert workspace.count_conversations() == 600
