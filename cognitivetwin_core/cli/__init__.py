@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "demo_cmd",
     "data_cmd",
     "phase2_cmd",
+    "phase1_cmd",
 ]
 
 log = logging.getLogger("cognitivetwin.cli")
