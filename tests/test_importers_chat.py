@@ -198,3 +198,11 @@ def test_registry_and_detection(tmp_path):
         read_conversations(tmp_path / "missing.jsonl")
     with pytest.raises(InputError, match="Unknown importer"):
         read_conversations(chat, importer="nope")
+
+
+def test_many_rejections_are_counted_and_the_first_kept_in_detail(tmp_path):
+    path = write_lines(tmp_path / "bad.jsonl", ["{oops"] * 1500 + GOOD)
+    conversations, report = read_conversations(path)
+    assert len(conversations) == 2
+    assert report.rejected_total == 1500 and len(report.rejected) == 1000
+    assert report.to_dict()["rejected_count"] == 1500 and "1500 records rejected" in report.summary()

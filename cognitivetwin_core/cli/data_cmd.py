@@ -198,12 +198,13 @@ def _print_report(report) -> None:
     print(report.summary())
     for warning in report.warnings:
         print(f"warning: {warning}")
-    if report.rejected:
-        print(f"Rejected records ({len(report.rejected)}):")
+    if report.rejected_total:
+        print(f"Rejected records ({report.rejected_total}):")
         for rejection in report.rejected[:50]:
             print(f"  {rejection}")
-        if len(report.rejected) > 50:
-            print(f"  ... and {len(report.rejected) - 50} more (see `cognitivetwin data stats --json`)")
+        if report.rejected_total > 50:
+            print(f"  ... and {report.rejected_total - 50} more (details of the first "
+                  f"{len(report.rejected)}: `cognitivetwin data stats --json`)")
 
 
 def _import(args) -> int:
@@ -221,7 +222,7 @@ def _import(args) -> int:
         bar.close()
         workspace.close()
     _print_report(report)
-    return 0 if report.conversations_accepted or not report.rejected else 2
+    return 0 if report.conversations_accepted or not report.rejected_total else 2
 
 
 def _list(args) -> int:

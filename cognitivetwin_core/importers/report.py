@@ -59,6 +59,9 @@ class ImportProgress:
 
 ProgressCallback = Callable[[ImportProgress], None]
 
+# A dump with millions of bad records keeps the first ones in detail and counts the rest.
+MAX_DETAILED_REJECTIONS = 1000
+
 
 @dataclass
 class ImportReport:
@@ -68,6 +71,7 @@ class ImportReport:
     messages_accepted: int = 0
     duplicates: int = 0
     rejected: list[Rejection] = field(default_factory=list)
+    rejected_total: int = 0
     # Where a file ended early (truncated mid-record), in words; None when it ended cleanly.
     truncated_at: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -77,7 +81,9 @@ class ImportReport:
 
     def reject(self, rejection: Rejection) -> None:
         """Record a rejection; in strict mode, abort the whole import instead."""
-        self.rejected.append(rejection)
+        self.rejected_total += 1
+        if len(self.rejected) < MAX_DETAILED_REJECTIONS:
+            self.rejected.append(rejection)
         if self.strict:
             raise StrictImportAborted(rejection)
 
@@ -87,12 +93,12 @@ class ImportReport:
 
     @property
     def ok(self) -> bool:
-        return not self.rejected and self.truncated_at is None
+        return not self.rejected_total and self.truncated_at is None
 
     def to_dict(self) -> dict:
         data = asdict(self)
         data.pop("conversation_ids")
-        data["rejected_count"] = len(self.rejected)
+        data["rejected_count"] = self.rejected_total
         return data
 
     def summary(self) -> str:
@@ -100,8 +106,8 @@ class ImportReport:
                 f"messages accepted")
         if self.duplicates:
             text += f", {self.duplicates} already in the workspace"
-        if self.rejected:
-            text += f", {len(self.rejected)} records rejected"
+        if self.rejected_total:
+            text += f", {self.rejected_total} records rejected"
         if self.truncated_at:
             text += f"; the file ends early ({self.truncated_at})"
         return text
