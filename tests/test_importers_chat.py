@@ -206,3 +206,21 @@ def test_many_rejections_are_counted_and_the_first_kept_in_detail(tmp_path):
     assert len(conversations) == 2
     assert report.rejected_total == 1500 and len(report.rejected) == 1000
     assert report.to_dict()["rejected_count"] == 1500 and "1500 records rejected" in report.summary()
+
+
+def test_cli_import_reports_rejections_and_strict_exits_non_zero(tmp_path, capsys):
+    from cognitivetwin_core.cli import main
+
+    path = write_lines(tmp_path / "mixed.jsonl", [GOOD[0], line([{"role": "wizard", "content": "x"}])])
+    workspace = str(tmp_path / "ws")
+    assert main(["data", "import", str(path), "--workspace", workspace, "--strict", "--quiet"]) == 2
+    captured = capsys.readouterr()
+    assert f"{path}:2, field 'messages[0].role'" in captured.err and "nothing written" in captured.err
+    assert main(["data", "import", str(path), "--workspace", workspace, "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "1 conversations, 3 messages accepted, 1 records rejected" in out
+    assert f"  {path}:2, field 'messages[0].role': unknown role 'wizard'" in out
+    assert main(["data", "reannotate", "--workspace", workspace]) == 0
+    assert "Re-annotated 0 conversations" in capsys.readouterr().out
+    assert main(["data", "import", "--workspace", workspace]) == 2
+    assert "Give either a PATH" in capsys.readouterr().err
