@@ -84,8 +84,10 @@ async def run_window(args) -> int:
     if args.report_startup:
         # After the first paint, so "shown" means on screen.
         QTimer.singleShot(0, lambda: print(f"window shown after {_seconds_since_process_start():.3f} s", flush=True))
-    window.connections_tab.refresh()
-    QTimer.singleShot(200, window.detect_device)
+    # After the first paint: the keyring (D-Bus) and the device probe run on worker threads,
+    # but importing them would still compete with the window for the interpreter.
+    QTimer.singleShot(100, window.connections_tab.refresh)
+    QTimer.singleShot(300, window.detect_device)
     if args.quit_after is not None:
         QTimer.singleShot(int(args.quit_after * 1000), window.close)
     await quitting.wait()

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import QLineEdit
 
 from cognitivetwin_core import secrets
 from cognitivetwin_core.connection_checks import CheckStatus
-from test_secrets import _secret_service_items, files_containing
+from test_secrets import _secret_service_items, active_log_file, files_containing
 from together_server import FakeTogether
 
 pytestmark = pytest.mark.qt_log_ignore("propagateSizeHints")
@@ -74,9 +74,7 @@ def test_key_fields_are_password_fields(tab):
 @needs_secret_service
 def test_together_key_is_stored_masked_tested_and_removed(tab, qtbot, clean_keyring, isolated_user_dirs,
                                                            test_output_dir, monkeypatch):
-    from cognitivetwin_core.logging_setup import configure_logging
-
-    log_path = configure_logging(logging.DEBUG)
+    log_path = active_log_file()
     with FakeTogether(api_key="tgp_" + uuid.uuid4().hex) as fake:
         monkeypatch.setenv("TOGETHER_BASE_URL", fake.base_url)
         key = fake.api_key
@@ -109,8 +107,8 @@ def test_together_key_is_stored_masked_tested_and_removed(tab, qtbot, clean_keyr
     # The key is in no file the app (or anything else in this HOME) wrote.
     for handler in logging.getLogger().handlers:
         handler.flush()
-    assert log_path.is_file()
-    assert files_containing(key, Path.home(), isolated_user_dirs) == []
+    assert "stored together_api_key" in log_path.read_text()
+    assert files_containing(key, Path.home(), isolated_user_dirs, log_path.parent) == []
 
     _click_and_wait(qtbot, tab.together_remove, until=lambda: "Removed" in tab.together_result.text())
     assert _secret_service_items(secrets.TOGETHER_API_KEY) == []

@@ -241,6 +241,7 @@ def test_data_tab_stays_usable_with_100k_messages(window, qtbot, big_workspace, 
     with qtbot.waitSignal(tab.conversationShown, timeout=10_000):
         tab.select_row(3)
     assert len(tab.conversation_view.cards) == 10
+    tab.details.setCurrentWidget(tab.stats_view)
     assert tab.stats_view.conversations_label.text() == "10,000"
     qtbot.wait(100)
     window.grab().save(str(test_output_dir / "data_tab_100k_messages.png"))

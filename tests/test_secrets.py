@@ -51,6 +51,19 @@ def files_containing(value: str, *roots: Path) -> list[Path]:
     return hits
 
 
+def active_log_file() -> Path:
+    """The file the app's log handler writes to. `configure_logging` is once per process, so
+    in a test session this can be an earlier test's folder, not this test's isolated one."""
+    from cognitivetwin_core.logging_setup import configure_logging
+
+    configure_logging(logging.DEBUG)
+    for handler in logging.getLogger().handlers:
+        if getattr(handler, "_cognitivetwin", False) and hasattr(handler, "baseFilename"):
+            handler.flush()
+            return Path(handler.baseFilename)
+    raise AssertionError("no CognitiveTwin log handler")
+
+
 @pytest.fixture()
 def secret_name():
     name = f"test_{uuid.uuid4().hex[:8]}"
@@ -70,9 +83,7 @@ def test_keyring_is_available_in_the_test_session():
 
 @needs_secret_service
 def test_secret_round_trip_lives_in_the_secret_service_only(secret_name, isolated_user_dirs):
-    from cognitivetwin_core.logging_setup import configure_logging
-
-    log_path = configure_logging()
+    log_path = active_log_file()
     value = "tgp_" + uuid.uuid4().hex + "Zq"
     assert secrets.get_secret(secret_name) is None
     secrets.set_secret(secret_name, value)
@@ -89,7 +100,7 @@ def test_secret_round_trip_lives_in_the_secret_service_only(secret_name, isolate
         handler.flush()
     assert "oops, the key is [REDACTED]" in log_path.read_text()
 
-    roots = [Path.home(), isolated_user_dirs]
+    roots = [Path.home(), isolated_user_dirs, log_path.parent]
     assert files_containing(value, *roots) == []
     assert files_containing(replacement, *roots) == []
 

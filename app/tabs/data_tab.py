@@ -245,7 +245,9 @@ class DataTab(QWidget):
         self.source_filter.setCurrentIndex(max(0, index))
         self.source_filter.blockSignals(False)
         self.apply_filters()
-        self.stats_view.show_stats(self.workspace.stats())
+        # Charts are drawn when the Statistics tab is shown: pyqtgraph stays out of start-up.
+        if self.details.currentWidget() is self.stats_view:
+            self.stats_view.show_stats(self.workspace.stats())
 
     def current_filters(self) -> dict:
         return {

@@ -9,7 +9,6 @@ start-up.
 
 from __future__ import annotations
 
-import numpy as np
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QFrame,
@@ -136,6 +135,8 @@ class ConversationView(QWidget):
         self.annotations = []
 
     def show_conversation(self, conversation, annotations) -> None:
+        import numpy as np  # with pyqtgraph, only once a conversation is shown
+
         self.clear()
         self.conversation = conversation
         self.annotations = list(annotations)

@@ -3,7 +3,6 @@ distributions as bar charts (pyqtgraph, imported when first drawn)."""
 
 from __future__ import annotations
 
-import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
@@ -65,6 +64,7 @@ class StatsView(QWidget):
         self._pattern_bars = None
 
     def show_stats(self, stats: dict) -> None:
+        import numpy as np
         import pyqtgraph as pg
 
         self.stats = stats
