@@ -311,3 +311,21 @@ def test_exports_and_token_count_run_in_the_background(window, qtbot, tmp_path, 
     _wait_job(qtbot, tab, lambda: tab.export("phase2", blocked))
     assert tab.message.kind == "error" and tab.message.text().startswith(f"Cannot write {blocked}")
     assert "choose a folder" in tab.message.text()
+
+
+def test_an_unexpected_failure_is_shown_inline_and_in_the_error_dialog(window, qtbot, monkeypatch):
+    from app import data_jobs
+    from app.errors_dialog import ErrorDialog
+
+    def broken_import(progress, cancelled, *args):
+        raise ZeroDivisionError("a bug in an importer")
+
+    shown = []
+    monkeypatch.setattr(data_jobs, "run_import", broken_import)
+    monkeypatch.setattr(ErrorDialog, "show_error", classmethod(lambda cls, summary, details: shown.append((summary, details))))
+    tab = window.data_tab
+    _wait_job(qtbot, tab, tab.import_demo)
+    assert tab.message.kind == "error" and "unexpected error (ZeroDivisionError)" in tab.message.text()
+    [(summary, details)] = shown
+    assert "a bug in an importer" in summary and "Traceback" in details and "broken_import" in details
+    assert tab.import_demo_button.isEnabled(), "the tab is usable again"

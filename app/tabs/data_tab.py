@@ -362,9 +362,18 @@ class DataTab(QWidget):
         if isinstance(exc, CognitiveTwinError):
             self.message.show_error(str(exc))
         else:
+            # A bug, not the user's doing: BackgroundJob has logged it; show the details dialog too.
+            import traceback
+
+            from ..errors_dialog import ErrorDialog
+
             self.message.show_error(
-                f"The {self._job_kind} stopped on an unexpected error ({type(exc).__name__}: {exc}). "
+                f"The {self._job_kind} stopped on an unexpected error ({type(exc).__name__}). "
                 "Nothing was changed; the details are in the log file (Help ▸ Open the log folder)."
+            )
+            ErrorDialog.show_error(
+                f"The {self._job_kind} stopped on an unexpected error: {type(exc).__name__}: {exc}",
+                "".join(traceback.format_exception(type(exc), exc, exc.__traceback__)),
             )
 
     def _on_job_cancelled(self) -> None:
