@@ -4,7 +4,10 @@ Each run is a fresh process (the interpreter's own start-up included), alternati
 so both see the same machine state; the ratio of the medians is what matters (target
 <= 1.5x, and the studio under 2 s). Runs offscreen unless a display is set.
 
-    .venv/bin/python benchmarks/gui_startup.py [--runs 5]
+    .venv/bin/python benchmarks/gui_startup.py [--runs 5] [--placeholder-tabs]
+
+`--placeholder-tabs` also times the shell with the Phase 1, Phase 2 and Playground tabs
+replaced by placeholders, which shows what those three tabs add to the start-up.
 """
 
 from __future__ import annotations
@@ -39,6 +42,18 @@ from app.main import main
 sys.exit(main(["--quit-after", "0.05", "--report-startup"]))
 """
 
+SHELL_ONLY = r"""
+import sys, types
+from app.tabs.placeholder import PlaceholderTab
+for module, name in (("app.tabs.phase1_tab", "Phase1Tab"), ("app.tabs.phase2_tab", "Phase2Tab"),
+                     ("app.tabs.playground_tab", "PlaygroundTab")):
+    stub = types.ModuleType(module)
+    setattr(stub, name, lambda name=name: PlaceholderTab(name, "placeholder for the benchmark"))
+    sys.modules[module] = stub
+from app.main import main
+sys.exit(main(["--quit-after", "0.05", "--report-startup"]))
+"""
+
 _SHOWN = re.compile(r"window shown after ([0-9.]+) s")
 
 
@@ -53,6 +68,7 @@ def run_once(code: str, env: dict) -> float:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--placeholder-tabs", action="store_true", help="also time the shell with placeholder tabs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         env = {**os.environ, "COGNITIVETWIN_DATA_DIR": f"{tmp}/data", "COGNITIVETWIN_CONFIG_DIR": f"{tmp}/config",
@@ -61,15 +77,21 @@ def main() -> int:
             env["QT_QPA_PLATFORM"] = "offscreen"
         run_once(STUDIO, env)  # first start creates the workspace and warms the file cache
         run_once(BARE, env)
-        bare, studio = [], []
+        bare, studio, shell = [], [], []
         for _ in range(args.runs):
             bare.append(run_once(BARE, env))
             studio.append(run_once(STUDIO, env))
+            if args.placeholder_tabs:
+                shell.append(run_once(SHELL_ONLY, env))
     bare_median, studio_median = statistics.median(bare), statistics.median(studio)
     print(f"platform: {env.get('QT_QPA_PLATFORM', 'display')}, runs: {args.runs} each, alternating")
     print(f"bare QMainWindow: median {bare_median:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in bare)})")
     print(f"CognitiveTwin Studio: median {studio_median:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in studio)})")
     print(f"ratio studio / bare: {studio_median / bare_median:.2f}x (target <= 1.5x, studio under 2 s)")
+    if shell:
+        shell_median = statistics.median(shell)
+        print(f"shell with placeholder tabs: median {shell_median:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in shell)})")
+        print(f"ratio shell / bare: {shell_median / bare_median:.2f}x")
     return 0
 
 

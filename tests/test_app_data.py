@@ -329,3 +329,20 @@ def test_an_unexpected_failure_is_shown_inline_and_in_the_error_dialog(window, q
     [(summary, details)] = shown
     assert "a bug in an importer" in summary and "Traceback" in details and "broken_import" in details
     assert tab.import_demo_button.isEnabled(), "the tab is usable again"
+
+
+def test_import_menu_lists_every_file_importer(window, monkeypatch, tmp_path, qtbot):
+    from cognitivetwin_core.importers import IMPORTERS
+
+    tab = window.data_tab
+    tab.import_menu.aboutToShow.emit()
+    labels = [action.text() for action in tab.import_menu.actions()]
+    assert labels == [info.title for info in IMPORTERS.values() if info.file_filter]
+    assert len(labels) >= 4
+    chosen = {}
+    monkeypatch.setattr(tab, "import_file", lambda path, name=None: chosen.update(path=path, name=name) or True)
+    from PySide6.QtWidgets import QFileDialog
+
+    monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(tmp_path / "x.json"), ""))
+    tab.import_menu.actions()[2].trigger()
+    assert chosen == {"path": str(tmp_path / "x.json"), "name": list(IMPORTERS)[2]}

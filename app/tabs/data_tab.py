@@ -116,11 +116,10 @@ class DataTab(QWidget):
         self.import_file_button = QToolButton()
         self.import_file_button.setText("Import a file…")
         self.import_file_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
-        menu = QMenu(self.import_file_button)
-        for importer in data_jobs.file_importers():
-            action = menu.addAction(importer.label)
-            action.triggered.connect(lambda _checked=False, imp=importer: self._choose_import_file(imp))
-        self.import_file_button.setMenu(menu)
+        self.import_menu = QMenu(self.import_file_button)
+        # Filled when first opened: the importers' modules stay out of start-up.
+        self.import_menu.aboutToShow.connect(self._fill_import_menu)
+        self.import_file_button.setMenu(self.import_menu)
         self.import_supabase_button = QPushButton("Import from Supabase")
         self.import_supabase_button.setToolTip("Uses the URL and key saved in the Connections tab, and its table and column mapping.")
         self.import_supabase_button.clicked.connect(self.import_supabase)
@@ -142,6 +141,13 @@ class DataTab(QWidget):
         row.addWidget(self.export_phase1_button)
         row.addWidget(self.export_phase2_button)
         return row
+
+    def _fill_import_menu(self) -> None:
+        if self.import_menu.actions():
+            return
+        for importer in data_jobs.file_importers():
+            action = self.import_menu.addAction(importer.label)
+            action.triggered.connect(lambda _checked=False, imp=importer: self._choose_import_file(imp))
 
     def _build_progress(self) -> QHBoxLayout:
         row = QHBoxLayout()
