@@ -483,6 +483,13 @@ class Phase1Controller(QObject):
                 self.lossPoint.emit(update.job_id, int(event.get("step") or 0), float(event["loss"]))
                 continue  # one line per step would drown the log; the plot shows them
             text = str(event.get("message") or kind.replace("_", " "))
+            if kind == "checkpoint":  # local runs: the message is the checkpoint's folder
+                text = "checkpoint saved"
+            elif kind == "epoch":
+                loss = event.get("loss")
+                text = f"epoch {event.get('epoch')} done" + (f", loss {loss:.4f}" if isinstance(loss, (int, float)) else "")
+            elif kind == "done":
+                text = "training done, adapter written"
             extra = f" (step {event['step']})" if event.get("step") not in (None, "") and kind != "start" else ""
             self.logLine.emit(f"{_event_stamp(event)} {update.job_id}: {text}{extra}")
         self.jobUpdated.emit(update)

@@ -4,6 +4,7 @@ failure messages, cancel, download & register, and monitoring resumed in a new w
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import threading
@@ -28,6 +29,21 @@ CONVERSATIONS = [
      {"role": "assistant", "content": f"Call it sort_invoices_by_date; short verbs first, then the object ({i})."}]
     for i in range(12)
 ]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def collect_earlier_garbage():
+    """Collect cycles holding Qt objects (earlier modules' widgets) here, on the GUI thread.
+
+    Otherwise Python's cyclic GC may run inside a training or executor thread and delete
+    widgets there ("Timers cannot be stopped from another thread", at worst a crash)."""
+    gc.collect()
+
+
+@pytest.fixture(autouse=True)
+def collect_qt_garbage_on_the_gui_thread():
+    yield
+    gc.collect()  # this test's widgets, for the same reason
 
 
 @pytest.fixture(scope="module")
@@ -287,7 +303,7 @@ def test_local_run_plots_its_loss_cancels_cleanly_and_resumes(tab, qtbot, data_f
     tab.controller._local.checkpoint_every = 5
     tab.set_local_base_folder(tiny_model_dir)
     tab.data_path.setText(str(data_file))
-    tab.epochs.setValue(20)
+    tab.epochs.setValue(3)
     tab.lora_rank.setValue(4)
     plan = _dry_run(qtbot, tab)
     assert plan.backend == "local" and "expected time" in tab.dry_run_summary.text()
@@ -297,7 +313,7 @@ def test_local_run_plots_its_loss_cancels_cleanly_and_resumes(tab, qtbot, data_f
     job_id = launched.args[0]
     assert job_id.startswith("local-") and tab.controller.local_job.is_running()
     assert "free" in confirm["asked"][-1][0]
-    qtbot.waitUntil(lambda: tab.loss_plot.count() >= 8, timeout=60_000)
+    qtbot.waitUntil(lambda: tab.plotted_steps() >= 4, timeout=60_000)
     tab.loss_plot.flush()
     tab.refresh_jobs()
     tab.grab().save(str(test_output_dir / "phase1_tab_local_running.png"))
@@ -308,11 +324,11 @@ def test_local_run_plots_its_loss_cancels_cleanly_and_resumes(tab, qtbot, data_f
     assert ended.args[0].status == "cancelled"
     qtbot.waitUntil(lambda: not tab.controller.local_job.is_running(), timeout=10_000)
     assert not [t for t in threading.enumerate() if t.name.startswith("local-lora-")], "the training thread ended"
-    stopped_at = len(tab.loss_plot.points()[0])
+    stopped_at = len(tab.loss_plot.points("loss")[0])
     record = workspace.get_phase1_job(job_id)
     assert record["status"] == "cancelled" and "resumes from there" in record["error"]
     assert not (Path(workspace.adapters_dir) / job_id).exists(), "no adapter from a cancelled run"
-    steps, losses = tab.loss_plot.points()
+    steps, losses = tab.loss_plot.points("loss")
     assert list(steps) == sorted(steps) and all(loss > 0 for loss in losses)
     assert tab.message.kind == "info" and tab.notifications[-1][0] == "Phase 1 job cancelled"
 
@@ -323,12 +339,12 @@ def test_local_run_plots_its_loss_cancels_cleanly_and_resumes(tab, qtbot, data_f
     with qtbot.waitSignal(tab.controller.jobEnded, timeout=90_000) as ended:
         qtbot.mouseClick(tab.resume_button, Qt.MouseButton.LeftButton)
     assert ended.args[0].status == "completed"
-    first_resumed_step = tab.loss_plot.points()[0][0]
+    first_resumed_step = tab.loss_plot.points("loss")[0][0]
     assert first_resumed_step > 1, "the resumed run started from its checkpoint, not from step 1"
     adapter = workspace.get_adapter(job_id)
     assert adapter is not None and (Path(adapter["path"]) / "adapter_model.safetensors").is_file()
     assert tab.notifications[-1][0] == "Phase 1 job finished"
-    assert stopped_at >= 8
+    assert stopped_at >= 4
 
 
 @needs_secret_service

@@ -65,6 +65,7 @@ COLUMNS = ("Job", "Backend", "Base", "Status", "Progress", "Elapsed", "ETA", "Co
 DATA_PATH_SETTING = "phase1/data_path"
 SUFFIX_PATTERN = r"[a-z0-9][a-z0-9-]{0,39}"
 LOG_LINES_KEPT = 5000
+LOSS_SERIES = "loss"
 
 
 def base_model_label(short_name: str) -> str:
@@ -299,16 +300,24 @@ class Phase1Tab(QWidget):
         return group
 
     def _build_plot_group(self) -> QGroupBox:
-        from ..widgets.lora_loss_plot import LoraLossPlot
+        from ..widgets.live_plot import LivePlot  # the Phase 2 tab's throttled plot
 
         group = QGroupBox("Local run: training loss")
         box = QVBoxLayout(group)
-        self.loss_plot = LoraLossPlot()
+        self.loss_plot = LivePlot(x_label="step", y_label="loss (assistant tokens)")
+        self._reset_plot()
         self.loss_status = QLabel("No local run yet.")
         self.loss_status.setProperty("role", "hint")
         box.addWidget(self.loss_plot, 1)
         box.addWidget(self.loss_status)
         return group
+
+    def _reset_plot(self) -> None:
+        self.loss_plot.clear()
+        self.loss_plot.add_series(LOSS_SERIES, (33, 60, 170), smooth=True, label="training loss")
+
+    def plotted_steps(self) -> int:
+        return self.loss_plot.point_count(LOSS_SERIES)
 
     # --- the main window's hooks -------------------------------------------------------------
 
@@ -490,7 +499,7 @@ class Phase1Tab(QWidget):
         self.dry_run_summary.setText(self.dry_run_summary.text() + "\n\nLaunched. Run the dry run again for another job.")
         self._update_buttons()
         if plan.backend == "local":
-            self.loss_plot.clear()
+            self._reset_plot()
             self._local_plot_job = None
             self.loss_status.setText("Loading the base model…")
         job_id = await self.controller.launch(plan)
@@ -512,7 +521,7 @@ class Phase1Tab(QWidget):
             self._local_plot_job = job_id
         if job_id != self._local_plot_job:
             return
-        self.loss_plot.add_point(step, loss)
+        self.loss_plot.append(LOSS_SERIES, step, loss)
         update = self.controller.live_update(job_id)
         total = f"/{update.total_steps}" if update is not None and update.total_steps else ""
         self.loss_status.setText(f"{job_id}: step {step}{total}, loss {loss:.4f}")
@@ -647,7 +656,7 @@ class Phase1Tab(QWidget):
         elif action == "download":
             start_task(self.controller.download(job_id), name=f"download {job_id}")
         elif action == "resume":
-            self.loss_plot.clear()
+            self._reset_plot()
             self._local_plot_job = job_id
             self.loss_status.setText(f"{job_id}: resuming from its last checkpoint…")
             start_task(self.controller.resume_local(job_id), name=f"resume {job_id}")
@@ -672,7 +681,7 @@ class Phase1Tab(QWidget):
     def _on_job_ended(self, update: JobUpdate) -> None:
         if update.job_id == self._local_plot_job:
             self.loss_plot.flush()
-            self.loss_status.setText(f"{update.job_id}: {update.status} after {self.loss_plot.count()} plotted step(s).")
+            self.loss_status.setText(f"{update.job_id}: {update.status} after {self.plotted_steps()} plotted step(s).")
         if update.status == "completed":
             self.notify("Phase 1 job finished", f"{update.job_id} completed; its adapter is in the workspace.")
             if update.job_id.startswith("local-"):
