@@ -340,6 +340,7 @@ class Phase2Trainer:
 
         digest = data_hash(conversations)
         self._prepare_output(source)
+        self._check_resumable(digest)
         threads = configure_threads(config.num_threads, config.leave_one_core_free)
         message_count = sum(len(c.messages) for c in conversations)
         self.run_record.update(
@@ -415,6 +416,22 @@ class Phase2Trainer:
         except OSError as exc:
             raise CognitiveTwinError(f"Cannot create the output folder {output}: {exc.strerror}.") from exc
         self.output_dir = output.resolve()
+
+    def _check_resumable(self, digest: str) -> None:
+        """Refuse --resume with other data or settings before anything is overwritten."""
+        from .phase2_checkpoint import find_checkpoint
+
+        folder = find_checkpoint(self.output_dir) if self.config.resume else None
+        if folder is None:
+            return
+        saved = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8")).get("identity", {})
+        wanted = {"data_hash": digest, **self._resume_identity()}
+        changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
+        if changed:
+            raise InputError(
+                f"The checkpoint in {folder} was made with other data or settings ({', '.join(changed)}); "
+                "resume with the same ones, or start a new output folder."
+            )
 
     def _write_run_record(self) -> None:
         _write_json_atomic(self.output_dir / "run.json", self.run_record)
@@ -527,6 +544,8 @@ class Phase2Trainer:
         components.to(device)
         train_rows = [i for c in train_ids for i in range(data.offsets[c], data.offsets[c + 1])]
         self._train_prior = data.patterns[train_rows].mean(0).numpy() if train_rows else np.zeros(12)
+        prior = torch.from_numpy(self._train_prior).float()
+        self._pattern_pos_weight = ((1 - prior) / prior.clamp_min(1e-3)).clamp(1.0, 10.0).to(device)
 
         optimizer = torch.optim.AdamW(components.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         batches_per_epoch = max(1, math.ceil(len(train_ids) / config.batch_size))
@@ -581,10 +600,10 @@ class Phase2Trainer:
                 losses, examples = self._batch_losses(components, batch)
                 total = losses["total"]
                 if not torch.isfinite(total):
-                    bad = [name for name, value in losses.items() if not torch.isfinite(value)]
+                    bad = [n for n, v in losses.items() if n != "total" and not torch.isfinite(v)] or ["total"]
                     raise _Failure(
                         f"Training stopped at epoch {epoch}, step {step}: the {', '.join(bad)} loss became "
-                        f"{float(total)} (numerically unstable). "
+                        f"{float(total.detach())} (numerically unstable). "
                         + (
                             f"The last good checkpoint (epoch {last_good_epoch}) is kept in "
                             f"{self.output_dir / 'checkpoint'}; "
@@ -638,7 +657,7 @@ class Phase2Trainer:
         yield self._finish("completed", f"Trained {config.epochs} epochs; the model is in {self.output_dir}.", final)
 
     def _resume_identity(self) -> dict:
-        """Settings that must not change across --resume (epochs may grow)."""
+        """Settings that must not change across --resume (epochs too: the LR schedule depends on it)."""
         c = self.config
         return {
             "base_model": str(c.base_model),
@@ -750,7 +769,10 @@ class Phase2Trainer:
         else:
             style = out.style_signature.sum() * 0.0
         stylometric = F.mse_loss(out.stylometrics, batch["stylometrics"])
-        pattern = F.binary_cross_entropy_with_logits(out.pattern_logits, batch["patterns"])
+        # Rare patterns get a heavier positive term (a thresholded F1 would otherwise never fire).
+        pattern = F.binary_cross_entropy_with_logits(
+            out.pattern_logits, batch["patterns"], pos_weight=self._pattern_pos_weight
+        )
         targets = z[batch["plan_targets"]]  # [M, K, hidden]
         cosine = F.cosine_similarity(out.plan_steps, targets, dim=-1)
         mask = batch["plan_mask"]

@@ -109,3 +109,35 @@ def qasync_loop(qapp):
     asyncio.events._set_running_loop(None)
     asyncio.set_event_loop(None)
     loop.close()
+
+
+@pytest.fixture(scope="session")
+def demo_conversations():
+    """The bundled demo dataset, read once per session."""
+    from cognitivetwin_core.importers import read_conversations
+
+    conversations, _report = read_conversations("demo")
+    return conversations
+
+
+@pytest.fixture(scope="session")
+def phase2_demo_run(tmp_path_factory, embedded_model_dir, demo_conversations) -> Path:
+    """The output folder of a short Phase 2 run on the demo data with the embedded base
+    (config.json, model.safetensors, metrics.json, run.json). Its pooled features go to the
+    user cache, so later runs (and the playground's neighbour index) reuse them."""
+    import torch
+
+    from cognitivetwin_core.phase2_trainer import Phase2Config, Phase2Trainer
+
+    threads = torch.get_num_threads()
+    output = tmp_path_factory.mktemp("phase2-demo") / "run"
+    config = Phase2Config(
+        base_model="smollm2-135m", output_dir=str(output), epochs=4, lr=1e-3, gradient_accumulation=1,
+        device="cpu", seed=7,
+    )
+    try:
+        events = list(Phase2Trainer(config, conversations=demo_conversations).run())
+    finally:
+        torch.set_num_threads(threads)
+    assert events[-1].outcome == "completed", events[-1].message
+    return output

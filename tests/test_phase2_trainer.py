@@ -1,0 +1,317 @@
+"""The Phase 2 trainer on a tiny random base: split, events, files, stop, cancel, NaN guard,
+resume after SIGKILL."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from cognitivetwin_core.errors import InputError
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    # Tiny tensors: one intra-op thread is fastest and keeps runs bitwise reproducible.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def small_demo(demo_conversations):
+    return demo_conversations[:12]
+
+
+def _config(tiny_model_dir, tmp_path, name="run", **overrides):
+    from cognitivetwin_core.phase2_trainer import Phase2Config
+
+    settings = dict(
+        base_model=str(tiny_model_dir), output_dir=str(tmp_path / name), epochs=3, batch_size=3, lr=1e-3,
+        gradient_accumulation=2, device="cpu", cache_dir=str(tmp_path.parent / "tiny-feature-cache"), seed=3,
+        num_threads=1,
+    )
+    settings.update(overrides)
+    return Phase2Config(**settings)
+
+
+def _run(config, conversations, on_event=None):
+    from cognitivetwin_core.phase2_trainer import Phase2Trainer
+
+    trainer = Phase2Trainer(config, conversations=conversations)
+    events = []
+    for event in trainer.run():
+        events.append(event)
+        if on_event:
+            on_event(trainer, event)
+    return trainer, events
+
+
+def test_split_is_by_conversation_seeded_and_disjoint(tiny_model_dir, tmp_path):
+    from cognitivetwin_core.phase2_trainer import Phase2Config, Phase2Trainer
+
+    def split(seed, count=50):
+        trainer = Phase2Trainer(Phase2Config(seed=seed, val_fraction=0.2, output_dir=str(tmp_path)), conversations=[])
+        return trainer.split(count)
+
+    train, val = split(1)
+    assert len(val) == 10 and not set(train) & set(val) and sorted(train + val) == list(range(50))
+    assert split(1) == (train, val)
+    assert split(2)[1] != val
+    assert split(1, count=2)[1] and split(1, count=2)[0]  # two conversations: one each
+
+
+def test_run_events_files_and_no_leak(tiny_model_dir, tmp_path, small_demo):
+    config = _config(tiny_model_dir, tmp_path)
+    trainer, events = _run(config, small_demo)
+    kinds = [e.kind for e in events]
+    assert kinds[0] == "encoding" and kinds[-1] == "finished"
+    assert kinds.count("epoch") == 3 and kinds.count("checkpoint") == 3
+    steps = [e for e in events if e.kind == "step"]
+    assert steps[-1].global_step == steps[-1].total_steps == 3 * 4  # 10 training conversations, 3 a batch
+    assert set(steps[0].losses) == {"total", "style", "stylometric", "pattern", "planning"}
+    assert steps[0].examples_per_s > 0 and steps[-1].eta_s == pytest.approx(0.0)
+    finished = events[-1]
+    assert finished.outcome == "completed" and Path(finished.output_dir) == Path(config.output_dir).resolve()
+
+    out = Path(config.output_dir)
+    run = json.loads((out / "run.json").read_text())
+    assert run["outcome"] == "completed" and run["ended_at"] and run["parameters"]["lr"] == 1e-3
+    assert run["data"]["conversations"] == 12 and run["data"]["messages"] == sum(len(c.messages) for c in small_demo)
+    val_ids = set(run["split"]["validation_ids"])
+    train_ids = {c.id for c in small_demo} - val_ids
+    assert val_ids and train_ids and len(val_ids) == run["split"]["validation_conversations"]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3]
+    final = metrics["final"]["metrics"]
+    for key in ("pattern_macro_f1_baseline", "planning_cosine_baseline", "style_retrieval_chance"):
+        assert final[key] is not None
+    assert _load(out).config.hidden_size == 64
+
+
+def _load(out):
+    from cognitivetwin_core.twin_model import load_components
+
+    return load_components(out)
+
+
+def test_training_batches_hold_only_training_conversations(tiny_model_dir, tmp_path, small_demo, monkeypatch):
+    from cognitivetwin_core.phase2_trainer import Phase2Trainer
+
+    batches = []
+    original = Phase2Trainer._batch_losses
+
+    def spy(self, components, ids):
+        if components.training:
+            batches.append(list(ids))
+        return original(self, components, ids)
+
+    monkeypatch.setattr(Phase2Trainer, "_batch_losses", spy)
+    trainer, events = _run(_config(tiny_model_dir, tmp_path, epochs=2), small_demo)
+    train_ids, val_ids = trainer.split(len(small_demo))
+    trained = {i for batch in batches for i in batch}
+    assert trained == set(train_ids) and not trained & set(val_ids)
+
+
+def test_existing_output_needs_resume(tiny_model_dir, tmp_path, small_demo):
+    _run(_config(tiny_model_dir, tmp_path, epochs=1), small_demo)
+    with pytest.raises(InputError, match="--resume"):
+        _run(_config(tiny_model_dir, tmp_path, epochs=1), small_demo)
+    with pytest.raises(InputError, match="other data or settings.*lr"):
+        _run(_config(tiny_model_dir, tmp_path, epochs=1, lr=5e-4, resume=True), small_demo)
+
+
+def test_cancel_from_another_thread_discards_the_run(tiny_model_dir, tmp_path, small_demo):
+    def cancel_on_second_step(trainer, event):
+        if event.kind == "step" and event.global_step == 4:
+            worker = threading.Thread(target=trainer.request_cancel)
+            worker.start()
+            worker.join()
+
+    _, events = _run(_config(tiny_model_dir, tmp_path), small_demo, cancel_on_second_step)
+    assert events[-1].outcome == "cancelled"
+    assert max(e.global_step for e in events if e.kind == "step") == 4  # checked before the next step
+    assert not Path(tmp_path / "run").exists()
+
+
+def test_cancel_during_encoding_stores_no_features(tiny_model_dir, tmp_path, small_demo):
+    def cancel_at_first_batch(trainer, event):
+        if event.kind == "encoding":
+            trainer.request_cancel()
+
+    config = _config(tiny_model_dir, tmp_path, cache_dir=str(tmp_path / "fresh-cache"), encode_batch_tokens=256)
+    _, events = _run(config, small_demo, cancel_at_first_batch)
+    assert events[-1].outcome == "cancelled"
+    assert [e.kind for e in events].count("encoding") == 1
+    assert not any((tmp_path / "fresh-cache").glob("*/index.json"))
+    assert not Path(config.output_dir).exists()
+
+
+def test_stop_and_save_keeps_a_usable_model(tiny_model_dir, tmp_path, small_demo):
+    def stop_in_epoch_two(trainer, event):
+        if event.kind == "step" and event.epoch == 2 and event.step == 1:
+            trainer.request_stop(save=True)
+
+    _, events = _run(_config(tiny_model_dir, tmp_path), small_demo, stop_in_epoch_two)
+    finished = events[-1]
+    assert finished.outcome == "stopped" and "--resume continues from epoch 2" in finished.message
+    out = tmp_path / "run"
+    components = _load(out)
+    assert components.config.hidden_size == 64
+    run = json.loads((out / "run.json").read_text())
+    assert run["outcome"] == "stopped"
+    state = json.loads((out / "checkpoint" / "trainer_state.json").read_text())
+    assert state["epoch"] == 1
+
+
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_model_dir, tmp_path, small_demo, monkeypatch):
+    from cognitivetwin_core.phase2_trainer import Phase2Trainer
+
+    calls = {"train": 0}
+    original = Phase2Trainer._batch_losses
+
+    def poisoned(self, components, ids):
+        losses, count = original(self, components, ids)
+        if components.training:
+            calls["train"] += 1
+            if calls["train"] == 5:  # epoch 2, first step (4 batches an epoch)
+                losses["planning"] = losses["planning"] * float("nan")
+                losses["total"] = losses["total"] + losses["planning"]
+        return losses, count
+
+    monkeypatch.setattr(Phase2Trainer, "_batch_losses", poisoned)
+    _, events = _run(_config(tiny_model_dir, tmp_path), small_demo)
+    finished = events[-1]
+    assert finished.outcome == "failed"
+    assert "epoch 2, step 1: the planning loss became nan" in finished.message
+    assert "last good checkpoint (epoch 1)" in finished.message and "lower the learning rate" in finished.message
+    out = tmp_path / "run"
+    assert json.loads((out / "checkpoint" / "trainer_state.json").read_text())["epoch"] == 1
+    assert not (out / "model.safetensors").exists()
+    assert json.loads((out / "run.json").read_text())["outcome"] == "failed"
+
+
+_KILLED_RUN = r"""
+import json, os, signal, sys
+import torch
+torch.set_num_threads(1)
+from cognitivetwin_core.conversation import Conversation, Message
+from cognitivetwin_core.phase2_trainer import Phase2Config, Phase2Trainer
+spec = json.loads(sys.argv[1])
+from datetime import datetime
+conversations = [
+    Conversation(c["id"], "test", [
+        Message(m["role"], m["content"], datetime.fromisoformat(m["at"]) if m["at"] else None, m["patterns"])
+        for m in c["messages"]
+    ])
+    for c in spec["data"]
+]
+trainer = Phase2Trainer(Phase2Config(**spec["config"]), conversations=conversations)
+for event in trainer.run():
+    if event.kind == "checkpoint" and event.epoch == 2:
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_model_dir, tmp_path, small_demo):
+    from dataclasses import asdict
+
+    epochs = 4
+    full_config = _config(tiny_model_dir, tmp_path, name="full", epochs=epochs)
+    _run(full_config, small_demo)
+    expected = json.loads((tmp_path / "full" / "metrics.json").read_text())
+
+    killed_config = _config(tiny_model_dir, tmp_path, name="killed", epochs=epochs)
+    spec = {
+        "config": asdict(killed_config),
+        "data": [
+            {
+                "id": c.id,
+                "messages": [
+                    {"role": m.role, "content": m.content, "patterns": m.patterns,
+                     "at": m.created_at.isoformat() if m.created_at else None}
+                    for m in c.messages
+                ],
+            }
+            for c in small_demo
+        ],
+    }
+    # The subprocess must see the same conversations as the in-process runs (ids and text).
+    process = subprocess.run(
+        [sys.executable, "-c", _KILLED_RUN, json.dumps(spec)], capture_output=True, text=True, timeout=300,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
+    )
+    assert process.returncode == -9, process.stderr[-2000:]
+    killed = tmp_path / "killed"
+    assert json.loads((killed / "run.json").read_text())["outcome"] == "running"
+    assert json.loads((killed / "checkpoint" / "trainer_state.json").read_text())["epoch"] == 2
+    assert not (killed / "model.safetensors").exists()
+
+    resumed_config = _config(tiny_model_dir, tmp_path, name="killed", epochs=epochs, resume=True)
+    _, events = _run(resumed_config, small_demo)
+    assert [e.epoch for e in events if e.kind == "epoch"] == [3, 4]
+    assert events[-1].outcome == "completed"
+    got = json.loads((killed / "metrics.json").read_text())
+    assert [e["epoch"] for e in got["epochs"]] == [1, 2, 3, 4]
+    for want, have in zip(expected["epochs"], got["epochs"]):
+        for key, value in want["metrics"].items():
+            if value is not None:
+                assert have["metrics"][key] == pytest.approx(value, abs=1e-5), (want["epoch"], key)
+        assert have["validation"]["total"] == pytest.approx(want["validation"]["total"], abs=1e-5)
+    from safetensors.torch import load_file
+
+    a, b = load_file(str(tmp_path / "full" / "model.safetensors")), load_file(str(killed / "model.safetensors"))
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+def test_workspace_source_records_the_run(tiny_model_dir, tmp_path, small_demo):
+    from cognitivetwin_core.phase2_trainer import Phase2Trainer
+    from cognitivetwin_core.workspace import Workspace
+
+    workspace = Workspace.open(tmp_path / "ws")
+    workspace.add_conversations(small_demo)
+    config = _config(tiny_model_dir, tmp_path, epochs=1)
+    config.output_dir = None
+    config.cache_dir = None  # the workspace's own cache folder
+    trainer = Phase2Trainer(config, workspace=workspace)
+    events = list(trainer.run())
+    assert events[-1].outcome == "completed"
+    record = workspace.get_phase2_run(trainer.run_id)
+    assert record["outcome"] == "completed" and record["data"]["kind"] == "workspace"
+    assert Path(record["output_dir"]).parent == workspace.runs_dir
+    assert any((workspace.cache_dir / "phase2-features").glob("*/features.npy"))
+    workspace.close()
+
+
+def test_trajectory_jsonl_file_source(tiny_model_dir, tmp_path, small_demo):
+    """The seed's trajectory JSONL (one line per turn with the conversation so far) trains as is."""
+    from cognitivetwin_core.exports import export_trajectory
+    from cognitivetwin_core.phase2_trainer import Phase2Trainer
+
+    path = tmp_path / "phase2_training_data.jsonl"
+    export_trajectory(small_demo, path)
+    first = json.loads(path.read_text().splitlines()[0])
+    assert {"messages", "trajectory", "conversation_id"} <= set(first)
+    trainer = Phase2Trainer(_config(tiny_model_dir, tmp_path, epochs=1), data_file=path)
+    events = list(trainer.run())
+    assert events[-1].outcome == "completed"
+    assert trainer.run_record["data"]["conversations"] == 12
+
+
+def test_bad_inputs_are_refused_before_anything_is_written(tiny_model_dir, tmp_path, small_demo):
+    from cognitivetwin_core.phase2_trainer import Phase2Config, Phase2Trainer
+
+    with pytest.raises(InputError, match="epochs must be at least 1"):
+        Phase2Trainer(Phase2Config(epochs=0, output_dir=str(tmp_path / "x")), conversations=small_demo)
+    with pytest.raises(InputError, match="does not exist"):
+        list(Phase2Trainer(_config(tiny_model_dir, tmp_path, name="y"), data_file=tmp_path / "missing.jsonl").run())
+    with pytest.raises(InputError, match="at least 2 conversations"):
+        list(Phase2Trainer(_config(tiny_model_dir, tmp_path, name="z"), conversations=small_demo[:1]).run())
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
