@@ -147,8 +147,6 @@ def test_embedded_model_run_on_demo_conversations_plots_and_saves(
         assert widget.start()
     assert widget.controller.is_running() and not widget.start_button.isEnabled() and widget.stop_button.isEnabled()
     assert encoding_events and encoding_events[-1].done == encoding_events[-1].total
-    widget.loss_plot.flush()
-    widget.grab().save(str(test_output_dir / "phase2_tab_mid_run.png"))
     with qtbot.waitSignal(widget.runFinished, timeout=RUN_TIMEOUT_MS) as blocker:
         pass
     finished = blocker.args[0]
@@ -169,7 +167,7 @@ def test_embedded_model_run_on_demo_conversations_plots_and_saves(
     assert widget.summary.isVisible() and str(output) in widget.summary.location.text()
     assert set(widget.summary.verdicts) == {"pattern_macro_f1", "planning_cosine", "style_retrieval"}
     qtbot.waitUntil(lambda: not widget.controller.is_running(), timeout=10_000)
-    widget.grab().save(str(test_output_dir / "phase2_tab_finished.png"))
+    widget.grab().save(str(test_output_dir / "phase2_tab_embedded_finished.png"))
     # The run is listed with the source it was trained on (kept for resuming).
     listed = {run["run_id"]: run for run in widget.runs}
     assert listed[record["run_id"]]["studio_data_selection"] == few_source
@@ -250,11 +248,12 @@ def test_stop_and_save_then_resume_then_compare_two_runs(qtbot, tab, demo_worksp
     assert tab.compare_loss_plot.point_count(f"{second_id} train") == 1
     assert tab.compare_metric_plot.point_count(run_id) == 2 and tab.compare_metric_plot.point_count(second_id) == 1
     tab.show()
+    tab.pages.setCurrentIndex(1)
     tab.grab().save(str(test_output_dir / "phase2_tab_compare.png"))
 
 
 def test_closing_the_window_during_a_run_stops_saves_and_ends_the_thread(
-    qtbot, qasync_loop, isolated_user_dirs, tiny_model_dir, shared_feature_cache, monkeypatch
+    qtbot, qasync_loop, isolated_user_dirs, tiny_model_dir, shared_feature_cache, monkeypatch, test_output_dir
 ):
     from app.main_window import MainWindow
     from app.tabs.phase2_tab import Phase2Tab
@@ -264,6 +263,7 @@ def test_closing_the_window_during_a_run_stops_saves_and_ends_the_thread(
     qtbot.addWidget(window)
     window.open_initial_workspace()
     import_into(window.workspace, "demo")
+    window._update_demo_offer()
     window.show()
     qtbot.waitExposed(window)
     tab: Phase2Tab = window.tab_widgets["Phase 2"]
@@ -276,8 +276,12 @@ def test_closing_the_window_during_a_run_stops_saves_and_ends_the_thread(
     window.tabs.setCurrentWidget(tab)
     questions = []
     monkeypatch.setattr(Phase2Tab, "ask_close", staticmethod(lambda parent: questions.append(parent) or "keep"))
-    with qtbot.waitSignal(tab.controller.stepDone, timeout=RUN_TIMEOUT_MS):
-        assert tab.start()
+    steps = []
+    tab.controller.stepDone.connect(steps.append)
+    assert tab.start()
+    qtbot.waitUntil(lambda: len(steps) >= 7, timeout=RUN_TIMEOUT_MS)  # into epoch 2
+    tab.loss_plot.flush()
+    window.grab().save(str(test_output_dir / "phase2_tab_mid_run.png"))
 
     assert window.close() is False, "'Keep training' keeps the window open"
     assert window.isVisible() and tab.controller.is_running() and len(questions) == 1

@@ -353,21 +353,14 @@ class Phase2Tab(QWidget):
             status.addWidget(label, 1, column)
         layout.addLayout(status)
 
-        self.loss_plot = LivePlot("Training loss per step", x_label="step", y_label="loss")
-        for head, color in HEAD_COLORS.items():
-            self.loss_plot.add_series(head, color, smooth=True)
-        self.loss_plot.add_series("validation total", (120, 120, 120), symbol="o", dashed=True)
-        self.metrics_plot = LivePlot("Validation metrics per epoch (dashed: baselines)", x_label="epoch")
-        for key, baseline_key, label, _text, color in HEAD_METRICS:
-            self.metrics_plot.add_series(key, color, symbol="o", label=label.split(":")[0])
-            self.metrics_plot.add_series(baseline_key, color, dashed=True, label=f"{label.split(':')[0]} baseline")
-        self.throughput_plot = LivePlot("Throughput", x_label="step", y_label="examples/s")
-        self.throughput_plot.add_series("examples_per_s", (28, 126, 214), label="examples/s")
-        lower = QHBoxLayout()
-        lower.addWidget(self.metrics_plot, 3)
-        lower.addWidget(self.throughput_plot, 2)
-        layout.addWidget(self.loss_plot, 3)
-        layout.addLayout(lower, 2)
+        # The plots are built when first needed (`_ensure_plots`): importing pyqtgraph costs
+        # seconds, and the window must open fast.
+        self._live_plots_layout = QGridLayout()
+        self._live_plots_layout.setRowStretch(0, 3)
+        self._live_plots_layout.setRowStretch(1, 2)
+        self._live_plots_layout.setColumnStretch(0, 3)
+        self._live_plots_layout.setColumnStretch(1, 2)
+        layout.addLayout(self._live_plots_layout, 1)
         self.summary = SummaryCard()
         layout.addWidget(self.summary)
         return page
@@ -400,18 +393,35 @@ class Phase2Tab(QWidget):
         self.lineage.setWordWrap(True)
         self.lineage.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.lineage.setProperty("role", "hint")
-        self.compare_loss_plot = LivePlot("Loss per epoch (solid: train, dashed: validation)", x_label="epoch")
-        self.compare_metric_plot = LivePlot("Pattern macro F1 per epoch", x_label="epoch")
-        plots = QHBoxLayout()
-        plots.addWidget(self.compare_loss_plot)
-        plots.addWidget(self.compare_metric_plot)
+        self._compare_plots_layout = QHBoxLayout()
         layout.addWidget(self.runs_table, 2)
         layout.addLayout(buttons)
         layout.addWidget(self.lineage)
-        layout.addLayout(plots, 2)
+        layout.addLayout(self._compare_plots_layout, 2)
         self.runs: list[dict] = []
         self._runs_selection_changed()
         return page
+
+    def _ensure_plots(self) -> None:
+        if hasattr(self, "loss_plot"):
+            return
+        self.loss_plot = LivePlot("Training loss per step", x_label="step", y_label="loss")
+        for head, color in HEAD_COLORS.items():
+            self.loss_plot.add_series(head, color, smooth=True)
+        self.loss_plot.add_series("validation total", (120, 120, 120), symbol="o", dashed=True)
+        self.metrics_plot = LivePlot("Validation metrics per epoch (dashed: baselines)", x_label="epoch")
+        for key, baseline_key, label, _text, color in HEAD_METRICS:
+            self.metrics_plot.add_series(key, color, symbol="o", label=label.split(":")[0])
+            self.metrics_plot.add_series(baseline_key, color, dashed=True, label=f"{label.split(':')[0]} baseline")
+        self.throughput_plot = LivePlot("Throughput", x_label="step", y_label="examples/s")
+        self.throughput_plot.add_series("examples_per_s", (28, 126, 214), label="examples/s")
+        self._live_plots_layout.addWidget(self.loss_plot, 0, 0, 1, 2)
+        self._live_plots_layout.addWidget(self.metrics_plot, 1, 0)
+        self._live_plots_layout.addWidget(self.throughput_plot, 1, 1)
+        self.compare_loss_plot = LivePlot("Loss per epoch (solid: train, dashed: validation)", x_label="epoch")
+        self.compare_metric_plot = LivePlot("Pattern macro F1 per epoch", x_label="epoch")
+        self._compare_plots_layout.addWidget(self.compare_loss_plot)
+        self._compare_plots_layout.addWidget(self.compare_metric_plot)
 
     # --- window hooks ----------------------------------------------------------------------------
 
@@ -430,6 +440,7 @@ class Phase2Tab(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
+        self._ensure_plots()
         if not self.detected_device and not self._device_job.is_running():
             self._device_job.start(lambda _progress, _cancelled: describe_device())
 
@@ -614,6 +625,7 @@ class Phase2Tab(QWidget):
     # --- controller signals (GUI thread) --------------------------------------------------------
 
     def _on_run_started(self, trainer) -> None:
+        self._ensure_plots()
         for plot in (self.loss_plot, self.metrics_plot, self.throughput_plot):
             for name in plot.series_names():
                 plot.set_points(name, [], [])
@@ -683,6 +695,7 @@ class Phase2Tab(QWidget):
     def _on_finished(self, finished) -> None:
         self._clock.stop()
         self._tick()
+        self._ensure_plots()
         for plot in (self.loss_plot, self.metrics_plot, self.throughput_plot):
             plot.flush()
         trainer = self.controller.trainer
@@ -816,6 +829,7 @@ class Phase2Tab(QWidget):
         if len(selected) != 2:
             self.message.show_error("Select exactly two runs to compare (Ctrl+click the second).")
             return False
+        self._ensure_plots()
         self.compare_loss_plot.clear()
         self.compare_metric_plot.clear()
         for run, color in zip(selected, COMPARE_COLORS):
