@@ -250,15 +250,77 @@ def _check(cancelled) -> None:
 
 
 def load_run(run_dir: Path, workspace_path, progress, cancelled) -> LoadedRun:
-    raise NotImplementedError  # filled in against cognitivetwin_core.analysis
+    """Load the twin of `run_dir`, index the workspace's messages, and sign them for the map."""
+    from cognitivetwin_core import analysis
+
+    progress(("Loading the base model and the Phase 2 components…", None))
+    model = analysis.load_model(run_dir, device="cpu")
+    _check(cancelled)
+    neighbours = None
+    map_signatures, map_points, sampled = _empty_map()
+    if workspace_path is not None:
+        from cognitivetwin_core.workspace import Workspace
+
+        progress(("Reading the workspace's messages (pooled features are cached)…", None))
+        with Workspace.open(workspace_path) as workspace:
+            neighbours = analysis.NeighbourIndex.from_workspace(workspace, model, should_stop=cancelled)
+        _check(cancelled)
+        progress(("Signing the workspace's messages for the style map…", None))
+        map_signatures, map_points, sampled = map_of(model, neighbours)
+    return LoadedRun(Path(run_dir), model, neighbours, map_signatures, map_points, sampled)
+
+
+def _empty_map():
+    import numpy as np
+
+    return np.zeros((0, 1)), [], False
+
+
+def map_of(model, neighbours):
+    """Signatures of (a sample of) the indexed messages, with their own trajectories."""
+    import numpy as np
+    import torch
+
+    from cognitivetwin_core.trajectory import annotate
+
+    from .widgets.style_map import MapPoint
+
+    conversations = neighbours.conversations
+    coords, phases, homogeneity, points = [], [], [], []
+    for conversation in conversations:
+        for turn, message in zip(annotate(conversation), conversation.messages):
+            coords.append(turn.coordinates)
+            phases.append(turn.phase_id)
+            homogeneity.append(turn.homogeneity)
+            points.append(MapPoint(conversation.id, turn.turn_index, message.role, message.content))
+    rows = np.arange(len(points))
+    sampled = len(rows) > MAP_MAX_POINTS
+    if sampled:
+        rows = np.linspace(0, len(points) - 1, MAP_MAX_POINTS).round().astype(int)
+    with torch.no_grad():
+        output = model(
+            hidden_states=neighbours.pooled[rows],
+            trajectory_coords=torch.tensor([coords[i] for i in rows], dtype=torch.float32),
+            phase_id=torch.tensor([phases[i] for i in rows]),
+            homogeneity=torch.tensor([homogeneity[i] for i in rows], dtype=torch.float32),
+        )
+    return output.style_signature.cpu().numpy().astype(np.float64), [points[i] for i in rows], sampled
 
 
 def analyze_request(loaded: LoadedRun, request: AnalysisRequest):
-    raise NotImplementedError  # filled in against cognitivetwin_core.analysis
+    from cognitivetwin_core import analysis
+
+    return analysis.analyze(
+        request.text, request.context, loaded.model, trajectory=request.trajectory,
+        neighbours_index=loaded.neighbours, role=request.role, top_k=NEIGHBOURS_PER_STEP,
+    )
 
 
 def plan_rows(analysis) -> list[list[tuple]]:
-    raise NotImplementedError  # filled in against cognitivetwin_core.analysis
+    return [
+        [(float(n.score), n.conversation_id, int(n.turn_index), n.role, n.text) for n in step.neighbours]
+        for step in analysis.plan_steps
+    ]
 
 
 def run_task(progress, cancelled, session: PlaygroundSession, kind: str, run_dir, workspace_path, request):

@@ -1,0 +1,283 @@
+"""The Playground tab (issue 9) against a real Phase 2 model trained for a few steps on the
+demo data (a tiny random Llama base, so the whole module stays fast): every panel shows
+exactly what the core's `analyze` returns for the same input; typed text, trajectory
+edits, compare and export work; a screenshot goes to the test output folder."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+pytestmark = pytest.mark.qt_log_ignore("propagateSizeHints")
+
+LOAD_TIMEOUT_MS = 120_000
+ANALYSIS_TIMEOUT_MS = 30_000
+
+
+def _train(output_dir, seed: int, base_dir, **source):
+    from cognitivetwin_core.phase2_trainer import Phase2Config, Phase2Trainer
+
+    config = Phase2Config(
+        base_model=str(base_dir), output_dir=str(output_dir), epochs=1, batch_size=8, gradient_accumulation=1,
+        lr=1e-3, device="cpu", seed=seed, cache_dir=str(output_dir.parent / "features"),
+    )
+    events = list(Phase2Trainer(config, **source).run())
+    assert events[-1].kind == "finished" and events[-1].outcome == "completed", events[-1]
+    return output_dir.resolve()
+
+
+@pytest.fixture(scope="module")
+def trained_workspace(tmp_path_factory, tiny_model_dir):
+    """The demo data in a workspace with a Phase 2 run of it (a tiny base, one epoch), and a
+    second run outside the workspace (another seed, a few of the conversations), which the
+    tab opens as a folder."""
+    from cognitivetwin_core.importers import import_into
+    from cognitivetwin_core.workspace import Workspace
+
+    root = tmp_path_factory.mktemp("playground")
+    workspace = Workspace.open(root / "workspace")
+    import_into(workspace, "demo")
+    first = _train(workspace.runs_dir / "run-a", 1, tiny_model_dir, workspace=workspace)
+    some = list(workspace.iter_conversations())[::4]
+    second = _train(root / "elsewhere" / "run-b", 2, tiny_model_dir, conversations=some)
+    yield workspace, first, second
+    workspace.close()
+
+
+@pytest.fixture()
+def tab(qtbot, trained_workspace, isolated_user_dirs):
+    from app.tabs.playground_tab import PlaygroundTab
+
+    workspace, first, _second = trained_workspace
+    widget = PlaygroundTab()
+    qtbot.addWidget(widget)
+    widget.resize(1500, 950)
+    widget.show()
+    qtbot.waitExposed(widget)
+    with qtbot.waitSignal(widget.runLoaded, timeout=LOAD_TIMEOUT_MS):
+        widget.set_workspace(workspace)
+    yield widget
+    widget.shutdown()
+
+
+def _wait_main(qtbot, tab, action):
+    with qtbot.waitSignal(tab.analysisShown, timeout=ANALYSIS_TIMEOUT_MS, check_params_cb=lambda slot: slot == "main"):
+        action()
+    qtbot.waitUntil(lambda: not tab.controller.is_busy(), timeout=ANALYSIS_TIMEOUT_MS)
+    return tab.main_result
+
+
+def _expected(tab, request):
+    """The core's analysis of the same input, computed here, outside the tab."""
+    from cognitivetwin_core.analysis import analyze
+
+    loaded = tab.controller.session.loaded[request.run_dir]
+    from app.playground_controller import NEIGHBOURS_PER_STEP
+
+    return analyze(
+        request.text, request.context, loaded.model, trajectory=request.trajectory,
+        neighbours_index=loaded.neighbours, role=request.role, top_k=NEIGHBOURS_PER_STEP,
+    )
+
+
+def _assert_panels_show(tab, expected, request):
+    """Every panel shows the numbers of `expected` (the core's Analysis)."""
+    from cognitivetwin_core.stylometrics import stylometric_dict
+
+    rows = tab.pattern_bars.rows()
+    assert len(rows) == 12
+    assert [value for _, value, _ in rows] == sorted((value for _, value, _ in rows), reverse=True)
+    for name, value, kind in rows:
+        assert value == pytest.approx(expected.pattern_probabilities[name], abs=1e-5)
+        assert (kind != "") == (name in request.labels)
+    assert np.allclose(tab.signature_strip.values(), expected.style_signature, atol=1e-5)
+    assert len(tab.signature_strip.values()) == 256
+    readout = tab.stylometric_readout.predicted()
+    assert readout.keys() == expected.stylometrics.keys()
+    for name, value in expected.stylometrics.items():
+        assert readout[name] == pytest.approx(value, abs=1e-5)
+    assert tab.stylometric_readout.measured() == pytest.approx(stylometric_dict(request.text))
+    shown_steps = tab.plan_steps.steps()
+    assert len(shown_steps) == len(expected.plan_steps) >= 1
+    for shown, step in zip(shown_steps, expected.plan_steps):
+        assert [(cid, turn) for _, cid, turn, _, _ in shown] == [(n.conversation_id, n.turn_index) for n in step.neighbours]
+        assert [score for score, *_ in shown] == pytest.approx([n.score for n in step.neighbours], abs=1e-5)
+        assert len(shown) >= 1
+    assert tab.plan_steps.topLevelItemCount() == len(expected.plan_steps)
+    # The map highlights the message where the same PCA puts its signature.
+    assert tab.style_map.current_xy is not None
+    assert np.allclose(tab.style_map.current_xy, tab.style_map.project(expected.style_signature), atol=1e-6)
+
+
+def test_selecting_a_message_fills_all_panels_with_the_cores_analysis(tab, qtbot, trained_workspace, test_output_dir):
+    workspace, first, _ = trained_workspace
+    assert [choice.run_dir for choice in tab.runs] == [first]
+    # The map holds every workspace message, coloured by role, with hover text.
+    assert len(tab.style_map.points) == workspace.count_messages()
+    assert tab.style_map.hover_text(0).endswith(" ".join(tab.style_map.points[0].text.split())[:200])
+    conversation = next(workspace.iter_conversations())
+    turn = min(2, len(conversation.messages) - 1)
+    result = _wait_main(qtbot, tab, lambda: tab.picker.select(conversation.id, turn))
+    request = result.request
+    assert request.source == (conversation.id, turn)
+    assert request.text == conversation.messages[turn].content
+    assert [m.content for m in request.context] == [m.content for m in conversation.messages[:turn]]
+    annotation = workspace.annotations(conversation.id)[turn]
+    assert request.trajectory == annotation.trajectory and not request.trajectory_edited
+    assert request.labels == annotation.patterns and request.labels
+    _assert_panels_show(tab, _expected(tab, request), request)
+    assert tab.sliders.coordinates() == pytest.approx(annotation.coordinates)
+    assert tab.sliders.phase_id() == annotation.phase_id
+    # Colour by conversation recolours the same points.
+    by_role = tab.style_map.point_colors()
+    tab.map_color_combo.setCurrentIndex(1)
+    assert tab.style_map.color_by == "conversation" and tab.style_map.point_colors() != by_role
+    tab.map_color_combo.setCurrentIndex(0)
+    tab.grab().save(str(test_output_dir / "playground-tab.png"))
+
+
+def test_typed_text_with_context_is_analysed_as_you_type(tab, qtbot):
+    from cognitivetwin_core.conversation import Message
+
+    tab.input_tabs.setCurrentIndex(1)
+    tab.typed_context.setPlainText("user: How do I reverse a list in Python?\n\nUse reversed() or slicing.")
+    text = "Thanks! Could you show me the slicing version with an example?"
+
+    def type_it():
+        qtbot.keyClicks(tab.typed_text, text)
+
+    result = _wait_main(qtbot, tab, type_it)
+    request = result.request
+    assert request.source is None and request.text == text  # only the debounced, complete text ran
+    assert [(m.role, m.content) for m in request.context] == [
+        ("user", "How do I reverse a list in Python?"),
+        ("assistant", "Use reversed() or slicing."),
+    ]
+    assert request.trajectory.coordinates[0] == pytest.approx(1.0)  # depth: last of three messages
+    assert request.labels == ()
+    _assert_panels_show(tab, _expected(tab, request), request)
+    assert isinstance(request.context[0], Message)
+    assert "typed user message after 2 context message(s)" in tab.source_label.text()
+
+
+def test_editing_a_trajectory_slider_changes_the_outputs(tab, qtbot, trained_workspace):
+    workspace = trained_workspace[0]
+    conversation = next(workspace.iter_conversations())
+    before = _wait_main(qtbot, tab, lambda: tab.picker.select(conversation.id, 0))
+    assert before.request.trajectory.coordinates[0] == 0.0
+    after = _wait_main(qtbot, tab, lambda: tab.sliders.set_coordinate(0, 0.95))
+    request = after.request
+    assert request.trajectory_edited and request.trajectory.coordinates[0] == pytest.approx(0.95)
+    assert request.trajectory.phase_id == 5, "moving depth moves the phase along with it"
+    assert request.trajectory.coordinates[1:] == pytest.approx(before.request.trajectory.coordinates[1:])
+    assert not np.allclose(after.analysis.style_signature, before.analysis.style_signature, atol=1e-6)
+    changed = [
+        name for name in after.analysis.pattern_probabilities
+        if abs(after.analysis.pattern_probabilities[name] - before.analysis.pattern_probabilities[name]) > 1e-6
+    ]
+    assert changed, "pattern probabilities should depend on the trajectory"
+    _assert_panels_show(tab, _expected(tab, request), request)
+    assert "(edited)" in tab.source_label.text()
+    reset = _wait_main(qtbot, tab, tab.sliders.reset)
+    assert not reset.request.trajectory_edited
+    assert np.allclose(reset.analysis.style_signature, before.analysis.style_signature, atol=1e-6)
+
+
+def _wait_compare(qtbot, tab, action):
+    with qtbot.waitSignal(tab.analysisShown, timeout=ANALYSIS_TIMEOUT_MS, check_params_cb=lambda slot: slot == "compare"):
+        action()
+    qtbot.waitUntil(lambda: not tab.controller.is_busy(), timeout=LOAD_TIMEOUT_MS)
+
+
+def test_compare_two_messages_and_one_message_under_two_runs(tab, qtbot, trained_workspace, test_output_dir):
+    from app.playground_controller import signature_cosine
+
+    workspace, first, second = trained_workspace
+    conversations = list(workspace.iter_conversations())
+    _wait_main(qtbot, tab, lambda: tab.picker.select(conversations[0].id, 1))
+    tab.compare_picker.select(conversations[3].id, 0)
+    _wait_compare(qtbot, tab, lambda: tab.compare_check.setChecked(True))
+    a, b = tab.main_result, tab.compare_result
+    assert b.request.source == (conversations[3].id, 0) and a.request.source == (conversations[0].id, 1)
+    cosine = signature_cosine(a.analysis.style_signature, b.analysis.style_signature)
+    assert tab.compare_cosine == pytest.approx(cosine)
+    assert f"{cosine:.4f}" in tab.cosine_label.text()
+    assert np.allclose(tab.compare_panel_a.signature_strip.values(), a.analysis.style_signature)
+    assert np.allclose(tab.compare_panel_b.signature_strip.values(), b.analysis.style_signature)
+    assert conversations[3].id in tab.compare_panel_b.source_label.text()
+    assert tab.style_map.compare_xy is not None
+    expected_b = _expected(tab, b.request)
+    assert np.allclose(b.analysis.style_signature, expected_b.style_signature, atol=1e-5)
+    assert tab.result_tabs.currentIndex() == 1
+    tab.grab().save(str(test_output_dir / "playground-compare-messages.png"))
+
+    # The same message under another run, opened as a folder.
+    assert tab.add_run_folder(second) and tab.current_run().run_dir == second
+    with qtbot.waitSignal(tab.runLoaded, timeout=LOAD_TIMEOUT_MS):
+        tab.run_combo.setCurrentIndex(0)  # back to the workspace's run
+    qtbot.waitUntil(lambda: not tab.controller.is_busy(), timeout=LOAD_TIMEOUT_MS)
+    a = tab.main_result
+    assert a.request.run_dir == first
+    tab.compare_run_combo.setCurrentIndex(tab.compare_run_combo.findText(tab.run_combo.itemText(1)))
+    _wait_compare(qtbot, tab, lambda: tab.compare_run_radio.setChecked(True))
+    b = tab.compare_result
+    assert b.request.text == a.request.text and b.request.run_dir != a.request.run_dir
+    assert {a.request.run_dir, b.request.run_dir} == {first, second}
+    assert not np.allclose(b.analysis.style_signature, a.analysis.style_signature, atol=1e-4), "two runs, two models"
+    assert tab.compare_cosine == pytest.approx(signature_cosine(a.analysis.style_signature, b.analysis.style_signature))
+    expected_b = _expected(tab, b.request)
+    assert np.allclose(tab.compare_panel_b.signature_strip.values(), expected_b.style_signature, atol=1e-5)
+    tab.grab().save(str(test_output_dir / "playground-compare-runs.png"))
+
+
+def test_export_writes_the_view_and_its_numbers(tab, qtbot, trained_workspace, tmp_path):
+    from PySide6.QtGui import QImage
+
+    workspace = trained_workspace[0]
+    conversation = next(workspace.iter_conversations())
+    result = _wait_main(qtbot, tab, lambda: tab.picker.select(conversation.id, 1))
+    assert tab.export_button.isEnabled()
+    with qtbot.waitSignal(tab.exported, timeout=5_000):
+        png, numbers_path = tab.export_view(tmp_path / "out" / "view.png")
+    image = QImage(str(png))
+    assert not image.isNull() and image.width() == tab.width() and image.height() == tab.height()
+    numbers = json.loads(numbers_path.read_text(encoding="utf-8"))
+    main = numbers["main"]
+    assert main["source"] == {"conversation_id": conversation.id, "turn_index": 1}
+    assert main["style_signature"] == pytest.approx(list(result.analysis.style_signature))
+    assert main["pattern_probabilities"] == pytest.approx(dict(result.analysis.pattern_probabilities))
+    assert main["stylometric_readout"] == pytest.approx(dict(result.analysis.stylometrics))
+    assert len(main["plan_steps"]) == len(result.analysis.plan_steps)
+    assert main["plan_steps"][0][0]["score"] == pytest.approx(result.analysis.plan_steps[0].neighbours[0].score)
+    assert numbers["compare"] is None and numbers["signature_cosine"] is None
+    assert [p.name for p in (tmp_path / "out").iterdir()] and not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+
+
+def test_no_run_yet_says_what_to_do_and_a_bad_folder_is_reported(qtbot, tmp_path, isolated_user_dirs):
+    from app.tabs.playground_tab import PlaygroundTab
+    from cognitivetwin_core.workspace import Workspace
+
+    widget = PlaygroundTab()
+    qtbot.addWidget(widget)
+    with Workspace.open(tmp_path / "empty") as workspace:
+        widget.set_workspace(workspace)
+        assert widget.message.kind == "info" and "Phase 2 tab" in widget.message.text()
+        assert widget.run_combo.count() == 0 and not widget.export_button.isEnabled()
+        assert not widget.add_run_folder(tmp_path)
+        assert widget.message.kind == "error" and "config.json" in widget.message.text()
+        widget.shutdown()
+
+
+def test_typed_context_parsing():
+    from app.playground_controller import parse_context
+
+    assert parse_context("") == []
+    parsed = parse_context("Hi there\n\nHello! How can I help?\n\nsystem: be brief", before_role="user")
+    assert [(m.role, m.content) for m in parsed] == [
+        ("assistant", "Hi there"), ("user", "Hello! How can I help?"), ("system", "be brief")
+    ]
+    parsed = parse_context("first\n\nsecond", before_role="assistant")
+    assert [m.role for m in parsed] == ["assistant", "user"]
+    assert [m.content for m in parse_context("note: not a role\n\nuser: yes")] == ["note: not a role", "yes"]
