@@ -6,9 +6,12 @@
 #      converted into the empty cache, as at a first start; then it answers a prompt;
 #   3. the studio opens its window under xvfb-run: the window titled "CognitiveTwin Studio"
 #      appears on the X server, and the app exits cleanly when told to quit.
-# Usage: bash packaging/check_bundle.sh [BUNDLE_DIR]     (takes about 2 minutes)
+# Usage: bash packaging/check_bundle.sh [--window-only] [BUNDLE_DIR]   (about 2 minutes;
+#        --window-only skips step 2, the model conversion)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+window_only=no
+if [ "${1:-}" = "--window-only" ]; then window_only=yes; shift; fi
 BUNDLE=$(cd "${1:-dist/cognitivetwin-studio}" 2>/dev/null && pwd) || {
   echo "check: no bundle at ${1:-dist/cognitivetwin-studio}; build it with 'make package'" >&2
   exit 1
@@ -30,17 +33,19 @@ step "bundle $BUNDLE ($(du -sh "$BUNDLE" | cut -f1))"
 version=$(timeout 120 "$BUNDLE/cognitivetwin" --version) || fail "cognitivetwin --version did not run"
 step "cli: $version"
 
-step "embedded model: finding and converting it into an empty cache (a first start)"
-prepare_log="$scratch/prepare.log"
-timeout 600 "$BUNDLE/cognitivetwin" model prepare >"$prepare_log" 2>&1 || { cat "$prepare_log" >&2; fail "model prepare"; }
-ready=$(grep -o "Embedded model ready: .*" "$prepare_log" | sed 's/^Embedded model ready: //')
-[ -n "$ready" ] && [ -f "$ready/model.safetensors" ] || { cat "$prepare_log" >&2; fail "no converted model.safetensors"; }
-case "$ready" in "$XDG_CACHE_HOME"/*) ;; *) fail "model converted to $ready, outside the user cache $XDG_CACHE_HOME" ;; esac
-step "converted into $ready"
-answer=$(timeout 300 "$BUNDLE/cognitivetwin" model generate --prompt "What is the capital of France?" --max-new-tokens 12 2>"$scratch/generate.err") \
-  || { cat "$scratch/generate.err" >&2; fail "model generate"; }
-[ -n "${answer//[[:space:]]/}" ] || fail "the embedded model gave an empty answer"
-step "the embedded model answers: $answer"
+if [ "$window_only" = no ]; then
+  step "embedded model: finding and converting it into an empty cache (a first start)"
+  prepare_log="$scratch/prepare.log"
+  timeout 600 "$BUNDLE/cognitivetwin" model prepare >"$prepare_log" 2>&1 || { cat "$prepare_log" >&2; fail "model prepare"; }
+  ready=$(grep -o "Embedded model ready: .*" "$prepare_log" | sed 's/^Embedded model ready: //')
+  [ -n "$ready" ] && [ -f "$ready/model.safetensors" ] || { cat "$prepare_log" >&2; fail "no converted model.safetensors"; }
+  case "$ready" in "$XDG_CACHE_HOME"/*) ;; *) fail "model converted to $ready, outside the user cache $XDG_CACHE_HOME" ;; esac
+  step "converted into $ready"
+  answer=$(timeout 300 "$BUNDLE/cognitivetwin" model generate --prompt "What is the capital of France?" --max-new-tokens 12 2>"$scratch/generate.err") \
+    || { cat "$scratch/generate.err" >&2; fail "model generate"; }
+  [ -n "${answer//[[:space:]]/}" ] || fail "the embedded model gave an empty answer"
+  step "the embedded model answers: $answer"
+fi
 
 command -v xvfb-run >/dev/null || fail "xvfb-run is missing (Debian package xvfb)"
 step "studio: opening the window under xvfb-run"
@@ -54,12 +59,12 @@ pid=$!
 seen=no
 for _ in $(seq 1 240); do  # up to 60 s for the first window
   if command -v xwininfo >/dev/null; then
-    line=$(xwininfo -root -tree 2>/dev/null | grep -F "\"$title\"" | head -n 1)
+    # The real top-level window carries a WM_CLASS, printed as ("instance" "class");
+    # Qt's 1x1 client-leader window has the same title but no class.
+    line=$(xwininfo -root -tree 2>/dev/null | grep -F "\"$title\": (\"" | head -n 1)
     if [ -n "$line" ]; then
       seen=yes
       echo "$line" >"$out/window.txt"
-      wid=$(echo "$line" | awk '{print $1}')
-      command -v xprop >/dev/null && xprop -id "$wid" WM_CLASS >>"$out/window.txt" 2>/dev/null
       break
     fi
   fi
@@ -75,8 +80,9 @@ fi
 echo "$seen $rc" >"$out/result.txt"
 EOS
 run_gui=(xvfb-run -a -s "-screen 0 1280x1024x24" bash "$scratch/gui.sh" "$BUNDLE" "$WINDOW_TITLE" "$scratch")
-if command -v dbus-run-session >/dev/null; then
-  run_gui=(dbus-run-session -- "${run_gui[@]}")  # a desktop session bus, as the keyring expects
+if command -v dbus-run-session >/dev/null && command -v gnome-keyring-daemon >/dev/null; then
+  # A logged-in desktop: a session bus with an unlocked keyring (the Secret Service).
+  run_gui=(dbus-run-session -- sh -c 'echo check | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1; exec "$@"' sh "${run_gui[@]}")
 fi
 timeout 180 "${run_gui[@]}" || true
 [ -f "$scratch/result.txt" ] || { cat "$scratch/studio.log" >&2 2>/dev/null; fail "the studio check did not finish"; }
@@ -89,6 +95,12 @@ if [ "$seen" = no ] || [ "$rc" != 0 ]; then
   cat "$scratch/studio.log" >&2
   fail "studio window seen: $seen, exit status: $rc"
 fi
-[ -f "$scratch/window.txt" ] && sed 's/^/check:   /' "$scratch/window.txt"
+if [ -f "$scratch/window.txt" ]; then
+  sed 's/^/check:   /' "$scratch/window.txt"
+  # Desktops tie the window to the menu entry (its icon and name in the task bar) by WM_CLASS.
+  wm_class=$(grep -F StartupWMClass= packaging/io.github.cognitivetwin.Studio.desktop | cut -d= -f2)
+  grep -q -F "\"$wm_class\"" "$scratch/window.txt" || fail "the window's WM_CLASS does not include StartupWMClass=$wm_class of the desktop entry"
+  step "WM_CLASS matches StartupWMClass=$wm_class"
+fi
 step "studio window opened and the app exited with status 0"
 step "OK"

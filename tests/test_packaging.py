@@ -345,6 +345,8 @@ def test_spec_uses_the_native_icon_on_windows_and_macos(monkeypatch, platform, i
     if platform == "darwin":
         (bundle,) = calls["BUNDLE"]
         assert bundle.kwargs["bundle_identifier"] == APP_ID
+        plist = bundle.kwargs["info_plist"]
+        assert plist["CFBundleExecutable"] == "cognitivetwin-studio" and plist["LSBackgroundOnly"] is False
     else:
         assert "BUNDLE" not in calls
 
