@@ -68,6 +68,8 @@ def test_desktop_entry_names_the_app_id_icon_and_launcher():
     assert entry["Icon"] == APP_ID
     assert entry["Exec"] == "cognitivetwin-studio"  # the gui-script of pyproject.toml
     assert entry["Terminal"] == "false"
+    # Qt names X11 windows after the program (WM_CLASS instance); check_bundle.sh checks the real window.
+    assert entry["StartupWMClass"] == entry["Exec"]
     assert "Science" in entry["Categories"].split(";")
     pyproject = (REPO_ROOT / "pyproject.toml").read_text()
     assert 'cognitivetwin-studio = "app.main:main"' in pyproject
