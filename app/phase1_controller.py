@@ -179,6 +179,7 @@ class Phase1Controller(QObject):
         self._busy = 0
         self._live: dict[str, JobUpdate] = {}  # the latest update of each job this session
         self._ended: set[str] = set()
+        self._closed = False
         self.local_job = BackgroundJob(self, name="local LoRA")
         self.local_job_id: str | None = None
         self.local_job.progress.connect(self._on_local_progress)
@@ -476,6 +477,8 @@ class Phase1Controller(QObject):
                 del self._monitors[job_id]
 
     def _relay_update(self, update: JobUpdate) -> None:
+        if self._closed:
+            return
         self._live[update.job_id] = update
         for event in update.new_events:
             kind = str(event.get("type") or "")
@@ -503,7 +506,7 @@ class Phase1Controller(QObject):
         self._end(update)
 
     def _end(self, update: JobUpdate) -> None:
-        if update.job_id in self._ended:
+        if self._closed or update.job_id in self._ended:
             return
         self._ended.add(update.job_id)
         self._live[update.job_id] = update
@@ -567,6 +570,8 @@ class Phase1Controller(QObject):
         self._monitors.clear()
         if self.local_job.is_running():
             # The run saves a checkpoint at its next step and stops; its record says "cancelled".
+            if self.local_job_id:
+                self.cancel_requested.add(self.local_job_id)
             self.local_job.cancel()
             if not self.local_job.wait(120_000):
                 log.error("the local LoRA run did not stop within 120 s")
@@ -574,6 +579,7 @@ class Phase1Controller(QObject):
     def shutdown(self) -> None:
         """The window is closing: stop watching (jobs go on at Together) and stop a local run."""
         self._stop_everything()
+        self._closed = True  # results still queued for the GUI thread are dropped
         self.workspace = None
         self._manager = self._local = None
 

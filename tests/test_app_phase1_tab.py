@@ -323,7 +323,7 @@ def test_local_run_plots_its_loss_cancels_cleanly_and_resumes(tab, qtbot, data_f
         qtbot.mouseClick(tab.cancel_button, Qt.MouseButton.LeftButton)
     assert ended.args[0].status == "cancelled"
     qtbot.waitUntil(lambda: not tab.controller.local_job.is_running(), timeout=10_000)
-    assert not [t for t in threading.enumerate() if t.name.startswith("local-lora-")], "the training thread ended"
+    qtbot.waitUntil(lambda: not [t for t in threading.enumerate() if t.name.startswith("local-lora-")], timeout=5_000)
     stopped_at = len(tab.loss_plot.points("loss")[0])
     record = workspace.get_phase1_job(job_id)
     assert record["status"] == "cancelled" and "resumes from there" in record["error"]
@@ -361,3 +361,41 @@ def test_the_key_comes_from_the_keyring(tab, qtbot, fake, data_file):
         assert plan.training_file_id in fake.files
     finally:
         secrets.delete_secret(secrets.TOGETHER_API_KEY)
+
+
+def test_export_from_the_workspace_feeds_the_dry_run(tab, qtbot, fake, workspace, confirm):
+    from cognitivetwin_core.importers import import_into
+
+    report = import_into(workspace, "demo")
+    _fill_together(tab, Path("unused.jsonl"), api_key=fake.api_key)
+    with qtbot.waitSignal(tab.export_job.finished, timeout=60_000):
+        qtbot.mouseClick(tab.data_export, Qt.MouseButton.LeftButton)
+    exported = Path(tab.data_path.text())
+    assert tab.message.kind == "ok", tab.message.text()
+    assert exported == Path(workspace.path) / "exports" / "phase1-llama-3.2-3b.jsonl" and exported.is_file()
+    lines = exported.read_text(encoding="utf-8").splitlines()
+    assert 0 < len(lines) <= report.conversations_accepted
+    plan = _dry_run(qtbot, tab)
+    assert plan.data.examples == len(lines) and plan.training_file_id in fake.files
+
+
+def test_closing_during_a_local_run_stops_it_cleanly(tab, qtbot, data_file, tiny_model_dir, confirm, workspace):
+    tab.controller._local.max_batch_tokens = 64
+    tab.set_local_base_folder(tiny_model_dir)
+    tab.data_path.setText(str(data_file))
+    tab.epochs.setValue(3)
+    _dry_run(qtbot, tab)
+    with qtbot.waitSignal(tab.controller.launched, timeout=20_000) as launched:
+        qtbot.mouseClick(tab.launch_button, Qt.MouseButton.LeftButton)
+    job_id = launched.args[0]
+    qtbot.waitUntil(lambda: tab.plotted_steps() >= 2, timeout=60_000)
+    notified = len(tab.notifications)
+    tab.shutdown()  # what the main window calls when it closes: it returns once the run stopped
+    qtbot.waitUntil(lambda: not [t for t in threading.enumerate() if t.name.startswith("local-lora-")], timeout=5_000)
+    qtbot.waitUntil(lambda: not tab.controller.local_job.is_running(), timeout=5_000)
+    assert len(tab.notifications) == notified, "no 'failed' message for a run stopped by closing"
+    record = workspace.get_phase1_job(job_id)
+    assert record["status"] == "cancelled"
+    checkpoint = Path(record["work_dir"]) / "checkpoint"
+    assert (checkpoint / "adapter_model.safetensors").is_file() and (checkpoint / "trainer_state.json").is_file()
+    assert not list(Path(record["work_dir"]).glob("*.tmp*")), "no half-written checkpoint"
