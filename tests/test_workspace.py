@@ -277,3 +277,12 @@ def test_readers_are_not_blocked_by_an_import_in_progress(workspace):
     release.set()
     importer.join(30)
     assert workspace.count_conversations() == 600
+
+
+def test_delete_conversations_removes_their_messages(workspace):
+    workspace.add_conversations([conversation(i) for i in range(3)])
+    assert workspace.delete_conversations(["conv-1", "missing"]) == 1
+    assert [s.id for s in workspace.list_conversations()] == ["conv-0", "conv-2"]
+    assert workspace.count_messages() == 8
+    # Deleted content can be imported again.
+    assert workspace.add_conversations([conversation(1)]).conversations_added == 1
