@@ -2,10 +2,11 @@
 
     .venv/bin/python packaging/update_screenshots.py [--out packaging/screenshots]
 
-Runs the real `app.main:main` offscreen with empty, temporary user folders (so no one's
-data or keys show), waits for the main window, grabs every tab of its tab widget at the
-size the metainfo declares, and quits. File names are the tab titles in lower case with
-dashes ("Phase 1" -> phase-1.png), the names the metainfo's <screenshot> URLs use.
+Runs the real `app.main:main` offscreen with temporary user folders (so no one's data or
+keys show) whose workspace holds the bundled demo conversations, waits for the main window,
+grabs every tab of its tab widget, writes the images' sizes into the metainfo, and quits.
+File names are the tab titles in lower case with dashes ("Phase 1" -> phase-1.png), the
+names the metainfo's <screenshot> URLs use.
 Run it again whenever the tabs change, and commit the PNGs.
 """
 
@@ -23,8 +24,9 @@ PACKAGING_DIR = Path(__file__).resolve().parent
 REPO_ROOT = PACKAGING_DIR.parent
 METAINFO = PACKAGING_DIR / "io.github.cognitivetwin.Studio.metainfo.xml"
 SCREENSHOTS_DIR = PACKAGING_DIR / "screenshots"
-WINDOW_SIZE = (1100, 720)  # the width/height the metainfo declares for every image
+WINDOW_SIZE = (1280, 800)  # asked for; a larger minimum size of the window wins
 WINDOW_WAIT_MS = 30_000
+SETTLE_MS = 2_000  # start-up probes (device, keyring) fill the status bar after the first paint
 
 
 def tab_slug(title: str) -> str:
@@ -73,6 +75,9 @@ def take_screenshots(out_dir: Path) -> list[Path]:
                 QTimer.singleShot(200, grab_when_ready)
             return
         window.resize(*WINDOW_SIZE)
+        QTimer.singleShot(SETTLE_MS, lambda: grab_tabs(window, tabs))
+
+    def grab_tabs(window, tabs):
         out_dir.mkdir(parents=True, exist_ok=True)
         for index in range(tabs.count()):
             tabs.setCurrentIndex(index)
@@ -95,6 +100,32 @@ def take_screenshots(out_dir: Path) -> list[Path]:
     return written
 
 
+def record_image_sizes(images: list[Path], metainfo: Path = METAINFO) -> None:
+    """Write each screenshot's real width and height into the metainfo's <image> element."""
+    import struct
+
+    text = metainfo.read_text(encoding="utf-8")
+    for image in images:
+        width, height = struct.unpack(">II", image.read_bytes()[16:24])  # the PNG IHDR chunk
+        text = re.sub(
+            r'<image type="source" width="\d+" height="\d+">([^<]*/' + re.escape(image.name) + ")</image>",
+            rf'<image type="source" width="{width}" height="{height}">\1</image>',
+            text,
+        )
+    tmp = metainfo.with_name(metainfo.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, metainfo)
+
+
+def _import_demo_data() -> None:
+    """Fill the temporary default workspace with the bundled demo conversations."""
+    sys.path.insert(0, str(REPO_ROOT))
+    from cognitivetwin_core.cli import main as cli_main
+
+    if cli_main(["data", "import", "demo", "--quiet"]) != 0:
+        print("update_screenshots: could not import the demo data; the tabs will show an empty workspace", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=SCREENSHOTS_DIR)
@@ -102,7 +133,9 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="cognitivetwin-screenshots-") as home:
         for kind in ("DATA", "CONFIG", "LOG"):  # an empty first start; the model cache is kept
             os.environ[f"COGNITIVETWIN_{kind}_DIR"] = os.path.join(home, kind.lower())
+        _import_demo_data()
         written = take_screenshots(args.out)
+    record_image_sizes(written)
     for path in written:
         print(path)
     missing = sorted(set(metainfo_screenshot_names()) - {path.name for path in written})

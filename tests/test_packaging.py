@@ -134,6 +134,19 @@ def test_screenshot_names_follow_the_tab_titles():
     assert update_screenshots.metainfo_screenshot_names()[0] == "connections.png"
 
 
+def test_screenshot_sizes_are_written_into_the_metainfo(tmp_path):
+    update_screenshots = _load("update_screenshots")
+    metainfo = tmp_path / METAINFO.name
+    shutil.copyfile(METAINFO, metainfo)
+    image = tmp_path / "data.png"
+    image.write_bytes(PNG_SIGNATURE + b"\x00\x00\x00\x0dIHDR" + struct.pack(">II", 1366, 768) + b"\x08\x06\x00\x00\x00")
+    update_screenshots.record_image_sizes([image], metainfo)
+    root = ET.parse(metainfo).getroot()
+    sizes = {i.text.rsplit("/", 1)[-1]: (i.get("width"), i.get("height")) for i in root.iterfind(".//screenshot/image")}
+    assert sizes["data.png"] == ("1366", "768")
+    assert sizes["connections.png"] == sizes["playground.png"]  # the others are left alone
+
+
 # --- icons ---------------------------------------------------------------------------------
 
 
