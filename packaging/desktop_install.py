@@ -8,8 +8,9 @@ $XDG_DATA_HOME/icons/hicolor/<size>/apps and the AppStream metadata to
 $XDG_DATA_HOME/metainfo ($XDG_DATA_HOME defaults to ~/.local/share). Uninstalling removes
 exactly those files; the user's workspaces, settings, keys and model cache stay.
 
-The entry starts, in this order of preference: --exec PATH, the PyInstaller bundle built
-by `make package` (dist/cognitivetwin-studio/cognitivetwin-studio), the virtualenv's
+The entry starts, in this order of preference: --exec PATH, the bundle this script sits in
+(bundle/desktop-integration/desktop_install.py), the PyInstaller bundle built by
+`make package` (dist/cognitivetwin-studio/cognitivetwin-studio), the virtualenv's
 launcher (.venv/bin/cognitivetwin-studio). The path is absolute, so the menu entry works
 without a terminal or PATH; after moving this folder, run install again.
 Standard library only: it runs with any Python 3.
@@ -31,6 +32,8 @@ DESKTOP_FILE = PACKAGING_DIR / f"{APP_ID}.desktop"
 METAINFO_FILE = PACKAGING_DIR / f"{APP_ID}.metainfo.xml"
 ICONS_DIR = PACKAGING_DIR / "icons" / "hicolor"
 EXECUTABLE_CANDIDATES = (
+    # Inside a bundle (build.sh copies this folder there as desktop-integration/).
+    PACKAGING_DIR.parent / "cognitivetwin-studio",
     REPO_ROOT / "dist" / "cognitivetwin-studio" / "cognitivetwin-studio",
     REPO_ROOT / ".venv" / "bin" / "cognitivetwin-studio",
 )
@@ -156,15 +159,35 @@ def uninstall(data_dir: Path | None = None) -> list[Path]:
     return removed
 
 
+def copy_into_bundle(bundle_dir: Path) -> Path:
+    """Put this script and the files it installs into a built bundle (packaging/build.sh).
+
+    Whoever receives only the bundle folder can then add it to their menu with
+    `python3 desktop-integration/desktop_install.py install`.
+    """
+    target = Path(bundle_dir) / "desktop-integration"
+    if target.exists():
+        shutil.rmtree(target)
+    (target / "icons").mkdir(parents=True)
+    for source in (Path(__file__).resolve(), DESKTOP_FILE, METAINFO_FILE):
+        shutil.copy2(source, target / source.name)
+    shutil.copytree(ICONS_DIR, target / "icons" / "hicolor")
+    return target
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="desktop_install.py", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="action", required=True)
     install_parser = sub.add_parser("install", help="add the app to the application menu")
     install_parser.add_argument("--exec", dest="executable", help="the program the menu entry starts")
     sub.add_parser("uninstall", help="remove the app from the application menu")
+    bundle_parser = sub.add_parser("copy-into-bundle", help="(build.sh) add these files to a built bundle")
+    bundle_parser.add_argument("bundle_dir", type=Path)
     args = parser.parse_args(argv)
     try:
-        if args.action == "install":
+        if args.action == "copy-into-bundle":
+            print(f"desktop integration files copied to {copy_into_bundle(args.bundle_dir)}")
+        elif args.action == "install":
             executable = find_executable(args.executable)
             install(executable)
             print(f"CognitiveTwin Studio is in your application menu now (it starts {executable}).")

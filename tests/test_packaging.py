@@ -244,6 +244,25 @@ def test_install_then_uninstall_in_xdg_data_home(tmp_path, fake_studio):
     assert again.returncode == 0 and "nothing to remove" in again.stdout
 
 
+def test_a_bundle_installs_its_own_menu_entry(tmp_path):
+    """What someone who received only the bundle folder runs: its own copy of the installer."""
+    desktop_install = _load("desktop_install")
+    bundle = tmp_path / "cognitivetwin-studio"
+    program = bundle / "cognitivetwin-studio"
+    bundle.mkdir()
+    program.write_text("#!/bin/sh\nexit 0\n")
+    program.chmod(0o755)
+    integration = desktop_install.copy_into_bundle(bundle)
+    env = {**os.environ, "XDG_DATA_HOME": str(tmp_path / "data"), "HOME": str(tmp_path / "home")}
+    result = subprocess.run(
+        [sys.executable, str(integration / "desktop_install.py"), "install"], capture_output=True, text=True, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    entry = _desktop_entry(tmp_path / "data" / "applications" / DESKTOP.name)
+    assert entry["Exec"] == str(program)
+    assert (tmp_path / "data" / "icons" / "hicolor" / "256x256" / "apps" / f"{APP_ID}.png").is_file()
+
+
 def test_install_defaults_to_home_local_share_when_xdg_data_home_is_relative(tmp_path, fake_studio):
     home = tmp_path / "home"
     result = _run_installer(["install", "--exec", str(fake_studio)], Path("relative/ignored"), home)
