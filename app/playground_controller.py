@@ -14,8 +14,8 @@ work. Signals: `progress(text, fraction|None)`, `runLoaded(LoadedRun)`,
 
 from __future__ import annotations
 
+import json
 import logging
-import math
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -84,35 +84,42 @@ def list_runs(workspace) -> list[RunChoice]:
 @dataclass
 class AnalysisRequest:
     run_dir: Path
-    text: str
+    message: Message  # with its explicit pattern labels, if the data has them
     context: list[Message]
-    role: str
     trajectory: TurnTrajectory
     source: tuple[str, int] | None = None  # (conversation id, turn index) of a workspace message
-    labels: tuple[str, ...] = ()
-    label_kind: str = ""  # "data" (explicit labels in the file) or "rules" (the weak labeler)
     trajectory_edited: bool = False
     slot: str = "main"
     serial: int = 0
 
+    @property
+    def text(self) -> str:
+        return self.message.content
+
+    @property
+    def role(self) -> str:
+        return self.message.role
+
+    @property
+    def label_kind(self) -> str:
+        """"data" when the message carries explicit labels, else "rules" (the weak labeler's)."""
+        return "data" if self.message.patterns is not None else "rules"
+
     @classmethod
     def for_workspace_message(cls, run_dir, conversation: Conversation, turn_index: int, annotation) -> "AnalysisRequest":
-        message = conversation.messages[turn_index]
         return cls(
             run_dir=Path(run_dir),
-            text=message.content,
+            message=conversation.messages[turn_index],
             context=list(conversation.messages[:turn_index]),
-            role=message.role,
             trajectory=annotation.trajectory,
             source=(conversation.id, turn_index),
-            labels=tuple(annotation.patterns),
-            label_kind="data" if message.patterns is not None else "rules",
         )
 
     @classmethod
     def for_typed_text(cls, run_dir, text: str, context: list[Message], role: str = "user") -> "AnalysisRequest":
-        conversation = Conversation(id="typed", source="playground", messages=[*context, Message(role=role, content=text)])
-        return cls(run_dir=Path(run_dir), text=text, context=list(context), role=role, trajectory=annotate(conversation)[-1])
+        message = Message(role=role, content=text)
+        conversation = Conversation(id="typed", source="playground", messages=[*context, message])
+        return cls(run_dir=Path(run_dir), message=message, context=list(context), trajectory=annotate(conversation)[-1])
 
     def with_trajectory(self, coordinates, phase_id: int) -> "AnalysisRequest":
         coordinates = tuple(float(c) for c in coordinates)
@@ -127,7 +134,6 @@ class AnalysisRequest:
 class AnalysisResult:
     request: AnalysisRequest
     analysis: object  # cognitivetwin_core.analysis.Analysis
-    measured: dict[str, float]  # stylometric features measured on the text
     plan_rows: list[list[tuple]]  # per step: (score, conversation_id, turn_index, role, text)
     seconds: float
 
@@ -167,34 +173,16 @@ def parse_context(text: str, before_role: str = "user") -> list[Message]:
     return list(reversed(messages))
 
 
-def signature_cosine(a, b) -> float:
-    dot = sum(float(x) * float(y) for x, y in zip(a, b))
-    norm = math.sqrt(sum(float(x) ** 2 for x in a)) * math.sqrt(sum(float(y) ** 2 for y in b))
-    return dot / norm if norm else 0.0
-
-
 def result_numbers(result: AnalysisResult) -> dict:
-    """The numbers of one result, as exported to JSON."""
-    request, analysis = result.request, result.analysis
+    """The numbers of one result, as exported to JSON: the core's Analysis and where it came from."""
+    request = result.request
     return {
         "run_dir": str(request.run_dir),
         "source": {"conversation_id": request.source[0], "turn_index": request.source[1]} if request.source else None,
-        "role": request.role,
-        "text": request.text,
         "context_messages": len(request.context),
-        "trajectory": {**request.trajectory.to_dict(), "edited": request.trajectory_edited},
-        "labels": {"patterns": list(request.labels), "kind": request.label_kind},
-        "pattern_probabilities": dict(analysis.pattern_probabilities),
-        "style_signature": [float(v) for v in analysis.style_signature],
-        "stylometric_readout": dict(analysis.stylometrics),
-        "stylometrics_measured": dict(result.measured),
-        "plan_steps": [
-            [
-                {"score": score, "conversation_id": cid, "turn_index": turn, "role": role, "text": text}
-                for score, cid, turn, role, text in step
-            ]
-            for step in result.plan_rows
-        ],
+        "trajectory_edited": request.trajectory_edited,
+        "label_kind": request.label_kind,
+        **result.analysis.to_dict(),
         "seconds": result.seconds,
     }
 
@@ -230,18 +218,15 @@ class PlaygroundSession:
         return loaded, True
 
     def analyze(self, loaded: LoadedRun, request: AnalysisRequest) -> AnalysisResult:
-        from cognitivetwin_core.stylometrics import stylometric_dict
+        from cognitivetwin_core.analysis import analyze
 
         started = time.perf_counter()
-        analysis = analyze_request(loaded, request)
-        seconds = time.perf_counter() - started
-        return AnalysisResult(
-            request=request,
-            analysis=analysis,
-            measured=stylometric_dict(request.text),
-            plan_rows=plan_rows(analysis),
-            seconds=seconds,
+        analysis = analyze(
+            request.message, request.context, loaded.model, trajectory=request.trajectory,
+            neighbours_index=loaded.neighbours, top_k=NEIGHBOURS_PER_STEP,
         )
+        seconds = time.perf_counter() - started
+        return AnalysisResult(request=request, analysis=analysis, plan_rows=plan_rows(analysis), seconds=seconds)
 
 
 def _check(cancelled) -> None:
@@ -251,23 +236,43 @@ def _check(cancelled) -> None:
 
 def load_run(run_dir: Path, workspace_path, progress, cancelled) -> LoadedRun:
     """Load the twin of `run_dir`, index the workspace's messages, and sign them for the map."""
-    from cognitivetwin_core import analysis
+    from cognitivetwin_core.analysis import NeighbourIndex, load_playground_model
 
     progress(("Loading the base model and the Phase 2 components…", None))
-    model = analysis.load_model(run_dir, device="cpu")
+    model = load_playground_model(run_dir, device="auto")
     _check(cancelled)
-    neighbours = None
-    map_signatures, map_points, sampled = _empty_map()
-    if workspace_path is not None:
-        from cognitivetwin_core.workspace import Workspace
+    if workspace_path is None:
+        return LoadedRun(Path(run_dir), model, None, *_empty_map())
+    from cognitivetwin_core.workspace import Workspace
 
-        progress(("Reading the workspace's messages (pooled features are cached)…", None))
-        with Workspace.open(workspace_path) as workspace:
-            neighbours = analysis.NeighbourIndex.from_workspace(workspace, model, should_stop=cancelled)
-        _check(cancelled)
-        progress(("Signing the workspace's messages for the style map…", None))
-        map_signatures, map_points, sampled = map_of(model, neighbours)
-    return LoadedRun(Path(run_dir), model, neighbours, map_signatures, map_points, sampled)
+    with Workspace.open(workspace_path) as workspace:
+        conversations = [c for c in workspace.iter_conversations() if c.messages]
+        cache_root = feature_cache_root(run_dir, workspace)
+    if not conversations:
+        return LoadedRun(Path(run_dir), model, None, *_empty_map())
+
+    def encoding_progress(done: int, total: int, _tokens: int) -> None:
+        _check(cancelled)  # raising here stops the encoding; the cache only keeps whole entries
+        progress((f"Encoding the workspace's messages: {done:,} of {total:,} (once; then cached)", done / total if total else None))
+
+    progress(("Reading the workspace's pooled features…", None))
+    neighbours = NeighbourIndex.build(model, conversations, cache_dir=cache_root, progress=encoding_progress)
+    _check(cancelled)
+    progress(("Signing the workspace's messages for the style map…", None))
+    return LoadedRun(Path(run_dir), model, neighbours, *map_of(model, neighbours))
+
+
+def feature_cache_root(run_dir, workspace) -> Path:
+    """Where the run's training features are (a cache hit when it trained on this workspace)."""
+    record_path = Path(run_dir) / "run.json"
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        entry = (record.get("feature_cache") or {}).get("path")
+    except (OSError, ValueError):
+        entry = None
+    if entry and Path(entry).parent.is_dir():
+        return Path(entry).parent
+    return workspace.cache_dir / "phase2-features"
 
 
 def _empty_map():
@@ -277,48 +282,26 @@ def _empty_map():
 
 
 def map_of(model, neighbours):
-    """Signatures of (a sample of) the indexed messages, with their own trajectories."""
+    """Signatures of (an even sample of) the indexed messages at their own trajectories."""
     import numpy as np
-    import torch
-
-    from cognitivetwin_core.trajectory import annotate
 
     from .widgets.style_map import MapPoint
 
-    conversations = neighbours.conversations
-    coords, phases, homogeneity, points = [], [], [], []
-    for conversation in conversations:
-        for turn, message in zip(annotate(conversation), conversation.messages):
-            coords.append(turn.coordinates)
-            phases.append(turn.phase_id)
-            homogeneity.append(turn.homogeneity)
-            points.append(MapPoint(conversation.id, turn.turn_index, message.role, message.content))
-    rows = np.arange(len(points))
+    signatures = np.asarray(neighbours.signatures(model), dtype=np.float64)
+    rows = np.arange(len(neighbours))
     sampled = len(rows) > MAP_MAX_POINTS
     if sampled:
-        rows = np.linspace(0, len(points) - 1, MAP_MAX_POINTS).round().astype(int)
-    with torch.no_grad():
-        output = model(
-            hidden_states=neighbours.pooled[rows],
-            trajectory_coords=torch.tensor([coords[i] for i in rows], dtype=torch.float32),
-            phase_id=torch.tensor([phases[i] for i in rows]),
-            homogeneity=torch.tensor([homogeneity[i] for i in rows], dtype=torch.float32),
-        )
-    return output.style_signature.cpu().numpy().astype(np.float64), [points[i] for i in rows], sampled
-
-
-def analyze_request(loaded: LoadedRun, request: AnalysisRequest):
-    from cognitivetwin_core import analysis
-
-    return analysis.analyze(
-        request.text, request.context, loaded.model, trajectory=request.trajectory,
-        neighbours_index=loaded.neighbours, role=request.role, top_k=NEIGHBOURS_PER_STEP,
-    )
+        rows = np.unique(np.linspace(0, len(rows) - 1, MAP_MAX_POINTS).round().astype(int))
+    points = []
+    for i in rows:
+        entry = neighbours.entry(int(i))
+        points.append(MapPoint(entry.conversation_id, entry.message_index, entry.role, entry.text))
+    return signatures[rows], points, sampled
 
 
 def plan_rows(analysis) -> list[list[tuple]]:
     return [
-        [(float(n.score), n.conversation_id, int(n.turn_index), n.role, n.text) for n in step.neighbours]
+        [(float(n.score), n.conversation_id, int(n.message_index), n.role, n.text) for n in step]
         for step in analysis.plan_steps
     ]
 

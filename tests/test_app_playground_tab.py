@@ -77,8 +77,8 @@ def _expected(tab, request):
     from app.playground_controller import NEIGHBOURS_PER_STEP
 
     return analyze(
-        request.text, request.context, loaded.model, trajectory=request.trajectory,
-        neighbours_index=loaded.neighbours, role=request.role, top_k=NEIGHBOURS_PER_STEP,
+        request.message, request.context, loaded.model, trajectory=request.trajectory,
+        neighbours_index=loaded.neighbours, top_k=NEIGHBOURS_PER_STEP,
     )
 
 
@@ -86,12 +86,13 @@ def _assert_panels_show(tab, expected, request):
     """Every panel shows the numbers of `expected` (the core's Analysis)."""
     from cognitivetwin_core.stylometrics import stylometric_dict
 
+    assert expected.pattern_labels == tab.main_result.analysis.pattern_labels
     rows = tab.pattern_bars.rows()
     assert len(rows) == 12
     assert [value for _, value, _ in rows] == sorted((value for _, value, _ in rows), reverse=True)
     for name, value, kind in rows:
         assert value == pytest.approx(expected.pattern_probabilities[name], abs=1e-5)
-        assert (kind != "") == (name in request.labels)
+        assert (kind != "") == (name in expected.pattern_labels)
     assert np.allclose(tab.signature_strip.values(), expected.style_signature, atol=1e-5)
     assert len(tab.signature_strip.values()) == 256
     readout = tab.stylometric_readout.predicted()
@@ -99,11 +100,12 @@ def _assert_panels_show(tab, expected, request):
     for name, value in expected.stylometrics.items():
         assert readout[name] == pytest.approx(value, abs=1e-5)
     assert tab.stylometric_readout.measured() == pytest.approx(stylometric_dict(request.text))
+    assert tab.stylometric_readout.measured() == pytest.approx(expected.measured_stylometrics)
     shown_steps = tab.plan_steps.steps()
     assert len(shown_steps) == len(expected.plan_steps) >= 1
     for shown, step in zip(shown_steps, expected.plan_steps):
-        assert [(cid, turn) for _, cid, turn, _, _ in shown] == [(n.conversation_id, n.turn_index) for n in step.neighbours]
-        assert [score for score, *_ in shown] == pytest.approx([n.score for n in step.neighbours], abs=1e-5)
+        assert [(cid, turn) for _, cid, turn, _, _ in shown] == [(n.conversation_id, n.message_index) for n in step]
+        assert [score for score, *_ in shown] == pytest.approx([n.score for n in step], abs=1e-5)
         assert len(shown) >= 1
     assert tab.plan_steps.topLevelItemCount() == len(expected.plan_steps)
     # The map highlights the message where the same PCA puts its signature.
@@ -126,7 +128,7 @@ def test_selecting_a_message_fills_all_panels_with_the_cores_analysis(tab, qtbot
     assert [m.content for m in request.context] == [m.content for m in conversation.messages[:turn]]
     annotation = workspace.annotations(conversation.id)[turn]
     assert request.trajectory == annotation.trajectory and not request.trajectory_edited
-    assert request.labels == annotation.patterns and request.labels
+    assert set(result.analysis.pattern_labels) == set(annotation.patterns) and annotation.patterns
     _assert_panels_show(tab, _expected(tab, request), request)
     assert tab.sliders.coordinates() == pytest.approx(annotation.coordinates)
     assert tab.sliders.phase_id() == annotation.phase_id
@@ -156,7 +158,7 @@ def test_typed_text_with_context_is_analysed_as_you_type(tab, qtbot):
         ("assistant", "Use reversed() or slicing."),
     ]
     assert request.trajectory.coordinates[0] == pytest.approx(1.0)  # depth: last of three messages
-    assert request.labels == ()
+    assert request.label_kind == "rules"
     _assert_panels_show(tab, _expected(tab, request), request)
     assert isinstance(request.context[0], Message)
     assert "typed user message after 2 context message(s)" in tab.source_label.text()
@@ -192,8 +194,6 @@ def _wait_compare(qtbot, tab, action):
 
 
 def test_compare_two_messages_and_one_message_under_two_runs(tab, qtbot, trained_workspace, test_output_dir):
-    from app.playground_controller import signature_cosine
-
     workspace, first, second = trained_workspace
     conversations = list(workspace.iter_conversations())
     _wait_main(qtbot, tab, lambda: tab.picker.select(conversations[0].id, 1))
@@ -201,7 +201,7 @@ def test_compare_two_messages_and_one_message_under_two_runs(tab, qtbot, trained
     _wait_compare(qtbot, tab, lambda: tab.compare_check.setChecked(True))
     a, b = tab.main_result, tab.compare_result
     assert b.request.source == (conversations[3].id, 0) and a.request.source == (conversations[0].id, 1)
-    cosine = signature_cosine(a.analysis.style_signature, b.analysis.style_signature)
+    cosine = float(np.dot(a.analysis.style_signature, b.analysis.style_signature))
     assert tab.compare_cosine == pytest.approx(cosine)
     assert f"{cosine:.4f}" in tab.cosine_label.text()
     assert np.allclose(tab.compare_panel_a.signature_strip.values(), a.analysis.style_signature)
@@ -226,7 +226,7 @@ def test_compare_two_messages_and_one_message_under_two_runs(tab, qtbot, trained
     assert b.request.text == a.request.text and b.request.run_dir != a.request.run_dir
     assert {a.request.run_dir, b.request.run_dir} == {first, second}
     assert not np.allclose(b.analysis.style_signature, a.analysis.style_signature, atol=1e-4), "two runs, two models"
-    assert tab.compare_cosine == pytest.approx(signature_cosine(a.analysis.style_signature, b.analysis.style_signature))
+    assert tab.compare_cosine == pytest.approx(float(np.dot(a.analysis.style_signature, b.analysis.style_signature)))
     expected_b = _expected(tab, b.request)
     assert np.allclose(tab.compare_panel_b.signature_strip.values(), expected_b.style_signature, atol=1e-5)
     tab.grab().save(str(test_output_dir / "playground-compare-runs.png"))
@@ -246,11 +246,12 @@ def test_export_writes_the_view_and_its_numbers(tab, qtbot, trained_workspace, t
     numbers = json.loads(numbers_path.read_text(encoding="utf-8"))
     main = numbers["main"]
     assert main["source"] == {"conversation_id": conversation.id, "turn_index": 1}
+    assert main["message"] == conversation.messages[1].content and main["trajectory"]["coordinates"]
     assert main["style_signature"] == pytest.approx(list(result.analysis.style_signature))
     assert main["pattern_probabilities"] == pytest.approx(dict(result.analysis.pattern_probabilities))
-    assert main["stylometric_readout"] == pytest.approx(dict(result.analysis.stylometrics))
+    assert main["stylometrics"] == pytest.approx(dict(result.analysis.stylometrics))
     assert len(main["plan_steps"]) == len(result.analysis.plan_steps)
-    assert main["plan_steps"][0][0]["score"] == pytest.approx(result.analysis.plan_steps[0].neighbours[0].score)
+    assert main["plan_steps"][0][0]["score"] == pytest.approx(result.analysis.plan_steps[0][0].score)
     assert numbers["compare"] is None and numbers["signature_cosine"] is None
     assert [p.name for p in (tmp_path / "out").iterdir()] and not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
 

@@ -59,7 +59,6 @@ from ..playground_controller import (
     list_runs,
     parse_context,
     result_numbers,
-    signature_cosine,
 )
 from ..widgets.analysis_panel import AnalysisPanel
 from ..widgets.message_label import MessageLabel
@@ -634,9 +633,9 @@ class PlaygroundTab(QWidget):
         self.source_label.setText(
             f"{describe_source(request)}  ·  analysed in {result.seconds * 1000:.0f} ms"
         )
-        self.pattern_bars.set_values(analysis.pattern_probabilities, request.labels, request.label_kind)
+        self.pattern_bars.set_values(analysis.pattern_probabilities, analysis.pattern_labels, request.label_kind)
         self.signature_strip.set_signature(analysis.style_signature)
-        self.stylometric_readout.set_values(analysis.stylometrics, result.measured)
+        self.stylometric_readout.set_values(analysis.stylometrics, analysis.measured_stylometrics)
         self.plan_steps.set_steps(result.plan_rows)
         self._mark_map()
 
@@ -660,14 +659,14 @@ class PlaygroundTab(QWidget):
             panel.show_result(
                 describe_source(result.request, with_run=True),
                 result.analysis.pattern_probabilities,
-                result.request.labels,
+                result.analysis.pattern_labels,
                 result.request.label_kind,
                 result.analysis.style_signature,
                 result.analysis.stylometrics,
-                result.measured,
+                result.analysis.measured_stylometrics,
             )
         if a is not None and b is not None and self.compare_check.isChecked():
-            self.compare_cosine = signature_cosine(a.analysis.style_signature, b.analysis.style_signature)
+            self.compare_cosine = a.analysis.cosine(b.analysis)
             self.cosine_label.setText(f"Signature cosine similarity A·B: {self.compare_cosine:.4f}")
         else:
             self.compare_cosine = None
