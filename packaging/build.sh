@@ -40,4 +40,9 @@ for exe in cognitivetwin-studio cognitivetwin; do
     exit 1
   fi
 done
+# The menu entry, icons and installer travel with the bundle, for whoever receives only it.
+"$PY" packaging/desktop_install.py copy-into-bundle "$bundle"
+glibc=$(find "$bundle" -type f \( -name "*.so*" -o -name "cognitivetwin*" \) -exec objdump -T {} + 2>/dev/null \
+  | grep -o "GLIBC_[0-9.]*" | sort -Vu | tail -n 1 || true)
+[ -n "$glibc" ] && echo "build: the bundle needs ${glibc/_/ } or newer on the target system"
 echo "build: done: $bundle ($(du -sh "$bundle" | cut -f1)); check it with: bash packaging/check_bundle.sh"

