@@ -72,6 +72,7 @@ def test_live_plot_buffers_grow_and_redraws_are_throttled(qtbot):
 
     plot = LivePlot("loss")
     qtbot.addWidget(plot)
+    plot.show()
     plot.add_series("loss", (0, 0, 255), smooth=True)
     values = np.linspace(5.0, 1.0, 5000)
     for step, value in enumerate(values, start=1):
@@ -88,6 +89,16 @@ def test_live_plot_buffers_grow_and_redraws_are_throttled(qtbot):
     assert smoothed[0] == pytest.approx(5.0), "the smoothed line starts at the first point (bias-corrected)"
     assert values[-1] < smoothed[-1] < values[-200], "the smoothed line lags a falling raw line"
     qtbot.waitUntil(lambda: not plot._timer.isActive(), timeout=2000)  # idle: the timer stops
+
+    # A plot on a tab not in front keeps its points but draws only once shown again.
+    plot.hide()
+    redraws = plot.redraws
+    plot.append("loss", 5001, 0.5)
+    qtbot.wait(300)
+    assert plot.redraws == redraws and not plot._timer.isActive()
+    plot.show()
+    qtbot.waitUntil(lambda: plot.redraws == redraws + 1, timeout=2000)
+    assert plot.point_count("loss") == 5001
 
 
 # --- runs -----------------------------------------------------------------------------------------
