@@ -69,8 +69,11 @@ async def run_window(args) -> int:
     from .main_window import MainWindow
     from .tasks import cancel_all
 
+    from .gui_thread_gc import GuiThreadGarbageCollector
+
     app = QApplication.instance()
     install_excepthook(asyncio.get_running_loop())
+    collector = GuiThreadGarbageCollector(app)  # widgets are never collected on worker threads
     quitting = asyncio.Event()
     # The coroutine ends the loop (not Qt's last-window rule), so asyncio.run can still
     # cancel and finish the tasks left over after the window has closed.
@@ -92,6 +95,7 @@ async def run_window(args) -> int:
         QTimer.singleShot(int(args.quit_after * 1000), window.close)
     await quitting.wait()
     cancel_all()
+    collector.stop()
     return 0
 
 

@@ -13,6 +13,18 @@ from PySide6.QtCore import Qt
 pytestmark = pytest.mark.qt_log_ignore("propagateSizeHints")
 
 
+@pytest.fixture(autouse=True)
+def collect_qt_garbage_on_the_gui_thread():
+    """Collect cycles holding Qt objects (earlier tests' widgets) here, on the GUI thread:
+    otherwise the cyclic GC may run inside a worker thread and delete them there. The app
+    itself does this with app.gui_thread_gc, which tests do not install."""
+    import gc
+
+    gc.collect()
+    yield
+    gc.collect()
+
+
 @pytest.fixture()
 def window(qtbot, qasync_loop, isolated_user_dirs):
     from app.main import create_application

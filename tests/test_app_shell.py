@@ -16,6 +16,18 @@ from PySide6.QtWidgets import QAbstractButton, QLineEdit
 # The offscreen platform warns that it cannot propagate size hints whenever a window is shown.
 pytestmark = pytest.mark.qt_log_ignore("propagateSizeHints")
 
+
+@pytest.fixture(autouse=True)
+def collect_qt_garbage_on_the_gui_thread():
+    """Collect cycles holding Qt objects (earlier tests' widgets) here, on the GUI thread:
+    otherwise the cyclic GC may run inside a worker thread and delete them there. The app
+    itself does this with app.gui_thread_gc, which tests do not install."""
+    import gc
+
+    gc.collect()
+    yield
+    gc.collect()
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -235,3 +247,34 @@ def test_main_opens_the_window_and_quits_in_a_subprocess(tmp_path):
     assert (tmp_path / "data" / "workspace").is_dir()
     assert "opened workspace" in (tmp_path / "log" / "cognitivetwin.log").read_text()
     assert (tmp_path / "config" / "studio.ini").is_file()
+
+
+def test_garbage_is_collected_on_the_gui_thread_only(qapp, qtbot):
+    import gc
+
+    from app.gui_thread_gc import GuiThreadGarbageCollector
+
+    collector = GuiThreadGarbageCollector(interval_ms=20)
+    try:
+        assert not gc.isenabled()
+        collected_in = []
+        gc.callbacks.append(lambda phase, info: collected_in.append(threading.current_thread().name) if phase == "stop" else None)
+
+        class Cycle:
+            def __init__(self):
+                self.me = self
+
+        def allocate_in_a_thread():
+            for _ in range(5 * gc.get_threshold()[0]):
+                Cycle()
+
+        worker = threading.Thread(target=allocate_in_a_thread, name="allocating worker")
+        worker.start()
+        worker.join()
+        assert collected_in == [], "no automatic collection in the worker"
+        qtbot.waitUntil(lambda: bool(collected_in), timeout=5_000)
+        assert set(collected_in) == {threading.main_thread().name}
+    finally:
+        gc.callbacks.pop()
+        collector.stop()
+    assert gc.isenabled()
