@@ -201,18 +201,27 @@ class LoadedRun:
 
 
 class PlaygroundSession:
+    """Loaded runs, keyed by (run folder, workspace): the neighbour index is the workspace's."""
+
     def __init__(self):
-        self.loaded: dict[Path, LoadedRun] = {}
+        self.loaded: dict[tuple[Path, str], LoadedRun] = {}
+
+    @staticmethod
+    def key(run_dir, workspace_path) -> tuple[Path, str]:
+        return Path(run_dir), str(workspace_path)
+
+    def find(self, run_dir, workspace_path) -> LoadedRun | None:
+        return self.loaded.get(self.key(run_dir, workspace_path))
 
     def ensure_loaded(self, run_dir: Path, workspace_path, progress, cancelled) -> tuple[LoadedRun, bool]:
         """(the loaded run, whether it was loaded now)."""
-        run_dir = Path(run_dir)
-        if run_dir in self.loaded:
-            loaded = self.loaded.pop(run_dir)
-            self.loaded[run_dir] = loaded  # most recently used last
+        key = self.key(run_dir, workspace_path)
+        if key in self.loaded:
+            loaded = self.loaded.pop(key)
+            self.loaded[key] = loaded  # most recently used last
             return loaded, False
-        loaded = load_run(run_dir, workspace_path, progress, cancelled)
-        self.loaded[run_dir] = loaded
+        loaded = load_run(Path(run_dir), workspace_path, progress, cancelled)
+        self.loaded[key] = loaded
         while len(self.loaded) > RUNS_KEPT_LOADED:
             self.loaded.pop(next(iter(self.loaded)))
         return loaded, True
@@ -309,10 +318,10 @@ def plan_rows(analysis) -> list[list[tuple]]:
 def run_task(progress, cancelled, session: PlaygroundSession, kind: str, run_dir, workspace_path, request):
     """The BackgroundJob function: load a run, or analyse a request (loading its run first)."""
     loaded, fresh = session.ensure_loaded(run_dir, workspace_path, progress, cancelled)
+    if kind == "load":
+        return ("loaded", loaded)  # also when it was loaded before: the tab redraws its map
     if fresh:
         progress(("loaded", loaded))
-    if kind == "load":
-        return ("loaded", None)
     _check(cancelled)
     return ("result", session.analyze(loaded, request))
 
@@ -372,7 +381,7 @@ class PlaygroundController(QObject):
                 return
             request, workspace_path = self._pending.pop(slot)
             task = ("analyze", request.run_dir, workspace_path, request)
-        if task[1] not in self.session.loaded:
+        if self.session.find(task[1], task[2]) is None:
             self.progress.emit("Loading the model…", None)
         self.busyChanged.emit(True)
         self.job.start(run_task, self.session, *task)
@@ -389,6 +398,8 @@ class PlaygroundController(QObject):
         kind, value = outcome
         if kind == "result":
             self.resultReady.emit(value)
+        elif kind == "loaded":
+            self.runLoaded.emit(value)
 
     @Slot(object)
     def _on_failed(self, exc) -> None:

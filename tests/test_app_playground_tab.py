@@ -46,12 +46,24 @@ def trained_workspace(tmp_path_factory, tiny_model_dir):
     workspace.close()
 
 
+@pytest.fixture(scope="module")
+def shared_session():
+    """The loaded models and indexes, shared by the tabs of this module (loading is the slow
+    part; the first test still loads through the tab and sees its progress)."""
+    from app.playground_controller import PlaygroundSession
+
+    return PlaygroundSession()
+
+
 @pytest.fixture()
-def tab(qtbot, trained_workspace, isolated_user_dirs):
+def tab(qtbot, trained_workspace, shared_session, isolated_user_dirs):
     from app.tabs.playground_tab import PlaygroundTab
 
     workspace, first, _second = trained_workspace
     widget = PlaygroundTab()
+    widget.controller.session = shared_session
+    widget.progress_texts = []
+    widget.controller.progress.connect(lambda text, _fraction: widget.progress_texts.append(text))
     qtbot.addWidget(widget)
     widget.resize(1500, 950)
     widget.show()
@@ -73,7 +85,7 @@ def _expected(tab, request):
     """The core's analysis of the same input, computed here, outside the tab."""
     from cognitivetwin_core.analysis import analyze
 
-    loaded = tab.controller.session.loaded[request.run_dir]
+    loaded = tab.controller.session.find(request.run_dir, tab.workspace.path)
     from app.playground_controller import NEIGHBOURS_PER_STEP
 
     return analyze(
@@ -116,6 +128,9 @@ def _assert_panels_show(tab, expected, request):
 def test_selecting_a_message_fills_all_panels_with_the_cores_analysis(tab, qtbot, trained_workspace, test_output_dir):
     workspace, first, _ = trained_workspace
     assert [choice.run_dir for choice in tab.runs] == [first]
+    if tab.progress_texts:  # this test loaded the run itself: the load showed its steps
+        assert any("Loading the base model" in text for text in tab.progress_texts)
+        assert any("workspace" in text for text in tab.progress_texts)
     # The map holds every workspace message, coloured by role, with hover text.
     assert len(tab.style_map.points) == workspace.count_messages()
     assert tab.style_map.hover_text(0).endswith(" ".join(tab.style_map.points[0].text.split())[:200])
@@ -215,8 +230,8 @@ def test_compare_two_messages_and_one_message_under_two_runs(tab, qtbot, trained
 
     # The same message under another run, opened as a folder.
     assert tab.add_run_folder(second) and tab.current_run().run_dir == second
-    with qtbot.waitSignal(tab.runLoaded, timeout=LOAD_TIMEOUT_MS):
-        tab.run_combo.setCurrentIndex(0)  # back to the workspace's run
+    with qtbot.waitSignal(tab.runLoaded, timeout=LOAD_TIMEOUT_MS, check_params_cb=lambda run_dir: run_dir == str(first)):
+        tab.run_combo.setCurrentIndex(0)  # back to the workspace's run (its map comes back too)
     qtbot.waitUntil(lambda: not tab.controller.is_busy(), timeout=LOAD_TIMEOUT_MS)
     a = tab.main_result
     assert a.request.run_dir == first
