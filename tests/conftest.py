@@ -127,6 +127,7 @@ def phase2_demo_run(tmp_path_factory, embedded_model_dir, demo_conversations) ->
     user cache, so later runs (and the playground's neighbour index) reuse them."""
     import torch
 
+    from cognitivetwin_core.importers.demo import demo_dataset_path
     from cognitivetwin_core.phase2_trainer import Phase2Config, Phase2Trainer
 
     threads = torch.get_num_threads()
@@ -136,7 +137,8 @@ def phase2_demo_run(tmp_path_factory, embedded_model_dir, demo_conversations) ->
         device="cpu", seed=7,
     )
     try:
-        events = list(Phase2Trainer(config, conversations=demo_conversations).run())
+        # From the file, so run.json names it and the playground finds the run's messages.
+        events = list(Phase2Trainer(config, data_file=demo_dataset_path()).run())
     finally:
         torch.set_num_threads(threads)
     assert events[-1].outcome == "completed", events[-1].message

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "demo_cmd",
     "data_cmd",
     "phase2_cmd",
+    "playground_cmd",
     "phase1_cmd",
 ]
 
