@@ -59,6 +59,9 @@ class StatsView(QWidget):
             axis = chart.getPlotItem().getAxis("left")
             axis.setTicks([[(i, name) for i, name in enumerate(names)]])
             axis.setStyle(tickFont=self.font())
+            # A fixed width that fits the longest name: pyqtgraph otherwise drops labels
+            # that did not fit the width it measured on an earlier draw.
+            axis.setWidth(max(self.fontMetrics().horizontalAdvance(name) for name in names) + 16)
             self.charts_layout.addWidget(chart, len(names))
         self._phase_bars = None
         self._pattern_bars = None
