@@ -94,6 +94,7 @@ def test_together_key_is_stored_masked_tested_and_removed(tab, qtbot, clean_keyr
         assert tab.together_key.displayText() != key
         _click_and_wait(qtbot, tab.together_save, until=lambda: tab.together_result.kind == "ok")
         assert "Saved in the system keyring" in tab.together_result.text()
+        assert tab.together_key.placeholderText() == "stored in the keyring (hidden)"
         assert _secret_service_items(secrets.TOGETHER_API_KEY) == [key]
         assert tab.together_key.text() == "", "the field is cleared once the key is stored"
         assert key[-4:] in tab.together_stored.text() and key[:-4] not in tab.together_stored.text()
@@ -125,6 +126,7 @@ def test_together_key_is_stored_masked_tested_and_removed(tab, qtbot, clean_keyr
     _click_and_wait(qtbot, tab.together_remove, until=lambda: "Removed" in tab.together_result.text())
     assert _secret_service_items(secrets.TOGETHER_API_KEY) == []
     assert tab.together_stored.text() == "Nothing stored yet."
+    assert "api.together.ai" in tab.together_key.placeholderText(), "the hint for an empty field is back"
 
 
 @needs_secret_service

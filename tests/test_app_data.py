@@ -186,6 +186,14 @@ def test_cancelled_import_writes_nothing(window, qtbot, tmp_path):
         qtbot.mouseClick(tab.cancel_button, Qt.MouseButton.LeftButton)
     assert tab.message.kind == "info" and "nothing was imported" in tab.message.text()
     assert window.workspace.count_conversations() == 0
+
+    # Closing the window mid-import (shutdown) cancels the job and waits for its thread.
+    assert tab.import_file(big)
+    tab.shutdown()
+    thread = tab.job._thread
+    assert thread is None or thread.isFinished()
+    qtbot.waitUntil(lambda: not tab.job.is_running(), timeout=10_000)
+    assert window.workspace.count_conversations() == 0
     assert tab.import_demo_button.isEnabled() and not tab.cancel_button.isVisibleTo(tab)
 
 

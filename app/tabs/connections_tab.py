@@ -228,10 +228,11 @@ class ConnectionsTab(QWidget):
             self.together_stored.setText(
                 f"In the keyring: {secrets.mask(together)}. Type a new key to replace it." if together else "Nothing stored yet."
             )
-        for field, stored in ((self.supabase_url, url), (self.supabase_key, key)):
-            field.setPlaceholderText("stored in the keyring (hidden)" if stored else field.placeholderText())
-        if self._stored[secrets.TOGETHER_API_KEY]:
-            self.together_key.setPlaceholderText("stored in the keyring (hidden)")
+        for field, stored in ((self.supabase_url, url), (self.supabase_key, key),
+                              (self.together_key, self._stored[secrets.TOGETHER_API_KEY])):
+            if not hasattr(field, "empty_placeholder"):
+                field.empty_placeholder = field.placeholderText()
+            field.setPlaceholderText("stored in the keyring (hidden)" if stored else field.empty_placeholder)
 
     def stored_mask(self, name: str) -> str:
         return secrets.mask(self._stored.get(name))
