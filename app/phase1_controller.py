@@ -42,7 +42,6 @@ from .tasks import start_task
 log = logging.getLogger(__name__)
 
 TRANSIENT_KINDS = ("rate_limit", "server", "timeout", "connection")
-RUNNING_STATUSES = ("pending", "queued", "running", "compressing", "uploading", "cancel_requested", "creating")
 
 # Rough training speed when nothing was measured yet: LoRA costs about 4 x parameters FLOPs per
 # token (forward, and backward through the activations); sustained float32 FLOP/s per device.
@@ -419,6 +418,9 @@ class Phase1Controller(QObject):
         unfinished = [r["job_id"] for r in self.jobs()
                       if r.get("backend") == "together" and not r["job_id"].startswith("intent-")
                       and not is_terminal(r.get("status"))]
+        if any(r["job_id"].startswith("intent-") and r.get("status") == "creating" for r in self.jobs()):
+            # The app stopped while creating a job: making the manager settles it (see together_jobs).
+            start_task(self._reconcile(), name="reconcile Phase 1 launches")
         for job_id in unfinished:
             record = self.workspace.get_phase1_job(job_id) or {}
             self.logLine.emit(f"{_stamp()} {job_id}: resumed watching (last known status: {record.get('status')})")
@@ -430,6 +432,16 @@ class Phase1Controller(QObject):
                         and not record.get("adapter_path")):
                     start_task(self.download(record["job_id"]), name=f"download {record['job_id']}")
         return unfinished
+
+    async def _reconcile(self) -> None:
+        try:
+            manager = await self.together()
+        except CognitiveTwinError as exc:
+            self.failed.emit("monitor", f"A launch was interrupted when the app stopped and could not be checked: {exc}")
+            return
+        self.jobsChanged.emit()
+        for job_id in manager.unfinished_jobs():
+            self.watch(job_id)
 
     def watch(self, job_id: str) -> None:
         if job_id in self._monitors:

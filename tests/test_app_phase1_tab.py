@@ -36,8 +36,12 @@ def collect_earlier_garbage():
     """Collect cycles holding Qt objects (earlier modules' widgets) here, on the GUI thread.
 
     Otherwise Python's cyclic GC may run inside a training or executor thread and delete
-    widgets there ("Timers cannot be stopped from another thread", at worst a crash)."""
+    widgets there ("Timers cannot be stopped from another thread", at worst a crash).
+    What survives is frozen, so the per-test collections below only scan new objects."""
     gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()
 
 
 @pytest.fixture(autouse=True)
@@ -399,3 +403,29 @@ def test_closing_during_a_local_run_stops_it_cleanly(tab, qtbot, data_file, tiny
     checkpoint = Path(record["work_dir"]) / "checkpoint"
     assert (checkpoint / "adapter_model.safetensors").is_file() and (checkpoint / "trainer_state.json").is_file()
     assert not list(Path(record["work_dir"]).glob("*.tmp*")), "no half-written checkpoint"
+
+
+def test_a_launch_cut_short_by_a_crash_is_adopted_and_watched(qtbot, qasync_loop, isolated_user_dirs, fake, fake_key,
+                                                              fast_polls, data_file, tmp_path):
+    from app.tabs.phase1_tab import Phase1Tab
+    from cognitivetwin_core.together_jobs import TogetherJobManager
+    from cognitivetwin_core.workspace import Workspace
+
+    with Workspace.open(tmp_path / "crashed-ws") as ws:
+        jobs = TogetherJobManager(ws, api_key=fake.api_key, base_url=fake.base_url)
+        file_id = jobs.upload(data_file)
+        # The app wrote its intent, Together created the job, then the app died.
+        ws.upsert_phase1_job("intent-crashed", {
+            "backend": "together", "status": "creating", "base_model": "llama-3.2-3b",
+            "model_id": "meta-llama/Llama-3.2-3B-Instruct", "suffix": "my-twin", "training_file": file_id,
+            "intent_time": 0.0})
+        created = jobs.client.fine_tuning.create(training_file=file_id, model="meta-llama/Llama-3.2-3B-Instruct",
+                                                 lora=True, suffix="my-twin", train_on_inputs=False)
+    with Workspace.open(tmp_path / "crashed-ws") as ws:
+        tab = Phase1Tab()
+        qtbot.addWidget(tab)
+        with qtbot.waitSignal(tab.controller.adapterReady, timeout=30_000) as ready:
+            tab.set_workspace(ws)
+        assert ready.args[0] == created.id
+        assert ws.get_phase1_job("intent-crashed") is None and len(fake.jobs) == 1
+        tab.shutdown()

@@ -300,24 +300,26 @@ class Phase1Tab(QWidget):
         return group
 
     def _build_plot_group(self) -> QGroupBox:
-        from ..widgets.live_plot import LivePlot  # the Phase 2 tab's throttled plot
-
         group = QGroupBox("Local run: training loss")
-        box = QVBoxLayout(group)
-        self.loss_plot = LivePlot(x_label="step", y_label="loss (assistant tokens)")
-        self._reset_plot()
-        self.loss_status = QLabel("No local run yet.")
+        self.plot_box = QVBoxLayout(group)
+        self.loss_plot = None  # built with the first local run: pyqtgraph stays out of start-up
+        self.loss_status = QLabel("No local run yet. Choose “This computer” above to train here and watch the loss.")
         self.loss_status.setProperty("role", "hint")
-        box.addWidget(self.loss_plot, 1)
-        box.addWidget(self.loss_status)
+        self.loss_status.setWordWrap(True)
+        self.plot_box.addWidget(self.loss_status)
         return group
 
     def _reset_plot(self) -> None:
+        if self.loss_plot is None:
+            from ..widgets.live_plot import LivePlot  # the Phase 2 tab's throttled plot
+
+            self.loss_plot = LivePlot(x_label="step", y_label="loss (assistant tokens)")
+            self.plot_box.insertWidget(0, self.loss_plot, 1)
         self.loss_plot.clear()
         self.loss_plot.add_series(LOSS_SERIES, (33, 60, 170), smooth=True, label="training loss")
 
     def plotted_steps(self) -> int:
-        return self.loss_plot.point_count(LOSS_SERIES)
+        return self.loss_plot.point_count(LOSS_SERIES) if self.loss_plot is not None else 0
 
     # --- the main window's hooks -------------------------------------------------------------
 
@@ -521,6 +523,8 @@ class Phase1Tab(QWidget):
             self._local_plot_job = job_id
         if job_id != self._local_plot_job:
             return
+        if self.loss_plot is None:
+            self._reset_plot()
         self.loss_plot.append(LOSS_SERIES, step, loss)
         update = self.controller.live_update(job_id)
         total = f"/{update.total_steps}" if update is not None and update.total_steps else ""
@@ -585,9 +589,7 @@ class Phase1Tab(QWidget):
     def _cells(self, record: dict, now: float) -> list[str]:
         job_id = record["job_id"]
         live = self.controller.live_update(job_id)
-        status = record.get("status") or "unknown"
-        if live is not None and not is_terminal(status):
-            status = live.status if not is_terminal(live.status) or live.status == status else status
+        status = record.get("status") or "unknown"  # the core stores every status it sees
         step = live.step if live is not None and live.step is not None else record.get("step")
         total = live.total_steps if live is not None and live.total_steps else record.get("total_steps")
         if status == "completed":
@@ -679,7 +681,7 @@ class Phase1Tab(QWidget):
                              "Phase 2 can use it now.")
 
     def _on_job_ended(self, update: JobUpdate) -> None:
-        if update.job_id == self._local_plot_job:
+        if update.job_id == self._local_plot_job and self.loss_plot is not None:
             self.loss_plot.flush()
             self.loss_status.setText(f"{update.job_id}: {update.status} after {self.plotted_steps()} plotted step(s).")
         if update.status == "completed":
