@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QWidget
 
 from cognitivetwin_core import secrets
 from together_server import FakeTogether, make_tiny_lora_adapter
@@ -429,3 +430,28 @@ def test_a_launch_cut_short_by_a_crash_is_adopted_and_watched(qtbot, qasync_loop
         assert ready.args[0] == created.id
         assert ws.get_phase1_job("intent-crashed") is None and len(fake.jobs) == 1
         tab.shutdown()
+
+
+@pytest.mark.parametrize("click, expected", [("launch", True), ("dont", False)])
+def test_the_real_confirmation_dialog_opens_without_blocking_and_answers(qtbot, qasync_loop, click, expected):
+    import asyncio
+
+    from app.phase1_confirm_dialog import LaunchConfirmDialog
+    from app.tasks import start_task
+    from cognitivetwin_core.phase1 import DatasetStats, DryRun, Phase1Settings
+
+    plan = DryRun(backend="together", settings=Phase1Settings(epochs=2), model_id="meta-llama/Llama-3.2-3B-Instruct",
+                  data=DatasetStats("d.jsonl", "0" * 64, 12, 24, 12, 4000), estimated_price=1.25)
+    parent = QWidget()
+    qtbot.addWidget(parent)
+    answer = start_task(LaunchConfirmDialog.ask(parent, plan), name="ask")
+    ticks = []
+    start_task(asyncio.sleep(0), name="another task runs meanwhile").add_done_callback(lambda _t: ticks.append(1))
+    qtbot.waitUntil(lambda: bool(parent.findChildren(LaunchConfirmDialog)) and bool(ticks), timeout=5_000)
+    dialog = parent.findChildren(LaunchConfirmDialog)[0]
+    assert "$1.25" in dialog.text() and "paid" in dialog.text()
+    button = dialog.launch_button if click == "launch" else next(
+        b for b in dialog.buttons() if b is not dialog.launch_button)
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(answer.done, timeout=5_000)
+    assert answer.result() is expected
