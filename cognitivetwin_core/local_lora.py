@@ -46,7 +46,7 @@ log = logging.getLogger(__name__)
 
 LOCAL_DEFAULT_MODULES = ("q_proj", "v_proj")
 LOCAL_DEFAULT_LEARNING_RATE = 2e-4
-DEFAULT_BATCH_TOKENS = 4096
+DEFAULT_BATCH_TOKENS = 2048  # padded tokens a step; bounds activation memory (~5 GB on the embedded model)
 IGNORE_INDEX = -100
 
 
@@ -340,9 +340,10 @@ def train_local_lora(data_path: str | Path, base_model: str | Path, output_dir: 
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(step)
             loss, _ = assistant_loss(model, ids, labels, mask)
-            if not math.isfinite(float(loss)):
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
                 raise CognitiveTwinError(f"Local LoRA training diverged at step {step + 1} (the loss is "
-                                         f"{float(loss)}): lower the learning rate and try again.")
+                                         f"{loss_value}): lower the learning rate and try again.")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -350,12 +351,12 @@ def train_local_lora(data_path: str | Path, base_model: str | Path, output_dir: 
             step += 1
             done += 1
             trained_tokens += int(mask.sum())
-            losses.append(round(float(loss), 5))
+            losses.append(round(loss_value, 5))
             elapsed = time.monotonic() - run_start_time
             rate = (step - run_start_step) / elapsed if elapsed > 0 else None
             eta = (total_steps - step) / rate if rate else None
             tps = trained_tokens / (time.monotonic() - started) if step else None
-            emit("step", epoch_index, loss=float(loss), tps=tps, eta=eta)
+            emit("step", epoch_index, loss=loss_value, tps=tps, eta=eta)
             if checkpoint_every and step % checkpoint_every == 0 and step < total_steps:
                 save_checkpoint()
         if done >= total_steps:
@@ -364,6 +365,7 @@ def train_local_lora(data_path: str | Path, base_model: str | Path, output_dir: 
 
     def write_adapter(folder: Path) -> None:
         model.save_pretrained(str(folder), safe_serialization=True)
+        (folder / "README.md").unlink(missing_ok=True)  # PEFT's model-card stub; not part of the layout
         config_path = folder / "adapter_config.json"
         config = json.loads(config_path.read_text(encoding="utf-8"))
         config["base_model_name_or_path"] = base_id

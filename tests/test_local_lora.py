@@ -73,9 +73,10 @@ def test_short_run_on_embedded_model_lowers_loss_and_adapter_loads(small_data, e
 
     base, tokenizer = embedded_model
     conversations = read_chat_jsonl(small_data)
-    before = evaluate_loss(base, tokenizer, conversations, max_length=128)
+    # Short sequences and a few steps keep this under a minute on two busy cores.
+    before = evaluate_loss(base, tokenizer, conversations, max_length=64)
     settings = Phase1Settings(base_model="smollm2-135m", epochs=3, learning_rate=2e-3, lora_r=8, lora_alpha=16,
-                              max_seq_length=128)
+                              max_seq_length=64)
     events = []
     result = train_local_lora(small_data, "smollm2-135m", tmp_path / "adapter", settings,
                               on_event=events.append, max_batch_tokens=1024)
@@ -90,7 +91,7 @@ def test_short_run_on_embedded_model_lowers_loss_and_adapter_loads(small_data, e
 
     fresh, _ = load_base_model("smollm2-135m")
     tuned = PeftModel.from_pretrained(fresh, folder)
-    after = evaluate_loss(tuned, tokenizer, conversations, max_length=128)
+    after = evaluate_loss(tuned, tokenizer, conversations, max_length=64)
     assert after < before - 0.05, (before, after)
 
 

@@ -50,6 +50,8 @@ def register(subparsers) -> None:
     parser.add_argument("--max-seq-length", type=int, default=512, help="--local: tokens kept per conversation")
     parser.add_argument("--max-steps", type=int, default=None, help="--local: stop after this many steps")
     parser.add_argument("--output-dir", metavar="DIR", help="--download: where the adapter folder goes")
+    parser.add_argument("--poll-interval", type=float, default=5.0, metavar="SECONDS",
+                        help="seconds between status checks while waiting (grows while nothing changes)")
     parser.add_argument("--dry-run", action="store_true", help="upload and estimate only; launch nothing")
     parser.add_argument("--yes", action="store_true", help="confirm the estimated cost without asking")
     parser.set_defaults(func=_run)
@@ -84,19 +86,21 @@ def _api_key() -> str:
     return key
 
 
-def _together(workspace):
+def _together(workspace, args):
     from ..phase1 import open_backend
 
-    return open_backend("together", workspace, api_key=_api_key())
+    interval = max(0.0, args.poll_interval)
+    return open_backend("together", workspace, api_key=_api_key(), poll_interval=interval,
+                        max_poll_interval=max(interval, 60.0) if interval else 0.0)
 
 
-def _backend_for_job(workspace, job_id: str):
+def _backend_for_job(workspace, job_id: str, args):
     record = workspace.get_phase1_job(job_id)
     if record is not None and record.get("backend") == "local":
         from ..phase1 import open_backend
 
         return open_backend("local", workspace)
-    return _together(workspace)
+    return _together(workspace, args)
 
 
 class _StatusLine:
@@ -224,7 +228,7 @@ def _run(args) -> int:
         if args.list:
             return _list(workspace)
         if args.check_job:
-            backend = _backend_for_job(workspace, args.check_job)
+            backend = _backend_for_job(workspace, args.check_job, args)
             update = backend.check(args.check_job) if hasattr(backend, "check") else backend.poll(args.check_job)
             for event in update.new_events:
                 print(f"  {event.get('type')}: {event.get('message') or ''}".rstrip(": "))
@@ -233,15 +237,15 @@ def _run(args) -> int:
                 raise CognitiveTwinError(update.message or f"Job {update.job_id} ended {update.status}.")
             return 0
         if args.wait_job:
-            return _follow(_backend_for_job(workspace, args.wait_job), args.wait_job)
+            return _follow(_backend_for_job(workspace, args.wait_job, args), args.wait_job)
         if args.cancel:
-            update = _backend_for_job(workspace, args.cancel).cancel(args.cancel)
+            update = _backend_for_job(workspace, args.cancel, args).cancel(args.cancel)
             print(f"Cancel requested for {args.cancel} (now {update.status}).")
             return 0
         if args.download:
             if not args.output_dir:
                 raise InputError("--download needs --output-dir DIR (where the adapter folder goes).")
-            backend = _backend_for_job(workspace, args.download)
+            backend = _backend_for_job(workspace, args.download, args)
             folder = backend.download(args.download, args.output_dir, progress=_byte_progress())
             print(f"\nAdapter saved in {folder}")
             return 0
@@ -268,7 +272,7 @@ def _launch(args, workspace) -> int:
     if local:
         backend = open_backend("local", workspace)
     else:
-        backend = _together(workspace)
+        backend = _together(workspace, args)
     data = _data_file(args, workspace, settings.base_model)
     plan = backend.dry_run(data, settings, progress=_byte_progress())
     print("\n".join(["Dry run:"] + [f"  {line}" for line in plan.summary_lines()]))
