@@ -38,6 +38,32 @@ RUNS_KEPT_LOADED = 2  # the current run and a compared one
 # ----- runs ------------------------------------------------------------------------------------
 
 
+# A Phase 2 output folder (cognitivetwin_core.twin_model's file names; not imported from
+# there because that module imports torch, and the run list is built on the GUI thread).
+COMPONENTS_CONFIG = "config.json"
+COMPONENTS_WEIGHTS = "model.safetensors"
+COMPONENTS_FORMAT = "cognitivetwin-v2-components"
+
+
+def read_run_config(folder: Path) -> dict:
+    """The components config of a Phase 2 output folder; InputError, saying what to do, if it is not one."""
+    from cognitivetwin_core.errors import InputError
+
+    config_path = folder / COMPONENTS_CONFIG
+    if not config_path.is_file() or not (folder / COMPONENTS_WEIGHTS).is_file():
+        raise InputError(
+            f"{folder} holds no Phase 2 model (it needs {COMPONENTS_CONFIG} and {COMPONENTS_WEIGHTS}): "
+            "choose the output folder of a finished Phase 2 run."
+        )
+    try:
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise InputError(f"{config_path} cannot be read ({exc}): choose another run folder.") from None
+    if not isinstance(config, dict) or config.get("format") != COMPONENTS_FORMAT:
+        raise InputError(f"{config_path} is not a CognitiveTwin Phase 2 model config: choose a Phase 2 run's output folder.")
+    return config
+
+
 @dataclass(frozen=True)
 class RunChoice:
     run_dir: Path
@@ -47,25 +73,21 @@ class RunChoice:
     @classmethod
     def from_folder(cls, folder: str | Path, label: str | None = None, opened_by_hand: bool = True) -> "RunChoice":
         """A run folder holding a Phase 2 model (raises InputError, with what to do, if not)."""
-        from cognitivetwin_core.twin_model import read_components_config
-
         folder = Path(folder).expanduser().resolve()
-        config = read_components_config(folder)
-        base = Path(str(config.base_model)).name or str(config.base_model)
-        return cls(folder, label or f"{folder.name} · base {base}", opened_by_hand)
+        config = read_run_config(folder)
+        base = str(config.get("base_model", "?"))
+        return cls(folder, label or f"{folder.name} · base {Path(base).name or base}", opened_by_hand)
 
 
 def list_runs(workspace) -> list[RunChoice]:
     """The workspace's Phase 2 runs that left a usable model, newest first."""
-    from cognitivetwin_core.twin_model import CONFIG_NAME, WEIGHTS_NAME
-
     choices = []
     for record in reversed(workspace.phase2_runs()):
         output = record.get("output_dir")
         if not output:
             continue
         folder = Path(output)
-        if not ((folder / CONFIG_NAME).is_file() and (folder / WEIGHTS_NAME).is_file()):
+        if not ((folder / COMPONENTS_CONFIG).is_file() and (folder / COMPONENTS_WEIGHTS).is_file()):
             continue
         outcome = record.get("outcome") or record.get("status") or "?"
         metrics = record.get("final_metrics") or {}
@@ -364,7 +386,10 @@ class PlaygroundController(QObject):
         self._pending.clear()
         self._pending_load = None
         self.job.cancel()
-        self.job.wait()
+        # A model load cannot be interrupted (cancel is checked between its steps); a
+        # QThread destroyed while running aborts the process, so wait it out.
+        if not self.job.wait(600_000):
+            log.warning("the playground's background work did not stop within 10 minutes")
 
     @Slot()
     def _next(self) -> None:

@@ -202,6 +202,7 @@ class PlaygroundTab(QWidget):
         self.compare_result = None
         self.map_run_dir: str | None = None
         self.compare_cosine: float | None = None
+        self._load_when_shown = False
         self._serial = 0
         self._wanted = {"main": 0, "compare": 0}
         self.controller = PlaygroundController(self)
@@ -418,6 +419,12 @@ class PlaygroundTab(QWidget):
         self.compare_picker.set_workspace(workspace)
         self.refresh_runs()
 
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        if self._load_when_shown:
+            self._load_when_shown = False
+            QTimer.singleShot(0, self._run_changed)
+
     def shutdown(self) -> None:
         self._typing_timer.stop()
         self._slider_timer.stop()
@@ -486,6 +493,10 @@ class PlaygroundTab(QWidget):
     def _run_changed(self, *_args) -> None:
         choice = self.current_run()
         if choice is None:
+            return
+        if not self.isVisible():
+            # Loading a model costs seconds and memory: only once the user opens the tab.
+            self._load_when_shown = True
             return
         self.message.clear_message()
         self.controller.load_run(choice.run_dir, self.workspace.path if self.workspace is not None else None)
@@ -576,6 +587,9 @@ class PlaygroundTab(QWidget):
     def analyze_now(self) -> None:
         self._typing_timer.stop()
         self._slider_timer.stop()
+        if not self.isVisible():
+            self._load_when_shown = True
+            return
         request = self.build_request()
         if request is None:
             return
