@@ -27,10 +27,12 @@ def collect_qt_garbage_on_the_gui_thread():
 
 @pytest.fixture()
 def window(qtbot, qasync_loop, isolated_user_dirs):
+    from app.gui_thread_gc import GuiThreadGarbageCollector
     from app.main import create_application
     from app.main_window import MainWindow
 
     create_application()
+    collector = GuiThreadGarbageCollector()  # as the app does: no GC inside worker threads
     win = MainWindow()
     qtbot.addWidget(win)
     win.open_initial_workspace()
@@ -39,6 +41,7 @@ def window(qtbot, qasync_loop, isolated_user_dirs):
     qtbot.waitExposed(win)
     yield win
     win.data_tab.shutdown()
+    collector.stop()
 
 
 def _wait_job(qtbot, tab, start, timeout=60_000):

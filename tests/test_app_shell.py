@@ -33,10 +33,12 @@ REPO = Path(__file__).resolve().parent.parent
 
 @pytest.fixture()
 def window(qtbot, qasync_loop, isolated_user_dirs):
+    from app.gui_thread_gc import GuiThreadGarbageCollector
     from app.main import create_application
     from app.main_window import MainWindow
 
-    create_application()  # names, icon and stylesheet on the test's QApplication
+    create_application()
+    collector = GuiThreadGarbageCollector()  # as the app does: no GC inside worker threads
     win = MainWindow()
     qtbot.addWidget(win)
     win.open_initial_workspace()
@@ -44,6 +46,7 @@ def window(qtbot, qasync_loop, isolated_user_dirs):
     qtbot.waitExposed(win)
     yield win
     win.data_tab.shutdown()
+    collector.stop()
 
 
 def test_five_tabs_with_shortcuts_and_a_status_bar(window, qtbot):
