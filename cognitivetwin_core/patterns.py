@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 
 from .conversation import Message
-from .text_features import text_features
+from .text_features import TextFeatures, text_features
 
 PATTERN_NAMES: tuple[str, ...] = (
     "question",
@@ -156,40 +156,59 @@ def label_patterns(text: str, role: str = "user") -> list[str]:
 
     `role` matters little: tool output is never a question, instruction or acknowledgement.
     """
-    if not text or not text.strip():
-        return []
-    features = text_features(text)
+    return names_from_mask(label_mask(text, role))
+
+
+_BIT = {name: 1 << index for index, name in enumerate(PATTERN_NAMES)}
+_WORD_BITS = tuple((_BIT[name], vocabulary) for name, vocabulary in _WORDS.items())
+_PHRASE_BITS = {
+    word: tuple((_BIT[name], phrase) for name, phrase in entries) for word, entries in _PHRASE_INDEX.items()
+}
+_QUESTION, _INSTRUCTION, _CODE, _DEBUGGING, _ACKNOWLEDGEMENT, _CORRECTION = (
+    _BIT[name] for name in ("question", "instruction", "code", "debugging", "acknowledgement", "correction")
+)
+_NOT_FOR_TOOLS = ~(_QUESTION | _INSTRUCTION | _ACKNOWLEDGEMENT | _BIT["clarification"])
+
+
+def label_mask(text: str, role: str = "user", features: TextFeatures | None = None) -> int:
+    """`label_patterns` as a bit mask (bit i = PATTERN_NAMES[i]); `features` are the text's
+    own when the caller already computed them."""
+    if not text or text.isspace():
+        return 0
+    if features is None:
+        features = text_features(text)
     lower = features.prose
     words = features.words
-    found = set()
-    if features.has_fence or (text.count("\n") >= 1 and len(_CODE_LINE.findall(features.window)) >= 2):
+    found = 0
+    if features.has_fence or ("\n" in text and len(_CODE_LINE.findall(features.window)) >= 2):
         # Fenced code, or an unfenced paste: two or more lines that look like source code.
-        found.add("code")
-    for name, vocabulary in _WORDS.items():
+        found = _CODE
+    for bit, vocabulary in _WORD_BITS:
         if not vocabulary.isdisjoint(words):
-            found.add(name)
+            found |= bit
     for word in _PHRASE_FIRST_WORDS.intersection(words):
-        for name, phrase in _PHRASE_INDEX[word]:
-            if name not in found and phrase in lower:
-                found.add(name)
-    if "Error" in features.window or "Exception" in features.window:
-        found.add("debugging")
+        for bit, phrase in _PHRASE_BITS[word]:
+            if not found & bit and phrase in lower:
+                found |= bit
+    window = features.window
+    if "Error" in window or "Exception" in window:
+        found |= _DEBUGGING
     opening = lower.lstrip()
     first_word = opening.split(None, 1)[0].strip(",.!'\"") if opening else ""
     if "?" in lower or first_word in _QUESTION_STARTS:
-        found.add("question")
-    if "instruction" not in found and not _IMPERATIVES.isdisjoint(words) and not _IMPERATIVES.isdisjoint(
+        found |= _QUESTION
+    if not found & _INSTRUCTION and not _IMPERATIVES.isdisjoint(words) and not _IMPERATIVES.isdisjoint(
         _sentence_starts(lower)
     ):
-        found.add("instruction")
+        found |= _INSTRUCTION
     if len(text) <= 400 and (first_word in _ACKNOWLEDGEMENTS or opening.startswith(_ACKNOWLEDGEMENT_PHRASES)):
         # A long message opening with "great," is an answer, not an acknowledgement.
-        found.add("acknowledgement")
+        found |= _ACKNOWLEDGEMENT
     if opening.startswith(_CORRECTION_STARTS):
-        found.add("correction")
+        found |= _CORRECTION
     if role == "tool":
-        found -= {"question", "instruction", "acknowledgement", "clarification"}
-    return [name for name in PATTERN_NAMES if name in found]
+        found &= _NOT_FOR_TOOLS
+    return found
 
 
 def patterns_for(message: Message) -> list[str]:
@@ -197,6 +216,13 @@ def patterns_for(message: Message) -> list[str]:
     if message.patterns is not None:
         return [name for name in PATTERN_NAMES if name in set(message.patterns)]
     return label_patterns(message.content, message.role)
+
+
+def pattern_mask_for(message: Message, features: TextFeatures | None = None) -> int:
+    """`pattern_mask(patterns_for(message))`, with the message's features if already computed."""
+    if message.patterns is not None:
+        return pattern_mask(message.patterns)
+    return label_mask(message.content, message.role, features)
 
 
 def pattern_vector(names: Iterable[str]) -> list[float]:

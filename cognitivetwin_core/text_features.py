@@ -1,10 +1,15 @@
 """Per-message text features shared by the trajectory annotator and the pattern labeler.
 
 Both need the words of a message; tokenising is most of the cost of annotating an import,
-so it happens once per message (a small cache keyed by the text) and on a bounded window:
-the first WINDOW_CHARS characters. A 100 kB paste is then measured like its opening, which
-is what a reader meets, and annotation stays linear in messages rather than in megabytes
-(a type-token ratio over a fixed window is also comparable across message lengths).
+so it happens once per message and on a bounded window: the first WINDOW_CHARS characters.
+A 100 kB paste is then measured like its opening, which is what a reader meets, and
+annotation stays linear in messages rather than in megabytes (a type-token ratio over a
+fixed window is also comparable across message lengths).
+
+`compute_text_features` does the work; `text_features` is the same behind a small cache
+keyed by the text, for callers that ask for one message's features more than once (the
+annotator and the labeler called separately). The import computes each message's
+features once and hands them to both, so it uses the uncached function.
 """
 
 from __future__ import annotations
@@ -34,13 +39,12 @@ class TextFeatures:
     code_characters: int  # characters inside fences plus code punctuation outside them
 
 
-@lru_cache(maxsize=256)
-def text_features(text: str) -> TextFeatures:
+def compute_text_features(text: str) -> TextFeatures:
     window = text[:WINDOW_CHARS]
     lower = window.lower()
     tokens = lower.translate(_TO_SPACES).split()
     has_fence = "```" in text
-    if "```" in window:
+    if has_fence and "```" in window:
         prose = _FENCED_CODE.sub(" ", lower)
         fenced = len(lower) - len(prose)
     else:
@@ -48,3 +52,6 @@ def text_features(text: str) -> TextFeatures:
         fenced = 0
     code_characters = fenced + len(prose) - len(prose.translate(_DROP_CODE_CHARACTERS))
     return TextFeatures(window, prose, frozenset(tokens), len(tokens), has_fence, code_characters)
+
+
+text_features = lru_cache(maxsize=256)(compute_text_features)

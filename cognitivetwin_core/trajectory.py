@@ -9,11 +9,12 @@ a score in [0,1] from length, vocabulary richness, sentence length and code cont
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
 from .conversation import Conversation, Message
-from .text_features import text_features
+from .text_features import TextFeatures, text_features
 
 # Bump when a formula changes: stored annotations are recomputed when this differs.
 ALGORITHM_VERSION = 1
@@ -72,9 +73,14 @@ def lexical_cosine(words_a: frozenset[str], words_b: frozenset[str]) -> float:
 def complexity(text: str) -> float:
     """Deterministic score in [0,1]; 0 for empty text. Each ingredient saturates smoothly,
     so more length, richer vocabulary, longer sentences or more code all give more."""
-    if not text or not text.strip():
+    # isspace() is `not text.strip()` without copying the text.
+    if not text or text.isspace():
         return 0.0
-    features = text_features(text)
+    return complexity_from_features(text, text_features(text))
+
+
+def complexity_from_features(text: str, features: TextFeatures) -> float:
+    """`complexity(text)` for a non-blank text whose features are already computed."""
     # Length uses the whole text (cheap: characters, not words); the rest the window.
     length_score = 1.0 - math.exp(-len(text) / 1500.0)
     # Richness counts distinct words (saturating), so a richer vocabulary always scores more.
@@ -123,38 +129,59 @@ def _given(message: Message, turn_index: int) -> TurnTrajectory | None:
     return TurnTrajectory(coordinates, phase_id, homogeneity, index)  # type: ignore[arg-type]
 
 
-def annotate(conversation: Conversation, *, recompute: bool = False) -> list[TurnTrajectory]:
+def annotate(
+    conversation: Conversation, *, recompute: bool = False, features: Sequence[TextFeatures] | None = None
+) -> list[TurnTrajectory]:
     """One TurnTrajectory per message. Values given by an imported file are kept unless
-    `recompute`. Same input, same output."""
+    `recompute`. Same input, same output. `features` (one per message, from
+    `compute_text_features`) saves recomputing them when the caller already has them."""
     messages = conversation.messages
     count = len(messages)
     if count == 0:
         return []
+    if features is None:
+        features = _LazyFeatures(messages)
     depths = [index / (count - 1) if count > 1 else 0.0 for index in range(count)]
     temporal = _temporal(messages, depths)
     result: list[TurnTrajectory] = []
+    append = result.append
+    role_codes = ROLE_CODES
     previous_words: frozenset[str] | None = None
     for index, message in enumerate(messages):
-        kept = None if recompute else _given(message, index)
+        kept = None if recompute or message.trajectory is None else _given(message, index)
         if kept is not None:
-            result.append(kept)
+            append(kept)
             previous_words = None
             continue
-        words = word_set(message.content)
+        text = message.content
+        current = features[index]
+        words = current.words
         if index == 0:
             homogeneity = 1.0
         else:
             if previous_words is None:
-                previous_words = word_set(messages[index - 1].content)
+                previous_words = features[index - 1].words
             homogeneity = lexical_cosine(previous_words, words)
         previous_words = words
         depth = depths[index]
         coordinates = (
             depth,
-            ROLE_CODES.get(message.role, 0.33),
+            role_codes.get(message.role, 0.33),
             homogeneity,
             temporal[index],
-            complexity(message.content),
+            0.0 if not text or text.isspace() else complexity_from_features(text, current),
         )
-        result.append(TurnTrajectory(coordinates, phase_for_depth(depth), homogeneity, index))
+        append(TurnTrajectory(coordinates, phase_for_depth(depth), homogeneity, index))
     return result
+
+
+class _LazyFeatures:
+    """Features of a conversation's messages, computed (through the cache) when first asked."""
+
+    __slots__ = ("_messages",)
+
+    def __init__(self, messages: list[Message]):
+        self._messages = messages
+
+    def __getitem__(self, index: int) -> TextFeatures:
+        return text_features(self._messages[index].content)

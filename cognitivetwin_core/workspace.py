@@ -22,7 +22,8 @@ from pathlib import Path
 
 from .conversation import Conversation, Message
 from .errors import CognitiveTwinError, InputError
-from .patterns import LABELER_VERSION, PATTERN_INDEX, names_from_mask, pattern_mask, patterns_for
+from .patterns import LABELER_VERSION, PATTERN_INDEX, names_from_mask, pattern_mask_for
+from .text_features import compute_text_features
 from .trajectory import ALGORITHM_VERSION, TurnTrajectory, annotate
 from .workspace_schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -105,11 +106,14 @@ def content_hash(conversation: Conversation) -> str:
 def annotation_rows(conversation: Conversation) -> tuple[list[tuple], int, int]:
     """Per message (depth, sibling_order, homogeneity, temporal, complexity, phase_id,
     pattern_mask), plus the conversation's phase and pattern masks."""
+    messages = conversation.messages
+    # Each message's words are read once, for both the annotator and the labeler.
+    features = [compute_text_features(message.content) for message in messages]
     rows = []
     phase_bits = 0
     pattern_bits = 0
-    for message, turn in zip(conversation.messages, annotate(conversation)):
-        mask = pattern_mask(patterns_for(message))
+    for message, turn, message_features in zip(messages, annotate(conversation, features=features), features):
+        mask = pattern_mask_for(message, message_features)
         phase_bits |= 1 << turn.phase_id if 0 <= turn.phase_id < 6 else 0
         pattern_bits |= mask
         rows.append((*turn.coordinates, turn.phase_id, mask))
