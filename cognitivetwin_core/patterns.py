@@ -147,8 +147,36 @@ def _sentence_starts(lower: str) -> set[str]:
     for sentence in _SENTENCE_BREAK.split(lower):
         first = sentence.split(None, 1)
         if first:
-            starts.add(first[0].strip("'\"*-(`"))
+            starts.add(first[0].strip(_START_QUOTES))
     return starts
+
+
+_START_QUOTES = "'\"*-(`"
+_BREAKS = ".!?;:\n"  # the characters of _SENTENCE_BREAK
+
+
+def _opens_a_sentence(lower: str, word: str) -> bool:
+    """Whether `word` is in `_sentence_starts(lower)`: some occurrence of it, with only quote
+    characters around it, is the first whitespace-separated token after a sentence break.
+    Finding the word's occurrences is much cheaper than splitting every sentence."""
+    end_of_text = len(lower)
+    size = len(word)
+    at = lower.find(word)
+    while at >= 0:
+        left = at
+        while left and lower[left - 1] in _START_QUOTES:
+            left -= 1
+        right = at + size
+        while right < end_of_text and lower[right] in _START_QUOTES:
+            right += 1
+        if right == end_of_text or lower[right] in _BREAKS or lower[right].isspace():
+            before = left - 1
+            while before >= 0 and lower[before] not in _BREAKS and lower[before].isspace():
+                before -= 1
+            if before < 0 or lower[before] in _BREAKS:
+                return True
+        at = lower.find(word, at + 1)
+    return False
 
 
 def label_patterns(text: str, role: str = "user") -> list[str]:
@@ -197,10 +225,15 @@ def label_mask(text: str, role: str = "user", features: TextFeatures | None = No
     first_word = opening.split(None, 1)[0].strip(",.!'\"") if opening else ""
     if "?" in lower or first_word in _QUESTION_STARTS:
         found |= _QUESTION
-    if not found & _INSTRUCTION and not _IMPERATIVES.isdisjoint(words) and not _IMPERATIVES.isdisjoint(
-        _sentence_starts(lower)
-    ):
-        found |= _INSTRUCTION
+    if not found & _INSTRUCTION and not _IMPERATIVES.isdisjoint(words):
+        candidates = _IMPERATIVES.intersection(words)
+        if "'" in lower:
+            # A sentence may open with 'fix' (quoted): the tokenizer keeps its apostrophes.
+            candidates |= _IMPERATIVES.intersection([word.strip("'") for word in words if "'" in word])
+        for word in candidates:
+            if _opens_a_sentence(lower, word):
+                found |= _INSTRUCTION
+                break
     if len(text) <= 400 and (first_word in _ACKNOWLEDGEMENTS or opening.startswith(_ACKNOWLEDGEMENT_PHRASES)):
         # A long message opening with "great," is an answer, not an acknowledgement.
         found |= _ACKNOWLEDGEMENT
