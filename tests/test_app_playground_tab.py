@@ -200,6 +200,12 @@ def test_editing_a_trajectory_slider_changes_the_outputs(tab, qtbot, trained_wor
     reset = _wait_main(qtbot, tab, tab.sliders.reset)
     assert not reset.request.trajectory_edited
     assert np.allclose(reset.analysis.style_signature, before.analysis.style_signature, atol=1e-6)
+    # An edit belongs to its message: the next message starts from its own trajectory.
+    _wait_main(qtbot, tab, lambda: tab.sliders.set_coordinate(4, 0.99))
+    other = _wait_main(qtbot, tab, lambda: tab.picker.select(conversation.id, 1))
+    own = workspace.annotations(conversation.id)[1]
+    assert not other.request.trajectory_edited and other.request.trajectory == own.trajectory
+    assert tab.sliders.coordinates() == pytest.approx(own.coordinates) and not tab.sliders.is_edited()
 
 
 def _wait_compare(qtbot, tab, action):

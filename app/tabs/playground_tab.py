@@ -203,6 +203,7 @@ class PlaygroundTab(QWidget):
         self.map_run_dir: str | None = None
         self.compare_cosine: float | None = None
         self._load_when_shown = False
+        self._slider_key: tuple | None = None  # the message the sliders were set for
         self._serial = 0
         self._wanted = {"main": 0, "compare": 0}
         self.controller = PlaygroundController(self)
@@ -421,6 +422,8 @@ class PlaygroundTab(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
+        if self.workspace is not None and not event.spontaneous():
+            self.refresh_runs()  # a Phase 2 run may have finished since the tab was last shown
         if self._load_when_shown:
             self._load_when_shown = False
             QTimer.singleShot(0, self._run_changed)
@@ -517,9 +520,6 @@ class PlaygroundTab(QWidget):
     # ----- requests -------------------------------------------------------------------------------
 
     def _message_chosen(self, conversation_id: str, turn_index: int) -> None:
-        annotation = self.picker.annotations[turn_index] if turn_index < len(self.picker.annotations) else None
-        if annotation is not None:
-            self.sliders.set_trajectory(annotation.coordinates, annotation.phase_id)
         if self.input_tabs.currentIndex() != 0:
             self.input_tabs.setCurrentIndex(0)  # analyses through currentChanged
         else:
@@ -539,34 +539,36 @@ class PlaygroundTab(QWidget):
         if self.live_check.isChecked():
             self._typing_timer.start()
 
-    def build_request(self, slot: str = "main") -> AnalysisRequest | None:
-        """The analysis the inputs ask for now (None when something is missing)."""
+    def build_request(self) -> AnalysisRequest | None:
+        """The analysis the inputs ask for now (None when something is missing).
+
+        The sliders show the message's own trajectory until the user edits them; an edit
+        holds for that message only (another message, or other typed text, starts afresh
+        from its own)."""
         run = self.current_run()
         if run is None:
             return None
-        edited = self.sliders.is_edited()
-        trajectory = self.sliders.coordinates(), self.sliders.phase_id()
         if self.input_tabs.currentIndex() == 0:
             chosen = self.picker.current()
             if chosen is None:
                 return None
-            conversation_id, turn_index = chosen
             request = AnalysisRequest.for_workspace_message(
-                run.run_dir, self.picker.conversation, turn_index, self.picker.annotations[turn_index]
+                run.run_dir, self.picker.conversation, chosen[1], self.picker.annotations[chosen[1]]
             )
+            key = chosen
         else:
             text = self.typed_text.toPlainText()
             if not text.strip():
                 return None
             context = parse_context(self.typed_context.toPlainText(), before_role=self.typed_role.currentText())
             request = AnalysisRequest.for_typed_text(run.run_dir, text, context, self.typed_role.currentText())
-            # Typed text has no annotation of its own: its trajectory is what the sliders say
-            # once edited, else the one computed from the text and its context.
-            if not edited:
-                self.sliders.set_trajectory(request.trajectory.coordinates, request.trajectory.phase_id)
-        if edited:
-            request = request.with_trajectory(*trajectory)
-        return request
+            key = ("typed",)
+        if key != self._slider_key or not self.sliders.is_edited():
+            # Typed text has no annotation: its trajectory is computed from it and its context.
+            self.sliders.set_trajectory(request.trajectory.coordinates, request.trajectory.phase_id)
+            self._slider_key = key
+            return request
+        return request.with_trajectory(self.sliders.coordinates(), self.sliders.phase_id())
 
     def _compare_request(self, main: AnalysisRequest) -> AnalysisRequest | None:
         if not self.compare_check.isChecked():

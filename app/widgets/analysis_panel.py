@@ -21,6 +21,9 @@ class AnalysisPanel(QWidget):
         self.source_label.setWordWrap(True)
         self.source_label.setTextFormat(Qt.TextFormat.PlainText)
         self.source_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # Room for three lines, so the two panels of a comparison stay aligned row by row.
+        self.source_label.setFixedHeight(self.source_label.fontMetrics().lineSpacing() * 3 + 4)
+        self.source_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.pattern_bars = PatternBars()
         self.signature_strip = SignatureStrip(rows=4)
         self.stylometric_readout = StylometricReadout()
