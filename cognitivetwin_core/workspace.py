@@ -94,13 +94,34 @@ def _preview(conversation: Conversation) -> str:
 
 def content_hash(conversation: Conversation) -> str:
     """Exactly `Conversation.content_hash()` (sha256 over `json.dumps([role, content])` per
-    message), built with the JSON encoder's C string escaper: the per-message `json.dumps`
-    call was a tenth of an import's time."""
+    message) without `json.dumps`: the role's part is cached and the content is escaped
+    as UTF-8 bytes (`_json_string_bytes`); hashing was a tenth of an import's time."""
     digest = hashlib.sha256()
+    update = digest.update
     for message in conversation.messages:
-        digest.update(f"[{_encode_string(message.role)}, {_encode_string(message.content)}]".encode("utf-8"))
-        digest.update(b"\x00")
+        role = message.role
+        opening = _ROLE_OPENINGS.get(role)
+        if opening is None:
+            opening = _ROLE_OPENINGS[role] = f"[{_encode_string(role)}, \"".encode("utf-8")
+        update(opening)
+        update(_json_string_bytes(message.content))
+        update(b'"]\x00')
     return digest.hexdigest()
+
+
+_ROLE_OPENINGS: dict[str, bytes] = {}
+# Control characters JSON escapes other than tab and newline (rare in chat text). UTF-8
+# bytes below 0x20 are exactly these characters: multi-byte sequences are all >= 0x80.
+_RARE_CONTROLS = bytes(code for code in range(0x20) if code not in (0x09, 0x0A))
+
+
+def _json_string_bytes(text: str) -> bytes:
+    """`json.dumps(text, ensure_ascii=False)` without its quotes, as UTF-8; byte replaces
+    are several times faster than the encoder's character loop."""
+    data = text.encode("utf-8")
+    if len(data.translate(None, _RARE_CONTROLS)) != len(data):
+        return _encode_string(text)[1:-1].encode("utf-8")
+    return data.replace(b"\\", b"\\\\").replace(b'"', b'\\"').replace(b"\n", b"\\n").replace(b"\t", b"\\t")
 
 
 def annotation_rows(conversation: Conversation) -> tuple[list[tuple], int, int]:
