@@ -259,9 +259,12 @@ def iter_encode_with_cache(
         log.info("Feature cache hit: %s", cached.path)
         return cached, True
     if model is None:
+        from .device_selection import autocast_dtype
         from .twin_model import load_frozen_base
 
-        model, tokenizer = load_frozen_base(base_model, adapter_dir, device=device)
+        # On a GPU the frozen base is held in half precision: an 8B base fits, and encoding runs
+        # at tensor-core speed (pooling is done in float32).
+        model, tokenizer = load_frozen_base(base_model, adapter_dir, device=device, dtype=autocast_dtype(device))
     from .turn_encoder import TurnEncoder
 
     started = time.perf_counter()

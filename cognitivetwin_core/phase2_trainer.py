@@ -747,7 +747,7 @@ class Phase2Trainer:
         output = components(z, batch["coords"], batch["phases"], batch["homogeneity"], standardized=True)
         return z, output
 
-    def _batch_losses(self, components, conversation_ids):
+    def _batch_losses(self, components, conversation_ids, keep_outputs: bool = False):
         import torch
         import torch.nn.functional as F
 
@@ -784,6 +784,8 @@ class Phase2Trainer:
             + config.weight("planning") * planning
         )
         losses = {"total": total, "style": style, "stylometric": stylometric, "pattern": pattern, "planning": planning}
+        if keep_outputs:
+            self._last_outputs = (batch, z, out)
         return losses, len(group)
 
     def evaluate(self, components, conversation_ids: list[int]) -> tuple[dict, dict, dict]:
@@ -806,11 +808,11 @@ class Phase2Trainer:
         batches = [conversation_ids[i : i + self.config.batch_size] for i in range(0, len(conversation_ids), self.config.batch_size)]
         with torch.no_grad():
             for batch_ids in batches:
-                losses, _ = self._batch_losses(components, batch_ids)
+                losses, _ = self._batch_losses(components, batch_ids, keep_outputs=True)
                 for name, value in losses.items():
                     sums[name] = sums.get(name, 0.0) + float(value)
-                batch = self._gather(batch_ids)
-                z, out = self._forward(components, batch)
+                batch, z, out = self._last_outputs
+                self._last_outputs = None
                 probabilities.append(torch.sigmoid(out.pattern_logits).cpu().numpy())
                 labels.append(batch["patterns"].cpu().numpy())
                 targets = z[batch["plan_targets"]]

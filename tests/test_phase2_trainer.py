@@ -108,10 +108,10 @@ def test_training_batches_hold_only_training_conversations(tiny_model_dir, tmp_p
     batches = []
     original = Phase2Trainer._batch_losses
 
-    def spy(self, components, ids):
+    def spy(self, components, ids, **kwargs):
         if components.training:
             batches.append(list(ids))
-        return original(self, components, ids)
+        return original(self, components, ids, **kwargs)
 
     monkeypatch.setattr(Phase2Trainer, "_batch_losses", spy)
     trainer, events = _run(_config(tiny_model_dir, tmp_path, epochs=2), small_demo)
@@ -177,8 +177,8 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_m
     calls = {"train": 0}
     original = Phase2Trainer._batch_losses
 
-    def poisoned(self, components, ids):
-        losses, count = original(self, components, ids)
+    def poisoned(self, components, ids, **kwargs):
+        losses, count = original(self, components, ids, **kwargs)
         if components.training:
             calls["train"] += 1
             if calls["train"] == 5:  # epoch 2, first step (4 batches an epoch)
@@ -315,3 +315,18 @@ def test_bad_inputs_are_refused_before_anything_is_written(tiny_model_dir, tmp_p
     with pytest.raises(InputError, match="at least 2 conversations"):
         list(Phase2Trainer(_config(tiny_model_dir, tmp_path, name="z"), conversations=small_demo[:1]).run())
     assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists() and not (tmp_path / "z").exists()
+
+
+def test_out_of_memory_says_what_to_lower(tiny_model_dir, tmp_path, small_demo, monkeypatch):
+    from cognitivetwin_core import turn_encoder
+
+    def out_of_memory(self, conversations, should_stop=None):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        yield  # a generator, like the real one
+
+    monkeypatch.setattr(turn_encoder.TurnEncoder, "iter_encode", out_of_memory)
+    config = _config(tiny_model_dir, tmp_path, cache_dir=str(tmp_path / "oom-cache"))
+    _, events = _run(config, small_demo)
+    assert events[-1].outcome == "failed"
+    assert "Out of memory" in events[-1].message and "batch size" in events[-1].message
+    assert json.loads((tmp_path / "run" / "run.json").read_text())["outcome"] == "failed"
