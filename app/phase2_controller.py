@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 import time
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QEvent, QObject, Signal, Slot
 
 from cognitivetwin_core.errors import CognitiveTwinError
 
@@ -124,7 +124,11 @@ class Phase2Controller(QObject):
         stopped = self._job.wait(timeout_ms)
         if not stopped:
             log.error("the Phase 2 thread did not stop within %d ms", timeout_ms)
-        return stopped
+            return False
+        # Deliver the run's last relayed events (queued to the GUI thread) now, so that the
+        # run has finished, for the caller and for every listener, when this returns.
+        QCoreApplication.sendPostedEvents(self._job, QEvent.Type.MetaCall)
+        return True
 
     def elapsed_s(self) -> float:
         return time.monotonic() - self.started_at if self.started_at is not None else 0.0

@@ -13,8 +13,9 @@ then cancelled. Targets for the whole measurement: p99 < 30 ms, max < 100 ms.
     .venv/bin/python benchmarks/gui_responsiveness.py [--seconds 60] [--base smollm2-135m|FOLDER]
         [--cache-dir DIR]
 
-The feature cache defaults to a folder in the user cache, so a second run skips encoding
-(and measures training only) unless `--cache-dir` names a new folder.
+The feature cache defaults to the user's Phase 2 cache (shared with the CLI), so a second
+run skips encoding (and measures training only) unless `--cache-dir` names a new folder.
+Like the studio's `main()`, the benchmark collects garbage on the GUI thread only.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def main(argv=None) -> int:
     from app.main import create_application
     from app.main_window import MainWindow
     from cognitivetwin_core.importers import import_into
-    from cognitivetwin_core.paths import user_cache_dir
+    from cognitivetwin_core.feature_cache import default_cache_root
 
     app = create_application()
     import asyncio
@@ -82,6 +83,12 @@ def main(argv=None) -> int:
 
     # The studio's asyncio loop on Qt's (as under qasync.run), driven by app.exec() below.
     asyncio.set_event_loop(qasync.QEventLoop(app, already_running=True))
+    try:  # as app.main.run_window does
+        from app.gui_thread_gc import GuiThreadGarbageCollector
+
+        collector = GuiThreadGarbageCollector(app)
+    except ImportError:
+        collector = None
     window = MainWindow()
     window.open_workspace(scratch / "workspace")
     import_into(window.workspace, "demo")
@@ -93,7 +100,7 @@ def main(argv=None) -> int:
     if args.plots_hidden:
         window.tabs.setCurrentWidget(window.tab_widgets["Data"])
     tab.set_workspace(window.workspace)
-    tab.feature_cache_dir = args.cache_dir or str(Path(user_cache_dir()) / "benchmarks" / "phase2-features")
+    tab.feature_cache_dir = args.cache_dir or str(default_cache_root())
     if args.base in {tab.base_combo.itemData(i) for i in range(tab.base_combo.count())}:
         tab.base_combo.setCurrentIndex(tab.base_combo.findData(args.base))
     else:
@@ -171,6 +178,8 @@ def main(argv=None) -> int:
     _report("training", lateness["training"])
     _report("all", lateness["encoding"] + lateness["training"])
     window.close()
+    if collector is not None:
+        collector.stop()
     return 0
 
 

@@ -308,3 +308,20 @@ def test_closing_the_window_during_a_run_stops_saves_and_ends_the_thread(
     assert (Path(finished.output_dir) / "model.safetensors").is_file()
     assert _run_record(finished.output_dir)["outcome"] == "stopped"
     assert window.workspace is None, "the window closed for real and released its workspace"
+
+
+def test_switching_workspace_during_a_run_stops_and_saves_it_first(qtbot, tab, demo_workspace, tmp_path):
+    from cognitivetwin_core.workspace import Workspace
+
+    tab.epochs_spin.setValue(3)
+    with qtbot.waitSignal(tab.controller.stepDone, timeout=RUN_TIMEOUT_MS):
+        assert tab.start()
+    output = Path(tab.controller.trainer.output_dir)
+    with Workspace.open(tmp_path / "other") as other:
+        tab.set_workspace(other)  # the window closes the previous workspace right after this
+        assert not tab.controller.is_running()
+        assert _run_record(output)["outcome"] == "stopped"
+        assert "stopped and saved" in tab.message.text()
+        qtbot.waitUntil(lambda: tab.start_button.isEnabled(), timeout=10_000)
+        assert tab.runs == []  # the new workspace has no runs
+    assert demo_workspace.get_phase2_run(_run_record(output)["run_id"])["outcome"] == "stopped"

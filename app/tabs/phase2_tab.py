@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
     QProgressBar,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QSplitter,
     QTableWidget,
@@ -347,10 +348,17 @@ class Phase2Tab(QWidget):
         self.eta_label = QLabel("ETA –")
         self.memory_label = QLabel("RAM –")
         self.throughput_label = QLabel("–")
+        for label in (self.phase_label, self.position_label, self.elapsed_label, self.eta_label, self.memory_label,
+                      self.throughput_label):
+            # Text that changes every step must not change the layout: a new size hint would
+            # re-lay out the page and repaint every plot, once per step.
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         status.addWidget(self.phase_label, 0, 0, 1, 2)
         status.addWidget(self.phase_progress, 0, 2, 1, 3)
         for column, label in enumerate((self.position_label, self.elapsed_label, self.eta_label, self.memory_label, self.throughput_label)):
             status.addWidget(label, 1, column)
+        for column, stretch in enumerate((3, 2, 2, 2, 3)):
+            status.setColumnStretch(column, stretch)
         layout.addLayout(status)
 
         # The plots are built when first needed (`_ensure_plots`): importing pyqtgraph costs
@@ -427,8 +435,10 @@ class Phase2Tab(QWidget):
 
     def set_workspace(self, workspace) -> None:
         if self.controller.is_running() and workspace is not self.workspace:
-            # The run keeps writing into its own workspace; the window only shows another one.
-            self.message.show_info("A Phase 2 run is still training in the previous workspace; it continues there.")
+            # The window closes the previous workspace right after this call, and the run
+            # writes its record there: stop & save it first (a step and a save, seconds).
+            self.controller.shutdown(save=True)
+            self.message.show_info("The workspace changed: the Phase 2 run was stopped and saved; resume it from its Runs list.")
         self.workspace = workspace
         self.refresh_choices()
         self.refresh_runs()
@@ -580,6 +590,7 @@ class Phase2Tab(QWidget):
 
     def _launch(self, config, selection: dict) -> bool:
         self.message.clear_message()
+        self._run_workspace = self.workspace
         if selection.get("kind") == "source":
             conversations = list(self.workspace.iter_conversations(source=selection["source"]))
             if config.output_dir is None:
@@ -643,16 +654,25 @@ class Phase2Tab(QWidget):
 
     def _record_selection(self) -> None:
         """A run on one source: remember which, so the Runs list can resume it."""
-        if self._selection_recorded or self.workspace is None:
+        if self._selection_recorded:
             return
         trainer = self.controller.trainer
         if trainer is None or trainer.run_id is None:
             return
         self._selection_recorded = True
         if self._pending_selection is not None:
-            self.workspace.upsert_phase2_run(
+            self._record_in_run_workspace(
                 trainer.run_id, {"studio_data_selection": self._pending_selection, "output_dir": str(trainer.output_dir)}
             )
+
+    def _record_in_run_workspace(self, run_id: str, fields: dict) -> None:
+        workspace = getattr(self, "_run_workspace", None)
+        if workspace is None:
+            return
+        try:
+            workspace.upsert_phase2_run(run_id, fields)
+        except Exception:  # the window may have closed that workspace since; run.json has it all
+            log.warning("could not record Phase 2 run %s in %s", run_id, workspace.path, exc_info=True)
 
     def _on_encoding(self, event) -> None:
         self._record_selection()
@@ -699,11 +719,10 @@ class Phase2Tab(QWidget):
         for plot in (self.loss_plot, self.metrics_plot, self.throughput_plot):
             plot.flush()
         trainer = self.controller.trainer
-        if self.workspace is not None and trainer is not None and trainer.run_id and self._pending_selection is not None:
+        if trainer is not None and trainer.run_id and self._pending_selection is not None:
             # The core records only workspace-wide runs in the workspace; record this one too.
-            self.workspace.upsert_phase2_run(
-                trainer.run_id,
-                {**trainer.run_record, "studio_data_selection": self._pending_selection},
+            self._record_in_run_workspace(
+                trainer.run_id, {**trainer.run_record, "studio_data_selection": self._pending_selection}
             )
         self.phase_label.setText(f"Finished: {finished.outcome}")
         self.phase_progress.setRange(0, 1)

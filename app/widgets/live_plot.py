@@ -2,8 +2,9 @@
 
 Follows qt-notes "Plotting": every series keeps its points in preallocated float64 buffers
 that grow by doubling, pens are 1 px without antialiasing, curves use peak downsampling,
-and the curves are redrawn by a 10 Hz timer only when points arrived (never once per
-point; the timer stops while nothing arrives). A series may show a faint raw line under an
+and the curves are redrawn by a timer only when points arrived (never once per point; the
+timer stops while nothing arrives or while the plot is hidden): at 10 Hz, or less often
+where a redraw is slow, so that drawing takes at most a tenth of the GUI thread. A series may show a faint raw line under an
 exponentially smoothed one (loss curves), and may be dashed (baselines) or carry a symbol
 per point (per-epoch metrics, where there are few points). pyqtgraph is imported when the
 widget is built, not when the module is.
@@ -16,13 +17,19 @@ widget is built, not when the module is.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
-REDRAW_INTERVAL_MS = 100  # 10 Hz: each redraw repaints a whole plot (axes, legend), tens of ms on a busy CPU
+REDRAW_INTERVAL_MS = 100  # 10 Hz at most
+MAX_REDRAW_INTERVAL_MS = 2000
+# A redraw (setData, then the repaint it causes) may take at most this share of the GUI
+# thread: where painting is slow (a busy CPU, a training thread contending for the GIL) the
+# plot redraws less often instead of stalling the event loop.
+MAX_DRAWING_SHARE = 0.1
 SMOOTHING = 0.9  # exponential moving average: weight of the past
 INITIAL_CAPACITY = 256
 
@@ -69,9 +76,9 @@ class LivePlot(QWidget):
         import pyqtgraph as pg
 
         self._pg = pg
-        self.plot_widget = pg.PlotWidget(title=title or None)
+        self.plot_widget = _timed_plot_widget_class(pg)(title=title or None)
         self.plot_widget.setBackground("w")
-        self.plot_widget.showGrid(x=True, y=True, alpha=0.2)
+        self.plot_widget.showGrid(x=False, y=False)
         self.plot_widget.setLabel("bottom", x_label)
         if y_label:
             self.plot_widget.setLabel("left", y_label)
@@ -176,6 +183,7 @@ class LivePlot(QWidget):
             # Idle, or on a tab not in front: no wake-ups; showEvent draws what arrived.
             self._timer.stop()
             return
+        started = time.perf_counter()
         for name in self._dirty:
             series = self._series.get(name)
             if series is None:
@@ -189,3 +197,28 @@ class LivePlot(QWidget):
                 main_curve.setData(series.x[:n], series.y[:n])
         self._dirty.clear()
         self.redraws += 1
+        # Paced by what drawing cost last time (setData now, the paint it caused before).
+        cost_ms = (time.perf_counter() - started) * 1000 + self.plot_widget.last_paint_ms
+        interval = min(MAX_REDRAW_INTERVAL_MS, max(REDRAW_INTERVAL_MS, int(cost_ms / MAX_DRAWING_SHARE)))
+        if interval != self._timer.interval():
+            self._timer.setInterval(interval)
+
+
+_TIMED_CLASS = None
+
+
+def _timed_plot_widget_class(pg):
+    """pg.PlotWidget that remembers how long its last paint took (built once, on first use)."""
+    global _TIMED_CLASS
+    if _TIMED_CLASS is None:
+
+        class TimedPlotWidget(pg.PlotWidget):
+            last_paint_ms = 0.0
+
+            def paintEvent(self, event) -> None:  # noqa: N802 - Qt's name
+                started = time.perf_counter()
+                super().paintEvent(event)
+                self.last_paint_ms = (time.perf_counter() - started) * 1000
+
+        _TIMED_CLASS = TimedPlotWidget
+    return _TIMED_CLASS
