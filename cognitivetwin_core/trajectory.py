@@ -86,7 +86,12 @@ def complexity_from_features(text: str, features: TextFeatures) -> float:
     # Richness counts distinct words (saturating), so a richer vocabulary always scores more.
     richness = 1.0 - math.exp(-len(features.words) / 60.0)
     prose = features.prose
-    sentences = 1 + prose.count(". ") + prose.count("? ") + prose.count("! ") + prose.count("\n")
+    sentences = 1 + prose.count(". ") + prose.count("\n")
+    # A one-character `in` stops at the first hit; counting a pair scans the whole window.
+    if "?" in prose:
+        sentences += prose.count("? ")
+    if "!" in prose:
+        sentences += prose.count("! ")
     words_per_sentence = features.word_count * (len(prose) / max(1, len(features.window))) / sentences
     sentence_score = 1.0 - math.exp(-words_per_sentence / 20.0)
     code_score = min(1.0, features.code_characters / len(features.window))
