@@ -14,3 +14,14 @@ test: setup
 
 demo: setup
 	$(VENV)/bin/cognitivetwin demo
+
+package: setup
+	$(VENV)/bin/python -m pip -q install -e ".[package]"
+	bash packaging/build.sh
+	bash packaging/check_bundle.sh
+
+install-desktop: setup
+	$(VENV)/bin/python packaging/desktop_install.py install
+
+uninstall-desktop:
+	python3 packaging/desktop_install.py uninstall

@@ -50,7 +50,7 @@ def create_application():
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setOrganizationName(ORGANIZATION)
     app.setApplicationName(APPLICATION)
-    app.setDesktopFileName("cognitivetwin-studio")
+    app.setDesktopFileName("io.github.cognitivetwin.Studio")  # matches the .desktop entry (Wayland icon)
     icon_path = resources_dir() / "icons" / "cognitivetwin.svg"
     if icon_path.is_file():
         app.setWindowIcon(QIcon(str(icon_path)))

@@ -17,6 +17,8 @@ DEBIAN_PACKAGES=(
   dbus gnome-keyring
   # validating the desktop entry and AppStream metadata
   desktop-file-utils appstream
+  # xwininfo, for the packaged-bundle window check
+  x11-utils
 )
 
 install_debian_packages() {
