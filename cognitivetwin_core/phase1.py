@@ -103,7 +103,7 @@ class DryRun:
         lines = [
             f"data: {self.data.path} ({self.data.examples} conversations, "
             f"{self.data.assistant_messages} assistant messages)",
-            f"tokens: about {self.estimated_tokens or self.data.approx_tokens * self.settings.epochs} "
+            f"tokens: about {int(self.estimated_tokens or self.data.approx_tokens * self.settings.epochs):,} "
             f"over {self.settings.epochs} epoch(s)",
             f"base model: {self.settings.base_model} ({self.model_id})",
         ]

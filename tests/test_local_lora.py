@@ -69,7 +69,7 @@ def test_length_batches_respect_the_token_budget(embedded_tokenizer):
 def test_short_run_on_embedded_model_lowers_loss_and_adapter_loads(small_data, embedded_model, tmp_path):
     from peft import PeftModel
 
-    from cognitivetwin_core.base_model_loader import load_base_model
+    from cognitivetwin_core.twin_model import load_frozen_base
 
     base, tokenizer = embedded_model
     conversations = read_chat_jsonl(small_data)
@@ -89,8 +89,9 @@ def test_short_run_on_embedded_model_lowers_loss_and_adapter_loads(small_data, e
     assert config["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert sorted(config["target_modules"]) == ["q_proj", "v_proj"] and config["r"] == 8
 
-    fresh, _ = load_base_model("smollm2-135m")
-    tuned = PeftModel.from_pretrained(fresh, folder)
+    # Phase 2's loader takes this folder as is (it applies it with PeftModel.from_pretrained).
+    tuned, _ = load_frozen_base("smollm2-135m", folder)
+    assert isinstance(tuned, PeftModel)
     after = evaluate_loss(tuned, tokenizer, conversations, max_length=64)
     assert after < before - 0.05, (before, after)
 

@@ -530,3 +530,49 @@ _ROUTES = [
     (r"DELETE /v1/fine-tunes/([^/]+)", _Handler.delete),
     (r"GET /v1/finetune/download", _Handler.download),
 ]
+
+
+def _tiny_base(folder: Path) -> Path:
+    """A tiny random Llama (no tokenizer needed) to build a real adapter from."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2)
+    LlamaForCausalLM(config).save_pretrained(folder)
+    return folder
+
+
+def main() -> None:
+    """Serve the fake on 127.0.0.1 for trying the CLI by hand:
+
+        .venv/bin/python tests/together_server.py --port 8765 &
+        export TOGETHER_BASE_URL=http://127.0.0.1:8765 TOGETHER_API_KEY=<printed key>
+        cognitivetwin phase1 --data resources/demo/conversations.jsonl --suffix demo --yes
+    """
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=main.__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--port", type=int, default=8765)
+    parser.add_argument("--adapter-dir", help="PEFT adapter folder to serve (default: a tiny one built now)")
+    parser.add_argument("--outcome", default="completed", choices=("completed", "user_error", "error"))
+    args = parser.parse_args()
+    scratch = Path(tempfile.mkdtemp(prefix="fake-together-"))
+    adapter = Path(args.adapter_dir) if args.adapter_dir else make_tiny_lora_adapter(
+        _tiny_base(scratch / "base"), scratch / "adapter")
+    fake = FakeTogether(adapter_dir=adapter)
+    fake.next_job_outcome = args.outcome
+
+    class Handler(_Handler):
+        server_fake = fake
+
+    fake._server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    print(f"fake Together at {fake.base_url}  key: {fake.api_key}", flush=True)
+    try:
+        fake._server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
