@@ -388,6 +388,31 @@ def train_local_lora(data_path: str | Path, base_model: str | Path, output_dir: 
 # ----- the Phase 1 backend ---------------------------------------------------------------------
 
 
+def _owner() -> dict:
+    """This process, as recorded on a local job (pid plus start time, since pids are reused)."""
+    import psutil
+
+    return {"owner_pid": os.getpid(), "owner_started": psutil.Process().create_time()}
+
+
+# Local jobs training in this process (any LocalLoraJobs instance), by id.
+_RUNNING_HERE: set[str] = set()
+
+
+def _owner_alive(record: dict) -> bool:
+    import psutil
+
+    pid = record.get("owner_pid")
+    if pid == os.getpid():
+        return record["job_id"] in _RUNNING_HERE
+    if not pid:
+        return False
+    try:
+        return abs(psutil.Process(pid).create_time() - float(record.get("owner_started") or 0)) < 1.0
+    except (psutil.Error, ValueError):
+        return False
+
+
 class LocalLoraJobs:
     """Local LoRA runs as Phase 1 jobs in the workspace (see `phase1.py` for the interface)."""
 
@@ -403,9 +428,10 @@ class LocalLoraJobs:
         self._stops: dict[str, threading.Event] = {}
         self._events: dict[str, list[dict]] = {}
         self._lock = threading.Lock()
-        # A run that was going when the process ended did not finish: say so (its checkpoint stays).
+        # A run that was going when its process ended did not finish: say so (its checkpoint
+        # stays). A run another live process (the app, a CLI) is doing is left alone.
         for record in self.jobs():
-            if record.get("status") in ("pending", "running"):
+            if record.get("status") in ("pending", "running") and not _owner_alive(record):
                 self._store(record["job_id"], status="interrupted",
                             error="The app stopped during this local run; launch it again to resume "
                                   "from its last checkpoint.")
@@ -447,13 +473,14 @@ class LocalLoraJobs:
         if plan.backend != self.name:
             raise InputError("This plan was not made by a local dry run: run the local dry run first.")
         job_id = job_id or f"local-{uuid.uuid4().hex[:12]}"
+        _RUNNING_HERE.add(job_id)  # before the record says "pending", so no other instance calls it dead
         adapter_id = job_id
         output_dir = Path(self.workspace.adapters_dir) / adapter_id
         work_dir = Path(self.workspace.runs_dir) / f"phase1-{job_id}"
         self._store(job_id, backend=self.name, status="pending", base_model=plan.settings.base_model,
                     model_id=plan.model_id, suffix=plan.settings.suffix, data_path=plan.data.path,
                     data_sha256=plan.data.sha256, settings=plan.settings.to_dict(), work_dir=str(work_dir),
-                    events=[], step=None, total_steps=None)
+                    events=[], step=None, total_steps=None, **_owner())
         stop = threading.Event()
         with self._lock:
             self._stops[job_id] = stop
@@ -487,6 +514,8 @@ class LocalLoraJobs:
                 log.exception("local LoRA job %s failed", job_id)
                 self._store(job_id, status="error", error=f"Local training failed unexpectedly ({type(exc).__name__}: "
                                                           f"{exc}); see the log file for details.")
+            finally:
+                _RUNNING_HERE.discard(job_id)
 
         thread = threading.Thread(target=run, name=f"local-lora-{job_id}", daemon=True)
         with self._lock:

@@ -137,9 +137,19 @@ def test_local_backend_runs_as_a_phase1_job(small_data, tiny_model_dir, tmp_path
         copy = backend.download(job_id, tmp_path / "copy")
         assert (copy / "adapter_config.json").is_file()
         assert ws.get_phase1_job(job_id)["status"] == "completed"
-    # A later process: a run still marked running (the app died) is reported as interrupted.
+    # A later process: a run still marked running whose process died is reported as interrupted;
+    # one that a live process (here: this test's parent) is running is left alone.
+    import os
+
+    import psutil
+
+    parent = psutil.Process(os.getppid())
     with Workspace.open(tmp_path / "ws") as ws:
-        ws.upsert_phase1_job("local-dead", {"backend": "local", "status": "running"})
+        ws.upsert_phase1_job("local-dead", {"backend": "local", "status": "running", "owner_pid": 2**22 + 12345,
+                                            "owner_started": 1.0})
+        ws.upsert_phase1_job("local-elsewhere", {"backend": "local", "status": "running", "owner_pid": parent.pid,
+                                                 "owner_started": parent.create_time()})
         backend = LocalLoraJobs(ws)
         assert ws.get_phase1_job("local-dead")["status"] == "interrupted"
-        assert backend.unfinished_jobs() == []
+        assert ws.get_phase1_job("local-elsewhere")["status"] == "running"
+        assert backend.unfinished_jobs() == ["local-elsewhere"]
