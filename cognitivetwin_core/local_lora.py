@@ -255,6 +255,8 @@ def train_local_lora(data_path: str | Path, base_model: str | Path, output_dir: 
     work_dir = Path(work_dir) if work_dir else output_dir.parent / f".{output_dir.name}.work"
     conversations = read_chat_jsonl(data_path)
     data_sha = validate_chat_jsonl(data_path).sha256
+    validation = read_chat_jsonl(settings.validation_file) if settings.validation_file else []
+    validation_losses: list[float] = []
     base_name, base_id = _base_identity(base_model)
     started = time.monotonic()
     torch.manual_seed(seed)
@@ -361,7 +363,14 @@ def train_local_lora(data_path: str | Path, base_model: str | Path, output_dir: 
                 save_checkpoint()
         if done >= total_steps:
             break
-        emit("epoch", epoch_index + 1, loss=losses[-1] if losses else None)
+        message = ""
+        if validation:
+            model.eval()
+            validation_losses.append(round(evaluate_loss(model, tokenizer, validation, max_length=settings.max_seq_length,
+                                                         max_batch_tokens=max_batch_tokens), 5))
+            model.train()
+            message = f"validation loss {validation_losses[-1]:.4f}"
+        emit("epoch", epoch_index + 1, loss=losses[-1] if losses else None, message=message)
 
     def write_adapter(folder: Path) -> None:
         model.save_pretrained(str(folder), safe_serialization=True)
@@ -374,6 +383,7 @@ def train_local_lora(data_path: str | Path, base_model: str | Path, output_dir: 
             "backend": "local", "base_model": base_name, "data_path": str(data_path), "data_sha256": data_sha,
             "settings": settings.to_dict(), "steps": step, "trained_tokens": trained_tokens,
             "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
+            "validation_losses": validation_losses,
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **(lineage or {}),
         })
 

@@ -97,7 +97,8 @@ def test_short_run_on_embedded_model_lowers_loss_and_adapter_loads(small_data, e
 
 
 def test_cancel_keeps_a_checkpoint_and_the_next_run_resumes(small_data, tiny_model_dir, tmp_path):
-    settings = Phase1Settings(base_model=str(tiny_model_dir), epochs=4, max_seq_length=96)
+    settings = Phase1Settings(base_model=str(tiny_model_dir), epochs=4, max_seq_length=96,
+                              validation_file=str(small_data))
     work = tmp_path / "work"
     steps_seen = []
 
@@ -116,6 +117,8 @@ def test_cancel_keeps_a_checkpoint_and_the_next_run_resumes(small_data, tiny_mod
     assert resumed[0] == 4 and result.steps == resumed[-1]  # continued after step 3
     assert len(result.losses) == result.steps
     assert not work.exists()
+    lineage = json.loads((result.adapter_dir / "lineage.json").read_text())
+    assert len(lineage["validation_losses"]) >= 1 and all(v > 0 for v in lineage["validation_losses"])
 
 
 def test_local_backend_runs_as_a_phase1_job(small_data, tiny_model_dir, tmp_path):
