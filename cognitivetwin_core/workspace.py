@@ -20,6 +20,7 @@ from datetime import datetime, timezone
 from json.encoder import encode_basestring as _encode_string
 from pathlib import Path
 
+from .annotation_pool import AnnotationPipeline
 from .conversation import Conversation, Message
 from .errors import CognitiveTwinError, InputError
 from .patterns import LABELER_VERSION, PATTERN_INDEX, names_from_mask, pattern_mask_for
@@ -139,6 +140,11 @@ def annotation_rows(conversation: Conversation) -> tuple[list[tuple], int, int]:
         pattern_bits |= mask
         rows.append((*turn.coordinates, turn.phase_id, mask))
     return rows, phase_bits, pattern_bits
+
+
+def annotate_conversations(conversations: list[Conversation]) -> list[tuple[list[tuple], int, int]]:
+    """`annotation_rows` of each conversation (a batch, as the annotation workers get it)."""
+    return [annotation_rows(conversation) for conversation in conversations]
 
 
 def _connect(db_path: Path) -> sqlite3.Connection:
@@ -283,21 +289,32 @@ class Workspace:
             result = AddResult(import_id=cursor.lastrowid)
             next_pk = db.execute("SELECT COALESCE(MAX(pk), 0) + 1 FROM conversations").fetchone()[0]
             seen_hashes: set[str] = set()
+            pending_ids: set[str] = set()  # ids given to batches not yet written
             batch: list[Conversation] = []
 
-            def flush() -> None:
-                nonlocal next_pk
-                next_pk = self._insert_batch(db, batch, next_pk, result, seen_hashes)
-                batch.clear()
+            def write(done) -> None:
+                prepared, annotations = done
+                self._write_batch(db, prepared, annotations, result)
+                pending_ids.difference_update(row[1] for row in prepared)
                 if progress is not None:
                     progress(result.conversations_added + result.duplicates, result.messages_added)
 
-            for conversation in conversations:
-                batch.append(conversation)
-                if len(batch) >= _BATCH:
-                    flush()
-            if batch:
-                flush()
+            def submit() -> None:
+                nonlocal next_pk
+                prepared, next_pk = self._prepare_batch(db, batch, next_pk, result, seen_hashes, pending_ids)
+                batch.clear()
+                for done in pipeline.submit(prepared, [row[3] for row in prepared]):
+                    write(done)
+
+            with AnnotationPipeline(annotate_conversations) as pipeline:
+                for conversation in conversations:
+                    batch.append(conversation)
+                    if len(batch) >= _BATCH:
+                        submit()
+                if batch:
+                    submit()
+                for done in pipeline.drain():
+                    write(done)
             details = report() if callable(report) else (report or {})
             db.execute(
                 "UPDATE imports SET finished_at=?, conversations=?, messages=?, duplicates=?, "
@@ -314,7 +331,12 @@ class Workspace:
             )
         return result
 
-    def _insert_batch(self, db, batch, next_pk, result: AddResult, seen_hashes: set[str]) -> int:
+    def _prepare_batch(
+        self, db, batch: list[Conversation], next_pk: int, result: AddResult, seen_hashes: set[str],
+        pending_ids: set[str],
+    ) -> tuple[list[tuple[int, str, str, Conversation]], int]:
+        """(pk, id, content hash, conversation) for each conversation of the batch to store,
+        in order, and the next free pk; duplicates are counted and left out."""
         hashed = [(content_hash(conversation), conversation) for conversation in batch if conversation.messages]
         hashes = [digest for digest, _ in hashed]
         placeholders = ",".join("?" * len(hashes))
@@ -331,8 +353,8 @@ class Workspace:
                 f"SELECT id FROM conversations WHERE id IN ({','.join('?' * len(wanted_ids))})", wanted_ids
             )
         } if wanted_ids else set()
-        conversation_rows = []
-        message_rows = []
+        taken_ids |= pending_ids
+        prepared = []
         for digest, conversation in hashed:
             if digest in stored or digest in seen_hashes:
                 result.duplicates += 1
@@ -340,18 +362,31 @@ class Workspace:
             seen_hashes.add(digest)
             conversation_id = self._free_id(db, conversation.id, taken_ids)
             taken_ids.add(conversation_id)
-            annotations, phase_bits, pattern_bits = annotation_rows(conversation)
-            pk = next_pk
+            pending_ids.add(conversation_id)
+            prepared.append((next_pk, conversation_id, digest, conversation))
             next_pk += 1
+        return prepared, next_pk
+
+    def _write_batch(self, db, prepared: list[tuple[int, str, str, Conversation]], annotations: list,
+                     result: AddResult) -> None:
+        conversation_rows = []
+        message_rows = []
+        append_message = message_rows.append
+        import_id = result.import_id
+        for (pk, conversation_id, digest, conversation), (rows, phase_bits, pattern_bits) in zip(
+            prepared, annotations
+        ):
             messages = conversation.messages
             conversation_rows.append((
                 pk, conversation_id, conversation.source, conversation.title, digest, len(messages),
-                _iso(messages[0].created_at), _preview(conversation), result.import_id,
+                _iso(messages[0].created_at), _preview(conversation), import_id,
                 phase_bits, pattern_bits, ANNOTATION_VERSION,
             ))
-            for turn_index, (message, annotation) in enumerate(zip(messages, annotations)):
-                message_rows.append((
-                    pk, turn_index, message.role, message.content, _iso(message.created_at),
+            for turn_index, (message, annotation) in enumerate(zip(messages, rows)):
+                created_at = message.created_at
+                append_message((
+                    pk, turn_index, message.role, message.content,
+                    created_at.isoformat() if created_at is not None else None,
                     json.dumps(message.patterns) if message.patterns is not None else None,
                     json.dumps(message.trajectory) if message.trajectory is not None else None,
                     *annotation,
@@ -370,7 +405,6 @@ class Workspace:
             "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             message_rows,
         )
-        return next_pk
 
     @staticmethod
     def _free_id(db, wanted: str, taken: set[str]) -> str:
