@@ -145,6 +145,13 @@ def test_selecting_a_message_fills_all_panels_with_the_cores_analysis(tab, qtbot
     assert request.trajectory == annotation.trajectory and not request.trajectory_edited
     assert set(result.analysis.pattern_labels) == set(annotation.patterns) and annotation.patterns
     _assert_panels_show(tab, _expected(tab, request), request)
+    # The base did not run again: the message's pooled state came from the feature cache,
+    # and it is what encoding the message after its context gives (up to float16 storage).
+    loaded = tab.controller.session.find(request.run_dir, workspace.path)
+    seeded = loaded.model._pooled_cache[type(conversation)("k", "k", conversation.messages[: turn + 1]).content_hash()]
+    fresh = loaded.model.encode_conversation(conversation.messages[: turn + 1])[-1]
+    cosine = float(np.dot(seeded, fresh) / np.linalg.norm(seeded) / np.linalg.norm(fresh))
+    assert cosine > 0.999 and np.allclose(seeded, fresh, rtol=2e-2, atol=2e-2)
     assert tab.sliders.coordinates() == pytest.approx(annotation.coordinates)
     assert tab.sliders.phase_id() == annotation.phase_id
     # Colour by conversation recolours the same points.
