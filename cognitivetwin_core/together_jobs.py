@@ -298,7 +298,11 @@ class TogetherJobManager:
                     if attempt < 3:
                         self._sleep(2.0 * 2 ** attempt)
                         continue
-                self._store(intent_id, status="create_failed", error=str(error))
+                if kind in ("server", "timeout", "connection"):
+                    # Still unknown whether Together made it: the next reconcile() settles it.
+                    self._store(intent_id, error=str(error))
+                else:
+                    self.workspace.delete_phase1_job(intent_id)  # refused outright: nothing exists
                 raise error from None
         return self._adopt(intent_id, common, job)
 

@@ -290,6 +290,25 @@ def test_estimate_over_the_account_limit_refuses_to_launch(fake, workspace, data
     assert fake.create_bodies == []
 
 
+def test_refused_create_leaves_no_record_and_a_lost_one_is_settled_later(fake, workspace, data_file):
+    jobs = manager(fake, workspace)
+    plan = jobs.dry_run(data_file, SETTINGS)
+    fake.fail("POST", r"/v1/fine-tunes$", 400, headers={"x-should-retry": "false"})
+    with pytest.raises(TogetherServiceError, match="injected 400"):
+        jobs.launch(plan)
+    assert workspace.phase1_jobs() == []
+    # Every attempt fails with a 500 and Together has no job: the intent stays "creating"...
+    fake.fail("POST", r"/v1/fine-tunes$", 500, times=4, headers={"x-should-retry": "false"})
+    with pytest.raises(TogetherServiceError) as info:
+        jobs.launch(plan)
+    assert info.value.kind == "server" and fake.jobs == {}
+    (intent,) = workspace.phase1_jobs()
+    assert intent["job_id"].startswith("intent-") and intent["status"] == "creating"
+    # ...until the next manager finds nothing and marks it failed.
+    manager(fake, workspace)
+    assert workspace.get_phase1_job(intent["job_id"])["status"] == "create_failed"
+
+
 def test_cancel(fake, workspace, data_file):
     jobs = manager(fake, workspace)
     job_id = jobs.launch(jobs.dry_run(data_file, SETTINGS))
