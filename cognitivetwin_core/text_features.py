@@ -27,6 +27,10 @@ _PUNCTUATION = string.punctuation.replace("'", "")
 _TO_SPACES = str.maketrans(_PUNCTUATION, " " * len(_PUNCTUATION))
 _FENCED_CODE = re.compile(r"```.*?(?:```|\Z)", re.DOTALL)
 _DROP_CODE_CHARACTERS = str.maketrans("", "", "{}();=<>[]")
+# The same two tables for ASCII text (most messages) as bytes: bytes.translate is a plain
+# 256-entry lookup, two to three times faster than str.translate's per-character mapping.
+_ASCII_TO_SPACES = bytes.maketrans(_PUNCTUATION.encode("ascii"), b" " * len(_PUNCTUATION))
+_ASCII_CODE_CHARACTERS = b"{}();=<>[]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +46,12 @@ class TextFeatures:
 def compute_text_features(text: str) -> TextFeatures:
     window = text[:WINDOW_CHARS]
     lower = window.lower()
-    tokens = lower.translate(_TO_SPACES).split()
+    ascii_only = lower.isascii()
+    if ascii_only:
+        spaced = lower.encode("ascii").translate(_ASCII_TO_SPACES).decode("ascii")
+    else:
+        spaced = lower.translate(_TO_SPACES)
+    tokens = spaced.split()
     has_fence = "```" in text
     if has_fence and "```" in window:
         prose = _FENCED_CODE.sub(" ", lower)
@@ -50,8 +59,11 @@ def compute_text_features(text: str) -> TextFeatures:
     else:
         prose = lower
         fenced = 0
-    code_characters = fenced + len(prose) - len(prose.translate(_DROP_CODE_CHARACTERS))
-    return TextFeatures(window, prose, frozenset(tokens), len(tokens), has_fence, code_characters)
+    if ascii_only:
+        code_punctuation = len(prose) - len(prose.encode("ascii").translate(None, _ASCII_CODE_CHARACTERS))
+    else:
+        code_punctuation = len(prose) - len(prose.translate(_DROP_CODE_CHARACTERS))
+    return TextFeatures(window, prose, frozenset(tokens), len(tokens), has_fence, fenced + code_punctuation)
 
 
 text_features = lru_cache(maxsize=256)(compute_text_features)
