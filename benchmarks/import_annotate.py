@@ -6,7 +6,11 @@ turns short, assistant turns long, about 1% of messages very long, some code), t
 5D trajectory annotation, pattern labels, SQLite writes), and prints the ratio.
 Target: import + annotation at most 3x the JSON parse.
 
-    .venv/bin/python benchmarks/import_annotate.py [--conversations 17000] [--keep DIR]
+Big imports annotate on worker processes (cognitivetwin_core.annotation_pool); `--workers 0`
+times the single-process import. Besides wall time it prints CPU time (the importing
+process plus its workers), which says what a machine shared with other jobs hides.
+
+    .venv/bin/python benchmarks/import_annotate.py [--conversations 17000] [--workers N] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import random
 import shutil
 import sys
@@ -71,11 +76,24 @@ def generate(path: Path, conversations: int, seed: int = 0) -> tuple[int, int]:
     return conversations, messages
 
 
+def _children_cpu() -> float:
+    """CPU seconds of finished child processes (annotation workers, once their pool is shut down)."""
+    try:
+        import resource
+    except ImportError:  # Windows: no workers anyway
+        return 0.0
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conversations", type=int, default=17000)
     parser.add_argument("--keep", help="keep the generated file and workspace in this folder")
+    parser.add_argument("--workers", type=int, help="annotation worker processes (0: none; default: by CPUs)")
     args = parser.parse_args()
+    if args.workers is not None:
+        os.environ["COGNITIVETWIN_IMPORT_WORKERS"] = str(args.workers)
 
     from cognitivetwin_core.importers import import_into
     from cognitivetwin_core.workspace import Workspace
@@ -91,28 +109,34 @@ def main() -> int:
               f"in {time.perf_counter() - started:.1f}s")
 
         gc.collect()
-        started = time.perf_counter()
+        started, started_cpu = time.perf_counter(), time.process_time()
         with data.open("rb") as handle:
             parsed = json.load(handle)
         parse_seconds = time.perf_counter() - started
+        parse_cpu = time.process_time() - started_cpu
         assert len(parsed) == conversations
         del parsed
         gc.collect()
 
         workspace_dir = folder / "workspace"
         shutil.rmtree(workspace_dir, ignore_errors=True)
-        started = time.perf_counter()
+        started, started_cpu, children_before = time.perf_counter(), time.process_time(), _children_cpu()
         workspace = Workspace.open(workspace_dir)
         report = import_into(workspace, data)
         import_seconds = time.perf_counter() - started
+        import_cpu = time.process_time() - started_cpu
+        workers_cpu = _children_cpu() - children_before
         assert report.conversations_accepted == conversations, report.summary()
         assert workspace.count_messages() == messages
         workspace.close()
 
-        print(f"json.load:            {parse_seconds:7.2f} s  ({size_mb / parse_seconds:6.1f} MB/s)")
-        print(f"import + annotation:  {import_seconds:7.2f} s  ({messages / import_seconds:8.0f} messages/s)")
+        print(f"json.load:            {parse_seconds:7.2f} s  ({size_mb / parse_seconds:6.1f} MB/s)  cpu {parse_cpu:.2f} s")
+        print(f"import + annotation:  {import_seconds:7.2f} s  ({messages / import_seconds:8.0f} messages/s)  "
+              f"cpu {import_cpu:.2f} s + workers {workers_cpu:.2f} s")
         ratio = import_seconds / parse_seconds
         print(f"ratio: {ratio:.2f}x json.load (target <= 3x): {'OK' if ratio <= 3 else 'OVER TARGET'}")
+        print(f"cpu ratio: importing process {import_cpu / parse_cpu:.2f}x, with workers "
+              f"{(import_cpu + workers_cpu) / parse_cpu:.2f}x json.load's cpu")
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)
