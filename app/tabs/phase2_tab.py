@@ -420,7 +420,8 @@ class Phase2Tab(QWidget):
         self.metrics_plot = LivePlot("Validation metrics per epoch (dashed: baselines)", x_label="epoch")
         for key, baseline_key, label, _text, color in HEAD_METRICS:
             self.metrics_plot.add_series(key, color, symbol="o", label=label.split(":")[0])
-            self.metrics_plot.add_series(baseline_key, color, dashed=True, label=f"{label.split(':')[0]} baseline")
+            # A symbol too: after one epoch a dashed line of one point would not show.
+            self.metrics_plot.add_series(baseline_key, color, dashed=True, symbol="x", label=f"{label.split(':')[0]} baseline")
         self.throughput_plot = LivePlot("Throughput", x_label="step", y_label="examples/s")
         self.throughput_plot.add_series("examples_per_s", (28, 126, 214), label="examples/s")
         self._live_plots_layout.addWidget(self.loss_plot, 0, 0, 1, 2)
