@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable
 
 from .conversation import Message
-from .text_features import TextFeatures, text_features
+from .text_features import _TO_SPACES, TextFeatures, text_features
 
 PATTERN_NAMES: tuple[str, ...] = (
     "question",
@@ -189,8 +189,22 @@ def label_patterns(text: str, role: str = "user") -> list[str]:
 
 _BIT = {name: 1 << index for index, name in enumerate(PATTERN_NAMES)}
 _WORD_BITS = tuple((_BIT[name], vocabulary) for name, vocabulary in _WORDS.items())
+
+
+def _inner_words(phrase: str) -> frozenset[str]:
+    """The words a text must contain (as text_features tokenizes it) wherever it contains
+    the phrase: those with a separator on both sides inside the phrase ("the" and "end" of
+    "by the end of"; not "so" of "so that", which "also that" contains)."""
+    spaced = phrase.translate(_TO_SPACES)
+    pieces = spaced.split(" ")
+    return frozenset(piece for piece in pieces[1:-1] if piece)
+
+
+# key word -> ((bit, phrase, inner words), ...): a phrase is searched only when its key word
+# and its inner words are all among the message's words; this never changes a result.
 _PHRASE_BITS = {
-    word: tuple((_BIT[name], phrase) for name, phrase in entries) for word, entries in _PHRASE_INDEX.items()
+    word: tuple((_BIT[name], phrase, _inner_words(phrase)) for name, phrase in entries)
+    for word, entries in _PHRASE_INDEX.items()
 }
 _QUESTION, _INSTRUCTION, _CODE, _DEBUGGING, _ACKNOWLEDGEMENT, _CORRECTION = (
     _BIT[name] for name in ("question", "instruction", "code", "debugging", "acknowledgement", "correction")
@@ -215,8 +229,8 @@ def label_mask(text: str, role: str = "user", features: TextFeatures | None = No
         if not vocabulary.isdisjoint(words):
             found |= bit
     for word in _PHRASE_FIRST_WORDS.intersection(words):
-        for bit, phrase in _PHRASE_BITS[word]:
-            if not found & bit and phrase in lower:
+        for bit, phrase, inner in _PHRASE_BITS[word]:
+            if not found & bit and inner <= words and phrase in lower:
                 found |= bit
     window = features.window
     if "Error" in window or "Exception" in window:
