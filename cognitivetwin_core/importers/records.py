@@ -61,12 +61,14 @@ def check_text(value, field: str, *, allow_empty: bool = False) -> str:
         raise RecordError(field, "missing content")
     if not isinstance(value, str):
         raise RecordError(field, f"content must be a string, got {type(value).__name__}")
-    if not allow_empty and not value.strip():
+    # isspace() and isascii() answer without copying the text (strip() and encode() would).
+    if not allow_empty and (not value or value.isspace()):
         raise RecordError(field, "empty content")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError as exc:
-        raise RecordError(field, f"not UTF-8 text (invalid bytes at character {exc.start})") from None
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise RecordError(field, f"not UTF-8 text (invalid bytes at character {exc.start})") from None
     return value
 
 
