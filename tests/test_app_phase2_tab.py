@@ -267,6 +267,8 @@ def test_stop_and_save_then_resume_then_compare_two_runs(qtbot, tab, demo_worksp
 def test_closing_the_window_during_a_run_stops_saves_and_ends_the_thread(
     qtbot, qasync_loop, isolated_user_dirs, tiny_model_dir, shared_feature_cache, monkeypatch, test_output_dir
 ):
+    from PySide6.QtWidgets import QMessageBox
+
     from app.main_window import MainWindow
     from app.tabs.phase2_tab import Phase2Tab
     from cognitivetwin_core.importers import import_into
@@ -287,7 +289,7 @@ def test_closing_the_window_during_a_run_stops_saves_and_ends_the_thread(
     tab.accumulation_spin.setValue(1)
     window.tabs.setCurrentWidget(tab)
     questions = []
-    monkeypatch.setattr(Phase2Tab, "ask_close", staticmethod(lambda parent: questions.append(parent) or "keep"))
+    monkeypatch.setattr(Phase2Tab, "ask_close", staticmethod(lambda parent, answer: questions.append(parent) or answer("keep")))
     steps = []
     tab.controller.stepDone.connect(steps.append)
     assert tab.start()
@@ -298,10 +300,13 @@ def test_closing_the_window_during_a_run_stops_saves_and_ends_the_thread(
     assert window.close() is False, "'Keep training' keeps the window open"
     assert window.isVisible() and tab.controller.is_running() and len(questions) == 1
 
-    monkeypatch.setattr(Phase2Tab, "ask_close", staticmethod(lambda parent: questions.append(parent) or "stop"))
+    monkeypatch.undo()  # the real question this time: a window-modal box opened, not exec'd
     with qtbot.waitSignal(tab.controller.runFinished, timeout=RUN_TIMEOUT_MS) as blocker:
-        assert window.close() is False, "the window waits for the run to stop and save"
-    assert len(questions) == 2
+        assert window.close() is False, "the window waits for the answer, then for the run to stop and save"
+        box = next(b for b in tab.findChildren(QMessageBox) if b.isVisible())
+        stop = next(b for b in box.buttons() if box.buttonRole(b) == QMessageBox.ButtonRole.AcceptRole)
+        assert stop.text().replace("&&", "&") == "Stop & save"
+        stop.click()
     qtbot.waitUntil(lambda: not window.isVisible(), timeout=30_000)
     assert not tab.controller.is_running() and tab.controller._job._thread is None
     finished = blocker.args[0]

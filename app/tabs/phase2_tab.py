@@ -210,6 +210,7 @@ class Phase2Tab(QWidget):
         self.feature_cache_dir: str | None = None  # None: <workspace>/cache/phase2-features
         self.controller = Phase2Controller(self)
         self._close_when_done = False
+        self._close_question_open = False
         self._pending_selection: dict | None = None
         self._current_run_record_saved = False
         self._device_job = BackgroundJob(self, name="detect device")
@@ -460,26 +461,36 @@ class Phase2Tab(QWidget):
         self.device_hint.setText(f"Detected: {text}")
 
     def confirm_close(self) -> bool:
-        """The window asks before closing: True to close now. During a run the user chooses
-        to stop & save, discard, or keep training; the window closes itself once stopped."""
+        """The window asks before closing: True to close now. During a run the user is asked
+        (without a nested event loop) to stop & save, discard, or keep training; the window
+        closes itself once the training thread has ended."""
         if not self.controller.is_running():
             return True
-        if self._close_when_done:
-            return False  # already stopping; the window closes when the thread has ended
-        choice = self.ask_close(self)
-        if choice == "keep":
-            return False
+        if not self._close_when_done and not self._close_question_open:
+            self._close_question_open = True
+            self.ask_close(self, self._close_answered)
+        return False
+
+    def _close_answered(self, choice: str) -> None:
+        self._close_question_open = False
+        if choice not in ("stop", "discard"):
+            return
+        if not self.controller.is_running():  # the run ended while the question was open
+            QTimer.singleShot(0, self.window().close)
+            return
         self._close_when_done = True
         if choice == "discard":
             self.cancel()
         else:
             self.stop_and_save()
         self.message.show_info("Finishing the Phase 2 run before the window closes…")
-        return False
 
     @staticmethod
-    def ask_close(parent: QWidget) -> str:
-        """"stop" (stop & save), "discard" or "keep" (tests replace this)."""
+    def ask_close(parent: QWidget, answer) -> None:
+        """Ask, then call `answer("stop" | "discard" | "keep")` (tests replace this).
+
+        `open()`, not `exec()`: a nested event loop inside the qasync loop breaks running
+        tasks (qt-notes §11). The box stays owned by `parent` (no deleteLater, §6)."""
         box = QMessageBox(parent)
         box.setIcon(QMessageBox.Icon.Question)
         box.setWindowTitle("Phase 2 is training")
@@ -489,9 +500,13 @@ class Phase2Tab(QWidget):
         discard = box.addButton("Discard the run", QMessageBox.ButtonRole.DestructiveRole)
         box.addButton("Keep training", QMessageBox.ButtonRole.RejectRole)
         box.setDefaultButton(stop)
-        box.exec()
-        clicked = box.clickedButton()
-        return "stop" if clicked is stop else "discard" if clicked is discard else "keep"
+
+        def finished(_result: int) -> None:
+            clicked = box.clickedButton()
+            answer("stop" if clicked is stop else "discard" if clicked is discard else "keep")
+
+        box.finished.connect(finished)
+        box.open()
 
     def shutdown(self) -> None:
         """The window is closing (after confirm_close): make sure the thread has ended."""
