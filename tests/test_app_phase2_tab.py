@@ -186,7 +186,7 @@ def test_embedded_model_run_on_demo_conversations_plots_and_saves(
 
 
 def test_cancel_mid_run_leaves_no_thread_and_no_files(qtbot, tab, demo_workspace):
-    tab.epochs_spin.setValue(3)  # the run cannot end on its own before the click lands
+    tab.epochs_spin.setValue(20)  # the run cannot end on its own before the click lands
     with qtbot.waitSignal(tab.controller.stepDone, timeout=RUN_TIMEOUT_MS) as first_step:
         assert tab.start()
     thread = tab.controller._job._thread
@@ -209,6 +209,7 @@ def test_cancel_mid_run_leaves_no_thread_and_no_files(qtbot, tab, demo_workspace
 
 def test_stop_and_save_then_resume_then_compare_two_runs(qtbot, tab, demo_workspace, test_output_dir):
     tab.epochs_spin.setValue(2)
+    tab.batch_spin.setValue(1)  # 35 steps an epoch: the stop lands well before epoch 2 ends
     checkpoints = []
     tab.controller.checkpointSaved.connect(checkpoints.append)
     with qtbot.waitSignal(tab.controller.checkpointSaved, timeout=RUN_TIMEOUT_MS):
@@ -284,7 +285,7 @@ def test_closing_the_window_during_a_run_stops_saves_and_ends_the_thread(
     tab.set_workspace(window.workspace)
     tab.feature_cache_dir = str(shared_feature_cache)
     tab.choose_base_folder(tiny_model_dir)
-    tab.epochs_spin.setValue(3)
+    tab.epochs_spin.setValue(20)  # cannot end on its own during the test
     tab.batch_spin.setValue(8)
     tab.accumulation_spin.setValue(1)
     window.tabs.setCurrentWidget(tab)
@@ -319,7 +320,7 @@ def test_closing_the_window_during_a_run_stops_saves_and_ends_the_thread(
 def test_switching_workspace_during_a_run_stops_and_saves_it_first(qtbot, tab, demo_workspace, tmp_path):
     from cognitivetwin_core.workspace import Workspace
 
-    tab.epochs_spin.setValue(3)
+    tab.epochs_spin.setValue(20)
     with qtbot.waitSignal(tab.controller.stepDone, timeout=RUN_TIMEOUT_MS):
         assert tab.start()
     output = Path(tab.controller.trainer.output_dir)
