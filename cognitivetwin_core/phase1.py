@@ -47,7 +47,7 @@ class Phase1Settings:
 
     base_model: str = "llama-3.2-3b"  # catalog short name (Together) or name/folder (local)
     epochs: int = 3
-    learning_rate: float | None = None  # Together: 1e-4; local: 2e-4
+    learning_rate: float | None = None  # Together: 1e-4; local: 5e-4
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
