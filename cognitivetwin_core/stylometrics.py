@@ -30,7 +30,6 @@ STYLOMETRIC_NAMES: tuple[str, ...] = (
 )
 
 _WORD = re.compile(r"[A-Za-z0-9_']+")
-_SENTENCE_END = re.compile(r"[.!?]+(?=\s|$)")
 _FENCE = re.compile(r"```.*?(?:```|$)", re.S)
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
