@@ -173,6 +173,8 @@ class MessagePicker(QWidget):
                 item.setToolTip(message.content[:1500])
                 self.message_list.addItem(item)
         self.message_list.blockSignals(False)
+        if self.message_list.count():
+            self.message_list.setCurrentRow(0)  # a conversation opens on its first message
 
     def _message_changed(self, row: int) -> None:
         if self.conversation is not None and 0 <= row < len(self.conversation.messages):
@@ -652,7 +654,7 @@ class PlaygroundTab(QWidget):
         self.pattern_bars.set_values(analysis.pattern_probabilities, analysis.pattern_labels, request.label_kind)
         self.signature_strip.set_signature(analysis.style_signature)
         self.stylometric_readout.set_values(analysis.stylometrics, analysis.measured_stylometrics)
-        self.plan_steps.set_steps(result.plan_rows)
+        self.plan_steps.set_steps(result.plan_rows, current=request.source)
         self._mark_map()
 
     def _mark_map(self) -> None:

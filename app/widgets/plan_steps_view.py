@@ -36,7 +36,10 @@ class PlanStepsView(QTreeWidget):
         self.itemDoubleClicked.connect(self._activated)
         self._steps: list[list[tuple]] = []
 
-    def set_steps(self, steps: Sequence[Sequence[tuple]]) -> None:
+    def set_steps(self, steps: Sequence[Sequence[tuple]], current: tuple[str, int] | None = None) -> None:
+        """`current`: the analysed message's (conversation id, turn index), marked where it
+        appears among the neighbours (a plan step close to the message itself means the
+        model expects more of the same)."""
         self.clear()
         self._steps = [list(step) for step in steps]
         for number, neighbours in enumerate(self._steps, start=1):
@@ -48,7 +51,14 @@ class PlanStepsView(QTreeWidget):
             for score, conversation_id, turn_index, role, text in neighbours:
                 flat = " ".join(str(text).split())
                 shown = flat if len(flat) <= _TEXT_CHARS else flat[: _TEXT_CHARS - 1] + "…"
+                is_current = current is not None and (conversation_id, int(turn_index)) == tuple(current)
+                if is_current:
+                    shown = f"(this message) {shown}"
                 child = QTreeWidgetItem([shown, f"{score:.3f}", role, f"{conversation_id} #{turn_index}"])
+                if is_current:
+                    font = child.font(0)
+                    font.setItalic(True)
+                    child.setFont(0, font)
                 child.setToolTip(0, str(text)[:2000])
                 child.setData(0, Qt.ItemDataRole.UserRole, (conversation_id, int(turn_index)))
                 child.setTextAlignment(1, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)

@@ -90,6 +90,8 @@ class StyleMap(QWidget):
         self.plot.setMinimumHeight(220)
         self.plot.getPlotItem().hideButtons()
         self.plot.getPlotItem().showGrid(x=True, y=True, alpha=0.15)
+        for side in ("bottom", "left"):
+            self.plot.getPlotItem().getAxis(side).enableAutoSIPrefix(False)  # no "(x0.001)" on PCA units
         self.legend = self.plot.getPlotItem().addLegend(offset=(6, 6), labelTextSize="8pt")
         self.scatter = pg.ScatterPlotItem(size=8, pxMode=True, hoverable=True, tip=self._tip, hoverSize=12)
         self.scatter.sigClicked.connect(self._clicked)
@@ -183,12 +185,8 @@ class StyleMap(QWidget):
             for role in dict.fromkeys(point.role for point in self.points):
                 sample = pg.ScatterPlotItem(size=8, brush=pg.mkBrush(ROLE_COLORS.get(role, "#495057")), pen=None)
                 self.legend.addItem(sample, role)
-        else:
-            conversations = list(dict.fromkeys(point.conversation_id for point in self.points))
-            for cid, color in list(dict.fromkeys(zip((p.conversation_id for p in self.points), colors)))[:8]:
-                self.legend.addItem(pg.ScatterPlotItem(size=8, brush=pg.mkBrush(color), pen=None), cid)
-            if len(conversations) > 8:
-                self.legend.addItem(pg.ScatterPlotItem(size=0, pen=None), f"… {len(conversations) - 8} more")
+        # By conversation there is no legend (dozens of entries would cover the points):
+        # hovering a point names its conversation.
 
     def _mark(self, marker, label_item, signature, label: str):
         xy = self.project(signature)
