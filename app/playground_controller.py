@@ -462,7 +462,11 @@ class PlaygroundController(QObject):
 
     @Slot(object)
     def _on_failed(self, exc) -> None:
-        if isinstance(exc, CognitiveTwinError):
+        from cognitivetwin_core.base_models import UnknownBaseModelError
+
+        # A run whose base model is gone or unknown is fixable by the user (it is a
+        # ValueError in the core, not a CognitiveTwinError): say it inline.
+        if isinstance(exc, (CognitiveTwinError, UnknownBaseModelError)):
             self.failed.emit(str(exc))
             return
         self.failed.emit(f"The analysis failed unexpectedly ({type(exc).__name__}: {exc}). Details are in the log.")

@@ -172,9 +172,12 @@ def test_typed_text_with_context_is_analysed_as_you_type(tab, qtbot):
     def type_it():
         qtbot.keyClicks(tab.typed_text, text)
 
+    submitted_before = tab._serial
     result = _wait_main(qtbot, tab, type_it)
     request = result.request
-    assert request.source is None and request.text == text  # only the debounced, complete text ran
+    assert request.source is None and request.text == text
+    # Debounced: a burst of keystrokes is analysed once it pauses, not per character.
+    assert tab._serial - submitted_before < len(text) // 4
     assert [(m.role, m.content) for m in request.context] == [
         ("user", "How do I reverse a list in Python?"),
         ("assistant", "Use reversed() or slicing."),
@@ -310,3 +313,40 @@ def test_typed_context_parsing():
     parsed = parse_context("first\n\nsecond", before_role="assistant")
     assert [m.role for m in parsed] == ["assistant", "user"]
     assert [m.content for m in parse_context("note: not a role\n\nuser: yes")] == ["note: not a role", "yes"]
+
+
+def test_map_hover_names_the_message_and_a_click_selects_it(tab, qtbot, trained_workspace):
+    scatter = tab.style_map.scatter
+    spots = scatter.points()
+    assert len(spots) == len(tab.style_map.points)
+    spot = spots[7]
+    point = tab.style_map.points[spot.data()]
+    tip = scatter.opts["tip"](x=spot.pos().x(), y=spot.pos().y(), data=spot.data())
+    assert tip.startswith(f"{point.conversation_id} #{point.turn_index} ({point.role})")
+    assert " ".join(point.text.split())[:100] in tip
+    result = _wait_main(qtbot, tab, lambda: tab.style_map._clicked(scatter, [spot]))
+    assert result.request.source == (point.conversation_id, point.turn_index)
+    assert tab.picker.current() == (point.conversation_id, point.turn_index)
+    # A plan-step neighbour opens the same way (double-click).
+    first_neighbour = tab.plan_steps.topLevelItem(0).child(0)
+    cid, turn = first_neighbour.data(0, 0x0100)
+    again = _wait_main(qtbot, tab, lambda: tab.plan_steps.itemDoubleClicked.emit(first_neighbour, 0))
+    assert again.request.source == (cid, turn)
+
+
+def test_a_run_whose_base_is_gone_is_reported_inline(tab, qtbot, trained_workspace, tmp_path):
+    import shutil
+
+    _, first, _ = trained_workspace
+    broken = tmp_path / "moved-run"
+    shutil.copytree(first, broken, ignore=shutil.ignore_patterns("checkpoint"))
+    config = json.loads((broken / "config.json").read_text(encoding="utf-8"))
+    config["base_model"] = str(tmp_path / "deleted-base")
+    (broken / "config.json").write_text(json.dumps(config), encoding="utf-8")
+    with qtbot.waitSignal(tab.controller.failed, timeout=LOAD_TIMEOUT_MS):
+        assert tab.add_run_folder(broken)
+    qtbot.waitUntil(lambda: not tab.controller.is_busy(), timeout=LOAD_TIMEOUT_MS)
+    assert tab.message.kind == "error" and "deleted-base" in tab.message.text()
+    # Back to a good run: the error goes, results come.
+    _wait_main(qtbot, tab, lambda: tab.run_combo.setCurrentIndex(0))
+    assert tab.message.kind != "error" and tab.main_result.request.run_dir == first
