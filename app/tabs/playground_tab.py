@@ -65,7 +65,6 @@ from ..widgets.message_label import MessageLabel
 from ..widgets.pattern_bars import PatternBars
 from ..widgets.plan_steps_view import PlanStepsView
 from ..widgets.signature_strip import SignatureStrip
-from ..widgets.style_map import MapPoint, StyleMap
 from ..widgets.stylometric_readout import StylometricReadout
 from ..widgets.trajectory_sliders import TrajectorySliders
 
@@ -378,15 +377,15 @@ class PlaygroundTab(QWidget):
         self.map_color_combo = QComboBox()
         self.map_color_combo.addItem("Colour by role", "role")
         self.map_color_combo.addItem("Colour by conversation", "conversation")
-        self.map_color_combo.currentIndexChanged.connect(lambda *_: self.style_map.set_color_by(self.map_color_combo.currentData()))
+        self.map_color_combo.currentIndexChanged.connect(self._map_color_changed)
         self.map_status = QLabel("")
         self.map_status.setProperty("role", "hint")
         color_row.addWidget(self.map_color_combo)
         color_row.addWidget(self.map_status, 1)
         map_layout.addLayout(color_row)
-        self.style_map = StyleMap()
-        self.style_map.pointClicked.connect(self._map_point_clicked)
-        map_layout.addWidget(self.style_map, 1)
+        # The map (pyqtgraph, numpy) is built when the tab is first shown, not at start-up.
+        self.style_map = None
+        self._map_layout = map_layout
         grid.addWidget(_group("Style map (PCA of the workspace's message signatures)", map_box), 2, 0)
 
         self.plan_steps = PlanStepsView()
@@ -424,6 +423,7 @@ class PlaygroundTab(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
+        self._ensure_style_map()
         if self.workspace is not None and not event.spontaneous():
             self.refresh_runs()  # a Phase 2 run may have finished since the tab was last shown
         if self._load_when_shown:
@@ -511,6 +511,7 @@ class PlaygroundTab(QWidget):
         choice = self.current_run()
         if choice is not None and loaded.run_dir == choice.run_dir:
             self.map_run_dir = str(loaded.run_dir)
+            self._ensure_style_map()
             self.style_map.set_points(loaded.map_signatures, loaded.map_points)
             self.style_map.set_color_by(self.map_color_combo.currentData())
             count = len(loaded.map_points)
@@ -532,7 +533,20 @@ class PlaygroundTab(QWidget):
         self.input_tabs.setCurrentIndex(0)
         self.picker.select(conversation_id, turn_index)
 
-    def _map_point_clicked(self, point: MapPoint) -> None:
+    def _ensure_style_map(self) -> None:
+        if self.style_map is not None:
+            return
+        from ..widgets.style_map import StyleMap
+
+        self.style_map = StyleMap()
+        self.style_map.pointClicked.connect(self._map_point_clicked)
+        self._map_layout.addWidget(self.style_map, 1)
+
+    def _map_color_changed(self, *_args) -> None:
+        if self.style_map is not None:
+            self.style_map.set_color_by(self.map_color_combo.currentData())
+
+    def _map_point_clicked(self, point) -> None:
         self._show_message(point.conversation_id, point.turn_index)
 
     def _typed_changed(self) -> None:
@@ -615,7 +629,8 @@ class PlaygroundTab(QWidget):
             self.analyze_now()
         else:
             self.compare_result = None
-            self.style_map.set_compare(None)
+            if self.style_map is not None:
+                self.style_map.set_compare(None)
             self.result_tabs.setCurrentIndex(0)
 
     def _compare_settings_changed(self) -> None:
@@ -659,7 +674,7 @@ class PlaygroundTab(QWidget):
 
     def _mark_map(self) -> None:
         result = self.main_result
-        if result is None or self.map_run_dir != str(result.request.run_dir):
+        if result is None or self.style_map is None or self.map_run_dir != str(result.request.run_dir):
             return
         self.style_map.set_current(result.analysis.style_signature, "this message")
         compare = self.compare_result
