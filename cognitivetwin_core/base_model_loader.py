@@ -9,10 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from .base_models import BaseModelSpec, resolve_base
+from .errors import CognitiveTwinError
 
 
-class BaseModelUnavailableError(RuntimeError):
-    pass
+class BaseModelUnavailableError(CognitiveTwinError):
+    """A catalog model whose weights are not on this computer."""
 
 
 def base_model_dir(name_or_dir: str | Path) -> Path | str:

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from .errors import InputError
+
 DEFAULT_BASE_MODEL = "smollm2-135m"
 DEFAULT_TOGETHER_BASE_MODEL = "llama-3.2-3b"
 
@@ -108,8 +110,8 @@ CATALOG: dict[str, BaseModelSpec] = {
 }
 
 
-class UnknownBaseModelError(ValueError):
-    pass
+class UnknownBaseModelError(InputError, ValueError):
+    """A base model name or folder that is neither in the catalog nor a model folder."""
 
 
 def get_spec(short_name: str) -> BaseModelSpec:

@@ -79,9 +79,13 @@ def configure_logging(level: int = logging.INFO, *, console: bool = False) -> Pa
     path = log_file_path()
     path.parent.mkdir(parents=True, exist_ok=True)
     root = logging.getLogger()
-    for handler in root.handlers:
-        if getattr(handler, "_cognitivetwin", False):
-            return path
+    ours = [h for h in root.handlers if getattr(h, "_cognitivetwin", False)]
+    if any(getattr(h, "baseFilename", None) == str(path.resolve()) for h in ours):
+        return path
+    # The log dir changed (another workspace of tests, a new COGNITIVETWIN_LOG_DIR): move over.
+    for handler in ours:
+        root.removeHandler(handler)
+        handler.close()
     file_handler = logging.handlers.RotatingFileHandler(
         path, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
     )
