@@ -424,13 +424,20 @@ class Phase2Trainer:
         folder = find_checkpoint(self.output_dir) if self.config.resume else None
         if folder is None:
             return
-        saved = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8")).get("identity", {})
+        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+        saved = state.get("identity", {})
         wanted = {"data_hash": digest, **self._resume_identity()}
         changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
         if changed:
             raise InputError(
                 f"The checkpoint in {folder} was made with other data or settings ({', '.join(changed)}); "
                 "resume with the same ones, or start a new output folder."
+            )
+        done = int(state.get("epoch", 0))
+        if done >= self.config.epochs:
+            raise InputError(
+                f"The run in {self.output_dir} has already trained {done} epochs; "
+                f"pass --epochs above {done} to continue it."
             )
 
     def _write_run_record(self) -> None:
@@ -565,7 +572,8 @@ class Phase2Trainer:
         checkpoint_dir = find_checkpoint(self.output_dir) if config.resume else None
         if checkpoint_dir is not None:
             checkpoint = load_checkpoint(checkpoint_dir)
-            saved_identity = checkpoint.trainer_state.get("identity", {})
+            # Checkpoints written before epochs could grow still record them: not compared.
+            saved_identity = {k: v for k, v in checkpoint.trainer_state.get("identity", {}).items() if k != "epochs"}
             if saved_identity != identity:
                 changed = sorted(k for k in set(identity) | set(saved_identity) if identity.get(k) != saved_identity.get(k))
                 raise InputError(
@@ -657,7 +665,9 @@ class Phase2Trainer:
         yield self._finish("completed", f"Trained {config.epochs} epochs; the model is in {self.output_dir}.", final)
 
     def _resume_identity(self) -> dict:
-        """Settings that must not change across --resume (epochs too: the LR schedule depends on it)."""
+        """Settings that must not change across --resume. Not epochs: a stopped run may be
+        continued with more (or fewer) epochs; the LR schedule is rebuilt for the new total
+        and continues from the saved update count."""
         c = self.config
         return {
             "base_model": str(c.base_model),
@@ -669,7 +679,6 @@ class Phase2Trainer:
             "seed": c.seed,
             "loss_weights": {k: c.weight(k) for k in DEFAULT_LOSS_WEIGHTS},
             "val_fraction": c.val_fraction,
-            "epochs": c.epochs,
         }
 
     def _stop_during_training(self, components, history, last_good_epoch) -> None:

@@ -128,6 +128,21 @@ def test_existing_output_needs_resume(tiny_model_dir, tmp_path, small_demo):
         _run(_config(tiny_model_dir, tmp_path, epochs=1, lr=5e-4, resume=True), small_demo)
 
 
+def test_resume_may_add_epochs_but_not_change_the_data_or_settings(tiny_model_dir, tmp_path, small_demo):
+    _run(_config(tiny_model_dir, tmp_path, epochs=2), small_demo)
+    with pytest.raises(InputError, match="other data or settings.*batch_size"):
+        _run(_config(tiny_model_dir, tmp_path, epochs=4, batch_size=4, resume=True), small_demo)
+    with pytest.raises(InputError, match="other data or settings.*data_hash"):
+        _run(_config(tiny_model_dir, tmp_path, epochs=4, resume=True), small_demo[:10])
+    with pytest.raises(InputError, match="already trained 2 epochs"):
+        _run(_config(tiny_model_dir, tmp_path, epochs=2, resume=True), small_demo)
+    _, events = _run(_config(tiny_model_dir, tmp_path, epochs=4, resume=True), small_demo)
+    assert [e.epoch for e in events if e.kind == "epoch"] == [3, 4]
+    assert events[-1].outcome == "completed"
+    metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert [e["epoch"] for e in metrics["epochs"]] == [1, 2, 3, 4]
+
+
 def test_cancel_from_another_thread_discards_the_run(tiny_model_dir, tmp_path, small_demo):
     def cancel_on_second_step(trainer, event):
         if event.kind == "step" and event.global_step == 4:
