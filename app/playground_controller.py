@@ -253,44 +253,14 @@ class PlaygroundSession:
         from cognitivetwin_core.analysis import analyze
 
         started = time.perf_counter()
-        if request.source is not None:
-            reuse_cached_pooled_state(loaded, request)
+        # A workspace message (source) takes its pooled state from the neighbour index (the
+        # feature cache: no base forward) and is left out of its own plan-step neighbours.
         analysis = analyze(
             request.message, request.context, loaded.model, trajectory=request.trajectory,
-            neighbours_index=loaded.neighbours, top_k=NEIGHBOURS_PER_STEP,
+            neighbours_index=loaded.neighbours, top_k=NEIGHBOURS_PER_STEP, source=request.source,
         )
         seconds = time.perf_counter() - started
         return AnalysisResult(request=request, analysis=analysis, plan_rows=plan_rows(analysis), seconds=seconds)
-
-
-def reuse_cached_pooled_state(loaded: LoadedRun, request: AnalysisRequest) -> None:
-    """Hand `analyze` the workspace message's pooled base state from the feature cache.
-
-    The neighbour index already holds every workspace message's pooled state (one forward
-    pass per conversation, cached on disk), and a message's state depends only on it and the
-    messages before it (causal attention): the same input `analyze` would encode. Seeding
-    the model's pooled-state cache with it (the cache `analysis.pooled_state` reads) turns a
-    base forward pass (seconds on a CPU) into the heads only (milliseconds). The cached
-    vectors are stored as float16, so values differ from a fresh encoding in the 3rd-4th
-    digit. Typed text and anything not in the index still run the base.
-    """
-    import numpy as np
-
-    from cognitivetwin_core.conversation import Conversation
-
-    rows = loaded.rows_by_message
-    pooled = getattr(loaded.neighbours, "_pooled", None)  # TODO(core): a public accessor
-    row = rows.get(request.source) if rows else None
-    if row is None or pooled is None:
-        return
-    cache = getattr(loaded.model, "_pooled_cache", None)
-    if cache is None:
-        from collections import OrderedDict
-
-        cache = loaded.model._pooled_cache = OrderedDict()
-    key = Conversation("k", "k", [*request.context, request.message]).content_hash()
-    if key not in cache:
-        cache[key] = np.asarray(pooled[row], dtype=np.float32)
 
 
 def _check(cancelled) -> None:

@@ -118,8 +118,12 @@ def _resolve_trajectory(messages: list[Message], override) -> dict:
     return computed
 
 
-def pooled_state(model, messages: Sequence[Message]):
-    """The base's pooled state of the last message with the others as context (cached on the model)."""
+def pooled_state(model, messages: Sequence[Message], known=None):
+    """The base's pooled state of the last message with the others as context (cached on the model).
+
+    `known`: that state if the caller already has it (e.g. a neighbour index row, from the
+    feature cache): it is cached and returned instead of running the base.
+    """
     import numpy as np
 
     cache = getattr(model, "_pooled_cache", None)
@@ -130,8 +134,10 @@ def pooled_state(model, messages: Sequence[Message]):
     if key in cache:
         cache.move_to_end(key)
         return cache[key]
-    vectors = model.encode_conversation(list(messages))
-    vector = np.asarray(vectors[-1], dtype=np.float32)
+    if known is not None:
+        vector = np.asarray(known, dtype=np.float32)
+    else:
+        vector = np.asarray(model.encode_conversation(list(messages))[-1], dtype=np.float32)
     cache[key] = vector
     while len(cache) > _POOLED_CACHE_SIZE:
         cache.popitem(last=False)
@@ -147,7 +153,16 @@ def analyze(
     neighbours_index: "NeighbourIndex | None" = None,
     role: str = "user",
     top_k: int = 3,
+    pooled=None,
+    source: tuple[str, int] | None = None,
 ) -> Analysis:
+    """Analyse `message` after `context`.
+
+    `pooled`: the message's pooled base state if the caller has it (skips the base forward).
+    `source`: (conversation id, message index) of the message in `neighbours_index`; found
+    there by text when not given. A message from the index takes its pooled state from it
+    (the feature cache: no base forward) and is left out of its own plan-step neighbours.
+    """
     import torch
 
     from .patterns import PATTERN_NAMES, patterns_for
@@ -161,7 +176,12 @@ def analyze(
         raise InputError("Type a message to analyse (it is empty).")
     messages = [*(context or []), message]
     traj = _resolve_trajectory(messages, trajectory)
-    pooled = pooled_state(model, messages)
+    if neighbours_index is not None:
+        if source is None:
+            source = neighbours_index.find(messages)
+        if pooled is None and source is not None:
+            pooled = neighbours_index.pooled_for(*source)
+    pooled = pooled_state(model, messages, known=pooled)
     device = model.device
     coords, phase, homogeneity = _trajectory_tensors(traj, device)
     with torch.inference_mode():
@@ -185,7 +205,7 @@ def analyze(
         measured_stylometrics=stylometric_dict(message.content),
         pattern_probabilities=dict(zip(names, probabilities)),
         pattern_labels=patterns_for(message),
-        plan_steps=neighbours_index.nearest(plan, top_k) if neighbours_index is not None else [[] for _ in range(len(plan))],
+        plan_steps=neighbours_index.nearest(plan, top_k, exclude=source) if neighbours_index is not None else [[] for _ in range(len(plan))],
         trajectory=traj,
         plan_vectors=plan.tolist(),
     )
@@ -279,13 +299,57 @@ class NeighbourIndex:
             return None
         return cls.build(model, conversations, cache_dir=cache_root, progress=progress)
 
-    def nearest(self, plan_steps, top_k: int = 3) -> list[list[Neighbour]]:
-        """For each row of `plan_steps` ([K, hidden], standardised space), the top_k messages by cosine."""
+    def row_of(self, conversation_id: str, message_index: int) -> int | None:
+        """The row of a message in this index, or None."""
+        rows = getattr(self, "_rows", None)
+        if rows is None:
+            rows = self._rows = {(e.conversation_id, e.message_index): i for i, e in enumerate(self.entries)}
+        return rows.get((conversation_id, int(message_index)))
+
+    def pooled(self, row: int):
+        """The raw pooled base state of row `row` (numpy float32 [hidden]), as training cached it."""
+        import numpy as np
+
+        if self._pooled is None:
+            raise InputError("This neighbour index holds no pooled states.")
+        return np.asarray(self._pooled[row], dtype=np.float32)
+
+    def pooled_for(self, conversation_id: str, message_index: int):
+        """The pooled state of a message by (conversation id, message index); None if not indexed."""
+        row = self.row_of(conversation_id, message_index)
+        return None if row is None or self._pooled is None else self.pooled(row)
+
+    def find(self, messages: Sequence[Message]) -> tuple[str, int] | None:
+        """(conversation id, message index) of the last of `messages` if the index holds it
+        after the same earlier messages (same roles and texts); else None."""
+        messages = list(messages)
+        if not messages:
+            return None
+        last, position = messages[-1], len(messages) - 1
+        for row, entry in enumerate(self.entries):
+            if entry.message_index != position or entry.text != last.content or entry.role != last.role:
+                continue
+            # A conversation's rows are contiguous and in order: the context is the rows above.
+            earlier = self.entries[row - position : row]
+            if all(
+                e.conversation_id == entry.conversation_id and e.text == m.content and e.role == m.role
+                for e, m in zip(earlier, messages[:-1])
+            ):
+                return entry.conversation_id, entry.message_index
+        return None
+
+    def nearest(self, plan_steps, top_k: int = 3, exclude: tuple[str, int] | None = None) -> list[list[Neighbour]]:
+        """For each row of `plan_steps` ([K, hidden], standardised space), the top_k messages by
+        cosine; `exclude` (conversation id, message index) names a message never returned (the
+        one being analysed)."""
         import torch
 
         queries = torch.nn.functional.normalize(torch.as_tensor(plan_steps, dtype=torch.float32), dim=-1)
         scores = queries @ self.vectors.T
-        k = min(top_k, len(self.entries))
+        excluded = self.row_of(*exclude) if exclude is not None else None
+        if excluded is not None:
+            scores[:, excluded] = float("-inf")
+        k = min(top_k, len(self.entries) - (excluded is not None))
         values, indices = scores.topk(k, dim=-1)
         result = []
         for row_values, row_indices in zip(values.tolist(), indices.tolist()):

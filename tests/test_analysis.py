@@ -71,12 +71,49 @@ def test_playground_pools_like_training(demo_model, demo_index, demo_conversatio
     conversation = demo_conversations[3]
     row = next(i for i, e in enumerate(demo_index.entries) if e.conversation_id == conversation.id and e.message_index == 1)
     pooled = pooled_state(demo_model, conversation.messages[:2])
-    cached = demo_index._pooled[row].numpy()
+    cached = demo_index.pooled(row)
+    assert np.array_equal(demo_index.pooled_for(conversation.id, 1), cached)
+    assert demo_index.pooled_for(conversation.id, 999) is None and demo_index.pooled_for("no-such", 0) is None
     assert np.allclose(pooled, cached, atol=2e-2 * np.abs(cached).max())
     # Its own vector is its nearest neighbour.
     z = demo_model.components.standardize(torch.from_numpy(pooled).unsqueeze(0))
     best = demo_index.nearest(z, top_k=1)[0][0]
     assert (best.conversation_id, best.message_index) == (conversation.id, 1) and best.score > 0.99
+
+
+def test_a_workspace_message_uses_its_indexed_state_and_is_not_its_own_neighbour(demo_model, demo_index, demo_conversations, monkeypatch):
+    from cognitivetwin_core.analysis import analyze
+
+    conversation = demo_conversations[5]
+    turn = 1
+    assert demo_index.find(conversation.messages[: turn + 1]) == (conversation.id, turn)
+    edited = [*conversation.messages[:turn], Message(conversation.messages[turn].role, "something else entirely")]
+    assert demo_index.find(edited) is None
+    calls = []
+    monkeypatch.setattr(type(demo_model), "encode_conversation", lambda self, *a, **k: calls.append(1))
+    given = analyze(
+        conversation.messages[turn], conversation.messages[:turn], demo_model, neighbours_index=demo_index,
+        top_k=len(demo_index), source=(conversation.id, turn),
+    )
+    found = analyze(
+        conversation.messages[turn], conversation.messages[:turn], demo_model, neighbours_index=demo_index,
+        top_k=len(demo_index),
+    )
+    assert calls == []  # the pooled state came from the index, not the base
+    for result in (given, found):
+        for neighbours in result.plan_steps:
+            assert len(neighbours) == len(demo_index) - 1
+            assert (conversation.id, turn) not in {(n.conversation_id, n.message_index) for n in neighbours}
+    # Without exclude the same plan step does list the message.
+    plan = torch.tensor(given.plan_vectors)
+    assert any(
+        (n.conversation_id, n.message_index) == (conversation.id, turn)
+        for n in demo_index.nearest(plan, top_k=len(demo_index))[0]
+    )
+    # A given pooled state is used as is (no base forward either).
+    pooled = demo_index.pooled_for(conversation.id, turn) * 0.5
+    other = analyze("a typed message nobody wrote", None, demo_model, pooled=pooled)
+    assert calls == [] and other.style_signature != given.style_signature
 
 
 def test_repeat_analysis_reuses_the_pooled_state_and_trajectory_edits_change_outputs(demo_model, monkeypatch):
