@@ -1,8 +1,9 @@
 """The three Phase 2 heads, applied to the (trajectory-adapted) pooled turn state.
 
 - StyleHead    -> style signature `[B, 256]`, L2-normalised, plus a linear stylometric
-                  readout `[B, len(STYLOMETRIC_NAMES)]` regressed from the signature so its
-                  axes mean something.
+                  readout `[B, len(STYLOMETRIC_NAMES)]` (sigmoid, values in [0, 1]) regressed
+                  from the signature so its axes mean something; the trainer starts it at
+                  the training means and weighs each feature's error by its spread.
 - PatternHead  -> logits `[B, 12]` over PATTERN_NAMES (multi-label, sigmoid).
 - PlanningHead -> plan steps `[B, K, hidden]`: the expected representations of the next K
                   turns, as a residual on the current one (`up` starts at zero, so an
@@ -28,7 +29,19 @@ class StyleHead(nn.Module):
 
     def forward(self, hidden: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         signature = nn.functional.normalize(self.net(hidden), dim=-1)
-        return signature, torch.sigmoid(self.readout(signature))
+        # A unit vector has entries ~1/sqrt(dim): scaled back to ~1 so the readout's weights
+        # (and their gradients) are not 16x too small to move in a short run.
+        return signature, torch.sigmoid(self.readout(signature * self.readout_scale))
+
+    @property
+    def readout_scale(self) -> float:
+        return float(self.readout.in_features) ** 0.5
+
+    def init_readout(self, mean: torch.Tensor) -> None:
+        """Start the readout at the training mean of each feature (not sigmoid(0) = 0.5)."""
+        with torch.no_grad():
+            p = mean.to(self.readout.bias).clamp(0.01, 0.99)
+            self.readout.bias.copy_(torch.log(p / (1 - p)))
 
 
 class PatternHead(nn.Module):

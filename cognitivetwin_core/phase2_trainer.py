@@ -553,6 +553,13 @@ class Phase2Trainer:
         self._train_prior = data.patterns[train_rows].mean(0).numpy() if train_rows else np.zeros(12)
         prior = torch.from_numpy(self._train_prior).float()
         self._pattern_pos_weight = ((1 - prior) / prior.clamp_min(1e-3)).clamp(1.0, 10.0).to(device)
+        # Stylometric features are mostly small fractions with small spreads: an unweighted MSE
+        # from sigmoid(0) = 0.5 barely moves (the readout said ~0.5 for everything). Errors are
+        # measured in training standard deviations, and the readout starts at the means.
+        train_stylo = data.stylometrics[train_rows] if train_rows else data.stylometrics
+        self._stylometric_mean = train_stylo.mean(0)
+        self._stylometric_scale = (1.0 / train_stylo.std(0, unbiased=False).clamp_min(0.02)).to(device)
+        components.style_head.init_readout(self._stylometric_mean)
 
         optimizer = torch.optim.AdamW(components.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         batches_per_epoch = max(1, math.ceil(len(train_ids) / config.batch_size))
@@ -777,7 +784,7 @@ class Phase2Trainer:
             style = (log_denominator - log_numerator).mean()
         else:
             style = out.style_signature.sum() * 0.0
-        stylometric = F.mse_loss(out.stylometrics, batch["stylometrics"])
+        stylometric = (((out.stylometrics - batch["stylometrics"]) * self._stylometric_scale) ** 2).mean()
         # Rare patterns get a heavier positive term (a thresholded F1 would otherwise never fire).
         pattern = F.binary_cross_entropy_with_logits(
             out.pattern_logits, batch["patterns"], pos_weight=self._pattern_pos_weight

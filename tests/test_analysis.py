@@ -165,3 +165,28 @@ def test_playground_cli(phase2_demo_run, tmp_path, capsys):
     bad.write_text('{"role": "user", "content": "a"}\n{"role": "robot", "content": "b"}\n')
     code = main(["playground", "--model-dir", str(phase2_demo_run), "--text", "x", "--context", str(bad)])
     assert code == 2 and "line 2: unknown role 'robot'" in capsys.readouterr().err
+
+
+def test_stylometric_readout_follows_the_measured_features(demo_model, demo_index):
+    """After the short demo run the readout tracks each message's measured stylometrics (it
+    used to sit near 0.5 for every feature)."""
+    from cognitivetwin_core.stylometrics import STYLOMETRIC_NAMES, stylometric_features
+
+    coords = torch.tensor([t["coordinates"] for t in demo_index._trajectories], dtype=torch.float32)
+    phases = torch.tensor([t["phase_id"] for t in demo_index._trajectories], dtype=torch.long)
+    homogeneity = torch.tensor([t["homogeneity"] for t in demo_index._trajectories], dtype=torch.float32)
+    pooled = torch.from_numpy(np.stack([demo_index.pooled(i) for i in range(len(demo_index))]))
+    with torch.inference_mode():
+        out = demo_model(hidden_states=pooled, trajectory_coords=coords, phase_id=phases, homogeneity=homogeneity)
+    predicted = out.stylometrics.float().numpy()
+    measured = np.array([stylometric_features(e.text) for e in demo_index.entries], dtype=np.float32)
+    correlations = {}
+    for j, name in enumerate(STYLOMETRIC_NAMES):
+        if measured[:, j].std() > 1e-6 and predicted[:, j].std() > 1e-9:
+            correlations[name] = float(np.corrcoef(predicted[:, j], measured[:, j])[0, 1])
+    print("stylometric readout correlations:", {k: round(v, 2) for k, v in correlations.items()})
+    assert len(correlations) >= len(STYLOMETRIC_NAMES) // 2
+    assert np.median(list(correlations.values())) > 0.5
+    # Not a constant: the readout's values spread like the measured ones.
+    assert np.abs(predicted.mean(0) - 0.5).max() > 0.2
+    assert (predicted.std(0) > 0.25 * measured.std(0)).sum() >= len(correlations) // 2
