@@ -82,11 +82,13 @@ async def run_window(args) -> int:
     app.aboutToQuit.connect(cancel_all)
 
     window = MainWindow()
-    window.open_initial_workspace(args.workspace)
     window.show()
     if args.report_startup:
         # After the first paint, so "shown" means on screen.
         QTimer.singleShot(0, lambda: print(f"window shown after {_seconds_since_process_start():.3f} s", flush=True))
+    # The workspace opens after the first paint, on a worker thread: Workspace.open may
+    # migrate the database and re-annotate every message.
+    QTimer.singleShot(0, lambda: window.open_initial_workspace(args.workspace, background=True))
     # After the first paint: the keyring (D-Bus) and the device probe run on worker threads,
     # but importing them would still compete with the window for the interpreter.
     QTimer.singleShot(100, window.connections_tab.refresh)

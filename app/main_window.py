@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, Qt, QUrl, Signal
@@ -46,22 +46,124 @@ from . import settings
 from .device_status import describe_device
 from .tabs.connections_tab import ConnectionsTab
 from .tabs.data_tab import DataTab
-from .tabs.phase1_tab import Phase1Tab
-from .tabs.phase2_tab import Phase2Tab
-from .tabs.playground_tab import PlaygroundTab
 from .tasks import start_task
 from .widgets.message_label import MessageLabel
 
 log = logging.getLogger(__name__)
 
+
+# The training and playground tabs import numpy, pyqtgraph and the SDKs: their modules are
+# imported when the tab is first built, not when the window starts.
+def _phase1_tab() -> QWidget:
+    from .tabs.phase1_tab import Phase1Tab
+
+    return Phase1Tab()
+
+
+def _phase2_tab() -> QWidget:
+    from .tabs.phase2_tab import Phase2Tab
+
+    return Phase2Tab()
+
+
+def _playground_tab() -> QWidget:
+    from .tabs.playground_tab import PlaygroundTab
+
+    return PlaygroundTab()
+
+
 # (title, Ctrl+digit shortcut, factory). Other issues replace the last three factories.
+# The Connections and Data tabs are built with the window; the others when first shown or
+# first looked up in `MainWindow.tab_widgets`.
 TAB_FACTORIES: list[tuple[str, str, Callable[[], QWidget]]] = [
     ("&Connections", "1", ConnectionsTab),
     ("&Data", "2", DataTab),
-    ("Phase &1", "3", Phase1Tab),
-    ("Phase &2", "4", Phase2Tab),
-    ("&Playground", "5", PlaygroundTab),
+    ("Phase &1", "3", _phase1_tab),
+    ("Phase &2", "4", _phase2_tab),
+    ("&Playground", "5", _playground_tab),
 ]
+EAGER_TABS = {"Connections", "Data"}
+
+
+def _open_first_workspace(progress, cancelled, candidates):
+    """Worker-thread body: the first candidate that opens; else the first candidate's error."""
+    from cognitivetwin_core.workspace import Workspace
+
+    first_error = None
+    for candidate in candidates:
+        try:
+            return Workspace.open(candidate)
+        except CognitiveTwinError as exc:
+            first_error = first_error or exc
+    raise first_error
+
+
+class _TabPage(QWidget):
+    """The page a tab shows: it builds the tab's widget from its factory on first need."""
+
+    def __init__(self, factory: Callable[[], QWidget], on_built: Callable[[QWidget], None]):
+        super().__init__()
+        self._factory = factory
+        self._on_built = on_built
+        self.widget: QWidget | None = None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+
+    def build(self) -> QWidget:
+        if self.widget is None:
+            self.widget = self._factory()
+            self.layout().addWidget(self.widget)
+            self.widget.show()  # at once, not on the layout's queued show
+            self._on_built(self.widget)
+        return self.widget
+
+
+class _LazyTabWidget(QTabWidget):
+    """A QTabWidget whose pages are `_TabPage`s: Python callers pass and get the tabs' own
+    widgets (`setCurrentWidget(window.data_tab)`, `currentWidget() is tab`)."""
+
+    def indexOf(self, widget: QWidget) -> int:  # noqa: N802 - Qt's name
+        for index in range(self.count()):
+            page = super().widget(index)
+            if page is widget or getattr(page, "widget", None) is widget:
+                return index
+        return -1
+
+    def setCurrentWidget(self, widget: QWidget) -> None:  # noqa: N802 - Qt's name
+        index = self.indexOf(widget)
+        if index >= 0:
+            self.setCurrentIndex(index)
+
+    def currentWidget(self) -> QWidget | None:  # noqa: N802 - Qt's name
+        page = super().currentWidget()
+        return page.build() if isinstance(page, _TabPage) else page
+
+    def widget(self, index: int) -> QWidget | None:
+        page = super().widget(index)
+        return page.build() if isinstance(page, _TabPage) else page
+
+
+class TabWidgets(Mapping):
+    """Title -> the tab's widget; looking a tab up builds it (so callers always get the real
+    tab); iterating `built()` touches only the tabs that exist."""
+
+    def __init__(self):
+        self._pages: dict[str, _TabPage] = {}
+
+    def __getitem__(self, title: str) -> QWidget:
+        return self._pages[title].build()
+
+    def __iter__(self):
+        return iter(self._pages)
+
+    def __len__(self) -> int:
+        return len(self._pages)
+
+    def page(self, title: str) -> _TabPage:
+        return self._pages[title]
+
+    def built(self) -> list[QWidget]:
+        return [page.widget for page in self._pages.values() if page.widget is not None]
 
 
 class MainWindow(QMainWindow):
@@ -72,19 +174,25 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.setWindowTitle("CognitiveTwin Studio")
         self.workspace = None
+        self._workspace_job = None
+        self._closed = False
         self.base_model = settings.base_model()
 
-        self.tabs = QTabWidget()
+        self.tabs = _LazyTabWidget()
         self.tabs.setDocumentMode(True)
-        self.tab_widgets: dict[str, QWidget] = {}
+        self.tab_widgets = TabWidgets()
+        self._broadcast_state: dict[str, tuple] = {}  # the last set_workspace/set_base_model, for late tabs
         for title, digit, factory in TAB_FACTORIES:
-            widget = factory()
             plain = title.replace("&", "")
-            self.tab_widgets[plain] = widget
-            index = self.tabs.addTab(widget, title)
+            page = _TabPage(factory, self._tab_built)
+            self.tab_widgets._pages[plain] = page
+            index = self.tabs.addTab(page, title)
             self.tabs.setTabToolTip(index, f"{plain} (Ctrl+{digit})")
             shortcut = QShortcut(QKeySequence(f"Ctrl+{digit}"), self)
             shortcut.activated.connect(lambda i=index: self.tabs.setCurrentIndex(i))
+        for plain in EAGER_TABS:
+            self.tab_widgets.page(plain).build()
+        self.tabs.currentChanged.connect(self._build_current_tab)
         self.connections_tab: ConnectionsTab = self.tab_widgets["Connections"]
         self.data_tab: DataTab = self.tab_widgets["Data"]
 
@@ -134,7 +242,7 @@ class MainWindow(QMainWindow):
         open_action.setShortcut(QKeySequence.StandardKey.Open)
         open_action.triggered.connect(lambda: self._choose_workspace("Open a workspace folder"))
         default_action = QAction("Open the &default workspace", self)
-        default_action.triggered.connect(lambda: self.open_workspace(default_workspace_dir()))
+        default_action.triggered.connect(lambda: self.open_workspace_in_background(default_workspace_dir()))
         quit_action = QAction("&Quit", self)
         quit_action.setShortcut(QKeySequence.StandardKey.Quit)
         quit_action.triggered.connect(self.close)
@@ -178,17 +286,55 @@ class MainWindow(QMainWindow):
     def _choose_workspace(self, title: str) -> None:
         folder = QFileDialog.getExistingDirectory(self, title, str(default_workspace_dir().parent))
         if folder:
-            self.open_workspace(Path(folder))
+            self.open_workspace_in_background(Path(folder))
 
     def open_workspace(self, path: Path | str | None) -> bool:
-        """Open (or create) the workspace at `path`; a fixable problem is shown inline."""
+        """Open (or create) the workspace at `path` on this thread; a fixable problem is shown
+        inline. The window's own menu and start-up use `open_workspace_in_background`."""
         from cognitivetwin_core.workspace import Workspace
 
         try:
             workspace = Workspace.open(path)
         except CognitiveTwinError as exc:
-            self.workspace_message.show_error(f"{exc} The previous workspace stays open.")
+            self._workspace_failed(exc)
             return False
+        self._adopt_workspace(workspace)
+        return True
+
+    def open_workspace_in_background(self, path: Path | str | None, *, fallbacks: tuple = ()) -> bool:
+        """Open the workspace at `path` (else the first of `fallbacks` that opens) on a worker
+        thread: `Workspace.open` may migrate it and re-annotate every message. The status bar
+        says so meanwhile; `workspaceChanged` (or the inline error) follows. False while
+        another open is still running."""
+        from .background_job import BackgroundJob
+
+        if self._workspace_job is not None and self._workspace_job.is_running():
+            self.statusBar().showMessage("A workspace is still opening: try again in a moment.", 5_000)
+            return False
+        job = self._workspace_job = BackgroundJob(self, name="open workspace")
+        job.succeeded.connect(self._adopt_workspace)
+        job.failed.connect(self._workspace_failed)
+        job.finished.connect(self.statusBar().clearMessage)
+        shown = "the default workspace" if path is None else str(path)
+        self.statusBar().showMessage(f"Opening {shown} (updating its annotations if needed)…")
+        job.start(_open_first_workspace, (path, *fallbacks))
+        return True
+
+    def is_opening_workspace(self) -> bool:
+        return self._workspace_job is not None and self._workspace_job.is_running()
+
+    def _workspace_failed(self, exc: object) -> None:
+        if not isinstance(exc, CognitiveTwinError):
+            from .errors_dialog import report_unexpected
+
+            report_unexpected(exc, context="opening the workspace")
+            return
+        self.workspace_message.show_error(f"{exc} The previous workspace stays open.")
+
+    def _adopt_workspace(self, workspace) -> None:
+        if self._closed:  # a background open that ended after the window closed
+            workspace.close()
+            return
         previous, self.workspace = self.workspace, workspace
         self.workspace_message.clear_message()
         settings.write(settings.LAST_WORKSPACE, str(workspace.path))
@@ -200,12 +346,15 @@ class MainWindow(QMainWindow):
             previous.close()
         self._update_demo_offer()
         log.info("opened workspace %s", workspace.path)
-        return True
 
-    def open_initial_workspace(self, requested: str | None = None) -> None:
-        """`--workspace`, else the last one used, else the default (created on first start)."""
+    def open_initial_workspace(self, requested: str | None = None, *, background: bool = False) -> None:
+        """`--workspace`, else the last one used, else the default (created on first start);
+        with `background`, on a worker thread (the app's start-up, after the first paint)."""
         last = settings.read(settings.LAST_WORKSPACE)
         candidates = [requested] if requested else ([last] if last and Path(last).is_dir() else []) + [None]
+        if background:
+            self.open_workspace_in_background(candidates[0], fallbacks=tuple(candidates[1:]))
+            return
         for candidate in candidates:
             if self.open_workspace(candidate):
                 return
@@ -244,10 +393,23 @@ class MainWindow(QMainWindow):
     # --- tabs and window state ------------------------------------------------------------------
 
     def _broadcast(self, method: str, *args) -> None:
-        for widget in self.tab_widgets.values():
+        if method in ("set_workspace", "set_base_model"):
+            self._broadcast_state[method] = args
+        for widget in self.tab_widgets.built():
             handler = getattr(widget, method, None)
             if callable(handler):
                 handler(*args)
+
+    def _build_current_tab(self, index: int) -> None:
+        if index >= 0:
+            self.tabs.widget(index)  # builds it
+
+    def _tab_built(self, widget: QWidget) -> None:
+        """A tab built late gets the base model and workspace the others already have."""
+        for method in ("set_base_model", "set_workspace"):
+            handler = getattr(widget, method, None)
+            if method in self._broadcast_state and callable(handler):
+                handler(*self._broadcast_state[method])
 
     def _restore_window_state(self) -> None:
         geometry = settings.read(settings.WINDOW_GEOMETRY)
@@ -272,12 +434,15 @@ class MainWindow(QMainWindow):
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         # A tab with running work may ask first (and close the window itself once stopped).
-        for widget in self.tab_widgets.values():
+        for widget in self.tab_widgets.built():  # a tab never built has no work running
             confirm = getattr(widget, "confirm_close", None)
             if callable(confirm) and not confirm():
                 event.ignore()
                 return
         self.save_window_state()
+        self._closed = True
+        if self._workspace_job is not None:
+            self._workspace_job.wait()  # an open in flight ends before the window does
         self._broadcast("shutdown")
         if self.workspace is not None:
             self.workspace.close()

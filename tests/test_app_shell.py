@@ -114,6 +114,76 @@ def test_open_workspace_remembers_it_and_reports_a_bad_folder(window, tmp_path):
     assert window.workspace.path == other.resolve(), "the previous workspace stays open"
 
 
+def test_later_tabs_are_built_on_first_show_with_the_current_workspace(qtbot, qasync_loop, isolated_user_dirs, monkeypatch):
+    from PySide6.QtWidgets import QWidget
+
+    from app import main_window
+
+    built = []
+
+    class RecordingTab(QWidget):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+            built.append(self)
+
+        def set_workspace(self, workspace):
+            self.calls.append(("set_workspace", workspace))
+
+        def set_base_model(self, name):
+            self.calls.append(("set_base_model", name))
+
+    factories = list(main_window.TAB_FACTORIES)
+    factories[4] = ("&Playground", "5", RecordingTab)
+    monkeypatch.setattr(main_window, "TAB_FACTORIES", factories)
+    win = main_window.MainWindow()
+    qtbot.addWidget(win)
+    win.open_initial_workspace()
+    win.show()
+    qtbot.waitExposed(win)
+    assert built == [], "a tab nobody has looked at is not built"
+    win.tabs.setCurrentIndex(4)
+    assert len(built) == 1
+    tab = built[0]
+    assert tab.isVisible() and win.tabs.currentWidget() is tab and win.tab_widgets["Playground"] is tab
+    assert tab.calls == [("set_base_model", win.base_model), ("set_workspace", win.workspace)]
+    win.tabs.setCurrentIndex(0)
+    win.tabs.setCurrentWidget(tab)
+    assert win.tabs.currentIndex() == 4 and len(built) == 1
+    win.close()
+
+
+def test_the_window_opens_workspaces_on_a_worker_thread(window, qtbot, tmp_path, monkeypatch):
+    from cognitivetwin_core.workspace import Workspace
+
+    opened_in = []
+    original_open = Workspace.open.__func__
+
+    def recording_open(cls, path=None):
+        opened_in.append(threading.current_thread() is threading.main_thread())
+        return original_open(cls, path)
+
+    monkeypatch.setattr(Workspace, "open", classmethod(recording_open))
+    other = tmp_path / "background-workspace"
+    with qtbot.waitSignal(window.workspaceChanged, timeout=15_000) as changed:
+        assert window.open_workspace_in_background(other)
+        assert window.is_opening_workspace()
+        assert "Opening" in window.statusBar().currentMessage()
+        assert not window.open_workspace_in_background(tmp_path / "second"), "one open at a time"
+    assert opened_in == [False]
+    assert changed.args[0] is window.workspace and window.workspace.path == other.resolve()
+    assert window.data_tab.workspace is window.workspace
+    qtbot.waitUntil(lambda: not window.is_opening_workspace())
+    assert window.statusBar().currentMessage() == ""
+
+    not_a_folder = tmp_path / "file.txt"
+    not_a_folder.write_text("x")
+    window.open_workspace_in_background(not_a_folder)
+    qtbot.waitUntil(lambda: not window.is_opening_workspace(), timeout=15_000)
+    assert "is a file, not a folder" in window.workspace_message.text()
+    assert window.workspace.path == other.resolve(), "the previous workspace stays open"
+
+
 def test_geometry_and_current_tab_restore(qtbot, qasync_loop, isolated_user_dirs):
     from app.main_window import MainWindow
 
@@ -255,11 +325,14 @@ def test_main_opens_the_window_and_quits_in_a_subprocess(tmp_path):
            "COGNITIVETWIN_DATA_DIR": str(tmp_path / "data"), "COGNITIVETWIN_CONFIG_DIR": str(tmp_path / "config"),
            "COGNITIVETWIN_LOG_DIR": str(tmp_path / "log")}
     code = ("import sys; from app.main import main; rc = main(['--quit-after', '1.5', '--report-startup']); "
-            "print('heavy:', sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules)); sys.exit(rc)")
+            "print('heavy:', sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules)); "
+            "print('later tabs:', sorted(m for m in sys.modules if m.startswith(('app.tabs.phase', 'app.tabs.playground')))); "
+            "sys.exit(rc)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert "window shown after" in out.stdout
     assert "heavy: []" in out.stdout, "the window must open without torch/transformers"
+    assert "later tabs: []" in out.stdout, "tabs never shown are never built (nor their modules imported)"
     assert "Traceback" not in out.stderr
     assert (tmp_path / "data" / "workspace").is_dir()
     assert "opened workspace" in (tmp_path / "log" / "cognitivetwin.log").read_text()
