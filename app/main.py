@@ -91,7 +91,7 @@ async def run_window(args) -> int:
     QTimer.singleShot(0, lambda: window.open_initial_workspace(args.workspace, background=True))
     # After the first paint: the keyring (D-Bus) and the device probe run on worker threads,
     # but importing them would still compete with the window for the interpreter.
-    QTimer.singleShot(100, window.connections_tab.refresh)
+    QTimer.singleShot(100, lambda: window.connections_tab.refresh())  # builds that tab if not yet shown
     QTimer.singleShot(300, window.detect_device)
     if args.quit_after is not None:
         QTimer.singleShot(int(args.quit_after * 1000), window.close)

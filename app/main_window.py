@@ -21,6 +21,7 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QByteArray, Qt, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence, QShortcut
@@ -44,16 +45,31 @@ from cognitivetwin_core.paths import default_workspace_dir
 
 from . import settings
 from .device_status import describe_device
-from .tabs.connections_tab import ConnectionsTab
-from .tabs.data_tab import DataTab
 from .tasks import start_task
 from .widgets.message_label import MessageLabel
+
+if TYPE_CHECKING:
+    from .tabs.connections_tab import ConnectionsTab
+    from .tabs.data_tab import DataTab
 
 log = logging.getLogger(__name__)
 
 
-# The training and playground tabs import numpy, pyqtgraph and the SDKs: their modules are
-# imported when the tab is first built, not when the window starts.
+# Each tab's module is imported when the tab is first built, not when the window starts:
+# the training and playground tabs import numpy, pyqtgraph and the SDKs, the Data tab the
+# core's importers and annotators.
+def _connections_tab() -> QWidget:
+    from .tabs.connections_tab import ConnectionsTab
+
+    return ConnectionsTab()
+
+
+def _data_tab() -> QWidget:
+    from .tabs.data_tab import DataTab
+
+    return DataTab()
+
+
 def _phase1_tab() -> QWidget:
     from .tabs.phase1_tab import Phase1Tab
 
@@ -73,16 +89,15 @@ def _playground_tab() -> QWidget:
 
 
 # (title, Ctrl+digit shortcut, factory). Other issues replace the last three factories.
-# The Connections and Data tabs are built with the window; the others when first shown or
-# first looked up in `MainWindow.tab_widgets`.
+# The current tab is built with the window; the others when first shown or first looked up
+# in `MainWindow.tab_widgets` (or `connections_tab` / `data_tab`).
 TAB_FACTORIES: list[tuple[str, str, Callable[[], QWidget]]] = [
-    ("&Connections", "1", ConnectionsTab),
-    ("&Data", "2", DataTab),
+    ("&Connections", "1", _connections_tab),
+    ("&Data", "2", _data_tab),
     ("Phase &1", "3", _phase1_tab),
     ("Phase &2", "4", _phase2_tab),
     ("&Playground", "5", _playground_tab),
 ]
-EAGER_TABS = {"Connections", "Data"}
 
 
 def _open_first_workspace(progress, cancelled, candidates):
@@ -190,11 +205,7 @@ class MainWindow(QMainWindow):
             self.tabs.setTabToolTip(index, f"{plain} (Ctrl+{digit})")
             shortcut = QShortcut(QKeySequence(f"Ctrl+{digit}"), self)
             shortcut.activated.connect(lambda i=index: self.tabs.setCurrentIndex(i))
-        for plain in EAGER_TABS:
-            self.tab_widgets.page(plain).build()
         self.tabs.currentChanged.connect(self._build_current_tab)
-        self.connections_tab: ConnectionsTab = self.tab_widgets["Connections"]
-        self.data_tab: DataTab = self.tab_widgets["Data"]
 
         self.workspace_message = MessageLabel()
         self.demo_banner = self._build_demo_banner()
@@ -209,7 +220,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_status_bar()
         self._restore_window_state()
-        self.data_tab.importFinished.connect(self._update_demo_offer)
+        self._build_current_tab(self.tabs.currentIndex())  # the restored one; the rest wait
         self._broadcast("set_base_model", self.base_model)
 
     # --- building ---------------------------------------------------------------------------
@@ -404,8 +415,19 @@ class MainWindow(QMainWindow):
         if index >= 0:
             self.tabs.widget(index)  # builds it
 
+    @property
+    def connections_tab(self) -> ConnectionsTab:
+        return self.tab_widgets["Connections"]
+
+    @property
+    def data_tab(self) -> DataTab:
+        return self.tab_widgets["Data"]
+
     def _tab_built(self, widget: QWidget) -> None:
         """A tab built late gets the base model and workspace the others already have."""
+        import_finished = getattr(widget, "importFinished", None)
+        if import_finished is not None:  # the Data tab: an import may fill the workspace
+            import_finished.connect(self._update_demo_offer)
         for method in ("set_base_model", "set_workspace"):
             handler = getattr(widget, method, None)
             if method in self._broadcast_state and callable(handler):
@@ -447,4 +469,5 @@ class MainWindow(QMainWindow):
         if self.workspace is not None:
             self.workspace.close()
             self.workspace = None
+        self._broadcast_state.pop("set_workspace", None)  # a tab built after this gets no closed workspace
         super().closeEvent(event)
