@@ -44,7 +44,6 @@ from cognitivetwin_core.logging_setup import log_file_path
 from cognitivetwin_core.paths import default_workspace_dir
 
 from . import settings
-from .device_status import describe_device
 from .tasks import start_task
 from .widgets.message_label import MessageLabel
 
@@ -397,6 +396,8 @@ class MainWindow(QMainWindow):
         start_task(self._detect_device(), name="detect device")
 
     async def _detect_device(self) -> None:
+        from .device_status import describe_device  # after the first paint (main.py's timer)
+
         text = await asyncio.to_thread(describe_device)
         self.device_status.setText(f"Device: {text}")
         self.deviceDetected.emit(text)
