@@ -64,7 +64,7 @@ class Phase2Config:
     output_dir: str | None = None  # default with a workspace: <workspace>/runs/<run id>
     epochs: int = 10
     batch_size: int = 4  # conversations per batch; all their messages go in (style positives)
-    lr: float = 1e-4
+    lr: float = 1e-3  # the seed's 1e-4 is too small for the few updates small data gives (see the CLI help)
     gradient_accumulation: int = 4
     device: str = "auto"
     plan_steps: int = 4
