@@ -110,6 +110,10 @@ def _seconds_since_process_start() -> float:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    # Imports annotate in forked worker processes by default; forking a process that runs
+    # Qt and several threads can deadlock a child on a lock another thread held. The app
+    # keeps annotation in its import thread unless the user asks for workers.
+    os.environ.setdefault("COGNITIVETWIN_IMPORT_WORKERS", "0")
     if not _has_display():
         print(NO_DISPLAY_MESSAGE, file=sys.stderr)
         return 2
