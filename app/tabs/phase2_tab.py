@@ -153,6 +153,13 @@ def epoch_curves(metrics: dict | None) -> dict[str, tuple[list, list]]:
     return curves
 
 
+
+def _default_learning_rate() -> float:
+    """The core's default (the CLI's too); the module is light: no torch at import."""
+    from cognitivetwin_core.phase2_trainer import Phase2Config
+
+    return Phase2Config.__dataclass_fields__["lr"].default
+
 class SummaryCard(QFrame):
     """The end of a run: each head against its baseline, the outcome, where the model is."""
 
@@ -281,7 +288,7 @@ class Phase2Tab(QWidget):
         self.lr_spin.setDecimals(6)
         self.lr_spin.setRange(0.000001, 1.0)
         self.lr_spin.setSingleStep(0.00005)
-        self.lr_spin.setValue(1e-4)
+        self.lr_spin.setValue(_default_learning_rate())
         self.accumulation_spin = self._spin(1, 256, 4)
         self.plan_spin = self._spin(1, 16, 4)
         self.plan_spin.setToolTip("How many next turns the planning head predicts.")
