@@ -23,6 +23,7 @@ import tarfile
 import uuid
 from pathlib import Path, PurePosixPath
 
+from .atomic_folders import replace_dir
 from .base_models import spec_for_together_id
 from .errors import CognitiveTwinError
 
@@ -125,7 +126,7 @@ def extract_adapter_archive(archive: str | Path, target: str | Path, *, max_tota
             os.replace(folder, lifted)
             shutil.rmtree(staging)
             staging = lifted
-        _replace_dir(staging, target)
+        replace_dir(staging, target)
         return target
     finally:
         if staging.exists():
@@ -139,16 +140,6 @@ def _adapter_root(folder: Path) -> Path:
     if len(entries) == 1 and entries[0].is_dir() and (entries[0] / CONFIG_NAME).is_file():
         return entries[0]
     return folder
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    if target.exists():
-        old = target.parent / f".old-{uuid.uuid4().hex}"
-        os.replace(target, old)
-        os.replace(new, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(new, target)
 
 
 def _safetensors_keys(path: Path) -> list[str]:

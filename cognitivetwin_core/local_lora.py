@@ -39,6 +39,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
+from .atomic_folders import write_dir_atomically
 from .errors import CancelledError, CognitiveTwinError, InputError
 from .phase1 import DryRun, JobUpdate, Phase1Settings, ProgressCallback, read_chat_jsonl, validate_chat_jsonl
 
@@ -209,25 +210,6 @@ def _pad_id(tokenizer) -> int:
 # ----- training -------------------------------------------------------------------------------
 
 
-def _atomic_dir(final: Path, write: Callable[[Path], None]) -> None:
-    """Write a folder through `write(tmp)` and rename it into place (old one replaced)."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = final.parent / f".{final.name}.tmp-{uuid.uuid4().hex}"
-    staging.mkdir()
-    try:
-        write(staging)
-        if final.exists():
-            old = final.parent / f".{final.name}.old-{uuid.uuid4().hex}"
-            os.replace(final, old)
-            os.replace(staging, final)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(staging, final)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging, ignore_errors=True)
-
-
 def _base_identity(base_model: str | Path) -> tuple[str, str]:
     """(name recorded in lineage, id written as base_model_name_or_path)."""
     from .base_models import resolve_base
@@ -320,7 +302,7 @@ def train_local_lora(data_path: str | Path, base_model: str | Path, output_dir: 
             (folder / "trainer_state.json").write_text(json.dumps(
                 {"fingerprint": fingerprint, "step": step, "losses": losses, "trained_tokens": trained_tokens}))
 
-        _atomic_dir(checkpoint, write)
+        write_dir_atomically(checkpoint, write)
         emit("checkpoint", epoch_index, message=str(checkpoint))
 
     emit("start", 0, message=f"{len(examples)} conversations, {total_steps} steps")
@@ -389,7 +371,7 @@ def train_local_lora(data_path: str | Path, base_model: str | Path, output_dir: 
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **(lineage or {}),
         })
 
-    _atomic_dir(output_dir, write_adapter)
+    write_dir_atomically(output_dir, write_adapter)
     shutil.rmtree(work_dir, ignore_errors=True)
     emit("done", epochs, loss=losses[-1] if losses else None, message=str(output_dir))
     return LocalLoraResult(output_dir, step, epochs, len(examples), trained_tokens,
@@ -595,6 +577,6 @@ class LocalLoraJobs:
         folder = Path(record["adapter_path"])
         if output_dir:
             target = Path(output_dir)
-            _atomic_dir(target, lambda tmp: shutil.copytree(folder, tmp, dirs_exist_ok=True))
+            write_dir_atomically(target, lambda tmp: shutil.copytree(folder, tmp, dirs_exist_ok=True))
             return target
         return folder
