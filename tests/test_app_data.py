@@ -14,15 +14,8 @@ pytestmark = pytest.mark.qt_log_ignore("propagateSizeHints")
 
 
 @pytest.fixture(autouse=True)
-def collect_qt_garbage_on_the_gui_thread():
-    """Collect cycles holding Qt objects (earlier tests' widgets) here, on the GUI thread:
-    otherwise the cyclic GC may run inside a worker thread and delete them there. The app
-    itself does this with app.gui_thread_gc, which tests do not install."""
-    import gc
-
-    gc.collect()
+def collect_qt_garbage_on_the_gui_thread(qt_garbage_on_gui_thread):
     yield
-    gc.collect()
 
 
 @pytest.fixture()

@@ -17,30 +17,9 @@ from PySide6.QtWidgets import QAbstractButton, QLineEdit
 pytestmark = pytest.mark.qt_log_ignore("propagateSizeHints")
 
 
-def _delete_earlier_widgets():
-    """Run the deferred deletes pytest-qt posted (it `deleteLater()`s every widget a test
-    registered with qtbot.addWidget). Left pending, they run inside the next test's first
-    wait: freeing an old MainWindow releases thousands of Python objects, and CPython's
-    generation-0 count is allocations minus deallocations, so it drops to ~0 and hides the
-    garbage that test has just made from any threshold check (gui_thread_gc's included)."""
-    from PySide6.QtCore import QCoreApplication, QEvent
-
-    if QCoreApplication.instance() is not None:
-        QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
-        QCoreApplication.processEvents()
-
-
 @pytest.fixture(autouse=True)
-def collect_qt_garbage_on_the_gui_thread():
-    """Delete earlier tests' widgets and collect cycles holding Qt objects here, on the GUI
-    thread: otherwise the cyclic GC may run inside a worker thread and delete them there.
-    The app itself does this with app.gui_thread_gc, which tests do not install."""
-    import gc
-
-    _delete_earlier_widgets()
-    gc.collect()
+def collect_qt_garbage_on_the_gui_thread(qt_garbage_on_gui_thread):
     yield
-    gc.collect()
 
 REPO = Path(__file__).resolve().parent.parent
 
