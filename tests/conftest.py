@@ -169,3 +169,35 @@ def qt_garbage_on_gui_thread():
     gc.collect()
     yield
     gc.collect()
+
+
+@pytest.fixture()
+def window(qtbot, qasync_loop, isolated_user_dirs):
+    """The studio's main window on a fresh default workspace, as `main()` builds it."""
+    from app.gui_thread_gc import GuiThreadGarbageCollector
+    from app.main import create_application
+    from app.main_window import MainWindow
+
+    create_application()
+    collector = GuiThreadGarbageCollector()  # as the app does: no GC inside worker threads
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.open_initial_workspace()
+    win.resize(1280, 820)
+    win.show()
+    qtbot.waitExposed(win)
+    yield win
+    win.data_tab.shutdown()
+    collector.stop()
+
+
+@pytest.fixture()
+def torch_one_thread():
+    """One intra-op torch thread: fastest for tiny tensors, bitwise reproducible, and immune
+    to a busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -11,16 +11,7 @@ import torch
 from cognitivetwin_core.conversation import Message
 from cognitivetwin_core.errors import InputError
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # Single short messages: one intra-op thread is as fast and immune to a busy machine.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("torch_one_thread")]
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,6 @@ from cognitivetwin_core.connection_checks import CheckStatus
 from test_secrets import _secret_service_items, active_log_file, files_containing
 from together_server import FakeTogether
 
-pytestmark = pytest.mark.qt_log_ignore("propagateSizeHints")
 
 
 @pytest.fixture(autouse=True)

@@ -10,31 +10,10 @@ import os
 import pytest
 from PySide6.QtCore import Qt
 
-pytestmark = pytest.mark.qt_log_ignore("propagateSizeHints")
-
 
 @pytest.fixture(autouse=True)
 def collect_qt_garbage_on_the_gui_thread(qt_garbage_on_gui_thread):
     yield
-
-
-@pytest.fixture()
-def window(qtbot, qasync_loop, isolated_user_dirs):
-    from app.gui_thread_gc import GuiThreadGarbageCollector
-    from app.main import create_application
-    from app.main_window import MainWindow
-
-    create_application()
-    collector = GuiThreadGarbageCollector()  # as the app does: no GC inside worker threads
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.open_initial_workspace()
-    win.resize(1280, 820)
-    win.show()
-    qtbot.waitExposed(win)
-    yield win
-    win.data_tab.shutdown()
-    collector.stop()
 
 
 def _wait_job(qtbot, tab, start, timeout=60_000):

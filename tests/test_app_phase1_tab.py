@@ -18,7 +18,6 @@ from PySide6.QtWidgets import QWidget
 from cognitivetwin_core import secrets
 from together_server import FakeTogether, make_tiny_lora_adapter
 
-pytestmark = pytest.mark.qt_log_ignore("propagateSizeHints")
 
 needs_secret_service = pytest.mark.skipif(
     not os.environ.get("DBUS_SESSION_BUS_ADDRESS"),

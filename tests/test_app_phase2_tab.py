@@ -17,7 +17,6 @@ import pytest
 
 from cognitivetwin_core.paths import resources_dir
 
-pytestmark = pytest.mark.qt_log_ignore("propagateSizeHints")
 
 RUN_TIMEOUT_MS = 240_000
 

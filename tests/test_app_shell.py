@@ -14,32 +14,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QLineEdit
 
 # The offscreen platform warns that it cannot propagate size hints whenever a window is shown.
-pytestmark = pytest.mark.qt_log_ignore("propagateSizeHints")
-
 
 @pytest.fixture(autouse=True)
 def collect_qt_garbage_on_the_gui_thread(qt_garbage_on_gui_thread):
     yield
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture()
-def window(qtbot, qasync_loop, isolated_user_dirs):
-    from app.gui_thread_gc import GuiThreadGarbageCollector
-    from app.main import create_application
-    from app.main_window import MainWindow
-
-    create_application()
-    collector = GuiThreadGarbageCollector()  # as the app does: no GC inside worker threads
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.open_initial_workspace()
-    win.show()
-    qtbot.waitExposed(win)
-    yield win
-    win.data_tab.shutdown()
-    collector.stop()
 
 
 def test_five_tabs_with_shortcuts_and_a_status_bar(window, qtbot):
