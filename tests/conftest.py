@@ -174,12 +174,10 @@ def qt_garbage_on_gui_thread():
 @pytest.fixture()
 def window(qtbot, qasync_loop, isolated_user_dirs):
     """The studio's main window on a fresh default workspace, as `main()` builds it."""
-    from app.gui_thread_gc import GuiThreadGarbageCollector
     from app.main import create_application
     from app.main_window import MainWindow
 
-    create_application()
-    collector = GuiThreadGarbageCollector()  # as the app does: no GC inside worker threads
+    create_application()  # garbage collection as the app does it: studio_garbage_collection
     win = MainWindow()
     qtbot.addWidget(win)
     win.open_initial_workspace()
@@ -188,7 +186,6 @@ def window(qtbot, qasync_loop, isolated_user_dirs):
     qtbot.waitExposed(win)
     yield win
     win.data_tab.shutdown()
-    collector.stop()
 
 
 @pytest.fixture()
@@ -201,3 +198,20 @@ def torch_one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def studio_garbage_collection(request):
+    """In the studio's tests (test_app_*), garbage is collected as the app collects it: only on
+    the GUI thread (app.gui_thread_gc), never inside a worker thread that would then delete
+    widgets and timers there; and earlier tests' widgets are gone before each test starts."""
+    if not request.module.__name__.startswith("test_app_"):
+        yield
+        return
+    request.getfixturevalue("qapp")
+    request.getfixturevalue("qt_garbage_on_gui_thread")
+    from app.gui_thread_gc import GuiThreadGarbageCollector
+
+    collector = GuiThreadGarbageCollector()
+    yield
+    collector.stop()

@@ -21,9 +21,6 @@ from together_server import FakeTogether
 
 
 
-@pytest.fixture(autouse=True)
-def collect_qt_garbage_on_the_gui_thread(qt_garbage_on_gui_thread):
-    yield
 
 needs_secret_service = pytest.mark.skipif(
     not os.environ.get("DBUS_SESSION_BUS_ADDRESS"),

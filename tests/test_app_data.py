@@ -11,9 +11,6 @@ import pytest
 from PySide6.QtCore import Qt
 
 
-@pytest.fixture(autouse=True)
-def collect_qt_garbage_on_the_gui_thread(qt_garbage_on_gui_thread):
-    yield
 
 
 def _wait_job(qtbot, tab, start, timeout=60_000):

@@ -15,9 +15,6 @@ from PySide6.QtWidgets import QAbstractButton, QLineEdit
 
 # The offscreen platform warns that it cannot propagate size hints whenever a window is shown.
 
-@pytest.fixture(autouse=True)
-def collect_qt_garbage_on_the_gui_thread(qt_garbage_on_gui_thread):
-    yield
 
 REPO = Path(__file__).resolve().parent.parent
 
