@@ -27,7 +27,7 @@ class FileImporterChoice:
 
 def file_importers() -> list[FileImporterChoice]:
     """Every importer that reads a file, from the core's registry, for the Import menu."""
-    from cognitivetwin_core.importers import IMPORTERS
+    from cognitivetwin_core.data.importers import IMPORTERS
 
     return [
         FileImporterChoice(info.name, info.title, f"{info.file_filter};;All files (*)")
@@ -54,7 +54,7 @@ class _Throttle:
 
 
 def _open(workspace_path):
-    from cognitivetwin_core.workspace import Workspace
+    from cognitivetwin_core.data.workspace import Workspace
 
     if workspace_path is None:
         raise CognitiveTwinError("No workspace is open: open or create one from the File menu first.")
@@ -63,7 +63,7 @@ def _open(workspace_path):
 
 def run_import(progress, cancelled, workspace_path, source, importer: str | None, strict: bool):
     """Import a file (`importer` None: detected from the file) or "demo" into the workspace."""
-    from cognitivetwin_core.importers import import_into
+    from cognitivetwin_core.data.importers import import_into
 
     with _open(workspace_path) as workspace:
         return import_into(workspace, source, importer=importer, strict=strict, progress=_Throttle(progress, cancelled))
@@ -71,8 +71,9 @@ def run_import(progress, cancelled, workspace_path, source, importer: str | None
 
 def run_supabase_import(progress, cancelled, workspace_path, table: str, mapping: dict, strict: bool):
     """Read the URL and key from the keyring here, on the worker thread (an unlock prompt may block)."""
-    from cognitivetwin_core import importers, secrets
-    from cognitivetwin_core.importers import import_into
+    from cognitivetwin_core.data import importers
+    from cognitivetwin_core.connections import secrets
+    from cognitivetwin_core.data.importers import import_into
 
     url = secrets.get_secret(secrets.SUPABASE_URL)
     key = secrets.get_secret(secrets.SUPABASE_KEY)
@@ -89,7 +90,7 @@ def run_export(progress, cancelled, workspace_path, which: str, path: Path, base
                validation_fraction: float = 0.0):
     """Phase 1: Together JSONL checked against `base_model` (tokens, context); Phase 2: the
     seed's trajectory JSONL. The core writes atomically: a cancel leaves no file behind."""
-    from cognitivetwin_core import exports
+    from cognitivetwin_core.data import exports
 
     throttle = _Throttle(progress, cancelled)
     with _open(workspace_path) as workspace:
@@ -112,7 +113,7 @@ def run_export(progress, cancelled, workspace_path, which: str, path: Path, base
 
 def run_token_count(progress, cancelled, workspace_path, base_model: str) -> str:
     """Tokens of every message with the base's tokenizer (transformers loads here, off the GUI thread)."""
-    from cognitivetwin_core.base_model_loader import load_tokenizer
+    from cognitivetwin_core.models.loader import load_tokenizer
 
     throttle = _Throttle(progress, cancelled)
     throttle(("Loading the tokenizer…", None))

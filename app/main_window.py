@@ -4,7 +4,7 @@ Tabs are built from `TAB_FACTORIES` (title, shortcut digit, factory): swap a fac
 replace a tab's widget. A tab may implement any of these optional methods, which the window
 calls when it applies:
 
-- ``set_workspace(workspace)``: the open `cognitivetwin_core.workspace.Workspace` changed;
+- ``set_workspace(workspace)``: the open `cognitivetwin_core.data.workspace.Workspace` changed;
 - ``set_base_model(name)``: the chosen base model changed;
 - ``confirm_close() -> bool``: the window is about to close; False keeps it open (the tab
   asked the user, and closes the window itself once its work has stopped);
@@ -38,7 +38,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cognitivetwin_core.base_models import CATALOG
+from cognitivetwin_core.models.catalog import CATALOG
 from cognitivetwin_core.errors import CognitiveTwinError
 from cognitivetwin_core.logging_setup import log_file_path
 from cognitivetwin_core.paths import default_workspace_dir
@@ -101,7 +101,7 @@ TAB_FACTORIES: list[tuple[str, str, Callable[[], QWidget]]] = [
 
 def _open_first_workspace(progress, cancelled, candidates):
     """Worker-thread body: the first candidate that opens; else the first candidate's error."""
-    from cognitivetwin_core.workspace import Workspace
+    from cognitivetwin_core.data.workspace import Workspace
 
     first_error = None
     for candidate in candidates:
@@ -301,7 +301,7 @@ class MainWindow(QMainWindow):
     def open_workspace(self, path: Path | str | None) -> bool:
         """Open (or create) the workspace at `path` on this thread; a fixable problem is shown
         inline. The window's own menu and start-up use `open_workspace_in_background`."""
-        from cognitivetwin_core.workspace import Workspace
+        from cognitivetwin_core.data.workspace import Workspace
 
         try:
             workspace = Workspace.open(path)

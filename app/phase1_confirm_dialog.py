@@ -11,7 +11,7 @@ import asyncio
 
 from PySide6.QtWidgets import QMessageBox, QWidget
 
-from cognitivetwin_core.phase1 import DryRun
+from cognitivetwin_core.phase1.jobs import DryRun
 
 
 def confirmation_text(plan: DryRun) -> tuple[str, str]:

@@ -1,6 +1,6 @@
 """The Phase 1 tab's GUI-thread controller: dry runs, launches, monitoring, cancel, download.
 
-It drives the core's `Phase1Backend`s (`cognitivetwin_core.phase1`): every core call is
+It drives the core's `Phase1Backend`s (`cognitivetwin_core.phase1.jobs`): every core call is
 synchronous and may block on the network or the disk, so each runs on a worker thread
 (`asyncio.to_thread`) awaited by a coroutine on the qasync loop; the GUI thread never waits.
 Results come back as this object's signals, emitted in the GUI thread.
@@ -34,7 +34,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal, Slot
 
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
-from cognitivetwin_core.phase1 import TERMINAL_STATUSES, DryRun, JobUpdate, Phase1Settings
+from cognitivetwin_core.phase1.jobs import TERMINAL_STATUSES, DryRun, JobUpdate, Phase1Settings
 
 from .background_job import BackgroundJob
 from .tasks import start_task
@@ -51,7 +51,7 @@ ASSUMED_FLOPS = {"cpu": 1.5e10, "cuda": 2.0e12}
 
 def read_api_key() -> str | None:
     """The Together key from the OS keyring (raises KeyringUnavailableError with a plain message)."""
-    from cognitivetwin_core import secrets
+    from cognitivetwin_core.connections import secrets
 
     return secrets.get_secret(secrets.TOGETHER_API_KEY)
 
@@ -77,14 +77,14 @@ def is_terminal(status: str | None) -> bool:
 
 def _parameter_count(base_model: str) -> tuple[float, str]:
     """About how many parameters the base has (and its name), from its config or the catalog."""
-    from cognitivetwin_core.base_models import resolve_base
+    from cognitivetwin_core.models.catalog import resolve_base
 
     resolved = resolve_base(base_model)
     config = {}
     folder = resolved if isinstance(resolved, Path) else None
     if folder is None and resolved.embedded:
         try:
-            from cognitivetwin_core.base_model_loader import base_model_dir
+            from cognitivetwin_core.models.loader import base_model_dir
 
             folder = Path(base_model_dir(base_model))
         except Exception:  # the estimate must not fail a dry run
@@ -198,7 +198,7 @@ class Phase1Controller(QObject):
         self._live.clear()
         self._ended.clear()
         if workspace is not None:
-            from cognitivetwin_core.local_lora import LocalLoraJobs
+            from cognitivetwin_core.phase1.local_lora import LocalLoraJobs
 
             # Marks local runs that were going when the app stopped as interrupted.
             self._local = LocalLoraJobs(workspace, **self.local_options)
@@ -239,7 +239,7 @@ class Phase1Controller(QObject):
         async with self._manager_lock:  # one manager (one reconcile) even when several tasks ask at once
             if self._manager is not None and key == self._manager_key and self._manager.workspace is workspace:
                 return self._manager
-            from cognitivetwin_core.together_jobs import TogetherJobManager
+            from cognitivetwin_core.phase1.together_jobs import TogetherJobManager
 
             poll = self.poll_interval
             manager = await asyncio.to_thread(lambda: TogetherJobManager(workspace, api_key=key, poll_interval=poll))
@@ -449,7 +449,7 @@ class Phase1Controller(QObject):
         self._monitors[job_id] = start_task(self._monitor(job_id, self.workspace), name=f"watch {job_id}")
 
     async def _monitor(self, job_id: str, workspace) -> None:
-        from cognitivetwin_core.together_errors import TogetherServiceError
+        from cognitivetwin_core.phase1.together_errors import TogetherServiceError
 
         interval = self.poll_interval
         failures = 0

@@ -77,7 +77,7 @@ class Phase2Controller(QObject):
 
     def start(self, config, *, workspace=None, conversations=None, data_file=None) -> bool:
         """Start a run; False (and `failed` emitted) when the settings are unusable."""
-        from cognitivetwin_core.phase2_trainer import Phase2Trainer
+        from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
         if self.is_running():
             raise RuntimeError("a Phase 2 run is already in progress")

@@ -24,7 +24,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from cognitivetwin_core.conversation import ROLES, Conversation, Message
 from cognitivetwin_core.errors import CancelledError, CognitiveTwinError
-from cognitivetwin_core.trajectory import TurnTrajectory, annotate
+from cognitivetwin_core.annotation.trajectory import TurnTrajectory, annotate
 
 from .background_job import BackgroundJob
 
@@ -38,7 +38,7 @@ RUNS_KEPT_LOADED = 2  # the current run and a compared one
 # ----- runs ------------------------------------------------------------------------------------
 
 
-# A Phase 2 output folder (cognitivetwin_core.twin_model's file names; not imported from
+# A Phase 2 output folder (cognitivetwin_core.phase2.twin_model's file names; not imported from
 # there because that module imports torch, and the run list is built on the GUI thread).
 COMPONENTS_CONFIG = "config.json"
 COMPONENTS_WEIGHTS = "model.safetensors"
@@ -155,7 +155,7 @@ class AnalysisRequest:
 @dataclass
 class AnalysisResult:
     request: AnalysisRequest
-    analysis: object  # cognitivetwin_core.analysis.Analysis
+    analysis: object  # cognitivetwin_core.playground.analysis.Analysis
     plan_rows: list[list[tuple]]  # per step: (score, conversation_id, turn_index, role, text)
     seconds: float
 
@@ -250,7 +250,7 @@ class PlaygroundSession:
         return loaded, True
 
     def analyze(self, loaded: LoadedRun, request: AnalysisRequest) -> AnalysisResult:
-        from cognitivetwin_core.analysis import analyze
+        from cognitivetwin_core.playground.analysis import analyze
 
         started = time.perf_counter()
         # A workspace message (source) takes its pooled state from the neighbour index (the
@@ -270,14 +270,14 @@ def _check(cancelled) -> None:
 
 def load_run(run_dir: Path, workspace_path, progress, cancelled) -> LoadedRun:
     """Load the twin of `run_dir`, index the workspace's messages, and sign them for the map."""
-    from cognitivetwin_core.analysis import NeighbourIndex, load_playground_model
+    from cognitivetwin_core.playground.analysis import NeighbourIndex, load_playground_model
 
     progress(("Loading the base model and the Phase 2 components…", None))
     model = load_playground_model(run_dir, device="auto")
     _check(cancelled)
     if workspace_path is None:
         return LoadedRun(Path(run_dir), model, None, *_empty_map())
-    from cognitivetwin_core.workspace import Workspace
+    from cognitivetwin_core.data.workspace import Workspace
 
     with Workspace.open(workspace_path) as workspace:
         conversations = [c for c in workspace.iter_conversations() if c.messages]
@@ -432,7 +432,7 @@ class PlaygroundController(QObject):
 
     @Slot(object)
     def _on_failed(self, exc) -> None:
-        from cognitivetwin_core.base_models import UnknownBaseModelError
+        from cognitivetwin_core.models.catalog import UnknownBaseModelError
 
         # A run whose base model is gone or unknown is fixable by the user (it is a
         # ValueError in the core, not a CognitiveTwinError): say it inline.

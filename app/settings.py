@@ -1,6 +1,6 @@
 """The studio's settings: one INI file in the user config dir, behind a few functions.
 
-Never secrets: keys live in the OS keyring (`cognitivetwin_core.secrets`). `write` refuses
+Never secrets: keys live in the OS keyring (`cognitivetwin_core.connections.secrets`). `write` refuses
 any value that looks like a key (or is one the app has read from the keyring), so a
 mistake cannot put one on disk.
 """
@@ -12,8 +12,8 @@ from typing import Any
 
 from PySide6.QtCore import QSettings
 
-from cognitivetwin_core.base_models import DEFAULT_BASE_MODEL
-from cognitivetwin_core.connection_checks import DEFAULT_SUPABASE_TABLE
+from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
+from cognitivetwin_core.connections.checks import DEFAULT_SUPABASE_TABLE
 from cognitivetwin_core.logging_setup import redact
 from cognitivetwin_core.paths import user_config_dir
 
@@ -30,7 +30,7 @@ SUPABASE_TABLE = "supabase/table"
 SUPABASE_MAPPING_PREFIX = "supabase/mapping/"
 
 # The import mapping: field of a turn -> column of the Supabase table (DESIGN §3), with the
-# field names and defaults of `cognitivetwin_core.importers.supabase_table.ColumnMapping`.
+# field names and defaults of `cognitivetwin_core.data.importers.supabase_table.ColumnMapping`.
 DEFAULT_SUPABASE_MAPPING = {
     "conversation_id": "conversation_id",
     "role": "role",

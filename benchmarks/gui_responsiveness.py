@@ -73,8 +73,8 @@ def main(argv=None) -> int:
 
     from app.main import create_application
     from app.main_window import MainWindow
-    from cognitivetwin_core.importers import import_into
-    from cognitivetwin_core.feature_cache import default_cache_root
+    from cognitivetwin_core.data.importers import import_into
+    from cognitivetwin_core.phase2.feature_cache import default_cache_root
 
     app = create_application()
     import asyncio

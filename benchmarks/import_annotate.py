@@ -6,7 +6,7 @@ turns short, assistant turns long, about 1% of messages very long, some code), t
 5D trajectory annotation, pattern labels, SQLite writes), and prints the ratio.
 Target: import + annotation at most 3x the JSON parse.
 
-Big imports annotate on worker processes (cognitivetwin_core.annotation_pool); `--workers 0`
+Big imports annotate on worker processes (cognitivetwin_core.annotation.pool); `--workers 0`
 times the single-process import. Besides wall time it prints CPU time (the importing
 process plus its workers), which says what a machine shared with other jobs hides.
 
@@ -95,8 +95,8 @@ def main() -> int:
     if args.workers is not None:
         os.environ["COGNITIVETWIN_IMPORT_WORKERS"] = str(args.workers)
 
-    from cognitivetwin_core.importers import import_into
-    from cognitivetwin_core.workspace import Workspace
+    from cognitivetwin_core.data.importers import import_into
+    from cognitivetwin_core.data.workspace import Workspace
 
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="ct-bench-"))
     folder.mkdir(parents=True, exist_ok=True)

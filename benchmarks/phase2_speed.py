@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 
 def _conversations(data_file: str):
-    from cognitivetwin_core.importers import read_conversations
+    from cognitivetwin_core.data.importers import read_conversations
 
     conversations, _ = read_conversations(data_file)
     return [c for c in conversations if c.messages]
@@ -51,8 +51,8 @@ def measure_limit(model, tokenizer, conversations, device: str, batch_tokens: in
     """1: only the backbone's forward passes over the trainer's windows (tokenised beforehand)."""
     import torch
 
-    from cognitivetwin_core.device_selection import autocast_dtype
-    from cognitivetwin_core.turn_encoder import EncodingSettings, TurnEncoder
+    from cognitivetwin_core.models.devices import autocast_dtype
+    from cognitivetwin_core.phase2.turn_encoder import EncodingSettings, TurnEncoder
 
     encoder = TurnEncoder(model, tokenizer, EncodingSettings(batch_tokens=batch_tokens), device=device)
     jobs = sorted(encoder.plan([c.messages for c in conversations]), key=lambda job: len(job[2]), reverse=True)
@@ -87,12 +87,12 @@ def measure_seed_epoch(model, tokenizer, conversations, train_ids, device: str, 
     import torch
     import torch.nn.functional as F
 
-    from cognitivetwin_core.device_selection import autocast_dtype
-    from cognitivetwin_core.patterns import pattern_vector, patterns_for
-    from cognitivetwin_core.stylometrics import stylometric_features
-    from cognitivetwin_core.trajectory import annotate
-    from cognitivetwin_core.turn_encoder import tokenize_conversation
-    from cognitivetwin_core.twin_model import TwinComponents, TwinConfig
+    from cognitivetwin_core.models.devices import autocast_dtype
+    from cognitivetwin_core.annotation.patterns import pattern_vector, patterns_for
+    from cognitivetwin_core.annotation.stylometrics import stylometric_features
+    from cognitivetwin_core.annotation.trajectory import annotate
+    from cognitivetwin_core.phase2.turn_encoder import tokenize_conversation
+    from cognitivetwin_core.phase2.twin_model import TwinComponents, TwinConfig
 
     torch.manual_seed(0)
     components = TwinComponents(TwinConfig(hidden_size=model.config.hidden_size, plan_steps=plan_steps)).to(device)
@@ -134,7 +134,7 @@ def measure_seed_epoch(model, tokenizer, conversations, train_ids, device: str, 
 
 def child_trainer(args) -> None:
     """2, in its own process: the Phase 2 trainer from a cold cache."""
-    from cognitivetwin_core.phase2_trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
 
     config = Phase2Config(
         base_model=args.base_model, output_dir=args.output_dir, epochs=args.epochs, device=args.device,
@@ -172,7 +172,7 @@ def main() -> int:
     parser.add_argument("--cache-dir", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.data_file == "demo":
-        from cognitivetwin_core.importers.demo import demo_dataset_path
+        from cognitivetwin_core.data.importers.demo import demo_dataset_path
 
         args.data_file = str(demo_dataset_path())
     if args.child_trainer:
@@ -181,9 +181,9 @@ def main() -> int:
 
     import torch
 
-    from cognitivetwin_core.device_selection import select_device
-    from cognitivetwin_core.phase2_trainer import Phase2Config, Phase2Trainer
-    from cognitivetwin_core.twin_model import load_frozen_base
+    from cognitivetwin_core.models.devices import select_device
+    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.twin_model import load_frozen_base
 
     device = select_device(args.device)
     args.device = device

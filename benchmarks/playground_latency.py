@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO))
 
 
 def _train(workspace, base: str) -> None:
-    from cognitivetwin_core.phase2_trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
 
     config = Phase2Config(base_model=base, epochs=1, device="auto", batch_size=4, gradient_accumulation=1)
     for event in Phase2Trainer(config, workspace=workspace).run():
@@ -54,8 +54,8 @@ def main(argv=None) -> int:
     from PySide6.QtCore import QEventLoop, QTimer
     from PySide6.QtWidgets import QApplication
 
-    from cognitivetwin_core.importers import import_into
-    from cognitivetwin_core.workspace import Workspace
+    from cognitivetwin_core.data.importers import import_into
+    from cognitivetwin_core.data.workspace import Workspace
 
     app = QApplication.instance() or QApplication([])
     if args.workspace:

@@ -13,7 +13,7 @@ import re
 import threading
 from pathlib import Path
 
-from .paths import user_log_dir
+from cognitivetwin_core.paths import user_log_dir
 
 LOG_FILE_NAME = "cognitivetwin.log"
 REDACTED = "[REDACTED]"

@@ -33,7 +33,7 @@ def isolated_user_dirs(tmp_path, monkeypatch):
 @pytest.fixture(scope="session")
 def embedded_model_dir() -> Path:
     """The embedded SmolLM2 model as a safetensors folder, converted once per cache."""
-    from cognitivetwin_core.embedded_model import ensure_converted
+    from cognitivetwin_core.models.embedded import ensure_converted
 
     return ensure_converted()
 
@@ -41,14 +41,14 @@ def embedded_model_dir() -> Path:
 @pytest.fixture(scope="session")
 def embedded_model(embedded_model_dir):
     """(model, tokenizer) of the embedded base, loaded once per test session. Do not train it."""
-    from cognitivetwin_core.base_model_loader import load_base_model
+    from cognitivetwin_core.models.loader import load_base_model
 
     return load_base_model("smollm2-135m")
 
 
 @pytest.fixture(scope="session")
 def embedded_tokenizer(embedded_model_dir):
-    from cognitivetwin_core.base_model_loader import load_tokenizer
+    from cognitivetwin_core.models.loader import load_tokenizer
 
     return load_tokenizer("smollm2-135m")
 
@@ -114,7 +114,7 @@ def qasync_loop(qapp):
 @pytest.fixture(scope="session")
 def demo_conversations():
     """The bundled demo dataset, read once per session."""
-    from cognitivetwin_core.importers import read_conversations
+    from cognitivetwin_core.data.importers import read_conversations
 
     conversations, _report = read_conversations("demo")
     return conversations
@@ -127,8 +127,8 @@ def phase2_demo_run(tmp_path_factory, embedded_model_dir, demo_conversations) ->
     user cache, so later runs (and the playground's neighbour index) reuse them."""
     import torch
 
-    from cognitivetwin_core.importers.demo import demo_dataset_path
-    from cognitivetwin_core.phase2_trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.data.importers.demo import demo_dataset_path
+    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
 
     threads = torch.get_num_threads()
     output = tmp_path_factory.mktemp("phase2-demo") / "run"

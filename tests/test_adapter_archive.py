@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import zstandard
 
-from cognitivetwin_core.adapter_archive import (
+from cognitivetwin_core.phase1.adapter_archive import (
     AdapterArchiveError,
     extract_adapter_archive,
     public_base_id,

@@ -16,14 +16,14 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("torch_one_thread")]
 
 @pytest.fixture(scope="module")
 def demo_model(phase2_demo_run):
-    from cognitivetwin_core.analysis import load_playground_model
+    from cognitivetwin_core.playground.analysis import load_playground_model
 
     return load_playground_model(phase2_demo_run, device="cpu")
 
 
 @pytest.fixture(scope="module")
 def demo_index(demo_model, phase2_demo_run):
-    from cognitivetwin_core.analysis import NeighbourIndex
+    from cognitivetwin_core.playground.analysis import NeighbourIndex
 
     index = NeighbourIndex.for_run(demo_model, phase2_demo_run)
     assert index is not None
@@ -31,9 +31,9 @@ def demo_index(demo_model, phase2_demo_run):
 
 
 def test_analyze_fills_every_panel(demo_model, demo_index, demo_conversations):
-    from cognitivetwin_core.analysis import analyze
-    from cognitivetwin_core.patterns import PATTERN_NAMES
-    from cognitivetwin_core.stylometrics import STYLOMETRIC_NAMES
+    from cognitivetwin_core.playground.analysis import analyze
+    from cognitivetwin_core.annotation.patterns import PATTERN_NAMES
+    from cognitivetwin_core.annotation.stylometrics import STYLOMETRIC_NAMES
 
     conversation = demo_conversations[0]
     result = analyze(conversation.messages[2], conversation.messages[:2], demo_model, neighbours_index=demo_index)
@@ -57,7 +57,7 @@ def test_analyze_fills_every_panel(demo_model, demo_index, demo_conversations):
 
 def test_playground_pools_like_training(demo_model, demo_index, demo_conversations):
     """A workspace message analysed with its context has the pooled state training cached for it."""
-    from cognitivetwin_core.analysis import pooled_state
+    from cognitivetwin_core.playground.analysis import pooled_state
 
     conversation = demo_conversations[3]
     row = next(i for i, e in enumerate(demo_index.entries) if e.conversation_id == conversation.id and e.message_index == 1)
@@ -73,7 +73,7 @@ def test_playground_pools_like_training(demo_model, demo_index, demo_conversatio
 
 
 def test_a_workspace_message_uses_its_indexed_state_and_is_not_its_own_neighbour(demo_model, demo_index, demo_conversations, monkeypatch):
-    from cognitivetwin_core.analysis import analyze
+    from cognitivetwin_core.playground.analysis import analyze
 
     conversation = demo_conversations[5]
     turn = 1
@@ -108,7 +108,7 @@ def test_a_workspace_message_uses_its_indexed_state_and_is_not_its_own_neighbour
 
 
 def test_repeat_analysis_reuses_the_pooled_state_and_trajectory_edits_change_outputs(demo_model, monkeypatch):
-    from cognitivetwin_core.analysis import analyze
+    from cognitivetwin_core.playground.analysis import analyze
 
     context = [Message("user", "my celery worker leaks memory"), Message("assistant", "Which version of Python?")]
     first = analyze("3.11, running in docker", context, demo_model, role="user")
@@ -161,7 +161,7 @@ def test_playground_cli(phase2_demo_run, tmp_path, capsys):
 def test_stylometric_readout_follows_the_measured_features(demo_model, demo_index):
     """After the short demo run the readout tracks each message's measured stylometrics (it
     used to sit near 0.5 for every feature)."""
-    from cognitivetwin_core.stylometrics import STYLOMETRIC_NAMES, stylometric_features
+    from cognitivetwin_core.annotation.stylometrics import STYLOMETRIC_NAMES, stylometric_features
 
     coords = torch.tensor([t["coordinates"] for t in demo_index._trajectories], dtype=torch.float32)
     phases = torch.tensor([t["phase_id"] for t in demo_index._trajectories], dtype=torch.long)

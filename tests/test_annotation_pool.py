@@ -7,10 +7,10 @@ import sys
 
 import pytest
 
-from cognitivetwin_core import annotation_pool
-from cognitivetwin_core.annotation_pool import AnnotationPipeline
+from cognitivetwin_core.annotation import pool as annotation_pool
+from cognitivetwin_core.annotation.pool import AnnotationPipeline
 from cognitivetwin_core.conversation import Conversation, Message
-from cognitivetwin_core.workspace import Workspace, annotate_conversations
+from cognitivetwin_core.data.workspace import Workspace, annotate_conversations
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux only")
 

@@ -14,8 +14,8 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLineEdit
 
-from cognitivetwin_core import secrets
-from cognitivetwin_core.connection_checks import CheckStatus
+from cognitivetwin_core.connections import secrets
+from cognitivetwin_core.connections.checks import CheckStatus
 from test_secrets import _secret_service_items, active_log_file, files_containing
 from together_server import FakeTogether
 

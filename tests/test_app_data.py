@@ -19,7 +19,7 @@ def _wait_job(qtbot, tab, start, timeout=60_000):
 
 
 def test_demo_offer_imports_the_demo_and_browses_annotated_conversations(window, qtbot, test_output_dir):
-    from cognitivetwin_core.trajectory import PHASE_NAMES
+    from cognitivetwin_core.annotation.trajectory import PHASE_NAMES
 
     tab = window.data_tab
     assert window.demo_banner.isVisible()
@@ -69,7 +69,7 @@ def test_demo_offer_imports_the_demo_and_browses_annotated_conversations(window,
 
 
 def test_filters_narrow_the_list(window, qtbot):
-    from cognitivetwin_core.patterns import PATTERN_NAMES
+    from cognitivetwin_core.annotation.patterns import PATTERN_NAMES
 
     tab = window.data_tab
     with qtbot.waitSignal(tab.importFinished, timeout=60_000):
@@ -171,7 +171,7 @@ def test_cancelled_import_writes_nothing(window, qtbot, tmp_path):
 
 def test_supabase_import_uses_the_keyring_and_the_mapping(window, qtbot, tmp_path, monkeypatch):
     from app import data_jobs, settings
-    from cognitivetwin_core import secrets
+    from cognitivetwin_core.connections import secrets
     from postgrest_server import PostgrestServer, make_turns_table
 
     rows = make_turns_table(tmp_path / "turns.sqlite3", 40)
@@ -243,7 +243,7 @@ def test_data_tab_stays_usable_with_100k_messages(window, qtbot, big_workspace, 
 def big_workspace(tmp_path_factory):
     """10,000 conversations of 10 messages: 100k annotated messages (built once per session)."""
     from cognitivetwin_core.conversation import Conversation, Message
-    from cognitivetwin_core.workspace import Workspace
+    from cognitivetwin_core.data.workspace import Workspace
 
     workspace = Workspace.open(tmp_path_factory.mktemp("big-workspace"))
 
@@ -324,7 +324,7 @@ def test_an_unexpected_failure_is_shown_inline_and_in_the_error_dialog(window, q
 
 
 def test_import_menu_lists_every_file_importer(window, monkeypatch, tmp_path, qtbot):
-    from cognitivetwin_core.importers import IMPORTERS
+    from cognitivetwin_core.data.importers import IMPORTERS
 
     tab = window.data_tab
     tab.import_menu.aboutToShow.emit()

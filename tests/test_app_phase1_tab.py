@@ -15,7 +15,7 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 
-from cognitivetwin_core import secrets
+from cognitivetwin_core.connections import secrets
 from together_server import FakeTogether, make_tiny_lora_adapter
 
 
@@ -71,7 +71,7 @@ def data_file(tmp_path) -> Path:
 
 @pytest.fixture()
 def workspace(tmp_path):
-    from cognitivetwin_core.workspace import Workspace
+    from cognitivetwin_core.data.workspace import Workspace
 
     with Workspace.open(tmp_path / "ws") as ws:
         yield ws
@@ -249,7 +249,7 @@ def test_monitoring_resumes_in_a_new_window_after_a_restart(qtbot, qasync_loop, 
                                                             data_file, confirm, tmp_path, monkeypatch):
     from app.main_window import MainWindow
     from app.phase1_controller import Phase1Controller
-    from cognitivetwin_core.workspace import Workspace
+    from cognitivetwin_core.data.workspace import Workspace
 
     workspace_dir = tmp_path / "restart-ws"
     monkeypatch.setattr(Phase1Controller, "poll_interval", 60.0)  # the first window polls once, then waits
@@ -368,7 +368,7 @@ def test_the_key_comes_from_the_keyring(tab, qtbot, fake, data_file):
 
 
 def test_export_from_the_workspace_feeds_the_dry_run(tab, qtbot, fake, workspace, confirm):
-    from cognitivetwin_core.importers import import_into
+    from cognitivetwin_core.data.importers import import_into
 
     report = import_into(workspace, "demo")
     _fill_together(tab, Path("unused.jsonl"), api_key=fake.api_key)
@@ -408,8 +408,8 @@ def test_closing_during_a_local_run_stops_it_cleanly(tab, qtbot, data_file, tiny
 def test_a_launch_cut_short_by_a_crash_is_adopted_and_watched(qtbot, qasync_loop, isolated_user_dirs, fake, fake_key,
                                                               fast_polls, data_file, tmp_path):
     from app.tabs.phase1_tab import Phase1Tab
-    from cognitivetwin_core.together_jobs import TogetherJobManager
-    from cognitivetwin_core.workspace import Workspace
+    from cognitivetwin_core.phase1.together_jobs import TogetherJobManager
+    from cognitivetwin_core.data.workspace import Workspace
 
     with Workspace.open(tmp_path / "crashed-ws") as ws:
         jobs = TogetherJobManager(ws, api_key=fake.api_key, base_url=fake.base_url)
@@ -437,7 +437,7 @@ def test_the_real_confirmation_dialog_opens_without_blocking_and_answers(qtbot, 
 
     from app.phase1_confirm_dialog import LaunchConfirmDialog
     from app.tasks import start_task
-    from cognitivetwin_core.phase1 import DatasetStats, DryRun, Phase1Settings
+    from cognitivetwin_core.phase1.jobs import DatasetStats, DryRun, Phase1Settings
 
     plan = DryRun(backend="together", settings=Phase1Settings(epochs=2), model_id="meta-llama/Llama-3.2-3B-Instruct",
                   data=DatasetStats("d.jsonl", "0" * 64, 12, 24, 12, 4000), estimated_price=1.25)

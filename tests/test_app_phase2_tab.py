@@ -28,8 +28,8 @@ def shared_feature_cache(tmp_path_factory) -> Path:
 
 @pytest.fixture()
 def demo_workspace(tmp_path):
-    from cognitivetwin_core.importers import import_into
-    from cognitivetwin_core.workspace import Workspace
+    from cognitivetwin_core.data.importers import import_into
+    from cognitivetwin_core.data.workspace import Workspace
 
     workspace = Workspace.open(tmp_path / "workspace")
     import_into(workspace, "demo")
@@ -105,7 +105,7 @@ def test_live_plot_buffers_grow_and_redraws_are_throttled(qtbot):
 
 def test_unusable_data_is_reported_in_the_tab(qtbot, tmp_path, tiny_model_dir):
     from app.tabs.phase2_tab import Phase2Tab
-    from cognitivetwin_core.workspace import Workspace
+    from cognitivetwin_core.data.workspace import Workspace
 
     widget = Phase2Tab()
     qtbot.addWidget(widget)
@@ -128,8 +128,8 @@ def test_embedded_model_run_on_demo_conversations_plots_and_saves(
     """The issue's main path with the embedded SmolLM2: a few demo conversations (one
     source of the workspace), one epoch; the plots get points, the model is saved."""
     from app.tabs.phase2_tab import Phase2Tab
-    from cognitivetwin_core.importers import import_into
-    from cognitivetwin_core.workspace import Workspace
+    from cognitivetwin_core.data.importers import import_into
+    from cognitivetwin_core.data.workspace import Workspace
 
     demo_lines = (resources_dir() / "demo" / "conversations.jsonl").read_text(encoding="utf-8").splitlines()
     few = tmp_path / "few-demo-conversations.jsonl"
@@ -271,7 +271,7 @@ def test_closing_the_window_during_a_run_stops_saves_and_ends_the_thread(
 
     from app.main_window import MainWindow
     from app.tabs.phase2_tab import Phase2Tab
-    from cognitivetwin_core.importers import import_into
+    from cognitivetwin_core.data.importers import import_into
 
     window = MainWindow()
     qtbot.addWidget(window)
@@ -317,7 +317,7 @@ def test_closing_the_window_during_a_run_stops_saves_and_ends_the_thread(
 
 
 def test_switching_workspace_during_a_run_stops_and_saves_it_first(qtbot, tab, demo_workspace, tmp_path):
-    from cognitivetwin_core.workspace import Workspace
+    from cognitivetwin_core.data.workspace import Workspace
 
     tab.epochs_spin.setValue(20)
     with qtbot.waitSignal(tab.controller.stepDone, timeout=RUN_TIMEOUT_MS):

@@ -16,7 +16,7 @@ ANALYSIS_TIMEOUT_MS = 30_000
 
 
 def _train(output_dir, seed: int, base_dir, **source):
-    from cognitivetwin_core.phase2_trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
 
     config = Phase2Config(
         base_model=str(base_dir), output_dir=str(output_dir), epochs=1, batch_size=8, gradient_accumulation=1,
@@ -32,8 +32,8 @@ def trained_workspace(tmp_path_factory, tiny_model_dir):
     """The demo data in a workspace with a Phase 2 run of it (a tiny base, one epoch), and a
     second run outside the workspace (another seed, a few of the conversations), which the
     tab opens as a folder."""
-    from cognitivetwin_core.importers import import_into
-    from cognitivetwin_core.workspace import Workspace
+    from cognitivetwin_core.data.importers import import_into
+    from cognitivetwin_core.data.workspace import Workspace
 
     root = tmp_path_factory.mktemp("playground")
     workspace = Workspace.open(root / "workspace")
@@ -82,7 +82,7 @@ def _wait_main(qtbot, tab, action):
 
 def _expected(tab, request):
     """The core's analysis of the same input, computed here, outside the tab."""
-    from cognitivetwin_core.analysis import analyze
+    from cognitivetwin_core.playground.analysis import analyze
 
     loaded = tab.controller.session.find(request.run_dir, tab.workspace.path)
     from app.playground_controller import NEIGHBOURS_PER_STEP
@@ -95,7 +95,7 @@ def _expected(tab, request):
 
 def _assert_panels_show(tab, expected, request):
     """Every panel shows the numbers of `expected` (the core's Analysis)."""
-    from cognitivetwin_core.stylometrics import stylometric_dict
+    from cognitivetwin_core.annotation.stylometrics import stylometric_dict
 
     assert expected.pattern_labels == tab.main_result.analysis.pattern_labels
     rows = tab.pattern_bars.rows()
@@ -288,7 +288,7 @@ def test_export_writes_the_view_and_its_numbers(tab, qtbot, trained_workspace, t
 
 def test_no_run_yet_says_what_to_do_and_a_bad_folder_is_reported(qtbot, tmp_path, isolated_user_dirs):
     from app.tabs.playground_tab import PlaygroundTab
-    from cognitivetwin_core.workspace import Workspace
+    from cognitivetwin_core.data.workspace import Workspace
 
     widget = PlaygroundTab()
     qtbot.addWidget(widget)

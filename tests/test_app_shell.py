@@ -45,7 +45,7 @@ def test_placeholder_tabs_describe_themselves_without_controls(qtbot):
 
 def test_first_start_creates_the_default_workspace_and_offers_the_demo(window, isolated_user_dirs):
     from cognitivetwin_core.paths import default_workspace_dir
-    from cognitivetwin_core.workspace import DB_NAME
+    from cognitivetwin_core.data.workspace import DB_NAME
 
     assert window.workspace.path == default_workspace_dir().resolve()
     assert (default_workspace_dir() / DB_NAME).is_file()
@@ -110,7 +110,7 @@ def test_later_tabs_are_built_on_first_show_with_the_current_workspace(qtbot, qa
 
 
 def test_the_window_opens_workspaces_on_a_worker_thread(window, qtbot, tmp_path, monkeypatch):
-    from cognitivetwin_core.workspace import Workspace
+    from cognitivetwin_core.data.workspace import Workspace
 
     opened_in = []
     original_open = Workspace.open.__func__

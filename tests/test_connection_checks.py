@@ -8,7 +8,7 @@ import socket
 
 import pytest
 
-from cognitivetwin_core.connection_checks import CheckStatus, check_supabase, check_together
+from cognitivetwin_core.connections.checks import CheckStatus, check_supabase, check_together
 from together_server import FakeTogether
 
 

@@ -8,8 +8,8 @@ import time
 
 import pytest
 
-from cognitivetwin_core import embedded_model
-from cognitivetwin_core.base_models import CATALOG, DEFAULT_BASE_MODEL, UnknownBaseModelError, resolve_base
+from cognitivetwin_core.models import embedded as embedded_model
+from cognitivetwin_core.models.catalog import CATALOG, DEFAULT_BASE_MODEL, UnknownBaseModelError, resolve_base
 
 
 def test_gguf_found_through_package_metadata():
@@ -28,7 +28,7 @@ def test_converted_folder_is_safetensors_only(embedded_model_dir):
 def test_loads_from_cache_offline_and_fast(embedded_model_dir):
     code = (
         "import time; t=time.perf_counter()\n"
-        "from cognitivetwin_core.base_model_loader import load_base_model\n"
+        "from cognitivetwin_core.models.loader import load_base_model\n"
         "t=time.perf_counter(); m, tok = load_base_model('smollm2-135m')\n"
         "print(time.perf_counter()-t, m.config.hidden_size)"
     )
@@ -41,7 +41,7 @@ def test_loads_from_cache_offline_and_fast(embedded_model_dir):
 
 
 def test_greedy_generation_through_chat_template(embedded_model):
-    from cognitivetwin_core.generation import chat_generate
+    from cognitivetwin_core.models.generation import chat_generate
 
     model, tokenizer = embedded_model
     assert model.config.hidden_size == 576 and model.config.num_hidden_layers == 30

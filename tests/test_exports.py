@@ -10,15 +10,15 @@ import pytest
 from cognitivetwin_core.cli import main as cli_main
 from cognitivetwin_core.conversation import Conversation, Message
 from cognitivetwin_core.errors import InputError
-from cognitivetwin_core.exports import (
+from cognitivetwin_core.data.exports import (
     TokenCounter,
     export_together,
     export_trajectory,
     in_validation,
     write_conversations_jsonl,
 )
-from cognitivetwin_core.importers import import_into, read_conversations
-from cognitivetwin_core.workspace import Workspace
+from cognitivetwin_core.data.importers import import_into, read_conversations
+from cognitivetwin_core.data.workspace import Workspace
 
 
 @pytest.fixture()

@@ -28,7 +28,7 @@ def _conversations():
 
 
 def test_windows_cover_every_message_once_with_context(embedded_tokenizer):
-    from cognitivetwin_core.turn_encoder import plan_windows, tokenize_conversation
+    from cognitivetwin_core.phase2.turn_encoder import plan_windows, tokenize_conversation
 
     messages = [Message("user" if i % 2 == 0 else "assistant", f"Message {i}: " + "word " * (5 + 7 * i)) for i in range(12)]
     tokenized = tokenize_conversation(embedded_tokenizer, messages)
@@ -50,8 +50,8 @@ def test_windows_cover_every_message_once_with_context(embedded_tokenizer):
 def test_windowed_encoding_matches_full_pass_for_short_context(tiny_model_dir):
     """Pooling from windows equals one full pass when the window holds the whole conversation,
     and differs only by context when it does not (every message still gets a finite vector)."""
-    from cognitivetwin_core.turn_encoder import EncodingSettings, TurnEncoder
-    from cognitivetwin_core.twin_model import load_frozen_base
+    from cognitivetwin_core.phase2.turn_encoder import EncodingSettings, TurnEncoder
+    from cognitivetwin_core.phase2.twin_model import load_frozen_base
 
     model, tokenizer = load_frozen_base(str(tiny_model_dir))
     convs = [c.messages for c in _conversations()]
@@ -65,9 +65,9 @@ def test_windowed_encoding_matches_full_pass_for_short_context(tiny_model_dir):
 
 
 def test_cache_hit_skips_encoding_and_invalidation(tiny_model_dir, tmp_path, monkeypatch):
-    from cognitivetwin_core import turn_encoder
-    from cognitivetwin_core.feature_cache import encode_with_cache
-    from cognitivetwin_core.turn_encoder import EncodingSettings
+    from cognitivetwin_core.phase2 import turn_encoder
+    from cognitivetwin_core.phase2.feature_cache import encode_with_cache
+    from cognitivetwin_core.phase2.turn_encoder import EncodingSettings
 
     calls = []
     original = turn_encoder.TurnEncoder.iter_encode
@@ -107,8 +107,8 @@ def test_cache_hit_skips_encoding_and_invalidation(tiny_model_dir, tmp_path, mon
 
 
 def test_cache_key_follows_adapter_and_base_weights(tiny_model_dir, tmp_path, embedded_tokenizer):
-    from cognitivetwin_core.feature_cache import FeatureCache, model_identity
-    from cognitivetwin_core.turn_encoder import EncodingSettings
+    from cognitivetwin_core.phase2.feature_cache import FeatureCache, model_identity
+    from cognitivetwin_core.phase2.turn_encoder import EncodingSettings
 
     settings = EncodingSettings()
     adapter = tmp_path / "adapter"
@@ -126,7 +126,7 @@ def test_cache_key_follows_adapter_and_base_weights(tiny_model_dir, tmp_path, em
 
 
 def test_interrupted_encoding_stores_nothing(tiny_model_dir, tmp_path):
-    from cognitivetwin_core.feature_cache import encode_with_cache
+    from cognitivetwin_core.phase2.feature_cache import encode_with_cache
 
     cached, hit = encode_with_cache(
         _conversations(), base_model=str(tiny_model_dir), cache_dir=tmp_path, should_stop=lambda: True
@@ -136,7 +136,7 @@ def test_interrupted_encoding_stores_nothing(tiny_model_dir, tmp_path):
 
 
 def test_damaged_entry_is_ignored_and_rebuilt(tiny_model_dir, tmp_path):
-    from cognitivetwin_core.feature_cache import encode_with_cache
+    from cognitivetwin_core.phase2.feature_cache import encode_with_cache
 
     cached, _ = encode_with_cache(_conversations(), base_model=str(tiny_model_dir), cache_dir=tmp_path)
     (cached.path / "features.npy").write_bytes(b"garbage")

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from cognitivetwin_core.importers import (
+from cognitivetwin_core.data.importers import (
     IMPORTERS,
     ImportProgress,
     StrictImportAborted,
@@ -15,7 +15,7 @@ from cognitivetwin_core.importers import (
     read_conversations,
 )
 from cognitivetwin_core.errors import InputError
-from cognitivetwin_core.workspace import Workspace
+from cognitivetwin_core.data.workspace import Workspace
 
 
 def line(messages, **extra) -> str:

@@ -5,7 +5,7 @@ the export's .zip and folder, broken records with their positions."""
 import json
 import zipfile
 
-from cognitivetwin_core.importers import read_conversations
+from cognitivetwin_core.data.importers import read_conversations
 
 
 def node(node_id, parent, children, role=None, text=None, *, time=None, content_type="text", hidden=False,

@@ -5,8 +5,8 @@ import json
 
 import pytest
 
-from cognitivetwin_core.importers import import_into, read_conversations
-from cognitivetwin_core.workspace import Workspace
+from cognitivetwin_core.data.importers import import_into, read_conversations
+from cognitivetwin_core.data.workspace import Workspace
 
 MESSAGES = [
     {"role": "user", "content": "Can you help me plan a lesson on fractions?"},

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from cognitivetwin_core.errors import CancelledError
-from cognitivetwin_core.local_lora import (
+from cognitivetwin_core.phase1.local_lora import (
     IGNORE_INDEX,
     LocalLoraJobs,
     evaluate_loss,
@@ -17,8 +17,9 @@ from cognitivetwin_core.local_lora import (
     train_local_lora,
 )
 from cognitivetwin_core.paths import resources_dir
-from cognitivetwin_core.phase1 import Phase1Settings, open_backend, read_chat_jsonl
-from cognitivetwin_core.workspace import Workspace
+from cognitivetwin_core.phase1.backends import open_backend
+from cognitivetwin_core.phase1.jobs import Phase1Settings, read_chat_jsonl
+from cognitivetwin_core.data.workspace import Workspace
 
 DEMO = resources_dir() / "demo" / "conversations.jsonl"
 
@@ -69,7 +70,7 @@ def test_length_batches_respect_the_token_budget(embedded_tokenizer):
 def test_short_run_on_embedded_model_lowers_loss_and_adapter_loads(small_data, embedded_model, tmp_path):
     from peft import PeftModel
 
-    from cognitivetwin_core.twin_model import load_frozen_base
+    from cognitivetwin_core.phase2.twin_model import load_frozen_base
 
     base, tokenizer = embedded_model
     conversations = read_chat_jsonl(small_data)

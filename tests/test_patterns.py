@@ -6,8 +6,8 @@ import json
 import pytest
 
 from cognitivetwin_core.conversation import Message
-from cognitivetwin_core.importers import demo_dataset_path
-from cognitivetwin_core.patterns import (
+from cognitivetwin_core.data.importers import demo_dataset_path
+from cognitivetwin_core.annotation.patterns import (
     PATTERN_NAMES,
     label_patterns,
     names_from_mask,

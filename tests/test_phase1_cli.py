@@ -12,8 +12,8 @@ import pytest
 
 from cognitivetwin_core.cli import main
 from cognitivetwin_core.paths import resources_dir
-from cognitivetwin_core.phase1 import read_chat_jsonl
-from cognitivetwin_core.workspace import Workspace
+from cognitivetwin_core.phase1.jobs import read_chat_jsonl
+from cognitivetwin_core.data.workspace import Workspace
 
 from together_server import FakeTogether, make_tiny_lora_adapter
 

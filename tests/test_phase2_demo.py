@@ -49,7 +49,7 @@ def test_cli_trains_the_demo_with_a_cache_hit(phase2_demo_run, tmp_path, capsys)
     final = json.loads((tmp_path / "cli" / "metrics.json").read_text())["final"]["metrics"]
     assert final["pattern_macro_f1"] > final["pattern_macro_f1_baseline"] + 0.15
     assert final["planning_cosine"] > final["planning_cosine_baseline"] + 0.015
-    from cognitivetwin_core.twin_model import create_cognitivetwin_v2
+    from cognitivetwin_core.phase2.twin_model import create_cognitivetwin_v2
 
     model = create_cognitivetwin_v2(components_dir=tmp_path / "cli", load_base_model=False, device="cpu")
     assert model.config.hidden_size == 576

@@ -25,7 +25,7 @@ def small_demo(demo_conversations):
 
 
 def _config(tiny_model_dir, tmp_path, name="run", **overrides):
-    from cognitivetwin_core.phase2_trainer import Phase2Config
+    from cognitivetwin_core.phase2.trainer import Phase2Config
 
     settings = dict(
         base_model=str(tiny_model_dir), output_dir=str(tmp_path / name), epochs=3, batch_size=3, lr=1e-3,
@@ -37,7 +37,7 @@ def _config(tiny_model_dir, tmp_path, name="run", **overrides):
 
 
 def _run(config, conversations, on_event=None):
-    from cognitivetwin_core.phase2_trainer import Phase2Trainer
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     trainer = Phase2Trainer(config, conversations=conversations)
     events = []
@@ -49,7 +49,7 @@ def _run(config, conversations, on_event=None):
 
 
 def test_split_is_by_conversation_seeded_and_disjoint(tiny_model_dir, tmp_path):
-    from cognitivetwin_core.phase2_trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
 
     def split(seed, count=50):
         trainer = Phase2Trainer(Phase2Config(seed=seed, val_fraction=0.2, output_dir=str(tmp_path)), conversations=[])
@@ -91,13 +91,13 @@ def test_run_events_files_and_no_leak(tiny_model_dir, tmp_path, small_demo):
 
 
 def _load(out):
-    from cognitivetwin_core.twin_model import load_components
+    from cognitivetwin_core.phase2.twin_model import load_components
 
     return load_components(out)
 
 
 def test_training_batches_hold_only_training_conversations(tiny_model_dir, tmp_path, small_demo, monkeypatch):
-    from cognitivetwin_core.phase2_trainer import Phase2Trainer
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     batches = []
     original = Phase2Trainer._batch_losses
@@ -181,7 +181,7 @@ def test_stop_and_save_keeps_a_usable_model(tiny_model_dir, tmp_path, small_demo
 
 
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_model_dir, tmp_path, small_demo, monkeypatch):
-    from cognitivetwin_core.phase2_trainer import Phase2Trainer
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     calls = {"train": 0}
     original = Phase2Trainer._batch_losses
@@ -212,7 +212,7 @@ import json, os, signal, sys
 import torch
 torch.set_num_threads(1)
 from cognitivetwin_core.conversation import Conversation, Message
-from cognitivetwin_core.phase2_trainer import Phase2Config, Phase2Trainer
+from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
 spec = json.loads(sys.argv[1])
 from datetime import datetime
 conversations = [
@@ -281,8 +281,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_model_dir, tmp_p
 
 
 def test_workspace_source_records_the_run(tiny_model_dir, tmp_path, small_demo):
-    from cognitivetwin_core.phase2_trainer import Phase2Trainer
-    from cognitivetwin_core.workspace import Workspace
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
+    from cognitivetwin_core.data.workspace import Workspace
 
     workspace = Workspace.open(tmp_path / "ws")
     workspace.add_conversations(small_demo)
@@ -301,8 +301,8 @@ def test_workspace_source_records_the_run(tiny_model_dir, tmp_path, small_demo):
 
 def test_trajectory_jsonl_file_source(tiny_model_dir, tmp_path, small_demo):
     """The seed's trajectory JSONL (one line per turn with the conversation so far) trains as is."""
-    from cognitivetwin_core.exports import export_trajectory
-    from cognitivetwin_core.phase2_trainer import Phase2Trainer
+    from cognitivetwin_core.data.exports import export_trajectory
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     path = tmp_path / "phase2_training_data.jsonl"
     export_trajectory(small_demo, path)
@@ -315,7 +315,7 @@ def test_trajectory_jsonl_file_source(tiny_model_dir, tmp_path, small_demo):
 
 
 def test_bad_inputs_are_refused_before_anything_is_written(tiny_model_dir, tmp_path, small_demo):
-    from cognitivetwin_core.phase2_trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
 
     with pytest.raises(InputError, match="epochs must be at least 1"):
         Phase2Trainer(Phase2Config(epochs=0, output_dir=str(tmp_path / "x")), conversations=small_demo)
@@ -327,7 +327,7 @@ def test_bad_inputs_are_refused_before_anything_is_written(tiny_model_dir, tmp_p
 
 
 def test_out_of_memory_says_what_to_lower(tiny_model_dir, tmp_path, small_demo, monkeypatch):
-    from cognitivetwin_core import turn_encoder
+    from cognitivetwin_core.phase2 import turn_encoder
 
     def out_of_memory(self, conversations, should_stop=None):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from cognitivetwin_core import secrets
+from cognitivetwin_core.connections import secrets
 from cognitivetwin_core.errors import CognitiveTwinError
 
 needs_secret_service = pytest.mark.skipif(
@@ -117,7 +117,7 @@ def test_empty_value_is_refused_with_a_plain_message(secret_name):
 
 _NO_BACKEND_PROBE = r"""
 import json, sys
-from cognitivetwin_core import secrets
+from cognitivetwin_core.connections import secrets
 from cognitivetwin_core.errors import CognitiveTwinError
 status = secrets.keyring_status()
 result = {"available": status.available, "message": status.message, "backend": status.backend_name}

@@ -7,8 +7,8 @@ import pytest
 
 from cognitivetwin_core.cli import main as cli_main
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
-from cognitivetwin_core.importers import ColumnMapping, StrictImportAborted, SupabaseSource, import_into
-from cognitivetwin_core.workspace import Workspace
+from cognitivetwin_core.data.importers import ColumnMapping, StrictImportAborted, SupabaseSource, import_into
+from cognitivetwin_core.data.workspace import Workspace
 from postgrest_server import PostgrestServer, make_turns_table
 
 KEY = "test-service-role-key-0123456789"

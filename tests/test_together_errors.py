@@ -7,7 +7,7 @@ import pytest
 import together
 
 from cognitivetwin_core.logging_setup import register_secret
-from cognitivetwin_core.together_errors import translate
+from cognitivetwin_core.phase1.together_errors import translate
 
 KEY = "tgp_secret_key_for_errors_0123456789abcdef"
 

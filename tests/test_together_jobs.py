@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from cognitivetwin_core.adapter_archive import AdapterArchiveError
+from cognitivetwin_core.phase1.adapter_archive import AdapterArchiveError
 from cognitivetwin_core.errors import InputError
-from cognitivetwin_core.phase1 import Phase1Settings
-from cognitivetwin_core.together_errors import TogetherServiceError
-from cognitivetwin_core.together_jobs import TogetherJobManager
-from cognitivetwin_core.workspace import Workspace
+from cognitivetwin_core.phase1.jobs import Phase1Settings
+from cognitivetwin_core.phase1.together_errors import TogetherServiceError
+from cognitivetwin_core.phase1.together_jobs import TogetherJobManager
+from cognitivetwin_core.data.workspace import Workspace
 
 from together_server import FakeTogether, make_tiny_lora_adapter
 

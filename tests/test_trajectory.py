@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from cognitivetwin_core.conversation import ROLES, Conversation, Message
-from cognitivetwin_core.trajectory import (
+from cognitivetwin_core.annotation.trajectory import (
     ALGORITHM_VERSION,
     PHASE_NAMES,
     ROLE_CODES,

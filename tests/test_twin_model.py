@@ -13,7 +13,7 @@ from cognitivetwin_core.errors import CognitiveTwinError, InputError
 
 @pytest.fixture(scope="module")
 def tiny_twin(tiny_model_dir):
-    from cognitivetwin_core.twin_model import create_cognitivetwin_v2
+    from cognitivetwin_core.phase2.twin_model import create_cognitivetwin_v2
 
     torch.manual_seed(0)
     return create_cognitivetwin_v2(base_model_path=str(tiny_model_dir), device="cpu", plan_steps=3)
@@ -56,8 +56,8 @@ def test_base_is_frozen_and_not_saved(tiny_twin, tmp_path):
 
 
 def test_adapter_starts_as_identity_and_planning_as_current_message():
-    from cognitivetwin_core.heads import PlanningHead
-    from cognitivetwin_core.trajectory_adapter import TrajectoryAdapter
+    from cognitivetwin_core.phase2.heads import PlanningHead
+    from cognitivetwin_core.phase2.trajectory_adapter import TrajectoryAdapter
 
     torch.manual_seed(1)
     adapter = TrajectoryAdapter(32, bottleneck=16)
@@ -76,7 +76,7 @@ def test_adapter_starts_as_identity_and_planning_as_current_message():
 
 def test_pooling_matches_turn_encoder_for_a_single_message(tiny_twin):
     """forward(input_ids, pool_mask) and the conversation encoder pool the same tokens."""
-    from cognitivetwin_core.turn_encoder import tokenize_conversation
+    from cognitivetwin_core.phase2.turn_encoder import tokenize_conversation
 
     messages = [Message("user", "Could you explain recursion briefly?")]
     vectors = tiny_twin.encode_conversation(messages)
@@ -90,7 +90,7 @@ def test_pooling_matches_turn_encoder_for_a_single_message(tiny_twin):
 
 
 def test_save_load_round_trip(tiny_twin, tiny_model_dir, tmp_path):
-    from cognitivetwin_core.twin_model import create_cognitivetwin_v2
+    from cognitivetwin_core.phase2.twin_model import create_cognitivetwin_v2
 
     with torch.no_grad():
         for p in tiny_twin.components.parameters():
@@ -117,10 +117,10 @@ def test_save_load_round_trip(tiny_twin, tiny_model_dir, tmp_path):
 
 
 def test_mismatched_hidden_size_is_refused(tiny_twin, tmp_path):
-    from cognitivetwin_core.twin_model import TwinComponents, TwinConfig
+    from cognitivetwin_core.phase2.twin_model import TwinComponents, TwinConfig
 
     TwinComponents(TwinConfig(hidden_size=576)).to("cpu")
-    from cognitivetwin_core.twin_model import save_components
+    from cognitivetwin_core.phase2.twin_model import save_components
 
     save_components(TwinComponents(TwinConfig(hidden_size=576, base_model="smollm2-135m")), tmp_path / "other")
     with pytest.raises(InputError, match="hidden size 576.*hidden size 64"):
@@ -130,7 +130,7 @@ def test_mismatched_hidden_size_is_refused(tiny_twin, tmp_path):
 
 
 def test_device_selection(monkeypatch):
-    from cognitivetwin_core import device_selection
+    from cognitivetwin_core.models import devices as device_selection
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert device_selection.select_device("auto") == "cuda"
@@ -150,7 +150,7 @@ def test_device_selection(monkeypatch):
 
 
 def test_threads_leave_one_core_free(monkeypatch):
-    from cognitivetwin_core.device_selection import configure_threads
+    from cognitivetwin_core.models.devices import configure_threads
 
     before = torch.get_num_threads()
     try:

@@ -1,6 +1,6 @@
 """The Connections tab: Supabase and Together keys in the OS keyring, and a Test for each.
 
-Keys are typed into password fields, saved only through `cognitivetwin_core.secrets`
+Keys are typed into password fields, saved only through `cognitivetwin_core.connections.secrets`
 (service "CognitiveTwin Studio"), shown again masked, and can be replaced or removed.
 Keyring calls run on a worker thread (an unlock prompt can block) and the checks are
 coroutines on the qasync loop, so the window never freezes. Where no keyring works the
@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cognitivetwin_core import secrets
-from cognitivetwin_core.connection_checks import CheckResult, CheckStatus, check_supabase, check_together
+from cognitivetwin_core.connections import secrets
+from cognitivetwin_core.connections.checks import CheckResult, CheckStatus, check_supabase, check_together
 from cognitivetwin_core.errors import CognitiveTwinError
 from cognitivetwin_core.logging_setup import register_secret
 

@@ -1,6 +1,6 @@
 """The Data tab: import, browse and export the workspace's conversations.
 
-- Import from each importer of `cognitivetwin_core.importers` (file dialogs per format,
+- Import from each importer of `cognitivetwin_core.data.importers` (file dialogs per format,
   Supabase with the keyring's URL and key and the Connections tab's table and mapping,
   the bundled demo) on a `BackgroundJob` with progress and Cancel; the import report
   (accepted, rejected with file/line/field/reason) is shown in the tab.
@@ -41,10 +41,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cognitivetwin_core.base_models import DEFAULT_BASE_MODEL
+from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
 from cognitivetwin_core.errors import CognitiveTwinError
-from cognitivetwin_core.patterns import PATTERN_NAMES
-from cognitivetwin_core.trajectory import PHASE_NAMES
+from cognitivetwin_core.annotation.patterns import PATTERN_NAMES
+from cognitivetwin_core.annotation.trajectory import PHASE_NAMES
 
 from .. import data_jobs, settings
 from ..background_job import BackgroundJob

@@ -49,8 +49,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cognitivetwin_core.base_models import CATALOG, DEFAULT_TOGETHER_BASE_MODEL
-from cognitivetwin_core.phase1 import DryRun, JobUpdate, Phase1Settings
+from cognitivetwin_core.models.catalog import CATALOG, DEFAULT_TOGETHER_BASE_MODEL
+from cognitivetwin_core.phase1.jobs import DryRun, JobUpdate, Phase1Settings
 
 from .. import settings
 from ..background_job import BackgroundJob

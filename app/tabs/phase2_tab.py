@@ -53,7 +53,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cognitivetwin_core.base_models import CATALOG, DEFAULT_BASE_MODEL
+from cognitivetwin_core.models.catalog import CATALOG, DEFAULT_BASE_MODEL
 
 from ..background_job import BackgroundJob
 from ..device_status import describe_device
@@ -156,7 +156,7 @@ def epoch_curves(metrics: dict | None) -> dict[str, tuple[list, list]]:
 
 def _default_learning_rate() -> float:
     """The core's default (the CLI's too); the module is light: no torch at import."""
-    from cognitivetwin_core.phase2_trainer import Phase2Config
+    from cognitivetwin_core.phase2.trainer import Phase2Config
 
     return Phase2Config.__dataclass_fields__["lr"].default
 
@@ -579,7 +579,7 @@ class Phase2Tab(QWidget):
     # --- starting and stopping ------------------------------------------------------------------
 
     def build_config(self):
-        from cognitivetwin_core.phase2_trainer import Phase2Config
+        from cognitivetwin_core.phase2.trainer import Phase2Config
 
         base = self.base_combo.currentData() or DEFAULT_BASE_MODEL
         adapter = self.adapter_combo.currentData()
@@ -891,7 +891,7 @@ class Phase2Tab(QWidget):
         """Continue the selected stopped run in its folder from its last checkpoint."""
         from dataclasses import fields
 
-        from cognitivetwin_core.phase2_trainer import Phase2Config
+        from cognitivetwin_core.phase2.trainer import Phase2Config
 
         selected = self.selected_runs()
         if len(selected) != 1 or self.controller.is_running():

@@ -6,8 +6,8 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from cognitivetwin_core.patterns import PATTERN_NAMES
-from cognitivetwin_core.trajectory import PHASE_NAMES
+from cognitivetwin_core.annotation.patterns import PATTERN_NAMES
+from cognitivetwin_core.annotation.trajectory import PHASE_NAMES
 
 from .trajectory_style import PHASE_COLORS
 

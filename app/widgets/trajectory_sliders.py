@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QGridLayout, QLabel, QPushButton, QSlider, QWidget
 
-from cognitivetwin_core.trajectory import PHASE_NAMES, phase_for_depth
+from cognitivetwin_core.annotation.trajectory import PHASE_NAMES, phase_for_depth
 
 from .trajectory_style import COORDINATE_LABELS
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from cognitivetwin_core.trajectory import COORDINATE_NAMES, PHASE_NAMES
+from cognitivetwin_core.annotation.trajectory import COORDINATE_NAMES, PHASE_NAMES
 
 # One colour per phase (0 opening .. 5 closing): cool to warm along the conversation.
 PHASE_COLORS = ("#1c7ed6", "#1098ad", "#37b24d", "#f59f00", "#f76707", "#c2255c")

@@ -12,8 +12,8 @@ import importlib
 import logging
 import sys
 
-from .. import __version__
-from ..errors import CognitiveTwinError
+from cognitivetwin_core import __version__
+from cognitivetwin_core.errors import CognitiveTwinError
 
 COMMAND_MODULES = [
     "model_cmd",
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "func", None):
         parser.print_help()
         return 0
-    from ..logging_setup import configure_logging
+    from cognitivetwin_core.logging_setup import configure_logging
 
     configure_logging(logging.DEBUG if args.verbose else logging.INFO, console=args.verbose)
     try:

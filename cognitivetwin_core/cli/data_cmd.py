@@ -110,7 +110,7 @@ def add_prepare_data_arguments(parser) -> None:
 
 
 def _open_workspace(args):
-    from ..workspace import Workspace
+    from cognitivetwin_core.data.workspace import Workspace
 
     return Workspace.open(getattr(args, "workspace", None))
 
@@ -159,13 +159,13 @@ class _ProgressBar:
 
 def supabase_credentials(url: str | None = None) -> tuple[str, str]:
     """URL and key from the environment (SUPABASE_URL, SUPABASE_KEY), else the keyring."""
-    from ..errors import InputError
+    from cognitivetwin_core.errors import InputError
 
     url = url or os.environ.get("SUPABASE_URL")
     key = os.environ.get("SUPABASE_KEY")
     if not url or not key:
         try:
-            from .. import secrets
+            from cognitivetwin_core.connections import secrets
 
             url = url or secrets.get_secret(secrets.SUPABASE_URL)
             key = key or secrets.get_secret(secrets.SUPABASE_KEY)
@@ -176,7 +176,7 @@ def supabase_credentials(url: str | None = None) -> tuple[str, str]:
                 raise InputError(f"No Supabase credentials: the keyring is unusable ({exc}); set SUPABASE_URL and "
                                  "SUPABASE_KEY, or save them in the app's Connections tab.") from None
     if key:
-        from ..logging_setup import register_secret
+        from cognitivetwin_core.logging_setup import register_secret
 
         register_secret(key)
     if not url or not key:
@@ -186,8 +186,8 @@ def supabase_credentials(url: str | None = None) -> tuple[str, str]:
 
 
 def _supabase_source(args):
-    from ..importers import ColumnMapping, SupabaseSource
-    from ..importers.supabase_table import DEFAULT_TABLE
+    from cognitivetwin_core.data.importers import ColumnMapping, SupabaseSource
+    from cognitivetwin_core.data.importers.supabase_table import DEFAULT_TABLE
 
     url, key = supabase_credentials(args.url)
     return SupabaseSource(url=url, key=key, table=args.table or DEFAULT_TABLE,
@@ -208,8 +208,8 @@ def _print_report(report) -> None:
 
 
 def _import(args) -> int:
-    from ..errors import InputError
-    from ..importers import import_into
+    from cognitivetwin_core.errors import InputError
+    from cognitivetwin_core.data.importers import import_into
 
     if args.supabase == bool(args.path):
         raise InputError("Give either a PATH (or 'demo') or --supabase to import.")
@@ -240,7 +240,7 @@ def _list(args) -> int:
 
 
 def _show(args) -> int:
-    from ..trajectory import PHASE_NAMES
+    from cognitivetwin_core.annotation.trajectory import PHASE_NAMES
 
     workspace = _open_workspace(args)
     conversation = workspace.get_conversation(args.conversation_id)
@@ -268,7 +268,7 @@ def _show(args) -> int:
 
 
 def _stats(args) -> int:
-    from ..trajectory import PHASE_NAMES
+    from cognitivetwin_core.annotation.trajectory import PHASE_NAMES
 
     workspace = _open_workspace(args)
     stats = workspace.stats()
@@ -293,8 +293,8 @@ def _stats(args) -> int:
 
 
 def _export(args) -> int:
-    from ..base_models import DEFAULT_BASE_MODEL
-    from ..exports import export_together, export_trajectory
+    from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
+    from cognitivetwin_core.data.exports import export_together, export_trajectory
 
     workspace = _open_workspace(args)
     try:
@@ -311,7 +311,7 @@ def _export(args) -> int:
 
 
 def _reannotate(args) -> int:
-    from ..workspace import Workspace
+    from cognitivetwin_core.data.workspace import Workspace
 
     workspace = Workspace.open(args.workspace)
     count = workspace.refresh_annotations(recompute_given=args.recompute_given)
@@ -325,8 +325,8 @@ def prepare_phase2_data(args) -> int:
     write the trajectory JSONL Phase 2 trains on (default <workspace>/runs/phase2_training_data.jsonl)."""
     from pathlib import Path
 
-    from ..exports import export_trajectory
-    from ..importers import import_into
+    from cognitivetwin_core.data.exports import export_trajectory
+    from cognitivetwin_core.data.importers import import_into
 
     for name, default in (("url", None), ("table", None), ("map", []), ("page_size", 1000), ("data_out", None),
                           ("strict", False), ("quiet", False)):

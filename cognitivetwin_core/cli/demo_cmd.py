@@ -10,7 +10,7 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-from ..errors import CognitiveTwinError
+from cognitivetwin_core.errors import CognitiveTwinError
 
 PLAYGROUND_TEXT = "why does the build hang after the last commit? i checked the logs twice"
 
@@ -32,7 +32,7 @@ def _step(number: int, total: int, title: str) -> None:
 
 
 def _run(argv: list[str]) -> None:
-    from . import main
+    from cognitivetwin_core.cli import main
 
     print("   $ cognitivetwin " + " ".join(argv), flush=True)
     status = main(argv)
@@ -41,7 +41,7 @@ def _run(argv: list[str]) -> None:
 
 
 def _demo(args) -> int:
-    from ..workspace import Workspace
+    from cognitivetwin_core.data.workspace import Workspace
 
     workspace = Path(args.workspace or tempfile.mkdtemp(prefix="cognitivetwin-demo-"))
     ws_args = ["--workspace", str(workspace)]

@@ -19,7 +19,7 @@ def register(subparsers) -> None:
 
 
 def _list(args) -> int:
-    from ..base_models import CATALOG
+    from cognitivetwin_core.models.catalog import CATALOG
 
     print(f"{'name':<14} {'hidden':>6} {'context':>8}  {'Together id':<50} notes")
     for spec in CATALOG.values():
@@ -30,7 +30,7 @@ def _list(args) -> int:
 
 
 def _prepare(args) -> int:
-    from ..embedded_model import ensure_converted
+    from cognitivetwin_core.models.embedded import ensure_converted
 
     path = ensure_converted(progress=print)
     print(f"Embedded model ready: {path}")
@@ -38,7 +38,7 @@ def _prepare(args) -> int:
 
 
 def _generate(args) -> int:
-    from ..generation import chat_generate
+    from cognitivetwin_core.models.generation import chat_generate
 
     print(chat_generate(args.base_model, args.prompt, max_new_tokens=args.max_new_tokens))
     return 0

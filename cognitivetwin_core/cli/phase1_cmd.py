@@ -16,7 +16,7 @@ import os
 import sys
 import time
 
-from ..errors import CancelledError, CognitiveTwinError, InputError
+from cognitivetwin_core.errors import CancelledError, CognitiveTwinError, InputError
 
 
 def register(subparsers) -> None:
@@ -61,7 +61,7 @@ def register(subparsers) -> None:
 
 
 def _workspace(args):
-    from ..workspace import Workspace
+    from cognitivetwin_core.data.workspace import Workspace
 
     return Workspace.open(args.workspace)
 
@@ -70,7 +70,7 @@ def _api_key() -> str:
     key = os.environ.get("TOGETHER_API_KEY")
     if not key:
         try:
-            from ..secrets import TOGETHER_API_KEY, get_secret
+            from cognitivetwin_core.connections.secrets import TOGETHER_API_KEY, get_secret
 
             key = get_secret(TOGETHER_API_KEY)
         except ImportError:
@@ -80,14 +80,14 @@ def _api_key() -> str:
     if not key:
         raise CognitiveTwinError("No Together API key: set TOGETHER_API_KEY, or save the key in the app's "
                                  "Connections tab (it goes to the OS keyring).")
-    from ..logging_setup import register_secret
+    from cognitivetwin_core.logging_setup import register_secret
 
     register_secret(key)
     return key
 
 
 def _together(workspace, args):
-    from ..phase1 import open_backend
+    from cognitivetwin_core.phase1.backends import open_backend
 
     interval = max(0.0, args.poll_interval)
     return open_backend("together", workspace, api_key=_api_key(), poll_interval=interval,
@@ -97,7 +97,7 @@ def _together(workspace, args):
 def _backend_for_job(workspace, job_id: str, args):
     record = workspace.get_phase1_job(job_id)
     if record is not None and record.get("backend") == "local":
-        from ..phase1 import open_backend
+        from cognitivetwin_core.phase1.backends import open_backend
 
         return open_backend("local", workspace)
     return _together(workspace, args)
@@ -165,8 +165,8 @@ def _finish(update) -> int:
 
 
 def _settings(args, *, local: bool):
-    from ..base_models import DEFAULT_BASE_MODEL, DEFAULT_TOGETHER_BASE_MODEL
-    from ..phase1 import Phase1Settings
+    from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL, DEFAULT_TOGETHER_BASE_MODEL
+    from cognitivetwin_core.phase1.jobs import Phase1Settings
 
     if local:
         base = args.base_model or args.model or DEFAULT_BASE_MODEL
@@ -194,7 +194,7 @@ def _data_file(args, workspace, base_model: str) -> str:
         return args.data
     from pathlib import Path
 
-    from ..exports import export_together
+    from cognitivetwin_core.data.exports import export_together
 
     if workspace.count_conversations() == 0:
         raise InputError(f"The workspace {workspace.path} has no conversations: import some with "
@@ -265,7 +265,7 @@ def _byte_progress():
 
 
 def _launch(args, workspace) -> int:
-    from ..phase1 import open_backend
+    from cognitivetwin_core.phase1.backends import open_backend
 
     local = args.local
     settings = _settings(args, local=local)

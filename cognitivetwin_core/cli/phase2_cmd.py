@@ -18,7 +18,7 @@ import time
 
 
 def register(subparsers) -> None:
-    from ..phase2_trainer import Phase2Config  # light: no torch at import
+    from cognitivetwin_core.phase2.trainer import Phase2Config  # light: no torch at import
 
     parser = subparsers.add_parser("phase2", help="Phase 2: train the trajectory adapter and style/pattern/planning heads")
     parser.add_argument(
@@ -56,7 +56,7 @@ def register(subparsers) -> None:
     train.set_defaults(func=_train)
 
     prepare = sub.add_parser("prepare-data", help="import Supabase turns into the workspace and write the trajectory JSONL")
-    from .data_cmd import add_prepare_data_arguments
+    from cognitivetwin_core.cli.data_cmd import add_prepare_data_arguments
 
     add_prepare_data_arguments(prepare)
     prepare.set_defaults(func=_prepare)
@@ -64,7 +64,7 @@ def register(subparsers) -> None:
 
 def _dispatch(args) -> int:
     if args.prepare_data:
-        from .data_cmd import add_prepare_data_arguments  # noqa: F401  (options default in prepare_phase2_data)
+        from cognitivetwin_core.cli.data_cmd import add_prepare_data_arguments  # noqa: F401  (options default in prepare_phase2_data)
 
         return _prepare(args)
     args.parser.print_help()
@@ -72,7 +72,7 @@ def _dispatch(args) -> int:
 
 
 def _prepare(args) -> int:
-    from .data_cmd import prepare_phase2_data
+    from cognitivetwin_core.cli.data_cmd import prepare_phase2_data
 
     return prepare_phase2_data(args)
 
@@ -115,9 +115,9 @@ def _eta(seconds) -> str:
 
 
 def _train(args) -> int:
-    from ..errors import CancelledError, CognitiveTwinError
-    from ..phase2_metrics import format_table
-    from ..phase2_trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.errors import CancelledError, CognitiveTwinError
+    from cognitivetwin_core.phase2.metrics import format_table
+    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
 
     if not args.output_dir and not args.workspace:
         raise CognitiveTwinError("Give --output-dir (where the trained model goes).")
@@ -143,7 +143,7 @@ def _train(args) -> int:
     else:
         data_file = args.data_file
         if data_file == "demo":
-            from ..importers.demo import demo_dataset_path
+            from cognitivetwin_core.data.importers.demo import demo_dataset_path
 
             data_file = demo_dataset_path()
         trainer = Phase2Trainer(config, data_file=data_file)

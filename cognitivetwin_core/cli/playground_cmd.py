@@ -33,8 +33,8 @@ def register(subparsers) -> None:
 
 def read_context(path: str | Path):
     """Messages from a JSON list, a {"messages": [...]} object, or JSONL (a message per line)."""
-    from ..conversation import ROLES, Message
-    from ..errors import InputError
+    from cognitivetwin_core.conversation import ROLES, Message
+    from cognitivetwin_core.errors import InputError
 
     path = Path(path)
     try:
@@ -73,17 +73,17 @@ def _short(text: str, width: int = 90) -> str:
 
 
 def _run(args) -> int:
-    from ..analysis import NeighbourIndex, analyze, load_playground_model
+    from cognitivetwin_core.playground.analysis import NeighbourIndex, analyze, load_playground_model
 
     context = read_context(args.context) if args.context else []
     model = load_playground_model(args.model_dir, device=args.device)
     if args.data_file or args.workspace:
         if args.data_file:
-            from ..importers import read_conversations
+            from cognitivetwin_core.data.importers import read_conversations
 
             conversations, _ = read_conversations(args.data_file)
         else:
-            from ..workspace import Workspace
+            from cognitivetwin_core.data.workspace import Workspace
 
             with Workspace.open(args.workspace) as workspace:
                 conversations = list(workspace.iter_conversations())

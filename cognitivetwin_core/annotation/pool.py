@@ -1,0 +1,127 @@
+"""Annotating a big import on several processes while the importing thread parses and writes.
+
+Annotation (words, trajectory, pattern labels) is pure Python and most of an import's CPU
+time, and it is a pure function of each conversation, so batches of conversations are sent
+to worker processes and their rows come back in submission order: the stored values are
+exactly those of annotating in the importing thread.
+
+Workers are forked, only on Linux: forking needs no re-import of the program, so it works
+inside a PyInstaller bundle (no `freeze_support` entry point involved) and from the app's
+worker thread (the children only run `annotation_rows` on the data they are sent). Where
+fork is not available (Windows, macOS), with fewer than two CPUs, for small imports, or
+with COGNITIVETWIN_IMPORT_WORKERS=0, annotation stays in the importing thread.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import sys
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+
+from cognitivetwin_core.conversation import Conversation
+
+WORKERS_ENV = "COGNITIVETWIN_IMPORT_WORKERS"
+# Below this many messages an import is annotated in its own thread: starting workers
+# costs more than it saves, and small imports (the app's demo, tests) stay single-process.
+POOL_AFTER_MESSAGES = 10_000
+_MAX_WORKERS = 8
+
+Annotate = Callable[[list[Conversation]], list]
+
+
+def worker_count() -> int:
+    """How many worker processes a big import uses (0: annotate in the importing thread)."""
+    configured = os.environ.get(WORKERS_ENV, "").strip()
+    if configured:
+        try:
+            return max(0, int(configured))
+        except ValueError:
+            return 0
+    if not sys.platform.startswith("linux") or "fork" not in multiprocessing.get_all_start_methods():
+        return 0
+    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    # The importing process parses and writes meanwhile; with two CPUs two workers still
+    # help, as the three processes share them.
+    return min(cpus, _MAX_WORKERS) if cpus >= 2 else 0
+
+
+class AnnotationPipeline:
+    """Batches in, (key, annotations) out in the same order; `annotate(batch)` runs in the
+    calling thread until the import is big enough, then on worker processes, with a bounded
+    number of batches in flight (memory stays a few batches)."""
+
+    def __init__(self, annotate: Annotate, *, workers: int | None = None,
+                 pool_after_messages: int | None = None):
+        self._annotate = annotate
+        self._workers = worker_count() if workers is None else workers
+        self._pool_after = POOL_AFTER_MESSAGES if pool_after_messages is None else pool_after_messages
+        self._messages = 0
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: deque[tuple[object, list[Conversation], Future | list]] = deque()
+        self.pooled = False  # whether workers were used at some point
+
+    def submit(self, key: object, batch: list[Conversation]) -> Iterator[tuple[object, list]]:
+        """Queue a batch (with the caller's `key` for it); yields the batches that are done."""
+        self._messages += sum(len(conversation.messages) for conversation in batch)
+        pool = self._start_pool_if_worth_it()
+        result: Future | list | None = None
+        if pool is not None:
+            try:
+                result = pool.submit(self._annotate, batch)
+            except BrokenProcessPool:
+                self._stop_pool()
+        if result is None:
+            result = self._annotate(batch)
+        self._pending.append((key, batch, result))
+        limit = 2 * self._workers + 1 if self._pool is not None else 0
+        while self._pending and (len(self._pending) > limit or _done(self._pending[0][2])):
+            yield self._finish(*self._pending.popleft())
+
+    def drain(self) -> Iterator[tuple[object, list]]:
+        """The remaining batches, in order."""
+        while self._pending:
+            yield self._finish(*self._pending.popleft())
+
+    def close(self) -> None:
+        self._pending.clear()
+        self._stop_pool()
+
+    def __enter__(self) -> AnnotationPipeline:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _start_pool_if_worth_it(self) -> ProcessPoolExecutor | None:
+        if self._pool is None and self._workers > 0 and self._messages >= self._pool_after:
+            try:
+                self._pool = ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("fork"))
+                self.pooled = True
+            except (OSError, ValueError):
+                self._workers = 0
+        return self._pool
+
+    def _stop_pool(self) -> None:
+        pool, self._pool = self._pool, None
+        self._workers = 0
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _finish(self, key: object, batch: list[Conversation], result: Future | list) -> tuple[object, list]:
+        if isinstance(result, Future):
+            try:
+                return key, result.result()
+            except (BrokenProcessPool, CancelledError):
+                # A worker died (killed, out of memory): this batch is annotated here, and
+                # so is the rest of the import.
+                self._stop_pool()
+                return key, self._annotate(batch)
+        return key, result
+
+
+def _done(result: Future | list) -> bool:
+    return not isinstance(result, Future) or result.done()

@@ -1,0 +1,336 @@
+"""Exports from a workspace (or any conversations) to the two training formats.
+
+- Phase 1: Together's conversation JSONL (`{"messages": [{"role", "content"}]}` a line),
+  with the checks Together applies: known roles, non-empty content, the last message from
+  the assistant, and each example's token count, with the chosen base's tokenizer, within
+  its context. An optional validation split is made by conversation; a summary gives
+  examples, tokens and the estimated training tokens for N epochs.
+- Phase 2: the seed's trajectory JSONL, one line per message with its context:
+  `{"conversation_id", "messages": [...context, message], "trajectory": {"coordinates",
+  "phase_id", "homogeneity", "turn_index"}, "patterns": [...]}`.
+
+Both write to a temporary file beside the target and rename it into place, so a failed or
+cancelled export never leaves a half-written file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
+from cognitivetwin_core.conversation import Conversation, Message
+from cognitivetwin_core.errors import InputError
+from cognitivetwin_core.annotation.patterns import patterns_for
+from cognitivetwin_core.annotation.trajectory import annotate
+
+log = logging.getLogger("cognitivetwin.exports")
+
+TOGETHER_ROLES = ("system", "user", "assistant", "tool")
+_MESSAGE_OVERHEAD_TOKENS = 4  # role markers per message when the tokenizer has no chat template
+
+
+@dataclass(frozen=True)
+class SkippedExample:
+    conversation_id: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.conversation_id}: {self.reason}"
+
+
+@dataclass
+class TogetherExportSummary:
+    path: Path
+    validation_path: Path | None
+    base_model: str
+    context_length: int
+    examples: int = 0
+    validation_examples: int = 0
+    tokens: int = 0
+    validation_tokens: int = 0
+    max_example_tokens: int = 0
+    epochs: int = 1
+    trimmed: int = 0  # conversations whose trailing non-assistant messages were dropped
+    skipped: list[SkippedExample] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def estimated_training_tokens(self) -> int:
+        return self.tokens * self.epochs
+
+    def text(self) -> str:
+        lines = [
+            f"Wrote {self.examples} training examples ({self.tokens} tokens) to {self.path}",
+        ]
+        if self.validation_path is not None:
+            lines.append(f"Wrote {self.validation_examples} validation examples ({self.validation_tokens} tokens) "
+                         f"to {self.validation_path}")
+        lines.append(f"Longest example: {self.max_example_tokens} tokens (context of {self.base_model}: "
+                     f"{self.context_length})")
+        lines.append(f"Estimated training tokens for {self.epochs} epochs: {self.estimated_training_tokens}")
+        if self.trimmed:
+            lines.append(f"{self.trimmed} conversations ended with a non-assistant message, which was dropped")
+        if self.skipped:
+            lines.append(f"Skipped {len(self.skipped)} conversations:")
+            lines.extend(f"  {item}" for item in self.skipped[:20])
+            if len(self.skipped) > 20:
+                lines.append(f"  ... and {len(self.skipped) - 20} more")
+        lines.extend(f"Warning: {warning}" for warning in self.warnings)
+        return "\n".join(lines)
+
+
+@dataclass
+class TrajectoryExportSummary:
+    path: Path
+    conversations: int = 0
+    lines: int = 0
+
+
+@contextmanager
+def atomic_writer(path: str | Path):
+    """A text file handle whose content replaces `path` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle = tempfile.NamedTemporaryFile(
+        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
+    )
+    try:
+        with handle:
+            yield handle
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    except BaseException:
+        try:
+            os.unlink(handle.name)
+        except OSError:
+            pass
+        raise
+
+
+def _conversations(source, ids: Iterable[str] | None) -> Iterator[Conversation]:
+    if hasattr(source, "iter_conversations"):
+        return source.iter_conversations(ids=list(ids) if ids is not None else None)
+    if ids is None:
+        return iter(source)
+    wanted = set(ids)
+    return (conversation for conversation in source if conversation.id in wanted)
+
+
+def in_validation(conversation_id: str, fraction: float, seed: int = 0) -> bool:
+    """Deterministic split by conversation: the same id always lands on the same side."""
+    if fraction <= 0:
+        return False
+    digest = hashlib.sha256(f"{seed}:{conversation_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64 < fraction
+
+
+class TokenCounter:
+    """Tokens of one chat example with a base model's tokenizer (its chat template when it
+    has one). A catalog base that is not on this computer is counted with the embedded
+    tokenizer, and the summary says so."""
+
+    def __init__(self, base_model: str | Path, tokenizer=None):
+        self.base_model = str(base_model)
+        self.warning: str | None = None
+        self.context_length = self._context_length(base_model)
+        if tokenizer is None:
+            tokenizer = self._load(base_model)
+        self.tokenizer = tokenizer
+        self.has_template = bool(getattr(tokenizer, "chat_template", None))
+
+    @staticmethod
+    def _context_length(base_model) -> int:
+        from cognitivetwin_core.models.catalog import resolve_base
+
+        try:
+            resolved = resolve_base(base_model)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        if isinstance(resolved, Path):
+            try:
+                config = json.loads((resolved / "config.json").read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                config = {}
+            return int(config.get("max_position_embeddings") or 2048)
+        return resolved.context_length
+
+    def _load(self, base_model):
+        from cognitivetwin_core.models.loader import BaseModelUnavailableError, load_tokenizer
+
+        try:
+            return load_tokenizer(base_model)
+        except BaseModelUnavailableError:
+            self.warning = (f"the tokenizer of {base_model} is not on this computer: token counts use the "
+                            f"embedded {DEFAULT_BASE_MODEL} tokenizer and are approximate")
+            return load_tokenizer(DEFAULT_BASE_MODEL)
+
+    def count(self, messages: list[dict]) -> int:
+        if self.has_template:
+            try:
+                ids = self.tokenizer.apply_chat_template(messages, tokenize=True)
+                if isinstance(ids, dict) or hasattr(ids, "keys"):
+                    ids = ids["input_ids"]
+                return len(ids)
+            except Exception:  # a template that rejects a role (tool without a call): count plainly
+                pass
+        encoded = self.tokenizer([message["content"] for message in messages], add_special_tokens=False)
+        return sum(len(ids) for ids in encoded["input_ids"]) + _MESSAGE_OVERHEAD_TOKENS * len(messages)
+
+
+def together_example(conversation: Conversation) -> tuple[list[dict] | None, str | None, bool]:
+    """(messages for Together, or None with the reason it cannot be one; whether trailing
+    non-assistant messages were trimmed)."""
+    messages = list(conversation.messages)
+    for index, message in enumerate(messages):
+        if message.role not in TOGETHER_ROLES:
+            return None, f"message {index} has role {message.role!r}, which Together does not accept", False
+        if not message.content.strip():
+            return None, f"message {index} is empty", False
+    trimmed = False
+    while messages and messages[-1].role != "assistant":
+        messages.pop()
+        trimmed = True
+    if not messages:
+        return None, "no assistant message to learn from", False
+    if not any(message.role == "user" for message in messages):
+        return None, "no user message before the assistant's", False
+    return [{"role": message.role, "content": message.content} for message in messages], None, trimmed
+
+
+def export_together(
+    source,
+    out: str | Path,
+    *,
+    base_model: str | Path = DEFAULT_BASE_MODEL,
+    validation_fraction: float = 0.0,
+    validation_out: str | Path | None = None,
+    epochs: int = 3,
+    seed: int = 0,
+    ids: Iterable[str] | None = None,
+    max_tokens: int | None = None,
+    tokenizer=None,
+    progress: Callable[[int], None] | None = None,
+) -> TogetherExportSummary:
+    """Write Together conversation JSONL from a workspace (or conversations).
+
+    Conversations that cannot be examples are skipped and listed in the summary; with
+    `validation_fraction` > 0 a share of conversations goes to `validation_out` (default:
+    `<out stem>.validation.jsonl`)."""
+    if not 0.0 <= validation_fraction < 1.0:
+        raise InputError(f"The validation fraction must be in [0, 1), got {validation_fraction}.")
+    out = Path(out)
+    counter = TokenCounter(base_model, tokenizer)
+    limit = min(max_tokens or counter.context_length, counter.context_length)
+    validation_path = None
+    if validation_fraction > 0:
+        validation_path = Path(validation_out) if validation_out else out.with_name(f"{out.stem}.validation.jsonl")
+    summary = TogetherExportSummary(out, validation_path, str(base_model), limit, epochs=epochs)
+    if counter.warning:
+        summary.warnings.append(counter.warning)
+    with atomic_writer(out) as train, (atomic_writer(validation_path) if validation_path else _nothing()) as valid:
+        for number, conversation in enumerate(_conversations(source, ids), start=1):
+            messages, reason, trimmed = together_example(conversation)
+            if messages is None:
+                summary.skipped.append(SkippedExample(conversation.id, reason))
+                continue
+            tokens = counter.count(messages)
+            if tokens > limit:
+                summary.skipped.append(SkippedExample(
+                    conversation.id, f"{tokens} tokens, over the {limit}-token context of {base_model}"))
+                continue
+            summary.trimmed += trimmed
+            summary.max_example_tokens = max(summary.max_example_tokens, tokens)
+            line = json.dumps({"messages": messages}, ensure_ascii=False) + "\n"
+            if valid is not None and in_validation(conversation.id, validation_fraction, seed):
+                valid.write(line)
+                summary.validation_examples += 1
+                summary.validation_tokens += tokens
+            else:
+                train.write(line)
+                summary.examples += 1
+                summary.tokens += tokens
+            if progress is not None and number % 100 == 0:
+                progress(number)
+        if summary.examples == 0:
+            raise InputError(
+                "No conversation can be a Together training example (each needs a user message followed by an "
+                "assistant answer, within the base's context); nothing was written."
+                + (f" First problem: {summary.skipped[0]}." if summary.skipped else "")
+            )
+    return summary
+
+
+@contextmanager
+def _nothing():
+    yield None
+
+
+def trajectory_lines(conversation: Conversation, *, recompute: bool = False) -> Iterator[dict]:
+    """The seed's lines for one conversation: one per message, with the messages before it."""
+    context: list[dict] = []
+    for message, turn in zip(conversation.messages, annotate(conversation, recompute=recompute)):
+        context.append(_message_dict(message))
+        yield {
+            "conversation_id": conversation.id,
+            "messages": list(context),
+            "trajectory": turn.to_dict(),
+            "patterns": patterns_for(message),
+        }
+
+
+def _message_dict(message: Message) -> dict:
+    item = {"role": message.role, "content": message.content}
+    if message.created_at is not None:
+        item["created_at"] = message.created_at.isoformat()
+    return item
+
+
+def export_trajectory(
+    source,
+    out: str | Path,
+    *,
+    ids: Iterable[str] | None = None,
+    recompute: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> TrajectoryExportSummary:
+    """Write the seed's trajectory JSONL from a workspace (or conversations)."""
+    summary = TrajectoryExportSummary(Path(out))
+    with atomic_writer(out) as handle:
+        for conversation in _conversations(source, ids):
+            for line in trajectory_lines(conversation, recompute=recompute):
+                handle.write(json.dumps(line, ensure_ascii=False) + "\n")
+                summary.lines += 1
+            summary.conversations += 1
+            if progress is not None and summary.conversations % 100 == 0:
+                progress(summary.conversations)
+        if summary.conversations == 0:
+            raise InputError("There are no conversations to export: import some first (cognitivetwin data import).")
+    return summary
+
+
+def write_conversations_jsonl(conversations: Iterable[Conversation], out: str | Path) -> int:
+    """Plain chat JSONL with ids, titles, timestamps and explicit labels: a lossless copy."""
+    count = 0
+    with atomic_writer(out) as handle:
+        for conversation in conversations:
+            record = {"conversation_id": conversation.id, "messages": []}
+            if conversation.title:
+                record["title"] = conversation.title
+            for message in conversation.messages:
+                item = _message_dict(message)
+                if message.patterns is not None:
+                    item["patterns"] = list(message.patterns)
+                record["messages"].append(item)
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+            count += 1
+    return count
+

@@ -1,0 +1,145 @@
+"""Importers: one module per source format, one registry, one way in.
+
+- `read_conversations(path)` reads a file into conversations without a workspace.
+- `import_into(workspace, path_or_source)` streams a file, the demo dataset ("demo") or a
+  `SupabaseSource` into a workspace in one transaction, and returns the `ImportReport`.
+- `IMPORTERS` lists them (name, title, file filter) for the app's file dialog.
+
+Every importer yields conversations and records rejections (file, line or record, field,
+reason) in the report; with `strict=True` the first rejection aborts and nothing is written.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from cognitivetwin_core.conversation import Conversation
+from cognitivetwin_core.errors import InputError
+from cognitivetwin_core.data.importers import chat_jsonl, chatgpt_export, demo, sharegpt, supabase_table, trajectory_jsonl
+from cognitivetwin_core.data.importers.demo import demo_dataset_path
+from cognitivetwin_core.data.importers.report import ImportProgress, ImportReport, ProgressCallback, Rejection, StrictImportAborted
+from cognitivetwin_core.data.importers.supabase_table import ColumnMapping, SupabaseSource
+
+__all__ = [
+    "IMPORTERS", "ImporterInfo", "ImportProgress", "ImportReport", "Rejection", "StrictImportAborted",
+    "ColumnMapping", "SupabaseSource", "demo_dataset_path", "detect_importer", "iter_source",
+    "read_conversations", "import_into",
+]
+
+
+@dataclass(frozen=True)
+class ImporterInfo:
+    name: str
+    title: str
+    file_filter: str  # for a file dialog; "" when the source is not a file
+    read: Callable[..., Iterator[Conversation]]
+
+
+IMPORTERS: dict[str, ImporterInfo] = {
+    module.NAME: ImporterInfo(module.NAME, module.TITLE, module.FILE_FILTER, module.read)
+    for module in (chat_jsonl, trajectory_jsonl, sharegpt, chatgpt_export, supabase_table, demo)
+}
+
+
+def _first_json_line(path: Path) -> dict | None:
+    import json
+
+    with open(path, "rb") as stream:
+        for raw in stream:
+            if raw.strip():
+                try:
+                    value = json.loads(raw.decode("utf-8", "replace").lstrip("\ufeff"))
+                except ValueError:
+                    return None
+                return value if isinstance(value, dict) else None
+    return None
+
+
+def detect_importer(path: str | Path) -> ImporterInfo:
+    """The importer for a file, from its name and its first bytes."""
+    import zipfile
+
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"No such file: {path}.")
+    if path.is_dir():
+        if (path / "conversations.json").is_file():
+            return IMPORTERS[chatgpt_export.NAME]
+        raise InputError(f"{path} is a folder without conversations.json: choose a file to import.")
+    if zipfile.is_zipfile(path):
+        return IMPORTERS[chatgpt_export.NAME]
+    if path.suffix.lower() in (".jsonl", ".ndjson") or path.name.endswith(".jsonl.txt"):
+        first = _first_json_line(path)
+        if first is not None:
+            if "trajectory" in first:
+                return IMPORTERS[trajectory_jsonl.NAME]
+            if "conversations" in first and "messages" not in first:
+                return IMPORTERS[sharegpt.NAME]
+        return IMPORTERS[chat_jsonl.NAME]
+    with open(path, "rb") as stream:
+        head = stream.read(1 << 16)
+    if b'"mapping"' in head and (b'"current_node"' in head or b'"create_time"' in head):
+        return IMPORTERS[chatgpt_export.NAME]
+    if b'"conversations"' in head or b'"from"' in head:
+        return IMPORTERS[sharegpt.NAME]
+    if path.suffix.lower() == ".json" and b'"messages"' in head:
+        raise InputError(f"{path} looks like chat messages in one JSON document: save it as JSON Lines "
+                         "(.jsonl, one {\"messages\": [...]} per line) to import it.")
+    raise InputError(f"Cannot tell the format of {path}: import a .jsonl (chat or trajectory), a ShareGPT "
+                     ".json, a ChatGPT export (conversations.json or .zip), or choose the importer explicitly.")
+
+
+def iter_source(
+    path_or_source, *, importer: str | None = None, strict: bool = False,
+    progress: ProgressCallback | None = None,
+) -> tuple[Iterator[Conversation], ImportReport]:
+    """(conversations, report): the conversations stream lazily and fill the report as they go."""
+    if isinstance(path_or_source, SupabaseSource):
+        info = IMPORTERS[supabase_table.NAME]
+        report = ImportReport(path_or_source.label, info.name, strict=strict)
+        return info.read(path_or_source, report, progress), report
+    if importer == demo.NAME or (importer is None and str(path_or_source) == "demo"):
+        info = IMPORTERS[demo.NAME]
+        report = ImportReport("demo", info.name, strict=strict)
+        return info.read(None, report, progress), report
+    path = Path(os.fspath(path_or_source)).expanduser()
+    if importer is not None:
+        if importer not in IMPORTERS or importer == supabase_table.NAME:
+            raise InputError(f"Unknown importer {importer!r}: use one of "
+                             f"{', '.join(name for name in IMPORTERS if name != supabase_table.NAME)}.")
+        if not path.exists():
+            raise InputError(f"No such file: {path}.")
+        info = IMPORTERS[importer]
+    else:
+        info = detect_importer(path)
+    report = ImportReport(str(path), info.name, strict=strict)
+    return info.read(path, report, progress), report
+
+
+def read_conversations(
+    path, *, importer: str | None = None, strict: bool = False, progress: ProgressCallback | None = None
+) -> tuple[list[Conversation], ImportReport]:
+    """Read a file (or "demo") into memory, without a workspace."""
+    conversations, report = iter_source(path, importer=importer, strict=strict, progress=progress)
+    return list(conversations), report
+
+
+def import_into(
+    workspace, path_or_source, *, importer: str | None = None, strict: bool = False,
+    progress: ProgressCallback | None = None,
+) -> ImportReport:
+    """Import a file, "demo" or a SupabaseSource into the workspace, all or nothing.
+    Duplicates (same content already stored) are counted, not stored again."""
+    conversations, report = iter_source(path_or_source, importer=importer, strict=strict, progress=progress)
+    location = path_or_source.label if isinstance(path_or_source, SupabaseSource) else report.source
+    result = workspace.add_conversations(
+        conversations, source_label=report.source, importer=report.importer, location=location,
+        report=report.to_dict,
+    )
+    report.duplicates = result.duplicates
+    report.import_id = result.import_id
+    report.conversation_ids = result.ids
+    return report

@@ -1,0 +1,239 @@
+"""Incremental readers for big JSON files: JSON Lines, and top-level JSON arrays.
+
+A ShareGPT or ChatGPT dump is one huge array, often cut off mid-file. The array reader
+decodes one element at a time from a sliding text buffer (`JSONDecoder.raw_decode`, C
+speed), so the file is never in memory twice, and when the file ends early every complete
+element before the break is kept and the report says where the file ends. Bytes that are
+not UTF-8 are carried as surrogate escapes so the one record holding them is rejected, not
+the whole file.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+import os
+from collections.abc import Iterator
+from typing import BinaryIO
+
+from cognitivetwin_core.data.importers.report import ImportProgress, ImportReport, ProgressCallback, Rejection
+
+_CHUNK = 1 << 20
+_PROGRESS_EVERY = 1 << 20
+_WHITESPACE = " \t\r\n"
+_decoder = json.JSONDecoder()
+
+
+def file_size(stream: BinaryIO) -> int | None:
+    try:
+        return os.fstat(stream.fileno()).st_size
+    except (OSError, AttributeError, ValueError):
+        return None
+
+
+class _Progress:
+    def __init__(self, callback: ProgressCallback | None, total: int | None, report: ImportReport):
+        self.callback = callback
+        self.total = total
+        self.report = report
+        self.last = -_PROGRESS_EVERY
+
+    def __call__(self, done: int, *, force: bool = False) -> None:
+        if self.callback is not None and (force or done - self.last >= _PROGRESS_EVERY):
+            self.last = done
+            self.callback(ImportProgress(done, self.total, "bytes", self.report.conversations_accepted,
+                                         self.report.messages_accepted))
+
+
+def iter_json_lines(
+    stream: BinaryIO, label: str, report: ImportReport, progress: ProgressCallback | None = None
+) -> Iterator[tuple[int, object]]:
+    """(line number, value) for each JSON line; bad lines go to the report with their position."""
+    tick = _Progress(progress, file_size(stream), report)
+    done = 0
+    line_number = 0
+    for raw in stream:
+        line_number += 1
+        done += len(raw)
+        tick(done)
+        if line_number == 1 and raw.startswith(codecs.BOM_UTF8):
+            raw = raw[len(codecs.BOM_UTF8):]
+        if not raw.strip():
+            continue
+        try:
+            text = raw.rstrip(b"\r\n").decode("utf-8")
+        except UnicodeDecodeError as exc:
+            column = len(raw[: exc.start].decode("utf-8", "replace")) + 1
+            report.reject(Rejection(label, f"not UTF-8 text (byte 0x{raw[exc.start]:02x})", line=line_number,
+                                    column=column))
+            continue
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if not raw.endswith(b"\n") and report.truncated_at is None:
+                # The last line stops mid-record: the file was cut off.
+                report.truncated_at = f"line {line_number}, column {len(text) + 1}: the last line is incomplete"
+                report.reject(Rejection(label, "the file ends in the middle of this record (truncated file)",
+                                        line=line_number, column=len(text) + 1))
+            else:
+                report.reject(Rejection(label, f"bad JSON: {exc.msg}", line=line_number, column=exc.colno))
+            continue
+        yield line_number, value
+    tick(done, force=True)
+
+
+class _TextWindow:
+    """A sliding window of decoded text over a binary stream, tracking line numbers."""
+
+    def __init__(self, stream: BinaryIO):
+        self.stream = stream
+        self.decoder = codecs.getincrementaldecoder("utf-8")(errors="surrogateescape")
+        self.text = ""
+        self.pos = 0
+        self.eof = False
+        self.bytes_read = 0
+        self.line = 1  # line number at `self.counted`
+        self.counted = 0
+        self.column_offset = 0  # characters of the window's first line that are no longer in it
+        self.first = True
+
+    def more(self, at_least: int = _CHUNK) -> bool:
+        """Append at least one more chunk; False at the end of the stream."""
+        if self.eof:
+            return False
+        if self.pos > len(self.text) // 2:
+            if self.counted <= self.pos:
+                self.line += self.text.count("\n", self.counted, self.pos)
+                self.counted = 0
+            else:
+                self.counted -= self.pos
+            # Characters of the current line that slide out of the window, for columns.
+            last_newline = self.text.rfind("\n", 0, self.pos)
+            if last_newline >= 0:
+                self.column_offset = self.pos - last_newline - 1
+            else:
+                self.column_offset += self.pos
+            self.text = self.text[self.pos:]
+            self.pos = 0
+        raw = self.stream.read(max(at_least, _CHUNK))
+        self.bytes_read += len(raw)
+        if not raw:
+            self.eof = True
+            self.text += self.decoder.decode(b"", final=True)
+            return False
+        decoded = self.decoder.decode(raw)
+        if self.first:
+            decoded = decoded.removeprefix("\ufeff")
+            self.first = False
+        self.text += decoded
+        return True
+
+    def skip_whitespace(self) -> str | None:
+        """The next non-space character (not consumed), or None at the end of the stream."""
+        while True:
+            text, pos = self.text, self.pos
+            while pos < len(text) and text[pos] in _WHITESPACE:
+                pos += 1
+            self.pos = pos
+            if pos < len(text):
+                return text[pos]
+            if not self.more():
+                return None
+
+    def line_of(self, pos: int) -> tuple[int, int]:
+        """(line, column) of a position in the current window, both 1-based."""
+        if pos >= self.counted:
+            self.line += self.text.count("\n", self.counted, pos)
+            self.counted = pos
+            line = self.line
+        else:
+            line = self.line - self.text.count("\n", pos, self.counted)
+        newline = self.text.rfind("\n", 0, pos)
+        if newline < 0:
+            return line, self.column_offset + pos + 1
+        return line, pos - newline
+
+
+def _incomplete(error: json.JSONDecodeError, text: str) -> bool:
+    """Whether a decode error is just the window (or the file) ending inside the value."""
+    return error.msg.startswith("Unterminated string") or len(text) - error.pos <= 16
+
+
+def iter_json_records(
+    stream: BinaryIO, label: str, report: ImportReport, progress: ProgressCallback | None = None
+) -> Iterator[tuple[int, int, object]]:
+    """(record index, line, value) for each element of a top-level JSON array (or each of a
+    sequence of top-level objects). A truncated file yields every complete element first,
+    then sets `report.truncated_at`; a syntax error is reported with its line and column."""
+    tick = _Progress(progress, file_size(stream), report)
+    window = _TextWindow(stream)
+    first = window.skip_whitespace()
+    if first is None:
+        report.reject(Rejection(label, "the file is empty", line=1))
+        return
+    in_array = first == "["
+    if in_array:
+        window.pos += 1
+    elif first != "{":
+        line, column = window.line_of(window.pos)
+        report.reject(Rejection(label, "bad JSON: expected a list '[' of records or an object '{'",
+                                line=line, column=column))
+        return
+    index = 0
+    while True:
+        char = window.skip_whitespace()
+        if char is None:
+            if in_array:
+                line, column = window.line_of(window.pos)
+                _truncated(report, label, index, line, column, "before the closing ']'")
+            break
+        if in_array and char == "]" and index == 0:
+            window.pos += 1
+            break
+        start = window.pos
+        try:
+            value, end = _decoder.raw_decode(window.text, start)
+        except json.JSONDecodeError as exc:
+            incomplete = _incomplete(exc, window.text)
+            if incomplete and window.more(len(window.text)):
+                continue  # read more (doubling) and decode the element again
+            start = window.pos  # more() may have slid the window
+            line, column = window.line_of(start)
+            if incomplete:
+                _truncated(report, label, index, line, column, "inside this record")
+            else:
+                error_line, error_column = window.line_of(exc.pos)
+                report.reject(Rejection(label, f"bad JSON: {exc.msg}; the rest of the file was not read",
+                                        line=error_line, column=error_column, record=index))
+            break
+        line, _ = window.line_of(start)
+        window.pos = end
+        yield index, line, value
+        index += 1
+        tick(window.bytes_read)
+        if not in_array:
+            continue
+        char = window.skip_whitespace()
+        if char == ",":
+            window.pos += 1
+        elif char == "]":
+            window.pos += 1
+            break
+        elif char is None:
+            line, column = window.line_of(window.pos)
+            _truncated(report, label, index, line, column, "before the closing ']'")
+            break
+        else:
+            line, column = window.line_of(window.pos)
+            report.reject(Rejection(label, f"bad JSON: expected ',' or ']' after record {index - 1}, "
+                                    f"found {char!r}; the rest of the file was not read", line=line,
+                                    column=column, record=index))
+            break
+    tick(window.bytes_read, force=True)
+
+
+def _truncated(report: ImportReport, label: str, index: int, line: int, column: int, where: str) -> None:
+    report.truncated_at = (f"line {line}, column {column}, {where} (record {index}); "
+                           f"{index} complete records before it were read")
+    report.reject(Rejection(label, f"the file ends early, {where} (truncated file)", line=line,
+                            column=column, record=index))

@@ -1,0 +1,113 @@
+"""What an import accepted and rejected, record by record, and how progress is reported."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+from cognitivetwin_core.errors import InputError
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """One rejected record: where it is (file, line or record number), which field, why."""
+
+    file: str
+    reason: str
+    line: int | None = None
+    record: int | None = None
+    field: str | None = None
+    column: int | None = None
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.line is not None:
+            where += f":{self.line}"
+            if self.column is not None:
+                where += f":{self.column}"
+        parts = [where]
+        if self.record is not None:
+            parts.append(f"record {self.record}")
+        if self.field:
+            parts.append(f"field {self.field!r}")
+        return ", ".join(parts) + f": {self.reason}"
+
+
+class StrictImportAborted(InputError):
+    """A strict import met a rejected record: nothing was written."""
+
+    def __init__(self, rejection: Rejection):
+        self.rejection = rejection
+        super().__init__(f"Import aborted, nothing written (strict mode): {rejection}. "
+                         "Fix the record or import without --strict to skip it.")
+
+
+@dataclass
+class ImportProgress:
+    """A progress tick: `done` of `total` (None when unknown) in `unit`s, plus what was read so far."""
+
+    done: int
+    total: int | None
+    unit: str  # "bytes", "rows" or "conversations"
+    conversations: int = 0
+    messages: int = 0
+
+    @property
+    def fraction(self) -> float | None:
+        return min(1.0, self.done / self.total) if self.total else None
+
+
+ProgressCallback = Callable[[ImportProgress], None]
+
+# A dump with millions of bad records keeps the first ones in detail and counts the rest.
+MAX_DETAILED_REJECTIONS = 1000
+
+
+@dataclass
+class ImportReport:
+    source: str
+    importer: str
+    conversations_accepted: int = 0
+    messages_accepted: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+    rejected_total: int = 0
+    # Where a file ended early (truncated mid-record), in words; None when it ended cleanly.
+    truncated_at: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    strict: bool = False
+    import_id: int | None = None
+    conversation_ids: list[str] = field(default_factory=list, repr=False)
+
+    def reject(self, rejection: Rejection) -> None:
+        """Record a rejection; in strict mode, abort the whole import instead."""
+        self.rejected_total += 1
+        if len(self.rejected) < MAX_DETAILED_REJECTIONS:
+            self.rejected.append(rejection)
+        if self.strict:
+            raise StrictImportAborted(rejection)
+
+    def accept(self, messages: int) -> None:
+        self.conversations_accepted += 1
+        self.messages_accepted += messages
+
+    @property
+    def ok(self) -> bool:
+        return not self.rejected_total and self.truncated_at is None
+
+    def to_dict(self) -> dict:
+        data = asdict(self)
+        data.pop("conversation_ids")
+        data["rejected_count"] = self.rejected_total
+        return data
+
+    def summary(self) -> str:
+        text = (f"{self.source}: {self.conversations_accepted} conversations, {self.messages_accepted} "
+                f"messages accepted")
+        if self.duplicates:
+            text += f", {self.duplicates} already in the workspace"
+        if self.rejected_total:
+            text += f", {self.rejected_total} records rejected"
+        if self.truncated_at:
+            text += f"; the file ends early ({self.truncated_at})"
+        return text

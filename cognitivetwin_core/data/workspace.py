@@ -1,0 +1,759 @@
+"""The workspace: a folder with an SQLite database of conversations, their annotations,
+imports, Phase 1 jobs, Phase 2 runs and adapters, plus folders for adapters, runs and caches.
+
+Everything downstream reads conversations from here. It is built for 100k+ messages:
+imports are streamed and written with `executemany` in batches inside one transaction
+(all or nothing), listing pages with LIMIT/OFFSET over indexed columns, and reading
+streams conversations in keyset-paged batches, so nothing loads the whole corpus.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from json.encoder import encode_basestring as _encode_string
+from pathlib import Path
+
+from cognitivetwin_core.annotation.pool import AnnotationPipeline
+from cognitivetwin_core.conversation import Conversation, Message
+from cognitivetwin_core.errors import CognitiveTwinError, InputError
+from cognitivetwin_core.annotation.patterns import LABELER_VERSION, PATTERN_INDEX, names_from_mask, pattern_mask_for
+from cognitivetwin_core.annotation.text_features import compute_text_features
+from cognitivetwin_core.annotation.trajectory import ALGORITHM_VERSION, TurnTrajectory, annotate
+from cognitivetwin_core.data.workspace_schema import MIGRATIONS, SCHEMA_VERSION
+
+DB_NAME = "workspace.sqlite3"
+ANNOTATION_VERSION = f"{ALGORITHM_VERSION}.{LABELER_VERSION}"
+_BATCH = 256
+_PREVIEW_CHARS = 160
+
+
+@dataclass(frozen=True)
+class ConversationSummary:
+    id: str
+    source: str
+    title: str | None
+    message_count: int
+    first_at: str | None
+    preview: str
+    phases: tuple[int, ...]
+    patterns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class MessageAnnotation:
+    turn_index: int
+    role: str
+    coordinates: tuple[float, float, float, float, float]
+    phase_id: int
+    homogeneity: float
+    patterns: tuple[str, ...]
+
+    @property
+    def trajectory(self) -> TurnTrajectory:
+        return TurnTrajectory(self.coordinates, self.phase_id, self.homogeneity, self.turn_index)
+
+
+@dataclass
+class AddResult:
+    """What one `add_conversations` call stored."""
+
+    import_id: int
+    conversations_added: int = 0
+    messages_added: int = 0
+    duplicates: int = 0
+    ids: list[str] = field(default_factory=list)
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+def _preview(conversation: Conversation) -> str:
+    for message in conversation.messages:
+        if message.role == "user" and message.content.strip():
+            text = message.content
+            break
+    else:
+        text = conversation.messages[0].content if conversation.messages else ""
+    return " ".join(text[: _PREVIEW_CHARS * 2].split())[:_PREVIEW_CHARS]
+
+
+def content_hash(conversation: Conversation) -> str:
+    """Exactly `Conversation.content_hash()` (sha256 over `json.dumps([role, content])` per
+    message) without `json.dumps`: the role's part is cached and the content is escaped
+    as UTF-8 bytes (`_json_string_bytes`); hashing was a tenth of an import's time."""
+    digest = hashlib.sha256()
+    update = digest.update
+    for message in conversation.messages:
+        role = message.role
+        opening = _ROLE_OPENINGS.get(role)
+        if opening is None:
+            opening = _ROLE_OPENINGS[role] = f"[{_encode_string(role)}, \"".encode("utf-8")
+        update(opening)
+        update(_json_string_bytes(message.content))
+        update(b'"]\x00')
+    return digest.hexdigest()
+
+
+_ROLE_OPENINGS: dict[str, bytes] = {}
+# Control characters JSON escapes other than tab and newline (rare in chat text). UTF-8
+# bytes below 0x20 are exactly these characters: multi-byte sequences are all >= 0x80.
+_RARE_CONTROLS = bytes(code for code in range(0x20) if code not in (0x09, 0x0A))
+
+
+def _json_string_bytes(text: str) -> bytes:
+    """`json.dumps(text, ensure_ascii=False)` without its quotes, as UTF-8; byte replaces
+    are several times faster than the encoder's character loop."""
+    data = text.encode("utf-8")
+    if len(data.translate(None, _RARE_CONTROLS)) != len(data):
+        return _encode_string(text)[1:-1].encode("utf-8")
+    return data.replace(b"\\", b"\\\\").replace(b'"', b'\\"').replace(b"\n", b"\\n").replace(b"\t", b"\\t")
+
+
+def annotation_rows(conversation: Conversation) -> tuple[list[tuple], int, int]:
+    """Per message (depth, sibling_order, homogeneity, temporal, complexity, phase_id,
+    pattern_mask), plus the conversation's phase and pattern masks."""
+    messages = conversation.messages
+    # Each message's words are read once, for both the annotator and the labeler.
+    features = [compute_text_features(message.content) for message in messages]
+    rows = []
+    phase_bits = 0
+    pattern_bits = 0
+    for message, turn, message_features in zip(messages, annotate(conversation, features=features), features):
+        mask = pattern_mask_for(message, message_features)
+        phase_bits |= 1 << turn.phase_id if 0 <= turn.phase_id < 6 else 0
+        pattern_bits |= mask
+        rows.append((*turn.coordinates, turn.phase_id, mask))
+    return rows, phase_bits, pattern_bits
+
+
+def annotate_conversations(conversations: list[Conversation]) -> list[tuple[list[tuple], int, int]]:
+    """`annotation_rows` of each conversation (a batch, as the annotation workers get it)."""
+    return [annotation_rows(conversation) for conversation in conversations]
+
+
+def _connect(db_path: Path) -> sqlite3.Connection:
+    try:
+        # A long import holds the write lock; other writers wait this long for it.
+        connection = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=120.0)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA foreign_keys=ON")
+    except sqlite3.DatabaseError as exc:
+        raise CognitiveTwinError(
+            f"The workspace database {db_path} cannot be opened ({exc}): "
+            "choose another folder or restore it from a backup."
+        ) from exc
+    return connection
+
+
+class Workspace:
+    """One workspace folder, safe to share between threads: each thread gets its own SQLite
+    connection, and with write-ahead logging readers (the app's Data tab) are never blocked
+    by an import running on a worker thread; they see what was committed."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.db_path = path / DB_NAME
+        self.adapters_dir = path / "adapters"
+        self.runs_dir = path / "runs"
+        self.cache_dir = path / "cache"
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._connections_lock = threading.Lock()
+        self._closed = False
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            if self._closed:
+                raise CognitiveTwinError(f"The workspace {self.path} is closed: open it again.")
+            connection = _connect(self.db_path)
+            self._local.connection = connection
+            with self._connections_lock:
+                self._connections.append(connection)
+        return connection
+
+    # ----- opening ------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, path: str | Path | None = None) -> Workspace:
+        """Open (creating if needed) the workspace folder; None means the user's default one."""
+        if path is None:
+            from cognitivetwin_core.paths import default_workspace_dir
+
+            path = default_workspace_dir()
+        path = Path(path).expanduser().resolve()
+        if path.exists() and not path.is_dir():
+            raise InputError(f"The workspace {path} is a file, not a folder: choose a folder.")
+        try:
+            for folder in (path, path / "adapters", path / "runs", path / "cache"):
+                folder.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CognitiveTwinError(f"Cannot create the workspace folder {path}: {exc.strerror}.") from exc
+        workspace = cls(path)
+        workspace._migrate()
+        workspace.refresh_annotations()
+        return workspace
+
+    def _migrate(self) -> None:
+        with self._transaction() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            row = db.execute("SELECT value FROM meta WHERE key='schema_version'").fetchone()
+            current = int(row[0]) if row else 0
+            if current > SCHEMA_VERSION:
+                raise CognitiveTwinError(
+                    f"The workspace {self.path} was written by a newer CognitiveTwin (schema "
+                    f"{current}, this one knows {SCHEMA_VERSION}): update the app to open it."
+                )
+            for script in MIGRATIONS[current:]:
+                for statement in script.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute(
+                "INSERT INTO meta(key, value) VALUES('schema_version', ?) "
+                "ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (str(SCHEMA_VERSION),),
+            )
+
+    def close(self) -> None:
+        """Close every thread's connection; the workspace cannot be used afterwards."""
+        self._closed = True
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for connection in connections:
+            connection.close()
+
+    def __enter__(self) -> Workspace:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Workspace({str(self.path)!r})"
+
+    @contextmanager
+    def _transaction(self):
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            yield db
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        else:
+            db.execute("COMMIT")
+
+    def _query(self, sql: str, params: Iterable = ()) -> list[tuple]:
+        return self._db.execute(sql, tuple(params)).fetchall()
+
+    # ----- writing conversations ----------------------------------------------------------
+
+    def add_conversations(
+        self,
+        conversations: Iterable[Conversation],
+        *,
+        source_label: str = "api",
+        importer: str | None = None,
+        location: str | None = None,
+        report: dict | Callable[[], dict] | None = None,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> AddResult:
+        """Store conversations (annotated) in one transaction: all of them or, if the iterable
+        raises (a strict import aborting, a cancel), none. Conversations whose content is
+        already stored are skipped as duplicates. `report` (or a callable returning it once
+        the iterable is exhausted) is saved with the import record. `progress(conversations,
+        messages)` is called after each batch."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "INSERT INTO imports(source_label, importer, location, started_at) VALUES(?,?,?,?)",
+                (source_label, importer, location, _now()),
+            )
+            result = AddResult(import_id=cursor.lastrowid)
+            next_pk = db.execute("SELECT COALESCE(MAX(pk), 0) + 1 FROM conversations").fetchone()[0]
+            seen_hashes: set[str] = set()
+            pending_ids: set[str] = set()  # ids given to batches not yet written
+            batch: list[Conversation] = []
+
+            def write(done) -> None:
+                prepared, annotations = done
+                self._write_batch(db, prepared, annotations, result)
+                pending_ids.difference_update(row[1] for row in prepared)
+                if progress is not None:
+                    progress(result.conversations_added + result.duplicates, result.messages_added)
+
+            def submit() -> None:
+                nonlocal next_pk
+                prepared, next_pk = self._prepare_batch(db, batch, next_pk, result, seen_hashes, pending_ids)
+                batch.clear()
+                for done in pipeline.submit(prepared, [row[3] for row in prepared]):
+                    write(done)
+
+            with AnnotationPipeline(annotate_conversations) as pipeline:
+                for conversation in conversations:
+                    batch.append(conversation)
+                    if len(batch) >= _BATCH:
+                        submit()
+                if batch:
+                    submit()
+                for done in pipeline.drain():
+                    write(done)
+            details = report() if callable(report) else (report or {})
+            db.execute(
+                "UPDATE imports SET finished_at=?, conversations=?, messages=?, duplicates=?, "
+                "rejected=?, report=? WHERE id=?",
+                (
+                    _now(),
+                    result.conversations_added,
+                    result.messages_added,
+                    result.duplicates,
+                    int(details.get("rejected_count", len(details.get("rejected", [])))),
+                    json.dumps(details, ensure_ascii=False, default=str),
+                    result.import_id,
+                ),
+            )
+        return result
+
+    def _prepare_batch(
+        self, db, batch: list[Conversation], next_pk: int, result: AddResult, seen_hashes: set[str],
+        pending_ids: set[str],
+    ) -> tuple[list[tuple[int, str, str, Conversation]], int]:
+        """(pk, id, content hash, conversation) for each conversation of the batch to store,
+        in order, and the next free pk; duplicates are counted and left out."""
+        hashed = [(content_hash(conversation), conversation) for conversation in batch if conversation.messages]
+        hashes = [digest for digest, _ in hashed]
+        placeholders = ",".join("?" * len(hashes))
+        stored = {
+            row[0]
+            for row in db.execute(
+                f"SELECT content_hash FROM conversations WHERE content_hash IN ({placeholders})", hashes
+            )
+        } if hashes else set()
+        wanted_ids = [conversation.id for _, conversation in hashed]
+        taken_ids = {
+            row[0]
+            for row in db.execute(
+                f"SELECT id FROM conversations WHERE id IN ({','.join('?' * len(wanted_ids))})", wanted_ids
+            )
+        } if wanted_ids else set()
+        taken_ids |= pending_ids
+        prepared = []
+        for digest, conversation in hashed:
+            if digest in stored or digest in seen_hashes:
+                result.duplicates += 1
+                continue
+            seen_hashes.add(digest)
+            conversation_id = self._free_id(db, conversation.id, taken_ids)
+            taken_ids.add(conversation_id)
+            pending_ids.add(conversation_id)
+            prepared.append((next_pk, conversation_id, digest, conversation))
+            next_pk += 1
+        return prepared, next_pk
+
+    def _write_batch(self, db, prepared: list[tuple[int, str, str, Conversation]], annotations: list,
+                     result: AddResult) -> None:
+        conversation_rows = []
+        message_rows = []
+        append_message = message_rows.append
+        import_id = result.import_id
+        for (pk, conversation_id, digest, conversation), (rows, phase_bits, pattern_bits) in zip(
+            prepared, annotations
+        ):
+            messages = conversation.messages
+            conversation_rows.append((
+                pk, conversation_id, conversation.source, conversation.title, digest, len(messages),
+                _iso(messages[0].created_at), _preview(conversation), import_id,
+                phase_bits, pattern_bits, ANNOTATION_VERSION,
+            ))
+            for turn_index, (message, annotation) in enumerate(zip(messages, rows)):
+                created_at = message.created_at
+                append_message((
+                    pk, turn_index, message.role, message.content,
+                    created_at.isoformat() if created_at is not None else None,
+                    json.dumps(message.patterns) if message.patterns is not None else None,
+                    json.dumps(message.trajectory) if message.trajectory is not None else None,
+                    *annotation,
+                ))
+            result.conversations_added += 1
+            result.messages_added += len(messages)
+            result.ids.append(conversation_id)
+        db.executemany(
+            "INSERT INTO conversations(pk, id, source, title, content_hash, message_count, first_at, "
+            "preview, import_id, phase_mask, pattern_mask, annotation_version) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+            conversation_rows,
+        )
+        db.executemany(
+            "INSERT INTO messages(conversation_pk, turn_index, role, content, created_at, explicit_patterns, "
+            "given_trajectory, depth, sibling_order, homogeneity, temporal, complexity, phase_id, pattern_mask) "
+            "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            message_rows,
+        )
+
+    @staticmethod
+    def _free_id(db, wanted: str, taken: set[str]) -> str:
+        """The conversation's own id, or `id~2`, `id~3`... when different content already uses it."""
+        if wanted not in taken:
+            return wanted
+        suffix = 2
+        while True:
+            candidate = f"{wanted}~{suffix}"
+            if candidate not in taken and not db.execute(
+                "SELECT 1 FROM conversations WHERE id=?", (candidate,)
+            ).fetchone():
+                return candidate
+            suffix += 1
+
+    def delete_conversations(self, ids: Iterable[str]) -> int:
+        ids = list(ids)
+        with self._transaction() as db:
+            deleted = 0
+            for start in range(0, len(ids), 500):
+                chunk = ids[start : start + 500]
+                deleted += db.execute(
+                    f"DELETE FROM conversations WHERE id IN ({','.join('?' * len(chunk))})", chunk
+                ).rowcount
+        return deleted
+
+    # ----- annotations --------------------------------------------------------------------
+
+    def refresh_annotations(
+        self, *, recompute_given: bool = False, progress: Callable[[int, int], None] | None = None
+    ) -> int:
+        """Recompute stored annotations whose algorithm version differs from this code's
+        (or all of them, ignoring trajectories given by imported files, with `recompute_given`).
+        Returns how many conversations were annotated."""
+        if recompute_given:
+            with self._transaction() as db:
+                db.execute("UPDATE messages SET given_trajectory=NULL WHERE given_trajectory IS NOT NULL")
+                db.execute("UPDATE conversations SET annotation_version=NULL")
+        stale = self._query(
+            "SELECT COUNT(*) FROM conversations WHERE annotation_version IS NOT ?", (ANNOTATION_VERSION,)
+        )[0][0]
+        done = 0
+        while done < stale:
+            with self._transaction() as db:
+                pks = [
+                    row[0]
+                    for row in db.execute(
+                        "SELECT pk FROM conversations WHERE annotation_version IS NOT ? ORDER BY pk LIMIT ?",
+                        (ANNOTATION_VERSION, _BATCH),
+                    )
+                ]
+                if not pks:
+                    break
+                for pk, conversation in self._load(db, pks):
+                    rows, phase_bits, pattern_bits = annotation_rows(conversation)
+                    db.executemany(
+                        "UPDATE messages SET depth=?, sibling_order=?, homogeneity=?, temporal=?, complexity=?, "
+                        "phase_id=?, pattern_mask=? WHERE conversation_pk=? AND turn_index=?",
+                        [(*row, pk, index) for index, row in enumerate(rows)],
+                    )
+                    db.execute(
+                        "UPDATE conversations SET phase_mask=?, pattern_mask=?, annotation_version=? WHERE pk=?",
+                        (phase_bits, pattern_bits, ANNOTATION_VERSION, pk),
+                    )
+                done += len(pks)
+            if progress is not None:
+                progress(done, stale)
+        return done
+
+    def annotations(self, conversation_id: str) -> list[MessageAnnotation]:
+        """Trajectory and patterns of every message of the conversation, in order."""
+        rows = self._query(
+            "SELECT m.turn_index, m.role, m.depth, m.sibling_order, m.homogeneity, m.temporal, m.complexity, "
+            "m.phase_id, m.pattern_mask FROM messages m JOIN conversations c ON c.pk = m.conversation_pk "
+            "WHERE c.id = ? ORDER BY m.turn_index",
+            (conversation_id,),
+        )
+        if not rows:
+            self._require(conversation_id)
+        return [
+            MessageAnnotation(
+                turn_index=row[0],
+                role=row[1],
+                coordinates=(row[2], row[3], row[4], row[5], row[6]),
+                phase_id=row[7],
+                homogeneity=row[4],
+                patterns=tuple(names_from_mask(row[8])),
+            )
+            for row in rows
+        ]
+
+    # ----- reading conversations ----------------------------------------------------------
+
+    @staticmethod
+    def _filters(
+        source=None, search=None, min_messages=None, max_messages=None, phase=None, pattern=None, ids=None
+    ) -> tuple[str, list]:
+        clauses: list[str] = []
+        params: list = []
+        if source:
+            clauses.append("c.source = ?")
+            params.append(source)
+        if min_messages is not None:
+            clauses.append("c.message_count >= ?")
+            params.append(int(min_messages))
+        if max_messages is not None:
+            clauses.append("c.message_count <= ?")
+            params.append(int(max_messages))
+        if phase is not None:
+            clauses.append("(c.phase_mask & ?) != 0")
+            params.append(1 << int(phase))
+        if pattern:
+            if pattern not in PATTERN_INDEX:
+                raise InputError(f"Unknown pattern {pattern!r}: use one of {', '.join(PATTERN_INDEX)}.")
+            clauses.append("(c.pattern_mask & ?) != 0")
+            params.append(1 << PATTERN_INDEX[pattern])
+        if search:
+            like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            clauses.append(
+                "(c.id LIKE ? ESCAPE '\\' OR c.title LIKE ? ESCAPE '\\' OR EXISTS (SELECT 1 FROM messages m "
+                "WHERE m.conversation_pk = c.pk AND m.content LIKE ? ESCAPE '\\'))"
+            )
+            params += [like, like, like]
+        if ids is not None:
+            ids = list(ids)
+            clauses.append(f"c.id IN ({','.join('?' * len(ids))})" if ids else "0")
+            params += ids
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def count_conversations(self, **filters) -> int:
+        where, params = self._filters(**filters)
+        return self._query(f"SELECT COUNT(*) FROM conversations c{where}", params)[0][0]
+
+    def count_messages(self) -> int:
+        return self._query("SELECT COUNT(*) FROM messages")[0][0]
+
+    def list_conversations(
+        self,
+        offset: int = 0,
+        limit: int = 100,
+        *,
+        source: str | None = None,
+        search: str | None = None,
+        min_messages: int | None = None,
+        max_messages: int | None = None,
+        phase: int | None = None,
+        pattern: str | None = None,
+    ) -> list[ConversationSummary]:
+        """One page of conversation summaries in import order."""
+        where, params = self._filters(source, search, min_messages, max_messages, phase, pattern)
+        rows = self._query(
+            "SELECT c.id, c.source, c.title, c.message_count, c.first_at, c.preview, c.phase_mask, c.pattern_mask "
+            f"FROM conversations c{where} ORDER BY c.pk LIMIT ? OFFSET ?",
+            [*params, int(limit), int(offset)],
+        )
+        return [
+            ConversationSummary(
+                id=row[0],
+                source=row[1],
+                title=row[2],
+                message_count=row[3],
+                first_at=row[4],
+                preview=row[5] or "",
+                phases=tuple(phase_id for phase_id in range(6) if row[6] >> phase_id & 1),
+                patterns=tuple(names_from_mask(row[7])),
+            )
+            for row in rows
+        ]
+
+    def _require(self, conversation_id: str) -> int:
+        row = self._query("SELECT pk FROM conversations WHERE id = ?", (conversation_id,))
+        if not row:
+            raise InputError(f"No conversation {conversation_id!r} in the workspace {self.path}.")
+        return row[0][0]
+
+    def get_conversation(self, conversation_id: str) -> Conversation:
+        pk = self._require(conversation_id)
+        return self._load(self._db, [pk])[0][1]
+
+    @staticmethod
+    def _load(db, pks: list[int]) -> list[tuple[int, Conversation]]:
+        placeholders = ",".join("?" * len(pks))
+        conversations: dict[int, Conversation] = {}
+        for pk, conversation_id, source, title in db.execute(
+            f"SELECT pk, id, source, title FROM conversations WHERE pk IN ({placeholders}) ORDER BY pk", pks
+        ):
+            conversations[pk] = Conversation(id=conversation_id, source=source, title=title)
+        for pk, role, content, created_at, explicit, given in db.execute(
+            "SELECT conversation_pk, role, content, created_at, explicit_patterns, given_trajectory FROM messages "
+            f"WHERE conversation_pk IN ({placeholders}) ORDER BY conversation_pk, turn_index",
+            pks,
+        ):
+            conversations[pk].messages.append(
+                Message(
+                    role=role,
+                    content=content,
+                    created_at=_parse_time(created_at),
+                    patterns=json.loads(explicit) if explicit is not None else None,
+                    trajectory=json.loads(given) if given is not None else None,
+                )
+            )
+        return list(conversations.items())
+
+    def iter_conversations(self, ids: Iterable[str] | None = None, **filters) -> Iterator[Conversation]:
+        """Stream conversations in import order, a batch at a time (keyset paging on pk)."""
+        where, params = self._filters(ids=ids, **filters)
+        last_pk = 0
+        joiner = " AND " if where else " WHERE "
+        while True:
+            pks = [
+                row[0]
+                for row in self._db.execute(
+                    f"SELECT c.pk FROM conversations c{where}{joiner}c.pk > ? ORDER BY c.pk LIMIT ?",
+                    [*params, last_pk, _BATCH],
+                )
+            ]
+            if not pks:
+                return
+            batch = self._load(self._db, pks)
+            last_pk = pks[-1]
+            for _, conversation in batch:
+                yield conversation
+
+    def data_hash(self, ids: Iterable[str] | None = None) -> str:
+        """Content hash of the selected conversations (all by default), independent of order."""
+        where, params = self._filters(ids=ids)
+        digest = hashlib.sha256()
+        for (stored_hash,) in self._db.execute(
+            f"SELECT c.content_hash FROM conversations c{where} ORDER BY c.content_hash", params
+        ):
+            digest.update(stored_hash.encode("ascii"))
+        return digest.hexdigest()
+
+    def sources(self) -> list[str]:
+        return [row[0] for row in self._query("SELECT DISTINCT source FROM conversations ORDER BY source")]
+
+    def stats(self) -> dict:
+        conversations, messages_in_conversations = self._query(
+            "SELECT COUNT(*), COALESCE(SUM(message_count), 0) FROM conversations"
+        )[0]
+        by_source = dict(self._query("SELECT source, COUNT(*) FROM conversations GROUP BY source ORDER BY source"))
+        by_role = dict(self._query("SELECT role, COUNT(*) FROM messages GROUP BY role ORDER BY role"))
+        by_phase = dict(self._query("SELECT phase_id, COUNT(*) FROM messages GROUP BY phase_id ORDER BY phase_id"))
+        bits = ", ".join(f"SUM((pattern_mask >> {index}) & 1)" for index in range(len(PATTERN_INDEX)))
+        pattern_counts = self._query(f"SELECT {bits} FROM messages")[0]
+        characters = self._query("SELECT COALESCE(SUM(LENGTH(content)), 0) FROM messages")[0][0]
+        imports = self._query(
+            "SELECT id, source_label, importer, location, finished_at, conversations, messages, duplicates, rejected "
+            "FROM imports ORDER BY id"
+        )
+        return {
+            "path": str(self.path),
+            "conversations": conversations,
+            "messages": messages_in_conversations,
+            "characters": characters,
+            "mean_messages_per_conversation": (messages_in_conversations / conversations) if conversations else 0.0,
+            "by_source": by_source,
+            "by_role": by_role,
+            "by_phase": {int(key): value for key, value in by_phase.items() if key is not None},
+            "by_pattern": {name: int(pattern_counts[index] or 0) for name, index in PATTERN_INDEX.items()},
+            "imports": [
+                dict(zip(
+                    ("id", "source_label", "importer", "location", "finished_at", "conversations", "messages",
+                     "duplicates", "rejected"),
+                    row,
+                ))
+                for row in imports
+            ],
+            "annotation_version": ANNOTATION_VERSION,
+        }
+
+    def imports(self) -> list[dict]:
+        """Every import with its stored report."""
+        rows = self._query(
+            "SELECT id, source_label, importer, location, started_at, finished_at, conversations, messages, "
+            "duplicates, rejected, report FROM imports ORDER BY id"
+        )
+        keys = ("id", "source_label", "importer", "location", "started_at", "finished_at", "conversations",
+                "messages", "duplicates", "rejected")
+        return [{**dict(zip(keys, row[:-1])), "report": json.loads(row[-1]) if row[-1] else {}} for row in rows]
+
+    # ----- generic records owned by other modules -----------------------------------------
+
+    def _upsert_record(self, table: str, key_column: str, key: str, fields: dict) -> None:
+        with self._transaction() as db:
+            row = db.execute(f"SELECT fields FROM {table} WHERE {key_column}=?", (key,)).fetchone()
+            merged = {**(json.loads(row[0]) if row else {}), **fields}
+            payload = json.dumps(merged, ensure_ascii=False, default=str)
+            now = _now()
+            if row:
+                db.execute(f"UPDATE {table} SET fields=?, updated_at=? WHERE {key_column}=?", (payload, now, key))
+            else:
+                db.execute(
+                    f"INSERT INTO {table}({key_column}, fields, created_at, updated_at) VALUES(?,?,?,?)",
+                    (key, payload, now, now),
+                )
+
+    def _records(self, table: str, key_column: str, key: str | None = None) -> list[dict]:
+        where = f" WHERE {key_column}=?" if key is not None else ""
+        rows = self._query(
+            f"SELECT {key_column}, fields, created_at, updated_at FROM {table}{where} ORDER BY created_at, rowid",
+            (key,) if key is not None else (),
+        )
+        return [
+            {**json.loads(fields), key_column: record_key, "created_at": created, "updated_at": updated}
+            for record_key, fields, created, updated in rows
+        ]
+
+    def upsert_phase1_job(self, job_id: str, fields: dict) -> None:
+        """Create or update a Phase 1 job record; `fields` are merged into the stored ones."""
+        self._upsert_record("phase1_jobs", "job_id", job_id, fields)
+
+    def phase1_jobs(self) -> list[dict]:
+        return self._records("phase1_jobs", "job_id")
+
+    def get_phase1_job(self, job_id: str) -> dict | None:
+        records = self._records("phase1_jobs", "job_id", job_id)
+        return records[0] if records else None
+
+    def delete_phase1_job(self, job_id: str) -> None:
+        with self._transaction() as db:
+            db.execute("DELETE FROM phase1_jobs WHERE job_id=?", (job_id,))
+
+    def upsert_phase2_run(self, run_id: str, fields: dict) -> None:
+        """Create or update a Phase 2 run record; `fields` are merged into the stored ones."""
+        self._upsert_record("phase2_runs", "run_id", run_id, fields)
+
+    def phase2_runs(self) -> list[dict]:
+        return self._records("phase2_runs", "run_id")
+
+    def get_phase2_run(self, run_id: str) -> dict | None:
+        records = self._records("phase2_runs", "run_id", run_id)
+        return records[0] if records else None
+
+    def register_adapter(self, adapter_id: str, path, lineage: dict) -> None:
+        """Record (or re-record) an adapter folder with where it came from."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO adapters(adapter_id, path, lineage, created_at) VALUES(?,?,?,?) "
+                "ON CONFLICT(adapter_id) DO UPDATE SET path=excluded.path, lineage=excluded.lineage",
+                (adapter_id, str(path), json.dumps(lineage, ensure_ascii=False, default=str), _now()),
+            )
+
+    def adapters(self) -> list[dict]:
+        rows = self._query("SELECT adapter_id, path, lineage, created_at FROM adapters ORDER BY created_at, rowid")
+        return [
+            {"adapter_id": adapter_id, "path": path, "lineage": json.loads(lineage), "created_at": created}
+            for adapter_id, path, lineage, created in rows
+        ]
+
+    def get_adapter(self, adapter_id: str) -> dict | None:
+        return next((record for record in self.adapters() if record["adapter_id"] == adapter_id), None)

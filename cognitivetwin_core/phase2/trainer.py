@@ -1,0 +1,874 @@
+"""The Phase 2 trainer: frozen base -> cached pooled turns -> trained adapter and heads.
+
+A plain object. `run()` is a generator of events; the CLI draws progress bars from them and
+the app's QThread worker turns them into signals. Control from any thread:
+`request_stop(save=True)` (finish the current step, save a usable model, outcome
+"stopped") and `request_cancel()` (discard the run, outcome "cancelled"); both are flags
+checked before every encoding batch and every training step.
+
+    config = Phase2Config(base_model="smollm2-135m", output_dir="runs/a", epochs=10)
+    trainer = Phase2Trainer(config, conversations=[...])   # or workspace=Workspace|path, or data_file=path
+    for event in trainer.run():
+        event.kind   # "encoding" | "step" | "epoch" | "checkpoint" | "finished"
+
+Events (dataclasses; every one has `kind` and `phase` ("encoding" or "training")):
+    EncodingEvent(done, total, tokens, tokens_per_s, eta_s, cache_hit)     done/total in messages
+    StepEvent(epoch, epochs, step, steps_per_epoch, global_step, total_steps, losses{total,
+              style, stylometric, pattern, planning}, lr, examples_per_s, eta_s)
+    EpochEvent(epoch, epochs, train_losses{}, val_losses{}, metrics{pattern_macro_f1,
+              pattern_macro_f1_baseline, pattern_macro_auc, pattern_macro_auc_baseline,
+              planning_cosine, planning_cosine_baseline, style_retrieval, style_retrieval_chance},
+              per_pattern{name: {support, f1, f1_baseline, auc}}, table)
+    CheckpointEvent(epoch, path)
+    FinishedEvent(outcome "completed"|"stopped"|"cancelled"|"failed", output_dir, message, metrics)
+
+Files in `output_dir`: `config.json` + `model.safetensors` (the trained components, loadable
+with `create_cognitivetwin_v2(components_dir=...)`), `metrics.json` (per epoch, with
+baselines), `run.json` (lineage: data hash and size, base, adapter, every parameter,
+versions, start/end, outcome), `checkpoint/` (resume state, see phase2_checkpoint).
+
+Errors a user can fix in the inputs (no data, a bad file, an unknown base) are raised as
+CognitiveTwinError before anything is written; failures during the run (NaN loss, out of
+memory) end with FinishedEvent(outcome="failed", message=...) and the last good checkpoint.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import platform
+import shutil
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import ClassVar, Iterator, Sequence
+
+from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
+from cognitivetwin_core.conversation import Conversation
+from cognitivetwin_core.errors import CognitiveTwinError, InputError
+
+log = logging.getLogger(__name__)
+
+DEFAULT_LOSS_WEIGHTS = {"style": 1.0, "stylometric": 0.5, "pattern": 1.0, "planning": 1.0}
+
+
+@dataclass
+class Phase2Config:
+    base_model: str = DEFAULT_BASE_MODEL
+    adapter_dir: str | None = None
+    output_dir: str | None = None  # default with a workspace: <workspace>/runs/<run id>
+    epochs: int = 10
+    batch_size: int = 4  # conversations per batch; all their messages go in (style positives)
+    lr: float = 1e-3  # the seed's 1e-4 is too small for the few updates small data gives (see the CLI help)
+    gradient_accumulation: int = 4
+    device: str = "auto"
+    plan_steps: int = 4
+    seed: int = 42
+    loss_weights: dict = field(default_factory=lambda: dict(DEFAULT_LOSS_WEIGHTS))
+    val_fraction: float = 0.2
+    num_threads: int | None = None
+    leave_one_core_free: bool = False
+    resume: bool = False
+    weight_decay: float = 0.01
+    warmup_fraction: float = 0.05
+    max_grad_norm: float = 1.0
+    temperature: float = 0.1  # InfoNCE
+    cache_dir: str | None = None  # default: <workspace>/cache/phase2-features or the user cache
+    max_window_tokens: int = 1024
+    overlap_tokens: int = 256
+    encode_batch_tokens: int = 8192
+
+    def validate(self) -> None:
+        problems = []
+        if self.epochs < 1:
+            problems.append("epochs must be at least 1")
+        if self.batch_size < 1:
+            problems.append("batch size must be at least 1")
+        if self.gradient_accumulation < 1:
+            problems.append("gradient accumulation must be at least 1")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            problems.append("the learning rate must be a positive number")
+        if self.plan_steps < 1:
+            problems.append("plan steps must be at least 1")
+        if not 0.0 <= self.val_fraction < 1.0:
+            problems.append("the validation fraction must be in [0, 1)")
+        unknown = set(self.loss_weights) - set(DEFAULT_LOSS_WEIGHTS)
+        if unknown:
+            problems.append(f"unknown loss weights {sorted(unknown)} (known: {', '.join(DEFAULT_LOSS_WEIGHTS)})")
+        if problems:
+            raise InputError("Phase 2 settings: " + "; ".join(problems) + ".")
+
+    def weight(self, name: str) -> float:
+        return float(self.loss_weights.get(name, DEFAULT_LOSS_WEIGHTS[name]))
+
+
+# ----- events ---------------------------------------------------------------------------------
+
+
+@dataclass
+class EncodingEvent:
+    kind: ClassVar[str] = "encoding"
+    phase: ClassVar[str] = "encoding"
+    done: int
+    total: int
+    tokens: int
+    tokens_per_s: float
+    eta_s: float | None
+    cache_hit: bool
+
+
+@dataclass
+class StepEvent:
+    kind: ClassVar[str] = "step"
+    phase: ClassVar[str] = "training"
+    epoch: int
+    epochs: int
+    step: int
+    steps_per_epoch: int
+    global_step: int
+    total_steps: int
+    losses: dict
+    lr: float
+    examples_per_s: float
+    eta_s: float | None
+
+
+@dataclass
+class EpochEvent:
+    kind: ClassVar[str] = "epoch"
+    phase: ClassVar[str] = "training"
+    epoch: int
+    epochs: int
+    train_losses: dict
+    val_losses: dict
+    metrics: dict
+    per_pattern: dict
+    table: str
+
+
+@dataclass
+class CheckpointEvent:
+    kind: ClassVar[str] = "checkpoint"
+    phase: ClassVar[str] = "training"
+    epoch: int
+    path: str
+
+
+@dataclass
+class FinishedEvent:
+    kind: ClassVar[str] = "finished"
+    phase: ClassVar[str] = "training"
+    outcome: str
+    output_dir: str | None
+    message: str
+    metrics: dict | None = None
+
+
+class _Stop(Exception):
+    pass
+
+
+class _Failure(Exception):
+    pass
+
+
+@dataclass
+class _Data:
+    """Per message arrays, rows in cache order (conversation by conversation)."""
+
+    coords: "object"  # torch float [M, 5]
+    phases: "object"  # torch long [M]
+    homogeneity: "object"  # torch float [M]
+    patterns: "object"  # torch float [M, 12]
+    stylometrics: "object"  # torch float [M, S]
+    roles: "object"  # torch long [M]
+    offsets: list[int]
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _versions() -> dict:
+    import importlib.metadata as metadata
+
+    versions = {"python": platform.python_version()}
+    for name in ("cognitivetwin-studio", "torch", "transformers", "peft", "safetensors", "numpy"):
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return versions
+
+
+def _write_json_atomic(path: Path, payload: dict) -> None:
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+class Phase2Trainer:
+    def __init__(
+        self,
+        config: Phase2Config,
+        *,
+        conversations: Sequence[Conversation] | None = None,
+        workspace=None,
+        data_file: str | Path | None = None,
+    ):
+        config.validate()
+        sources = sum(x is not None for x in (conversations, workspace, data_file))
+        if sources != 1:
+            raise InputError("Give Phase 2 exactly one data source: conversations, a workspace or a data file.")
+        self.config = config
+        self._conversations = list(conversations) if conversations is not None else None
+        self._workspace_arg = workspace
+        self.workspace = None
+        self.data_file = Path(data_file) if data_file is not None else None
+        self._lock = threading.Lock()
+        self._stop_requested = False
+        self._save_on_stop = True
+        self._cancel_requested = False
+        self.output_dir: Path | None = None
+        self.run_id: str | None = None
+        self.run_record: dict = {}
+
+    # ----- control (thread-safe) ---------------------------------------------------------------
+
+    def request_stop(self, save: bool = True) -> None:
+        with self._lock:
+            self._stop_requested = True
+            self._save_on_stop = save
+
+    def request_cancel(self) -> None:
+        with self._lock:
+            self._cancel_requested = True
+
+    def _should_stop(self) -> bool:
+        with self._lock:
+            return self._stop_requested or self._cancel_requested
+
+    def _check_flags(self) -> None:
+        if self._should_stop():
+            raise _Stop()
+
+    # ----- data ---------------------------------------------------------------------------------
+
+    def _load_conversations(self) -> tuple[list[Conversation], dict]:
+        if self._conversations is not None:
+            conversations, source = self._conversations, {"kind": "conversations"}
+        elif self._workspace_arg is not None:
+            from cognitivetwin_core.data.workspace import Workspace
+
+            self.workspace = (
+                self._workspace_arg if isinstance(self._workspace_arg, Workspace) else Workspace.open(self._workspace_arg)
+            )
+            conversations = list(self.workspace.iter_conversations())
+            source = {"kind": "workspace", "path": str(self.workspace.path)}
+        else:
+            if not self.data_file.is_file():
+                raise InputError(f"The data file {self.data_file} does not exist: check the path.")
+            from cognitivetwin_core.data.importers import read_conversations
+
+            conversations, _report = read_conversations(self.data_file)
+            source = {"kind": "file", "path": str(self.data_file.resolve())}
+        conversations = [c for c in conversations if c.messages]
+        if not conversations:
+            raise InputError("There are no conversations with messages to train on: import some data first.")
+        minimum = 2 if self.config.val_fraction > 0 else 1
+        if len(conversations) < minimum:
+            raise InputError(
+                f"Phase 2 needs at least {minimum} conversations (one for validation); the data has "
+                f"{len(conversations)}. Import more, or set the validation fraction to 0."
+            )
+        return conversations, source
+
+    def _annotations(self, conversations: list[Conversation]) -> _Data:
+        import torch
+
+        from cognitivetwin_core.annotation.patterns import pattern_vector, patterns_for
+        from cognitivetwin_core.annotation.stylometrics import stylometric_features
+        from cognitivetwin_core.annotation.trajectory import annotate
+
+        coords, phases, homogeneity, patterns, stylo, roles, offsets = [], [], [], [], [], [], [0]
+        role_ids = {"system": 0, "user": 1, "assistant": 2, "tool": 3}
+        for conversation in conversations:
+            for message, turn in zip(conversation.messages, annotate(conversation)):
+                coords.append([float(x) for x in turn.coordinates])
+                phases.append(int(turn.phase_id))
+                homogeneity.append(float(turn.homogeneity))
+                patterns.append(pattern_vector(patterns_for(message)))
+                stylo.append(stylometric_features(message.content))
+                roles.append(role_ids.get(message.role, 4))
+            offsets.append(offsets[-1] + len(conversation.messages))
+        return _Data(
+            coords=torch.tensor(coords, dtype=torch.float32),
+            phases=torch.tensor(phases, dtype=torch.long),
+            homogeneity=torch.tensor(homogeneity, dtype=torch.float32),
+            patterns=torch.tensor(patterns, dtype=torch.float32),
+            stylometrics=torch.tensor(stylo, dtype=torch.float32),
+            roles=torch.tensor(roles, dtype=torch.long),
+            offsets=offsets,
+        )
+
+    def split(self, count: int) -> tuple[list[int], list[int]]:
+        """(train, validation) conversation indices: a seeded split by conversation."""
+        import torch
+
+        generator = torch.Generator().manual_seed(self.config.seed)
+        order = torch.randperm(count, generator=generator).tolist()
+        val_count = 0
+        if self.config.val_fraction > 0 and count >= 2:
+            val_count = min(count - 1, max(1, round(self.config.val_fraction * count)))
+        return sorted(order[val_count:]), sorted(order[:val_count])
+
+    # ----- the run --------------------------------------------------------------------------------
+
+    def run(self) -> Iterator[object]:
+        """Train; yield events. Raises CognitiveTwinError for unusable inputs (before writing)."""
+        config = self.config
+        from cognitivetwin_core.models.devices import configure_threads, select_device
+
+        device = select_device(config.device)
+        conversations, source = self._load_conversations()
+        from cognitivetwin_core.phase2.feature_cache import data_hash
+
+        digest = data_hash(conversations)
+        self._prepare_output(source)
+        self._check_resumable(digest)
+        threads = configure_threads(config.num_threads, config.leave_one_core_free)
+        message_count = sum(len(c.messages) for c in conversations)
+        self.run_record.update(
+            {
+                "run_id": self.run_id,
+                "status": "running",
+                "outcome": "running",
+                "started_at": self.run_record.get("started_at") or _now(),
+                "ended_at": None,
+                "data": {**source, "hash": digest, "conversations": len(conversations), "messages": message_count},
+                "base_model": config.base_model,
+                "adapter": config.adapter_dir,
+                "parameters": asdict(config),
+                "device": device,
+                "torch_threads": threads,
+                "versions": _versions(),
+                "output_dir": str(self.output_dir),
+            }
+        )
+        self._write_run_record()
+        try:
+            cached, hit = yield from self._encode(conversations, device)
+            if cached is None:
+                raise _Stop()
+            self.run_record["feature_cache"] = {"path": str(cached.path), "hit": hit}
+            yield from self._train(conversations, cached, device, digest)
+        except _Stop:
+            yield self._finish_stopped()
+        except _Failure as failure:
+            yield self._finish("failed", str(failure))
+        except CognitiveTwinError as exc:
+            yield self._finish("failed", str(exc))
+        except Exception as exc:
+            from cognitivetwin_core.models.devices import is_out_of_memory
+
+            if is_out_of_memory(exc):
+                yield self._finish(
+                    "failed",
+                    f"Out of memory on {device}: lower the batch size (now {config.batch_size}) or the encoding "
+                    f"batch (now {config.encode_batch_tokens} tokens) or the window ({config.max_window_tokens} "
+                    "tokens), or train with device cpu.",
+                )
+                return
+            self._record_outcome("failed", f"Unexpected error: {exc!r}")
+            raise
+
+    def _prepare_output(self, source: dict) -> None:
+        config = self.config
+        if config.output_dir:
+            output = Path(config.output_dir).expanduser()
+        elif self.workspace is not None:
+            output = self.workspace.runs_dir / time.strftime("phase2-%Y%m%d-%H%M%S")
+        else:
+            raise InputError("Phase 2 needs an output folder (--output-dir).")
+        self._created_output = not output.exists()
+        existing_record = output / "run.json"
+        from cognitivetwin_core.phase2.checkpoint import find_checkpoint
+
+        if config.resume and existing_record.is_file() and find_checkpoint(output):
+            self.run_record = json.loads(existing_record.read_text(encoding="utf-8"))
+            self.run_id = self.run_record.get("run_id") or uuid.uuid4().hex[:12]
+        else:
+            if not config.resume and output.exists() and any(
+                (output / name).exists() for name in ("run.json", "checkpoint", "model.safetensors")
+            ):
+                raise InputError(
+                    f"{output} already holds a Phase 2 run: pass --resume to continue it, or choose a new output folder."
+                )
+            self.run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
+            self.run_record = {}
+        try:
+            output.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise CognitiveTwinError(f"Cannot create the output folder {output}: {exc.strerror}.") from exc
+        self.output_dir = output.resolve()
+
+    def _check_resumable(self, digest: str) -> None:
+        """Refuse --resume with other data or settings before anything is overwritten."""
+        from cognitivetwin_core.phase2.checkpoint import find_checkpoint
+
+        folder = find_checkpoint(self.output_dir) if self.config.resume else None
+        if folder is None:
+            return
+        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+        saved = state.get("identity", {})
+        wanted = {"data_hash": digest, **self._resume_identity()}
+        changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
+        if changed:
+            raise InputError(
+                f"The checkpoint in {folder} was made with other data or settings ({', '.join(changed)}); "
+                "resume with the same ones, or start a new output folder."
+            )
+        done = int(state.get("epoch", 0))
+        if done >= self.config.epochs:
+            raise InputError(
+                f"The run in {self.output_dir} has already trained {done} epochs; "
+                f"pass --epochs above {done} to continue it."
+            )
+
+    def _write_run_record(self) -> None:
+        _write_json_atomic(self.output_dir / "run.json", self.run_record)
+        if self.workspace is not None:
+            self.workspace.upsert_phase2_run(self.run_id, self.run_record)
+
+    def _record_outcome(self, outcome: str, message: str) -> None:
+        self.run_record.update({"status": outcome, "outcome": outcome, "message": message, "ended_at": _now()})
+        if self.output_dir is not None and self.output_dir.exists():
+            self._write_run_record()
+        elif self.workspace is not None:
+            self.workspace.upsert_phase2_run(self.run_id, self.run_record)
+
+    def _finish(self, outcome: str, message: str, metrics: dict | None = None) -> FinishedEvent:
+        self._record_outcome(outcome, message)
+        log.info("Phase 2 run %s %s: %s", self.run_id, outcome, message)
+        return FinishedEvent(outcome, str(self.output_dir), message, metrics)
+
+    def _finish_stopped(self) -> FinishedEvent:
+        with self._lock:
+            cancelled = self._cancel_requested
+        if cancelled:
+            self._discard()
+            return self._finish("cancelled", "Cancelled: the run was discarded.")
+        return self._finish("stopped", getattr(self, "_stop_message", "Stopped before training began."))
+
+    def _discard(self) -> None:
+        """Cancel: remove what this run wrote (the feature cache stays: it is valid and shared)."""
+        if self.output_dir is None:
+            return
+        if self._created_output:
+            shutil.rmtree(self.output_dir, ignore_errors=True)
+        # A resumed run keeps its earlier checkpoint and record (updated below).
+
+    # ----- encoding -------------------------------------------------------------------------------
+
+    def _encode(self, conversations, device):
+        from cognitivetwin_core.phase2.feature_cache import default_cache_root, iter_encode_with_cache
+        from cognitivetwin_core.phase2.turn_encoder import EncodingSettings
+
+        config = self.config
+        if config.cache_dir:
+            cache_dir = Path(config.cache_dir)
+        elif self.workspace is not None:
+            cache_dir = self.workspace.cache_dir / "phase2-features"
+        else:
+            cache_dir = default_cache_root()
+        self.encoding_settings = EncodingSettings(
+            max_window_tokens=config.max_window_tokens,
+            overlap_tokens=config.overlap_tokens,
+            batch_tokens=config.encode_batch_tokens,
+        )
+        started = time.perf_counter()
+        steps = iter_encode_with_cache(
+            conversations,
+            base_model=config.base_model,
+            adapter_dir=config.adapter_dir,
+            cache_dir=cache_dir,
+            settings=self.encoding_settings,
+            device=device,
+            should_stop=self._should_stop,
+        )
+        total = sum(len(c.messages) for c in conversations)
+        while True:
+            try:
+                done, total, tokens = next(steps)
+            except StopIteration as finished:
+                cached, hit = finished.value
+                break
+            elapsed = max(time.perf_counter() - started, 1e-9)
+            rate = done / elapsed
+            yield EncodingEvent(done, total, tokens, tokens / elapsed, (total - done) / rate if rate else None, False)
+        if cached is not None:
+            yield EncodingEvent(total, total, 0, 0.0, 0.0, hit)
+        return cached, hit
+
+    # ----- training -------------------------------------------------------------------------------
+
+    def _train(self, conversations, cached, device, digest):
+        import numpy as np
+        import torch
+
+        from cognitivetwin_core.phase2.checkpoint import find_checkpoint, load_checkpoint, restore_rng, save_checkpoint
+        from cognitivetwin_core.phase2.twin_model import TwinComponents, TwinConfig, save_components
+
+        config = self.config
+        data = self._annotations(conversations)
+        if data.offsets[-1] != cached.features.shape[0]:
+            raise CognitiveTwinError("The feature cache does not match the data; delete the cache folder and retry.")
+        train_ids, val_ids = self.split(len(conversations))
+        self.run_record["split"] = {
+            "train_conversations": len(train_ids),
+            "validation_conversations": len(val_ids),
+            "validation_ids": [conversations[i].id for i in val_ids],
+        }
+        self._data, self._cached, self._device = data, cached, device
+        self._val_ids = val_ids
+
+        torch.manual_seed(config.seed)
+        twin_config = TwinConfig(
+            hidden_size=cached.hidden_size,
+            plan_steps=config.plan_steps,
+            base_model=str(config.base_model),
+            adapter=str(Path(config.adapter_dir).resolve()) if config.adapter_dir else None,
+            encoding=self.encoding_settings.cache_identity(),
+        )
+        components = TwinComponents(twin_config)
+        mean, std = self._feature_statistics(train_ids)
+        components.set_feature_statistics(mean, std)
+        components.to(device)
+        train_rows = [i for c in train_ids for i in range(data.offsets[c], data.offsets[c + 1])]
+        self._train_prior = data.patterns[train_rows].mean(0).numpy() if train_rows else np.zeros(12)
+        prior = torch.from_numpy(self._train_prior).float()
+        self._pattern_pos_weight = ((1 - prior) / prior.clamp_min(1e-3)).clamp(1.0, 10.0).to(device)
+        # Stylometric features are mostly small fractions with small spreads: an unweighted MSE
+        # from sigmoid(0) = 0.5 barely moves (the readout said ~0.5 for everything). Errors are
+        # measured in training standard deviations, and the readout starts at the means.
+        train_stylo = data.stylometrics[train_rows] if train_rows else data.stylometrics
+        self._stylometric_mean = train_stylo.mean(0)
+        self._stylometric_scale = (1.0 / train_stylo.std(0, unbiased=False).clamp_min(0.02)).to(device)
+        components.style_head.init_readout(self._stylometric_mean)
+
+        optimizer = torch.optim.AdamW(components.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+        batches_per_epoch = max(1, math.ceil(len(train_ids) / config.batch_size))
+        updates_per_epoch = math.ceil(batches_per_epoch / config.gradient_accumulation)
+        total_updates = updates_per_epoch * config.epochs
+        warmup = max(1, int(config.warmup_fraction * total_updates))
+
+        def schedule(update: int) -> float:
+            if update < warmup:
+                return (update + 1) / warmup
+            progress = (update - warmup) / max(1, total_updates - warmup)
+            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        identity = {"data_hash": digest, "hidden_size": cached.hidden_size, **self._resume_identity()}
+        start_epoch, global_step, history = 1, 0, []
+        checkpoint_dir = find_checkpoint(self.output_dir) if config.resume else None
+        if checkpoint_dir is not None:
+            checkpoint = load_checkpoint(checkpoint_dir)
+            # Checkpoints written before epochs could grow still record them: not compared.
+            saved_identity = {k: v for k, v in checkpoint.trainer_state.get("identity", {}).items() if k != "epochs"}
+            if saved_identity != identity:
+                changed = sorted(k for k in set(identity) | set(saved_identity) if identity.get(k) != saved_identity.get(k))
+                raise InputError(
+                    f"The checkpoint in {checkpoint_dir} was made with other data or settings ({', '.join(changed)}); "
+                    "resume with the same ones, or start a new output folder."
+                )
+            components.load_state_dict(checkpoint.components_state)
+            optimizer.load_state_dict(checkpoint.optimizer_state)
+            scheduler.load_state_dict(checkpoint.scheduler_state)
+            restore_rng(checkpoint.rng_state)
+            start_epoch = int(checkpoint.trainer_state["epoch"]) + 1
+            global_step = int(checkpoint.trainer_state["global_step"])
+            history = checkpoint.trainer_state.get("history", [])
+            log.info("Resuming %s from epoch %d", self.output_dir, start_epoch)
+
+        self._stop_message = "Stopped before the first epoch ended; nothing was saved."
+        steps_done_this_run = examples_done = 0
+        started = time.perf_counter()
+        total_steps = batches_per_epoch * config.epochs
+        last_good_epoch = start_epoch - 1
+        for epoch in range(start_epoch, config.epochs + 1):
+            components.train()
+            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+            order = [train_ids[i] for i in torch.randperm(len(train_ids), generator=generator).tolist()]
+            batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
+            sums: dict[str, float] = {}
+            optimizer.zero_grad(set_to_none=True)
+            for step, batch in enumerate(batches, start=1):
+                if self._should_stop():
+                    self._stop_during_training(components, history, last_good_epoch)
+                    raise _Stop()
+                losses, examples = self._batch_losses(components, batch)
+                total = losses["total"]
+                if not torch.isfinite(total):
+                    bad = [n for n, v in losses.items() if n != "total" and not torch.isfinite(v)] or ["total"]
+                    raise _Failure(
+                        f"Training stopped at epoch {epoch}, step {step}: the {', '.join(bad)} loss became "
+                        f"{float(total.detach())} (numerically unstable). "
+                        + (
+                            f"The last good checkpoint (epoch {last_good_epoch}) is kept in "
+                            f"{self.output_dir / 'checkpoint'}; "
+                            if last_good_epoch >= 1
+                            else "No epoch had finished, so nothing was saved; "
+                        )
+                        + f"lower the learning rate (now {config.lr:g}) and run again"
+                        + (" with --resume." if last_good_epoch >= 1 else ".")
+                    )
+                (total / config.gradient_accumulation).backward()
+                if step % config.gradient_accumulation == 0 or step == len(batches):
+                    torch.nn.utils.clip_grad_norm_(components.parameters(), config.max_grad_norm)
+                    optimizer.step()
+                    scheduler.step()
+                    optimizer.zero_grad(set_to_none=True)
+                global_step += 1
+                steps_done_this_run += 1
+                examples_done += examples
+                losses = {name: float(value.detach()) for name, value in losses.items()}
+                for name, value in losses.items():
+                    sums[name] = sums.get(name, 0.0) + value
+                elapsed = max(time.perf_counter() - started, 1e-9)
+                remaining = total_steps - global_step
+                yield StepEvent(
+                    epoch=epoch,
+                    epochs=config.epochs,
+                    step=step,
+                    steps_per_epoch=len(batches),
+                    global_step=global_step,
+                    total_steps=total_steps,
+                    losses=losses,
+                    lr=float(optimizer.param_groups[0]["lr"]),
+                    examples_per_s=examples_done / elapsed,
+                    eta_s=elapsed / steps_done_this_run * remaining,
+                )
+            train_losses = {name: value / len(batches) for name, value in sums.items()}
+            val_losses, metrics, per_pattern = self.evaluate(components, val_ids)
+            from cognitivetwin_core.phase2.metrics import format_table
+
+            entry = {"epoch": epoch, "train": train_losses, "validation": val_losses, "metrics": metrics, "per_pattern": per_pattern}
+            history.append(entry)
+            self._write_metrics(history)
+            yield EpochEvent(epoch, config.epochs, train_losses, val_losses, metrics, per_pattern, format_table(metrics))
+            trainer_state = {"epoch": epoch, "global_step": global_step, "history": history, "identity": identity}
+            path = save_checkpoint(self.output_dir, components, optimizer, scheduler, trainer_state)
+            last_good_epoch = epoch
+            yield CheckpointEvent(epoch, str(path))
+        save_components(components, self.output_dir)
+        final = history[-1]["metrics"] if history else {}
+        self.run_record["final_metrics"] = final
+        yield self._finish("completed", f"Trained {config.epochs} epochs; the model is in {self.output_dir}.", final)
+
+    def _resume_identity(self) -> dict:
+        """Settings that must not change across --resume. Not epochs: a stopped run may be
+        continued with more (or fewer) epochs; the LR schedule is rebuilt for the new total
+        and continues from the saved update count."""
+        c = self.config
+        return {
+            "base_model": str(c.base_model),
+            "adapter": c.adapter_dir,
+            "batch_size": c.batch_size,
+            "lr": c.lr,
+            "gradient_accumulation": c.gradient_accumulation,
+            "plan_steps": c.plan_steps,
+            "seed": c.seed,
+            "loss_weights": {k: c.weight(k) for k in DEFAULT_LOSS_WEIGHTS},
+            "val_fraction": c.val_fraction,
+        }
+
+    def _stop_during_training(self, components, history, last_good_epoch) -> None:
+        from cognitivetwin_core.phase2.twin_model import save_components
+
+        with self._lock:
+            cancelled, save = self._cancel_requested, self._save_on_stop
+        if cancelled:
+            return
+        if save:
+            save_components(components, self.output_dir)
+            _, metrics, per_pattern = self.evaluate(components, self._val_ids)
+            history = history + [{"epoch": None, "stopped": True, "metrics": metrics, "per_pattern": per_pattern}]
+            self._write_metrics(history)
+            self.run_record["final_metrics"] = metrics
+            self._stop_message = (
+                f"Stopped and saved: the model in {self.output_dir} holds the weights at the stop"
+                + (f"; --resume continues from epoch {last_good_epoch + 1}." if last_good_epoch >= 1 else ".")
+            )
+        else:
+            self._stop_message = (
+                f"Stopped without saving; --resume continues from epoch {last_good_epoch + 1}."
+                if last_good_epoch >= 1
+                else "Stopped before the first epoch ended; nothing was saved."
+            )
+
+    def _write_metrics(self, history: list) -> None:
+        epochs = [entry for entry in history if entry.get("epoch") is not None]
+        payload = {
+            "run_id": self.run_id,
+            "epochs": history,
+            "final": history[-1] if history else None,
+            "best_epoch_by_val_loss": min(epochs, key=lambda e: e["validation"].get("total", float("inf")))["epoch"]
+            if epochs and all("validation" in e for e in epochs)
+            else None,
+        }
+        _write_json_atomic(self.output_dir / "metrics.json", payload)
+
+    # ----- tensors for a batch of conversations ------------------------------------------------
+
+    def _gather(self, conversation_ids: list[int]):
+        import numpy as np
+        import torch
+
+        data, cached = self._data, self._cached
+        rows = [np.asarray(cached.conversation(c), dtype=np.float32) for c in conversation_ids]
+        pooled = torch.from_numpy(np.concatenate(rows, axis=0))
+        index = torch.tensor([i for c in conversation_ids for i in range(data.offsets[c], data.offsets[c + 1])])
+        K = self.config.plan_steps
+        targets, mask, conv_of = [], [], []
+        position = 0
+        for local, c in enumerate(conversation_ids):
+            n = data.offsets[c + 1] - data.offsets[c]
+            for t in range(n):
+                targets.append([position + t + k if t + k < n else 0 for k in range(1, K + 1)])
+                mask.append([1.0 if t + k < n else 0.0 for k in range(1, K + 1)])
+                conv_of.append(local)
+            position += n
+        device = self._device
+        return {
+            "pooled": pooled.to(device),
+            "coords": data.coords[index].to(device),
+            "phases": data.phases[index].to(device),
+            "homogeneity": data.homogeneity[index].to(device),
+            "patterns": data.patterns[index].to(device),
+            "stylometrics": data.stylometrics[index].to(device),
+            "roles": data.roles[index].to(device),
+            "conversation": torch.tensor(conv_of, device=device),
+            "plan_targets": torch.tensor(targets, dtype=torch.long, device=device),
+            "plan_mask": torch.tensor(mask, device=device),
+        }
+
+    def _forward(self, components, batch):
+        z = components.standardize(batch["pooled"])
+        output = components(z, batch["coords"], batch["phases"], batch["homogeneity"], standardized=True)
+        return z, output
+
+    def _batch_losses(self, components, conversation_ids, keep_outputs: bool = False):
+        import torch
+        import torch.nn.functional as F
+
+        batch = self._gather(conversation_ids)
+        z, out = self._forward(components, batch)
+        config = self.config
+        # Style: InfoNCE with every other message of the same conversation and role as a positive.
+        group = batch["conversation"] * 8 + batch["roles"]
+        positives = group[:, None] == group[None, :]
+        eye = torch.eye(len(group), dtype=torch.bool, device=group.device)
+        positives &= ~eye
+        logits = out.style_signature @ out.style_signature.T / config.temperature
+        logits = logits.masked_fill(eye, float("-inf"))
+        anchors = positives.any(1)
+        if anchors.any():
+            log_denominator = torch.logsumexp(logits[anchors], dim=1)
+            log_numerator = torch.logsumexp(logits[anchors].masked_fill(~positives[anchors], float("-inf")), dim=1)
+            style = (log_denominator - log_numerator).mean()
+        else:
+            style = out.style_signature.sum() * 0.0
+        stylometric = (((out.stylometrics - batch["stylometrics"]) * self._stylometric_scale) ** 2).mean()
+        # Rare patterns get a heavier positive term (a thresholded F1 would otherwise never fire).
+        pattern = F.binary_cross_entropy_with_logits(
+            out.pattern_logits, batch["patterns"], pos_weight=self._pattern_pos_weight
+        )
+        targets = z[batch["plan_targets"]]  # [M, K, hidden]
+        cosine = F.cosine_similarity(out.plan_steps, targets, dim=-1)
+        mask = batch["plan_mask"]
+        planning = ((1 - cosine) * mask).sum() / mask.sum().clamp_min(1.0)
+        total = (
+            config.weight("style") * style
+            + config.weight("stylometric") * stylometric
+            + config.weight("pattern") * pattern
+            + config.weight("planning") * planning
+        )
+        losses = {"total": total, "style": style, "stylometric": stylometric, "pattern": pattern, "planning": planning}
+        if keep_outputs:
+            self._last_outputs = (batch, z, out)
+        return losses, len(group)
+
+    def evaluate(self, components, conversation_ids: list[int]) -> tuple[dict, dict, dict]:
+        """(losses, metrics with baselines, per-pattern metrics) on these conversations."""
+        import numpy as np
+        import torch
+        import torch.nn.functional as F
+
+        from cognitivetwin_core.annotation.patterns import PATTERN_NAMES
+        from cognitivetwin_core.phase2.metrics import pattern_metrics, retrieval_hits
+
+        if not conversation_ids:
+            return {}, {}, {}
+        components.eval()
+        sums: dict[str, float] = {}
+        probabilities, labels = [], []
+        plan_sum = plan_base_sum = plan_count = 0.0
+        hits = anchors = 0
+        chance = 0.0
+        batches = [conversation_ids[i : i + self.config.batch_size] for i in range(0, len(conversation_ids), self.config.batch_size)]
+        with torch.no_grad():
+            for batch_ids in batches:
+                losses, _ = self._batch_losses(components, batch_ids, keep_outputs=True)
+                for name, value in losses.items():
+                    sums[name] = sums.get(name, 0.0) + float(value)
+                batch, z, out = self._last_outputs
+                self._last_outputs = None
+                probabilities.append(torch.sigmoid(out.pattern_logits).cpu().numpy())
+                labels.append(batch["patterns"].cpu().numpy())
+                targets = z[batch["plan_targets"]]
+                mask = batch["plan_mask"]
+                plan_sum += float((F.cosine_similarity(out.plan_steps, targets, dim=-1) * mask).sum())
+                plan_base_sum += float((F.cosine_similarity(z.unsqueeze(1).expand_as(targets), targets, dim=-1) * mask).sum())
+                plan_count += float(mask.sum())
+                group = (batch["conversation"] * 8 + batch["roles"]).cpu().numpy()
+                h, a, ch = retrieval_hits(out.style_signature.cpu().numpy(), group)
+                hits, anchors, chance = hits + h, anchors + a, chance + ch
+        components.train()
+        losses = {name: value / len(batches) for name, value in sums.items()}
+        patterns = pattern_metrics(np.concatenate(probabilities), np.concatenate(labels), self._train_prior, PATTERN_NAMES)
+        metrics = {
+            "pattern_macro_f1": patterns["macro_f1"],
+            "pattern_macro_f1_baseline": patterns["macro_f1_baseline"],
+            "pattern_macro_auc": patterns["macro_auc"],
+            "pattern_macro_auc_baseline": patterns["macro_auc_baseline"],
+            "planning_cosine": plan_sum / plan_count if plan_count else None,
+            "planning_cosine_baseline": plan_base_sum / plan_count if plan_count else None,
+            "style_retrieval": hits / anchors if anchors else None,
+            "style_retrieval_chance": chance / anchors if anchors else None,
+        }
+        return losses, metrics, patterns["per_pattern"]
+
+    def _feature_statistics(self, conversation_ids: list[int]):
+        import numpy as np
+        import torch
+
+        cached = self._cached
+        hidden = cached.hidden_size
+        total = np.zeros(hidden, dtype=np.float64)
+        squares = np.zeros(hidden, dtype=np.float64)
+        count = 0
+        for c in conversation_ids:
+            rows = np.asarray(cached.conversation(c), dtype=np.float64)
+            total += rows.sum(0)
+            squares += (rows * rows).sum(0)
+            count += len(rows)
+        count = max(count, 1)
+        mean = total / count
+        variance = np.maximum(squares / count - mean * mean, 0.0)
+        return torch.from_numpy(mean).float(), torch.from_numpy(np.sqrt(variance)).float()
