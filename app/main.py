@@ -65,11 +65,11 @@ async def run_window(args) -> int:
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
 
-    from .errors_dialog import install_excepthook
-    from .main_window import MainWindow
-    from .tasks import cancel_all
+    from app.dialogs.errors import install_excepthook
+    from app.main_window import MainWindow
+    from app.qt.tasks import cancel_all
 
-    from .gui_thread_gc import GuiThreadGarbageCollector
+    from app.qt.gui_thread_gc import GuiThreadGarbageCollector
 
     app = QApplication.instance()
     install_excepthook(asyncio.get_running_loop())

@@ -43,13 +43,13 @@ from cognitivetwin_core.errors import CognitiveTwinError
 from cognitivetwin_core.logging_setup import log_file_path
 from cognitivetwin_core.paths import default_workspace_dir
 
-from . import settings
-from .tasks import start_task
-from .widgets.message_label import MessageLabel
+from app import settings
+from app.qt.tasks import start_task
+from app.widgets.message_label import MessageLabel
 
 if TYPE_CHECKING:
-    from .tabs.connections_tab import ConnectionsTab
-    from .tabs.data_tab import DataTab
+    from app.tabs.connections_tab import ConnectionsTab
+    from app.tabs.data_tab import DataTab
 
 log = logging.getLogger(__name__)
 
@@ -58,31 +58,31 @@ log = logging.getLogger(__name__)
 # the training and playground tabs import numpy, pyqtgraph and the SDKs, the Data tab the
 # core's importers and annotators.
 def _connections_tab() -> QWidget:
-    from .tabs.connections_tab import ConnectionsTab
+    from app.tabs.connections_tab import ConnectionsTab
 
     return ConnectionsTab()
 
 
 def _data_tab() -> QWidget:
-    from .tabs.data_tab import DataTab
+    from app.tabs.data_tab import DataTab
 
     return DataTab()
 
 
 def _phase1_tab() -> QWidget:
-    from .tabs.phase1_tab import Phase1Tab
+    from app.tabs.phase1_tab import Phase1Tab
 
     return Phase1Tab()
 
 
 def _phase2_tab() -> QWidget:
-    from .tabs.phase2_tab import Phase2Tab
+    from app.tabs.phase2_tab import Phase2Tab
 
     return Phase2Tab()
 
 
 def _playground_tab() -> QWidget:
-    from .tabs.playground_tab import PlaygroundTab
+    from app.tabs.playground_tab import PlaygroundTab
 
     return PlaygroundTab()
 
@@ -316,7 +316,7 @@ class MainWindow(QMainWindow):
         thread: `Workspace.open` may migrate it and re-annotate every message. The status bar
         says so meanwhile; `workspaceChanged` (or the inline error) follows. False while
         another open is still running."""
-        from .background_job import BackgroundJob
+        from app.qt.background_job import BackgroundJob
 
         if self._workspace_job is not None and self._workspace_job.is_running():
             self.statusBar().showMessage("A workspace is still opening: try again in a moment.", 5_000)
@@ -335,7 +335,7 @@ class MainWindow(QMainWindow):
 
     def _workspace_failed(self, exc: object) -> None:
         if not isinstance(exc, CognitiveTwinError):
-            from .errors_dialog import report_unexpected
+            from app.dialogs.errors import report_unexpected
 
             report_unexpected(exc, context="opening the workspace")
             return
@@ -396,7 +396,7 @@ class MainWindow(QMainWindow):
         start_task(self._detect_device(), name="detect device")
 
     async def _detect_device(self) -> None:
-        from .device_status import describe_device  # after the first paint (main.py's timer)
+        from app.device_status import describe_device  # after the first paint (main.py's timer)
 
         text = await asyncio.to_thread(describe_device)
         self.device_status.setText(f"Device: {text}")

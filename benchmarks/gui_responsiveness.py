@@ -84,7 +84,7 @@ def main(argv=None) -> int:
     # The studio's asyncio loop on Qt's (as under qasync.run), driven by app.exec() below.
     asyncio.set_event_loop(qasync.QEventLoop(app, already_running=True))
     try:  # as app.main.run_window does
-        from app.gui_thread_gc import GuiThreadGarbageCollector
+        from app.qt.gui_thread_gc import GuiThreadGarbageCollector
 
         collector = GuiThreadGarbageCollector(app)
     except ImportError:

@@ -162,7 +162,7 @@ def _delete_earlier_widgets():
 def qt_garbage_on_gui_thread():
     """Delete earlier tests' widgets and collect cycles holding Qt objects here, on the GUI
     thread: otherwise the cyclic GC may run inside a worker thread and delete them there.
-    The app itself does this with app.gui_thread_gc, which tests do not install."""
+    The app itself does this with app.qt.gui_thread_gc, which tests do not install."""
     import gc
 
     _delete_earlier_widgets()
@@ -203,14 +203,14 @@ def torch_one_thread():
 @pytest.fixture(autouse=True)
 def studio_garbage_collection(request):
     """In the studio's tests (test_app_*), garbage is collected as the app collects it: only on
-    the GUI thread (app.gui_thread_gc), never inside a worker thread that would then delete
+    the GUI thread (app.qt.gui_thread_gc), never inside a worker thread that would then delete
     widgets and timers there; and earlier tests' widgets are gone before each test starts."""
     if not request.module.__name__.startswith("test_app_"):
         yield
         return
     request.getfixturevalue("qapp")
     request.getfixturevalue("qt_garbage_on_gui_thread")
-    from app.gui_thread_gc import GuiThreadGarbageCollector
+    from app.qt.gui_thread_gc import GuiThreadGarbageCollector
 
     collector = GuiThreadGarbageCollector()
     yield

@@ -170,7 +170,8 @@ def test_cancelled_import_writes_nothing(window, qtbot, tmp_path):
 
 
 def test_supabase_import_uses_the_keyring_and_the_mapping(window, qtbot, tmp_path, monkeypatch):
-    from app import data_jobs, settings
+    from app import settings
+    from app.tabs import data_jobs
     from cognitivetwin_core.connections import secrets
     from postgrest_server import PostgrestServer, make_turns_table
 
@@ -201,7 +202,7 @@ def test_supabase_import_uses_the_keyring_and_the_mapping(window, qtbot, tmp_pat
 
 
 def test_list_model_passes_qtmodeltester_and_pages_lazily(qtmodeltester, isolated_user_dirs, big_workspace):
-    from app.conversation_list_model import PAGE_SIZE, ConversationListModel
+    from app.tabs.conversation_list_model import PAGE_SIZE, ConversationListModel
 
     model = ConversationListModel()
     model.set_workspace(big_workspace)
@@ -306,8 +307,8 @@ def test_exports_and_token_count_run_in_the_background(window, qtbot, tmp_path, 
 
 
 def test_an_unexpected_failure_is_shown_inline_and_in_the_error_dialog(window, qtbot, monkeypatch):
-    from app import data_jobs
-    from app.errors_dialog import ErrorDialog
+    from app.tabs import data_jobs
+    from app.dialogs.errors import ErrorDialog
 
     def broken_import(progress, cancelled, *args):
         raise ZeroDivisionError("a bug in an importer")

@@ -79,7 +79,7 @@ def workspace(tmp_path):
 
 @pytest.fixture()
 def fast_polls(monkeypatch):
-    from app.phase1_controller import Phase1Controller
+    from app.tabs.phase1_controller import Phase1Controller
 
     monkeypatch.setattr(Phase1Controller, "poll_interval", 0.02)
     monkeypatch.setattr(Phase1Controller, "max_poll_interval", 0.1)
@@ -88,7 +88,7 @@ def fast_polls(monkeypatch):
 @pytest.fixture()
 def confirm(monkeypatch):
     """Patches the launch confirmation; `answers` says what the user clicks, `asked` what was shown."""
-    from app.phase1_confirm_dialog import LaunchConfirmDialog, confirmation_text
+    from app.dialogs.phase1_confirm import LaunchConfirmDialog, confirmation_text
 
     state = {"answer": True, "asked": []}
 
@@ -239,7 +239,7 @@ def test_dry_run_errors_are_inline_and_plain(tab, qtbot, fake, data_file):
 
 @pytest.fixture()
 def fake_key(monkeypatch, fake):
-    import app.phase1_controller as controller_module
+    import app.tabs.phase1_controller as controller_module
 
     monkeypatch.setattr(controller_module, "read_api_key", lambda: fake.api_key)
     return fake.api_key
@@ -248,7 +248,7 @@ def fake_key(monkeypatch, fake):
 def test_monitoring_resumes_in_a_new_window_after_a_restart(qtbot, qasync_loop, isolated_user_dirs, fake, fake_key,
                                                             data_file, confirm, tmp_path, monkeypatch):
     from app.main_window import MainWindow
-    from app.phase1_controller import Phase1Controller
+    from app.tabs.phase1_controller import Phase1Controller
     from cognitivetwin_core.data.workspace import Workspace
 
     workspace_dir = tmp_path / "restart-ws"
@@ -353,7 +353,7 @@ def test_local_run_plots_its_loss_cancels_cleanly_and_resumes(tab, qtbot, data_f
 
 @needs_secret_service
 def test_the_key_comes_from_the_keyring(tab, qtbot, fake, data_file):
-    from app.phase1_controller import read_api_key
+    from app.tabs.phase1_controller import read_api_key
 
     if not secrets.keyring_status().available:
         pytest.fail("the test session's keyring should be unlocked")
@@ -435,8 +435,8 @@ def test_a_launch_cut_short_by_a_crash_is_adopted_and_watched(qtbot, qasync_loop
 def test_the_real_confirmation_dialog_opens_without_blocking_and_answers(qtbot, qasync_loop, click, expected):
     import asyncio
 
-    from app.phase1_confirm_dialog import LaunchConfirmDialog
-    from app.tasks import start_task
+    from app.dialogs.phase1_confirm import LaunchConfirmDialog
+    from app.qt.tasks import start_task
     from cognitivetwin_core.phase1.jobs import DatasetStats, DryRun, Phase1Settings
 
     plan = DryRun(backend="together", settings=Phase1Settings(epochs=2), model_id="meta-llama/Llama-3.2-3B-Instruct",

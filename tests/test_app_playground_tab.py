@@ -49,7 +49,7 @@ def trained_workspace(tmp_path_factory, tiny_model_dir):
 def shared_session():
     """The loaded models and indexes, shared by the tabs of this module (loading is the slow
     part; the first test still loads through the tab and sees its progress)."""
-    from app.playground_controller import PlaygroundSession
+    from app.tabs.playground_controller import PlaygroundSession
 
     return PlaygroundSession()
 
@@ -85,7 +85,7 @@ def _expected(tab, request):
     from cognitivetwin_core.playground.analysis import analyze
 
     loaded = tab.controller.session.find(request.run_dir, tab.workspace.path)
-    from app.playground_controller import NEIGHBOURS_PER_STEP
+    from app.tabs.playground_controller import NEIGHBOURS_PER_STEP
 
     return analyze(
         request.message, request.context, loaded.model, trajectory=request.trajectory,
@@ -302,7 +302,7 @@ def test_no_run_yet_says_what_to_do_and_a_bad_folder_is_reported(qtbot, tmp_path
 
 
 def test_typed_context_parsing():
-    from app.playground_controller import parse_context
+    from app.tabs.playground_controller import parse_context
 
     assert parse_context("") == []
     parsed = parse_context("Hi there\n\nHello! How can I help?\n\nsystem: be brief", before_role="user")

@@ -34,15 +34,6 @@ def test_five_tabs_with_shortcuts_and_a_status_bar(window, qtbot):
     assert window.device_status.text() == f"Device: {blocker.args[0]}"
 
 
-def test_placeholder_tabs_describe_themselves_without_controls(qtbot):
-    from app.tabs.placeholder import PlaceholderTab
-
-    tab = PlaceholderTab("Phase 2", "This tab will train the second phase. It is not available in this build yet.")
-    qtbot.addWidget(tab)
-    assert tab.findChildren(QAbstractButton) == [] and tab.findChildren(QLineEdit) == []
-    assert "not available in this build yet" in tab.description
-
-
 def test_first_start_creates_the_default_workspace_and_offers_the_demo(window, isolated_user_dirs):
     from cognitivetwin_core.paths import default_workspace_dir
     from cognitivetwin_core.data.workspace import DB_NAME
@@ -188,7 +179,7 @@ def _work(progress, cancelled, n, fail_with=None, gate=None):
 
 
 def test_background_job_runs_off_the_gui_thread_and_relays_to_it(qtbot, qapp):
-    from app.background_job import BackgroundJob
+    from app.qt.background_job import BackgroundJob
 
     job = BackgroundJob(name="test job")
     seen = []
@@ -203,7 +194,7 @@ def test_background_job_runs_off_the_gui_thread_and_relays_to_it(qtbot, qapp):
 
 
 def test_background_job_reports_failures_and_cancels(qtbot):
-    from app.background_job import BackgroundJob
+    from app.qt.background_job import BackgroundJob
     from cognitivetwin_core.errors import InputError
 
     job = BackgroundJob()
@@ -223,7 +214,7 @@ def test_background_job_reports_failures_and_cancels(qtbot):
 def test_tracked_tasks_are_cancelled_on_quit(qasync_loop, qtbot):
     import asyncio
 
-    from app.tasks import cancel_all, running_tasks, start_task
+    from app.qt.tasks import cancel_all, running_tasks, start_task
 
     started = asyncio.Event()
 
@@ -240,7 +231,7 @@ def test_tracked_tasks_are_cancelled_on_quit(qasync_loop, qtbot):
 
 
 def test_unexpected_errors_open_a_dialog_with_details_and_the_log_path(qtbot, isolated_user_dirs, monkeypatch):
-    from app import errors_dialog
+    from app.dialogs import errors as errors_dialog
     from cognitivetwin_core.logging_setup import log_file_path, register_secret
     from test_secrets import active_log_file
 
@@ -298,7 +289,7 @@ def test_main_opens_the_window_and_quits_in_a_subprocess(tmp_path):
 def test_garbage_is_collected_on_the_gui_thread_only(qapp, qtbot):
     import gc
 
-    from app.gui_thread_gc import GuiThreadGarbageCollector
+    from app.qt.gui_thread_gc import GuiThreadGarbageCollector
 
     collector = GuiThreadGarbageCollector(interval_ms=20)
     try:

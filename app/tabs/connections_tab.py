@@ -32,9 +32,9 @@ from cognitivetwin_core.connections.checks import CheckResult, CheckStatus, chec
 from cognitivetwin_core.errors import CognitiveTwinError
 from cognitivetwin_core.logging_setup import register_secret
 
-from .. import settings
-from ..tasks import start_task
-from ..widgets.message_label import MessageLabel
+from app import settings
+from app.qt.tasks import start_task
+from app.widgets.message_label import MessageLabel
 
 log = logging.getLogger(__name__)
 

@@ -46,12 +46,14 @@ from cognitivetwin_core.errors import CognitiveTwinError
 from cognitivetwin_core.annotation.patterns import PATTERN_NAMES
 from cognitivetwin_core.annotation.trajectory import PHASE_NAMES
 
-from .. import data_jobs, settings
-from ..background_job import BackgroundJob
-from ..conversation_list_model import ConversationListModel
-from ..widgets.conversation_view import ConversationView
-from ..widgets.message_label import MessageLabel
-from ..widgets.stats_view import StatsView
+from app import settings
+
+from app.tabs import data_jobs
+from app.qt.background_job import BackgroundJob
+from app.tabs.conversation_list_model import ConversationListModel
+from app.widgets.conversation_view import ConversationView
+from app.widgets.message_label import MessageLabel
+from app.widgets.stats_view import StatsView
 
 log = logging.getLogger(__name__)
 
@@ -371,7 +373,7 @@ class DataTab(QWidget):
             # A bug, not the user's doing: BackgroundJob has logged it; show the details dialog too.
             import traceback
 
-            from ..errors_dialog import ErrorDialog
+            from app.dialogs.errors import ErrorDialog
 
             self.message.show_error(
                 f"The {self._job_kind} stopped on an unexpected error ({type(exc).__name__}). "

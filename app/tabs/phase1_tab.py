@@ -52,12 +52,12 @@ from PySide6.QtWidgets import (
 from cognitivetwin_core.models.catalog import CATALOG, DEFAULT_TOGETHER_BASE_MODEL
 from cognitivetwin_core.phase1.jobs import DryRun, JobUpdate, Phase1Settings
 
-from .. import settings
-from ..background_job import BackgroundJob
-from ..phase1_confirm_dialog import LaunchConfirmDialog
-from ..phase1_controller import Phase1Controller, format_duration, is_terminal, parse_time
-from ..tasks import start_task
-from ..widgets.message_label import MessageLabel
+from app import settings
+from app.qt.background_job import BackgroundJob
+from app.dialogs.phase1_confirm import LaunchConfirmDialog
+from app.tabs.phase1_controller import Phase1Controller, format_duration, is_terminal, parse_time
+from app.qt.tasks import start_task
+from app.widgets.message_label import MessageLabel
 
 log = logging.getLogger(__name__)
 
@@ -311,7 +311,7 @@ class Phase1Tab(QWidget):
 
     def _reset_plot(self) -> None:
         if self.loss_plot is None:
-            from ..widgets.live_plot import LivePlot  # the Phase 2 tab's throttled plot
+            from app.widgets.live_plot import LivePlot  # the Phase 2 tab's throttled plot
 
             self.loss_plot = LivePlot(x_label="step", y_label="loss (assistant tokens)")
             self.plot_box.insertWidget(0, self.loss_plot, 1)
@@ -715,7 +715,7 @@ class Phase1Tab(QWidget):
     def export_workspace_data(self) -> None:
         if self.workspace is None:
             return
-        from ..data_jobs import run_export
+        from app.tabs.data_jobs import run_export
 
         base = self.base_combo.currentData()
         target = Path(self.workspace.path) / "exports" / f"phase1-{Path(str(base)).name}.jsonl"
@@ -726,7 +726,7 @@ class Phase1Tab(QWidget):
         self._update_buttons()
 
     def _on_export_done(self, summary) -> None:
-        from ..data_jobs import describe_export
+        from app.tabs.data_jobs import describe_export
 
         self.data_path.setText(str(self._export_target))
         self.message.show_ok(f"{describe_export(summary)} Saved as {self._export_target}; run the dry run next.")

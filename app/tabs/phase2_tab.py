@@ -55,11 +55,11 @@ from PySide6.QtWidgets import (
 
 from cognitivetwin_core.models.catalog import CATALOG, DEFAULT_BASE_MODEL
 
-from ..background_job import BackgroundJob
-from ..device_status import describe_device
-from ..phase2_controller import Phase2Controller
-from ..widgets.live_plot import LivePlot
-from ..widgets.message_label import MessageLabel
+from app.qt.background_job import BackgroundJob
+from app.device_status import describe_device
+from app.tabs.phase2_controller import Phase2Controller
+from app.widgets.live_plot import LivePlot
+from app.widgets.message_label import MessageLabel
 
 log = logging.getLogger(__name__)
 

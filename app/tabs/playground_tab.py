@@ -51,7 +51,7 @@ from PySide6.QtWidgets import (
 
 from cognitivetwin_core.conversation import ROLES
 
-from ..playground_controller import (
+from app.tabs.playground_controller import (
     AnalysisRequest,
     PlaygroundController,
     RunChoice,
@@ -60,13 +60,13 @@ from ..playground_controller import (
     parse_context,
     result_numbers,
 )
-from ..widgets.analysis_panel import AnalysisPanel
-from ..widgets.message_label import MessageLabel
-from ..widgets.pattern_bars import PatternBars
-from ..widgets.plan_steps_view import PlanStepsView
-from ..widgets.signature_strip import SignatureStrip
-from ..widgets.stylometric_readout import StylometricReadout
-from ..widgets.trajectory_sliders import TrajectorySliders
+from app.widgets.analysis_panel import AnalysisPanel
+from app.widgets.message_label import MessageLabel
+from app.widgets.pattern_bars import PatternBars
+from app.widgets.plan_steps_view import PlanStepsView
+from app.widgets.signature_strip import SignatureStrip
+from app.widgets.stylometric_readout import StylometricReadout
+from app.widgets.trajectory_sliders import TrajectorySliders
 
 log = logging.getLogger(__name__)
 
@@ -536,7 +536,7 @@ class PlaygroundTab(QWidget):
     def _ensure_style_map(self) -> None:
         if self.style_map is not None:
             return
-        from ..widgets.style_map import StyleMap
+        from app.widgets.style_map import StyleMap
 
         self.style_map = StyleMap()
         self.style_map.pointClicked.connect(self._map_point_clicked)

@@ -6,9 +6,9 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
-from .pattern_bars import PatternBars
-from .signature_strip import SignatureStrip
-from .stylometric_readout import StylometricReadout
+from app.widgets.pattern_bars import PatternBars
+from app.widgets.signature_strip import SignatureStrip
+from app.widgets.stylometric_readout import StylometricReadout
 
 
 class AnalysisPanel(QWidget):

@@ -21,9 +21,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .coordinate_bars import CoordinateBars
-from .flow_layout import FlowLayout
-from .trajectory_style import COORDINATE_COLORS, COORDINATE_LABELS, phase_color, phase_label
+from app.widgets.coordinate_bars import CoordinateBars
+from app.widgets.flow_layout import FlowLayout
+from app.widgets.trajectory_style import COORDINATE_COLORS, COORDINATE_LABELS, phase_color, phase_label
 
 CARDS_PER_BATCH = 100
 MAX_TEXT_CHARS = 4000

@@ -6,7 +6,7 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from .trajectory_style import COORDINATE_COLORS, COORDINATE_LABELS
+from app.widgets.trajectory_style import COORDINATE_COLORS, COORDINATE_LABELS
 
 _LABEL_WIDTH = 92
 _BAR_WIDTH = 90

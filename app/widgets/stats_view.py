@@ -9,7 +9,7 @@ from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QPushButton, QVB
 from cognitivetwin_core.annotation.patterns import PATTERN_NAMES
 from cognitivetwin_core.annotation.trajectory import PHASE_NAMES
 
-from .trajectory_style import PHASE_COLORS
+from app.widgets.trajectory_style import PHASE_COLORS
 
 
 class StatsView(QWidget):

@@ -15,7 +15,7 @@ from PySide6.QtWidgets import QComboBox, QGridLayout, QLabel, QPushButton, QSlid
 
 from cognitivetwin_core.annotation.trajectory import PHASE_NAMES, phase_for_depth
 
-from .trajectory_style import COORDINATE_LABELS
+from app.widgets.trajectory_style import COORDINATE_LABELS
 
 _STEPS = 100  # slider resolution: 0.01
 

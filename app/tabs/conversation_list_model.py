@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 
-from .widgets.trajectory_style import phase_label
+from app.widgets.trajectory_style import phase_label
 
 PAGE_SIZE = 200
 COLUMNS = ("Conversation", "Source", "Messages", "Phases", "Patterns", "First message")

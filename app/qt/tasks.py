@@ -32,7 +32,7 @@ def _finished(task: asyncio.Task) -> None:
         return
     exc = task.exception()
     if exc is not None:
-        from .errors_dialog import report_unexpected
+        from app.dialogs.errors import report_unexpected
 
         report_unexpected(exc, context=f"background task {task.get_name()}")
 

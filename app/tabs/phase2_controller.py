@@ -28,7 +28,7 @@ from PySide6.QtCore import QCoreApplication, QEvent, QObject, Signal, Slot
 
 from cognitivetwin_core.errors import CognitiveTwinError
 
-from .background_job import BackgroundJob
+from app.qt.background_job import BackgroundJob
 
 log = logging.getLogger(__name__)
 

@@ -26,7 +26,7 @@ from cognitivetwin_core.conversation import ROLES, Conversation, Message
 from cognitivetwin_core.errors import CancelledError, CognitiveTwinError
 from cognitivetwin_core.annotation.trajectory import TurnTrajectory, annotate
 
-from .background_job import BackgroundJob
+from app.qt.background_job import BackgroundJob
 
 log = logging.getLogger(__name__)
 
@@ -320,7 +320,7 @@ def map_of(model, neighbours):
     """Signatures of (an even sample of) the indexed messages at their own trajectories."""
     import numpy as np
 
-    from .widgets.style_map import MapPoint
+    from app.widgets.style_map import MapPoint
 
     signatures = np.asarray(neighbours.signatures(model), dtype=np.float64)
     rows = np.arange(len(neighbours))
@@ -440,6 +440,6 @@ class PlaygroundController(QObject):
             self.failed.emit(str(exc))
             return
         self.failed.emit(f"The analysis failed unexpectedly ({type(exc).__name__}: {exc}). Details are in the log.")
-        from .errors_dialog import report_unexpected
+        from app.dialogs.errors import report_unexpected
 
         report_unexpected(exc, context="playground")

@@ -36,8 +36,8 @@ from PySide6.QtCore import QObject, Signal, Slot
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
 from cognitivetwin_core.phase1.jobs import TERMINAL_STATUSES, DryRun, JobUpdate, Phase1Settings
 
-from .background_job import BackgroundJob
-from .tasks import start_task
+from app.qt.background_job import BackgroundJob
+from app.qt.tasks import start_task
 
 log = logging.getLogger(__name__)
 
@@ -389,7 +389,7 @@ class Phase1Controller(QObject):
         self.jobsChanged.emit()
 
     def _measured_local_speed(self, base_model: str) -> float | None:
-        from . import settings
+        from app import settings
 
         try:
             return float(settings.read(f"phase1/local_tokens_per_second/{_setting_name(base_model)}") or 0) or None
@@ -398,7 +398,7 @@ class Phase1Controller(QObject):
 
     def _remember_local_speed(self, job_id: str) -> None:
         """Tokens per second of a finished local run, so the next dry run's time is measured."""
-        from . import settings
+        from app import settings
 
         record = self.workspace.get_phase1_job(job_id) or {}
         started = getattr(self, "_launch_time", None)
