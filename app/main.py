@@ -67,9 +67,8 @@ async def run_window(args) -> int:
 
     from app.dialogs.errors import install_excepthook
     from app.main_window import MainWindow
-    from app.qt.tasks import cancel_all
-
     from app.qt.gui_thread_gc import GuiThreadGarbageCollector
+    from app.qt.tasks import cancel_all
 
     app = QApplication.instance()
     install_excepthook(asyncio.get_running_loop())

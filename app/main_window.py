@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, Qt, QUrl, Signal
+from PySide6.QtCore import QByteArray, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QFileDialog,
@@ -38,14 +38,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cognitivetwin_core.models.catalog import CATALOG
-from cognitivetwin_core.errors import CognitiveTwinError
-from cognitivetwin_core.logging_setup import log_file_path
-from cognitivetwin_core.paths import default_workspace_dir
-
 from app import settings
 from app.qt.tasks import start_task
 from app.widgets.message_label import MessageLabel
+from cognitivetwin_core.errors import CognitiveTwinError
+from cognitivetwin_core.logging_setup import log_file_path
+from cognitivetwin_core.models.catalog import CATALOG
+from cognitivetwin_core.paths import default_workspace_dir
 
 if TYPE_CHECKING:
     from app.tabs.connections_tab import ConnectionsTab

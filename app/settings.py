@@ -12,9 +12,9 @@ from typing import Any
 
 from PySide6.QtCore import QSettings
 
-from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
 from cognitivetwin_core.connections.checks import DEFAULT_SUPABASE_TABLE
 from cognitivetwin_core.logging_setup import redact
+from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
 from cognitivetwin_core.paths import user_config_dir
 
 SETTINGS_FILE_NAME = "studio.ini"

@@ -69,7 +69,6 @@ def main(argv=None) -> int:
         os.environ[f"COGNITIVETWIN_{name}_DIR"] = str(folder)
 
     from PySide6.QtCore import QElapsedTimer, Qt, QTimer
-    from PySide6.QtWidgets import QApplication
 
     from app.main import create_application
     from app.main_window import MainWindow

@@ -28,13 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-WORDS = (
-    "the a to of and in is it you that for on with as this be are was can not your have or by an we will "
-    "function value error cache query model data user server request response file test build deploy "
-    "lesson student class plan question answer because however example therefore instead memory thread "
-    "database index latency python rust config network token layer gradient batch epoch loss "
-    "approach option detail simple complex important different similar quickly carefully usually"
-).split()
+WORDS = ["the", "a", "to", "of", "and", "in", "is", "it", "you", "that", "for", "on", "with", "as", "this", "be", "are", "was", "can", "not", "your", "have", "or", "by", "an", "we", "will", "function", "value", "error", "cache", "query", "model", "data", "user", "server", "request", "response", "file", "test", "build", "deploy", "lesson", "student", "class", "plan", "question", "answer", "because", "however", "example", "therefore", "instead", "memory", "thread", "database", "index", "latency", "python", "rust", "config", "network", "token", "layer", "gradient", "batch", "epoch", "loss", "approach", "option", "detail", "simple", "complex", "important", "different", "similar", "quickly", "carefully", "usually"]
 OPENERS = ["How do I", "Why does", "Can you explain", "Write a", "What is the difference between",
            "Thanks, that", "I think", "Could you", "Let's plan", "Actually, the"]
 CODE = "```python\ndef handler(event):\n    items = [x for x in event['items'] if x]\n    return {'count': len(items)}\n```"

@@ -37,9 +37,9 @@ def main() -> None:
     from peft import LoraConfig, get_peft_model
 
     from cognitivetwin_core.models.loader import load_base_model
-    from cognitivetwin_core.phase1.local_lora import _collate, assistant_loss, length_batches, tokenize_conversation
     from cognitivetwin_core.paths import resources_dir
     from cognitivetwin_core.phase1.jobs import read_chat_jsonl
+    from cognitivetwin_core.phase1.local_lora import _collate, assistant_loss, length_batches, tokenize_conversation
 
     conversations = read_chat_jsonl(resources_dir() / "demo" / "conversations.jsonl")
     _, tokenizer = load_base_model("smollm2-135m")
@@ -86,9 +86,9 @@ def main() -> None:
 def epoch() -> None:
     import tempfile
 
-    from cognitivetwin_core.phase1.local_lora import train_local_lora
     from cognitivetwin_core.paths import resources_dir
     from cognitivetwin_core.phase1.jobs import Phase1Settings
+    from cognitivetwin_core.phase1.local_lora import train_local_lora
 
     data = resources_dir() / "demo" / "conversations.jsonl"
     settings = Phase1Settings(base_model="smollm2-135m", epochs=1, lora_r=8, lora_alpha=16)

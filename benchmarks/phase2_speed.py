@@ -87,10 +87,10 @@ def measure_seed_epoch(model, tokenizer, conversations, train_ids, device: str, 
     import torch
     import torch.nn.functional as F
 
-    from cognitivetwin_core.models.devices import autocast_dtype
     from cognitivetwin_core.annotation.patterns import pattern_vector, patterns_for
     from cognitivetwin_core.annotation.stylometrics import stylometric_features
     from cognitivetwin_core.annotation.trajectory import annotate
+    from cognitivetwin_core.models.devices import autocast_dtype
     from cognitivetwin_core.phase2.turn_encoder import tokenize_conversation
     from cognitivetwin_core.phase2.twin_model import TwinComponents, TwinConfig
 

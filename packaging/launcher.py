@@ -17,7 +17,7 @@ def _ensure_std_streams() -> None:
     # None; tqdm, transformers and logging would crash on the first write.
     for name in ("stdout", "stderr"):
         if getattr(sys, name) is None:
-            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))
+            setattr(sys, name, open(os.devnull, "w", encoding="utf-8"))  # noqa: SIM115 (lives as long as the process)
 
 
 def main() -> int:

@@ -251,8 +251,7 @@ def make_turns_table(db_path, conversations: int, *, table: str = "memory_turns"
     import random
 
     rng = random.Random(seed)
-    words = ("deploy cache index query latency worker queue retry schema lesson class student plan "
-             "draft review test branch merge budget report chapter").split()
+    words = ["deploy", "cache", "index", "query", "latency", "worker", "queue", "retry", "schema", "lesson", "class", "student", "plan", "draft", "review", "test", "branch", "merge", "budget", "report", "chapter"]
     rows = []
     for number in range(conversations):
         conversation_id = f"conv-{number:05d}"

@@ -31,9 +31,9 @@ def demo_index(demo_model, phase2_demo_run):
 
 
 def test_analyze_fills_every_panel(demo_model, demo_index, demo_conversations):
-    from cognitivetwin_core.playground.analysis import analyze
     from cognitivetwin_core.annotation.patterns import PATTERN_NAMES
     from cognitivetwin_core.annotation.stylometrics import STYLOMETRIC_NAMES
+    from cognitivetwin_core.playground.analysis import analyze
 
     conversation = demo_conversations[0]
     result = analyze(conversation.messages[2], conversation.messages[:2], demo_model, neighbours_index=demo_index)

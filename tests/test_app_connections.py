@@ -6,21 +6,17 @@ from __future__ import annotations
 
 import logging
 import os
-import socket
 import uuid
 from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QLineEdit
-
-from cognitivetwin_core.connections import secrets
-from cognitivetwin_core.connections.checks import CheckStatus
 from test_secrets import _secret_service_items, active_log_file, files_containing
 from together_server import FakeTogether
 
-
-
+from cognitivetwin_core.connections import secrets
+from cognitivetwin_core.connections.checks import CheckStatus
 
 needs_secret_service = pytest.mark.skipif(
     not os.environ.get("DBUS_SESSION_BUS_ADDRESS"),
@@ -120,8 +116,9 @@ def test_together_key_is_stored_masked_tested_and_removed(tab, qtbot, clean_keyr
 
 @needs_secret_service
 def test_supabase_url_key_table_and_mapping(tab, qtbot, clean_keyring, isolated_user_dirs, tmp_path):
-    from app import settings
     from postgrest_server import PostgrestServer, make_turns_table
+
+    from app import settings
 
     make_turns_table(tmp_path / "turns.sqlite3", 3, table="turns")
     with PostgrestServer(tmp_path / "turns.sqlite3", key="sb_secret_" + uuid.uuid4().hex) as server:

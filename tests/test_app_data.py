@@ -5,12 +5,9 @@ conversation view, statistics charts."""
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from PySide6.QtCore import Qt
-
-
 
 
 def _wait_job(qtbot, tab, start, timeout=60_000):
@@ -170,10 +167,11 @@ def test_cancelled_import_writes_nothing(window, qtbot, tmp_path):
 
 
 def test_supabase_import_uses_the_keyring_and_the_mapping(window, qtbot, tmp_path, monkeypatch):
+    from postgrest_server import PostgrestServer, make_turns_table
+
     from app import settings
     from app.tabs import data_jobs
     from cognitivetwin_core.connections import secrets
-    from postgrest_server import PostgrestServer, make_turns_table
 
     rows = make_turns_table(tmp_path / "turns.sqlite3", 40)
     stored = {}
@@ -307,8 +305,8 @@ def test_exports_and_token_count_run_in_the_background(window, qtbot, tmp_path, 
 
 
 def test_an_unexpected_failure_is_shown_inline_and_in_the_error_dialog(window, qtbot, monkeypatch):
-    from app.tabs import data_jobs
     from app.dialogs.errors import ErrorDialog
+    from app.tabs import data_jobs
 
     def broken_import(progress, cancelled, *args):
         raise ZeroDivisionError("a bug in an importer")

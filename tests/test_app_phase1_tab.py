@@ -14,10 +14,9 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
-
-from cognitivetwin_core.connections import secrets
 from together_server import FakeTogether, make_tiny_lora_adapter
 
+from cognitivetwin_core.connections import secrets
 
 needs_secret_service = pytest.mark.skipif(
     not os.environ.get("DBUS_SESSION_BUS_ADDRESS"),
@@ -408,8 +407,8 @@ def test_closing_during_a_local_run_stops_it_cleanly(tab, qtbot, data_file, tiny
 def test_a_launch_cut_short_by_a_crash_is_adopted_and_watched(qtbot, qasync_loop, isolated_user_dirs, fake, fake_key,
                                                               fast_polls, data_file, tmp_path):
     from app.tabs.phase1_tab import Phase1Tab
-    from cognitivetwin_core.phase1.together_jobs import TogetherJobManager
     from cognitivetwin_core.data.workspace import Workspace
+    from cognitivetwin_core.phase1.together_jobs import TogetherJobManager
 
     with Workspace.open(tmp_path / "crashed-ws") as ws:
         jobs = TogetherJobManager(ws, api_key=fake.api_key, base_url=fake.base_url)

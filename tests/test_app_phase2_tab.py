@@ -17,7 +17,6 @@ import pytest
 
 from cognitivetwin_core.paths import resources_dir
 
-
 RUN_TIMEOUT_MS = 240_000
 
 

@@ -10,7 +10,6 @@ import json
 import numpy as np
 import pytest
 
-
 LOAD_TIMEOUT_MS = 120_000
 ANALYSIS_TIMEOUT_MS = 30_000
 

@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QAbstractButton, QLineEdit
 
 # The offscreen platform warns that it cannot propagate size hints whenever a window is shown.
 
@@ -35,8 +34,8 @@ def test_five_tabs_with_shortcuts_and_a_status_bar(window, qtbot):
 
 
 def test_first_start_creates_the_default_workspace_and_offers_the_demo(window, isolated_user_dirs):
-    from cognitivetwin_core.paths import default_workspace_dir
     from cognitivetwin_core.data.workspace import DB_NAME
+    from cognitivetwin_core.paths import default_workspace_dir
 
     assert window.workspace.path == default_workspace_dir().resolve()
     assert (default_workspace_dir() / DB_NAME).is_file()
@@ -184,9 +183,8 @@ def test_background_job_runs_off_the_gui_thread_and_relays_to_it(qtbot, qapp):
     job = BackgroundJob(name="test job")
     seen = []
     job.progress.connect(lambda value: seen.append((value, threading.current_thread() is threading.main_thread())))
-    with qtbot.waitSignal(job.finished, timeout=10_000):
-        with qtbot.waitSignal(job.succeeded, timeout=10_000) as done:
-            job.start(_work, 5)
+    with qtbot.waitSignal(job.finished, timeout=10_000), qtbot.waitSignal(job.succeeded, timeout=10_000) as done:
+        job.start(_work, 5)
     assert done.args[0].startswith("done 5") and threading.main_thread().name not in done.args[0]
     assert [value[0] for value, _ in seen] == [0, 1, 2, 3, 4]
     assert all(on_gui for _, on_gui in seen), "progress must be delivered in the GUI thread"
@@ -231,9 +229,10 @@ def test_tracked_tasks_are_cancelled_on_quit(qasync_loop, qtbot):
 
 
 def test_unexpected_errors_open_a_dialog_with_details_and_the_log_path(qtbot, isolated_user_dirs, monkeypatch):
+    from test_secrets import active_log_file
+
     from app.dialogs import errors as errors_dialog
     from cognitivetwin_core.logging_setup import log_file_path, register_secret
-    from test_secrets import active_log_file
 
     log_path = active_log_file()
     secret = "sk-" + "z" * 30

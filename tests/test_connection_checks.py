@@ -7,9 +7,9 @@ import asyncio
 import socket
 
 import pytest
+from together_server import FakeTogether
 
 from cognitivetwin_core.connections.checks import CheckStatus, check_supabase, check_together
-from together_server import FakeTogether
 
 
 def _closed_port_url() -> str:

@@ -1,10 +1,8 @@
 """The embedded SmolLM2 base: found via package metadata, converted once, loaded offline."""
 
 import os
-import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 

@@ -3,13 +3,12 @@ a validation split by conversation; the seed's trajectory JSONL; both round-trip
 importers and are written atomically."""
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pytest
 
 from cognitivetwin_core.cli import main as cli_main
 from cognitivetwin_core.conversation import Conversation, Message
-from cognitivetwin_core.errors import InputError
 from cognitivetwin_core.data.exports import (
     TokenCounter,
     export_together,
@@ -19,6 +18,7 @@ from cognitivetwin_core.data.exports import (
 )
 from cognitivetwin_core.data.importers import import_into, read_conversations
 from cognitivetwin_core.data.workspace import Workspace
+from cognitivetwin_core.errors import InputError
 
 
 @pytest.fixture()
@@ -112,7 +112,7 @@ def test_a_failed_export_leaves_the_old_file_alone(tmp_path, tiny_model_dir):
 
 def test_trajectory_export_is_the_seed_format_and_round_trips(demo_workspace, tmp_path):
     given = {"coordinates": [0.5, 0.33, 0.9, 0.5, 0.2], "phase_id": 2, "homogeneity": 0.9, "turn_index": 0}
-    stamp = datetime(2026, 2, 1, 9, 30, tzinfo=timezone.utc)
+    stamp = datetime(2026, 2, 1, 9, 30, tzinfo=UTC)
     demo_workspace.add_conversations([Conversation("given", "t", [
         Message("user", "What is a monad?", created_at=stamp, trajectory=given),
         Message("assistant", "A monoid in the category of endofunctors.", created_at=stamp)])])

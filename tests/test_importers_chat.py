@@ -14,8 +14,8 @@ from cognitivetwin_core.data.importers import (
     import_into,
     read_conversations,
 )
-from cognitivetwin_core.errors import InputError
 from cognitivetwin_core.data.workspace import Workspace
+from cognitivetwin_core.errors import InputError
 
 
 def line(messages, **extra) -> str:

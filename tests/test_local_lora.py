@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from cognitivetwin_core.data.workspace import Workspace
 from cognitivetwin_core.errors import CancelledError
+from cognitivetwin_core.paths import resources_dir
+from cognitivetwin_core.phase1.backends import open_backend
+from cognitivetwin_core.phase1.jobs import Phase1Settings, read_chat_jsonl
 from cognitivetwin_core.phase1.local_lora import (
     IGNORE_INDEX,
     LocalLoraJobs,
@@ -16,10 +20,6 @@ from cognitivetwin_core.phase1.local_lora import (
     tokenize_conversation,
     train_local_lora,
 )
-from cognitivetwin_core.paths import resources_dir
-from cognitivetwin_core.phase1.backends import open_backend
-from cognitivetwin_core.phase1.jobs import Phase1Settings, read_chat_jsonl
-from cognitivetwin_core.data.workspace import Workspace
 
 DEMO = resources_dir() / "demo" / "conversations.jsonl"
 

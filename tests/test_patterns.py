@@ -5,8 +5,6 @@ import json
 
 import pytest
 
-from cognitivetwin_core.conversation import Message
-from cognitivetwin_core.data.importers import demo_dataset_path
 from cognitivetwin_core.annotation.patterns import (
     PATTERN_NAMES,
     label_patterns,
@@ -15,6 +13,8 @@ from cognitivetwin_core.annotation.patterns import (
     pattern_vector,
     patterns_for,
 )
+from cognitivetwin_core.conversation import Message
+from cognitivetwin_core.data.importers import demo_dataset_path
 
 
 def test_names_are_the_twelve_in_design_order():

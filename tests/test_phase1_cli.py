@@ -9,13 +9,12 @@ import sys
 from pathlib import Path
 
 import pytest
+from together_server import FakeTogether, make_tiny_lora_adapter
 
 from cognitivetwin_core.cli import main
+from cognitivetwin_core.data.workspace import Workspace
 from cognitivetwin_core.paths import resources_dir
 from cognitivetwin_core.phase1.jobs import read_chat_jsonl
-from cognitivetwin_core.data.workspace import Workspace
-
-from together_server import FakeTogether, make_tiny_lora_adapter
 
 REPO = Path(__file__).resolve().parent.parent
 

@@ -15,7 +15,6 @@ import torch
 
 from cognitivetwin_core.errors import InputError
 
-
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
 
@@ -281,8 +280,8 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_model_dir, tmp_p
 
 
 def test_workspace_source_records_the_run(tiny_model_dir, tmp_path, small_demo):
-    from cognitivetwin_core.phase2.trainer import Phase2Trainer
     from cognitivetwin_core.data.workspace import Workspace
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     workspace = Workspace.open(tmp_path / "ws")
     workspace.add_conversations(small_demo)

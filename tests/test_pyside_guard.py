@@ -13,7 +13,7 @@ def test_void_qt_calls_do_not_leak_none_references(qapp):
     if hasattr(sys, "_is_immortal") and sys._is_immortal(None):  # 3.12+: None cannot die
         pytest.skip("None is immortal on this Python")
     before = sys.getrefcount(None)
-    for i in range(20_000):
+    for _ in range(20_000):
         label.setText("x")
         label.update()
     after = sys.getrefcount(None)

@@ -4,12 +4,12 @@
 import sqlite3
 
 import pytest
+from postgrest_server import PostgrestServer, make_turns_table
 
 from cognitivetwin_core.cli import main as cli_main
-from cognitivetwin_core.errors import CognitiveTwinError, InputError
 from cognitivetwin_core.data.importers import ColumnMapping, StrictImportAborted, SupabaseSource, import_into
 from cognitivetwin_core.data.workspace import Workspace
-from postgrest_server import PostgrestServer, make_turns_table
+from cognitivetwin_core.errors import CognitiveTwinError, InputError
 
 KEY = "test-service-role-key-0123456789"
 CONVERSATIONS = 450
@@ -96,9 +96,11 @@ def test_wrong_key(server, workspace):
 
 @pytest.mark.parametrize("code", ["PGRST205", "42P01"])
 def test_missing_table(turns_db, workspace, code):
-    with PostgrestServer(turns_db[0], key=KEY, missing_table_code=code) as server:
-        with pytest.raises(InputError, match="no table 'memory_turnz'"):
-            import_into(workspace, source(server, table="memory_turnz"))
+    with (
+        PostgrestServer(turns_db[0], key=KEY, missing_table_code=code) as server,
+        pytest.raises(InputError, match="no table 'memory_turnz'"),
+    ):
+        import_into(workspace, source(server, table="memory_turnz"))
 
 
 def test_missing_column(server, workspace):
@@ -156,8 +158,9 @@ def test_cli_import_and_prepare_data(server, tmp_path, monkeypatch, capsys, turn
     out = capsys.readouterr().out
     assert f"{CONVERSATIONS} conversations, {turns_db[1]} messages accepted" in out
     assert KEY not in out
-    from cognitivetwin_core.cli.data_cmd import prepare_phase2_data
     import argparse
+
+    from cognitivetwin_core.cli.data_cmd import prepare_phase2_data
 
     target = tmp_path / "phase2.jsonl"
     args = argparse.Namespace(workspace=str(workspace_dir), data_out=str(target), quiet=True)

@@ -7,15 +7,14 @@ import logging
 from pathlib import Path
 
 import pytest
+from together_server import FakeTogether, make_tiny_lora_adapter
 
-from cognitivetwin_core.phase1.adapter_archive import AdapterArchiveError
+from cognitivetwin_core.data.workspace import Workspace
 from cognitivetwin_core.errors import InputError
+from cognitivetwin_core.phase1.adapter_archive import AdapterArchiveError
 from cognitivetwin_core.phase1.jobs import Phase1Settings
 from cognitivetwin_core.phase1.together_errors import TogetherServiceError
 from cognitivetwin_core.phase1.together_jobs import TogetherJobManager
-from cognitivetwin_core.data.workspace import Workspace
-
-from together_server import FakeTogether, make_tiny_lora_adapter
 
 CONVERSATIONS = [
     [{"role": "user", "content": f"Question number {i}: how do I sort a list?"},

@@ -2,11 +2,10 @@
 phase bounds, homogeneity extremes, timestamps, determinism, kept imported values."""
 
 import random
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cognitivetwin_core.conversation import ROLES, Conversation, Message
 from cognitivetwin_core.annotation.trajectory import (
     ALGORITHM_VERSION,
     PHASE_NAMES,
@@ -16,12 +15,13 @@ from cognitivetwin_core.annotation.trajectory import (
     complexity,
     phase_for_depth,
 )
+from cognitivetwin_core.conversation import ROLES, Conversation, Message
 
-WORDS = "the cache query lesson student plan error because idea fix def return class why how thanks".split()
+WORDS = ["the", "cache", "query", "lesson", "student", "plan", "error", "because", "idea", "fix", "def", "return", "class", "why", "how", "thanks"]
 
 
 def random_conversation(rng: random.Random, *, timestamps: bool) -> Conversation:
-    start = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, tzinfo=UTC)
     messages = []
     moment = start
     for _ in range(rng.randint(1, 30)):
@@ -91,7 +91,7 @@ def test_homogeneity_identical_is_one_and_disjoint_is_zero():
 
 
 def test_temporal_uses_timestamps_when_they_differ():
-    start = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     offsets = [0, 10, 90, 100]
     conversation = Conversation("c", "t", [
         Message("user", f"m{i}", created_at=start + timedelta(seconds=s)) for i, s in enumerate(offsets)
@@ -109,7 +109,7 @@ def test_temporal_uses_timestamps_when_they_differ():
 
 def test_naive_and_aware_timestamps_mix():
     naive = datetime(2026, 1, 1, 12, 0)
-    aware = datetime(2026, 1, 1, 12, 1, tzinfo=timezone.utc)
+    aware = datetime(2026, 1, 1, 12, 1, tzinfo=UTC)
     turns = annotate(Conversation("c", "t", [Message("user", "a", created_at=naive),
                                              Message("user", "b", created_at=aware)]))
     assert [t.coordinates[3] for t in turns] == [0.0, 1.0]

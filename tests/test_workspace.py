@@ -6,12 +6,12 @@ import threading
 
 import pytest
 
-from cognitivetwin_core.data import workspace as workspace_module
-from cognitivetwin_core.conversation import Conversation, Message
-from cognitivetwin_core.errors import CognitiveTwinError, InputError
 from cognitivetwin_core.annotation.patterns import PATTERN_NAMES
 from cognitivetwin_core.annotation.trajectory import annotate
+from cognitivetwin_core.conversation import Conversation, Message
+from cognitivetwin_core.data import workspace as workspace_module
 from cognitivetwin_core.data.workspace import ConversationSummary, Workspace
+from cognitivetwin_core.errors import CognitiveTwinError, InputError
 
 
 def conversation(number: int, turns: int = 4, source: str = "test") -> Conversation:

@@ -27,7 +27,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlparse
@@ -59,7 +59,7 @@ TERMINAL = ("completed", "cancelled", "error", "user_error")
 
 
 def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 @dataclass
@@ -154,7 +154,7 @@ class FakeTogether:
         self._thread: threading.Thread | None = None
 
     # -- lifecycle ---------------------------------------------------------------
-    def start(self) -> "FakeTogether":
+    def start(self) -> FakeTogether:
         fake = self
 
         class Handler(_Handler):

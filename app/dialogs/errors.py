@@ -36,7 +36,7 @@ class ErrorDialog(QMessageBox):
         self.setStandardButtons(QMessageBox.StandardButton.Close)
 
     @classmethod
-    def show_error(cls, summary: str, details: str) -> "ErrorDialog | None":
+    def show_error(cls, summary: str, details: str) -> ErrorDialog | None:
         if QApplication.instance() is None:
             return None
         parent = QApplication.activeWindow()

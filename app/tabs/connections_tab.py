@@ -27,14 +27,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app import settings
+from app.qt.tasks import start_task
+from app.widgets.message_label import MessageLabel
 from cognitivetwin_core.connections import secrets
 from cognitivetwin_core.connections.checks import CheckResult, CheckStatus, check_supabase, check_together
 from cognitivetwin_core.errors import CognitiveTwinError
 from cognitivetwin_core.logging_setup import register_secret
-
-from app import settings
-from app.qt.tasks import start_task
-from app.widgets.message_label import MessageLabel
 
 log = logging.getLogger(__name__)
 

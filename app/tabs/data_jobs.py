@@ -71,8 +71,8 @@ def run_import(progress, cancelled, workspace_path, source, importer: str | None
 
 def run_supabase_import(progress, cancelled, workspace_path, table: str, mapping: dict, strict: bool):
     """Read the URL and key from the keyring here, on the worker thread (an unlock prompt may block)."""
-    from cognitivetwin_core.data import importers
     from cognitivetwin_core.connections import secrets
+    from cognitivetwin_core.data import importers
     from cognitivetwin_core.data.importers import import_into
 
     url = secrets.get_secret(secrets.SUPABASE_URL)

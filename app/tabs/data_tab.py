@@ -41,19 +41,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
-from cognitivetwin_core.errors import CognitiveTwinError
-from cognitivetwin_core.annotation.patterns import PATTERN_NAMES
-from cognitivetwin_core.annotation.trajectory import PHASE_NAMES
-
 from app import settings
-
-from app.tabs import data_jobs
 from app.qt.background_job import BackgroundJob
+from app.tabs import data_jobs
 from app.tabs.conversation_list_model import ConversationListModel
 from app.widgets.conversation_view import ConversationView
 from app.widgets.message_label import MessageLabel
 from app.widgets.stats_view import StatsView
+from cognitivetwin_core.annotation.patterns import PATTERN_NAMES
+from cognitivetwin_core.annotation.trajectory import PHASE_NAMES
+from cognitivetwin_core.errors import CognitiveTwinError
+from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
 
 log = logging.getLogger(__name__)
 

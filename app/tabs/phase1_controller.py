@@ -28,16 +28,15 @@ import json
 import logging
 import os
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from cognitivetwin_core.errors import CognitiveTwinError, InputError
-from cognitivetwin_core.phase1.jobs import TERMINAL_STATUSES, DryRun, JobUpdate, Phase1Settings
-
 from app.qt.background_job import BackgroundJob
 from app.qt.tasks import start_task
+from cognitivetwin_core.errors import CognitiveTwinError, InputError
+from cognitivetwin_core.phase1.jobs import TERMINAL_STATUSES, DryRun, JobUpdate, Phase1Settings
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +63,7 @@ def parse_time(value) -> float | None:
     except ValueError:
         return None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
 
 

@@ -49,15 +49,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app import settings
+from app.dialogs.phase1_confirm import LaunchConfirmDialog
+from app.qt.background_job import BackgroundJob
+from app.qt.tasks import start_task
+from app.tabs.phase1_controller import Phase1Controller, format_duration, is_terminal, parse_time
+from app.widgets.message_label import MessageLabel
 from cognitivetwin_core.models.catalog import CATALOG, DEFAULT_TOGETHER_BASE_MODEL
 from cognitivetwin_core.phase1.jobs import DryRun, JobUpdate, Phase1Settings
-
-from app import settings
-from app.qt.background_job import BackgroundJob
-from app.dialogs.phase1_confirm import LaunchConfirmDialog
-from app.tabs.phase1_controller import Phase1Controller, format_duration, is_terminal, parse_time
-from app.qt.tasks import start_task
-from app.widgets.message_label import MessageLabel
 
 log = logging.getLogger(__name__)
 

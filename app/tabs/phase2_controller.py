@@ -26,9 +26,8 @@ import time
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Signal, Slot
 
-from cognitivetwin_core.errors import CognitiveTwinError
-
 from app.qt.background_job import BackgroundJob
+from cognitivetwin_core.errors import CognitiveTwinError
 
 log = logging.getLogger(__name__)
 

@@ -53,13 +53,12 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cognitivetwin_core.models.catalog import CATALOG, DEFAULT_BASE_MODEL
-
-from app.qt.background_job import BackgroundJob
 from app.device_status import describe_device
+from app.qt.background_job import BackgroundJob
 from app.tabs.phase2_controller import Phase2Controller
 from app.widgets.live_plot import LivePlot
 from app.widgets.message_label import MessageLabel
+from cognitivetwin_core.models.catalog import CATALOG, DEFAULT_BASE_MODEL
 
 log = logging.getLogger(__name__)
 

@@ -22,11 +22,10 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
+from app.qt.background_job import BackgroundJob
+from cognitivetwin_core.annotation.trajectory import TurnTrajectory, annotate
 from cognitivetwin_core.conversation import ROLES, Conversation, Message
 from cognitivetwin_core.errors import CancelledError, CognitiveTwinError
-from cognitivetwin_core.annotation.trajectory import TurnTrajectory, annotate
-
-from app.qt.background_job import BackgroundJob
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +70,7 @@ class RunChoice:
     opened_by_hand: bool = False
 
     @classmethod
-    def from_folder(cls, folder: str | Path, label: str | None = None, opened_by_hand: bool = True) -> "RunChoice":
+    def from_folder(cls, folder: str | Path, label: str | None = None, opened_by_hand: bool = True) -> RunChoice:
         """A run folder holding a Phase 2 model (raises InputError, with what to do, if not)."""
         folder = Path(folder).expanduser().resolve()
         config = read_run_config(folder)
@@ -128,7 +127,7 @@ class AnalysisRequest:
         return "data" if self.message.patterns is not None else "rules"
 
     @classmethod
-    def for_workspace_message(cls, run_dir, conversation: Conversation, turn_index: int, annotation) -> "AnalysisRequest":
+    def for_workspace_message(cls, run_dir, conversation: Conversation, turn_index: int, annotation) -> AnalysisRequest:
         return cls(
             run_dir=Path(run_dir),
             message=conversation.messages[turn_index],
@@ -138,17 +137,17 @@ class AnalysisRequest:
         )
 
     @classmethod
-    def for_typed_text(cls, run_dir, text: str, context: list[Message], role: str = "user") -> "AnalysisRequest":
+    def for_typed_text(cls, run_dir, text: str, context: list[Message], role: str = "user") -> AnalysisRequest:
         message = Message(role=role, content=text)
         conversation = Conversation(id="typed", source="playground", messages=[*context, message])
         return cls(run_dir=Path(run_dir), message=message, context=list(context), trajectory=annotate(conversation)[-1])
 
-    def with_trajectory(self, coordinates, phase_id: int) -> "AnalysisRequest":
+    def with_trajectory(self, coordinates, phase_id: int) -> AnalysisRequest:
         coordinates = tuple(float(c) for c in coordinates)
         trajectory = TurnTrajectory(coordinates, int(phase_id), coordinates[2], self.trajectory.turn_index)
         return replace(self, trajectory=trajectory, trajectory_edited=True)
 
-    def under_run(self, run_dir) -> "AnalysisRequest":
+    def under_run(self, run_dir) -> AnalysisRequest:
         return replace(self, run_dir=Path(run_dir))
 
 

@@ -49,8 +49,6 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from cognitivetwin_core.conversation import ROLES
-
 from app.tabs.playground_controller import (
     AnalysisRequest,
     PlaygroundController,
@@ -67,6 +65,7 @@ from app.widgets.plan_steps_view import PlanStepsView
 from app.widgets.signature_strip import SignatureStrip
 from app.widgets.stylometric_readout import StylometricReadout
 from app.widgets.trajectory_sliders import TrajectorySliders
+from cognitivetwin_core.conversation import ROLES
 
 log = logging.getLogger(__name__)
 

@@ -6,10 +6,9 @@ from __future__ import annotations
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFormLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
+from app.widgets.trajectory_style import PHASE_COLORS
 from cognitivetwin_core.annotation.patterns import PATTERN_NAMES
 from cognitivetwin_core.annotation.trajectory import PHASE_NAMES
-
-from app.widgets.trajectory_style import PHASE_COLORS
 
 
 class StatsView(QWidget):

@@ -41,7 +41,7 @@ class Projection:
     explained: tuple[float, float]  # share of variance of each axis
 
     @classmethod
-    def fit(cls, vectors: np.ndarray) -> "Projection":
+    def fit(cls, vectors: np.ndarray) -> Projection:
         vectors = np.asarray(vectors, dtype=np.float64)
         mean = vectors.mean(axis=0)
         centred = vectors - mean

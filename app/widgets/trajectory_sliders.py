@@ -13,9 +13,8 @@ from collections.abc import Sequence
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QGridLayout, QLabel, QPushButton, QSlider, QWidget
 
-from cognitivetwin_core.annotation.trajectory import PHASE_NAMES, phase_for_depth
-
 from app.widgets.trajectory_style import COORDINATE_LABELS
+from cognitivetwin_core.annotation.trajectory import PHASE_NAMES, phase_for_depth
 
 _STEPS = 100  # slider resolution: 0.01
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from cognitivetwin_core.conversation import Message
 from cognitivetwin_core.annotation.text_features import _TO_SPACES, TextFeatures, text_features
+from cognitivetwin_core.conversation import Message
 
 PATTERN_NAMES: tuple[str, ...] = (
     "question",
@@ -48,16 +48,14 @@ _SENTENCE_BREAK = re.compile(r"[.!?;:\n]+")
 # label every message of a 100k-message import; Python regex alternations were 10x slower.
 _WORDS: dict[str, frozenset[str]] = {
     "debugging": frozenset(
-        "error errors traceback exception exceptions bug bugs fail crash crashes crashed crashing segfault "
-        "segfaults debug debugging breakpoint fails failing failed broken regression stacktrace hangs "
-        "deadlock oom leak".split()
+        ["error", "errors", "traceback", "exception", "exceptions", "bug", "bugs", "fail", "crash", "crashes", "crashed", "crashing", "segfault", "segfaults", "debug", "debugging", "breakpoint", "fails", "failing", "failed", "broken", "regression", "stacktrace", "hangs", "deadlock", "oom", "leak"]
     ),
-    "explanation": frozenset("because essentially therefore hence".split()),
-    "brainstorming": frozenset("brainstorm brainstorming ideas idea alternatively possibilities spitball".split()),
-    "planning": frozenset("plan plans planning roadmap milestone milestones timeline schedule checklist".split()),
-    "comparison": frozenset("vs versus comparison compared whereas unlike tradeoff tradeoffs trade-off".split()),
-    "clarification": frozenset("clarify clarification".split()),
-    "reflection": frozenset("hindsight retrospect".split()),
+    "explanation": frozenset(["because", "essentially", "therefore", "hence"]),
+    "brainstorming": frozenset(["brainstorm", "brainstorming", "ideas", "idea", "alternatively", "possibilities", "spitball"]),
+    "planning": frozenset(["plan", "plans", "planning", "roadmap", "milestone", "milestones", "timeline", "schedule", "checklist"]),
+    "comparison": frozenset(["vs", "versus", "comparison", "compared", "whereas", "unlike", "tradeoff", "tradeoffs", "trade-off"]),
+    "clarification": frozenset(["clarify", "clarification"]),
+    "reflection": frozenset(["hindsight", "retrospect"]),
 }
 _PHRASES: dict[str, tuple[str, ...]] = {
     "instruction": (
@@ -108,16 +106,13 @@ _PHRASES: dict[str, tuple[str, ...]] = {
     ),
 }
 _QUESTION_STARTS = frozenset(
-    "what why how when where who which whose is are can could would should do does did will have has any".split()
+    ["what", "why", "how", "when", "where", "who", "which", "whose", "is", "are", "can", "could", "would", "should", "do", "does", "did", "will", "have", "has", "any"]
 )
 _IMPERATIVES = frozenset(
-    "write create make give list show implement add remove delete build generate convert summarize summarise "
-    "translate rewrite refactor draft outline describe install run update rename format sort use tell help "
-    "explain set suggest fix check find compare walk".split()
+    ["write", "create", "make", "give", "list", "show", "implement", "add", "remove", "delete", "build", "generate", "convert", "summarize", "summarise", "translate", "rewrite", "refactor", "draft", "outline", "describe", "install", "run", "update", "rename", "format", "sort", "use", "tell", "help", "explain", "set", "suggest", "fix", "check", "find", "compare", "walk"]
 )
 _ACKNOWLEDGEMENTS = frozenset(
-    "thanks thank thx ty ok okay cool perfect great awesome understood noted nice yep yeah marvellous "
-    "wonderful brilliant lovely excellent phew".split()
+    ["thanks", "thank", "thx", "ty", "ok", "okay", "cool", "perfect", "great", "awesome", "understood", "noted", "nice", "yep", "yeah", "marvellous", "wonderful", "brilliant", "lovely", "excellent", "phew"]
 )
 _ACKNOWLEDGEMENT_PHRASES = (
     "got it", "sounds good", "makes sense", "that makes sense", "that worked", "it works", "works now", "i see",

@@ -11,10 +11,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from cognitivetwin_core.conversation import Conversation, Message
 from cognitivetwin_core.annotation.text_features import TextFeatures, text_features
+from cognitivetwin_core.conversation import Conversation, Message
 
 # Bump when a formula changes: stored annotations are recomputed when this differs.
 ALGORITHM_VERSION = 1
@@ -103,7 +103,7 @@ def _timestamp(value: datetime | None) -> float | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=timezone.utc)
+        value = value.replace(tzinfo=UTC)
     return value.timestamp()
 
 

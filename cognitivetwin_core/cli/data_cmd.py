@@ -208,8 +208,8 @@ def _print_report(report) -> None:
 
 
 def _import(args) -> int:
-    from cognitivetwin_core.errors import InputError
     from cognitivetwin_core.data.importers import import_into
+    from cognitivetwin_core.errors import InputError
 
     if args.supabase == bool(args.path):
         raise InputError("Give either a PATH (or 'demo') or --supabase to import.")
@@ -293,8 +293,8 @@ def _stats(args) -> int:
 
 
 def _export(args) -> int:
-    from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
     from cognitivetwin_core.data.exports import export_together, export_trajectory
+    from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
 
     workspace = _open_workspace(args)
     try:

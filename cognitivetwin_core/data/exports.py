@@ -25,11 +25,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
-from cognitivetwin_core.conversation import Conversation, Message
-from cognitivetwin_core.errors import InputError
 from cognitivetwin_core.annotation.patterns import patterns_for
 from cognitivetwin_core.annotation.trajectory import annotate
+from cognitivetwin_core.conversation import Conversation, Message
+from cognitivetwin_core.errors import InputError
+from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
 
 log = logging.getLogger("cognitivetwin.exports")
 
@@ -99,7 +99,7 @@ def atomic_writer(path: str | Path):
     """A text file handle whose content replaces `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(
+    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed before the rename)
         "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
     )
     try:

@@ -16,17 +16,17 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from json.encoder import encode_basestring as _encode_string
 from pathlib import Path
 
-from cognitivetwin_core.annotation.pool import AnnotationPipeline
-from cognitivetwin_core.conversation import Conversation, Message
-from cognitivetwin_core.errors import CognitiveTwinError, InputError
 from cognitivetwin_core.annotation.patterns import LABELER_VERSION, PATTERN_INDEX, names_from_mask, pattern_mask_for
+from cognitivetwin_core.annotation.pool import AnnotationPipeline
 from cognitivetwin_core.annotation.text_features import compute_text_features
 from cognitivetwin_core.annotation.trajectory import ALGORITHM_VERSION, TurnTrajectory, annotate
+from cognitivetwin_core.conversation import Conversation, Message
 from cognitivetwin_core.data.workspace_schema import MIGRATIONS, SCHEMA_VERSION
+from cognitivetwin_core.errors import CognitiveTwinError, InputError
 
 DB_NAME = "workspace.sqlite3"
 ANNOTATION_VERSION = f"{ALGORITHM_VERSION}.{LABELER_VERSION}"
@@ -72,7 +72,7 @@ class AddResult:
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -103,7 +103,7 @@ def content_hash(conversation: Conversation) -> str:
         role = message.role
         opening = _ROLE_OPENINGS.get(role)
         if opening is None:
-            opening = _ROLE_OPENINGS[role] = f"[{_encode_string(role)}, \"".encode("utf-8")
+            opening = _ROLE_OPENINGS[role] = f"[{_encode_string(role)}, \"".encode()
         update(opening)
         update(_json_string_bytes(message.content))
         update(b'"]\x00')

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from cognitivetwin_core.models.catalog import BaseModelSpec, resolve_base
 from cognitivetwin_core.errors import CognitiveTwinError
+from cognitivetwin_core.models.catalog import BaseModelSpec, resolve_base
 
 
 class BaseModelUnavailableError(CognitiveTwinError):

@@ -24,8 +24,8 @@ import uuid
 from pathlib import Path, PurePosixPath
 
 from cognitivetwin_core.atomic_files import replace_dir
-from cognitivetwin_core.models.catalog import spec_for_together_id
 from cognitivetwin_core.errors import CognitiveTwinError
+from cognitivetwin_core.models.catalog import spec_for_together_id
 
 MAX_TOTAL_BYTES = 4 * 1024**3  # a LoRA adapter of an 8B model at rank 64 is well under 1 GiB
 MAX_MEMBERS = 2000

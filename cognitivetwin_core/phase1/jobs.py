@@ -30,9 +30,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Protocol
+from typing import Protocol
 
 from cognitivetwin_core.conversation import ROLES
 from cognitivetwin_core.errors import InputError
@@ -206,7 +207,7 @@ def read_chat_jsonl(path: str | Path) -> list[list[dict]]:
                          "or `cognitivetwin data export`, or pass --data FILE.")
     conversations: list[list[dict]] = []
     try:
-        handle = open(path, encoding="utf-8")
+        handle = open(path, encoding="utf-8")  # noqa: SIM115 (opened apart so only open() errors are translated here)
     except OSError as exc:
         raise InputError(f"Cannot read the Phase 1 data file {path}: {exc.strerror}.") from exc
     with handle:

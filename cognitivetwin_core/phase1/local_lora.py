@@ -34,14 +34,21 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
 from cognitivetwin_core.atomic_files import write_dir_atomically
 from cognitivetwin_core.errors import CancelledError, CognitiveTwinError, InputError
-from cognitivetwin_core.phase1.jobs import DryRun, JobUpdate, Phase1Settings, ProgressCallback, read_chat_jsonl, validate_chat_jsonl
+from cognitivetwin_core.phase1.jobs import (
+    DryRun,
+    JobUpdate,
+    Phase1Settings,
+    ProgressCallback,
+    read_chat_jsonl,
+    validate_chat_jsonl,
+)
 
 log = logging.getLogger(__name__)
 
@@ -231,8 +238,8 @@ def train_local_lora(data_path: str | Path, base_model: str | Path, output_dir: 
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
     from safetensors.torch import load_file
 
-    from cognitivetwin_core.phase1.adapter_archive import write_lineage
     from cognitivetwin_core.models.loader import load_base_model
+    from cognitivetwin_core.phase1.adapter_archive import write_lineage
 
     settings = settings or Phase1Settings(base_model=str(base_model), epochs=1)
     output_dir = Path(output_dir)
@@ -368,7 +375,7 @@ def train_local_lora(data_path: str | Path, base_model: str | Path, output_dir: 
             "settings": settings.to_dict(), "steps": step, "trained_tokens": trained_tokens,
             "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
             "validation_losses": validation_losses,
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"), **(lineage or {}),
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"), **(lineage or {}),
         })
 
     write_dir_atomically(output_dir, write_adapter)
@@ -431,7 +438,7 @@ class LocalLoraJobs:
                                   "from its last checkpoint.")
 
     def _store(self, job_id: str, **fields) -> None:
-        fields["updated"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        fields["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
         self.workspace.upsert_phase1_job(job_id, fields)
 
     def _record(self, job_id: str) -> dict:

@@ -29,13 +29,13 @@ import logging
 import os
 import time
 import uuid
-from datetime import datetime, timezone
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Callable
 
-from cognitivetwin_core.models.catalog import get_spec
 from cognitivetwin_core.errors import CancelledError, InputError
 from cognitivetwin_core.logging_setup import register_secret
+from cognitivetwin_core.models.catalog import get_spec
 from cognitivetwin_core.phase1.jobs import (
     TERMINAL_STATUSES,
     DryRun,
@@ -55,7 +55,7 @@ MAX_EVENTS_KEPT = 300
 
 
 def _now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _dump(obj) -> dict:

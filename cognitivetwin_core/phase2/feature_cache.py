@@ -31,9 +31,9 @@ import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
 
 from cognitivetwin_core.conversation import Conversation
 from cognitivetwin_core.phase2.turn_encoder import EncodingSettings, chat_template_identity
@@ -109,7 +109,7 @@ def model_identity(base_model: str | Path, adapter_dir: str | Path | None, token
 @dataclass
 class CachedFeatures:
     path: Path
-    features: "object"  # numpy memmap float16 [messages, hidden]
+    features: object  # numpy memmap float16 [messages, hidden]
     offsets: list[int]  # conversation i owns rows offsets[i]:offsets[i+1]
     conversation_ids: list[str]
 

@@ -43,14 +43,15 @@ import shutil
 import threading
 import time
 import uuid
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import ClassVar, Iterator, Sequence
+from typing import ClassVar
 
-from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
 from cognitivetwin_core.conversation import Conversation
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
+from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
 
 log = logging.getLogger(__name__)
 
@@ -181,17 +182,17 @@ class _Failure(Exception):
 class _Data:
     """Per message arrays, rows in cache order (conversation by conversation)."""
 
-    coords: "object"  # torch float [M, 5]
-    phases: "object"  # torch long [M]
-    homogeneity: "object"  # torch float [M]
-    patterns: "object"  # torch float [M, 12]
-    stylometrics: "object"  # torch float [M, S]
-    roles: "object"  # torch long [M]
+    coords: object  # torch float [M, 5]
+    phases: object  # torch long [M]
+    homogeneity: object  # torch float [M]
+    patterns: object  # torch float [M, 12]
+    stylometrics: object  # torch float [M, S]
+    roles: object  # torch long [M]
     offsets: list[int]
 
 
 def _now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 def _versions() -> dict:

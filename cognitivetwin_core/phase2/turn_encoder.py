@@ -24,8 +24,8 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Callable, Sequence
 
 from cognitivetwin_core.conversation import Message
 

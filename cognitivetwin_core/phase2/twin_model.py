@@ -35,11 +35,11 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
-from cognitivetwin_core.errors import CognitiveTwinError, InputError
-from cognitivetwin_core.phase2.heads import NUM_PATTERNS, STYLE_DIM, PatternHead, PlanningHead, StyleHead
 from cognitivetwin_core.annotation.patterns import PATTERN_NAMES
 from cognitivetwin_core.annotation.stylometrics import STYLOMETRIC_NAMES
+from cognitivetwin_core.errors import CognitiveTwinError, InputError
+from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
+from cognitivetwin_core.phase2.heads import STYLE_DIM, PatternHead, PlanningHead, StyleHead
 from cognitivetwin_core.phase2.trajectory_adapter import TrajectoryAdapter
 
 CONFIG_NAME = "config.json"
@@ -66,7 +66,7 @@ class TwinConfig:
         return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **asdict(self)}
 
     @classmethod
-    def from_dict(cls, data: dict, source: str = "config.json") -> "TwinConfig":
+    def from_dict(cls, data: dict, source: str = "config.json") -> TwinConfig:
         if data.get("format") != FORMAT_NAME:
             raise InputError(
                 f"{source} is not a CognitiveTwin V2 components config (its 'format' is "
@@ -253,7 +253,7 @@ class CognitiveTwinV2(nn.Module):
 
     # -- the seed's API -------------------------------------------------------------------
 
-    def load_custom_components(self, directory: str | Path) -> "CognitiveTwinV2":
+    def load_custom_components(self, directory: str | Path) -> CognitiveTwinV2:
         device = self.components.feature_mean.device
         self.components = load_components(directory, device=str(device), expected_hidden=self.config.hidden_size)
         self.config = self.components.config

@@ -31,9 +31,9 @@ from __future__ import annotations
 import json
 import logging
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from cognitivetwin_core.conversation import Conversation, Message
 from cognitivetwin_core.errors import InputError
@@ -68,7 +68,7 @@ class Analysis:
     def sorted_patterns(self) -> list[tuple[str, float]]:
         return sorted(self.pattern_probabilities.items(), key=lambda item: item[1], reverse=True)
 
-    def cosine(self, other: "Analysis") -> float:
+    def cosine(self, other: Analysis) -> float:
         """Cosine similarity of two style signatures (both are unit vectors)."""
         return float(sum(a * b for a, b in zip(self.style_signature, other.style_signature)))
 
@@ -150,7 +150,7 @@ def analyze(
     model=None,
     *,
     trajectory=None,
-    neighbours_index: "NeighbourIndex | None" = None,
+    neighbours_index: NeighbourIndex | None = None,
     role: str = "user",
     top_k: int = 3,
     pooled=None,
@@ -232,12 +232,12 @@ class NeighbourIndex:
         return len(self.entries)
 
     @classmethod
-    def build(cls, model, conversations: Sequence[Conversation], *, cache_dir=None, progress=None) -> "NeighbourIndex":
+    def build(cls, model, conversations: Sequence[Conversation], *, cache_dir=None, progress=None) -> NeighbourIndex:
         import numpy as np
         import torch
 
-        from cognitivetwin_core.phase2.feature_cache import encode_with_cache
         from cognitivetwin_core.annotation.trajectory import annotate
+        from cognitivetwin_core.phase2.feature_cache import encode_with_cache
         from cognitivetwin_core.phase2.turn_encoder import EncodingSettings
         from cognitivetwin_core.phase2.twin_model import _pooling_settings
 
@@ -274,7 +274,7 @@ class NeighbourIndex:
         return cls(vectors, entries, pooled, trajectories)
 
     @classmethod
-    def for_run(cls, model, model_dir: str | Path, *, progress=None) -> "NeighbourIndex | None":
+    def for_run(cls, model, model_dir: str | Path, *, progress=None) -> NeighbourIndex | None:
         """The index of the data a Phase 2 run trained on (from its run.json); None if unknown."""
         run_path = Path(model_dir) / "run.json"
         if not run_path.is_file():

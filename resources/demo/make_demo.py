@@ -8,7 +8,7 @@ Run it again after editing: `python resources/demo/make_demo.py`.
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 U, A, S = "user", "assistant", "system"
@@ -350,7 +350,7 @@ MARGARET_LONG = ("science fair", [
 
 def build() -> list[dict]:
     records = []
-    start = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+    start = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
     people = [("sam", SAM + [SAM_LONG]), ("margaret", MARGARET + [MARGARET_LONG])]
     day = 0
     for person, conversations in people:

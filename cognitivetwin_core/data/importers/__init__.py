@@ -17,11 +17,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cognitivetwin_core.conversation import Conversation
-from cognitivetwin_core.errors import InputError
-from cognitivetwin_core.data.importers import chat_jsonl, chatgpt_export, demo, sharegpt, supabase_table, trajectory_jsonl
+from cognitivetwin_core.data.importers import (
+    chat_jsonl,
+    chatgpt_export,
+    demo,
+    sharegpt,
+    supabase_table,
+    trajectory_jsonl,
+)
 from cognitivetwin_core.data.importers.demo import demo_dataset_path
-from cognitivetwin_core.data.importers.report import ImportProgress, ImportReport, ProgressCallback, Rejection, StrictImportAborted
+from cognitivetwin_core.data.importers.report import (
+    ImportProgress,
+    ImportReport,
+    ProgressCallback,
+    Rejection,
+    StrictImportAborted,
+)
 from cognitivetwin_core.data.importers.supabase_table import ColumnMapping, SupabaseSource
+from cognitivetwin_core.errors import InputError
 
 __all__ = [
     "IMPORTERS", "ImporterInfo", "ImportProgress", "ImportReport", "Rejection", "StrictImportAborted",

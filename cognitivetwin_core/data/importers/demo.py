@@ -6,9 +6,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from cognitivetwin_core.conversation import Conversation
-from cognitivetwin_core.paths import resources_dir
 from cognitivetwin_core.data.importers import chat_jsonl
 from cognitivetwin_core.data.importers.report import ImportReport, ProgressCallback
+from cognitivetwin_core.paths import resources_dir
 
 NAME = "demo"
 TITLE = "Demo conversations (bundled)"

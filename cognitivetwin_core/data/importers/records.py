@@ -7,10 +7,10 @@ every format rejects the same problems with the same words.
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
-from cognitivetwin_core.conversation import ROLES, Conversation, Message
 from cognitivetwin_core.annotation.patterns import PATTERN_NAMES
+from cognitivetwin_core.conversation import ROLES, Conversation, Message
 
 # Speaker names seen in real dumps (ShareGPT, Supabase tables, exports) and their roles.
 ROLE_ALIASES = {
@@ -81,7 +81,7 @@ def parse_time(value, field: str) -> datetime | None:
     if isinstance(value, (int, float)):
         seconds = value / 1000.0 if value > 1e11 else float(value)
         try:
-            return datetime.fromtimestamp(seconds, tz=timezone.utc)
+            return datetime.fromtimestamp(seconds, tz=UTC)
         except (OverflowError, OSError, ValueError):
             raise RecordError(field, f"timestamp {value!r} is out of range") from None
     if isinstance(value, str):

@@ -14,7 +14,14 @@ from pathlib import Path
 
 from cognitivetwin_core.conversation import Conversation, Message
 from cognitivetwin_core.data.importers.json_stream import iter_json_lines, iter_json_records
-from cognitivetwin_core.data.importers.records import ROLE_ALIASES, RecordError, check_text, make_conversation, optional_text, parse_time
+from cognitivetwin_core.data.importers.records import (
+    ROLE_ALIASES,
+    RecordError,
+    check_text,
+    make_conversation,
+    optional_text,
+    parse_time,
+)
 from cognitivetwin_core.data.importers.report import ImportReport, ProgressCallback, Rejection
 
 NAME = "sharegpt"

@@ -13,12 +13,12 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 
 from cognitivetwin_core.conversation import Conversation, Message
-from cognitivetwin_core.errors import CognitiveTwinError, InputError
 from cognitivetwin_core.data.importers.records import RecordError, check_text, map_role, parse_time
 from cognitivetwin_core.data.importers.report import ImportProgress, ImportReport, ProgressCallback, Rejection
+from cognitivetwin_core.errors import CognitiveTwinError, InputError
 
 NAME = "supabase"
 TITLE = "Supabase table"
