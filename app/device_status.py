@@ -37,7 +37,10 @@ def _from_nvidia_smi() -> str | None:
     try:
         out = subprocess.run(
             [exe, "--query-gpu=name,memory.free", "--format=csv,noheader,nounits"],
-            capture_output=True, text=True, timeout=5, check=True,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None

@@ -32,9 +32,12 @@ def _has_display() -> bool:
 def parse_args(argv):
     parser = argparse.ArgumentParser(prog="cognitivetwin-studio", description="CognitiveTwin Studio, the desktop app.")
     parser.add_argument("--workspace", help="open this workspace folder instead of the last one")
-    parser.add_argument("--quit-after", type=float, metavar="SECONDS", help="close the window after SECONDS (smoke tests)")
     parser.add_argument(
-        "--report-startup", action="store_true",
+        "--quit-after", type=float, metavar="SECONDS", help="close the window after SECONDS (smoke tests)"
+    )
+    parser.add_argument(
+        "--report-startup",
+        action="store_true",
         help="print 'window shown after N.NNN s' (seconds since the process started) once the window is on screen",
     )
     return parser.parse_args(argv)

@@ -88,7 +88,10 @@ def supabase_table() -> str:
 
 
 def supabase_mapping() -> dict[str, str]:
-    return {field: str(read(SUPABASE_MAPPING_PREFIX + field, default)) for field, default in DEFAULT_SUPABASE_MAPPING.items()}
+    return {
+        field: str(read(SUPABASE_MAPPING_PREFIX + field, default))
+        for field, default in DEFAULT_SUPABASE_MAPPING.items()
+    }
 
 
 def set_supabase_mapping(mapping: dict[str, str]) -> None:

@@ -46,8 +46,10 @@ def _report(name: str, lateness_ms: list[float]) -> None:
     p50, p99 = _percentile(lateness_ms, 50), _percentile(lateness_ms, 99)
     worst = max(lateness_ms)
     verdict = "OK" if p99 < 30 and worst < 100 else "MISSED"
-    print(f"{name:<10} ticks {len(lateness_ms):>6}  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  max {worst:7.2f} ms  "
-          f"(targets p99 < 30, max < 100: {verdict})")
+    print(
+        f"{name:<10} ticks {len(lateness_ms):>6}  p50 {p50:6.2f} ms  p99 {p99:6.2f} ms  max {worst:7.2f} ms  "
+        f"(targets p99 < 30, max < 100: {verdict})"
+    )
 
 
 def main(argv=None) -> int:
@@ -56,8 +58,11 @@ def main(argv=None) -> int:
     parser.add_argument("--base", default="smollm2-135m", help="catalog name or local model folder")
     parser.add_argument("--cache-dir", help="Phase 2 feature cache folder (default: in the user cache)")
     parser.add_argument("--epochs", type=int, default=1000, help="more than the measurement can finish")
-    parser.add_argument("--plots-hidden", action="store_true",
-                        help="keep another tab in front (no plot painting): separates drawing from training")
+    parser.add_argument(
+        "--plots-hidden",
+        action="store_true",
+        help="keep another tab in front (no plot painting): separates drawing from training",
+    )
     args = parser.parse_args(argv)
 
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -169,10 +174,14 @@ def main(argv=None) -> int:
 
     loss_plot = tab.loss_plot
     print(f"load average (1, 5, 15 min) at the end: {os.getloadavg()}; at the start: {load_at_start}")
-    print(f"base {args.base}; torch threads {tab.controller.trainer.run_record.get('torch_threads')}; "
-          f"{os.cpu_count()} CPUs; platform {app.platformName()}")
-    print(f"training steps {counts['steps']} (plot points {loss_plot.point_count('total')}, loss plot redraws "
-          f"{loss_plot.redraws}); encoding events {counts['encoding events']}")
+    print(
+        f"base {args.base}; torch threads {tab.controller.trainer.run_record.get('torch_threads')}; "
+        f"{os.cpu_count()} CPUs; platform {app.platformName()}"
+    )
+    print(
+        f"training steps {counts['steps']} (plot points {loss_plot.point_count('total')}, loss plot redraws "
+        f"{loss_plot.redraws}); encoding events {counts['encoding events']}"
+    )
     _report("encoding", lateness["encoding"])
     _report("training", lateness["training"])
     _report("all", lateness["encoding"] + lateness["training"])

@@ -71,8 +71,12 @@ def main() -> int:
     parser.add_argument("--placeholder-tabs", action="store_true", help="also time the shell with placeholder tabs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        env = {**os.environ, "COGNITIVETWIN_DATA_DIR": f"{tmp}/data", "COGNITIVETWIN_CONFIG_DIR": f"{tmp}/config",
-               "COGNITIVETWIN_LOG_DIR": f"{tmp}/log"}
+        env = {
+            **os.environ,
+            "COGNITIVETWIN_DATA_DIR": f"{tmp}/data",
+            "COGNITIVETWIN_CONFIG_DIR": f"{tmp}/config",
+            "COGNITIVETWIN_LOG_DIR": f"{tmp}/log",
+        }
         if not (env.get("DISPLAY") or env.get("WAYLAND_DISPLAY")):
             env["QT_QPA_PLATFORM"] = "offscreen"
         run_once(STUDIO, env)  # first start creates the workspace and warms the file cache
@@ -90,7 +94,9 @@ def main() -> int:
     print(f"ratio studio / bare: {studio_median / bare_median:.2f}x (target <= 1.5x, studio under 2 s)")
     if shell:
         shell_median = statistics.median(shell)
-        print(f"shell with placeholder tabs: median {shell_median:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in shell)})")
+        print(
+            f"shell with placeholder tabs: median {shell_median:.3f} s  (runs: {', '.join(f'{t:.3f}' for t in shell)})"
+        )
         print(f"ratio shell / bare: {shell_median / bare_median:.2f}x")
     return 0
 

@@ -28,9 +28,99 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-WORDS = ["the", "a", "to", "of", "and", "in", "is", "it", "you", "that", "for", "on", "with", "as", "this", "be", "are", "was", "can", "not", "your", "have", "or", "by", "an", "we", "will", "function", "value", "error", "cache", "query", "model", "data", "user", "server", "request", "response", "file", "test", "build", "deploy", "lesson", "student", "class", "plan", "question", "answer", "because", "however", "example", "therefore", "instead", "memory", "thread", "database", "index", "latency", "python", "rust", "config", "network", "token", "layer", "gradient", "batch", "epoch", "loss", "approach", "option", "detail", "simple", "complex", "important", "different", "similar", "quickly", "carefully", "usually"]
-OPENERS = ["How do I", "Why does", "Can you explain", "Write a", "What is the difference between",
-           "Thanks, that", "I think", "Could you", "Let's plan", "Actually, the"]
+WORDS = [
+    "the",
+    "a",
+    "to",
+    "of",
+    "and",
+    "in",
+    "is",
+    "it",
+    "you",
+    "that",
+    "for",
+    "on",
+    "with",
+    "as",
+    "this",
+    "be",
+    "are",
+    "was",
+    "can",
+    "not",
+    "your",
+    "have",
+    "or",
+    "by",
+    "an",
+    "we",
+    "will",
+    "function",
+    "value",
+    "error",
+    "cache",
+    "query",
+    "model",
+    "data",
+    "user",
+    "server",
+    "request",
+    "response",
+    "file",
+    "test",
+    "build",
+    "deploy",
+    "lesson",
+    "student",
+    "class",
+    "plan",
+    "question",
+    "answer",
+    "because",
+    "however",
+    "example",
+    "therefore",
+    "instead",
+    "memory",
+    "thread",
+    "database",
+    "index",
+    "latency",
+    "python",
+    "rust",
+    "config",
+    "network",
+    "token",
+    "layer",
+    "gradient",
+    "batch",
+    "epoch",
+    "loss",
+    "approach",
+    "option",
+    "detail",
+    "simple",
+    "complex",
+    "important",
+    "different",
+    "similar",
+    "quickly",
+    "carefully",
+    "usually",
+]
+OPENERS = [
+    "How do I",
+    "Why does",
+    "Can you explain",
+    "Write a",
+    "What is the difference between",
+    "Thanks, that",
+    "I think",
+    "Could you",
+    "Let's plan",
+    "Actually, the",
+]
 CODE = "```python\ndef handler(event):\n    items = [x for x in event['items'] if x]\n    return {'count': len(items)}\n```"
 
 
@@ -60,10 +150,13 @@ def generate(path: Path, conversations: int, seed: int = 0) -> tuple[int, int]:
         handle.write("[\n")
         for number in range(conversations):
             turns = rng.randint(2, 40)
-            record = {"id": f"bench-{number}", "conversations": [
-                {"from": "human" if turn % 2 == 0 else "gpt", "value": message_text(rng, turn % 2 == 1)}
-                for turn in range(turns)
-            ]}
+            record = {
+                "id": f"bench-{number}",
+                "conversations": [
+                    {"from": "human" if turn % 2 == 0 else "gpt", "value": message_text(rng, turn % 2 == 1)}
+                    for turn in range(turns)
+                ],
+            }
             messages += turns
             handle.write(("," if number else "") + json.dumps(record, ensure_ascii=False) + "\n")
         handle.write("]\n")
@@ -99,8 +192,10 @@ def main() -> int:
         started = time.perf_counter()
         conversations, messages = generate(data, args.conversations)
         size_mb = data.stat().st_size / 1e6
-        print(f"generated {conversations} conversations, {messages} messages, {size_mb:.0f} MB "
-              f"in {time.perf_counter() - started:.1f}s")
+        print(
+            f"generated {conversations} conversations, {messages} messages, {size_mb:.0f} MB "
+            f"in {time.perf_counter() - started:.1f}s"
+        )
 
         gc.collect()
         started, started_cpu = time.perf_counter(), time.process_time()
@@ -124,13 +219,19 @@ def main() -> int:
         assert workspace.count_messages() == messages
         workspace.close()
 
-        print(f"json.load:            {parse_seconds:7.2f} s  ({size_mb / parse_seconds:6.1f} MB/s)  cpu {parse_cpu:.2f} s")
-        print(f"import + annotation:  {import_seconds:7.2f} s  ({messages / import_seconds:8.0f} messages/s)  "
-              f"cpu {import_cpu:.2f} s + workers {workers_cpu:.2f} s")
+        print(
+            f"json.load:            {parse_seconds:7.2f} s  ({size_mb / parse_seconds:6.1f} MB/s)  cpu {parse_cpu:.2f} s"
+        )
+        print(
+            f"import + annotation:  {import_seconds:7.2f} s  ({messages / import_seconds:8.0f} messages/s)  "
+            f"cpu {import_cpu:.2f} s + workers {workers_cpu:.2f} s"
+        )
         ratio = import_seconds / parse_seconds
         print(f"ratio: {ratio:.2f}x json.load (target <= 3x): {'OK' if ratio <= 3 else 'OVER TARGET'}")
-        print(f"cpu ratio: importing process {import_cpu / parse_cpu:.2f}x, with workers "
-              f"{(import_cpu + workers_cpu) / parse_cpu:.2f}x json.load's cpu")
+        print(
+            f"cpu ratio: importing process {import_cpu / parse_cpu:.2f}x, with workers "
+            f"{(import_cpu + workers_cpu) / parse_cpu:.2f}x json.load's cpu"
+        )
     finally:
         if not args.keep:
             shutil.rmtree(folder, ignore_errors=True)

@@ -52,8 +52,13 @@ def main() -> None:
         torch.manual_seed(0)
         model, _ = load_base_model("smollm2-135m")
         layers = model.config.num_hidden_layers
-        config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM",
-                            layers_to_transform=list(range(layers - layers // 3, layers)) if top_only else None)
+        config = LoraConfig(
+            r=8,
+            lora_alpha=16,
+            target_modules=["q_proj", "v_proj"],
+            task_type="CAUSAL_LM",
+            layers_to_transform=list(range(layers - layers // 3, layers)) if top_only else None,
+        )
         model = get_peft_model(model, config)
         model.train()
         return model
@@ -65,8 +70,11 @@ def main() -> None:
         return assistant_loss(model, ids, labels, mask)[0]
 
     results = {}
-    for name, top_only, loss_fn in (("hf_loss", False, hf_loss), ("labelled_only", False, ours),
-                                    ("top_layers", True, ours)):
+    for name, top_only, loss_fn in (
+        ("hf_loss", False, hf_loss),
+        ("labelled_only", False, ours),
+        ("top_layers", True, ours),
+    ):
         model = build(top_only)
         optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
         for index, (ids, labels, mask) in enumerate(tensors):
@@ -96,8 +104,10 @@ def epoch() -> None:
     with tempfile.TemporaryDirectory() as folder:
         result = train_local_lora(data, "smollm2-135m", f"{folder}/adapter", settings)
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
-    print(f"1 epoch of the demo: {result.examples} conversations, {result.steps} steps, {result.trained_tokens} "
-          f"tokens, loss {result.first_loss:.3f} -> {result.last_loss:.3f}; {wall:.0f} s wall, {cpu:.0f} CPU-seconds")
+    print(
+        f"1 epoch of the demo: {result.examples} conversations, {result.steps} steps, {result.trained_tokens} "
+        f"tokens, loss {result.first_loss:.3f} -> {result.last_loss:.3f}; {wall:.0f} s wall, {cpu:.0f} CPU-seconds"
+    )
 
 
 if __name__ == "__main__":

@@ -73,13 +73,20 @@ def measure_limit(model, tokenizer, conversations, device: str, batch_tokens: in
     decoder = model.get_decoder()
     _sync(device)
     started, cpu_started = time.perf_counter(), time.process_time()
-    with torch.inference_mode(), torch.autocast(device.split(":")[0], dtype=amp or torch.float32, enabled=amp is not None):
+    with (
+        torch.inference_mode(),
+        torch.autocast(device.split(":")[0], dtype=amp or torch.float32, enabled=amp is not None),
+    ):
         for ids, mask in batches:
             decoder(input_ids=ids, attention_mask=mask, use_cache=False)
     _sync(device)
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "cpu_seconds": time.process_time() - cpu_started, "tokens": tokens,
-            "tokens_per_s": tokens / seconds}
+    return {
+        "seconds": seconds,
+        "cpu_seconds": time.process_time() - cpu_started,
+        "tokens": tokens,
+        "tokens_per_s": tokens / seconds,
+    }
 
 
 def measure_seed_epoch(model, tokenizer, conversations, train_ids, device: str, plan_steps: int = 4) -> dict:
@@ -109,7 +116,10 @@ def measure_seed_epoch(model, tokenizer, conversations, train_ids, device: str, 
             tokenized = tokenize_conversation(tokenizer, prefix)
             ids = torch.tensor([tokenized.input_ids[:8192]], device=device)
             start, end = tokenized.pool_spans[-1]
-            with torch.no_grad(), torch.autocast(device.split(":")[0], dtype=amp or torch.float32, enabled=amp is not None):
+            with (
+                torch.no_grad(),
+                torch.autocast(device.split(":")[0], dtype=amp or torch.float32, enabled=amp is not None),
+            ):
                 hidden = model(input_ids=ids, output_hidden_states=True).hidden_states[-1]
             pooled = hidden[0, start:end].float().mean(0, keepdim=True)
             turn = trajectory[t]
@@ -128,8 +138,12 @@ def measure_seed_epoch(model, tokenizer, conversations, train_ids, device: str, 
             examples += 1
             tokens += ids.shape[1]
     _sync(device)
-    return {"seconds": time.perf_counter() - started, "cpu_seconds": time.process_time() - cpu_started,
-            "examples": examples, "tokens": tokens}
+    return {
+        "seconds": time.perf_counter() - started,
+        "cpu_seconds": time.process_time() - cpu_started,
+        "examples": examples,
+        "tokens": tokens,
+    }
 
 
 def child_trainer(args) -> None:
@@ -137,8 +151,13 @@ def child_trainer(args) -> None:
     from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
 
     config = Phase2Config(
-        base_model=args.base_model, output_dir=args.output_dir, epochs=args.epochs, device=args.device,
-        cache_dir=args.cache_dir, encode_batch_tokens=args.batch_tokens, num_threads=args.threads,
+        base_model=args.base_model,
+        output_dir=args.output_dir,
+        epochs=args.epochs,
+        device=args.device,
+        cache_dir=args.cache_dir,
+        encode_batch_tokens=args.batch_tokens,
+        num_threads=args.threads,
     )
     started, cpu_started = time.perf_counter(), time.process_time()
     encode_done = None
@@ -149,13 +168,17 @@ def child_trainer(args) -> None:
         if event.kind == "finished":
             finished = event
     total = time.perf_counter() - started
-    print(json.dumps({
-        "seconds": total,
-        "cpu_seconds": time.process_time() - cpu_started,
-        "encode_seconds": (encode_done or started) - started,
-        "outcome": finished.outcome if finished else None,
-        "metrics": finished.metrics if finished else None,
-    }))
+    print(
+        json.dumps(
+            {
+                "seconds": total,
+                "cpu_seconds": time.process_time() - cpu_started,
+                "encode_seconds": (encode_done or started) - started,
+                "outcome": finished.outcome if finished else None,
+                "metrics": finished.metrics if finished else None,
+            }
+        )
+    )
 
 
 def main() -> int:
@@ -190,15 +213,36 @@ def main() -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     conversations = _conversations(args.data_file)
-    train_ids, _ = Phase2Trainer(Phase2Config(output_dir="unused"), conversations=conversations).split(len(conversations))
-    print(f"device {device} ({torch.cuda.get_device_name() if device.startswith('cuda') else f'{torch.get_num_threads()} CPU threads'}), "
-          f"base {args.base_model}, {len(conversations)} conversations, "
-          f"{sum(len(c.messages) for c in conversations)} messages ({len(train_ids)} training conversations)", flush=True)
+    train_ids, _ = Phase2Trainer(Phase2Config(output_dir="unused"), conversations=conversations).split(
+        len(conversations)
+    )
+    print(
+        f"device {device} ({torch.cuda.get_device_name() if device.startswith('cuda') else f'{torch.get_num_threads()} CPU threads'}), "
+        f"base {args.base_model}, {len(conversations)} conversations, "
+        f"{sum(len(c.messages) for c in conversations)} messages ({len(train_ids)} training conversations)",
+        flush=True,
+    )
 
     with tempfile.TemporaryDirectory(prefix="phase2-bench-") as scratch:
-        child = [sys.executable, __file__, "--child-trainer", "--device", device, "--epochs", str(args.epochs),
-                 "--base-model", args.base_model, "--data-file", args.data_file, "--batch-tokens", str(args.batch_tokens),
-                 "--output-dir", str(Path(scratch) / "run"), "--cache-dir", str(Path(scratch) / "cache")]
+        child = [
+            sys.executable,
+            __file__,
+            "--child-trainer",
+            "--device",
+            device,
+            "--epochs",
+            str(args.epochs),
+            "--base-model",
+            args.base_model,
+            "--data-file",
+            args.data_file,
+            "--batch-tokens",
+            str(args.batch_tokens),
+            "--output-dir",
+            str(Path(scratch) / "run"),
+            "--cache-dir",
+            str(Path(scratch) / "cache"),
+        ]
         if args.threads:
             child += ["--threads", str(args.threads)]
         process = subprocess.run(child, capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
@@ -207,19 +251,28 @@ def main() -> int:
             return 1
         trainer = json.loads(process.stdout.strip().splitlines()[-1])
         peak_rss_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024 / 1e9
-    print(f"2. trainer, {args.epochs} epochs, cold cache: {trainer['seconds']:.1f} s wall, {trainer['cpu_seconds']:.1f} s CPU "
-          f"(load + encode {trainer['encode_seconds']:.1f} s), peak RSS {peak_rss_gb:.2f} GB", flush=True)
+    print(
+        f"2. trainer, {args.epochs} epochs, cold cache: {trainer['seconds']:.1f} s wall, {trainer['cpu_seconds']:.1f} s CPU "
+        f"(load + encode {trainer['encode_seconds']:.1f} s), peak RSS {peak_rss_gb:.2f} GB",
+        flush=True,
+    )
 
     model, tokenizer = load_frozen_base(args.base_model, device=device)
     limit = measure_limit(model, tokenizer, conversations, device, args.batch_tokens)
-    print(f"1. limit: one forward pass over {limit['tokens']:,} tokens: {limit['seconds']:.1f} s wall, "
-          f"{limit['cpu_seconds']:.1f} s CPU "
-          f"({limit['tokens_per_s']:,.0f} tokens/s)", flush=True)
+    print(
+        f"1. limit: one forward pass over {limit['tokens']:,} tokens: {limit['seconds']:.1f} s wall, "
+        f"{limit['cpu_seconds']:.1f} s CPU "
+        f"({limit['tokens_per_s']:,.0f} tokens/s)",
+        flush=True,
+    )
     seed = measure_seed_epoch(model, tokenizer, conversations, train_ids, device)
     seed_total = seed["seconds"] * args.epochs
-    print(f"3. seed-style loop: 1 epoch measured, {seed['examples']} examples, {seed['tokens']:,} prefix tokens: "
-          f"{seed['seconds']:.1f} s wall, {seed['cpu_seconds']:.1f} s CPU; x{args.epochs} epochs = {seed_total:.1f} s "
-          "wall (extrapolated)", flush=True)
+    print(
+        f"3. seed-style loop: 1 epoch measured, {seed['examples']} examples, {seed['tokens']:,} prefix tokens: "
+        f"{seed['seconds']:.1f} s wall, {seed['cpu_seconds']:.1f} s CPU; x{args.epochs} epochs = {seed_total:.1f} s "
+        "wall (extrapolated)",
+        flush=True,
+    )
 
     ratio_limit = trainer["seconds"] / limit["seconds"]
     ratio_seed = seed_total / trainer["seconds"]
@@ -231,11 +284,23 @@ def main() -> int:
     print(f"3/2 = {ratio_seed:.1f} wall, {cpu_ratio_seed:.1f} CPU time   (target >= 25)")
     print(f"peak RSS of 2 = {peak_rss_gb:.2f} GB   (target <= 1.5 GB)")
     if args.json_out:
-        Path(args.json_out).write_text(json.dumps({
-            "device": device, "limit": limit, "trainer": trainer, "trainer_peak_rss_gb": peak_rss_gb,
-            "seed_epoch": seed, "seed_total_extrapolated_s": seed_total, "ratio_2_1": ratio_limit,
-            "ratio_3_2": ratio_seed, "cpu_ratio_2_1": cpu_ratio_limit, "cpu_ratio_3_2": cpu_ratio_seed,
-        }, indent=1))
+        Path(args.json_out).write_text(
+            json.dumps(
+                {
+                    "device": device,
+                    "limit": limit,
+                    "trainer": trainer,
+                    "trainer_peak_rss_gb": peak_rss_gb,
+                    "seed_epoch": seed,
+                    "seed_total_extrapolated_s": seed_total,
+                    "ratio_2_1": ratio_limit,
+                    "ratio_3_2": ratio_seed,
+                    "cpu_ratio_2_1": cpu_ratio_limit,
+                    "cpu_ratio_3_2": cpu_ratio_seed,
+                },
+                indent=1,
+            )
+        )
     return 0
 
 

@@ -119,11 +119,15 @@ def main(argv=None) -> int:
     picks = [(c.id, i % len(c.messages)) for i, c in enumerate(conversations) if c.messages][: args.messages]
     select_s, compute_s = [], []
     for conversation_id, turn in picks:
-        select_s.append(timed(lambda c=conversation_id, t=turn: tab.picker.select(c, t), main_shown, lambda slot: slot == "main"))
+        select_s.append(
+            timed(lambda c=conversation_id, t=turn: tab.picker.select(c, t), main_shown, lambda slot: slot == "main")
+        )
         compute_s.append(tab.main_result.seconds)
     slider_s, slider_compute_s = [], []
     for value in (0.1, 0.3, 0.5, 0.7, 0.9, 0.95):
-        slider_s.append(timed(lambda v=value: tab.sliders.set_coordinate(0, v), main_shown, lambda slot: slot == "main"))
+        slider_s.append(
+            timed(lambda v=value: tab.sliders.set_coordinate(0, v), main_shown, lambda slot: slot == "main")
+        )
         slider_compute_s.append(tab.main_result.seconds)
     tab.input_tabs.setCurrentIndex(1)
     typed_s, typed_compute_s = [], []

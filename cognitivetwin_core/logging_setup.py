@@ -86,18 +86,14 @@ def configure_logging(level: int = logging.INFO, *, console: bool = False) -> Pa
     for handler in ours:
         root.removeHandler(handler)
         handler.close()
-    file_handler = logging.handlers.RotatingFileHandler(
-        path, maxBytes=2_000_000, backupCount=3, encoding="utf-8"
-    )
+    file_handler = logging.handlers.RotatingFileHandler(path, maxBytes=2_000_000, backupCount=3, encoding="utf-8")
     handlers: list[logging.Handler] = [file_handler]
     if console:
         handlers.append(logging.StreamHandler())
     for handler in handlers:
         handler._cognitivetwin = True  # type: ignore[attr-defined]
         handler.addFilter(RedactingFilter())
-        handler.setFormatter(
-            RedactingFormatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s")
-        )
+        handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(threadName)s %(name)s: %(message)s"))
         root.addHandler(handler)
     root.setLevel(min(root.level or level, level))
     # The HTTP clients log full request lines at DEBUG; keep them at WARNING.

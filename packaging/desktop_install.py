@@ -121,7 +121,9 @@ def _refresh_icon_cache(data_dir: Path) -> None:
     if (hicolor / "icon-theme.cache").is_file() and shutil.which("gtk-update-icon-cache"):
         subprocess.run(
             ["gtk-update-icon-cache", "-q", "-t", "-f", str(hicolor)],
-            check=False, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            check=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
 
 

@@ -123,7 +123,9 @@ def _import_demo_data() -> None:
     from cognitivetwin_core.cli import main as cli_main
 
     if cli_main(["data", "import", "demo", "--quiet"]) != 0:
-        print("update_screenshots: could not import the demo data; the tabs will show an empty workspace", file=sys.stderr)
+        print(
+            "update_screenshots: could not import the demo data; the tabs will show an empty workspace", file=sys.stderr
+        )
 
 
 def main(argv: list[str] | None = None) -> int:

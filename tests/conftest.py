@@ -133,8 +133,13 @@ def phase2_demo_run(tmp_path_factory, embedded_model_dir, demo_conversations) ->
     threads = torch.get_num_threads()
     output = tmp_path_factory.mktemp("phase2-demo") / "run"
     config = Phase2Config(
-        base_model="smollm2-135m", output_dir=str(output), epochs=4, lr=1e-3, gradient_accumulation=1,
-        device="cpu", seed=7,
+        base_model="smollm2-135m",
+        output_dir=str(output),
+        epochs=4,
+        lr=1e-3,
+        gradient_accumulation=1,
+        device="cpu",
+        seed=7,
     )
     try:
         # From the file, so run.json names it and the playground finds the run's messages.

@@ -40,8 +40,9 @@ def _pg_error(status: int, code: str | None, message: str, details=None, hint=No
 
 
 class PostgrestServer:
-    def __init__(self, db_path, *, key: str = "test-service-key", max_rows: int = 1000,
-                 missing_table_code: str = "PGRST205"):
+    def __init__(
+        self, db_path, *, key: str = "test-service-key", max_rows: int = 1000, missing_table_code: str = "PGRST205"
+    ):
         self.db_path = str(db_path)
         self.key = key
         self.max_rows = max_rows
@@ -69,8 +70,9 @@ class PostgrestServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="postgrest-fake",
-                                        daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.05,), name="postgrest-fake", daemon=True
+        )
         self._thread.start()
         return self
 
@@ -106,8 +108,7 @@ class PostgrestServer:
             return _pg_error(404, "42P01", f'relation "public.{table}" does not exist')
         similar = [name for name in self._tables() if name[:3] == table[:3]]
         hint = f"Perhaps you meant the table 'public.{similar[0]}'" if similar else None
-        return _pg_error(404, "PGRST205", f"Could not find the table 'public.{table}' in the schema cache",
-                         hint=hint)
+        return _pg_error(404, "PGRST205", f"Could not find the table 'public.{table}' in the schema cache", hint=hint)
 
     def query(self, method: str, path: str, params: list[tuple[str, str]], headers) -> tuple[int, dict, bytes]:
         with self._lock:
@@ -117,8 +118,10 @@ class PostgrestServer:
         key = headers.get("apikey")
         authorization = headers.get("Authorization", "")
         if key != self.key or (authorization and authorization != f"Bearer {self.key}"):
-            raise _Error(401, {"message": "Invalid API key",
-                               "hint": "Double check your Supabase `anon` or `service_role` API key."})
+            raise _Error(
+                401,
+                {"message": "Invalid API key", "hint": "Double check your Supabase `anon` or `service_role` API key."},
+            )
         match = re.fullmatch(r"/rest/v1/([^/?]+)", path)
         if not match:
             raise _Error(404, None)
@@ -129,12 +132,17 @@ class PostgrestServer:
                 raise self._missing_table(table)
             sql_select, where, args, order, offset, limit = self._compile(table, columns, params, headers)
             count_wanted = "count=exact" in headers.get("Prefer", "")
-            total = self._db.execute(f"SELECT COUNT(*) FROM {table}{where}", args).fetchone()[0] \
-                if count_wanted else None
+            total = (
+                self._db.execute(f"SELECT COUNT(*) FROM {table}{where}", args).fetchone()[0] if count_wanted else None
+            )
             effective = self.max_rows if limit is None else min(limit, self.max_rows)
             if count_wanted and offset > 0 and offset >= total:
-                raise _pg_error(416, "PGRST103", "Requested range not satisfiable",
-                                details=f"An offset of {offset} was requested, but there are only {total} rows.")
+                raise _pg_error(
+                    416,
+                    "PGRST103",
+                    "Requested range not satisfiable",
+                    details=f"An offset of {offset} was requested, but there are only {total} rows.",
+                )
             cursor = self._db.execute(
                 f"SELECT {sql_select} FROM {table}{where}{order} LIMIT ? OFFSET ?", [*args, effective, offset]
             )
@@ -173,8 +181,11 @@ class PostgrestServer:
                 for term in value.split(","):
                     pieces = term.split(".")
                     direction = "DESC" if "desc" in pieces[1:] else "ASC"
-                    nulls = " NULLS FIRST" if "nullsfirst" in pieces[1:] else (
-                        " NULLS LAST" if "nullslast" in pieces[1:] else "")
+                    nulls = (
+                        " NULLS FIRST"
+                        if "nullsfirst" in pieces[1:]
+                        else (" NULLS LAST" if "nullslast" in pieces[1:] else "")
+                    )
                     terms.append(f"{column(pieces[0])} {direction}{nulls}")
                 order = " ORDER BY " + ", ".join(terms)
             elif name == "offset":
@@ -222,8 +233,14 @@ class _Handler(BaseHTTPRequestHandler):
         parts = urlsplit(self.path)
         params = parse_qsl(parts.query, keep_blank_values=True)
         # Header names are case-insensitive: record them lower-cased.
-        self.fake.requests.append({"method": method, "path": parts.path, "params": params,
-                                   "headers": {name.lower(): value for name, value in self.headers.items()}})
+        self.fake.requests.append(
+            {
+                "method": method,
+                "path": parts.path,
+                "params": params,
+                "headers": {name.lower(): value for name, value in self.headers.items()},
+            }
+        )
         try:
             status, headers, body = self.fake.query(method, parts.path, params, self.headers)
         except _Error as error:
@@ -251,21 +268,53 @@ def make_turns_table(db_path, conversations: int, *, table: str = "memory_turns"
     import random
 
     rng = random.Random(seed)
-    words = ["deploy", "cache", "index", "query", "latency", "worker", "queue", "retry", "schema", "lesson", "class", "student", "plan", "draft", "review", "test", "branch", "merge", "budget", "report", "chapter"]
+    words = [
+        "deploy",
+        "cache",
+        "index",
+        "query",
+        "latency",
+        "worker",
+        "queue",
+        "retry",
+        "schema",
+        "lesson",
+        "class",
+        "student",
+        "plan",
+        "draft",
+        "review",
+        "test",
+        "branch",
+        "merge",
+        "budget",
+        "report",
+        "chapter",
+    ]
     rows = []
     for number in range(conversations):
         conversation_id = f"conv-{number:05d}"
         for turn in range(rng.randint(2, 12)):
             role = "user" if turn % 2 == 0 else "assistant"
             text = " ".join(rng.choice(words) for _ in range(rng.randint(3, 30)))
-            rows.append((conversation_id, turn, role, f"{text} (turn {turn})",
-                         f"2026-05-{1 + number % 28:02d}T10:{turn:02d}:00+00:00"))
+            rows.append(
+                (
+                    conversation_id,
+                    turn,
+                    role,
+                    f"{text} (turn {turn})",
+                    f"2026-05-{1 + number % 28:02d}T10:{turn:02d}:00+00:00",
+                )
+            )
     rng.shuffle(rows)
     db = sqlite3.connect(str(db_path))
-    db.execute(f"CREATE TABLE {table}(id INTEGER PRIMARY KEY, conversation_id TEXT, turn_index INTEGER, "
-               "role TEXT, content TEXT, created_at TEXT)")
-    db.executemany(f"INSERT INTO {table}(conversation_id, turn_index, role, content, created_at) "
-                   "VALUES(?,?,?,?,?)", rows)
+    db.execute(
+        f"CREATE TABLE {table}(id INTEGER PRIMARY KEY, conversation_id TEXT, turn_index INTEGER, "
+        "role TEXT, content TEXT, created_at TEXT)"
+    )
+    db.executemany(
+        f"INSERT INTO {table}(conversation_id, turn_index, role, content, created_at) VALUES(?,?,?,?,?)", rows
+    )
     db.commit()
     db.close()
     return len(rows)

@@ -25,9 +25,17 @@ def safetensors_bytes(names=("base_model.model.layers.0.self_attn.q_proj.lora_A.
     return struct.pack("<Q", len(raw)) + raw + b"\x00" * 4 * len(names)
 
 
-CONFIG = {"peft_type": "LORA", "r": 8, "lora_alpha": 16, "lora_dropout": 0.0, "target_modules": ["q_proj"],
-          "task_type": "CAUSAL_LM", "base_model_name_or_path": "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference",
-          "corda_config": None, "a_key_from_the_future": 1}
+CONFIG = {
+    "peft_type": "LORA",
+    "r": 8,
+    "lora_alpha": 16,
+    "lora_dropout": 0.0,
+    "target_modules": ["q_proj"],
+    "task_type": "CAUSAL_LM",
+    "base_model_name_or_path": "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference",
+    "corda_config": None,
+    "a_key_from_the_future": 1,
+}
 
 
 def make_archive(path: Path, entries: list[tuple], *, compress: bool = True) -> Path:
@@ -47,15 +55,21 @@ def make_archive(path: Path, entries: list[tuple], *, compress: bool = True) -> 
 
 
 def good_entries(prefix: str = "") -> list[tuple]:
-    return [(f"{prefix}adapter_config.json", json.dumps(CONFIG).encode()),
-            (f"{prefix}adapter_model.safetensors", safetensors_bytes())]
+    return [
+        (f"{prefix}adapter_config.json", json.dumps(CONFIG).encode()),
+        (f"{prefix}adapter_model.safetensors", safetensors_bytes()),
+    ]
 
 
 def test_good_archive_is_extracted_and_config_made_loadable(tmp_path):
     archive = make_archive(tmp_path / "a.tar.zst", good_entries() + [("tokenizer.json", b"{}")])
     changes = {}
     folder = extract_adapter_archive(archive, tmp_path / "out", config_changes=changes)
-    assert sorted(p.name for p in folder.iterdir()) == ["adapter_config.json", "adapter_model.safetensors", "tokenizer.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "tokenizer.json",
+    ]
     config = json.loads((folder / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == "meta-llama/Llama-3.1-8B-Instruct"
     assert "a_key_from_the_future" not in config and config["r"] == 8
@@ -87,16 +101,19 @@ def _info(name: str, kind: bytes, linkname: str = "") -> tarfile.TarInfo:
     return info
 
 
-@pytest.mark.parametrize("entry, words", [
-    (("../../escape.txt", b"x"), "climbs out"),
-    (("sub/../../escape.txt", b"x"), "climbs out"),
-    (("/etc/cron.d/evil", b"x"), "absolute"),
-    (("C:\\evil.txt", b"x"), "absolute"),
-    ((_info("link", tarfile.SYMTYPE, "/etc/passwd"),), "link"),
-    ((_info("hard", tarfile.LNKTYPE, "adapter_config.json"),), "link"),
-    ((_info("dev", tarfile.CHRTYPE),), "device"),
-    ((_info("fifo", tarfile.FIFOTYPE),), "device"),
-])
+@pytest.mark.parametrize(
+    "entry, words",
+    [
+        (("../../escape.txt", b"x"), "climbs out"),
+        (("sub/../../escape.txt", b"x"), "climbs out"),
+        (("/etc/cron.d/evil", b"x"), "absolute"),
+        (("C:\\evil.txt", b"x"), "absolute"),
+        ((_info("link", tarfile.SYMTYPE, "/etc/passwd"),), "link"),
+        ((_info("hard", tarfile.LNKTYPE, "adapter_config.json"),), "link"),
+        ((_info("dev", tarfile.CHRTYPE),), "device"),
+        ((_info("fifo", tarfile.FIFOTYPE),), "device"),
+    ],
+)
 def test_unsafe_entries_are_refused_before_anything_is_written(tmp_path, entry, words):
     archive = make_archive(tmp_path / "a.tar.zst", [entry] + good_entries())
     with pytest.raises(AdapterArchiveError, match=words):
@@ -134,16 +151,29 @@ def test_plain_tar_is_accepted(tmp_path):
     assert (extract_adapter_archive(archive, tmp_path / "out") / "adapter_config.json").is_file()
 
 
-@pytest.mark.parametrize("files, words", [
-    ({"adapter_model.safetensors": safetensors_bytes()}, "no adapter_config.json"),
-    ({"adapter_config.json": json.dumps(CONFIG).encode()}, "no adapter_model.safetensors"),
-    ({"adapter_config.json": b"{not json", "adapter_model.safetensors": safetensors_bytes()}, "not valid JSON"),
-    ({"adapter_config.json": json.dumps({**CONFIG, "peft_type": "IA3"}).encode(),
-      "adapter_model.safetensors": safetensors_bytes()}, "LoRA"),
-    ({"adapter_config.json": json.dumps(CONFIG).encode(), "adapter_model.safetensors": b"garbage"}, "safetensors"),
-    ({"adapter_config.json": json.dumps(CONFIG).encode(),
-      "adapter_model.safetensors": safetensors_bytes(("model.embed_tokens.weight",))}, "no LoRA weights"),
-])
+@pytest.mark.parametrize(
+    "files, words",
+    [
+        ({"adapter_model.safetensors": safetensors_bytes()}, "no adapter_config.json"),
+        ({"adapter_config.json": json.dumps(CONFIG).encode()}, "no adapter_model.safetensors"),
+        ({"adapter_config.json": b"{not json", "adapter_model.safetensors": safetensors_bytes()}, "not valid JSON"),
+        (
+            {
+                "adapter_config.json": json.dumps({**CONFIG, "peft_type": "IA3"}).encode(),
+                "adapter_model.safetensors": safetensors_bytes(),
+            },
+            "LoRA",
+        ),
+        ({"adapter_config.json": json.dumps(CONFIG).encode(), "adapter_model.safetensors": b"garbage"}, "safetensors"),
+        (
+            {
+                "adapter_config.json": json.dumps(CONFIG).encode(),
+                "adapter_model.safetensors": safetensors_bytes(("model.embed_tokens.weight",)),
+            },
+            "no LoRA weights",
+        ),
+    ],
+)
 def test_verify_peft_adapter_dir(tmp_path, files, words):
     for name, data in files.items():
         (tmp_path / name).write_bytes(data)

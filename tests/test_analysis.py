@@ -60,7 +60,9 @@ def test_playground_pools_like_training(demo_model, demo_index, demo_conversatio
     from cognitivetwin_core.playground.analysis import pooled_state
 
     conversation = demo_conversations[3]
-    row = next(i for i, e in enumerate(demo_index.entries) if e.conversation_id == conversation.id and e.message_index == 1)
+    row = next(
+        i for i, e in enumerate(demo_index.entries) if e.conversation_id == conversation.id and e.message_index == 1
+    )
     pooled = pooled_state(demo_model, conversation.messages[:2])
     cached = demo_index.pooled(row)
     assert np.array_equal(demo_index.pooled_for(conversation.id, 1), cached)
@@ -72,7 +74,9 @@ def test_playground_pools_like_training(demo_model, demo_index, demo_conversatio
     assert (best.conversation_id, best.message_index) == (conversation.id, 1) and best.score > 0.99
 
 
-def test_a_workspace_message_uses_its_indexed_state_and_is_not_its_own_neighbour(demo_model, demo_index, demo_conversations, monkeypatch):
+def test_a_workspace_message_uses_its_indexed_state_and_is_not_its_own_neighbour(
+    demo_model, demo_index, demo_conversations, monkeypatch
+):
     from cognitivetwin_core.playground.analysis import analyze
 
     conversation = demo_conversations[5]
@@ -83,11 +87,18 @@ def test_a_workspace_message_uses_its_indexed_state_and_is_not_its_own_neighbour
     calls = []
     monkeypatch.setattr(type(demo_model), "encode_conversation", lambda self, *a, **k: calls.append(1))
     given = analyze(
-        conversation.messages[turn], conversation.messages[:turn], demo_model, neighbours_index=demo_index,
-        top_k=len(demo_index), source=(conversation.id, turn),
+        conversation.messages[turn],
+        conversation.messages[:turn],
+        demo_model,
+        neighbours_index=demo_index,
+        top_k=len(demo_index),
+        source=(conversation.id, turn),
     )
     found = analyze(
-        conversation.messages[turn], conversation.messages[:turn], demo_model, neighbours_index=demo_index,
+        conversation.messages[turn],
+        conversation.messages[:turn],
+        demo_model,
+        neighbours_index=demo_index,
         top_k=len(demo_index),
     )
     assert calls == []  # the pooled state came from the index, not the base
@@ -114,11 +125,15 @@ def test_repeat_analysis_reuses_the_pooled_state_and_trajectory_edits_change_out
     first = analyze("3.11, running in docker", context, demo_model, role="user")
     calls = []
     original = type(demo_model).encode_conversation
-    monkeypatch.setattr(type(demo_model), "encode_conversation", lambda self, *a, **k: calls.append(1) or original(self, *a, **k))
+    monkeypatch.setattr(
+        type(demo_model), "encode_conversation", lambda self, *a, **k: calls.append(1) or original(self, *a, **k)
+    )
     again = analyze("3.11, running in docker", context, demo_model, role="user")
     assert calls == [] and again.style_signature == first.style_signature
     moved = analyze(
-        "3.11, running in docker", context, demo_model,
+        "3.11, running in docker",
+        context,
+        demo_model,
         trajectory={"coordinates": [1.0, 0.33, 0.0, 1.0, 0.9], "phase_id": 5, "homogeneity": 0.0},
     )
     assert calls == []  # same text: only the small components run
@@ -142,9 +157,22 @@ def test_playground_cli(phase2_demo_run, tmp_path, capsys):
     from cognitivetwin_core.cli import main
 
     context = tmp_path / "context.jsonl"
-    context.write_text('{"role": "user", "content": "my tests are flaky"}\n{"role": "assistant", "content": "Which ones?"}\n')
-    code = main(["playground", "--model-dir", str(phase2_demo_run), "--text", "the ones using time.sleep",
-                 "--context", str(context), "--device", "cpu"])
+    context.write_text(
+        '{"role": "user", "content": "my tests are flaky"}\n{"role": "assistant", "content": "Which ones?"}\n'
+    )
+    code = main(
+        [
+            "playground",
+            "--model-dir",
+            str(phase2_demo_run),
+            "--text",
+            "the ones using time.sleep",
+            "--context",
+            str(context),
+            "--device",
+            "cpu",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0
     assert "Pattern probabilities" in out and "step 4:" in out and "Stylometric readout" in out

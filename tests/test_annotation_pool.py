@@ -25,8 +25,10 @@ def conversations(count: int) -> list[Conversation]:
     ]
     result = []
     for number in range(count):
-        messages = [Message("user" if turn % 2 == 0 else "assistant", f"{texts[(number + turn) % 5]} #{number}-{turn}")
-                    for turn in range(2 + number % 7)]
+        messages = [
+            Message("user" if turn % 2 == 0 else "assistant", f"{texts[(number + turn) % 5]} #{number}-{turn}")
+            for turn in range(2 + number % 7)
+        ]
         # A few share an id, so ids are assigned across batches still in flight.
         result.append(Conversation(f"c{number % 700}", "test", messages))
     return result
@@ -34,9 +36,12 @@ def conversations(count: int) -> list[Conversation]:
 
 def stored(path) -> tuple[list, list]:
     with sqlite3.connect(path / "workspace.sqlite3") as db:
-        return (db.execute("SELECT pk, id, content_hash, message_count, phase_mask, pattern_mask FROM conversations "
-                           "ORDER BY pk").fetchall(),
-                db.execute("SELECT * FROM messages ORDER BY conversation_pk, turn_index").fetchall())
+        return (
+            db.execute(
+                "SELECT pk, id, content_hash, message_count, phase_mask, pattern_mask FROM conversations ORDER BY pk"
+            ).fetchall(),
+            db.execute("SELECT * FROM messages ORDER BY conversation_pk, turn_index").fetchall(),
+        )
 
 
 def test_pooled_import_stores_exactly_what_a_single_process_import_stores(tmp_path, monkeypatch):
@@ -58,7 +63,10 @@ def test_pooled_import_stores_exactly_what_a_single_process_import_stores(tmp_pa
         pooled = workspace.add_conversations(items)
     assert used and used[0].pooled
     assert (pooled.conversations_added, pooled.duplicates, pooled.ids) == (
-        single.conversations_added, single.duplicates, single.ids)
+        single.conversations_added,
+        single.duplicates,
+        single.ids,
+    )
     assert single.duplicates == 40 and len(set(single.ids)) == 1500
     assert stored(tmp_path / "pooled") == stored(tmp_path / "single")
 
@@ -73,7 +81,7 @@ PARENT = os.getpid()
 
 
 def test_a_dead_worker_leaves_its_batches_to_the_importing_process():
-    batches = [conversations(30)[start:start + 10] for start in (0, 10, 20)]
+    batches = [conversations(30)[start : start + 10] for start in (0, 10, 20)]
     with AnnotationPipeline(dies_in_a_worker, workers=2, pool_after_messages=0) as pipeline:
         done = [key for batch_number, batch in enumerate(batches) for key, _ in pipeline.submit(batch_number, batch)]
         results = list(pipeline.drain())

@@ -69,8 +69,9 @@ def test_key_fields_are_password_fields(tab):
 
 
 @needs_secret_service
-def test_together_key_is_stored_masked_tested_and_removed(tab, qtbot, clean_keyring, isolated_user_dirs,
-                                                           test_output_dir, monkeypatch):
+def test_together_key_is_stored_masked_tested_and_removed(
+    tab, qtbot, clean_keyring, isolated_user_dirs, test_output_dir, monkeypatch
+):
     log_path = active_log_file()
     with FakeTogether(api_key="tgp_" + uuid.uuid4().hex) as fake:
         monkeypatch.setenv("TOGETHER_BASE_URL", fake.base_url)
@@ -155,8 +156,9 @@ def test_supabase_url_key_table_and_mapping(tab, qtbot, clean_keyring, isolated_
     assert files_containing(key, Path.home(), isolated_user_dirs) == []
 
 
-def test_without_a_keyring_the_tab_explains_and_stores_nothing(qtbot, qasync_loop, isolated_user_dirs, monkeypatch,
-                                                               test_output_dir):
+def test_without_a_keyring_the_tab_explains_and_stores_nothing(
+    qtbot, qasync_loop, isolated_user_dirs, monkeypatch, test_output_dir
+):
     import keyring
     from keyring.backends import fail
 

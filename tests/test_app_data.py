@@ -98,8 +98,12 @@ def test_filters_narrow_the_list(window, qtbot):
 
 
 def _write_broken_chat_jsonl(path):
-    good = {"messages": [{"role": "user", "content": "How do I sort a list in Python?"},
-                         {"role": "assistant", "content": "Use sorted(items) or items.sort()."}]}
+    good = {
+        "messages": [
+            {"role": "user", "content": "How do I sort a list in Python?"},
+            {"role": "assistant", "content": "Use sorted(items) or items.sort()."},
+        ]
+    }
     lines = [
         json.dumps(good),
         '{"messages": [{"role": "user", "content": "unterminated"',  # line 2: bad JSON
@@ -144,8 +148,9 @@ def test_strict_import_writes_nothing_and_says_why(window, qtbot, tmp_path):
 def test_cancelled_import_writes_nothing(window, qtbot, tmp_path):
     tab = window.data_tab
     big = tmp_path / "big.jsonl"
-    line = json.dumps({"messages": [{"role": "user", "content": "word " * 400},
-                                    {"role": "assistant", "content": "reply " * 400}]})
+    line = json.dumps(
+        {"messages": [{"role": "user", "content": "word " * 400}, {"role": "assistant", "content": "reply " * 400}]}
+    )
     with open(big, "w", encoding="utf-8") as stream:
         for number in range(2500):  # ~10 MB: progress ticks every MB give cancel its chances
             stream.write(line.replace("word", f"w{number}", 1) + "\n")
@@ -249,10 +254,15 @@ def big_workspace(tmp_path_factory):
     def conversations():
         for i in range(10_000):
             yield Conversation(
-                id=f"c{i:05d}", source="other" if i % 2 else "bench",
-                messages=[Message(role="user" if j % 2 == 0 else "assistant",
-                                  content=f"message {j} of conversation {i}: how do I fix this bug? word{i % 97} t{j}")
-                          for j in range(10)],
+                id=f"c{i:05d}",
+                source="other" if i % 2 else "bench",
+                messages=[
+                    Message(
+                        role="user" if j % 2 == 0 else "assistant",
+                        content=f"message {j} of conversation {i}: how do I fix this bug? word{i % 97} t{j}",
+                    )
+                    for j in range(10)
+                ],
             )
 
     workspace.add_conversations(conversations(), source_label="generated")
@@ -313,7 +323,9 @@ def test_an_unexpected_failure_is_shown_inline_and_in_the_error_dialog(window, q
 
     shown = []
     monkeypatch.setattr(data_jobs, "run_import", broken_import)
-    monkeypatch.setattr(ErrorDialog, "show_error", classmethod(lambda cls, summary, details: shown.append((summary, details))))
+    monkeypatch.setattr(
+        ErrorDialog, "show_error", classmethod(lambda cls, summary, details: shown.append((summary, details)))
+    )
     tab = window.data_tab
     _wait_job(qtbot, tab, tab.import_demo)
     assert tab.message.kind == "error" and "unexpected error (ZeroDivisionError)" in tab.message.text()

@@ -24,8 +24,10 @@ needs_secret_service = pytest.mark.skipif(
 )
 
 CONVERSATIONS = [
-    [{"role": "user", "content": f"Question {i}: how should I name a function that sorts invoices by date?"},
-     {"role": "assistant", "content": f"Call it sort_invoices_by_date; short verbs first, then the object ({i})."}]
+    [
+        {"role": "user", "content": f"Question {i}: how should I name a function that sorts invoices by date?"},
+        {"role": "assistant", "content": f"Call it sort_invoices_by_date; short verbs first, then the object ({i})."},
+    ]
     for i in range(12)
 ]
 
@@ -133,8 +135,9 @@ def _dry_run(qtbot, tab):
     return blocker.args[0]
 
 
-def test_together_dry_run_confirm_launch_follow_and_download(tab, qtbot, fake, data_file, confirm, workspace,
-                                                             test_output_dir):
+def test_together_dry_run_confirm_launch_follow_and_download(
+    tab, qtbot, fake, data_file, confirm, workspace, test_output_dir
+):
     _fill_together(tab, data_file, api_key=fake.api_key)
     assert not tab.launch_button.isEnabled(), "no launch before a dry run"
     plan = _dry_run(qtbot, tab)
@@ -244,8 +247,9 @@ def fake_key(monkeypatch, fake):
     return fake.api_key
 
 
-def test_monitoring_resumes_in_a_new_window_after_a_restart(qtbot, qasync_loop, isolated_user_dirs, fake, fake_key,
-                                                            data_file, confirm, tmp_path, monkeypatch):
+def test_monitoring_resumes_in_a_new_window_after_a_restart(
+    qtbot, qasync_loop, isolated_user_dirs, fake, fake_key, data_file, confirm, tmp_path, monkeypatch
+):
     from app.main_window import MainWindow
     from app.tabs.phase1_controller import Phase1Controller
     from cognitivetwin_core.data.workspace import Workspace
@@ -299,8 +303,9 @@ def test_together_cancel_from_the_table(tab, qtbot, fake, data_file, confirm):
     assert tab.notifications[-1][0] == "Phase 1 job cancelled" and tab.message.kind == "info"
 
 
-def test_local_run_plots_its_loss_cancels_cleanly_and_resumes(tab, qtbot, data_file, tiny_model_dir, confirm,
-                                                              workspace, test_output_dir):
+def test_local_run_plots_its_loss_cancels_cleanly_and_resumes(
+    tab, qtbot, data_file, tiny_model_dir, confirm, workspace, test_output_dir
+):
     # One conversation per step, so the run has enough steps to be cancelled in the middle.
     tab.controller._local.max_batch_tokens = 64
     tab.controller._local.checkpoint_every = 5
@@ -404,8 +409,9 @@ def test_closing_during_a_local_run_stops_it_cleanly(tab, qtbot, data_file, tiny
     assert not list(Path(record["work_dir"]).glob("*.tmp*")), "no half-written checkpoint"
 
 
-def test_a_launch_cut_short_by_a_crash_is_adopted_and_watched(qtbot, qasync_loop, isolated_user_dirs, fake, fake_key,
-                                                              fast_polls, data_file, tmp_path):
+def test_a_launch_cut_short_by_a_crash_is_adopted_and_watched(
+    qtbot, qasync_loop, isolated_user_dirs, fake, fake_key, fast_polls, data_file, tmp_path
+):
     from app.tabs.phase1_tab import Phase1Tab
     from cognitivetwin_core.data.workspace import Workspace
     from cognitivetwin_core.phase1.together_jobs import TogetherJobManager
@@ -414,12 +420,25 @@ def test_a_launch_cut_short_by_a_crash_is_adopted_and_watched(qtbot, qasync_loop
         jobs = TogetherJobManager(ws, api_key=fake.api_key, base_url=fake.base_url)
         file_id = jobs.upload(data_file)
         # The app wrote its intent, Together created the job, then the app died.
-        ws.upsert_phase1_job("intent-crashed", {
-            "backend": "together", "status": "creating", "base_model": "llama-3.2-3b",
-            "model_id": "meta-llama/Llama-3.2-3B-Instruct", "suffix": "my-twin", "training_file": file_id,
-            "intent_time": 0.0})
-        created = jobs.client.fine_tuning.create(training_file=file_id, model="meta-llama/Llama-3.2-3B-Instruct",
-                                                 lora=True, suffix="my-twin", train_on_inputs=False)
+        ws.upsert_phase1_job(
+            "intent-crashed",
+            {
+                "backend": "together",
+                "status": "creating",
+                "base_model": "llama-3.2-3b",
+                "model_id": "meta-llama/Llama-3.2-3B-Instruct",
+                "suffix": "my-twin",
+                "training_file": file_id,
+                "intent_time": 0.0,
+            },
+        )
+        created = jobs.client.fine_tuning.create(
+            training_file=file_id,
+            model="meta-llama/Llama-3.2-3B-Instruct",
+            lora=True,
+            suffix="my-twin",
+            train_on_inputs=False,
+        )
     with Workspace.open(tmp_path / "crashed-ws") as ws:
         tab = Phase1Tab()
         qtbot.addWidget(tab)
@@ -438,8 +457,13 @@ def test_the_real_confirmation_dialog_opens_without_blocking_and_answers(qtbot, 
     from app.qt.tasks import start_task
     from cognitivetwin_core.phase1.jobs import DatasetStats, DryRun, Phase1Settings
 
-    plan = DryRun(backend="together", settings=Phase1Settings(epochs=2), model_id="meta-llama/Llama-3.2-3B-Instruct",
-                  data=DatasetStats("d.jsonl", "0" * 64, 12, 24, 12, 4000), estimated_price=1.25)
+    plan = DryRun(
+        backend="together",
+        settings=Phase1Settings(epochs=2),
+        model_id="meta-llama/Llama-3.2-3B-Instruct",
+        data=DatasetStats("d.jsonl", "0" * 64, 12, 24, 12, 4000),
+        estimated_price=1.25,
+    )
     parent = QWidget()
     qtbot.addWidget(parent)
     answer = start_task(LaunchConfirmDialog.ask(parent, plan), name="ask")
@@ -448,8 +472,11 @@ def test_the_real_confirmation_dialog_opens_without_blocking_and_answers(qtbot, 
     qtbot.waitUntil(lambda: bool(parent.findChildren(LaunchConfirmDialog)) and bool(ticks), timeout=5_000)
     dialog = parent.findChildren(LaunchConfirmDialog)[0]
     assert "$1.25" in dialog.text() and "paid" in dialog.text()
-    button = dialog.launch_button if click == "launch" else next(
-        b for b in dialog.buttons() if b is not dialog.launch_button)
+    button = (
+        dialog.launch_button
+        if click == "launch"
+        else next(b for b in dialog.buttons() if b is not dialog.launch_button)
+    )
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(answer.done, timeout=5_000)
     assert answer.result() is expected

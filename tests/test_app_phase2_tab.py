@@ -288,7 +288,9 @@ def test_closing_the_window_during_a_run_stops_saves_and_ends_the_thread(
     tab.accumulation_spin.setValue(1)
     window.tabs.setCurrentWidget(tab)
     questions = []
-    monkeypatch.setattr(Phase2Tab, "ask_close", staticmethod(lambda parent, answer: questions.append(parent) or answer("keep")))
+    monkeypatch.setattr(
+        Phase2Tab, "ask_close", staticmethod(lambda parent, answer: questions.append(parent) or answer("keep"))
+    )
     steps = []
     tab.controller.stepDone.connect(steps.append)
     assert tab.start()

@@ -18,8 +18,15 @@ def _train(output_dir, seed: int, base_dir, **source):
     from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
 
     config = Phase2Config(
-        base_model=str(base_dir), output_dir=str(output_dir), epochs=1, batch_size=8, gradient_accumulation=1,
-        lr=1e-3, device="cpu", seed=seed, cache_dir=str(output_dir.parent / "features"),
+        base_model=str(base_dir),
+        output_dir=str(output_dir),
+        epochs=1,
+        batch_size=8,
+        gradient_accumulation=1,
+        lr=1e-3,
+        device="cpu",
+        seed=seed,
+        cache_dir=str(output_dir.parent / "features"),
     )
     events = list(Phase2Trainer(config, **source).run())
     assert events[-1].kind == "finished" and events[-1].outcome == "completed", events[-1]
@@ -87,8 +94,12 @@ def _expected(tab, request):
     from app.tabs.playground_controller import NEIGHBOURS_PER_STEP
 
     return analyze(
-        request.message, request.context, loaded.model, trajectory=request.trajectory,
-        neighbours_index=loaded.neighbours, top_k=NEIGHBOURS_PER_STEP,
+        request.message,
+        request.context,
+        loaded.model,
+        trajectory=request.trajectory,
+        neighbours_index=loaded.neighbours,
+        top_k=NEIGHBOURS_PER_STEP,
     )
 
 
@@ -199,7 +210,8 @@ def test_editing_a_trajectory_slider_changes_the_outputs(tab, qtbot, trained_wor
     assert request.trajectory.coordinates[1:] == pytest.approx(before.request.trajectory.coordinates[1:])
     assert not np.allclose(after.analysis.style_signature, before.analysis.style_signature, atol=1e-6)
     changed = [
-        name for name in after.analysis.pattern_probabilities
+        name
+        for name in after.analysis.pattern_probabilities
         if abs(after.analysis.pattern_probabilities[name] - before.analysis.pattern_probabilities[name]) > 1e-6
     ]
     assert changed, "pattern probabilities should depend on the trajectory"
@@ -217,7 +229,9 @@ def test_editing_a_trajectory_slider_changes_the_outputs(tab, qtbot, trained_wor
 
 
 def _wait_compare(qtbot, tab, action):
-    with qtbot.waitSignal(tab.analysisShown, timeout=ANALYSIS_TIMEOUT_MS, check_params_cb=lambda slot: slot == "compare"):
+    with qtbot.waitSignal(
+        tab.analysisShown, timeout=ANALYSIS_TIMEOUT_MS, check_params_cb=lambda slot: slot == "compare"
+    ):
         action()
     qtbot.waitUntil(lambda: not tab.controller.is_busy(), timeout=LOAD_TIMEOUT_MS)
 
@@ -244,7 +258,9 @@ def test_compare_two_messages_and_one_message_under_two_runs(tab, qtbot, trained
 
     # The same message under another run, opened as a folder.
     assert tab.add_run_folder(second) and tab.current_run().run_dir == second
-    with qtbot.waitSignal(tab.runLoaded, timeout=LOAD_TIMEOUT_MS, check_params_cb=lambda run_dir: run_dir == str(first)):
+    with qtbot.waitSignal(
+        tab.runLoaded, timeout=LOAD_TIMEOUT_MS, check_params_cb=lambda run_dir: run_dir == str(first)
+    ):
         tab.run_combo.setCurrentIndex(0)  # back to the workspace's run (its map comes back too)
     qtbot.waitUntil(lambda: not tab.controller.is_busy(), timeout=LOAD_TIMEOUT_MS)
     a = tab.main_result
@@ -282,7 +298,9 @@ def test_export_writes_the_view_and_its_numbers(tab, qtbot, trained_workspace, t
     assert len(main["plan_steps"]) == len(result.analysis.plan_steps)
     assert main["plan_steps"][0][0]["score"] == pytest.approx(result.analysis.plan_steps[0][0].score)
     assert numbers["compare"] is None and numbers["signature_cosine"] is None
-    assert [p.name for p in (tmp_path / "out").iterdir()] and not [p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")]
+    assert [p.name for p in (tmp_path / "out").iterdir()] and not [
+        p for p in (tmp_path / "out").iterdir() if p.name.startswith(".")
+    ]
 
 
 def test_no_run_yet_says_what_to_do_and_a_bad_folder_is_reported(qtbot, tmp_path, isolated_user_dirs):
@@ -306,7 +324,9 @@ def test_typed_context_parsing():
     assert parse_context("") == []
     parsed = parse_context("Hi there\n\nHello! How can I help?\n\nsystem: be brief", before_role="user")
     assert [(m.role, m.content) for m in parsed] == [
-        ("assistant", "Hi there"), ("user", "Hello! How can I help?"), ("system", "be brief")
+        ("assistant", "Hi there"),
+        ("user", "Hello! How can I help?"),
+        ("system", "be brief"),
     ]
     parsed = parse_context("first\n\nsecond", before_role="assistant")
     assert [m.role for m in parsed] == ["assistant", "user"]

@@ -60,7 +60,9 @@ def test_open_workspace_remembers_it_and_reports_a_bad_folder(window, tmp_path):
     assert window.workspace.path == other.resolve(), "the previous workspace stays open"
 
 
-def test_later_tabs_are_built_on_first_show_with_the_current_workspace(qtbot, qasync_loop, isolated_user_dirs, monkeypatch):
+def test_later_tabs_are_built_on_first_show_with_the_current_workspace(
+    qtbot, qasync_loop, isolated_user_dirs, monkeypatch
+):
     from PySide6.QtWidgets import QWidget
 
     from app import main_window
@@ -267,13 +269,19 @@ def test_screenshots_of_every_tab(window, qtbot, test_output_dir):
 
 
 def test_main_opens_the_window_and_quits_in_a_subprocess(tmp_path):
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen",
-           "COGNITIVETWIN_DATA_DIR": str(tmp_path / "data"), "COGNITIVETWIN_CONFIG_DIR": str(tmp_path / "config"),
-           "COGNITIVETWIN_LOG_DIR": str(tmp_path / "log")}
-    code = ("import sys; from app.main import main; rc = main(['--quit-after', '1.5', '--report-startup']); "
-            "print('heavy:', sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules)); "
-            "print('later tabs:', sorted(m for m in sys.modules if m.startswith(('app.tabs.phase', 'app.tabs.playground')))); "
-            "sys.exit(rc)")
+    env = {
+        **os.environ,
+        "QT_QPA_PLATFORM": "offscreen",
+        "COGNITIVETWIN_DATA_DIR": str(tmp_path / "data"),
+        "COGNITIVETWIN_CONFIG_DIR": str(tmp_path / "config"),
+        "COGNITIVETWIN_LOG_DIR": str(tmp_path / "log"),
+    }
+    code = (
+        "import sys; from app.main import main; rc = main(['--quit-after', '1.5', '--report-startup']); "
+        "print('heavy:', sorted(m for m in ('torch', 'transformers', 'peft') if m in sys.modules)); "
+        "print('later tabs:', sorted(m for m in sys.modules if m.startswith(('app.tabs.phase', 'app.tabs.playground')))); "
+        "sys.exit(rc)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
     assert out.returncode == 0, out.stderr
     assert "window shown after" in out.stdout
@@ -294,7 +302,9 @@ def test_garbage_is_collected_on_the_gui_thread_only(qapp, qtbot):
     try:
         assert not gc.isenabled()
         collected_in = []
-        gc.callbacks.append(lambda phase, info: collected_in.append(threading.current_thread().name) if phase == "stop" else None)
+        gc.callbacks.append(
+            lambda phase, info: collected_in.append(threading.current_thread().name) if phase == "stop" else None
+        )
 
         class Cycle:
             def __init__(self):

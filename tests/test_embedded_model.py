@@ -43,7 +43,9 @@ def test_greedy_generation_through_chat_template(embedded_model):
 
     model, tokenizer = embedded_model
     assert model.config.hidden_size == 576 and model.config.num_hidden_layers == 30
-    answer = chat_generate("smollm2-135m", "What is the capital of France?", max_new_tokens=12, model=model, tokenizer=tokenizer)
+    answer = chat_generate(
+        "smollm2-135m", "What is the capital of France?", max_new_tokens=12, model=model, tokenizer=tokenizer
+    )
     assert "Paris" in answer
 
 
@@ -74,8 +76,17 @@ def test_missing_package_names_the_install_command(monkeypatch):
 
 def test_catalog():
     assert DEFAULT_BASE_MODEL == "smollm2-135m" and CATALOG[DEFAULT_BASE_MODEL].hidden_size == 576
-    sizes = {name: CATALOG[name].hidden_size for name in ("llama-3.2-3b", "llama-3.2-1b", "llama-3.1-8b", "gemma-3-4b", "qwen3-4b")}
-    assert sizes == {"llama-3.2-3b": 3072, "llama-3.2-1b": 2048, "llama-3.1-8b": 4096, "gemma-3-4b": 2560, "qwen3-4b": 2560}
+    sizes = {
+        name: CATALOG[name].hidden_size
+        for name in ("llama-3.2-3b", "llama-3.2-1b", "llama-3.1-8b", "gemma-3-4b", "qwen3-4b")
+    }
+    assert sizes == {
+        "llama-3.2-3b": 3072,
+        "llama-3.2-1b": 2048,
+        "llama-3.1-8b": 4096,
+        "gemma-3-4b": 2560,
+        "qwen3-4b": 2560,
+    }
     assert CATALOG["llama-3.2-3b"].together_id == "meta-llama/Llama-3.2-3B-Instruct"
     with pytest.raises(UnknownBaseModelError, match="llama-3.2-3b"):
         resolve_base("llama-9")

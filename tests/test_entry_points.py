@@ -22,11 +22,15 @@ def test_entry_point_help(command):
 
 def test_studio_without_display_says_how_to_run_it():
     env = {k: v for k, v in os.environ.items() if k not in {"DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"}}
-    out = subprocess.run([sys.executable, "-m", "app", "--quit-after", "0"], capture_output=True, text=True, env=env, timeout=60)
+    out = subprocess.run(
+        [sys.executable, "-m", "app", "--quit-after", "0"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert out.returncode != 0
     assert "xvfb-run" in out.stderr and "Traceback" not in out.stderr
 
 
 def test_model_list_command():
-    out = subprocess.run([sys.executable, "-m", "cognitivetwin_core", "model", "list"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "cognitivetwin_core", "model", "list"], capture_output=True, text=True, check=True
+    )
     assert "smollm2-135m" in out.stdout and "meta-llama/Llama-3.2-3B-Instruct" in out.stdout

@@ -50,8 +50,10 @@ def test_together_export_checks_counts_and_round_trips(demo_workspace, tmp_path,
     for example in train + valid:
         assert set(example) == {"messages"}
         assert example["messages"][-1]["role"] == "assistant"
-        assert all(m["role"] in ("system", "user", "assistant", "tool") and m["content"].strip()
-                   for m in example["messages"])
+        assert all(
+            m["role"] in ("system", "user", "assistant", "tool") and m["content"].strip() for m in example["messages"]
+        )
+
     # Token counts are the base tokenizer's chat-template lengths.
     def template_length(messages):
         encoded = embedded_tokenizer.apply_chat_template(messages, tokenize=True)
@@ -64,8 +66,9 @@ def test_together_export_checks_counts_and_round_trips(demo_workspace, tmp_path,
     # Round trip: export, import, same messages.
     conversations, report = read_conversations(out)
     assert report.ok and len(conversations) == len(train)
-    assert [[{"role": m.role, "content": m.content} for m in c.messages] for c in conversations] == \
-        [example["messages"] for example in train]
+    assert [[{"role": m.role, "content": m.content} for m in c.messages] for c in conversations] == [
+        example["messages"] for example in train
+    ]
 
 
 def test_validation_split_is_by_conversation_and_deterministic():
@@ -87,8 +90,9 @@ def test_token_counter_without_a_chat_template(tiny_model_dir, embedded_tokenize
     counter = TokenCounter(tiny_model_dir)
     counter.has_template = False
     messages = [{"role": "user", "content": "hello there"}, {"role": "assistant", "content": "hi"}]
-    plain = len(embedded_tokenizer("hello there", add_special_tokens=False)["input_ids"]) + \
-        len(embedded_tokenizer("hi", add_special_tokens=False)["input_ids"])
+    plain = len(embedded_tokenizer("hello there", add_special_tokens=False)["input_ids"]) + len(
+        embedded_tokenizer("hi", add_special_tokens=False)["input_ids"]
+    )
     assert counter.count(messages) == plain + 8
 
 
@@ -113,9 +117,18 @@ def test_a_failed_export_leaves_the_old_file_alone(tmp_path, tiny_model_dir):
 def test_trajectory_export_is_the_seed_format_and_round_trips(demo_workspace, tmp_path):
     given = {"coordinates": [0.5, 0.33, 0.9, 0.5, 0.2], "phase_id": 2, "homogeneity": 0.9, "turn_index": 0}
     stamp = datetime(2026, 2, 1, 9, 30, tzinfo=UTC)
-    demo_workspace.add_conversations([Conversation("given", "t", [
-        Message("user", "What is a monad?", created_at=stamp, trajectory=given),
-        Message("assistant", "A monoid in the category of endofunctors.", created_at=stamp)])])
+    demo_workspace.add_conversations(
+        [
+            Conversation(
+                "given",
+                "t",
+                [
+                    Message("user", "What is a monad?", created_at=stamp, trajectory=given),
+                    Message("assistant", "A monoid in the category of endofunctors.", created_at=stamp),
+                ],
+            )
+        ]
+    )
     out = tmp_path / "phase2.jsonl"
     summary = export_trajectory(demo_workspace, out)
     lines = [json.loads(line) for line in out.read_text().splitlines()]
@@ -136,10 +149,12 @@ def test_trajectory_export_is_the_seed_format_and_round_trips(demo_workspace, tm
         assert other.data_hash() == demo_workspace.data_hash()
         for original in demo_workspace.iter_conversations():
             copy = other.get_conversation(original.id)
-            assert [(m.role, m.content, m.created_at) for m in copy.messages] == \
-                [(m.role, m.content, m.created_at) for m in original.messages]
-            assert [a.trajectory for a in other.annotations(original.id)] == \
-                [a.trajectory for a in demo_workspace.annotations(original.id)]
+            assert [(m.role, m.content, m.created_at) for m in copy.messages] == [
+                (m.role, m.content, m.created_at) for m in original.messages
+            ]
+            assert [a.trajectory for a in other.annotations(original.id)] == [
+                a.trajectory for a in demo_workspace.annotations(original.id)
+            ]
 
 
 def test_lossless_chat_copy_round_trips(demo_workspace, tmp_path):
@@ -148,16 +163,37 @@ def test_lossless_chat_copy_round_trips(demo_workspace, tmp_path):
     conversations, report = read_conversations(out)
     assert report.ok
     assert [(c.id, c.title, [(m.role, m.content, m.created_at) for m in c.messages]) for c in conversations] == [
-        (c.id, c.title, [(m.role, m.content, m.created_at) for m in c.messages]) for c in demo_workspace.iter_conversations()]
+        (c.id, c.title, [(m.role, m.content, m.created_at) for m in c.messages])
+        for c in demo_workspace.iter_conversations()
+    ]
 
 
 def test_cli_export_and_list(tmp_path, capsys, tiny_model_dir):
     workspace = str(tmp_path / "ws")
     assert cli_main(["data", "import", "demo", "--workspace", workspace, "--quiet"]) == 0
-    assert cli_main(["data", "export", "--workspace", workspace, "--format", "together", "--out",
-                     str(tmp_path / "t.jsonl"), "--base-model", str(tiny_model_dir)]) == 0
-    assert cli_main(["data", "export", "--workspace", workspace, "--format", "trajectory", "--out",
-                     str(tmp_path / "p2.jsonl")]) == 0
+    assert (
+        cli_main(
+            [
+                "data",
+                "export",
+                "--workspace",
+                workspace,
+                "--format",
+                "together",
+                "--out",
+                str(tmp_path / "t.jsonl"),
+                "--base-model",
+                str(tiny_model_dir),
+            ]
+        )
+        == 0
+    )
+    assert (
+        cli_main(
+            ["data", "export", "--workspace", workspace, "--format", "trajectory", "--out", str(tmp_path / "p2.jsonl")]
+        )
+        == 0
+    )
     assert cli_main(["data", "list", "--workspace", workspace, "--pattern", "reflection", "--limit", "3"]) == 0
     assert cli_main(["data", "show", "demo-sam-03", "--workspace", workspace, "--json"]) == 0
     assert cli_main(["data", "stats", "--workspace", workspace]) == 0

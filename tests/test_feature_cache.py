@@ -29,7 +29,9 @@ def _conversations():
 def test_windows_cover_every_message_once_with_context(embedded_tokenizer):
     from cognitivetwin_core.phase2.turn_encoder import plan_windows, tokenize_conversation
 
-    messages = [Message("user" if i % 2 == 0 else "assistant", f"Message {i}: " + "word " * (5 + 7 * i)) for i in range(12)]
+    messages = [
+        Message("user" if i % 2 == 0 else "assistant", f"Message {i}: " + "word " * (5 + 7 * i)) for i in range(12)
+    ]
     tokenized = tokenize_conversation(embedded_tokenizer, messages)
     assert len(tokenized.pool_spans) == 12
     # Each pooled span decodes to its message's content.

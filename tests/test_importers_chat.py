@@ -23,12 +23,21 @@ def line(messages, **extra) -> str:
 
 
 GOOD = [
-    line([{"role": "system", "content": "You are a concise assistant."},
-          {"role": "user", "content": "How do I list hidden files?"},
-          {"role": "assistant", "content": "Use `ls -a`."}]),
-    line([{"role": "user", "content": "Merci beaucoup, ça marche ✓", "created_at": "2026-03-01T10:00:00Z"},
-          {"role": "assistant", "content": "De rien !", "created_at": 1772359260}], conversation_id="fr-1",
-         title="French"),
+    line(
+        [
+            {"role": "system", "content": "You are a concise assistant."},
+            {"role": "user", "content": "How do I list hidden files?"},
+            {"role": "assistant", "content": "Use `ls -a`."},
+        ]
+    ),
+    line(
+        [
+            {"role": "user", "content": "Merci beaucoup, ça marche ✓", "created_at": "2026-03-01T10:00:00Z"},
+            {"role": "assistant", "content": "De rien !", "created_at": 1772359260},
+        ],
+        conversation_id="fr-1",
+        title="French",
+    ),
 ]
 
 
@@ -63,19 +72,19 @@ def test_reads_a_real_looking_file(tmp_path):
 
 def test_every_kind_of_bad_record_is_reported_where_it_is(tmp_path):
     lines = [
-        GOOD[0],                                                              # 1 ok
-        '{"messages": [{"role": "user", "content": "hi"}',                    # 2 bad JSON
-        line([{"role": "user"}]),                                             # 3 missing content
-        line([{"role": "wizard", "content": "abracadabra"}]),                 # 4 unknown role
-        line([]),                                                             # 5 empty conversation
-        line([{"role": "user", "content": "   "}]),                          # 6 empty message
-        line([{"role": "user", "content": 42}]),                              # 7 wrong type
-        json.dumps({"messages": "hello"}),                                    # 8 wrong type
-        "[1, 2]",                                                             # 9 not an object
-        "",                                                                   # 10 blank: skipped
+        GOOD[0],  # 1 ok
+        '{"messages": [{"role": "user", "content": "hi"}',  # 2 bad JSON
+        line([{"role": "user"}]),  # 3 missing content
+        line([{"role": "wizard", "content": "abracadabra"}]),  # 4 unknown role
+        line([]),  # 5 empty conversation
+        line([{"role": "user", "content": "   "}]),  # 6 empty message
+        line([{"role": "user", "content": 42}]),  # 7 wrong type
+        json.dumps({"messages": "hello"}),  # 8 wrong type
+        "[1, 2]",  # 9 not an object
+        "",  # 10 blank: skipped
         line([{"role": "user", "content": "when?", "created_at": "yesterday"}]),  # 11 bad timestamp
         line([{"role": "user", "content": "x", "patterns": ["telepathy"]}]),  # 12 unknown pattern
-        GOOD[1],                                                              # 13 ok
+        GOOD[1],  # 13 ok
     ]
     path = write_lines(tmp_path / "mixed.jsonl", lines)
     conversations, report = read_conversations(path)
@@ -122,8 +131,10 @@ def test_a_truncated_last_line_is_reported_as_the_file_ending_early(tmp_path):
 
 def test_a_one_megabyte_message_is_kept_whole(tmp_path):
     big = "word " * 200_000 + "end"
-    path = write_lines(tmp_path / "big.jsonl", [line([{"role": "user", "content": "summarise"},
-                                                      {"role": "assistant", "content": big}])])
+    path = write_lines(
+        tmp_path / "big.jsonl",
+        [line([{"role": "user", "content": "summarise"}, {"role": "assistant", "content": big}])],
+    )
     conversations, report = read_conversations(path)
     assert report.ok and conversations[0].messages[1].content == big
 
@@ -163,8 +174,10 @@ def test_demo_dataset(workspace):
     assert min(lengths) == 2 and max(lengths) == 30
     assert any("```" in m.content for c in conversations for m in c.messages)
     assert sum(1 for c in conversations if not any("```" in m.content for m in c.messages)) >= 20
-    users = {person: [m.content for c in conversations if f"-{person}-" in c.id for m in c.messages
-                      if m.role == "user"] for person in ("sam", "margaret")}
+    users = {
+        person: [m.content for c in conversations if f"-{person}-" in c.id for m in c.messages if m.role == "user"]
+        for person in ("sam", "margaret")
+    }
     mean_words = {person: sum(len(t.split()) for t in texts) / len(texts) for person, texts in users.items()}
     lowercase_share = sum(t == t.lower() for t in users["sam"]) / len(users["sam"])
     assert mean_words["margaret"] > 3 * mean_words["sam"]  # two clearly different styles

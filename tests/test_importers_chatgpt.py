@@ -8,8 +8,7 @@ import zipfile
 from cognitivetwin_core.data.importers import read_conversations
 
 
-def node(node_id, parent, children, role=None, text=None, *, time=None, content_type="text", hidden=False,
-         parts=None):
+def node(node_id, parent, children, role=None, text=None, *, time=None, content_type="text", hidden=False, parts=None):
     message = None
     if role is not None:
         message = {
@@ -28,20 +27,36 @@ def node(node_id, parent, children, role=None, text=None, *, time=None, content_
 
 
 def export_record(conversation_id="c-1", current="n6"):
-    nodes = dict([
-        node("root", None, ["n0"]),
-        node("n0", "root", ["n1"], "system", "", hidden=True),
-        node("n1", "n0", ["n2"], "user", "How do I undo the last git commit?", time=1760000000.5),
-        node("n2", "n1", ["n3a", "n3b"], "assistant", "Use `git reset --soft HEAD~1`.", time=1760000010.0),
-        node("n3a", "n2", [], "user", "(an edit the user abandoned)", time=1760000020.0),
-        node("n3b", "n2", ["n4"], "user", "And if I already pushed it?", time=1760000030.0,
-             parts=["And if I already pushed it?", {"content_type": "image_asset_pointer", "asset_pointer": "x"}]),
-        node("n4", "n3b", ["n5"], "assistant", None, content_type="model_editable_context", parts=[]),
-        node("n5", "n4", ["n6"], "tool", "", time=1760000035.0),
-        node("n6", "n5", [], "assistant", "Then use `git revert HEAD` and push.", time=1760000040.0),
-    ])
-    return {"title": "Undo a commit", "create_time": 1760000000.0, "update_time": 1760000040.0,
-            "mapping": nodes, "current_node": current, "conversation_id": conversation_id, "id": conversation_id}
+    nodes = dict(
+        [
+            node("root", None, ["n0"]),
+            node("n0", "root", ["n1"], "system", "", hidden=True),
+            node("n1", "n0", ["n2"], "user", "How do I undo the last git commit?", time=1760000000.5),
+            node("n2", "n1", ["n3a", "n3b"], "assistant", "Use `git reset --soft HEAD~1`.", time=1760000010.0),
+            node("n3a", "n2", [], "user", "(an edit the user abandoned)", time=1760000020.0),
+            node(
+                "n3b",
+                "n2",
+                ["n4"],
+                "user",
+                "And if I already pushed it?",
+                time=1760000030.0,
+                parts=["And if I already pushed it?", {"content_type": "image_asset_pointer", "asset_pointer": "x"}],
+            ),
+            node("n4", "n3b", ["n5"], "assistant", None, content_type="model_editable_context", parts=[]),
+            node("n5", "n4", ["n6"], "tool", "", time=1760000035.0),
+            node("n6", "n5", [], "assistant", "Then use `git revert HEAD` and push.", time=1760000040.0),
+        ]
+    )
+    return {
+        "title": "Undo a commit",
+        "create_time": 1760000000.0,
+        "update_time": 1760000040.0,
+        "mapping": nodes,
+        "current_node": current,
+        "conversation_id": conversation_id,
+        "id": conversation_id,
+    }
 
 
 def test_follows_the_path_to_current_node_and_skips_scaffolding(tmp_path):

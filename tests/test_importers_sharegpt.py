@@ -10,10 +10,14 @@ from cognitivetwin_core.data.workspace import Workspace
 
 
 def record(number, turns=None, **extra):
-    turns = turns if turns is not None else [
-        {"from": "human", "value": f"Question {number}: how do I sort a dict by value?"},
-        {"from": "gpt", "value": "Use `sorted(d.items(), key=lambda kv: kv[1])`.\n\nIt returns a list of pairs."},
-    ]
+    turns = (
+        turns
+        if turns is not None
+        else [
+            {"from": "human", "value": f"Question {number}: how do I sort a dict by value?"},
+            {"from": "gpt", "value": "Use `sorted(d.items(), key=lambda kv: kv[1])`.\n\nIt returns a list of pairs."},
+        ]
+    )
     return {"id": f"sg-{number}", "conversations": turns, **extra}
 
 
@@ -31,20 +35,29 @@ def chunk(request, monkeypatch):
 
 def test_reads_a_real_looking_dump(tmp_path, chunk):
     records = [record(i) for i in range(50)]
-    records[3] = record(3, [
-        {"from": "system", "value": "You are helpful."},
-        {"from": "human", "value": "Écris un haïku 🌸"},
-        {"from": "chatgpt", "value": "Fleurs de cerisier..."},
-        {"from": "bing", "value": "(search results)"},
-        {"from": "function", "value": "{\"temp\": 21}"},
-        {"from": "bard", "value": "It is 21 degrees."},
-    ])
+    records[3] = record(
+        3,
+        [
+            {"from": "system", "value": "You are helpful."},
+            {"from": "human", "value": "Écris un haïku 🌸"},
+            {"from": "chatgpt", "value": "Fleurs de cerisier..."},
+            {"from": "bing", "value": "(search results)"},
+            {"from": "function", "value": '{"temp": 21}'},
+            {"from": "bard", "value": "It is 21 degrees."},
+        ],
+    )
     path = dump(tmp_path / "sharegpt.json", records, indent=2)
     conversations, report = read_conversations(path)
     assert report.ok and report.importer == "sharegpt"
     assert len(conversations) == 50 and conversations[0].id == "sg-0"
-    assert [m.role for m in conversations[3].messages] == ["system", "user", "assistant", "assistant", "tool",
-                                                           "assistant"]
+    assert [m.role for m in conversations[3].messages] == [
+        "system",
+        "user",
+        "assistant",
+        "assistant",
+        "tool",
+        "assistant",
+    ]
     assert conversations[3].messages[1].content == "Écris un haïku 🌸"
 
 
@@ -56,7 +69,7 @@ def test_truncated_dump_keeps_complete_records_and_says_where_it_ends(tmp_path, 
     conversations, report = read_conversations(path)
     assert [c.id for c in conversations] == [f"sg-{i}" for i in range(15)]
     [rejection] = report.rejected
-    expected_line = text[:text.index('"sg-15"')].count("\n")  # the line of record 15's opening brace
+    expected_line = text[: text.index('"sg-15"')].count("\n")  # the line of record 15's opening brace
     assert (rejection.record, rejection.line) == (15, expected_line)
     assert "truncated" in rejection.reason
     assert report.truncated_at.startswith(f"line {expected_line}, column 3, inside this record (record 15)")
@@ -126,7 +139,7 @@ def test_a_syntax_error_mid_file_keeps_what_came_before(tmp_path, chunk):
     conversations, report = read_conversations(path)
     assert [c.id for c in conversations] == ["sg-0"]
     [rejection] = report.rejected
-    error_line = broken[:broken.index('"oops"')].count("\n") + 1
+    error_line = broken[: broken.index('"oops"')].count("\n") + 1
     assert rejection.line == error_line and rejection.record == 1
     assert rejection.reason.startswith("bad JSON: Expecting ','")
 

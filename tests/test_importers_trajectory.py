@@ -19,12 +19,18 @@ def seed_lines(conversation_id="conv-1", messages=MESSAGES):
     lines = []
     for index in range(len(messages)):
         depth = index / (len(messages) - 1)
-        lines.append({
-            "conversation_id": conversation_id,
-            "messages": json.loads(json.dumps(messages[: index + 1])),  # a copy per line, as in a file
-            "trajectory": {"coordinates": [depth, 0.33, 0.5, depth, 0.4], "phase_id": min(5, int(depth * 5)),
-                           "homogeneity": 0.5, "turn_index": index},
-        })
+        lines.append(
+            {
+                "conversation_id": conversation_id,
+                "messages": json.loads(json.dumps(messages[: index + 1])),  # a copy per line, as in a file
+                "trajectory": {
+                    "coordinates": [depth, 0.33, 0.5, depth, 0.4],
+                    "phase_id": min(5, int(depth * 5)),
+                    "homogeneity": 0.5,
+                    "turn_index": index,
+                },
+            }
+        )
     return lines
 
 
@@ -40,7 +46,11 @@ def test_lines_merge_into_conversations_keeping_the_given_values(tmp_path):
     assert [c.id for c in conversations] == ["conv-1", "conv-2"]
     assert [m.content for m in conversations[0].messages] == [m["content"] for m in MESSAGES]
     assert conversations[0].messages[2].trajectory == {
-        "coordinates": [1.0, 0.33, 0.5, 1.0, 0.4], "phase_id": 5, "homogeneity": 0.5, "turn_index": 2}
+        "coordinates": [1.0, 0.33, 0.5, 1.0, 0.4],
+        "phase_id": 5,
+        "homogeneity": 0.5,
+        "turn_index": 2,
+    }
     assert report.messages_accepted == 5
     with Workspace.open(tmp_path / "ws") as workspace:
         import_into(workspace, path)
@@ -57,20 +67,35 @@ def test_a_whole_conversation_on_one_line_with_a_list_of_trajectories(tmp_path):
     assert report.ok and conversation.messages[1].trajectory["turn_index"] == 1
 
 
-@pytest.mark.parametrize("mutate,field,reason", [
-    (lambda r: r.pop("trajectory"), "trajectory", "missing trajectory"),
-    (lambda r: r["trajectory"].update(coordinates=[0.1, 0.2]), "trajectory.coordinates",
-     "coordinates must be a list of 5 numbers"),
-    (lambda r: r["trajectory"]["coordinates"].__setitem__(4, 1.7), "trajectory.coordinates[4]",
-     "1.7 is outside [0.0, 1.0]"),
-    (lambda r: r["trajectory"]["coordinates"].__setitem__(0, "deep"), "trajectory.coordinates[0]",
-     "must be a number, got 'deep'"),
-    (lambda r: r["trajectory"].update(phase_id=9), "trajectory.phase_id", "phase_id must be an integer 0-5, got 9"),
-    (lambda r: r["trajectory"].update(turn_index=7), "trajectory.turn_index",
-     "turn_index 7 is past the 2 messages of the line"),
-    (lambda r: r["messages"][0].update(role="narrator"), "messages[0].role", None),
-    (lambda r: r["messages"][1].update(content=""), "messages[1].content", "empty content"),
-])
+@pytest.mark.parametrize(
+    "mutate,field,reason",
+    [
+        (lambda r: r.pop("trajectory"), "trajectory", "missing trajectory"),
+        (
+            lambda r: r["trajectory"].update(coordinates=[0.1, 0.2]),
+            "trajectory.coordinates",
+            "coordinates must be a list of 5 numbers",
+        ),
+        (
+            lambda r: r["trajectory"]["coordinates"].__setitem__(4, 1.7),
+            "trajectory.coordinates[4]",
+            "1.7 is outside [0.0, 1.0]",
+        ),
+        (
+            lambda r: r["trajectory"]["coordinates"].__setitem__(0, "deep"),
+            "trajectory.coordinates[0]",
+            "must be a number, got 'deep'",
+        ),
+        (lambda r: r["trajectory"].update(phase_id=9), "trajectory.phase_id", "phase_id must be an integer 0-5, got 9"),
+        (
+            lambda r: r["trajectory"].update(turn_index=7),
+            "trajectory.turn_index",
+            "turn_index 7 is past the 2 messages of the line",
+        ),
+        (lambda r: r["messages"][0].update(role="narrator"), "messages[0].role", None),
+        (lambda r: r["messages"][1].update(content=""), "messages[1].content", "empty content"),
+    ],
+)
 def test_bad_lines_are_reported_with_line_and_field(tmp_path, mutate, field, reason):
     lines = seed_lines()
     mutate(lines[1])
@@ -97,10 +122,14 @@ def test_lines_that_disagree_with_their_conversation_are_rejected(tmp_path):
 def test_truncated_and_non_utf8(tmp_path):
     lines = [json.dumps(line) for line in seed_lines()]
     path = tmp_path / "t.jsonl"
-    path.write_bytes((lines[0] + "\n" + lines[1].replace("lesson", "le\udcffson") + "\n").encode(
-        "utf-8", "surrogateescape") + lines[2][:30].encode())
+    path.write_bytes(
+        (lines[0] + "\n" + lines[1].replace("lesson", "le\udcffson") + "\n").encode("utf-8", "surrogateescape")
+        + lines[2][:30].encode()
+    )
     conversations, report = read_conversations(path, importer="trajectory-jsonl")
     assert [(r.line, r.reason.split(" (")[0]) for r in report.rejected] == [
-        (2, "not UTF-8 text"), (3, "the file ends in the middle of this record")]
+        (2, "not UTF-8 text"),
+        (3, "the file ends in the middle of this record"),
+    ]
     assert report.truncated_at.startswith("line 3")
     assert len(conversations[0].messages) == 1

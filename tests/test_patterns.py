@@ -19,33 +19,66 @@ from cognitivetwin_core.data.importers import demo_dataset_path
 
 def test_names_are_the_twelve_in_design_order():
     assert PATTERN_NAMES == (
-        "question", "instruction", "clarification", "code", "debugging", "explanation", "brainstorming",
-        "planning", "comparison", "correction", "acknowledgement", "reflection",
+        "question",
+        "instruction",
+        "clarification",
+        "code",
+        "debugging",
+        "explanation",
+        "brainstorming",
+        "planning",
+        "comparison",
+        "correction",
+        "acknowledgement",
+        "reflection",
     )
 
 
 EXAMPLES = {
     "question": ["How do I reset my password?", "why does the build take so long", "Is this thread-safe?"],
-    "instruction": ["Write a function that parses ISO dates.", "Please summarise this article in three bullets.",
-                    "Could you draft a letter to the parents"],
-    "clarification": ["What do you mean by idempotent?", "Just to be clear, you want the totals per month?",
-                      "When you say 'batch', is that per request?"],
-    "code": ["Try this:\n\n```python\nprint('hi')\n```",
-             "def area(r):\n    return 3.14 * r * r\nx = area(2)\n"],
-    "debugging": ["I get a TypeError when I call it", "The app crashes on start since the upgrade",
-                  "the test is failing in CI"],
-    "explanation": ["It hangs because the lock is never released.", "In other words, the cache is per process.",
-                    "For example, a list of three items gives three rows."],
-    "brainstorming": ["Some ideas for the party: a quiz, a treasure hunt.", "What if we cached the result?",
-                      "Let's brainstorm names for the project"],
-    "planning": ["Here's the plan: migrate first, then backfill.", "Next steps: write the tests, then deploy.",
-                 "We need a roadmap for Q3"],
-    "comparison": ["Postgres vs SQLite for a desktop app", "Which is better, tabs or spaces?",
-                   "The difference between weather and climate"],
+    "instruction": [
+        "Write a function that parses ISO dates.",
+        "Please summarise this article in three bullets.",
+        "Could you draft a letter to the parents",
+    ],
+    "clarification": [
+        "What do you mean by idempotent?",
+        "Just to be clear, you want the totals per month?",
+        "When you say 'batch', is that per request?",
+    ],
+    "code": ["Try this:\n\n```python\nprint('hi')\n```", "def area(r):\n    return 3.14 * r * r\nx = area(2)\n"],
+    "debugging": [
+        "I get a TypeError when I call it",
+        "The app crashes on start since the upgrade",
+        "the test is failing in CI",
+    ],
+    "explanation": [
+        "It hangs because the lock is never released.",
+        "In other words, the cache is per process.",
+        "For example, a list of three items gives three rows.",
+    ],
+    "brainstorming": [
+        "Some ideas for the party: a quiz, a treasure hunt.",
+        "What if we cached the result?",
+        "Let's brainstorm names for the project",
+    ],
+    "planning": [
+        "Here's the plan: migrate first, then backfill.",
+        "Next steps: write the tests, then deploy.",
+        "We need a roadmap for Q3",
+    ],
+    "comparison": [
+        "Postgres vs SQLite for a desktop app",
+        "Which is better, tabs or spaces?",
+        "The difference between weather and climate",
+    ],
     "correction": ["No, that's wrong: the port is 5433.", "Actually, it was 1066, not 1067.", "My mistake, it is v2."],
     "acknowledgement": ["Thanks, that worked!", "got it", "Perfect, thank you so much."],
-    "reflection": ["Looking back, I should have checked the logs first.", "In hindsight the design was too clever.",
-                   "I realize I never asked what they needed."],
+    "reflection": [
+        "Looking back, I should have checked the logs first.",
+        "In hindsight the design was too clever.",
+        "I realize I never asked what they needed.",
+    ],
 }
 
 
@@ -55,27 +88,33 @@ def test_each_pattern_is_found_in_its_examples(name):
         assert name in label_patterns(text), (name, text, label_patterns(text))
 
 
-@pytest.mark.parametrize("text", [
-    "The weather was lovely on Saturday.",
-    "I went to the market and bought apples and pears.",
-    "The meeting is on the third floor.",
-    "",
-    "   ",
-])
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The weather was lovely on Saturday.",
+        "I went to the market and bought apples and pears.",
+        "The meeting is on the third floor.",
+        "",
+        "   ",
+    ],
+)
 def test_neutral_text_matches_nothing(text):
     assert label_patterns(text) == []
 
 
-@pytest.mark.parametrize("name,text", [
-    ("question", "The answer is forty-two."),
-    ("code", "The function returns a list of names."),
-    ("debugging", "Everything works and the tests pass."),
-    ("acknowledgement", "The thanksgiving menu has turkey and pie, and many other dishes besides."),
-    ("correction", "Nobody expected the parade to be so long."),
-    ("reflection", "The mirror reflects the light onto the wall."),
-    ("comparison", "We drove to the coast and swam."),
-    ("clarification", "The water was clear and cold."),
-])
+@pytest.mark.parametrize(
+    "name,text",
+    [
+        ("question", "The answer is forty-two."),
+        ("code", "The function returns a list of names."),
+        ("debugging", "Everything works and the tests pass."),
+        ("acknowledgement", "The thanksgiving menu has turkey and pie, and many other dishes besides."),
+        ("correction", "Nobody expected the parade to be so long."),
+        ("reflection", "The mirror reflects the light onto the wall."),
+        ("comparison", "We drove to the coast and swam."),
+        ("clarification", "The water was clear and cold."),
+    ],
+)
 def test_near_misses_do_not_match(name, text):
     assert name not in label_patterns(text)
 

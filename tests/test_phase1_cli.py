@@ -46,8 +46,22 @@ def run(*args: str) -> int:
 
 def test_together_lifecycle_through_the_cli(fake, data_file, tmp_path, capsys):
     ws = str(tmp_path / "ws")
-    assert run("--workspace", ws, "--model", "llama-3.2-3b", "--epochs", "3", "--suffix", "my-twin",
-               "--data", str(data_file), "--yes") == 0
+    assert (
+        run(
+            "--workspace",
+            ws,
+            "--model",
+            "llama-3.2-3b",
+            "--epochs",
+            "3",
+            "--suffix",
+            "my-twin",
+            "--data",
+            str(data_file),
+            "--yes",
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "estimated price: $" in out and "LoRA rank <= 64" in out
     job_id = next(word for word in out.split() if word.startswith("ft-"))
@@ -109,8 +123,15 @@ def test_download_needs_output_dir_and_a_completed_job(fake, data_file, tmp_path
 
 
 def _cli(env: dict, *args: str, stdin=subprocess.DEVNULL) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "cognitivetwin_core", "phase1", *args], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=120, stdin=stdin)
+    return subprocess.run(
+        [sys.executable, "-m", "cognitivetwin_core", "phase1", *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=stdin,
+    )
 
 
 def test_subprocess_refuses_without_a_terminal_and_fails_in_one_sentence(fake, data_file, tmp_path):
@@ -141,8 +162,24 @@ def test_no_key_anywhere(fake, data_file, tmp_path):
 
 def test_local_training_through_the_cli(tiny_model_dir, data_file, tmp_path, capsys, isolated_user_dirs):
     ws = str(tmp_path / "ws")
-    assert run("--workspace", ws, "--local", "--base-model", str(tiny_model_dir), "--data", str(data_file),
-               "--epochs", "3", "--max-steps", "2", "--max-seq-length", "96") == 0
+    assert (
+        run(
+            "--workspace",
+            ws,
+            "--local",
+            "--base-model",
+            str(tiny_model_dir),
+            "--data",
+            str(data_file),
+            "--epochs",
+            "3",
+            "--max-steps",
+            "2",
+            "--max-seq-length",
+            "96",
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "Launched local job local-" in out and "completed" in out
     with Workspace.open(ws) as workspace:

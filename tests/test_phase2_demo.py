@@ -34,8 +34,21 @@ def test_cli_trains_the_demo_with_a_cache_hit(phase2_demo_run, tmp_path, capsys)
     threads = torch.get_num_threads()
     try:
         code = main(
-            ["phase2", "train", "--data-file", "demo", "--output-dir", str(tmp_path / "cli"), "--epochs", "4",
-             "--device", "cpu", "--threads", "1", "--quiet"]
+            [
+                "phase2",
+                "train",
+                "--data-file",
+                "demo",
+                "--output-dir",
+                str(tmp_path / "cli"),
+                "--epochs",
+                "4",
+                "--device",
+                "cpu",
+                "--threads",
+                "1",
+                "--quiet",
+            ]
         )
     finally:
         torch.set_num_threads(threads)

@@ -27,8 +27,15 @@ def _config(tiny_model_dir, tmp_path, name="run", **overrides):
     from cognitivetwin_core.phase2.trainer import Phase2Config
 
     settings = dict(
-        base_model=str(tiny_model_dir), output_dir=str(tmp_path / name), epochs=3, batch_size=3, lr=1e-3,
-        gradient_accumulation=2, device="cpu", cache_dir=str(tmp_path.parent / "tiny-feature-cache"), seed=3,
+        base_model=str(tiny_model_dir),
+        output_dir=str(tmp_path / name),
+        epochs=3,
+        batch_size=3,
+        lr=1e-3,
+        gradient_accumulation=2,
+        device="cpu",
+        cache_dir=str(tmp_path.parent / "tiny-feature-cache"),
+        seed=3,
         num_threads=1,
     )
     settings.update(overrides)
@@ -179,7 +186,9 @@ def test_stop_and_save_keeps_a_usable_model(tiny_model_dir, tmp_path, small_demo
     assert state["epoch"] == 1
 
 
-def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(tiny_model_dir, tmp_path, small_demo, monkeypatch):
+def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(
+    tiny_model_dir, tmp_path, small_demo, monkeypatch
+):
     from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     calls = {"train": 0}
@@ -243,8 +252,12 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_model_dir, tmp_p
             {
                 "id": c.id,
                 "messages": [
-                    {"role": m.role, "content": m.content, "patterns": m.patterns,
-                     "at": m.created_at.isoformat() if m.created_at else None}
+                    {
+                        "role": m.role,
+                        "content": m.content,
+                        "patterns": m.patterns,
+                        "at": m.created_at.isoformat() if m.created_at else None,
+                    }
                     for m in c.messages
                 ],
             }
@@ -253,7 +266,10 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_model_dir, tmp_p
     }
     # The subprocess must see the same conversations as the in-process runs (ids and text).
     process = subprocess.run(
-        [sys.executable, "-c", _KILLED_RUN, json.dumps(spec)], capture_output=True, text=True, timeout=300,
+        [sys.executable, "-c", _KILLED_RUN, json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        timeout=300,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
     )
     assert process.returncode == -9, process.stderr[-2000:]

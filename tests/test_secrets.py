@@ -139,11 +139,22 @@ def test_without_a_backend_the_key_is_refused_and_stored_nowhere(tmp_path, secre
     value = "tgp_" + uuid.uuid4().hex + "Xw"
     home = tmp_path / "home"
     home.mkdir()
-    env = {**os.environ, "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring", "HOME": str(home),
-           "XDG_DATA_HOME": str(home / "data"), "XDG_CONFIG_HOME": str(home / "config"),
-           "COGNITIVETWIN_LOG_DIR": str(tmp_path / "log"), "COGNITIVETWIN_CONFIG_DIR": str(tmp_path / "config")}
-    out = subprocess.run([sys.executable, "-c", _NO_BACKEND_PROBE, secret_name, value], capture_output=True,
-                         text=True, env=env, timeout=60)
+    env = {
+        **os.environ,
+        "PYTHON_KEYRING_BACKEND": "keyring.backends.fail.Keyring",
+        "HOME": str(home),
+        "XDG_DATA_HOME": str(home / "data"),
+        "XDG_CONFIG_HOME": str(home / "config"),
+        "COGNITIVETWIN_LOG_DIR": str(tmp_path / "log"),
+        "COGNITIVETWIN_CONFIG_DIR": str(tmp_path / "config"),
+    }
+    out = subprocess.run(
+        [sys.executable, "-c", _NO_BACKEND_PROBE, secret_name, value],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
     assert result["available"] is False

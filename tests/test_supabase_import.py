@@ -48,8 +48,9 @@ def test_pages_through_the_table_in_order(server, workspace, turns_db):
     assert workspace.count_conversations() == CONVERSATIONS and workspace.count_messages() == rows
     # Every conversation holds its turns in turn order, exactly as the table has them.
     db = sqlite3.connect(path)
-    expected = db.execute("SELECT role, content FROM memory_turns WHERE conversation_id='conv-00123' "
-                          "ORDER BY turn_index").fetchall()
+    expected = db.execute(
+        "SELECT role, content FROM memory_turns WHERE conversation_id='conv-00123' ORDER BY turn_index"
+    ).fetchall()
     stored = workspace.get_conversation("conv-00123")
     assert [(m.role, m.content) for m in stored.messages] == expected
     assert stored.messages[0].created_at is not None
@@ -59,8 +60,10 @@ def test_pages_through_the_table_in_order(server, workspace, turns_db):
     assert all(dict(r["params"])["limit"] == "1000" for r in pages)
     assert dict(pages[0]["params"])["order"] == "conversation_id.asc,turn_index.asc,created_at.asc,id.asc"
     assert all("count=exact" in r["headers"].get("prefer", "") for r in pages)
-    assert all(r["headers"].get("apikey") == KEY and r["headers"].get("authorization") == f"Bearer {KEY}"
-               for r in server.requests)
+    assert all(
+        r["headers"].get("apikey") == KEY and r["headers"].get("authorization") == f"Bearer {KEY}"
+        for r in server.requests
+    )
     # Progress once per page, in rows, with the total.
     assert [t.done for t in ticks] == [min(o + 1000, rows) for o in range(0, rows, 1000)]
     assert ticks[-1].total == rows and ticks[-1].unit == "rows"
@@ -120,14 +123,16 @@ def custom_table(tmp_path):
     path = tmp_path / "custom.sqlite3"
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE chat_log(session_id TEXT, speaker TEXT, body TEXT, seq INTEGER, ts TEXT)")
-    rows = [("s1", "human", "hello there", 0, "2026-01-01T10:00:00Z"),
-            ("s1", "ai", "hi, how can I help?", 1, "2026-01-01T10:00:05Z"),
-            ("s2", "user", "question one", 0, None),
-            ("s2", "wizard", "a spell", 1, None),
-            ("s2", "assistant", "answer", 2, None),
-            ("s3", "user", "", 0, None),
-            ("s4", "user", "still here?", 0, None),
-            ("s4", "assistant", "yes", 1, None)]
+    rows = [
+        ("s1", "human", "hello there", 0, "2026-01-01T10:00:00Z"),
+        ("s1", "ai", "hi, how can I help?", 1, "2026-01-01T10:00:05Z"),
+        ("s2", "user", "question one", 0, None),
+        ("s2", "wizard", "a spell", 1, None),
+        ("s2", "assistant", "answer", 2, None),
+        ("s3", "user", "", 0, None),
+        ("s4", "user", "still here?", 0, None),
+        ("s4", "assistant", "yes", 1, None),
+    ]
     db.executemany("INSERT INTO chat_log VALUES(?,?,?,?,?)", rows)
     db.commit()
     db.close()
@@ -135,8 +140,9 @@ def custom_table(tmp_path):
 
 
 def test_a_column_mapping_and_bad_rows(custom_table, workspace):
-    mapping = ColumnMapping.from_pairs(["session_id=conversation_id", "speaker=role", "body=content",
-                                        "seq=turn_order", "ts=timestamp"])
+    mapping = ColumnMapping.from_pairs(
+        ["session_id=conversation_id", "speaker=role", "body=content", "seq=turn_order", "ts=timestamp"]
+    )
     with PostgrestServer(custom_table, key=KEY) as server:
         report = import_into(workspace, source(server, table="chat_log", mapping=mapping))
         assert [c.id for c in workspace.iter_conversations()] == ["s1", "s4"]

@@ -22,19 +22,34 @@ def error_body(message: str) -> dict:
     return {"error": {"message": message, "type": "invalid_request_error", "param": None, "code": None}}
 
 
-@pytest.mark.parametrize("exc, kind, words", [
-    (status_error(together.AuthenticationError, 401, error_body("bad key")), "auth", "API key"),
-    (status_error(together.PermissionDeniedError, 403, error_body("forbidden")), "auth", "API key"),
-    (status_error(together.APIStatusError, 402, error_body("Payment required")), "credit", "credit"),
-    (status_error(together.BadRequestError, 400, error_body("Insufficient balance for this job")), "credit", "Billing"),
-    (status_error(together.RateLimitError, 429, error_body("slow down")), "rate_limit", "wait a minute"),
-    (status_error(together.InternalServerError, 503, error_body("overloaded")), "server", "Together's side"),
-    (status_error(together.NotFoundError, 404, {"message": "model not supported"}), "unknown_model", "does not fine-tune"),
-    (status_error(together.BadRequestError, 400, error_body("lora_r must be <= 64")), "bad_request", "lora_r must be <= 64"),
-    (together.APITimeoutError(request=httpx.Request("GET", "http://127.0.0.1/")), "timeout", "in time"),
-    (together.APIConnectionError(request=httpx.Request("GET", "http://127.0.0.1/")), "connection", "network"),
-    (ValueError("LoRA dropout should be in [0, 1)"), "bad_request", "dropout"),
-])
+@pytest.mark.parametrize(
+    "exc, kind, words",
+    [
+        (status_error(together.AuthenticationError, 401, error_body("bad key")), "auth", "API key"),
+        (status_error(together.PermissionDeniedError, 403, error_body("forbidden")), "auth", "API key"),
+        (status_error(together.APIStatusError, 402, error_body("Payment required")), "credit", "credit"),
+        (
+            status_error(together.BadRequestError, 400, error_body("Insufficient balance for this job")),
+            "credit",
+            "Billing",
+        ),
+        (status_error(together.RateLimitError, 429, error_body("slow down")), "rate_limit", "wait a minute"),
+        (status_error(together.InternalServerError, 503, error_body("overloaded")), "server", "Together's side"),
+        (
+            status_error(together.NotFoundError, 404, {"message": "model not supported"}),
+            "unknown_model",
+            "does not fine-tune",
+        ),
+        (
+            status_error(together.BadRequestError, 400, error_body("lora_r must be <= 64")),
+            "bad_request",
+            "lora_r must be <= 64",
+        ),
+        (together.APITimeoutError(request=httpx.Request("GET", "http://127.0.0.1/")), "timeout", "in time"),
+        (together.APIConnectionError(request=httpx.Request("GET", "http://127.0.0.1/")), "connection", "network"),
+        (ValueError("LoRA dropout should be in [0, 1)"), "bad_request", "dropout"),
+    ],
+)
 def test_mapping(exc, kind, words):
     error = translate(exc, action="creating the job", model="meta-llama/Llama-3.2-3B-Instruct")
     assert error.kind == kind

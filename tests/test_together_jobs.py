@@ -17,8 +17,10 @@ from cognitivetwin_core.phase1.together_errors import TogetherServiceError
 from cognitivetwin_core.phase1.together_jobs import TogetherJobManager
 
 CONVERSATIONS = [
-    [{"role": "user", "content": f"Question number {i}: how do I sort a list?"},
-     {"role": "assistant", "content": f"Use sorted(items) number {i}; it returns a new list."}]
+    [
+        {"role": "user", "content": f"Question number {i}: how do I sort a list?"},
+        {"role": "assistant", "content": f"Use sorted(items) number {i}; it returns a new list."},
+    ]
     for i in range(6)
 ]
 
@@ -50,11 +52,14 @@ def workspace(tmp_path):
 def manager(fake, workspace, **options) -> TogetherJobManager:
     options.setdefault("sleep", lambda seconds: None)
     options.setdefault("poll_interval", 0.0)
-    return TogetherJobManager(workspace, api_key=options.pop("api_key", fake.api_key), base_url=fake.base_url, **options)
+    return TogetherJobManager(
+        workspace, api_key=options.pop("api_key", fake.api_key), base_url=fake.base_url, **options
+    )
 
 
-SETTINGS = Phase1Settings(base_model="llama-3.2-3b", epochs=2, lora_r=8, lora_alpha=16,
-                          target_modules=("q_proj", "v_proj"), suffix="my-twin")
+SETTINGS = Phase1Settings(
+    base_model="llama-3.2-3b", epochs=2, lora_r=8, lora_alpha=16, target_modules=("q_proj", "v_proj"), suffix="my-twin"
+)
 
 
 def test_whole_lifecycle_upload_estimate_create_monitor_download(fake, workspace, data_file, tiny_model_dir):
@@ -71,8 +76,13 @@ def test_whole_lifecycle_upload_estimate_create_monitor_download(fake, workspace
     assert job_id.startswith("ft-")
     body = fake.create_bodies[-1]
     # LoRA settings reach the wire only because lora=True is passed (reference pitfall 3).
-    assert body["training_type"] == {"type": "Lora", "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.05,
-                                     "lora_trainable_modules": "q_proj,v_proj"}
+    assert body["training_type"] == {
+        "type": "Lora",
+        "lora_r": 8,
+        "lora_alpha": 16,
+        "lora_dropout": 0.05,
+        "lora_trainable_modules": "q_proj,v_proj",
+    }
     assert body["model"] == "meta-llama/Llama-3.2-3B-Instruct" and body["suffix"] == "my-twin"
     assert body["n_epochs"] == 2 and body["training_method"]["train_on_inputs"] is False
     assert fake.count("GET", "/models/limits") == 1  # the dry run's limits were reused by create
@@ -131,12 +141,19 @@ def test_crash_between_create_and_store_is_reconciled(fake, workspace, data_file
     jobs = manager(fake, workspace)
     plan = jobs.dry_run(data_file, SETTINGS)
     # The process wrote its intent, Together created the job, then the app died.
-    intent = {"backend": "together", "status": "creating", "base_model": "llama-3.2-3b",
-              "model_id": plan.model_id, "suffix": "my-twin", "training_file": plan.training_file_id,
-              "intent_time": 0.0}
+    intent = {
+        "backend": "together",
+        "status": "creating",
+        "base_model": "llama-3.2-3b",
+        "model_id": plan.model_id,
+        "suffix": "my-twin",
+        "training_file": plan.training_file_id,
+        "intent_time": 0.0,
+    }
     workspace.upsert_phase1_job("intent-crashed", intent)
-    created = jobs.client.fine_tuning.create(training_file=plan.training_file_id, model=plan.model_id,
-                                             lora=True, suffix="my-twin", train_on_inputs=False)
+    created = jobs.client.fine_tuning.create(
+        training_file=plan.training_file_id, model=plan.model_id, lora=True, suffix="my-twin", train_on_inputs=False
+    )
     workspace.upsert_phase1_job("intent-nothing", {**intent, "training_file": "file-never-used"})
     jobs2 = manager(fake, workspace)
     assert workspace.get_phase1_job("intent-crashed") is None
@@ -263,16 +280,22 @@ def test_file_rejected_by_together(fake, workspace, data_file):
 
 def test_bad_local_file_names_the_line(fake, workspace, tmp_path):
     bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n'
-                   '{"messages": [{"role": "robot", "content": "x"}]}\n')
+    bad.write_text(
+        '{"messages": [{"role": "user", "content": "hi"}, {"role": "assistant", "content": "yo"}]}\n'
+        '{"messages": [{"role": "robot", "content": "x"}]}\n'
+    )
     with pytest.raises(InputError, match="line 2"):
         manager(fake, workspace).dry_run(bad, SETTINGS)
 
 
 def test_no_credit(fake, workspace, data_file):
-    fake.fail("POST", "/estimate-price", 402,
-              body={"error": {"message": "Insufficient balance", "type": "billing", "param": None, "code": None}},
-              headers={"x-should-retry": "false"})
+    fake.fail(
+        "POST",
+        "/estimate-price",
+        402,
+        body={"error": {"message": "Insufficient balance", "type": "billing", "param": None, "code": None}},
+        headers={"x-should-retry": "false"},
+    )
     with pytest.raises(TogetherServiceError) as info:
         manager(fake, workspace).dry_run(data_file, SETTINGS)
     assert info.value.kind == "credit" and "credit" in str(info.value)
@@ -335,8 +358,7 @@ def test_unsafe_or_damaged_archive_is_refused_and_leaves_nothing(fake, workspace
 
 
 def test_base_url_with_v1_is_fixed(fake, workspace, data_file):
-    jobs = TogetherJobManager(workspace, api_key=fake.api_key, base_url=fake.base_url + "/v1",
-                              sleep=lambda s: None)
+    jobs = TogetherJobManager(workspace, api_key=fake.api_key, base_url=fake.base_url + "/v1", sleep=lambda s: None)
     assert jobs.dry_run(data_file, SETTINGS).training_file_id.startswith("file-")
 
 

@@ -17,7 +17,24 @@ from cognitivetwin_core.annotation.trajectory import (
 )
 from cognitivetwin_core.conversation import ROLES, Conversation, Message
 
-WORDS = ["the", "cache", "query", "lesson", "student", "plan", "error", "because", "idea", "fix", "def", "return", "class", "why", "how", "thanks"]
+WORDS = [
+    "the",
+    "cache",
+    "query",
+    "lesson",
+    "student",
+    "plan",
+    "error",
+    "because",
+    "idea",
+    "fix",
+    "def",
+    "return",
+    "class",
+    "why",
+    "how",
+    "thanks",
+]
 
 
 def random_conversation(rng: random.Random, *, timestamps: bool) -> Conversation:
@@ -62,10 +79,23 @@ def test_properties_on_random_conversations(seed):
         assert annotate(conversation) == turns  # same input, same output
 
 
-@pytest.mark.parametrize("depth,phase", [
-    (0.0, 0), (0.10, 0), (0.1000001, 1), (0.25, 1), (0.26, 2), (0.5, 2), (0.51, 3), (0.75, 3), (0.76, 4),
-    (0.9, 4), (0.91, 5), (1.0, 5),
-])
+@pytest.mark.parametrize(
+    "depth,phase",
+    [
+        (0.0, 0),
+        (0.10, 0),
+        (0.1000001, 1),
+        (0.25, 1),
+        (0.26, 2),
+        (0.5, 2),
+        (0.51, 3),
+        (0.75, 3),
+        (0.76, 4),
+        (0.9, 4),
+        (0.91, 5),
+        (1.0, 5),
+    ],
+)
 def test_phase_bounds_are_right_inclusive(depth, phase):
     assert phase_for_depth(depth) == phase
 
@@ -79,12 +109,18 @@ def test_phases_from_real_depths():
 
 
 def test_homogeneity_identical_is_one_and_disjoint_is_zero():
-    turns = annotate(Conversation("c", "t", [
-        Message("user", "the quick brown fox"),
-        Message("assistant", "The quick, brown fox!"),
-        Message("user", "lazy dogs sleep"),
-        Message("assistant", "lazy dogs sleep all day"),
-    ]))
+    turns = annotate(
+        Conversation(
+            "c",
+            "t",
+            [
+                Message("user", "the quick brown fox"),
+                Message("assistant", "The quick, brown fox!"),
+                Message("user", "lazy dogs sleep"),
+                Message("assistant", "lazy dogs sleep all day"),
+            ],
+        )
+    )
     assert turns[1].homogeneity == 1.0
     assert turns[2].homogeneity == 0.0
     assert 0.0 < turns[3].homogeneity < 1.0
@@ -93,9 +129,9 @@ def test_homogeneity_identical_is_one_and_disjoint_is_zero():
 def test_temporal_uses_timestamps_when_they_differ():
     start = datetime(2026, 1, 1, 12, 0, tzinfo=UTC)
     offsets = [0, 10, 90, 100]
-    conversation = Conversation("c", "t", [
-        Message("user", f"m{i}", created_at=start + timedelta(seconds=s)) for i, s in enumerate(offsets)
-    ])
+    conversation = Conversation(
+        "c", "t", [Message("user", f"m{i}", created_at=start + timedelta(seconds=s)) for i, s in enumerate(offsets)]
+    )
     temporal = [turn.coordinates[3] for turn in annotate(conversation)]
     assert temporal == pytest.approx([0.0, 0.1, 0.9, 1.0])
     # Same timestamps everywhere, or one missing: temporal equals depth.
@@ -110,8 +146,9 @@ def test_temporal_uses_timestamps_when_they_differ():
 def test_naive_and_aware_timestamps_mix():
     naive = datetime(2026, 1, 1, 12, 0)
     aware = datetime(2026, 1, 1, 12, 1, tzinfo=UTC)
-    turns = annotate(Conversation("c", "t", [Message("user", "a", created_at=naive),
-                                             Message("user", "b", created_at=aware)]))
+    turns = annotate(
+        Conversation("c", "t", [Message("user", "a", created_at=naive), Message("user", "b", created_at=aware)])
+    )
     assert [t.coordinates[3] for t in turns] == [0.0, 1.0]
 
 

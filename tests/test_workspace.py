@@ -65,8 +65,9 @@ def test_add_get_and_deduplicate(workspace):
 
 
 def test_the_fast_content_hash_is_the_conversation_content_hash():
-    tricky = Conversation("x", "t", [Message("user", 'quote " backslash \\ tab \t é 🌸 \u2028'),
-                                     Message("assistant", "")])
+    tricky = Conversation(
+        "x", "t", [Message("user", 'quote " backslash \\ tab \t é 🌸 \u2028'), Message("assistant", "")]
+    )
     for item in (tricky, conversation(3)):
         assert workspace_module.content_hash(item) == item.content_hash()
 
@@ -202,8 +203,14 @@ def test_phase1_jobs_phase2_runs_and_adapters(workspace, tmp_path):
     workspace.upsert_phase2_run("run-a", {"epochs": 2, "metrics": {"loss": [1.0, 0.5]}})
     assert workspace.phase2_runs()[0]["metrics"] == {"loss": [1.0, 0.5]}
     workspace.register_adapter("ad-1", tmp_path / "adapter", {"job": "ft-123"})
-    assert workspace.adapters() == [{"adapter_id": "ad-1", "path": str(tmp_path / "adapter"),
-                                     "lineage": {"job": "ft-123"}, "created_at": workspace.adapters()[0]["created_at"]}]
+    assert workspace.adapters() == [
+        {
+            "adapter_id": "ad-1",
+            "path": str(tmp_path / "adapter"),
+            "lineage": {"job": "ft-123"},
+            "created_at": workspace.adapters()[0]["created_at"],
+        }
+    ]
     # Records persist across a reopen.
     path = workspace.path
     workspace.close()
@@ -251,8 +258,12 @@ def test_scale_pages_without_loading_everything(workspace):
     assert workspace.count_messages() == 20000
     page = workspace.list_conversations(1990, 20)
     assert [s.id for s in page] == [f"conv-{i}" for i in range(1990, 2000)]
-    plan = " ".join(str(row) for row in workspace._query(
-        "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM conversations c WHERE c.source = ?", ("test",)))
+    plan = " ".join(
+        str(row)
+        for row in workspace._query(
+            "EXPLAIN QUERY PLAN SELECT COUNT(*) FROM conversations c WHERE c.source = ?", ("test",)
+        )
+    )
     assert "conversations_by_source" in plan
 
 

@@ -46,8 +46,16 @@ USER_ID = "user_fake"
 _NORMAL_STAGES = (
     ("pending", ["job_pending"]),
     ("queued", []),
-    ("running", ["job_start", "model_downloading", "model_download_complete",
-                 "training_data_downloading", "training_data_download_complete"]),
+    (
+        "running",
+        [
+            "job_start",
+            "model_downloading",
+            "model_download_complete",
+            "training_data_downloading",
+            "training_data_download_complete",
+        ],
+    ),
     ("running", ["training_start"]),
     ("running", ["epoch_complete", "checkpoint_save"]),
     ("running", ["epoch_complete", "training_complete"]),
@@ -86,7 +94,9 @@ class FakeJob:
     step: int = 0
 
 
-def make_tiny_lora_adapter(base_dir: Path, out_dir: Path, base_id: str = "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference") -> Path:
+def make_tiny_lora_adapter(
+    base_dir: Path, out_dir: Path, base_id: str = "meta-llama/Meta-Llama-3.1-8B-Instruct-Reference"
+) -> Path:
     """A real PEFT LoRA adapter (q/v, r=4) of the tiny test model, saved as Together ships it."""
     import torch
     from peft import LoraConfig, get_peft_model
@@ -94,8 +104,9 @@ def make_tiny_lora_adapter(base_dir: Path, out_dir: Path, base_id: str = "meta-l
 
     torch.manual_seed(1)
     model = AutoModelForCausalLM.from_pretrained(base_dir)
-    peft_model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"],
-                                                  task_type="CAUSAL_LM"))
+    peft_model = get_peft_model(
+        model, LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], task_type="CAUSAL_LM")
+    )
     for name, param in peft_model.named_parameters():
         if "lora_B" in name:  # non-zero so loading it visibly changes the model
             torch.nn.init.normal_(param, std=0.02)
@@ -184,8 +195,17 @@ class FakeTogether:
         return f"http://127.0.0.1:{self._server.server_address[1]}"
 
     # -- fault injection ---------------------------------------------------------
-    def fail(self, method: str, path_regex: str, status: int, body=None, *, times: int = 1,
-             headers: dict | None = None, delay: float = 0.0) -> None:
+    def fail(
+        self,
+        method: str,
+        path_regex: str,
+        status: int,
+        body=None,
+        *,
+        times: int = 1,
+        headers: dict | None = None,
+        delay: float = 0.0,
+    ) -> None:
         if body is None and status:
             body = {"error": {"message": f"injected {status}", "type": "server_error", "param": None, "code": None}}
         with self._lock:
@@ -235,27 +255,46 @@ class FakeTogether:
             self._event(job, name, name.replace("_", " ").capitalize(), **extra)
 
     def _event(self, job: FakeJob, type_: str, message: str, *, level: str = "info", **extra) -> None:
-        job.events.append({
-            "object": "fine-tune-event", "created_at": iso(time.time()), "level": level,
-            "message": message, "type": type_, **extra,
-        })
+        job.events.append(
+            {
+                "object": "fine-tune-event",
+                "created_at": iso(time.time()),
+                "level": level,
+                "message": message,
+                "type": type_,
+                **extra,
+            }
+        )
 
     def job_json(self, job: FakeJob, *, truncated: bool = False) -> dict:
         req = job.request
         training_type = req.get("training_type") or {"type": "Lora"}
         body = {
-            "id": job.id, "status": job.status, "created_at": iso(job.created),
-            "updated_at": iso(time.time()), "started_at": None, "user_id": USER_ID,
-            "model": req.get("model"), "training_file": req.get("training_file"),
-            "validation_file": req.get("validation_file") or "", "suffix": req.get("suffix"),
+            "id": job.id,
+            "status": job.status,
+            "created_at": iso(job.created),
+            "updated_at": iso(time.time()),
+            "started_at": None,
+            "user_id": USER_ID,
+            "model": req.get("model"),
+            "training_file": req.get("training_file"),
+            "validation_file": req.get("validation_file") or "",
+            "suffix": req.get("suffix"),
             "model_output_name": f"fakeuser/{(req.get('model') or 'm').split('/')[-1]}-{req.get('suffix') or 'ft'}-{job.id[3:11]}",
-            "adapter_output_name": None, "n_epochs": req.get("n_epochs"),
+            "adapter_output_name": None,
+            "n_epochs": req.get("n_epochs"),
             "n_checkpoints": req.get("n_checkpoints"),
-            "learning_rate": req.get("learning_rate"), "training_type": training_type,
+            "learning_rate": req.get("learning_rate"),
+            "training_type": training_type,
             "training_method": req.get("training_method"),
             "epochs_completed": job.step * (req.get("n_epochs") or 1) // job.total_steps,
-            "token_count": 12345, "total_price": 0, "queue_depth": 0,
-            "progress": {"estimate_available": job.status == "running", "seconds_remaining": 60 if job.status == "running" else 0},
+            "token_count": 12345,
+            "total_price": 0,
+            "queue_depth": 0,
+            "progress": {
+                "estimate_available": job.status == "running",
+                "seconds_remaining": 60 if job.status == "running" else 0,
+            },
         }
         if isinstance(req.get("batch_size"), int):
             body["batch_size"] = req["batch_size"]
@@ -300,8 +339,15 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return self.rfile.read(length) if length else b""
 
-    def _send(self, status: int, body=None, *, headers: dict | None = None, raw: bytes | None = None,
-              content_type: str = "application/json") -> None:
+    def _send(
+        self,
+        status: int,
+        body=None,
+        *,
+        headers: dict | None = None,
+        raw: bytes | None = None,
+        content_type: str = "application/json",
+    ) -> None:
         data = raw if raw is not None else (b"" if body is None else json.dumps(body).encode())
         self.send_response(status)
         if body is not None or raw is not None:
@@ -356,11 +402,17 @@ class _Handler(BaseHTTPRequestHandler):
         file_id = f"file-{uuid.uuid4()}"
         with fake._lock:
             fake.files[file_id] = {
-                "id": file_id, "object": "file", "created_at": int(time.time()),
-                "filename": fields.get("file_name", "upload.jsonl"), "bytes": 0,
-                "purpose": fields["purpose"], "FileType": fields.get("file_type", "jsonl"),
-                "checksum": fields.get("checksum"), "content": None,
-                "processing_status": "PENDING", "validation_report": None,
+                "id": file_id,
+                "object": "file",
+                "created_at": int(time.time()),
+                "filename": fields.get("file_name", "upload.jsonl"),
+                "bytes": 0,
+                "purpose": fields["purpose"],
+                "FileType": fields.get("file_type", "jsonl"),
+                "checksum": fields.get("checksum"),
+                "content": None,
+                "processing_status": "PENDING",
+                "validation_report": None,
             }
         self._send(302, None, headers={"Location": f"{fake.base_url}/storage/{file_id}", "X-Together-File-Id": file_id})
 
@@ -383,8 +435,13 @@ class _Handler(BaseHTTPRequestHandler):
         if self.server_fake.reject_uploads:
             valid, error = False, self.server_fake.reject_uploads
         record["processing_status"] = "COMPLETED" if valid else "INVALID_FORMAT"
-        record["validation_report"] = {"valid": valid, "dataset_format": "CONVERSATION", "nlines": lines,
-                                       "file_id": file_id, **({} if valid else {"error": error, "error_type": "INVALID_FORMAT"})}
+        record["validation_report"] = {
+            "valid": valid,
+            "dataset_format": "CONVERSATION",
+            "nlines": lines,
+            "file_id": file_id,
+            **({} if valid else {"error": error, "error_type": "INVALID_FORMAT"}),
+        }
         self._send(200, self._file_json(record))
 
     def files_retrieve(self, query, body, file_id):
@@ -401,17 +458,35 @@ class _Handler(BaseHTTPRequestHandler):
         model = (query.get("model_name") or [""])[0]
         if model not in self.server_fake.known_models:
             return self._send(404, {"message": f"Model {model} is not supported for fine-tuning"})
-        self._send(200, {
-            "model_name": model, "max_num_epochs": 20, "max_num_evals": 100, "max_num_checkpoints": 10,
-            "max_learning_rate": 1.0, "min_learning_rate": 1e-8, "min_max_seq_length": 512,
-            "max_seq_length_sft": 131072, "max_seq_length_dpo": 65536, "default_gradient_accumulation_steps": 1,
-            "supports_vision": False, "supports_tools": True, "supports_reasoning": False,
-            "supports_full_training": True, "merge_output_lora": True,
-            "lora_training": {"default_rank": 8, "max_rank": 64, "max_batch_size": 128, "max_batch_size_dpo": 64,
-                              "min_batch_size": 8, "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj",
-                                                                      "gate_proj", "up_proj", "down_proj"]},
-            "full_training": {"max_batch_size": 96, "max_batch_size_dpo": 48, "min_batch_size": 8},
-        })
+        self._send(
+            200,
+            {
+                "model_name": model,
+                "max_num_epochs": 20,
+                "max_num_evals": 100,
+                "max_num_checkpoints": 10,
+                "max_learning_rate": 1.0,
+                "min_learning_rate": 1e-8,
+                "min_max_seq_length": 512,
+                "max_seq_length_sft": 131072,
+                "max_seq_length_dpo": 65536,
+                "default_gradient_accumulation_steps": 1,
+                "supports_vision": False,
+                "supports_tools": True,
+                "supports_reasoning": False,
+                "supports_full_training": True,
+                "merge_output_lora": True,
+                "lora_training": {
+                    "default_rank": 8,
+                    "max_rank": 64,
+                    "max_batch_size": 128,
+                    "max_batch_size_dpo": 64,
+                    "min_batch_size": 8,
+                    "target_modules": ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+                },
+                "full_training": {"max_batch_size": 96, "max_batch_size_dpo": 48, "min_batch_size": 8},
+            },
+        )
 
     def estimate(self, query, body):
         fake = self.server_fake
@@ -425,9 +500,17 @@ class _Handler(BaseHTTPRequestHandler):
         tokens = max(1, len(record["content"]) // 4)
         epochs = request.get("n_epochs") or 1
         price = round(tokens * epochs * PRICE_PER_MILLION_TOKENS / 1e6 + 0.5, 4)
-        self._send(200, {"estimation_available": True, "estimated_total_price": price,
-                         "allowed_to_proceed": price <= fake.user_limit, "user_limit": fake.user_limit,
-                         "estimated_train_token_count": tokens * epochs, "estimated_eval_token_count": 0})
+        self._send(
+            200,
+            {
+                "estimation_available": True,
+                "estimated_total_price": price,
+                "allowed_to_proceed": price <= fake.user_limit,
+                "user_limit": fake.user_limit,
+                "estimated_train_token_count": tokens * epochs,
+                "estimated_eval_token_count": 0,
+            },
+        )
 
     def create(self, query, body):
         fake = self.server_fake
@@ -483,8 +566,15 @@ class _Handler(BaseHTTPRequestHandler):
         if job:
             data = []
             if job.status == "completed":
-                data.append({"step": job.total_steps, "created_at": iso(time.time()), "path": f"s3://fake/{job.id}/final",
-                             "checkpoint_type": "Final", "checkpoint": "adapter"})
+                data.append(
+                    {
+                        "step": job.total_steps,
+                        "created_at": iso(time.time()),
+                        "path": f"s3://fake/{job.id}/final",
+                        "checkpoint_type": "Final",
+                        "checkpoint": "adapter",
+                    }
+                )
             self._send(200, {"data": data})
 
     def download(self, query, body):
@@ -504,8 +594,12 @@ class _Handler(BaseHTTPRequestHandler):
             start_s, _, end_s = range_header.removeprefix("bytes=").partition("-")
             start, end = int(start_s or 0), int(end_s) if end_s else total - 1
             end = min(end, total - 1)
-            return self._send(206, raw=data[start:end + 1], content_type="application/octet-stream",
-                              headers={"Content-Range": f"bytes {start}-{end}/{total}", "Accept-Ranges": "bytes"})
+            return self._send(
+                206,
+                raw=data[start : end + 1],
+                content_type="application/octet-stream",
+                headers={"Content-Range": f"bytes {start}-{end}/{total}", "Accept-Ranges": "bytes"},
+            )
         self._send(200, raw=data, content_type="application/octet-stream", headers={"Accept-Ranges": "bytes"})
 
     def delete(self, query, body, job_id):
@@ -536,8 +630,14 @@ def _tiny_base(folder: Path) -> Path:
     """A tiny random Llama (no tokenizer needed) to build a real adapter from."""
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    config = LlamaConfig(vocab_size=256, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2)
+    config = LlamaConfig(
+        vocab_size=256,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+    )
     LlamaForCausalLM(config).save_pretrained(folder)
     return folder
 
@@ -545,9 +645,9 @@ def _tiny_base(folder: Path) -> Path:
 def main() -> None:
     """Serve the fake on 127.0.0.1 for trying the CLI by hand:
 
-        .venv/bin/python tests/together_server.py --port 8765 &
-        export TOGETHER_BASE_URL=http://127.0.0.1:8765 TOGETHER_API_KEY=<printed key>
-        cognitivetwin phase1 --data resources/demo/conversations.jsonl --suffix demo --yes
+    .venv/bin/python tests/together_server.py --port 8765 &
+    export TOGETHER_BASE_URL=http://127.0.0.1:8765 TOGETHER_API_KEY=<printed key>
+    cognitivetwin phase1 --data resources/demo/conversations.jsonl --suffix demo --yes
     """
     import argparse
     import tempfile
@@ -558,8 +658,11 @@ def main() -> None:
     parser.add_argument("--outcome", default="completed", choices=("completed", "user_error", "error"))
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="fake-together-"))
-    adapter = Path(args.adapter_dir) if args.adapter_dir else make_tiny_lora_adapter(
-        _tiny_base(scratch / "base"), scratch / "adapter")
+    adapter = (
+        Path(args.adapter_dir)
+        if args.adapter_dir
+        else make_tiny_lora_adapter(_tiny_base(scratch / "base"), scratch / "adapter")
+    )
     fake = FakeTogether(adapter_dir=adapter)
     fake.next_job_outcome = args.outcome
 

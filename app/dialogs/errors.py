@@ -54,7 +54,9 @@ def report_unexpected(exc: BaseException, *, context: str = "") -> None:
         log.warning("unhandled user error%s: %s", f" in {context}" if context else "", exc)
         summary = str(exc)
     else:
-        log.error("unexpected error%s", f" in {context}" if context else "", exc_info=(type(exc), exc, exc.__traceback__))
+        log.error(
+            "unexpected error%s", f" in {context}" if context else "", exc_info=(type(exc), exc, exc.__traceback__)
+        )
         summary = f"An unexpected error stopped {context or 'an operation'}: {type(exc).__name__}: {exc}"
     ErrorDialog.show_error(redact(summary), details)
 

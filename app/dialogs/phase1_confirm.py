@@ -19,11 +19,15 @@ def confirmation_text(plan: DryRun) -> tuple[str, str]:
     details = "\n".join(plan.summary_lines())
     if plan.backend == "together":
         if plan.estimated_price is not None:
-            headline = (f"Launch this job on Together AI? It is paid: Together estimates "
-                        f"${plan.estimated_price:.2f}, charged to your account.")
+            headline = (
+                f"Launch this job on Together AI? It is paid: Together estimates "
+                f"${plan.estimated_price:.2f}, charged to your account."
+            )
         else:
-            headline = ("Launch this job on Together AI? It is paid, and Together gave no price estimate "
-                        f"({plan.estimate_note or 'no estimate'}).")
+            headline = (
+                "Launch this job on Together AI? It is paid, and Together gave no price estimate "
+                f"({plan.estimate_note or 'no estimate'})."
+            )
     else:
         headline = "Start training on this computer? It is free and can be cancelled at any step."
         if plan.estimate_note:
@@ -40,7 +44,8 @@ class LaunchConfirmDialog(QMessageBox):
         self.setText(headline)
         self.setInformativeText(details)
         self.launch_button = self.addButton(
-            "Launch (paid)" if plan.backend == "together" else "Start training", QMessageBox.ButtonRole.AcceptRole)
+            "Launch (paid)" if plan.backend == "together" else "Start training", QMessageBox.ButtonRole.AcceptRole
+        )
         self.addButton("Don't launch", QMessageBox.ButtonRole.RejectRole)
         self.setDefaultButton(None)
 

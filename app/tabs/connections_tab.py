@@ -201,7 +201,9 @@ class ConnectionsTab(QWidget):
             self.keyring_message.clear_message()
             self.keyring_retry.hide()
             try:
-                self._stored = await asyncio.to_thread(lambda: {name: secrets.get_secret(name) for name in secrets.KNOWN_SECRETS})
+                self._stored = await asyncio.to_thread(
+                    lambda: {name: secrets.get_secret(name) for name in secrets.KNOWN_SECRETS}
+                )
             except CognitiveTwinError as exc:
                 self.keyring_available = False
                 self.keyring_message.show_error(str(exc))
@@ -225,10 +227,15 @@ class ConnectionsTab(QWidget):
                 self.supabase_stored.setText("Nothing stored yet.")
             together = self._stored[secrets.TOGETHER_API_KEY]
             self.together_stored.setText(
-                f"In the keyring: {secrets.mask(together)}. Type a new key to replace it." if together else "Nothing stored yet."
+                f"In the keyring: {secrets.mask(together)}. Type a new key to replace it."
+                if together
+                else "Nothing stored yet."
             )
-        for field, stored in ((self.supabase_url, url), (self.supabase_key, key),
-                              (self.together_key, self._stored[secrets.TOGETHER_API_KEY])):
+        for field, stored in (
+            (self.supabase_url, url),
+            (self.supabase_key, key),
+            (self.together_key, self._stored[secrets.TOGETHER_API_KEY]),
+        ):
             if not hasattr(field, "empty_placeholder"):
                 field.empty_placeholder = field.placeholderText()
             field.setPlaceholderText("stored in the keyring (hidden)" if stored else field.empty_placeholder)
@@ -267,7 +274,9 @@ class ConnectionsTab(QWidget):
         if self.supabase_url.text().strip():
             url = self.supabase_url.text().strip()
             if not url.startswith(("https://", "http://")):
-                self.supabase_result.show_error("The project URL must start with https:// (it looks like https://<project>.supabase.co).")
+                self.supabase_result.show_error(
+                    "The project URL must start with https:// (it looks like https://<project>.supabase.co)."
+                )
                 return
             values[secrets.SUPABASE_URL] = url
         if self.supabase_key.text().strip():

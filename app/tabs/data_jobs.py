@@ -81,13 +81,16 @@ def run_supabase_import(progress, cancelled, workspace_path, table: str, mapping
         raise CognitiveTwinError(
             "No Supabase URL and key are saved: enter them in the Connections tab, press Save, then import again."
         )
-    source = importers.SupabaseSource(url=url, key=key, table=table, mapping=importers.ColumnMapping.from_pairs(mapping))
+    source = importers.SupabaseSource(
+        url=url, key=key, table=table, mapping=importers.ColumnMapping.from_pairs(mapping)
+    )
     with _open(workspace_path) as workspace:
         return import_into(workspace, source, strict=strict, progress=_Throttle(progress, cancelled))
 
 
-def run_export(progress, cancelled, workspace_path, which: str, path: Path, base_model: str,
-               validation_fraction: float = 0.0):
+def run_export(
+    progress, cancelled, workspace_path, which: str, path: Path, base_model: str, validation_fraction: float = 0.0
+):
     """Phase 1: Together JSONL checked against `base_model` (tokens, context); Phase 2: the
     seed's trajectory JSONL. The core writes atomically: a cancel leaves no file behind."""
     from cognitivetwin_core.data import exports
@@ -102,8 +105,9 @@ def run_export(progress, cancelled, workspace_path, which: str, path: Path, base
         throttle(("Preparing the export…", None))
         try:
             if which == "phase1":
-                return exports.export_together(workspace, path, base_model=base_model,
-                                               validation_fraction=validation_fraction, progress=tick)
+                return exports.export_together(
+                    workspace, path, base_model=base_model, validation_fraction=validation_fraction, progress=tick
+                )
             return exports.export_trajectory(workspace, path, progress=tick)
         except OSError as exc:  # a folder that cannot be created or written: the user picks another
             raise CognitiveTwinError(
@@ -126,7 +130,12 @@ def run_token_count(progress, cancelled, workspace_path, base_model: str) -> str
             if texts:
                 tokens += sum(len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"])
             done += len(texts)
-            throttle((f"Counting tokens: {done:,} of {total_messages:,} messages", done / total_messages if total_messages else None))
+            throttle(
+                (
+                    f"Counting tokens: {done:,} of {total_messages:,} messages",
+                    done / total_messages if total_messages else None,
+                )
+            )
     return f"{tokens:,} ({base_model} tokenizer, message texts only)"
 
 
@@ -173,5 +182,7 @@ def describe_export(summary) -> str:
     text = getattr(summary, "text", None)
     if callable(text):
         return str(text())
-    return (f"Wrote {summary.lines:,} lines (one per message, with its context) for {summary.conversations:,} "
-            f"conversations to {summary.path}.")
+    return (
+        f"Wrote {summary.lines:,} lines (one per message, with its context) for {summary.conversations:,} "
+        f"conversations to {summary.path}."
+    )

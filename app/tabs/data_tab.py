@@ -121,7 +121,9 @@ class DataTab(QWidget):
         self.import_menu.aboutToShow.connect(self._fill_import_menu)
         self.import_file_button.setMenu(self.import_menu)
         self.import_supabase_button = QPushButton("Import from Supabase")
-        self.import_supabase_button.setToolTip("Uses the URL and key saved in the Connections tab, and its table and column mapping.")
+        self.import_supabase_button.setToolTip(
+            "Uses the URL and key saved in the Connections tab, and its table and column mapping."
+        )
         self.import_supabase_button.clicked.connect(self.import_supabase)
         self.import_demo_button = QPushButton("Load demo data")
         self.import_demo_button.clicked.connect(self.import_demo)
@@ -133,7 +135,9 @@ class DataTab(QWidget):
         self.export_phase2_button.setToolTip("Trajectory JSONL: one line per message with its context.")
         self.export_phase2_button.clicked.connect(lambda: self._choose_export("phase2"))
         self.validation_box = QCheckBox("Hold out 10% for validation")
-        self.validation_box.setToolTip("Phase 1 export: a validation file split by conversation (no conversation in both).")
+        self.validation_box.setToolTip(
+            "Phase 1 export: a validation file split by conversation (no conversation in both)."
+        )
         for widget in (self.import_file_button, self.import_supabase_button, self.import_demo_button, self.strict_box):
             row.addWidget(widget)
         row.addStretch(1)
@@ -307,8 +311,15 @@ class DataTab(QWidget):
     # --- background jobs --------------------------------------------------------------------------
 
     def _set_idle(self, idle: bool) -> None:
-        for widget in (self.import_file_button, self.import_supabase_button, self.import_demo_button,
-                       self.export_phase1_button, self.export_phase2_button, self.strict_box, self.validation_box):
+        for widget in (
+            self.import_file_button,
+            self.import_supabase_button,
+            self.import_demo_button,
+            self.export_phase1_button,
+            self.export_phase2_button,
+            self.strict_box,
+            self.validation_box,
+        ):
             widget.setEnabled(idle)
         self.stats_view.set_token_count_busy(not idle)
         for widget in (self.progress_label, self.progress_bar, self.cancel_button):
@@ -383,8 +394,11 @@ class DataTab(QWidget):
             )
 
     def _on_job_cancelled(self) -> None:
-        what = {"import": "Import cancelled: nothing was imported.", "export": "Export cancelled: no file was written.",
-                "tokens": "Token count cancelled."}
+        what = {
+            "import": "Import cancelled: nothing was imported.",
+            "export": "Export cancelled: no file was written.",
+            "tokens": "Token count cancelled.",
+        }
         self.message.show_info(what.get(self._job_kind, "Cancelled."))
         if self._job_kind == "import":
             self.refresh()
@@ -407,17 +421,37 @@ class DataTab(QWidget):
 
     def import_file(self, path: str | Path, importer_name: str | None = None) -> bool:
         path = Path(path)
-        return self._start("import", f"Importing {path.name}…", data_jobs.run_import, self.workspace.path if self.workspace else None,
-                           path, importer_name, self.strict_box.isChecked())
+        return self._start(
+            "import",
+            f"Importing {path.name}…",
+            data_jobs.run_import,
+            self.workspace.path if self.workspace else None,
+            path,
+            importer_name,
+            self.strict_box.isChecked(),
+        )
 
     def import_demo(self) -> bool:
-        return self._start("import", "Importing the demo conversations…", data_jobs.run_import,
-                           self.workspace.path if self.workspace else None, "demo", "demo", self.strict_box.isChecked())
+        return self._start(
+            "import",
+            "Importing the demo conversations…",
+            data_jobs.run_import,
+            self.workspace.path if self.workspace else None,
+            "demo",
+            "demo",
+            self.strict_box.isChecked(),
+        )
 
     def import_supabase(self) -> bool:
-        return self._start("import", f"Importing the Supabase table “{settings.supabase_table()}”…", data_jobs.run_supabase_import,
-                           self.workspace.path if self.workspace else None, settings.supabase_table(),
-                           settings.supabase_mapping_overrides(), self.strict_box.isChecked())
+        return self._start(
+            "import",
+            f"Importing the Supabase table “{settings.supabase_table()}”…",
+            data_jobs.run_supabase_import,
+            self.workspace.path if self.workspace else None,
+            settings.supabase_table(),
+            settings.supabase_mapping_overrides(),
+            self.strict_box.isChecked(),
+        )
 
     def _show_report(self, report) -> None:
         self.last_report = report
@@ -425,7 +459,9 @@ class DataTab(QWidget):
         (self.message.show_ok if report.ok else self.message.show_error)(text)
         lines = [str(rejection) for rejection in report.rejected[:MAX_REPORT_LINES]]
         if len(report.rejected) > MAX_REPORT_LINES:
-            lines.append(f"… and {len(report.rejected) - MAX_REPORT_LINES} more (the full report is stored with the import).")
+            lines.append(
+                f"… and {len(report.rejected) - MAX_REPORT_LINES} more (the full report is stored with the import)."
+            )
         if report.truncated_at:
             lines.insert(0, f"The file ends early: {report.truncated_at}")
         lines.extend(report.warnings)
@@ -436,18 +472,30 @@ class DataTab(QWidget):
 
     def _choose_export(self, which: str) -> None:
         default = str(Path.home() / ("phase1_together.jsonl" if which == "phase1" else "phase2_trajectories.jsonl"))
-        path, _ = QFileDialog.getSaveFileName(self, "Export for Phase 1" if which == "phase1" else "Export for Phase 2",
-                                              default, "JSON Lines (*.jsonl)")
+        path, _ = QFileDialog.getSaveFileName(
+            self, "Export for Phase 1" if which == "phase1" else "Export for Phase 2", default, "JSON Lines (*.jsonl)"
+        )
         if path:
             self.export(which, path)
 
     def export(self, which: str, path: str | Path) -> bool:
         label = "Phase 1 (Together JSONL)" if which == "phase1" else "Phase 2 (trajectory JSONL)"
-        return self._start("export", f"Exporting for {label}…", data_jobs.run_export,
-                           self.workspace.path if self.workspace else None, which, Path(path), self.base_model,
-                           0.1 if self.validation_box.isChecked() else 0.0)
+        return self._start(
+            "export",
+            f"Exporting for {label}…",
+            data_jobs.run_export,
+            self.workspace.path if self.workspace else None,
+            which,
+            Path(path),
+            self.base_model,
+            0.1 if self.validation_box.isChecked() else 0.0,
+        )
 
     def count_tokens(self) -> bool:
-        return self._start("tokens", f"Counting tokens with the {self.base_model} tokenizer…", data_jobs.run_token_count,
-                           self.workspace.path if self.workspace else None, self.base_model)
-
+        return self._start(
+            "tokens",
+            f"Counting tokens with the {self.base_model} tokenizer…",
+            data_jobs.run_token_count,
+            self.workspace.path if self.workspace else None,
+            self.base_model,
+        )

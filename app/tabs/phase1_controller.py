@@ -99,10 +99,15 @@ def _parameter_count(base_model: str) -> tuple[float, str]:
     return float(params), str(base_model)
 
 
-def estimate_local_seconds(tokens: int, base_model: str, *, measured_tokens_per_second: float | None = None) -> tuple[float, str]:
+def estimate_local_seconds(
+    tokens: int, base_model: str, *, measured_tokens_per_second: float | None = None
+) -> tuple[float, str]:
     """(seconds, how it was estimated) for training `tokens` tokens locally."""
     if measured_tokens_per_second:
-        return tokens / measured_tokens_per_second, f"measured {measured_tokens_per_second:,.0f} tokens/s on this computer"
+        return (
+            tokens / measured_tokens_per_second,
+            f"measured {measured_tokens_per_second:,.0f} tokens/s on this computer",
+        )
     import sys
 
     torch = sys.modules.get("torch")
@@ -111,7 +116,10 @@ def estimate_local_seconds(tokens: int, base_model: str, *, measured_tokens_per_
     cores = max(1, (os.cpu_count() or 2) - 1)
     flops = ASSUMED_FLOPS[device] * (cores if device == "cpu" else 1)
     rate = flops / (FLOPS_PER_TOKEN_PER_PARAMETER * params)
-    return tokens / rate, f"rough guess for {device.upper()}, about {rate:,.0f} tokens/s; the ETA gets exact once it runs"
+    return (
+        tokens / rate,
+        f"rough guess for {device.upper()}, about {rate:,.0f} tokens/s; the ETA gets exact once it runs",
+    )
 
 
 def format_duration(seconds: float | None) -> str:
@@ -138,8 +146,9 @@ def run_local_job(progress, cancelled, backend, plan: DryRun, job_id: str | None
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     launched_id = backend.launch(plan, job_id=job_id) if job_id else backend.launch(plan)
     progress(("launched", launched_id))
-    return backend.wait(launched_id, on_update=lambda update: progress(("update", update)),
-                        should_stop=cancelled, interval=0.25)
+    return backend.wait(
+        launched_id, on_update=lambda update: progress(("update", update)), should_stop=cancelled, interval=0.25
+    )
 
 
 class Phase1Controller(QObject):
@@ -284,7 +293,8 @@ class Phase1Controller(QObject):
                     plan.warnings.append(f"stops after {settings.max_steps} step(s)")
                 measured = self._measured_local_speed(settings.base_model)
                 seconds, how = await asyncio.to_thread(
-                    estimate_local_seconds, tokens, settings.base_model, measured_tokens_per_second=measured)
+                    estimate_local_seconds, tokens, settings.base_model, measured_tokens_per_second=measured
+                )
                 plan.estimate_note = f"expected time: about {format_duration(seconds)} ({how})"
                 plan.limits["expected_seconds"] = seconds
         except CognitiveTwinError as exc:
@@ -312,8 +322,11 @@ class Phase1Controller(QObject):
         duplicates = manager.duplicates(new_id)
         self.logLine.emit(f"{_stamp()} {new_id}: created on Together ({plan.model_id})")
         if duplicates:
-            self.failed.emit("launch", f"Together created extra jobs {', '.join(duplicates)} for this launch; "
-                                       "cancel them in the table (each costs money).")
+            self.failed.emit(
+                "launch",
+                f"Together created extra jobs {', '.join(duplicates)} for this launch; "
+                "cancel them in the table (each costs money).",
+            )
         self.launched.emit(new_id)
         self.jobsChanged.emit()
         self.watch(new_id)
@@ -414,9 +427,13 @@ class Phase1Controller(QObject):
 
     def resume_monitoring(self) -> list[str]:
         """Watch every unfinished Together job of the workspace again (after a restart)."""
-        unfinished = [r["job_id"] for r in self.jobs()
-                      if r.get("backend") == "together" and not r["job_id"].startswith("intent-")
-                      and not is_terminal(r.get("status"))]
+        unfinished = [
+            r["job_id"]
+            for r in self.jobs()
+            if r.get("backend") == "together"
+            and not r["job_id"].startswith("intent-")
+            and not is_terminal(r.get("status"))
+        ]
         if any(r["job_id"].startswith("intent-") and r.get("status") == "creating" for r in self.jobs()):
             # The app stopped while creating a job: making the manager settles it (see together_jobs).
             start_task(self._reconcile(), name="reconcile Phase 1 launches")
@@ -427,8 +444,11 @@ class Phase1Controller(QObject):
         # A job that completed but whose download failed or never ran: fetch it now.
         if self.auto_download:
             for record in self.jobs():
-                if (record.get("backend") == "together" and record.get("status") == "completed"
-                        and not record.get("adapter_path")):
+                if (
+                    record.get("backend") == "together"
+                    and record.get("status") == "completed"
+                    and not record.get("adapter_path")
+                ):
                     start_task(self.download(record["job_id"]), name=f"download {record['job_id']}")
         return unfinished
 
@@ -436,7 +456,9 @@ class Phase1Controller(QObject):
         try:
             manager = await self.together()
         except CognitiveTwinError as exc:
-            self.failed.emit("monitor", f"A launch was interrupted when the app stopped and could not be checked: {exc}")
+            self.failed.emit(
+                "monitor", f"A launch was interrupted when the app stopped and could not be checked: {exc}"
+            )
             return
         self.jobsChanged.emit()
         for job_id in manager.unfinished_jobs():
@@ -461,8 +483,11 @@ class Phase1Controller(QObject):
                     failures = 0
                 except TogetherServiceError as exc:
                     if exc.kind not in TRANSIENT_KINDS or failures >= self.max_transient_failures:
-                        self.failed.emit("monitor", f"{exc} (Stopped watching job {job_id}; it goes on at "
-                                                    "Together. Reopen the workspace to watch it again.)")
+                        self.failed.emit(
+                            "monitor",
+                            f"{exc} (Stopped watching job {job_id}; it goes on at "
+                            "Together. Reopen the workspace to watch it again.)",
+                        )
                         return
                     failures += 1
                     interval = min(self.max_poll_interval, max(interval, 0.5) * 2)
@@ -501,7 +526,9 @@ class Phase1Controller(QObject):
                 text = "checkpoint saved"
             elif kind == "epoch":
                 loss = event.get("loss")
-                text = f"epoch {event.get('epoch')} done" + (f", loss {loss:.4f}" if isinstance(loss, (int, float)) else "")
+                text = f"epoch {event.get('epoch')} done" + (
+                    f", loss {loss:.4f}" if isinstance(loss, (int, float)) else ""
+                )
             elif kind == "done":
                 text = "training done, adapter written"
             extra = f" (step {event['step']})" if event.get("step") not in (None, "") and kind != "start" else ""

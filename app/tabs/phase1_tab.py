@@ -165,7 +165,9 @@ class Phase1Tab(QWidget):
         self.base_combo.setMinimumContentsLength(30)
         for name in CATALOG:
             self.base_combo.addItem(base_model_label(name), name)
-            self.base_combo.setItemData(self.base_combo.count() - 1, base_model_label(name), Qt.ItemDataRole.ToolTipRole)
+            self.base_combo.setItemData(
+                self.base_combo.count() - 1, base_model_label(name), Qt.ItemDataRole.ToolTipRole
+            )
         self.base_folder_button = QPushButton("Model folder…")
         self.base_folder_button.setToolTip("Train locally on any Hugging Face model folder (with config.json).")
         self.base_folder_button.clicked.connect(self._choose_base_folder)
@@ -179,7 +181,7 @@ class Phase1Tab(QWidget):
 
         data_row = QHBoxLayout()
         self.data_path = QLineEdit(str(settings.read(DATA_PATH_SETTING, "") or ""))
-        self.data_path.setPlaceholderText("Phase 1 chat JSONL: one {\"messages\": [...]} per line")
+        self.data_path.setPlaceholderText('Phase 1 chat JSONL: one {"messages": [...]} per line')
         self.data_browse = QPushButton("Browse…")
         self.data_browse.clicked.connect(self._choose_data_file)
         self.data_export = QPushButton("Export from workspace")
@@ -203,7 +205,11 @@ class Phase1Tab(QWidget):
         self.learning_rate.setPlaceholderText("default")
         self.learning_rate.setToolTip("Empty: 1e-4 on Together, 2e-4 locally.")
         self.learning_rate.setMaximumWidth(110)
-        for label, widget in (("Epochs", self.epochs), ("LoRA rank", self.lora_rank), ("Learning rate", self.learning_rate)):
+        for label, widget in (
+            ("Epochs", self.epochs),
+            ("LoRA rank", self.lora_rank),
+            ("Learning rate", self.learning_rate),
+        ):
             numbers.addWidget(QLabel(label))
             numbers.addWidget(widget)
         numbers.addStretch(1)
@@ -235,8 +241,10 @@ class Phase1Tab(QWidget):
     def _build_dry_run_group(self) -> QGroupBox:
         group = QGroupBox("Dry run, then launch")
         box = QVBoxLayout(group)
-        self.dry_run_summary = QLabel("Run the dry run to see the examples, tokens and the price (Together) "
-                                      "or the expected time (local) before anything starts.")
+        self.dry_run_summary = QLabel(
+            "Run the dry run to see the examples, tokens and the price (Together) "
+            "or the expected time (local) before anything starts."
+        )
         self.dry_run_summary.setWordWrap(True)
         self.dry_run_summary.setTextFormat(Qt.TextFormat.PlainText)
         self.dry_run_summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -246,7 +254,9 @@ class Phase1Tab(QWidget):
         self.upload_progress.hide()
         buttons = QHBoxLayout()
         self.dry_run_button = QPushButton("Dry run")
-        self.dry_run_button.setToolTip("Check the data and settings; on Together also upload the file and get the price. Costs nothing.")
+        self.dry_run_button.setToolTip(
+            "Check the data and settings; on Together also upload the file and get the price. Costs nothing."
+        )
         self.launch_button = QPushButton("Launch…")
         self.launch_button.setToolTip("Start the job described by the dry run (asks for confirmation first).")
         self.dry_run_button.clicked.connect(lambda: start_task(self.dry_run(), name="phase 1 dry run"))
@@ -275,7 +285,9 @@ class Phase1Tab(QWidget):
         buttons = QHBoxLayout()
         self.cancel_button = QPushButton("Cancel job")
         self.download_button = QPushButton("Download && register")
-        self.download_button.setToolTip("Fetch the finished adapter into the workspace (done automatically when a job completes).")
+        self.download_button.setToolTip(
+            "Fetch the finished adapter into the workspace (done automatically when a job completes)."
+        )
         self.resume_button = QPushButton("Resume local run")
         self.resume_button.setToolTip("Start a stopped local run again; it continues from its last checkpoint.")
         self.cancel_button.clicked.connect(lambda: self._on_job_action("cancel"))
@@ -384,8 +396,10 @@ class Phase1Tab(QWidget):
                 where = "Its weights are in the app: trains offline."
             else:
                 where = f"Local training needs {spec.hf_repo} in the Hugging Face cache (downloaded beforehand)."
-            self.base_info.setText(f"{spec.num_layers} layers, hidden size {spec.hidden_size}, context "
-                                   f"{spec.context_length:,} tokens. {where}")
+            self.base_info.setText(
+                f"{spec.num_layers} layers, hidden size {spec.hidden_size}, context "
+                f"{spec.context_length:,} tokens. {where}"
+            )
         else:
             self.base_info.setText(f"Local model folder {name}.")
         self._settings_changed()
@@ -406,8 +420,9 @@ class Phase1Tab(QWidget):
             self.set_local_base_folder(folder)
 
     def _choose_data_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Phase 1 data (chat JSONL)", self.data_path.text(),
-                                              "JSON Lines (*.jsonl *.json);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Phase 1 data (chat JSONL)", self.data_path.text(), "JSON Lines (*.jsonl *.json);;All files (*)"
+        )
         if path:
             self.data_path.setText(path)
 
@@ -429,9 +444,15 @@ class Phase1Tab(QWidget):
             raise InputError("The suffix may hold lower-case letters, digits and dashes (at most 40).")
         rank = self.lora_rank.value()
         local = self.backend_name() == "local"
-        return Phase1Settings(base_model=self.base_combo.currentData(), epochs=self.epochs.value(),
-                              learning_rate=learning_rate, lora_r=rank, lora_alpha=2 * rank, suffix=suffix,
-                              max_steps=(self.max_steps.value() or None) if local else None)
+        return Phase1Settings(
+            base_model=self.base_combo.currentData(),
+            epochs=self.epochs.value(),
+            learning_rate=learning_rate,
+            lora_r=rank,
+            lora_alpha=2 * rank,
+            suffix=suffix,
+            max_steps=(self.max_steps.value() or None) if local else None,
+        )
 
     def _settings_changed(self, *_args) -> None:
         if self.plan is not None:
@@ -456,15 +477,21 @@ class Phase1Tab(QWidget):
             return None
         settings.write(DATA_PATH_SETTING, data)
         backend = self.backend_name()
-        self.dry_run_summary.setText("Checking the data and uploading it to Together…" if backend == "together"
-                                     else "Checking the data and estimating the time…")
+        self.dry_run_summary.setText(
+            "Checking the data and uploading it to Together…"
+            if backend == "together"
+            else "Checking the data and estimating the time…"
+        )
         self.plan = None
         self._update_buttons()
         plan = await self.controller.dry_run(backend, data, settings_)
         if plan is not None:
             try:
-                still = self.current_settings() == settings_ and self.backend_name() == backend and \
-                    self.data_path.text().strip() == data
+                still = (
+                    self.current_settings() == settings_
+                    and self.backend_name() == backend
+                    and self.data_path.text().strip() == data
+                )
             except CognitiveTwinError:
                 still = False
             if still:  # the form did not change while the dry run ran
@@ -497,7 +524,9 @@ class Phase1Tab(QWidget):
             return None
         # A plan is launched once: a second launch needs a new dry run (and a new confirmation).
         self.plan = None
-        self.dry_run_summary.setText(self.dry_run_summary.text() + "\n\nLaunched. Run the dry run again for another job.")
+        self.dry_run_summary.setText(
+            self.dry_run_summary.text() + "\n\nLaunched. Run the dry run again for another job."
+        )
         self._update_buttons()
         if plan.backend == "local":
             self._reset_plot()
@@ -600,7 +629,9 @@ class Phase1Tab(QWidget):
         created = parse_time(record.get("created_at"))
         ended = parse_time(record.get("updated_at")) if is_terminal(status) else now
         elapsed = format_duration(ended - created) if created and ended else "–"
-        eta_seconds = live.eta_seconds if live is not None and live.eta_seconds is not None else record.get("eta_seconds")
+        eta_seconds = (
+            live.eta_seconds if live is not None and live.eta_seconds is not None else record.get("eta_seconds")
+        )
         eta = format_duration(eta_seconds) if eta_seconds is not None and not is_terminal(status) else "–"
         backend = record.get("backend") or "?"
         if backend == "together":
@@ -637,8 +668,9 @@ class Phase1Tab(QWidget):
         elif record.get("backend") == "local":
             cancel = local_running and record["job_id"] == self.controller.local_job_id and not is_terminal(status)
             download = False
-            resume = (not local_running and status in ("cancelled", "interrupted", "error")
-                      and bool(record.get("data_path")))
+            resume = (
+                not local_running and status in ("cancelled", "interrupted", "error") and bool(record.get("data_path"))
+            )
         else:
             cancel = not is_terminal(status) and not record["job_id"].startswith("intent-")
             download = status == "completed" and not record.get("adapter_path")
@@ -676,8 +708,9 @@ class Phase1Tab(QWidget):
         self.message.show_error(message)
 
     def _on_adapter_ready(self, job_id: str, folder: str) -> None:
-        self.message.show_ok(f"{job_id} finished: its adapter is registered in the workspace ({folder}). "
-                             "Phase 2 can use it now.")
+        self.message.show_ok(
+            f"{job_id} finished: its adapter is registered in the workspace ({folder}). Phase 2 can use it now."
+        )
 
     def _on_job_ended(self, update: JobUpdate) -> None:
         if update.job_id == self._local_plot_job and self.loss_plot is not None:
@@ -687,7 +720,9 @@ class Phase1Tab(QWidget):
             self.notify("Phase 1 job finished", f"{update.job_id} completed; its adapter is in the workspace.")
             if update.job_id.startswith("local-"):
                 record = self._record(update.job_id) or {}
-                self.message.show_ok(f"{update.job_id} finished: its adapter is registered ({record.get('adapter_path')}).")
+                self.message.show_ok(
+                    f"{update.job_id} finished: its adapter is registered ({record.get('adapter_path')})."
+                )
         elif update.status == "cancelled" and update.job_id in self.controller.cancel_requested:
             self.notify("Phase 1 job cancelled", f"{update.job_id} was cancelled.")
             self.message.show_info(update.message or f"{update.job_id} was cancelled.")

@@ -71,15 +71,38 @@ HEAD_COLORS = {
 }
 # (metric, its baseline, label, what the baseline is, colour)
 HEAD_METRICS = [
-    ("pattern_macro_f1", "pattern_macro_f1_baseline", "Patterns: macro F1", "predicting the training prior", HEAD_COLORS["pattern"]),
-    ("planning_cosine", "planning_cosine_baseline", "Planning: cosine to the next turns", "copying the current turn", HEAD_COLORS["planning"]),
+    (
+        "pattern_macro_f1",
+        "pattern_macro_f1_baseline",
+        "Patterns: macro F1",
+        "predicting the training prior",
+        HEAD_COLORS["pattern"],
+    ),
+    (
+        "planning_cosine",
+        "planning_cosine_baseline",
+        "Planning: cosine to the next turns",
+        "copying the current turn",
+        HEAD_COLORS["planning"],
+    ),
     ("style_retrieval", "style_retrieval_chance", "Style: same-author retrieval", "chance", HEAD_COLORS["style"]),
 ]
 COMPARE_COLORS = [(28, 126, 214), (230, 119, 0)]
 RESUMABLE = ("stopped", "failed", "interrupted", "running")
 DATA_ALL = "all"
 FOLDER_ITEM = "folder"
-RUN_COLUMNS = ["Run", "Started", "Outcome", "Base", "Adapter", "Data", "Epochs", "Val loss", "Pattern F1 (baseline)", "Folder"]
+RUN_COLUMNS = [
+    "Run",
+    "Started",
+    "Outcome",
+    "Base",
+    "Adapter",
+    "Data",
+    "Epochs",
+    "Val loss",
+    "Pattern F1 (baseline)",
+    "Folder",
+]
 
 
 def format_duration(seconds: float | None) -> str:
@@ -152,12 +175,12 @@ def epoch_curves(metrics: dict | None) -> dict[str, tuple[list, list]]:
     return curves
 
 
-
 def _default_learning_rate() -> float:
     """The core's default (the CLI's too); the module is light: no torch at import."""
     from cognitivetwin_core.phase2.trainer import Phase2Config
 
     return Phase2Config.__dataclass_fields__["lr"].default
+
 
 class SummaryCard(QFrame):
     """The end of a run: each head against its baseline, the outcome, where the model is."""
@@ -166,7 +189,9 @@ class SummaryCard(QFrame):
         super().__init__(parent)
         self.setObjectName("phase2Summary")
         self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setStyleSheet("QFrame#phase2Summary { background: #f8f9fb; border: 1px solid #d0d5dd; border-radius: 6px; }")
+        self.setStyleSheet(
+            "QFrame#phase2Summary { background: #f8f9fb; border: 1px solid #d0d5dd; border-radius: 6px; }"
+        )
         layout = QVBoxLayout(self)
         self.title = QLabel()
         self.title.setStyleSheet("font-weight: bold;")
@@ -183,8 +208,12 @@ class SummaryCard(QFrame):
     def show_result(self, finished) -> None:
         outcome = finished.outcome
         self.title.setText(
-            {"completed": "Training completed", "stopped": "Training stopped", "cancelled": "Training cancelled",
-             "failed": "Training failed"}.get(outcome, outcome)
+            {
+                "completed": "Training completed",
+                "stopped": "Training stopped",
+                "cancelled": "Training cancelled",
+                "failed": "Training failed",
+            }.get(outcome, outcome)
         )
         rows = []
         self.verdicts = {}
@@ -196,10 +225,20 @@ class SummaryCard(QFrame):
                 continue
             beat = value > baseline
             self.verdicts[key] = beat
-            mark = "<span style='color:#2b8a3e'>✔ beat its baseline</span>" if beat else "<span style='color:#c92a2a'>✘ did not beat its baseline</span>"
+            mark = (
+                "<span style='color:#2b8a3e'>✔ beat its baseline</span>"
+                if beat
+                else "<span style='color:#c92a2a'>✘ did not beat its baseline</span>"
+            )
             rows.append(f"{label}: <b>{value:.3f}</b> vs {baseline:.3f} ({baseline_text}) — {mark}")
-        self.heads.setText("<br>".join(rows) if rows else "No validation metrics (no epoch finished, or no validation data).")
-        saved = outcome in ("completed", "stopped") and finished.output_dir and (Path(finished.output_dir) / "model.safetensors").is_file()
+        self.heads.setText(
+            "<br>".join(rows) if rows else "No validation metrics (no epoch finished, or no validation data)."
+        )
+        saved = (
+            outcome in ("completed", "stopped")
+            and finished.output_dir
+            and (Path(finished.output_dir) / "model.safetensors").is_file()
+        )
         where = f"Model saved in {finished.output_dir}" if saved else "No model was saved."
         self.location.setText(f"{finished.message}\n{where}")
         self.show()
@@ -355,14 +394,22 @@ class Phase2Tab(QWidget):
         self.eta_label = QLabel("ETA –")
         self.memory_label = QLabel("RAM –")
         self.throughput_label = QLabel("–")
-        for label in (self.phase_label, self.position_label, self.elapsed_label, self.eta_label, self.memory_label,
-                      self.throughput_label):
+        for label in (
+            self.phase_label,
+            self.position_label,
+            self.elapsed_label,
+            self.eta_label,
+            self.memory_label,
+            self.throughput_label,
+        ):
             # Text that changes every step must not change the layout: a new size hint would
             # re-lay out the page and repaint every plot, once per step.
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         status.addWidget(self.phase_label, 0, 0, 1, 2)
         status.addWidget(self.phase_progress, 0, 2, 1, 3)
-        for column, label in enumerate((self.position_label, self.elapsed_label, self.eta_label, self.memory_label, self.throughput_label)):
+        for column, label in enumerate(
+            (self.position_label, self.elapsed_label, self.eta_label, self.memory_label, self.throughput_label)
+        ):
             status.addWidget(label, 1, column)
         for column, stretch in enumerate((3, 2, 2, 2, 3)):
             status.setColumnStretch(column, stretch)
@@ -428,7 +475,9 @@ class Phase2Tab(QWidget):
         for key, baseline_key, label, _text, color in HEAD_METRICS:
             self.metrics_plot.add_series(key, color, symbol="o", label=label.split(":")[0])
             # A symbol too: after one epoch a dashed line of one point would not show.
-            self.metrics_plot.add_series(baseline_key, color, dashed=True, symbol="x", label=f"{label.split(':')[0]} baseline")
+            self.metrics_plot.add_series(
+                baseline_key, color, dashed=True, symbol="x", label=f"{label.split(':')[0]} baseline"
+            )
         self.throughput_plot = LivePlot("Throughput", x_label="step", y_label="examples/s")
         self.throughput_plot.add_series("examples_per_s", (28, 126, 214), label="examples/s")
         self._live_plots_layout.addWidget(self.loss_plot, 0, 0, 1, 2)
@@ -446,7 +495,9 @@ class Phase2Tab(QWidget):
             # The window closes the previous workspace right after this call, and the run
             # writes its record there: stop & save it first (a step and a save, seconds).
             self.controller.shutdown(save=True)
-            self.message.show_info("The workspace changed: the Phase 2 run was stopped and saved; resume it from its Runs list.")
+            self.message.show_info(
+                "The workspace changed: the Phase 2 run was stopped and saved; resume it from its Runs list."
+            )
         self.workspace = workspace
         self.refresh_choices()
         self.refresh_runs()
@@ -650,8 +701,17 @@ class Phase2Tab(QWidget):
         self.start_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
         self.cancel_button.setEnabled(running)
-        for widget in (self.base_combo, self.adapter_combo, self.data_combo, self.epochs_spin, self.batch_spin,
-                       self.lr_spin, self.accumulation_spin, self.plan_spin, self.device_combo):
+        for widget in (
+            self.base_combo,
+            self.adapter_combo,
+            self.data_combo,
+            self.epochs_spin,
+            self.batch_spin,
+            self.lr_spin,
+            self.accumulation_spin,
+            self.plan_spin,
+            self.device_combo,
+        ):
             widget.setEnabled(not running)
         self._runs_selection_changed()
 
@@ -684,7 +744,8 @@ class Phase2Tab(QWidget):
         self._selection_recorded = True
         if self._pending_selection is not None:
             self._record_in_run_workspace(
-                trainer.run_id, {"studio_data_selection": self._pending_selection, "output_dir": str(trainer.output_dir)}
+                trainer.run_id,
+                {"studio_data_selection": self._pending_selection, "output_dir": str(trainer.output_dir)},
             )
 
     def _record_in_run_workspace(self, run_id: str, fields: dict) -> None:
@@ -789,7 +850,9 @@ class Phase2Tab(QWidget):
         device = str((trainer.run_record or {}).get("device", "")) if trainer is not None else ""
         if torch is not None and device.startswith("cuda"):
             try:
-                text += f" · VRAM {_gib(torch.cuda.memory_allocated())} (peak {_gib(torch.cuda.max_memory_allocated())})"
+                text += (
+                    f" · VRAM {_gib(torch.cuda.memory_allocated())} (peak {_gib(torch.cuda.max_memory_allocated())})"
+                )
             except Exception:  # a driver hiccup must not break the clock
                 pass
         self.memory_label.setText(text)
@@ -807,9 +870,8 @@ class Phase2Tab(QWidget):
             final = run.get("final_metrics") or last.get("metrics") or {}
             params = run.get("parameters") or {}
             selection = run.get("studio_data_selection")
-            data_text = (
-                f"{data.get('conversations', '?')} conv. · {str(data.get('hash', ''))[:8]}"
-                + (f" · {selection['source']}" if selection and selection.get("source") else "")
+            data_text = f"{data.get('conversations', '?')} conv. · {str(data.get('hash', ''))[:8]}" + (
+                f" · {selection['source']}" if selection and selection.get("source") else ""
             )
             f1, f1_base = final.get("pattern_macro_f1"), final.get("pattern_macro_f1_baseline")
             cells = [
@@ -826,7 +888,9 @@ class Phase2Tab(QWidget):
             ]
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(str(text))
-                item.setToolTip(json.dumps({k: v for k, v in run.items() if k != "metrics"}, indent=1, default=str)[:3000])
+                item.setToolTip(
+                    json.dumps({k: v for k, v in run.items() if k != "metrics"}, indent=1, default=str)[:3000]
+                )
                 self.runs_table.setItem(row, column, item)
         self._runs_selection_changed()
 
@@ -850,7 +914,10 @@ class Phase2Tab(QWidget):
         self.compare_button.setEnabled(len(selected) == 2)
         running = self.controller.is_running()
         self.resume_button.setEnabled(
-            len(selected) == 1 and not running and (selected[0].get("outcome") in RESUMABLE) and selected[0].get("exists", False)
+            len(selected) == 1
+            and not running
+            and (selected[0].get("outcome") in RESUMABLE)
+            and selected[0].get("exists", False)
         )
         if len(selected) == 1:
             run = selected[0]
@@ -877,7 +944,9 @@ class Phase2Tab(QWidget):
             name = str(run.get("run_id"))
             curves = epoch_curves(run.get("metrics"))
             self.compare_loss_plot.add_series(f"{name} train", color, symbol="o", label=f"{name} train")
-            self.compare_loss_plot.add_series(f"{name} validation", color, symbol="t", dashed=True, label=f"{name} validation")
+            self.compare_loss_plot.add_series(
+                f"{name} validation", color, symbol="t", dashed=True, label=f"{name} validation"
+            )
             self.compare_metric_plot.add_series(name, color, symbol="o", label=name)
             self.compare_loss_plot.set_points(f"{name} train", *curves.get("train loss", ([], [])))
             self.compare_loss_plot.set_points(f"{name} validation", *curves.get("validation loss", ([], [])))
@@ -901,7 +970,9 @@ class Phase2Tab(QWidget):
         try:
             config = Phase2Config(**{k: v for k, v in params.items() if k in known})
         except TypeError as exc:
-            self.message.show_error(f"The run.json of {run.get('run_id')} has unusable parameters ({exc}); start a new run.")
+            self.message.show_error(
+                f"The run.json of {run.get('run_id')} has unusable parameters ({exc}); start a new run."
+            )
             return False
         config.resume = True
         config.output_dir = run["output_dir"]

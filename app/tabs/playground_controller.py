@@ -59,7 +59,9 @@ def read_run_config(folder: Path) -> dict:
     except (OSError, ValueError) as exc:
         raise InputError(f"{config_path} cannot be read ({exc}): choose another run folder.") from None
     if not isinstance(config, dict) or config.get("format") != COMPONENTS_FORMAT:
-        raise InputError(f"{config_path} is not a CognitiveTwin Phase 2 model config: choose a Phase 2 run's output folder.")
+        raise InputError(
+            f"{config_path} is not a CognitiveTwin Phase 2 model config: choose a Phase 2 run's output folder."
+        )
     return config
 
 
@@ -123,7 +125,7 @@ class AnalysisRequest:
 
     @property
     def label_kind(self) -> str:
-        """"data" when the message carries explicit labels, else "rules" (the weak labeler's)."""
+        """ "data" when the message carries explicit labels, else "rules" (the weak labeler's)."""
         return "data" if self.message.patterns is not None else "rules"
 
     @classmethod
@@ -255,8 +257,13 @@ class PlaygroundSession:
         # A workspace message (source) takes its pooled state from the neighbour index (the
         # feature cache: no base forward) and is left out of its own plan-step neighbours.
         analysis = analyze(
-            request.message, request.context, loaded.model, trajectory=request.trajectory,
-            neighbours_index=loaded.neighbours, top_k=NEIGHBOURS_PER_STEP, source=request.source,
+            request.message,
+            request.context,
+            loaded.model,
+            trajectory=request.trajectory,
+            neighbours_index=loaded.neighbours,
+            top_k=NEIGHBOURS_PER_STEP,
+            source=request.source,
         )
         seconds = time.perf_counter() - started
         return AnalysisResult(request=request, analysis=analysis, plan_rows=plan_rows(analysis), seconds=seconds)
@@ -286,7 +293,12 @@ def load_run(run_dir: Path, workspace_path, progress, cancelled) -> LoadedRun:
 
     def encoding_progress(done: int, total: int, _tokens: int) -> None:
         _check(cancelled)  # raising here stops the encoding; the cache only keeps whole entries
-        progress((f"Encoding the workspace's messages: {done:,} of {total:,} (once; then cached)", done / total if total else None))
+        progress(
+            (
+                f"Encoding the workspace's messages: {done:,} of {total:,} (once; then cached)",
+                done / total if total else None,
+            )
+        )
 
     progress(("Reading the workspace's pooled features…", None))
     neighbours = NeighbourIndex.build(model, conversations, cache_dir=cache_root, progress=encoding_progress)

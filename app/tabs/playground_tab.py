@@ -131,7 +131,9 @@ class MessagePicker(QWidget):
             search = self.search.text().strip() or None
             for summary in self.workspace.list_conversations(0, CONVERSATIONS_SHOWN, search=search):
                 title = summary.title or summary.preview
-                self.conversation_combo.addItem(f"{summary.id} · {summary.message_count} msgs · {_preview(title, 48)}", summary.id)
+                self.conversation_combo.addItem(
+                    f"{summary.id} · {summary.message_count} msgs · {_preview(title, 48)}", summary.id
+                )
         self.conversation_combo.blockSignals(False)
         index = self.conversation_combo.findData(current) if current is not None else -1
         self.conversation_combo.setCurrentIndex(index if index >= 0 else (0 if self.conversation_combo.count() else -1))
@@ -328,7 +330,12 @@ class PlaygroundTab(QWidget):
         compare_layout.addWidget(self.compare_run_radio)
         compare_layout.addWidget(self.compare_run_combo)
         layout.addWidget(compare_box, 2)
-        self._compare_controls = (self.compare_message_radio, self.compare_run_radio, self.compare_picker, self.compare_run_combo)
+        self._compare_controls = (
+            self.compare_message_radio,
+            self.compare_run_radio,
+            self.compare_picker,
+            self.compare_run_combo,
+        )
         self._update_compare_controls()
 
         self.input_tabs.currentChanged.connect(lambda *_: self.analyze_now())
@@ -461,7 +468,10 @@ class PlaygroundTab(QWidget):
             )
         elif self.message.kind == "info":
             self.message.clear_message()
-        if self.compare_run_combo.currentIndex() == self.run_combo.currentIndex() and self.compare_run_combo.count() > 1:
+        if (
+            self.compare_run_combo.currentIndex() == self.run_combo.currentIndex()
+            and self.compare_run_combo.count() > 1
+        ):
             self.compare_run_combo.setCurrentIndex(1 if self.run_combo.currentIndex() == 0 else 0)
         new = self.run_combo.currentData()
         if new is not None and (current is None or new.run_dir != current.run_dir):
@@ -662,9 +672,7 @@ class PlaygroundTab(QWidget):
 
     def _show_main(self, result) -> None:
         request, analysis = result.request, result.analysis
-        self.source_label.setText(
-            f"{describe_source(request)}  ·  analysed in {result.seconds * 1000:.0f} ms"
-        )
+        self.source_label.setText(f"{describe_source(request)}  ·  analysed in {result.seconds * 1000:.0f} ms")
         self.pattern_bars.set_values(analysis.pattern_probabilities, analysis.pattern_labels, request.label_kind)
         self.signature_strip.set_signature(analysis.style_signature)
         self.stylometric_readout.set_values(analysis.stylometrics, analysis.measured_stylometrics)

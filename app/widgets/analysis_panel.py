@@ -36,7 +36,9 @@ class AnalysisPanel(QWidget):
         layout.addWidget(self.stylometric_readout)
         layout.addStretch(1)
 
-    def show_result(self, description: str, probabilities: dict, labels, label_kind: str, signature, predicted: dict, measured: dict) -> None:
+    def show_result(
+        self, description: str, probabilities: dict, labels, label_kind: str, signature, predicted: dict, measured: dict
+    ) -> None:
         self.source_label.setText(description)
         self.pattern_bars.set_values(probabilities, labels, label_kind)
         self.signature_strip.set_signature(signature)

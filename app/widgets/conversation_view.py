@@ -119,8 +119,9 @@ class ConversationView(QWidget):
         legend.setColumnCount(5)
         for label, color in zip(COORDINATE_LABELS, COORDINATE_COLORS):
             # 1 px pens without antialiasing: the fast path (qt-notes, plotting).
-            curve = self.plot_widget.plot(pen=pg.mkPen(color, width=1), name=label, symbol="o", symbolSize=4,
-                                          symbolBrush=color, symbolPen=None)
+            curve = self.plot_widget.plot(
+                pen=pg.mkPen(color, width=1), name=label, symbol="o", symbolSize=4, symbolBrush=color, symbolPen=None
+            )
             self._curves.append(curve)
         self.plot_holder.addWidget(self.plot_widget)
 

@@ -34,9 +34,17 @@ class CoordinateBars(QWidget):
         for row, (label, value, color) in enumerate(zip(COORDINATE_LABELS, self.coordinates, COORDINATE_COLORS)):
             top = 1 + row * _ROW_HEIGHT
             painter.setPen(text_color)
-            painter.drawText(QRectF(0, top, _LABEL_WIDTH - 4, _ROW_HEIGHT), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, label)
+            painter.drawText(
+                QRectF(0, top, _LABEL_WIDTH - 4, _ROW_HEIGHT),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                label,
+            )
             bar = QRectF(_LABEL_WIDTH, top + 3, _BAR_WIDTH, _ROW_HEIGHT - 6)
             painter.fillRect(bar, track)
             painter.fillRect(QRectF(bar.left(), bar.top(), bar.width() * value, bar.height()), QColor(color))
-            painter.drawText(QRectF(_LABEL_WIDTH + _BAR_WIDTH + 4, top, 32, _ROW_HEIGHT), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, f"{value:.2f}")
+            painter.drawText(
+                QRectF(_LABEL_WIDTH + _BAR_WIDTH + 4, top, 32, _ROW_HEIGHT),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                f"{value:.2f}",
+            )
         painter.end()

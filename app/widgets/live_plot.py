@@ -97,8 +97,16 @@ class LivePlot(QWidget):
 
     # --- series -----------------------------------------------------------------------------
 
-    def add_series(self, name: str, color, *, smooth: bool = False, dashed: bool = False,
-                   symbol: str | None = None, label: str | None = None) -> None:
+    def add_series(
+        self,
+        name: str,
+        color,
+        *,
+        smooth: bool = False,
+        dashed: bool = False,
+        symbol: str | None = None,
+        label: str | None = None,
+    ) -> None:
         """Declare a series (before its first point). `smooth`: a faint raw line under a smoothed one."""
         if name in self._series:
             return

@@ -44,7 +44,9 @@ class PatternBars(QWidget):
             key=lambda row: (-row[1], row[0]),
         )
         self.setToolTip(
-            "\n".join(f"{name}: {value:.3f}{f'  (labelled: {kind})' if kind else ''}" for name, value, kind in self._rows)
+            "\n".join(
+                f"{name}: {value:.3f}{f'  (labelled: {kind})' if kind else ''}" for name, value, kind in self._rows
+            )
         )
         self.updateGeometry()
         self.update()
@@ -81,13 +83,19 @@ class PatternBars(QWidget):
         for row, (name, value, kind) in enumerate(self._rows):
             top = 2 + row * _ROW_HEIGHT
             painter.setPen(text_color)
-            painter.drawText(QRectF(0, top, _NAME_WIDTH - 6, _ROW_HEIGHT), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, name)
+            painter.drawText(
+                QRectF(0, top, _NAME_WIDTH - 6, _ROW_HEIGHT),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                name,
+            )
             bar = QRectF(bar_left, top + 3, bar_width, _ROW_HEIGHT - 6)
             painter.fillRect(bar, track)
             color = QColor(BAR_COLOR)
             if value < THRESHOLD:
                 color.setAlpha(150)
-            painter.fillRect(QRectF(bar.left(), bar.top(), bar.width() * min(1.0, max(0.0, value)), bar.height()), color)
+            painter.fillRect(
+                QRectF(bar.left(), bar.top(), bar.width() * min(1.0, max(0.0, value)), bar.height()), color
+            )
             painter.setPen(threshold_pen)
             x = bar.left() + bar.width() * THRESHOLD
             painter.drawLine(int(x), int(bar.top()), int(x), int(bar.bottom()))

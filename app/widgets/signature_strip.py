@@ -90,5 +90,8 @@ class SignatureStrip(QWidget):
         for index, value in enumerate(self._values):
             row, column = divmod(index, columns)
             # Cells overlap by a fraction of a pixel so no seams show between them.
-            painter.fillRect(QRectF(1 + column * width, 1 + row * height, width + 0.5, height + 0.5), diverging_color(value, self._scale))
+            painter.fillRect(
+                QRectF(1 + column * width, 1 + row * height, width + 0.5, height + 0.5),
+                diverging_color(value, self._scale),
+            )
         painter.end()

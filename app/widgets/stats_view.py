@@ -29,7 +29,9 @@ class StatsView(QWidget):
         token_row = QHBoxLayout()
         self.tokens_label = QLabel("not counted yet")
         self.count_tokens_button = QPushButton("Count tokens")
-        self.count_tokens_button.setToolTip("Tokenise every message with the chosen base model's tokenizer (runs in the background).")
+        self.count_tokens_button.setToolTip(
+            "Tokenise every message with the chosen base model's tokenizer (runs in the background)."
+        )
         self.count_tokens_button.clicked.connect(self.countTokensRequested)
         token_row.addWidget(self.tokens_label, 1)
         token_row.addWidget(self.count_tokens_button)
@@ -71,7 +73,9 @@ class StatsView(QWidget):
 
         self.stats = stats
         self.conversations_label.setText(f"{stats['conversations']:,}")
-        self.messages_label.setText(f"{stats['messages']:,} (mean {stats['mean_messages_per_conversation']:.1f} per conversation)")
+        self.messages_label.setText(
+            f"{stats['messages']:,} (mean {stats['mean_messages_per_conversation']:.1f} per conversation)"
+        )
         self.characters_label.setText(f"{stats['characters']:,}")
         sources = stats.get("by_source") or {}
         self.sources_label.setText(", ".join(f"{name}: {count:,}" for name, count in sources.items()) or "none yet")
@@ -85,8 +89,9 @@ class StatsView(QWidget):
             old = getattr(self, attr)
             if old is not None:
                 chart.removeItem(old)
-            bars = pg.BarGraphItem(x0=0.0, y=np.arange(len(counts), dtype=np.float64), width=counts, height=0.7,
-                                   brushes=brushes, pen=None)
+            bars = pg.BarGraphItem(
+                x0=0.0, y=np.arange(len(counts), dtype=np.float64), width=counts, height=0.7, brushes=brushes, pen=None
+            )
             chart.addItem(bars)
             setattr(self, attr, bars)
             chart.setYRange(-0.6, len(counts) - 0.4, padding=0)

@@ -95,8 +95,12 @@ class StyleMap(QWidget):
         self.legend = self.plot.getPlotItem().addLegend(offset=(6, 6), labelTextSize="8pt")
         self.scatter = pg.ScatterPlotItem(size=8, pxMode=True, hoverable=True, tip=self._tip, hoverSize=12)
         self.scatter.sigClicked.connect(self._clicked)
-        self.current_marker = pg.ScatterPlotItem(size=20, symbol="o", pen=pg.mkPen(CURRENT_COLOR, width=2.5), brush=None, pxMode=True)
-        self.compare_marker = pg.ScatterPlotItem(size=20, symbol="s", pen=pg.mkPen(COMPARE_COLOR, width=2.5), brush=None, pxMode=True)
+        self.current_marker = pg.ScatterPlotItem(
+            size=20, symbol="o", pen=pg.mkPen(CURRENT_COLOR, width=2.5), brush=None, pxMode=True
+        )
+        self.compare_marker = pg.ScatterPlotItem(
+            size=20, symbol="s", pen=pg.mkPen(COMPARE_COLOR, width=2.5), brush=None, pxMode=True
+        )
         self.current_label = pg.TextItem(color=CURRENT_COLOR, anchor=(0, 1))
         self.compare_label = pg.TextItem(color=COMPARE_COLOR, anchor=(0, 1))
         for item in (self.scatter, self.current_marker, self.compare_marker, self.current_label, self.compare_label):

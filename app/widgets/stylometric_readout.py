@@ -80,10 +80,17 @@ class StylometricReadout(QWidget):
         for row, (name, value) in enumerate(self._predicted.items()):
             top = row * _ROW_HEIGHT
             painter.setPen(text_color)
-            painter.drawText(QRectF(0, top, _NAME_WIDTH - 6, _ROW_HEIGHT), Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, readable(name))
+            painter.drawText(
+                QRectF(0, top, _NAME_WIDTH - 6, _ROW_HEIGHT),
+                Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
+                readable(name),
+            )
             bar = QRectF(_NAME_WIDTH, top + 3, bar_width, _ROW_HEIGHT - 6)
             painter.fillRect(bar, track)
-            painter.fillRect(QRectF(bar.left(), bar.top(), bar.width() * min(1.0, max(0.0, value)), bar.height()), QColor(PREDICTED_COLOR))
+            painter.fillRect(
+                QRectF(bar.left(), bar.top(), bar.width() * min(1.0, max(0.0, value)), bar.height()),
+                QColor(PREDICTED_COLOR),
+            )
             text = f"{value:.2f}"
             if name in self._measured:
                 measured = min(1.0, max(0.0, self._measured[name]))
@@ -92,12 +99,18 @@ class StylometricReadout(QWidget):
                 painter.drawLine(int(x), int(bar.top() - 2), int(x), int(bar.bottom() + 2))
                 text += f" / {self._measured[name]:.2f}"
             painter.setPen(text_color)
-            painter.drawText(QRectF(bar.right() + 4, top, _VALUE_WIDTH, _ROW_HEIGHT), Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter, text)
+            painter.drawText(
+                QRectF(bar.right() + 4, top, _VALUE_WIDTH, _ROW_HEIGHT),
+                Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
+                text,
+            )
         legend_top = len(self._predicted) * _ROW_HEIGHT + 2
         painter.fillRect(QRectF(_NAME_WIDTH, legend_top + 4, 10, 8), QColor(PREDICTED_COLOR))
         painter.drawText(QRectF(_NAME_WIDTH + 14, legend_top, 90, 16), Qt.AlignmentFlag.AlignVCenter, "predicted")
         painter.setPen(tick_pen)
         painter.drawLine(_NAME_WIDTH + 100, legend_top + 3, _NAME_WIDTH + 100, legend_top + 13)
         painter.setPen(text_color)
-        painter.drawText(QRectF(_NAME_WIDTH + 106, legend_top, 120, 16), Qt.AlignmentFlag.AlignVCenter, "measured on the text")
+        painter.drawText(
+            QRectF(_NAME_WIDTH + 106, legend_top, 120, 16), Qt.AlignmentFlag.AlignVCenter, "measured on the text"
+        )
         painter.end()

@@ -54,8 +54,7 @@ class AnnotationPipeline:
     calling thread until the import is big enough, then on worker processes, with a bounded
     number of batches in flight (memory stays a few batches)."""
 
-    def __init__(self, annotate: Annotate, *, workers: int | None = None,
-                 pool_after_messages: int | None = None):
+    def __init__(self, annotate: Annotate, *, workers: int | None = None, pool_after_messages: int | None = None):
         self._annotate = annotate
         self._workers = worker_count() if workers is None else workers
         self._pool_after = POOL_AFTER_MESSAGES if pool_after_messages is None else pool_after_messages

@@ -33,7 +33,9 @@ _WORD = re.compile(r"[A-Za-z0-9_']+")
 _FENCE = re.compile(r"```.*?(?:```|$)", re.S)
 _INLINE_CODE = re.compile(r"`[^`\n]+`")
 _LIST_ITEM = re.compile(r"^\s*(?:[-*+•]|\d+[.)])\s+")
-_CODE_LINE = re.compile(r"^\s*(?:def |class |import |from \S+ import|return |for .*:|if .*:|#include|[{}]\s*$|\w+\s*=\s*\S.*;?\s*$|.*\)\s*[;{]\s*$)")
+_CODE_LINE = re.compile(
+    r"^\s*(?:def |class |import |from \S+ import|return |for .*:|if .*:|#include|[{}]\s*$|\w+\s*=\s*\S.*;?\s*$|.*\)\s*[;{]\s*$)"
+)
 _PUNCTUATION = re.compile(r"[^\w\s]")
 _FIRST_PERSON = {"i", "me", "my", "mine", "we", "us", "our", "ours", "i'm", "i've", "i'd", "i'll"}
 

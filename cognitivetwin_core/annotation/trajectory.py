@@ -33,6 +33,7 @@ PHASE_UPPER_BOUNDS = (0.10, 0.25, 0.50, 0.75, 0.90)
 COORDINATE_NAMES = ("depth", "sibling_order", "homogeneity", "temporal", "complexity")
 ROLE_CODES = {"system": 0.0, "user": 0.33, "assistant": 0.67, "tool": 1.0}
 
+
 @dataclass(frozen=True)
 class TurnTrajectory:
     coordinates: tuple[float, float, float, float, float]  # depth, sibling_order, homogeneity, temporal, complexity

@@ -28,8 +28,11 @@ def register(subparsers) -> None:
 
     importing = sub.add_parser("import", help="import a file, the demo dataset ('demo') or a Supabase table")
     _workspace_argument(importing)
-    importing.add_argument("path", nargs="?", help="file to import (chat/trajectory JSONL, ShareGPT JSON, ChatGPT "
-                           "export .json/.zip), or 'demo'")
+    importing.add_argument(
+        "path",
+        nargs="?",
+        help="file to import (chat/trajectory JSONL, ShareGPT JSON, ChatGPT export .json/.zip), or 'demo'",
+    )
     importing.add_argument("--importer", choices=IMPORTER_NAMES, help="format of PATH (default: detected)")
     _supabase_arguments(importing)
     importing.add_argument("--strict", action="store_true", help="abort and write nothing if any record is rejected")
@@ -63,19 +66,31 @@ def register(subparsers) -> None:
     _workspace_argument(export)
     export.add_argument("--format", required=True, choices=("together", "trajectory"))
     export.add_argument("--out", required=True, help="file to write (replaced atomically)")
-    export.add_argument("--base-model", default=None, help="Together: base whose tokenizer and context are checked "
-                        "(catalog name or local folder; default the embedded smollm2-135m)")
-    export.add_argument("--validation-fraction", type=float, default=0.0,
-                        help="Together: share of conversations for a validation file (e.g. 0.1)")
+    export.add_argument(
+        "--base-model",
+        default=None,
+        help="Together: base whose tokenizer and context are checked "
+        "(catalog name or local folder; default the embedded smollm2-135m)",
+    )
+    export.add_argument(
+        "--validation-fraction",
+        type=float,
+        default=0.0,
+        help="Together: share of conversations for a validation file (e.g. 0.1)",
+    )
     export.add_argument("--epochs", type=int, default=3, help="Together: epochs for the training-token estimate")
-    export.add_argument("--recompute", action="store_true",
-                        help="trajectory: recompute coordinates even where an imported file gave them")
+    export.add_argument(
+        "--recompute",
+        action="store_true",
+        help="trajectory: recompute coordinates even where an imported file gave them",
+    )
     export.set_defaults(func=_export)
 
     annotate = sub.add_parser("reannotate", help="recompute stored trajectory annotations and pattern labels")
     _workspace_argument(annotate)
-    annotate.add_argument("--recompute-given", action="store_true",
-                          help="also replace trajectory values that imported files gave")
+    annotate.add_argument(
+        "--recompute-given", action="store_true", help="also replace trajectory values that imported files gave"
+    )
     annotate.set_defaults(func=_reannotate)
 
 
@@ -84,13 +99,21 @@ def _workspace_argument(parser) -> None:
 
 
 def _supabase_arguments(parser) -> None:
-    parser.add_argument("--supabase", action="store_true", help="import a Supabase table (URL and key from the "
-                        "keyring, or SUPABASE_URL / SUPABASE_KEY)")
+    parser.add_argument(
+        "--supabase",
+        action="store_true",
+        help="import a Supabase table (URL and key from the keyring, or SUPABASE_URL / SUPABASE_KEY)",
+    )
     parser.add_argument("--url", help="Supabase project URL (default: SUPABASE_URL, then the keyring)")
     parser.add_argument("--table", default=None, help="Supabase table (default memory_turns)")
-    parser.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD",
-                        help="column mapping; FIELD is one of conversation_id, role, content, timestamp, "
-                        "turn_order, row_id (repeatable)")
+    parser.add_argument(
+        "--map",
+        action="append",
+        default=[],
+        metavar="COLUMN=FIELD",
+        help="column mapping; FIELD is one of conversation_id, role, content, timestamp, "
+        "turn_order, row_id (repeatable)",
+    )
     parser.add_argument("--page-size", type=int, default=1000, help="rows per page (Supabase caps at 1000)")
 
 
@@ -105,8 +128,11 @@ def add_prepare_data_arguments(parser) -> None:
     parser.add_argument("--table", default=None, help="Supabase table (default memory_turns)")
     parser.add_argument("--map", action="append", default=[], metavar="COLUMN=FIELD", help="column mapping")
     parser.add_argument("--page-size", type=int, default=1000, help="rows per page")
-    parser.add_argument("--data-out", default=None, help="trajectory JSONL to write (default: "
-                        "<workspace>/runs/phase2_training_data.jsonl)")
+    parser.add_argument(
+        "--data-out",
+        default=None,
+        help="trajectory JSONL to write (default: <workspace>/runs/phase2_training_data.jsonl)",
+    )
 
 
 def _open_workspace(args):
@@ -173,15 +199,18 @@ def supabase_credentials(url: str | None = None) -> tuple[str, str]:
             pass
         except Exception as exc:  # no keyring backend, locked keyring: say so, then ask for the variables
             if not url or not key:
-                raise InputError(f"No Supabase credentials: the keyring is unusable ({exc}); set SUPABASE_URL and "
-                                 "SUPABASE_KEY, or save them in the app's Connections tab.") from None
+                raise InputError(
+                    f"No Supabase credentials: the keyring is unusable ({exc}); set SUPABASE_URL and "
+                    "SUPABASE_KEY, or save them in the app's Connections tab."
+                ) from None
     if key:
         from cognitivetwin_core.logging_setup import register_secret
 
         register_secret(key)
     if not url or not key:
-        raise InputError("No Supabase credentials: set SUPABASE_URL and SUPABASE_KEY, or save them in the app's "
-                         "Connections tab.")
+        raise InputError(
+            "No Supabase credentials: set SUPABASE_URL and SUPABASE_KEY, or save them in the app's Connections tab."
+        )
     return url, key
 
 
@@ -190,8 +219,13 @@ def _supabase_source(args):
     from cognitivetwin_core.data.importers.supabase_table import DEFAULT_TABLE
 
     url, key = supabase_credentials(args.url)
-    return SupabaseSource(url=url, key=key, table=args.table or DEFAULT_TABLE,
-                          mapping=ColumnMapping.from_pairs(args.map), page_size=args.page_size)
+    return SupabaseSource(
+        url=url,
+        key=key,
+        table=args.table or DEFAULT_TABLE,
+        mapping=ColumnMapping.from_pairs(args.map),
+        page_size=args.page_size,
+    )
 
 
 def _print_report(report) -> None:
@@ -203,8 +237,10 @@ def _print_report(report) -> None:
         for rejection in report.rejected[:50]:
             print(f"  {rejection}")
         if report.rejected_total > 50:
-            print(f"  ... and {report.rejected_total - 50} more (details of the first "
-                  f"{len(report.rejected)}: `cognitivetwin data stats --json`)")
+            print(
+                f"  ... and {report.rejected_total - 50} more (details of the first "
+                f"{len(report.rejected)}: `cognitivetwin data stats --json`)"
+            )
 
 
 def _import(args) -> int:
@@ -227,8 +263,14 @@ def _import(args) -> int:
 
 def _list(args) -> int:
     workspace = _open_workspace(args)
-    filters = dict(source=args.source, search=args.search, min_messages=args.min_messages,
-                   max_messages=args.max_messages, phase=args.phase, pattern=args.pattern)
+    filters = dict(
+        source=args.source,
+        search=args.search,
+        min_messages=args.min_messages,
+        max_messages=args.max_messages,
+        phase=args.phase,
+        pattern=args.pattern,
+    )
     total = workspace.count_conversations(**filters)
     page = workspace.list_conversations(args.offset, args.limit, **filters)
     print(f"{total} conversations" + (f", showing {args.offset + 1}-{args.offset + len(page)}" if page else ""))
@@ -247,22 +289,36 @@ def _show(args) -> int:
     annotations = workspace.annotations(args.conversation_id)
     workspace.close()
     if args.json:
-        print(json.dumps({
-            "id": conversation.id, "source": conversation.source, "title": conversation.title,
-            "messages": [
-                {"role": message.role, "content": message.content,
-                 "created_at": message.created_at.isoformat() if message.created_at else None,
-                 "trajectory": annotation.trajectory.to_dict(), "patterns": list(annotation.patterns)}
-                for message, annotation in zip(conversation.messages, annotations)
-            ],
-        }, ensure_ascii=False, indent=2))
+        print(
+            json.dumps(
+                {
+                    "id": conversation.id,
+                    "source": conversation.source,
+                    "title": conversation.title,
+                    "messages": [
+                        {
+                            "role": message.role,
+                            "content": message.content,
+                            "created_at": message.created_at.isoformat() if message.created_at else None,
+                            "trajectory": annotation.trajectory.to_dict(),
+                            "patterns": list(annotation.patterns),
+                        }
+                        for message, annotation in zip(conversation.messages, annotations)
+                    ],
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
         return 0
     print(f"{conversation.id} ({conversation.source}){': ' + conversation.title if conversation.title else ''}")
     for message, annotation in zip(conversation.messages, annotations):
         coordinates = " ".join(f"{value:.2f}" for value in annotation.coordinates)
-        print(f"\n[{annotation.turn_index}] {message.role}  phase {annotation.phase_id} "
-              f"({PHASE_NAMES[annotation.phase_id]})  coords {coordinates}  "
-              f"patterns: {', '.join(annotation.patterns) or '-'}")
+        print(
+            f"\n[{annotation.turn_index}] {message.role}  phase {annotation.phase_id} "
+            f"({PHASE_NAMES[annotation.phase_id]})  coords {coordinates}  "
+            f"patterns: {', '.join(annotation.patterns) or '-'}"
+        )
         print(message.content)
     return 0
 
@@ -279,16 +335,20 @@ def _stats(args) -> int:
         return 0
     workspace.close()
     print(f"Workspace {stats['path']}")
-    print(f"{stats['conversations']} conversations, {stats['messages']} messages, "
-          f"{stats['mean_messages_per_conversation']:.1f} messages per conversation")
+    print(
+        f"{stats['conversations']} conversations, {stats['messages']} messages, "
+        f"{stats['mean_messages_per_conversation']:.1f} messages per conversation"
+    )
     print("By source:  " + ", ".join(f"{name} {count}" for name, count in stats["by_source"].items()))
     print("By role:    " + ", ".join(f"{name} {count}" for name, count in stats["by_role"].items()))
     print("By phase:   " + ", ".join(f"{PHASE_NAMES[phase]} {count}" for phase, count in stats["by_phase"].items()))
     print("By pattern: " + ", ".join(f"{name} {count}" for name, count in stats["by_pattern"].items()))
     print(f"Imports: {len(stats['imports'])}")
     for record in stats["imports"][-10:]:
-        print(f"  #{record['id']} {record['importer']} {record['location']}: {record['conversations']} added, "
-              f"{record['duplicates']} duplicates, {record['rejected']} rejected")
+        print(
+            f"  #{record['id']} {record['importer']} {record['location']}: {record['conversations']} added, "
+            f"{record['duplicates']} duplicates, {record['rejected']} rejected"
+        )
     return 0
 
 
@@ -299,8 +359,13 @@ def _export(args) -> int:
     workspace = _open_workspace(args)
     try:
         if args.format == "together":
-            summary = export_together(workspace, args.out, base_model=args.base_model or DEFAULT_BASE_MODEL,
-                                      validation_fraction=args.validation_fraction, epochs=args.epochs)
+            summary = export_together(
+                workspace,
+                args.out,
+                base_model=args.base_model or DEFAULT_BASE_MODEL,
+                validation_fraction=args.validation_fraction,
+                epochs=args.epochs,
+            )
             print(summary.text())
         else:
             summary = export_trajectory(workspace, args.out, recompute=args.recompute)
@@ -328,8 +393,15 @@ def prepare_phase2_data(args) -> int:
     from cognitivetwin_core.data.exports import export_trajectory
     from cognitivetwin_core.data.importers import import_into
 
-    for name, default in (("url", None), ("table", None), ("map", []), ("page_size", 1000), ("data_out", None),
-                          ("strict", False), ("quiet", False)):
+    for name, default in (
+        ("url", None),
+        ("table", None),
+        ("map", []),
+        ("page_size", 1000),
+        ("data_out", None),
+        ("strict", False),
+        ("quiet", False),
+    ):
         if not hasattr(args, name):
             setattr(args, name, default)
     source = _supabase_source(args)

@@ -60,14 +60,27 @@ def _demo(args) -> int:
     step += 1
     _step(step, total, "export Phase 1 training data (Together chat JSONL)")
     phase1_file = workspace / "exports" / "phase1.jsonl"
-    _run(["data", "export", "--format", "together", "--out", str(phase1_file), "--base-model", "smollm2-135m", *ws_args])
+    _run(
+        ["data", "export", "--format", "together", "--out", str(phase1_file), "--base-model", "smollm2-135m", *ws_args]
+    )
 
     adapter_args: list[str] = []
     if args.lora_steps:
         step += 1
         _step(step, total, f"Phase 1: local LoRA on the embedded model ({args.lora_steps} steps)")
-        _run(["phase1", "--local", "--base-model", "smollm2-135m", "--data", str(phase1_file),
-              "--max-steps", str(args.lora_steps), *ws_args])
+        _run(
+            [
+                "phase1",
+                "--local",
+                "--base-model",
+                "smollm2-135m",
+                "--data",
+                str(phase1_file),
+                "--max-steps",
+                str(args.lora_steps),
+                *ws_args,
+            ]
+        )
         with Workspace.open(workspace) as ws:
             adapters = ws.adapters()
         if not adapters:
@@ -77,8 +90,22 @@ def _demo(args) -> int:
     step += 1
     _step(step, total, "Phase 2: trajectory adapter and style, pattern and planning heads")
     run_dir = workspace / "runs" / "demo"
-    _run(["phase2", "train", "--base-model", "smollm2-135m", *adapter_args, "--workspace", str(workspace),
-          "--output-dir", str(run_dir), "--epochs", str(args.epochs), "--quiet"])
+    _run(
+        [
+            "phase2",
+            "train",
+            "--base-model",
+            "smollm2-135m",
+            *adapter_args,
+            "--workspace",
+            str(workspace),
+            "--output-dir",
+            str(run_dir),
+            "--epochs",
+            str(args.epochs),
+            "--quiet",
+        ]
+    )
 
     step += 1
     _step(step, total, "playground: what the twin sees in one message")

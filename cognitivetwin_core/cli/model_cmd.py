@@ -8,9 +8,9 @@ def register(subparsers) -> None:
     sub = parser.add_subparsers(dest="model_command", metavar="ACTION", required=True)
 
     sub.add_parser("list", help="list the base-model catalog").set_defaults(func=_list)
-    sub.add_parser(
-        "prepare", help="convert the embedded SmolLM2 model into the user cache (once)"
-    ).set_defaults(func=_prepare)
+    sub.add_parser("prepare", help="convert the embedded SmolLM2 model into the user cache (once)").set_defaults(
+        func=_prepare
+    )
     generate = sub.add_parser("generate", help="answer a chat prompt with a base model (greedy)")
     generate.add_argument("--base-model", default="smollm2-135m", help="catalog name or local folder")
     generate.add_argument("--prompt", required=True)

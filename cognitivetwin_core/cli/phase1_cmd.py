@@ -21,37 +21,57 @@ from cognitivetwin_core.errors import CancelledError, CognitiveTwinError, InputE
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "phase1", help="Phase 1 LoRA fine-tuning: a Together AI job, or local PEFT training (--local)",
-        description="Fine-tune the base with LoRA on your conversations, on Together AI or locally (--local).")
+        "phase1",
+        help="Phase 1 LoRA fine-tuning: a Together AI job, or local PEFT training (--local)",
+        description="Fine-tune the base with LoRA on your conversations, on Together AI or locally (--local).",
+    )
     actions = parser.add_mutually_exclusive_group()
     actions.add_argument("--check-job", metavar="ID", help="show a job's status and new events once")
-    actions.add_argument("--wait-job", metavar="ID", help="follow a job with a live status line until it ends "
-                         "(exit status 1 if it failed)")
+    actions.add_argument(
+        "--wait-job",
+        metavar="ID",
+        help="follow a job with a live status line until it ends (exit status 1 if it failed)",
+    )
     actions.add_argument("--download", metavar="ID", help="download a completed job's adapter (with --output-dir)")
     actions.add_argument("--list", action="store_true", help="list this workspace's Phase 1 jobs")
     actions.add_argument("--cancel", metavar="ID", help="cancel a running job")
     actions.add_argument("--local", action="store_true", help="train locally with PEFT instead of on Together")
     parser.add_argument("--workspace", metavar="DIR", help="workspace folder (default: the user's default workspace)")
-    parser.add_argument("--data", metavar="FILE", help="Phase 1 chat JSONL (default: export the workspace's conversations)")
+    parser.add_argument(
+        "--data", metavar="FILE", help="Phase 1 chat JSONL (default: export the workspace's conversations)"
+    )
     parser.add_argument("--model", default=None, help="Together base model by catalog name (default llama-3.2-3b)")
-    parser.add_argument("--base-model", default=None, metavar="NAME|DIR",
-                        help="--local: catalog name or local HF folder (default the embedded smollm2-135m)")
+    parser.add_argument(
+        "--base-model",
+        default=None,
+        metavar="NAME|DIR",
+        help="--local: catalog name or local HF folder (default the embedded smollm2-135m)",
+    )
     parser.add_argument("--epochs", type=int, default=None, help="epochs (default 3 on Together, 1 locally)")
     parser.add_argument("--suffix", default=None, help="name suffix of the Together output model")
     parser.add_argument("--learning-rate", type=float, default=None)
     parser.add_argument("--lora-r", type=int, default=None, help="LoRA rank (default 16 on Together, 8 locally)")
     parser.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default 2 x rank)")
     parser.add_argument("--lora-dropout", type=float, default=0.05)
-    parser.add_argument("--target-modules", default=None, metavar="A,B",
-                        help="modules to adapt (default all-linear on Together, q_proj,v_proj locally)")
+    parser.add_argument(
+        "--target-modules",
+        default=None,
+        metavar="A,B",
+        help="modules to adapt (default all-linear on Together, q_proj,v_proj locally)",
+    )
     parser.add_argument("--batch-size", type=int, default=None, help="Together batch size (default: max)")
     parser.add_argument("--validation-file", metavar="FILE", default=None)
     parser.add_argument("--checkpoints", type=int, default=1, help="Together: checkpoints to keep")
     parser.add_argument("--max-seq-length", type=int, default=512, help="--local: tokens kept per conversation")
     parser.add_argument("--max-steps", type=int, default=None, help="--local: stop after this many steps")
     parser.add_argument("--output-dir", metavar="DIR", help="--download: where the adapter folder goes")
-    parser.add_argument("--poll-interval", type=float, default=5.0, metavar="SECONDS",
-                        help="seconds between status checks while waiting (grows while nothing changes)")
+    parser.add_argument(
+        "--poll-interval",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="seconds between status checks while waiting (grows while nothing changes)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="upload and estimate only; launch nothing")
     parser.add_argument("--yes", action="store_true", help="confirm the estimated cost without asking")
     parser.set_defaults(func=_run)
@@ -78,8 +98,10 @@ def _api_key() -> str:
         except CognitiveTwinError as exc:
             raise CognitiveTwinError(f"No TOGETHER_API_KEY is set and the keyring cannot be read: {exc}") from None
     if not key:
-        raise CognitiveTwinError("No Together API key: set TOGETHER_API_KEY, or save the key in the app's "
-                                 "Connections tab (it goes to the OS keyring).")
+        raise CognitiveTwinError(
+            "No Together API key: set TOGETHER_API_KEY, or save the key in the app's "
+            "Connections tab (it goes to the OS keyring)."
+        )
     from cognitivetwin_core.logging_setup import register_secret
 
     register_secret(key)
@@ -90,8 +112,13 @@ def _together(workspace, args):
     from cognitivetwin_core.phase1.backends import open_backend
 
     interval = max(0.0, args.poll_interval)
-    return open_backend("together", workspace, api_key=_api_key(), poll_interval=interval,
-                        max_poll_interval=max(interval, 60.0) if interval else 0.0)
+    return open_backend(
+        "together",
+        workspace,
+        api_key=_api_key(),
+        poll_interval=interval,
+        max_poll_interval=max(interval, 60.0) if interval else 0.0,
+    )
 
 
 def _backend_for_job(workspace, job_id: str, args):
@@ -159,8 +186,14 @@ def _finish(update) -> int:
     if update.failed:
         raise CognitiveTwinError(update.message or f"Job {update.job_id} ended {update.status}.")
     if update.status == "completed":
-        print(f"Job {update.job_id} completed." + (f" Adapter: {update.adapter_path}" if update.adapter_path else
-                                                   f" Download it with: cognitivetwin phase1 --download {update.job_id} --output-dir DIR"))
+        print(
+            f"Job {update.job_id} completed."
+            + (
+                f" Adapter: {update.adapter_path}"
+                if update.adapter_path
+                else f" Download it with: cognitivetwin phase1 --download {update.job_id} --output-dir DIR"
+            )
+        )
     return 0
 
 
@@ -176,16 +209,28 @@ def _settings(args, *, local: bool):
         base = args.model or DEFAULT_TOGETHER_BASE_MODEL
     rank = args.lora_r or (8 if local else 16)
     modules = tuple(m.strip() for m in args.target_modules.split(",") if m.strip()) if args.target_modules else None
-    for name, value in (("--epochs", args.epochs), ("--lora-r", rank), ("--checkpoints", args.checkpoints),
-                        ("--max-seq-length", args.max_seq_length)):
+    for name, value in (
+        ("--epochs", args.epochs),
+        ("--lora-r", rank),
+        ("--checkpoints", args.checkpoints),
+        ("--max-seq-length", args.max_seq_length),
+    ):
         if value is not None and value < 1:
             raise InputError(f"{name} must be at least 1, got {value}.")
     return Phase1Settings(
-        base_model=base, epochs=args.epochs or (1 if local else 3), learning_rate=args.learning_rate,
-        lora_r=rank, lora_alpha=args.lora_alpha or 2 * rank, lora_dropout=args.lora_dropout,
-        target_modules=modules, batch_size=args.batch_size, suffix=args.suffix,
-        validation_file=args.validation_file, n_checkpoints=args.checkpoints,
-        max_seq_length=args.max_seq_length, max_steps=args.max_steps,
+        base_model=base,
+        epochs=args.epochs or (1 if local else 3),
+        learning_rate=args.learning_rate,
+        lora_r=rank,
+        lora_alpha=args.lora_alpha or 2 * rank,
+        lora_dropout=args.lora_dropout,
+        target_modules=modules,
+        batch_size=args.batch_size,
+        suffix=args.suffix,
+        validation_file=args.validation_file,
+        n_checkpoints=args.checkpoints,
+        max_seq_length=args.max_seq_length,
+        max_steps=args.max_steps,
     )
 
 
@@ -197,8 +242,10 @@ def _data_file(args, workspace, base_model: str) -> str:
     from cognitivetwin_core.data.exports import export_together
 
     if workspace.count_conversations() == 0:
-        raise InputError(f"The workspace {workspace.path} has no conversations: import some with "
-                         "`cognitivetwin data import`, or pass --data FILE.")
+        raise InputError(
+            f"The workspace {workspace.path} has no conversations: import some with "
+            "`cognitivetwin data import`, or pass --data FILE."
+        )
     target = Path(workspace.path) / "exports" / f"phase1-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     target.parent.mkdir(parents=True, exist_ok=True)
     summary = export_together(workspace, target, base_model=base_model)
@@ -210,8 +257,10 @@ def _confirm(plan, args) -> None:
     if args.yes:
         return
     if not sys.stdin.isatty():
-        raise CognitiveTwinError("Launching a Together job costs money and there is no terminal to confirm "
-                                 "the estimate: run it in a terminal, or pass --yes to confirm.")
+        raise CognitiveTwinError(
+            "Launching a Together job costs money and there is no terminal to confirm "
+            "the estimate: run it in a terminal, or pass --yes to confirm."
+        )
     price = f"${plan.estimated_price:.2f}" if plan.estimated_price is not None else "an unknown amount"
     answer = input(f"Launch this job for about {price}? [y/N] ").strip().lower()
     if answer not in ("y", "yes"):
@@ -291,8 +340,11 @@ def _launch(args, workspace) -> int:
             raise CancelledError(f"Stopped local job {job_id}; its checkpoint is kept for a later run.") from None
     duplicates = backend.duplicates(job_id)
     if duplicates:
-        print(f"warning: Together created {len(duplicates)} extra job(s) for this launch ({', '.join(duplicates)}); "
-              "cancel them with `cognitivetwin phase1 --cancel ID` to avoid paying twice.", file=sys.stderr)
+        print(
+            f"warning: Together created {len(duplicates)} extra job(s) for this launch ({', '.join(duplicates)}); "
+            "cancel them with `cognitivetwin phase1 --cancel ID` to avoid paying twice.",
+            file=sys.stderr,
+        )
     print(f"Follow it with: cognitivetwin phase1 --wait-job {job_id}")
     return 0
 
@@ -304,10 +356,12 @@ def _list(workspace) -> int:
         return 0
     print(f"{'job':<42} {'backend':<8} {'status':<16} {'base':<14} {'suffix':<12} {'created':<20} adapter")
     for record in records:
-        print(f"{record['job_id']:<42} {record.get('backend', ''):<8} {str(record.get('status')):<16} "
-              f"{str(record.get('base_model') or record.get('model_id') or ''):<14.14} "
-              f"{str(record.get('suffix') or ''):<12.12} {str(record.get('created_at', ''))[:19]:<20} "
-              f"{record.get('adapter_path') or ''}")
+        print(
+            f"{record['job_id']:<42} {record.get('backend', ''):<8} {str(record.get('status')):<16} "
+            f"{str(record.get('base_model') or record.get('model_id') or ''):<14.14} "
+            f"{str(record.get('suffix') or ''):<12.12} {str(record.get('created_at', ''))[:19]:<20} "
+            f"{record.get('adapter_path') or ''}"
+        )
         if record.get("duplicates"):
             print(f"  duplicates on Together: {', '.join(record['duplicates'])}")
     return 0

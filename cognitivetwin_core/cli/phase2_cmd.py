@@ -20,15 +20,21 @@ import time
 def register(subparsers) -> None:
     from cognitivetwin_core.phase2.trainer import Phase2Config  # light: no torch at import
 
-    parser = subparsers.add_parser("phase2", help="Phase 2: train the trajectory adapter and style/pattern/planning heads")
+    parser = subparsers.add_parser(
+        "phase2", help="Phase 2: train the trajectory adapter and style/pattern/planning heads"
+    )
     parser.add_argument(
-        "--prepare-data", action="store_true", help="the seed's data step: import Supabase turns, write the trajectory JSONL"
+        "--prepare-data",
+        action="store_true",
+        help="the seed's data step: import Supabase turns, write the trajectory JSONL",
     )
     parser.set_defaults(func=_dispatch, parser=parser)
     sub = parser.add_subparsers(dest="phase2_command", metavar="ACTION")
 
     train = sub.add_parser("train", help="train on a data file or a workspace (features are encoded once and cached)")
-    train.add_argument("--base-model", default="smollm2-135m", help="catalog name (default smollm2-135m) or local HF folder")
+    train.add_argument(
+        "--base-model", default="smollm2-135m", help="catalog name (default smollm2-135m) or local HF folder"
+    )
     train.add_argument("--adapter", default=None, help="a Phase 1 LoRA adapter folder to apply to the base")
     source = train.add_mutually_exclusive_group(required=True)
     source.add_argument("--data-file", help="trajectory JSONL, chat JSONL, ShareGPT, ChatGPT export, or 'demo'")
@@ -37,7 +43,9 @@ def register(subparsers) -> None:
     train.add_argument("--epochs", type=int, default=10)
     train.add_argument("--batch-size", type=int, default=4, help="conversations per batch (default 4)")
     train.add_argument(
-        "--lr", type=float, default=Phase2Config.lr,
+        "--lr",
+        type=float,
+        default=Phase2Config.lr,
         help="AdamW peak learning rate (default 1e-3; the seed used 1e-4, but with batch 4 and gradient "
         "accumulation 4 a few hundred messages give only ~3 updates per epoch, too few at 1e-4 for the "
         "heads to beat their baselines: on the demo, 10 epochs at 1e-4 reach planning cosine 0.474 vs "
@@ -45,17 +53,25 @@ def register(subparsers) -> None:
     )
     train.add_argument("--gradient-accumulation", type=int, default=4)
     train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
-    train.add_argument("--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint")
+    train.add_argument(
+        "--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint"
+    )
     train.add_argument("--plan-steps", type=int, default=4)
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--val-fraction", type=float, default=0.2)
     train.add_argument("--threads", type=int, default=None, help="CPU threads for torch (default: torch's own)")
-    train.add_argument("--cache-dir", default=None, help="feature cache folder (default: the workspace's or the user cache)")
-    train.add_argument("--max-window-tokens", type=int, default=1024, help="encoding window (long conversations overlap)")
+    train.add_argument(
+        "--cache-dir", default=None, help="feature cache folder (default: the workspace's or the user cache)"
+    )
+    train.add_argument(
+        "--max-window-tokens", type=int, default=1024, help="encoding window (long conversations overlap)"
+    )
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=_train)
 
-    prepare = sub.add_parser("prepare-data", help="import Supabase turns into the workspace and write the trajectory JSONL")
+    prepare = sub.add_parser(
+        "prepare-data", help="import Supabase turns into the workspace and write the trajectory JSONL"
+    )
     from cognitivetwin_core.cli.data_cmd import add_prepare_data_arguments
 
     add_prepare_data_arguments(prepare)
@@ -167,7 +183,9 @@ def _train(args) -> int:
                 if event.cache_hit:
                     print(f"Features: cache hit ({event.total} messages), no encoding needed.", file=sys.stderr)
                 else:
-                    bar.draw("encoding", event.done, event.total, f"{event.tokens_per_s:,.0f} tok/s {_eta(event.eta_s)}")
+                    bar.draw(
+                        "encoding", event.done, event.total, f"{event.tokens_per_s:,.0f} tok/s {_eta(event.eta_s)}"
+                    )
             elif event.kind == "step":
                 losses = " ".join(f"{k}={v:.3f}" for k, v in event.losses.items() if k != "total")
                 bar.draw(

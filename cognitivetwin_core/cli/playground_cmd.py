@@ -46,7 +46,7 @@ def read_context(path: str | Path):
         data = json.loads(text)
         items = data.get("messages") if isinstance(data, dict) else data
         if not isinstance(items, list):
-            raise InputError(f"{path}: expected a list of messages or an object with \"messages\".")
+            raise InputError(f'{path}: expected a list of messages or an object with "messages".')
         records = [(f"message {i + 1}", item) for i, item in enumerate(items)]
     except json.JSONDecodeError:
         for number, line in enumerate(text.splitlines(), start=1):
@@ -59,7 +59,7 @@ def read_context(path: str | Path):
     messages = []
     for where, item in records:
         if not isinstance(item, dict) or not isinstance(item.get("content"), str):
-            raise InputError(f"{path}, {where}: a message needs a \"role\" and a text \"content\".")
+            raise InputError(f'{path}, {where}: a message needs a "role" and a text "content".')
         role = item.get("role", "user")
         if role not in ROLES:
             raise InputError(f"{path}, {where}: unknown role {role!r}; use one of {', '.join(ROLES)}.")
@@ -97,14 +97,18 @@ def _run(args) -> int:
         return 0
     signature = result.style_signature
     strongest = sorted(range(len(signature)), key=lambda i: abs(signature[i]), reverse=True)[:6]
-    print(f"Style signature: {len(signature)} dims, unit length; strongest: "
-          + ", ".join(f"#{i} {signature[i]:+.3f}" for i in strongest))
+    print(
+        f"Style signature: {len(signature)} dims, unit length; strongest: "
+        + ", ".join(f"#{i} {signature[i]:+.3f}" for i in strongest)
+    )
     print("Stylometric readout (predicted by the signature / measured on the text):")
     for name, value in result.stylometrics.items():
         print(f"  {name:<20} {value:5.2f} / {result.measured_stylometrics.get(name, float('nan')):5.2f}")
     traj = result.trajectory
-    print(f"Trajectory: phase {traj['phase_id']} ({traj['phase_name']}), coordinates "
-          + ", ".join(f"{x:.2f}" for x in traj["coordinates"]))
+    print(
+        f"Trajectory: phase {traj['phase_id']} ({traj['phase_name']}), coordinates "
+        + ", ".join(f"{x:.2f}" for x in traj["coordinates"])
+    )
     labels = set(result.pattern_labels)
     print("Pattern probabilities (* = the message's label):")
     for name, probability in result.sorted_patterns():

@@ -53,7 +53,11 @@ def _network_failure(exc: BaseException, where: str) -> CheckResult:
     """Connection-level failures: an unknown host name reads as a wrong URL, the rest as no network."""
     cause: BaseException | None = exc
     while cause is not None:
-        if isinstance(cause, socket.gaierror) or "Name or service not known" in str(cause) or "nodename nor servname" in str(cause):
+        if (
+            isinstance(cause, socket.gaierror)
+            or "Name or service not known" in str(cause)
+            or "nodename nor servname" in str(cause)
+        ):
             return CheckResult(
                 CheckStatus.WRONG_URL,
                 f"The address {where} could not be found. Check the URL for typos, and that you are online.",
@@ -92,7 +96,9 @@ async def check_supabase(url: str, key: str, table: str = DEFAULT_SUPABASE_TABLE
     if not key:
         return CheckResult(CheckStatus.WRONG_KEY, "No Supabase key is set: paste the project's API key first.")
     if not table:
-        return CheckResult(CheckStatus.TABLE_MISSING, "No table is set: enter the name of the table that holds the turns.")
+        return CheckResult(
+            CheckStatus.TABLE_MISSING, "No table is set: enter the name of the table that holds the turns."
+        )
     host = _host(url)
     statuses: list[int] = []
 
@@ -101,7 +107,9 @@ async def check_supabase(url: str, key: str, table: str = DEFAULT_SUPABASE_TABLE
 
     http = httpx.AsyncClient(timeout=CHECK_TIMEOUT_S, event_hooks={"response": [remember_status]})
     try:
-        options = AsyncClientOptions(postgrest_client_retry=False, httpx_client=http, auto_refresh_token=False, persist_session=False)
+        options = AsyncClientOptions(
+            postgrest_client_retry=False, httpx_client=http, auto_refresh_token=False, persist_session=False
+        )
         client = await acreate_client(url, key, options=options)
         await client.table(table).select("*").limit(1).execute()
     except APIError as exc:
@@ -112,7 +120,7 @@ async def check_supabase(url: str, key: str, table: str = DEFAULT_SUPABASE_TABLE
         if code in _MISSING_TABLE_CODES:
             return CheckResult(
                 CheckStatus.TABLE_MISSING,
-                f"Connected to {host}, but the table \"{table}\" does not exist. Check the table name (and that it is in the public schema).",
+                f'Connected to {host}, but the table "{table}" does not exist. Check the table name (and that it is in the public schema).',
             )
         if status in (401, 403) or code in _BAD_JWT_CODES or "api key" in message.lower() or "jwt" in message.lower():
             return CheckResult(
@@ -141,7 +149,7 @@ async def check_supabase(url: str, key: str, table: str = DEFAULT_SUPABASE_TABLE
         raise
     finally:
         await http.aclose()
-    return CheckResult(CheckStatus.OK, f"Connected to {host}: the table \"{table}\" can be read.")
+    return CheckResult(CheckStatus.OK, f'Connected to {host}: the table "{table}" can be read.')
 
 
 async def check_together(api_key: str, base_url: str | None = None) -> CheckResult:
@@ -160,16 +168,28 @@ async def check_together(api_key: str, base_url: str | None = None) -> CheckResu
             "Together refused the key. Copy it again from api.together.ai → Settings → API keys and save it.",
         )
     except together.PermissionDeniedError:
-        return CheckResult(CheckStatus.WRONG_KEY, "Together accepted the key but denied access to files: check the key's project and permissions.")
+        return CheckResult(
+            CheckStatus.WRONG_KEY,
+            "Together accepted the key but denied access to files: check the key's project and permissions.",
+        )
     except together.NotFoundError:
-        return CheckResult(CheckStatus.WRONG_URL, f"{host} answered, but has no Together API there. Check the API address.")
+        return CheckResult(
+            CheckStatus.WRONG_URL, f"{host} answered, but has no Together API there. Check the API address."
+        )
     except together.APIConnectionError as exc:
         return _network_failure(exc, host)
     except together.APIStatusError as exc:
-        return CheckResult(CheckStatus.FAILED, f"Together answered with an error (HTTP {exc.status_code}). Try again later.")
+        return CheckResult(
+            CheckStatus.FAILED, f"Together answered with an error (HTTP {exc.status_code}). Try again later."
+        )
     finally:
         await client.close()
     if isinstance(files, str):  # the SDK returns non-JSON success bodies as text
-        return CheckResult(CheckStatus.WRONG_URL, f"{host} answered, but not like the Together API. Check the API address.")
+        return CheckResult(
+            CheckStatus.WRONG_URL, f"{host} answered, but not like the Together API. Check the API address."
+        )
     count = len(getattr(files, "data", None) or [])
-    return CheckResult(CheckStatus.OK, f"Connected to Together: the key works ({count} file{'s' if count != 1 else ''} in the account).")
+    return CheckResult(
+        CheckStatus.OK,
+        f"Connected to Together: the key works ({count} file{'s' if count != 1 else ''} in the account).",
+    )

@@ -71,10 +71,13 @@ class TogetherExportSummary:
             f"Wrote {self.examples} training examples ({self.tokens} tokens) to {self.path}",
         ]
         if self.validation_path is not None:
-            lines.append(f"Wrote {self.validation_examples} validation examples ({self.validation_tokens} tokens) "
-                         f"to {self.validation_path}")
-        lines.append(f"Longest example: {self.max_example_tokens} tokens (context of {self.base_model}: "
-                     f"{self.context_length})")
+            lines.append(
+                f"Wrote {self.validation_examples} validation examples ({self.validation_tokens} tokens) "
+                f"to {self.validation_path}"
+            )
+        lines.append(
+            f"Longest example: {self.max_example_tokens} tokens (context of {self.base_model}: {self.context_length})"
+        )
         lines.append(f"Estimated training tokens for {self.epochs} epochs: {self.estimated_training_tokens}")
         if self.trimmed:
             lines.append(f"{self.trimmed} conversations ended with a non-assistant message, which was dropped")
@@ -169,8 +172,10 @@ class TokenCounter:
         try:
             return load_tokenizer(base_model)
         except BaseModelUnavailableError:
-            self.warning = (f"the tokenizer of {base_model} is not on this computer: token counts use the "
-                            f"embedded {DEFAULT_BASE_MODEL} tokenizer and are approximate")
+            self.warning = (
+                f"the tokenizer of {base_model} is not on this computer: token counts use the "
+                f"embedded {DEFAULT_BASE_MODEL} tokenizer and are approximate"
+            )
             return load_tokenizer(DEFAULT_BASE_MODEL)
 
     def count(self, messages: list[dict]) -> int:
@@ -236,7 +241,7 @@ def export_together(
     summary = TogetherExportSummary(out, validation_path, str(base_model), limit, epochs=epochs)
     if counter.warning:
         summary.warnings.append(counter.warning)
-    with atomic_writer(out) as train, (atomic_writer(validation_path) if validation_path else _nothing()) as valid:
+    with atomic_writer(out) as train, atomic_writer(validation_path) if validation_path else _nothing() as valid:
         for number, conversation in enumerate(_conversations(source, ids), start=1):
             messages, reason, trimmed = together_example(conversation)
             if messages is None:
@@ -244,8 +249,9 @@ def export_together(
                 continue
             tokens = counter.count(messages)
             if tokens > limit:
-                summary.skipped.append(SkippedExample(
-                    conversation.id, f"{tokens} tokens, over the {limit}-token context of {base_model}"))
+                summary.skipped.append(
+                    SkippedExample(conversation.id, f"{tokens} tokens, over the {limit}-token context of {base_model}")
+                )
                 continue
             summary.trimmed += trimmed
             summary.max_example_tokens = max(summary.max_example_tokens, tokens)
@@ -333,4 +339,3 @@ def write_conversations_jsonl(conversations: Iterable[Conversation], out: str | 
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
             count += 1
     return count
-

@@ -103,7 +103,7 @@ def content_hash(conversation: Conversation) -> str:
         role = message.role
         opening = _ROLE_OPENINGS.get(role)
         if opening is None:
-            opening = _ROLE_OPENINGS[role] = f"[{_encode_string(role)}, \"".encode()
+            opening = _ROLE_OPENINGS[role] = f'[{_encode_string(role)}, "'.encode()
         update(opening)
         update(_json_string_bytes(message.content))
         update(b'"]\x00')
@@ -332,7 +332,12 @@ class Workspace:
         return result
 
     def _prepare_batch(
-        self, db, batch: list[Conversation], next_pk: int, result: AddResult, seen_hashes: set[str],
+        self,
+        db,
+        batch: list[Conversation],
+        next_pk: int,
+        result: AddResult,
+        seen_hashes: set[str],
         pending_ids: set[str],
     ) -> tuple[list[tuple[int, str, str, Conversation]], int]:
         """(pk, id, content hash, conversation) for each conversation of the batch to store,
@@ -340,19 +345,27 @@ class Workspace:
         hashed = [(content_hash(conversation), conversation) for conversation in batch if conversation.messages]
         hashes = [digest for digest, _ in hashed]
         placeholders = ",".join("?" * len(hashes))
-        stored = {
-            row[0]
-            for row in db.execute(
-                f"SELECT content_hash FROM conversations WHERE content_hash IN ({placeholders})", hashes
-            )
-        } if hashes else set()
+        stored = (
+            {
+                row[0]
+                for row in db.execute(
+                    f"SELECT content_hash FROM conversations WHERE content_hash IN ({placeholders})", hashes
+                )
+            }
+            if hashes
+            else set()
+        )
         wanted_ids = [conversation.id for _, conversation in hashed]
-        taken_ids = {
-            row[0]
-            for row in db.execute(
-                f"SELECT id FROM conversations WHERE id IN ({','.join('?' * len(wanted_ids))})", wanted_ids
-            )
-        } if wanted_ids else set()
+        taken_ids = (
+            {
+                row[0]
+                for row in db.execute(
+                    f"SELECT id FROM conversations WHERE id IN ({','.join('?' * len(wanted_ids))})", wanted_ids
+                )
+            }
+            if wanted_ids
+            else set()
+        )
         taken_ids |= pending_ids
         prepared = []
         for digest, conversation in hashed:
@@ -367,30 +380,45 @@ class Workspace:
             next_pk += 1
         return prepared, next_pk
 
-    def _write_batch(self, db, prepared: list[tuple[int, str, str, Conversation]], annotations: list,
-                     result: AddResult) -> None:
+    def _write_batch(
+        self, db, prepared: list[tuple[int, str, str, Conversation]], annotations: list, result: AddResult
+    ) -> None:
         conversation_rows = []
         message_rows = []
         append_message = message_rows.append
         import_id = result.import_id
-        for (pk, conversation_id, digest, conversation), (rows, phase_bits, pattern_bits) in zip(
-            prepared, annotations
-        ):
+        for (pk, conversation_id, digest, conversation), (rows, phase_bits, pattern_bits) in zip(prepared, annotations):
             messages = conversation.messages
-            conversation_rows.append((
-                pk, conversation_id, conversation.source, conversation.title, digest, len(messages),
-                _iso(messages[0].created_at), _preview(conversation), import_id,
-                phase_bits, pattern_bits, ANNOTATION_VERSION,
-            ))
+            conversation_rows.append(
+                (
+                    pk,
+                    conversation_id,
+                    conversation.source,
+                    conversation.title,
+                    digest,
+                    len(messages),
+                    _iso(messages[0].created_at),
+                    _preview(conversation),
+                    import_id,
+                    phase_bits,
+                    pattern_bits,
+                    ANNOTATION_VERSION,
+                )
+            )
             for turn_index, (message, annotation) in enumerate(zip(messages, rows)):
                 created_at = message.created_at
-                append_message((
-                    pk, turn_index, message.role, message.content,
-                    created_at.isoformat() if created_at is not None else None,
-                    json.dumps(message.patterns) if message.patterns is not None else None,
-                    json.dumps(message.trajectory) if message.trajectory is not None else None,
-                    *annotation,
-                ))
+                append_message(
+                    (
+                        pk,
+                        turn_index,
+                        message.role,
+                        message.content,
+                        created_at.isoformat() if created_at is not None else None,
+                        json.dumps(message.patterns) if message.patterns is not None else None,
+                        json.dumps(message.trajectory) if message.trajectory is not None else None,
+                        *annotation,
+                    )
+                )
             result.conversations_added += 1
             result.messages_added += len(messages)
             result.ids.append(conversation_id)
@@ -414,9 +442,10 @@ class Workspace:
         suffix = 2
         while True:
             candidate = f"{wanted}~{suffix}"
-            if candidate not in taken and not db.execute(
-                "SELECT 1 FROM conversations WHERE id=?", (candidate,)
-            ).fetchone():
+            if (
+                candidate not in taken
+                and not db.execute("SELECT 1 FROM conversations WHERE id=?", (candidate,)).fetchone()
+            ):
                 return candidate
             suffix += 1
 
@@ -666,11 +695,22 @@ class Workspace:
             "by_phase": {int(key): value for key, value in by_phase.items() if key is not None},
             "by_pattern": {name: int(pattern_counts[index] or 0) for name, index in PATTERN_INDEX.items()},
             "imports": [
-                dict(zip(
-                    ("id", "source_label", "importer", "location", "finished_at", "conversations", "messages",
-                     "duplicates", "rejected"),
-                    row,
-                ))
+                dict(
+                    zip(
+                        (
+                            "id",
+                            "source_label",
+                            "importer",
+                            "location",
+                            "finished_at",
+                            "conversations",
+                            "messages",
+                            "duplicates",
+                            "rejected",
+                        ),
+                        row,
+                    )
+                )
                 for row in imports
             ],
             "annotation_version": ANNOTATION_VERSION,
@@ -682,8 +722,18 @@ class Workspace:
             "SELECT id, source_label, importer, location, started_at, finished_at, conversations, messages, "
             "duplicates, rejected, report FROM imports ORDER BY id"
         )
-        keys = ("id", "source_label", "importer", "location", "started_at", "finished_at", "conversations",
-                "messages", "duplicates", "rejected")
+        keys = (
+            "id",
+            "source_label",
+            "importer",
+            "location",
+            "started_at",
+            "finished_at",
+            "conversations",
+            "messages",
+            "duplicates",
+            "rejected",
+        )
         return [{**dict(zip(keys, row[:-1])), "report": json.loads(row[-1]) if row[-1] else {}} for row in rows]
 
     # ----- generic records owned by other modules -----------------------------------------

@@ -47,8 +47,7 @@ CATALOG: dict[str, BaseModelSpec] = {
             576,
             30,
             8192,
-            "ChatML (<|im_start|>role ... <|im_end|>); inserts a default system prompt "
-            "when the conversation has none.",
+            "ChatML (<|im_start|>role ... <|im_end|>); inserts a default system prompt when the conversation has none.",
             embedded=True,
         ),
         BaseModelSpec(
@@ -103,8 +102,7 @@ CATALOG: dict[str, BaseModelSpec] = {
             2560,
             36,
             40960,
-            "ChatML; thinking blocks (<think>) unless enable_thinking=False is passed to "
-            "the template.",
+            "ChatML; thinking blocks (<think>) unless enable_thinking=False is passed to the template.",
         ),
     )
 }
@@ -120,8 +118,7 @@ def get_spec(short_name: str) -> BaseModelSpec:
     except KeyError:
         known = ", ".join(CATALOG)
         raise UnknownBaseModelError(
-            f"Unknown base model {short_name!r}. Use one of: {known}, or the path of a local "
-            "Hugging Face model folder."
+            f"Unknown base model {short_name!r}. Use one of: {known}, or the path of a local Hugging Face model folder."
         ) from None
 
 

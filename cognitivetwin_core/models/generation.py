@@ -19,5 +19,5 @@ def chat_generate(base_model: str, prompt: str, *, max_new_tokens: int = 48, mod
     inputs = {k: v.to(model.device) for k, v in inputs.items()}
     with torch.inference_mode():
         output = model.generate(**inputs, max_new_tokens=max_new_tokens, do_sample=False)
-    new_tokens = output[0][inputs["input_ids"].shape[1]:]
+    new_tokens = output[0][inputs["input_ids"].shape[1] :]
     return tokenizer.decode(new_tokens, skip_special_tokens=True).strip()

@@ -53,9 +53,7 @@ def load_base_model(name_or_dir: str | Path, *, dtype=None, device: str | None =
     from transformers import AutoModelForCausalLM
 
     folder = base_model_dir(name_or_dir)
-    model = AutoModelForCausalLM.from_pretrained(
-        folder, dtype=dtype or torch.float32, local_files_only=True
-    )
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or torch.float32, local_files_only=True)
     model.eval()
     if device:
         model.to(device)

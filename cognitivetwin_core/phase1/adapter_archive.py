@@ -43,12 +43,15 @@ def _safe_member_path(name: str) -> PurePosixPath:
     if not name or "\x00" in name:
         raise AdapterArchiveError("The adapter archive has an entry with an empty name; it was not extracted.")
     if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        raise AdapterArchiveError(f"The adapter archive has an absolute path ({name!r}); it was refused "
-                                  "and nothing was extracted.")
+        raise AdapterArchiveError(
+            f"The adapter archive has an absolute path ({name!r}); it was refused and nothing was extracted."
+        )
     parts = PurePosixPath(name.replace("\\", "/")).parts
     if ".." in parts:
-        raise AdapterArchiveError(f"The adapter archive has a path that climbs out of its folder ({name!r}); "
-                                  "it was refused and nothing was extracted.")
+        raise AdapterArchiveError(
+            f"The adapter archive has a path that climbs out of its folder ({name!r}); "
+            "it was refused and nothing was extracted."
+        )
     clean = [p for p in parts if p not in ("", ".")]
     return PurePosixPath(*clean) if clean else PurePosixPath(".")
 
@@ -69,8 +72,14 @@ def _iter_tar_stream(archive: Path):
                 yield member, tar
 
 
-def extract_adapter_archive(archive: str | Path, target: str | Path, *, max_total_bytes: int = MAX_TOTAL_BYTES,
-                            max_members: int = MAX_MEMBERS, config_changes: dict | None = None) -> Path:
+def extract_adapter_archive(
+    archive: str | Path,
+    target: str | Path,
+    *,
+    max_total_bytes: int = MAX_TOTAL_BYTES,
+    max_members: int = MAX_MEMBERS,
+    config_changes: dict | None = None,
+) -> Path:
     """Extract `archive` into the folder `target` (replaced atomically); return `target`.
 
     What `prepare_adapter_config` changed in adapter_config.json is added to `config_changes`.
@@ -86,21 +95,27 @@ def extract_adapter_archive(archive: str | Path, target: str | Path, *, max_tota
             for member, tar in _iter_tar_stream(archive):
                 count += 1
                 if count > max_members:
-                    raise AdapterArchiveError(f"The adapter archive has more than {max_members} entries; it was refused.")
+                    raise AdapterArchiveError(
+                        f"The adapter archive has more than {max_members} entries; it was refused."
+                    )
                 relative = _safe_member_path(member.name)
                 if member.issym() or member.islnk():
-                    raise AdapterArchiveError(f"The adapter archive contains a link ({member.name!r} -> "
-                                              f"{member.linkname!r}); it was refused and nothing was extracted.")
+                    raise AdapterArchiveError(
+                        f"The adapter archive contains a link ({member.name!r} -> "
+                        f"{member.linkname!r}); it was refused and nothing was extracted."
+                    )
                 if member.isdir():
                     (staging / relative).mkdir(parents=True, exist_ok=True)
                     continue
                 if not member.isreg():
-                    raise AdapterArchiveError(f"The adapter archive contains a device or special file "
-                                              f"({member.name!r}); it was refused.")
+                    raise AdapterArchiveError(
+                        f"The adapter archive contains a device or special file ({member.name!r}); it was refused."
+                    )
                 total += member.size
                 if total > max_total_bytes:
-                    raise AdapterArchiveError(f"The adapter archive unpacks to more than "
-                                              f"{max_total_bytes // 1024**2} MiB; it was refused.")
+                    raise AdapterArchiveError(
+                        f"The adapter archive unpacks to more than {max_total_bytes // 1024**2} MiB; it was refused."
+                    )
                 destination = staging / relative
                 destination.parent.mkdir(parents=True, exist_ok=True)
                 source = tar.extractfile(member)
@@ -168,17 +183,23 @@ def verify_peft_adapter_dir(folder: str | Path, *, label: str | None = None) -> 
     try:
         config = json.loads(config_path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as exc:
-        raise AdapterArchiveError(f"{CONFIG_NAME} in {where} is not valid JSON ({exc}); download the adapter again.") from None
+        raise AdapterArchiveError(
+            f"{CONFIG_NAME} in {where} is not valid JSON ({exc}); download the adapter again."
+        ) from None
     if not isinstance(config, dict) or str(config.get("peft_type", "")).upper() != "LORA":
-        raise AdapterArchiveError(f"{CONFIG_NAME} in {where} does not describe a LoRA adapter (peft_type is "
-                                  f"{config.get('peft_type') if isinstance(config, dict) else None!r}).")
+        raise AdapterArchiveError(
+            f"{CONFIG_NAME} in {where} does not describe a LoRA adapter (peft_type is "
+            f"{config.get('peft_type') if isinstance(config, dict) else None!r})."
+        )
     weights = folder / WEIGHTS_NAME
     if not weights.is_file():
         raise AdapterArchiveError(f"{where} is not a PEFT adapter: it has no {WEIGHTS_NAME}.")
     try:
         keys = _safetensors_keys(weights)
     except (ValueError, OSError) as exc:
-        raise AdapterArchiveError(f"{WEIGHTS_NAME} in {where} is not a readable safetensors file ({exc}); download it again.") from None
+        raise AdapterArchiveError(
+            f"{WEIGHTS_NAME} in {where} is not a readable safetensors file ({exc}); download it again."
+        ) from None
     if not any("lora_" in key for key in keys):
         raise AdapterArchiveError(f"{WEIGHTS_NAME} in {where} holds no LoRA weights; it is not a LoRA adapter.")
     return config
@@ -210,8 +231,15 @@ def prepare_adapter_config(folder: str | Path) -> dict:
     try:
         from peft import LoraConfig
 
-        known = set(LoraConfig.__dataclass_fields__) | {"peft_type", "auto_mapping", "base_model_name_or_path",
-                                                          "revision", "task_type", "inference_mode", "peft_version"}
+        known = set(LoraConfig.__dataclass_fields__) | {
+            "peft_type",
+            "auto_mapping",
+            "base_model_name_or_path",
+            "revision",
+            "task_type",
+            "inference_mode",
+            "peft_version",
+        }
         dropped = sorted(k for k in config if k not in known)
         for key in dropped:
             config.pop(key)

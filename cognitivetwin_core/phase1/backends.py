@@ -10,8 +10,9 @@ from cognitivetwin_core.errors import InputError
 from cognitivetwin_core.phase1.jobs import Phase1Backend
 
 
-def open_backend(name: str, workspace, *, api_key: str | None = None, base_url: str | None = None,
-                 **options) -> Phase1Backend:
+def open_backend(
+    name: str, workspace, *, api_key: str | None = None, base_url: str | None = None, **options
+) -> Phase1Backend:
     """The Phase 1 backend `name` ("together" or "local") over `workspace`."""
     if name == "together":
         from cognitivetwin_core.phase1.together_jobs import TogetherJobManager

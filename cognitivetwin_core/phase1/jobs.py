@@ -110,15 +110,19 @@ class DryRun:
         ]
         if self.backend == "together":
             if self.estimated_price is not None:
-                lines.append(f"estimated price: ${self.estimated_price:.2f}"
-                             + (f" (account limit ${self.user_limit:.2f})" if self.user_limit else ""))
+                lines.append(
+                    f"estimated price: ${self.estimated_price:.2f}"
+                    + (f" (account limit ${self.user_limit:.2f})" if self.user_limit else "")
+                )
             else:
                 lines.append(f"estimated price: not available ({self.estimate_note or 'no estimate'})")
             lora = self.limits.get("lora_training") or {}
             if lora:
-                lines.append(f"model limits: LoRA rank <= {lora.get('max_rank')}, batch "
-                             f"{lora.get('min_batch_size')}-{lora.get('max_batch_size')}, epochs <= "
-                             f"{self.limits.get('max_num_epochs')}, context {self.limits.get('max_seq_length_sft')}")
+                lines.append(
+                    f"model limits: LoRA rank <= {lora.get('max_rank')}, batch "
+                    f"{lora.get('min_batch_size')}-{lora.get('max_batch_size')}, epochs <= "
+                    f"{self.limits.get('max_num_epochs')}, context {self.limits.get('max_seq_length_sft')}"
+                )
         lines.extend(f"warning: {w}" for w in self.warnings)
         return lines
 
@@ -171,20 +175,27 @@ ProgressCallback = Callable[[int, int], None]  # (done, total) bytes or steps
 class Phase1Backend(Protocol):
     name: str
 
-    def dry_run(self, data_path: str | Path, settings: Phase1Settings, *,
-                progress: ProgressCallback | None = None) -> DryRun: ...
+    def dry_run(
+        self, data_path: str | Path, settings: Phase1Settings, *, progress: ProgressCallback | None = None
+    ) -> DryRun: ...
 
     def launch(self, plan: DryRun) -> str: ...
 
     def poll(self, job_id: str) -> JobUpdate: ...
 
-    def wait(self, job_id: str, *, on_update: Callable[[JobUpdate], None] | None = None,
-             should_stop: Callable[[], bool] | None = None) -> JobUpdate: ...
+    def wait(
+        self,
+        job_id: str,
+        *,
+        on_update: Callable[[JobUpdate], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> JobUpdate: ...
 
     def cancel(self, job_id: str) -> JobUpdate: ...
 
-    def download(self, job_id: str, output_dir: str | Path | None = None, *,
-                 progress: ProgressCallback | None = None) -> Path: ...
+    def download(
+        self, job_id: str, output_dir: str | Path | None = None, *, progress: ProgressCallback | None = None
+    ) -> Path: ...
 
     def jobs(self) -> list[dict]: ...
 
@@ -203,8 +214,10 @@ def read_chat_jsonl(path: str | Path) -> list[list[dict]]:
     """The conversations of a Phase 1 JSONL file; bad lines raise InputError naming the line."""
     path = Path(path)
     if not path.is_file():
-        raise InputError(f"The Phase 1 data file {path} does not exist: export it from the Data tab "
-                         "or `cognitivetwin data export`, or pass --data FILE.")
+        raise InputError(
+            f"The Phase 1 data file {path} does not exist: export it from the Data tab "
+            "or `cognitivetwin data export`, or pass --data FILE."
+        )
     conversations: list[list[dict]] = []
     try:
         handle = open(path, encoding="utf-8")  # noqa: SIM115 (opened apart so only open() errors are translated here)
@@ -219,22 +232,28 @@ def read_chat_jsonl(path: str | Path) -> list[list[dict]]:
                 try:
                     record = json.loads(line)
                 except ValueError as exc:
-                    raise InputError(f"{where} is not valid JSON ({exc.msg}): each line must be one "
-                                     "{\"messages\": [...]} object.") from None
+                    raise InputError(
+                        f'{where} is not valid JSON ({exc.msg}): each line must be one {{"messages": [...]}} object.'
+                    ) from None
                 messages = record.get("messages") if isinstance(record, dict) else None
                 if not isinstance(messages, list) or not messages:
-                    raise InputError(f"{where} has no \"messages\" list: each line must be one "
-                                     "{\"messages\": [{\"role\", \"content\"}, ...]} object.")
+                    raise InputError(
+                        f'{where} has no "messages" list: each line must be one '
+                        '{"messages": [{"role", "content"}, ...]} object.'
+                    )
                 for index, message in enumerate(messages):
                     role = message.get("role") if isinstance(message, dict) else None
                     if role not in ROLES:
-                        raise InputError(f"{where}, message {index + 1}: role {role!r} is not one of "
-                                         f"{', '.join(ROLES)}.")
+                        raise InputError(
+                            f"{where}, message {index + 1}: role {role!r} is not one of {', '.join(ROLES)}."
+                        )
                     if not isinstance(message.get("content"), str):
-                        raise InputError(f"{where}, message {index + 1}: \"content\" must be text.")
+                        raise InputError(f'{where}, message {index + 1}: "content" must be text.')
                 if not any(m["role"] == "assistant" for m in messages):
-                    raise InputError(f"{where} has no assistant message, so there is nothing to learn "
-                                     "from it: remove the line or add the reply.")
+                    raise InputError(
+                        f"{where} has no assistant message, so there is nothing to learn "
+                        "from it: remove the line or add the reply."
+                    )
                 conversations.append(messages)
         except UnicodeDecodeError:
             raise InputError(f"{path} is not UTF-8 text: export it again as UTF-8 JSONL.") from None

@@ -134,8 +134,9 @@ def assistant_char_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tup
 def tokenize_conversation(tokenizer, messages: list[dict], max_length: int) -> TokenizedExample | None:
     """Token ids and labels (assistant tokens only, -100 elsewhere); None if nothing to learn."""
     text, spans = assistant_char_spans(tokenizer, messages)
-    encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True, truncation=True,
-                        max_length=max_length)
+    encoded = tokenizer(
+        text, add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=max_length
+    )
     ids = encoded["input_ids"]
     labels = [IGNORE_INDEX] * len(ids)
     span_index = 0
@@ -194,8 +195,14 @@ def assistant_loss(model, input_ids, labels, attention_mask):
     return F.cross_entropy(logits.float(), targets[keep]), int(keep.sum())
 
 
-def evaluate_loss(model, tokenizer, conversations: list[list[dict]], *, max_length: int = 512,
-                  max_batch_tokens: int = DEFAULT_BATCH_TOKENS) -> float:
+def evaluate_loss(
+    model,
+    tokenizer,
+    conversations: list[list[dict]],
+    *,
+    max_length: int = 512,
+    max_batch_tokens: int = DEFAULT_BATCH_TOKENS,
+) -> float:
     """Mean assistant-token loss of `model` on `conversations` (no gradients)."""
     import torch
 
@@ -227,12 +234,22 @@ def _base_identity(base_model: str | Path) -> tuple[str, str]:
     return resolved.short_name, resolved.hf_repo
 
 
-def train_local_lora(data_path: str | Path, base_model: str | Path, output_dir: str | Path,
-                     settings: Phase1Settings | None = None, *, work_dir: str | Path | None = None,
-                     on_event: Callable[[LocalLoraEvent], None] | None = None,
-                     should_stop: Callable[[], bool] | None = None, device: str | None = None,
-                     max_batch_tokens: int = DEFAULT_BATCH_TOKENS, checkpoint_every: int = 50,
-                     seed: int = 0, resume: bool = True, lineage: dict | None = None) -> LocalLoraResult:
+def train_local_lora(
+    data_path: str | Path,
+    base_model: str | Path,
+    output_dir: str | Path,
+    settings: Phase1Settings | None = None,
+    *,
+    work_dir: str | Path | None = None,
+    on_event: Callable[[LocalLoraEvent], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    device: str | None = None,
+    max_batch_tokens: int = DEFAULT_BATCH_TOKENS,
+    checkpoint_every: int = 50,
+    seed: int = 0,
+    resume: bool = True,
+    lineage: dict | None = None,
+) -> LocalLoraResult:
     """Train a LoRA adapter on the Phase 1 JSONL and save it to `output_dir` (atomically)."""
     import torch
     from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
@@ -255,16 +272,25 @@ def train_local_lora(data_path: str | Path, base_model: str | Path, output_dir: 
     model, tokenizer = load_base_model(base_model, device=device)
     examples = [e for e in (tokenize_conversation(tokenizer, c, settings.max_seq_length) for c in conversations) if e]
     if not examples:
-        raise InputError(f"No conversation in {data_path} has an assistant reply within the first "
-                         f"{settings.max_seq_length} tokens: raise the maximum length or check the data.")
+        raise InputError(
+            f"No conversation in {data_path} has an assistant reply within the first "
+            f"{settings.max_seq_length} tokens: raise the maximum length or check the data."
+        )
     modules = list(settings.target_modules or LOCAL_DEFAULT_MODULES)
     available = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
     missing = [m for m in modules if m not in available]
     if missing:
-        raise InputError(f"The base model has no modules named {', '.join(missing)}: choose target modules "
-                         f"among q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj.")
-    lora_config = LoraConfig(r=settings.lora_r, lora_alpha=settings.lora_alpha, lora_dropout=settings.lora_dropout,
-                             target_modules=modules, task_type="CAUSAL_LM")
+        raise InputError(
+            f"The base model has no modules named {', '.join(missing)}: choose target modules "
+            f"among q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj."
+        )
+    lora_config = LoraConfig(
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules=modules,
+        task_type="CAUSAL_LM",
+    )
     model = get_peft_model(model, lora_config)
     model.train()
     trainable = [p for p in model.parameters() if p.requires_grad]
@@ -282,8 +308,13 @@ def train_local_lora(data_path: str | Path, base_model: str | Path, output_dir: 
             return learning_rate * (step + 1) / warmup
         return learning_rate * (1 - 0.9 * (step - warmup) / max(1, total_steps - warmup))
 
-    fingerprint = {"data_sha256": data_sha, "base": base_name, "settings": settings.to_dict(),
-                   "seed": seed, "max_batch_tokens": max_batch_tokens}
+    fingerprint = {
+        "data_sha256": data_sha,
+        "base": base_name,
+        "settings": settings.to_dict(),
+        "seed": seed,
+        "max_batch_tokens": max_batch_tokens,
+    }
     step, losses, trained_tokens = 0, [], 0
     checkpoint = work_dir / "checkpoint"
     state_path = checkpoint / "trainer_state.json"
@@ -306,8 +337,11 @@ def train_local_lora(data_path: str | Path, base_model: str | Path, output_dir: 
             weights = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(model).items()}
             save_file(weights, str(folder / "adapter_model.safetensors"))
             torch.save(optimizer.state_dict(), folder / "optimizer.pt")
-            (folder / "trainer_state.json").write_text(json.dumps(
-                {"fingerprint": fingerprint, "step": step, "losses": losses, "trained_tokens": trained_tokens}))
+            (folder / "trainer_state.json").write_text(
+                json.dumps(
+                    {"fingerprint": fingerprint, "step": step, "losses": losses, "trained_tokens": trained_tokens}
+                )
+            )
 
         write_dir_atomically(checkpoint, write)
         emit("checkpoint", epoch_index, message=str(checkpoint))
@@ -326,8 +360,10 @@ def train_local_lora(data_path: str | Path, base_model: str | Path, output_dir: 
                 continue
             if should_stop and should_stop():
                 save_checkpoint()
-                raise CancelledError(f"Local LoRA training stopped at step {step} of {total_steps}; "
-                                     "starting it again resumes from there.")
+                raise CancelledError(
+                    f"Local LoRA training stopped at step {step} of {total_steps}; "
+                    "starting it again resumes from there."
+                )
             ids, labels, mask = _collate([examples[i] for i in batch], pad)
             ids, labels, mask = ids.to(model.device), labels.to(model.device), mask.to(model.device)
             for group in optimizer.param_groups:
@@ -335,8 +371,10 @@ def train_local_lora(data_path: str | Path, base_model: str | Path, output_dir: 
             loss, _ = assistant_loss(model, ids, labels, mask)
             loss_value = loss.item()
             if not math.isfinite(loss_value):
-                raise CognitiveTwinError(f"Local LoRA training diverged at step {step + 1} (the loss is "
-                                         f"{loss_value}): lower the learning rate and try again.")
+                raise CognitiveTwinError(
+                    f"Local LoRA training diverged at step {step + 1} (the loss is "
+                    f"{loss_value}): lower the learning rate and try again."
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(trainable, 1.0)
@@ -357,8 +395,18 @@ def train_local_lora(data_path: str | Path, base_model: str | Path, output_dir: 
         message = ""
         if validation:
             model.eval()
-            validation_losses.append(round(evaluate_loss(model, tokenizer, validation, max_length=settings.max_seq_length,
-                                                         max_batch_tokens=max_batch_tokens), 5))
+            validation_losses.append(
+                round(
+                    evaluate_loss(
+                        model,
+                        tokenizer,
+                        validation,
+                        max_length=settings.max_seq_length,
+                        max_batch_tokens=max_batch_tokens,
+                    ),
+                    5,
+                )
+            )
             model.train()
             message = f"validation loss {validation_losses[-1]:.4f}"
         emit("epoch", epoch_index + 1, loss=losses[-1] if losses else None, message=message)
@@ -370,20 +418,38 @@ def train_local_lora(data_path: str | Path, base_model: str | Path, output_dir: 
         config = json.loads(config_path.read_text(encoding="utf-8"))
         config["base_model_name_or_path"] = base_id
         config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-        write_lineage(folder, {
-            "backend": "local", "base_model": base_name, "data_path": str(data_path), "data_sha256": data_sha,
-            "settings": settings.to_dict(), "steps": step, "trained_tokens": trained_tokens,
-            "first_loss": losses[0] if losses else None, "last_loss": losses[-1] if losses else None,
-            "validation_losses": validation_losses,
-            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"), **(lineage or {}),
-        })
+        write_lineage(
+            folder,
+            {
+                "backend": "local",
+                "base_model": base_name,
+                "data_path": str(data_path),
+                "data_sha256": data_sha,
+                "settings": settings.to_dict(),
+                "steps": step,
+                "trained_tokens": trained_tokens,
+                "first_loss": losses[0] if losses else None,
+                "last_loss": losses[-1] if losses else None,
+                "validation_losses": validation_losses,
+                "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                **(lineage or {}),
+            },
+        )
 
     write_dir_atomically(output_dir, write_adapter)
     shutil.rmtree(work_dir, ignore_errors=True)
     emit("done", epochs, loss=losses[-1] if losses else None, message=str(output_dir))
-    return LocalLoraResult(output_dir, step, epochs, len(examples), trained_tokens,
-                           losses[0] if losses else None, losses[-1] if losses else None,
-                           time.monotonic() - started, losses)
+    return LocalLoraResult(
+        output_dir,
+        step,
+        epochs,
+        len(examples),
+        trained_tokens,
+        losses[0] if losses else None,
+        losses[-1] if losses else None,
+        time.monotonic() - started,
+        losses,
+    )
 
 
 # ----- the Phase 1 backend ---------------------------------------------------------------------
@@ -419,8 +485,14 @@ class LocalLoraJobs:
 
     name = "local"
 
-    def __init__(self, workspace, *, device: str | None = None, max_batch_tokens: int = DEFAULT_BATCH_TOKENS,
-                 checkpoint_every: int = 50):
+    def __init__(
+        self,
+        workspace,
+        *,
+        device: str | None = None,
+        max_batch_tokens: int = DEFAULT_BATCH_TOKENS,
+        checkpoint_every: int = 50,
+    ):
         self.workspace = workspace
         self.device = device
         self.max_batch_tokens = max_batch_tokens
@@ -433,9 +505,11 @@ class LocalLoraJobs:
         # stays). A run another live process (the app, a CLI) is doing is left alone.
         for record in self.jobs():
             if record.get("status") in ("pending", "running") and not _owner_alive(record):
-                self._store(record["job_id"], status="interrupted",
-                            error="The app stopped during this local run; launch it again to resume "
-                                  "from its last checkpoint.")
+                self._store(
+                    record["job_id"],
+                    status="interrupted",
+                    error="The app stopped during this local run; launch it again to resume from its last checkpoint.",
+                )
 
     def _store(self, job_id: str, **fields) -> None:
         fields["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
@@ -453,8 +527,9 @@ class LocalLoraJobs:
     def unfinished_jobs(self) -> list[str]:
         return [r["job_id"] for r in self.jobs() if r.get("status") in ("pending", "running")]
 
-    def dry_run(self, data_path: str | Path, settings: Phase1Settings, *,
-                progress: ProgressCallback | None = None) -> DryRun:
+    def dry_run(
+        self, data_path: str | Path, settings: Phase1Settings, *, progress: ProgressCallback | None = None
+    ) -> DryRun:
         from cognitivetwin_core.models.catalog import resolve_base
 
         try:
@@ -462,8 +537,12 @@ class LocalLoraJobs:
         except ValueError as exc:
             raise InputError(str(exc)) from None
         stats = validate_chat_jsonl(data_path)
-        plan = DryRun(backend=self.name, settings=settings, data=stats,
-                      model_id=str(resolved) if isinstance(resolved, Path) else resolved.hf_repo)
+        plan = DryRun(
+            backend=self.name,
+            settings=settings,
+            data=stats,
+            model_id=str(resolved) if isinstance(resolved, Path) else resolved.hf_repo,
+        )
         if not isinstance(resolved, Path) and not resolved.local_available:
             plan.warnings.append(f"{resolved.display_name} must already be in the local Hugging Face cache")
         plan.estimated_tokens = stats.approx_tokens * max(1, settings.epochs)
@@ -478,43 +557,86 @@ class LocalLoraJobs:
         adapter_id = job_id
         output_dir = Path(self.workspace.adapters_dir) / adapter_id
         work_dir = Path(self.workspace.runs_dir) / f"phase1-{job_id}"
-        self._store(job_id, backend=self.name, status="pending", base_model=plan.settings.base_model,
-                    model_id=plan.model_id, suffix=plan.settings.suffix, data_path=plan.data.path,
-                    data_sha256=plan.data.sha256, settings=plan.settings.to_dict(), work_dir=str(work_dir),
-                    events=[], step=None, total_steps=None, **_owner())
+        self._store(
+            job_id,
+            backend=self.name,
+            status="pending",
+            base_model=plan.settings.base_model,
+            model_id=plan.model_id,
+            suffix=plan.settings.suffix,
+            data_path=plan.data.path,
+            data_sha256=plan.data.sha256,
+            settings=plan.settings.to_dict(),
+            work_dir=str(work_dir),
+            events=[],
+            step=None,
+            total_steps=None,
+            **_owner(),
+        )
         stop = threading.Event()
         with self._lock:
             self._stops[job_id] = stop
             self._events[job_id] = []
 
         def on_event(event: LocalLoraEvent) -> None:
-            entry = {"type": event.kind, "step": event.step, "total_steps": event.total_steps,
-                     "epoch": event.epoch, "loss": event.loss, "eta_seconds": event.eta_seconds,
-                     "message": event.message}
+            entry = {
+                "type": event.kind,
+                "step": event.step,
+                "total_steps": event.total_steps,
+                "epoch": event.epoch,
+                "loss": event.loss,
+                "eta_seconds": event.eta_seconds,
+                "message": event.message,
+            }
             with self._lock:
                 self._events[job_id].append(entry)
             if event.kind in ("start", "epoch", "checkpoint", "done"):
-                self._store(job_id, status="running", step=event.step, total_steps=event.total_steps,
-                            eta_seconds=event.eta_seconds, epochs_completed=event.epoch)
+                self._store(
+                    job_id,
+                    status="running",
+                    step=event.step,
+                    total_steps=event.total_steps,
+                    eta_seconds=event.eta_seconds,
+                    epochs_completed=event.epoch,
+                )
 
         def run() -> None:
             try:
-                train_local_lora(plan.data.path, plan.settings.base_model, output_dir, plan.settings,
-                                 work_dir=work_dir, on_event=on_event, should_stop=stop.is_set, device=self.device,
-                                 max_batch_tokens=self.max_batch_tokens, checkpoint_every=self.checkpoint_every,
-                                 lineage={"job_id": job_id})
+                train_local_lora(
+                    plan.data.path,
+                    plan.settings.base_model,
+                    output_dir,
+                    plan.settings,
+                    work_dir=work_dir,
+                    on_event=on_event,
+                    should_stop=stop.is_set,
+                    device=self.device,
+                    max_batch_tokens=self.max_batch_tokens,
+                    checkpoint_every=self.checkpoint_every,
+                    lineage={"job_id": job_id},
+                )
                 lineage = json.loads((output_dir / "lineage.json").read_text(encoding="utf-8"))
                 self.workspace.register_adapter(adapter_id, output_dir, lineage)
-                self._store(job_id, status="completed", adapter_id=adapter_id, adapter_path=str(output_dir),
-                            step=lineage.get("steps"), eta_seconds=None)
+                self._store(
+                    job_id,
+                    status="completed",
+                    adapter_id=adapter_id,
+                    adapter_path=str(output_dir),
+                    step=lineage.get("steps"),
+                    eta_seconds=None,
+                )
             except CancelledError as exc:
                 self._store(job_id, status="cancelled", error=str(exc))
             except CognitiveTwinError as exc:
                 self._store(job_id, status="error", error=str(exc))
             except Exception as exc:  # unexpected: logged in full, stored in plain words
                 log.exception("local LoRA job %s failed", job_id)
-                self._store(job_id, status="error", error=f"Local training failed unexpectedly ({type(exc).__name__}: "
-                                                          f"{exc}); see the log file for details.")
+                self._store(
+                    job_id,
+                    status="error",
+                    error=f"Local training failed unexpectedly ({type(exc).__name__}: "
+                    f"{exc}); see the log file for details.",
+                )
             finally:
                 _RUNNING_HERE.discard(job_id)
 
@@ -533,18 +655,33 @@ class LocalLoraJobs:
         status = record.get("status", "pending")
         step = last.get("step", record.get("step"))
         if new:
-            self._store(job_id, events=(list(record.get("events") or []) +
-                                        [e for e in new if e["type"] != "step"])[-300:],
-                        step=step, total_steps=last.get("total_steps"), last_loss=last.get("loss"))
-        return JobUpdate(job_id, status, new_events=new, step=step,
-                         total_steps=last.get("total_steps", record.get("total_steps")),
-                         epochs_completed=record.get("epochs_completed"),
-                         eta_seconds=last.get("eta_seconds", record.get("eta_seconds")),
-                         adapter_path=record.get("adapter_path"), message=record.get("error", "") if
-                         status in ("error", "cancelled", "interrupted") else "")
+            self._store(
+                job_id,
+                events=(list(record.get("events") or []) + [e for e in new if e["type"] != "step"])[-300:],
+                step=step,
+                total_steps=last.get("total_steps"),
+                last_loss=last.get("loss"),
+            )
+        return JobUpdate(
+            job_id,
+            status,
+            new_events=new,
+            step=step,
+            total_steps=last.get("total_steps", record.get("total_steps")),
+            epochs_completed=record.get("epochs_completed"),
+            eta_seconds=last.get("eta_seconds", record.get("eta_seconds")),
+            adapter_path=record.get("adapter_path"),
+            message=record.get("error", "") if status in ("error", "cancelled", "interrupted") else "",
+        )
 
-    def wait(self, job_id: str, *, on_update: Callable[[JobUpdate], None] | None = None,
-             should_stop: Callable[[], bool] | None = None, interval: float = 0.5) -> JobUpdate:
+    def wait(
+        self,
+        job_id: str,
+        *,
+        on_update: Callable[[JobUpdate], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        interval: float = 0.5,
+    ) -> JobUpdate:
         thread = self._threads.get(job_id)
         cancelled = False
         while True:
@@ -569,8 +706,9 @@ class LocalLoraJobs:
         stop.set()
         return JobUpdate(job_id, "cancel_requested")
 
-    def download(self, job_id: str, output_dir: str | Path | None = None, *,
-                 progress: ProgressCallback | None = None) -> Path:
+    def download(
+        self, job_id: str, output_dir: str | Path | None = None, *, progress: ProgressCallback | None = None
+    ) -> Path:
         """The finished adapter's folder (copied to `output_dir` if given)."""
         record = self._record(job_id)
         if record.get("status") != "completed" or not record.get("adapter_path"):

@@ -81,7 +81,7 @@ def translate(exc: BaseException, *, action: str, model: str | None = None) -> C
     if isinstance(exc, together.FileTypeError):
         return TogetherServiceError(
             f"The training file was refused before upload: {redact(str(exc))[:240]}. Export it "
-            "again as Phase 1 chat JSONL (one {\"messages\": [...]} object per line).",
+            'again as Phase 1 chat JSONL (one {"messages": [...]} object per line).',
             kind="file_rejected",
         )
     if isinstance(exc, together.APIStatusError):
@@ -132,15 +132,12 @@ def translate(exc: BaseException, *, action: str, model: str | None = None) -> C
                 status_code=status,
             )
         return TogetherServiceError(
-            f"Together refused {action} (HTTP {status}){_quoted(detail)}; fix the setting it "
-            "names and try again.",
+            f"Together refused {action} (HTTP {status}){_quoted(detail)}; fix the setting it names and try again.",
             kind="bad_request",
             status_code=status,
         )
     if isinstance(exc, together.TogetherError):
-        return TogetherServiceError(
-            f"Together failed while {action}: {redact(str(exc))[:240]}.", kind="bad_request"
-        )
+        return TogetherServiceError(f"Together failed while {action}: {redact(str(exc))[:240]}.", kind="bad_request")
     if isinstance(exc, ValueError):
         # The SDK checks some parameters itself (dropout range, batch size vs. limits...).
         return TogetherServiceError(

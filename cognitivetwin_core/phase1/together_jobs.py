@@ -70,14 +70,25 @@ def _dump(obj) -> dict:
 class TogetherJobManager:
     name = "together"
 
-    def __init__(self, workspace, *, api_key: str | None, base_url: str | None = None,
-                 timeout: float = 60.0, max_retries: int = 2, create_retries: int = 0,
-                 poll_interval: float = 5.0, max_poll_interval: float = 60.0,
-                 sleep: Callable[[float], None] = time.sleep, reconcile: bool = True):
+    def __init__(
+        self,
+        workspace,
+        *,
+        api_key: str | None,
+        base_url: str | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 2,
+        create_retries: int = 0,
+        poll_interval: float = 5.0,
+        max_poll_interval: float = 60.0,
+        sleep: Callable[[float], None] = time.sleep,
+        reconcile: bool = True,
+    ):
         if not api_key:
             raise TogetherServiceError(
-                "No Together API key: save one in the Connections tab, or set TOGETHER_API_KEY "
-                "for the CLI.", kind="auth")
+                "No Together API key: save one in the Connections tab, or set TOGETHER_API_KEY for the CLI.",
+                kind="auth",
+            )
         register_secret(api_key)
         import together
 
@@ -86,8 +97,9 @@ class TogetherJobManager:
         if self.base_url.endswith("/v1"):
             # The SDK adds /v1 itself; the 1.x default ended in /v1 and gives /v1/v1 404s.
             self.base_url = self.base_url[: -len("/v1")]
-        self.client = together.Together(api_key=api_key, base_url=self.base_url, timeout=timeout,
-                                        max_retries=max_retries)
+        self.client = together.Together(
+            api_key=api_key, base_url=self.base_url, timeout=timeout, max_retries=max_retries
+        )
         # Retrying a create can pay twice: the manager reconciles instead (see module doc).
         self._create_client = self.client.with_options(max_retries=create_retries)
         self.poll_interval = poll_interval
@@ -112,9 +124,13 @@ class TogetherJobManager:
         return [r for r in self.workspace.phase1_jobs() if r.get("backend") == "together"]
 
     def unfinished_jobs(self) -> list[str]:
-        return [r["job_id"] for r in self.jobs()
-                if r.get("status") not in TERMINAL_STATUSES and not r["job_id"].startswith("intent-")
-                and r.get("status") != "create_failed"]
+        return [
+            r["job_id"]
+            for r in self.jobs()
+            if r.get("status") not in TERMINAL_STATUSES
+            and not r["job_id"].startswith("intent-")
+            and r.get("status") != "create_failed"
+        ]
 
     # ----- upload and dry run -------------------------------------------------------------
 
@@ -123,8 +139,7 @@ class TogetherJobManager:
         path = Path(path)
         callback = (lambda event: progress(event.uploaded_bytes, event.total_bytes)) if progress else None
         try:
-            uploaded = self.client.files.upload(path, purpose="fine-tune", check=True,
-                                                progress_callback=callback)
+            uploaded = self.client.files.upload(path, purpose="fine-tune", check=True, progress_callback=callback)
         except Exception as exc:
             raise translate(exc, action=f"uploading {path.name}") from None
         return self._wait_file_processed(uploaded.id, path.name)
@@ -142,15 +157,16 @@ class TogetherJobManager:
                 reason = (report.error if report is not None else None) or status.lower()
                 raise TogetherServiceError(
                     f"Together rejected the training file {name}: {reason}. Fix the file (each line "
-                    "one {\"messages\": [...]} conversation with an assistant reply) and try again.",
-                    kind="file_rejected")
+                    'one {"messages": [...]} conversation with an assistant reply) and try again.',
+                    kind="file_rejected",
+                )
             if status == "COMPLETED":
                 return file_id
             self._sleep(delay)
             delay = min(delay * 2, 10.0)
         raise TogetherServiceError(
-            f"Together is still checking the training file {name}; try the dry run again in a minute.",
-            kind="timeout")
+            f"Together is still checking the training file {name}; try the dry run again in a minute.", kind="timeout"
+        )
 
     def _model_id(self, base_model: str) -> str:
         try:
@@ -158,13 +174,20 @@ class TogetherJobManager:
         except ValueError as exc:
             raise InputError(str(exc)) from None
         if not spec.together_available:
-            raise InputError(f"{spec.display_name} is not fine-tuned on Together: use --local for it, "
-                             "or pick llama-3.2-3b, llama-3.2-1b, llama-3.1-8b, gemma-3-4b or qwen3-4b.")
+            raise InputError(
+                f"{spec.display_name} is not fine-tuned on Together: use --local for it, "
+                "or pick llama-3.2-3b, llama-3.2-1b, llama-3.1-8b, gemma-3-4b or qwen3-4b."
+            )
         return spec.together_id
 
     def _training_type(self, settings: Phase1Settings) -> dict:
-        return {"type": "Lora", "lora_r": settings.lora_r, "lora_alpha": int(settings.lora_alpha),
-                "lora_dropout": settings.lora_dropout, "lora_trainable_modules": self._modules(settings)}
+        return {
+            "type": "Lora",
+            "lora_r": settings.lora_r,
+            "lora_alpha": int(settings.lora_alpha),
+            "lora_dropout": settings.lora_dropout,
+            "lora_trainable_modules": self._modules(settings),
+        }
 
     @staticmethod
     def _modules(settings: Phase1Settings) -> str:
@@ -180,23 +203,37 @@ class TogetherJobManager:
         if settings.epochs < 1:
             problems.append("epochs must be at least 1")
         lr = settings.learning_rate or DEFAULT_LEARNING_RATE
-        if limits.get("max_learning_rate") and not (limits.get("min_learning_rate", 0) <= lr <= limits["max_learning_rate"]):
-            problems.append(f"learning rate {lr} is outside {limits.get('min_learning_rate')}..{limits['max_learning_rate']}")
-        if isinstance(settings.batch_size, int) and lora.get("max_batch_size") and not (
-                lora.get("min_batch_size", 1) <= settings.batch_size <= lora["max_batch_size"]):
-            problems.append(f"batch size {settings.batch_size} is outside {lora.get('min_batch_size')}..{lora['max_batch_size']}")
+        if limits.get("max_learning_rate") and not (
+            limits.get("min_learning_rate", 0) <= lr <= limits["max_learning_rate"]
+        ):
+            problems.append(
+                f"learning rate {lr} is outside {limits.get('min_learning_rate')}..{limits['max_learning_rate']}"
+            )
+        if (
+            isinstance(settings.batch_size, int)
+            and lora.get("max_batch_size")
+            and not (lora.get("min_batch_size", 1) <= settings.batch_size <= lora["max_batch_size"])
+        ):
+            problems.append(
+                f"batch size {settings.batch_size} is outside {lora.get('min_batch_size')}..{lora['max_batch_size']}"
+            )
         allowed = set(lora.get("target_modules") or [])
         if settings.target_modules and allowed and not set(settings.target_modules) <= allowed:
             unknown = sorted(set(settings.target_modules) - allowed)
-            problems.append(f"target modules {', '.join(unknown)} are not trainable (choose from {', '.join(sorted(allowed))})")
+            problems.append(
+                f"target modules {', '.join(unknown)} are not trainable (choose from {', '.join(sorted(allowed))})"
+            )
         if limits.get("max_num_checkpoints") and settings.n_checkpoints > limits["max_num_checkpoints"]:
-            problems.append(f"{settings.n_checkpoints} checkpoints is above the maximum {limits['max_num_checkpoints']}")
+            problems.append(
+                f"{settings.n_checkpoints} checkpoints is above the maximum {limits['max_num_checkpoints']}"
+            )
         if not 0 <= settings.lora_dropout < 1:
             problems.append("LoRA dropout must be in [0, 1)")
         return problems
 
-    def dry_run(self, data_path: str | Path, settings: Phase1Settings, *,
-                progress: ProgressCallback | None = None) -> DryRun:
+    def dry_run(
+        self, data_path: str | Path, settings: Phase1Settings, *, progress: ProgressCallback | None = None
+    ) -> DryRun:
         """Validate and upload the data, read the model's limits and the API's price estimate."""
         model_id = self._model_id(settings.base_model)
         stats = validate_chat_jsonl(data_path)
@@ -212,7 +249,9 @@ class TogetherJobManager:
         validation_file_id = self.upload(settings.validation_file) if validation_stats else None
         try:
             estimate = self.client.fine_tuning.estimate_price(
-                training_file=training_file_id, model=model_id, n_epochs=settings.epochs,
+                training_file=training_file_id,
+                model=model_id,
+                n_epochs=settings.epochs,
                 training_method={"method": "sft", "train_on_inputs": False},
                 training_type=self._training_type(settings),
                 **({"validation_file": validation_file_id} if validation_file_id else {}),
@@ -220,9 +259,15 @@ class TogetherJobManager:
         except Exception as exc:
             raise translate(exc, action="estimating the price", model=model_id) from None
         estimate = _dump(estimate)
-        plan = DryRun(backend=self.name, settings=settings, data=stats, model_id=model_id,
-                      training_file_id=training_file_id, validation_file_id=validation_file_id,
-                      limits=limits)
+        plan = DryRun(
+            backend=self.name,
+            settings=settings,
+            data=stats,
+            model_id=model_id,
+            training_file_id=training_file_id,
+            validation_file_id=validation_file_id,
+            limits=limits,
+        )
         if estimate.get("estimation_available") is False:
             plan.estimate_note = str(estimate.get("unavailable_reason") or "estimate unavailable")
         else:
@@ -239,12 +284,18 @@ class TogetherJobManager:
     def _create_kwargs(self, plan: DryRun) -> dict:
         s = plan.settings
         kwargs = dict(
-            training_file=plan.training_file_id, model=plan.model_id, n_epochs=s.epochs,
-            learning_rate=s.learning_rate or DEFAULT_LEARNING_RATE, n_checkpoints=s.n_checkpoints,
+            training_file=plan.training_file_id,
+            model=plan.model_id,
+            n_epochs=s.epochs,
+            learning_rate=s.learning_rate or DEFAULT_LEARNING_RATE,
+            n_checkpoints=s.n_checkpoints,
             batch_size=s.batch_size if s.batch_size is not None else "max",
             lora=True,  # without it the SDK silently drops every LoRA setting
-            lora_r=s.lora_r, lora_alpha=s.lora_alpha, lora_dropout=s.lora_dropout,
-            lora_trainable_modules=self._modules(s), suffix=s.suffix,
+            lora_r=s.lora_r,
+            lora_alpha=s.lora_alpha,
+            lora_dropout=s.lora_dropout,
+            lora_trainable_modules=self._modules(s),
+            suffix=s.suffix,
             train_on_inputs=False,  # loss on the twin's own replies, as the local path
         )
         if plan.validation_file_id:
@@ -263,16 +314,21 @@ class TogetherJobManager:
             raise TogetherServiceError(
                 "Together says this job exceeds the account's balance or spending limit; add credit "
                 "under Settings -> Billing on api.together.ai, or lower the epochs, and try again.",
-                kind="credit")
+                kind="credit",
+            )
         intent_id = f"intent-{uuid.uuid4()}"
         intent_time = time.time()
         common = dict(
-            backend=self.name, base_model=plan.settings.base_model, model_id=plan.model_id,
-            suffix=plan.settings.suffix, training_file=plan.training_file_id,
-            validation_file=plan.validation_file_id, data_path=plan.data.path,
-            data_sha256=plan.data.sha256, settings=plan.settings.to_dict(),
-            estimate={"price": plan.estimated_price, "tokens": plan.estimated_tokens,
-                      "note": plan.estimate_note},
+            backend=self.name,
+            base_model=plan.settings.base_model,
+            model_id=plan.model_id,
+            suffix=plan.settings.suffix,
+            training_file=plan.training_file_id,
+            validation_file=plan.validation_file_id,
+            data_path=plan.data.path,
+            data_sha256=plan.data.sha256,
+            settings=plan.settings.to_dict(),
+            estimate={"price": plan.estimated_price, "tokens": plan.estimated_tokens, "note": plan.estimate_note},
             intent_time=intent_time,
         )
         # Intent first: a crash between the call and storing its answer is reconciled later.
@@ -287,7 +343,7 @@ class TogetherJobManager:
                 error = translate(exc, action="creating the fine-tuning job", model=plan.model_id)
                 kind = getattr(error, "kind", "")
                 if kind == "rate_limit" and attempt < 3:
-                    self._sleep(2.0 * 2 ** attempt)  # refused outright: nothing was created
+                    self._sleep(2.0 * 2**attempt)  # refused outright: nothing was created
                     continue
                 if kind in ("server", "timeout", "connection"):
                     # The job may exist although the answer was lost: look before retrying.
@@ -296,7 +352,7 @@ class TogetherJobManager:
                         job = found[0]
                         break
                     if attempt < 3:
-                        self._sleep(2.0 * 2 ** attempt)
+                        self._sleep(2.0 * 2**attempt)
                         continue
                 if kind in ("server", "timeout", "connection"):
                     # Still unknown whether Together made it: the next reconcile() settles it.
@@ -316,9 +372,11 @@ class TogetherJobManager:
         matches = []
         for item in listing.data or []:
             data = _dump(item)
-            if (data.get("training_file") == common["training_file"]
-                    and (data.get("suffix") or None) == (common.get("suffix") or None)
-                    and (not data.get("model") or data.get("model") == common["model_id"])):
+            if (
+                data.get("training_file") == common["training_file"]
+                and (data.get("suffix") or None) == (common.get("suffix") or None)
+                and (not data.get("model") or data.get("model") == common["model_id"])
+            ):
                 created = data.get("created_at")
                 try:
                     created_ts = datetime.fromisoformat(str(created).replace("Z", "+00:00")).timestamp()
@@ -331,9 +389,17 @@ class TogetherJobManager:
 
     def _adopt(self, intent_id: str, common: dict, job: dict) -> str:
         job_id = job["id"]
-        self._store(job_id, status=job.get("status") or "pending", created_remote=str(job.get("created_at")),
-                    output_name=job.get("model_output_name") or job.get("output_name"),
-                    events=[], events_seen=0, duplicates=[], intent_id=intent_id, **common)
+        self._store(
+            job_id,
+            status=job.get("status") or "pending",
+            created_remote=str(job.get("created_at")),
+            output_name=job.get("model_output_name") or job.get("output_name"),
+            events=[],
+            events_seen=0,
+            duplicates=[],
+            intent_id=intent_id,
+            **common,
+        )
         self.workspace.delete_phase1_job(intent_id)
         duplicates = [d["id"] for d in self._find_matching_remote(common, common["intent_time"]) if d["id"] != job_id]
         if duplicates:
@@ -354,13 +420,29 @@ class TogetherJobManager:
                 continue
             found = self._find_matching_remote(record, float(record.get("intent_time") or 0))
             if found:
-                common = {k: record.get(k) for k in ("backend", "base_model", "model_id", "suffix", "training_file",
-                                                     "validation_file", "data_path", "data_sha256", "settings",
-                                                     "estimate", "intent_time")}
+                common = {
+                    k: record.get(k)
+                    for k in (
+                        "backend",
+                        "base_model",
+                        "model_id",
+                        "suffix",
+                        "training_file",
+                        "validation_file",
+                        "data_path",
+                        "data_sha256",
+                        "settings",
+                        "estimate",
+                        "intent_time",
+                    )
+                }
                 settled.append(self._adopt(record["job_id"], common, found[0]))
             else:
-                self._store(record["job_id"], status="create_failed",
-                            error="The app stopped while creating this job and Together has no such job.")
+                self._store(
+                    record["job_id"],
+                    status="create_failed",
+                    error="The app stopped while creating this job and Together has no such job.",
+                )
         return settled
 
     # ----- monitoring -----------------------------------------------------------------------
@@ -389,7 +471,12 @@ class TogetherJobManager:
             kind = str(event.get("type") or "").lower()
             if event.get("total_steps"):
                 total = int(event["total_steps"])
-            if event.get("step") is not None and kind in ("checkpoint_save", "epoch_complete", "eval_complete", "training_progress"):
+            if event.get("step") is not None and kind in (
+                "checkpoint_save",
+                "epoch_complete",
+                "eval_complete",
+                "training_progress",
+            ):
                 step = max(int(event["step"]), int(step or 0))
             if kind == "training_start" and step is None:
                 step = 0
@@ -401,16 +488,34 @@ class TogetherJobManager:
             samples = (samples + [[now, step]])[-20:]
         eta = self._eta(samples, total, job, status)
         all_events = (list(record.get("events") or []) + new)[-MAX_EVENTS_KEPT:]
-        message = self._failure_message(job_id, status, all_events) if status in ("error", "user_error", "cancelled") else ""
-        fields = dict(status=status, events=all_events, events_seen=len(events), step=step, total_steps=total,
-                      epochs_completed=job.get("epochs_completed"), eta_seconds=eta, step_samples=samples,
-                      output_name=job.get("model_output_name") or record.get("output_name"))
+        message = (
+            self._failure_message(job_id, status, all_events) if status in ("error", "user_error", "cancelled") else ""
+        )
+        fields = dict(
+            status=status,
+            events=all_events,
+            events_seen=len(events),
+            step=step,
+            total_steps=total,
+            epochs_completed=job.get("epochs_completed"),
+            eta_seconds=eta,
+            step_samples=samples,
+            output_name=job.get("model_output_name") or record.get("output_name"),
+        )
         if message:
             fields["error"] = message
         self._store(job_id, **fields)
-        return JobUpdate(job_id, status, new_events=new, step=step, total_steps=total,
-                         epochs_completed=job.get("epochs_completed"), eta_seconds=eta,
-                         adapter_path=record.get("adapter_path"), message=message)
+        return JobUpdate(
+            job_id,
+            status,
+            new_events=new,
+            step=step,
+            total_steps=total,
+            epochs_completed=job.get("epochs_completed"),
+            eta_seconds=eta,
+            adapter_path=record.get("adapter_path"),
+            message=message,
+        )
 
     @staticmethod
     def _eta(samples: list, total: int | None, job: dict, status: str) -> float | None:
@@ -430,16 +535,28 @@ class TogetherJobManager:
         last = [str(e.get("message") or e.get("type")) for e in events[-3:]]
         detail = "; ".join(last) if last else "no events"
         if status == "user_error":
-            return (f"Together stopped job {job_id} because of a problem with its inputs (last events: "
-                    f"{detail}); fix the data or settings and launch again.")
+            return (
+                f"Together stopped job {job_id} because of a problem with its inputs (last events: "
+                f"{detail}); fix the data or settings and launch again."
+            )
         if status == "cancelled":
-            return (f"Job {job_id} was cancelled (last events: {detail}); if you did not cancel it, check "
-                    "the account's balance on api.together.ai.")
-        return (f"Job {job_id} failed on Together's side (last events: {detail}); launch it again, and "
-                "contact Together support if it keeps failing.")
+            return (
+                f"Job {job_id} was cancelled (last events: {detail}); if you did not cancel it, check "
+                "the account's balance on api.together.ai."
+            )
+        return (
+            f"Job {job_id} failed on Together's side (last events: {detail}); launch it again, and "
+            "contact Together support if it keeps failing."
+        )
 
-    def wait(self, job_id: str, *, on_update: Callable[[JobUpdate], None] | None = None,
-             should_stop: Callable[[], bool] | None = None, max_transient_failures: int = 8) -> JobUpdate:
+    def wait(
+        self,
+        job_id: str,
+        *,
+        on_update: Callable[[JobUpdate], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        max_transient_failures: int = 8,
+    ) -> JobUpdate:
         """Poll with backoff until the job ends (or `should_stop()`); return the last update."""
         interval = self.poll_interval
         failures = 0
@@ -468,11 +585,13 @@ class TogetherJobManager:
             interval = self.poll_interval if changed else min(self.max_poll_interval, interval * 1.5)
             self._sleep(interval)
 
-    def resume_monitoring(self, *, on_update: Callable[[JobUpdate], None] | None = None,
-                          should_stop: Callable[[], bool] | None = None) -> dict[str, JobUpdate]:
+    def resume_monitoring(
+        self, *, on_update: Callable[[JobUpdate], None] | None = None, should_stop: Callable[[], bool] | None = None
+    ) -> dict[str, JobUpdate]:
         """After a restart: watch every unfinished job to its end (one after the other)."""
-        return {job_id: self.wait(job_id, on_update=on_update, should_stop=should_stop)
-                for job_id in self.unfinished_jobs()}
+        return {
+            job_id: self.wait(job_id, on_update=on_update, should_stop=should_stop) for job_id in self.unfinished_jobs()
+        }
 
     def cancel(self, job_id: str) -> JobUpdate:
         record = self._record(job_id)
@@ -494,22 +613,39 @@ class TogetherJobManager:
             except Exception as exc:
                 raise translate(exc, action=f"looking up job {job_id}") from None
             spec_model = job.get("model")
-            self._store(job_id, backend=self.name, status=job.get("status"), model_id=spec_model,
-                        base_model=None, suffix=job.get("suffix"), training_file=job.get("training_file"),
-                        events=[], events_seen=0, output_name=job.get("model_output_name"))
+            self._store(
+                job_id,
+                backend=self.name,
+                status=job.get("status"),
+                model_id=spec_model,
+                base_model=None,
+                suffix=job.get("suffix"),
+                training_file=job.get("training_file"),
+                events=[],
+                events_seen=0,
+                output_name=job.get("model_output_name"),
+            )
         return self.poll(job_id)
 
     # ----- download -------------------------------------------------------------------------
 
-    def download(self, job_id: str, output_dir: str | Path | None = None, *,
-                 progress: ProgressCallback | None = None, checkpoint: str = "adapter") -> Path:
+    def download(
+        self,
+        job_id: str,
+        output_dir: str | Path | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        checkpoint: str = "adapter",
+    ) -> Path:
         """Download the finished job's adapter, extract it safely, register it; return its folder."""
         from cognitivetwin_core.phase1.adapter_archive import extract_adapter_archive, write_lineage
 
         update = self.check(job_id)
         if update.status != "completed":
-            raise InputError(f"Job {job_id} is {update.status}, not completed: only a completed job can be "
-                             "downloaded (watch it with --wait-job).")
+            raise InputError(
+                f"Job {job_id} is {update.status}, not completed: only a completed job can be "
+                "downloaded (watch it with --wait-job)."
+            )
         record = self._record(job_id)
         adapter_id = f"together-{job_id}"
         target = Path(output_dir) if output_dir else Path(self.workspace.adapters_dir) / adapter_id
@@ -517,7 +653,9 @@ class TogetherJobManager:
         staging.mkdir(parents=True, exist_ok=True)
         part = staging / f"{job_id}.tar.zst.part"
         try:
-            with self.client.fine_tuning.with_streaming_response.content(ft_id=job_id, checkpoint=checkpoint) as response:
+            with self.client.fine_tuning.with_streaming_response.content(
+                ft_id=job_id, checkpoint=checkpoint
+            ) as response:
                 total = int(response.headers.get("content-length") or 0)
                 done = 0
                 with open(part, "wb") as handle:
@@ -529,7 +667,8 @@ class TogetherJobManager:
                 if total and done != total:
                     raise TogetherServiceError(
                         f"The download of job {job_id} stopped early ({done} of {total} bytes); try again.",
-                        kind="connection")
+                        kind="connection",
+                    )
         except TogetherServiceError:
             part.unlink(missing_ok=True)
             raise
@@ -544,11 +683,18 @@ class TogetherJobManager:
         finally:
             archive.unlink(missing_ok=True)
         lineage = {
-            "backend": self.name, "job_id": job_id, "base_model": record.get("base_model"),
-            "model_id": record.get("model_id"), "output_name": record.get("output_name"),
-            "training_file": record.get("training_file"), "data_path": record.get("data_path"),
-            "data_sha256": record.get("data_sha256"), "settings": record.get("settings"),
-            "checkpoint": checkpoint, "downloaded_at": _now_iso(), **config_changes,
+            "backend": self.name,
+            "job_id": job_id,
+            "base_model": record.get("base_model"),
+            "model_id": record.get("model_id"),
+            "output_name": record.get("output_name"),
+            "training_file": record.get("training_file"),
+            "data_path": record.get("data_path"),
+            "data_sha256": record.get("data_sha256"),
+            "settings": record.get("settings"),
+            "checkpoint": checkpoint,
+            "downloaded_at": _now_iso(),
+            **config_changes,
         }
         write_lineage(folder, lineage)
         self.workspace.register_adapter(adapter_id, folder, lineage)

@@ -171,7 +171,9 @@ class FeatureCache:
         hidden = int(per_conversation[0].shape[1]) if per_conversation else 0
         tmp = Path(tempfile.mkdtemp(prefix=".writing-", dir=self.root))
         try:
-            array = np.lib.format.open_memmap(tmp / "features.npy", mode="w+", dtype=np.float16, shape=(offsets[-1], hidden))
+            array = np.lib.format.open_memmap(
+                tmp / "features.npy", mode="w+", dtype=np.float16, shape=(offsets[-1], hidden)
+            )
             for index, vectors in enumerate(per_conversation):
                 array[offsets[index] : offsets[index + 1]] = vectors
             array.flush()

@@ -267,7 +267,9 @@ class Phase2Trainer:
             from cognitivetwin_core.data.workspace import Workspace
 
             self.workspace = (
-                self._workspace_arg if isinstance(self._workspace_arg, Workspace) else Workspace.open(self._workspace_arg)
+                self._workspace_arg
+                if isinstance(self._workspace_arg, Workspace)
+                else Workspace.open(self._workspace_arg)
             )
             conversations = list(self.workspace.iter_conversations())
             source = {"kind": "workspace", "path": str(self.workspace.path)}
@@ -404,8 +406,10 @@ class Phase2Trainer:
             self.run_record = json.loads(existing_record.read_text(encoding="utf-8"))
             self.run_id = self.run_record.get("run_id") or uuid.uuid4().hex[:12]
         else:
-            if not config.resume and output.exists() and any(
-                (output / name).exists() for name in ("run.json", "checkpoint", "model.safetensors")
+            if (
+                not config.resume
+                and output.exists()
+                and any((output / name).exists() for name in ("run.json", "checkpoint", "model.safetensors"))
             ):
                 raise InputError(
                     f"{output} already holds a Phase 2 run: pass --resume to continue it, or choose a new output folder."
@@ -583,7 +587,9 @@ class Phase2Trainer:
             # Checkpoints written before epochs could grow still record them: not compared.
             saved_identity = {k: v for k, v in checkpoint.trainer_state.get("identity", {}).items() if k != "epochs"}
             if saved_identity != identity:
-                changed = sorted(k for k in set(identity) | set(saved_identity) if identity.get(k) != saved_identity.get(k))
+                changed = sorted(
+                    k for k in set(identity) | set(saved_identity) if identity.get(k) != saved_identity.get(k)
+                )
                 raise InputError(
                     f"The checkpoint in {checkpoint_dir} was made with other data or settings ({', '.join(changed)}); "
                     "resume with the same ones, or start a new output folder."
@@ -659,10 +665,18 @@ class Phase2Trainer:
             val_losses, metrics, per_pattern = self.evaluate(components, val_ids)
             from cognitivetwin_core.phase2.metrics import format_table
 
-            entry = {"epoch": epoch, "train": train_losses, "validation": val_losses, "metrics": metrics, "per_pattern": per_pattern}
+            entry = {
+                "epoch": epoch,
+                "train": train_losses,
+                "validation": val_losses,
+                "metrics": metrics,
+                "per_pattern": per_pattern,
+            }
             history.append(entry)
             self._write_metrics(history)
-            yield EpochEvent(epoch, config.epochs, train_losses, val_losses, metrics, per_pattern, format_table(metrics))
+            yield EpochEvent(
+                epoch, config.epochs, train_losses, val_losses, metrics, per_pattern, format_table(metrics)
+            )
             trainer_state = {"epoch": epoch, "global_step": global_step, "history": history, "identity": identity}
             path = save_checkpoint(self.output_dir, components, optimizer, scheduler, trainer_state)
             last_good_epoch = epoch
@@ -702,9 +716,8 @@ class Phase2Trainer:
             history = history + [{"epoch": None, "stopped": True, "metrics": metrics, "per_pattern": per_pattern}]
             self._write_metrics(history)
             self.run_record["final_metrics"] = metrics
-            self._stop_message = (
-                f"Stopped and saved: the model in {self.output_dir} holds the weights at the stop"
-                + (f"; --resume continues from epoch {last_good_epoch + 1}." if last_good_epoch >= 1 else ".")
+            self._stop_message = f"Stopped and saved: the model in {self.output_dir} holds the weights at the stop" + (
+                f"; --resume continues from epoch {last_good_epoch + 1}." if last_good_epoch >= 1 else "."
             )
         else:
             self._stop_message = (
@@ -822,7 +835,10 @@ class Phase2Trainer:
         plan_sum = plan_base_sum = plan_count = 0.0
         hits = anchors = 0
         chance = 0.0
-        batches = [conversation_ids[i : i + self.config.batch_size] for i in range(0, len(conversation_ids), self.config.batch_size)]
+        batches = [
+            conversation_ids[i : i + self.config.batch_size]
+            for i in range(0, len(conversation_ids), self.config.batch_size)
+        ]
         with torch.no_grad():
             for batch_ids in batches:
                 losses, _ = self._batch_losses(components, batch_ids, keep_outputs=True)
@@ -835,14 +851,18 @@ class Phase2Trainer:
                 targets = z[batch["plan_targets"]]
                 mask = batch["plan_mask"]
                 plan_sum += float((F.cosine_similarity(out.plan_steps, targets, dim=-1) * mask).sum())
-                plan_base_sum += float((F.cosine_similarity(z.unsqueeze(1).expand_as(targets), targets, dim=-1) * mask).sum())
+                plan_base_sum += float(
+                    (F.cosine_similarity(z.unsqueeze(1).expand_as(targets), targets, dim=-1) * mask).sum()
+                )
                 plan_count += float(mask.sum())
                 group = (batch["conversation"] * 8 + batch["roles"]).cpu().numpy()
                 h, a, ch = retrieval_hits(out.style_signature.cpu().numpy(), group)
                 hits, anchors, chance = hits + h, anchors + a, chance + ch
         components.train()
         losses = {name: value / len(batches) for name, value in sums.items()}
-        patterns = pattern_metrics(np.concatenate(probabilities), np.concatenate(labels), self._train_prior, PATTERN_NAMES)
+        patterns = pattern_metrics(
+            np.concatenate(probabilities), np.concatenate(labels), self._train_prior, PATTERN_NAMES
+        )
         metrics = {
             "pattern_macro_f1": patterns["macro_f1"],
             "pattern_macro_f1_baseline": patterns["macro_f1_baseline"],

@@ -264,8 +264,11 @@ class TurnEncoder:
             for row, (_, _, token_ids) in enumerate(batch):
                 ids[row, : len(token_ids)] = torch.tensor(token_ids, dtype=torch.long)
                 mask[row, : len(token_ids)] = 1
-            with torch.inference_mode(), torch.autocast(
-                device_type=device_type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
+            with (
+                torch.inference_mode(),
+                torch.autocast(
+                    device_type=device_type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
+                ),
             ):
                 states = self.decoder(
                     input_ids=ids.to(self.device), attention_mask=mask.to(self.device), use_cache=False

@@ -281,7 +281,9 @@ class CognitiveTwinV2(nn.Module):
     def trainable_parameters(self):
         return self.components.parameters()
 
-    def pool(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, pool_mask: torch.Tensor | None = None):
+    def pool(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, pool_mask: torch.Tensor | None = None
+    ):
         """Mean of the backbone's last hidden states over `pool_mask` (default: every attended token)."""
         if self.base is None:
             raise CognitiveTwinError("This CognitiveTwinV2 was created without its base model; pass hidden_states.")
@@ -292,7 +294,9 @@ class CognitiveTwinV2(nn.Module):
         attention_mask = attention_mask.to(base_device)
         weights = (pool_mask if pool_mask is not None else attention_mask).to(base_device).float()
         with torch.no_grad():
-            states = self.base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+            states = self.base.get_decoder()(
+                input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+            ).last_hidden_state
         pooled = (states.float() * weights.unsqueeze(-1)).sum(1) / weights.sum(1, keepdim=True).clamp_min(1.0)
         return pooled.to(self.device)
 
@@ -327,7 +331,9 @@ class CognitiveTwinV2(nn.Module):
             homog = coords[:, 2]
         return self.components(hidden_states, coords, phases, homog)
 
-    def extract_style(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, **kwargs):
+    def extract_style(
+        self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None, **kwargs
+    ):
         """The style signature `[B, 256]` (trajectory inputs optional, as in forward)."""
         return self.forward(input_ids=input_ids, attention_mask=attention_mask, **kwargs).style_signature
 
@@ -338,7 +344,9 @@ class CognitiveTwinV2(nn.Module):
         if self.base is None or self.tokenizer is None:
             raise CognitiveTwinError("This CognitiveTwinV2 was created without its base model; it cannot encode text.")
         encoder = TurnEncoder(
-            self.base, self.tokenizer, settings or EncodingSettings(**_pooling_settings(self.config.encoding)),
+            self.base,
+            self.tokenizer,
+            settings or EncodingSettings(**_pooling_settings(self.config.encoding)),
             device=str(next(self.base.parameters()).device),
         )
         return encoder.encode([list(messages)])[0]

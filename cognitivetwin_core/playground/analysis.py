@@ -205,7 +205,9 @@ def analyze(
         measured_stylometrics=stylometric_dict(message.content),
         pattern_probabilities=dict(zip(names, probabilities)),
         pattern_labels=patterns_for(message),
-        plan_steps=neighbours_index.nearest(plan, top_k, exclude=source) if neighbours_index is not None else [[] for _ in range(len(plan))],
+        plan_steps=neighbours_index.nearest(plan, top_k, exclude=source)
+        if neighbours_index is not None
+        else [[] for _ in range(len(plan))],
         trajectory=traj,
         plan_vectors=plan.tolist(),
     )
@@ -389,4 +391,3 @@ class NeighbourIndex:
 
     def entry(self, i: int) -> _Entry:
         return self.entries[i]
-

@@ -37,9 +37,19 @@ from cognitivetwin_core.data.importers.supabase_table import ColumnMapping, Supa
 from cognitivetwin_core.errors import InputError
 
 __all__ = [
-    "IMPORTERS", "ImporterInfo", "ImportProgress", "ImportReport", "Rejection", "StrictImportAborted",
-    "ColumnMapping", "SupabaseSource", "demo_dataset_path", "detect_importer", "iter_source",
-    "read_conversations", "import_into",
+    "IMPORTERS",
+    "ImporterInfo",
+    "ImportProgress",
+    "ImportReport",
+    "Rejection",
+    "StrictImportAborted",
+    "ColumnMapping",
+    "SupabaseSource",
+    "demo_dataset_path",
+    "detect_importer",
+    "iter_source",
+    "read_conversations",
+    "import_into",
 ]
 
 
@@ -99,14 +109,21 @@ def detect_importer(path: str | Path) -> ImporterInfo:
     if b'"conversations"' in head or b'"from"' in head:
         return IMPORTERS[sharegpt.NAME]
     if path.suffix.lower() == ".json" and b'"messages"' in head:
-        raise InputError(f"{path} looks like chat messages in one JSON document: save it as JSON Lines "
-                         "(.jsonl, one {\"messages\": [...]} per line) to import it.")
-    raise InputError(f"Cannot tell the format of {path}: import a .jsonl (chat or trajectory), a ShareGPT "
-                     ".json, a ChatGPT export (conversations.json or .zip), or choose the importer explicitly.")
+        raise InputError(
+            f"{path} looks like chat messages in one JSON document: save it as JSON Lines "
+            '(.jsonl, one {"messages": [...]} per line) to import it.'
+        )
+    raise InputError(
+        f"Cannot tell the format of {path}: import a .jsonl (chat or trajectory), a ShareGPT "
+        ".json, a ChatGPT export (conversations.json or .zip), or choose the importer explicitly."
+    )
 
 
 def iter_source(
-    path_or_source, *, importer: str | None = None, strict: bool = False,
+    path_or_source,
+    *,
+    importer: str | None = None,
+    strict: bool = False,
     progress: ProgressCallback | None = None,
 ) -> tuple[Iterator[Conversation], ImportReport]:
     """(conversations, report): the conversations stream lazily and fill the report as they go."""
@@ -121,8 +138,10 @@ def iter_source(
     path = Path(os.fspath(path_or_source)).expanduser()
     if importer is not None:
         if importer not in IMPORTERS or importer == supabase_table.NAME:
-            raise InputError(f"Unknown importer {importer!r}: use one of "
-                             f"{', '.join(name for name in IMPORTERS if name != supabase_table.NAME)}.")
+            raise InputError(
+                f"Unknown importer {importer!r}: use one of "
+                f"{', '.join(name for name in IMPORTERS if name != supabase_table.NAME)}."
+            )
         if not path.exists():
             raise InputError(f"No such file: {path}.")
         info = IMPORTERS[importer]
@@ -141,7 +160,11 @@ def read_conversations(
 
 
 def import_into(
-    workspace, path_or_source, *, importer: str | None = None, strict: bool = False,
+    workspace,
+    path_or_source,
+    *,
+    importer: str | None = None,
+    strict: bool = False,
     progress: ProgressCallback | None = None,
 ) -> ImportReport:
     """Import a file, "demo" or a SupabaseSource into the workspace, all or nothing.
@@ -149,7 +172,10 @@ def import_into(
     conversations, report = iter_source(path_or_source, importer=importer, strict=strict, progress=progress)
     location = path_or_source.label if isinstance(path_or_source, SupabaseSource) else report.source
     result = workspace.add_conversations(
-        conversations, source_label=report.source, importer=report.importer, location=location,
+        conversations,
+        source_label=report.source,
+        importer=report.importer,
+        location=location,
         report=report.to_dict,
     )
     report.duplicates = result.duplicates

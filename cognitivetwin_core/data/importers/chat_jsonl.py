@@ -25,8 +25,9 @@ def conversation_from_record(record, source: str, id_prefix: str) -> Conversatio
     return make_conversation(record_id, source, messages, title=optional_text(record, "title"), id_prefix=id_prefix)
 
 
-def read(path: Path, report: ImportReport, progress: ProgressCallback | None = None, *,
-         source: str = NAME) -> Iterator[Conversation]:
+def read(
+    path: Path, report: ImportReport, progress: ProgressCallback | None = None, *, source: str = NAME
+) -> Iterator[Conversation]:
     label = str(path)
     with open(path, "rb") as stream:
         for line, record in iter_json_lines(stream, label, report, progress):

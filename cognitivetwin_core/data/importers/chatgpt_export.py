@@ -82,8 +82,9 @@ def conversation_from_record(record, id_prefix: str) -> Conversation:
             continue
         node_field = f"mapping.{node.get('id') or '?'}.message"
         metadata = message.get("metadata") or {}
-        if isinstance(metadata, dict) and (metadata.get("is_visually_hidden_from_conversation")
-                                           or metadata.get("is_user_system_message")):
+        if isinstance(metadata, dict) and (
+            metadata.get("is_visually_hidden_from_conversation") or metadata.get("is_user_system_message")
+        ):
             continue
         author = message.get("author") or {}
         role = _ROLES.get(author.get("role") if isinstance(author, dict) else None)
@@ -129,8 +130,13 @@ def read(path: Path, report: ImportReport, progress: ProgressCallback | None = N
         with zipfile.ZipFile(path) as archive:
             names = [name for name in archive.namelist() if name.rsplit("/", 1)[-1] == "conversations.json"]
             if not names:
-                report.reject(Rejection(str(path), "the zip has no conversations.json: choose the ChatGPT "
-                                        "export's .zip or the conversations.json inside it"))
+                report.reject(
+                    Rejection(
+                        str(path),
+                        "the zip has no conversations.json: choose the ChatGPT "
+                        "export's .zip or the conversations.json inside it",
+                    )
+                )
                 return
             with archive.open(names[0]) as stream:
                 yield from _read_stream(stream, f"{path}!{names[0]}", report, progress)

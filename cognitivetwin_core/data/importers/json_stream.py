@@ -41,8 +41,11 @@ class _Progress:
     def __call__(self, done: int, *, force: bool = False) -> None:
         if self.callback is not None and (force or done - self.last >= _PROGRESS_EVERY):
             self.last = done
-            self.callback(ImportProgress(done, self.total, "bytes", self.report.conversations_accepted,
-                                         self.report.messages_accepted))
+            self.callback(
+                ImportProgress(
+                    done, self.total, "bytes", self.report.conversations_accepted, self.report.messages_accepted
+                )
+            )
 
 
 def iter_json_lines(
@@ -57,15 +60,16 @@ def iter_json_lines(
         done += len(raw)
         tick(done)
         if line_number == 1 and raw.startswith(codecs.BOM_UTF8):
-            raw = raw[len(codecs.BOM_UTF8):]
+            raw = raw[len(codecs.BOM_UTF8) :]
         if not raw.strip():
             continue
         try:
             text = raw.rstrip(b"\r\n").decode("utf-8")
         except UnicodeDecodeError as exc:
             column = len(raw[: exc.start].decode("utf-8", "replace")) + 1
-            report.reject(Rejection(label, f"not UTF-8 text (byte 0x{raw[exc.start]:02x})", line=line_number,
-                                    column=column))
+            report.reject(
+                Rejection(label, f"not UTF-8 text (byte 0x{raw[exc.start]:02x})", line=line_number, column=column)
+            )
             continue
         try:
             value = json.loads(text)
@@ -73,8 +77,14 @@ def iter_json_lines(
             if not raw.endswith(b"\n") and report.truncated_at is None:
                 # The last line stops mid-record: the file was cut off.
                 report.truncated_at = f"line {line_number}, column {len(text) + 1}: the last line is incomplete"
-                report.reject(Rejection(label, "the file ends in the middle of this record (truncated file)",
-                                        line=line_number, column=len(text) + 1))
+                report.reject(
+                    Rejection(
+                        label,
+                        "the file ends in the middle of this record (truncated file)",
+                        line=line_number,
+                        column=len(text) + 1,
+                    )
+                )
             else:
                 report.reject(Rejection(label, f"bad JSON: {exc.msg}", line=line_number, column=exc.colno))
             continue
@@ -113,7 +123,7 @@ class _TextWindow:
                 self.column_offset = self.pos - last_newline - 1
             else:
                 self.column_offset += self.pos
-            self.text = self.text[self.pos:]
+            self.text = self.text[self.pos :]
             self.pos = 0
         raw = self.stream.read(max(at_least, _CHUNK))
         self.bytes_read += len(raw)
@@ -176,8 +186,9 @@ def iter_json_records(
         window.pos += 1
     elif first != "{":
         line, column = window.line_of(window.pos)
-        report.reject(Rejection(label, "bad JSON: expected a list '[' of records or an object '{'",
-                                line=line, column=column))
+        report.reject(
+            Rejection(label, "bad JSON: expected a list '[' of records or an object '{'", line=line, column=column)
+        )
         return
     index = 0
     while True:
@@ -203,8 +214,15 @@ def iter_json_records(
                 _truncated(report, label, index, line, column, "inside this record")
             else:
                 error_line, error_column = window.line_of(exc.pos)
-                report.reject(Rejection(label, f"bad JSON: {exc.msg}; the rest of the file was not read",
-                                        line=error_line, column=error_column, record=index))
+                report.reject(
+                    Rejection(
+                        label,
+                        f"bad JSON: {exc.msg}; the rest of the file was not read",
+                        line=error_line,
+                        column=error_column,
+                        record=index,
+                    )
+                )
             break
         line, _ = window.line_of(start)
         window.pos = end
@@ -225,15 +243,24 @@ def iter_json_records(
             break
         else:
             line, column = window.line_of(window.pos)
-            report.reject(Rejection(label, f"bad JSON: expected ',' or ']' after record {index - 1}, "
-                                    f"found {char!r}; the rest of the file was not read", line=line,
-                                    column=column, record=index))
+            report.reject(
+                Rejection(
+                    label,
+                    f"bad JSON: expected ',' or ']' after record {index - 1}, "
+                    f"found {char!r}; the rest of the file was not read",
+                    line=line,
+                    column=column,
+                    record=index,
+                )
+            )
             break
     tick(window.bytes_read, force=True)
 
 
 def _truncated(report: ImportReport, label: str, index: int, line: int, column: int, where: str) -> None:
-    report.truncated_at = (f"line {line}, column {column}, {where} (record {index}); "
-                           f"{index} complete records before it were read")
-    report.reject(Rejection(label, f"the file ends early, {where} (truncated file)", line=line,
-                            column=column, record=index))
+    report.truncated_at = (
+        f"line {line}, column {column}, {where} (record {index}); {index} complete records before it were read"
+    )
+    report.reject(
+        Rejection(label, f"the file ends early, {where} (truncated file)", line=line, column=column, record=index)
+    )

@@ -155,7 +155,7 @@ def stable_id(prefix: str, messages: list[Message]) -> str:
     return f"{prefix}-{digest.hexdigest()[:16]}"
 
 
-def make_conversation(record_id: str | None, source: str, messages: list[Message], *,
-                      title: str | None = None, id_prefix: str) -> Conversation:
-    return Conversation(id=record_id or stable_id(id_prefix, messages), source=source,
-                        messages=messages, title=title)
+def make_conversation(
+    record_id: str | None, source: str, messages: list[Message], *, title: str | None = None, id_prefix: str
+) -> Conversation:
+    return Conversation(id=record_id or stable_id(id_prefix, messages), source=source, messages=messages, title=title)

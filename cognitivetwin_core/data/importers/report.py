@@ -38,8 +38,10 @@ class StrictImportAborted(InputError):
 
     def __init__(self, rejection: Rejection):
         self.rejection = rejection
-        super().__init__(f"Import aborted, nothing written (strict mode): {rejection}. "
-                         "Fix the record or import without --strict to skip it.")
+        super().__init__(
+            f"Import aborted, nothing written (strict mode): {rejection}. "
+            "Fix the record or import without --strict to skip it."
+        )
 
 
 @dataclass
@@ -102,8 +104,7 @@ class ImportReport:
         return data
 
     def summary(self) -> str:
-        text = (f"{self.source}: {self.conversations_accepted} conversations, {self.messages_accepted} "
-                f"messages accepted")
+        text = f"{self.source}: {self.conversations_accepted} conversations, {self.messages_accepted} messages accepted"
         if self.duplicates:
             text += f", {self.duplicates} already in the workspace"
         if self.rejected_total:

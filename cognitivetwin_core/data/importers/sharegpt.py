@@ -56,17 +56,22 @@ def conversation_from_record(record, id_prefix: str) -> Conversation:
         if speaker is None:
             speaker = turn.get("role")
         if not isinstance(speaker, str):
-            raise RecordError(f"{key}[{index}].from", "missing speaker" if speaker is None
-                              else f"from must be a string, got {type(speaker).__name__}")
+            raise RecordError(
+                f"{key}[{index}].from",
+                "missing speaker" if speaker is None else f"from must be a string, got {type(speaker).__name__}",
+            )
         role = aliases.get(speaker.strip().lower())
         if role is None:
-            raise RecordError(f"{key}[{index}].from", f"unknown speaker {speaker!r} (expected one of: {_KNOWN_SPEAKERS})")
+            raise RecordError(
+                f"{key}[{index}].from", f"unknown speaker {speaker!r} (expected one of: {_KNOWN_SPEAKERS})"
+            )
         value = turn["value"] if "value" in turn else turn.get("content")
         content = check_text(value, f"{key}[{index}].value")
         created_at = parse_time(turn.get("timestamp"), f"{key}[{index}].timestamp") if "timestamp" in turn else None
         messages.append(Message(role=role, content=content, created_at=created_at))
-    return make_conversation(optional_text(record, "id"), NAME, messages, title=optional_text(record, "title"),
-                             id_prefix=id_prefix)
+    return make_conversation(
+        optional_text(record, "id"), NAME, messages, title=optional_text(record, "title"), id_prefix=id_prefix
+    )
 
 
 def read(path: Path, report: ImportReport, progress: ProgressCallback | None = None) -> Iterator[Conversation]:
@@ -83,8 +88,9 @@ def read(path: Path, report: ImportReport, progress: ProgressCallback | None = N
             try:
                 conversation = conversation_from_record(record, prefix)
             except RecordError as exc:
-                report.reject(Rejection(label, exc.reason, line=line, record=None if by_line else index,
-                                        field=exc.field))
+                report.reject(
+                    Rejection(label, exc.reason, line=line, record=None if by_line else index, field=exc.field)
+                )
                 continue
             report.accept(len(conversation.messages))
             yield conversation

@@ -66,12 +66,15 @@ class ColumnMapping:
             for pair in pairs:
                 column, sep, name = pair.partition("=")
                 if not sep:
-                    raise InputError(f"Bad column mapping {pair!r}: write COLUMN=FIELD, e.g. session_id=conversation_id.")
+                    raise InputError(
+                        f"Bad column mapping {pair!r}: write COLUMN=FIELD, e.g. session_id=conversation_id."
+                    )
                 items.append((column.strip(), name.strip()))
         for column, name in items:
             if name not in cls.field_names():
-                raise InputError(f"Unknown field {name!r} in the column mapping: use one of "
-                                 f"{', '.join(cls.field_names())}.")
+                raise InputError(
+                    f"Unknown field {name!r} in the column mapping: use one of {', '.join(cls.field_names())}."
+                )
             if not column and name in cls.REQUIRED:
                 raise InputError(f"The field {name!r} needs a column.")
             setattr(mapping, name, column or None)
@@ -114,8 +117,9 @@ def _client(source: SupabaseSource):
         options = ClientOptions(postgrest_client_retry=False, httpx_client=httpx.Client(timeout=30.0))
         return create_client(url, source.key, options=options)
     except SupabaseException as exc:
-        raise InputError(f"The Supabase URL {url!r} is not valid ({exc.message}): it must look like "
-                         "https://xyz.supabase.co.") from None
+        raise InputError(
+            f"The Supabase URL {url!r} is not valid ({exc.message}): it must look like https://xyz.supabase.co."
+        ) from None
 
 
 def _explain(exc: Exception, source: SupabaseSource) -> CognitiveTwinError:
@@ -127,19 +131,27 @@ def _explain(exc: Exception, source: SupabaseSource) -> CognitiveTwinError:
         code = exc.code
         message = exc.message or ""
         if "invalid api key" in message.lower() or code in ("401", "PGRST301", "PGRST302"):
-            return CognitiveTwinError("Supabase rejected the API key (401 Invalid API key): check the key in "
-                                      "Connections (the project's anon or service_role key).")
+            return CognitiveTwinError(
+                "Supabase rejected the API key (401 Invalid API key): check the key in "
+                "Connections (the project's anon or service_role key)."
+            )
         if code in _MISSING_TABLE_CODES:
-            return InputError(f"Supabase has no table {source.table!r} in the public schema: check the table "
-                              "name (--table) or create it.")
+            return InputError(
+                f"Supabase has no table {source.table!r} in the public schema: check the table "
+                "name (--table) or create it."
+            )
         if code == "42703":
             return InputError(f"Supabase says: {message}. Check the column mapping (--map COLUMN=FIELD).")
         if code == "404":
-            return CognitiveTwinError(f"{url} answered 404 for the REST API: it does not look like a Supabase "
-                                      "project URL (https://xyz.supabase.co).")
+            return CognitiveTwinError(
+                f"{url} answered 404 for the REST API: it does not look like a Supabase "
+                "project URL (https://xyz.supabase.co)."
+            )
         if code in ("403", "42501"):
-            return CognitiveTwinError(f"Supabase refused to read {source.table!r} ({message}): use a key whose "
-                                      "role may read the table (service_role) or add a row-level security policy.")
+            return CognitiveTwinError(
+                f"Supabase refused to read {source.table!r} ({message}): use a key whose "
+                "role may read the table (service_role) or add a row-level security policy."
+            )
         return CognitiveTwinError(f"Supabase returned an error reading {source.table!r}: {message or code}.")
     if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL)):
         return InputError(f"The Supabase URL {url!r} is not valid: it must look like https://xyz.supabase.co.")
@@ -156,8 +168,9 @@ def _is_transient(exc: Exception) -> bool:
 
     if isinstance(exc, APIError):
         return exc.code in _TRANSIENT_CODES
-    return isinstance(exc, (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError,
-                            httpx.ReadTimeout, httpx.WriteError))
+    return isinstance(
+        exc, (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError, httpx.ReadTimeout, httpx.WriteError)
+    )
 
 
 def _execute(make_query: Callable, source: SupabaseSource, sleep=time.sleep):
@@ -176,9 +189,10 @@ def _execute(make_query: Callable, source: SupabaseSource, sleep=time.sleep):
             if isinstance(exc, APIError) and exc.code == "PGRST103":
                 return None
             if attempt < source.retries and _is_transient(exc):
-                delay = source.retry_delay * (2 ** attempt)
-                log.info("Supabase transient error (%s), retry %d in %.1fs", getattr(exc, "code", exc), attempt + 1,
-                         delay)
+                delay = source.retry_delay * (2**attempt)
+                log.info(
+                    "Supabase transient error (%s), retry %d in %.1fs", getattr(exc, "code", exc), attempt + 1, delay
+                )
                 sleep(delay)
                 attempt += 1
                 continue
@@ -213,14 +227,22 @@ def _resolve_columns(client, source: SupabaseSource, report: ImportReport) -> di
             client.table(source.table).select(",".join(resolved.values())).limit(1).execute()
             return resolved
         except APIError as exc:
-            missing = next((name for name, column in resolved.items()
-                            if exc.code == "42703" and f".{column} " in f"{exc.message} "), None)
+            missing = next(
+                (
+                    name
+                    for name, column in resolved.items()
+                    if exc.code == "42703" and f".{column} " in f"{exc.message} "
+                ),
+                None,
+            )
             if missing is None or missing in mapping.REQUIRED or missing in mapping.explicit:
                 raise _explain(exc, source) from None
             del resolved[missing]
 
 
-def read(source: SupabaseSource, report: ImportReport, progress: ProgressCallback | None = None) -> Iterator[Conversation]:
+def read(
+    source: SupabaseSource, report: ImportReport, progress: ProgressCallback | None = None
+) -> Iterator[Conversation]:
     client = _client(source)
     try:
         yield from _read_rows(client, source, report, progress)
@@ -228,8 +250,9 @@ def read(source: SupabaseSource, report: ImportReport, progress: ProgressCallbac
         client.options.httpx_client.close()
 
 
-def _read_rows(client, source: SupabaseSource, report: ImportReport,
-               progress: ProgressCallback | None) -> Iterator[Conversation]:
+def _read_rows(
+    client, source: SupabaseSource, report: ImportReport, progress: ProgressCallback | None
+) -> Iterator[Conversation]:
     label = source.label
     columns = _resolve_columns(client, source, report)
     conversation_column = columns["conversation_id"]
@@ -243,6 +266,7 @@ def _read_rows(client, source: SupabaseSource, report: ImportReport,
             for column in order:
                 builder = builder.order(column)
             return builder.range(offset, offset + page_size - 1)
+
         return query
 
     current_id = None
@@ -262,8 +286,11 @@ def _read_rows(client, source: SupabaseSource, report: ImportReport,
         if response is None:
             break  # the table shrank while reading: the offset is past the end
         rows = response.data or []
-        total = response.count if response.count is not None else (offset + len(rows) if len(rows) < page_size
-                                                                   else offset + len(rows) + 1)
+        total = (
+            response.count
+            if response.count is not None
+            else (offset + len(rows) if len(rows) < page_size else offset + len(rows) + 1)
+        )
         if not rows:
             break
         for number, row in enumerate(rows, start=offset + 1):
@@ -280,12 +307,19 @@ def _read_rows(client, source: SupabaseSource, report: ImportReport,
                     raise RecordError(conversation_column, "empty conversation id")
                 role = map_role(row.get(columns["role"]), columns["role"], aliases=True)
                 content = check_text(row.get(columns["content"]), columns["content"])
-                created_at = parse_time(row.get(columns["timestamp"]), columns["timestamp"]) \
-                    if "timestamp" in columns else None
+                created_at = (
+                    parse_time(row.get(columns["timestamp"]), columns["timestamp"]) if "timestamp" in columns else None
+                )
             except RecordError as exc:
                 current_bad = True
-                report.reject(Rejection(label, f"{exc.reason} (conversation {conversation_id!r} skipped)",
-                                        record=number, field=exc.field))
+                report.reject(
+                    Rejection(
+                        label,
+                        f"{exc.reason} (conversation {conversation_id!r} skipped)",
+                        record=number,
+                        field=exc.field,
+                    )
+                )
                 continue
             current.append(Message(role=role, content=content, created_at=created_at))
         offset += len(rows)

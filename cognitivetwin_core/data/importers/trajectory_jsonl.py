@@ -89,25 +89,34 @@ def read(path: Path, report: ImportReport, progress: ProgressCallback | None = N
                 else:
                     trajectory = parse_trajectory(raw, "trajectory", len(messages) - 1)
                     if trajectory["turn_index"] >= len(messages):
-                        raise RecordError("trajectory.turn_index", f"turn_index {trajectory['turn_index']} is past "
-                                          f"the {len(messages)} messages of the line")
+                        raise RecordError(
+                            "trajectory.turn_index",
+                            f"turn_index {trajectory['turn_index']} is past the {len(messages)} messages of the line",
+                        )
                     trajectories = {trajectory["turn_index"]: trajectory}
-                same_conversation = (pending is not None and conversation_id is not None
-                                     and conversation_id == pending.conversation_id)
+                same_conversation = (
+                    pending is not None and conversation_id is not None and conversation_id == pending.conversation_id
+                )
                 if same_conversation:
                     shared = min(len(messages), len(pending.messages))
                     for index in range(shared):
                         if not _same(messages[index], pending.messages[index]):
-                            raise RecordError(f"messages[{index}]", "differs from the same message on line "
-                                              f"{pending.line} of conversation {conversation_id!r}")
+                            raise RecordError(
+                                f"messages[{index}]",
+                                "differs from the same message on line "
+                                f"{pending.line} of conversation {conversation_id!r}",
+                            )
             except RecordError as exc:
                 report.reject(Rejection(label, exc.reason, line=line, field=exc.field))
                 continue
             if not same_conversation:
                 if pending is not None:
                     yield finish(pending)
-                pending = _Pending(conversation_id, optional_text(record, "title") if isinstance(
-                    record.get("title"), str) else None, line)
+                pending = _Pending(
+                    conversation_id,
+                    optional_text(record, "title") if isinstance(record.get("title"), str) else None,
+                    line,
+                )
             if len(messages) > len(pending.messages):
                 pending.messages = messages
             pending.trajectories.update(trajectories)
