@@ -1,5 +1,5 @@
 # The README's two commands are `make run` and `make test`; both do any missing set-up first.
-.PHONY: run test demo setup package install-desktop uninstall-desktop benchmarks
+.PHONY: run test lint format demo setup package install-desktop uninstall-desktop benchmarks
 
 VENV ?= .venv
 
@@ -9,8 +9,18 @@ setup:
 run: setup
 	$(VENV)/bin/cognitivetwin-studio
 
-test: setup
+test: setup lint
 	bash scripts/run-tests.sh
+
+# Lint, format check and the import contracts (docs/ARCHITECTURE.md); `make test` runs it first.
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-cache
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 demo: setup
 	$(VENV)/bin/cognitivetwin demo

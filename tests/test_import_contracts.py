@@ -1,0 +1,52 @@
+"""The layers of docs/ARCHITECTURE.md hold, checked by import-linter's contracts in pyproject.toml.
+
+The second test proves the contracts bite: an upward import added to a copy of the core
+(data importing phase2) and a Qt import in the core are both reported as broken.
+"""
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
+
+
+def _lint_imports(cwd: Path, extra_path: Path | None = None) -> subprocess.CompletedProcess:
+    env = None
+    if extra_path is not None:
+        import os
+
+        env = {**os.environ, "PYTHONPATH": str(extra_path)}
+    return subprocess.run(
+        [str(LINT_IMPORTS), "--no-cache"], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_import_contracts_are_kept():
+    result = _lint_imports(ROOT)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "0 broken" in result.stdout and "3 kept" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "upward_import", "contract"),
+    [
+        ("cognitivetwin_core/data/workspace.py", "import cognitivetwin_core.phase2.trainer", "layered"),
+        ("cognitivetwin_core/phase2/heads.py", "import cognitivetwin_core.phase1.local_lora", "layered"),
+        ("cognitivetwin_core/annotation/patterns.py", "import PySide6.QtCore", "never imports Qt"),
+    ],
+)
+def test_an_upward_import_breaks_a_contract(tmp_path, module, upward_import, contract):
+    shutil.copytree(ROOT / "cognitivetwin_core", tmp_path / "cognitivetwin_core")
+    shutil.copytree(ROOT / "app", tmp_path / "app")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path / "pyproject.toml")
+    target = tmp_path / module
+    target.write_text(target.read_text() + f"\n{upward_import}  # added by the test\n")
+    result = _lint_imports(tmp_path, extra_path=tmp_path)
+    assert result.returncode != 0, result.stdout
+    assert f"{contract}" in result.stdout and "BROKEN" in result.stdout
+    assert module.replace("/", ".").removesuffix(".py") in result.stdout
