@@ -191,6 +191,27 @@ class _Data:
     offsets: list[int]
 
 
+@dataclass
+class _Training:
+    """What the epoch loop carries from one step to the next."""
+
+    components: object
+    optimizer: object
+    scheduler: object
+    identity: dict
+    train_ids: list[int]
+    val_ids: list[int]
+    batches_per_epoch: int
+    started: float
+    start_epoch: int = 1
+    global_step: int = 0
+    history: list = field(default_factory=list)
+    last_good_epoch: int = 0
+    steps_this_run: int = 0
+    examples_this_run: int = 0
+    epoch_train_losses: dict = field(default_factory=dict)
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -523,11 +544,21 @@ class Phase2Trainer:
     # ----- training -------------------------------------------------------------------------------
 
     def _train(self, conversations, cached, device, digest):
+        """Set up, resume if asked, then epoch by epoch: steps, validation, checkpoint."""
+        state = self._setup_training(conversations, cached, device, digest)
+        self._resume_into(state)
+        self._stop_message = "Stopped before the first epoch ended; nothing was saved."
+        for epoch in range(state.start_epoch, self.config.epochs + 1):
+            yield from self._train_epoch(state, epoch)
+            yield from self._end_epoch(state, epoch)
+        yield self._complete(state)
+
+    def _setup_training(self, conversations, cached, device, digest) -> _Training:
+        """Annotations, the split, fresh components with their statistics, optimizer and schedule."""
         import numpy as np
         import torch
 
-        from cognitivetwin_core.phase2.checkpoint import find_checkpoint, load_checkpoint, restore_rng, save_checkpoint
-        from cognitivetwin_core.phase2.twin_model import TwinComponents, TwinConfig, save_components
+        from cognitivetwin_core.phase2.twin_model import TwinComponents, TwinConfig
 
         config = self.config
         data = self._annotations(conversations)
@@ -566,8 +597,25 @@ class Phase2Trainer:
         self._stylometric_scale = (1.0 / train_stylo.std(0, unbiased=False).clamp_min(0.02)).to(device)
         components.style_head.init_readout(self._stylometric_mean)
 
-        optimizer = torch.optim.AdamW(components.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         batches_per_epoch = max(1, math.ceil(len(train_ids) / config.batch_size))
+        optimizer, scheduler = self._optimizer_and_schedule(components, batches_per_epoch)
+        return _Training(
+            components=components,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            identity={"data_hash": digest, "hidden_size": cached.hidden_size, **self._resume_identity()},
+            train_ids=train_ids,
+            val_ids=val_ids,
+            batches_per_epoch=batches_per_epoch,
+            started=time.perf_counter(),
+        )
+
+    def _optimizer_and_schedule(self, components, batches_per_epoch: int):
+        """AdamW with a linear warm-up then a cosine decay to 10% over the whole run."""
+        import torch
+
+        config = self.config
+        optimizer = torch.optim.AdamW(components.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         updates_per_epoch = math.ceil(batches_per_epoch / config.gradient_accumulation)
         total_updates = updates_per_epoch * config.epochs
         warmup = max(1, int(config.warmup_fraction * total_updates))
@@ -578,113 +626,148 @@ class Phase2Trainer:
             progress = (update - warmup) / max(1, total_updates - warmup)
             return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        identity = {"data_hash": digest, "hidden_size": cached.hidden_size, **self._resume_identity()}
-        start_epoch, global_step, history = 1, 0, []
-        checkpoint_dir = find_checkpoint(self.output_dir) if config.resume else None
-        if checkpoint_dir is not None:
-            checkpoint = load_checkpoint(checkpoint_dir)
-            # Checkpoints written before epochs could grow still record them: not compared.
-            saved_identity = {k: v for k, v in checkpoint.trainer_state.get("identity", {}).items() if k != "epochs"}
-            if saved_identity != identity:
-                changed = sorted(
-                    k for k in set(identity) | set(saved_identity) if identity.get(k) != saved_identity.get(k)
-                )
-                raise InputError(
-                    f"The checkpoint in {checkpoint_dir} was made with other data or settings ({', '.join(changed)}); "
-                    "resume with the same ones, or start a new output folder."
-                )
-            components.load_state_dict(checkpoint.components_state)
-            optimizer.load_state_dict(checkpoint.optimizer_state)
-            scheduler.load_state_dict(checkpoint.scheduler_state)
-            restore_rng(checkpoint.rng_state)
-            start_epoch = int(checkpoint.trainer_state["epoch"]) + 1
-            global_step = int(checkpoint.trainer_state["global_step"])
-            history = checkpoint.trainer_state.get("history", [])
-            log.info("Resuming %s from epoch %d", self.output_dir, start_epoch)
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
-        self._stop_message = "Stopped before the first epoch ended; nothing was saved."
-        steps_done_this_run = examples_done = 0
-        started = time.perf_counter()
-        total_steps = batches_per_epoch * config.epochs
-        last_good_epoch = start_epoch - 1
-        for epoch in range(start_epoch, config.epochs + 1):
-            components.train()
-            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-            order = [train_ids[i] for i in torch.randperm(len(train_ids), generator=generator).tolist()]
-            batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
-            sums: dict[str, float] = {}
-            optimizer.zero_grad(set_to_none=True)
-            for step, batch in enumerate(batches, start=1):
-                if self._should_stop():
-                    self._stop_during_training(components, history, last_good_epoch)
-                    raise _Stop()
-                losses, examples = self._batch_losses(components, batch)
-                total = losses["total"]
-                if not torch.isfinite(total):
-                    bad = [n for n, v in losses.items() if n != "total" and not torch.isfinite(v)] or ["total"]
-                    raise _Failure(
-                        f"Training stopped at epoch {epoch}, step {step}: the {', '.join(bad)} loss became "
-                        f"{float(total.detach())} (numerically unstable). "
-                        + (
-                            f"The last good checkpoint (epoch {last_good_epoch}) is kept in "
-                            f"{self.output_dir / 'checkpoint'}; "
-                            if last_good_epoch >= 1
-                            else "No epoch had finished, so nothing was saved; "
-                        )
-                        + f"lower the learning rate (now {config.lr:g}) and run again"
-                        + (" with --resume." if last_good_epoch >= 1 else ".")
-                    )
-                (total / config.gradient_accumulation).backward()
-                if step % config.gradient_accumulation == 0 or step == len(batches):
-                    torch.nn.utils.clip_grad_norm_(components.parameters(), config.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                global_step += 1
-                steps_done_this_run += 1
-                examples_done += examples
-                losses = {name: float(value.detach()) for name, value in losses.items()}
-                for name, value in losses.items():
-                    sums[name] = sums.get(name, 0.0) + value
-                elapsed = max(time.perf_counter() - started, 1e-9)
-                remaining = total_steps - global_step
-                yield StepEvent(
-                    epoch=epoch,
-                    epochs=config.epochs,
-                    step=step,
-                    steps_per_epoch=len(batches),
-                    global_step=global_step,
-                    total_steps=total_steps,
-                    losses=losses,
-                    lr=float(optimizer.param_groups[0]["lr"]),
-                    examples_per_s=examples_done / elapsed,
-                    eta_s=elapsed / steps_done_this_run * remaining,
-                )
-            train_losses = {name: value / len(batches) for name, value in sums.items()}
-            val_losses, metrics, per_pattern = self.evaluate(components, val_ids)
-            from cognitivetwin_core.phase2.metrics import format_table
+    def _resume_into(self, state: _Training) -> None:
+        """With --resume: weights, optimizer, schedule, RNG and history from the last checkpoint."""
+        from cognitivetwin_core.phase2.checkpoint import find_checkpoint, load_checkpoint, restore_rng
 
-            entry = {
+        checkpoint_dir = find_checkpoint(self.output_dir) if self.config.resume else None
+        if checkpoint_dir is None:
+            return
+        checkpoint = load_checkpoint(checkpoint_dir)
+        # Checkpoints written before epochs could grow still record them: not compared.
+        saved_identity = {k: v for k, v in checkpoint.trainer_state.get("identity", {}).items() if k != "epochs"}
+        identity = state.identity
+        if saved_identity != identity:
+            changed = sorted(k for k in set(identity) | set(saved_identity) if identity.get(k) != saved_identity.get(k))
+            raise InputError(
+                f"The checkpoint in {checkpoint_dir} was made with other data or settings ({', '.join(changed)}); "
+                "resume with the same ones, or start a new output folder."
+            )
+        state.components.load_state_dict(checkpoint.components_state)
+        state.optimizer.load_state_dict(checkpoint.optimizer_state)
+        state.scheduler.load_state_dict(checkpoint.scheduler_state)
+        restore_rng(checkpoint.rng_state)
+        state.start_epoch = int(checkpoint.trainer_state["epoch"]) + 1
+        state.global_step = int(checkpoint.trainer_state["global_step"])
+        state.history = checkpoint.trainer_state.get("history", [])
+        state.last_good_epoch = state.start_epoch - 1
+        log.info("Resuming %s from epoch %d", self.output_dir, state.start_epoch)
+
+    def _epoch_batches(self, state: _Training, epoch: int) -> list[list[int]]:
+        """The training conversations in a seeded order for this epoch, cut into batches."""
+        import torch
+
+        config = self.config
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+        order = [state.train_ids[i] for i in torch.randperm(len(state.train_ids), generator=generator).tolist()]
+        return [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
+
+    def _train_epoch(self, state: _Training, epoch: int):
+        """One pass over the training conversations; a StepEvent per batch. Leaves the mean
+        training losses in `state.epoch_train_losses`."""
+        import torch
+
+        config = self.config
+        components, optimizer = state.components, state.optimizer
+        components.train()
+        batches = self._epoch_batches(state, epoch)
+        total_steps = state.batches_per_epoch * config.epochs
+        sums: dict[str, float] = {}
+        optimizer.zero_grad(set_to_none=True)
+        for step, batch in enumerate(batches, start=1):
+            if self._should_stop():
+                self._stop_during_training(components, state.history, state.last_good_epoch)
+                raise _Stop()
+            losses, examples = self._batch_losses(components, batch)
+            self._check_finite(losses, epoch, step, state.last_good_epoch)
+            (losses["total"] / config.gradient_accumulation).backward()
+            if step % config.gradient_accumulation == 0 or step == len(batches):
+                torch.nn.utils.clip_grad_norm_(components.parameters(), config.max_grad_norm)
+                optimizer.step()
+                state.scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            state.global_step += 1
+            state.steps_this_run += 1
+            state.examples_this_run += examples
+            losses = {name: float(value.detach()) for name, value in losses.items()}
+            for name, value in losses.items():
+                sums[name] = sums.get(name, 0.0) + value
+            elapsed = max(time.perf_counter() - state.started, 1e-9)
+            yield StepEvent(
+                epoch=epoch,
+                epochs=config.epochs,
+                step=step,
+                steps_per_epoch=len(batches),
+                global_step=state.global_step,
+                total_steps=total_steps,
+                losses=losses,
+                lr=float(optimizer.param_groups[0]["lr"]),
+                examples_per_s=state.examples_this_run / elapsed,
+                eta_s=elapsed / state.steps_this_run * (total_steps - state.global_step),
+            )
+        state.epoch_train_losses = {name: value / len(batches) for name, value in sums.items()}
+
+    def _check_finite(self, losses: dict, epoch: int, step: int, last_good_epoch: int) -> None:
+        """A NaN or infinite loss ends the run with a sentence saying what to change."""
+        import torch
+
+        total = losses["total"]
+        if torch.isfinite(total):
+            return
+        config = self.config
+        bad = [n for n, v in losses.items() if n != "total" and not torch.isfinite(v)] or ["total"]
+        raise _Failure(
+            f"Training stopped at epoch {epoch}, step {step}: the {', '.join(bad)} loss became "
+            f"{float(total.detach())} (numerically unstable). "
+            + (
+                f"The last good checkpoint (epoch {last_good_epoch}) is kept in {self.output_dir / 'checkpoint'}; "
+                if last_good_epoch >= 1
+                else "No epoch had finished, so nothing was saved; "
+            )
+            + f"lower the learning rate (now {config.lr:g}) and run again"
+            + (" with --resume." if last_good_epoch >= 1 else ".")
+        )
+
+    def _end_epoch(self, state: _Training, epoch: int):
+        """Validation, metrics.json, the EpochEvent, then the resume checkpoint."""
+        from cognitivetwin_core.phase2.checkpoint import save_checkpoint
+        from cognitivetwin_core.phase2.metrics import format_table
+
+        config = self.config
+        train_losses = state.epoch_train_losses
+        val_losses, metrics, per_pattern = self.evaluate(state.components, state.val_ids)
+        state.history.append(
+            {
                 "epoch": epoch,
                 "train": train_losses,
                 "validation": val_losses,
                 "metrics": metrics,
                 "per_pattern": per_pattern,
             }
-            history.append(entry)
-            self._write_metrics(history)
-            yield EpochEvent(
-                epoch, config.epochs, train_losses, val_losses, metrics, per_pattern, format_table(metrics)
-            )
-            trainer_state = {"epoch": epoch, "global_step": global_step, "history": history, "identity": identity}
-            path = save_checkpoint(self.output_dir, components, optimizer, scheduler, trainer_state)
-            last_good_epoch = epoch
-            yield CheckpointEvent(epoch, str(path))
-        save_components(components, self.output_dir)
-        final = history[-1]["metrics"] if history else {}
+        )
+        self._write_metrics(state.history)
+        yield EpochEvent(epoch, config.epochs, train_losses, val_losses, metrics, per_pattern, format_table(metrics))
+        trainer_state = {
+            "epoch": epoch,
+            "global_step": state.global_step,
+            "history": state.history,
+            "identity": state.identity,
+        }
+        path = save_checkpoint(self.output_dir, state.components, state.optimizer, state.scheduler, trainer_state)
+        state.last_good_epoch = epoch
+        yield CheckpointEvent(epoch, str(path))
+
+    def _complete(self, state: _Training) -> FinishedEvent:
+        from cognitivetwin_core.phase2.twin_model import save_components
+
+        save_components(state.components, self.output_dir)
+        final = state.history[-1]["metrics"] if state.history else {}
         self.run_record["final_metrics"] = final
-        yield self._finish("completed", f"Trained {config.epochs} epochs; the model is in {self.output_dir}.", final)
+        return self._finish(
+            "completed", f"Trained {self.config.epochs} epochs; the model is in {self.output_dir}.", final
+        )
 
     def _resume_identity(self) -> dict:
         """Settings that must not change across --resume. Not epochs: a stopped run may be
