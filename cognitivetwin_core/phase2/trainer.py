@@ -34,6 +34,7 @@ memory) end with FinishedEvent(outcome="failed", message=...) and the last good 
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -83,6 +84,9 @@ class Phase2Config:
     max_window_tokens: int = 1024
     overlap_tokens: int = 256
     encode_batch_tokens: int = 8192
+    # Stop when validation loss has not improved for this many epochs (0: never stop early).
+    patience: int = 5
+    name: str | None = None  # the run's readable name (default: base, data, date)
 
     def validate(self) -> None:
         problems = []
@@ -94,6 +98,8 @@ class Phase2Config:
             problems.append("gradient accumulation must be at least 1")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             problems.append("the learning rate must be a positive number")
+        if self.patience < 0:
+            problems.append("patience must be 0 (off) or more epochs")
         if self.plan_steps < 1:
             problems.append("plan steps must be at least 1")
         if not 0.0 <= self.val_fraction < 1.0:
@@ -210,6 +216,11 @@ class _Training:
     steps_this_run: int = 0
     examples_this_run: int = 0
     epoch_train_losses: dict = field(default_factory=dict)
+    best_epoch: int | None = None  # the epoch whose components are the run's model
+    best_state: dict | None = None  # its components' state dict, on the CPU
+    best_loss: float = math.inf
+    early_stop: str | None = None  # why the run stopped before its last epoch
+    ablation: dict | None = None  # trajectory_ablation of the saved model
 
 
 def _now() -> str:
@@ -489,7 +500,11 @@ class Phase2Trainer:
         if cancelled:
             self._discard()
             return self._finish("cancelled", "Cancelled: the run was discarded.")
-        return self._finish("stopped", getattr(self, "_stop_message", "Stopped before training began."))
+        return self._finish(
+            "stopped",
+            getattr(self, "_stop_message", "Stopped before training began."),
+            getattr(self, "_stop_metrics", None),
+        )
 
     def _discard(self) -> None:
         """Cancel: remove what this run wrote (the feature cache stays: it is valid and shared)."""
@@ -551,6 +566,10 @@ class Phase2Trainer:
         for epoch in range(state.start_epoch, self.config.epochs + 1):
             yield from self._train_epoch(state, epoch)
             yield from self._end_epoch(state, epoch)
+            state.early_stop = self._early_stop_reason(state, epoch)
+            if state.early_stop:
+                log.info("Phase 2 run %s: %s", self.run_id, state.early_stop)
+                break
         yield self._complete(state)
 
     def _setup_training(self, conversations, cached, device, digest) -> _Training:
@@ -653,6 +672,11 @@ class Phase2Trainer:
         state.global_step = int(checkpoint.trainer_state["global_step"])
         state.history = checkpoint.trainer_state.get("history", [])
         state.last_good_epoch = state.start_epoch - 1
+        if checkpoint.best_state is not None and checkpoint.trainer_state.get("best_epoch"):
+            state.best_state = checkpoint.best_state
+            state.best_epoch = int(checkpoint.trainer_state["best_epoch"])
+            best_loss = checkpoint.trainer_state.get("best_loss")
+            state.best_loss = math.inf if best_loss is None else float(best_loss)
         log.info("Resuming %s from epoch %d", self.output_dir, state.start_epoch)
 
     def _epoch_batches(self, state: _Training, epoch: int) -> list[list[int]]:
@@ -678,7 +702,7 @@ class Phase2Trainer:
         optimizer.zero_grad(set_to_none=True)
         for step, batch in enumerate(batches, start=1):
             if self._should_stop():
-                self._stop_during_training(components, state.history, state.last_good_epoch)
+                self._stop_during_training(state)
                 raise _Stop()
             losses, examples = self._batch_losses(components, batch)
             self._check_finite(losses, epoch, step, state.last_good_epoch)
@@ -731,7 +755,7 @@ class Phase2Trainer:
         )
 
     def _end_epoch(self, state: _Training, epoch: int):
-        """Validation, metrics.json, the EpochEvent, then the resume checkpoint."""
+        """Validation, the best epoch kept, metrics.json, the EpochEvent, then the resume checkpoint."""
         from cognitivetwin_core.phase2.checkpoint import save_checkpoint
         from cognitivetwin_core.phase2.metrics import format_table
 
@@ -747,27 +771,87 @@ class Phase2Trainer:
                 "per_pattern": per_pattern,
             }
         )
-        self._write_metrics(state.history)
+        self._keep_if_best(state, epoch, val_losses)
+        self._write_metrics(state)
         yield EpochEvent(epoch, config.epochs, train_losses, val_losses, metrics, per_pattern, format_table(metrics))
         trainer_state = {
             "epoch": epoch,
             "global_step": state.global_step,
             "history": state.history,
             "identity": state.identity,
+            "best_epoch": state.best_epoch,
+            "best_loss": state.best_loss if math.isfinite(state.best_loss) else None,
         }
-        path = save_checkpoint(self.output_dir, state.components, state.optimizer, state.scheduler, trainer_state)
+        path = save_checkpoint(
+            self.output_dir, state.components, state.optimizer, state.scheduler, trainer_state, state.best_state
+        )
         state.last_good_epoch = epoch
         yield CheckpointEvent(epoch, str(path))
 
-    def _complete(self, state: _Training) -> FinishedEvent:
+    def _keep_if_best(self, state: _Training, epoch: int, val_losses: dict) -> None:
+        """Remember this epoch's components if its validation loss is the lowest so far (every
+        epoch is 'best' without validation data: the latest is kept)."""
+        loss = val_losses.get("total") if val_losses else None
+        if loss is not None and not (math.isfinite(loss) and loss < state.best_loss):
+            return
+        state.best_epoch = epoch
+        state.best_loss = math.inf if loss is None else float(loss)
+        state.best_state = {k: v.detach().to("cpu").clone() for k, v in state.components.state_dict().items()}
+
+    def _early_stop_reason(self, state: _Training, epoch: int) -> str | None:
+        patience = self.config.patience
+        if not patience or state.best_epoch is None or epoch >= self.config.epochs:
+            return None
+        if epoch - state.best_epoch < patience:
+            return None
+        return (
+            f"Stopped early after epoch {epoch}: the validation loss has not improved for {patience} epochs "
+            f"(best at epoch {state.best_epoch})."
+        )
+
+    def _best_components(self, state: _Training):
+        """The components of the best epoch (a copy; the live ones keep training state)."""
+        if state.best_state is None:
+            return state.components
+        best = copy.deepcopy(state.components)
+        best.load_state_dict(state.best_state)
+        best.eval()
+        return best
+
+    def _save_model(self, state: _Training) -> dict:
+        """Save the best epoch's components as the run's model, measure the trajectory ablation,
+        write metrics.json; returns the model's validation metrics."""
         from cognitivetwin_core.phase2.twin_model import save_components
 
-        save_components(state.components, self.output_dir)
-        final = state.history[-1]["metrics"] if state.history else {}
-        self.run_record["final_metrics"] = final
-        return self._finish(
-            "completed", f"Trained {self.config.epochs} epochs; the model is in {self.output_dir}.", final
-        )
+        model = self._best_components(state)
+        save_components(model, self.output_dir)
+        state.ablation = self.trajectory_ablation(model, state.val_ids)
+        entry = self._entry_of(state, state.best_epoch)
+        metrics = dict(entry["metrics"]) if entry else {}
+        self._write_metrics(state)
+        self.run_record["final_metrics"] = metrics
+        self.run_record["best_epoch"] = state.best_epoch
+        self.run_record["epochs_trained"] = state.last_good_epoch
+        if state.ablation:
+            self.run_record["trajectory_ablation"] = state.ablation
+        return metrics
+
+    @staticmethod
+    def _entry_of(state: _Training, epoch: int | None) -> dict | None:
+        for entry in state.history:
+            if entry.get("epoch") == epoch and epoch is not None:
+                return entry
+        return None
+
+    def _complete(self, state: _Training) -> FinishedEvent:
+        metrics = self._save_model(state)
+        done = state.last_good_epoch
+        message = (state.early_stop + " ") if state.early_stop else f"Trained {done} epochs. "
+        if state.best_epoch is not None and state.best_epoch != done:
+            message += f"The model of epoch {state.best_epoch} (the best on validation) is kept in {self.output_dir}."
+        else:
+            message += f"The model is in {self.output_dir}."
+        return self._finish("completed", message, metrics)
 
     def _resume_identity(self) -> dict:
         """Settings that must not change across --resume. Not epochs: a stopped run may be
@@ -786,38 +870,67 @@ class Phase2Trainer:
             "val_fraction": c.val_fraction,
         }
 
-    def _stop_during_training(self, components, history, last_good_epoch) -> None:
+    def _stop_during_training(self, state: _Training) -> None:
+        """Stop (and save): the best finished epoch becomes the model; if no epoch finished,
+        the weights at the stop do."""
         from cognitivetwin_core.phase2.twin_model import save_components
 
         with self._lock:
             cancelled, save = self._cancel_requested, self._save_on_stop
         if cancelled:
             return
-        if save:
-            save_components(components, self.output_dir)
-            _, metrics, per_pattern = self.evaluate(components, self._val_ids)
-            history = history + [{"epoch": None, "stopped": True, "metrics": metrics, "per_pattern": per_pattern}]
-            self._write_metrics(history)
+        last_good_epoch = state.last_good_epoch
+        resume = f"; --resume continues from epoch {last_good_epoch + 1}." if last_good_epoch >= 1 else "."
+        if save and state.best_epoch is not None:
+            self._stop_metrics = self._save_model(state)
+            self._stop_message = (
+                f"Stopped and saved after {last_good_epoch} finished epochs: the model in {self.output_dir} is "
+                f"epoch {state.best_epoch}'s (the best on validation){resume}"
+            )
+        elif save:
+            save_components(state.components, self.output_dir)
+            _, metrics, per_pattern = self.evaluate(state.components, self._val_ids)
+            state.history.append({"epoch": None, "stopped": True, "metrics": metrics, "per_pattern": per_pattern})
+            self._write_metrics(state)
             self.run_record["final_metrics"] = metrics
-            self._stop_message = f"Stopped and saved: the model in {self.output_dir} holds the weights at the stop" + (
-                f"; --resume continues from epoch {last_good_epoch + 1}." if last_good_epoch >= 1 else "."
+            self._stop_metrics = metrics
+            self._stop_message = (
+                f"Stopped and saved: the model in {self.output_dir} holds the weights at the stop{resume}"
             )
         else:
             self._stop_message = (
-                f"Stopped without saving; --resume continues from epoch {last_good_epoch + 1}."
+                f"Stopped without saving{resume}"
                 if last_good_epoch >= 1
                 else "Stopped before the first epoch ended; nothing was saved."
             )
 
-    def _write_metrics(self, history: list) -> None:
+    def _write_metrics(self, state: _Training) -> None:
+        """metrics.json: every epoch, the best one, the overfitting flag, verdicts, the ablation."""
+        from cognitivetwin_core.phase2.verdicts import head_verdicts
+        from cognitivetwin_core.training_verdicts import loss_trend, overfitting
+
+        history = state.history
         epochs = [entry for entry in history if entry.get("epoch") is not None]
+        best = self._entry_of(state, state.best_epoch)
+        train = [e.get("train", {}).get("total") for e in epochs]
+        validation = [e.get("validation", {}).get("total") for e in epochs]
+        flag = overfitting(train, validation)
+        model_metrics = (best or (history[-1] if history else {})).get("metrics", {})
         payload = {
             "run_id": self.run_id,
             "epochs": history,
             "final": history[-1] if history else None,
-            "best_epoch_by_val_loss": min(epochs, key=lambda e: e["validation"].get("total", float("inf")))["epoch"]
-            if epochs and all("validation" in e for e in epochs)
-            else None,
+            "best_epoch": state.best_epoch,
+            "best": best,
+            # Kept for readers of older metrics.json files.
+            "best_epoch_by_val_loss": state.best_epoch if all(v is not None for v in validation) else None,
+            "overfitting": None
+            if flag is None
+            else {"since_epoch": flag.since_epoch, "best_epoch": flag.best_epoch, "message": flag.message},
+            "early_stop": state.early_stop,
+            "loss_trend": loss_trend(train).message if len(train) >= 2 else None,
+            "verdicts": [v.to_dict() for v in head_verdicts(model_metrics)],
+            "trajectory_ablation": getattr(state, "ablation", None),
         }
         _write_json_atomic(self.output_dir / "metrics.json", payload)
 
@@ -915,7 +1028,8 @@ class Phase2Trainer:
         components.eval()
         sums: dict[str, float] = {}
         probabilities, labels = [], []
-        plan_sum = plan_base_sum = plan_count = 0.0
+        K = self.config.plan_steps
+        step_sum, step_base, step_count = np.zeros(K), np.zeros(K), np.zeros(K)
         hits = anchors = 0
         chance = 0.0
         batches = [
@@ -933,11 +1047,15 @@ class Phase2Trainer:
                 labels.append(batch["patterns"].cpu().numpy())
                 targets = z[batch["plan_targets"]]
                 mask = batch["plan_mask"]
-                plan_sum += float((F.cosine_similarity(out.plan_steps, targets, dim=-1) * mask).sum())
-                plan_base_sum += float(
-                    (F.cosine_similarity(z.unsqueeze(1).expand_as(targets), targets, dim=-1) * mask).sum()
+                # Per step k (turn t+k), against "predict the current message" for that same turn.
+                step_sum += (F.cosine_similarity(out.plan_steps, targets, dim=-1) * mask).sum(0).cpu().numpy()
+                step_base += (
+                    (F.cosine_similarity(z.unsqueeze(1).expand_as(targets), targets, dim=-1) * mask)
+                    .sum(0)
+                    .cpu()
+                    .numpy()
                 )
-                plan_count += float(mask.sum())
+                step_count += mask.sum(0).cpu().numpy()
                 group = (batch["conversation"] * 8 + batch["roles"]).cpu().numpy()
                 h, a, ch = retrieval_hits(out.style_signature.cpu().numpy(), group)
                 hits, anchors, chance = hits + h, anchors + a, chance + ch
@@ -951,12 +1069,53 @@ class Phase2Trainer:
             "pattern_macro_f1_baseline": patterns["macro_f1_baseline"],
             "pattern_macro_auc": patterns["macro_auc"],
             "pattern_macro_auc_baseline": patterns["macro_auc_baseline"],
-            "planning_cosine": plan_sum / plan_count if plan_count else None,
-            "planning_cosine_baseline": plan_base_sum / plan_count if plan_count else None,
+            "planning_cosine": float(step_sum.sum() / step_count.sum()) if step_count.sum() else None,
+            "planning_cosine_baseline": float(step_base.sum() / step_count.sum()) if step_count.sum() else None,
+            # Step k looks k turns ahead; None where no validation turn has a turn k ahead.
+            "planning_cosine_per_step": [float(a / n) if n else None for a, n in zip(step_sum, step_count)],
+            "planning_cosine_baseline_per_step": [float(b / n) if n else None for b, n in zip(step_base, step_count)],
             "style_retrieval": hits / anchors if anchors else None,
             "style_retrieval_chance": chance / anchors if anchors else None,
         }
         return losses, metrics, patterns["per_pattern"]
+
+    def trajectory_ablation(self, components, conversation_ids: list[int], repeats: int = 5) -> dict | None:
+        """Each head's held-out metric with the true trajectories and with trajectories
+        shuffled across the validation messages (seeded; the mean of `repeats` shuffles):
+        {"patterns": {"true", "shuffled"}, "planning": {...}, "style": {...}}."""
+        import torch
+
+        if not conversation_ids:
+            return None
+        data = self._data
+        heads = {"patterns": "pattern_macro_f1", "planning": "planning_cosine", "style": "style_retrieval"}
+        _, true_metrics, _ = self.evaluate(components, conversation_ids)
+        rows = torch.tensor([i for c in conversation_ids for i in range(data.offsets[c], data.offsets[c + 1])])
+        generator = torch.Generator().manual_seed(self.config.seed + 7919)
+        shuffled: dict[str, list[float]] = {head: [] for head in heads}
+        try:
+            for _ in range(repeats):
+                permuted = rows[torch.randperm(len(rows), generator=generator)]
+                swapped = copy.copy(data)
+                for name in ("coords", "phases", "homogeneity"):
+                    values = getattr(data, name).clone()
+                    values[rows] = getattr(data, name)[permuted]
+                    setattr(swapped, name, values)
+                self._data = swapped
+                _, metrics, _ = self.evaluate(components, conversation_ids)
+                for head, key in heads.items():
+                    if metrics.get(key) is not None:
+                        shuffled[head].append(metrics[key])
+        finally:
+            self._data = data
+        return {
+            head: {
+                "metric": key,
+                "true": true_metrics.get(key),
+                "shuffled": sum(shuffled[head]) / len(shuffled[head]) if shuffled[head] else None,
+            }
+            for head, key in heads.items()
+        }
 
     def _feature_statistics(self, conversation_ids: list[int]):
         import numpy as np

@@ -1,0 +1,110 @@
+"""Each Phase 2 head's verdict in plain words, from its validation metric and its baseline.
+
+    head_verdicts(metrics) -> [HeadVerdict(head="patterns", level="much better",
+        sentence="Patterns: recognises your patterns much better than guessing.", ...), ...]
+    ablation_verdict(trajectory_ablation["planning"]) -> "Knowing where the turn sits in the
+        conversation helps planning (0.52 vs 0.50 with shuffled positions)."
+
+Levels, by how far the model is above its baseline: "much better", "better", "slightly
+better", "no better", "worse". The margins differ per head because the metrics move on
+different scales (an F1 gains tenths, a cosine between sentence states hundredths).
+Qt-free: the app and the CLI show these sentences as they are.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# (key, baseline key, head, what the head does, what the baseline does, margins: much, better, slightly)
+_HEADS = (
+    (
+        "pattern_macro_f1",
+        "pattern_macro_f1_baseline",
+        "patterns",
+        "recognises your patterns",
+        "guessing",
+        (0.15, 0.05, 0.01),
+    ),
+    (
+        "planning_cosine",
+        "planning_cosine_baseline",
+        "planning",
+        "predicts the next turns",
+        "assuming the conversation stays where it is",
+        (0.05, 0.02, 0.005),
+    ),
+    (
+        "style_retrieval",
+        "style_retrieval_chance",
+        "style",
+        "tells your messages in one conversation apart from others",
+        "chance",
+        (0.20, 0.07, 0.02),
+    ),
+)
+
+LEVELS = ("much better", "better", "slightly better", "no better", "worse")
+
+
+@dataclass(frozen=True)
+class HeadVerdict:
+    head: str  # "patterns" | "planning" | "style"
+    key: str  # the metric's key in metrics.json
+    value: float
+    baseline: float
+    level: str  # one of LEVELS
+    sentence: str
+
+    @property
+    def beats_baseline(self) -> bool:
+        return self.level in LEVELS[:3]
+
+    def to_dict(self) -> dict:
+        return {
+            "head": self.head,
+            "key": self.key,
+            "value": self.value,
+            "baseline": self.baseline,
+            "level": self.level,
+            "sentence": self.sentence,
+        }
+
+
+def level_for(value: float, baseline: float, margins: tuple[float, float, float]) -> str:
+    gain = value - baseline
+    much, better, slightly = margins
+    if gain >= much:
+        return "much better"
+    if gain >= better:
+        return "better"
+    if gain >= slightly:
+        return "slightly better"
+    if gain > -slightly:
+        return "no better"
+    return "worse"
+
+
+def head_verdicts(metrics: dict | None) -> list[HeadVerdict]:
+    """A verdict for each head that has a metric and a baseline in `metrics` (an epoch's)."""
+    verdicts = []
+    for key, baseline_key, head, doing, baseline_text, margins in _HEADS:
+        value, baseline = (metrics or {}).get(key), (metrics or {}).get(baseline_key)
+        if value is None or baseline is None:
+            continue
+        level = level_for(float(value), float(baseline), margins)
+        sentence = f"{head.capitalize()}: {doing} {level} than {baseline_text}."
+        verdicts.append(HeadVerdict(head, key, float(value), float(baseline), level, sentence))
+    return verdicts
+
+
+def ablation_verdict(head: str, ablation: dict | None) -> str | None:
+    """One sentence on a head's `trajectory_ablation` entry ({"true", "shuffled"})."""
+    if not ablation or ablation.get("true") is None or ablation.get("shuffled") is None:
+        return None
+    true, shuffled = float(ablation["true"]), float(ablation["shuffled"])
+    numbers = f"({true:.3f} with the true positions vs {shuffled:.3f} with shuffled ones)"
+    if true - shuffled > 0.002:
+        return f"Knowing where each message sits in its conversation helps {head} {numbers}."
+    if shuffled - true > 0.002:
+        return f"The position in the conversation misleads {head} {numbers}."
+    return f"{head.capitalize()} does not use the position in the conversation {numbers}."
