@@ -3,7 +3,8 @@
     cognitivetwin phase2 train --base-model NAME|DIR [--adapter DIR]
         (--data-file FILE | --workspace DIR) --output-dir DIR [--epochs 10] [--batch-size 4]
         [--lr 1e-3] [--gradient-accumulation 4] [--device auto|cpu|cuda|mps] [--resume]
-        [--plan-steps 4] [--seed 42] [--val-fraction 0.2] [--threads N]
+        [--plan-steps 4] [--seed 42] [--val-fraction 0.2] [--threads N] [--patience 5] [--name TEXT]
+    cognitivetwin phase2 rename RUN_DIR NAME
     cognitivetwin phase2 prepare-data ...     (also `phase2 --prepare-data`: Supabase -> trajectory JSONL)
 
 `--data-file` takes the seed's Phase 2 trajectory JSONL or any file the importers read
@@ -66,8 +67,21 @@ def register(subparsers) -> None:
     train.add_argument(
         "--max-window-tokens", type=int, default=1024, help="encoding window (long conversations overlap)"
     )
+    train.add_argument(
+        "--patience",
+        type=int,
+        default=Phase2Config.patience,
+        help="stop early when the validation loss has not improved for this many epochs (default "
+        f"{Phase2Config.patience}; 0: never). The best epoch's model is kept either way",
+    )
+    train.add_argument("--name", default=None, help="the run's name (default: base · data · date)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=_train)
+
+    rename = sub.add_parser("rename", help="give a Phase 2 run a new name")
+    rename.add_argument("run_dir", help="the run's output folder")
+    rename.add_argument("name", help="the new name")
+    rename.set_defaults(func=_rename)
 
     prepare = sub.add_parser(
         "prepare-data", help="import Supabase turns into the workspace and write the trajectory JSONL"
@@ -153,6 +167,8 @@ def _train(args) -> int:
         num_threads=args.threads,
         cache_dir=args.cache_dir,
         max_window_tokens=args.max_window_tokens,
+        patience=args.patience,
+        name=args.name,
     )
     if args.workspace:
         trainer = Phase2Trainer(config, workspace=args.workspace)
@@ -212,7 +228,56 @@ def _train(args) -> int:
     if finished.outcome == "cancelled":
         raise CancelledError(finished.message)
     if finished.metrics:
-        print("\nFinal validation metrics (model vs baseline):")
+        print("\nValidation metrics of the saved model (model vs baseline):")
         print(format_table(finished.metrics))
+        _print_summary(finished.output_dir)
     print(finished.message)
+    return 0
+
+
+def _print_summary(output_dir) -> None:
+    """Verdicts in words, per-step planning, the trajectory ablation, overfitting: from metrics.json."""
+    import json
+    from pathlib import Path
+
+    from cognitivetwin_core.phase2.verdicts import ablation_verdict
+
+    try:
+        metrics = json.loads((Path(output_dir) / "metrics.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError, TypeError):
+        return
+    if metrics.get("best_epoch") is not None:
+        print(f"Saved model: epoch {metrics['best_epoch']} (the best on validation).")
+    for verdict in metrics.get("verdicts") or []:
+        print(verdict["sentence"])
+    best = (metrics.get("best") or {}).get("metrics") or {}
+    steps, baselines = best.get("planning_cosine_per_step"), best.get("planning_cosine_baseline_per_step")
+    if steps:
+        print("Planning per step (cosine to the real turn, model vs predicting the current message):")
+        for k, (value, baseline) in enumerate(zip(steps, baselines), start=1):
+            if value is not None:
+                ahead = "the next turn" if k == 1 else f"{k} turns ahead"
+                print(f"  step {k} ({ahead}): {value:.4f} vs {baseline:.4f}")
+    ablation = metrics.get("trajectory_ablation") or {}
+    if ablation:
+        print("Trajectory ablation (true positions vs shuffled):")
+        for head, entry in ablation.items():
+            sentence = ablation_verdict(head, entry)
+            if sentence:
+                print(f"  {sentence}")
+    for key in ("overfitting", "early_stop"):
+        note = metrics.get(key)
+        if isinstance(note, dict):
+            note = note.get("message")
+        if note:
+            print(note)
+    if metrics.get("loss_trend"):
+        print(metrics["loss_trend"])
+
+
+def _rename(args) -> int:
+    from cognitivetwin_core.phase2.run_names import rename_run
+
+    record = rename_run(args.run_dir, args.name)
+    print(f"Renamed the run in {args.run_dir} to: {record['name']}")
     return 0

@@ -381,6 +381,7 @@ class Phase2Trainer:
         self.run_record.update(
             {
                 "run_id": self.run_id,
+                "name": self._run_name(source, len(conversations)),
                 "status": "running",
                 "outcome": "running",
                 "started_at": self.run_record.get("started_at") or _now(),
@@ -421,6 +422,16 @@ class Phase2Trainer:
                 return
             self._record_outcome("failed", f"Unexpected error: {exc!r}")
             raise
+
+    def _run_name(self, source: dict, conversations: int) -> str:
+        """--name, else the name the run already has (resume, rename), else base · data · date."""
+        from cognitivetwin_core.phase2.run_names import default_run_name
+
+        if self.config.name and self.config.name.strip():
+            return " ".join(self.config.name.split())
+        if self.run_record.get("name"):
+            return self.run_record["name"]
+        return default_run_name(self.config.base_model, {**source, "conversations": conversations})
 
     def _prepare_output(self, source: dict) -> None:
         config = self.config

@@ -8,7 +8,8 @@
     result.measured_stylometrics  # {name: value measured on the text}
     result.pattern_probabilities  # {pattern: probability}, the 12 in PATTERN_NAMES order
     result.pattern_labels         # the labels the data has (explicit, else the rule labeler's)
-    result.plan_steps             # K lists of Neighbour(conversation_id, message_index, role, text, score)
+    result.plan_steps             # K lists of Neighbour(conversation_id, message_index, role, text, score):
+                                  # step k predicts the turn k ahead (result.plan_horizons, plan_step_label)
     result.trajectory             # {"coordinates": [5], "phase_id", "phase_name", "homogeneity", "turn_index"}
     result.to_dict()              # JSON-able, for export
 
@@ -64,6 +65,7 @@ class Analysis:
     plan_steps: list[list[Neighbour]]
     trajectory: dict
     plan_vectors: list[list[float]] = field(default_factory=list, repr=False)
+    plan_horizons: list[int] = field(default_factory=list)  # step k looks plan_horizons[k-1] turns ahead
 
     def sorted_patterns(self) -> list[tuple[str, float]]:
         return sorted(self.pattern_probabilities.items(), key=lambda item: item[1], reverse=True)
@@ -77,6 +79,11 @@ class Analysis:
         if not include_plan_vectors:
             data.pop("plan_vectors")
         return data
+
+
+def plan_step_label(horizon: int) -> str:
+    """How far ahead a plan step looks, in words: "next turn", "2 turns ahead"."""
+    return "next turn" if horizon == 1 else f"{horizon} turns ahead"
 
 
 def load_playground_model(model_dir: str | Path, *, device: str = "auto"):
@@ -210,6 +217,7 @@ def analyze(
         else [[] for _ in range(len(plan))],
         trajectory=traj,
         plan_vectors=plan.tolist(),
+        plan_horizons=list(range(1, len(plan) + 1)),
     )
 
 
