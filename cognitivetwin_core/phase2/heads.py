@@ -65,8 +65,14 @@ class PatternHead(nn.Module):
 class PlanningHead(nn.Module):
     """`position_size` 0 is the head of runs saved before the position features (format 1)."""
 
-    def __init__(self, hidden_size: int, plan_steps: int = 4, inner: int = 256, position_size: int = 0):
+    def __init__(
+        self, hidden_size: int, plan_steps: int = 4, inner: int = 256, position_size: int = 0, scale: float = 1.0
+    ):
         super().__init__()
+        # The residual is multiplied by `scale`: standardised states have norm ~sqrt(hidden), so
+        # an unscaled residual needs many more updates than small data gives to turn a plan step
+        # away from the current message (the same reason as StyleHead.readout_scale).
+        self.scale = scale
         self.hidden_size = hidden_size
         self.plan_steps = plan_steps
         self.inner = inner
@@ -83,4 +89,4 @@ class PlanningHead(nn.Module):
         inner = self.down(self.norm(hidden)).unsqueeze(1) + self.step_embedding  # [B, K, inner]
         if self.position is not None and position is not None:
             inner = inner + self.position(position.to(hidden.dtype)).view(-1, self.plan_steps, self.inner)
-        return hidden.unsqueeze(1) + self.up(nn.functional.gelu(inner))
+        return hidden.unsqueeze(1) + self.scale * self.up(nn.functional.gelu(inner))

@@ -1036,6 +1036,7 @@ class Phase2Trainer:
 
         if not conversation_ids:
             return {}, {}, {}
+        was_training = components.training
         components.eval()
         sums: dict[str, float] = {}
         probabilities, labels = [], []
@@ -1070,7 +1071,7 @@ class Phase2Trainer:
                 group = (batch["conversation"] * 8 + batch["roles"]).cpu().numpy()
                 h, a, ch = retrieval_hits(out.style_signature.cpu().numpy(), group)
                 hits, anchors, chance = hits + h, anchors + a, chance + ch
-        components.train()
+        components.train(was_training)
         losses = {name: value / len(batches) for name, value in sums.items()}
         patterns = pattern_metrics(
             np.concatenate(probabilities), np.concatenate(labels), self._train_prior, PATTERN_NAMES

@@ -64,6 +64,7 @@ class TwinConfig:
     # EncodingSettings.cache_identity() of the features it was trained on.
     encoding: dict = field(default_factory=dict)
     planning_position: bool = True
+    planning_scale: float = 8.0  # PlanningHead's residual scale (1.0 in format 1)
 
     def to_dict(self) -> dict:
         return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **asdict(self)}
@@ -81,6 +82,7 @@ class TwinConfig:
         values = {k: v for k, v in data.items() if k in known}
         if int(data.get("format_version", 0)) < 2:
             values["planning_position"] = False
+            values["planning_scale"] = 1.0
         try:
             return cls(**values)
         except TypeError as exc:
@@ -115,6 +117,7 @@ class TwinComponents(nn.Module):
             config.plan_steps,
             inner=config.head_inner,
             position_size=POSITION_FEATURES if config.planning_position else 0,
+            scale=config.planning_scale,
         )
         self.register_buffer("feature_mean", torch.zeros(hidden))
         self.register_buffer("feature_std", torch.ones(hidden))
