@@ -84,3 +84,15 @@ def test_default_run_name_and_rename(tmp_path):
         rename_run(run, "   ")
     with pytest.raises(InputError, match="no run.json"):
         rename_run(tmp_path, "x")
+
+
+def test_the_best_run_is_the_one_that_beats_most_baselines():
+    from cognitivetwin_core.phase2.verdicts import best_run_index
+
+    overfit = {"pattern_macro_f1": 0.0, "pattern_macro_f1_baseline": 0.11, "planning_cosine": 0.46}
+    overfit["planning_cosine_baseline"] = 0.47
+    good = {"pattern_macro_f1": 0.44, "pattern_macro_f1_baseline": 0.11}
+    good |= {"planning_cosine": 0.52, "planning_cosine_baseline": 0.47}
+    assert best_run_index([overfit, None, good]) == 2
+    assert best_run_index([good, good]) == 0
+    assert best_run_index([None, {}]) is None

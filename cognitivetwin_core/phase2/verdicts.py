@@ -108,3 +108,20 @@ def ablation_verdict(head: str, ablation: dict | None) -> str | None:
     if shuffled - true > 0.002:
         return f"The position in the conversation misleads {head} {numbers}."
     return f"{head.capitalize()} does not use the position in the conversation {numbers}."
+
+
+def run_score(metrics: dict | None) -> tuple[int, float] | None:
+    """How good a finished run's saved model is, to pick the one to open first: (heads that beat
+    their baseline, total gain over the baselines). None without validation metrics. Runs on
+    other data are not strictly comparable; this only keeps a run that learned nothing (or
+    overfitted and was saved late, in older runs) from being the one a person meets first."""
+    verdicts = head_verdicts(metrics)
+    if not verdicts:
+        return None
+    return sum(v.beats_baseline for v in verdicts), sum(v.value - v.baseline for v in verdicts)
+
+
+def best_run_index(metrics_per_run: list[dict | None]) -> int | None:
+    """The index of the best run by `run_score` (the first of equals); None if none has metrics."""
+    scored = [(score, -i) for i, m in enumerate(metrics_per_run) if (score := run_score(m)) is not None]
+    return -max(scored)[1] if scored else None
