@@ -86,6 +86,7 @@ def test_plan_steps_are_distinct_and_move_with_the_depth_slider(cli_demo_run):
     import numpy as np
     import torch
 
+    from cognitivetwin_core.annotation.trajectory import phase_for_depth
     from cognitivetwin_core.data.importers import read_conversations
     from cognitivetwin_core.playground.analysis import NeighbourIndex, analyze, load_playground_model
 
@@ -101,11 +102,15 @@ def test_plan_steps_are_distinct_and_move_with_the_depth_slider(cli_demo_run):
         lists = [tuple((n.conversation_id, n.message_index) for n in step) for step in result.plan_steps]
         assert len(set(lists)) == 4, lists
         assert result.plan_horizons == [1, 2, 3, 4]
+        # Step k names messages that sat k turns after their conversation's opening, as this one would.
+        assert [{n.message_index for n in step} for step in result.plan_steps] == [{1}, {2}, {3}, {4}]
         plans = {}
         for depth in (0.0, 1.0):
             coordinates = list(result.trajectory["coordinates"])
             coordinates[0] = depth
-            moved = analyze(text, None, model, neighbours_index=index, trajectory={"coordinates": coordinates})
+            # As the playground's depth slider does: the phase follows the depth.
+            trajectory = {"coordinates": coordinates, "phase_id": phase_for_depth(depth)}
+            moved = analyze(text, None, model, neighbours_index=index, trajectory=trajectory)
             plans[depth] = np.asarray(moved.plan_vectors)
     finally:
         torch.set_num_threads(threads)

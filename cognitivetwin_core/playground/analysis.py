@@ -212,7 +212,7 @@ def analyze(
         measured_stylometrics=stylometric_dict(message.content),
         pattern_probabilities=dict(zip(names, probabilities)),
         pattern_labels=patterns_for(message),
-        plan_steps=neighbours_index.nearest(plan, top_k, exclude=source)
+        plan_steps=neighbours_index.nearest(plan, top_k, exclude=source, turn_index=int(traj.get("turn_index") or 0))
         if neighbours_index is not None
         else [[] for _ in range(len(plan))],
         trajectory=traj,
@@ -348,10 +348,15 @@ class NeighbourIndex:
                 return entry.conversation_id, entry.message_index
         return None
 
-    def nearest(self, plan_steps, top_k: int = 3, exclude: tuple[str, int] | None = None) -> list[list[Neighbour]]:
+    def nearest(
+        self, plan_steps, top_k: int = 3, exclude: tuple[str, int] | None = None, turn_index: int | None = None
+    ) -> list[list[Neighbour]]:
         """For each row of `plan_steps` ([K, hidden], standardised space), the top_k messages by
         cosine; `exclude` (conversation id, message index) names a message never returned (the
-        one being analysed)."""
+        one being analysed). Step k (row k-1) predicts the turn k turns after the analysed one
+        (at `turn_index`), so it is compared with the messages at turn `turn_index + k` of their
+        own conversations; where fewer than top_k are there, with every message at least k
+        turns in (an opening message is never anyone's next turn), else with all."""
         import torch
 
         queries = torch.nn.functional.normalize(torch.as_tensor(plan_steps, dtype=torch.float32), dim=-1)
@@ -359,6 +364,21 @@ class NeighbourIndex:
         excluded = self.row_of(*exclude) if exclude is not None else None
         if excluded is not None:
             scores[:, excluded] = float("-inf")
+        turn = getattr(self, "_turn_index", None)
+        if turn is None:
+            turn = self._turn_index = torch.tensor([e.message_index for e in self.entries])
+        for step in range(len(scores)):
+            ahead = step + 1
+            candidates = [turn >= ahead]
+            if turn_index is not None:
+                candidates.insert(0, turn == turn_index + ahead)
+            for allowed in candidates:
+                if excluded is not None:
+                    allowed = allowed.clone()
+                    allowed[excluded] = False
+                if int(allowed.sum()) >= top_k:
+                    scores[step, ~allowed] = float("-inf")
+                    break
         k = min(top_k, len(self.entries) - (excluded is not None))
         values, indices = scores.topk(k, dim=-1)
         result = []
