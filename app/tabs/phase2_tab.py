@@ -23,7 +23,6 @@ from __future__ import annotations
 import json
 import logging
 import sys
-import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -59,6 +58,7 @@ from app.tabs.phase2_controller import Phase2Controller
 from app.widgets.live_plot import LivePlot
 from app.widgets.message_label import MessageLabel
 from cognitivetwin_core.models.catalog import CATALOG, DEFAULT_BASE_MODEL
+from cognitivetwin_core.phase2.runs import epoch_curves, list_runs, new_run_dir
 
 log = logging.getLogger(__name__)
 
@@ -122,57 +122,9 @@ def _fmt(value, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 def read_runs(workspace) -> list[dict]:
-    """Every Phase 2 run of `workspace`: its record merged with the run.json in its folder
-    (the folder wins) and `metrics` from metrics.json; newest first."""
-    runs: dict[str, dict] = {}
-    for record in workspace.phase2_runs():
-        runs[record["run_id"]] = dict(record)
-    folders = set()
-    if workspace.runs_dir.is_dir():
-        folders.update(p for p in workspace.runs_dir.iterdir() if (p / "run.json").is_file())
-    for record in list(runs.values()):
-        if record.get("output_dir"):
-            folders.add(Path(record["output_dir"]))
-    for folder in folders:
-        on_disk = _read_json(folder / "run.json")
-        if not on_disk or not on_disk.get("run_id"):
-            continue
-        merged = {**runs.get(on_disk["run_id"], {}), **on_disk}
-        merged["output_dir"] = str(folder)
-        runs[on_disk["run_id"]] = merged
-    for record in runs.values():
-        folder = Path(record["output_dir"]) if record.get("output_dir") else None
-        record["metrics"] = _read_json(folder / "metrics.json") if folder else None
-        record["exists"] = bool(folder and folder.is_dir())
-    return sorted(runs.values(), key=lambda r: r.get("started_at") or r.get("created_at") or "", reverse=True)
-
-
-def epoch_curves(metrics: dict | None) -> dict[str, tuple[list, list]]:
-    """Per-epoch curves of a run's metrics.json: {name: (epochs, values)}."""
-    curves: dict[str, tuple[list, list]] = {}
-    for entry in (metrics or {}).get("epochs", []):
-        epoch = entry.get("epoch")
-        if epoch is None:
-            continue
-        values = {
-            "train loss": entry.get("train", {}).get("total"),
-            "validation loss": entry.get("validation", {}).get("total"),
-            **{key: entry.get("metrics", {}).get(key) for key, *_ in HEAD_METRICS},
-        }
-        for name, value in values.items():
-            if value is not None:
-                xs, ys = curves.setdefault(name, ([], []))
-                xs.append(epoch)
-                ys.append(value)
-    return curves
+    """Every Phase 2 run of `workspace` as the flat dicts the table shows; newest first."""
+    return [record.to_dict() for record in list_runs(workspace)]
 
 
 def _default_learning_rate() -> float:
@@ -676,12 +628,7 @@ class Phase2Tab(QWidget):
         return started
 
     def _new_output_dir(self) -> Path:
-        stem = time.strftime("phase2-%Y%m%d-%H%M%S")
-        candidate, n = self.workspace.runs_dir / stem, 1
-        while candidate.exists():
-            n += 1
-            candidate = self.workspace.runs_dir / f"{stem}-{n}"
-        return candidate
+        return new_run_dir(self.workspace.runs_dir)
 
     def stop_and_save(self) -> None:
         if self.controller.is_running():
@@ -942,7 +889,7 @@ class Phase2Tab(QWidget):
         self.compare_metric_plot.clear()
         for run, color in zip(selected, COMPARE_COLORS):
             name = str(run.get("run_id"))
-            curves = epoch_curves(run.get("metrics"))
+            curves = epoch_curves(run.get("metrics"), [key for key, *_ in HEAD_METRICS])
             self.compare_loss_plot.add_series(f"{name} train", color, symbol="o", label=f"{name} train")
             self.compare_loss_plot.add_series(
                 f"{name} validation", color, symbol="t", dashed=True, label=f"{name} validation"

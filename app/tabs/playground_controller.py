@@ -310,14 +310,11 @@ def load_run(run_dir: Path, workspace_path, progress, cancelled) -> LoadedRun:
 
 def feature_cache_root(run_dir, workspace) -> Path:
     """Where the run's training features are (a cache hit when it trained on this workspace)."""
-    record_path = Path(run_dir) / "run.json"
-    try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-        entry = (record.get("feature_cache") or {}).get("path")
-    except (OSError, ValueError):
-        entry = None
-    if entry and Path(entry).parent.is_dir():
-        return Path(entry).parent
+    from cognitivetwin_core.phase2.runs import feature_cache_dir
+
+    found = feature_cache_dir(run_dir)
+    if found is not None:
+        return found
     return workspace.cache_dir / "phase2-features"
 
 
