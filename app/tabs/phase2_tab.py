@@ -57,6 +57,7 @@ from app.qt.background_job import BackgroundJob
 from app.tabs.phase2_controller import Phase2Controller
 from app.widgets.live_plot import LivePlot
 from app.widgets.message_label import MessageLabel
+from cognitivetwin_core.durations import format_duration
 from cognitivetwin_core.models.catalog import CATALOG, DEFAULT_BASE_MODEL
 from cognitivetwin_core.phase2.runs import epoch_curves, list_runs, new_run_dir
 
@@ -103,15 +104,6 @@ RUN_COLUMNS = [
     "Pattern F1 (baseline)",
     "Folder",
 ]
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "–"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _gib(n: float) -> str:
@@ -714,7 +706,7 @@ class Phase2Tab(QWidget):
             )
         self.phase_progress.setRange(0, max(event.total, 1))
         self.phase_progress.setValue(event.done)
-        self.eta_label.setText(f"ETA {format_duration(event.eta_s)} (encoding)")
+        self.eta_label.setText(f"ETA {format_duration(event.eta_s, clock=True)} (encoding)")
 
     def _on_step(self, event) -> None:
         self._record_selection()
@@ -724,7 +716,7 @@ class Phase2Tab(QWidget):
         self.position_label.setText(
             f"Epoch {event.epoch}/{event.epochs} · step {event.step}/{event.steps_per_epoch} · {event.global_step}/{event.total_steps} total"
         )
-        self.eta_label.setText(f"ETA {format_duration(event.eta_s)}")
+        self.eta_label.setText(f"ETA {format_duration(event.eta_s, clock=True)}")
         self.throughput_label.setText(f"{event.examples_per_s:.1f} examples/s · lr {event.lr:.2e}")
         for head, value in event.losses.items():
             if self.loss_plot.has_series(head):
@@ -788,7 +780,7 @@ class Phase2Tab(QWidget):
         """Once a second while running: elapsed time and memory."""
         import psutil
 
-        self.elapsed_label.setText(f"Elapsed {format_duration(self.controller.elapsed_s())}")
+        self.elapsed_label.setText(f"Elapsed {format_duration(self.controller.elapsed_s(), clock=True)}")
         rss = psutil.Process().memory_info().rss
         self.peak_rss = max(self.peak_rss, rss)
         text = f"RAM {_gib(rss)}"
