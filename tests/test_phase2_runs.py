@@ -99,3 +99,34 @@ def test_feature_cache_dir_only_when_it_exists(tmp_path):
     assert feature_cache_dir(folder) is None
     (tmp_path / "cache").mkdir()
     assert feature_cache_dir(folder) == tmp_path / "cache"
+
+
+def test_components_config_read_without_torch(tmp_path):
+    import subprocess
+    import sys
+
+    import pytest
+
+    from cognitivetwin_core.errors import InputError
+    from cognitivetwin_core.phase2.config import FORMAT_NAME, holds_components, read_components_config
+
+    with pytest.raises(InputError, match="holds no Phase 2 model"):
+        read_components_config(tmp_path)
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    (tmp_path / "config.json").write_text("{broken", encoding="utf-8")
+    assert holds_components(tmp_path)
+    with pytest.raises(InputError, match="cannot be read"):
+        read_components_config(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"format": "other"}), encoding="utf-8")
+    with pytest.raises(InputError, match="not a CognitiveTwin Phase 2 model config"):
+        read_components_config(tmp_path)
+    (tmp_path / "config.json").write_text(json.dumps({"format": FORMAT_NAME, "base_model": "b"}), encoding="utf-8")
+    assert read_components_config(tmp_path)["base_model"] == "b"
+
+    # The app lists runs on its GUI thread: these modules must not pull torch in.
+    probe = (
+        "import sys, cognitivetwin_core.phase2.config, cognitivetwin_core.phase2.runs, "
+        "cognitivetwin_core.playground.session; print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -54,7 +54,7 @@ from app.tabs.playground_controller import (
     PlaygroundController,
     RunChoice,
     describe_source,
-    list_runs,
+    model_runs,
     parse_context,
     result_numbers,
 )
@@ -445,7 +445,7 @@ class PlaygroundTab(QWidget):
 
     def refresh_runs(self) -> None:
         current = self.run_combo.currentData()
-        self.runs = list_runs(self.workspace) if self.workspace is not None else []
+        self.runs = model_runs(self.workspace) if self.workspace is not None else []
         extra = [self.run_combo.itemData(i) for i in range(self.run_combo.count())]
         # Folders the user opened by hand stay in the list.
         for choice in extra:
