@@ -238,42 +238,28 @@ def _train(args) -> int:
 
 def _print_summary(output_dir) -> None:
     """Verdicts in words, per-step planning, the trajectory ablation, overfitting: from metrics.json."""
-    import json
     from pathlib import Path
 
-    from cognitivetwin_core.phase2.verdicts import ablation_verdict
+    from cognitivetwin_core.phase2.runs import METRICS_FILE, read_json
+    from cognitivetwin_core.phase2.verdicts import summarize_run
 
-    try:
-        metrics = json.loads((Path(output_dir) / "metrics.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError, TypeError):
+    if not output_dir:
         return
-    if metrics.get("best_epoch") is not None:
-        print(f"Saved model: epoch {metrics['best_epoch']} (the best on validation).")
-    for verdict in metrics.get("verdicts") or []:
-        print(verdict["sentence"])
-    best = (metrics.get("best") or {}).get("metrics") or {}
-    steps, baselines = best.get("planning_cosine_per_step"), best.get("planning_cosine_baseline_per_step")
-    if steps:
+    summary = summarize_run(read_json(Path(output_dir) / METRICS_FILE))
+    if summary.best_epoch is not None:
+        print(f"Saved model: epoch {summary.best_epoch} of {summary.epochs} (the best on validation).")
+    for verdict in summary.verdicts:
+        print(verdict.sentence)
+    if summary.plan_steps:
         print("Planning per step (cosine to the real turn, model vs predicting the current message):")
-        for k, (value, baseline) in enumerate(zip(steps, baselines), start=1):
-            if value is not None:
-                ahead = "the next turn" if k == 1 else f"{k} turns ahead"
-                print(f"  step {k} ({ahead}): {value:.4f} vs {baseline:.4f}")
-    ablation = metrics.get("trajectory_ablation") or {}
-    if ablation:
+        for line in summary.plan_steps:
+            print(f"  {line}")
+    if summary.ablation:
         print("Trajectory ablation (true positions vs shuffled):")
-        for head, entry in ablation.items():
-            sentence = ablation_verdict(head, entry)
-            if sentence:
-                print(f"  {sentence}")
-    for key in ("overfitting", "early_stop"):
-        note = metrics.get(key)
-        if isinstance(note, dict):
-            note = note.get("message")
-        if note:
-            print(note)
-    if metrics.get("loss_trend"):
-        print(metrics["loss_trend"])
+        for line in summary.ablation:
+            print(f"  {line}")
+    for line in summary.warnings + summary.notes:
+        print(line)
 
 
 def _rename(args) -> int:

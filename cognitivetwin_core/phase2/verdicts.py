@@ -102,12 +102,13 @@ def ablation_verdict(head: str, ablation: dict | None) -> str | None:
     if not ablation or ablation.get("true") is None or ablation.get("shuffled") is None:
         return None
     true, shuffled = float(ablation["true"]), float(ablation["shuffled"])
+    head = {"patterns": "pattern recognition", "style": "the style signature"}.get(head, head)
     numbers = f"({true:.3f} with the true positions vs {shuffled:.3f} with shuffled ones)"
     if true - shuffled > 0.002:
         return f"Knowing where each message sits in its conversation helps {head} {numbers}."
     if shuffled - true > 0.002:
         return f"The position in the conversation misleads {head} {numbers}."
-    return f"{head.capitalize()} does not use the position in the conversation {numbers}."
+    return f"{head[0].upper()}{head[1:]} does not use the position in the conversation {numbers}."
 
 
 def run_score(metrics: dict | None) -> tuple[int, float] | None:
@@ -125,3 +126,59 @@ def best_run_index(metrics_per_run: list[dict | None]) -> int | None:
     """The index of the best run by `run_score` (the first of equals); None if none has metrics."""
     scored = [(score, -i) for i, m in enumerate(metrics_per_run) if (score := run_score(m)) is not None]
     return -max(scored)[1] if scored else None
+
+
+def step_label(horizon: int) -> str:
+    """How far ahead a plan step looks, in words: "the next turn", "2 turns ahead"."""
+    return "the next turn" if horizon == 1 else f"{horizon} turns ahead"
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """A finished run's metrics.json in sentences, for the CLI and the app's summary card."""
+
+    best_epoch: int | None
+    epochs: int
+    verdicts: list[HeadVerdict]
+    plan_steps: list[str]  # "step 1 (the next turn): 0.555 vs 0.504 for the current message"
+    ablation: list[str]
+    warnings: list[str]  # overfitting, early stop, a rising loss
+    notes: list[str]  # the loss trend when it is not a warning
+
+    @property
+    def overfitting(self) -> bool:
+        return any(w.startswith("Overfitting") for w in self.warnings)
+
+
+def summarize_run(metrics_file: dict | None) -> RunSummary:
+    """Read a metrics.json (any version: older files simply give fewer sentences)."""
+    data = metrics_file or {}
+    epochs = [e for e in data.get("epochs") or [] if e.get("epoch") is not None]
+    best_epoch = data.get("best_epoch")
+    best = data.get("best") or next((e for e in epochs if e.get("epoch") == best_epoch), None)
+    if best is None:
+        best = data.get("final") or {}
+    metrics = best.get("metrics") or {}
+    plan_steps = []
+    values = metrics.get("planning_cosine_per_step") or []
+    baselines = metrics.get("planning_cosine_baseline_per_step") or []
+    for horizon, (value, baseline) in enumerate(zip(values, baselines), start=1):
+        if value is not None and baseline is not None:
+            plan_steps.append(
+                f"step {horizon} ({step_label(horizon)}): {value:.3f} vs {baseline:.3f} for the current message"
+            )
+    ablation = [
+        sentence
+        for head, entry in (data.get("trajectory_ablation") or {}).items()
+        if (sentence := ablation_verdict(head, entry))
+    ]
+    warnings, notes = [], []
+    overfit = data.get("overfitting")
+    if isinstance(overfit, dict) and overfit.get("message"):
+        warnings.append(overfit["message"])
+    if data.get("early_stop"):
+        notes.append(data["early_stop"])
+    trend = data.get("loss_trend")
+    if trend:
+        (warnings if trend.startswith("The loss rose") else notes).append(trend)
+    return RunSummary(best_epoch, len(epochs), head_verdicts(metrics), plan_steps, ablation, warnings, notes)
