@@ -510,6 +510,8 @@ class Phase2Tab(QWidget):
                 plot.set_points(name, [], [])
             plot.flush()
         self.summary.hide()
+        if trainer is not None and trainer.config.resume and trainer.config.output_dir:
+            self._show_earlier_epochs(Path(trainer.config.output_dir))
         self._selection_recorded = False
         self.peak_rss = 0
         self.phase_label.setText("Loading the base model…")
@@ -519,6 +521,27 @@ class Phase2Tab(QWidget):
         self.pages.setCurrentIndex(0)
         self._tick()
         self._clock.start()
+
+    def _show_earlier_epochs(self, run_dir: Path) -> None:
+        """A resumed run: draw the epochs it already trained (from its metrics.json), so the
+        plots continue its history instead of starting again."""
+        from cognitivetwin_core.phase2.runs import METRICS_FILE, read_json
+
+        for entry in (read_json(run_dir / METRICS_FILE) or {}).get("epochs") or []:
+            epoch = entry.get("epoch")
+            if epoch is None:
+                continue
+            metrics = entry.get("metrics") or {}
+            for key, baseline_key, *_ in HEAD_METRICS:
+                self.metrics_plot.append(key, epoch, metrics.get(key))
+                self.metrics_plot.append(baseline_key, epoch, metrics.get(baseline_key))
+            step = entry.get("global_step")  # absent in runs saved before it was recorded
+            if step is not None:
+                self.loss_plot.append("validation total", step, (entry.get("validation") or {}).get("total"))
+                self.loss_plot.append("total", step, (entry.get("train") or {}).get("total"))
+                self._last_global_step = step
+        for plot in (self.loss_plot, self.metrics_plot):
+            plot.flush()
 
     def _record_selection(self) -> None:
         """A run on one source: remember which, so the Runs list can resume it."""

@@ -776,6 +776,7 @@ class Phase2Trainer:
         state.history.append(
             {
                 "epoch": epoch,
+                "global_step": state.global_step,
                 "train": train_losses,
                 "validation": val_losses,
                 "metrics": metrics,
@@ -895,7 +896,7 @@ class Phase2Trainer:
         if save and state.best_epoch is not None:
             self._stop_metrics = self._save_model(state)
             self._stop_message = (
-                f"Stopped and saved after {last_good_epoch} finished epochs: the model in {self.output_dir} is "
+                f"Stopped and saved after {last_good_epoch} finished epoch{'s' if last_good_epoch != 1 else ''}: the model in {self.output_dir} is "
                 f"epoch {state.best_epoch}'s (the best on validation){resume}"
             )
         elif save:

@@ -9,7 +9,7 @@
     result.pattern_probabilities  # {pattern: probability}, the 12 in PATTERN_NAMES order
     result.pattern_labels         # the labels the data has (explicit, else the rule labeler's)
     result.plan_steps             # K lists of Neighbour(conversation_id, message_index, role, text, score):
-                                  # step k predicts the turn k ahead (result.plan_horizons, plan_step_label)
+                                  # step k predicts the turn k ahead (result.plan_horizons; phase2.verdicts.step_label)
     result.trajectory             # {"coordinates": [5], "phase_id", "phase_name", "homogeneity", "turn_index"}
     result.to_dict()              # JSON-able, for export
 
@@ -79,11 +79,6 @@ class Analysis:
         if not include_plan_vectors:
             data.pop("plan_vectors")
         return data
-
-
-def plan_step_label(horizon: int) -> str:
-    """How far ahead a plan step looks, in words: "next turn", "2 turns ahead"."""
-    return "next turn" if horizon == 1 else f"{horizon} turns ahead"
 
 
 def load_playground_model(model_dir: str | Path, *, device: str = "auto"):
