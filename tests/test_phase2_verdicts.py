@@ -96,3 +96,29 @@ def test_the_best_run_is_the_one_that_beats_most_baselines():
     assert best_run_index([overfit, None, good]) == 2
     assert best_run_index([good, good]) == 0
     assert best_run_index([None, {}]) is None
+
+
+def test_the_playground_opens_the_best_run_by_name_not_the_newest(tmp_path):
+    from cognitivetwin_core.data.workspace import Workspace
+    from cognitivetwin_core.phase2.run_names import rename_run
+    from cognitivetwin_core.playground.session import model_runs, preferred_run
+
+    good = {"pattern_macro_f1": 0.44, "pattern_macro_f1_baseline": 0.11}
+    good |= {"planning_cosine": 0.52, "planning_cosine_baseline": 0.47}
+    overfit = {"pattern_macro_f1": 0.0, "pattern_macro_f1_baseline": 0.11}
+    overfit |= {"planning_cosine": 0.46, "planning_cosine_baseline": 0.47}
+    with Workspace.open(tmp_path / "ws") as workspace:
+        for run_id, metrics, started in (("old-good", good, "01"), ("new-overfit", overfit, "02")):
+            folder = workspace.runs_dir / run_id
+            folder.mkdir(parents=True)
+            (folder / "config.json").write_text("{}")
+            (folder / "model.safetensors").write_bytes(b"")
+            record = {"run_id": run_id, "output_dir": str(folder), "outcome": "completed"}
+            record |= {"started_at": f"2026-12-{started}T10:00:00+00:00", "final_metrics": metrics}
+            (folder / "run.json").write_text(json.dumps(record))
+            workspace.upsert_phase2_run(run_id, record)
+        rename_run(workspace.runs_dir / "old-good", "The good one")
+        choices = model_runs(workspace)
+    assert [c.run_dir.name for c in choices] == ["new-overfit", "old-good"]  # newest first
+    assert choices[1].label.startswith("The good one · completed")
+    assert preferred_run(choices) == 1
