@@ -858,7 +858,7 @@ class Phase2Trainer:
     def _complete(self, state: _Training) -> FinishedEvent:
         metrics = self._save_model(state)
         done = state.last_good_epoch
-        message = (state.early_stop + " ") if state.early_stop else f"Trained {done} epochs. "
+        message = (state.early_stop + " ") if state.early_stop else f"Trained {done} epoch{'s' if done != 1 else ''}. "
         if state.best_epoch is not None and state.best_epoch != done:
             message += f"The model of epoch {state.best_epoch} (the best on validation) is kept in {self.output_dir}."
         else:
