@@ -190,6 +190,12 @@ def test_a_run_saved_before_position_features_still_loads(tmp_path):
         expected = old(hidden, *_trajectory(2))
         got = loaded(hidden_states=hidden, trajectory_coords=_trajectory(2)[0], phase_id=_trajectory(2)[1])
     assert torch.allclose(expected.plan_steps, got.plan_steps, atol=1e-5)
+    # ...and the playground analyses a message with it (pooled state given: no base needed).
+    from cognitivetwin_core.playground.analysis import analyze
+
+    result = analyze("why does it hang?", None, loaded, pooled=hidden[0].numpy())
+    assert len(result.plan_vectors) == 4 and result.plan_horizons == [1, 2, 3, 4]
+    assert len(result.pattern_probabilities) == 12
     # A new run's head reads the position: its plan steps move with the depth once trained.
     new = TwinComponents(TwinConfig(hidden_size=576)).eval()
     assert new.planning_head.position is not None
