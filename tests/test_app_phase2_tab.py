@@ -149,6 +149,7 @@ def test_embedded_model_run_on_demo_conversations_plots_and_saves(
     widget.epochs_spin.setValue(1)
     widget.batch_spin.setValue(1)
     widget.accumulation_spin.setValue(1)
+    assert widget.build_config().patience == widget.patience_spin.value() == 5  # stop early: on by default
 
     encoding_events = []
     widget.controller.encodingProgress.connect(encoding_events.append)

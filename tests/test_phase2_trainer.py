@@ -424,6 +424,8 @@ def test_name_is_given_kept_on_resume_and_editable(tiny_model_dir, tmp_path, sma
     out = tmp_path / "run"
     assert json.loads((out / "run.json").read_text())["name"] == "Sam, first try"
     rename_run(out, "Sam, renamed")
-    _run(_config(tiny_model_dir, tmp_path, epochs=2, resume=True), small_demo)
+    resumed = _config(tiny_model_dir, tmp_path, epochs=2, resume=True)
+    resumed.name = config.name  # as the app resumes: with the run's saved parameters
+    _run(resumed, small_demo)
     run = json.loads((out / "run.json").read_text())
     assert run["name"] == "Sam, renamed" and run["outcome"] == "completed"

@@ -68,6 +68,12 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB"
 
 
+def _default_patience() -> int:
+    from cognitivetwin_core.phase2.trainer import Phase2Config
+
+    return Phase2Config.__dataclass_fields__["patience"].default
+
+
 def _default_learning_rate() -> float:
     """The core's default (the CLI's too); the module is light: no torch at import."""
     from cognitivetwin_core.phase2.trainer import Phase2Config
@@ -161,6 +167,13 @@ class Phase2Tab(QWidget):
         self.accumulation_spin = self._spin(1, 256, 4)
         self.plan_spin = self._spin(1, 16, 4)
         self.plan_spin.setToolTip("How many next turns the planning head predicts.")
+        self.patience_spin = self._spin(0, 1000, _default_patience())
+        self.patience_spin.setSuffix(" epochs without progress")
+        self.patience_spin.setSpecialValueText("never")
+        self.patience_spin.setToolTip(
+            "Stop early when the model has not got better on the held-out conversations for this many "
+            "epochs (0: never stop early). The best epoch is kept as the model either way."
+        )
         self.device_combo = QComboBox()
         for label, value in (("Auto", "auto"), ("CPU", "cpu"), ("CUDA GPU", "cuda")):
             self.device_combo.addItem(label, value)
@@ -172,6 +185,7 @@ class Phase2Tab(QWidget):
         form.addRow("Learning rate", self.lr_spin)
         form.addRow("Gradient accumulation", self.accumulation_spin)
         form.addRow("Plan steps", self.plan_spin)
+        form.addRow("Stop early after", self.patience_spin)
         form.addRow("Device", self.device_combo)
         form.addRow("", self.device_hint)
         column.addWidget(hyper)
@@ -433,6 +447,7 @@ class Phase2Tab(QWidget):
             gradient_accumulation=self.accumulation_spin.value(),
             device=self.device_combo.currentData(),
             plan_steps=self.plan_spin.value(),
+            patience=self.patience_spin.value(),
             cache_dir=self._cache_dir(),
         )
 
@@ -496,6 +511,7 @@ class Phase2Tab(QWidget):
             self.lr_spin,
             self.accumulation_spin,
             self.plan_spin,
+            self.patience_spin,
             self.device_combo,
         ):
             widget.setEnabled(not running)

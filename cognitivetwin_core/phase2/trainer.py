@@ -424,13 +424,14 @@ class Phase2Trainer:
             raise
 
     def _run_name(self, source: dict, conversations: int) -> str:
-        """--name, else the name the run already has (resume, rename), else base · data · date."""
+        """The name a resumed run already has (it may have been renamed since), else --name,
+        else base · data · date."""
         from cognitivetwin_core.phase2.run_names import default_run_name
 
-        if self.config.name and self.config.name.strip():
-            return " ".join(self.config.name.split())
         if self.run_record.get("name"):
             return self.run_record["name"]
+        if self.config.name and self.config.name.strip():
+            return " ".join(self.config.name.split())
         return default_run_name(self.config.base_model, {**source, "conversations": conversations})
 
     def _prepare_output(self, source: dict) -> None:
