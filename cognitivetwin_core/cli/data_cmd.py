@@ -184,11 +184,12 @@ class _ProgressBar:
 
 
 def supabase_credentials(url: str | None = None) -> tuple[str, str]:
-    """URL and key from the environment (SUPABASE_URL, SUPABASE_KEY), else the keyring."""
+    """URL and key from the environment (SUPABASE_URL, SUPABASE_KEY or the seed's
+    SUPABASE_SERVICE_KEY), else the keyring."""
     from cognitivetwin_core.errors import InputError
 
     url = url or os.environ.get("SUPABASE_URL")
-    key = os.environ.get("SUPABASE_KEY")
+    key = os.environ.get("SUPABASE_KEY") or os.environ.get("SUPABASE_SERVICE_KEY")
     if not url or not key:
         try:
             from cognitivetwin_core.connections import secrets
