@@ -135,10 +135,12 @@ def add_prepare_data_arguments(parser) -> None:
     )
 
 
-def _open_workspace(args):
+def _open_workspace(args, *, read_only: bool = False):
+    """The workspace; `read_only` commands refuse a missing one (a mistyped --workspace) and
+    never wait for another process's import."""
     from cognitivetwin_core.data.workspace import Workspace
 
-    return Workspace.open(getattr(args, "workspace", None))
+    return Workspace.open(getattr(args, "workspace", None), read_only=read_only)
 
 
 class _ProgressBar:
@@ -263,7 +265,7 @@ def _import(args) -> int:
 
 
 def _list(args) -> int:
-    workspace = _open_workspace(args)
+    workspace = _open_workspace(args, read_only=True)
     filters = dict(
         source=args.source,
         search=args.search,
@@ -285,7 +287,7 @@ def _list(args) -> int:
 def _show(args) -> int:
     from cognitivetwin_core.annotation.trajectory import PHASE_NAMES
 
-    workspace = _open_workspace(args)
+    workspace = _open_workspace(args, read_only=True)
     conversation = workspace.get_conversation(args.conversation_id)
     annotations = workspace.annotations(args.conversation_id)
     workspace.close()
@@ -327,7 +329,7 @@ def _show(args) -> int:
 def _stats(args) -> int:
     from cognitivetwin_core.annotation.trajectory import PHASE_NAMES
 
-    workspace = _open_workspace(args)
+    workspace = _open_workspace(args, read_only=True)
     stats = workspace.stats()
     if args.json:
         stats["imports"] = workspace.imports()
@@ -357,7 +359,7 @@ def _export(args) -> int:
     from cognitivetwin_core.data.exports import export_together, export_trajectory
     from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
 
-    workspace = _open_workspace(args)
+    workspace = _open_workspace(args, read_only=True)
     try:
         if args.format == "together":
             summary = export_together(
