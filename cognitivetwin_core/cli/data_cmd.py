@@ -19,6 +19,8 @@ import os
 import sys
 import time
 
+from cognitivetwin_core.cli.terminal_text import printable, printable_json
+
 IMPORTER_NAMES = ("chat-jsonl", "trajectory-jsonl", "sharegpt", "chatgpt", "demo")
 
 
@@ -232,13 +234,13 @@ def _supabase_source(args):
 
 
 def _print_report(report) -> None:
-    print(report.summary())
+    print(printable(report.summary()))
     for warning in report.warnings:
-        print(f"warning: {warning}")
+        print(f"warning: {printable(warning)}")
     if report.rejected_total:
         print(f"Rejected records ({report.rejected_total}):")
         for rejection in report.rejected[:50]:
-            print(f"  {rejection}")
+            print(f"  {printable(rejection, one_line=True)}")
         if report.rejected_total > 50:
             print(
                 f"  ... and {report.rejected_total - 50} more (details of the first "
@@ -278,8 +280,11 @@ def _list(args) -> int:
     page = workspace.list_conversations(args.offset, args.limit, **filters)
     print(f"{total} conversations" + (f", showing {args.offset + 1}-{args.offset + len(page)}" if page else ""))
     for summary in page:
-        title = summary.title or summary.preview
-        print(f"{summary.id:<28} {summary.source:<16} {summary.message_count:>4} msgs  {title[:70]}")
+        title = printable(summary.title or summary.preview, one_line=True)
+        print(
+            f"{printable(summary.id, one_line=True):<28} {printable(summary.source, one_line=True):<16} "
+            f"{summary.message_count:>4} msgs  {title[:70]}"
+        )
     workspace.close()
     return 0
 
@@ -293,28 +298,31 @@ def _show(args) -> int:
     workspace.close()
     if args.json:
         print(
-            json.dumps(
-                {
-                    "id": conversation.id,
-                    "source": conversation.source,
-                    "title": conversation.title,
-                    "messages": [
-                        {
-                            "role": message.role,
-                            "content": message.content,
-                            "created_at": message.created_at.isoformat() if message.created_at else None,
-                            "trajectory": annotation.trajectory.to_dict(),
-                            "patterns": list(annotation.patterns),
-                        }
-                        for message, annotation in zip(conversation.messages, annotations)
-                    ],
-                },
-                ensure_ascii=False,
-                indent=2,
+            printable_json(
+                json.dumps(
+                    {
+                        "id": conversation.id,
+                        "source": conversation.source,
+                        "title": conversation.title,
+                        "messages": [
+                            {
+                                "role": message.role,
+                                "content": message.content,
+                                "created_at": message.created_at.isoformat() if message.created_at else None,
+                                "trajectory": annotation.trajectory.to_dict(),
+                                "patterns": list(annotation.patterns),
+                            }
+                            for message, annotation in zip(conversation.messages, annotations)
+                        ],
+                    },
+                    ensure_ascii=False,
+                    indent=2,
+                )
             )
         )
         return 0
-    print(f"{conversation.id} ({conversation.source}){': ' + conversation.title if conversation.title else ''}")
+    title = f": {printable(conversation.title, one_line=True)}" if conversation.title else ""
+    print(f"{printable(conversation.id, one_line=True)} ({printable(conversation.source, one_line=True)}){title}")
     for message, annotation in zip(conversation.messages, annotations):
         coordinates = " ".join(f"{value:.2f}" for value in annotation.coordinates)
         print(
@@ -322,7 +330,7 @@ def _show(args) -> int:
             f"({PHASE_NAMES[annotation.phase_id]})  coords {coordinates}  "
             f"patterns: {', '.join(annotation.patterns) or '-'}"
         )
-        print(message.content)
+        print(printable(message.content))
     return 0
 
 
@@ -334,31 +342,40 @@ def _stats(args) -> int:
     if args.json:
         stats["imports"] = workspace.imports()
         workspace.close()
-        print(json.dumps(stats, ensure_ascii=False, indent=2, default=str))
+        print(printable_json(json.dumps(stats, ensure_ascii=False, indent=2, default=str)))
         return 0
     workspace.close()
-    print(f"Workspace {stats['path']}")
+    print(f"Workspace {printable(stats['path'])}")
     print(
         f"{stats['conversations']} conversations, {stats['messages']} messages, "
         f"{stats['mean_messages_per_conversation']:.1f} messages per conversation"
     )
-    print("By source:  " + ", ".join(f"{name} {count}" for name, count in stats["by_source"].items()))
+    print(
+        "By source:  "
+        + ", ".join(f"{printable(name, one_line=True)} {count}" for name, count in stats["by_source"].items())
+    )
     print("By role:    " + ", ".join(f"{name} {count}" for name, count in stats["by_role"].items()))
     print("By phase:   " + ", ".join(f"{PHASE_NAMES[phase]} {count}" for phase, count in stats["by_phase"].items()))
     print("By pattern: " + ", ".join(f"{name} {count}" for name, count in stats["by_pattern"].items()))
     print(f"Imports: {len(stats['imports'])}")
     for record in stats["imports"][-10:]:
         print(
-            f"  #{record['id']} {record['importer']} {record['location']}: {record['conversations']} added, "
-            f"{record['duplicates']} duplicates, {record['rejected']} rejected"
+            f"  #{record['id']} {record['importer']} {printable(record['location'], one_line=True)}: "
+            f"{record['conversations']} added, {record['duplicates']} duplicates, {record['rejected']} rejected"
         )
     return 0
 
 
 def _export(args) -> int:
+    from pathlib import Path
+
     from cognitivetwin_core.data.exports import export_together, export_trajectory
+    from cognitivetwin_core.errors import InputError, os_error
     from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
 
+    out = Path(args.out).expanduser()
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder: give a file name, for example {out / 'export.jsonl'}.")
     workspace = _open_workspace(args, read_only=True)
     try:
         if args.format == "together":
@@ -373,6 +390,8 @@ def _export(args) -> int:
         else:
             summary = export_trajectory(workspace, args.out, recompute=args.recompute)
             print(f"Wrote {summary.lines} lines ({summary.conversations} conversations) to {summary.path}")
+    except OSError as exc:  # the export file cannot be written (a full or read-only disk, a bad path)
+        raise os_error(exc, "writing", out) from None
     finally:
         workspace.close()
     return 0

@@ -28,6 +28,9 @@ def register(subparsers) -> None:
         action="store_true",
         help="the seed's data step: import Supabase turns, write the trajectory JSONL",
     )
+    from cognitivetwin_core.cli.data_cmd import add_prepare_data_arguments
+
+    add_prepare_data_arguments(parser)  # the README's `phase2 --prepare-data --workspace DIR ...`
     parser.set_defaults(func=_dispatch, parser=parser)
     sub = parser.add_subparsers(dest="phase2_command", metavar="ACTION")
 
@@ -75,16 +78,12 @@ def register(subparsers) -> None:
     prepare = sub.add_parser(
         "prepare-data", help="import Supabase turns into the workspace and write the trajectory JSONL"
     )
-    from cognitivetwin_core.cli.data_cmd import add_prepare_data_arguments
-
     add_prepare_data_arguments(prepare)
     prepare.set_defaults(func=_prepare)
 
 
 def _dispatch(args) -> int:
     if args.prepare_data:
-        from cognitivetwin_core.cli.data_cmd import add_prepare_data_arguments  # noqa: F401  (options default in prepare_phase2_data)
-
         return _prepare(args)
     args.parser.print_help()
     return 0

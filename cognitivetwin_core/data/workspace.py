@@ -25,7 +25,7 @@ from cognitivetwin_core.annotation.patterns import LABELER_VERSION, PATTERN_INDE
 from cognitivetwin_core.annotation.pool import AnnotationPipeline
 from cognitivetwin_core.annotation.text_features import compute_text_features
 from cognitivetwin_core.annotation.trajectory import ALGORITHM_VERSION, TurnTrajectory, annotate
-from cognitivetwin_core.atomic_files import write_json_atomically
+from cognitivetwin_core.atomic_files import write_text_atomically
 from cognitivetwin_core.conversation import Conversation, Message
 from cognitivetwin_core.data.workspace_schema import MIGRATIONS, SCHEMA_VERSION
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
@@ -156,6 +156,20 @@ def _database_error(db_path: Path, exc: sqlite3.DatabaseError) -> CognitiveTwinE
         f"The workspace database {db_path} cannot be read ({exc}): it is damaged or not a workspace; "
         "choose another folder or restore it from a backup."
     )
+
+
+def _write_problem(exc: BaseException) -> str | None:
+    """What the disk said, in words, when SQLite could not write (None: not a disk problem)."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return None
+    text = str(exc).lower()
+    if "full" in text:
+        return "the disk is full; free some space and try again"
+    if "readonly" in text or "read-only" in text:
+        return "it is read-only; make it writable or choose another workspace"
+    if "disk i/o" in text:
+        return "the disk reported an input/output error; check the disk and try again"
+    return None
 
 
 def _connect(db_path: Path) -> sqlite3.Connection:
@@ -295,7 +309,7 @@ class Workspace:
         """Leave a note naming this process while a long write holds the lock (read by `lock_holder`)."""
         note = self.path / _WRITER_NOTE
         try:
-            write_json_atomically(note, {"pid": os.getpid(), "what": what, "since": _now()})
+            write_text_atomically(note, json.dumps({"pid": os.getpid(), "what": what, "since": _now()}))
         except OSError:
             pass  # only a courtesy to other processes
         try:
@@ -360,11 +374,18 @@ class Workspace:
             ) from None
         try:
             yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        else:
             db.execute("COMMIT")
+        except BaseException as exc:
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.DatabaseError:
+                pass  # a failed COMMIT may have rolled back already
+            problem = _write_problem(exc)
+            if problem is None:
+                raise
+            raise CognitiveTwinError(
+                f"Could not write to the workspace {self.path}: {problem}; nothing of this change was kept."
+            ) from exc
 
     def _query(self, sql: str, params: Iterable = ()) -> list[tuple]:
         return self._db.execute(sql, tuple(params)).fetchall()

@@ -149,8 +149,8 @@ def read(path: Path, report: ImportReport, progress: ProgressCallback | None = N
         path = path / "conversations.json"
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
-            names = [name for name in archive.namelist() if name.rsplit("/", 1)[-1] == "conversations.json"]
-            if not names:
+            members = [info for info in archive.infolist() if info.filename.rsplit("/", 1)[-1] == "conversations.json"]
+            if not members:
                 report.reject(
                     Rejection(
                         str(path),
@@ -159,8 +159,41 @@ def read(path: Path, report: ImportReport, progress: ProgressCallback | None = N
                     )
                 )
                 return
-            with archive.open(names[0]) as stream:
-                yield from _read_stream(stream, f"{path}!{names[0]}", report, progress)
+            # Every export in the zip is read (the same conversation twice is stored once).
+            for info in members:
+                label = f"{path}!{info.filename}"
+                problem = _member_problem(info)
+                if problem:
+                    report.reject(Rejection(label, problem))
+                    continue
+                with archive.open(info) as stream:
+                    yield from _read_stream(stream, label, report, progress)
     else:
         with open(path, "rb") as stream:
             yield from _read_stream(stream, str(path), report, progress)
+
+
+# What one archive member may unpack to. Reading stops at the size the zip declares (a
+# member cannot unpack to more), so these bound the work; one record's size is bounded by
+# json_stream.MAX_RECORD_BYTES.
+MAX_MEMBER_BYTES = 16 << 30
+MAX_RATIO = 200  # JSON packs 5-20x; far more is a zip bomb
+_RATIO_FROM = 64 << 20
+
+
+def _member_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why an archive member is skipped, or None."""
+    if info.flag_bits & 0x1:
+        return "the file is encrypted in the zip: export it again without a password"
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
+        return (
+            f"the file is packed with a method this app cannot read ({info.compress_type}): unpack it with another tool"
+        )
+    if info.file_size > MAX_MEMBER_BYTES:
+        return f"the file unpacks to {info.file_size >> 30} GiB, more than the {MAX_MEMBER_BYTES >> 30} GiB allowed"
+    if info.file_size > _RATIO_FROM and info.file_size > MAX_RATIO * max(1, info.compress_size):
+        return (
+            f"the file unpacks to {info.file_size >> 20} MiB from {info.compress_size >> 10} KiB, which no real "
+            "export does (a zip bomb?); it was not read"
+        )
+    return None
