@@ -94,6 +94,9 @@ def detect_importer(path: str | Path) -> ImporterInfo:
         raise InputError(f"{path} is a folder without conversations.json: choose a file to import.")
     if zipfile.is_zipfile(path):
         return IMPORTERS[chatgpt_export.NAME]
+    with open(path, "rb") as stream:
+        if stream.read(4) == b"PK\x03\x04":
+            raise InputError(f"{path} is a damaged or incomplete zip: copy or download it again.")
     if path.suffix.lower() in (".jsonl", ".ndjson") or path.name.endswith(".jsonl.txt"):
         first = _first_json_line(path)
         if first is not None:
