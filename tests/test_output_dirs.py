@@ -206,3 +206,35 @@ def test_a_refused_phase2_start_leaves_nothing_and_the_corrected_command_runs_it
     out.mkdir()
     (out / "run.json").write_text(json.dumps({"run_id": "x", "outcome": "failed"}), encoding="utf-8")
     assert check_phase2_output(out) == PHASE2_UNTRAINED
+
+
+@pytest.mark.usefixtures("torch_one_thread")
+def test_phase2_overwrite_replaces_only_our_earlier_run(tiny_model_dir, tmp_path, demo_conversations):
+    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+
+    out = tmp_path / "run"
+
+    def train(**overrides):
+        config = Phase2Config(
+            base_model=str(tiny_model_dir),
+            output_dir=str(out),
+            epochs=1,
+            batch_size=3,
+            device="cpu",
+            cache_dir=str(tmp_path / "cache"),
+            num_threads=1,
+            **overrides,
+        )
+        trainer = Phase2Trainer(config, conversations=demo_conversations[:8])
+        events = list(trainer.run())
+        return trainer, events[-1]
+
+    first, finished = train()
+    assert finished.outcome == "completed"
+    (out / "my-notes.txt").write_text("mine", encoding="utf-8")
+    with pytest.raises(InputError, match="--overwrite"):
+        train()
+    second, finished = train(overwrite=True)
+    assert finished.outcome == "completed" and second.run_id != first.run_id
+    assert json.loads((out / "run.json").read_text(encoding="utf-8"))["run_id"] == second.run_id
+    assert (out / "my-notes.txt").read_text(encoding="utf-8") == "mine"  # not ours: kept
