@@ -121,3 +121,35 @@ def test_the_writer_note_names_the_import_and_goes_away(workspace_dir):
         assert seen and seen[0]["pid"] == os.getpid() and "big.jsonl" in seen[0]["what"]
         assert not (workspace_dir / ".writer.json").exists()
         assert workspace.lock_holder() == "another program"
+
+
+def test_a_writer_that_must_wait_says_for_whom_then_goes_on(workspace_dir, tmp_path):
+    data = tmp_path / "more.jsonl"
+    data.write_text(
+        json.dumps(
+            {"id": "m1", "messages": [{"role": "user", "content": "more?"}, {"role": "assistant", "content": "yes"}]}
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", _HOLDER, str(workspace_dir)], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert holder.stdout.readline().strip() == "locked"
+    importer = subprocess.Popen(
+        [sys.executable, "-m", "cognitivetwin_core", "data", "import", str(data), "--workspace", str(workspace_dir)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        waiting = importer.stderr.readline()
+        assert waiting.startswith("Waiting: ") and f"process {holder.pid}" in waiting and "big.jsonl" in waiting
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)
+    out, err = importer.communicate(timeout=60)
+    assert importer.returncode == 0, err
+    assert "1 conversations" in out

@@ -142,7 +142,11 @@ def _open_workspace(args, *, read_only: bool = False):
     never wait for another process's import."""
     from cognitivetwin_core.data.workspace import Workspace
 
-    return Workspace.open(getattr(args, "workspace", None), read_only=read_only)
+    return Workspace.open(getattr(args, "workspace", None), read_only=read_only, on_wait=_say_waiting)
+
+
+def _say_waiting(who: str) -> None:
+    print(f"Waiting: {printable(who)} is writing to the workspace; this goes on when it has finished.", file=sys.stderr)
 
 
 class _ProgressBar:

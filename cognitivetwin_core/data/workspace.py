@@ -205,6 +205,7 @@ class Workspace:
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._closed = False
+        self.on_wait: Callable[[str], None] | None = None  # see open()
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -221,12 +222,19 @@ class Workspace:
     # ----- opening ------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path | None = None, *, read_only: bool = False) -> Workspace:
+    def open(
+        cls,
+        path: str | Path | None = None,
+        *,
+        read_only: bool = False,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> Workspace:
         """Open (creating if needed) the workspace folder; None means the user's default one.
 
         `read_only` (listing, showing, exporting): the workspace must exist, and opening takes
         no write lock while the schema is current, so readers never wait for an import; a
         needed update done while another process writes is refused in a sentence saying so.
+        `on_wait(who)` is called when a write has to wait for another process's (to say so).
         """
         if path is None:
             from cognitivetwin_core.paths import default_workspace_dir
@@ -250,6 +258,7 @@ class Workspace:
         except OSError as exc:
             raise CognitiveTwinError(f"Cannot create the workspace folder {path}: {exc.strerror}.") from exc
         workspace = cls(path)
+        workspace.on_wait = on_wait
         workspace._migrate()
         workspace.refresh_annotations()
         return workspace
@@ -362,7 +371,7 @@ class Workspace:
     def _transaction(self):
         db = self._db
         try:
-            db.execute("BEGIN IMMEDIATE")
+            self._begin(db)
         except sqlite3.OperationalError as exc:
             if "locked" not in str(exc) and "busy" not in str(exc):
                 raise
@@ -386,6 +395,22 @@ class Workspace:
             raise CognitiveTwinError(
                 f"Could not write to the workspace {self.path}: {problem}; nothing of this change was kept."
             ) from exc
+
+    def _begin(self, db: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE; if another process holds the write lock, tell `on_wait` who before waiting."""
+        timeout = db.execute("PRAGMA busy_timeout").fetchone()[0] if self.on_wait is not None else 0
+        if timeout:
+            db.execute("PRAGMA busy_timeout=0")
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                self.on_wait(self.lock_holder())
+            finally:
+                db.execute(f"PRAGMA busy_timeout={timeout}")
+        db.execute("BEGIN IMMEDIATE")
 
     def _query(self, sql: str, params: Iterable = ()) -> list[tuple]:
         return self._db.execute(sql, tuple(params)).fetchall()
