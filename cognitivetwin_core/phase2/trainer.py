@@ -275,7 +275,7 @@ class Phase2Trainer:
             conversations = list(self.workspace.iter_conversations())
             source = {"kind": "workspace", "path": str(self.workspace.path)}
         else:
-            if not self.data_file.is_file():
+            if not self.data_file.exists():  # the importers word the rest (a folder, a pipe...)
                 raise InputError(f"The data file {self.data_file} does not exist: check the path.")
             from cognitivetwin_core.data.importers import read_conversations
 
