@@ -479,29 +479,57 @@ def test_a_mistyped_workspace_is_not_created_by_reading(tmp_path):
     assert not typo.exists()
 
 
-def test_a_refused_phase1_start_leaves_no_export(tmp_path, workspace):
-    env = {"TOGETHER_API_KEY": "tgp_test_key_0123456789abcdefghij", "TOGETHER_BASE_URL": "http://127.0.0.1:9/v1"}
+@pytest.fixture()
+def refusing_server():
+    """A loopback service that refuses every key at once (401, which no client retries)."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class Refuse(BaseHTTPRequestHandler):
+        def _refuse(self):
+            body = json.dumps({"error": {"message": "Invalid API key", "type": "invalid_request_error"}}).encode()
+            self.send_response(401)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_HEAD = _refuse
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_a_refused_phase1_start_leaves_no_export(tmp_path, workspace, refusing_server):
+    env = {"TOGETHER_API_KEY": "tgp_test_key_0123456789abcdefghij", "TOGETHER_BASE_URL": f"{refusing_server}/v1"}
     exports = workspace / "exports"
     # No terminal to confirm the price: refused before exporting.
     refused(cli("phase1", "--workspace", str(workspace), env=env), "--yes")
-    # Confirmed, but the service cannot be reached: the export made for it goes too.
+    # Confirmed, but the service refuses the key: the export made for it goes too.
     result = cli("phase1", "--workspace", str(workspace), "--yes", "--poll-interval", "0", env=env)
     assert result.returncode != 0 and "Traceback" not in result.stderr.decode()
     assert not exports.exists() or list(exports.iterdir()) == []
 
 
-def test_the_readme_prepare_data_command_parses(tmp_path):
+def test_the_readme_prepare_data_command_parses(tmp_path, refusing_server):
     result = cli(
         "phase2",
         "--prepare-data",
         "--workspace",
         str(tmp_path / "ws"),
         "--url",
-        "http://127.0.0.1:9",
+        refusing_server,
         env={"SUPABASE_KEY": "test-key-0123456789"},
     )
-    sentence = refused(result, "127.0.0.1:9")
-    assert "usage" not in sentence.lower()
+    sentence = refused(result)  # the options parsed; the (fake) service refused the key
+    assert "usage:" not in sentence and "Supabase" in sentence
 
 
 def test_the_seed_supabase_service_key_is_honoured(monkeypatch):
