@@ -170,11 +170,14 @@ class _StatusLine:
 
 def _follow(backend, job_id: str) -> int:
     line = _StatusLine()
+    losses: list[float] = []  # per step, for the loss-trend verdict at the end
 
     def on_update(update) -> None:
         for event in update.new_events:
             kind = str(event.get("type") or "")
             if kind == "step":
+                if isinstance(event.get("loss"), (int, float)):
+                    losses.append(float(event["loss"]))
                 continue
             message = event.get("message") or kind
             line.event(f"{kind}: {message}" if message != kind else kind)
@@ -184,7 +187,12 @@ def _follow(backend, job_id: str) -> int:
         final = backend.wait(job_id, on_update=on_update)
     finally:
         line.end()
-    return _finish(final)
+    code = _finish(final)
+    if final.status == "completed" and len(losses) >= 2:
+        from cognitivetwin_core.training_verdicts import loss_trend
+
+        print(loss_trend(losses).message)
+    return code
 
 
 def _finish(update) -> int:
