@@ -19,7 +19,7 @@ import os
 import sys
 import time
 
-IMPORTER_NAMES = ("chat-jsonl", "trajectory-jsonl", "sharegpt", "chatgpt", "demo")
+IMPORTER_NAMES = ("chat-jsonl", "trajectory-jsonl", "sharegpt", "chatgpt", "whatsapp", "telegram", "demo")
 
 
 def register(subparsers) -> None:
