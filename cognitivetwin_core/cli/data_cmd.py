@@ -1,11 +1,13 @@
 """`cognitivetwin data`: import conversations into a workspace, browse them, export them.
 
-    cognitivetwin data import PATH|demo [--importer NAME] [--strict]
+    cognitivetwin data import PATH|demo [--importer NAME] [--strict] [--me NAME] [--gap-hours H]
     cognitivetwin data import --supabase [--url URL] [--table memory_turns] [--map COLUMN=FIELD ...]
     cognitivetwin data list [--search TEXT] [--source S] [--phase N] [--pattern NAME] [--offset N --limit N]
     cognitivetwin data show ID
     cognitivetwin data stats [--json]
-    cognitivetwin data export --format together|trajectory --out FILE [--base-model NAME]
+    cognitivetwin data export --format together|trajectory --out FILE [--base-model NAME] [--me NAME] [--redact]
+    cognitivetwin data speakers [--me NAME|user|assistant]
+    cognitivetwin data privacy [--json]
 
 Every command takes --workspace DIR (default: the user's default workspace).
 `prepare_phase2_data(args)` is the seed's `phase2 --prepare-data`: a Supabase import plus a
@@ -37,7 +39,26 @@ def register(subparsers) -> None:
     _supabase_arguments(importing)
     importing.add_argument("--strict", action="store_true", help="abort and write nothing if any record is rejected")
     importing.add_argument("--quiet", action="store_true", help="no progress bar")
+    _me_argument(importing, "and remember it for this workspace")
+    importing.add_argument(
+        "--gap-hours",
+        type=float,
+        default=None,
+        metavar="H",
+        help="WhatsApp/Telegram: hours of silence that start a new conversation (default 6)",
+    )
     importing.set_defaults(func=_import)
+
+    speakers = sub.add_parser("speakers", help="who speaks in the workspace, and which of them the twin learns")
+    _workspace_argument(speakers)
+    _me_argument(speakers, "and remember it for this workspace")
+    speakers.add_argument("--json", action="store_true", help="print JSON")
+    speakers.set_defaults(func=_speakers)
+
+    privacy = sub.add_parser("privacy", help="personal data in the conversations, before anything is uploaded")
+    _workspace_argument(privacy)
+    privacy.add_argument("--json", action="store_true", help="print JSON")
+    privacy.set_defaults(func=_privacy)
 
     listing = sub.add_parser("list", help="list conversations, a page at a time")
     _workspace_argument(listing)
@@ -79,6 +100,21 @@ def register(subparsers) -> None:
         help="Together: share of conversations for a validation file (e.g. 0.1)",
     )
     export.add_argument("--epochs", type=int, default=3, help="Together: epochs for the training-token estimate")
+    _me_argument(export, "for this export only (Together)")
+    export.add_argument(
+        "--merge-minutes",
+        type=float,
+        default=None,
+        metavar="M",
+        help="Together: one speaker's messages at most M minutes apart become one turn (default 10)",
+    )
+    private = export.add_mutually_exclusive_group()
+    private.add_argument(
+        "--redact", action="store_true", help="Together: replace personal data with <EMAIL>, <PHONE>, ..."
+    )
+    private.add_argument(
+        "--leave-out-private", action="store_true", help="Together: leave out conversations holding personal data"
+    )
     export.add_argument(
         "--recompute",
         action="store_true",
@@ -92,6 +128,14 @@ def register(subparsers) -> None:
         "--recompute-given", action="store_true", help="also replace trajectory values that imported files gave"
     )
     annotate.set_defaults(func=_reannotate)
+
+
+def _me_argument(parser, scope: str) -> None:
+    parser.add_argument(
+        "--me",
+        metavar="NAME|user|assistant",
+        help=f"who you are, the speaker the twin learns: a participant's name or a role ({scope})",
+    )
 
 
 def _workspace_argument(parser) -> None:
@@ -253,12 +297,67 @@ def _import(args) -> int:
     workspace = _open_workspace(args)
     bar = _ProgressBar("importing", enabled=not args.quiet)
     try:
-        report = import_into(workspace, source, importer=args.importer, strict=args.strict, progress=bar)
+        report = import_into(
+            workspace, source, importer=args.importer, strict=args.strict, progress=bar, gap_hours=args.gap_hours
+        )
+        bar.close()
+        _print_report(report)
+        if args.me:
+            print(f"The twin speaks as {workspace.set_twin_speaker(args.me)}.")
+        elif report.participants and workspace.twin_speaker() not in report.participants:
+            print(
+                "Which of these is you? Tell with `cognitivetwin data speakers --me NAME` "
+                "(the twin learns that person's messages)."
+            )
     finally:
         bar.close()
         workspace.close()
-    _print_report(report)
     return 0 if report.conversations_accepted or not report.rejected_total else 2
+
+
+def _speakers(args) -> int:
+    from cognitivetwin_core.data.twin_speaker import describe
+
+    with _open_workspace(args) as workspace:
+        if args.me:
+            workspace.set_twin_speaker(args.me)
+        current = workspace.twin_speaker()
+        speakers = workspace.speakers()
+    if args.json:
+        print(
+            json.dumps(
+                {
+                    "twin_speaker": current,
+                    "speakers": [
+                        {"name": s.name, "named": s.named, "messages": s.messages, "conversations": s.conversations}
+                        for s in speakers
+                    ],
+                },
+                ensure_ascii=False,
+                indent=2,
+            )
+        )
+        return 0
+    print(f"The twin speaks as {describe(current)} (change it with --me NAME|user|assistant).")
+    for item in speakers:
+        mark = "*" if item.name == current else " "
+        print(f" {mark} {item.label:<32} {item.messages:>7} messages in {item.conversations} conversations")
+    if not speakers:
+        print("No messages yet: import some with `cognitivetwin data import`.")
+    return 0
+
+
+def _privacy(args) -> int:
+    from cognitivetwin_core.data.privacy import scan_conversations
+
+    with _open_workspace(args) as workspace:
+        names = [item.name for item in workspace.speakers() if item.named]
+        summary = scan_conversations(workspace.iter_conversations(), names)
+    if args.json:
+        print(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2))
+    else:
+        print("\n".join(summary.lines()))
+    return 0
 
 
 def _list(args) -> int:
@@ -353,7 +452,7 @@ def _stats(args) -> int:
 
 
 def _export(args) -> int:
-    from cognitivetwin_core.data.exports import export_together, export_trajectory
+    from cognitivetwin_core.data.exports import DEFAULT_MERGE_MINUTES, export_together, export_trajectory
     from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
 
     workspace = _open_workspace(args)
@@ -365,6 +464,9 @@ def _export(args) -> int:
                 base_model=args.base_model or DEFAULT_BASE_MODEL,
                 validation_fraction=args.validation_fraction,
                 epochs=args.epochs,
+                twin_speaker=_checked_speaker(workspace, args.me),
+                merge_minutes=DEFAULT_MERGE_MINUTES if args.merge_minutes is None else args.merge_minutes,
+                privacy="redact" if args.redact else "leave-out" if args.leave_out_private else "keep",
             )
             print(summary.text())
         else:
@@ -373,6 +475,24 @@ def _export(args) -> int:
     finally:
         workspace.close()
     return 0
+
+
+def _checked_speaker(workspace, me: str | None) -> str | None:
+    """`--me` for one export: checked like the setting, without changing it."""
+    if not me:
+        return None
+    from cognitivetwin_core.data.twin_speaker import ROLE_SPEAKERS
+    from cognitivetwin_core.errors import InputError
+
+    if me in ROLE_SPEAKERS:
+        return me
+    names = [item.name for item in workspace.speakers() if item.named]
+    matches = [name for name in names if name == me] or [name for name in names if name.casefold() == me.casefold()]
+    if len(matches) != 1:
+        raise InputError(
+            f"--me {me!r} is not a speaker of the workspace: see `cognitivetwin data speakers` for the names."
+        )
+    return matches[0]
 
 
 def _reannotate(args) -> int:
