@@ -40,6 +40,16 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--data", metavar="FILE", help="Phase 1 chat JSONL (default: export the workspace's conversations)"
     )
+    parser.add_argument(
+        "--me",
+        metavar="NAME|user|assistant",
+        help="without --data: whose messages the twin learns (default: the workspace's setting)",
+    )
+    parser.add_argument(
+        "--redact",
+        action="store_true",
+        help="without --data: replace personal data (e-mails, phone numbers, ...) with placeholders before upload",
+    )
     parser.add_argument("--model", default=None, help="Together base model by catalog name (default llama-3.2-3b)")
     parser.add_argument(
         "--base-model",
@@ -236,6 +246,8 @@ def _settings(args, *, local: bool):
 
 def _data_file(args, workspace, base_model: str) -> str:
     if args.data:
+        if args.me or args.redact:
+            raise InputError("--me and --redact shape the export from the workspace: leave out --data to use them.")
         return args.data
     from pathlib import Path
 
@@ -248,8 +260,16 @@ def _data_file(args, workspace, base_model: str) -> str:
         )
     target = Path(workspace.path) / "exports" / f"phase1-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     target.parent.mkdir(parents=True, exist_ok=True)
-    summary = export_together(workspace, target, base_model=base_model)
-    print(f"Exported {summary.examples} conversations to {target}")
+    from cognitivetwin_core.cli.data_cmd import _checked_speaker
+
+    summary = export_together(
+        workspace,
+        target,
+        base_model=base_model,
+        twin_speaker=_checked_speaker(workspace, args.me),
+        privacy="redact" if args.redact else "keep",
+    )
+    print(f"Exported {summary.examples} examples to {target}; {summary.text().splitlines()[1].lower()}")
     return str(target)
 
 
