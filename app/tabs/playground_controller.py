@@ -341,7 +341,7 @@ def map_of(model, neighbours):
     points = []
     for i in rows:
         entry = neighbours.entry(int(i))
-        points.append(MapPoint(entry.conversation_id, entry.message_index, entry.role, entry.text))
+        points.append(MapPoint(entry.conversation_id, entry.message_index, entry.role, entry.text, entry.person))
     return signatures[rows], points, sampled
 
 
