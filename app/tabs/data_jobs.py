@@ -174,6 +174,13 @@ def describe_report(report) -> str:
         )
     if report.truncated_at:
         text += f" The file ends early ({report.truncated_at}): every complete conversation before that point was kept."
+    if getattr(report, "participants", None):
+        ranked = sorted(report.participants.items(), key=lambda item: (-item[1], item[0]))
+        text += " Participants: " + ", ".join(f"{name} ({count:,})" for name, count in ranked[:8])
+        text += f" and {len(ranked) - 8} more." if len(ranked) > 8 else "."
+    skipped = getattr(report, "skipped_messages", None)
+    if skipped:
+        text += " Left out: " + ", ".join(f"{count:,} {kind}" for kind, count in sorted(skipped.items())) + "."
     return text
 
 

@@ -8,6 +8,8 @@
   pattern) and a conversation view with each message's trajectory annotation.
 - Statistics with phase and pattern charts; token counts for the chosen base on demand.
 - Exports for Phase 1 (Together JSONL) and Phase 2 (trajectory JSONL) with their summary.
+- "Which of these is you?": the workspace's speakers with their message counts; the choice
+  (the twin's speaker) decides whose messages the twin learns (docs/twin-speaker.md).
 
 Long work runs on worker threads with their own `Workspace` connection, so the list stays
 usable (SQLite WAL readers are not blocked by the import's transaction).
@@ -93,6 +95,7 @@ class DataTab(QWidget):
         self.report_view.setPlaceholderText("Rejected records appear here.")
         self.report_view.hide()
         layout.addWidget(self.report_view)
+        layout.addLayout(self._build_speaker_row())
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self._build_list())
@@ -145,6 +148,67 @@ class DataTab(QWidget):
         row.addWidget(self.export_phase1_button)
         row.addWidget(self.export_phase2_button)
         return row
+
+    def _build_speaker_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.speaker_question = QLabel("<b>Which of these is you?</b>")
+        self.speaker_combo = QComboBox()
+        self.speaker_combo.setMinimumContentsLength(28)
+        self.speaker_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.speaker_combo.setToolTip(
+            "The twin learns to write like this speaker: their messages are what training teaches; "
+            "everyone else's are the context it answers."
+        )
+        self.speaker_combo.activated.connect(self._speaker_chosen)
+        self.speaker_status = QLabel()
+        self.speaker_status.setWordWrap(True)
+        row.addWidget(self.speaker_question)
+        row.addWidget(self.speaker_combo)
+        row.addWidget(self.speaker_status, 1)
+        return row
+
+    def refresh_speakers(self) -> None:
+        """List the workspace's speakers with their counts and select the current choice."""
+        from cognitivetwin_core.data.twin_speaker import ROLE_SPEAKERS, describe
+
+        self.speaker_combo.clear()
+        if self.workspace is None:
+            return
+        speakers = self.workspace.speakers()
+        current = self.workspace.twin_speaker()
+        names = [item.name for item in speakers]
+        role_hints = {"assistant": "the AI's answers", "user": "the person's side of AI chats"}
+        for item in speakers:
+            text = item.name if item.named else f"{item.name.capitalize()} role ({role_hints[item.name]})"
+            self.speaker_combo.addItem(f"{text} — {item.messages:,} messages", item.name)
+        if current not in names:
+            self.speaker_combo.addItem(f"{describe(current).capitalize()} — no messages", current)
+        self.speaker_combo.setCurrentIndex(self.speaker_combo.findData(current))
+        count = next((item.messages for item in speakers if item.name == current), 0)
+        named = [item for item in speakers if item.named]
+        if named and current in ROLE_SPEAKERS:
+            self.speaker_status.setText(
+                f"Not chosen yet: these chats have {len(named)} participants. Choose yourself, so the twin "
+                "learns your messages."
+            )
+        elif count:
+            self.speaker_status.setText(
+                f"The twin learns {describe(current)}'s messages ({count:,}); everyone else's are context."
+            )
+        else:
+            self.speaker_status.setText(f"No messages from {describe(current)} yet: import some or choose another.")
+        self.speaker_question.setVisible(bool(speakers))
+        self.speaker_combo.setVisible(bool(speakers))
+
+    def _speaker_chosen(self, index: int) -> None:
+        speaker = self.speaker_combo.itemData(index)
+        if self.workspace is None or speaker is None:
+            return
+        try:
+            self.workspace.set_twin_speaker(speaker)
+        except CognitiveTwinError as exc:
+            self.message.show_error(str(exc))
+        self.refresh_speakers()
 
     def _fill_import_menu(self) -> None:
         if self.import_menu.actions():
@@ -254,6 +318,7 @@ class DataTab(QWidget):
         index = self.source_filter.findData(current)
         self.source_filter.setCurrentIndex(max(0, index))
         self.source_filter.blockSignals(False)
+        self.refresh_speakers()
         self.apply_filters()
         # Charts are drawn when the Statistics tab is shown: pyqtgraph stays out of start-up.
         if self.details.currentWidget() is self.stats_view:
