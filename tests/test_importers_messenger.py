@@ -157,3 +157,54 @@ def test_speaker_names_are_part_of_the_content_identity():
     assert said_by_a.content_hash() != said_by_b.content_hash()
     for conversation in (said_by_a, said_by_b, plain):
         assert content_hash(conversation) == conversation.content_hash()
+
+
+def test_a_schema_1_workspace_gains_speakers_and_settings(tmp_path):
+    import sqlite3
+
+    from cognitivetwin_core.data.workspace_schema import MIGRATIONS
+
+    folder = tmp_path / "old"
+    folder.mkdir()
+    db = sqlite3.connect(folder / "workspace.sqlite3")
+    db.executescript(MIGRATIONS[0])
+    db.execute("CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+    db.execute("INSERT INTO meta VALUES('schema_version', '1')")
+    db.execute(
+        "INSERT INTO conversations(pk, id, source, content_hash, message_count) VALUES(1, 'c', 'chat-jsonl', 'h', 2)"
+    )
+    db.executemany(
+        "INSERT INTO messages(conversation_pk, turn_index, role, content) VALUES(1, ?, ?, ?)",
+        [(0, "user", "hi"), (1, "assistant", "hello")],
+    )
+    db.commit()
+    db.close()
+    with Workspace.open(folder) as workspace:
+        assert [(s.name, s.named, s.messages) for s in workspace.speakers()] == [
+            ("assistant", False, 1),
+            ("user", False, 1),
+        ]
+        assert workspace.get_conversation("c").messages[0].speaker is None
+        assert workspace.twin_speaker() == "assistant"
+        workspace.set_twin_speaker("user")
+    with Workspace.open(folder) as workspace:
+        assert workspace.twin_speaker() == "user"
+
+
+def test_other_whatsapp_locales(tmp_path):
+    german = tmp_path / "WhatsApp Chat mit Oma.txt"
+    german.write_text(
+        "31.12.23, 21:15 - Oma: Frohes neues Jahr!\n01.01.24, 09:02 - Ben: Danke, dir auch\n", encoding="utf-8"
+    )
+    spanish = tmp_path / "chat.txt"
+    spanish.write_text(
+        "[12/31/23, 9:15:00 p. m.] Ana: ¡feliz año!\n[1/1/24, 8:00:00 a. m.] Luis: igualmente\n", encoding="utf-8"
+    )
+    (oma,), _ = read_conversations(german, gap_hours=24)
+    assert [m.created_at for m in oma.messages] == [datetime(2023, 12, 31, 21, 15), datetime(2024, 1, 1, 9, 2)]
+    conversations, report = read_conversations(spanish, gap_hours=24)
+    assert report.importer == "whatsapp"
+    assert [m.created_at for m in conversations[0].messages] == [
+        datetime(2023, 12, 31, 21, 15),
+        datetime(2024, 1, 1, 8, 0),
+    ]

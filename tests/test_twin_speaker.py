@@ -181,3 +181,46 @@ def test_cli_speakers_me_privacy_and_redacted_export(tmp_path, capsys, tiny_mode
     capsys.readouterr()
     assert cli_main(["data", "speakers", "--workspace", ws, "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["twin_speaker"] == "Sam Okafor"
+
+
+def test_the_dry_run_and_launch_confirmation_show_example_turns_and_the_privacy_check(tmp_path):
+    from app.dialogs.phase1_confirm import confirmation_text
+    from cognitivetwin_core.data.privacy import scan_chat_jsonl
+    from cognitivetwin_core.phase1.jobs import DryRun, Phase1Settings, validate_chat_jsonl
+
+    data = tmp_path / "upload.jsonl"
+    data.write_text(
+        json.dumps(
+            {
+                "messages": [
+                    {"role": "user", "content": "where do I send the form?"},
+                    {"role": "assistant", "content": "to me: ana@example.org, or call +1 415-555-0132"},
+                ]
+            }
+        )
+        + "\n",
+        encoding="utf-8",
+    )
+    stats = validate_chat_jsonl(data)
+    privacy = scan_chat_jsonl(data, region="US")
+    plan = DryRun(
+        "together",
+        Phase1Settings(),
+        stats,
+        "meta-llama/x",
+        estimated_price=1.5,
+        privacy_lines=privacy.lines(),
+        privacy_counts=dict(privacy.counts),
+    )
+    assert plan.example_turns == [
+        {
+            "context": [{"role": "user", "content": "where do I send the form?"}],
+            "target": "to me: ana@example.org, or call +1 415-555-0132",
+        }
+    ]
+    _, details = confirmation_text(plan)
+    assert "1.      user (context): where do I send the form?" in details
+    assert "1.    target (learned): to me: ana@example.org" in details
+    assert "privacy check: 2 personal details in 1 conversations" in details
+    assert "[[ana@example.org]]" in details and "[[+1 415-555-0132]]" in details
+    assert plan.privacy_counts == {"email": 1, "phone": 1}

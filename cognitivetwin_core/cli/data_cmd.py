@@ -397,6 +397,7 @@ def _show(args) -> int:
                     "messages": [
                         {
                             "role": message.role,
+                            "speaker": message.speaker,
                             "content": message.content,
                             "created_at": message.created_at.isoformat() if message.created_at else None,
                             "trajectory": annotation.trajectory.to_dict(),
@@ -414,7 +415,7 @@ def _show(args) -> int:
     for message, annotation in zip(conversation.messages, annotations):
         coordinates = " ".join(f"{value:.2f}" for value in annotation.coordinates)
         print(
-            f"\n[{annotation.turn_index}] {message.role}  phase {annotation.phase_id} "
+            f"\n[{annotation.turn_index}] {message.speaker or message.role}  phase {annotation.phase_id} "
             f"({PHASE_NAMES[annotation.phase_id]})  coords {coordinates}  "
             f"patterns: {', '.join(annotation.patterns) or '-'}"
         )
