@@ -394,3 +394,17 @@ def test_the_tab_asks_which_speaker_is_you_and_exports_their_turns(
         tab.export("phase1", out)
     examples = [json.loads(line)["messages"] for line in out.read_text(encoding="utf-8").splitlines()]
     assert examples[-1][-1] == {"role": "assistant", "content": "done"}
+    assert "+1 415-555-0132" in out.read_text(encoding="utf-8")
+
+    # The personal-data check, then an export with placeholders.
+    _wait_job(qtbot, tab, tab.check_privacy)
+    assert tab.last_privacy.counts == {"email": 1, "iban": 1, "phone": 1}
+    assert tab.message.text().startswith("privacy check: 3 personal details in 2 conversations")
+    assert "[[maya.cabins@example.org]]" in tab.report_view.toPlainText()
+    qtbot.wait(100)
+    window.grab().save(str(test_output_dir / "data_tab_privacy_check.png"))
+    tab.privacy_choice.setCurrentIndex(tab.privacy_choice.findData("redact"))
+    with qtbot.waitSignal(tab.exportFinished, timeout=180_000):
+        tab.export("phase1", out)
+    text = out.read_text(encoding="utf-8")
+    assert "+1 415-555-0132" not in text and "<PHONE>" in text and "<IBAN>" in text

@@ -76,6 +76,7 @@ class DataTab(QWidget):
         self.base_model = DEFAULT_BASE_MODEL
         self.last_report = None
         self.last_export = None
+        self.last_privacy = None
         self._job_kind = ""
         self.job = BackgroundJob(self, name="data job")
         self.job.progress.connect(self._on_progress)
@@ -165,6 +166,24 @@ class DataTab(QWidget):
         row.addWidget(self.speaker_question)
         row.addWidget(self.speaker_combo)
         row.addWidget(self.speaker_status, 1)
+        # What the Phase 1 export does with personal data (what would leave the computer).
+        self.privacy_choice = QComboBox()
+        for text, value in (
+            ("Keep personal data as it is", "keep"),
+            ("Replace personal data with placeholders", "redact"),
+            ("Leave out conversations with personal data", "leave-out"),
+        ):
+            self.privacy_choice.addItem(text, value)
+        self.privacy_choice.setToolTip(
+            "For the Phase 1 export (what is uploaded to Together): e-mail addresses, phone numbers, card "
+            "and bank account numbers, IP addresses, API keys and the participants' names. Placeholders look "
+            "like <EMAIL> and <PHONE>."
+        )
+        self.privacy_button = QPushButton("Check personal data")
+        self.privacy_button.setToolTip("Find personal data in the messages and show examples.")
+        self.privacy_button.clicked.connect(self.check_privacy)
+        row.addWidget(self.privacy_choice)
+        row.addWidget(self.privacy_button)
         return row
 
     def refresh_speakers(self) -> None:
@@ -384,6 +403,8 @@ class DataTab(QWidget):
             self.export_phase2_button,
             self.strict_box,
             self.validation_box,
+            self.privacy_button,
+            self.privacy_choice,
         ):
             widget.setEnabled(idle)
         self.stats_view.set_token_count_busy(not idle)
@@ -439,6 +460,15 @@ class DataTab(QWidget):
         elif kind == "tokens":
             self.stats_view.show_tokens(result)
             self.message.clear_message()
+        elif kind == "privacy":
+            self.last_privacy = result
+            lines = result.lines(
+                advice="Choose what the Phase 1 export does with them: keep them, replace them with "
+                "placeholders such as <EMAIL>, or leave those conversations out (the list beside the check)."
+            )
+            (self.message.show_info if result.total else self.message.show_ok)(lines[0])
+            self.report_view.setPlainText("\n".join(lines[1:]))
+            self.report_view.setVisible(len(lines) > 1)
 
     def _on_job_failed(self, exc) -> None:
         if isinstance(exc, CognitiveTwinError):
@@ -463,6 +493,7 @@ class DataTab(QWidget):
             "import": "Import cancelled: nothing was imported.",
             "export": "Export cancelled: no file was written.",
             "tokens": "Token count cancelled.",
+            "privacy": "Personal-data check cancelled.",
         }
         self.message.show_info(what.get(self._job_kind, "Cancelled."))
         if self._job_kind == "import":
@@ -554,6 +585,15 @@ class DataTab(QWidget):
             Path(path),
             self.base_model,
             0.1 if self.validation_box.isChecked() else 0.0,
+            self.privacy_choice.currentData() if which == "phase1" else "keep",
+        )
+
+    def check_privacy(self) -> bool:
+        return self._start(
+            "privacy",
+            "Checking the messages for personal data…",
+            data_jobs.run_privacy_check,
+            self.workspace.path if self.workspace else None,
         )
 
     def count_tokens(self) -> bool:

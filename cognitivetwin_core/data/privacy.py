@@ -18,7 +18,7 @@ import ipaddress
 import json
 import locale
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -36,15 +36,23 @@ PLACEHOLDERS = {
     "phone": "<PHONE>",
     "name": "<NAME>",
 }
-KIND_WORDS = {
-    "secret": "API keys and tokens",
-    "email": "e-mail addresses",
-    "iban": "bank account numbers (IBAN)",
-    "card": "card numbers",
-    "ip": "IP addresses",
-    "phone": "phone numbers",
-    "name": "participants' names",
+KIND_WORDS = {  # (one, several)
+    "secret": ("API key or token", "API keys and tokens"),
+    "email": ("e-mail address", "e-mail addresses"),
+    "iban": ("bank account number (IBAN)", "bank account numbers (IBAN)"),
+    "card": ("card number", "card numbers"),
+    "ip": ("IP address", "IP addresses"),
+    "phone": ("phone number", "phone numbers"),
+    "name": ("participant's name", "participants' names"),
 }
+UPLOAD_ADVICE = (
+    "This text would be uploaded. To leave it out, export again with personal data replaced by "
+    "placeholders (Data tab, or `cognitivetwin data export --redact`, `phase1 --redact`)."
+)
+CLI_ADVICE = (
+    "Redact them with placeholders (<EMAIL>, <PHONE>, …) with `--redact`, leave those conversations out "
+    "with `--leave-out-private`, or keep them as they are."
+)
 PRIVACY_CHOICES = ("keep", "redact", "leave-out")
 
 _EMAIL = re.compile(r"(?<![\w.+-])[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}\b")
@@ -186,8 +194,9 @@ class PrivacySummary:
                 after = text[finding.end : finding.end + 30].split("\n")[0]
                 examples.append((before, finding.text, after))
 
-    def lines(self) -> list[str]:
-        """The summary in words, each finding shown as [[...]] within its context."""
+    def lines(self, advice: str | None = CLI_ADVICE) -> list[str]:
+        """The summary in words, each finding shown as [[...]] within its context, and `advice`
+        (what to do about it) last when anything was found."""
         if not self.total:
             return [f"privacy check: no personal data found in {self.messages_scanned} messages"]
         lines = [
@@ -196,13 +205,12 @@ class PrivacySummary:
         ]
         for kind in KINDS:
             if kind in self.counts:
-                lines.append(f"  {self.counts[kind]} {KIND_WORDS[kind]}, e.g.")
+                count = self.counts[kind]
+                lines.append(f"  {count} {KIND_WORDS[kind][count != 1]}, e.g.")
                 for before, found, after in self.examples.get(kind, []):
                     lines.append(f"      …{before}[[{found}]]{after}…")
-        lines.append(
-            "  Redact them with placeholders (<EMAIL>, <PHONE>, …) with `--redact`, leave those "
-            "conversations out with `--leave-out-private`, or keep them as they are."
-        )
+        if advice:
+            lines.append(f"  {advice}")
         return lines
 
     def to_dict(self) -> dict:
@@ -214,11 +222,19 @@ class PrivacySummary:
         }
 
 
-def scan_conversations(conversations: Iterable, names: Iterable[str] = (), region: str | None = None) -> PrivacySummary:
-    """Scan conversations (e.g. a workspace's `iter_conversations()`), message by message."""
+def scan_conversations(
+    conversations: Iterable,
+    names: Iterable[str] = (),
+    region: str | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> PrivacySummary:
+    """Scan conversations (e.g. a workspace's `iter_conversations()`), message by message;
+    `progress(conversations done)` after each conversation (it may raise to cancel)."""
     scanner = PrivacyScanner(names, region)
     summary = PrivacySummary()
-    for conversation in conversations:
+    for done, conversation in enumerate(conversations, start=1):
+        if progress is not None:
+            progress(done)
         before = summary.total
         for message in conversation.messages:
             summary.add(message.content, scanner.find(message.content))

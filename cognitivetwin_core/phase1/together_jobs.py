@@ -33,7 +33,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cognitivetwin_core.data.privacy import scan_chat_jsonl
+from cognitivetwin_core.data.privacy import UPLOAD_ADVICE, scan_chat_jsonl
 from cognitivetwin_core.errors import CancelledError, InputError
 from cognitivetwin_core.logging_setup import register_secret
 from cognitivetwin_core.models.catalog import get_spec
@@ -269,7 +269,7 @@ class TogetherJobManager:
             training_file_id=training_file_id,
             validation_file_id=validation_file_id,
             limits=limits,
-            privacy_lines=privacy.lines(),
+            privacy_lines=privacy.lines(advice=UPLOAD_ADVICE),
             privacy_counts=dict(privacy.counts),
         )
         if estimate.get("estimation_available") is False:
