@@ -208,3 +208,22 @@ def test_other_whatsapp_locales(tmp_path):
         datetime(2023, 12, 31, 21, 15),
         datetime(2024, 1, 1, 8, 0),
     ]
+
+
+def test_speaker_names_survive_the_trajectory_and_lossless_exports(tmp_path):
+    from cognitivetwin_core.data.exports import export_trajectory, write_conversations_jsonl
+
+    conversations, _ = read_conversations(ANDROID)
+    write_conversations_jsonl(conversations, tmp_path / "copy.jsonl")
+    again, report = read_conversations(tmp_path / "copy.jsonl")
+    assert report.ok and [[m.speaker for m in c.messages] for c in again] == [
+        [m.speaker for m in c.messages] for c in conversations
+    ]
+    export_trajectory(conversations, tmp_path / "phase2.jsonl")
+    with Workspace.open(tmp_path / "ws") as workspace:
+        import_into(workspace, tmp_path / "phase2.jsonl")
+        assert {s.name: s.messages for s in workspace.speakers()} == {
+            "Maya Lindqvist": 6,
+            "Jonas Berg": 3,
+            "Priya Nair": 3,
+        }

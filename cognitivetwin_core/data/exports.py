@@ -474,6 +474,8 @@ def _message_dict(message: Message) -> dict:
     item = {"role": message.role, "content": message.content}
     if message.created_at is not None:
         item["created_at"] = message.created_at.isoformat()
+    if message.speaker is not None:
+        item["speaker"] = message.speaker
     return item
 
 
