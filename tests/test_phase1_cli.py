@@ -208,3 +208,22 @@ def test_local_training_through_the_cli(tiny_model_dir, data_file, tmp_path, cap
         (adapter,) = workspace.adapters()
         assert (Path(adapter["path"]) / "adapter_model.safetensors").is_file()
         assert adapter["lineage"]["steps"] == 2
+
+
+def test_local_dry_run_cuts_examples_to_the_local_length_and_checks_no_privacy(
+    tiny_model_dir, tmp_path, capsys, isolated_user_dirs, embedded_tokenizer
+):
+    chat = Path(__file__).parent / "fixtures" / "messenger" / "WhatsApp Chat with Cabin trip.txt"
+    ws = str(tmp_path / "ws")
+    assert main(["data", "import", "--workspace", ws, str(chat), "--quiet"]) == 0
+    capsys.readouterr()
+    args = ["--workspace", ws, "--local", "--base-model", str(tiny_model_dir), "--max-seq-length", "60"]
+    assert run(*args, "--me", "Maya Lindqvist", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "target (learned): done" in out and "privacy check" not in out  # nothing leaves the computer
+    exported = sorted((Path(ws) / "exports").glob("phase1-*.jsonl"))[-1]
+    for line in exported.read_text(encoding="utf-8").splitlines():
+        messages = json.loads(line)["messages"]
+        assert messages[-1]["role"] == "assistant"
+        encoded = embedded_tokenizer.apply_chat_template(messages, tokenize=True)
+        assert len(encoded["input_ids"] if hasattr(encoded, "keys") else encoded) <= 60

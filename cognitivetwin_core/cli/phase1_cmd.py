@@ -268,6 +268,9 @@ def _data_file(args, workspace, base_model: str) -> str:
         base_model=base_model,
         twin_speaker=_checked_speaker(workspace, args.me),
         privacy="redact" if args.redact else "keep",
+        # Local training keeps --max-seq-length tokens of an example: cut the examples to that,
+        # so each still ends on the person's turn instead of losing it to truncation.
+        max_tokens=args.max_seq_length if args.local else None,
     )
     print(f"Exported {summary.examples} examples to {target}; {summary.text().splitlines()[1].lower()}")
     return str(target)
