@@ -117,7 +117,8 @@ class PrivacyScanner:
             found.extend(self._iban(match))
         for match in _CARD_CANDIDATE.finditer(text):
             digits = re.sub(r"\D", "", match.group())
-            if 13 <= len(digits) <= 19 and luhn.is_valid(digits) and len(set(digits)) > 1:
+            # Card numbers start with 2-6 (the major networks' ranges) and pass the Luhn checksum.
+            if 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn.is_valid(digits) and len(set(digits)) > 1:
                 found.append(Finding("card", match.start(), match.end(), match.group()))
         for pattern in (_IPV4, _IPV6):
             for match in pattern.finditer(text):
