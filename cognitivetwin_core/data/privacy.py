@@ -64,6 +64,7 @@ _SECRETS = re.compile(
 )
 _IBAN_CANDIDATE = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
 _CARD_CANDIDATE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+_DIGIT_RUN = re.compile(r"\d(?:[\s().\-/]{0,3}\d){5}")
 _IPV4 = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
 
@@ -130,7 +131,8 @@ class PrivacyScanner:
                 except ValueError:
                     continue
                 found.append(Finding("ip", match.start(), match.end(), value))
-        if any(char.isdigit() for char in text):
+        # The matcher is the costly part: only texts with a run of digits long enough for a number.
+        if _DIGIT_RUN.search(text):
             for match in phonenumbers.PhoneNumberMatcher(text, self.region, leniency=phonenumbers.Leniency.VALID):
                 found.append(Finding("phone", match.start, match.end, match.raw_string))
         if self._names is not None:
