@@ -465,7 +465,7 @@ def _export(args) -> int:
                 base_model=args.base_model or DEFAULT_BASE_MODEL,
                 validation_fraction=args.validation_fraction,
                 epochs=args.epochs,
-                twin_speaker=_checked_speaker(workspace, args.me),
+                twin_speaker=workspace.resolve_speaker(args.me) if args.me else None,
                 merge_minutes=DEFAULT_MERGE_MINUTES if args.merge_minutes is None else args.merge_minutes,
                 privacy="redact" if args.redact else "leave-out" if args.leave_out_private else "keep",
             )
@@ -476,24 +476,6 @@ def _export(args) -> int:
     finally:
         workspace.close()
     return 0
-
-
-def _checked_speaker(workspace, me: str | None) -> str | None:
-    """`--me` for one export: checked like the setting, without changing it."""
-    if not me:
-        return None
-    from cognitivetwin_core.data.twin_speaker import ROLE_SPEAKERS
-    from cognitivetwin_core.errors import InputError
-
-    if me in ROLE_SPEAKERS:
-        return me
-    names = [item.name for item in workspace.speakers() if item.named]
-    matches = [name for name in names if name == me] or [name for name in names if name.casefold() == me.casefold()]
-    if len(matches) != 1:
-        raise InputError(
-            f"--me {me!r} is not a speaker of the workspace: see `cognitivetwin data speakers` for the names."
-        )
-    return matches[0]
 
 
 def _reannotate(args) -> int:

@@ -260,13 +260,11 @@ def _data_file(args, workspace, base_model: str) -> str:
         )
     target = Path(workspace.path) / "exports" / f"phase1-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     target.parent.mkdir(parents=True, exist_ok=True)
-    from cognitivetwin_core.cli.data_cmd import _checked_speaker
-
     summary = export_together(
         workspace,
         target,
         base_model=base_model,
-        twin_speaker=_checked_speaker(workspace, args.me),
+        twin_speaker=workspace.resolve_speaker(args.me) if args.me else None,
         privacy="redact" if args.redact else "keep",
         # Local training keeps --max-seq-length tokens of an example: cut the examples to that,
         # so each still ends on the person's turn instead of losing it to truncation.

@@ -774,19 +774,27 @@ class Workspace:
         """Whose messages the twin learns: 'assistant' (default), 'user' or a participant's name."""
         return self.get_setting(TWIN_SPEAKER_KEY) or DEFAULT_TWIN_SPEAKER
 
+    def resolve_speaker(self, speaker: str) -> str:
+        """A role ('assistant', 'user') or a participant named in the workspace (case aside), as
+        stored; an unknown one raises InputError naming the choices."""
+        speaker = (speaker or "").strip()
+        if speaker in ROLE_SPEAKERS:
+            return speaker
+        names = [item.name for item in self.speakers() if item.named]
+        if speaker in names:
+            return speaker
+        folded = [name for name in names if name.casefold() == speaker.casefold()]
+        if len(folded) != 1:
+            choices = ", ".join([*ROLE_SPEAKERS, *names[:20]])
+            raise InputError(
+                f"{speaker!r} is not a speaker of the workspace {self.path}: choose one of {choices} "
+                "(`cognitivetwin data speakers` lists them)."
+            )
+        return folded[0]
+
     def set_twin_speaker(self, speaker: str) -> str:
         """Set the person: a role ('assistant', 'user') or a participant named in the workspace."""
-        speaker = (speaker or "").strip()
-        names = [item.name for item in self.speakers() if item.named]
-        if speaker not in ROLE_SPEAKERS and speaker not in names:
-            folded = [name for name in names if name.casefold() == speaker.casefold()]
-            if len(folded) != 1:
-                choices = ", ".join([*ROLE_SPEAKERS, *names[:20]])
-                raise InputError(
-                    f"{speaker!r} is not a speaker of the workspace {self.path}: choose one of {choices} "
-                    "(`cognitivetwin data speakers` lists them)."
-                )
-            speaker = folded[0]
+        speaker = self.resolve_speaker(speaker)
         self.set_setting(TWIN_SPEAKER_KEY, speaker)
         return speaker
 
