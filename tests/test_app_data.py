@@ -408,3 +408,9 @@ def test_the_tab_asks_which_speaker_is_you_and_exports_their_turns(
         tab.export("phase1", out)
     text = out.read_text(encoding="utf-8")
     assert "+1 415-555-0132" not in text and "<PHONE>" in text and "<IBAN>" in text
+
+    # Nobody chosen and a two-person chat imported: the tab suggests its exporter.
+    window.workspace.set_twin_speaker("assistant")
+    with qtbot.waitSignal(tab.importFinished, timeout=60_000):
+        tab.import_file(chat.with_name("WhatsApp Chat - Lea Vogel.zip"))
+    assert "The last import looks like Sam Okafor's export." in tab.speaker_status.text()

@@ -43,6 +43,7 @@ def test_whatsapp_android_group_chat():
     ]
     assert first[-1].content == "lol what did you delete 👀"
     assert all(m.role == "user" and m.speaker for c in conversations for m in c.messages)
+    assert report.owner is None  # a group chat's title names no participant
 
 
 def test_whatsapp_iphone_zip_day_first_with_marks():
@@ -57,6 +58,8 @@ def test_whatsapp_iphone_zip_day_first_with_marks():
     assert conversations[1].messages[0].created_at == datetime(2024, 1, 13, 8, 1, 15)
     assert conversations[1].messages[1].content == "no worries\ntake your time,\nI'll grab coffee"
     assert not any("\u200e" in m.content for c in conversations for m in c.messages)
+    # "WhatsApp Chat - Lea Vogel": a two-person chat is named after the other person.
+    assert report.owner == "Sam Okafor"
 
 
 def test_whatsapp_date_order_is_decided_by_the_whole_file(tmp_path):
@@ -104,6 +107,7 @@ def test_telegram_full_export_reads_every_chat(tmp_path):
     assert report.ok
     assert report.participants == {"Sam Okafor": 4, "Lea Vogel": 3, "Tomás Ruiz": 1, "user5550009": 1}
     assert [c.title for c in conversations] == ["Lea Vogel", "Lea Vogel", "Climbing crew"]
+    assert report.owner == "Sam Okafor"  # personal_information names who exported it
     # A truncated export keeps the messages before the break and says where it ends.
     text = TELEGRAM_FULL.read_text(encoding="utf-8")
     cut = tmp_path / "result.json"
@@ -227,3 +231,13 @@ def test_speaker_names_survive_the_trajectory_and_lossless_exports(tmp_path):
             "Jonas Berg": 3,
             "Priya Nair": 3,
         }
+
+
+def test_cli_import_suggests_the_exporter_as_me(tmp_path, capsys):
+    from cognitivetwin_core.cli import main
+
+    assert main(["data", "import", "--workspace", str(tmp_path / "ws"), str(IOS_ZIP), "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert "Participants: Lea Vogel (5 messages), Sam Okafor (3 messages)" in out
+    assert "This export looks like Sam Okafor's" in out
+    assert 'cognitivetwin data speakers --me "Sam Okafor"' in out

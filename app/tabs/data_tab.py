@@ -206,9 +206,11 @@ class DataTab(QWidget):
         count = next((item.messages for item in speakers if item.name == current), 0)
         named = [item for item in speakers if item.named]
         if named and current in ROLE_SPEAKERS:
+            owner = getattr(self.last_report, "owner", None)
+            hint = f" The last import looks like {owner}'s export." if owner in names else ""
             self.speaker_status.setText(
                 f"Not chosen yet: these chats have {len(named)} participants. Choose yourself, so the twin "
-                "learns your messages."
+                f"learns your messages.{hint}"
             )
         elif count:
             self.speaker_status.setText(

@@ -305,8 +305,9 @@ def _import(args) -> int:
         if args.me:
             print(f"The twin speaks as {workspace.set_twin_speaker(args.me)}.")
         elif report.participants and workspace.twin_speaker() not in report.participants:
+            name = f'"{report.owner}"' if report.owner else "NAME"
             print(
-                "Which of these is you? Tell with `cognitivetwin data speakers --me NAME` "
+                f"Which of these is you? Tell with `cognitivetwin data speakers --me {name}` "
                 "(the twin learns that person's messages)."
             )
     finally:

@@ -83,6 +83,9 @@ class ImportReport:
     # ("media omitted", "deleted", "system"), counted rather than imported.
     participants: dict[str, int] = field(default_factory=dict)
     skipped_messages: dict[str, int] = field(default_factory=dict)
+    # Who made the export, when the file tells (Telegram's personal_information, or the one
+    # participant of a two-person WhatsApp chat not named in its title): a suggestion for "me".
+    owner: str | None = None
     conversation_ids: list[str] = field(default_factory=list, repr=False)
 
     def reject(self, rejection: Rejection) -> None:
@@ -123,6 +126,8 @@ class ImportReport:
             text += "\nParticipants: " + ", ".join(
                 f"{name} ({count} message{'' if count == 1 else 's'})" for name, count in ranked
             )
+        if self.owner:
+            text += f"\nThis export looks like {self.owner}'s"
         if self.skipped_messages:
             text += "\nSkipped: " + ", ".join(
                 f"{count} {kind}" for kind, count in sorted(self.skipped_messages.items())

@@ -217,6 +217,15 @@ def _chat(walker: _Walker, label: str, report: ImportReport, gap: float, tick) -
             walker.value()
 
 
+def _owner(info) -> str | None:
+    """The exporting account's name as its messages are signed ("First Last")."""
+    if not isinstance(info, dict):
+        return None
+    parts = [info.get(key) for key in ("first_name", "last_name")]
+    name = " ".join(part.strip() for part in parts if isinstance(part, str) and part.strip())
+    return name or None
+
+
 def _top(walker: _Walker, label: str, report: ImportReport, gap: float, tick) -> Iterator[Conversation]:
     found = False
     name = chat_id = None
@@ -246,8 +255,12 @@ def _top(walker: _Walker, label: str, report: ImportReport, gap: float, tick) ->
             name = walker.value()
         elif key == "id":
             chat_id = walker.value()
+        elif key == "personal_information":
+            report.owner = _owner(walker.value())
         else:
             walker.value()
+    if report.owner is not None and report.owner not in report.participants:
+        report.owner = None  # the account's name differs from how its messages are signed
     if not found:
         report.reject(
             Rejection(

@@ -312,6 +312,7 @@ def read(
                 gap_hours=gap,
                 report=report,
             )
+            report.owner = _owner(_title(title), report)
         return
     label = str(path)
     with open(path, "rb") as probe:
@@ -324,6 +325,15 @@ def read(
     yield from chat_conversations(
         messages, source=NAME, chat_key=path.name, title=_title(path.stem), gap_hours=gap, report=report
     )
+    report.owner = _owner(_title(path.stem), report)
+
+
+def _owner(title: str, report: ImportReport) -> str | None:
+    """A two-person chat is named after the other person: the exporter is the one left."""
+    names = list(report.participants)
+    if len(names) == 2 and title in names:
+        return names[1 - names.index(title)]
+    return None
 
 
 def _title(stem: str) -> str:
