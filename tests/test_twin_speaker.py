@@ -224,3 +224,18 @@ def test_the_dry_run_and_launch_confirmation_show_example_turns_and_the_privacy_
     assert "privacy check: 2 personal details in 1 conversations" in details
     assert "[[ana@example.org]]" in details and "[[+1 415-555-0132]]" in details
     assert plan.privacy_counts == {"email": 1, "phone": 1}
+
+
+def test_hostile_participant_names_are_printed_safely(tmp_path, capsys):
+    chat = tmp_path / "chat.txt"
+    chat.write_text(
+        "31/12/2023, 21:15 - Eve\x1b]0;pwned\x07: hi \x1b[2J there\n31/12/2023, 21:16 - Bob: call +1 415-555-0132\n",
+        encoding="utf-8",
+    )
+    ws = str(tmp_path / "ws")
+    assert cli_main(["data", "import", "--workspace", ws, str(chat), "--quiet"]) == 0
+    assert cli_main(["data", "speakers", "--workspace", ws, "--me", "Bob"]) == 0
+    assert cli_main(["data", "privacy", "--workspace", ws]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "Eve\\x1b]0;pwned\\x07" in out and "[[+1 415-555-0132]]" in out
