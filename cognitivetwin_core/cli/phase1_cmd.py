@@ -16,6 +16,7 @@ import os
 import sys
 import time
 
+from cognitivetwin_core.cli.terminal_text import printable
 from cognitivetwin_core.errors import CancelledError, CognitiveTwinError, InputError
 
 
@@ -39,6 +40,16 @@ def register(subparsers) -> None:
     parser.add_argument("--workspace", metavar="DIR", help="workspace folder (default: the user's default workspace)")
     parser.add_argument(
         "--data", metavar="FILE", help="Phase 1 chat JSONL (default: export the workspace's conversations)"
+    )
+    parser.add_argument(
+        "--me",
+        metavar="NAME|user|assistant",
+        help="without --data: whose messages the twin learns (default: the workspace's setting)",
+    )
+    parser.add_argument(
+        "--redact",
+        action="store_true",
+        help="without --data: replace personal data (e-mails, phone numbers, ...) with placeholders before upload",
     )
     parser.add_argument("--model", default=None, help="Together base model by catalog name (default llama-3.2-3b)")
     parser.add_argument(
@@ -250,6 +261,8 @@ def _settings(args, *, local: bool):
 def _data_file(args, workspace, base_model: str) -> tuple[str, bool]:
     """The training file, and whether it is an export made for this launch (removed if refused)."""
     if args.data:
+        if args.me or args.redact:
+            raise InputError("--me and --redact shape the export from the workspace: leave out --data to use them.")
         return args.data, False
     from pathlib import Path
 
@@ -262,8 +275,18 @@ def _data_file(args, workspace, base_model: str) -> tuple[str, bool]:
         )
     target = Path(workspace.path) / "exports" / f"phase1-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     target.parent.mkdir(parents=True, exist_ok=True)
-    summary = export_together(workspace, target, base_model=base_model)
-    print(f"Exported {summary.examples} conversations to {target}")
+    summary = export_together(
+        workspace,
+        target,
+        base_model=base_model,
+        twin_speaker=workspace.resolve_speaker(args.me) if args.me else None,
+        privacy="redact" if args.redact else "keep",
+        # Local training keeps --max-seq-length tokens of an example: cut the examples to that,
+        # so each still ends on the person's turn instead of losing it to truncation.
+        max_tokens=args.max_seq_length if args.local else None,
+    )
+    speaks = printable(summary.text().splitlines()[1].lower(), one_line=True)
+    print(f"Exported {summary.examples} examples to {target}; {speaks}")
     return str(target), True
 
 
@@ -351,7 +374,8 @@ def _launch(args, workspace) -> int:
     data, exported = _data_file(args, workspace, settings.base_model)
     try:
         plan = backend.dry_run(data, settings, progress=_byte_progress())
-        print("\n".join(["Dry run:"] + [f"  {line}" for line in plan.summary_lines()]))
+        # The example turns and the privacy check quote imported text: shown safe for a terminal.
+        print("\n".join(["Dry run:"] + [f"  {printable(line, one_line=True)}" for line in plan.summary_lines()]))
         if args.dry_run:
             return 0
         if not local:

@@ -590,6 +590,7 @@ class Phase2Trainer:
     def _train(self, conversations, cached, device, digest):
         """Set up, resume if asked, then epoch by epoch: steps, validation, checkpoint."""
         state = self._setup_training(conversations, cached, device, digest)
+        self._run_conversations = conversations  # the person's style centroid averages their messages
         self._resume_into(state)
         self._stop_message = "Stopped before the first epoch ended; nothing was saved."
         for epoch in range(state.start_epoch, self.config.epochs + 1):
@@ -855,6 +856,7 @@ class Phase2Trainer:
 
         model = self._best_components(state)
         save_components(model, self.output_dir)
+        self._save_person_style(model, self._run_conversations)
         state.ablation = self.trajectory_ablation(model, state.val_ids)
         entry = self._entry_of(state, state.best_epoch)
         metrics = dict(entry["metrics"]) if entry else {}
@@ -1166,3 +1168,28 @@ class Phase2Trainer:
         mean = total / count
         variance = np.maximum(squares / count - mean * mean, 0.0)
         return torch.from_numpy(mean).float(), torch.from_numpy(np.sqrt(variance)).float()
+
+    def _save_person_style(self, components, conversations) -> None:
+        """The person's style centroid (the mean signature of the twin speaker's messages, train
+        and validation) saved with the run (person_style.json), for the playground's style map."""
+        import torch
+
+        from cognitivetwin_core.data.twin_speaker import DEFAULT_TWIN_SPEAKER, is_person
+        from cognitivetwin_core.phase2.person_style import PersonStyle, centroid_of, save_person_style
+
+        speaker = self.workspace.twin_speaker() if self.workspace is not None else DEFAULT_TWIN_SPEAKER
+        signatures = []
+        components.eval()
+        with torch.no_grad():
+            for start in range(0, len(conversations), self.config.batch_size):
+                ids = list(range(start, min(start + self.config.batch_size, len(conversations))))
+                _, out = self._forward(components, self._gather(ids))
+                rows = out.style_signature.float().cpu().tolist()
+                person = [is_person(m, speaker) for c in ids for m in conversations[c].messages]
+                signatures.extend(row for row, mine in zip(rows, person) if mine)
+        if not signatures:
+            self.run_record["person_style"] = None
+            return
+        centroid, count = centroid_of(signatures)
+        save_person_style(self.output_dir, PersonStyle(speaker, centroid, count))
+        self.run_record["person_style"] = {"speaker": speaker, "messages": count}
