@@ -210,7 +210,16 @@ def studio_garbage_collection(request):
     """In the studio's tests (test_app_*), garbage is collected as the app collects it: only on
     the GUI thread (app.qt.gui_thread_gc), never inside a worker thread that would then delete
     widgets and timers there; and earlier tests' widgets are gone before each test starts."""
-    if not request.module.__name__.startswith("test_app_"):
+    if not (request.module.__name__.startswith("test_app_") or "qtbot" in request.fixturenames):
+        # A test without widgets that starts worker threads (a training run) must not be the one
+        # whose thread collects an earlier Qt test's leftovers: free them here, on this thread.
+        import sys
+
+        if "PySide6.QtWidgets" in sys.modules and sys.modules["PySide6.QtWidgets"].QApplication.instance():
+            import gc
+
+            _delete_earlier_widgets()
+            gc.collect()
         yield
         return
     request.getfixturevalue("qapp")
