@@ -31,7 +31,13 @@ from app import settings
 from app.qt.tasks import start_task
 from app.widgets.message_label import MessageLabel
 from cognitivetwin_core.connections import secrets
-from cognitivetwin_core.connections.checks import CheckResult, CheckStatus, check_supabase, check_together
+from cognitivetwin_core.connections.checks import (
+    DEFAULT_SUPABASE_TABLE,
+    CheckResult,
+    CheckStatus,
+    check_supabase,
+    check_together,
+)
 from cognitivetwin_core.errors import CognitiveTwinError
 from cognitivetwin_core.logging_setup import register_secret
 
@@ -116,7 +122,7 @@ class ConnectionsTab(QWidget):
         self.supabase_url = _password_field("https://<project>.supabase.co")
         self.supabase_key = _password_field("the project's API key (Project Settings → API)")
         self.supabase_table = QLineEdit(settings.supabase_table())
-        self.supabase_table.setPlaceholderText("memory_turns")
+        self.supabase_table.setPlaceholderText(DEFAULT_SUPABASE_TABLE)
         self.supabase_table.editingFinished.connect(self._save_table)
         form.addRow("Project URL", self.supabase_url)
         form.addRow("API key", self.supabase_key)

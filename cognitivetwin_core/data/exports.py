@@ -27,14 +27,14 @@ from pathlib import Path
 
 from cognitivetwin_core.annotation.patterns import patterns_for
 from cognitivetwin_core.annotation.trajectory import annotate
-from cognitivetwin_core.conversation import Conversation, Message
+from cognitivetwin_core.conversation import ROLES, Conversation, Message
 from cognitivetwin_core.data.twin_speaker import DEFAULT_TWIN_SPEAKER, ROLE_SPEAKERS, describe, is_person, speaker_key
 from cognitivetwin_core.errors import InputError
 from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
 
 log = logging.getLogger("cognitivetwin.exports")
 
-TOGETHER_ROLES = ("system", "user", "assistant", "tool")
+TOGETHER_ROLES = ROLES  # Together takes exactly the roles a conversation has
 _MESSAGE_OVERHEAD_TOKENS = 4  # role markers per message when the tokenizer has no chat template
 
 
