@@ -18,8 +18,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -27,6 +25,7 @@ from pathlib import Path
 
 from cognitivetwin_core.annotation.patterns import patterns_for
 from cognitivetwin_core.annotation.trajectory import annotate
+from cognitivetwin_core.atomic_files import open_atomically
 from cognitivetwin_core.conversation import ROLES, Conversation, Message
 from cognitivetwin_core.data.twin_speaker import DEFAULT_TWIN_SPEAKER, ROLE_SPEAKERS, describe, is_person, speaker_key
 from cognitivetwin_core.errors import InputError
@@ -104,28 +103,6 @@ class TrajectoryExportSummary:
     path: Path
     conversations: int = 0
     lines: int = 0
-
-
-@contextmanager
-def atomic_writer(path: str | Path):
-    """A text file handle whose content replaces `path` only if the block succeeds."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle = tempfile.NamedTemporaryFile(  # noqa: SIM115 (closed before the rename)
-        "w", encoding="utf-8", dir=path.parent, prefix=f".{path.name}.", suffix=".tmp", delete=False
-    )
-    try:
-        with handle:
-            yield handle
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(handle.name, path)
-    except BaseException:
-        try:
-            os.unlink(handle.name)
-        except OSError:
-            pass
-        raise
 
 
 def _conversations(source, ids: Iterable[str] | None) -> Iterator[Conversation]:
@@ -395,7 +372,7 @@ def export_together(
     summary.twin_speaker = twin_speaker
     if counter.warning:
         summary.warnings.append(counter.warning)
-    with atomic_writer(out) as train, atomic_writer(validation_path) if validation_path else _nothing() as valid:
+    with open_atomically(out) as train, open_atomically(validation_path) if validation_path else _nothing() as valid:
         for number, conversation in enumerate(_conversations(source, ids), start=1):
             if scanner is not None:
                 if privacy == "leave-out":
@@ -489,7 +466,7 @@ def export_trajectory(
 ) -> TrajectoryExportSummary:
     """Write the seed's trajectory JSONL from a workspace (or conversations)."""
     summary = TrajectoryExportSummary(Path(out))
-    with atomic_writer(out) as handle:
+    with open_atomically(out) as handle:
         for conversation in _conversations(source, ids):
             for line in trajectory_lines(conversation, recompute=recompute):
                 handle.write(json.dumps(line, ensure_ascii=False) + "\n")
@@ -505,7 +482,7 @@ def export_trajectory(
 def write_conversations_jsonl(conversations: Iterable[Conversation], out: str | Path) -> int:
     """Plain chat JSONL with ids, titles, timestamps and explicit labels: a lossless copy."""
     count = 0
-    with atomic_writer(out) as handle:
+    with open_atomically(out) as handle:
         for conversation in conversations:
             record = {"conversation_id": conversation.id, "messages": []}
             if conversation.title:

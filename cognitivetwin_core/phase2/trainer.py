@@ -38,7 +38,6 @@ import copy
 import json
 import logging
 import math
-import os
 import platform
 import shutil
 import threading
@@ -50,6 +49,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
+from cognitivetwin_core.atomic_files import write_json_atomically
 from cognitivetwin_core.conversation import Conversation
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
 from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
@@ -238,12 +238,6 @@ def _versions() -> dict:
         except metadata.PackageNotFoundError:
             pass
     return versions
-
-
-def _write_json_atomic(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class Phase2Trainer:
@@ -507,7 +501,7 @@ class Phase2Trainer:
             )
 
     def _write_run_record(self) -> None:
-        _write_json_atomic(self.output_dir / "run.json", self.run_record)
+        write_json_atomically(self.output_dir / "run.json", self.run_record, default=str)
         if self.workspace is not None:
             self.workspace.upsert_phase2_run(self.run_id, self.run_record)
 
@@ -964,7 +958,7 @@ class Phase2Trainer:
             "verdicts": [v.to_dict() for v in head_verdicts(model_metrics)],
             "trajectory_ablation": getattr(state, "ablation", None),
         }
-        _write_json_atomic(self.output_dir / "metrics.json", payload)
+        write_json_atomically(self.output_dir / "metrics.json", payload, default=str)
 
     # ----- tensors for a batch of conversations ------------------------------------------------
 

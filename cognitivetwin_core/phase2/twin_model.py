@@ -28,7 +28,6 @@ Saved as `config.json` + `model.safetensors` (components only; no pickle).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from torch import nn
 
 from cognitivetwin_core.annotation.patterns import PATTERN_NAMES
 from cognitivetwin_core.annotation.stylometrics import STYLOMETRIC_NAMES
+from cognitivetwin_core.atomic_files import write_via_path_atomically
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
 from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
 from cognitivetwin_core.phase2.config import CONFIG_NAME, FORMAT_NAME, FORMAT_VERSION, WEIGHTS_NAME
@@ -154,25 +154,15 @@ def default_trajectory(batch: int, device) -> tuple[torch.Tensor, torch.Tensor, 
     return coords, torch.zeros(batch, dtype=torch.long, device=device), torch.ones(batch, device=device)
 
 
-def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save_components(components: TwinComponents, directory: str | Path) -> Path:
     from safetensors.torch import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in components.state_dict().items()}
-    _write_atomic(directory / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+    write_via_path_atomically(directory / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
     config_text = json.dumps(components.config.to_dict(), indent=2)
-    _write_atomic(directory / CONFIG_NAME, lambda p: p.write_text(config_text, encoding="utf-8"))
+    write_via_path_atomically(directory / CONFIG_NAME, lambda p: p.write_text(config_text, encoding="utf-8"))
     return directory
 
 
