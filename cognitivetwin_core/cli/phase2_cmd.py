@@ -177,6 +177,13 @@ def _train(args) -> int:
             data_file = demo_dataset_path()
         trainer = Phase2Trainer(config, data_file=data_file)
 
+    from cognitivetwin_core.phase2.distributed import encode_for_trainer, from_environment
+
+    distributed = from_environment()  # set by torchrun: encode data-parallel, rank 0 trains
+    if distributed is not None and not encode_for_trainer(trainer, distributed):
+        print(f"Rank {distributed.rank}: its share of the encoding is done; rank 0 trains.", file=sys.stderr)
+        return 0
+
     interrupts = []
 
     def on_interrupt(signum, frame):

@@ -236,6 +236,28 @@ def default_cache_root() -> Path:
     return user_cache_dir() / "phase2-features"
 
 
+def cache_entry_for(
+    conversations: Sequence[Conversation],
+    *,
+    base_model: str | Path,
+    adapter_dir: str | Path | None,
+    cache_dir: str | Path | None,
+    settings: EncodingSettings,
+    tokenizer=None,
+):
+    """(FeatureCache, key, identity, tokenizer) of these conversations' entry; `settings`' window
+    is clamped to the base's context first, so a loaded and an unloaded base give the same key."""
+    from cognitivetwin_core.models.loader import load_tokenizer
+
+    tokenizer = tokenizer or load_tokenizer(base_model)
+    limit = base_context_length(base_model)
+    if limit:
+        settings.max_window_tokens = min(settings.max_window_tokens, limit)
+    cache = FeatureCache(cache_dir or default_cache_root())
+    identity = model_identity(base_model, adapter_dir, tokenizer)
+    return cache, cache.key(identity, settings, data_hash(conversations)), identity, tokenizer
+
+
 def encode_with_cache(
     conversations: Sequence[Conversation],
     *,
@@ -273,16 +295,15 @@ def iter_encode_with_cache(
 
     The base is loaded only on a miss, unless `model` (the frozen base, with its adapter) is given.
     """
-    from cognitivetwin_core.models.loader import load_tokenizer
-
     settings = settings or EncodingSettings()
-    tokenizer = tokenizer or load_tokenizer(base_model)
-    limit = base_context_length(base_model)
-    if limit:  # clamp before keying, so a loaded and an unloaded base give the same key
-        settings.max_window_tokens = min(settings.max_window_tokens, limit)
-    cache = FeatureCache(cache_dir or default_cache_root())
-    identity = model_identity(base_model, adapter_dir, tokenizer)
-    key = cache.key(identity, settings, data_hash(conversations))
+    cache, key, identity, tokenizer = cache_entry_for(
+        conversations,
+        base_model=base_model,
+        adapter_dir=adapter_dir,
+        cache_dir=cache_dir,
+        settings=settings,
+        tokenizer=tokenizer,
+    )
     cached = cache.lookup(key)
     if cached is not None:
         log.info("Feature cache hit: %s", cached.path)

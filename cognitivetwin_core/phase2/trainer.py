@@ -96,6 +96,10 @@ class Phase2Config:
             problems.append("the learning rate must be a positive number")
         if self.plan_steps < 1:
             problems.append("plan steps must be at least 1")
+        if self.encode_batch_tokens is not None and self.encode_batch_tokens < 1:
+            problems.append("encode batch tokens must be at least 1")
+        if self.max_window_tokens is not None and self.max_window_tokens < 16:
+            problems.append("the encoding window must be at least 16 tokens")
         if not 0.0 <= self.val_fraction < 1.0:
             problems.append("the validation fraction must be in [0, 1)")
         unknown = set(self.loss_weights) - set(DEFAULT_LOSS_WEIGHTS)
