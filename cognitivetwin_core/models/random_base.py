@@ -92,6 +92,20 @@ def family_of(shape: str) -> str:
         raise InputError(f"Unknown model shape {shape!r}; use one of: {', '.join(SHAPES)}.") from None
 
 
+_TEXT_MODEL_TYPE = {
+    "llama": "llama",
+    "smollm2": "llama",
+    "qwen3": "qwen3",
+    "gemma3": "gemma3_text",
+    "gemma3-text": "gemma3_text",
+}
+
+
+def text_model_type(shape: str) -> str:
+    """The language model's `model_type` of a shape (what the precision choice looks at)."""
+    return _TEXT_MODEL_TYPE[family_of(shape)]
+
+
 def _tokenizer(family: str):
     from cognitivetwin_core.models.loader import load_tokenizer
 
