@@ -342,7 +342,24 @@ class Phase2Trainer:
             )
         return conversations, source
 
+    def _start_annotating(self, conversations: list[Conversation]) -> None:
+        """Annotate on a background thread while the base encodes (mostly device time)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="phase2-annotate")
+        self._annotating = (conversations, executor.submit(self._compute_annotations, conversations))
+        executor.shutdown(wait=False)
+
     def _annotations(self, conversations: list[Conversation]) -> _Data:
+        """The per-message annotations: those started beside the encoding when they are for
+        these conversations, else computed now."""
+        pending = getattr(self, "_annotating", None)
+        if pending is not None and pending[0] is conversations:
+            self._annotating = None
+            return pending[1].result()
+        return self._compute_annotations(conversations)
+
+    def _compute_annotations(self, conversations: list[Conversation]) -> _Data:
         import torch
 
         from cognitivetwin_core.annotation.patterns import pattern_vector, patterns_for
@@ -417,6 +434,7 @@ class Phase2Trainer:
         )
         self._write_run_record()
         try:
+            self._start_annotating(conversations)  # on a thread, while the base encodes
             cached, hit = yield from self._encode(conversations, device)
             if cached is None:
                 raise _Stop()
