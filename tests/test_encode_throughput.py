@@ -199,3 +199,21 @@ def test_phase2_config_picks_window_and_budget_per_device(tmp_path):
     )
     assert fixed.encoding_settings_for("cuda").max_window_tokens == 512
     assert fixed.encoding_settings_for("cuda").batch_tokens == 2048
+
+
+def test_a_base_larger_than_one_gpu_is_spread_with_device_map_auto(tiny_model_dir, monkeypatch):
+    """Only the decision (no GPU here): the load itself with device_map="auto" is untested."""
+    from cognitivetwin_core.phase2.twin_model import _device_map_for
+
+    def weights(_base):
+        return 6 * 2**30  # a 3B base stored in bf16
+
+    assert _device_map_for(str(tiny_model_dir), "cpu", torch.float32, weights) is None
+    _fake_cuda(monkeypatch, free=80 * 2**30)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert _device_map_for(str(tiny_model_dir), "cuda", torch.bfloat16, weights) is None  # fits on one
+    _fake_cuda(monkeypatch, free=5 * 2**30)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert _device_map_for(str(tiny_model_dir), "cuda", torch.bfloat16, weights) == "auto"
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # nowhere to spread it
+    assert _device_map_for(str(tiny_model_dir), "cuda", torch.bfloat16, weights) is None
