@@ -110,3 +110,27 @@ def test_logging_every_n_steps_trains_the_same_model(tiny_model_dir, tmp_path, d
     for a, b in zip(runs[1][1]["epochs"], runs[3][1]["epochs"]):
         assert a["train"] == pytest.approx(b["train"], rel=1e-9)
         assert a["metrics"] == b["metrics"]
+
+
+def test_swapped_annotations_reach_the_batches(tiny_model_dir, tmp_path, demo_conversations):
+    """Evaluating on altered annotations (a trajectory ablation swaps `_data`) must see them,
+    though the features stay resident."""
+    import copy
+
+    from cognitivetwin_core.phase2.feature_cache import encode_with_cache
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
+
+    conversations = demo_conversations[:6]
+    trainer = Phase2Trainer(_config(tiny_model_dir, tmp_path, "s"), conversations=conversations)
+    cached, _ = encode_with_cache(conversations, base_model=str(tiny_model_dir), cache_dir=tmp_path / "cache")
+    trainer._data, trainer._cached, trainer._device = trainer._annotations(conversations), cached, "cpu"
+    trainer.config.plan_steps = 2
+    before = trainer._gather([0, 1])
+    features = trainer._resident_data["features"]
+    swapped = copy.copy(trainer._data)
+    swapped.coords = trainer._data.coords + 1.0
+    trainer._data = swapped
+    after = trainer._gather([0, 1])
+    assert torch.equal(after["coords"], before["coords"] + 1.0)
+    assert trainer._resident_data["features"] is features  # not copied again
+    assert torch.equal(after["pooled"], before["pooled"])

@@ -823,24 +823,22 @@ class Phase2Trainer:
 
     def _resident(self) -> dict:
         """The cached features (float16) and every per-message target, on the training device,
-        copied there once per run (not rebuilt from the memory map every step)."""
+        copied there once (not rebuilt from the memory map every step). The features follow
+        `self._cached`, the targets `self._data` (swapped by anyone who evaluates on altered
+        annotations): each is copied again only when it changes."""
         import numpy as np
         import torch
 
-        resident = getattr(self, "_resident_data", None)
-        if resident is not None and resident["source"] is self._cached and resident["device"] == self._device:
-            return resident
-        data, device = self._data, self._device
-        features = torch.from_numpy(np.array(self._cached.features, dtype=np.float16, copy=True))
-        resident = {
-            "source": self._cached,
-            "device": device,
-            "features": features.to(device),
-            **{
-                name: getattr(data, name).to(device)
-                for name in ("coords", "phases", "homogeneity", "patterns", "stylometrics", "roles")
-            },
-        }
+        device = self._device
+        resident = getattr(self, "_resident_data", None) or {}
+        if resident.get("cached") is not self._cached or resident.get("device") != device:
+            features = torch.from_numpy(np.array(self._cached.features, dtype=np.float16, copy=True))
+            resident = {"cached": self._cached, "device": device, "features": features.to(device)}
+        if resident.get("data") is not self._data:
+            data = self._data
+            resident["data"] = data
+            for name in ("coords", "phases", "homogeneity", "patterns", "stylometrics", "roles"):
+                resident[name] = getattr(data, name).to(device)
         self._resident_data = resident
         return resident
 
