@@ -33,7 +33,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cognitivetwin_core.errors import CancelledError, InputError
+from cognitivetwin_core.data.privacy import UPLOAD_ADVICE, scan_chat_jsonl
+from cognitivetwin_core.errors import InputError
 from cognitivetwin_core.logging_setup import register_secret
 from cognitivetwin_core.models.catalog import get_spec
 from cognitivetwin_core.phase1.jobs import (
@@ -42,15 +43,16 @@ from cognitivetwin_core.phase1.jobs import (
     JobUpdate,
     Phase1Settings,
     ProgressCallback,
+    unfinished_jobs,
     validate_chat_jsonl,
 )
+from cognitivetwin_core.phase1.monitor import Backoff, follow
 from cognitivetwin_core.phase1.together_errors import TogetherServiceError, translate
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.together.ai"
 DEFAULT_LEARNING_RATE = 1e-4
-TRANSIENT_KINDS = ("rate_limit", "server", "timeout", "connection")
 MAX_EVENTS_KEPT = 300
 
 
@@ -124,13 +126,7 @@ class TogetherJobManager:
         return [r for r in self.workspace.phase1_jobs() if r.get("backend") == "together"]
 
     def unfinished_jobs(self) -> list[str]:
-        return [
-            r["job_id"]
-            for r in self.jobs()
-            if r.get("status") not in TERMINAL_STATUSES
-            and not r["job_id"].startswith("intent-")
-            and r.get("status") != "create_failed"
-        ]
+        return unfinished_jobs(self.jobs(), "together")
 
     # ----- upload and dry run -------------------------------------------------------------
 
@@ -245,6 +241,7 @@ class TogetherJobManager:
         problems = self._check_limits(settings, limits, model_id)
         if problems:
             raise InputError(f"These Phase 1 settings do not fit {settings.base_model}: " + "; ".join(problems) + ".")
+        privacy = scan_chat_jsonl(data_path)  # what leaves the computer, shown with the estimate
         training_file_id = self.upload(data_path, progress=progress)
         validation_file_id = self.upload(settings.validation_file) if validation_stats else None
         try:
@@ -267,6 +264,8 @@ class TogetherJobManager:
             training_file_id=training_file_id,
             validation_file_id=validation_file_id,
             limits=limits,
+            privacy_lines=privacy.lines(advice=UPLOAD_ADVICE),
+            privacy_counts=dict(privacy.counts),
         )
         if estimate.get("estimation_available") is False:
             plan.estimate_note = str(estimate.get("unavailable_reason") or "estimate unavailable")
@@ -558,32 +557,18 @@ class TogetherJobManager:
         max_transient_failures: int = 8,
     ) -> JobUpdate:
         """Poll with backoff until the job ends (or `should_stop()`); return the last update."""
-        interval = self.poll_interval
-        failures = 0
-        last_status, last_step = None, None
-        while True:
-            if should_stop and should_stop():
-                raise CancelledError(f"Stopped watching job {job_id}; it keeps running on Together.")
-            try:
-                update = self.poll(job_id)
-                failures = 0
-            except TogetherServiceError as exc:
-                if exc.kind not in TRANSIENT_KINDS or failures >= max_transient_failures:
-                    raise
-                failures += 1
-                interval = min(self.max_poll_interval, interval * 2)
-                log.info("transient failure watching %s (%s); retrying in %.0fs", job_id, exc.kind, interval)
-                self._sleep(interval)
-                continue
-            if on_update:
-                on_update(update)
-            if update.terminal:
-                return update
-            changed = update.status != last_status or update.step != last_step or update.new_events
-            last_status, last_step = update.status, update.step
-            # Quick while things move, slower while nothing changes.
-            interval = self.poll_interval if changed else min(self.max_poll_interval, interval * 1.5)
-            self._sleep(interval)
+        return follow(
+            lambda: self.poll(job_id),
+            backoff=Backoff(self.poll_interval, self.max_poll_interval, max_failures=max_transient_failures),
+            on_update=on_update,
+            should_stop=should_stop,
+            stop_message=f"Stopped watching job {job_id}; it keeps running on Together.",
+            retry_on=(TogetherServiceError,),
+            on_retry=lambda exc, delay: log.info(
+                "transient failure watching %s (%s); retrying in %.0fs", job_id, getattr(exc, "kind", "?"), delay
+            ),
+            sleep=self._sleep,
+        )
 
     def resume_monitoring(
         self, *, on_update: Callable[[JobUpdate], None] | None = None, should_stop: Callable[[], bool] | None = None
@@ -636,9 +621,18 @@ class TogetherJobManager:
         *,
         progress: ProgressCallback | None = None,
         checkpoint: str = "adapter",
+        overwrite: bool = False,
     ) -> Path:
-        """Download the finished job's adapter, extract it safely, register it; return its folder."""
+        """Download the finished job's adapter, extract it safely, register it; return its folder.
+
+        An `output_dir` the user named must be missing, empty, or (with `overwrite`) one of our
+        adapters: anything else is refused before the download starts.
+        """
+        from cognitivetwin_core.output_dirs import check_adapter_output
         from cognitivetwin_core.phase1.adapter_archive import extract_adapter_archive, write_lineage
+
+        if output_dir:
+            check_adapter_output(output_dir, overwrite=overwrite)
 
         update = self.check(job_id)
         if update.status != "completed":
@@ -679,6 +673,8 @@ class TogetherJobManager:
         os.replace(part, archive)
         config_changes: dict = {}
         try:
+            if output_dir:  # checked again: the folder may have changed during the download
+                check_adapter_output(output_dir, overwrite=overwrite)
             folder = extract_adapter_archive(archive, target, config_changes=config_changes)
         finally:
             archive.unlink(missing_ok=True)

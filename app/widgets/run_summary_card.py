@@ -1,0 +1,125 @@
+"""The end of a Phase 2 run in one card: which epoch was kept, each head's verdict in words
+against its baseline, overfitting, what the position in the conversation adds (the
+trajectory ablation), the outcome and where the model was saved. The sentences come from
+the core (`phase2.verdicts.summarize_run`, reading the run's metrics.json). `HEAD_METRICS`
+names the heads' metrics for the tab's plots too."""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
+
+HEAD_COLORS = {
+    "total": (20, 20, 20),
+    "style": (230, 119, 0),
+    "stylometric": (190, 75, 219),
+    "pattern": (28, 126, 214),
+    "planning": (47, 158, 68),
+}
+# (metric, its baseline, label, what the baseline is, colour)
+HEAD_METRICS = [
+    (
+        "pattern_macro_f1",
+        "pattern_macro_f1_baseline",
+        "Patterns: macro F1",
+        "predicting the training prior",
+        HEAD_COLORS["pattern"],
+    ),
+    (
+        "planning_cosine",
+        "planning_cosine_baseline",
+        "Planning: cosine to the next turns",
+        "copying the current turn",
+        HEAD_COLORS["planning"],
+    ),
+    ("style_retrieval", "style_retrieval_chance", "Style: same-author retrieval", "chance", HEAD_COLORS["style"]),
+]
+
+
+class SummaryCard(QFrame):
+    """The end of a run: each head against its baseline, the outcome, where the model is."""
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("phase2Summary")
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        self.setStyleSheet(
+            "QFrame#phase2Summary { background: #f8f9fb; border: 1px solid #d0d5dd; border-radius: 6px; }"
+        )
+        layout = QVBoxLayout(self)
+        self.title = QLabel()
+        self.title.setStyleSheet("font-weight: bold;")
+        self.heads = QLabel()
+        self.heads.setTextFormat(Qt.TextFormat.RichText)
+        self.location = QLabel()
+        self.location.setWordWrap(True)
+        self.location.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.details = QLabel()
+        self.details.setTextFormat(Qt.TextFormat.RichText)
+        self.details.setWordWrap(True)
+        for widget in (self.title, self.heads, self.details, self.location):
+            layout.addWidget(widget)
+        self.verdicts: dict[str, bool | None] = {}
+        self.hide()
+
+    def show_result(self, finished) -> None:
+        outcome = finished.outcome
+        self.title.setText(
+            {
+                "completed": "Training completed",
+                "stopped": "Training stopped",
+                "cancelled": "Training cancelled",
+                "failed": "Training failed",
+            }.get(outcome, outcome)
+        )
+        from cognitivetwin_core.phase2.runs import METRICS_FILE, read_json
+        from cognitivetwin_core.phase2.verdicts import head_verdicts, summarize_run
+
+        summary = summarize_run(read_json(Path(finished.output_dir) / METRICS_FILE) if finished.output_dir else None)
+        self.summary = summary
+        rows = []
+        self.verdicts = {}
+        metrics = finished.metrics or {}
+        words = {v.key: v for v in head_verdicts(metrics)}
+        for key, baseline_key, label, baseline_text, _color in HEAD_METRICS:
+            value, baseline = metrics.get(key), metrics.get(baseline_key)
+            if value is None or baseline is None:
+                self.verdicts[key] = None
+                continue
+            verdict = words[key]
+            self.verdicts[key] = verdict.beats_baseline
+            color = "#2b8a3e" if verdict.beats_baseline else "#c92a2a"
+            mark = "✔" if verdict.beats_baseline else "✘"
+            rows.append(
+                f"<span style='color:{color}'>{mark} {html.escape(verdict.sentence)}</span> "
+                f"<span style='color:#667085'>({label.split(': ')[-1]} <b>{value:.3f}</b> vs {baseline:.3f}, "
+                f"{baseline_text})</span>"
+            )
+        if summary.best_epoch is not None and rows:
+            rows.insert(
+                0, f"The model kept is epoch <b>{summary.best_epoch}</b> of {summary.epochs}, the best on validation."
+            )
+        self.heads.setText(
+            "<br>".join(rows) if rows else "No validation metrics (no epoch finished, or no validation data)."
+        )
+        details = [f"<span style='color:#c92a2a'>⚠ {html.escape(w)}</span>" for w in summary.warnings]
+        details += [html.escape(n) for n in summary.notes]
+        if summary.plan_steps:
+            details.append("Planning, step by step (how close each step comes to the real turn):")
+            details += [f"&nbsp;&nbsp;{html.escape(line)}" for line in summary.plan_steps]
+        if summary.ablation:
+            details.append("Does the position in the conversation matter? (the same messages with positions shuffled)")
+            details += [f"&nbsp;&nbsp;{html.escape(line)}" for line in summary.ablation]
+        self.details.setText("<br>".join(details))
+        self.details.setVisible(bool(details))
+        saved = (
+            outcome in ("completed", "stopped")
+            and finished.output_dir
+            and (Path(finished.output_dir) / "model.safetensors").is_file()
+        )
+        where = f"Model saved in {finished.output_dir}" if saved else "No model was saved."
+        self.location.setText(f"{finished.message}\n{where}")
+        self.show()
