@@ -130,6 +130,22 @@ def _eta(seconds) -> str:
     return f"ETA {seconds // 60}:{seconds % 60:02d}"
 
 
+def _check_memory(config) -> None:
+    """Refuse, in one sentence and before loading, a base the encoding pass cannot fit."""
+    from cognitivetwin_core.models.devices import autocast_dtype, select_device
+    from cognitivetwin_core.models.memory import require_memory
+
+    device = select_device(config.device)
+    dtype = autocast_dtype(device)
+    require_memory(
+        config.base_model,
+        purpose="encode",
+        device=device,
+        dtype=str(dtype).removeprefix("torch.") if dtype is not None else "float32",
+        batch_tokens=config.encode_batch_tokens,
+    )
+
+
 def _train(args) -> int:
     from cognitivetwin_core.errors import CancelledError, CognitiveTwinError
     from cognitivetwin_core.phase2.metrics import format_table
@@ -154,6 +170,7 @@ def _train(args) -> int:
         cache_dir=args.cache_dir,
         max_window_tokens=args.max_window_tokens,
     )
+    _check_memory(config)
     if args.workspace:
         trainer = Phase2Trainer(config, workspace=args.workspace)
     else:

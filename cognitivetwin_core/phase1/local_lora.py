@@ -200,7 +200,9 @@ def assistant_loss(model, input_ids, labels, attention_mask):
     import torch.nn.functional as F
 
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = causal_lm.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    hidden = causal_lm.get_decoder()(
+        input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+    ).last_hidden_state
     targets = labels[:, 1:]
     keep = targets != IGNORE_INDEX
     logits = causal_lm.get_output_embeddings()(hidden[:, :-1][keep])
@@ -411,7 +413,11 @@ class LocalLoraRun:
             )
         if self.gradient_checkpointing:
             # Non-reentrant: works with frozen inputs, so no input-grad hook is needed.
-            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable = getattr(model, "activation_checkpointing_enable", None)  # transformers 5's name
+            if enable is not None:
+                enable({"use_reentrant": False})
+            else:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
         lora_config = LoraConfig(
             r=settings.lora_r,
             lora_alpha=settings.lora_alpha,
@@ -812,8 +818,23 @@ class LocalLoraJobs:
             model_id=str(resolved) if isinstance(resolved, Path) else resolved.hf_repo,
         )
         if not isinstance(resolved, Path) and not resolved.local_available:
-            plan.warnings.append(f"{resolved.display_name} must already be in the local Hugging Face cache")
+            plan.warnings.append(
+                f"{resolved.display_name} is not on this computer: download it first "
+                f"(`cognitivetwin model download {resolved.short_name}`)"
+            )
         plan.estimated_tokens = stats.approx_tokens * max(1, settings.epochs)
+        from cognitivetwin_core.models.devices import select_device
+        from cognitivetwin_core.phase1.throughput import estimate_seconds, measured_tokens_per_second
+
+        rate = measured_tokens_per_second(self.workspace, settings.base_model, select_device(self.device))
+        if rate:
+            seconds = estimate_seconds(plan.estimated_tokens, rate)
+            plan.limits["expected_seconds"] = seconds
+            plan.limits["measured_tokens_per_second"] = rate
+            plan.estimate_note = (
+                f"expected time: about {max(1, round(seconds / 60))} min "
+                f"(measured {rate:,.0f} tokens/s on this computer)"
+            )
         return plan
 
     def launch(self, plan: DryRun, *, job_id: str | None = None) -> str:
