@@ -4,6 +4,8 @@
         (--data-file FILE | --workspace DIR) --output-dir DIR [--epochs 10] [--batch-size 4]
         [--lr 1e-3] [--gradient-accumulation 4] [--device auto|cpu|cuda|mps] [--resume]
         [--plan-steps 4] [--seed 42] [--val-fraction 0.2] [--threads N]
+        [--max-window-tokens N] [--encode-batch-tokens N]
+    torchrun --nproc_per_node N -m cognitivetwin_core phase2 train ...   (data-parallel encoding)
     cognitivetwin phase2 prepare-data ...     (also `phase2 --prepare-data`: Supabase -> trajectory JSONL)
 
 `--data-file` takes the seed's Phase 2 trajectory JSONL or any file the importers read
@@ -64,7 +66,17 @@ def register(subparsers) -> None:
         "--cache-dir", default=None, help="feature cache folder (default: the workspace's or the user cache)"
     )
     train.add_argument(
-        "--max-window-tokens", type=int, default=1024, help="encoding window (long conversations overlap)"
+        "--max-window-tokens",
+        type=int,
+        default=None,
+        help="encoding window in tokens (long conversations overlap); default 4096 on CUDA, 1024 elsewhere",
+    )
+    train.add_argument(
+        "--encode-batch-tokens",
+        type=int,
+        default=None,
+        help="tokens per encoding batch (default: sized from free GPU memory, 8192 on the CPU; halved "
+        "automatically on out-of-memory)",
     )
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=_train)
@@ -169,6 +181,7 @@ def _train(args) -> int:
         num_threads=args.threads,
         cache_dir=args.cache_dir,
         max_window_tokens=args.max_window_tokens,
+        encode_batch_tokens=args.encode_batch_tokens,
     )
     _check_memory(config)
     if args.workspace:
@@ -180,6 +193,13 @@ def _train(args) -> int:
 
             data_file = demo_dataset_path()
         trainer = Phase2Trainer(config, data_file=data_file)
+
+    from cognitivetwin_core.phase2.distributed import encode_for_trainer, from_environment
+
+    distributed = from_environment()  # set by torchrun: encode data-parallel, rank 0 trains
+    if distributed is not None and not encode_for_trainer(trainer, distributed):
+        print(f"Rank {distributed.rank}: its share of the encoding is done; rank 0 trains.", file=sys.stderr)
+        return 0
 
     interrupts = []
 

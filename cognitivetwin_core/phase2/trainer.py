@@ -81,9 +81,9 @@ class Phase2Config:
     max_grad_norm: float = 1.0
     temperature: float = 0.1  # InfoNCE
     cache_dir: str | None = None  # default: <workspace>/cache/phase2-features or the user cache
-    max_window_tokens: int = 1024
+    max_window_tokens: int | None = None  # None: 4096 on CUDA, 1024 elsewhere (docs/gpu.md)
     overlap_tokens: int = 256
-    encode_batch_tokens: int = 8192
+    encode_batch_tokens: int | None = None  # None: sized from free device memory
 
     def validate(self) -> None:
         problems = []
@@ -97,6 +97,10 @@ class Phase2Config:
             problems.append("the learning rate must be a positive number")
         if self.plan_steps < 1:
             problems.append("plan steps must be at least 1")
+        if self.encode_batch_tokens is not None and self.encode_batch_tokens < 1:
+            problems.append("encode batch tokens must be at least 1")
+        if self.max_window_tokens is not None and self.max_window_tokens < 16:
+            problems.append("the encoding window must be at least 16 tokens")
         if not 0.0 <= self.val_fraction < 1.0:
             problems.append("the validation fraction must be in [0, 1)")
         unknown = set(self.loss_weights) - set(DEFAULT_LOSS_WEIGHTS)
@@ -384,8 +388,8 @@ class Phase2Trainer:
                 yield self._finish(
                     "failed",
                     f"Out of memory on {device}: lower the batch size (now {config.batch_size}) or the encoding "
-                    f"batch (now {config.encode_batch_tokens} tokens) or the window ({config.max_window_tokens} "
-                    "tokens), or train with device cpu.",
+                    f"batch (--encode-batch-tokens, now {config.encode_batch_tokens or 'automatic'}) or the window "
+                    f"(--max-window-tokens, now {config.max_window_tokens or 'automatic'}), or train with device cpu.",
                 )
                 return
             self._record_outcome("failed", f"Unexpected error: {exc!r}")
@@ -478,22 +482,31 @@ class Phase2Trainer:
 
     # ----- encoding -------------------------------------------------------------------------------
 
-    def _encode(self, conversations, device):
-        from cognitivetwin_core.phase2.feature_cache import default_cache_root, iter_encode_with_cache
-        from cognitivetwin_core.phase2.turn_encoder import EncodingSettings
+    def feature_cache_dir(self) -> Path:
+        from cognitivetwin_core.phase2.feature_cache import default_cache_root
+
+        if self.config.cache_dir:
+            return Path(self.config.cache_dir)
+        if self.workspace is not None:
+            return self.workspace.cache_dir / "phase2-features"
+        return default_cache_root()
+
+    def encoding_settings_for(self, device: str):
+        from cognitivetwin_core.phase2.turn_encoder import EncodingSettings, default_window_tokens
 
         config = self.config
-        if config.cache_dir:
-            cache_dir = Path(config.cache_dir)
-        elif self.workspace is not None:
-            cache_dir = self.workspace.cache_dir / "phase2-features"
-        else:
-            cache_dir = default_cache_root()
-        self.encoding_settings = EncodingSettings(
-            max_window_tokens=config.max_window_tokens,
+        return EncodingSettings(
+            max_window_tokens=config.max_window_tokens or default_window_tokens(device),
             overlap_tokens=config.overlap_tokens,
             batch_tokens=config.encode_batch_tokens,
         )
+
+    def _encode(self, conversations, device):
+        from cognitivetwin_core.phase2.feature_cache import iter_encode_with_cache
+
+        config = self.config
+        cache_dir = self.feature_cache_dir()
+        self.encoding_settings = self.encoding_settings_for(device)
         started = time.perf_counter()
         steps = iter_encode_with_cache(
             conversations,
