@@ -165,14 +165,9 @@ def free_memory(device: str) -> tuple[int, int | None]:
     """(free RAM, free memory on `device`, None for the CPU and MPS), in bytes."""
     import psutil
 
-    ram = int(psutil.virtual_memory().available)
-    if device.startswith("cuda"):
-        import torch
+    from cognitivetwin_core.models.devices import free_memory_bytes
 
-        index = int(device.split(":", 1)[1]) if ":" in device else torch.cuda.current_device()
-        free, _total = torch.cuda.mem_get_info(index)
-        return ram, int(free)
-    return ram, None
+    return int(psutil.virtual_memory().available), free_memory_bytes(device)
 
 
 def read_shape(base: str | Path) -> tuple[ModelShape, str]:

@@ -254,19 +254,19 @@ def choose_precision(device: str, requested: str | None = "auto") -> str:
     """ "bf16" (bf16 weights, bf16 autocast) or "fp32" for `device`.
 
     auto: bf16 on a GPU that does it natively (compute capability 8.0+), fp32 elsewhere: on
-    the CPU bf16 matmuls are slower than fp32 on most processors, and fp16 would need loss
-    scaling. "bf16" may be asked for on the CPU (autocast works there too).
+    the CPU bf16 matmuls are slower than fp32 on most processors. "bf16" may be asked for on the CPU (autocast works there too).
     """
     import torch
+
+    from cognitivetwin_core.models.devices import working_dtype
 
     requested = (requested or "auto").lower()
     if requested not in PRECISIONS:
         raise InputError(f"Unknown precision {requested!r}: use one of {', '.join(PRECISIONS)}.")
     if requested != "auto":
         return requested
-    if device.startswith("cuda") and torch.cuda.is_bf16_supported():
-        return "bf16"
-    return "fp32"
+    # Phase 2's choice (compute capability 8.0+), without fp16: training in it needs loss scaling.
+    return "bf16" if working_dtype(device) == torch.bfloat16 else "fp32"
 
 
 def language_model_targets(model, modules: list[str]) -> list[str] | str:
