@@ -374,22 +374,18 @@ def _launch(args, workspace) -> int:
 
 def _local_memory_verdict(args, settings) -> str:
     """Refuse (one sentence, before anything is loaded) a base that will not fit."""
-    from cognitivetwin_core.models.devices import select_device
-    from cognitivetwin_core.models.memory import require_memory
-    from cognitivetwin_core.phase1.local_lora import DEFAULT_BATCH_TOKENS, LOCAL_DEFAULT_MODULES, choose_precision
+    from cognitivetwin_core.models.memory import InsufficientMemoryError
+    from cognitivetwin_core.phase1.local_lora import local_memory_verdict
 
-    device = select_device(args.device)
-    precision = choose_precision(device, args.precision)
-    verdict = require_memory(
+    verdict = local_memory_verdict(
         settings.base_model,
-        purpose="lora",
-        device=device,
-        dtype="bfloat16" if precision == "bf16" else "float32",
-        batch_tokens=args.max_batch_tokens or DEFAULT_BATCH_TOKENS,
-        lora_rank=settings.lora_r,
-        lora_modules=len(settings.target_modules or LOCAL_DEFAULT_MODULES),
-        gradient_checkpointing=device != "cpu",
+        settings,
+        device=args.device,
+        precision=args.precision,
+        max_batch_tokens=args.max_batch_tokens,
     )
+    if not verdict.ok:
+        raise InsufficientMemoryError(verdict.text)
     return verdict.text
 
 

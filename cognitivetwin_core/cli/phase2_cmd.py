@@ -144,22 +144,14 @@ def _eta(seconds) -> str:
 
 def _check_memory(config) -> None:
     """Refuse, in one sentence and before loading, a base the encoding pass cannot fit."""
-    from cognitivetwin_core.models.devices import select_device, working_dtype
-    from cognitivetwin_core.models.memory import require_memory
-    from cognitivetwin_core.phase2.turn_encoder import CPU_BATCH_TOKENS, default_window_tokens
+    from cognitivetwin_core.models.memory import InsufficientMemoryError
+    from cognitivetwin_core.phase2.memory_check import encode_memory_verdict
 
-    device = select_device(config.device)
-    # An automatic budget is sized to what is free once loaded: the smallest batch is what must fit.
-    batch = config.encode_batch_tokens or (
-        default_window_tokens(device) if device.startswith("cuda") else CPU_BATCH_TOKENS
+    verdict = encode_memory_verdict(
+        config.base_model, device=config.device, encode_batch_tokens=config.encode_batch_tokens
     )
-    require_memory(
-        config.base_model,
-        purpose="encode",
-        device=device,
-        dtype=str(working_dtype(device)).removeprefix("torch."),
-        batch_tokens=batch,
-    )
+    if not verdict.ok:
+        raise InsufficientMemoryError(verdict.text)
 
 
 def _train(args) -> int:

@@ -78,6 +78,8 @@ def hub_endpoint() -> str | None:
 
 def local_snapshot(repo_id: str) -> Path | None:
     """The complete downloaded folder of `repo_id`, or None; never uses the network."""
+    if not (hub_cache_dir() / ("models--" + repo_id.replace("/", "--"))).is_dir():
+        return None  # cheap answer (no huggingface_hub import) for the app's start-up labels
     from huggingface_hub import snapshot_download
 
     try:

@@ -309,6 +309,36 @@ def auto_batch_tokens(model, device: str, *, max_length: int, precision: str) ->
     return DEFAULT_BATCH_TOKENS
 
 
+def local_memory_verdict(
+    base_model: str | Path,
+    settings: Phase1Settings | None = None,
+    *,
+    device: str | None = "auto",
+    precision: str | None = "auto",
+    max_batch_tokens: int | None = None,
+    **free,
+):
+    """Whether local LoRA on `base_model` fits on `device` (a `MemoryVerdict`, whose text
+    the CLI prints and the app shows before Start); `free` may inject free_ram/free_device."""
+    from cognitivetwin_core.models.devices import select_device
+    from cognitivetwin_core.models.memory import check_memory
+
+    settings = settings or Phase1Settings(base_model=str(base_model))
+    device = select_device(device)
+    precision = choose_precision(device, precision)
+    return check_memory(
+        base_model,
+        purpose="lora",
+        device=device,
+        dtype="bfloat16" if precision == "bf16" else "float32",
+        batch_tokens=max_batch_tokens or DEFAULT_BATCH_TOKENS,
+        lora_rank=settings.lora_r,
+        lora_modules=len(settings.target_modules or LOCAL_DEFAULT_MODULES),
+        gradient_checkpointing=device != "cpu",
+        **free,
+    )
+
+
 class LocalLoraRun:
     """One local LoRA training run, in the steps a caller (or a test) can take one by one:
 
