@@ -126,10 +126,11 @@ def test_a_run_resumes_under_another_precision(small_data, tiny_model_dir, tmp_p
         work_dir=work,
         device="cpu",
         precision="fp32",
-        max_batch_tokens=200,
+        max_batch_tokens=None,  # sized to this device: a resumed run keeps the batches it began with
         on_event=lambda e: e.kind == "step" and resumed.append(e.step),
     )
     assert resumed[0] == 3 and result.precision == "fp32"
+    assert json.loads((result.adapter_dir / "lineage.json").read_text())["max_batch_tokens"] == 200
 
 
 def test_the_memory_check_refuses_before_loading(small_data, tiny_model_dir, tmp_path, monkeypatch):
