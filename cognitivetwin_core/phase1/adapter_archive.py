@@ -263,3 +263,12 @@ def write_lineage(folder: str | Path, lineage: dict) -> Path:
     path = Path(folder) / LINEAGE_NAME
     _atomic_write_json(path, lineage)
     return path
+
+
+def read_lineage(folder: str | Path) -> dict | None:
+    """The adapter's `lineage.json`, or None when it is missing or unreadable."""
+    try:
+        value = json.loads((Path(folder) / LINEAGE_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
