@@ -171,7 +171,8 @@ def test_measured_speed_is_kept_and_feeds_the_next_estimate(small_data, tiny_mod
         backend = LocalLoraJobs(ws, device="cpu")
         settings = Phase1Settings(base_model=str(tiny_model_dir), epochs=1, max_seq_length=96)
         first = backend.dry_run(small_data, settings)
-        assert "expected_seconds" not in first.limits  # nothing measured yet
+        assert "measured_tokens_per_second" not in first.limits  # nothing measured yet: a guess
+        assert "rough guess" in first.estimate_note and first.limits["expected_seconds"] > 0
         job_id = backend.launch(first)
         assert backend.wait(job_id, interval=0.05).status == "completed"
         record = ws.get_phase1_job(job_id)

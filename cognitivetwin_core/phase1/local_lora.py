@@ -854,18 +854,23 @@ class LocalLoraJobs:
                 f"(`cognitivetwin model download {resolved.short_name}`)"
             )
         plan.estimated_tokens = stats.approx_tokens * max(1, settings.epochs)
+        from cognitivetwin_core.durations import format_duration
         from cognitivetwin_core.models.devices import select_device
-        from cognitivetwin_core.phase1.throughput import estimate_seconds, measured_tokens_per_second
+        from cognitivetwin_core.phase1.estimates import estimate_local_seconds
+        from cognitivetwin_core.phase1.throughput import measured_tokens_per_second
 
-        rate = measured_tokens_per_second(self.workspace, settings.base_model, select_device(self.device))
+        if settings.max_steps:
+            plan.warnings.append(f"stops after {settings.max_steps} step(s)")
+        device = select_device(self.device)
+        # Measured speed of earlier runs of this base on this kind of device, else a guess.
+        rate = measured_tokens_per_second(self.workspace, settings.base_model, device)
+        seconds, how = estimate_local_seconds(
+            plan.estimated_tokens, settings.base_model, measured_tokens_per_second=rate, device=device
+        )
+        plan.limits["expected_seconds"] = seconds
         if rate:
-            seconds = estimate_seconds(plan.estimated_tokens, rate)
-            plan.limits["expected_seconds"] = seconds
             plan.limits["measured_tokens_per_second"] = rate
-            plan.estimate_note = (
-                f"expected time: about {max(1, round(seconds / 60))} min "
-                f"(measured {rate:,.0f} tokens/s on this computer)"
-            )
+        plan.estimate_note = f"expected time: about {format_duration(seconds)} on {device} ({how})"
         return plan
 
     def launch(self, plan: DryRun, *, job_id: str | None = None) -> str:
