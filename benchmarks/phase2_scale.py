@@ -188,6 +188,7 @@ def run_phase2(base_dir: str, conversations, args, scratch: Path) -> dict:
     marks: dict[str, float] = {}
     real_load = twin_model.load_frozen_base
     real_annotations = trainer_module.Phase2Trainer._annotations
+    real_compute = trainer_module.Phase2Trainer._compute_annotations
 
     def timed_load(*a, **k):
         started = time.perf_counter()
@@ -196,15 +197,22 @@ def run_phase2(base_dir: str, conversations, args, scratch: Path) -> dict:
         stages["load"] = time.perf_counter() - started
         return result
 
+    def timed_compute(self, convs):
+        started = time.perf_counter()
+        result = real_compute(self, convs)
+        stages["annotate"] = time.perf_counter() - started
+        return result
+
     def timed_annotations(self, convs):
         started = time.perf_counter()
         result = real_annotations(self, convs)
-        stages["annotate"] = time.perf_counter() - started
+        stages["annotate_wait"] = time.perf_counter() - started  # what was left after encoding
         marks["annotated"] = time.perf_counter()
         return result
 
     twin_model.load_frozen_base = timed_load
     trainer_module.Phase2Trainer._annotations = timed_annotations
+    trainer_module.Phase2Trainer._compute_annotations = timed_compute
     config = Phase2Config(
         base_model=base_dir,
         output_dir=str(scratch / "run"),
@@ -229,6 +237,7 @@ def run_phase2(base_dir: str, conversations, args, scratch: Path) -> dict:
     finally:
         twin_model.load_frozen_base = real_load
         trainer_module.Phase2Trainer._annotations = real_annotations
+        trainer_module.Phase2Trainer._compute_annotations = real_compute
     if finished is None or finished.outcome != "completed":
         raise SystemExit(f"Phase 2 did not complete: {finished.message}")
     entry = next(p for p in (scratch / "cache").iterdir() if not p.name.startswith("."))
@@ -311,7 +320,11 @@ def main() -> int:
         bare = bare_forward(str(base_dir), conversations, args.device, settings)
     stages = run["stages"]
     for stage in ("load", "tokenise", "encode", "annotate", "train"):
-        note = " (background thread, overlapped with encode)" if stage == "tokenise" else ""
+        note = {
+            "tokenise": " (background thread, overlapped with encode)",
+            "annotate": f" (background thread beside encode; {stages.get('annotate_wait', 0.0):.2f} s waited for after it)",
+            "train": " (from the annotations in hand to the saved model: epochs, validation, checkpoints)",
+        }.get(stage, "")
         print(f"{stage:<9} {stages.get(stage, 0.0):9.2f} s{note}")
     encode_rate = run["tokens"] / stages["encode"] if stages.get("encode") else 0.0
     print(f"encode    {run['tokens']:,} tokens, {encode_rate:,.0f} tokens/s (batch {run['batch_tokens']} tokens)")

@@ -65,9 +65,12 @@ class Phase2Config:
     adapter_dir: str | None = None
     output_dir: str | None = None  # default with a workspace: <workspace>/runs/<run id>
     epochs: int = 10
-    batch_size: int = 4  # conversations per batch; all their messages go in (style positives)
+    # Conversations per batch (all their messages go in: style positives) and batches per update.
+    # None: 4 and 4 on the CPU; 16 and 1 on CUDA (the same conversations per update, a quarter
+    # of the steps), see resolve_for_device.
+    batch_size: int | None = None
     lr: float = 1e-3  # the seed's 1e-4 is too small for the few updates small data gives (see the CLI help)
-    gradient_accumulation: int = 4
+    gradient_accumulation: int | None = None
     device: str = "auto"
     plan_steps: int = 4
     seed: int = 42
@@ -84,14 +87,27 @@ class Phase2Config:
     max_window_tokens: int | None = None  # None: 4096 on CUDA, 1024 elsewhere (docs/gpu.md)
     overlap_tokens: int = 256
     encode_batch_tokens: int | None = None  # None: sized from free device memory
+    # Steps between host syncs for logging (loss read-out, NaN check, StepEvent). None: every
+    # step on the CPU, every 25 on CUDA (a read-out waits for the GPU to drain).
+    log_every_steps: int | None = None
+
+    def resolve_for_device(self, device: str) -> None:
+        """Fill the settings left to the device (None) with its defaults."""
+        cuda = device.startswith("cuda")
+        if self.batch_size is None:
+            self.batch_size = 16 if cuda else 4
+        if self.gradient_accumulation is None:
+            self.gradient_accumulation = 1 if cuda else 4
+        if self.log_every_steps is None:
+            self.log_every_steps = 25 if cuda else 1
 
     def validate(self) -> None:
         problems = []
         if self.epochs < 1:
             problems.append("epochs must be at least 1")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             problems.append("batch size must be at least 1")
-        if self.gradient_accumulation < 1:
+        if self.gradient_accumulation is not None and self.gradient_accumulation < 1:
             problems.append("gradient accumulation must be at least 1")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             problems.append("the learning rate must be a positive number")
@@ -196,6 +212,37 @@ class _Data:
     offsets: list[int]
 
 
+class _LossMeter:
+    """Step losses summed on the device; read on the host (one sync) only every `every` steps
+    and at the epoch's last step. A read gives the mean over the steps since the last read."""
+
+    def __init__(self, every: int):
+        self.every = max(1, int(every))
+        self.names: list[str] = []
+        self.window = None  # float64 tensor on the device: sums since the last read
+        self.steps = 0
+        self.epoch_sums: dict[str, float] = {}
+
+    def add(self, losses: dict) -> None:
+        import torch
+
+        self.names = list(losses)
+        stacked = torch.stack([value.detach() for value in losses.values()]).double()
+        self.window = stacked if self.window is None else self.window + stacked
+        self.steps += 1
+
+    def due(self, step: int, last_step: int) -> bool:
+        return step % self.every == 0 or step == last_step
+
+    def read(self) -> dict:
+        sums = self.window.tolist()
+        for name, value in zip(self.names, sums):
+            self.epoch_sums[name] = self.epoch_sums.get(name, 0.0) + value
+        means = {name: value / self.steps for name, value in zip(self.names, sums)}
+        self.window, self.steps = None, 0
+        return means
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -296,7 +343,24 @@ class Phase2Trainer:
             )
         return conversations, source
 
+    def _start_annotating(self, conversations: list[Conversation]) -> None:
+        """Annotate on a background thread while the base encodes (mostly device time)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="phase2-annotate")
+        self._annotating = (conversations, executor.submit(self._compute_annotations, conversations))
+        executor.shutdown(wait=False)
+
     def _annotations(self, conversations: list[Conversation]) -> _Data:
+        """The per-message annotations: those started beside the encoding when they are for
+        these conversations, else computed now."""
+        pending = getattr(self, "_annotating", None)
+        if pending is not None and pending[0] is conversations:
+            self._annotating = None
+            return pending[1].result()
+        return self._compute_annotations(conversations)
+
+    def _compute_annotations(self, conversations: list[Conversation]) -> _Data:
         import torch
 
         from cognitivetwin_core.annotation.patterns import pattern_vector, patterns_for
@@ -343,6 +407,7 @@ class Phase2Trainer:
         from cognitivetwin_core.models.devices import configure_threads, select_device
 
         device = select_device(config.device)
+        config.resolve_for_device(device)
         conversations, source = self._load_conversations()
         from cognitivetwin_core.phase2.feature_cache import data_hash
 
@@ -370,6 +435,7 @@ class Phase2Trainer:
         )
         self._write_run_record()
         try:
+            self._start_annotating(conversations)  # on a thread, while the base encodes
             cached, hit = yield from self._encode(conversations, device)
             if cached is None:
                 raise _Stop()
@@ -616,7 +682,7 @@ class Phase2Trainer:
             generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
             order = [train_ids[i] for i in torch.randperm(len(train_ids), generator=generator).tolist()]
             batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
-            sums: dict[str, float] = {}
+            meter = _LossMeter(config.log_every_steps)
             optimizer.zero_grad(set_to_none=True)
             for step, batch in enumerate(batches, start=1):
                 if self._should_stop():
@@ -624,11 +690,13 @@ class Phase2Trainer:
                     raise _Stop()
                 losses, examples = self._batch_losses(components, batch)
                 total = losses["total"]
-                if not torch.isfinite(total):
-                    bad = [n for n, v in losses.items() if n != "total" and not torch.isfinite(v)] or ["total"]
+                meter.add(losses)
+                logged = meter.read() if meter.due(step, len(batches)) else None  # the one host sync
+                if logged is not None and not math.isfinite(logged["total"]):
+                    bad = [n for n, v in logged.items() if n != "total" and not math.isfinite(v)] or ["total"]
                     raise _Failure(
                         f"Training stopped at epoch {epoch}, step {step}: the {', '.join(bad)} loss became "
-                        f"{float(total.detach())} (numerically unstable). "
+                        f"{logged['total']} (numerically unstable). "
                         + (
                             f"The last good checkpoint (epoch {last_good_epoch}) is kept in "
                             f"{self.output_dir / 'checkpoint'}; "
@@ -647,9 +715,8 @@ class Phase2Trainer:
                 global_step += 1
                 steps_done_this_run += 1
                 examples_done += examples
-                losses = {name: float(value.detach()) for name, value in losses.items()}
-                for name, value in losses.items():
-                    sums[name] = sums.get(name, 0.0) + value
+                if logged is None:
+                    continue
                 elapsed = max(time.perf_counter() - started, 1e-9)
                 remaining = total_steps - global_step
                 yield StepEvent(
@@ -659,11 +726,12 @@ class Phase2Trainer:
                     steps_per_epoch=len(batches),
                     global_step=global_step,
                     total_steps=total_steps,
-                    losses=losses,
+                    losses=logged,
                     lr=float(optimizer.param_groups[0]["lr"]),
                     examples_per_s=examples_done / elapsed,
                     eta_s=elapsed / steps_done_this_run * remaining,
                 )
+            sums = meter.epoch_sums
             train_losses = {name: value / len(batches) for name, value in sums.items()}
             val_losses, metrics, per_pattern = self.evaluate(components, val_ids)
             from cognitivetwin_core.phase2.metrics import format_table
@@ -743,36 +811,62 @@ class Phase2Trainer:
 
     # ----- tensors for a batch of conversations ------------------------------------------------
 
-    def _gather(self, conversation_ids: list[int]):
+    def _resident(self) -> dict:
+        """The cached features (float16) and every per-message target, on the training device,
+        copied there once per run (not rebuilt from the memory map every step)."""
         import numpy as np
         import torch
 
-        data, cached = self._data, self._cached
-        rows = [np.asarray(cached.conversation(c), dtype=np.float32) for c in conversation_ids]
-        pooled = torch.from_numpy(np.concatenate(rows, axis=0))
-        index = torch.tensor([i for c in conversation_ids for i in range(data.offsets[c], data.offsets[c + 1])])
-        K = self.config.plan_steps
-        targets, mask, conv_of = [], [], []
-        position = 0
-        for local, c in enumerate(conversation_ids):
-            n = data.offsets[c + 1] - data.offsets[c]
-            for t in range(n):
-                targets.append([position + t + k if t + k < n else 0 for k in range(1, K + 1)])
-                mask.append([1.0 if t + k < n else 0.0 for k in range(1, K + 1)])
-                conv_of.append(local)
-            position += n
+        resident = getattr(self, "_resident_data", None)
+        if resident is not None and resident["source"] is self._cached and resident["device"] == self._device:
+            return resident
+        data, device = self._data, self._device
+        features = torch.from_numpy(np.array(self._cached.features, dtype=np.float16, copy=True))
+        resident = {
+            "source": self._cached,
+            "device": device,
+            "features": features.to(device),
+            **{
+                name: getattr(data, name).to(device)
+                for name in ("coords", "phases", "homogeneity", "patterns", "stylometrics", "roles")
+            },
+        }
+        self._resident_data = resident
+        return resident
+
+    def _gather(self, conversation_ids: list[int]):
+        """A batch's tensors, indexed on the device from the resident data: one small host-to-
+        device copy (the conversations' row ranges) and no host sync."""
+        import torch
+
+        resident = self._resident()
         device = self._device
+        offsets = self._data.offsets
+        lengths_host = [offsets[c + 1] - offsets[c] for c in conversation_ids]
+        rows = sum(lengths_host)
+        ranges = torch.tensor([[offsets[c] for c in conversation_ids], lengths_host], dtype=torch.long)
+        starts, lengths = ranges.to(device, non_blocking=True)
+        local = torch.arange(len(conversation_ids), device=device)
+        conv_of = torch.repeat_interleave(local, lengths, output_size=rows)
+        position = torch.arange(rows, device=device)
+        turn = position - (torch.cumsum(lengths, 0) - lengths)[conv_of]  # the message's index in its conversation
+        index = starts[conv_of] + turn
+        # Plan targets: the next K messages of the same conversation (row 0 and mask 0 past its end).
+        ahead = torch.arange(1, self.config.plan_steps + 1, device=device)
+        valid = (turn.unsqueeze(1) + ahead) < lengths[conv_of].unsqueeze(1)
         return {
-            "pooled": pooled.to(device),
-            "coords": data.coords[index].to(device),
-            "phases": data.phases[index].to(device),
-            "homogeneity": data.homogeneity[index].to(device),
-            "patterns": data.patterns[index].to(device),
-            "stylometrics": data.stylometrics[index].to(device),
-            "roles": data.roles[index].to(device),
-            "conversation": torch.tensor(conv_of, device=device),
-            "plan_targets": torch.tensor(targets, dtype=torch.long, device=device),
-            "plan_mask": torch.tensor(mask, device=device),
+            "pooled": resident["features"][index].float(),
+            "coords": resident["coords"][index],
+            "phases": resident["phases"][index],
+            "homogeneity": resident["homogeneity"][index],
+            "patterns": resident["patterns"][index],
+            "stylometrics": resident["stylometrics"][index],
+            "roles": resident["roles"][index],
+            "conversation": conv_of,
+            "plan_targets": torch.where(
+                valid, position.unsqueeze(1) + ahead, torch.zeros_like(valid, dtype=torch.long)
+            ),
+            "plan_mask": valid.float(),
         }
 
     def _forward(self, components, batch):
