@@ -346,5 +346,15 @@ def test_memory_verdict_before_start_and_catalog_bases_to_download(qtbot, tab, t
     tab.base_combo.setCurrentIndex(index)
     assert tab.base_download.isVisible() and "Llama 3.1 8B" in tab.base_download.label.text()
     qtbot.waitUntil(lambda: "Llama 3.1 8B" in tab.memory_verdict.text(), timeout=30_000)
+
+    # A base that does not fit is refused at Start with the verdict's sentence.
+    from cognitivetwin_core.models import memory
+
+    monkeypatch.setattr(memory, "free_memory", lambda device: (1 * memory.GIB, None))
+    with qtbot.waitSignal(tab.memory_verdict.checked, timeout=30_000):
+        tab._check_memory()
+    assert tab.memory_verdict.fits is False
+    assert tab.start() is False and "needs about" in tab.message.text()
+    assert not tab.controller.is_running()
     tab.base_download.shutdown()
     tab.memory_verdict.shutdown()

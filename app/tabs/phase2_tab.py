@@ -485,6 +485,9 @@ class Phase2Tab(QWidget):
         if self.workspace is None:
             self.message.show_error("Open a workspace first (File ▸ Open workspace…).")
             return False
+        if self.memory_verdict.fits is False:  # the base would not fit: say so rather than be killed
+            self.message.show_error(self.memory_verdict.verdict.text)
+            return False
         selection = self.data_combo.currentData() or {"kind": DATA_ALL}
         config = self.build_config()
         return self._launch(config, selection)
