@@ -83,7 +83,12 @@ def register(subparsers) -> None:
         metavar="N",
         help="--local: padded tokens per step (default 1024 on the CPU, sized to free memory on a GPU)",
     )
-    parser.add_argument("--output-dir", metavar="DIR", help="--download: where the adapter folder goes")
+    parser.add_argument(
+        "--output-dir", metavar="DIR", help="--download: where the adapter folder goes (a new or empty folder)"
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="--download: replace the adapter already in --output-dir"
+    )
     parser.add_argument(
         "--poll-interval",
         type=float,
@@ -253,9 +258,10 @@ def _settings(args, *, local: bool):
     )
 
 
-def _data_file(args, workspace, base_model: str) -> str:
+def _data_file(args, workspace, base_model: str) -> tuple[str, bool]:
+    """The training file, and whether it is an export made for this launch (removed if refused)."""
     if args.data:
-        return args.data
+        return args.data, False
     from pathlib import Path
 
     from cognitivetwin_core.data.exports import export_together
@@ -269,17 +275,21 @@ def _data_file(args, workspace, base_model: str) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     summary = export_together(workspace, target, base_model=base_model)
     print(f"Exported {summary.examples} conversations to {target}")
-    return str(target)
+    return str(target), True
+
+
+def _check_can_confirm(args) -> None:
+    if not args.yes and not args.dry_run and not args.local and not sys.stdin.isatty():
+        raise CognitiveTwinError(
+            "Launching a Together job costs money and there is no terminal to confirm "
+            "the estimate: run it in a terminal, or pass --yes to confirm."
+        )
 
 
 def _confirm(plan, args) -> None:
     if args.yes:
         return
-    if not sys.stdin.isatty():
-        raise CognitiveTwinError(
-            "Launching a Together job costs money and there is no terminal to confirm "
-            "the estimate: run it in a terminal, or pass --yes to confirm."
-        )
+    _check_can_confirm(args)
     price = f"${plan.estimated_price:.2f}" if plan.estimated_price is not None else "an unknown amount"
     answer = input(f"Launch this job for about {price}? [y/N] ").strip().lower()
     if answer not in ("y", "yes"):
@@ -292,6 +302,8 @@ def _confirm(plan, args) -> None:
 def _run(args) -> int:
     if args.output_dir and not args.download:
         raise InputError("--output-dir goes with --download ID.")
+    if args.overwrite and not args.output_dir:
+        raise InputError("--overwrite goes with --download ID --output-dir DIR.")
     with _workspace(args) as workspace:
         if args.list:
             return _list(workspace)
@@ -313,8 +325,13 @@ def _run(args) -> int:
         if args.download:
             if not args.output_dir:
                 raise InputError("--download needs --output-dir DIR (where the adapter folder goes).")
+            from cognitivetwin_core.output_dirs import check_adapter_output
+
+            check_adapter_output(args.output_dir, overwrite=args.overwrite)
             backend = _backend_for_job(workspace, args.download, args)
-            folder = backend.download(args.download, args.output_dir, progress=_byte_progress())
+            folder = backend.download(
+                args.download, args.output_dir, progress=_byte_progress(), overwrite=args.overwrite
+            )
             print(f"\nAdapter saved in {folder}")
             return 0
         return _launch(args, workspace)
@@ -343,16 +360,25 @@ def _launch(args, workspace) -> int:
         )
     else:
         backend = _together(workspace, args)
-    data = _data_file(args, workspace, settings.base_model)
-    plan = backend.dry_run(data, settings, progress=_byte_progress())
-    print("\n".join(["Dry run:"] + [f"  {line}" for line in plan.summary_lines()]))
-    if local:
-        print(f"  memory: {_local_memory_verdict(args, settings)}")
-    if args.dry_run:
-        return 0
-    if not local:
-        _confirm(plan, args)
-    job_id = backend.launch(plan)
+    _check_can_confirm(args)  # before exporting anything
+    data, exported = _data_file(args, workspace, settings.base_model)
+    try:
+        plan = backend.dry_run(data, settings, progress=_byte_progress())
+        print("\n".join(["Dry run:"] + [f"  {line}" for line in plan.summary_lines()]))
+        if local:
+            print(f"  memory: {_local_memory_verdict(args, settings)}")
+        if args.dry_run:
+            return 0
+        if not local:
+            _confirm(plan, args)
+        job_id = backend.launch(plan)
+    except BaseException:
+        # A refused or failed start leaves nothing behind: the export was made for it alone.
+        if exported:
+            from pathlib import Path
+
+            Path(data).unlink(missing_ok=True)
+        raise
     print(f"Launched {'local ' if local else ''}job {job_id}")
     if local:
         try:

@@ -30,6 +30,9 @@ def register(subparsers) -> None:
         action="store_true",
         help="the seed's data step: import Supabase turns, write the trajectory JSONL",
     )
+    from cognitivetwin_core.cli.data_cmd import add_prepare_data_arguments
+
+    add_prepare_data_arguments(parser)  # the README's `phase2 --prepare-data --workspace DIR ...`
     parser.set_defaults(func=_dispatch, parser=parser)
     sub = parser.add_subparsers(dest="phase2_command", metavar="ACTION")
 
@@ -62,6 +65,9 @@ def register(subparsers) -> None:
     train.add_argument(
         "--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint"
     )
+    train.add_argument(
+        "--overwrite", action="store_true", help="replace the earlier Phase 2 run in --output-dir (not other files)"
+    )
     train.add_argument("--plan-steps", type=int, default=4)
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--val-fraction", type=float, default=0.2)
@@ -88,16 +94,12 @@ def register(subparsers) -> None:
     prepare = sub.add_parser(
         "prepare-data", help="import Supabase turns into the workspace and write the trajectory JSONL"
     )
-    from cognitivetwin_core.cli.data_cmd import add_prepare_data_arguments
-
     add_prepare_data_arguments(prepare)
     prepare.set_defaults(func=_prepare)
 
 
 def _dispatch(args) -> int:
     if args.prepare_data:
-        from cognitivetwin_core.cli.data_cmd import add_prepare_data_arguments  # noqa: F401  (options default in prepare_phase2_data)
-
         return _prepare(args)
     args.parser.print_help()
     return 0
@@ -166,6 +168,8 @@ def _train(args) -> int:
 
     if not args.output_dir and not args.workspace:
         raise CognitiveTwinError("Give --output-dir (where the trained model goes).")
+    if args.resume and args.overwrite:
+        raise CognitiveTwinError("--resume continues a run and --overwrite replaces it: give one of them.")
     config = Phase2Config(
         base_model=args.base_model,
         adapter_dir=args.adapter,
@@ -176,6 +180,7 @@ def _train(args) -> int:
         gradient_accumulation=args.gradient_accumulation,
         device=args.device,
         resume=args.resume,
+        overwrite=args.overwrite,
         plan_steps=args.plan_steps,
         seed=args.seed,
         val_fraction=args.val_fraction,

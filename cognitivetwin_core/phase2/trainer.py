@@ -79,6 +79,7 @@ class Phase2Config:
     num_threads: int | None = None
     leave_one_core_free: bool = False
     resume: bool = False
+    overwrite: bool = False  # replace an earlier run in output_dir (never other files)
     weight_decay: float = 0.01
     warmup_fraction: float = 0.05
     max_grad_norm: float = 1.0
@@ -326,7 +327,7 @@ class Phase2Trainer:
             conversations = list(self.workspace.iter_conversations())
             source = {"kind": "workspace", "path": str(self.workspace.path)}
         else:
-            if not self.data_file.is_file():
+            if not self.data_file.exists():  # the importers word the rest (a folder, a pipe...)
                 raise InputError(f"The data file {self.data_file} does not exist: check the path.")
             from cognitivetwin_core.data.importers import read_conversations
 
@@ -412,8 +413,9 @@ class Phase2Trainer:
         from cognitivetwin_core.phase2.feature_cache import data_hash
 
         digest = data_hash(conversations)
-        self._prepare_output(source)
+        self._prepare_output()  # checks only: the folder is made after every check passed
         self._check_resumable(digest)
+        self._create_output()
         threads = configure_threads(config.num_threads, config.leave_one_core_free)
         message_count = sum(len(c.messages) for c in conversations)
         self.run_record.update(
@@ -461,7 +463,10 @@ class Phase2Trainer:
             self._record_outcome("failed", f"Unexpected error: {exc!r}")
             raise
 
-    def _prepare_output(self, source: dict) -> None:
+    def _prepare_output(self) -> None:
+        """Decide the output folder and refuse an unusable one; nothing is written here."""
+        from cognitivetwin_core.output_dirs import PHASE2_RUN, check_phase2_output
+
         config = self.config
         if config.output_dir:
             output = Path(config.output_dir).expanduser()
@@ -469,26 +474,38 @@ class Phase2Trainer:
             output = self.workspace.runs_dir / time.strftime("phase2-%Y%m%d-%H%M%S")
         else:
             raise InputError("Phase 2 needs an output folder (--output-dir).")
+        kind = check_phase2_output(output, resume=config.resume, overwrite=config.overwrite)
         self._created_output = not output.exists()
+        self._replace_earlier_run = kind == PHASE2_RUN and not config.resume
         existing_record = output / "run.json"
         from cognitivetwin_core.phase2.checkpoint import find_checkpoint
 
-        if config.resume and existing_record.is_file() and find_checkpoint(output):
+        if config.resume and kind == PHASE2_RUN and find_checkpoint(output):
             self.run_record = json.loads(existing_record.read_text(encoding="utf-8"))
             self.run_id = self.run_record.get("run_id") or uuid.uuid4().hex[:12]
         else:
-            if (
-                not config.resume
-                and output.exists()
-                and any((output / name).exists() for name in ("run.json", "checkpoint", "model.safetensors"))
-            ):
+            if config.resume and kind == PHASE2_RUN:
                 raise InputError(
-                    f"{output} already holds a Phase 2 run: pass --resume to continue it, or choose a new output folder."
+                    f"{output} holds a Phase 2 run without a checkpoint to resume from; "
+                    "pass --overwrite to train it again, or choose a new output folder."
                 )
             self.run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
             self.run_record = {}
+        self.output_dir = output.absolute()
+
+    def _create_output(self) -> None:
+        """After every check passed: make the folder; with --overwrite, remove the earlier run's files."""
+        from cognitivetwin_core.phase2.checkpoint import _PREVIOUS, CHECKPOINT_DIR
+        from cognitivetwin_core.phase2.twin_model import CONFIG_NAME, WEIGHTS_NAME
+
+        output = self.output_dir
         try:
             output.mkdir(parents=True, exist_ok=True)
+            if self._replace_earlier_run:
+                for name in ("run.json", "metrics.json", CONFIG_NAME, WEIGHTS_NAME):
+                    (output / name).unlink(missing_ok=True)
+                for name in (CHECKPOINT_DIR, _PREVIOUS):
+                    shutil.rmtree(output / name, ignore_errors=True)
         except OSError as exc:
             raise CognitiveTwinError(f"Cannot create the output folder {output}: {exc.strerror}.") from exc
         self.output_dir = output.resolve()
