@@ -3,7 +3,7 @@
     cognitivetwin phase1 --model llama-3.2-3b --epochs 3 --suffix my-twin [--data FILE] [--dry-run] [--yes]
     cognitivetwin phase1 --check-job ID | --wait-job ID | --cancel ID | --list
     cognitivetwin phase1 --download ID --output-dir DIR
-    cognitivetwin phase1 --local [--base-model NAME|DIR] [--epochs 1] [--data FILE]
+    cognitivetwin phase1 --local [--base-model NAME|DIR] [--epochs 1] [--data FILE] [--device auto|cpu|cuda[:N]|mps]
 
 The key is TOGETHER_API_KEY, else the OS keyring; TOGETHER_BASE_URL is honoured. A launch
 shows the dry run (examples, tokens, price estimate, model limits) and asks to confirm;
@@ -75,6 +75,25 @@ def register(subparsers) -> None:
     parser.add_argument("--checkpoints", type=int, default=1, help="Together: checkpoints to keep")
     parser.add_argument("--max-seq-length", type=int, default=512, help="--local: tokens kept per conversation")
     parser.add_argument("--max-steps", type=int, default=None, help="--local: stop after this many steps")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        metavar="auto|cpu|cuda|cuda:N|mps",
+        help="--local: where to train (default auto: a CUDA GPU, then Apple MPS, then the CPU)",
+    )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16"),
+        help="--local: weights and autocast dtype (default auto: bf16 on GPUs that do it natively, else fp32)",
+    )
+    parser.add_argument(
+        "--max-batch-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="--local: padded tokens per step (default 1024 on the CPU, sized to free memory on a GPU)",
+    )
     parser.add_argument(
         "--output-dir", metavar="DIR", help="--download: where the adapter folder goes (a new or empty folder)"
     )
@@ -367,7 +386,9 @@ def _launch(args, workspace) -> int:
     local = args.local
     settings = _settings(args, local=local)
     if local:
-        backend = open_backend("local", workspace)
+        backend = open_backend(
+            "local", workspace, device=args.device, precision=args.precision, max_batch_tokens=args.max_batch_tokens
+        )
     else:
         backend = _together(workspace, args)
     _check_can_confirm(args)  # before exporting anything
@@ -376,6 +397,8 @@ def _launch(args, workspace) -> int:
         plan = backend.dry_run(data, settings, progress=_byte_progress())
         # The example turns and the privacy check quote imported text: shown safe for a terminal.
         print("\n".join(["Dry run:"] + [f"  {printable(line, one_line=True)}" for line in plan.summary_lines()]))
+        if local:
+            print(f"  memory: {_local_memory_verdict(args, settings)}")
         if args.dry_run:
             return 0
         if not local:
@@ -405,6 +428,23 @@ def _launch(args, workspace) -> int:
         )
     print(f"Follow it with: cognitivetwin phase1 --wait-job {job_id}")
     return 0
+
+
+def _local_memory_verdict(args, settings) -> str:
+    """Refuse (one sentence, before anything is loaded) a base that will not fit."""
+    from cognitivetwin_core.models.memory import InsufficientMemoryError
+    from cognitivetwin_core.phase1.local_lora import local_memory_verdict
+
+    verdict = local_memory_verdict(
+        settings.base_model,
+        settings,
+        device=args.device,
+        precision=args.precision,
+        max_batch_tokens=args.max_batch_tokens,
+    )
+    if not verdict.ok:
+        raise InsufficientMemoryError(verdict.text)
+    return verdict.text
 
 
 def _list(workspace) -> int:

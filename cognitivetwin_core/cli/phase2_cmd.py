@@ -163,6 +163,18 @@ def _eta(seconds) -> str:
     return f"ETA {format_duration(seconds, clock=True)}"
 
 
+def _check_memory(config) -> None:
+    """Refuse, in one sentence and before loading, a base the encoding pass cannot fit."""
+    from cognitivetwin_core.models.memory import InsufficientMemoryError
+    from cognitivetwin_core.phase2.memory_check import encode_memory_verdict
+
+    verdict = encode_memory_verdict(
+        config.base_model, device=config.device, encode_batch_tokens=config.encode_batch_tokens
+    )
+    if not verdict.ok:
+        raise InsufficientMemoryError(verdict.text)
+
+
 def _train(args) -> int:
     from cognitivetwin_core.errors import CancelledError, CognitiveTwinError
     from cognitivetwin_core.phase2.metrics import format_table
@@ -193,6 +205,7 @@ def _train(args) -> int:
         name=args.name,
         encode_batch_tokens=args.encode_batch_tokens,
     )
+    _check_memory(config)
     if args.workspace:
         trainer = Phase2Trainer(config, workspace=args.workspace)
     else:

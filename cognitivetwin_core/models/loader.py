@@ -1,7 +1,8 @@
 """Load a base model and its tokenizer: the embedded default, a catalog name or a local folder.
 
 Nothing here downloads: a catalog name other than the embedded model must already be in
-the local Hugging Face cache (or be given as a folder).
+the local Hugging Face cache (`cognitivetwin model download NAME`, see models/hub.py), or
+be given as a folder.
 """
 
 from __future__ import annotations
@@ -28,17 +29,17 @@ def base_model_dir(name_or_dir: str | Path) -> Path | str:
     return _cached_repo(resolved)
 
 
-def _cached_repo(spec: BaseModelSpec) -> str:
-    try:
-        from huggingface_hub import snapshot_download
+def _cached_repo(spec: BaseModelSpec) -> Path:
+    from cognitivetwin_core.models.hub import local_snapshot
 
-        return snapshot_download(spec.hf_repo, local_files_only=True)
-    except Exception:
+    folder = local_snapshot(spec.hf_repo)
+    if folder is None:
         raise BaseModelUnavailableError(
-            f"{spec.display_name} is not on this computer, and weights are never downloaded "
-            f"at run time. Download {spec.hf_repo} with `hf download {spec.hf_repo}` and pass its "
-            "folder as the base model, or use the embedded smollm2-135m."
-        ) from None
+            f"{spec.display_name} is not on this computer (or its download did not finish), and weights "
+            f"are never downloaded at run time: download it with `cognitivetwin model download "
+            f"{spec.short_name}` (or the app's Download button), or use the embedded smollm2-135m."
+        )
+    return folder
 
 
 def load_tokenizer(name_or_dir: str | Path):

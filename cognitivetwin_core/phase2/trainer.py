@@ -53,6 +53,7 @@ from cognitivetwin_core.atomic_files import write_json_atomically
 from cognitivetwin_core.conversation import Conversation
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
 from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
+from cognitivetwin_core.models.training import fingerprint_changes, lr_factor, resume_mismatch_error, warmup_steps
 
 log = logging.getLogger(__name__)
 
@@ -557,12 +558,9 @@ class Phase2Trainer:
         state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
         saved = state.get("identity", {})
         wanted = {"data_hash": digest, **self._resume_identity()}
-        changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
+        changed = fingerprint_changes(saved, wanted, keys=wanted)
         if changed:
-            raise InputError(
-                f"The checkpoint in {folder} was made with other data or settings ({', '.join(changed)}); "
-                "resume with the same ones, or start a new output folder."
-            )
+            raise resume_mismatch_error(folder, changed)
         done = int(state.get("epoch", 0))
         if done >= self.config.epochs:
             raise InputError(
@@ -740,13 +738,10 @@ class Phase2Trainer:
         optimizer = torch.optim.AdamW(components.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         updates_per_epoch = math.ceil(batches_per_epoch / config.gradient_accumulation)
         total_updates = updates_per_epoch * config.epochs
-        warmup = max(1, int(config.warmup_fraction * total_updates))
+        warmup = warmup_steps(total_updates, config.warmup_fraction)
 
         def schedule(update: int) -> float:
-            if update < warmup:
-                return (update + 1) / warmup
-            progress = (update - warmup) / max(1, total_updates - warmup)
-            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+            return lr_factor(update, total_updates, warmup, decay="cosine")
 
         return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
@@ -760,13 +755,9 @@ class Phase2Trainer:
         checkpoint = load_checkpoint(checkpoint_dir)
         # Checkpoints written before epochs could grow still record them: not compared.
         saved_identity = {k: v for k, v in checkpoint.trainer_state.get("identity", {}).items() if k != "epochs"}
-        identity = state.identity
-        if saved_identity != identity:
-            changed = sorted(k for k in set(identity) | set(saved_identity) if identity.get(k) != saved_identity.get(k))
-            raise InputError(
-                f"The checkpoint in {checkpoint_dir} was made with other data or settings ({', '.join(changed)}); "
-                "resume with the same ones, or start a new output folder."
-            )
+        changed = fingerprint_changes(saved_identity, state.identity)
+        if changed:
+            raise resume_mismatch_error(checkpoint_dir, changed)
         state.components.load_state_dict(checkpoint.components_state)
         state.optimizer.load_state_dict(checkpoint.optimizer_state)
         state.scheduler.load_state_dict(checkpoint.scheduler_state)
