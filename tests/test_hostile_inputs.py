@@ -300,7 +300,7 @@ def test_a_full_disk_during_an_export_keeps_the_old_file(tmp_path, workspace, mo
     def full(fd):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr("cognitivetwin_core.data.exports.os.fsync", full)
+    monkeypatch.setattr("cognitivetwin_core.atomic_files.os.fsync", full)
     code = main(["data", "export", "--format", "trajectory", "--workspace", str(workspace), "--out", str(out)])
     err = capsys.readouterr().err
     assert code != 0 and str(out) in err and "disk is full" in err and "Traceback" not in err
