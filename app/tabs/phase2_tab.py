@@ -629,6 +629,12 @@ class Phase2Tab(QWidget):
 
         self.elapsed_label.setText(f"Elapsed {format_duration(self.controller.elapsed_s(), clock=True)}")
         rss = psutil.Process().memory_info().rss
+        pid = self.controller.worker_pid()
+        if pid is not None:  # the training runs in its own process: its memory counts too
+            try:
+                rss += psutil.Process(pid).memory_info().rss
+            except psutil.Error:  # it has just ended
+                pass
         self.peak_rss = max(self.peak_rss, rss)
         text = f"RAM {_gib(rss)}"
         torch = sys.modules.get("torch")
