@@ -219,7 +219,8 @@ def main(argv=None) -> int:
     )
     print(
         f"training steps {counts['steps']} (plot points {loss_plot.point_count('total')}, loss plot redraws "
-        f"{loss_plot.redraws}); encoding events {counts['encoding events']}"
+        f"{loss_plot.redraws}); encoding events {counts['encoding events']}; torch imported in the GUI process: "
+        f"{'torch' in sys.modules}"
     )
     ended = stage.get("ended", time.monotonic())
     begun = [(name, stage_started[name]) for name in STAGES if stage_started[name] is not None]

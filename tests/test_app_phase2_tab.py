@@ -358,3 +358,26 @@ def test_switching_workspace_during_a_run_stops_and_saves_it_first(qtbot, tab, d
         qtbot.waitUntil(lambda: tab.start_button.isEnabled(), timeout=10_000)
         assert tab.runs == []  # the new workspace has no runs
     assert demo_workspace.get_phase2_run(_run_record(output)["run_id"])["outcome"] == "stopped"
+
+
+def test_encoding_eta_counts_down_between_batches(qtbot, monkeypatch):
+    """An encoding batch can take longer than a second: the ETA shown still moves every second."""
+    from app.tabs import phase2_tab
+    from cognitivetwin_core.durations import format_duration
+    from cognitivetwin_core.phase2.trainer import EncodingEvent, StepEvent
+
+    widget = phase2_tab.Phase2Tab()
+    qtbot.addWidget(widget)
+    now = [1000.0]
+    monkeypatch.setattr(phase2_tab.time, "monotonic", lambda: now[0])
+    widget._on_encoding(EncodingEvent(10, 100, 5000, 50.0, 90.0, False))
+    assert widget.eta_label.text() == f"ETA {format_duration(90.0, clock=True)} (encoding)"
+    now[0] += 30  # no new batch yet; the once-a-second clock ticks
+    widget._show_encoding_eta()
+    assert widget.eta_label.text() == f"ETA {format_duration(60.0, clock=True)} (encoding)"
+    now[0] += 500  # a slow machine: the estimate ran out, it does not go negative
+    widget._show_encoding_eta()
+    assert widget.eta_label.text() == f"ETA {format_duration(0.0, clock=True)} (encoding)"
+    widget._on_step(StepEvent(1, 1, 1, 2, 1, 2, {"total": 1.0}, 1e-3, 1.0, 5.0))
+    widget._show_encoding_eta()  # training: the step's own ETA stays
+    assert widget.eta_label.text() == f"ETA {format_duration(5.0, clock=True)}"

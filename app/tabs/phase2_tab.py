@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -504,6 +505,7 @@ class Phase2Tab(QWidget):
     # --- controller signals (GUI thread) --------------------------------------------------------
 
     def _on_run_started(self, trainer) -> None:
+        self._encoding_eta = None
         self._ensure_plots()
         for plot in (self.loss_plot, self.metrics_plot, self.throughput_plot):
             for name in plot.series_names():
@@ -553,10 +555,20 @@ class Phase2Tab(QWidget):
             )
         self.phase_progress.setRange(0, max(event.total, 1))
         self.phase_progress.setValue(event.done)
-        self.eta_label.setText(f"ETA {format_duration(event.eta_s, clock=True)} (encoding)")
+        # Batches can take longer than a second: _tick counts the estimate down in between.
+        self._encoding_eta = (event.eta_s, time.monotonic()) if event.done < event.total else None
+        self._show_encoding_eta()
+
+    def _show_encoding_eta(self) -> None:
+        eta = getattr(self, "_encoding_eta", None)
+        if eta is None or eta[0] is None:
+            return
+        left = max(0.0, eta[0] - (time.monotonic() - eta[1]))
+        self.eta_label.setText(f"ETA {format_duration(left, clock=True)} (encoding)")
 
     def _on_step(self, event) -> None:
         self._record_selection()
+        self._encoding_eta = None
         self.phase_label.setText(f"Training: epoch {event.epoch} of {event.epochs}")
         self.phase_progress.setRange(0, max(event.total_steps, 1))
         self.phase_progress.setValue(event.global_step)
@@ -582,6 +594,7 @@ class Phase2Tab(QWidget):
         self.phase_label.setText(f"Training: epoch {event.epoch} saved (checkpoint)")
 
     def _on_finished(self, finished) -> None:
+        self._encoding_eta = None
         self._clock.stop()
         self._tick()
         self._ensure_plots()
@@ -608,6 +621,7 @@ class Phase2Tab(QWidget):
         self.runFinished.emit(finished)
 
     def _on_failed(self, message: str) -> None:
+        self._encoding_eta = None
         self._clock.stop()
         self.phase_label.setText("Not running.")
         self.phase_progress.setRange(0, 1)
@@ -628,6 +642,8 @@ class Phase2Tab(QWidget):
         import psutil
 
         self.elapsed_label.setText(f"Elapsed {format_duration(self.controller.elapsed_s(), clock=True)}")
+        if self.controller.is_running():
+            self._show_encoding_eta()
         rss = psutil.Process().memory_info().rss
         pid = self.controller.worker_pid()
         if pid is not None:  # the training runs in its own process: its memory counts too
