@@ -80,7 +80,7 @@ class Phase2TrainerProcess:
         self._lock = threading.Lock()
         self._pending: list[tuple] = []  # requests made before the child started
         self._control = None
-        self._process = None
+        self._pid: int | None = None
 
     # ----- control (any thread) ------------------------------------------------------------------
 
@@ -92,17 +92,21 @@ class Phase2TrainerProcess:
 
     def kill(self) -> None:
         """End the child now (it did not stop when asked); run() then ends as "failed"."""
-        with self._lock:
-            process = self._process
-        if process is not None and process.is_alive():
-            log.warning("killing the Phase 2 training process %s", process.pid)
-            process.kill()
+        pid = self.pid
+        if pid is not None:
+            log.warning("killing the Phase 2 training process %s", pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
 
     @property
     def pid(self) -> int | None:
+        """The child's pid while run() supervises it (not yet reaped: the pid is still its)."""
+        # Never Process.is_alive() here: from a second thread it could reap the child
+        # under run()'s join, which would then see no exit code.
         with self._lock:
-            process = self._process
-        return process.pid if process is not None and process.is_alive() else None
+            return self._pid
 
     def _send(self, message: tuple) -> None:
         with self._lock:
@@ -128,9 +132,9 @@ class Phase2TrainerProcess:
             name="phase2-training",
             daemon=True,
         )
+        process.start()  # not under the lock: a request from the GUI thread must never wait on it
         with self._lock:
-            process.start()
-            self._process = process
+            self._pid = process.pid
             self._control = control
             pending, self._pending = self._pending, []
             for message in pending:
@@ -170,9 +174,10 @@ class Phase2TrainerProcess:
                 process.join(STOP_GRACE_S)
                 if process.is_alive():
                     process.kill()
-            process.join()
             with self._lock:
                 self._control = None
+                self._pid = None
+            process.join()
             control.close()
             events.close()
 
