@@ -370,6 +370,7 @@ def test_encoding_eta_counts_down_between_batches(qtbot, monkeypatch):
     qtbot.addWidget(widget)
     now = [1000.0]
     monkeypatch.setattr(phase2_tab.time, "monotonic", lambda: now[0])
+    widget._on_run_started(None)
     widget._on_encoding(EncodingEvent(10, 100, 5000, 50.0, 90.0, False))
     assert widget.eta_label.text() == f"ETA {format_duration(90.0, clock=True)} (encoding)"
     now[0] += 30  # no new batch yet; the once-a-second clock ticks
