@@ -75,6 +75,12 @@ def main(argv=None) -> int:
         action="store_true",
         help="keep another tab in front (no plot painting): separates drawing from training",
     )
+    parser.add_argument(
+        "--idle",
+        type=float,
+        metavar="SECONDS",
+        help="no run: the same window and timer for SECONDS (the machine's own floor, for comparison)",
+    )
     args = parser.parse_args(argv)
 
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -136,11 +142,34 @@ def main(argv=None) -> int:
         stage_started[name] = time.monotonic()
         print(f"{name} from {time.monotonic() - started:.1f} s", flush=True)
 
+    stalls = []  # (lateness ms, seconds since the start, stage)
+
     def tick() -> None:
         now = clock.nsecsElapsed() / 1e6
         if last["t"] is not None:
-            lateness[stage["name"]].append(max(0.0, now - last["t"] - TICK_MS))
+            late = max(0.0, now - last["t"] - TICK_MS)
+            lateness[stage["name"]].append(late)
+            if late >= TARGET_P99_MS:
+                stalls.append((late, now / 1000, stage["name"]))
         last["t"] = now
+
+    redraw_costs = {}  # plot title -> [(setData ms, its paint ms)]
+
+    def timed(plot, name):
+        original = plot._redraw
+
+        def redraw(force=False):
+            began = time.perf_counter()
+            result = original(force)
+            redraw_costs.setdefault(name, []).append(((time.perf_counter() - began) * 1000, None))
+            QTimer.singleShot(0, lambda: record_paint(name, plot))
+            return result
+
+        plot._redraw = redraw
+
+    def record_paint(name, plot):
+        costs = redraw_costs[name]
+        costs[-1] = (costs[-1][0], plot.plot_widget.last_paint_ms)
 
     def on_step(_event) -> None:
         counts["steps"] += 1
@@ -198,11 +227,23 @@ def main(argv=None) -> int:
     checker.setInterval(100)
     checker.timeout.connect(check_done)
 
+    tab._ensure_plots()
+    for plot_name in ("loss_plot", "metrics_plot", "throughput_plot"):
+        timed(getattr(tab, plot_name), plot_name)
     load_at_start = os.getloadavg()
     started = time.monotonic()
-    stage_started["load"] = started
     clock.start()
     timer.start()
+    if args.idle:
+        stage["name"] = "idle"
+        lateness["idle"] = []
+        QTimer.singleShot(int(args.idle * 1000), app.quit)
+        app.exec()
+        print(f"load average (1, 5, 15 min) at the start: {load_at_start}; at the end: {os.getloadavg()}")
+        _report("idle", lateness["idle"], time.monotonic() - started)
+        window.close()
+        return 0
+    stage_started["load"] = started
     checker.start()
     if not tab.start():
         print("could not start:", tab.message.text())
@@ -222,6 +263,17 @@ def main(argv=None) -> int:
         f"{loss_plot.redraws}); encoding events {counts['encoding events']}; torch imported in the GUI process: "
         f"{'torch' in sys.modules}"
     )
+    for name, costs in redraw_costs.items():
+        data = [c[0] for c in costs]
+        paints = [c[1] for c in costs if c[1] is not None]
+        print(
+            f"{name}: {len(costs)} redraws; setData median {_percentile(data, 50):.1f} ms, max {max(data):.1f} ms; "
+            f"paint median {_percentile(paints, 50):.1f} ms, max {max(paints, default=float('nan')):.1f} ms"
+        )
+    worst = sorted(stalls, reverse=True)[:8]
+    print("worst stalls:", ", ".join(f"{late:.0f} ms at {at:.1f} s ({name})" for late, at, name in worst))
+    per_stage = {name: sum(1 for s in stalls if s[2] == name) for name in STAGES}
+    print(f"ticks late by {TARGET_P99_MS:.0f} ms or more, per stage: {per_stage}")
     ended = stage.get("ended", time.monotonic())
     begun = [(name, stage_started[name]) for name in STAGES if stage_started[name] is not None]
     met = True

@@ -35,12 +35,12 @@ import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, QTimer
 from PySide6.QtWidgets import QGraphicsScene, QVBoxLayout, QWidget
 
-REDRAW_INTERVAL_MS = 40  # the queue's tick: one plot per tick, so 3 plots each ~8 Hz at most
+REDRAW_INTERVAL_MS = 50  # the queue's tick: one plot per tick, so 3 plots each ~7 Hz at most
 MAX_REDRAW_INTERVAL_MS = 2000
 # A redraw (setData, then the repaint it causes) may take at most this share of the GUI
 # thread: where painting is slow (a busy CPU) plots redraw less often instead of stalling.
-MAX_DRAWING_SHARE = 0.1
-MAX_DRAWN_POINTS = 1000  # per curve: about one point per pixel column of a wide plot
+MAX_DRAWING_SHARE = 0.05
+MAX_DRAWN_POINTS = 600  # per curve: about one point per pixel column of a wide plot
 RANGE_HEADROOM = 0.25  # room given beyond the data when a range is set (fewer re-sets)
 RANGE_MIN_FILL = 0.4  # the data filling less of a range than this: fit it again
 SMOOTHING = 0.9  # exponential moving average: weight of the past
