@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 
 DATA_ALL = "all"
 FOLDER_ITEM = "folder"
+STEP_LABELS_MS = 250  # the step labels change at most 4 times a second
 
 
 def _gib(n: float) -> str:
@@ -506,6 +507,7 @@ class Phase2Tab(QWidget):
 
     def _on_run_started(self, trainer) -> None:
         self._encoding_eta = None
+        self._forget_steps()
         self._ensure_plots()
         for plot in (self.loss_plot, self.metrics_plot, self.throughput_plot):
             for name in plot.series_names():
@@ -569,6 +571,31 @@ class Phase2Tab(QWidget):
     def _on_step(self, event) -> None:
         self._record_selection()
         self._encoding_eta = None
+        for head, value in event.losses.items():
+            if self.loss_plot.has_series(head):
+                self.loss_plot.append(head, event.global_step, value)
+        self.throughput_plot.append("examples_per_s", event.global_step, event.examples_per_s)
+        self._last_global_step = event.global_step
+        # New label texts re-lay out the whole tab (~10 ms here): at most STEP_LABELS_MS apart,
+        # the first at once, the latest when the interval ends (docs/gui-responsiveness.md).
+        self._latest_step = event
+        timer = getattr(self, "_step_labels_timer", None)
+        if timer is None:
+            timer = self._step_labels_timer = QTimer(self)
+            timer.setSingleShot(True)
+            timer.setInterval(STEP_LABELS_MS)
+            timer.timeout.connect(self._show_latest_step)
+        if not timer.isActive():
+            self._show_step(event)
+            timer.start()
+
+    def _show_latest_step(self) -> None:
+        if self._latest_step is not None and self._latest_step is not self._shown_step:
+            self._show_step(self._latest_step)
+            self._step_labels_timer.start()
+
+    def _show_step(self, event) -> None:
+        self._shown_step = event
         self.phase_label.setText(f"Training: epoch {event.epoch} of {event.epochs}")
         self.phase_progress.setRange(0, max(event.total_steps, 1))
         self.phase_progress.setValue(event.global_step)
@@ -577,11 +604,13 @@ class Phase2Tab(QWidget):
         )
         self.eta_label.setText(f"ETA {format_duration(event.eta_s, clock=True)}")
         self.throughput_label.setText(f"{event.examples_per_s:.1f} examples/s · lr {event.lr:.2e}")
-        for head, value in event.losses.items():
-            if self.loss_plot.has_series(head):
-                self.loss_plot.append(head, event.global_step, value)
-        self.throughput_plot.append("examples_per_s", event.global_step, event.examples_per_s)
-        self._last_global_step = event.global_step
+
+    def _forget_steps(self) -> None:
+        """No step label update may land after the run's end (or in the next run)."""
+        self._latest_step = self._shown_step = None
+        timer = getattr(self, "_step_labels_timer", None)
+        if timer is not None:
+            timer.stop()
 
     def _on_epoch(self, event) -> None:
         step = getattr(self, "_last_global_step", event.epoch)
@@ -595,6 +624,7 @@ class Phase2Tab(QWidget):
 
     def _on_finished(self, finished) -> None:
         self._encoding_eta = None
+        self._forget_steps()
         self._clock.stop()
         self._tick()
         self._ensure_plots()
@@ -622,6 +652,7 @@ class Phase2Tab(QWidget):
 
     def _on_failed(self, message: str) -> None:
         self._encoding_eta = None
+        self._forget_steps()
         self._clock.stop()
         self.phase_label.setText("Not running.")
         self.phase_progress.setRange(0, 1)

@@ -40,7 +40,7 @@ MAX_REDRAW_INTERVAL_MS = 2000
 # A redraw (setData, then the repaint it causes) may take at most this share of the GUI
 # thread: where painting is slow (a busy CPU) plots redraw less often instead of stalling.
 MAX_DRAWING_SHARE = 0.05
-MAX_DRAWN_POINTS = 600  # per curve: about one point per pixel column of a wide plot
+MAX_DRAWN_POINTS = 600  # per curve: min and max of 300 buckets, a few pixel columns each
 RANGE_HEADROOM = 0.25  # room given beyond the data when a range is set (fewer re-sets)
 RANGE_MIN_FILL = 0.4  # the data filling less of a range than this: fit it again
 SMOOTHING = 0.9  # exponential moving average: weight of the past
