@@ -49,6 +49,9 @@ log = logging.getLogger(__name__)
 STOP_GRACE_S = 60.0  # a consumer that gives up: the child's time to cancel before it is killed
 _POLL_S = 0.5
 _PR_SET_PDEATHSIG = 1
+# The child yields the CPU to its parent (a window) when both want it: a small niceness
+# costs the training little on an otherwise idle machine.
+CHILD_NICENESS = 5
 
 
 class Phase2TrainerProcess:
@@ -226,6 +229,11 @@ class Phase2TrainerProcess:
 
 def _child_main(events, control, config, source: dict, parent_pid: int, log_to_file: bool) -> None:
     _die_with_parent(parent_pid)
+    if hasattr(os, "nice"):
+        try:
+            os.nice(CHILD_NICENESS)
+        except OSError:
+            pass
     if log_to_file:
         from cognitivetwin_core.logging_setup import configure_logging
 
