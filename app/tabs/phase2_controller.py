@@ -33,6 +33,10 @@ from PySide6.QtCore import QCoreApplication, QEvent, QObject, Signal, Slot
 from app.qt.background_job import BackgroundJob
 from cognitivetwin_core.errors import CognitiveTwinError
 
+# At import, not when a run starts: the first import of multiprocessing's spawning
+# modules would hold the interpreter while the window waits.
+from cognitivetwin_core.phase2.subprocess_runner import Phase2TrainerProcess
+
 log = logging.getLogger(__name__)
 
 
@@ -80,8 +84,6 @@ class Phase2Controller(QObject):
 
     def start(self, config, *, workspace=None, conversations=None, data_file=None) -> bool:
         """Start a run; False (and `failed` emitted) when the settings are unusable."""
-        from cognitivetwin_core.phase2.subprocess_runner import Phase2TrainerProcess
-
         if self.is_running():
             raise RuntimeError("a Phase 2 run is already in progress")
         config.leave_one_core_free = True  # the GUI keeps a core

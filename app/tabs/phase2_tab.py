@@ -628,8 +628,9 @@ class Phase2Tab(QWidget):
         self._clock.stop()
         self._tick()
         self._ensure_plots()
+        # Not flush(): the redraw queue draws the three plots on successive ticks, not at once.
         for plot in (self.loss_plot, self.metrics_plot, self.throughput_plot):
-            plot.flush()
+            plot.request_redraw()
         trainer = self.controller.trainer
         if trainer is not None and trainer.run_id and self._pending_selection is not None:
             # The core records only workspace-wide runs in the workspace; record this one too.

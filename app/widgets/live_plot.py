@@ -215,6 +215,11 @@ class LivePlot(QWidget):
         """Draw what arrived now (before a screenshot or an assertion)."""
         self._redraw(force=True)
 
+    def request_redraw(self) -> None:
+        """Draw what arrived on a coming tick of the window's redraw queue (never now)."""
+        if self._dirty:
+            _redraw_queue().request(self)
+
     def redraw_pending(self) -> bool:
         """Points arrived that are not drawn yet."""
         return bool(self._dirty)

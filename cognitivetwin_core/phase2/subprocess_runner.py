@@ -27,8 +27,10 @@ FinishedEvent(outcome="failed"), also recorded in the run's run.json.
 
 from __future__ import annotations
 
+import importlib
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import pickle
 import signal
@@ -45,6 +47,9 @@ from cognitivetwin_core.errors import CognitiveTwinError
 from cognitivetwin_core.phase2.trainer import FinishedEvent, Phase2Config, Phase2Trainer
 
 log = logging.getLogger(__name__)
+
+# Imported now, not when the first run starts: imports hold the interpreter (a window waits).
+importlib.import_module("multiprocessing.popen_spawn_win32" if os.name == "nt" else "multiprocessing.popen_spawn_posix")
 
 STOP_GRACE_S = 60.0  # a consumer that gives up: the child's time to cancel before it is killed
 _POLL_S = 0.5
