@@ -175,6 +175,7 @@ def test_embedded_model_run_on_demo_conversations_plots_and_saves(
     widget.epochs_spin.setValue(1)
     widget.batch_spin.setValue(1)
     widget.accumulation_spin.setValue(1)
+    assert widget.build_config().patience == widget.patience_spin.value() == 5  # stop early: on by default
 
     encoding_events = []
     widget.controller.encodingProgress.connect(encoding_events.append)
@@ -248,6 +249,10 @@ def test_stop_and_save_then_resume_then_compare_two_runs(qtbot, tab, demo_worksp
     assert (output / "model.safetensors").is_file(), "stop & save leaves a usable model"
     assert _run_record(output)["outcome"] == "stopped"
     assert len(checkpoints) == 1 and (output / "checkpoint").is_dir()
+    # The summary reports the finished epoch (it once said "no epoch finished").
+    assert "No validation metrics" not in tab.summary.heads.text()
+    assert "epoch <b>1</b> of 1" in tab.summary.heads.text() and "than guessing" in tab.summary.heads.text()
+    assert "position" in tab.summary.details.text()  # the trajectory ablation, in words
     qtbot.waitUntil(lambda: not tab.controller.is_running(), timeout=10_000)
 
     run_id = _run_record(output)["run_id"]
@@ -263,6 +268,8 @@ def test_stop_and_save_then_resume_then_compare_two_runs(qtbot, tab, demo_worksp
     assert resumed.outcome == "completed", resumed.message
     assert Path(resumed.output_dir) == output
     assert steps and all(step.epoch == 2 for step in steps), "resuming continues at epoch 2"
+    # The plots continue the run's history: epoch 1 (read back from metrics.json) and epoch 2.
+    assert tab.metrics_plot.point_count("pattern_macro_f1") == 2
     metrics = json.loads((output / "metrics.json").read_text(encoding="utf-8"))
     assert [e["epoch"] for e in metrics["epochs"] if e.get("epoch") is not None] == [1, 2]
     assert _run_record(output)["outcome"] == "completed"
@@ -284,6 +291,13 @@ def test_stop_and_save_then_resume_then_compare_two_runs(qtbot, tab, demo_worksp
     assert tab.compare_loss_plot.point_count(f"{run_id} validation") == 2
     assert tab.compare_loss_plot.point_count(f"{second_id} train") == 1
     assert tab.compare_metric_plot.point_count(run_id) == 2 and tab.compare_metric_plot.point_count(second_id) == 1
+    # Runs are listed by readable names, and a name can be edited in place.
+    assert " · " in tab.runs_table.item(0, 0).text() and "conv.)" in tab.runs_table.item(0, 0).text()
+    row = next(i for i, run in enumerate(tab.runs) if run["run_id"] == run_id)
+    tab.runs_table.item(row, 0).setText("First try, stopped and resumed")
+    assert _run_record(output)["name"] == "First try, stopped and resumed"
+    tab.refresh_runs()
+    assert "First try, stopped and resumed" in [tab.runs_table.item(i, 0).text() for i in range(2)]
     tab.show()
     tab.pages.setCurrentIndex(1)
     tab.grab().save(str(test_output_dir / "phase2_tab_compare.png"))
@@ -382,3 +396,29 @@ def test_encoding_eta_counts_down_between_batches(qtbot, monkeypatch):
     widget._on_step(StepEvent(1, 1, 1, 2, 1, 2, {"total": 1.0}, 1e-3, 1.0, 5.0))
     widget._show_encoding_eta()  # training: the step's own ETA stays
     assert widget.eta_label.text() == f"ETA {format_duration(5.0, clock=True)}"
+
+
+def test_memory_verdict_before_start_and_catalog_bases_to_download(qtbot, tab, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    tab.show()
+    qtbot.waitUntil(lambda: tab.memory_verdict.fits is not None, timeout=30_000)
+    assert tab.memory_verdict.fits and "Encoding your conversations with" in tab.memory_verdict.text()
+    assert not tab.base_download.isVisible()  # a folder: nothing to download
+
+    index = tab.base_combo.findData("llama-3.1-8b")
+    assert index >= 0 and "not downloaded" in tab.base_combo.itemText(index)
+    tab.base_combo.setCurrentIndex(index)
+    assert tab.base_download.isVisible() and "Llama 3.1 8B" in tab.base_download.label.text()
+    qtbot.waitUntil(lambda: "Llama 3.1 8B" in tab.memory_verdict.text(), timeout=30_000)
+
+    # A base that does not fit is refused at Start with the verdict's sentence.
+    from cognitivetwin_core.models import memory
+
+    monkeypatch.setattr(memory, "free_memory", lambda device: (1 * memory.GIB, None))
+    with qtbot.waitSignal(tab.memory_verdict.checked, timeout=30_000):
+        tab._check_memory()
+    assert tab.memory_verdict.fits is False
+    assert tab.start() is False and "needs about" in tab.message.text()
+    assert not tab.controller.is_running()
+    tab.base_download.shutdown()
+    tab.memory_verdict.shutdown()

@@ -52,7 +52,9 @@ from app.device_status import describe_device
 from app.qt.background_job import BackgroundJob
 from app.tabs.phase2_controller import Phase2Controller
 from app.tabs.phase2_runs_panel import Phase2RunsPanel, read_runs  # noqa: F401 - read_runs: the tab's API
+from app.widgets.base_download import BaseDownloadRow
 from app.widgets.live_plot import LivePlot
+from app.widgets.memory_verdict import MemoryVerdictLabel
 from app.widgets.message_label import MessageLabel
 from app.widgets.run_summary_card import HEAD_COLORS, HEAD_METRICS, SummaryCard
 from cognitivetwin_core.durations import format_duration
@@ -70,11 +72,22 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB"
 
 
+def _default_patience() -> int:
+    from cognitivetwin_core.phase2.trainer import Phase2Config
+
+    return Phase2Config.__dataclass_fields__["patience"].default
+
+
 def _default_learning_rate() -> float:
     """The core's default (the CLI's too); the module is light: no torch at import."""
     from cognitivetwin_core.phase2.trainer import Phase2Config
 
     return Phase2Config.__dataclass_fields__["lr"].default
+
+
+def _base_label(spec) -> str:
+    label = f"{spec.display_name} · hidden {spec.hidden_size}"
+    return label if spec.local_available else f"{label} · not downloaded"
 
 
 class Phase2Tab(QWidget):
@@ -134,13 +147,15 @@ class Phase2Tab(QWidget):
         form = QFormLayout(model_group)
         self.base_combo = QComboBox()
         for spec in CATALOG.values():
-            if spec.local_available:
-                self.base_combo.addItem(f"{spec.display_name} · hidden {spec.hidden_size}", spec.short_name)
+            self.base_combo.addItem(_base_label(spec), spec.short_name)
         self.base_combo.addItem("A local model folder…", FOLDER_ITEM)
         self.base_combo.activated.connect(self._base_activated)
         self.adapter_combo = QComboBox()
         self.adapter_combo.activated.connect(self._adapter_activated)
         form.addRow("Base", self.base_combo)
+        self.base_download = BaseDownloadRow()  # a catalog base not on disk: Download it here
+        self.base_download.downloaded.connect(self._base_downloaded)
+        form.addRow("", self.base_download)
         form.addRow("Phase 1 adapter", self.adapter_combo)
         column.addWidget(model_group)
 
@@ -163,6 +178,13 @@ class Phase2Tab(QWidget):
         self.accumulation_spin = self._spin(1, 256, 4)
         self.plan_spin = self._spin(1, 16, 4)
         self.plan_spin.setToolTip("How many next turns the planning head predicts.")
+        self.patience_spin = self._spin(0, 1000, _default_patience())
+        self.patience_spin.setSuffix(" epochs without progress")
+        self.patience_spin.setSpecialValueText("never")
+        self.patience_spin.setToolTip(
+            "Stop early when the model has not got better on the held-out conversations for this many "
+            "epochs (0: never stop early). The best epoch is kept as the model either way."
+        )
         self.device_combo = QComboBox()
         for label, value in (("Auto", "auto"), ("CPU", "cpu"), ("CUDA GPU", "cuda")):
             self.device_combo.addItem(label, value)
@@ -174,6 +196,7 @@ class Phase2Tab(QWidget):
         form.addRow("Learning rate", self.lr_spin)
         form.addRow("Gradient accumulation", self.accumulation_spin)
         form.addRow("Plan steps", self.plan_spin)
+        form.addRow("Stop early after", self.patience_spin)
         form.addRow("Device", self.device_combo)
         form.addRow("", self.device_hint)
         column.addWidget(hyper)
@@ -191,6 +214,10 @@ class Phase2Tab(QWidget):
         for button in (self.start_button, self.stop_button, self.cancel_button):
             buttons.addWidget(button)
         column.addLayout(buttons)
+        self.memory_verdict = MemoryVerdictLabel()  # will the base fit? shown before Start
+        column.addWidget(self.memory_verdict)
+        self.base_combo.currentIndexChanged.connect(self._base_changed)
+        self.device_combo.currentIndexChanged.connect(self._check_memory)
         column.addStretch(1)
         for combo in (self.base_combo, self.adapter_combo, self.data_combo):
             # Long names (folders) must not widen the panel; the tooltip holds them whole.
@@ -305,6 +332,8 @@ class Phase2Tab(QWidget):
         self._ensure_plots()
         if not self.detected_device and not self._device_job.is_running():
             self._device_job.start(lambda _progress, _cancelled: describe_device())
+        if self.memory_verdict.verdict is None:
+            self._base_changed()  # first shown: not at start-up, where it would load torch
 
     def _show_detected_device(self, text: str) -> None:
         self.detected_device = text
@@ -361,6 +390,8 @@ class Phase2Tab(QWidget):
     def shutdown(self) -> None:
         """The window is closing (after confirm_close): make sure the thread has ended."""
         self.controller.shutdown(save=True)
+        self.base_download.shutdown()
+        self.memory_verdict.shutdown()
 
     # --- choices ------------------------------------------------------------------------------
 
@@ -386,6 +417,26 @@ class Phase2Tab(QWidget):
         for source in self.workspace.sources():
             count = self.workspace.count_conversations(source=source)
             self.data_combo.addItem(f"Source “{source}” ({count} conversations)", {"kind": "source", "source": source})
+
+    def _base_changed(self, *_args) -> None:
+        self.base_download.set_base(self.base_combo.currentData())
+        self._check_memory()
+
+    def _base_downloaded(self, name: str) -> None:
+        index = self.base_combo.findData(name)
+        if index >= 0:
+            self.base_combo.setItemText(index, _base_label(CATALOG[name]))
+        self._check_memory()
+
+    def _check_memory(self, *_args) -> None:
+        """The encoding pass's memory verdict for this base and device (off the GUI thread)."""
+        from cognitivetwin_core.phase2.memory_check import encode_memory_verdict
+
+        base = self.base_combo.currentData()
+        if base in (None, FOLDER_ITEM):
+            self.memory_verdict.clear_message()
+            return
+        self.memory_verdict.check(encode_memory_verdict, base, device=self.device_combo.currentData())
 
     def _base_activated(self, _index: int) -> None:
         if self.base_combo.currentData() == FOLDER_ITEM:
@@ -435,6 +486,7 @@ class Phase2Tab(QWidget):
             gradient_accumulation=self.accumulation_spin.value(),
             device=self.device_combo.currentData(),
             plan_steps=self.plan_spin.value(),
+            patience=self.patience_spin.value(),
             cache_dir=self._cache_dir(),
         )
 
@@ -449,6 +501,9 @@ class Phase2Tab(QWidget):
             return False
         if self.workspace is None:
             self.message.show_error("Open a workspace first (File ▸ Open workspace…).")
+            return False
+        if self.memory_verdict.fits is False:  # the base would not fit: say so rather than be killed
+            self.message.show_error(self.memory_verdict.verdict.text)
             return False
         selection = self.data_combo.currentData() or {"kind": DATA_ALL}
         config = self.build_config()
@@ -498,6 +553,7 @@ class Phase2Tab(QWidget):
             self.lr_spin,
             self.accumulation_spin,
             self.plan_spin,
+            self.patience_spin,
             self.device_combo,
         ):
             widget.setEnabled(not running)
@@ -514,6 +570,8 @@ class Phase2Tab(QWidget):
                 plot.set_points(name, [], [])
             plot.flush()
         self.summary.hide()
+        if trainer is not None and trainer.config.resume and trainer.config.output_dir:
+            self._show_earlier_epochs(Path(trainer.config.output_dir))
         self._selection_recorded = False
         self.peak_rss = 0
         self.phase_label.setText("Loading the base model…")
@@ -523,6 +581,27 @@ class Phase2Tab(QWidget):
         self.pages.setCurrentIndex(0)
         self._tick()
         self._clock.start()
+
+    def _show_earlier_epochs(self, run_dir: Path) -> None:
+        """A resumed run: draw the epochs it already trained (from its metrics.json), so the
+        plots continue its history instead of starting again."""
+        from cognitivetwin_core.phase2.runs import METRICS_FILE, read_json
+
+        for entry in (read_json(run_dir / METRICS_FILE) or {}).get("epochs") or []:
+            epoch = entry.get("epoch")
+            if epoch is None:
+                continue
+            metrics = entry.get("metrics") or {}
+            for key, baseline_key, *_ in HEAD_METRICS:
+                self.metrics_plot.append(key, epoch, metrics.get(key))
+                self.metrics_plot.append(baseline_key, epoch, metrics.get(baseline_key))
+            step = entry.get("global_step")  # absent in runs saved before it was recorded
+            if step is not None:
+                self.loss_plot.append("validation total", step, (entry.get("validation") or {}).get("total"))
+                self.loss_plot.append("total", step, (entry.get("train") or {}).get("total"))
+                self._last_global_step = step
+        for plot in (self.loss_plot, self.metrics_plot):
+            plot.flush()
 
     def _record_selection(self) -> None:
         """A run on one source: remember which, so the Runs list can resume it."""

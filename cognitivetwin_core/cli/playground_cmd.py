@@ -15,13 +15,15 @@ import json
 import sys
 from pathlib import Path
 
+from cognitivetwin_core.conversation import ROLES
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("playground", help="analyse a message with a trained Phase 2 model")
     parser.add_argument("--model-dir", required=True, help="a Phase 2 output folder (config.json + model.safetensors)")
     parser.add_argument("--text", required=True, help="the message to analyse")
     parser.add_argument("--context", default=None, help="earlier messages of its conversation (JSON or JSONL file)")
-    parser.add_argument("--role", default="user", choices=("system", "user", "assistant", "tool"))
+    parser.add_argument("--role", default="user", choices=ROLES)
     parser.add_argument("--top-k", type=int, default=3, help="nearest messages per plan step")
     parser.add_argument("--json", action="store_true", help="print the analysis as JSON")
     source = parser.add_mutually_exclusive_group()
@@ -117,9 +119,11 @@ def _run(args) -> int:
     if index is None:
         print("Plan steps: no neighbour data (the run's data is not available; pass --data-file or --workspace).")
         return 0
+    from cognitivetwin_core.phase2.verdicts import step_label
+
     print("Plan steps (nearest messages, cosine):")
     for step, neighbours in enumerate(result.plan_steps, start=1):
-        print(f"  step {step}:")
+        print(f"  step {step} ({step_label(step)}):")
         for n in neighbours:
             print(f"    {n.score:+.3f} [{n.conversation_id} #{n.message_index} {n.role}] {_short(n.text)}")
     return 0
