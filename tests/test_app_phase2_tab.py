@@ -66,13 +66,14 @@ def _stray_temp_files(root: Path) -> list[Path]:
 
 
 def test_live_plot_buffers_grow_and_redraws_are_throttled(qtbot):
-    from app.widgets.live_plot import INITIAL_CAPACITY, LivePlot
+    from app.widgets.live_plot import INITIAL_CAPACITY, MAX_DRAWN_POINTS, LivePlot, _redraw_queue
 
     plot = LivePlot("loss")
     qtbot.addWidget(plot)
     plot.show()
     plot.add_series("loss", (0, 0, 255), smooth=True)
     values = np.linspace(5.0, 1.0, 5000)
+    values[1234] = 9.0  # a spike: drawn although the curve is thinned out
     for step, value in enumerate(values, start=1):
         plot.append("loss", step, value)
     plot.append("loss", 5001, float("nan"))  # a NaN loss is not drawn
@@ -86,17 +87,42 @@ def test_live_plot_buffers_grow_and_redraws_are_throttled(qtbot):
     smoothed = plot._series["loss"].smoothed[:5000]
     assert smoothed[0] == pytest.approx(5.0), "the smoothed line starts at the first point (bias-corrected)"
     assert values[-1] < smoothed[-1] < values[-200], "the smoothed line lags a falling raw line"
-    qtbot.waitUntil(lambda: not plot._timer.isActive(), timeout=2000)  # idle: the timer stops
+    raw_curve, _main = plot._curves["loss"]
+    drawn_x, drawn_y = raw_curve.getData()
+    assert len(drawn_y) <= MAX_DRAWN_POINTS + 10, "pyqtgraph gets a thinned-out curve"
+    assert drawn_y.max() == 9.0 and drawn_y.min() == pytest.approx(1.0) and drawn_x[-1] == 5000
+    (x_low, x_high), (y_low, y_high) = plot._view.viewRange()
+    assert x_low <= 1 and x_high >= 5000 and y_low <= 1.0 and y_high >= 9.0, "the ranges hold all the data"
+    qtbot.waitUntil(lambda: not _redraw_queue().is_active(), timeout=2000)  # idle: the timer stops
 
     # A plot on a tab not in front keeps its points but draws only once shown again.
     plot.hide()
     redraws = plot.redraws
     plot.append("loss", 5001, 0.5)
-    qtbot.waitUntil(lambda: not plot._timer.isActive(), timeout=5000)  # its next tick finds it hidden
-    assert plot.redraws == redraws
+    qtbot.waitUntil(lambda: not _redraw_queue().is_active(), timeout=5000)  # its next tick finds it hidden
+    assert plot.redraws == redraws and plot.redraw_pending()
     plot.show()
     qtbot.waitUntil(lambda: plot.redraws == redraws + 1, timeout=5000)
-    assert plot.point_count("loss") == 5001
+    assert plot.point_count("loss") == 5001 and not plot.redraw_pending()
+
+
+def test_live_plots_redraw_one_at_a_time(qtbot):
+    """Plots that all got points are drawn on successive ticks, never in one event-loop turn."""
+    from app.widgets.live_plot import LivePlot
+
+    plots = [LivePlot(f"plot {i}") for i in range(3)]
+    order = []
+    for plot in plots:
+        qtbot.addWidget(plot)
+        plot.show()
+        plot.add_series("y", (0, 0, 255))
+        original = plot._redraw
+        plot._redraw = lambda force=False, plot=plot, original=original: (order.append(plot), original(force))[1]
+    for plot in plots:
+        plot.append("y", 1, 1.0)
+    qtbot.waitUntil(lambda: len(order) == 3, timeout=5000)
+    assert order == plots, "the longest waiting plot first, each once"
+    assert all(plot.redraws == 1 for plot in plots)
 
 
 # --- runs -----------------------------------------------------------------------------------------
@@ -346,6 +372,30 @@ def test_switching_workspace_during_a_run_stops_and_saves_it_first(qtbot, tab, d
         qtbot.waitUntil(lambda: tab.start_button.isEnabled(), timeout=10_000)
         assert tab.runs == []  # the new workspace has no runs
     assert demo_workspace.get_phase2_run(_run_record(output)["run_id"])["outcome"] == "stopped"
+
+
+def test_encoding_eta_counts_down_between_batches(qtbot, monkeypatch):
+    """An encoding batch can take longer than a second: the ETA shown still moves every second."""
+    from app.tabs import phase2_tab
+    from cognitivetwin_core.durations import format_duration
+    from cognitivetwin_core.phase2.trainer import EncodingEvent, StepEvent
+
+    widget = phase2_tab.Phase2Tab()
+    qtbot.addWidget(widget)
+    now = [1000.0]
+    monkeypatch.setattr(phase2_tab.time, "monotonic", lambda: now[0])
+    widget._on_run_started(None)
+    widget._on_encoding(EncodingEvent(10, 100, 5000, 50.0, 90.0, False))
+    assert widget.eta_label.text() == f"ETA {format_duration(90.0, clock=True)} (encoding)"
+    now[0] += 30  # no new batch yet; the once-a-second clock ticks
+    widget._show_encoding_eta()
+    assert widget.eta_label.text() == f"ETA {format_duration(60.0, clock=True)} (encoding)"
+    now[0] += 500  # a slow machine: the estimate ran out, it does not go negative
+    widget._show_encoding_eta()
+    assert widget.eta_label.text() == f"ETA {format_duration(0.0, clock=True)} (encoding)"
+    widget._on_step(StepEvent(1, 1, 1, 2, 1, 2, {"total": 1.0}, 1e-3, 1.0, 5.0))
+    widget._show_encoding_eta()  # training: the step's own ETA stays
+    assert widget.eta_label.text() == f"ETA {format_duration(5.0, clock=True)}"
 
 
 def test_memory_verdict_before_start_and_catalog_bases_to_download(qtbot, tab, tmp_path, monkeypatch):

@@ -1,16 +1,20 @@
-"""The Phase 2 tab's GUI-thread controller: one training run at a time on a QThread.
+"""The Phase 2 tab's GUI-thread controller: one training run at a time, in a child process.
 
-The core's `Phase2Trainer.run()` is a generator of events; `run_trainer` (below) iterates
-it on the worker thread of the app's `BackgroundJob` (a parentless worker object on a
-QThread, relayed by a GUI-thread controller: qt-notes §3-9, connections made before the
-thread starts, a direct connection for finished -> quit, wait before the last reference).
-Every event is relayed here, in the GUI thread, as one of this object's typed signals;
-tests and the tab wait on these, never on the worker's.
+The training itself (model load, encoding, every step) runs in a child process
+(`cognitivetwin_core.phase2.subprocess_runner.Phase2TrainerProcess`, spawned, never
+forked): in this process it would hold the interpreter (the GIL) for long stretches and
+the window would stutter (docs/gui-responsiveness.md). A QThread supervises it:
+`run_trainer` (below) iterates the runner's events on the worker thread of the app's
+`BackgroundJob` (a parentless worker object on a QThread, relayed by a GUI-thread
+controller: connections made before the thread starts, a direct connection for
+finished -> quit, wait before the last reference). Every event is relayed here, in the
+GUI thread, as one of this object's typed signals; tests and the tab wait on these, never
+on the worker's.
 
-Stop & save and Cancel go straight to the trainer's thread-safe flags
-(`request_stop(save=True)`, `request_cancel()`), which it checks before every encoding
-batch and every training step. The trainer is told to leave the GUI thread a core
-(`leave_one_core_free`, torch threads = cores - 1).
+Stop & save and Cancel are messages to the child (`request_stop(save=True)`,
+`request_cancel()`), which sets the trainer's flags there, checked before every encoding
+batch and every training step. A child that dies ends the run as "failed". The trainer is
+told to leave the GUI a core (`leave_one_core_free`, torch threads = cores - 1).
 
     controller = Phase2Controller(parent=tab)
     controller.stepDone.connect(...)          # StepEvent
@@ -29,11 +33,15 @@ from PySide6.QtCore import QCoreApplication, QEvent, QObject, Signal, Slot
 from app.qt.background_job import BackgroundJob
 from cognitivetwin_core.errors import CognitiveTwinError
 
+# At import, not when a run starts: the first import of multiprocessing's spawning
+# modules would hold the interpreter while the window waits.
+from cognitivetwin_core.phase2.subprocess_runner import Phase2TrainerProcess
+
 log = logging.getLogger(__name__)
 
 
 def run_trainer(progress, cancelled, trainer):
-    """The worker-thread body: iterate the trainer's events, hand each to the GUI thread."""
+    """The worker-thread body: iterate the child's events, hand each to the GUI thread."""
     finished = None
     for event in trainer.run():
         if cancelled():  # BackgroundJob.cancel() (shutdown): the trainer discards the run
@@ -58,7 +66,7 @@ class Phase2Controller(QObject):
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self.trainer = None
+        self.trainer = None  # the Phase2TrainerProcess: run_id, output_dir, run_record as the child reports them
         self.started_at: float | None = None
         self.stop_requested: str | None = None  # None, "stop", "stop-nosave" or "cancel"
         self.last_finished = None
@@ -76,13 +84,13 @@ class Phase2Controller(QObject):
 
     def start(self, config, *, workspace=None, conversations=None, data_file=None) -> bool:
         """Start a run; False (and `failed` emitted) when the settings are unusable."""
-        from cognitivetwin_core.phase2.trainer import Phase2Trainer
-
         if self.is_running():
             raise RuntimeError("a Phase 2 run is already in progress")
-        config.leave_one_core_free = True  # the GUI thread keeps a core (qt-notes §9)
+        config.leave_one_core_free = True  # the GUI keeps a core
         try:
-            trainer = Phase2Trainer(config, workspace=workspace, conversations=conversations, data_file=data_file)
+            trainer = Phase2TrainerProcess(
+                config, workspace=workspace, conversations=conversations, data_file=data_file
+            )
         except CognitiveTwinError as exc:
             self.failed.emit(str(exc))
             return False
@@ -111,6 +119,10 @@ class Phase2Controller(QObject):
         """Block until the training thread has stopped (shutdown only)."""
         return self._job.wait(timeout_ms)
 
+    def worker_pid(self) -> int | None:
+        """The training process while it runs (its memory is the run's)."""
+        return self.trainer.pid if self.trainer is not None and self.is_running() else None
+
     def shutdown(self, *, save: bool = True, timeout_ms: int = 120_000) -> bool:
         """Stop (saving, or discarding when not `save`) and wait for the thread; True when it stopped."""
         if not self.is_running():
@@ -121,6 +133,11 @@ class Phase2Controller(QObject):
             self.request_cancel()
             self._job.cancel()
         stopped = self._job.wait(timeout_ms)
+        if not stopped and self.trainer is not None:
+            # The child did not stop when asked: end it (the run ends as "failed").
+            log.error("the Phase 2 training process did not stop within %d ms; killing it", timeout_ms)
+            self.trainer.kill()
+            stopped = self._job.wait(30_000)
         if not stopped:
             log.error("the Phase 2 thread did not stop within %d ms", timeout_ms)
             return False

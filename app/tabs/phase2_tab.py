@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -64,6 +65,7 @@ log = logging.getLogger(__name__)
 
 DATA_ALL = "all"
 FOLDER_ITEM = "folder"
+STEP_LABELS_MS = 250  # the step labels change at most 4 times a second
 
 
 def _gib(n: float) -> str:
@@ -560,6 +562,8 @@ class Phase2Tab(QWidget):
     # --- controller signals (GUI thread) --------------------------------------------------------
 
     def _on_run_started(self, trainer) -> None:
+        self._encoding_eta = None
+        self._forget_steps()
         self._ensure_plots()
         for plot in (self.loss_plot, self.metrics_plot, self.throughput_plot):
             for name in plot.series_names():
@@ -632,10 +636,45 @@ class Phase2Tab(QWidget):
             )
         self.phase_progress.setRange(0, max(event.total, 1))
         self.phase_progress.setValue(event.done)
-        self.eta_label.setText(f"ETA {format_duration(event.eta_s, clock=True)} (encoding)")
+        # Batches can take longer than a second: _tick counts the estimate down in between.
+        self._encoding_eta = (event.eta_s, time.monotonic()) if event.done < event.total else None
+        self._show_encoding_eta()
+
+    def _show_encoding_eta(self) -> None:
+        eta = getattr(self, "_encoding_eta", None)
+        if eta is None or eta[0] is None:
+            return
+        left = max(0.0, eta[0] - (time.monotonic() - eta[1]))
+        self.eta_label.setText(f"ETA {format_duration(left, clock=True)} (encoding)")
 
     def _on_step(self, event) -> None:
         self._record_selection()
+        self._encoding_eta = None
+        for head, value in event.losses.items():
+            if self.loss_plot.has_series(head):
+                self.loss_plot.append(head, event.global_step, value)
+        self.throughput_plot.append("examples_per_s", event.global_step, event.examples_per_s)
+        self._last_global_step = event.global_step
+        # New label texts re-lay out the whole tab (~10 ms here): at most STEP_LABELS_MS apart,
+        # the first at once, the latest when the interval ends (docs/gui-responsiveness.md).
+        self._latest_step = event
+        timer = getattr(self, "_step_labels_timer", None)
+        if timer is None:
+            timer = self._step_labels_timer = QTimer(self)
+            timer.setSingleShot(True)
+            timer.setInterval(STEP_LABELS_MS)
+            timer.timeout.connect(self._show_latest_step)
+        if not timer.isActive():
+            self._show_step(event)
+            timer.start()
+
+    def _show_latest_step(self) -> None:
+        if self._latest_step is not None and self._latest_step is not self._shown_step:
+            self._show_step(self._latest_step)
+            self._step_labels_timer.start()
+
+    def _show_step(self, event) -> None:
+        self._shown_step = event
         self.phase_label.setText(f"Training: epoch {event.epoch} of {event.epochs}")
         self.phase_progress.setRange(0, max(event.total_steps, 1))
         self.phase_progress.setValue(event.global_step)
@@ -644,11 +683,13 @@ class Phase2Tab(QWidget):
         )
         self.eta_label.setText(f"ETA {format_duration(event.eta_s, clock=True)}")
         self.throughput_label.setText(f"{event.examples_per_s:.1f} examples/s · lr {event.lr:.2e}")
-        for head, value in event.losses.items():
-            if self.loss_plot.has_series(head):
-                self.loss_plot.append(head, event.global_step, value)
-        self.throughput_plot.append("examples_per_s", event.global_step, event.examples_per_s)
-        self._last_global_step = event.global_step
+
+    def _forget_steps(self) -> None:
+        """No step label update may land after the run's end (or in the next run)."""
+        self._latest_step = self._shown_step = None
+        timer = getattr(self, "_step_labels_timer", None)
+        if timer is not None:
+            timer.stop()
 
     def _on_epoch(self, event) -> None:
         step = getattr(self, "_last_global_step", event.epoch)
@@ -661,11 +702,14 @@ class Phase2Tab(QWidget):
         self.phase_label.setText(f"Training: epoch {event.epoch} saved (checkpoint)")
 
     def _on_finished(self, finished) -> None:
+        self._encoding_eta = None
+        self._forget_steps()
         self._clock.stop()
         self._tick()
         self._ensure_plots()
+        # Not flush(): the redraw queue draws the three plots on successive ticks, not at once.
         for plot in (self.loss_plot, self.metrics_plot, self.throughput_plot):
-            plot.flush()
+            plot.request_redraw()
         trainer = self.controller.trainer
         if trainer is not None and trainer.run_id and self._pending_selection is not None:
             # The core records only workspace-wide runs in the workspace; record this one too.
@@ -687,6 +731,8 @@ class Phase2Tab(QWidget):
         self.runFinished.emit(finished)
 
     def _on_failed(self, message: str) -> None:
+        self._encoding_eta = None
+        self._forget_steps()
         self._clock.stop()
         self.phase_label.setText("Not running.")
         self.phase_progress.setRange(0, 1)
@@ -707,7 +753,15 @@ class Phase2Tab(QWidget):
         import psutil
 
         self.elapsed_label.setText(f"Elapsed {format_duration(self.controller.elapsed_s(), clock=True)}")
+        if self.controller.is_running():
+            self._show_encoding_eta()
         rss = psutil.Process().memory_info().rss
+        pid = self.controller.worker_pid()
+        if pid is not None:  # the training runs in its own process: its memory counts too
+            try:
+                rss += psutil.Process(pid).memory_info().rss
+            except psutil.Error:  # it has just ended
+                pass
         self.peak_rss = max(self.peak_rss, rss)
         text = f"RAM {_gib(rss)}"
         torch = sys.modules.get("torch")
