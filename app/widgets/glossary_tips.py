@@ -1,0 +1,90 @@
+"""Put the glossary's plain meanings (`cognitivetwin_core.glossary`) into the tooltips of every
+label, button, check box, group title and table header that shows a technical word.
+
+`apply_glossary(root)` walks `root`'s widgets; the main window calls it when a tab is built and
+each time a tab is shown (labels change their text as the app runs). A tooltip the app set
+itself is kept, with the meanings below it; applying twice changes nothing.
+
+A painted widget with no text of its own (the pattern bars' "✓ rules" marks) names its words
+in the Qt property ``glossary``: ``widget.setProperty("glossary", "✓ rules")``.
+"""
+
+from __future__ import annotations
+
+from html import escape
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import Qt as GuiQt
+from PySide6.QtWidgets import QAbstractButton, QGroupBox, QLabel, QTableWidget, QWidget
+
+from cognitivetwin_core.glossary import explain
+
+_BASE = "_glossary_base_tip"  # the tooltip the app set, before the meanings were added
+_WRITTEN = "_glossary_written_tip"  # the tooltip this module wrote last
+
+
+def shown_text(widget: QWidget) -> str:
+    """The words a widget shows (its text, title, or declared glossary words)."""
+    parts = []
+    declared = widget.property("glossary")
+    if declared:
+        parts.append(str(declared))
+    if isinstance(widget, QLabel):
+        text = widget.text()
+        if widget.textFormat() != Qt.TextFormat.PlainText and GuiQt.mightBeRichText(text):
+            from PySide6.QtGui import QTextDocumentFragment
+
+            text = QTextDocumentFragment.fromHtml(text).toPlainText()
+        parts.append(text)
+    elif isinstance(widget, QAbstractButton):
+        parts.append(widget.text().replace("&&", "\0").replace("&", "").replace("\0", "&"))
+    elif isinstance(widget, QGroupBox):
+        parts.append(widget.title())
+    return "\n".join(parts)
+
+
+def _with_meanings(base: str, meanings: str) -> str:
+    if not meanings:
+        return base
+    if not base:
+        return meanings
+    if GuiQt.mightBeRichText(base):
+        return f"{base}<br><br>{escape(meanings).replace(chr(10), '<br>')}"
+    return f"{base}\n\n{meanings}"
+
+
+def _tip(widget_or_item, meanings: str) -> None:
+    """Set `meanings` under the tooltip the app gave (a widget or a QTableWidgetItem)."""
+    current = widget_or_item.toolTip()
+    if isinstance(widget_or_item, QWidget):
+        written = widget_or_item.property(_WRITTEN)
+        base = widget_or_item.property(_BASE) if current == written else current
+        tip = _with_meanings(base or "", meanings)
+        widget_or_item.setProperty(_BASE, base or "")
+        widget_or_item.setProperty(_WRITTEN, tip)
+    else:  # a table item: its tooltip is only ever this module's or the app's whole one
+        base = current.split("\n\n", 1)[0] if meanings and meanings in current else current
+        if base == meanings:
+            base = ""
+        tip = _with_meanings(base, meanings)
+    if tip != current:
+        widget_or_item.setToolTip(tip)
+
+
+def apply_glossary(root: QWidget) -> int:
+    """Add the meanings to every widget under (and including) `root`; returns how many got one."""
+    count = 0
+    for widget in [root, *root.findChildren(QWidget)]:
+        meanings = explain(shown_text(widget))
+        if meanings:
+            _tip(widget, meanings)
+            count += 1
+        if isinstance(widget, QTableWidget):
+            for column in range(widget.columnCount()):
+                item = widget.horizontalHeaderItem(column)
+                if item is not None:
+                    meanings = explain(item.text())
+                    if meanings:
+                        _tip(item, meanings)
+                        count += 1
+    return count
