@@ -463,6 +463,9 @@ class MainWindow(QMainWindow):
         import_finished = getattr(widget, "importFinished", None)
         if import_finished is not None:  # the Data tab: an import may fill the workspace
             import_finished.connect(self._update_demo_offer)
+        fix_elsewhere = getattr(widget, "openTabRequested", None)
+        if fix_elsewhere is not None:  # e.g. Phase 1: "Add a key" opens Connections
+            fix_elsewhere.connect(self.open_tab)
         open_tab = getattr(widget, "openTab", None)
         if open_tab is not None:  # the Start tab's guided path
             open_tab.connect(self.open_tab)

@@ -27,6 +27,7 @@ import asyncio
 import logging
 import os
 import time
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -216,15 +217,7 @@ class Phase1Controller(QObject):
             else:
                 backend = self._require_local()
                 plan = await asyncio.to_thread(backend.dry_run, data_path, settings)
-                tokens = plan.estimated_tokens or plan.data.approx_tokens * max(1, settings.epochs)
-                if settings.max_steps:
-                    plan.warnings.append(f"stops after {settings.max_steps} step(s)")
-                measured = self._measured_local_speed(settings.base_model)
-                seconds, how = await asyncio.to_thread(
-                    estimate_local_seconds, tokens, settings.base_model, measured_tokens_per_second=measured
-                )
-                plan.estimate_note = f"expected time: about {format_duration(seconds)} ({how})"
-                plan.limits["expected_seconds"] = seconds
+                await self._size_local_plan(plan, data_path, settings)
         except CognitiveTwinError as exc:
             self.failed.emit("dry run", str(exc))
             return None
@@ -232,6 +225,34 @@ class Phase1Controller(QObject):
             self._leave()
         self.dryRunDone.emit(plan)
         return plan
+
+    async def _size_local_plan(self, plan: DryRun, data_path, settings: Phase1Settings) -> None:
+        """One token count and a time that respects the step cap: the data as the run will
+        tokenise and batch it (`phase1/local_plan.py`), not a characters/4 guess."""
+        from cognitivetwin_core.phase1.local_plan import measure_local_plan
+
+        batch_tokens = self.local_options.get("max_batch_tokens")
+        try:
+            size = await asyncio.to_thread(measure_local_plan, data_path, settings, max_batch_tokens=batch_tokens)
+        except CognitiveTwinError:
+            raise
+        except Exception as exc:  # the tokenizer could not load: keep the rough count, say so
+            log.warning("could not measure the local plan: %s", exc)
+            size = None
+        measured = self._measured_local_speed(settings.base_model)
+        if size is not None:
+            plan.estimated_tokens = size.tokens_to_train
+            plan.limits["local_size"] = asdict(size)  # the tab says it (LocalPlanSize.describe)
+            # A measured speed counts the tokens learnt from (the replies); the rough guess all tokens.
+            share = size.trained_tokens_per_epoch / max(1, size.tokens_per_epoch)
+            tokens = size.tokens_to_train * share if measured else size.tokens_to_train
+        else:
+            tokens = plan.estimated_tokens or plan.data.approx_tokens * max(1, settings.epochs)
+        seconds, how = await asyncio.to_thread(
+            estimate_local_seconds, tokens, settings.base_model, measured_tokens_per_second=measured
+        )
+        plan.estimate_note = f"expected time: about {format_duration(seconds)} ({how})"
+        plan.limits["expected_seconds"] = seconds
 
     async def launch(self, plan: DryRun, *, job_id: str | None = None) -> str | None:
         """Start the job `plan` describes (the user has confirmed it); `launched` follows."""
