@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QByteArray, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QFrame,
     QHBoxLayout,
@@ -226,6 +227,9 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_status_bar()
         self._restore_window_state()
+        from app.widgets.glossary_tips import install as install_glossary_tooltips
+
+        install_glossary_tooltips(QApplication.instance())  # plain meanings in every tooltip
         self._build_current_tab(self.tabs.currentIndex())  # the restored one; the rest wait
         self._broadcast("set_base_model", self.base_model)
 

@@ -102,9 +102,9 @@ TERMS: tuple[Term, ...] = (
         "nothing; leave it empty for the tried default.",
     ),
     Term(
-        "step",
-        "One small update of the model from a handful of examples; a run is many steps.",
-        ("steps", "stop after steps", "max steps"),
+        "training steps",
+        "One training step is one small update of the model from a handful of examples; a run is many steps.",
+        ("training step", "stop after steps", "max steps", "plotted step(s)"),
     ),
     Term(
         "tokens",

@@ -1,8 +1,9 @@
 """Put the glossary's plain meanings (`cognitivetwin_core.glossary`) into the tooltips of every
 label, button, check box, group title and table header that shows a technical word.
 
-`apply_glossary(root)` walks `root`'s widgets; the main window calls it when a tab is built and
-each time a tab is shown (labels change their text as the app runs). A tooltip the app set
+`apply_glossary(root)` walks `root`'s widgets; the main window calls it each time a tab is
+shown, and `install(app)` adds an event filter that refreshes a widget's meanings just before
+its tooltip shows (labels change their text as the app runs). A tooltip the app set
 itself is kept, with the meanings below it; applying twice changes nothing.
 
 A painted widget with no text of its own (the pattern bars' "✓ rules" marks) names its words
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 from html import escape
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import Qt as GuiQt
 from PySide6.QtWidgets import QAbstractButton, QGroupBox, QLabel, QTableWidget, QWidget
 
@@ -71,10 +72,37 @@ def _tip(widget_or_item, meanings: str) -> None:
         widget_or_item.setToolTip(tip)
 
 
+class GlossaryTooltips(QObject):
+    """An application-wide event filter: just before a tooltip shows, the widget's meanings
+    are computed from the text it shows now (labels change their text as the app runs)."""
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+        if event.type() == QEvent.Type.ToolTip and (
+            isinstance(watched, (QLabel, QAbstractButton, QGroupBox))
+            or (isinstance(watched, QWidget) and watched.property("glossary"))
+        ):
+            meanings = explain(shown_text(watched))
+            if meanings:
+                _tip(watched, meanings)
+        return False  # Qt shows the tooltip as usual
+
+
+def install(app) -> GlossaryTooltips:
+    """Install the filter on the application once; returns it (keep a reference)."""
+    existing = getattr(app, "_glossary_tooltips", None)
+    if existing is None:
+        existing = GlossaryTooltips(app)
+        app.installEventFilter(existing)
+        app._glossary_tooltips = existing
+    return existing
+
+
 def apply_glossary(root: QWidget) -> int:
     """Add the meanings to every widget under (and including) `root`; returns how many got one."""
     count = 0
     for widget in [root, *root.findChildren(QWidget)]:
+        if widget is not root and widget.isWindow():
+            continue  # a popup (a tooltip's own label, a menu), not part of the page
         meanings = explain(shown_text(widget))
         if meanings:
             _tip(widget, meanings)
