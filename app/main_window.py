@@ -34,6 +34,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -134,7 +135,13 @@ class _TabPage(QWidget):
     def build(self) -> QWidget:
         if self.widget is None:
             self.widget = self._factory()
-            self.layout().addWidget(self.widget)
+            # In a scroll area: a tab whose content needs more room than the window has scrolls
+            # instead of widening the window when it is first shown (a window must keep its size).
+            scroll = QScrollArea()
+            scroll.setWidgetResizable(True)
+            scroll.setFrameShape(QFrame.Shape.NoFrame)
+            scroll.setWidget(self.widget)
+            self.layout().addWidget(scroll)
             self.widget.show()  # at once, not on the layout's queued show
             self._on_built(self.widget)
         return self.widget

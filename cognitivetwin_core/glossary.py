@@ -48,6 +48,20 @@ TERMS: tuple[Term, ...] = (
         ("base",),
     ),
     Term(
+        "hidden size",
+        "How many numbers the model uses inside to represent each word; bigger models use more.",
+        ("hidden",),
+    ),
+    Term(
+        "context",
+        "How much text (in tokens) the model can read at once; longer conversations are cut.",
+        ("context length",),
+    ),
+    Term(
+        "layers",
+        "The model's stacked processing stages; more layers make a bigger, slower model.",
+    ),
+    Term(
         "adapter",
         "The small file of changes that training adds to the base model; base plus adapter is your twin's voice.",
     ),

@@ -190,6 +190,13 @@ class DataTab(QWidget):
             box.setPrefix(prefix)
             box.setSpecialValueText(f"{prefix}any")
             box.setToolTip("Number of messages in the conversation (0: no limit)")
+        # Filters keep their width whatever the workspace holds: a combo that grows with a long
+        # source or pattern name made the list pane (and the splitter) jump after an import.
+        for combo in (self.source_filter, self.phase_filter, self.pattern_filter):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(10)
+        for box in (self.min_messages, self.max_messages):
+            box.setMaximumWidth(box.fontMetrics().horizontalAdvance("max 00000") + 40)
         filters.addWidget(self.search_field, 1)
         filters.addWidget(self.source_filter)
         more_filters = QHBoxLayout()

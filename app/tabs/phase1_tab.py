@@ -84,6 +84,7 @@ MAX_STEPS_SETTING = "phase1/max_steps"
 SUFFIX_PATTERN = r"[a-z0-9][a-z0-9-]{0,39}"
 LOG_LINES_KEPT = 5000
 LOSS_SERIES = "loss"
+MIN_STEPS_FOR_A_TREND = 8
 
 
 def base_model_label(short_name: str) -> str:
@@ -894,10 +895,20 @@ class Phase1Tab(QWidget):
 
     def loss_verdict(self, job_id: str):
         """Falling, flat or rising, in words (`training_verdicts.loss_trend`); None without a curve."""
-        from cognitivetwin_core.training_verdicts import loss_trend
+        from cognitivetwin_core.training_verdicts import LossTrend, loss_trend
 
         losses = self._losses.get(job_id) or []
-        return loss_trend(losses) if len(losses) >= 2 else None
+        if not losses:
+            return None
+        if len(losses) < MIN_STEPS_FOR_A_TREND:  # a few steps' losses are noise, not a trend
+            return LossTrend(
+                "unknown",
+                losses[0],
+                losses[-1],
+                f"Only {len(losses)} step(s): too few to tell whether the model learned your voice; "
+                "a real run needs more steps (leave “Stop after steps” at “all”).",
+            )
+        return loss_trend(losses)
 
     # --- remembered choices -------------------------------------------------------------------
 

@@ -80,6 +80,7 @@ class Phase2RunsPanel(QWidget):
         self.resume_button.clicked.connect(self.resumeRequested.emit)
         hint = QLabel("Select two runs to compare their curves; select a stopped run to resume it.")
         hint.setProperty("role", "hint")
+        hint.setWordWrap(True)  # unwrapped, it made the tab (and the window) 900 px wide
         buttons.addWidget(hint, 1)
         for button in (self.refresh_button, self.compare_button, self.resume_button):
             buttons.addWidget(button)

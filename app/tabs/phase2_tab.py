@@ -512,8 +512,14 @@ class Phase2Tab(QWidget):
         self.summary.hide()
         self._selection_recorded = False
         self.peak_rss = 0
-        self.phase_label.setText("Loading the base model…")
+        self.phase_label.setText(
+            "Loading the base model and reading your messages (the first update can take a while)…"
+        )
         self.phase_progress.setRange(0, 0)  # busy until the first event
+        self._eta = None
+        # The previous run's numbers must not pass for this one's while it loads.
+        self.throughput_label.setText("–")
+        self.elapsed_label.setText("Elapsed 0:00")
         self.position_label.setText("Epoch – · step –")
         self.eta_label.setText("ETA –")
         self.pages.setCurrentIndex(0)
@@ -553,7 +559,7 @@ class Phase2Tab(QWidget):
             )
         self.phase_progress.setRange(0, max(event.total, 1))
         self.phase_progress.setValue(event.done)
-        self.eta_label.setText(f"ETA {format_duration(event.eta_s, clock=True)} (encoding)")
+        self._set_eta(event.eta_s, " (encoding)")
 
     def _on_step(self, event) -> None:
         self._record_selection()
@@ -563,7 +569,7 @@ class Phase2Tab(QWidget):
         self.position_label.setText(
             f"Epoch {event.epoch}/{event.epochs} · step {event.step}/{event.steps_per_epoch} · {event.global_step}/{event.total_steps} total"
         )
-        self.eta_label.setText(f"ETA {format_duration(event.eta_s, clock=True)}")
+        self._set_eta(event.eta_s, "")
         self.throughput_label.setText(f"{event.examples_per_s:.1f} examples/s · lr {event.lr:.2e}")
         for head, value in event.losses.items():
             if self.loss_plot.has_series(head):
@@ -584,6 +590,8 @@ class Phase2Tab(QWidget):
     def _on_finished(self, finished) -> None:
         self._clock.stop()
         self._tick()
+        self._eta = None
+        self.eta_label.setText("ETA –")
         self._ensure_plots()
         for plot in (self.loss_plot, self.metrics_plot, self.throughput_plot):
             plot.flush()
@@ -623,9 +631,34 @@ class Phase2Tab(QWidget):
             if window is not self:
                 QTimer.singleShot(0, window.close)
 
+    def _set_eta(self, eta_s, suffix: str) -> None:
+        """Remember the ETA with its time, so the clock counts it down between the core's events
+        (a batch of the encoder can take many seconds: the display must not stand still)."""
+        import time
+
+        self._eta = (time.monotonic(), eta_s, suffix) if eta_s is not None else None
+        self.eta_label.setText(f"ETA {format_duration(eta_s, clock=True)}{suffix}" if eta_s is not None else "ETA –")
+
+    def _count_down_eta(self) -> None:
+        import time
+
+        eta = getattr(self, "_eta", None)
+        if eta is None:
+            return
+        since, eta_s, suffix = eta
+        waited = time.monotonic() - since
+        left = max(0.0, eta_s - waited)
+        text = f"ETA {format_duration(left, clock=True)}{suffix}"
+        if waited >= 5:
+            text += f" · working, last update {format_duration(waited)} ago"
+        self.eta_label.setText(text)
+
     def _tick(self) -> None:
-        """Once a second while running: elapsed time and memory."""
+        """Once a second while running: elapsed time, memory and the ETA counting down."""
         import psutil
+
+        if self.controller.is_running():
+            self._count_down_eta()
 
         self.elapsed_label.setText(f"Elapsed {format_duration(self.controller.elapsed_s(), clock=True)}")
         rss = psutil.Process().memory_info().rss

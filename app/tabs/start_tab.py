@@ -67,8 +67,10 @@ class _StepCard(QFrame):
         self.key = step.key
         self.setProperty("state", step.state)
         self.setProperty("current", is_current)
-        self.style().unpolish(self)
-        self.style().polish(self)
+        # The card's labels are styled by the card's state too: re-polish them as well.
+        for widget in (self, self.mark, self.title, self.what, self.status):
+            widget.style().unpolish(widget)
+            widget.style().polish(widget)
         self.mark.setText(f"{STATE_MARKS[step.state]}\n{self.number}")
         self.mark.setToolTip(f"Step {self.number}: {STATE_WORDS[step.state]}")
         self.title.setText(f"{self.number}. {step.title}")
