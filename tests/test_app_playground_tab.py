@@ -375,6 +375,7 @@ def test_the_last_viewed_run_opens_again_and_old_numbers_go_while_the_next_loads
 ):
     """Last in this module: it adds a second run to the shared workspace."""
     import shutil
+    from pathlib import Path
 
     from app.tabs.playground_tab import PlaygroundTab
 
