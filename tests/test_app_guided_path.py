@@ -131,11 +131,25 @@ def _shown_terms(widget) -> list[tuple[str, str]]:
     for group in widget.findChildren(QGroupBox):
         if glossary.terms_in(group.title()):
             found.append((group.title(), group.toolTip()))
+    from PySide6.QtWidgets import QHeaderView
+
+    from app.widgets.glossary_tips import header_tooltip
+
     for table in widget.findChildren(QTableWidget):
         for column in range(table.columnCount()):
             item = table.horizontalHeaderItem(column)
             if item is not None and glossary.terms_in(item.text()):
                 found.append((item.text(), item.toolTip()))
+    # Every other item view's header (custom models): the tooltip a hover over the section shows.
+    for header in widget.findChildren(QHeaderView):
+        model = header.model()
+        if model is None or header.isHidden():
+            continue
+        count = model.columnCount() if header.orientation() == Qt.Orientation.Horizontal else model.rowCount()
+        for section in range(count):
+            title = str(model.headerData(section, header.orientation(), Qt.ItemDataRole.DisplayRole) or "")
+            if glossary.terms_in(title):
+                found.append((title, header_tooltip(header, section)))
     return found
 
 

@@ -16,7 +16,7 @@ from html import escape
 
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import Qt as GuiQt
-from PySide6.QtWidgets import QAbstractButton, QGroupBox, QLabel, QTableWidget, QWidget
+from PySide6.QtWidgets import QAbstractButton, QGroupBox, QHeaderView, QLabel, QTableWidget, QToolTip, QWidget
 
 from cognitivetwin_core.glossary import explain
 
@@ -72,14 +72,33 @@ def _tip(widget_or_item, meanings: str) -> None:
         widget_or_item.setToolTip(tip)
 
 
+def header_tooltip(header: QHeaderView, section: int) -> str:
+    """The tooltip of a header section (any item view's): the model's own, with the meanings
+    of the words its title shows."""
+    model = header.model()
+    if model is None or section < 0:
+        return ""
+    title = str(model.headerData(section, header.orientation(), Qt.ItemDataRole.DisplayRole) or "")
+    own = model.headerData(section, header.orientation(), Qt.ItemDataRole.ToolTipRole)
+    return _with_meanings(str(own or ""), explain(title))
+
+
 class GlossaryTooltips(QObject):
     """An application-wide event filter: just before a tooltip shows, the widget's meanings
     are computed from the text it shows now (labels change their text as the app runs)."""
 
     def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
-        if event.type() == QEvent.Type.ToolTip and (
-            isinstance(watched, (QLabel, QAbstractButton, QGroupBox))
-            or (isinstance(watched, QWidget) and watched.property("glossary"))
+        if event.type() != QEvent.Type.ToolTip:
+            return False
+        header = watched.parent() if isinstance(watched, QWidget) else None
+        if isinstance(header, QHeaderView) and watched is header.viewport():
+            tip = header_tooltip(header, header.logicalIndexAt(event.pos()))
+            if tip:
+                QToolTip.showText(event.globalPos(), tip, header)
+                return True
+            return False
+        if isinstance(watched, (QLabel, QAbstractButton, QGroupBox)) or (
+            isinstance(watched, QWidget) and watched.property("glossary")
         ):
             meanings = explain(shown_text(watched))
             if meanings:
