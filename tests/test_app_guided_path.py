@@ -96,6 +96,8 @@ def test_the_guided_path_from_a_fresh_start_to_the_playground(window, qtbot, tes
     # 3. Learn your style: one epoch of Phase 2 on this computer.
     phase2 = _follow(window, qtbot, start, "phase2")
     assert phase2 is window.tab_widgets["Phase 2"]
+    adapter = workspace.adapters()[-1]
+    assert phase2.adapter_combo.currentData() == adapter["path"], "Phase 2 learns on the voice of Phase 1"
     phase2.epochs_spin.setValue(1)
     phase2.device_combo.setCurrentIndex(phase2.device_combo.findData("cpu"))
     with qtbot.waitSignal(phase2.controller.runFinished, timeout=PATH_TIMEOUT_MS) as finished:

@@ -373,6 +373,8 @@ class Phase2Tab(QWidget):
                 self.adapter_combo.addItem(f"{record['adapter_id']}" + (f" ({base})" if base else ""), record["path"])
         self.adapter_combo.addItem("An adapter folder…", FOLDER_ITEM)
         index = self.adapter_combo.findData(current_adapter)
+        if current_adapter is None and not getattr(self, "_adapter_chosen", False):
+            index = self._newest_adapter_for_base()  # the guided path: Phase 2 learns on your Phase 1 voice
         self.adapter_combo.setCurrentIndex(max(index, 0))
 
         self.data_combo.clear()
@@ -401,7 +403,17 @@ class Phase2Tab(QWidget):
             index = self.base_combo.findData(folder)
         self.base_combo.setCurrentIndex(index)
 
+    def _newest_adapter_for_base(self) -> int:
+        """The combo index of the workspace's newest adapter trained on the chosen base, or -1."""
+        base = str(self.base_combo.currentData() or "")
+        for record in reversed(self.workspace.adapters() if self.workspace is not None else []):
+            lineage = record.get("lineage") or {}
+            if base and str(lineage.get("base_model") or lineage.get("base") or "") == base:
+                return self.adapter_combo.findData(record["path"])
+        return -1
+
     def _adapter_activated(self, _index: int) -> None:
+        self._adapter_chosen = True  # the person's choice (None included) wins from now on
         if self.adapter_combo.currentData() == FOLDER_ITEM:
             folder = QFileDialog.getExistingDirectory(self, "A Phase 1 LoRA adapter folder")
             if folder:
