@@ -213,3 +213,24 @@ def test_help_guide_opens_offline_with_the_apps_screenshots_and_the_glossary(win
     for name in images:
         assert (guide_dir() / name).is_file(), name
     dialog.close()
+
+
+def test_the_start_tab_says_what_to_do_next_and_its_buttons_open_the_tabs(window, qtbot):
+    from cognitivetwin_core.data.importers import import_into
+
+    start = window.tab_widgets["Start"]
+    assert start.headline.text().startswith("Step 1 of 4") and start.demo_button.isVisible()
+    states = [card.step.state for card in start.cards]
+    assert states == ["next", "later", "later", "later"]
+    assert start.card("data").button.isDefault() and not start.card("phase1").button.isDefault()
+    qtbot.mouseClick(start.card("data").button, Qt.MouseButton.LeftButton)
+    assert window.tabs.currentWidget() is window.data_tab
+    import_into(window.workspace, "demo")
+    if hasattr(window.workspace, "set_twin_speaker"):
+        window.workspace.set_twin_speaker("assistant")
+    qtbot.keyClick(window, Qt.Key.Key_1, Qt.KeyboardModifier.ControlModifier)
+    assert window.tabs.currentWidget() is start
+    assert start.headline.text().startswith("Step 2 of 4"), "the page is redrawn when shown"
+    assert not start.demo_button.isVisible()
+    qtbot.mouseClick(start.card("phase1").button, Qt.MouseButton.LeftButton)
+    assert window.tabs.currentWidget() is window.tab_widgets["Phase 1"]
