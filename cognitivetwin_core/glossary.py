@@ -165,6 +165,25 @@ TERMS: tuple[Term, ...] = (
         ("batch size",),
     ),
     Term(
+        "gradient accumulation",
+        "How many batches are added up before the model changes once: higher acts like a bigger "
+        "batch without needing more memory.",
+    ),
+    Term(
+        "throughput",
+        "How fast training goes, in messages (examples) handled per second.",
+        ("examples/s",),
+    ),
+    Term(
+        "device",
+        "The part of the computer that does the training: the CPU (always there) or a graphics card (GPU, much faster).",
+    ),
+    Term(
+        "RAM",
+        "The computer's working memory; a model must fit in it (or in the graphics card's VRAM) to train.",
+        ("VRAM",),
+    ),
+    Term(
         "ETA",
         "Estimated time until it finishes.",
     ),
