@@ -142,7 +142,8 @@ class _TabPage(QWidget):
             scroll.setFrameShape(QFrame.Shape.NoFrame)
             scroll.setWidget(self.widget)
             self.layout().addWidget(scroll)
-            self.widget.show()  # at once, not on the layout's queued show
+            scroll.show()  # at once, not on the layout's queued show
+            self.widget.show()
             self._on_built(self.widget)
         return self.widget
 
