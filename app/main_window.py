@@ -23,7 +23,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QUrl, Signal
+from PySide6.QtCore import QByteArray, QEvent, QSize, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QApplication,
@@ -121,6 +121,49 @@ def _open_first_workspace(progress, cancelled, candidates):
     raise first_error
 
 
+class _FitScrollArea(QScrollArea):
+    """A scroll area whose widget fills the view exactly, and scrolls only where the view is
+    smaller than the widget's minimum size. (QScrollArea's own widgetResizable gives a widget
+    with word-wrapped labels its preferred height, so every such tab would scroll.)"""
+
+    def __init__(self):
+        super().__init__()
+        self.setWidgetResizable(False)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self._fit_timer = QTimer(self)  # owned: it goes with the area (a bare singleShot outlived it)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.timeout.connect(self._fit)
+
+    def setWidget(self, widget: QWidget) -> None:  # noqa: N802 - Qt's name
+        super().setWidget(widget)
+        widget.installEventFilter(self)
+        self._fit()
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self._fit_timer.start(0)  # the widget's minimum size may have changed
+        return False
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        widget = self.widget()
+        if widget is None:
+            return
+        minimum = widget.minimumSizeHint().expandedTo(widget.minimumSize())
+        view = self.maximumViewportSize()
+        width = max(view.width(), minimum.width())
+        height = max(view.height(), minimum.height())
+        if width > view.width():  # a horizontal scroll bar takes height from the view
+            height = max(view.height() - self.horizontalScrollBar().sizeHint().height(), minimum.height())
+        if height > view.height():
+            width = max(view.width() - self.verticalScrollBar().sizeHint().width(), minimum.width())
+        if widget.size() != QSize(width, height):
+            widget.resize(width, height)
+
+
 class _TabPage(QWidget):
     """The page a tab shows: it builds the tab's widget from its factory on first need."""
 
@@ -137,9 +180,7 @@ class _TabPage(QWidget):
             self.widget = self._factory()
             # In a scroll area: a tab whose content needs more room than the window has scrolls
             # instead of widening the window when it is first shown (a window must keep its size).
-            scroll = QScrollArea()
-            scroll.setWidgetResizable(True)
-            scroll.setFrameShape(QFrame.Shape.NoFrame)
+            scroll = _FitScrollArea()
             scroll.setWidget(self.widget)
             self.layout().addWidget(scroll)
             scroll.show()  # at once, not on the layout's queued show

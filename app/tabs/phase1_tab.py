@@ -358,7 +358,9 @@ class Phase1Tab(QWidget):
         group = QGroupBox("Local run: training loss")
         self.plot_box = QVBoxLayout(group)
         self.loss_plot = None  # built with the first local run: pyqtgraph stays out of start-up
-        self.loss_status = QLabel("No local run yet. Choose “This computer” above to train here and watch the loss.")
+        self.loss_status = QLabel(
+            "No run on this computer yet: its loss (how wrong it still is) is drawn here as it trains."
+        )
         self.loss_status.setProperty("role", "hint")
         self.loss_status.setWordWrap(True)
         self.plot_box.addWidget(self.loss_status)
