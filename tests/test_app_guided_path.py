@@ -234,3 +234,27 @@ def test_the_start_tab_says_what_to_do_next_and_its_buttons_open_the_tabs(window
     assert not start.demo_button.isVisible()
     qtbot.mouseClick(start.card("phase1").button, Qt.MouseButton.LeftButton)
     assert window.tabs.currentWidget() is window.tab_widgets["Phase 1"]
+
+
+def test_the_data_tab_keeps_its_layout_when_conversations_arrive(window, qtbot):
+    data_tab = window.data_tab
+    window.open_tab("Data")
+    qtbot.wait(50)
+    from PySide6.QtCore import QPoint
+
+    def list_geometry():
+        return data_tab.list_view.mapTo(data_tab, QPoint(0, 0))
+
+    before = data_tab.minimumSizeHint().width()
+    where = list_geometry()
+    seen = []
+    data_tab.jobFinished.connect(lambda: seen.append(list_geometry()))
+    with qtbot.waitSignal(data_tab.importFinished, timeout=120_000):
+        assert data_tab.import_demo()
+        qtbot.wait(30)
+        assert data_tab.progress_bar.isVisible()
+        seen.append(list_geometry())  # while the progress row shows
+    qtbot.wait(100)
+    seen.append(list_geometry())
+    assert data_tab.minimumSizeHint().width() == before, "a filter grew with the new sources or patterns"
+    assert all(geometry == where for geometry in seen), f"the list pane moved: {where} then {seen}"

@@ -86,6 +86,9 @@ class DataTab(QWidget):
         layout.addLayout(self._build_actions())
         layout.addLayout(self._build_progress())
         self.message = MessageLabel()
+        policy = self.message.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)  # the message line keeps its room too (no jump when it shows)
+        self.message.setSizePolicy(policy)
         layout.addWidget(self.message)
         self.report_view = QPlainTextEdit()
         self.report_view.setReadOnly(True)
@@ -163,6 +166,11 @@ class DataTab(QWidget):
         row.addWidget(self.progress_label)
         row.addWidget(self.progress_bar, 1)
         row.addWidget(self.cancel_button)
+        for widget in (self.progress_label, self.progress_bar, self.cancel_button):
+            # Hidden between jobs but keeping their room: the list below must not jump at each job.
+            policy = widget.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            widget.setSizePolicy(policy)
         return row
 
     def _build_list(self) -> QWidget:
