@@ -357,7 +357,8 @@ class MainWindow(QMainWindow):
         if getattr(self, "guide_dialog", None) is None:
             self.guide_dialog = GuideDialog(self)
         self.guide_dialog.show()
-        self.guide_dialog.raise_()
+        if QApplication.platformName() != "offscreen":  # headless has no window stack to raise in
+            self.guide_dialog.raise_()
         return self.guide_dialog
 
     def open_tab(self, title: str) -> None:
