@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cognitivetwin_core.phase1.jobs import is_terminal
 from cognitivetwin_core.phase2.runs import list_runs
 
 # The tab each step's button opens (the app's tab titles without their "&").
@@ -84,7 +85,7 @@ def _phase1_state(workspace) -> tuple[str, str]:
         latest = finished[-1]
         where = "on this computer" if latest.get("backend") == "local" else "on Together AI"
         return DONE, f"Done: {len(finished)} trained voice(s); the latest ({latest['job_id']}) was trained {where}."
-    running = [job for job in jobs if job.get("status") in ("running", "queued", "pending", "uploading", "creating")]
+    running = [job for job in jobs if not is_terminal(job.get("status"))]
     if running:
         return RUNNING, f"Training now ({running[-1]['job_id']}): watch it in the Phase 1 tab."
     if jobs:
