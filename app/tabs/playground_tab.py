@@ -53,6 +53,7 @@ from app.tabs.playground_controller import (
     describe_source,
     model_runs,
     parse_context,
+    preferred_run,
     result_numbers,
 )
 from app.tabs.playground_picker import MessagePicker
@@ -354,7 +355,7 @@ class PlaygroundTab(QWidget):
             index = next((i for i, c in enumerate(self.runs) if keep is not None and c.run_dir == keep.run_dir), -1)
             if index < 0 and combo is self.run_combo:
                 index = self._last_viewed_index()  # the run the person looked at before a restart
-            combo.setCurrentIndex(index if index >= 0 else (0 if self.runs else -1))
+            combo.setCurrentIndex(index if index >= 0 else (preferred_run(self.runs) if self.runs else -1))
             combo.blockSignals(False)
         if not self.runs:
             self.message.show_info(

@@ -1,11 +1,13 @@
 """`cognitivetwin data`: import conversations into a workspace, browse them, export them.
 
-    cognitivetwin data import PATH|demo [--importer NAME] [--strict]
+    cognitivetwin data import PATH|demo [--importer NAME] [--strict] [--me NAME] [--gap-hours H]
     cognitivetwin data import --supabase [--url URL] [--table memory_turns] [--map COLUMN=FIELD ...]
     cognitivetwin data list [--search TEXT] [--source S] [--phase N] [--pattern NAME] [--offset N --limit N]
     cognitivetwin data show ID
     cognitivetwin data stats [--json]
-    cognitivetwin data export --format together|trajectory --out FILE [--base-model NAME]
+    cognitivetwin data export --format together|trajectory --out FILE [--base-model NAME] [--me NAME] [--redact]
+    cognitivetwin data speakers [--me NAME|user|assistant]
+    cognitivetwin data privacy [--json]
 
 Every command takes --workspace DIR (default: the user's default workspace).
 `prepare_phase2_data(args)` is the seed's `phase2 --prepare-data`: a Supabase import plus a
@@ -19,7 +21,9 @@ import os
 import sys
 import time
 
-IMPORTER_NAMES = ("chat-jsonl", "trajectory-jsonl", "sharegpt", "chatgpt", "demo")
+from cognitivetwin_core.cli.terminal_text import printable, printable_json
+
+IMPORTER_NAMES = ("chat-jsonl", "trajectory-jsonl", "sharegpt", "chatgpt", "whatsapp", "telegram", "demo")
 
 
 def register(subparsers) -> None:
@@ -37,7 +41,26 @@ def register(subparsers) -> None:
     _supabase_arguments(importing)
     importing.add_argument("--strict", action="store_true", help="abort and write nothing if any record is rejected")
     importing.add_argument("--quiet", action="store_true", help="no progress bar")
+    _me_argument(importing, "and remember it for this workspace")
+    importing.add_argument(
+        "--gap-hours",
+        type=float,
+        default=None,
+        metavar="H",
+        help="WhatsApp/Telegram: hours of silence that start a new conversation (default 6)",
+    )
     importing.set_defaults(func=_import)
+
+    speakers = sub.add_parser("speakers", help="who speaks in the workspace, and which of them the twin learns")
+    _workspace_argument(speakers)
+    _me_argument(speakers, "and remember it for this workspace")
+    speakers.add_argument("--json", action="store_true", help="print JSON")
+    speakers.set_defaults(func=_speakers)
+
+    privacy = sub.add_parser("privacy", help="personal data in the conversations, before anything is uploaded")
+    _workspace_argument(privacy)
+    privacy.add_argument("--json", action="store_true", help="print JSON")
+    privacy.set_defaults(func=_privacy)
 
     listing = sub.add_parser("list", help="list conversations, a page at a time")
     _workspace_argument(listing)
@@ -79,6 +102,21 @@ def register(subparsers) -> None:
         help="Together: share of conversations for a validation file (e.g. 0.1)",
     )
     export.add_argument("--epochs", type=int, default=3, help="Together: epochs for the training-token estimate")
+    _me_argument(export, "for this export only (Together)")
+    export.add_argument(
+        "--merge-minutes",
+        type=float,
+        default=None,
+        metavar="M",
+        help="Together: one speaker's messages at most M minutes apart become one turn (default 10)",
+    )
+    private = export.add_mutually_exclusive_group()
+    private.add_argument(
+        "--redact", action="store_true", help="Together: replace personal data with <EMAIL>, <PHONE>, ..."
+    )
+    private.add_argument(
+        "--leave-out-private", action="store_true", help="Together: leave out conversations holding personal data"
+    )
     export.add_argument(
         "--recompute",
         action="store_true",
@@ -92,6 +130,14 @@ def register(subparsers) -> None:
         "--recompute-given", action="store_true", help="also replace trajectory values that imported files gave"
     )
     annotate.set_defaults(func=_reannotate)
+
+
+def _me_argument(parser, scope: str) -> None:
+    parser.add_argument(
+        "--me",
+        metavar="NAME|user|assistant",
+        help=f"who you are, the speaker the twin learns: a participant's name or a role ({scope})",
+    )
 
 
 def _workspace_argument(parser) -> None:
@@ -135,10 +181,16 @@ def add_prepare_data_arguments(parser) -> None:
     )
 
 
-def _open_workspace(args):
+def _open_workspace(args, *, read_only: bool = False):
+    """The workspace; `read_only` commands refuse a missing one (a mistyped --workspace) and
+    never wait for another process's import."""
     from cognitivetwin_core.data.workspace import Workspace
 
-    return Workspace.open(getattr(args, "workspace", None))
+    return Workspace.open(getattr(args, "workspace", None), read_only=read_only, on_wait=_say_waiting)
+
+
+def _say_waiting(who: str) -> None:
+    print(f"Waiting: {printable(who)} is writing to the workspace; this goes on when it has finished.", file=sys.stderr)
 
 
 class _ProgressBar:
@@ -184,11 +236,12 @@ class _ProgressBar:
 
 
 def supabase_credentials(url: str | None = None) -> tuple[str, str]:
-    """URL and key from the environment (SUPABASE_URL, SUPABASE_KEY), else the keyring."""
+    """URL and key from the environment (SUPABASE_URL, SUPABASE_KEY or the seed's
+    SUPABASE_SERVICE_KEY), else the keyring."""
     from cognitivetwin_core.errors import InputError
 
     url = url or os.environ.get("SUPABASE_URL")
-    key = os.environ.get("SUPABASE_KEY")
+    key = os.environ.get("SUPABASE_KEY") or os.environ.get("SUPABASE_SERVICE_KEY")
     if not url or not key:
         try:
             from cognitivetwin_core.connections import secrets
@@ -229,13 +282,13 @@ def _supabase_source(args):
 
 
 def _print_report(report) -> None:
-    print(report.summary())
+    print(printable(report.summary()))
     for warning in report.warnings:
-        print(f"warning: {warning}")
+        print(f"warning: {printable(warning)}")
     if report.rejected_total:
         print(f"Rejected records ({report.rejected_total}):")
         for rejection in report.rejected[:50]:
-            print(f"  {rejection}")
+            print(f"  {printable(rejection, one_line=True)}")
         if report.rejected_total > 50:
             print(
                 f"  ... and {report.rejected_total - 50} more (details of the first "
@@ -253,16 +306,82 @@ def _import(args) -> int:
     workspace = _open_workspace(args)
     bar = _ProgressBar("importing", enabled=not args.quiet)
     try:
-        report = import_into(workspace, source, importer=args.importer, strict=args.strict, progress=bar)
+        report = import_into(
+            workspace, source, importer=args.importer, strict=args.strict, progress=bar, gap_hours=args.gap_hours
+        )
+        bar.close()
+        _print_report(report)
+        if args.me:
+            print(f"The twin speaks as {printable(workspace.set_twin_speaker(args.me), one_line=True)}.")
+        elif report.participants and workspace.twin_speaker() not in report.participants:
+            name = f'"{printable(report.owner, one_line=True)}"' if report.owner else "NAME"
+            print(
+                f"Which of these is you? Tell with `cognitivetwin data speakers --me {name}` "
+                "(the twin learns that person's messages)."
+            )
     finally:
         bar.close()
         workspace.close()
-    _print_report(report)
     return 0 if report.conversations_accepted or not report.rejected_total else 2
 
 
+def _speakers(args) -> int:
+    from cognitivetwin_core.data.twin_speaker import describe
+
+    with _open_workspace(args) as workspace:
+        if args.me:
+            workspace.set_twin_speaker(args.me)
+        current = workspace.twin_speaker()
+        speakers = workspace.speakers()
+    if args.json:
+        print(
+            printable_json(
+                json.dumps(
+                    {
+                        "twin_speaker": current,
+                        "speakers": [
+                            {
+                                "name": s.name,
+                                "named": s.named,
+                                "messages": s.messages,
+                                "conversations": s.conversations,
+                            }
+                            for s in speakers
+                        ],
+                    },
+                    ensure_ascii=False,
+                    indent=2,
+                )
+            )
+        )
+        return 0
+    print(
+        f"The twin speaks as {printable(describe(current), one_line=True)} (change it with --me NAME|user|assistant)."
+    )
+    for item in speakers:
+        mark = "*" if item.name == current else " "
+        label = printable(item.label, one_line=True)
+        print(f" {mark} {label:<32} {item.messages:>7} messages in {item.conversations} conversations")
+    if not speakers:
+        print("No messages yet: import some with `cognitivetwin data import`.")
+    return 0
+
+
+def _privacy(args) -> int:
+    from cognitivetwin_core.data.privacy import scan_conversations
+
+    with _open_workspace(args, read_only=True) as workspace:
+        names = [item.name for item in workspace.speakers() if item.named]
+        summary = scan_conversations(workspace.iter_conversations(), names)
+    if args.json:
+        print(printable_json(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2)))
+    else:
+        print("\n".join(printable(line, one_line=True) for line in summary.lines()))
+    return 0
+
+
 def _list(args) -> int:
-    workspace = _open_workspace(args)
+    workspace = _open_workspace(args, read_only=True)
     filters = dict(
         source=args.source,
         search=args.search,
@@ -275,8 +394,11 @@ def _list(args) -> int:
     page = workspace.list_conversations(args.offset, args.limit, **filters)
     print(f"{total} conversations" + (f", showing {args.offset + 1}-{args.offset + len(page)}" if page else ""))
     for summary in page:
-        title = summary.title or summary.preview
-        print(f"{summary.id:<28} {summary.source:<16} {summary.message_count:>4} msgs  {title[:70]}")
+        title = printable(summary.title or summary.preview, one_line=True)
+        print(
+            f"{printable(summary.id, one_line=True):<28} {printable(summary.source, one_line=True):<16} "
+            f"{summary.message_count:>4} msgs  {title[:70]}"
+        )
     workspace.close()
     return 0
 
@@ -284,79 +406,92 @@ def _list(args) -> int:
 def _show(args) -> int:
     from cognitivetwin_core.annotation.trajectory import PHASE_NAMES
 
-    workspace = _open_workspace(args)
+    workspace = _open_workspace(args, read_only=True)
     conversation = workspace.get_conversation(args.conversation_id)
     annotations = workspace.annotations(args.conversation_id)
     workspace.close()
     if args.json:
         print(
-            json.dumps(
-                {
-                    "id": conversation.id,
-                    "source": conversation.source,
-                    "title": conversation.title,
-                    "messages": [
-                        {
-                            "role": message.role,
-                            "content": message.content,
-                            "created_at": message.created_at.isoformat() if message.created_at else None,
-                            "trajectory": annotation.trajectory.to_dict(),
-                            "patterns": list(annotation.patterns),
-                        }
-                        for message, annotation in zip(conversation.messages, annotations)
-                    ],
-                },
-                ensure_ascii=False,
-                indent=2,
+            printable_json(
+                json.dumps(
+                    {
+                        "id": conversation.id,
+                        "source": conversation.source,
+                        "title": conversation.title,
+                        "messages": [
+                            {
+                                "role": message.role,
+                                "speaker": message.speaker,
+                                "content": message.content,
+                                "created_at": message.created_at.isoformat() if message.created_at else None,
+                                "trajectory": annotation.trajectory.to_dict(),
+                                "patterns": list(annotation.patterns),
+                            }
+                            for message, annotation in zip(conversation.messages, annotations)
+                        ],
+                    },
+                    ensure_ascii=False,
+                    indent=2,
+                )
             )
         )
         return 0
-    print(f"{conversation.id} ({conversation.source}){': ' + conversation.title if conversation.title else ''}")
+    title = f": {printable(conversation.title, one_line=True)}" if conversation.title else ""
+    print(f"{printable(conversation.id, one_line=True)} ({printable(conversation.source, one_line=True)}){title}")
     for message, annotation in zip(conversation.messages, annotations):
         coordinates = " ".join(f"{value:.2f}" for value in annotation.coordinates)
         print(
-            f"\n[{annotation.turn_index}] {message.role}  phase {annotation.phase_id} "
+            f"\n[{annotation.turn_index}] {message.speaker or message.role}  phase {annotation.phase_id} "
             f"({PHASE_NAMES[annotation.phase_id]})  coords {coordinates}  "
             f"patterns: {', '.join(annotation.patterns) or '-'}"
         )
-        print(message.content)
+        print(printable(message.content))
     return 0
 
 
 def _stats(args) -> int:
     from cognitivetwin_core.annotation.trajectory import PHASE_NAMES
 
-    workspace = _open_workspace(args)
+    workspace = _open_workspace(args, read_only=True)
     stats = workspace.stats()
     if args.json:
         stats["imports"] = workspace.imports()
         workspace.close()
-        print(json.dumps(stats, ensure_ascii=False, indent=2, default=str))
+        print(printable_json(json.dumps(stats, ensure_ascii=False, indent=2, default=str)))
         return 0
     workspace.close()
-    print(f"Workspace {stats['path']}")
+    print(f"Workspace {printable(stats['path'])}")
     print(
         f"{stats['conversations']} conversations, {stats['messages']} messages, "
         f"{stats['mean_messages_per_conversation']:.1f} messages per conversation"
     )
-    print("By source:  " + ", ".join(f"{name} {count}" for name, count in stats["by_source"].items()))
+    print(
+        "By source:  "
+        + ", ".join(f"{printable(name, one_line=True)} {count}" for name, count in stats["by_source"].items())
+    )
     print("By role:    " + ", ".join(f"{name} {count}" for name, count in stats["by_role"].items()))
     print("By phase:   " + ", ".join(f"{PHASE_NAMES[phase]} {count}" for phase, count in stats["by_phase"].items()))
     print("By pattern: " + ", ".join(f"{name} {count}" for name, count in stats["by_pattern"].items()))
     print(f"Imports: {len(stats['imports'])}")
     for record in stats["imports"][-10:]:
         print(
-            f"  #{record['id']} {record['importer']} {record['location']}: {record['conversations']} added, "
-            f"{record['duplicates']} duplicates, {record['rejected']} rejected"
+            f"  #{record['id']} {record['importer']} {printable(record['location'], one_line=True)}: "
+            f"{record['conversations']} added, {record['duplicates']} duplicates, {record['rejected']} rejected"
         )
     return 0
 
 
 def _export(args) -> int:
-    from cognitivetwin_core.data.exports import export_together, export_trajectory
+    from pathlib import Path
+
+    from cognitivetwin_core.data.exports import DEFAULT_MERGE_MINUTES, export_together, export_trajectory
+    from cognitivetwin_core.errors import InputError, os_error
     from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
 
-    workspace = _open_workspace(args)
+    out = Path(args.out).expanduser()
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder: give a file name, for example {out / 'export.jsonl'}.")
+    workspace = _open_workspace(args, read_only=True)
     try:
         if args.format == "together":
             summary = export_together(
@@ -365,11 +500,16 @@ def _export(args) -> int:
                 base_model=args.base_model or DEFAULT_BASE_MODEL,
                 validation_fraction=args.validation_fraction,
                 epochs=args.epochs,
+                twin_speaker=workspace.resolve_speaker(args.me) if args.me else None,
+                merge_minutes=DEFAULT_MERGE_MINUTES if args.merge_minutes is None else args.merge_minutes,
+                privacy="redact" if args.redact else "leave-out" if args.leave_out_private else "keep",
             )
             print(summary.text())
         else:
             summary = export_trajectory(workspace, args.out, recompute=args.recompute)
             print(f"Wrote {summary.lines} lines ({summary.conversations} conversations) to {summary.path}")
+    except OSError as exc:  # the export file cannot be written (a full or read-only disk, a bad path)
+        raise os_error(exc, "writing", out) from None
     finally:
         workspace.close()
     return 0

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cognitivetwin_core.data.privacy import UPLOAD_ADVICE, scan_chat_jsonl
 from cognitivetwin_core.errors import InputError
 from cognitivetwin_core.logging_setup import register_secret
 from cognitivetwin_core.models.catalog import get_spec
@@ -240,6 +241,7 @@ class TogetherJobManager:
         problems = self._check_limits(settings, limits, model_id)
         if problems:
             raise InputError(f"These Phase 1 settings do not fit {settings.base_model}: " + "; ".join(problems) + ".")
+        privacy = scan_chat_jsonl(data_path)  # what leaves the computer, shown with the estimate
         training_file_id = self.upload(data_path, progress=progress)
         validation_file_id = self.upload(settings.validation_file) if validation_stats else None
         try:
@@ -262,6 +264,8 @@ class TogetherJobManager:
             training_file_id=training_file_id,
             validation_file_id=validation_file_id,
             limits=limits,
+            privacy_lines=privacy.lines(advice=UPLOAD_ADVICE),
+            privacy_counts=dict(privacy.counts),
         )
         if estimate.get("estimation_available") is False:
             plan.estimate_note = str(estimate.get("unavailable_reason") or "estimate unavailable")
@@ -617,9 +621,18 @@ class TogetherJobManager:
         *,
         progress: ProgressCallback | None = None,
         checkpoint: str = "adapter",
+        overwrite: bool = False,
     ) -> Path:
-        """Download the finished job's adapter, extract it safely, register it; return its folder."""
+        """Download the finished job's adapter, extract it safely, register it; return its folder.
+
+        An `output_dir` the user named must be missing, empty, or (with `overwrite`) one of our
+        adapters: anything else is refused before the download starts.
+        """
+        from cognitivetwin_core.output_dirs import check_adapter_output
         from cognitivetwin_core.phase1.adapter_archive import extract_adapter_archive, write_lineage
+
+        if output_dir:
+            check_adapter_output(output_dir, overwrite=overwrite)
 
         update = self.check(job_id)
         if update.status != "completed":
@@ -660,6 +673,8 @@ class TogetherJobManager:
         os.replace(part, archive)
         config_changes: dict = {}
         try:
+            if output_dir:  # checked again: the folder may have changed during the download
+                check_adapter_output(output_dir, overwrite=overwrite)
             folder = extract_adapter_archive(archive, target, config_changes=config_changes)
         finally:
             archive.unlink(missing_ok=True)
