@@ -166,6 +166,8 @@ class DataTab(QWidget):
         self.speaker_combo.activated.connect(self._speaker_chosen)
         self.speaker_status = QLabel()
         self.speaker_status.setWordWrap(True)
+        # Room for two lines from the start: the list below must not move when the status fills in.
+        self.speaker_status.setMinimumHeight(2 * self.speaker_status.fontMetrics().lineSpacing())
         row.addWidget(self.speaker_question)
         row.addWidget(self.speaker_combo)
         row.addWidget(self.speaker_status, 1)
