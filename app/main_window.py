@@ -1,4 +1,4 @@
-"""The studio's one main window: five tabs, the File menu, the status bar, the demo offer.
+"""The studio's one main window: six tabs (Start, the guided path, first), the File menu, the status bar, the demo offer.
 
 Tabs are built from `TAB_FACTORIES` (title, shortcut digit, factory): swap a factory to
 replace a tab's widget. A tab may implement any of these optional methods, which the window
@@ -23,9 +23,10 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QByteArray, QUrl, Signal
+from PySide6.QtCore import QByteArray, QEvent, QSize, QTimer, QUrl, Signal
 from PySide6.QtGui import QAction, QDesktopServices, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QApplication,
     QFileDialog,
     QFrame,
     QHBoxLayout,
@@ -33,6 +34,7 @@ from PySide6.QtWidgets import (
     QMainWindow,
     QMessageBox,
     QPushButton,
+    QScrollArea,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -56,6 +58,12 @@ log = logging.getLogger(__name__)
 # Each tab's module is imported when the tab is first built, not when the window starts:
 # the training and playground tabs import numpy, pyqtgraph and the SDKs, the Data tab the
 # core's importers and annotators.
+def _start_tab() -> QWidget:
+    from app.tabs.start_tab import StartTab
+
+    return StartTab()
+
+
 def _connections_tab() -> QWidget:
     from app.tabs.connections_tab import ConnectionsTab
 
@@ -86,15 +94,17 @@ def _playground_tab() -> QWidget:
     return PlaygroundTab()
 
 
-# (title, Ctrl+digit shortcut, factory). Other issues replace the last three factories.
+# (title, Ctrl+digit shortcut, factory), in tab order; the digit is the tab's position.
 # The current tab is built with the window; the others when first shown or first looked up
-# in `MainWindow.tab_widgets` (or `connections_tab` / `data_tab`).
+# in `MainWindow.tab_widgets` (or `connections_tab` / `data_tab`). Start (the guided path)
+# comes first, so a fresh start opens on it.
 TAB_FACTORIES: list[tuple[str, str, Callable[[], QWidget]]] = [
-    ("&Connections", "1", _connections_tab),
-    ("&Data", "2", _data_tab),
-    ("Phase &1", "3", _phase1_tab),
-    ("Phase &2", "4", _phase2_tab),
-    ("&Playground", "5", _playground_tab),
+    ("&Start", "1", _start_tab),
+    ("&Connections", "2", _connections_tab),
+    ("&Data", "3", _data_tab),
+    ("Phase &1", "4", _phase1_tab),
+    ("Phase &2", "5", _phase2_tab),
+    ("&Playground", "6", _playground_tab),
 ]
 
 
@@ -111,6 +121,49 @@ def _open_first_workspace(progress, cancelled, candidates):
     raise first_error
 
 
+class _FitScrollArea(QScrollArea):
+    """A scroll area whose widget fills the view exactly, and scrolls only where the view is
+    smaller than the widget's minimum size. (QScrollArea's own widgetResizable gives a widget
+    with word-wrapped labels its preferred height, so every such tab would scroll.)"""
+
+    def __init__(self):
+        super().__init__()
+        self.setWidgetResizable(False)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self._fit_timer = QTimer(self)  # owned: it goes with the area (a bare singleShot outlived it)
+        self._fit_timer.setSingleShot(True)
+        self._fit_timer.timeout.connect(self._fit)
+
+    def setWidget(self, widget: QWidget) -> None:  # noqa: N802 - Qt's name
+        super().setWidget(widget)
+        widget.installEventFilter(self)
+        self._fit()
+
+    def eventFilter(self, watched, event) -> bool:  # noqa: N802 - Qt's name
+        if watched is self.widget() and event.type() == QEvent.Type.LayoutRequest:
+            self._fit_timer.start(0)  # the widget's minimum size may have changed
+        return False
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        widget = self.widget()
+        if widget is None:
+            return
+        minimum = widget.minimumSizeHint().expandedTo(widget.minimumSize())
+        view = self.maximumViewportSize()
+        width = max(view.width(), minimum.width())
+        height = max(view.height(), minimum.height())
+        if width > view.width():  # a horizontal scroll bar takes height from the view
+            height = max(view.height() - self.horizontalScrollBar().sizeHint().height(), minimum.height())
+        if height > view.height():
+            width = max(view.width() - self.verticalScrollBar().sizeHint().width(), minimum.width())
+        if widget.size() != QSize(width, height):
+            widget.resize(width, height)
+
+
 class _TabPage(QWidget):
     """The page a tab shows: it builds the tab's widget from its factory on first need."""
 
@@ -125,8 +178,13 @@ class _TabPage(QWidget):
     def build(self) -> QWidget:
         if self.widget is None:
             self.widget = self._factory()
-            self.layout().addWidget(self.widget)
-            self.widget.show()  # at once, not on the layout's queued show
+            # In a scroll area: a tab whose content needs more room than the window has scrolls
+            # instead of widening the window when it is first shown (a window must keep its size).
+            scroll = _FitScrollArea()
+            scroll.setWidget(self.widget)
+            self.layout().addWidget(scroll)
+            scroll.show()  # at once, not on the layout's queued show
+            self.widget.show()
             self._on_built(self.widget)
         return self.widget
 
@@ -218,6 +276,9 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._build_status_bar()
         self._restore_window_state()
+        from app.widgets.glossary_tips import install as install_glossary_tooltips
+
+        install_glossary_tooltips(QApplication.instance())  # plain meanings in every tooltip
         self._build_current_tab(self.tabs.currentIndex())  # the restored one; the rest wait
         self._broadcast("set_base_model", self.base_model)
 
@@ -261,6 +322,14 @@ class MainWindow(QMainWindow):
         file_menu.addAction(quit_action)
 
         help_menu = self.menuBar().addMenu("&Help")
+        guide_action = QAction("&Guide", self)
+        guide_action.setShortcut(QKeySequence.StandardKey.HelpContents)
+        guide_action.triggered.connect(self.show_guide)
+        help_menu.addAction(guide_action)
+        start_action = QAction("&Start page (what to do next)", self)
+        start_action.triggered.connect(lambda: self.tabs.setCurrentIndex(0))
+        help_menu.addAction(start_action)
+        help_menu.addSeparator()
         logs_action = QAction("Open the &log folder", self)
         logs_action.triggered.connect(lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(log_file_path().parent))))
         about_action = QAction("&About CognitiveTwin Studio", self)
@@ -280,6 +349,22 @@ class MainWindow(QMainWindow):
     def _show_base_model(self) -> None:
         spec = CATALOG.get(self.base_model)
         self.base_model_status.setText(f"Base model: {spec.display_name if spec else self.base_model}")
+
+    def show_guide(self):
+        """Help ▸ Guide: the offline guide, not modal (it stays open beside the window)."""
+        from app.dialogs.guide import GuideDialog
+
+        if getattr(self, "guide_dialog", None) is None:
+            self.guide_dialog = GuideDialog(self)
+        self.guide_dialog.show()
+        if QApplication.platformName() != "offscreen":  # headless has no window stack to raise in
+            self.guide_dialog.raise_()
+        return self.guide_dialog
+
+    def open_tab(self, title: str) -> None:
+        """Show the tab titled `title` (without its "&"), building it if needed."""
+        page = self.tab_widgets.page(title)
+        self.tabs.setCurrentIndex(self.tabs.indexOf(page))
 
     def _show_about(self) -> None:
         box = QMessageBox(self)
@@ -413,7 +498,11 @@ class MainWindow(QMainWindow):
 
     def _build_current_tab(self, index: int) -> None:
         if index >= 0:
-            self.tabs.widget(index)  # builds it
+            widget = self.tabs.widget(index)  # builds it
+            from app.widgets.glossary_tips import apply_glossary
+
+            # Again on each show: labels change their text as the app runs.
+            apply_glossary(widget)
 
     @property
     def connections_tab(self) -> ConnectionsTab:
@@ -428,6 +517,14 @@ class MainWindow(QMainWindow):
         import_finished = getattr(widget, "importFinished", None)
         if import_finished is not None:  # the Data tab: an import may fill the workspace
             import_finished.connect(self._update_demo_offer)
+        fix_elsewhere = getattr(widget, "openTabRequested", None)
+        if fix_elsewhere is not None:  # e.g. Phase 1: "Add a key" opens Connections
+            fix_elsewhere.connect(self.open_tab)
+        open_tab = getattr(widget, "openTab", None)
+        if open_tab is not None:  # the Start tab's guided path
+            open_tab.connect(self.open_tab)
+            widget.demoRequested.connect(self.load_demo_data)
+            widget.guideRequested.connect(self.show_guide)
         for method in ("set_base_model", "set_workspace"):
             handler = getattr(widget, method, None)
             if method in self._broadcast_state and callable(handler):

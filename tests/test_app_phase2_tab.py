@@ -388,13 +388,14 @@ def test_encoding_eta_counts_down_between_batches(qtbot, monkeypatch):
     widget._on_encoding(EncodingEvent(10, 100, 5000, 50.0, 90.0, False))
     assert widget.eta_label.text() == f"ETA {format_duration(90.0, clock=True)} (encoding)"
     now[0] += 30  # no new batch yet; the once-a-second clock ticks
-    widget._show_encoding_eta()
-    assert widget.eta_label.text() == f"ETA {format_duration(60.0, clock=True)} (encoding)"
+    widget._count_down_eta()
+    assert widget.eta_label.text().startswith(f"ETA {format_duration(60.0, clock=True)} (encoding)")
+    assert "last update 30s ago" in widget.eta_label.text()
     now[0] += 500  # a slow machine: the estimate ran out, it does not go negative
-    widget._show_encoding_eta()
-    assert widget.eta_label.text() == f"ETA {format_duration(0.0, clock=True)} (encoding)"
+    widget._count_down_eta()
+    assert widget.eta_label.text().startswith(f"ETA {format_duration(0.0, clock=True)} (encoding)")
     widget._on_step(StepEvent(1, 1, 1, 2, 1, 2, {"total": 1.0}, 1e-3, 1.0, 5.0))
-    widget._show_encoding_eta()  # training: the step's own ETA stays
+    widget._count_down_eta()  # training: the step's own ETA, just given
     assert widget.eta_label.text() == f"ETA {format_duration(5.0, clock=True)}"
 
 

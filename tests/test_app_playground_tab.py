@@ -374,3 +374,39 @@ def test_a_run_whose_base_is_gone_is_reported_inline(tab, qtbot, trained_workspa
     # Back to a good run: the error goes, results come.
     _wait_main(qtbot, tab, lambda: tab.run_combo.setCurrentIndex(0))
     assert tab.message.kind != "error" and tab.main_result.request.run_dir == first
+
+
+def test_the_last_viewed_run_opens_again_and_old_numbers_go_while_the_next_loads(
+    tab, qtbot, trained_workspace, shared_session
+):
+    """Last in this module: it adds a second run to the shared workspace."""
+    import shutil
+    from pathlib import Path
+
+    from app.tabs.playground_tab import PlaygroundTab
+
+    workspace, first, _second = trained_workspace
+    copy = workspace.runs_dir / "run-a-copy"
+    shutil.copytree(first, copy)
+    workspace.upsert_phase2_run("run-a-copy", {"output_dir": str(copy), "outcome": "completed"})
+    tab.refresh_runs()
+    assert tab.run_combo.count() == 2 and Path(tab.current_run().run_dir) == Path(first).resolve()
+    conversation = next(workspace.iter_conversations())
+    _wait_main(qtbot, tab, lambda: tab.picker.select(conversation.id, min(2, len(conversation.messages) - 1)))
+    assert tab.main_result is not None and tab.pattern_bars.rows()
+
+    # Another run: the numbers of the one before are gone at once, before it has loaded.
+    other = next(i for i in range(tab.run_combo.count()) if Path(tab.run_combo.itemData(i).run_dir) == copy.resolve())
+    tab.run_combo.setCurrentIndex(other)
+    assert tab.main_result is None and tab.pattern_bars.rows() == [] and "Loading" in tab.source_label.text()
+    qtbot.waitUntil(lambda: not tab.controller.is_busy(), timeout=LOAD_TIMEOUT_MS)
+
+    # A restart (a new tab) opens the run looked at last, not the newest.
+    again = PlaygroundTab()
+    again.controller.session = shared_session
+    qtbot.addWidget(again)
+    again.set_workspace(workspace)
+    try:
+        assert Path(again.current_run().run_dir) == copy.resolve()
+    finally:
+        again.shutdown()

@@ -18,9 +18,16 @@ from PySide6.QtCore import Qt
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_five_tabs_with_shortcuts_and_a_status_bar(window, qtbot):
+def test_six_tabs_with_shortcuts_and_a_status_bar(window, qtbot):
+    from app import main_window
+
     titles = [window.tabs.tabText(i).replace("&", "") for i in range(window.tabs.count())]
-    assert titles == ["Connections", "Data", "Phase 1", "Phase 2", "Playground"]
+    assert titles == ["Start", "Connections", "Data", "Phase 1", "Phase 2", "Playground"]
+    assert window.tabs.currentIndex() == 0, "a fresh start opens on the guided path"
+    # Ctrl+N is the N-th tab, and each tab's tooltip says so.
+    assert [digit for _title, digit, _factory in main_window.TAB_FACTORIES] == [str(i) for i in range(1, 7)]
+    for index in range(window.tabs.count()):
+        assert window.tabs.tabToolTip(index).endswith(f"(Ctrl+{index + 1})")
     qtbot.keyClick(window, Qt.Key.Key_4, Qt.KeyboardModifier.ControlModifier)
     assert window.tabs.currentIndex() == 3
     qtbot.keyClick(window, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
@@ -82,7 +89,7 @@ def test_later_tabs_are_built_on_first_show_with_the_current_workspace(
             self.calls.append(("set_base_model", name))
 
     factories = list(main_window.TAB_FACTORIES)
-    factories[4] = ("&Playground", "5", RecordingTab)
+    factories[5] = ("&Playground", "6", RecordingTab)
     monkeypatch.setattr(main_window, "TAB_FACTORIES", factories)
     win = main_window.MainWindow()
     qtbot.addWidget(win)
@@ -90,14 +97,14 @@ def test_later_tabs_are_built_on_first_show_with_the_current_workspace(
     win.show()
     qtbot.waitExposed(win)
     assert built == [], "a tab nobody has looked at is not built"
-    win.tabs.setCurrentIndex(4)
+    win.tabs.setCurrentIndex(5)
     assert len(built) == 1
     tab = built[0]
     assert tab.isVisible() and win.tabs.currentWidget() is tab and win.tab_widgets["Playground"] is tab
     assert tab.calls == [("set_base_model", win.base_model), ("set_workspace", win.workspace)]
     win.tabs.setCurrentIndex(0)
     win.tabs.setCurrentWidget(tab)
-    assert win.tabs.currentIndex() == 4 and len(built) == 1
+    assert win.tabs.currentIndex() == 5 and len(built) == 1
     win.close()
 
 

@@ -89,6 +89,9 @@ class DataTab(QWidget):
         layout.addLayout(self._build_actions())
         layout.addLayout(self._build_progress())
         self.message = MessageLabel()
+        policy = self.message.sizePolicy()
+        policy.setRetainSizeWhenHidden(True)  # the message line keeps its room too (no jump when it shows)
+        self.message.setSizePolicy(policy)
         layout.addWidget(self.message)
         self.report_view = QPlainTextEdit()
         self.report_view.setReadOnly(True)
@@ -163,6 +166,8 @@ class DataTab(QWidget):
         self.speaker_combo.activated.connect(self._speaker_chosen)
         self.speaker_status = QLabel()
         self.speaker_status.setWordWrap(True)
+        # Room for two lines from the start: the list below must not move when the status fills in.
+        self.speaker_status.setMinimumHeight(2 * self.speaker_status.fontMetrics().lineSpacing())
         row.addWidget(self.speaker_question)
         row.addWidget(self.speaker_combo)
         row.addWidget(self.speaker_status, 1)
@@ -248,6 +253,11 @@ class DataTab(QWidget):
         row.addWidget(self.progress_label)
         row.addWidget(self.progress_bar, 1)
         row.addWidget(self.cancel_button)
+        for widget in (self.progress_label, self.progress_bar, self.cancel_button):
+            # Hidden between jobs but keeping their room: the list below must not jump at each job.
+            policy = widget.sizePolicy()
+            policy.setRetainSizeWhenHidden(True)
+            widget.setSizePolicy(policy)
         return row
 
     def _build_list(self) -> QWidget:
@@ -275,6 +285,13 @@ class DataTab(QWidget):
             box.setPrefix(prefix)
             box.setSpecialValueText(f"{prefix}any")
             box.setToolTip("Number of messages in the conversation (0: no limit)")
+        # Filters keep their width whatever the workspace holds: a combo that grows with a long
+        # source or pattern name made the list pane (and the splitter) jump after an import.
+        for combo in (self.source_filter, self.phase_filter, self.pattern_filter):
+            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+            combo.setMinimumContentsLength(10)
+        for box in (self.min_messages, self.max_messages):
+            box.setMaximumWidth(box.fontMetrics().horizontalAdvance("max 00000") + 40)
         filters.addWidget(self.search_field, 1)
         filters.addWidget(self.source_filter)
         more_filters = QHBoxLayout()

@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,6 +36,7 @@ from app.qt.background_job import BackgroundJob
 from app.qt.tasks import start_task
 from cognitivetwin_core.durations import format_duration
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
+from cognitivetwin_core.phase1.estimates import estimate_local_seconds
 from cognitivetwin_core.phase1.jobs import DryRun, JobUpdate, Phase1Settings, is_terminal, unfinished_jobs
 from cognitivetwin_core.phase1.monitor import Backoff, is_transient
 
@@ -221,6 +223,7 @@ class Phase1Controller(QObject):
                 backend = self._require_local()
                 # The core's dry run gives the expected time, from measured speed when there is one.
                 plan = await asyncio.to_thread(backend.dry_run, data_path, settings)
+                await self._size_local_plan(plan, data_path, settings)
         except CognitiveTwinError as exc:
             self.failed.emit("dry run", str(exc))
             return None
@@ -228,6 +231,38 @@ class Phase1Controller(QObject):
             self._leave()
         self.dryRunDone.emit(plan)
         return plan
+
+    async def _size_local_plan(self, plan: DryRun, data_path, settings: Phase1Settings) -> None:
+        """One token count and a time that respects the step cap: the data as the run will
+        tokenise and batch it (`phase1/local_plan.py`), not a characters/4 guess."""
+        from cognitivetwin_core.phase1.local_plan import measure_local_plan
+
+        batch_tokens = self.local_options.get("max_batch_tokens")
+        try:
+            size = await asyncio.to_thread(measure_local_plan, data_path, settings, max_batch_tokens=batch_tokens)
+        except CognitiveTwinError:
+            raise
+        except Exception as exc:  # the tokenizer could not load: keep the rough count, say so
+            log.warning("could not measure the local plan: %s", exc)
+            size = None
+        measured = plan.limits.get("measured_tokens_per_second")  # the core's, from earlier runs
+        if size is not None:
+            plan.estimated_tokens = size.tokens_to_train
+            plan.limits["local_size"] = asdict(size)  # the tab says it (LocalPlanSize.describe)
+            # A measured speed counts the tokens learnt from (the replies); the rough guess all tokens.
+            share = size.trained_tokens_per_epoch / max(1, size.tokens_per_epoch)
+            tokens = size.tokens_to_train * share if measured else size.tokens_to_train
+        else:
+            tokens = plan.estimated_tokens or plan.data.approx_tokens * max(1, settings.epochs)
+        seconds, how = await asyncio.to_thread(
+            estimate_local_seconds,
+            tokens,
+            settings.base_model,
+            measured_tokens_per_second=measured,
+            device=self.local_options.get("device"),
+        )
+        plan.estimate_note = f"expected time: about {format_duration(seconds)} ({how})"
+        plan.limits["expected_seconds"] = seconds
 
     async def launch(self, plan: DryRun, *, job_id: str | None = None) -> str | None:
         """Start the job `plan` describes (the user has confirmed it); `launched` follows."""

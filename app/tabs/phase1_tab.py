@@ -59,16 +59,35 @@ from app.widgets.device_picker import DevicePicker
 from app.widgets.memory_verdict import MemoryVerdictLabel
 from app.widgets.message_label import MessageLabel
 from cognitivetwin_core.durations import format_duration
-from cognitivetwin_core.models.catalog import CATALOG, DEFAULT_TOGETHER_BASE_MODEL
+from cognitivetwin_core.models.catalog import CATALOG, DEFAULT_BASE_MODEL, DEFAULT_TOGETHER_BASE_MODEL
 from cognitivetwin_core.phase1.jobs import DryRun, JobUpdate, Phase1Settings, is_terminal
+from cognitivetwin_core.phase1.readiness import (
+    FIX_ADD_KEY,
+    FIX_CHOOSE_FILE,
+    FIX_IMPORT_DATA,
+    FIX_USE_BUILTIN,
+    LaunchCheck,
+    base_on_disk,
+    default_choice,
+    launch_check,
+)
 
 log = logging.getLogger(__name__)
 
 COLUMNS = ("Job", "Backend", "Base", "Status", "Progress", "Elapsed", "ETA", "Cost", "Adapter")
 DATA_PATH_SETTING = "phase1/data_path"
+# The form's choices, remembered across restarts (never the key: it lives in the keyring).
+BACKEND_SETTING = "phase1/backend"
+BASE_SETTING = "phase1/base"
+EPOCHS_SETTING = "phase1/epochs"
+RANK_SETTING = "phase1/lora_rank"
+LEARNING_RATE_SETTING = "phase1/learning_rate"
+SUFFIX_SETTING = "phase1/suffix"
+MAX_STEPS_SETTING = "phase1/max_steps"
 SUFFIX_PATTERN = r"[a-z0-9][a-z0-9-]{0,39}"
 LOG_LINES_KEPT = 5000
 LOSS_SERIES = "loss"
+MIN_STEPS_FOR_A_TREND = 8
 
 
 def base_model_label(short_name: str) -> str:
@@ -84,6 +103,7 @@ def base_model_label(short_name: str) -> str:
 
 class Phase1Tab(QWidget):
     notified = Signal(str, str)  # title, text of each desktop notification
+    openTabRequested = Signal(str)  # a fix lives in another tab (Connections, Data)
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -92,7 +112,11 @@ class Phase1Tab(QWidget):
         self.notifications: list[tuple[str, str]] = []
         self._tray: QSystemTrayIcon | None = None
         self._updating_form = False
+        self._restoring = True  # no settings are written while the saved ones are put back
         self._local_plot_job: str | None = None
+        self.has_key: bool | None = None  # the Together key: None until the keyring answered
+        self._losses: dict[str, list[float]] = {}  # each job's plotted losses, for the trend verdict
+        self._auto_data_path: str | None = None  # the workspace export the last dry run made
 
         self.controller = Phase1Controller(self)
         self.export_job = BackgroundJob(self, name="Phase 1 export")
@@ -141,7 +165,9 @@ class Phase1Tab(QWidget):
         self.export_job.failed.connect(lambda exc: self.message.show_error(str(exc)))
         self.export_job.finished.connect(self._update_buttons)
 
+        self._restore_choices()
         self._on_backend_changed()
+        self._restoring = False
         self._update_buttons()
 
     # --- building -------------------------------------------------------------------------
@@ -150,18 +176,17 @@ class Phase1Tab(QWidget):
         group = QGroupBox("Phase 1: fine-tune the base model (LoRA)")
         form = QFormLayout(group)
 
-        backend_row = QHBoxLayout()
-        self.together_radio = QRadioButton("Together AI (cloud, paid)")
-        self.local_radio = QRadioButton("This computer (local, free)")
+        backend_row = QVBoxLayout()
+        self.local_radio = QRadioButton("This computer: free and private, slower (minutes with the built-in model)")
+        self.together_radio = QRadioButton("Together AI: paid cloud (about $1–10 a run), fast, needs a key")
         self.backend_group = QButtonGroup(self)
-        self.backend_group.addButton(self.together_radio)
         self.backend_group.addButton(self.local_radio)
-        self.together_radio.setChecked(True)
+        self.backend_group.addButton(self.together_radio)
+        self.local_radio.setChecked(True)  # works everywhere; Together once a key is there
         self.together_radio.toggled.connect(self._on_backend_changed)
-        backend_row.addWidget(self.together_radio)
         backend_row.addWidget(self.local_radio)
-        backend_row.addStretch(1)
-        form.addRow("Backend", backend_row)
+        backend_row.addWidget(self.together_radio)
+        form.addRow("Where to train", backend_row)
 
         base_row = QHBoxLayout()
         self.base_combo = QComboBox()
@@ -190,8 +215,13 @@ class Phase1Tab(QWidget):
         form.addRow(self.device_label, self.device_picker)
 
         data_row = QHBoxLayout()
-        self.data_path = QLineEdit(str(settings.read(DATA_PATH_SETTING, "") or ""))
-        self.data_path.setPlaceholderText('Phase 1 chat JSONL: one {"messages": [...]} per line')
+        saved_path = str(settings.read(DATA_PATH_SETTING, "") or "")
+        self.data_path = QLineEdit(saved_path if saved_path and Path(saved_path).is_file() else "")
+        self.data_path.setPlaceholderText("Empty: your workspace's conversations (prepared automatically)")
+        self.data_path.setToolTip(
+            "Leave empty to train on the conversations in your workspace. "
+            'Or choose a chat JSONL file (one {"messages": [...]} per line).'
+        )
         self.data_browse = QPushButton("Browse…")
         self.data_browse.clicked.connect(self._choose_data_file)
         self.data_export = QPushButton("Export from workspace")
@@ -213,7 +243,7 @@ class Phase1Tab(QWidget):
         self.learning_rate = QLineEdit()
         self.learning_rate.setValidator(QDoubleValidator(1e-8, 1.0, 10))
         self.learning_rate.setPlaceholderText("default")
-        self.learning_rate.setToolTip("Empty: 1e-4 on Together, 2e-4 locally.")
+        self.learning_rate.setToolTip("Empty: the tried default for where it trains (best left empty).")
         self.learning_rate.setMaximumWidth(110)
         for label, widget in (
             ("Epochs", self.epochs),
@@ -254,8 +284,8 @@ class Phase1Tab(QWidget):
         group = QGroupBox("Dry run, then launch")
         box = QVBoxLayout(group)
         self.dry_run_summary = QLabel(
-            "Run the dry run to see the examples, tokens and the price (Together) "
-            "or the expected time (local) before anything starts."
+            "First a dry run: it checks your data and says how long (this computer) or how much "
+            "(Together AI) training takes. Nothing starts and nothing is paid before you launch."
         )
         self.dry_run_summary.setWordWrap(True)
         self.dry_run_summary.setTextFormat(Qt.TextFormat.PlainText)
@@ -276,11 +306,24 @@ class Phase1Tab(QWidget):
         buttons.addWidget(self.dry_run_button)
         buttons.addWidget(self.launch_button)
         buttons.addStretch(1)
+        # Why Launch cannot be pressed, and the one fix, right beside it.
+        self.launch_reason = QLabel()
+        self.launch_reason.setObjectName("launchReason")
+        self.launch_reason.setWordWrap(True)
+        self.launch_reason.setProperty("role", "message-info")
+        self.launch_reason.hide()
+        self.fix_button = QPushButton()
+        self.fix_button.hide()
+        self.fix_button.clicked.connect(self._apply_fix)
+        reason_row = QHBoxLayout()
+        reason_row.addWidget(self.launch_reason, 1)
+        reason_row.addWidget(self.fix_button, 0, Qt.AlignmentFlag.AlignTop)
         box.addWidget(self.dry_run_summary, 1)
         # Local runs: will the base fit on the chosen device? Shown before Launch.
         self.memory_verdict = MemoryVerdictLabel()
         box.addWidget(self.memory_verdict)
         box.addWidget(self.upload_progress)
+        box.addLayout(reason_row)
         box.addLayout(buttons)
         return group
 
@@ -329,7 +372,9 @@ class Phase1Tab(QWidget):
         group = QGroupBox("Local run: training loss")
         self.plot_box = QVBoxLayout(group)
         self.loss_plot = None  # built with the first local run: pyqtgraph stays out of start-up
-        self.loss_status = QLabel("No local run yet. Choose “This computer” above to train here and watch the loss.")
+        self.loss_status = QLabel(
+            "No run on this computer yet: its loss (how wrong it still is) is drawn here as it trains."
+        )
         self.loss_status.setProperty("role", "hint")
         self.loss_status.setWordWrap(True)
         self.plot_box.addWidget(self.loss_status)
@@ -355,6 +400,34 @@ class Phase1Tab(QWidget):
         self.controller.set_workspace(workspace)
         self._settings_changed()
         self.refresh_jobs()
+        if workspace is not None:
+            start_task(self.check_key(), name="phase 1 key check")
+
+    async def check_key(self) -> bool:
+        """Whether a Together key is stored (off the GUI thread). Without a saved choice the
+        form then starts where a job can run: Together with a key, else this computer."""
+        import asyncio
+
+        self._key_checks = getattr(self, "_key_checks", 0) + 1
+        check_id = self._key_checks
+        self.has_key = None  # unknown meanwhile: not blocking (the dry run reads the key itself)
+        try:
+            key = await asyncio.to_thread(self.controller.read_api_key)
+        except Exception:  # no keyring: the Connections tab says why; here it means no key
+            key = None
+        if check_id != self._key_checks or self.workspace is None:
+            return bool(key)  # a newer check (or a closed tab) has the say
+        self.has_key = bool(key)
+        if settings.read(BACKEND_SETTING) is None:
+            backend, base = default_choice(self.has_key)
+            self._restoring = True
+            self.set_backend(backend)
+            index = self.base_combo.findData(base)
+            if index >= 0:
+                self.base_combo.setCurrentIndex(index)
+            self._restoring = False
+        self._update_buttons()
+        return self.has_key
 
     def set_base_model(self, name: str) -> None:
         """The app's chosen base: selected here when the current backend can train it."""
@@ -389,6 +462,10 @@ class Phase1Tab(QWidget):
 
     def _on_backend_changed(self, *_args) -> None:
         together = self.backend_name() == "together"
+        if not self._restoring:  # the person's own choice: it wins over the default from then on
+            settings.write(BACKEND_SETTING, self.backend_name())
+            if together and self.workspace is not None:  # a key may have been added meanwhile
+                start_task(self.check_key(), name="phase 1 key check")
         model = self.base_combo.model()
         for index in range(self.base_combo.count()):
             name = self.base_combo.itemData(index)
@@ -397,6 +474,14 @@ class Phase1Tab(QWidget):
             model.item(index).setEnabled(not together or (spec is not None and spec.together_available))
         if not self._item_enabled(self.base_combo.currentIndex()):
             self.base_combo.setCurrentIndex(self.base_combo.findData(DEFAULT_TOGETHER_BASE_MODEL))
+        elif not together and not self._restoring and not base_on_disk(str(self.base_combo.currentData())):
+            # Switching to this computer must not keep a base that is not here (it would fail at once).
+            previous = self.base_combo.currentText().split(" · ")[0]
+            self.base_combo.setCurrentIndex(self.base_combo.findData(DEFAULT_BASE_MODEL))
+            self.message.show_info(
+                f"{previous} is not on this computer, so the built-in SmolLM2 model is selected: "
+                "it trains here in minutes."
+            )
         self.base_folder_button.setVisible(not together)
         self.device_picker.setVisible(not together)
         self.device_label.setVisible(not together)
@@ -457,7 +542,10 @@ class Phase1Tab(QWidget):
     def set_local_base_folder(self, folder: str | Path) -> None:
         """Train locally on a Hugging Face model folder (added to the list and selected)."""
         folder = str(Path(folder).expanduser().resolve())
+        self._restoring = True  # the folder replaces the base: no "not on this computer" switch
         self.set_backend("local")
+        self._restoring = False
+        settings.write(BACKEND_SETTING, "local")
         index = self.base_combo.findData(folder)
         if index < 0:
             self.base_combo.addItem(f"Folder: {folder} · local only", folder)
@@ -505,6 +593,7 @@ class Phase1Tab(QWidget):
         )
 
     def _settings_changed(self, *_args) -> None:
+        self._save_choices()
         if self.plan is not None:
             self.plan = None
             self.dry_run_summary.setText("The settings changed: run the dry run again before launching.")
@@ -521,11 +610,17 @@ class Phase1Tab(QWidget):
         except CognitiveTwinError as exc:
             self.message.show_error(str(exc))
             return None
-        data = self.data_path.text().strip()
-        if not data:
-            self.message.show_error("Choose the Phase 1 data file first (Browse…), or export it from the workspace.")
+        check = self.launch_check()
+        if not check.ok:
+            self.message.show_error(check.reason)
             return None
-        settings.write(DATA_PATH_SETTING, data)
+        data = self.data_path.text().strip()
+        if data:
+            settings.write(DATA_PATH_SETTING, data)
+        else:
+            data = await self._export_for_dry_run(settings_.base_model)
+            if data is None:
+                return None
         backend = self.backend_name()
         self.dry_run_summary.setText(
             "Checking the data and uploading it to Together…"
@@ -540,7 +635,7 @@ class Phase1Tab(QWidget):
                 still = (
                     self.current_settings() == settings_
                     and self.backend_name() == backend
-                    and self.data_path.text().strip() == data
+                    and (self.data_path.text().strip() or self._auto_data_path) == data
                 )
             except CognitiveTwinError:
                 still = False
@@ -549,9 +644,35 @@ class Phase1Tab(QWidget):
                 self._update_buttons()
         return plan
 
+    async def _export_for_dry_run(self, base_model: str) -> str | None:
+        """The workspace's conversations as Phase 1 JSONL for `base_model`, written atomically
+        into the workspace's exports folder off the GUI thread (no manual export needed)."""
+        import asyncio
+
+        from app.tabs.data_jobs import run_export
+        from cognitivetwin_core.errors import CognitiveTwinError
+
+        target = Path(self.workspace.path) / "exports" / f"phase1-{Path(str(base_model)).name}.jsonl"
+        self.dry_run_summary.setText("Preparing your conversations for training…")
+        try:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(
+                run_export, lambda *_: None, lambda: False, self.workspace.path, "phase1", target, base_model
+            )
+        except (CognitiveTwinError, OSError) as exc:
+            self.message.show_error(f"Could not prepare your conversations for training: {exc}")
+            self.dry_run_summary.setText("The dry run did not pass: see the message above.")
+            return None
+        self._auto_data_path = str(target)
+        return str(target)
+
     def _on_dry_run_done(self, plan: DryRun) -> None:
         self.upload_progress.hide()
         lines = plan.summary_lines()
+        if plan.data.path == self._auto_data_path:
+            lines[0] = (
+                f"data: your workspace's conversations ({plan.data.examples} conversations, prepared in {plan.data.path})"
+            )
         if plan.backend == "local" and plan.estimate_note:
             lines.append(plan.estimate_note)
         if plan.backend == "together":
@@ -603,6 +724,7 @@ class Phase1Tab(QWidget):
             return
         if self.loss_plot is None:
             self._reset_plot()
+        self._losses.setdefault(job_id, []).append(loss)
         self.loss_plot.append(LOSS_SERIES, step, loss)
         update = self.controller.live_update(job_id)
         total = f"/{update.total_steps}" if update is not None and update.total_steps else ""
@@ -704,11 +826,45 @@ class Phase1Tab(QWidget):
             return None
         return self.workspace.get_phase1_job(job_id)
 
+    def launch_check(self) -> LaunchCheck:
+        """Whether a job with the form's choices can start (the core's check)."""
+        if self.workspace is None:
+            return LaunchCheck(False, "No workspace is open yet.")
+        return launch_check(
+            self.backend_name(),
+            str(self.base_combo.currentData()),
+            has_key=self.has_key,
+            conversations=self.workspace.count_conversations(),
+            data_path=self.data_path.text().strip() or None,
+        )
+
+    def _show_launch_check(self, check: LaunchCheck) -> None:
+        self.launch_reason.setVisible(not check.ok)
+        self.launch_reason.setText(check.reason)
+        self.fix_button.setVisible(not check.ok and bool(check.fix))
+        self.fix_button.setText(check.fix_label)
+        self.fix_button.setProperty("fix", check.fix or "")
+
+    def _apply_fix(self) -> None:
+        fix = self.fix_button.property("fix")
+        if fix == FIX_USE_BUILTIN:
+            self.set_backend("local")
+            self.base_combo.setCurrentIndex(self.base_combo.findData(DEFAULT_BASE_MODEL))
+        elif fix == FIX_CHOOSE_FILE:
+            self.data_path.clear()  # back to the workspace's conversations
+        elif fix == FIX_ADD_KEY:
+            self.openTabRequested.emit("Connections")
+        elif fix == FIX_IMPORT_DATA:
+            self.openTabRequested.emit("Data")
+        self._update_buttons()
+
     def _update_buttons(self, *_args) -> None:
         busy = self.controller.is_busy()
         has_workspace = self.workspace is not None
-        self.dry_run_button.setEnabled(has_workspace and not busy)
-        self.launch_button.setEnabled(has_workspace and not busy and self.plan is not None)
+        check = self.launch_check()
+        self._show_launch_check(check)
+        self.dry_run_button.setEnabled(has_workspace and not busy and check.ok)
+        self.launch_button.setEnabled(has_workspace and not busy and check.ok and self.plan is not None)
         self.data_export.setEnabled(has_workspace and not self.export_job.is_running())
         record = self._record(self.selected_job_id())
         status = (record or {}).get("status")
@@ -763,22 +919,84 @@ class Phase1Tab(QWidget):
         )
 
     def _on_job_ended(self, update: JobUpdate) -> None:
+        trend = self.loss_verdict(update.job_id)
         if update.job_id == self._local_plot_job and self.loss_plot is not None:
             self.loss_plot.flush()
-            self.loss_status.setText(f"{update.job_id}: {update.status} after {self.plotted_steps()} plotted step(s).")
+            self.loss_status.setText(
+                f"{update.job_id}: {update.status} after {self.plotted_steps()} plotted step(s)."
+                + (f" {trend.message}" if trend is not None else "")
+            )
         if update.status == "completed":
             self.notify("Phase 1 job finished", f"{update.job_id} completed; its adapter is in the workspace.")
             if update.job_id.startswith("local-"):
                 record = self._record(update.job_id) or {}
-                self.message.show_ok(
-                    f"{update.job_id} finished: its adapter is registered ({record.get('adapter_path')})."
-                )
+                text = f"{update.job_id} finished: its adapter is registered ({record.get('adapter_path')})."
+                if trend is not None and trend.kind in ("rising", "flat"):
+                    self.message.show_info(f"{text} But: {trend.message}")
+                else:
+                    self.message.show_ok(text + (f" {trend.message}" if trend is not None else ""))
         elif update.status == "cancelled" and update.job_id in self.controller.cancel_requested:
             self.notify("Phase 1 job cancelled", f"{update.job_id} was cancelled.")
             self.message.show_info(update.message or f"{update.job_id} was cancelled.")
         else:
             self.notify("Phase 1 job failed", update.message or f"{update.job_id} ended {update.status}.")
         self.refresh_jobs()
+
+    def loss_verdict(self, job_id: str):
+        """Falling, flat or rising, in words (`training_verdicts.loss_trend`); None without a curve."""
+        from cognitivetwin_core.training_verdicts import LossTrend, loss_trend
+
+        losses = self._losses.get(job_id) or []
+        if not losses:
+            return None
+        if len(losses) < MIN_STEPS_FOR_A_TREND:  # a few steps' losses are noise, not a trend
+            return LossTrend(
+                "unknown",
+                losses[0],
+                losses[-1],
+                f"Only {len(losses)} step(s): too few to tell whether the model learned your voice; "
+                "a real run needs more steps (leave “Stop after steps” at “all”).",
+            )
+        return loss_trend(losses)
+
+    # --- remembered choices -------------------------------------------------------------------
+
+    def _restore_choices(self) -> None:
+        backend = settings.read(BACKEND_SETTING)
+        if backend in ("local", "together"):
+            self.set_backend(backend)
+        base = settings.read(BASE_SETTING)
+        if base:
+            index = self.base_combo.findData(base)
+            if index < 0 and Path(str(base)).is_dir():
+                self.base_combo.addItem(f"Folder: {base} · local only", str(base))
+                index = self.base_combo.count() - 1
+            if index >= 0:
+                self.base_combo.setCurrentIndex(index)
+        elif backend is None:
+            self.base_combo.setCurrentIndex(self.base_combo.findData(DEFAULT_BASE_MODEL))
+        for key, spin in (
+            (EPOCHS_SETTING, self.epochs),
+            (RANK_SETTING, self.lora_rank),
+            (MAX_STEPS_SETTING, self.max_steps),
+        ):
+            try:
+                value = int(settings.read(key, spin.value()))
+            except (TypeError, ValueError):
+                continue
+            spin.setValue(value)
+        self.learning_rate.setText(str(settings.read(LEARNING_RATE_SETTING, "") or ""))
+        self.suffix.setText(str(settings.read(SUFFIX_SETTING, "") or ""))
+
+    def _save_choices(self) -> None:
+        if getattr(self, "_restoring", True):
+            return
+        settings.write(BASE_SETTING, str(self.base_combo.currentData()))
+        settings.write(EPOCHS_SETTING, self.epochs.value())
+        settings.write(RANK_SETTING, self.lora_rank.value())
+        settings.write(MAX_STEPS_SETTING, self.max_steps.value())
+        settings.write(LEARNING_RATE_SETTING, self.learning_rate.text().strip())
+        settings.write(SUFFIX_SETTING, self.suffix.text().strip())
 
     def append_log(self, line: str) -> None:
         self.log_view.appendPlainText(line)

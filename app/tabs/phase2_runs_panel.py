@@ -90,6 +90,7 @@ class Phase2RunsPanel(QWidget):
             "select a stopped run to resume it."
         )
         hint.setProperty("role", "hint")
+        hint.setWordWrap(True)  # unwrapped, it made the tab (and the window) 900 px wide
         buttons.addWidget(hint, 1)
         for button in (self.refresh_button, self.compare_button, self.resume_button):
             buttons.addWidget(button)

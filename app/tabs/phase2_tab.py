@@ -406,6 +406,8 @@ class Phase2Tab(QWidget):
                 self.adapter_combo.addItem(f"{record['adapter_id']}" + (f" ({base})" if base else ""), record["path"])
         self.adapter_combo.addItem("An adapter folder…", FOLDER_ITEM)
         index = self.adapter_combo.findData(current_adapter)
+        if current_adapter is None and not getattr(self, "_adapter_chosen", False):
+            index = self._newest_adapter_for_base()  # the guided path: Phase 2 learns on your Phase 1 voice
         self.adapter_combo.setCurrentIndex(max(index, 0))
 
         self.data_combo.clear()
@@ -454,7 +456,17 @@ class Phase2Tab(QWidget):
             index = self.base_combo.findData(folder)
         self.base_combo.setCurrentIndex(index)
 
+    def _newest_adapter_for_base(self) -> int:
+        """The combo index of the workspace's newest adapter trained on the chosen base, or -1."""
+        base = str(self.base_combo.currentData() or "")
+        for record in reversed(self.workspace.adapters() if self.workspace is not None else []):
+            lineage = record.get("lineage") or {}
+            if base and str(lineage.get("base_model") or lineage.get("base") or "") == base:
+                return self.adapter_combo.findData(record["path"])
+        return -1
+
     def _adapter_activated(self, _index: int) -> None:
+        self._adapter_chosen = True  # the person's choice (None included) wins from now on
         if self.adapter_combo.currentData() == FOLDER_ITEM:
             folder = QFileDialog.getExistingDirectory(self, "A Phase 1 LoRA adapter folder")
             if folder:
@@ -562,7 +574,6 @@ class Phase2Tab(QWidget):
     # --- controller signals (GUI thread) --------------------------------------------------------
 
     def _on_run_started(self, trainer) -> None:
-        self._encoding_eta = None
         self._forget_steps()
         self._ensure_plots()
         for plot in (self.loss_plot, self.metrics_plot, self.throughput_plot):
@@ -574,8 +585,14 @@ class Phase2Tab(QWidget):
             self._show_earlier_epochs(Path(trainer.config.output_dir))
         self._selection_recorded = False
         self.peak_rss = 0
-        self.phase_label.setText("Loading the base model…")
+        self.phase_label.setText(
+            "Loading the base model and reading your messages (the first update can take a while)…"
+        )
         self.phase_progress.setRange(0, 0)  # busy until the first event
+        self._eta = None
+        # The previous run's numbers must not pass for this one's while it loads.
+        self.throughput_label.setText("–")
+        self.elapsed_label.setText("Elapsed 0:00")
         self.position_label.setText("Epoch – · step –")
         self.eta_label.setText("ETA –")
         self.pages.setCurrentIndex(0)
@@ -636,20 +653,10 @@ class Phase2Tab(QWidget):
             )
         self.phase_progress.setRange(0, max(event.total, 1))
         self.phase_progress.setValue(event.done)
-        # Batches can take longer than a second: _tick counts the estimate down in between.
-        self._encoding_eta = (event.eta_s, time.monotonic()) if event.done < event.total else None
-        self._show_encoding_eta()
-
-    def _show_encoding_eta(self) -> None:
-        eta = getattr(self, "_encoding_eta", None)
-        if eta is None or eta[0] is None:
-            return
-        left = max(0.0, eta[0] - (time.monotonic() - eta[1]))
-        self.eta_label.setText(f"ETA {format_duration(left, clock=True)} (encoding)")
+        self._set_eta(event.eta_s, " (encoding)")
 
     def _on_step(self, event) -> None:
         self._record_selection()
-        self._encoding_eta = None
         for head, value in event.losses.items():
             if self.loss_plot.has_series(head):
                 self.loss_plot.append(head, event.global_step, value)
@@ -681,7 +688,7 @@ class Phase2Tab(QWidget):
         self.position_label.setText(
             f"Epoch {event.epoch}/{event.epochs} · step {event.step}/{event.steps_per_epoch} · {event.global_step}/{event.total_steps} total"
         )
-        self.eta_label.setText(f"ETA {format_duration(event.eta_s, clock=True)}")
+        self._set_eta(event.eta_s, "")
         self.throughput_label.setText(f"{event.examples_per_s:.1f} examples/s · lr {event.lr:.2e}")
 
     def _forget_steps(self) -> None:
@@ -702,10 +709,11 @@ class Phase2Tab(QWidget):
         self.phase_label.setText(f"Training: epoch {event.epoch} saved (checkpoint)")
 
     def _on_finished(self, finished) -> None:
-        self._encoding_eta = None
         self._forget_steps()
         self._clock.stop()
         self._tick()
+        self._eta = None
+        self.eta_label.setText("ETA –")
         self._ensure_plots()
         # Not flush(): the redraw queue draws the three plots on successive ticks, not at once.
         for plot in (self.loss_plot, self.metrics_plot, self.throughput_plot):
@@ -731,7 +739,6 @@ class Phase2Tab(QWidget):
         self.runFinished.emit(finished)
 
     def _on_failed(self, message: str) -> None:
-        self._encoding_eta = None
         self._forget_steps()
         self._clock.stop()
         self.phase_label.setText("Not running.")
@@ -748,13 +755,32 @@ class Phase2Tab(QWidget):
             if window is not self:
                 QTimer.singleShot(0, window.close)
 
+    def _set_eta(self, eta_s, suffix: str) -> None:
+        """Remember the ETA with its time, so the clock counts it down between the core's events
+        (a batch of the encoder can take many seconds: the display must not stand still)."""
+        self._eta = (time.monotonic(), eta_s, suffix) if eta_s is not None else None
+        self.eta_label.setText(f"ETA {format_duration(eta_s, clock=True)}{suffix}" if eta_s is not None else "ETA –")
+
+    def _count_down_eta(self) -> None:
+        eta = getattr(self, "_eta", None)
+        if eta is None:
+            return
+        since, eta_s, suffix = eta
+        waited = time.monotonic() - since
+        left = max(0.0, eta_s - waited)
+        text = f"ETA {format_duration(left, clock=True)}{suffix}"
+        if waited >= 5:
+            text += f" · working, last update {format_duration(waited)} ago"
+        self.eta_label.setText(text)
+
     def _tick(self) -> None:
-        """Once a second while running: elapsed time and memory."""
+        """Once a second while running: elapsed time, memory and the ETA counting down."""
         import psutil
 
-        self.elapsed_label.setText(f"Elapsed {format_duration(self.controller.elapsed_s(), clock=True)}")
         if self.controller.is_running():
-            self._show_encoding_eta()
+            self._count_down_eta()
+
+        self.elapsed_label.setText(f"Elapsed {format_duration(self.controller.elapsed_s(), clock=True)}")
         rss = psutil.Process().memory_info().rss
         pid = self.controller.worker_pid()
         if pid is not None:  # the training runs in its own process: its memory counts too

@@ -69,6 +69,7 @@ log = logging.getLogger(__name__)
 
 TYPING_DEBOUNCE_MS = 400
 SLIDER_DEBOUNCE_MS = 120
+LAST_RUN_SETTING = "playground/last_run"  # the run last looked at, opened again after a restart
 
 
 def _group(title: str, widget: QWidget) -> QGroupBox:
@@ -351,6 +352,8 @@ class PlaygroundTab(QWidget):
                 combo.addItem(choice.label, choice)
                 combo.setItemData(combo.count() - 1, str(choice.run_dir), Qt.ItemDataRole.ToolTipRole)
             index = next((i for i, c in enumerate(self.runs) if keep is not None and c.run_dir == keep.run_dir), -1)
+            if index < 0 and combo is self.run_combo:
+                index = self._last_viewed_index()  # the run the person looked at before a restart
             combo.setCurrentIndex(index if index >= 0 else (preferred_run(self.runs) if self.runs else -1))
             combo.blockSignals(False)
         if not self.runs:
@@ -396,14 +399,38 @@ class PlaygroundTab(QWidget):
     def current_run(self) -> RunChoice | None:
         return self.run_combo.currentData()
 
+    def _last_viewed_index(self) -> int:
+        from app import settings
+
+        last = settings.read(LAST_RUN_SETTING)
+        return next((i for i, c in enumerate(self.runs) if last and str(c.run_dir) == str(last)), -1)
+
+    def clear_results(self, text: str) -> None:
+        """Empty every panel (the numbers of the run before must not pass for this one's)."""
+        self.main_result = None
+        self.compare_result = None
+        self.source_label.setText(text)
+        self.pattern_bars.clear()
+        self.signature_strip.set_signature(None)
+        self.stylometric_readout.clear()
+        self.plan_steps.set_steps([])
+        if self.style_map is not None:
+            self.style_map.set_current(None)
+            self.style_map.set_compare(None)
+        self.export_button.setEnabled(False)
+
     def _run_changed(self, *_args) -> None:
         choice = self.current_run()
         if choice is None:
             return
+        from app import settings
+
+        settings.write(LAST_RUN_SETTING, str(choice.run_dir))
         if not self.isVisible():
             # Loading a model costs seconds and memory: only once the user opens the tab.
             self._load_when_shown = True
             return
+        self.clear_results(f"Loading {choice.label}…")
         self.message.clear_message()
         self.controller.load_run(choice.run_dir, self.workspace.path if self.workspace is not None else None)
         self.analyze_now()

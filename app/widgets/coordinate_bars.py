@@ -16,6 +16,9 @@ _ROW_HEIGHT = 13
 class CoordinateBars(QWidget):
     def __init__(self, coordinates, parent: QWidget | None = None):
         super().__init__(parent)
+        self.setProperty(
+            "glossary", "trajectory depth sibling order homogeneity temporal complexity"
+        )  # painted words: their meanings go in the tooltip
         self.coordinates = tuple(min(1.0, max(0.0, float(value))) for value in coordinates)
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.setToolTip("\n".join(f"{label}: {value:.2f}" for label, value in zip(COORDINATE_LABELS, self.coordinates)))

@@ -27,6 +27,7 @@ _MARK_WIDTH = 52
 class PatternBars(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        self.setProperty("glossary", "patterns ✓ rules ✓ data")  # painted words: their meanings go in the tooltip
         self._rows: list[tuple[str, float, str]] = []  # (name, probability, label kind or "")
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         self.setMinimumWidth(_NAME_WIDTH + _VALUE_WIDTH + _MARK_WIDTH + 80)

@@ -54,6 +54,7 @@ class SummaryCard(QFrame):
         self.title.setStyleSheet("font-weight: bold;")
         self.heads = QLabel()
         self.heads.setTextFormat(Qt.TextFormat.RichText)
+        self.heads.setWordWrap(True)  # unwrapped verdict lines made the Phase 2 tab wider than the window
         self.location = QLabel()
         self.location.setWordWrap(True)
         self.location.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)

@@ -31,6 +31,7 @@ def diverging_color(value: float, scale: float) -> QColor:
 class SignatureStrip(QWidget):
     def __init__(self, rows: int = 4, parent: QWidget | None = None):
         super().__init__(parent)
+        self.setProperty("glossary", "style signature")  # painted words: their meanings go in the tooltip
         self.rows = rows
         self._values: list[float] = []
         self._scale = 1.0

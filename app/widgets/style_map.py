@@ -67,6 +67,7 @@ class StyleMap(QWidget):
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
+        self.setProperty("glossary", "PCA cosine")  # painted words: their meanings go in the tooltip
         import pyqtgraph as pg
 
         self._pg = pg

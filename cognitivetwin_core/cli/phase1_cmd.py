@@ -18,6 +18,7 @@ import time
 
 from cognitivetwin_core.cli.terminal_text import printable
 from cognitivetwin_core.errors import CancelledError, CognitiveTwinError, InputError
+from cognitivetwin_core.glossary import meaning
 
 
 def register(subparsers) -> None:
@@ -58,11 +59,20 @@ def register(subparsers) -> None:
         metavar="NAME|DIR",
         help="--local: catalog name or local HF folder (default the embedded smollm2-135m)",
     )
-    parser.add_argument("--epochs", type=int, default=None, help="epochs (default 3 on Together, 1 locally)")
-    parser.add_argument("--suffix", default=None, help="name suffix of the Together output model")
-    parser.add_argument("--learning-rate", type=float, default=None)
-    parser.add_argument("--lora-r", type=int, default=None, help="LoRA rank (default 16 on Together, 8 locally)")
-    parser.add_argument("--lora-alpha", type=int, default=None, help="LoRA alpha (default 2 x rank)")
+    parser.add_argument(
+        "--epochs", type=int, default=None, help="epochs (default 3 on Together, 1 locally). " + meaning("epoch")
+    )
+    parser.add_argument("--suffix", default=None, help="name suffix of the Together output model. " + meaning("suffix"))
+    parser.add_argument("--learning-rate", type=float, default=None, help=meaning("learning rate"))
+    parser.add_argument(
+        "--lora-r",
+        type=int,
+        default=None,
+        help="LoRA rank (default 16 on Together, 8 locally). " + meaning("LoRA rank"),
+    )
+    parser.add_argument(
+        "--lora-alpha", type=int, default=None, help="LoRA alpha (default 2 x rank). " + meaning("alpha")
+    )
     parser.add_argument("--lora-dropout", type=float, default=0.05)
     parser.add_argument(
         "--target-modules",
@@ -74,7 +84,9 @@ def register(subparsers) -> None:
     parser.add_argument("--validation-file", metavar="FILE", default=None)
     parser.add_argument("--checkpoints", type=int, default=1, help="Together: checkpoints to keep")
     parser.add_argument("--max-seq-length", type=int, default=512, help="--local: tokens kept per conversation")
-    parser.add_argument("--max-steps", type=int, default=None, help="--local: stop after this many steps")
+    parser.add_argument(
+        "--max-steps", type=int, default=None, help="--local: stop after this many steps. " + meaning("training steps")
+    )
     parser.add_argument(
         "--device",
         default="auto",

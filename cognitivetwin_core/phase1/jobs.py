@@ -100,6 +100,20 @@ class DatasetStats:
         return max(1, self.characters // 4)
 
 
+def local_size_line(size: dict, epochs: int, max_steps: int | None) -> str:
+    """The one token line of a local dry run, from `phase1.local_plan.LocalPlanSize` as a dict."""
+    epochs = max(1, epochs)
+    all_steps = size["steps_per_epoch"] * epochs
+    if max_steps and size["total_steps"] < all_steps:
+        run = f"the step cap stops it after {size['total_steps']} of {all_steps} steps"
+    else:
+        run = f"{size['total_steps']} steps over {epochs} epoch(s)"
+    return (
+        f"tokens: {size['tokens_per_epoch']:,} per pass over the data ({size['trained_tokens_per_epoch']:,} "
+        f"of them your replies, the part it learns from); {size['tokens_to_train']:,} in this run: {run}"
+    )
+
+
 @dataclass
 class DryRun:
     """Everything a user confirms before a launch (and what `launch` needs)."""
@@ -137,12 +151,19 @@ class DryRun:
             lines.append(f"  {number}.    target (learned): {_one_line(example['target'], width)}")
         return lines
 
+    def _tokens_line(self) -> str:
+        # A local dry run measures its data as the run will (phase1/local_plan.py): one count.
+        size = self.limits.get("local_size")
+        if size:
+            return local_size_line(size, self.settings.epochs, self.settings.max_steps)
+        tokens = int(self.estimated_tokens or self.data.approx_tokens * self.settings.epochs)
+        return f"tokens: about {tokens:,} over {self.settings.epochs} epoch(s)"
+
     def summary_lines(self) -> list[str]:
         lines = [
             f"data: {self.data.path} ({self.data.examples} conversations, "
             f"{self.data.assistant_messages} assistant messages)",
-            f"tokens: about {int(self.estimated_tokens or self.data.approx_tokens * self.settings.epochs):,} "
-            f"over {self.settings.epochs} epoch(s)",
+            self._tokens_line(),
             f"base model: {self.settings.base_model} ({self.model_id})",
         ]
         if self.backend == "together":
