@@ -457,6 +457,8 @@ class ChatPanel(QWidget):
     def _on_failed(self, exc) -> None:
         text = str(exc) if isinstance(exc, CognitiveTwinError) else f"The reply failed unexpectedly ({exc})."
         self.message.show_error(text)
+        for view in self._views.values():
+            view.score.setText("no reply: see the message above")
         self.status.setText("")
         self.failed.emit(text)
 

@@ -288,8 +288,10 @@ def _best_and_worst(rows: list[dict], *, scored: bool, count: int = 2) -> tuple[
         return -row["twin_stylometric_gap"]
 
     order = sorted(range(len(rows)), key=closeness, reverse=True)
-    count = min(count, max(1, len(rows) // 2))
-    return order[:count], order[::-1][:count]
+    count = min(count, len(rows) // 2) or 1
+    best = order[:count]
+    worst = [i for i in order[::-1][:count] if i not in best]  # one sample is only "best"
+    return best, worst
 
 
 # ----- reading it -------------------------------------------------------------------------------
