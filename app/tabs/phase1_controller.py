@@ -24,7 +24,6 @@ made; tests replace `read_api_key`.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import time
@@ -35,17 +34,14 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from app.qt.background_job import BackgroundJob
 from app.qt.tasks import start_task
+from cognitivetwin_core.durations import format_duration
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
-from cognitivetwin_core.phase1.jobs import TERMINAL_STATUSES, DryRun, JobUpdate, Phase1Settings
+from cognitivetwin_core.phase1.adapter_archive import read_lineage
+from cognitivetwin_core.phase1.estimates import estimate_local_seconds, tokens_per_second
+from cognitivetwin_core.phase1.jobs import DryRun, JobUpdate, Phase1Settings, is_terminal, unfinished_jobs
+from cognitivetwin_core.phase1.monitor import Backoff, is_transient
 
 log = logging.getLogger(__name__)
-
-TRANSIENT_KINDS = ("rate_limit", "server", "timeout", "connection")
-
-# Rough training speed when nothing was measured yet: LoRA costs about 4 x parameters FLOPs per
-# token (forward, and backward through the activations); sustained float32 FLOP/s per device.
-FLOPS_PER_TOKEN_PER_PARAMETER = 4.0
-ASSUMED_FLOPS = {"cpu": 1.5e10, "cuda": 2.0e12}
 
 
 def read_api_key() -> str | None:
@@ -65,74 +61,6 @@ def parse_time(value) -> float | None:
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
-
-
-def is_terminal(status: str | None) -> bool:
-    return status in TERMINAL_STATUSES or status in ("create_failed", "interrupted")
-
-
-# ----- expected local training time ---------------------------------------------------------
-
-
-def _parameter_count(base_model: str) -> tuple[float, str]:
-    """About how many parameters the base has (and its name), from its config or the catalog."""
-    from cognitivetwin_core.models.catalog import resolve_base
-
-    resolved = resolve_base(base_model)
-    config = {}
-    folder = resolved if isinstance(resolved, Path) else None
-    if folder is None and resolved.embedded:
-        try:
-            from cognitivetwin_core.models.loader import base_model_dir
-
-            folder = Path(base_model_dir(base_model))
-        except Exception:  # the estimate must not fail a dry run
-            folder = None
-    if folder is not None and (folder / "config.json").is_file():
-        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-    hidden = int(config.get("hidden_size") or getattr(resolved, "hidden_size", 0) or 1024)
-    layers = int(config.get("num_hidden_layers") or getattr(resolved, "num_layers", 0) or 16)
-    intermediate = int(config.get("intermediate_size") or 4 * hidden)
-    vocab = int(config.get("vocab_size") or 128_256)
-    # Attention (4 h^2) and the gated MLP (3 h i) per layer, plus the vocabulary projection.
-    params = layers * (4 * hidden * hidden + 3 * hidden * intermediate) + vocab * hidden
-    return float(params), str(base_model)
-
-
-def estimate_local_seconds(
-    tokens: int, base_model: str, *, measured_tokens_per_second: float | None = None
-) -> tuple[float, str]:
-    """(seconds, how it was estimated) for training `tokens` tokens locally."""
-    if measured_tokens_per_second:
-        return (
-            tokens / measured_tokens_per_second,
-            f"measured {measured_tokens_per_second:,.0f} tokens/s on this computer",
-        )
-    import sys
-
-    torch = sys.modules.get("torch")
-    device = "cuda" if torch is not None and torch.cuda.is_available() else "cpu"
-    params, _ = _parameter_count(base_model)
-    cores = max(1, (os.cpu_count() or 2) - 1)
-    flops = ASSUMED_FLOPS[device] * (cores if device == "cpu" else 1)
-    rate = flops / (FLOPS_PER_TOKEN_PER_PARAMETER * params)
-    return (
-        tokens / rate,
-        f"rough guess for {device.upper()}, about {rate:,.0f} tokens/s; the ETA gets exact once it runs",
-    )
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "–"
-    seconds = max(0, int(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    if minutes:
-        return f"{minutes}m{secs:02d}s"
-    return f"{secs}s"
 
 
 # ----- the local run, as a plain function for BackgroundJob ------------------------------------
@@ -161,18 +89,20 @@ class _StopFlag:
 def phase2_run_for_adapter(workspace, adapter_dir: str | Path) -> str | None:
     """The newest Phase 2 run of the workspace trained on this adapter (its style head scores
     the evaluation's replies); None if there is none."""
+    from cognitivetwin_core.phase2.config import holds_components, read_components_config
+    from cognitivetwin_core.phase2.runs import list_runs
+
     wanted = Path(adapter_dir).resolve()
-    for record in reversed(workspace.phase2_runs()):
-        output = record.get("output_dir")
-        config_path = Path(output) / "config.json" if output else None
-        if config_path is None or not (config_path.is_file() and (config_path.parent / "model.safetensors").is_file()):
+    for record in list_runs(workspace):  # newest first
+        folder = record.output_dir
+        if not folder or not holds_components(folder):
             continue
         try:
-            adapter = json.loads(config_path.read_text(encoding="utf-8")).get("adapter")
-        except (OSError, ValueError):
+            adapter = read_components_config(folder).get("adapter")
+        except CognitiveTwinError:
             continue
         if adapter and Path(adapter).resolve() == wanted:
-            return str(config_path.parent)
+            return str(folder)
     return None
 
 
@@ -465,26 +395,18 @@ class Phase1Controller(QObject):
 
         record = self.workspace.get_phase1_job(job_id) or {}
         started = getattr(self, "_launch_time", None)
-        try:
-            lineage = json.loads((Path(record["adapter_path"]) / "lineage.json").read_text(encoding="utf-8"))
-        except (KeyError, OSError, ValueError, TypeError):
+        lineage = read_lineage(record["adapter_path"]) if record.get("adapter_path") else None
+        if lineage is None or not started:
             return
-        tokens = lineage.get("trained_tokens")
-        if tokens and started:
-            rate = tokens / max(1e-3, time.time() - started)
+        rate = tokens_per_second(lineage.get("trained_tokens"), time.time() - started)
+        if rate:
             settings.write(f"phase1/local_tokens_per_second/{_setting_name(record.get('base_model') or '')}", rate)
 
     # --- monitoring ---------------------------------------------------------------------------
 
     def resume_monitoring(self) -> list[str]:
         """Watch every unfinished Together job of the workspace again (after a restart)."""
-        unfinished = [
-            r["job_id"]
-            for r in self.jobs()
-            if r.get("backend") == "together"
-            and not r["job_id"].startswith("intent-")
-            and not is_terminal(r.get("status"))
-        ]
+        unfinished = unfinished_jobs(self.jobs(), "together")
         if any(r["job_id"].startswith("intent-") and r.get("status") == "creating" for r in self.jobs()):
             # The app stopped while creating a job: making the manager settles it (see together_jobs).
             start_task(self._reconcile(), name="reconcile Phase 1 launches")
@@ -523,42 +445,35 @@ class Phase1Controller(QObject):
     async def _monitor(self, job_id: str, workspace) -> None:
         from cognitivetwin_core.phase1.together_errors import TogetherServiceError
 
-        interval = self.poll_interval
-        failures = 0
-        last = None
+        backoff = Backoff(self.poll_interval, self.max_poll_interval, max_failures=self.max_transient_failures)
         try:
             while workspace is self.workspace:
                 try:
                     manager = await self.together()
                     update = await asyncio.to_thread(manager.poll, job_id)
-                    failures = 0
                 except TogetherServiceError as exc:
-                    if exc.kind not in TRANSIENT_KINDS or failures >= self.max_transient_failures:
+                    delay = backoff.after_failure(is_transient(exc))
+                    if delay is None:
                         self.failed.emit(
                             "monitor",
                             f"{exc} (Stopped watching job {job_id}; it goes on at "
                             "Together. Reopen the workspace to watch it again.)",
                         )
                         return
-                    failures += 1
-                    interval = min(self.max_poll_interval, max(interval, 0.5) * 2)
-                    self.logLine.emit(f"{_stamp()} {job_id}: {exc} Retrying in {format_duration(interval)}.")
-                    await asyncio.sleep(interval)
+                    self.logLine.emit(f"{_stamp()} {job_id}: {exc} Retrying in {format_duration(delay)}.")
+                    await asyncio.sleep(delay)
                     continue
                 except CognitiveTwinError as exc:
                     self.failed.emit("monitor", str(exc))
                     return
                 if workspace is not self.workspace:
                     return
-                changed = last is None or update.status != last.status or update.step != last.step or update.new_events
+                delay = backoff.after_update(update)
                 self._relay_update(update)
-                last = update
                 if update.terminal:
                     await self._finish_together(update)
                     return
-                # Quick while things move, slower while nothing changes.
-                interval = self.poll_interval if changed else min(self.max_poll_interval, interval * 1.5)
-                await asyncio.sleep(interval)
+                await asyncio.sleep(delay)
         finally:
             if self._monitors.get(job_id) is asyncio.current_task():
                 del self._monitors[job_id]

@@ -53,10 +53,11 @@ from app import settings
 from app.dialogs.phase1_confirm import LaunchConfirmDialog
 from app.qt.background_job import BackgroundJob
 from app.qt.tasks import start_task
-from app.tabs.phase1_controller import Phase1Controller, format_duration, is_terminal, parse_time
+from app.tabs.phase1_controller import Phase1Controller, parse_time
 from app.widgets.message_label import MessageLabel
+from cognitivetwin_core.durations import format_duration
 from cognitivetwin_core.models.catalog import CATALOG, DEFAULT_TOGETHER_BASE_MODEL
-from cognitivetwin_core.phase1.jobs import DryRun, JobUpdate, Phase1Settings
+from cognitivetwin_core.phase1.jobs import DryRun, JobUpdate, Phase1Settings, is_terminal
 
 log = logging.getLogger(__name__)
 

@@ -20,15 +20,12 @@ controller's signals in the GUI thread.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
-import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -37,7 +34,6 @@ from PySide6.QtWidgets import (
     QGridLayout,
     QGroupBox,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QMessageBox,
     QProgressBar,
@@ -46,8 +42,6 @@ from PySide6.QtWidgets import (
     QSizePolicy,
     QSpinBox,
     QSplitter,
-    QTableWidget,
-    QTableWidgetItem,
     QTabWidget,
     QVBoxLayout,
     QWidget,
@@ -56,123 +50,22 @@ from PySide6.QtWidgets import (
 from app.device_status import describe_device
 from app.qt.background_job import BackgroundJob
 from app.tabs.phase2_controller import Phase2Controller
+from app.tabs.phase2_runs_panel import Phase2RunsPanel, read_runs  # noqa: F401 - read_runs: the tab's API
 from app.widgets.live_plot import LivePlot
 from app.widgets.message_label import MessageLabel
+from app.widgets.run_summary_card import HEAD_COLORS, HEAD_METRICS, SummaryCard
+from cognitivetwin_core.durations import format_duration
 from cognitivetwin_core.models.catalog import CATALOG, DEFAULT_BASE_MODEL
+from cognitivetwin_core.phase2.runs import new_run_dir
 
 log = logging.getLogger(__name__)
 
-HEAD_COLORS = {
-    "total": (20, 20, 20),
-    "style": (230, 119, 0),
-    "stylometric": (190, 75, 219),
-    "pattern": (28, 126, 214),
-    "planning": (47, 158, 68),
-}
-# (metric, its baseline, label, what the baseline is, colour)
-HEAD_METRICS = [
-    (
-        "pattern_macro_f1",
-        "pattern_macro_f1_baseline",
-        "Patterns: macro F1",
-        "predicting the training prior",
-        HEAD_COLORS["pattern"],
-    ),
-    (
-        "planning_cosine",
-        "planning_cosine_baseline",
-        "Planning: cosine to the next turns",
-        "copying the current turn",
-        HEAD_COLORS["planning"],
-    ),
-    ("style_retrieval", "style_retrieval_chance", "Style: same-author retrieval", "chance", HEAD_COLORS["style"]),
-]
-COMPARE_COLORS = [(28, 126, 214), (230, 119, 0)]
-RESUMABLE = ("stopped", "failed", "interrupted", "running")
 DATA_ALL = "all"
 FOLDER_ITEM = "folder"
-RUN_COLUMNS = [
-    "Run",
-    "Started",
-    "Outcome",
-    "Base",
-    "Adapter",
-    "Data",
-    "Epochs",
-    "Val loss",
-    "Pattern F1 (baseline)",
-    "Folder",
-]
-
-
-def format_duration(seconds: float | None) -> str:
-    if seconds is None or seconds != seconds or seconds < 0:
-        return "–"
-    seconds = int(round(seconds))
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
 def _gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB"
-
-
-def _fmt(value, digits: int = 3) -> str:
-    return "–" if value is None else f"{value:.{digits}f}"
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def read_runs(workspace) -> list[dict]:
-    """Every Phase 2 run of `workspace`: its record merged with the run.json in its folder
-    (the folder wins) and `metrics` from metrics.json; newest first."""
-    runs: dict[str, dict] = {}
-    for record in workspace.phase2_runs():
-        runs[record["run_id"]] = dict(record)
-    folders = set()
-    if workspace.runs_dir.is_dir():
-        folders.update(p for p in workspace.runs_dir.iterdir() if (p / "run.json").is_file())
-    for record in list(runs.values()):
-        if record.get("output_dir"):
-            folders.add(Path(record["output_dir"]))
-    for folder in folders:
-        on_disk = _read_json(folder / "run.json")
-        if not on_disk or not on_disk.get("run_id"):
-            continue
-        merged = {**runs.get(on_disk["run_id"], {}), **on_disk}
-        merged["output_dir"] = str(folder)
-        runs[on_disk["run_id"]] = merged
-    for record in runs.values():
-        folder = Path(record["output_dir"]) if record.get("output_dir") else None
-        record["metrics"] = _read_json(folder / "metrics.json") if folder else None
-        record["exists"] = bool(folder and folder.is_dir())
-    return sorted(runs.values(), key=lambda r: r.get("started_at") or r.get("created_at") or "", reverse=True)
-
-
-def epoch_curves(metrics: dict | None) -> dict[str, tuple[list, list]]:
-    """Per-epoch curves of a run's metrics.json: {name: (epochs, values)}."""
-    curves: dict[str, tuple[list, list]] = {}
-    for entry in (metrics or {}).get("epochs", []):
-        epoch = entry.get("epoch")
-        if epoch is None:
-            continue
-        values = {
-            "train loss": entry.get("train", {}).get("total"),
-            "validation loss": entry.get("validation", {}).get("total"),
-            **{key: entry.get("metrics", {}).get(key) for key, *_ in HEAD_METRICS},
-        }
-        for name, value in values.items():
-            if value is not None:
-                xs, ys = curves.setdefault(name, ([], []))
-                xs.append(epoch)
-                ys.append(value)
-    return curves
 
 
 def _default_learning_rate() -> float:
@@ -180,68 +73,6 @@ def _default_learning_rate() -> float:
     from cognitivetwin_core.phase2.trainer import Phase2Config
 
     return Phase2Config.__dataclass_fields__["lr"].default
-
-
-class SummaryCard(QFrame):
-    """The end of a run: each head against its baseline, the outcome, where the model is."""
-
-    def __init__(self, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setObjectName("phase2Summary")
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        self.setStyleSheet(
-            "QFrame#phase2Summary { background: #f8f9fb; border: 1px solid #d0d5dd; border-radius: 6px; }"
-        )
-        layout = QVBoxLayout(self)
-        self.title = QLabel()
-        self.title.setStyleSheet("font-weight: bold;")
-        self.heads = QLabel()
-        self.heads.setTextFormat(Qt.TextFormat.RichText)
-        self.location = QLabel()
-        self.location.setWordWrap(True)
-        self.location.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        for widget in (self.title, self.heads, self.location):
-            layout.addWidget(widget)
-        self.verdicts: dict[str, bool | None] = {}
-        self.hide()
-
-    def show_result(self, finished) -> None:
-        outcome = finished.outcome
-        self.title.setText(
-            {
-                "completed": "Training completed",
-                "stopped": "Training stopped",
-                "cancelled": "Training cancelled",
-                "failed": "Training failed",
-            }.get(outcome, outcome)
-        )
-        rows = []
-        self.verdicts = {}
-        metrics = finished.metrics or {}
-        for key, baseline_key, label, baseline_text, _color in HEAD_METRICS:
-            value, baseline = metrics.get(key), metrics.get(baseline_key)
-            if value is None or baseline is None:
-                self.verdicts[key] = None
-                continue
-            beat = value > baseline
-            self.verdicts[key] = beat
-            mark = (
-                "<span style='color:#2b8a3e'>✔ beat its baseline</span>"
-                if beat
-                else "<span style='color:#c92a2a'>✘ did not beat its baseline</span>"
-            )
-            rows.append(f"{label}: <b>{value:.3f}</b> vs {baseline:.3f} ({baseline_text}) — {mark}")
-        self.heads.setText(
-            "<br>".join(rows) if rows else "No validation metrics (no epoch finished, or no validation data)."
-        )
-        saved = (
-            outcome in ("completed", "stopped")
-            and finished.output_dir
-            and (Path(finished.output_dir) / "model.safetensors").is_file()
-        )
-        where = f"Model saved in {finished.output_dir}" if saved else "No model was saved."
-        self.location.setText(f"{finished.message}\n{where}")
-        self.show()
 
 
 class Phase2Tab(QWidget):
@@ -427,43 +258,6 @@ class Phase2Tab(QWidget):
         layout.addWidget(self.summary)
         return page
 
-    def _build_runs_page(self) -> QWidget:
-        page = QWidget()
-        layout = QVBoxLayout(page)
-        self.runs_table = QTableWidget(0, len(RUN_COLUMNS))
-        self.runs_table.setHorizontalHeaderLabels(RUN_COLUMNS)
-        self.runs_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.runs_table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.runs_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
-        self.runs_table.verticalHeader().hide()
-        self.runs_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
-        self.runs_table.horizontalHeader().setStretchLastSection(True)
-        self.runs_table.itemSelectionChanged.connect(self._runs_selection_changed)
-        buttons = QHBoxLayout()
-        self.refresh_button = QPushButton("Refresh")
-        self.compare_button = QPushButton("Compare the two selected")
-        self.resume_button = QPushButton("Resume the selected run")
-        self.refresh_button.clicked.connect(self.refresh_runs)
-        self.compare_button.clicked.connect(lambda: self.compare_selected())
-        self.resume_button.clicked.connect(lambda: self.resume_selected())
-        hint = QLabel("Select two runs to compare their curves; select a stopped run to resume it.")
-        hint.setProperty("role", "hint")
-        buttons.addWidget(hint, 1)
-        for button in (self.refresh_button, self.compare_button, self.resume_button):
-            buttons.addWidget(button)
-        self.lineage = QLabel()
-        self.lineage.setWordWrap(True)
-        self.lineage.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.lineage.setProperty("role", "hint")
-        self._compare_plots_layout = QHBoxLayout()
-        layout.addWidget(self.runs_table, 2)
-        layout.addLayout(buttons)
-        layout.addWidget(self.lineage)
-        layout.addLayout(self._compare_plots_layout, 2)
-        self.runs: list[dict] = []
-        self._runs_selection_changed()
-        return page
-
     def _ensure_plots(self) -> None:
         if hasattr(self, "loss_plot"):
             return
@@ -483,10 +277,7 @@ class Phase2Tab(QWidget):
         self._live_plots_layout.addWidget(self.loss_plot, 0, 0, 1, 2)
         self._live_plots_layout.addWidget(self.metrics_plot, 1, 0)
         self._live_plots_layout.addWidget(self.throughput_plot, 1, 1)
-        self.compare_loss_plot = LivePlot("Loss per epoch (solid: train, dashed: validation)", x_label="epoch")
-        self.compare_metric_plot = LivePlot("Pattern macro F1 per epoch", x_label="epoch")
-        self._compare_plots_layout.addWidget(self.compare_loss_plot)
-        self._compare_plots_layout.addWidget(self.compare_metric_plot)
+        self.runs_panel.ensure_plots()
 
     # --- window hooks ----------------------------------------------------------------------------
 
@@ -676,12 +467,7 @@ class Phase2Tab(QWidget):
         return started
 
     def _new_output_dir(self) -> Path:
-        stem = time.strftime("phase2-%Y%m%d-%H%M%S")
-        candidate, n = self.workspace.runs_dir / stem, 1
-        while candidate.exists():
-            n += 1
-            candidate = self.workspace.runs_dir / f"{stem}-{n}"
-        return candidate
+        return new_run_dir(self.workspace.runs_dir)
 
     def stop_and_save(self) -> None:
         if self.controller.is_running():
@@ -767,7 +553,7 @@ class Phase2Tab(QWidget):
             )
         self.phase_progress.setRange(0, max(event.total, 1))
         self.phase_progress.setValue(event.done)
-        self.eta_label.setText(f"ETA {format_duration(event.eta_s)} (encoding)")
+        self.eta_label.setText(f"ETA {format_duration(event.eta_s, clock=True)} (encoding)")
 
     def _on_step(self, event) -> None:
         self._record_selection()
@@ -777,7 +563,7 @@ class Phase2Tab(QWidget):
         self.position_label.setText(
             f"Epoch {event.epoch}/{event.epochs} · step {event.step}/{event.steps_per_epoch} · {event.global_step}/{event.total_steps} total"
         )
-        self.eta_label.setText(f"ETA {format_duration(event.eta_s)}")
+        self.eta_label.setText(f"ETA {format_duration(event.eta_s, clock=True)}")
         self.throughput_label.setText(f"{event.examples_per_s:.1f} examples/s · lr {event.lr:.2e}")
         for head, value in event.losses.items():
             if self.loss_plot.has_series(head):
@@ -841,7 +627,7 @@ class Phase2Tab(QWidget):
         """Once a second while running: elapsed time and memory."""
         import psutil
 
-        self.elapsed_label.setText(f"Elapsed {format_duration(self.controller.elapsed_s())}")
+        self.elapsed_label.setText(f"Elapsed {format_duration(self.controller.elapsed_s(), clock=True)}")
         rss = psutil.Process().memory_info().rss
         self.peak_rss = max(self.peak_rss, rss)
         text = f"RAM {_gib(rss)}"
@@ -859,101 +645,37 @@ class Phase2Tab(QWidget):
 
     # --- runs list ---------------------------------------------------------------------------
 
+    def _build_runs_page(self) -> QWidget:
+        self.runs_panel = Phase2RunsPanel(self.message, self.controller.is_running)
+        self.runs_panel.resumeRequested.connect(self.resume_selected)
+        return self.runs_panel
+
     def refresh_runs(self) -> None:
-        self.runs = read_runs(self.workspace) if self.workspace is not None else []
-        self.runs_table.setRowCount(len(self.runs))
-        for row, run in enumerate(self.runs):
-            data = run.get("data") or {}
-            metrics = run.get("metrics") or {}
-            epochs_done = [e for e in metrics.get("epochs", []) if e.get("epoch") is not None]
-            last = epochs_done[-1] if epochs_done else {}
-            final = run.get("final_metrics") or last.get("metrics") or {}
-            params = run.get("parameters") or {}
-            selection = run.get("studio_data_selection")
-            data_text = f"{data.get('conversations', '?')} conv. · {str(data.get('hash', ''))[:8]}" + (
-                f" · {selection['source']}" if selection and selection.get("source") else ""
-            )
-            f1, f1_base = final.get("pattern_macro_f1"), final.get("pattern_macro_f1_baseline")
-            cells = [
-                run.get("run_id", ""),
-                (run.get("started_at") or "")[:19].replace("T", " "),
-                run.get("outcome") or run.get("status") or "?",
-                Path(str(run.get("base_model", ""))).name if run.get("base_model") else "",
-                Path(str(run["adapter"])).name if run.get("adapter") else "none",
-                data_text,
-                f"{len(epochs_done)}/{params.get('epochs', '?')}",
-                _fmt(last.get("validation", {}).get("total")),
-                f"{_fmt(f1)} ({_fmt(f1_base)})",
-                run.get("output_dir", ""),
-            ]
-            for column, text in enumerate(cells):
-                item = QTableWidgetItem(str(text))
-                item.setToolTip(
-                    json.dumps({k: v for k, v in run.items() if k != "metrics"}, indent=1, default=str)[:3000]
-                )
-                self.runs_table.setItem(row, column, item)
-        self._runs_selection_changed()
-
-    def selected_runs(self) -> list[dict]:
-        rows = sorted({index.row() for index in self.runs_table.selectionModel().selectedRows()})
-        return [self.runs[row] for row in rows if row < len(self.runs)]
-
-    def select_runs(self, run_ids: list[str]) -> None:
-        self.runs_table.clearSelection()
-        mode = self.runs_table.selectionMode()
-        self.runs_table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
-        for row, run in enumerate(self.runs):
-            if run.get("run_id") in run_ids:
-                self.runs_table.selectRow(row)
-        self.runs_table.setSelectionMode(mode)
+        self.runs_panel.refresh(self.workspace)
 
     def _runs_selection_changed(self) -> None:
-        if not hasattr(self, "runs_table"):
-            return
-        selected = self.selected_runs()
-        self.compare_button.setEnabled(len(selected) == 2)
-        running = self.controller.is_running()
-        self.resume_button.setEnabled(
-            len(selected) == 1
-            and not running
-            and (selected[0].get("outcome") in RESUMABLE)
-            and selected[0].get("exists", False)
-        )
-        if len(selected) == 1:
-            run = selected[0]
-            data = run.get("data") or {}
-            self.lineage.setText(
-                f"Run {run.get('run_id')}: base {run.get('base_model')}, adapter {run.get('adapter') or 'none'}, "
-                f"data {data.get('kind', '?')} {data.get('path', '')} ({data.get('conversations', '?')} conversations, "
-                f"{data.get('messages', '?')} messages, hash {str(data.get('hash', ''))[:12]}), device {run.get('device', '?')}, "
-                f"{run.get('started_at', '?')} → {run.get('ended_at') or '…'}: {run.get('message', run.get('outcome', ''))}"
-            )
-        else:
-            self.lineage.setText("")
+        if hasattr(self, "runs_panel"):
+            self.runs_panel.update_buttons()
+
+    def selected_runs(self) -> list[dict]:
+        return self.runs_panel.selected_runs()
+
+    def select_runs(self, run_ids: list[str]) -> None:
+        self.runs_panel.select_runs(run_ids)
 
     def compare_selected(self) -> bool:
         """Draw the two selected runs' per-epoch curves on the same axes."""
-        selected = self.selected_runs()
-        if len(selected) != 2:
-            self.message.show_error("Select exactly two runs to compare (Ctrl+click the second).")
-            return False
-        self._ensure_plots()
-        self.compare_loss_plot.clear()
-        self.compare_metric_plot.clear()
-        for run, color in zip(selected, COMPARE_COLORS):
-            name = str(run.get("run_id"))
-            curves = epoch_curves(run.get("metrics"))
-            self.compare_loss_plot.add_series(f"{name} train", color, symbol="o", label=f"{name} train")
-            self.compare_loss_plot.add_series(
-                f"{name} validation", color, symbol="t", dashed=True, label=f"{name} validation"
-            )
-            self.compare_metric_plot.add_series(name, color, symbol="o", label=name)
-            self.compare_loss_plot.set_points(f"{name} train", *curves.get("train loss", ([], [])))
-            self.compare_loss_plot.set_points(f"{name} validation", *curves.get("validation loss", ([], [])))
-            self.compare_metric_plot.set_points(name, *curves.get("pattern_macro_f1", ([], [])))
-        self.compare_loss_plot.flush()
-        self.compare_metric_plot.flush()
-        return True
+        return self.runs_panel.compare_selected()
+
+    # The runs panel's parts, under the names the tab has always had.
+    runs = property(lambda self: self.runs_panel.runs)
+    runs_table = property(lambda self: self.runs_panel.runs_table)
+    refresh_button = property(lambda self: self.runs_panel.refresh_button)
+    compare_button = property(lambda self: self.runs_panel.compare_button)
+    resume_button = property(lambda self: self.runs_panel.resume_button)
+    lineage = property(lambda self: self.runs_panel.lineage)
+    compare_loss_plot = property(lambda self: self.runs_panel.compare_loss_plot)
+    compare_metric_plot = property(lambda self: self.runs_panel.compare_metric_plot)
 
     def resume_selected(self) -> bool:
         """Continue the selected stopped run in its folder from its last checkpoint."""

@@ -14,22 +14,12 @@ import numpy as np
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from cognitivetwin_core.playground.session import MapPoint  # noqa: F401 - the points it shows
+
 ROLE_COLORS = {"system": "#868e96", "user": "#1c7ed6", "assistant": "#f76707", "tool": "#ae3ec9"}
 CURRENT_COLOR = "#000000"
 COMPARE_COLOR = "#c2255c"
 _HOVER_CHARS = 300
-
-
-@dataclass(frozen=True)
-class MapPoint:
-    conversation_id: str
-    turn_index: int
-    role: str
-    text: str
-
-    @property
-    def key(self) -> tuple[str, int]:
-        return self.conversation_id, self.turn_index
 
 
 @dataclass(frozen=True)

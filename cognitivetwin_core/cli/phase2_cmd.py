@@ -124,10 +124,11 @@ class _Bar:
 
 
 def _eta(seconds) -> str:
+    from cognitivetwin_core.durations import format_duration
+
     if seconds is None:
         return ""
-    seconds = int(seconds)
-    return f"ETA {seconds // 60}:{seconds % 60:02d}"
+    return f"ETA {format_duration(seconds, clock=True)}"
 
 
 def _train(args) -> int:

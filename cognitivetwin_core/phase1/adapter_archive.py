@@ -265,6 +265,15 @@ def write_lineage(folder: str | Path, lineage: dict) -> Path:
     return path
 
 
+def read_lineage(folder: str | Path) -> dict | None:
+    """The adapter's `lineage.json`, or None when it is missing or unreadable."""
+    try:
+        value = json.loads((Path(folder) / LINEAGE_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return value if isinstance(value, dict) else None
+
+
 def adapter_base_model(adapter_dir: str | Path) -> str:
     """The base an adapter was trained on: a catalog name or folder (lineage first, then its config)."""
     folder = Path(adapter_dir)
@@ -274,14 +283,9 @@ def adapter_base_model(adapter_dir: str | Path) -> str:
             f"{folder} is not a LoRA adapter folder (no {CONFIG_NAME}): point to a Phase 1 output "
             "(a local run's adapter, or a Together job downloaded with `cognitivetwin phase1 --download`)."
         )
-    lineage_path = folder / LINEAGE_NAME
-    if lineage_path.is_file():
-        try:
-            base = json.loads(lineage_path.read_text(encoding="utf-8")).get("base_model")
-        except ValueError:
-            base = None
-        if base and (base in CATALOG or Path(base).is_dir()):
-            return base
+    base = (read_lineage(folder) or {}).get("base_model")
+    if base and (base in CATALOG or Path(base).is_dir()):
+        return base
     config = json.loads(config_path.read_text(encoding="utf-8"))
     repo = public_base_id(config.get("base_model_name_or_path"))
     for spec in CATALOG.values():

@@ -36,10 +36,25 @@ from pathlib import Path
 from typing import Protocol
 
 from cognitivetwin_core.conversation import ROLES
+from cognitivetwin_core.durations import format_duration
 from cognitivetwin_core.errors import InputError
 
 TERMINAL_STATUSES = ("completed", "cancelled", "error", "user_error")
 FAILED_STATUSES = ("cancelled", "error", "user_error", "create_failed", "interrupted")
+
+
+def is_terminal(status: str | None) -> bool:
+    """Whether a job with this status has ended (completed, failed, cancelled or interrupted)."""
+    return status in TERMINAL_STATUSES or status in FAILED_STATUSES
+
+
+def unfinished_jobs(records: list[dict], backend: str) -> list[str]:
+    """The ids of `backend`'s jobs among `records` that have not ended (launch intents aside)."""
+    return [
+        r["job_id"]
+        for r in records
+        if r.get("backend") == backend and not r["job_id"].startswith("intent-") and not is_terminal(r.get("status"))
+    ]
 
 
 @dataclass
@@ -143,7 +158,7 @@ class JobUpdate:
 
     @property
     def terminal(self) -> bool:
-        return self.status in TERMINAL_STATUSES or self.status in FAILED_STATUSES
+        return is_terminal(self.status)
 
     @property
     def failed(self) -> bool:
@@ -164,8 +179,7 @@ class JobUpdate:
         if self.epochs_completed is not None:
             parts.append(f"epochs done {self.epochs_completed}")
         if self.eta_seconds is not None and not self.terminal:
-            minutes, seconds = divmod(int(self.eta_seconds), 60)
-            parts.append(f"ETA {minutes}m{seconds:02d}s")
+            parts.append(f"ETA {format_duration(self.eta_seconds)}")
         return ", ".join(parts)
 
 

@@ -49,6 +49,7 @@ from cognitivetwin_core.phase1.jobs import (
     read_chat_jsonl,
     validate_chat_jsonl,
 )
+from cognitivetwin_core.phase1.monitor import Backoff, follow
 
 log = logging.getLogger(__name__)
 
@@ -683,20 +684,26 @@ class LocalLoraJobs:
         interval: float = 0.5,
     ) -> JobUpdate:
         thread = self._threads.get(job_id)
-        cancelled = False
-        while True:
-            if should_stop and should_stop() and not cancelled:
-                cancelled = True
-                self.cancel(job_id)
+
+        def pause(seconds: float) -> None:
+            # Our own run: wake as soon as its thread ends; another process's: just wait.
             if thread is not None:
-                thread.join(interval)
-            update = self.poll(job_id)
+                thread.join(seconds)
+            else:
+                time.sleep(seconds)
+
+        def relay(update: JobUpdate) -> None:
             if on_update and (update.new_events or update.terminal):
                 on_update(update)
-            if update.terminal:
-                return update
-            if thread is None:  # not ours (another process) and not finished: nothing to wait on here
-                time.sleep(interval)
+
+        return follow(
+            lambda: self.poll(job_id),
+            backoff=Backoff(base=interval, maximum=interval, idle_factor=1.0),
+            on_update=relay,
+            should_stop=should_stop,
+            on_stop=lambda: self.cancel(job_id),
+            sleep=pause,
+        )
 
     def cancel(self, job_id: str) -> JobUpdate:
         record = self._record(job_id)

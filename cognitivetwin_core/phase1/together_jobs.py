@@ -33,7 +33,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cognitivetwin_core.errors import CancelledError, InputError
+from cognitivetwin_core.errors import InputError
 from cognitivetwin_core.logging_setup import register_secret
 from cognitivetwin_core.models.catalog import get_spec
 from cognitivetwin_core.phase1.jobs import (
@@ -42,15 +42,16 @@ from cognitivetwin_core.phase1.jobs import (
     JobUpdate,
     Phase1Settings,
     ProgressCallback,
+    unfinished_jobs,
     validate_chat_jsonl,
 )
+from cognitivetwin_core.phase1.monitor import Backoff, follow
 from cognitivetwin_core.phase1.together_errors import TogetherServiceError, translate
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.together.ai"
 DEFAULT_LEARNING_RATE = 1e-4
-TRANSIENT_KINDS = ("rate_limit", "server", "timeout", "connection")
 MAX_EVENTS_KEPT = 300
 
 
@@ -124,13 +125,7 @@ class TogetherJobManager:
         return [r for r in self.workspace.phase1_jobs() if r.get("backend") == "together"]
 
     def unfinished_jobs(self) -> list[str]:
-        return [
-            r["job_id"]
-            for r in self.jobs()
-            if r.get("status") not in TERMINAL_STATUSES
-            and not r["job_id"].startswith("intent-")
-            and r.get("status") != "create_failed"
-        ]
+        return unfinished_jobs(self.jobs(), "together")
 
     # ----- upload and dry run -------------------------------------------------------------
 
@@ -558,32 +553,18 @@ class TogetherJobManager:
         max_transient_failures: int = 8,
     ) -> JobUpdate:
         """Poll with backoff until the job ends (or `should_stop()`); return the last update."""
-        interval = self.poll_interval
-        failures = 0
-        last_status, last_step = None, None
-        while True:
-            if should_stop and should_stop():
-                raise CancelledError(f"Stopped watching job {job_id}; it keeps running on Together.")
-            try:
-                update = self.poll(job_id)
-                failures = 0
-            except TogetherServiceError as exc:
-                if exc.kind not in TRANSIENT_KINDS or failures >= max_transient_failures:
-                    raise
-                failures += 1
-                interval = min(self.max_poll_interval, interval * 2)
-                log.info("transient failure watching %s (%s); retrying in %.0fs", job_id, exc.kind, interval)
-                self._sleep(interval)
-                continue
-            if on_update:
-                on_update(update)
-            if update.terminal:
-                return update
-            changed = update.status != last_status or update.step != last_step or update.new_events
-            last_status, last_step = update.status, update.step
-            # Quick while things move, slower while nothing changes.
-            interval = self.poll_interval if changed else min(self.max_poll_interval, interval * 1.5)
-            self._sleep(interval)
+        return follow(
+            lambda: self.poll(job_id),
+            backoff=Backoff(self.poll_interval, self.max_poll_interval, max_failures=max_transient_failures),
+            on_update=on_update,
+            should_stop=should_stop,
+            stop_message=f"Stopped watching job {job_id}; it keeps running on Together.",
+            retry_on=(TogetherServiceError,),
+            on_retry=lambda exc, delay: log.info(
+                "transient failure watching %s (%s); retrying in %.0fs", job_id, getattr(exc, "kind", "?"), delay
+            ),
+            sleep=self._sleep,
+        )
 
     def resume_monitoring(
         self, *, on_update: Callable[[JobUpdate], None] | None = None, should_stop: Callable[[], bool] | None = None

@@ -39,13 +39,9 @@ from cognitivetwin_core.annotation.patterns import PATTERN_NAMES
 from cognitivetwin_core.annotation.stylometrics import STYLOMETRIC_NAMES
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
 from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
+from cognitivetwin_core.phase2.config import CONFIG_NAME, FORMAT_NAME, FORMAT_VERSION, WEIGHTS_NAME
 from cognitivetwin_core.phase2.heads import STYLE_DIM, PatternHead, PlanningHead, StyleHead
 from cognitivetwin_core.phase2.trajectory_adapter import TrajectoryAdapter
-
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-FORMAT_NAME = "cognitivetwin-v2-components"
-FORMAT_VERSION = 1
 
 
 @dataclass
