@@ -111,3 +111,21 @@ def test_chat_panel_says_when_there_is_no_adapter(qtbot, isolated_user_dirs):
     with Workspace.open(isolated_user_dirs / "ws") as workspace:
         widget.set_workspace(workspace)
         assert "no Phase 1 adapter" in widget.message.text() and not widget.send_button.isEnabled()
+
+
+def test_the_playground_has_the_chat_scored_by_its_run(qtbot, isolated_user_dirs, phase2_demo_run, tiny_adapter):
+    from app.tabs.playground_tab import PlaygroundTab
+    from cognitivetwin_core.data.workspace import Workspace
+
+    tab = PlaygroundTab()
+    qtbot.addWidget(tab)
+    with Workspace.open(isolated_user_dirs / "ws") as workspace:
+        workspace.register_adapter("local-tiny", tiny_adapter, {"backend": "local", "base_model": "tiny"})
+        tab.set_workspace(workspace)
+        assert tab.result_tabs.tabText(2) == "Chat"
+        assert tab.chat_panel.adapter_combo.currentData() == str(tiny_adapter)
+        assert "not scored" in tab.chat_panel.run_label.text()
+        assert tab.add_run_folder(phase2_demo_run)  # not shown yet: nothing is loaded
+        assert tab.chat_panel.run_dir == str(Path(phase2_demo_run).resolve())
+        assert phase2_demo_run.name in tab.chat_panel.run_label.text()
+        tab.shutdown()

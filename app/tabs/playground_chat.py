@@ -161,6 +161,7 @@ class ChatPanel(QWidget):
         self._views: dict[str, ReplyView] = {}
         self._pending_user = ""
         self._build()
+        self.set_phase2_run(None)
         self._update_buttons()
 
     # ----- building --------------------------------------------------------------------------
