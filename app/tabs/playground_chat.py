@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
+    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -112,6 +113,11 @@ class ReplyView(QFrame):
         self.score = QLabel("")
         self.score.setWordWrap(True)
         self.score.setProperty("role", "hint")
+        # Word-wrapped labels only claim the height their text needs with these policies; with
+        # the defaults a reply that grows is clipped under the next line.
+        for label in (self.text, self.score):
+            label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.MinimumExpanding)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
         layout.addWidget(self.title)
         layout.addWidget(self.text)
         layout.addWidget(self.score)
@@ -262,7 +268,7 @@ class ChatPanel(QWidget):
         """The run whose style head scores the replies (None: no scores)."""
         self.run_dir = str(run_dir) if run_dir else None
         self.run_label.setText(
-            f"Scores from the Phase 2 run {Path(self.run_dir).name}."
+            f"Replies are scored by the Phase 2 run in {self.run_dir}."
             if self.run_dir
             else "No Phase 2 run chosen: the replies are not scored."
         )
