@@ -21,3 +21,35 @@ class CancelledError(CognitiveTwinError):
     """The user cancelled a long operation."""
 
     exit_code = 130
+
+
+def shown_path(path) -> str:
+    """A path as text for a message: bytes of a file name that are not UTF-8 shown as \\xNN."""
+    return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+
+
+def os_error(exc: OSError, doing: str, path=None) -> CognitiveTwinError:
+    """One sentence for an OSError met while `doing` ("reading", "writing", ...) `path`.
+
+    For the places that touch the user's files (imports, exports, output folders): the
+    disk is full, the place is read-only, a path runs through a file, and so on.
+    """
+    import errno
+
+    where = shown_path(path if path is not None else exc.filename or "the file")
+    advice = {
+        errno.ENOSPC: "the disk is full; free some space and try again",
+        errno.EDQUOT: "the disk quota is used up; free some space and try again",
+        errno.EROFS: "that place is read-only; choose a folder you can write to",
+        errno.EACCES: "permission denied; choose a place you may use, or change its permissions",
+        errno.EPERM: "the operation is not permitted there; choose another place",
+        errno.ENOTDIR: "part of the path is a file, not a folder; check the path",
+        errno.EISDIR: "it is a folder; give a file name",
+        errno.ENOENT: "it does not exist; check the path",
+        errno.ENXIO: "it is not a regular file (a socket or device); choose a file",
+        errno.ELOOP: "its links form a loop; check the path",
+        errno.ENAMETOOLONG: "the name is too long; choose a shorter one",
+        errno.EIO: "the disk reported an input/output error; check the disk and try again",
+    }.get(exc.errno, f"{exc.strerror or exc}; check the path and try again")
+    error = InputError if exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.ENOENT, errno.ENXIO) else CognitiveTwinError
+    return error(f"Error {doing} {where}: {advice}.")

@@ -175,7 +175,7 @@ def test_playground_cli(phase2_demo_run, tmp_path, capsys):
     )
     out = capsys.readouterr().out
     assert code == 0
-    assert "Pattern probabilities" in out and "step 4:" in out and "Stylometric readout" in out
+    assert "Pattern probabilities" in out and "step 4 (4 turns ahead):" in out and "Stylometric readout" in out
     assert out.count("[demo-") == 4 * 3
     code = main(["playground", "--model-dir", str(phase2_demo_run), "--text", "ok thanks", "--json", "--device", "cpu"])
     data = json.loads(capsys.readouterr().out)

@@ -149,6 +149,7 @@ def test_embedded_model_run_on_demo_conversations_plots_and_saves(
     widget.epochs_spin.setValue(1)
     widget.batch_spin.setValue(1)
     widget.accumulation_spin.setValue(1)
+    assert widget.build_config().patience == widget.patience_spin.value() == 5  # stop early: on by default
 
     encoding_events = []
     widget.controller.encodingProgress.connect(encoding_events.append)
@@ -222,6 +223,10 @@ def test_stop_and_save_then_resume_then_compare_two_runs(qtbot, tab, demo_worksp
     assert (output / "model.safetensors").is_file(), "stop & save leaves a usable model"
     assert _run_record(output)["outcome"] == "stopped"
     assert len(checkpoints) == 1 and (output / "checkpoint").is_dir()
+    # The summary reports the finished epoch (it once said "no epoch finished").
+    assert "No validation metrics" not in tab.summary.heads.text()
+    assert "epoch <b>1</b> of 1" in tab.summary.heads.text() and "than guessing" in tab.summary.heads.text()
+    assert "position" in tab.summary.details.text()  # the trajectory ablation, in words
     qtbot.waitUntil(lambda: not tab.controller.is_running(), timeout=10_000)
 
     run_id = _run_record(output)["run_id"]
@@ -237,6 +242,8 @@ def test_stop_and_save_then_resume_then_compare_two_runs(qtbot, tab, demo_worksp
     assert resumed.outcome == "completed", resumed.message
     assert Path(resumed.output_dir) == output
     assert steps and all(step.epoch == 2 for step in steps), "resuming continues at epoch 2"
+    # The plots continue the run's history: epoch 1 (read back from metrics.json) and epoch 2.
+    assert tab.metrics_plot.point_count("pattern_macro_f1") == 2
     metrics = json.loads((output / "metrics.json").read_text(encoding="utf-8"))
     assert [e["epoch"] for e in metrics["epochs"] if e.get("epoch") is not None] == [1, 2]
     assert _run_record(output)["outcome"] == "completed"
@@ -258,6 +265,13 @@ def test_stop_and_save_then_resume_then_compare_two_runs(qtbot, tab, demo_worksp
     assert tab.compare_loss_plot.point_count(f"{run_id} validation") == 2
     assert tab.compare_loss_plot.point_count(f"{second_id} train") == 1
     assert tab.compare_metric_plot.point_count(run_id) == 2 and tab.compare_metric_plot.point_count(second_id) == 1
+    # Runs are listed by readable names, and a name can be edited in place.
+    assert " · " in tab.runs_table.item(0, 0).text() and "conv.)" in tab.runs_table.item(0, 0).text()
+    row = next(i for i, run in enumerate(tab.runs) if run["run_id"] == run_id)
+    tab.runs_table.item(row, 0).setText("First try, stopped and resumed")
+    assert _run_record(output)["name"] == "First try, stopped and resumed"
+    tab.refresh_runs()
+    assert "First try, stopped and resumed" in [tab.runs_table.item(i, 0).text() for i in range(2)]
     tab.show()
     tab.pages.setCurrentIndex(1)
     tab.grab().save(str(test_output_dir / "phase2_tab_compare.png"))

@@ -182,6 +182,7 @@ def test_local_training_through_the_cli(tiny_model_dir, data_file, tmp_path, cap
     )
     out = capsys.readouterr().out
     assert "Launched local job local-" in out and "completed" in out
+    assert "The loss " in out  # fell, stayed about the same or rose: said in words (training_verdicts)
     with Workspace.open(ws) as workspace:
         (adapter,) = workspace.adapters()
         assert (Path(adapter["path"]) / "adapter_model.safetensors").is_file()

@@ -94,6 +94,18 @@ def test_run_events_files_and_no_leak(tiny_model_dir, tmp_path, small_demo):
     for key in ("pattern_macro_f1_baseline", "planning_cosine_baseline", "style_retrieval_chance"):
         assert final[key] is not None
     assert _load(out).config.hidden_size == 64
+    # Each plan step against its own baseline; the trajectory ablation per head; verdicts in words.
+    assert len(final["planning_cosine_per_step"]) == len(final["planning_cosine_baseline_per_step"]) == 4
+    assert final["planning_cosine_per_step"][0] is not None
+    assert set(metrics["trajectory_ablation"]) == {"patterns", "planning", "style"}
+    assert all(
+        entry["true"] is not None and entry["shuffled"] is not None for entry in metrics["trajectory_ablation"].values()
+    )
+    assert run["trajectory_ablation"] == metrics["trajectory_ablation"]
+    assert {v["head"] for v in metrics["verdicts"]} == {"patterns", "planning", "style"}
+    assert metrics["best_epoch"] == run["best_epoch"] and metrics["best"]["epoch"] == metrics["best_epoch"]
+    # A readable default name: base · data (count) · date.
+    assert " · conversations (12 conv.) · " in run["name"] or " · data (12 conv.) · " in run["name"]
 
 
 def _load(out):
@@ -182,6 +194,12 @@ def test_stop_and_save_keeps_a_usable_model(tiny_model_dir, tmp_path, small_demo
     assert components.config.hidden_size == 64
     run = json.loads((out / "run.json").read_text())
     assert run["outcome"] == "stopped"
+    # The finished epoch's metrics are reported (the summary once said "no epoch finished").
+    epoch_one = next(e for e in events if e.kind == "epoch" and e.epoch == 1)
+    assert finished.metrics == epoch_one.metrics
+    assert "epoch 1's (the best on validation)" in finished.message
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["best_epoch"] == 1 and run["best_epoch"] == 1 and metrics["trajectory_ablation"]
     state = json.loads((out / "checkpoint" / "trainer_state.json").read_text())
     assert state["epoch"] == 1
 
@@ -354,3 +372,60 @@ def test_out_of_memory_says_what_to_lower(tiny_model_dir, tmp_path, small_demo, 
     assert events[-1].outcome == "failed"
     assert "Out of memory" in events[-1].message and "batch size" in events[-1].message
     assert json.loads((tmp_path / "run" / "run.json").read_text())["outcome"] == "failed"
+
+
+def test_best_epoch_is_kept_overfitting_flagged_and_early_stopping(tiny_model_dir, tmp_path, small_demo, monkeypatch):
+    """Validation loss falls to epoch 2 then rises: epoch 2's components are the model, the
+    rise is flagged, and patience 3 stops the run after epoch 5 of 8."""
+    from safetensors.torch import load_file
+
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
+
+    validation = iter([3.0, 2.0, 2.5, 2.6, 2.7, 2.8, 2.9, 3.0])
+    original = Phase2Trainer.evaluate
+    snapshots = {}
+
+    def evaluate(self, components, ids):
+        at_epoch_end = components.training  # the ablation evaluates a copy in eval mode
+        losses, metrics, per_pattern = original(self, components, ids)
+        if at_epoch_end:
+            losses["total"] = next(validation)
+            snapshots[len(snapshots) + 1] = {k: v.clone() for k, v in components.state_dict().items()}
+        return losses, metrics, per_pattern
+
+    monkeypatch.setattr(Phase2Trainer, "evaluate", evaluate)
+    config = _config(tiny_model_dir, tmp_path, epochs=8, patience=3, lr=3e-3)
+    _, events = _run(config, small_demo)
+    finished = events[-1]
+    assert finished.outcome == "completed"
+    assert [e.epoch for e in events if e.kind == "epoch"] == [1, 2, 3, 4, 5]
+    assert "Stopped early after epoch 5" in finished.message and "model of epoch 2" in finished.message
+    out = tmp_path / "run"
+    metrics = json.loads((out / "metrics.json").read_text())
+    run = json.loads((out / "run.json").read_text())
+    assert metrics["best_epoch"] == run["best_epoch"] == 2
+    assert "Stopped early" in metrics["early_stop"]
+    train = [e["train"]["total"] for e in metrics["epochs"]]
+    if train[-1] < train[1]:  # overfitting also needs training loss to keep falling
+        assert metrics["overfitting"]["best_epoch"] == 2 and "validation loss rose" in metrics["overfitting"]["message"]
+    saved = load_file(str(out / "model.safetensors"))
+    for name in ("planning_head.up.weight", "pattern_head.net.4.weight"):
+        assert torch.equal(saved[name], snapshots[2][name])
+        assert not torch.equal(saved[name], snapshots[5][name])
+    assert finished.metrics == metrics["epochs"][1]["metrics"]
+
+
+def test_name_is_given_kept_on_resume_and_editable(tiny_model_dir, tmp_path, small_demo):
+    from cognitivetwin_core.phase2.run_names import rename_run
+
+    config = _config(tiny_model_dir, tmp_path, epochs=1)
+    config.name = "  Sam, first   try "
+    _run(config, small_demo)
+    out = tmp_path / "run"
+    assert json.loads((out / "run.json").read_text())["name"] == "Sam, first try"
+    rename_run(out, "Sam, renamed")
+    resumed = _config(tiny_model_dir, tmp_path, epochs=2, resume=True)
+    resumed.name = config.name  # as the app resumes: with the run's saved parameters
+    _run(resumed, small_demo)
+    run = json.loads((out / "run.json").read_text())
+    assert run["name"] == "Sam, renamed" and run["outcome"] == "completed"

@@ -160,3 +160,54 @@ def test_threads_leave_one_core_free(monkeypatch):
         assert configure_threads() == 1  # nothing asked: left as is
     finally:
         torch.set_num_threads(before)
+
+
+def test_a_run_saved_before_position_features_still_loads(tmp_path):
+    """Format 1 folders (planning head without position features, unscaled) load and run."""
+    from cognitivetwin_core.phase2.twin_model import (
+        TwinComponents,
+        TwinConfig,
+        create_cognitivetwin_v2,
+        save_components,
+    )
+
+    torch.manual_seed(4)
+    old = TwinComponents(TwinConfig(hidden_size=576, planning_position=False, planning_scale=1.0))
+    with torch.no_grad():
+        old.planning_head.up.weight.normal_(0, 0.05)
+    save_components(old, tmp_path / "old")
+    config_path = tmp_path / "old" / "config.json"
+    config = json.loads(config_path.read_text())
+    config["format_version"] = 1
+    del config["planning_position"], config["planning_scale"]
+    config_path.write_text(json.dumps(config))
+
+    loaded = create_cognitivetwin_v2(components_dir=tmp_path / "old", load_base_model=False, device="cpu").eval()
+    assert loaded.config.planning_position is False and loaded.components.planning_head.position is None
+    hidden = torch.randn(2, 576)
+    old.eval()
+    with torch.no_grad():
+        expected = old(hidden, *_trajectory(2))
+        got = loaded(hidden_states=hidden, trajectory_coords=_trajectory(2)[0], phase_id=_trajectory(2)[1])
+    assert torch.allclose(expected.plan_steps, got.plan_steps, atol=1e-5)
+    # ...and the playground analyses a message with it (pooled state given: no base needed).
+    from cognitivetwin_core.playground.analysis import analyze
+
+    result = analyze("why does it hang?", None, loaded, pooled=hidden[0].numpy())
+    assert len(result.plan_vectors) == 4 and result.plan_horizons == [1, 2, 3, 4]
+    assert len(result.pattern_probabilities) == 12
+    # A new run's head reads the position: its plan steps move with the depth once trained.
+    new = TwinComponents(TwinConfig(hidden_size=576)).eval()
+    assert new.planning_head.position is not None
+    with torch.no_grad():
+        new.planning_head.up.weight.normal_(0, 0.05)
+        coords, phases, homogeneity = _trajectory(2)
+        deep = coords.clone()
+        deep[:, 0] = 1.0
+        moved = new(hidden, deep, phases, homogeneity).plan_steps - new(hidden, coords, phases, homogeneity).plan_steps
+    assert moved.abs().max() > 1e-3
+
+
+def _trajectory(batch):
+    coords = torch.tensor([[0.0, 0.33, 1.0, 0.0, 0.5]]).expand(batch, 5).clone()
+    return coords, torch.zeros(batch, dtype=torch.long), torch.ones(batch)

@@ -159,6 +159,7 @@ class Phase1Controller(QObject):
         self._monitors: dict[str, asyncio.Task] = {}
         self._busy = 0
         self._live: dict[str, JobUpdate] = {}  # the latest update of each job this session
+        self._step_losses: dict[str, list[float]] = {}  # local jobs: for the loss-trend verdict
         self._ended: set[str] = set()
         self._closed = False
         self.local_job = BackgroundJob(self, name="local LoRA")
@@ -485,6 +486,7 @@ class Phase1Controller(QObject):
         for event in update.new_events:
             kind = str(event.get("type") or "")
             if kind == "step" and event.get("loss") is not None:
+                self._step_losses.setdefault(update.job_id, []).append(float(event["loss"]))
                 self.lossPoint.emit(update.job_id, int(event.get("step") or 0), float(event["loss"]))
                 continue  # one line per step would drown the log; the plot shows them
             text = str(event.get("message") or kind.replace("_", " "))
@@ -497,6 +499,11 @@ class Phase1Controller(QObject):
                 )
             elif kind == "done":
                 text = "training done, adapter written"
+                losses = self._step_losses.pop(update.job_id, [])
+                if len(losses) >= 2:
+                    from cognitivetwin_core.training_verdicts import loss_trend
+
+                    text += ". " + loss_trend(losses).message
             extra = f" (step {event['step']})" if event.get("step") not in (None, "") and kind != "start" else ""
             self.logLine.emit(f"{_event_stamp(event)} {update.job_id}: {text}{extra}")
         self.jobUpdated.emit(update)

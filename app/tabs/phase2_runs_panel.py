@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 from app.widgets.live_plot import LivePlot
 from app.widgets.message_label import MessageLabel
 from app.widgets.run_summary_card import HEAD_METRICS
+from cognitivetwin_core.phase2.run_names import run_name
 from cognitivetwin_core.phase2.runs import epoch_curves, list_runs
 
 COMPARE_COLORS = [(28, 126, 214), (230, 119, 0)]
@@ -66,7 +67,13 @@ class Phase2RunsPanel(QWidget):
         self.runs_table.setHorizontalHeaderLabels(RUN_COLUMNS)
         self.runs_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.runs_table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
-        self.runs_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        # Only the name column is editable (its items' flags): double-click a name to rename the run.
+        self.runs_table.setEditTriggers(
+            QAbstractItemView.EditTrigger.DoubleClicked
+            | QAbstractItemView.EditTrigger.EditKeyPressed
+            | QAbstractItemView.EditTrigger.SelectedClicked
+        )
+        self.runs_table.itemChanged.connect(self._item_edited)
         self.runs_table.verticalHeader().hide()
         self.runs_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         self.runs_table.horizontalHeader().setStretchLastSection(True)
@@ -78,7 +85,10 @@ class Phase2RunsPanel(QWidget):
         self.refresh_button.clicked.connect(lambda: self.refresh(self.workspace))
         self.compare_button.clicked.connect(lambda: self.compare_selected())
         self.resume_button.clicked.connect(self.resumeRequested.emit)
-        hint = QLabel("Select two runs to compare their curves; select a stopped run to resume it.")
+        hint = QLabel(
+            "Double-click a name to rename a run. Select two runs to compare their curves; "
+            "select a stopped run to resume it."
+        )
         hint.setProperty("role", "hint")
         buttons.addWidget(hint, 1)
         for button in (self.refresh_button, self.compare_button, self.resume_button):
@@ -107,13 +117,19 @@ class Phase2RunsPanel(QWidget):
         """Read the runs of `workspace` (None: none) again and redraw the table."""
         self.workspace = workspace
         self.runs = read_runs(workspace) if workspace is not None else []
+        self.runs_table.blockSignals(True)  # filling the table is not the person renaming
         self.runs_table.setRowCount(len(self.runs))
         for row, run in enumerate(self.runs):
             data = run.get("data") or {}
             metrics = run.get("metrics") or {}
             epochs_done = [e for e in metrics.get("epochs", []) if e.get("epoch") is not None]
             last = epochs_done[-1] if epochs_done else {}
-            final = run.get("final_metrics") or last.get("metrics") or {}
+            best_epoch = metrics.get("best_epoch")
+            best = next((e for e in epochs_done if e.get("epoch") == best_epoch), last)
+            final = run.get("final_metrics") or best.get("metrics") or {}
+            outcome = run.get("outcome") or run.get("status") or "?"
+            if metrics.get("overfitting"):
+                outcome += " · overfitting flagged"
             params = run.get("parameters") or {}
             selection = run.get("studio_data_selection")
             data_text = f"{data.get('conversations', '?')} conv. · {str(data.get('hash', ''))[:8]}" + (
@@ -121,24 +137,52 @@ class Phase2RunsPanel(QWidget):
             )
             f1, f1_base = final.get("pattern_macro_f1"), final.get("pattern_macro_f1_baseline")
             cells = [
-                run.get("run_id", ""),
+                run_name(run),
                 (run.get("started_at") or "")[:19].replace("T", " "),
-                run.get("outcome") or run.get("status") or "?",
+                outcome,
                 Path(str(run.get("base_model", ""))).name if run.get("base_model") else "",
                 Path(str(run["adapter"])).name if run.get("adapter") else "none",
                 data_text,
-                f"{len(epochs_done)}/{params.get('epochs', '?')}",
-                _fmt(last.get("validation", {}).get("total")),
+                f"{len(epochs_done)}/{params.get('epochs', '?')}"
+                + (f" (kept {best_epoch})" if best_epoch is not None else ""),
+                _fmt(best.get("validation", {}).get("total")),
                 f"{_fmt(f1)} ({_fmt(f1_base)})",
                 run.get("output_dir", ""),
             ]
             for column, text in enumerate(cells):
                 item = QTableWidgetItem(str(text))
-                item.setToolTip(
-                    json.dumps({k: v for k, v in run.items() if k != "metrics"}, indent=1, default=str)[:3000]
-                )
+                if column == 0 and run.get("exists"):
+                    item.setToolTip(f"{text}\nDouble-click to rename this run (id {run.get('run_id')}).")
+                else:
+                    item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEditable)
+                    item.setToolTip(
+                        json.dumps({k: v for k, v in run.items() if k != "metrics"}, indent=1, default=str)[:3000]
+                    )
                 self.runs_table.setItem(row, column, item)
+        self.runs_table.blockSignals(False)
         self.update_buttons()
+
+    def rename(self, row: int, name: str) -> bool:
+        """Give the run in `row` a new name (its run.json and the workspace's record)."""
+        from cognitivetwin_core.errors import CognitiveTwinError
+        from cognitivetwin_core.phase2.run_names import rename_run
+
+        run = self.runs[row]
+        try:
+            record = rename_run(run["output_dir"], name, workspace=self.workspace)
+        except CognitiveTwinError as exc:
+            self.message.show_error(str(exc))
+            self.refresh(self.workspace)
+            return False
+        run["name"] = record["name"]
+        self.message.show_info(f"Renamed the run to “{record['name']}”.")
+        return True
+
+    def _item_edited(self, item: QTableWidgetItem) -> None:
+        if item.column() != 0 or item.row() >= len(self.runs):
+            return
+        if item.text().strip() != run_name(self.runs[item.row()]):
+            self.rename(item.row(), item.text())
 
     def selected_runs(self) -> list[dict]:
         rows = sorted({index.row() for index in self.runs_table.selectionModel().selectedRows()})
@@ -168,7 +212,7 @@ class Phase2RunsPanel(QWidget):
             run = selected[0]
             data = run.get("data") or {}
             self.lineage.setText(
-                f"Run {run.get('run_id')}: base {run.get('base_model')}, adapter {run.get('adapter') or 'none'}, "
+                f"Run “{run_name(run)}” ({run.get('run_id')}): base {run.get('base_model')}, adapter {run.get('adapter') or 'none'}, "
                 f"data {data.get('kind', '?')} {data.get('path', '')} ({data.get('conversations', '?')} conversations, "
                 f"{data.get('messages', '?')} messages, hash {str(data.get('hash', ''))[:12]}), device {run.get('device', '?')}, "
                 f"{run.get('started_at', '?')} → {run.get('ended_at') or '…'}: {run.get('message', run.get('outcome', ''))}"
@@ -186,13 +230,13 @@ class Phase2RunsPanel(QWidget):
         self.compare_loss_plot.clear()
         self.compare_metric_plot.clear()
         for run, color in zip(selected, COMPARE_COLORS):
-            name = str(run.get("run_id"))
+            name, label = str(run.get("run_id")), run_name(run)
             curves = epoch_curves(run.get("metrics"), [key for key, *_ in HEAD_METRICS])
-            self.compare_loss_plot.add_series(f"{name} train", color, symbol="o", label=f"{name} train")
+            self.compare_loss_plot.add_series(f"{name} train", color, symbol="o", label=f"{label} train")
             self.compare_loss_plot.add_series(
-                f"{name} validation", color, symbol="t", dashed=True, label=f"{name} validation"
+                f"{name} validation", color, symbol="t", dashed=True, label=f"{label} validation"
             )
-            self.compare_metric_plot.add_series(name, color, symbol="o", label=name)
+            self.compare_metric_plot.add_series(name, color, symbol="o", label=label)
             self.compare_loss_plot.set_points(f"{name} train", *curves.get("train loss", ([], [])))
             self.compare_loss_plot.set_points(f"{name} validation", *curves.get("validation loss", ([], [])))
             self.compare_metric_plot.set_points(name, *curves.get("pattern_macro_f1", ([], [])))

@@ -68,6 +68,12 @@ def _gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB"
 
 
+def _default_patience() -> int:
+    from cognitivetwin_core.phase2.trainer import Phase2Config
+
+    return Phase2Config.__dataclass_fields__["patience"].default
+
+
 def _default_learning_rate() -> float:
     """The core's default (the CLI's too); the module is light: no torch at import."""
     from cognitivetwin_core.phase2.trainer import Phase2Config
@@ -161,6 +167,13 @@ class Phase2Tab(QWidget):
         self.accumulation_spin = self._spin(1, 256, 4)
         self.plan_spin = self._spin(1, 16, 4)
         self.plan_spin.setToolTip("How many next turns the planning head predicts.")
+        self.patience_spin = self._spin(0, 1000, _default_patience())
+        self.patience_spin.setSuffix(" epochs without progress")
+        self.patience_spin.setSpecialValueText("never")
+        self.patience_spin.setToolTip(
+            "Stop early when the model has not got better on the held-out conversations for this many "
+            "epochs (0: never stop early). The best epoch is kept as the model either way."
+        )
         self.device_combo = QComboBox()
         for label, value in (("Auto", "auto"), ("CPU", "cpu"), ("CUDA GPU", "cuda")):
             self.device_combo.addItem(label, value)
@@ -172,6 +185,7 @@ class Phase2Tab(QWidget):
         form.addRow("Learning rate", self.lr_spin)
         form.addRow("Gradient accumulation", self.accumulation_spin)
         form.addRow("Plan steps", self.plan_spin)
+        form.addRow("Stop early after", self.patience_spin)
         form.addRow("Device", self.device_combo)
         form.addRow("", self.device_hint)
         column.addWidget(hyper)
@@ -433,6 +447,7 @@ class Phase2Tab(QWidget):
             gradient_accumulation=self.accumulation_spin.value(),
             device=self.device_combo.currentData(),
             plan_steps=self.plan_spin.value(),
+            patience=self.patience_spin.value(),
             cache_dir=self._cache_dir(),
         )
 
@@ -496,6 +511,7 @@ class Phase2Tab(QWidget):
             self.lr_spin,
             self.accumulation_spin,
             self.plan_spin,
+            self.patience_spin,
             self.device_combo,
         ):
             widget.setEnabled(not running)
@@ -510,6 +526,8 @@ class Phase2Tab(QWidget):
                 plot.set_points(name, [], [])
             plot.flush()
         self.summary.hide()
+        if trainer is not None and trainer.config.resume and trainer.config.output_dir:
+            self._show_earlier_epochs(Path(trainer.config.output_dir))
         self._selection_recorded = False
         self.peak_rss = 0
         self.phase_label.setText("Loading the base model…")
@@ -519,6 +537,27 @@ class Phase2Tab(QWidget):
         self.pages.setCurrentIndex(0)
         self._tick()
         self._clock.start()
+
+    def _show_earlier_epochs(self, run_dir: Path) -> None:
+        """A resumed run: draw the epochs it already trained (from its metrics.json), so the
+        plots continue its history instead of starting again."""
+        from cognitivetwin_core.phase2.runs import METRICS_FILE, read_json
+
+        for entry in (read_json(run_dir / METRICS_FILE) or {}).get("epochs") or []:
+            epoch = entry.get("epoch")
+            if epoch is None:
+                continue
+            metrics = entry.get("metrics") or {}
+            for key, baseline_key, *_ in HEAD_METRICS:
+                self.metrics_plot.append(key, epoch, metrics.get(key))
+                self.metrics_plot.append(baseline_key, epoch, metrics.get(baseline_key))
+            step = entry.get("global_step")  # absent in runs saved before it was recorded
+            if step is not None:
+                self.loss_plot.append("validation total", step, (entry.get("validation") or {}).get("total"))
+                self.loss_plot.append("total", step, (entry.get("train") or {}).get("total"))
+                self._last_global_step = step
+        for plot in (self.loss_plot, self.metrics_plot):
+            plot.flush()
 
     def _record_selection(self) -> None:
         """A run on one source: remember which, so the Runs list can resume it."""

@@ -27,6 +27,7 @@ from cognitivetwin_core.playground.session import (  # noqa: F401 - re-exported 
     describe_source,
     model_runs,
     parse_context,
+    preferred_run,
     result_numbers,
     run_task,
 )

@@ -54,6 +54,7 @@ from app.tabs.playground_controller import (
     describe_source,
     model_runs,
     parse_context,
+    preferred_run,
     result_numbers,
 )
 from app.tabs.playground_picker import MessagePicker
@@ -359,7 +360,7 @@ class PlaygroundTab(QWidget):
                 combo.addItem(choice.label, choice)
                 combo.setItemData(combo.count() - 1, str(choice.run_dir), Qt.ItemDataRole.ToolTipRole)
             index = next((i for i, c in enumerate(self.runs) if keep is not None and c.run_dir == keep.run_dir), -1)
-            combo.setCurrentIndex(index if index >= 0 else (0 if self.runs else -1))
+            combo.setCurrentIndex(index if index >= 0 else (preferred_run(self.runs) if self.runs else -1))
             combo.blockSignals(False)
         if not self.runs:
             self.message.show_info(

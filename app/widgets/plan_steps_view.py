@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QHeaderView, QTreeWidget, QTreeWidgetItem, QWidget
 
+from cognitivetwin_core.phase2.verdicts import step_label
+
 _TEXT_CHARS = 220
 
 
@@ -44,7 +46,13 @@ class PlanStepsView(QTreeWidget):
         self._steps = [list(step) for step in steps]
         for number, neighbours in enumerate(self._steps, start=1):
             best = f" (best {neighbours[0][0]:.3f})" if neighbours else ""
-            step_item = QTreeWidgetItem([f"Step {number}: message t+{number}{best}", "", "", ""])
+            ahead = step_label(number)
+            step_item = QTreeWidgetItem([f"Step {number}: {ahead} (turn t+{number}){best}", "", "", ""])
+            step_item.setToolTip(
+                0,
+                f"What the twin expects {ahead}: the messages of the data that sat at that turn of "
+                "their conversations and are closest to its prediction.",
+            )
             font = step_item.font(0)
             font.setBold(True)
             step_item.setFont(0, font)

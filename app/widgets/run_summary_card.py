@@ -1,8 +1,12 @@
-"""The end of a Phase 2 run in one card: did each head beat its baseline, the outcome, and
-where the model was saved. `HEAD_METRICS` names the heads' metrics for the tab's plots too."""
+"""The end of a Phase 2 run in one card: which epoch was kept, each head's verdict in words
+against its baseline, overfitting, what the position in the conversation adds (the
+trajectory ablation), the outcome and where the model was saved. The sentences come from
+the core (`phase2.verdicts.summarize_run`, reading the run's metrics.json). `HEAD_METRICS`
+names the heads' metrics for the tab's plots too."""
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 from PySide6.QtCore import Qt
@@ -53,7 +57,10 @@ class SummaryCard(QFrame):
         self.location = QLabel()
         self.location.setWordWrap(True)
         self.location.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        for widget in (self.title, self.heads, self.location):
+        self.details = QLabel()
+        self.details.setTextFormat(Qt.TextFormat.RichText)
+        self.details.setWordWrap(True)
+        for widget in (self.title, self.heads, self.details, self.location):
             layout.addWidget(widget)
         self.verdicts: dict[str, bool | None] = {}
         self.hide()
@@ -68,25 +75,46 @@ class SummaryCard(QFrame):
                 "failed": "Training failed",
             }.get(outcome, outcome)
         )
+        from cognitivetwin_core.phase2.runs import METRICS_FILE, read_json
+        from cognitivetwin_core.phase2.verdicts import head_verdicts, summarize_run
+
+        summary = summarize_run(read_json(Path(finished.output_dir) / METRICS_FILE) if finished.output_dir else None)
+        self.summary = summary
         rows = []
         self.verdicts = {}
         metrics = finished.metrics or {}
+        words = {v.key: v for v in head_verdicts(metrics)}
         for key, baseline_key, label, baseline_text, _color in HEAD_METRICS:
             value, baseline = metrics.get(key), metrics.get(baseline_key)
             if value is None or baseline is None:
                 self.verdicts[key] = None
                 continue
-            beat = value > baseline
-            self.verdicts[key] = beat
-            mark = (
-                "<span style='color:#2b8a3e'>✔ beat its baseline</span>"
-                if beat
-                else "<span style='color:#c92a2a'>✘ did not beat its baseline</span>"
+            verdict = words[key]
+            self.verdicts[key] = verdict.beats_baseline
+            color = "#2b8a3e" if verdict.beats_baseline else "#c92a2a"
+            mark = "✔" if verdict.beats_baseline else "✘"
+            rows.append(
+                f"<span style='color:{color}'>{mark} {html.escape(verdict.sentence)}</span> "
+                f"<span style='color:#667085'>({label.split(': ')[-1]} <b>{value:.3f}</b> vs {baseline:.3f}, "
+                f"{baseline_text})</span>"
             )
-            rows.append(f"{label}: <b>{value:.3f}</b> vs {baseline:.3f} ({baseline_text}) — {mark}")
+        if summary.best_epoch is not None and rows:
+            rows.insert(
+                0, f"The model kept is epoch <b>{summary.best_epoch}</b> of {summary.epochs}, the best on validation."
+            )
         self.heads.setText(
             "<br>".join(rows) if rows else "No validation metrics (no epoch finished, or no validation data)."
         )
+        details = [f"<span style='color:#c92a2a'>⚠ {html.escape(w)}</span>" for w in summary.warnings]
+        details += [html.escape(n) for n in summary.notes]
+        if summary.plan_steps:
+            details.append("Planning, step by step (how close each step comes to the real turn):")
+            details += [f"&nbsp;&nbsp;{html.escape(line)}" for line in summary.plan_steps]
+        if summary.ablation:
+            details.append("Does the position in the conversation matter? (the same messages with positions shuffled)")
+            details += [f"&nbsp;&nbsp;{html.escape(line)}" for line in summary.ablation]
+        self.details.setText("<br>".join(details))
+        self.details.setVisible(bool(details))
         saved = (
             outcome in ("completed", "stopped")
             and finished.output_dir

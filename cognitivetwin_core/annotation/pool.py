@@ -10,12 +10,20 @@ inside a PyInstaller bundle (no `freeze_support` entry point involved) and from 
 worker thread (the children only run `annotation_rows` on the data they are sent). Where
 fork is not available (Windows, macOS), with fewer than two CPUs, for small imports, or
 with COGNITIVETWIN_IMPORT_WORKERS=0, annotation stays in the importing thread.
+
+Workers never outlive the import: they ignore Ctrl-C (the terminal sends it to the whole
+process group; the importing process decides), die with their parent (Linux
+PR_SET_PDEATHSIG, plus a parent check for a parent gone before that was set), and an
+import that ends by an exception (Ctrl-C, a cancel, an error) stops them at once instead
+of waiting for their batches. See docs/import-workers.md.
 """
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
+import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -31,6 +39,24 @@ POOL_AFTER_MESSAGES = 10_000
 _MAX_WORKERS = 8
 
 Annotate = Callable[[list[Conversation]], list]
+
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_STOP_WAIT_S = 5.0
+
+
+def _worker_init(parent_pid: int) -> None:
+    """Runs first in each forked worker."""
+    # The fork copied the parent's Python handlers (a CLI's Ctrl-C handler, the app's):
+    # a worker leaves Ctrl-C to its parent and ends quietly when told to stop.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    except (OSError, AttributeError):  # not Linux/glibc: the parent check below still helps
+        pass
+    if os.getppid() != parent_pid:  # the parent died before the death signal was armed
+        os._exit(1)
 
 
 def worker_count() -> int:
@@ -85,30 +111,50 @@ class AnnotationPipeline:
         while self._pending:
             yield self._finish(*self._pending.popleft())
 
-    def close(self) -> None:
+    def close(self, *, abort: bool = False) -> None:
+        """Stop the workers: after their batches, or with `abort` at once (the results are unwanted)."""
         self._pending.clear()
-        self._stop_pool()
+        self._stop_pool(abort=abort)
 
     def __enter__(self) -> AnnotationPipeline:
         return self
 
-    def __exit__(self, *exc) -> None:
-        self.close()
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        self.close(abort=exc_type is not None)
 
     def _start_pool_if_worth_it(self) -> ProcessPoolExecutor | None:
         if self._pool is None and self._workers > 0 and self._messages >= self._pool_after:
             try:
-                self._pool = ProcessPoolExecutor(self._workers, mp_context=multiprocessing.get_context("fork"))
+                self._pool = ProcessPoolExecutor(
+                    self._workers,
+                    mp_context=multiprocessing.get_context("fork"),
+                    initializer=_worker_init,
+                    initargs=(os.getpid(),),
+                )
                 self.pooled = True
             except (OSError, ValueError):
                 self._workers = 0
         return self._pool
 
-    def _stop_pool(self) -> None:
+    def _stop_pool(self, *, abort: bool = False) -> None:
         pool, self._pool = self._pool, None
         self._workers = 0
-        if pool is not None:
+        if pool is None:
+            return
+        if not abort:
             pool.shutdown(wait=True, cancel_futures=True)
+            return
+        # The executor has no public way to stop busy workers; waiting for their batches
+        # after a Ctrl-C could take long (or forever, if the interrupt broke its queues).
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        for process in processes:
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
+            process.join(_STOP_WAIT_S)
+            if process.is_alive():
+                process.kill()
+                process.join(_STOP_WAIT_S)
 
     def _finish(self, key: object, batch: list[Conversation], result: Future | list) -> tuple[object, list]:
         if isinstance(result, Future):

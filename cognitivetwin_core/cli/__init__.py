@@ -8,11 +8,13 @@ in well under a second, without torch, transformers or Qt.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
 
 from cognitivetwin_core import __version__
+from cognitivetwin_core.cli.terminal_text import printable
 from cognitivetwin_core.errors import CognitiveTwinError
 
 COMMAND_MODULES = [
@@ -26,6 +28,7 @@ COMMAND_MODULES = [
 ]
 
 log = logging.getLogger("cognitivetwin.cli")
+_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,8 +58,19 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except CognitiveTwinError as exc:
         log.warning("%s failed: %s", args.command, exc)
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {printable(exc)}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:
+        # A full, read-only or failing disk met where no command turned it into a sentence:
+        # still one sentence here, the details in the log. Other OSErrors are bugs: raised.
+        if exc.errno not in _DISK_ERRNOS:
+            raise
+        log.exception("%s failed", args.command)
+        from cognitivetwin_core.errors import os_error
+
+        error = os_error(exc, "using", exc.filename)
+        print(f"error: {printable(error)}", file=sys.stderr)
+        return error.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

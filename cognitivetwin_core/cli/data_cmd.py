@@ -19,6 +19,8 @@ import os
 import sys
 import time
 
+from cognitivetwin_core.cli.terminal_text import printable, printable_json
+
 IMPORTER_NAMES = ("chat-jsonl", "trajectory-jsonl", "sharegpt", "chatgpt", "demo")
 
 
@@ -135,10 +137,16 @@ def add_prepare_data_arguments(parser) -> None:
     )
 
 
-def _open_workspace(args):
+def _open_workspace(args, *, read_only: bool = False):
+    """The workspace; `read_only` commands refuse a missing one (a mistyped --workspace) and
+    never wait for another process's import."""
     from cognitivetwin_core.data.workspace import Workspace
 
-    return Workspace.open(getattr(args, "workspace", None))
+    return Workspace.open(getattr(args, "workspace", None), read_only=read_only, on_wait=_say_waiting)
+
+
+def _say_waiting(who: str) -> None:
+    print(f"Waiting: {printable(who)} is writing to the workspace; this goes on when it has finished.", file=sys.stderr)
 
 
 class _ProgressBar:
@@ -184,11 +192,12 @@ class _ProgressBar:
 
 
 def supabase_credentials(url: str | None = None) -> tuple[str, str]:
-    """URL and key from the environment (SUPABASE_URL, SUPABASE_KEY), else the keyring."""
+    """URL and key from the environment (SUPABASE_URL, SUPABASE_KEY or the seed's
+    SUPABASE_SERVICE_KEY), else the keyring."""
     from cognitivetwin_core.errors import InputError
 
     url = url or os.environ.get("SUPABASE_URL")
-    key = os.environ.get("SUPABASE_KEY")
+    key = os.environ.get("SUPABASE_KEY") or os.environ.get("SUPABASE_SERVICE_KEY")
     if not url or not key:
         try:
             from cognitivetwin_core.connections import secrets
@@ -229,13 +238,13 @@ def _supabase_source(args):
 
 
 def _print_report(report) -> None:
-    print(report.summary())
+    print(printable(report.summary()))
     for warning in report.warnings:
-        print(f"warning: {warning}")
+        print(f"warning: {printable(warning)}")
     if report.rejected_total:
         print(f"Rejected records ({report.rejected_total}):")
         for rejection in report.rejected[:50]:
-            print(f"  {rejection}")
+            print(f"  {printable(rejection, one_line=True)}")
         if report.rejected_total > 50:
             print(
                 f"  ... and {report.rejected_total - 50} more (details of the first "
@@ -262,7 +271,7 @@ def _import(args) -> int:
 
 
 def _list(args) -> int:
-    workspace = _open_workspace(args)
+    workspace = _open_workspace(args, read_only=True)
     filters = dict(
         source=args.source,
         search=args.search,
@@ -275,8 +284,11 @@ def _list(args) -> int:
     page = workspace.list_conversations(args.offset, args.limit, **filters)
     print(f"{total} conversations" + (f", showing {args.offset + 1}-{args.offset + len(page)}" if page else ""))
     for summary in page:
-        title = summary.title or summary.preview
-        print(f"{summary.id:<28} {summary.source:<16} {summary.message_count:>4} msgs  {title[:70]}")
+        title = printable(summary.title or summary.preview, one_line=True)
+        print(
+            f"{printable(summary.id, one_line=True):<28} {printable(summary.source, one_line=True):<16} "
+            f"{summary.message_count:>4} msgs  {title[:70]}"
+        )
     workspace.close()
     return 0
 
@@ -284,34 +296,37 @@ def _list(args) -> int:
 def _show(args) -> int:
     from cognitivetwin_core.annotation.trajectory import PHASE_NAMES
 
-    workspace = _open_workspace(args)
+    workspace = _open_workspace(args, read_only=True)
     conversation = workspace.get_conversation(args.conversation_id)
     annotations = workspace.annotations(args.conversation_id)
     workspace.close()
     if args.json:
         print(
-            json.dumps(
-                {
-                    "id": conversation.id,
-                    "source": conversation.source,
-                    "title": conversation.title,
-                    "messages": [
-                        {
-                            "role": message.role,
-                            "content": message.content,
-                            "created_at": message.created_at.isoformat() if message.created_at else None,
-                            "trajectory": annotation.trajectory.to_dict(),
-                            "patterns": list(annotation.patterns),
-                        }
-                        for message, annotation in zip(conversation.messages, annotations)
-                    ],
-                },
-                ensure_ascii=False,
-                indent=2,
+            printable_json(
+                json.dumps(
+                    {
+                        "id": conversation.id,
+                        "source": conversation.source,
+                        "title": conversation.title,
+                        "messages": [
+                            {
+                                "role": message.role,
+                                "content": message.content,
+                                "created_at": message.created_at.isoformat() if message.created_at else None,
+                                "trajectory": annotation.trajectory.to_dict(),
+                                "patterns": list(annotation.patterns),
+                            }
+                            for message, annotation in zip(conversation.messages, annotations)
+                        ],
+                    },
+                    ensure_ascii=False,
+                    indent=2,
+                )
             )
         )
         return 0
-    print(f"{conversation.id} ({conversation.source}){': ' + conversation.title if conversation.title else ''}")
+    title = f": {printable(conversation.title, one_line=True)}" if conversation.title else ""
+    print(f"{printable(conversation.id, one_line=True)} ({printable(conversation.source, one_line=True)}){title}")
     for message, annotation in zip(conversation.messages, annotations):
         coordinates = " ".join(f"{value:.2f}" for value in annotation.coordinates)
         print(
@@ -319,44 +334,53 @@ def _show(args) -> int:
             f"({PHASE_NAMES[annotation.phase_id]})  coords {coordinates}  "
             f"patterns: {', '.join(annotation.patterns) or '-'}"
         )
-        print(message.content)
+        print(printable(message.content))
     return 0
 
 
 def _stats(args) -> int:
     from cognitivetwin_core.annotation.trajectory import PHASE_NAMES
 
-    workspace = _open_workspace(args)
+    workspace = _open_workspace(args, read_only=True)
     stats = workspace.stats()
     if args.json:
         stats["imports"] = workspace.imports()
         workspace.close()
-        print(json.dumps(stats, ensure_ascii=False, indent=2, default=str))
+        print(printable_json(json.dumps(stats, ensure_ascii=False, indent=2, default=str)))
         return 0
     workspace.close()
-    print(f"Workspace {stats['path']}")
+    print(f"Workspace {printable(stats['path'])}")
     print(
         f"{stats['conversations']} conversations, {stats['messages']} messages, "
         f"{stats['mean_messages_per_conversation']:.1f} messages per conversation"
     )
-    print("By source:  " + ", ".join(f"{name} {count}" for name, count in stats["by_source"].items()))
+    print(
+        "By source:  "
+        + ", ".join(f"{printable(name, one_line=True)} {count}" for name, count in stats["by_source"].items())
+    )
     print("By role:    " + ", ".join(f"{name} {count}" for name, count in stats["by_role"].items()))
     print("By phase:   " + ", ".join(f"{PHASE_NAMES[phase]} {count}" for phase, count in stats["by_phase"].items()))
     print("By pattern: " + ", ".join(f"{name} {count}" for name, count in stats["by_pattern"].items()))
     print(f"Imports: {len(stats['imports'])}")
     for record in stats["imports"][-10:]:
         print(
-            f"  #{record['id']} {record['importer']} {record['location']}: {record['conversations']} added, "
-            f"{record['duplicates']} duplicates, {record['rejected']} rejected"
+            f"  #{record['id']} {record['importer']} {printable(record['location'], one_line=True)}: "
+            f"{record['conversations']} added, {record['duplicates']} duplicates, {record['rejected']} rejected"
         )
     return 0
 
 
 def _export(args) -> int:
+    from pathlib import Path
+
     from cognitivetwin_core.data.exports import export_together, export_trajectory
+    from cognitivetwin_core.errors import InputError, os_error
     from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
 
-    workspace = _open_workspace(args)
+    out = Path(args.out).expanduser()
+    if out.is_dir():
+        raise InputError(f"--out {out} is a folder: give a file name, for example {out / 'export.jsonl'}.")
+    workspace = _open_workspace(args, read_only=True)
     try:
         if args.format == "together":
             summary = export_together(
@@ -370,6 +394,8 @@ def _export(args) -> int:
         else:
             summary = export_trajectory(workspace, args.out, recompute=args.recompute)
             print(f"Wrote {summary.lines} lines ({summary.conversations} conversations) to {summary.path}")
+    except OSError as exc:  # the export file cannot be written (a full or read-only disk, a bad path)
+        raise os_error(exc, "writing", out) from None
     finally:
         workspace.close()
     return 0

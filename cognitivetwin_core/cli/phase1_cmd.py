@@ -77,7 +77,12 @@ def register(subparsers) -> None:
     parser.add_argument("--max-seq-length", type=int, default=512, help="--local: tokens kept per conversation")
     parser.add_argument("--max-steps", type=int, default=None, help="--local: stop after this many steps")
     parser.add_argument(
-        "--output-dir", metavar="DIR", help="--download: where the adapter folder goes; --export-twin: the new folder"
+        "--output-dir",
+        metavar="DIR",
+        help="--download: where the adapter folder goes (a new or empty folder); --export-twin: the new folder",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true", help="--download: replace the adapter already in --output-dir"
     )
     parser.add_argument("--model-dir", metavar="RUN", help="--evaluate: a Phase 2 run that scores the replies' style")
     parser.add_argument(
@@ -186,11 +191,14 @@ class _StatusLine:
 
 def _follow(backend, job_id: str) -> int:
     line = _StatusLine()
+    losses: list[float] = []  # per step, for the loss-trend verdict at the end
 
     def on_update(update) -> None:
         for event in update.new_events:
             kind = str(event.get("type") or "")
             if kind == "step":
+                if isinstance(event.get("loss"), (int, float)):
+                    losses.append(float(event["loss"]))
                 continue
             message = event.get("message") or kind
             line.event(f"{kind}: {message}" if message != kind else kind)
@@ -200,7 +208,12 @@ def _follow(backend, job_id: str) -> int:
         final = backend.wait(job_id, on_update=on_update)
     finally:
         line.end()
-    return _finish(final)
+    code = _finish(final)
+    if final.status == "completed" and len(losses) >= 2:
+        from cognitivetwin_core.training_verdicts import loss_trend
+
+        print(loss_trend(losses).message)
+    return code
 
 
 def _finish(update) -> int:
@@ -255,9 +268,10 @@ def _settings(args, *, local: bool):
     )
 
 
-def _data_file(args, workspace, base_model: str) -> str:
+def _data_file(args, workspace, base_model: str) -> tuple[str, bool]:
+    """The training file, and whether it is an export made for this launch (removed if refused)."""
     if args.data:
-        return args.data
+        return args.data, False
     from pathlib import Path
 
     from cognitivetwin_core.data.exports import export_together
@@ -271,17 +285,21 @@ def _data_file(args, workspace, base_model: str) -> str:
     target.parent.mkdir(parents=True, exist_ok=True)
     summary = export_together(workspace, target, base_model=base_model)
     print(f"Exported {summary.examples} conversations to {target}")
-    return str(target)
+    return str(target), True
+
+
+def _check_can_confirm(args) -> None:
+    if not args.yes and not args.dry_run and not args.local and not sys.stdin.isatty():
+        raise CognitiveTwinError(
+            "Launching a Together job costs money and there is no terminal to confirm "
+            "the estimate: run it in a terminal, or pass --yes to confirm."
+        )
 
 
 def _confirm(plan, args) -> None:
     if args.yes:
         return
-    if not sys.stdin.isatty():
-        raise CognitiveTwinError(
-            "Launching a Together job costs money and there is no terminal to confirm "
-            "the estimate: run it in a terminal, or pass --yes to confirm."
-        )
+    _check_can_confirm(args)
     price = f"${plan.estimated_price:.2f}" if plan.estimated_price is not None else "an unknown amount"
     answer = input(f"Launch this job for about {price}? [y/N] ").strip().lower()
     if answer not in ("y", "yes"):
@@ -294,6 +312,8 @@ def _confirm(plan, args) -> None:
 def _run(args) -> int:
     if args.output_dir and not (args.download or args.export_twin):
         raise InputError("--output-dir goes with --download ID or --export-twin ADAPTER_DIR.")
+    if args.overwrite and not (args.output_dir and args.download):
+        raise InputError("--overwrite goes with --download ID --output-dir DIR.")
     if args.export_twin:
         return _export_twin(args)
     with _workspace(args) as workspace:
@@ -319,8 +339,13 @@ def _run(args) -> int:
         if args.download:
             if not args.output_dir:
                 raise InputError("--download needs --output-dir DIR (where the adapter folder goes).")
+            from cognitivetwin_core.output_dirs import check_adapter_output
+
+            check_adapter_output(args.output_dir, overwrite=args.overwrite)
             backend = _backend_for_job(workspace, args.download, args)
-            folder = backend.download(args.download, args.output_dir, progress=_byte_progress())
+            folder = backend.download(
+                args.download, args.output_dir, progress=_byte_progress(), overwrite=args.overwrite
+            )
             print(f"\nAdapter saved in {folder}")
             return 0
         return _launch(args, workspace)
@@ -384,14 +409,23 @@ def _launch(args, workspace) -> int:
         backend = open_backend("local", workspace)
     else:
         backend = _together(workspace, args)
-    data = _data_file(args, workspace, settings.base_model)
-    plan = backend.dry_run(data, settings, progress=_byte_progress())
-    print("\n".join(["Dry run:"] + [f"  {line}" for line in plan.summary_lines()]))
-    if args.dry_run:
-        return 0
-    if not local:
-        _confirm(plan, args)
-    job_id = backend.launch(plan)
+    _check_can_confirm(args)  # before exporting anything
+    data, exported = _data_file(args, workspace, settings.base_model)
+    try:
+        plan = backend.dry_run(data, settings, progress=_byte_progress())
+        print("\n".join(["Dry run:"] + [f"  {line}" for line in plan.summary_lines()]))
+        if args.dry_run:
+            return 0
+        if not local:
+            _confirm(plan, args)
+        job_id = backend.launch(plan)
+    except BaseException:
+        # A refused or failed start leaves nothing behind: the export was made for it alone.
+        if exported:
+            from pathlib import Path
+
+            Path(data).unlink(missing_ok=True)
+        raise
     print(f"Launched {'local ' if local else ''}job {job_id}")
     if local:
         try:

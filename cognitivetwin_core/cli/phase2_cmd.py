@@ -3,7 +3,8 @@
     cognitivetwin phase2 train --base-model NAME|DIR [--adapter DIR]
         (--data-file FILE | --workspace DIR) --output-dir DIR [--epochs 10] [--batch-size 4]
         [--lr 1e-3] [--gradient-accumulation 4] [--device auto|cpu|cuda|mps] [--resume]
-        [--plan-steps 4] [--seed 42] [--val-fraction 0.2] [--threads N]
+        [--plan-steps 4] [--seed 42] [--val-fraction 0.2] [--threads N] [--patience 5] [--name TEXT]
+    cognitivetwin phase2 rename RUN_DIR NAME
     cognitivetwin phase2 prepare-data ...     (also `phase2 --prepare-data`: Supabase -> trajectory JSONL)
 
 `--data-file` takes the seed's Phase 2 trajectory JSONL or any file the importers read
@@ -28,6 +29,9 @@ def register(subparsers) -> None:
         action="store_true",
         help="the seed's data step: import Supabase turns, write the trajectory JSONL",
     )
+    from cognitivetwin_core.cli.data_cmd import add_prepare_data_arguments
+
+    add_prepare_data_arguments(parser)  # the README's `phase2 --prepare-data --workspace DIR ...`
     parser.set_defaults(func=_dispatch, parser=parser)
     sub = parser.add_subparsers(dest="phase2_command", metavar="ACTION")
 
@@ -56,6 +60,9 @@ def register(subparsers) -> None:
     train.add_argument(
         "--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint"
     )
+    train.add_argument(
+        "--overwrite", action="store_true", help="replace the earlier Phase 2 run in --output-dir (not other files)"
+    )
     train.add_argument("--plan-steps", type=int, default=4)
     train.add_argument("--seed", type=int, default=42)
     train.add_argument("--val-fraction", type=float, default=0.2)
@@ -66,22 +73,31 @@ def register(subparsers) -> None:
     train.add_argument(
         "--max-window-tokens", type=int, default=1024, help="encoding window (long conversations overlap)"
     )
+    train.add_argument(
+        "--patience",
+        type=int,
+        default=Phase2Config.patience,
+        help="stop early when the validation loss has not improved for this many epochs (default "
+        f"{Phase2Config.patience}; 0: never). The best epoch's model is kept either way",
+    )
+    train.add_argument("--name", default=None, help="the run's name (default: base · data · date)")
     train.add_argument("--quiet", action="store_true", help="no progress bars")
     train.set_defaults(func=_train)
+
+    rename = sub.add_parser("rename", help="give a Phase 2 run a new name")
+    rename.add_argument("run_dir", help="the run's output folder")
+    rename.add_argument("name", help="the new name")
+    rename.set_defaults(func=_rename)
 
     prepare = sub.add_parser(
         "prepare-data", help="import Supabase turns into the workspace and write the trajectory JSONL"
     )
-    from cognitivetwin_core.cli.data_cmd import add_prepare_data_arguments
-
     add_prepare_data_arguments(prepare)
     prepare.set_defaults(func=_prepare)
 
 
 def _dispatch(args) -> int:
     if args.prepare_data:
-        from cognitivetwin_core.cli.data_cmd import add_prepare_data_arguments  # noqa: F401  (options default in prepare_phase2_data)
-
         return _prepare(args)
     args.parser.print_help()
     return 0
@@ -138,6 +154,8 @@ def _train(args) -> int:
 
     if not args.output_dir and not args.workspace:
         raise CognitiveTwinError("Give --output-dir (where the trained model goes).")
+    if args.resume and args.overwrite:
+        raise CognitiveTwinError("--resume continues a run and --overwrite replaces it: give one of them.")
     config = Phase2Config(
         base_model=args.base_model,
         adapter_dir=args.adapter,
@@ -148,12 +166,15 @@ def _train(args) -> int:
         gradient_accumulation=args.gradient_accumulation,
         device=args.device,
         resume=args.resume,
+        overwrite=args.overwrite,
         plan_steps=args.plan_steps,
         seed=args.seed,
         val_fraction=args.val_fraction,
         num_threads=args.threads,
         cache_dir=args.cache_dir,
         max_window_tokens=args.max_window_tokens,
+        patience=args.patience,
+        name=args.name,
     )
     if args.workspace:
         trainer = Phase2Trainer(config, workspace=args.workspace)
@@ -213,7 +234,42 @@ def _train(args) -> int:
     if finished.outcome == "cancelled":
         raise CancelledError(finished.message)
     if finished.metrics:
-        print("\nFinal validation metrics (model vs baseline):")
+        print("\nValidation metrics of the saved model (model vs baseline):")
         print(format_table(finished.metrics))
+        _print_summary(finished.output_dir)
     print(finished.message)
+    return 0
+
+
+def _print_summary(output_dir) -> None:
+    """Verdicts in words, per-step planning, the trajectory ablation, overfitting: from metrics.json."""
+    from pathlib import Path
+
+    from cognitivetwin_core.phase2.runs import METRICS_FILE, read_json
+    from cognitivetwin_core.phase2.verdicts import summarize_run
+
+    if not output_dir:
+        return
+    summary = summarize_run(read_json(Path(output_dir) / METRICS_FILE))
+    if summary.best_epoch is not None:
+        print(f"Saved model: epoch {summary.best_epoch} of {summary.epochs} (the best on validation).")
+    for verdict in summary.verdicts:
+        print(verdict.sentence)
+    if summary.plan_steps:
+        print("Planning per step (cosine to the real turn, model vs predicting the current message):")
+        for line in summary.plan_steps:
+            print(f"  {line}")
+    if summary.ablation:
+        print("Trajectory ablation (true positions vs shuffled):")
+        for line in summary.ablation:
+            print(f"  {line}")
+    for line in summary.warnings + summary.notes:
+        print(line)
+
+
+def _rename(args) -> int:
+    from cognitivetwin_core.phase2.run_names import rename_run
+
+    record = rename_run(args.run_dir, args.name)
+    print(f"Renamed the run in {args.run_dir} to: {record['name']}")
     return 0

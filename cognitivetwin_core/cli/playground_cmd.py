@@ -117,9 +117,11 @@ def _run(args) -> int:
     if index is None:
         print("Plan steps: no neighbour data (the run's data is not available; pass --data-file or --workspace).")
         return 0
+    from cognitivetwin_core.phase2.verdicts import step_label
+
     print("Plan steps (nearest messages, cosine):")
     for step, neighbours in enumerate(result.plan_steps, start=1):
-        print(f"  step {step}:")
+        print(f"  step {step} ({step_label(step)}):")
         for n in neighbours:
             print(f"    {n.score:+.3f} [{n.conversation_id} #{n.message_index} {n.role}] {_short(n.text)}")
     return 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -24,11 +25,14 @@ from cognitivetwin_core.annotation.patterns import LABELER_VERSION, PATTERN_INDE
 from cognitivetwin_core.annotation.pool import AnnotationPipeline
 from cognitivetwin_core.annotation.text_features import compute_text_features
 from cognitivetwin_core.annotation.trajectory import ALGORITHM_VERSION, TurnTrajectory, annotate
+from cognitivetwin_core.atomic_files import write_text_atomically
 from cognitivetwin_core.conversation import Conversation, Message
 from cognitivetwin_core.data.workspace_schema import MIGRATIONS, SCHEMA_VERSION
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
 
 DB_NAME = "workspace.sqlite3"
+_WRITER_NOTE = ".writer.json"  # who holds the write lock during a long write (see lock_holder)
+_BUSY_TIMEOUT_S = 120.0  # a writer waits this long for another's write lock
 ANNOTATION_VERSION = f"{ALGORITHM_VERSION}.{LABELER_VERSION}"
 _BATCH = 256
 _PREVIEW_CHARS = 160
@@ -147,18 +151,42 @@ def annotate_conversations(conversations: list[Conversation]) -> list[tuple[list
     return [annotation_rows(conversation) for conversation in conversations]
 
 
+def _database_error(db_path: Path, exc: sqlite3.DatabaseError) -> CognitiveTwinError:
+    return CognitiveTwinError(
+        f"The workspace database {db_path} cannot be read ({exc}): it is damaged or not a workspace; "
+        "choose another folder or restore it from a backup."
+    )
+
+
+def _write_problem(exc: BaseException) -> str | None:
+    """What the disk said, in words, when SQLite could not write (None: not a disk problem)."""
+    if not isinstance(exc, sqlite3.OperationalError):
+        return None
+    text = str(exc).lower()
+    if "full" in text:
+        return "the disk is full; free some space and try again"
+    if "readonly" in text or "read-only" in text:
+        return "it is read-only; make it writable or choose another workspace"
+    if "disk i/o" in text:
+        return "the disk reported an input/output error; check the disk and try again"
+    return None
+
+
 def _connect(db_path: Path) -> sqlite3.Connection:
     try:
         # A long import holds the write lock; other writers wait this long for it.
-        connection = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=120.0)
+        connection = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False, timeout=_BUSY_TIMEOUT_S)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA foreign_keys=ON")
+    except sqlite3.OperationalError as exc:
+        if "locked" in str(exc) or "busy" in str(exc):
+            raise CognitiveTwinError(
+                f"The workspace database {db_path} is locked by another program: try again when it has finished."
+            ) from exc
+        raise _database_error(db_path, exc) from exc
     except sqlite3.DatabaseError as exc:
-        raise CognitiveTwinError(
-            f"The workspace database {db_path} cannot be opened ({exc}): "
-            "choose another folder or restore it from a backup."
-        ) from exc
+        raise _database_error(db_path, exc) from exc
     return connection
 
 
@@ -177,6 +205,7 @@ class Workspace:
         self._connections: list[sqlite3.Connection] = []
         self._connections_lock = threading.Lock()
         self._closed = False
+        self.on_wait: Callable[[str], None] | None = None  # see open()
 
     @property
     def _db(self) -> sqlite3.Connection:
@@ -193,8 +222,20 @@ class Workspace:
     # ----- opening ------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, path: str | Path | None = None) -> Workspace:
-        """Open (creating if needed) the workspace folder; None means the user's default one."""
+    def open(
+        cls,
+        path: str | Path | None = None,
+        *,
+        read_only: bool = False,
+        on_wait: Callable[[str], None] | None = None,
+    ) -> Workspace:
+        """Open (creating if needed) the workspace folder; None means the user's default one.
+
+        `read_only` (listing, showing, exporting): the workspace must exist, and opening takes
+        no write lock while the schema is current, so readers never wait for an import; a
+        needed update done while another process writes is refused in a sentence saying so.
+        `on_wait(who)` is called when a write has to wait for another process's (to say so).
+        """
         if path is None:
             from cognitivetwin_core.paths import default_workspace_dir
 
@@ -202,15 +243,92 @@ class Workspace:
         path = Path(path).expanduser().resolve()
         if path.exists() and not path.is_dir():
             raise InputError(f"The workspace {path} is a file, not a folder: choose a folder.")
+        if read_only:
+            if not (path / DB_NAME).is_file():
+                raise InputError(
+                    f"There is no workspace at {path}: check the --workspace folder, or import "
+                    "conversations into it first with `cognitivetwin data import`."
+                )
+            workspace = cls(path)
+            workspace._prepare_for_reading()
+            return workspace
         try:
             for folder in (path, path / "adapters", path / "runs", path / "cache"):
                 folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise CognitiveTwinError(f"Cannot create the workspace folder {path}: {exc.strerror}.") from exc
         workspace = cls(path)
+        workspace.on_wait = on_wait
         workspace._migrate()
         workspace.refresh_annotations()
         return workspace
+
+    def _prepare_for_reading(self) -> None:
+        """Update the schema only if needed; refresh stale annotations only if nobody is writing."""
+        try:
+            row = self._db.execute(
+                "SELECT value FROM meta WHERE key='schema_version'"
+                if self._db.execute("SELECT 1 FROM sqlite_master WHERE name='meta'").fetchone()
+                else "SELECT NULL"
+            ).fetchone()
+        except sqlite3.DatabaseError as exc:
+            raise _database_error(self.db_path, exc) from exc
+        current = int(row[0]) if row and row[0] is not None else 0
+        if current != SCHEMA_VERSION:
+            with self._no_wait(f"The workspace {self.path} needs a one-time update before it can be read"):
+                self._migrate()
+        stale = self._query(
+            "SELECT 1 FROM conversations WHERE annotation_version IS NOT ? LIMIT 1", (ANNOTATION_VERSION,)
+        )
+        if stale:
+            try:
+                with self._no_wait(""):
+                    self.refresh_annotations()
+            except CognitiveTwinError:  # someone is writing: read the annotations as they are
+                pass
+
+    @contextmanager
+    def _no_wait(self, what: str):
+        """Take the write lock without waiting for another process; refuse in a sentence if it is held."""
+        db = self._db
+        db.execute("PRAGMA busy_timeout=0")
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            raise CognitiveTwinError(
+                f"{what}, but {self.lock_holder()} is writing to it: try again when that has finished."
+            ) from None
+        finally:
+            db.execute(f"PRAGMA busy_timeout={int(_BUSY_TIMEOUT_S * 1000)}")
+
+    def lock_holder(self) -> str:
+        """Who is writing to this workspace, in words, from the note a long write leaves."""
+        try:
+            note = json.loads((self.path / _WRITER_NOTE).read_text(encoding="utf-8"))
+            pid = int(note["pid"])
+            os.kill(pid, 0)
+        except (OSError, ValueError, KeyError, TypeError):
+            return "another program"
+        return f"process {pid} ({note.get('what') or 'a write'}, since {note.get('since') or '?'})"
+
+    @contextmanager
+    def _writer_note(self, what: str):
+        """Leave a note naming this process while a long write holds the lock (read by `lock_holder`)."""
+        note = self.path / _WRITER_NOTE
+        try:
+            write_text_atomically(note, json.dumps({"pid": os.getpid(), "what": what, "since": _now()}))
+        except OSError:
+            pass  # only a courtesy to other processes
+        try:
+            yield
+        finally:
+            try:
+                if json.loads(note.read_text(encoding="utf-8")).get("pid") == os.getpid():
+                    note.unlink()
+            except (OSError, ValueError, AttributeError):
+                pass
 
     def _migrate(self) -> None:
         with self._transaction() as db:
@@ -252,14 +370,47 @@ class Workspace:
     @contextmanager
     def _transaction(self):
         db = self._db
-        db.execute("BEGIN IMMEDIATE")
+        try:
+            self._begin(db)
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) and "busy" not in str(exc):
+                raise
+            if db.execute("PRAGMA busy_timeout").fetchone()[0] == 0:
+                raise  # _no_wait says it in its own words
+            raise CognitiveTwinError(
+                f"The workspace {self.path} is busy: {self.lock_holder()} has been writing to it for over "
+                f"{_BUSY_TIMEOUT_S:.0f} s; try again when that has finished."
+            ) from None
         try:
             yield db
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        else:
             db.execute("COMMIT")
+        except BaseException as exc:
+            try:
+                db.execute("ROLLBACK")
+            except sqlite3.DatabaseError:
+                pass  # a failed COMMIT may have rolled back already
+            problem = _write_problem(exc)
+            if problem is None:
+                raise
+            raise CognitiveTwinError(
+                f"Could not write to the workspace {self.path}: {problem}; nothing of this change was kept."
+            ) from exc
+
+    def _begin(self, db: sqlite3.Connection) -> None:
+        """BEGIN IMMEDIATE; if another process holds the write lock, tell `on_wait` who before waiting."""
+        timeout = db.execute("PRAGMA busy_timeout").fetchone()[0] if self.on_wait is not None else 0
+        if timeout:
+            db.execute("PRAGMA busy_timeout=0")
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                return
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) and "busy" not in str(exc):
+                    raise
+                self.on_wait(self.lock_holder())
+            finally:
+                db.execute(f"PRAGMA busy_timeout={timeout}")
+        db.execute("BEGIN IMMEDIATE")
 
     def _query(self, sql: str, params: Iterable = ()) -> list[tuple]:
         return self._db.execute(sql, tuple(params)).fetchall()
@@ -281,7 +432,7 @@ class Workspace:
         already stored are skipped as duplicates. `report` (or a callable returning it once
         the iterable is exhausted) is saved with the import record. `progress(conversations,
         messages)` is called after each batch."""
-        with self._transaction() as db:
+        with self._writer_note(f"an import of {location or source_label}"), self._transaction() as db:
             cursor = db.execute(
                 "INSERT INTO imports(source_label, importer, location, started_at) VALUES(?,?,?,?)",
                 (source_label, importer, location, _now()),

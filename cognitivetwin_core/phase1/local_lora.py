@@ -714,7 +714,12 @@ class LocalLoraJobs:
         return JobUpdate(job_id, "cancel_requested")
 
     def download(
-        self, job_id: str, output_dir: str | Path | None = None, *, progress: ProgressCallback | None = None
+        self,
+        job_id: str,
+        output_dir: str | Path | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+        overwrite: bool = False,
     ) -> Path:
         """The finished adapter's folder (copied to `output_dir` if given)."""
         record = self._record(job_id)
@@ -728,6 +733,9 @@ class LocalLoraJobs:
                 raise InputError(f"Local job {job_id} is {record.get('status')}, not completed.")
         folder = Path(record["adapter_path"])
         if output_dir:
+            from cognitivetwin_core.output_dirs import check_adapter_output
+
+            check_adapter_output(output_dir, overwrite=overwrite)
             target = Path(output_dir)
             write_dir_atomically(target, lambda tmp: shutil.copytree(folder, tmp, dirs_exist_ok=True))
             return target

@@ -617,9 +617,18 @@ class TogetherJobManager:
         *,
         progress: ProgressCallback | None = None,
         checkpoint: str = "adapter",
+        overwrite: bool = False,
     ) -> Path:
-        """Download the finished job's adapter, extract it safely, register it; return its folder."""
+        """Download the finished job's adapter, extract it safely, register it; return its folder.
+
+        An `output_dir` the user named must be missing, empty, or (with `overwrite`) one of our
+        adapters: anything else is refused before the download starts.
+        """
+        from cognitivetwin_core.output_dirs import check_adapter_output
         from cognitivetwin_core.phase1.adapter_archive import extract_adapter_archive, write_lineage
+
+        if output_dir:
+            check_adapter_output(output_dir, overwrite=overwrite)
 
         update = self.check(job_id)
         if update.status != "completed":
@@ -660,6 +669,8 @@ class TogetherJobManager:
         os.replace(part, archive)
         config_changes: dict = {}
         try:
+            if output_dir:  # checked again: the folder may have changed during the download
+                check_adapter_output(output_dir, overwrite=overwrite)
             folder = extract_adapter_archive(archive, target, config_changes=config_changes)
         finally:
             archive.unlink(missing_ok=True)

@@ -52,10 +52,12 @@ class TwinExport:
 
 
 def _refuse_non_empty(output_dir: Path) -> None:
-    if output_dir.exists() and (not output_dir.is_dir() or any(output_dir.iterdir())):
+    """An export never replaces anything: only a missing or empty folder receives it."""
+    from cognitivetwin_core import output_dirs
+
+    if output_dirs.classify(output_dir) not in (output_dirs.MISSING, output_dirs.EMPTY):
         raise InputError(
-            f"{output_dir} already exists and is not empty: choose a new folder for the export "
-            "(nothing there was changed)."
+            f"{output_dir} is not empty: choose a new or empty folder for the export (nothing in it was changed)."
         )
 
 

@@ -4,7 +4,9 @@ A checkpoint is a folder `<output>/checkpoint/` holding
 - `components.safetensors`: the trainable weights (and feature statistics),
 - `optimizer.pt`: optimizer and scheduler state dicts and torch RNG states (our own
   tensors only; read back with `torch.load(weights_only=True)`, never unpickling code),
-- `trainer_state.json`: epoch, global step, the metrics history and the run's identity.
+- `trainer_state.json`: epoch, global step, the metrics history and the run's identity,
+- `best.safetensors`: the components of the best epoch so far (by validation), which become
+  the run's model when it ends (absent in checkpoints written before best epochs were kept).
 
 It is written to a temporary folder and swapped in by renames (the previous checkpoint is
 kept as `checkpoint.old` until the new one is in place), so a kill at any moment leaves
@@ -31,9 +33,12 @@ class Checkpoint:
     scheduler_state: dict
     rng_state: dict
     trainer_state: dict
+    best_state: dict | None = None
 
 
-def save_checkpoint(output_dir: Path, components, optimizer, scheduler, trainer_state: dict) -> Path:
+def save_checkpoint(
+    output_dir: Path, components, optimizer, scheduler, trainer_state: dict, best_state: dict | None = None
+) -> Path:
     import torch
     from safetensors.torch import save_file
 
@@ -42,6 +47,8 @@ def save_checkpoint(output_dir: Path, components, optimizer, scheduler, trainer_
     try:
         state = {k: v.detach().to("cpu").contiguous() for k, v in components.state_dict().items()}
         save_file(state, str(tmp / "components.safetensors"))
+        if best_state is not None:
+            save_file({k: v.contiguous() for k, v in best_state.items()}, str(tmp / "best.safetensors"))
         rng = {"torch": torch.get_rng_state()}
         if torch.cuda.is_available():
             rng["cuda"] = torch.cuda.get_rng_state_all()
@@ -77,12 +84,14 @@ def load_checkpoint(folder: Path) -> Checkpoint:
     from safetensors.torch import load_file
 
     blob = torch.load(folder / "optimizer.pt", map_location="cpu", weights_only=True)
+    best = folder / "best.safetensors"
     return Checkpoint(
         components_state=load_file(str(folder / "components.safetensors"), device="cpu"),
         optimizer_state=blob["optimizer"],
         scheduler_state=blob["scheduler"],
         rng_state=blob["rng"],
         trainer_state=json.loads((folder / "trainer_state.json").read_text(encoding="utf-8")),
+        best_state=load_file(str(best), device="cpu") if best.is_file() else None,
     )
 
 

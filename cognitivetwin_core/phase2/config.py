@@ -11,7 +11,9 @@ from cognitivetwin_core.errors import InputError
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
 FORMAT_NAME = "cognitivetwin-v2-components"
-FORMAT_VERSION = 1
+# 2: the planning head reads the turn's position features. Format 1 folders still load
+# (their planning head has none: TwinConfig.planning_position False).
+FORMAT_VERSION = 2
 
 
 def holds_components(folder: str | Path) -> bool:

@@ -5,9 +5,12 @@
                   from the signature so its axes mean something; the trainer starts it at
                   the training means and weighs each feature's error by its spread.
 - PatternHead  -> logits `[B, 12]` over PATTERN_NAMES (multi-label, sigmoid).
-- PlanningHead -> plan steps `[B, K, hidden]`: the expected representations of the next K
-                  turns, as a residual on the current one (`up` starts at zero, so an
+- PlanningHead -> plan steps `[B, K, hidden]`: step k the expected representation of turn
+                  t+k, as a residual on the current one (`up` starts at zero, so an
                   untrained head predicts "the current message", the planning baseline).
+                  Each step is also conditioned on the turn's position features (from the
+                  TrajectoryAdapter): how far into the conversation a turn is says much
+                  about what comes after it (a closing "thanks" at the end, not a question).
 """
 
 from __future__ import annotations
@@ -60,17 +63,30 @@ class PatternHead(nn.Module):
 
 
 class PlanningHead(nn.Module):
-    def __init__(self, hidden_size: int, plan_steps: int = 4, inner: int = 256):
+    """`position_size` 0 is the head of runs saved before the position features (format 1)."""
+
+    def __init__(
+        self, hidden_size: int, plan_steps: int = 4, inner: int = 256, position_size: int = 0, scale: float = 1.0
+    ):
         super().__init__()
+        # The residual is multiplied by `scale`: standardised states have norm ~sqrt(hidden), so
+        # an unscaled residual needs many more updates than small data gives to turn a plan step
+        # away from the current message (the same reason as StyleHead.readout_scale).
+        self.scale = scale
         self.hidden_size = hidden_size
         self.plan_steps = plan_steps
+        self.inner = inner
         self.norm = nn.LayerNorm(hidden_size)
         self.down = nn.Linear(hidden_size, inner)
         self.step_embedding = nn.Parameter(torch.randn(plan_steps, inner) * 0.02)
+        # One projection per step: the position says different things about t+1 and t+4.
+        self.position = nn.Linear(position_size, plan_steps * inner) if position_size else None
         self.up = nn.Linear(inner, hidden_size)
         nn.init.zeros_(self.up.weight)
         nn.init.zeros_(self.up.bias)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, position: torch.Tensor | None = None) -> torch.Tensor:
         inner = self.down(self.norm(hidden)).unsqueeze(1) + self.step_embedding  # [B, K, inner]
-        return hidden.unsqueeze(1) + self.up(nn.functional.gelu(inner))
+        if self.position is not None and position is not None:
+            inner = inner + self.position(position.to(hidden.dtype)).view(-1, self.plan_steps, self.inner)
+        return hidden.unsqueeze(1) + self.scale * self.up(nn.functional.gelu(inner))

@@ -34,6 +34,7 @@ memory) end with FinishedEvent(outcome="failed", message=...) and the last good 
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
@@ -75,6 +76,7 @@ class Phase2Config:
     num_threads: int | None = None
     leave_one_core_free: bool = False
     resume: bool = False
+    overwrite: bool = False  # replace an earlier run in output_dir (never other files)
     weight_decay: float = 0.01
     warmup_fraction: float = 0.05
     max_grad_norm: float = 1.0
@@ -83,6 +85,9 @@ class Phase2Config:
     max_window_tokens: int = 1024
     overlap_tokens: int = 256
     encode_batch_tokens: int = 8192
+    # Stop when validation loss has not improved for this many epochs (0: never stop early).
+    patience: int = 5
+    name: str | None = None  # the run's readable name (default: base, data, date)
 
     def validate(self) -> None:
         problems = []
@@ -94,6 +99,8 @@ class Phase2Config:
             problems.append("gradient accumulation must be at least 1")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             problems.append("the learning rate must be a positive number")
+        if self.patience < 0:
+            problems.append("patience must be 0 (off) or more epochs")
         if self.plan_steps < 1:
             problems.append("plan steps must be at least 1")
         if not 0.0 <= self.val_fraction < 1.0:
@@ -191,6 +198,32 @@ class _Data:
     offsets: list[int]
 
 
+@dataclass
+class _Training:
+    """What the epoch loop carries from one step to the next."""
+
+    components: object
+    optimizer: object
+    scheduler: object
+    identity: dict
+    train_ids: list[int]
+    val_ids: list[int]
+    batches_per_epoch: int
+    started: float
+    start_epoch: int = 1
+    global_step: int = 0
+    history: list = field(default_factory=list)
+    last_good_epoch: int = 0
+    steps_this_run: int = 0
+    examples_this_run: int = 0
+    epoch_train_losses: dict = field(default_factory=dict)
+    best_epoch: int | None = None  # the epoch whose components are the run's model
+    best_state: dict | None = None  # its components' state dict, on the CPU
+    best_loss: float = math.inf
+    early_stop: str | None = None  # why the run stopped before its last epoch
+    ablation: dict | None = None  # trajectory_ablation of the saved model
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -274,7 +307,7 @@ class Phase2Trainer:
             conversations = list(self.workspace.iter_conversations())
             source = {"kind": "workspace", "path": str(self.workspace.path)}
         else:
-            if not self.data_file.is_file():
+            if not self.data_file.exists():  # the importers word the rest (a folder, a pipe...)
                 raise InputError(f"The data file {self.data_file} does not exist: check the path.")
             from cognitivetwin_core.data.importers import read_conversations
 
@@ -342,13 +375,15 @@ class Phase2Trainer:
         from cognitivetwin_core.phase2.feature_cache import data_hash
 
         digest = data_hash(conversations)
-        self._prepare_output(source)
+        self._prepare_output()  # checks only: the folder is made after every check passed
         self._check_resumable(digest)
+        self._create_output()
         threads = configure_threads(config.num_threads, config.leave_one_core_free)
         message_count = sum(len(c.messages) for c in conversations)
         self.run_record.update(
             {
                 "run_id": self.run_id,
+                "name": self._run_name(source, len(conversations)),
                 "status": "running",
                 "outcome": "running",
                 "started_at": self.run_record.get("started_at") or _now(),
@@ -390,7 +425,21 @@ class Phase2Trainer:
             self._record_outcome("failed", f"Unexpected error: {exc!r}")
             raise
 
-    def _prepare_output(self, source: dict) -> None:
+    def _run_name(self, source: dict, conversations: int) -> str:
+        """The name a resumed run already has (it may have been renamed since), else --name,
+        else base · data · date."""
+        from cognitivetwin_core.phase2.run_names import default_run_name
+
+        if self.run_record.get("name"):
+            return self.run_record["name"]
+        if self.config.name and self.config.name.strip():
+            return " ".join(self.config.name.split())
+        return default_run_name(self.config.base_model, {**source, "conversations": conversations})
+
+    def _prepare_output(self) -> None:
+        """Decide the output folder and refuse an unusable one; nothing is written here."""
+        from cognitivetwin_core.output_dirs import PHASE2_RUN, check_phase2_output
+
         config = self.config
         if config.output_dir:
             output = Path(config.output_dir).expanduser()
@@ -398,26 +447,38 @@ class Phase2Trainer:
             output = self.workspace.runs_dir / time.strftime("phase2-%Y%m%d-%H%M%S")
         else:
             raise InputError("Phase 2 needs an output folder (--output-dir).")
+        kind = check_phase2_output(output, resume=config.resume, overwrite=config.overwrite)
         self._created_output = not output.exists()
+        self._replace_earlier_run = kind == PHASE2_RUN and not config.resume
         existing_record = output / "run.json"
         from cognitivetwin_core.phase2.checkpoint import find_checkpoint
 
-        if config.resume and existing_record.is_file() and find_checkpoint(output):
+        if config.resume and kind == PHASE2_RUN and find_checkpoint(output):
             self.run_record = json.loads(existing_record.read_text(encoding="utf-8"))
             self.run_id = self.run_record.get("run_id") or uuid.uuid4().hex[:12]
         else:
-            if (
-                not config.resume
-                and output.exists()
-                and any((output / name).exists() for name in ("run.json", "checkpoint", "model.safetensors"))
-            ):
+            if config.resume and kind == PHASE2_RUN:
                 raise InputError(
-                    f"{output} already holds a Phase 2 run: pass --resume to continue it, or choose a new output folder."
+                    f"{output} holds a Phase 2 run without a checkpoint to resume from; "
+                    "pass --overwrite to train it again, or choose a new output folder."
                 )
             self.run_id = time.strftime("%Y%m%d-%H%M%S-") + uuid.uuid4().hex[:6]
             self.run_record = {}
+        self.output_dir = output.absolute()
+
+    def _create_output(self) -> None:
+        """After every check passed: make the folder; with --overwrite, remove the earlier run's files."""
+        from cognitivetwin_core.phase2.checkpoint import _PREVIOUS, CHECKPOINT_DIR
+        from cognitivetwin_core.phase2.twin_model import CONFIG_NAME, WEIGHTS_NAME
+
+        output = self.output_dir
         try:
             output.mkdir(parents=True, exist_ok=True)
+            if self._replace_earlier_run:
+                for name in ("run.json", "metrics.json", CONFIG_NAME, WEIGHTS_NAME):
+                    (output / name).unlink(missing_ok=True)
+                for name in (CHECKPOINT_DIR, _PREVIOUS):
+                    shutil.rmtree(output / name, ignore_errors=True)
         except OSError as exc:
             raise CognitiveTwinError(f"Cannot create the output folder {output}: {exc.strerror}.") from exc
         self.output_dir = output.resolve()
@@ -468,7 +529,11 @@ class Phase2Trainer:
         if cancelled:
             self._discard()
             return self._finish("cancelled", "Cancelled: the run was discarded.")
-        return self._finish("stopped", getattr(self, "_stop_message", "Stopped before training began."))
+        return self._finish(
+            "stopped",
+            getattr(self, "_stop_message", "Stopped before training began."),
+            getattr(self, "_stop_metrics", None),
+        )
 
     def _discard(self) -> None:
         """Cancel: remove what this run wrote (the feature cache stays: it is valid and shared)."""
@@ -523,11 +588,25 @@ class Phase2Trainer:
     # ----- training -------------------------------------------------------------------------------
 
     def _train(self, conversations, cached, device, digest):
+        """Set up, resume if asked, then epoch by epoch: steps, validation, checkpoint."""
+        state = self._setup_training(conversations, cached, device, digest)
+        self._resume_into(state)
+        self._stop_message = "Stopped before the first epoch ended; nothing was saved."
+        for epoch in range(state.start_epoch, self.config.epochs + 1):
+            yield from self._train_epoch(state, epoch)
+            yield from self._end_epoch(state, epoch)
+            state.early_stop = self._early_stop_reason(state, epoch)
+            if state.early_stop:
+                log.info("Phase 2 run %s: %s", self.run_id, state.early_stop)
+                break
+        yield self._complete(state)
+
+    def _setup_training(self, conversations, cached, device, digest) -> _Training:
+        """Annotations, the split, fresh components with their statistics, optimizer and schedule."""
         import numpy as np
         import torch
 
-        from cognitivetwin_core.phase2.checkpoint import find_checkpoint, load_checkpoint, restore_rng, save_checkpoint
-        from cognitivetwin_core.phase2.twin_model import TwinComponents, TwinConfig, save_components
+        from cognitivetwin_core.phase2.twin_model import TwinComponents, TwinConfig
 
         config = self.config
         data = self._annotations(conversations)
@@ -566,8 +645,25 @@ class Phase2Trainer:
         self._stylometric_scale = (1.0 / train_stylo.std(0, unbiased=False).clamp_min(0.02)).to(device)
         components.style_head.init_readout(self._stylometric_mean)
 
-        optimizer = torch.optim.AdamW(components.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         batches_per_epoch = max(1, math.ceil(len(train_ids) / config.batch_size))
+        optimizer, scheduler = self._optimizer_and_schedule(components, batches_per_epoch)
+        return _Training(
+            components=components,
+            optimizer=optimizer,
+            scheduler=scheduler,
+            identity={"data_hash": digest, "hidden_size": cached.hidden_size, **self._resume_identity()},
+            train_ids=train_ids,
+            val_ids=val_ids,
+            batches_per_epoch=batches_per_epoch,
+            started=time.perf_counter(),
+        )
+
+    def _optimizer_and_schedule(self, components, batches_per_epoch: int):
+        """AdamW with a linear warm-up then a cosine decay to 10% over the whole run."""
+        import torch
+
+        config = self.config
+        optimizer = torch.optim.AdamW(components.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         updates_per_epoch = math.ceil(batches_per_epoch / config.gradient_accumulation)
         total_updates = updates_per_epoch * config.epochs
         warmup = max(1, int(config.warmup_fraction * total_updates))
@@ -578,113 +674,214 @@ class Phase2Trainer:
             progress = (update - warmup) / max(1, total_updates - warmup)
             return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        identity = {"data_hash": digest, "hidden_size": cached.hidden_size, **self._resume_identity()}
-        start_epoch, global_step, history = 1, 0, []
-        checkpoint_dir = find_checkpoint(self.output_dir) if config.resume else None
-        if checkpoint_dir is not None:
-            checkpoint = load_checkpoint(checkpoint_dir)
-            # Checkpoints written before epochs could grow still record them: not compared.
-            saved_identity = {k: v for k, v in checkpoint.trainer_state.get("identity", {}).items() if k != "epochs"}
-            if saved_identity != identity:
-                changed = sorted(
-                    k for k in set(identity) | set(saved_identity) if identity.get(k) != saved_identity.get(k)
-                )
-                raise InputError(
-                    f"The checkpoint in {checkpoint_dir} was made with other data or settings ({', '.join(changed)}); "
-                    "resume with the same ones, or start a new output folder."
-                )
-            components.load_state_dict(checkpoint.components_state)
-            optimizer.load_state_dict(checkpoint.optimizer_state)
-            scheduler.load_state_dict(checkpoint.scheduler_state)
-            restore_rng(checkpoint.rng_state)
-            start_epoch = int(checkpoint.trainer_state["epoch"]) + 1
-            global_step = int(checkpoint.trainer_state["global_step"])
-            history = checkpoint.trainer_state.get("history", [])
-            log.info("Resuming %s from epoch %d", self.output_dir, start_epoch)
+        return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
-        self._stop_message = "Stopped before the first epoch ended; nothing was saved."
-        steps_done_this_run = examples_done = 0
-        started = time.perf_counter()
-        total_steps = batches_per_epoch * config.epochs
-        last_good_epoch = start_epoch - 1
-        for epoch in range(start_epoch, config.epochs + 1):
-            components.train()
-            generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
-            order = [train_ids[i] for i in torch.randperm(len(train_ids), generator=generator).tolist()]
-            batches = [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
-            sums: dict[str, float] = {}
-            optimizer.zero_grad(set_to_none=True)
-            for step, batch in enumerate(batches, start=1):
-                if self._should_stop():
-                    self._stop_during_training(components, history, last_good_epoch)
-                    raise _Stop()
-                losses, examples = self._batch_losses(components, batch)
-                total = losses["total"]
-                if not torch.isfinite(total):
-                    bad = [n for n, v in losses.items() if n != "total" and not torch.isfinite(v)] or ["total"]
-                    raise _Failure(
-                        f"Training stopped at epoch {epoch}, step {step}: the {', '.join(bad)} loss became "
-                        f"{float(total.detach())} (numerically unstable). "
-                        + (
-                            f"The last good checkpoint (epoch {last_good_epoch}) is kept in "
-                            f"{self.output_dir / 'checkpoint'}; "
-                            if last_good_epoch >= 1
-                            else "No epoch had finished, so nothing was saved; "
-                        )
-                        + f"lower the learning rate (now {config.lr:g}) and run again"
-                        + (" with --resume." if last_good_epoch >= 1 else ".")
-                    )
-                (total / config.gradient_accumulation).backward()
-                if step % config.gradient_accumulation == 0 or step == len(batches):
-                    torch.nn.utils.clip_grad_norm_(components.parameters(), config.max_grad_norm)
-                    optimizer.step()
-                    scheduler.step()
-                    optimizer.zero_grad(set_to_none=True)
-                global_step += 1
-                steps_done_this_run += 1
-                examples_done += examples
-                losses = {name: float(value.detach()) for name, value in losses.items()}
-                for name, value in losses.items():
-                    sums[name] = sums.get(name, 0.0) + value
-                elapsed = max(time.perf_counter() - started, 1e-9)
-                remaining = total_steps - global_step
-                yield StepEvent(
-                    epoch=epoch,
-                    epochs=config.epochs,
-                    step=step,
-                    steps_per_epoch=len(batches),
-                    global_step=global_step,
-                    total_steps=total_steps,
-                    losses=losses,
-                    lr=float(optimizer.param_groups[0]["lr"]),
-                    examples_per_s=examples_done / elapsed,
-                    eta_s=elapsed / steps_done_this_run * remaining,
-                )
-            train_losses = {name: value / len(batches) for name, value in sums.items()}
-            val_losses, metrics, per_pattern = self.evaluate(components, val_ids)
-            from cognitivetwin_core.phase2.metrics import format_table
+    def _resume_into(self, state: _Training) -> None:
+        """With --resume: weights, optimizer, schedule, RNG and history from the last checkpoint."""
+        from cognitivetwin_core.phase2.checkpoint import find_checkpoint, load_checkpoint, restore_rng
 
-            entry = {
+        checkpoint_dir = find_checkpoint(self.output_dir) if self.config.resume else None
+        if checkpoint_dir is None:
+            return
+        checkpoint = load_checkpoint(checkpoint_dir)
+        # Checkpoints written before epochs could grow still record them: not compared.
+        saved_identity = {k: v for k, v in checkpoint.trainer_state.get("identity", {}).items() if k != "epochs"}
+        identity = state.identity
+        if saved_identity != identity:
+            changed = sorted(k for k in set(identity) | set(saved_identity) if identity.get(k) != saved_identity.get(k))
+            raise InputError(
+                f"The checkpoint in {checkpoint_dir} was made with other data or settings ({', '.join(changed)}); "
+                "resume with the same ones, or start a new output folder."
+            )
+        state.components.load_state_dict(checkpoint.components_state)
+        state.optimizer.load_state_dict(checkpoint.optimizer_state)
+        state.scheduler.load_state_dict(checkpoint.scheduler_state)
+        restore_rng(checkpoint.rng_state)
+        state.start_epoch = int(checkpoint.trainer_state["epoch"]) + 1
+        state.global_step = int(checkpoint.trainer_state["global_step"])
+        state.history = checkpoint.trainer_state.get("history", [])
+        state.last_good_epoch = state.start_epoch - 1
+        if checkpoint.best_state is not None and checkpoint.trainer_state.get("best_epoch"):
+            state.best_state = checkpoint.best_state
+            state.best_epoch = int(checkpoint.trainer_state["best_epoch"])
+            best_loss = checkpoint.trainer_state.get("best_loss")
+            state.best_loss = math.inf if best_loss is None else float(best_loss)
+        log.info("Resuming %s from epoch %d", self.output_dir, state.start_epoch)
+
+    def _epoch_batches(self, state: _Training, epoch: int) -> list[list[int]]:
+        """The training conversations in a seeded order for this epoch, cut into batches."""
+        import torch
+
+        config = self.config
+        generator = torch.Generator().manual_seed(config.seed * 1_000_003 + epoch)
+        order = [state.train_ids[i] for i in torch.randperm(len(state.train_ids), generator=generator).tolist()]
+        return [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
+
+    def _train_epoch(self, state: _Training, epoch: int):
+        """One pass over the training conversations; a StepEvent per batch. Leaves the mean
+        training losses in `state.epoch_train_losses`."""
+        import torch
+
+        config = self.config
+        components, optimizer = state.components, state.optimizer
+        components.train()
+        batches = self._epoch_batches(state, epoch)
+        total_steps = state.batches_per_epoch * config.epochs
+        sums: dict[str, float] = {}
+        optimizer.zero_grad(set_to_none=True)
+        for step, batch in enumerate(batches, start=1):
+            if self._should_stop():
+                self._stop_during_training(state)
+                raise _Stop()
+            losses, examples = self._batch_losses(components, batch)
+            self._check_finite(losses, epoch, step, state.last_good_epoch)
+            (losses["total"] / config.gradient_accumulation).backward()
+            if step % config.gradient_accumulation == 0 or step == len(batches):
+                torch.nn.utils.clip_grad_norm_(components.parameters(), config.max_grad_norm)
+                optimizer.step()
+                state.scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+            state.global_step += 1
+            state.steps_this_run += 1
+            state.examples_this_run += examples
+            losses = {name: float(value.detach()) for name, value in losses.items()}
+            for name, value in losses.items():
+                sums[name] = sums.get(name, 0.0) + value
+            elapsed = max(time.perf_counter() - state.started, 1e-9)
+            yield StepEvent(
+                epoch=epoch,
+                epochs=config.epochs,
+                step=step,
+                steps_per_epoch=len(batches),
+                global_step=state.global_step,
+                total_steps=total_steps,
+                losses=losses,
+                lr=float(optimizer.param_groups[0]["lr"]),
+                examples_per_s=state.examples_this_run / elapsed,
+                eta_s=elapsed / state.steps_this_run * (total_steps - state.global_step),
+            )
+        state.epoch_train_losses = {name: value / len(batches) for name, value in sums.items()}
+
+    def _check_finite(self, losses: dict, epoch: int, step: int, last_good_epoch: int) -> None:
+        """A NaN or infinite loss ends the run with a sentence saying what to change."""
+        import torch
+
+        total = losses["total"]
+        if torch.isfinite(total):
+            return
+        config = self.config
+        bad = [n for n, v in losses.items() if n != "total" and not torch.isfinite(v)] or ["total"]
+        raise _Failure(
+            f"Training stopped at epoch {epoch}, step {step}: the {', '.join(bad)} loss became "
+            f"{float(total.detach())} (numerically unstable). "
+            + (
+                f"The last good checkpoint (epoch {last_good_epoch}) is kept in {self.output_dir / 'checkpoint'}; "
+                if last_good_epoch >= 1
+                else "No epoch had finished, so nothing was saved; "
+            )
+            + f"lower the learning rate (now {config.lr:g}) and run again"
+            + (" with --resume." if last_good_epoch >= 1 else ".")
+        )
+
+    def _end_epoch(self, state: _Training, epoch: int):
+        """Validation, the best epoch kept, metrics.json, the EpochEvent, then the resume checkpoint."""
+        from cognitivetwin_core.phase2.checkpoint import save_checkpoint
+        from cognitivetwin_core.phase2.metrics import format_table
+
+        config = self.config
+        train_losses = state.epoch_train_losses
+        val_losses, metrics, per_pattern = self.evaluate(state.components, state.val_ids)
+        state.history.append(
+            {
                 "epoch": epoch,
+                "global_step": state.global_step,
                 "train": train_losses,
                 "validation": val_losses,
                 "metrics": metrics,
                 "per_pattern": per_pattern,
             }
-            history.append(entry)
-            self._write_metrics(history)
-            yield EpochEvent(
-                epoch, config.epochs, train_losses, val_losses, metrics, per_pattern, format_table(metrics)
-            )
-            trainer_state = {"epoch": epoch, "global_step": global_step, "history": history, "identity": identity}
-            path = save_checkpoint(self.output_dir, components, optimizer, scheduler, trainer_state)
-            last_good_epoch = epoch
-            yield CheckpointEvent(epoch, str(path))
-        save_components(components, self.output_dir)
-        final = history[-1]["metrics"] if history else {}
-        self.run_record["final_metrics"] = final
-        yield self._finish("completed", f"Trained {config.epochs} epochs; the model is in {self.output_dir}.", final)
+        )
+        self._keep_if_best(state, epoch, val_losses)
+        self._write_metrics(state)
+        yield EpochEvent(epoch, config.epochs, train_losses, val_losses, metrics, per_pattern, format_table(metrics))
+        trainer_state = {
+            "epoch": epoch,
+            "global_step": state.global_step,
+            "history": state.history,
+            "identity": state.identity,
+            "best_epoch": state.best_epoch,
+            "best_loss": state.best_loss if math.isfinite(state.best_loss) else None,
+        }
+        path = save_checkpoint(
+            self.output_dir, state.components, state.optimizer, state.scheduler, trainer_state, state.best_state
+        )
+        state.last_good_epoch = epoch
+        yield CheckpointEvent(epoch, str(path))
+
+    def _keep_if_best(self, state: _Training, epoch: int, val_losses: dict) -> None:
+        """Remember this epoch's components if its validation loss is the lowest so far (every
+        epoch is 'best' without validation data: the latest is kept)."""
+        loss = val_losses.get("total") if val_losses else None
+        if loss is not None and not (math.isfinite(loss) and loss < state.best_loss):
+            return
+        state.best_epoch = epoch
+        state.best_loss = math.inf if loss is None else float(loss)
+        state.best_state = {k: v.detach().to("cpu").clone() for k, v in state.components.state_dict().items()}
+
+    def _early_stop_reason(self, state: _Training, epoch: int) -> str | None:
+        patience = self.config.patience
+        if not patience or state.best_epoch is None or epoch >= self.config.epochs:
+            return None
+        if epoch - state.best_epoch < patience:
+            return None
+        return (
+            f"Stopped early after epoch {epoch}: the validation loss has not improved for {patience} epochs "
+            f"(best at epoch {state.best_epoch})."
+        )
+
+    def _best_components(self, state: _Training):
+        """The components of the best epoch (a copy; the live ones keep training state)."""
+        if state.best_state is None:
+            return state.components
+        best = copy.deepcopy(state.components)
+        best.load_state_dict(state.best_state)
+        best.eval()
+        return best
+
+    def _save_model(self, state: _Training) -> dict:
+        """Save the best epoch's components as the run's model, measure the trajectory ablation,
+        write metrics.json; returns the model's validation metrics."""
+        from cognitivetwin_core.phase2.twin_model import save_components
+
+        model = self._best_components(state)
+        save_components(model, self.output_dir)
+        state.ablation = self.trajectory_ablation(model, state.val_ids)
+        entry = self._entry_of(state, state.best_epoch)
+        metrics = dict(entry["metrics"]) if entry else {}
+        self._write_metrics(state)
+        self.run_record["final_metrics"] = metrics
+        self.run_record["best_epoch"] = state.best_epoch
+        self.run_record["epochs_trained"] = state.last_good_epoch
+        if state.ablation:
+            self.run_record["trajectory_ablation"] = state.ablation
+        return metrics
+
+    @staticmethod
+    def _entry_of(state: _Training, epoch: int | None) -> dict | None:
+        for entry in state.history:
+            if entry.get("epoch") == epoch and epoch is not None:
+                return entry
+        return None
+
+    def _complete(self, state: _Training) -> FinishedEvent:
+        metrics = self._save_model(state)
+        done = state.last_good_epoch
+        message = (state.early_stop + " ") if state.early_stop else f"Trained {done} epoch{'s' if done != 1 else ''}. "
+        if state.best_epoch is not None and state.best_epoch != done:
+            message += f"The model of epoch {state.best_epoch} (the best on validation) is kept in {self.output_dir}."
+        else:
+            message += f"The model is in {self.output_dir}."
+        return self._finish("completed", message, metrics)
 
     def _resume_identity(self) -> dict:
         """Settings that must not change across --resume. Not epochs: a stopped run may be
@@ -703,38 +900,67 @@ class Phase2Trainer:
             "val_fraction": c.val_fraction,
         }
 
-    def _stop_during_training(self, components, history, last_good_epoch) -> None:
+    def _stop_during_training(self, state: _Training) -> None:
+        """Stop (and save): the best finished epoch becomes the model; if no epoch finished,
+        the weights at the stop do."""
         from cognitivetwin_core.phase2.twin_model import save_components
 
         with self._lock:
             cancelled, save = self._cancel_requested, self._save_on_stop
         if cancelled:
             return
-        if save:
-            save_components(components, self.output_dir)
-            _, metrics, per_pattern = self.evaluate(components, self._val_ids)
-            history = history + [{"epoch": None, "stopped": True, "metrics": metrics, "per_pattern": per_pattern}]
-            self._write_metrics(history)
+        last_good_epoch = state.last_good_epoch
+        resume = f"; --resume continues from epoch {last_good_epoch + 1}." if last_good_epoch >= 1 else "."
+        if save and state.best_epoch is not None:
+            self._stop_metrics = self._save_model(state)
+            self._stop_message = (
+                f"Stopped and saved after {last_good_epoch} finished epoch{'s' if last_good_epoch != 1 else ''}: the model in {self.output_dir} is "
+                f"epoch {state.best_epoch}'s (the best on validation){resume}"
+            )
+        elif save:
+            save_components(state.components, self.output_dir)
+            _, metrics, per_pattern = self.evaluate(state.components, self._val_ids)
+            state.history.append({"epoch": None, "stopped": True, "metrics": metrics, "per_pattern": per_pattern})
+            self._write_metrics(state)
             self.run_record["final_metrics"] = metrics
-            self._stop_message = f"Stopped and saved: the model in {self.output_dir} holds the weights at the stop" + (
-                f"; --resume continues from epoch {last_good_epoch + 1}." if last_good_epoch >= 1 else "."
+            self._stop_metrics = metrics
+            self._stop_message = (
+                f"Stopped and saved: the model in {self.output_dir} holds the weights at the stop{resume}"
             )
         else:
             self._stop_message = (
-                f"Stopped without saving; --resume continues from epoch {last_good_epoch + 1}."
+                f"Stopped without saving{resume}"
                 if last_good_epoch >= 1
                 else "Stopped before the first epoch ended; nothing was saved."
             )
 
-    def _write_metrics(self, history: list) -> None:
+    def _write_metrics(self, state: _Training) -> None:
+        """metrics.json: every epoch, the best one, the overfitting flag, verdicts, the ablation."""
+        from cognitivetwin_core.phase2.verdicts import head_verdicts
+        from cognitivetwin_core.training_verdicts import loss_trend, overfitting
+
+        history = state.history
         epochs = [entry for entry in history if entry.get("epoch") is not None]
+        best = self._entry_of(state, state.best_epoch)
+        train = [e.get("train", {}).get("total") for e in epochs]
+        validation = [e.get("validation", {}).get("total") for e in epochs]
+        flag = overfitting(train, validation)
+        model_metrics = (best or (history[-1] if history else {})).get("metrics", {})
         payload = {
             "run_id": self.run_id,
             "epochs": history,
             "final": history[-1] if history else None,
-            "best_epoch_by_val_loss": min(epochs, key=lambda e: e["validation"].get("total", float("inf")))["epoch"]
-            if epochs and all("validation" in e for e in epochs)
-            else None,
+            "best_epoch": state.best_epoch,
+            "best": best,
+            # Kept for readers of older metrics.json files.
+            "best_epoch_by_val_loss": state.best_epoch if all(v is not None for v in validation) else None,
+            "overfitting": None
+            if flag is None
+            else {"since_epoch": flag.since_epoch, "best_epoch": flag.best_epoch, "message": flag.message},
+            "early_stop": state.early_stop,
+            "loss_trend": loss_trend(train).message if len(train) >= 2 else None,
+            "verdicts": [v.to_dict() for v in head_verdicts(model_metrics)],
+            "trajectory_ablation": getattr(state, "ablation", None),
         }
         _write_json_atomic(self.output_dir / "metrics.json", payload)
 
@@ -829,10 +1055,12 @@ class Phase2Trainer:
 
         if not conversation_ids:
             return {}, {}, {}
+        was_training = components.training
         components.eval()
         sums: dict[str, float] = {}
         probabilities, labels = [], []
-        plan_sum = plan_base_sum = plan_count = 0.0
+        K = self.config.plan_steps
+        step_sum, step_base, step_count = np.zeros(K), np.zeros(K), np.zeros(K)
         hits = anchors = 0
         chance = 0.0
         batches = [
@@ -850,15 +1078,19 @@ class Phase2Trainer:
                 labels.append(batch["patterns"].cpu().numpy())
                 targets = z[batch["plan_targets"]]
                 mask = batch["plan_mask"]
-                plan_sum += float((F.cosine_similarity(out.plan_steps, targets, dim=-1) * mask).sum())
-                plan_base_sum += float(
-                    (F.cosine_similarity(z.unsqueeze(1).expand_as(targets), targets, dim=-1) * mask).sum()
+                # Per step k (turn t+k), against "predict the current message" for that same turn.
+                step_sum += (F.cosine_similarity(out.plan_steps, targets, dim=-1) * mask).sum(0).cpu().numpy()
+                step_base += (
+                    (F.cosine_similarity(z.unsqueeze(1).expand_as(targets), targets, dim=-1) * mask)
+                    .sum(0)
+                    .cpu()
+                    .numpy()
                 )
-                plan_count += float(mask.sum())
+                step_count += mask.sum(0).cpu().numpy()
                 group = (batch["conversation"] * 8 + batch["roles"]).cpu().numpy()
                 h, a, ch = retrieval_hits(out.style_signature.cpu().numpy(), group)
                 hits, anchors, chance = hits + h, anchors + a, chance + ch
-        components.train()
+        components.train(was_training)
         losses = {name: value / len(batches) for name, value in sums.items()}
         patterns = pattern_metrics(
             np.concatenate(probabilities), np.concatenate(labels), self._train_prior, PATTERN_NAMES
@@ -868,12 +1100,53 @@ class Phase2Trainer:
             "pattern_macro_f1_baseline": patterns["macro_f1_baseline"],
             "pattern_macro_auc": patterns["macro_auc"],
             "pattern_macro_auc_baseline": patterns["macro_auc_baseline"],
-            "planning_cosine": plan_sum / plan_count if plan_count else None,
-            "planning_cosine_baseline": plan_base_sum / plan_count if plan_count else None,
+            "planning_cosine": float(step_sum.sum() / step_count.sum()) if step_count.sum() else None,
+            "planning_cosine_baseline": float(step_base.sum() / step_count.sum()) if step_count.sum() else None,
+            # Step k looks k turns ahead; None where no validation turn has a turn k ahead.
+            "planning_cosine_per_step": [float(a / n) if n else None for a, n in zip(step_sum, step_count)],
+            "planning_cosine_baseline_per_step": [float(b / n) if n else None for b, n in zip(step_base, step_count)],
             "style_retrieval": hits / anchors if anchors else None,
             "style_retrieval_chance": chance / anchors if anchors else None,
         }
         return losses, metrics, patterns["per_pattern"]
+
+    def trajectory_ablation(self, components, conversation_ids: list[int], repeats: int = 5) -> dict | None:
+        """Each head's held-out metric with the true trajectories and with trajectories
+        shuffled across the validation messages (seeded; the mean of `repeats` shuffles):
+        {"patterns": {"true", "shuffled"}, "planning": {...}, "style": {...}}."""
+        import torch
+
+        if not conversation_ids:
+            return None
+        data = self._data
+        heads = {"patterns": "pattern_macro_f1", "planning": "planning_cosine", "style": "style_retrieval"}
+        _, true_metrics, _ = self.evaluate(components, conversation_ids)
+        rows = torch.tensor([i for c in conversation_ids for i in range(data.offsets[c], data.offsets[c + 1])])
+        generator = torch.Generator().manual_seed(self.config.seed + 7919)
+        shuffled: dict[str, list[float]] = {head: [] for head in heads}
+        try:
+            for _ in range(repeats):
+                permuted = rows[torch.randperm(len(rows), generator=generator)]
+                swapped = copy.copy(data)
+                for name in ("coords", "phases", "homogeneity"):
+                    values = getattr(data, name).clone()
+                    values[rows] = getattr(data, name)[permuted]
+                    setattr(swapped, name, values)
+                self._data = swapped
+                _, metrics, _ = self.evaluate(components, conversation_ids)
+                for head, key in heads.items():
+                    if metrics.get(key) is not None:
+                        shuffled[head].append(metrics[key])
+        finally:
+            self._data = data
+        return {
+            head: {
+                "metric": key,
+                "true": true_metrics.get(key),
+                "shuffled": sum(shuffled[head]) / len(shuffled[head]) if shuffled[head] else None,
+            }
+            for head, key in heads.items()
+        }
 
     def _feature_statistics(self, conversation_ids: list[int]):
         import numpy as np

@@ -8,6 +8,10 @@ its conversation (DESIGN §4), applied at the output level of the frozen base.
 
 `up` starts at zero, so a fresh adapter is exactly the identity: training starts from the
 base's own representation and only moves away from it where that lowers the loss.
+`position_features()` gives the planning head the turn's position as plain features (the
+5 coordinates, the phase one-hot, homogeneity): what comes next depends on where a turn
+sits, which the turn's own text says only in part.
+
 Works on pooled states `[B, hidden]` and on token states `[B, T, hidden]` (conditioning is
 broadcast over T).
 """
@@ -19,6 +23,7 @@ from torch import nn
 
 NUM_COORDINATES = 5
 NUM_PHASES = 6
+POSITION_FEATURES = NUM_COORDINATES + NUM_PHASES + 1
 
 
 class TrajectoryAdapter(nn.Module):
@@ -53,3 +58,9 @@ class TrajectoryAdapter(nn.Module):
         x = self.norm(hidden) * (1 + scale) + shift + condition
         update = self.up(nn.functional.gelu(self.down(x)))
         return hidden + gate * update
+
+    @staticmethod
+    def position_features(coords: torch.Tensor, phase_id: torch.Tensor, homogeneity: torch.Tensor) -> torch.Tensor:
+        """[B, POSITION_FEATURES]: coordinates, phase one-hot, homogeneity (all in [0, 1])."""
+        phases = nn.functional.one_hot(phase_id.long().clamp(0, NUM_PHASES - 1), NUM_PHASES).to(coords.dtype)
+        return torch.cat([coords, phases, homogeneity.to(coords.dtype).reshape(-1, 1)], dim=-1)

@@ -41,7 +41,7 @@ from cognitivetwin_core.errors import CognitiveTwinError, InputError
 from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
 from cognitivetwin_core.phase2.config import CONFIG_NAME, FORMAT_NAME, FORMAT_VERSION, WEIGHTS_NAME
 from cognitivetwin_core.phase2.heads import STYLE_DIM, PatternHead, PlanningHead, StyleHead
-from cognitivetwin_core.phase2.trajectory_adapter import TrajectoryAdapter
+from cognitivetwin_core.phase2.trajectory_adapter import POSITION_FEATURES, TrajectoryAdapter
 
 
 @dataclass
@@ -57,6 +57,8 @@ class TwinConfig:
     adapter: str | None = None
     # EncodingSettings.cache_identity() of the features it was trained on.
     encoding: dict = field(default_factory=dict)
+    planning_position: bool = True
+    planning_scale: float = 8.0  # PlanningHead's residual scale (1.0 in format 1)
 
     def to_dict(self) -> dict:
         return {"format": FORMAT_NAME, "format_version": FORMAT_VERSION, **asdict(self)}
@@ -71,8 +73,12 @@ class TwinConfig:
         if int(data.get("format_version", 0)) > FORMAT_VERSION:
             raise InputError(f"{source} was written by a newer CognitiveTwin: update the app to load it.")
         known = {f for f in cls.__dataclass_fields__}
+        values = {k: v for k, v in data.items() if k in known}
+        if int(data.get("format_version", 0)) < 2:
+            values["planning_position"] = False
+            values["planning_scale"] = 1.0
         try:
-            return cls(**{k: v for k, v in data.items() if k in known})
+            return cls(**values)
         except TypeError as exc:
             raise InputError(f"{source} is missing a field ({exc}).") from None
 
@@ -100,7 +106,13 @@ class TwinComponents(nn.Module):
         self.trajectory_adapter = TrajectoryAdapter(hidden, bottleneck=config.adapter_bottleneck)
         self.style_head = StyleHead(hidden, config.style_dim, len(config.stylometric_names))
         self.pattern_head = PatternHead(hidden, len(config.pattern_names), inner=config.head_inner)
-        self.planning_head = PlanningHead(hidden, config.plan_steps, inner=config.head_inner)
+        self.planning_head = PlanningHead(
+            hidden,
+            config.plan_steps,
+            inner=config.head_inner,
+            position_size=POSITION_FEATURES if config.planning_position else 0,
+            scale=config.planning_scale,
+        )
         self.register_buffer("feature_mean", torch.zeros(hidden))
         self.register_buffer("feature_std", torch.ones(hidden))
 
@@ -127,7 +139,9 @@ class TwinComponents(nn.Module):
         return TwinOutput(
             style_signature=signature,
             pattern_logits=self.pattern_head(adapted),
-            plan_steps=self.planning_head(adapted),
+            plan_steps=self.planning_head(
+                adapted, self.trajectory_adapter.position_features(trajectory_coords, phase_id, homogeneity)
+            ),
             stylometrics=stylometrics,
             adapted=adapted,
             pooled=None if standardized else pooled,

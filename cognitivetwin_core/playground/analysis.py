@@ -8,7 +8,8 @@
     result.measured_stylometrics  # {name: value measured on the text}
     result.pattern_probabilities  # {pattern: probability}, the 12 in PATTERN_NAMES order
     result.pattern_labels         # the labels the data has (explicit, else the rule labeler's)
-    result.plan_steps             # K lists of Neighbour(conversation_id, message_index, role, text, score)
+    result.plan_steps             # K lists of Neighbour(conversation_id, message_index, role, text, score):
+                                  # step k predicts the turn k ahead (result.plan_horizons; phase2.verdicts.step_label)
     result.trajectory             # {"coordinates": [5], "phase_id", "phase_name", "homogeneity", "turn_index"}
     result.to_dict()              # JSON-able, for export
 
@@ -64,6 +65,7 @@ class Analysis:
     plan_steps: list[list[Neighbour]]
     trajectory: dict
     plan_vectors: list[list[float]] = field(default_factory=list, repr=False)
+    plan_horizons: list[int] = field(default_factory=list)  # step k looks plan_horizons[k-1] turns ahead
 
     def sorted_patterns(self) -> list[tuple[str, float]]:
         return sorted(self.pattern_probabilities.items(), key=lambda item: item[1], reverse=True)
@@ -205,11 +207,12 @@ def analyze(
         measured_stylometrics=stylometric_dict(message.content),
         pattern_probabilities=dict(zip(names, probabilities)),
         pattern_labels=patterns_for(message),
-        plan_steps=neighbours_index.nearest(plan, top_k, exclude=source)
+        plan_steps=neighbours_index.nearest(plan, top_k, exclude=source, turn_index=int(traj.get("turn_index") or 0))
         if neighbours_index is not None
         else [[] for _ in range(len(plan))],
         trajectory=traj,
         plan_vectors=plan.tolist(),
+        plan_horizons=list(range(1, len(plan) + 1)),
     )
 
 
@@ -340,10 +343,15 @@ class NeighbourIndex:
                 return entry.conversation_id, entry.message_index
         return None
 
-    def nearest(self, plan_steps, top_k: int = 3, exclude: tuple[str, int] | None = None) -> list[list[Neighbour]]:
+    def nearest(
+        self, plan_steps, top_k: int = 3, exclude: tuple[str, int] | None = None, turn_index: int | None = None
+    ) -> list[list[Neighbour]]:
         """For each row of `plan_steps` ([K, hidden], standardised space), the top_k messages by
         cosine; `exclude` (conversation id, message index) names a message never returned (the
-        one being analysed)."""
+        one being analysed). Step k (row k-1) predicts the turn k turns after the analysed one
+        (at `turn_index`), so it is compared with the messages at turn `turn_index + k` of their
+        own conversations; where fewer than top_k are there, with every message at least k
+        turns in (an opening message is never anyone's next turn), else with all."""
         import torch
 
         queries = torch.nn.functional.normalize(torch.as_tensor(plan_steps, dtype=torch.float32), dim=-1)
@@ -351,6 +359,21 @@ class NeighbourIndex:
         excluded = self.row_of(*exclude) if exclude is not None else None
         if excluded is not None:
             scores[:, excluded] = float("-inf")
+        turn = getattr(self, "_turn_index", None)
+        if turn is None:
+            turn = self._turn_index = torch.tensor([e.message_index for e in self.entries])
+        for step in range(len(scores)):
+            ahead = step + 1
+            candidates = [turn >= ahead]
+            if turn_index is not None:
+                candidates.insert(0, turn == turn_index + ahead)
+            for allowed in candidates:
+                if excluded is not None:
+                    allowed = allowed.clone()
+                    allowed[excluded] = False
+                if int(allowed.sum()) >= top_k:
+                    scores[step, ~allowed] = float("-inf")
+                    break
         k = min(top_k, len(self.entries) - (excluded is not None))
         values, indices = scores.topk(k, dim=-1)
         result = []

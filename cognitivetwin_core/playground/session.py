@@ -48,6 +48,8 @@ class RunChoice:
     run_dir: Path
     label: str
     opened_by_hand: bool = False
+    # The saved model's validation metrics (for choosing the run to open first); not identity.
+    metrics: dict | None = field(default=None, compare=False, hash=False)
 
     @classmethod
     def from_folder(cls, folder: str | Path, label: str | None = None, opened_by_hand: bool = True) -> RunChoice:
@@ -59,7 +61,10 @@ class RunChoice:
 
 
 def model_runs(workspace) -> list[RunChoice]:
-    """The workspace's Phase 2 runs that left a usable model, newest first."""
+    """The workspace's Phase 2 runs that left a usable model, newest first, by their names."""
+    from cognitivetwin_core.phase2.run_names import run_name
+    from cognitivetwin_core.phase2.runs import RUN_FILE, read_json
+
     choices = []
     for record in reversed(workspace.phase2_runs()):
         output = record.get("output_dir")
@@ -68,15 +73,24 @@ def model_runs(workspace) -> list[RunChoice]:
         folder = Path(output)
         if not holds_components(folder):
             continue
+        record = {**record, **(read_json(folder / RUN_FILE) or {})}  # the folder has the latest name
         outcome = record.get("outcome") or record.get("status") or "?"
         metrics = record.get("final_metrics") or {}
         f1 = metrics.get("pattern_macro_f1")
-        when = (record.get("ended_at") or record.get("started_at") or "")[:16].replace("T", " ")
-        label = f"{record.get('run_id', folder.name)} · {outcome} · {when}"
+        label = f"{run_name(record)} · {outcome}"
         if isinstance(f1, (int, float)):
             label += f" · pattern F1 {f1:.2f}"
-        choices.append(RunChoice(folder.resolve(), label))
+        choices.append(RunChoice(folder.resolve(), label, metrics=metrics or None))
     return choices
+
+
+def preferred_run(choices: list[RunChoice]) -> int:
+    """The run to open first: the best finished one (phase2.verdicts.run_score), not merely
+    the newest, which may be a run that overfitted or learned nothing; 0 if none has metrics."""
+    from cognitivetwin_core.phase2.verdicts import best_run_index
+
+    best = best_run_index([choice.metrics for choice in choices])
+    return 0 if best is None else best
 
 
 # ----- requests and results --------------------------------------------------------------------

@@ -34,7 +34,7 @@ from cognitivetwin_core.data.importers.report import (
     StrictImportAborted,
 )
 from cognitivetwin_core.data.importers.supabase_table import ColumnMapping, SupabaseSource
-from cognitivetwin_core.errors import InputError
+from cognitivetwin_core.errors import InputError, os_error, shown_path
 
 __all__ = [
     "IMPORTERS",
@@ -94,6 +94,9 @@ def detect_importer(path: str | Path) -> ImporterInfo:
         raise InputError(f"{path} is a folder without conversations.json: choose a file to import.")
     if zipfile.is_zipfile(path):
         return IMPORTERS[chatgpt_export.NAME]
+    with open(path, "rb") as stream:
+        if stream.read(4) == b"PK\x03\x04":
+            raise InputError(f"{path} is a damaged or incomplete zip: copy or download it again.")
     if path.suffix.lower() in (".jsonl", ".ndjson") or path.name.endswith(".jsonl.txt"):
         first = _first_json_line(path)
         if first is not None:
@@ -119,6 +122,51 @@ def detect_importer(path: str | Path) -> ImporterInfo:
     )
 
 
+def check_readable(path: Path) -> None:
+    """Refuse, in one sentence, a path that cannot be imported: a name that is not UTF-8,
+    something missing or unreadable, or not a regular file (a FIFO would block forever)."""
+    import stat
+
+    try:
+        str(path).encode("utf-8")
+    except UnicodeEncodeError:
+        raise InputError(
+            f"The file name {shown_path(path)} is not UTF-8 text: rename it (for example to plain "
+            "letters and digits) and import it again."
+        ) from None
+    if not path.exists() and not path.is_symlink():
+        raise InputError(f"No such file: {path}.")
+    try:
+        mode = path.stat().st_mode
+    except OSError as exc:
+        raise os_error(exc, "reading", path) from None
+    if stat.S_ISDIR(mode):
+        return  # a ChatGPT export folder; detect_importer checks what is inside
+    if not stat.S_ISREG(mode):
+        raise InputError(f"{path} is not a regular file (a pipe, socket or device): choose a file to import.")
+    try:
+        with open(path, "rb") as stream:
+            stream.read(1)
+    except OSError as exc:
+        raise os_error(exc, "reading", path) from None
+
+
+def _guarded(conversations: Iterator[Conversation], path: Path) -> Iterator[Conversation]:
+    """The importer's stream, with a read failure or a damaged archive as one sentence (the
+    import is all or nothing, so nothing of it is kept)."""
+    import zipfile
+    import zlib
+
+    try:
+        yield from conversations
+    except OSError as exc:
+        raise os_error(exc, "reading", path) from None
+    except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+        raise InputError(
+            f"The archive {path} is damaged ({exc or 'it ends early'}): copy or download it again; nothing was imported."
+        ) from None
+
+
 def iter_source(
     path_or_source,
     *,
@@ -136,6 +184,7 @@ def iter_source(
         report = ImportReport("demo", info.name, strict=strict)
         return info.read(None, report, progress), report
     path = Path(os.fspath(path_or_source)).expanduser()
+    check_readable(path)
     if importer is not None:
         if importer not in IMPORTERS or importer == supabase_table.NAME:
             raise InputError(
@@ -148,7 +197,7 @@ def iter_source(
     else:
         info = detect_importer(path)
     report = ImportReport(str(path), info.name, strict=strict)
-    return info.read(path, report, progress), report
+    return _guarded(info.read(path, report, progress), path), report
 
 
 def read_conversations(

@@ -40,6 +40,13 @@ def _content_text(content: dict) -> str:
     return "\n".join(part for part in parts if isinstance(part, str)).strip()
 
 
+def _node_id(value, field: str) -> str | None:
+    """A node reference (`parent`, a child, `current_node`): a string or null, nothing else."""
+    if value is None or isinstance(value, str):
+        return value
+    raise RecordError(field, f"a node reference must be a string, got {type(value).__name__}")
+
+
 def _path_to_current(mapping: dict, current: str) -> list[dict]:
     path = []
     seen = set()
@@ -52,9 +59,29 @@ def _path_to_current(mapping: dict, current: str) -> list[dict]:
         if not isinstance(node, dict):
             raise RecordError(f"mapping.{node_id}", "current_node's path refers to a missing node")
         path.append(node)
-        node_id = node.get("parent")
+        node_id = _node_id(node.get("parent"), f"mapping.{node_id}.parent")
     path.reverse()
     return path
+
+
+def _last_leaf(mapping: dict, root: str) -> str:
+    """Old exports lack current_node: follow the last child from the root (cycles refused)."""
+    current = root
+    seen = {current}
+    while True:
+        node = mapping.get(current)
+        children = node.get("children") if isinstance(node, dict) else None
+        if not children:
+            return current
+        if not isinstance(children, list):
+            raise RecordError(f"mapping.{current}.children", "children must be a list of node ids")
+        child = _node_id(children[-1], f"mapping.{current}.children")
+        if child is None or child not in mapping:
+            return current
+        if child in seen:
+            raise RecordError("mapping", f"the mapping's children form a cycle at node {child!r}")
+        seen.add(child)
+        current = child
 
 
 def conversation_from_record(record, id_prefix: str) -> Conversation:
@@ -63,18 +90,12 @@ def conversation_from_record(record, id_prefix: str) -> Conversation:
     mapping = record.get("mapping")
     if not isinstance(mapping, dict):
         raise RecordError("mapping", "missing mapping" if mapping is None else "mapping must be an object")
-    current = record.get("current_node")
-    if not isinstance(current, str):
-        # Old exports lack current_node: follow the last child from the root.
+    current = _node_id(record.get("current_node"), "current_node")
+    if current is None:
         roots = [key for key, node in mapping.items() if isinstance(node, dict) and node.get("parent") is None]
         if not roots:
             raise RecordError("current_node", "missing current_node and no root node")
-        current = roots[0]
-        while True:
-            children = (mapping.get(current) or {}).get("children") or []
-            if not children:
-                break
-            current = children[-1]
+        current = _last_leaf(mapping, roots[0])
     messages: list[Message] = []
     for node in _path_to_current(mapping, current):
         message = node.get("message")
@@ -128,8 +149,8 @@ def read(path: Path, report: ImportReport, progress: ProgressCallback | None = N
         path = path / "conversations.json"
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
-            names = [name for name in archive.namelist() if name.rsplit("/", 1)[-1] == "conversations.json"]
-            if not names:
+            members = [info for info in archive.infolist() if info.filename.rsplit("/", 1)[-1] == "conversations.json"]
+            if not members:
                 report.reject(
                     Rejection(
                         str(path),
@@ -138,8 +159,41 @@ def read(path: Path, report: ImportReport, progress: ProgressCallback | None = N
                     )
                 )
                 return
-            with archive.open(names[0]) as stream:
-                yield from _read_stream(stream, f"{path}!{names[0]}", report, progress)
+            # Every export in the zip is read (the same conversation twice is stored once).
+            for info in members:
+                label = f"{path}!{info.filename}"
+                problem = _member_problem(info)
+                if problem:
+                    report.reject(Rejection(label, problem))
+                    continue
+                with archive.open(info) as stream:
+                    yield from _read_stream(stream, label, report, progress)
     else:
         with open(path, "rb") as stream:
             yield from _read_stream(stream, str(path), report, progress)
+
+
+# What one archive member may unpack to. Reading stops at the size the zip declares (a
+# member cannot unpack to more), so these bound the work; one record's size is bounded by
+# json_stream.MAX_RECORD_BYTES.
+MAX_MEMBER_BYTES = 16 << 30
+MAX_RATIO = 200  # JSON packs 5-20x; far more is a zip bomb
+_RATIO_FROM = 64 << 20
+
+
+def _member_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why an archive member is skipped, or None."""
+    if info.flag_bits & 0x1:
+        return "the file is encrypted in the zip: export it again without a password"
+    if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED, zipfile.ZIP_BZIP2, zipfile.ZIP_LZMA):
+        return (
+            f"the file is packed with a method this app cannot read ({info.compress_type}): unpack it with another tool"
+        )
+    if info.file_size > MAX_MEMBER_BYTES:
+        return f"the file unpacks to {info.file_size >> 30} GiB, more than the {MAX_MEMBER_BYTES >> 30} GiB allowed"
+    if info.file_size > _RATIO_FROM and info.file_size > MAX_RATIO * max(1, info.compress_size):
+        return (
+            f"the file unpacks to {info.file_size >> 20} MiB from {info.compress_size >> 10} KiB, which no real "
+            "export does (a zip bomb?); it was not read"
+        )
+    return None

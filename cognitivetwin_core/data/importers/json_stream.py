@@ -13,12 +13,18 @@ from __future__ import annotations
 import codecs
 import json
 import os
+import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
 from cognitivetwin_core.data.importers.report import ImportProgress, ImportReport, ProgressCallback, Rejection
+from cognitivetwin_core.errors import InputError
 
 _CHUNK = 1 << 20
+# The largest record (a JSON line, an element of the array) decoded; a bigger one is
+# skipped with a rejection, so one hostile record cannot take all memory. A long ChatGPT
+# conversation with code is a few MiB.
+MAX_RECORD_BYTES = 64 << 20
 _PROGRESS_EVERY = 1 << 20
 _WHITESPACE = " \t\r\n"
 _decoder = json.JSONDecoder()
@@ -55,10 +61,18 @@ def iter_json_lines(
     tick = _Progress(progress, file_size(stream), report)
     done = 0
     line_number = 0
-    for raw in stream:
+    records = 0
+    limit = MAX_RECORD_BYTES
+    while raw := stream.readline(limit + 1):
         line_number += 1
         done += len(raw)
         tick(done)
+        if len(raw) > limit and not raw.endswith(b"\n"):
+            while (rest := stream.readline(_CHUNK)) and not rest.endswith(b"\n"):  # skip the rest of the line
+                done += len(rest)
+            done += len(rest)
+            report.reject(Rejection(label, f"the line is longer than {_mib(limit)}; it was skipped", line=line_number))
+            continue
         if line_number == 1 and raw.startswith(codecs.BOM_UTF8):
             raw = raw[len(codecs.BOM_UTF8) :]
         if not raw.strip():
@@ -73,6 +87,9 @@ def iter_json_lines(
             continue
         try:
             value = json.loads(text)
+        except RecursionError:
+            report.reject(Rejection(label, _TOO_DEEP, line=line_number))
+            continue
         except json.JSONDecodeError as exc:
             if not raw.endswith(b"\n") and report.truncated_at is None:
                 # The last line stops mid-record: the file was cut off.
@@ -88,8 +105,14 @@ def iter_json_lines(
             else:
                 report.reject(Rejection(label, f"bad JSON: {exc.msg}", line=line_number, column=exc.colno))
             continue
+        records += 1
         yield line_number, value
     tick(done, force=True)
+    if not records and not report.rejected_total:
+        # Not an import of nothing: most likely the wrong file, or one still being written.
+        raise InputError(
+            f"{label} holds no records (it is empty or only blank lines): check that it is the right file."
+        )
 
 
 class _TextWindow:
@@ -164,6 +187,63 @@ class _TextWindow:
         return line, pos - newline
 
 
+_TOO_DEEP = "the record is nested too deeply (lists or objects inside each other); it was skipped"
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):g} MiB"
+
+
+def _skip_value(window: _TextWindow) -> bool:
+    """Move past the JSON array, object or string at `window.pos` without decoding it (it
+    is too big or too deep to decode); memory stays a window. False if the file ends first."""
+    depth = 0
+    in_string = False
+    pos = window.pos
+    while True:
+        text = window.text
+        while pos < len(text):
+            if in_string:
+                quote = text.find('"', pos)
+                if quote < 0:
+                    pos = len(text)
+                    break
+                backslashes = 0
+                while quote - 1 - backslashes >= pos and text[quote - 1 - backslashes] == "\\":
+                    backslashes += 1
+                pos = quote + 1
+                if backslashes % 2 == 0:
+                    in_string = False
+                    if depth == 0:
+                        window.pos = pos
+                        return True
+                continue
+            match = _STRUCTURE.search(text, pos)
+            if match is None:
+                pos = len(text)
+                break
+            char = match.group()
+            pos = match.end()
+            if char == '"':
+                in_string = True
+            elif char in "[{":
+                depth += 1
+            else:
+                depth -= 1
+                if depth <= 0:
+                    window.pos = pos
+                    return True
+        # Backslashes at the window's end may escape a quote in the next chunk: scan them again.
+        keep = len(text) - len(text.rstrip("\\")) if in_string else 0
+        window.pos = max(window.pos, pos - keep)
+        if not window.more():
+            return False
+        pos = window.pos
+
+
+_STRUCTURE = re.compile(r'["\[\]{}]')
+
+
 def _incomplete(error: json.JSONDecodeError, text: str) -> bool:
     """Whether a decode error is just the window (or the file) ending inside the value."""
     return error.msg.startswith("Unterminated string") or len(text) - error.pos <= 16
@@ -202,31 +282,44 @@ def iter_json_records(
             window.pos += 1
             break
         start = window.pos
+        skipped = None
         try:
             value, end = _decoder.raw_decode(window.text, start)
+        except RecursionError:
+            skipped = _TOO_DEEP
         except json.JSONDecodeError as exc:
             incomplete = _incomplete(exc, window.text)
-            if incomplete and window.more(len(window.text)):
+            if incomplete and len(window.text) - start > MAX_RECORD_BYTES:
+                skipped = f"the record is larger than {_mib(MAX_RECORD_BYTES)}; it was skipped"
+            elif incomplete and window.more(len(window.text)):
                 continue  # read more (doubling) and decode the element again
-            start = window.pos  # more() may have slid the window
-            line, column = window.line_of(start)
-            if incomplete:
-                _truncated(report, label, index, line, column, "inside this record")
             else:
-                error_line, error_column = window.line_of(exc.pos)
-                report.reject(
-                    Rejection(
-                        label,
-                        f"bad JSON: {exc.msg}; the rest of the file was not read",
-                        line=error_line,
-                        column=error_column,
-                        record=index,
+                start = window.pos  # more() may have slid the window
+                line, column = window.line_of(start)
+                if incomplete:
+                    _truncated(report, label, index, line, column, "inside this record")
+                else:
+                    error_line, error_column = window.line_of(exc.pos)
+                    report.reject(
+                        Rejection(
+                            label,
+                            f"bad JSON: {exc.msg}; the rest of the file was not read",
+                            line=error_line,
+                            column=error_column,
+                            record=index,
+                        )
                     )
-                )
-            break
-        line, _ = window.line_of(start)
-        window.pos = end
-        yield index, line, value
+                break
+        line, column = window.line_of(start)
+        if skipped is not None:
+            report.reject(Rejection(label, skipped, line=line, column=column, record=index))
+            window.pos = start
+            if not _skip_value(window):
+                _truncated(report, label, index, line, column, "inside this record")
+                break
+        else:
+            window.pos = end
+            yield index, line, value
         index += 1
         tick(window.bytes_read)
         if not in_array:

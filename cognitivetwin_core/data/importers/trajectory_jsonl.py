@@ -1,7 +1,8 @@
 """Phase 2 trajectory JSONL, the seed's format: one line per message with its context,
 `{"conversation_id", "messages": [context..., message], "trajectory": {"coordinates": [5],
-"phase_id", "homogeneity", "turn_index"}}`. Consecutive lines of one conversation are
-merged back into it; the given trajectory values are kept on their messages (the
+"phase_id", "homogeneity", "turn_index"}}`. The lines of one conversation are merged
+back into it wherever they are in the file (a first pass notes each conversation's last
+line, so only conversations whose lines are still to come are held in memory); the given trajectory values are kept on their messages (the
 annotator keeps them unless asked to recompute). A line may also carry a whole
 conversation with a list of trajectories, one per message."""
 
@@ -59,10 +60,31 @@ def _same(a: Message, b: Message) -> bool:
     return a.role == b.role and a.content == b.content
 
 
+def _conversation_id(record) -> str | None:
+    if not isinstance(record, dict):
+        return None
+    try:
+        return optional_text(record, "conversation_id") or optional_text(record, "id")
+    except RecordError:
+        return None
+
+
+def _last_lines(path: Path) -> dict[str, int]:
+    """Each conversation id's last line in the file (bad lines are reported by the real pass)."""
+    last: dict[str, int] = {}
+    with open(path, "rb") as stream:
+        for line, record in iter_json_lines(stream, str(path), ImportReport(str(path), NAME)):
+            conversation_id = _conversation_id(record)
+            if conversation_id is not None:
+                last[conversation_id] = line
+    return last
+
+
 def read(path: Path, report: ImportReport, progress: ProgressCallback | None = None) -> Iterator[Conversation]:
     label = str(path)
     prefix = Path(path).stem
-    pending: _Pending | None = None
+    last_lines = _last_lines(Path(path))
+    open_conversations: dict[str, _Pending] = {}  # by id, in order of their first line
 
     def finish(item: _Pending) -> Conversation | None:
         for turn_index, trajectory in item.trajectories.items():
@@ -94,10 +116,8 @@ def read(path: Path, report: ImportReport, progress: ProgressCallback | None = N
                             f"turn_index {trajectory['turn_index']} is past the {len(messages)} messages of the line",
                         )
                     trajectories = {trajectory["turn_index"]: trajectory}
-                same_conversation = (
-                    pending is not None and conversation_id is not None and conversation_id == pending.conversation_id
-                )
-                if same_conversation:
+                pending = open_conversations.get(conversation_id) if conversation_id is not None else None
+                if pending is not None:
                     shared = min(len(messages), len(pending.messages))
                     for index in range(shared):
                         if not _same(messages[index], pending.messages[index]):
@@ -109,16 +129,20 @@ def read(path: Path, report: ImportReport, progress: ProgressCallback | None = N
             except RecordError as exc:
                 report.reject(Rejection(label, exc.reason, line=line, field=exc.field))
                 continue
-            if not same_conversation:
-                if pending is not None:
-                    yield finish(pending)
+            if pending is None:
                 pending = _Pending(
                     conversation_id,
                     optional_text(record, "title") if isinstance(record.get("title"), str) else None,
                     line,
                 )
+                if conversation_id is not None:
+                    open_conversations[conversation_id] = pending
             if len(messages) > len(pending.messages):
                 pending.messages = messages
             pending.trajectories.update(trajectories)
-    if pending is not None:
+            if conversation_id is None or last_lines.get(conversation_id, line) <= line:
+                open_conversations.pop(conversation_id, None)
+                yield finish(pending)
+    # Conversations whose last line was rejected.
+    for pending in open_conversations.values():
         yield finish(pending)

@@ -1,0 +1,159 @@
+"""An import interrupted by Ctrl-C or killed: it stops, its annotation workers go with it, and
+nothing half-written stays (issue 17, hangs). Real CLI processes, a real terminal-style
+Ctrl-C (SIGINT to the whole process group), a real kill -9."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux only")
+
+REPO = Path(__file__).resolve().parent.parent
+WAIT_S = 30.0
+
+
+def _big_chat_jsonl(path: Path, conversations: int = 6000) -> Path:
+    text = "Write a plan: step 1, migrate; after that, backfill. Which is better, tabs or spaces? " * 3
+    with open(path, "w", encoding="utf-8") as handle:
+        for number in range(conversations):
+            messages = [
+                {"role": "user" if turn % 2 == 0 else "assistant", "content": f"{text} #{number}-{turn}"}
+                for turn in range(8)
+            ]
+            handle.write(json.dumps({"id": f"c{number}", "messages": messages}) + "\n")
+    return path
+
+
+def _children(pid: int) -> set[int]:
+    found = set()
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                found.update(int(x) for x in handle.read().split())
+    except OSError:
+        pass
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            state = next(line for line in handle if line.startswith("State:"))
+    except (OSError, StopIteration):
+        return False
+    return "Z" not in state.split()[1]  # a zombie has exited; only its parent has not reaped it
+
+
+def _start_import(tmp_path: Path, workers: int = 2) -> tuple[subprocess.Popen, set[int]]:
+    data = _big_chat_jsonl(tmp_path / "big.jsonl")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "COGNITIVETWIN_IMPORT_WORKERS": str(workers)}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cognitivetwin_core", "data", "import", str(data), "--workspace", str(tmp_path / "ws")],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its own process group, as a terminal's foreground job
+    )
+    deadline = time.monotonic() + WAIT_S
+    workers_seen: set[int] = set()
+    while time.monotonic() < deadline and len(workers_seen) < workers:
+        workers_seen |= _children(process.pid)
+        if process.poll() is not None:
+            break
+        time.sleep(0.05)
+    if len(workers_seen) < workers:
+        process.kill()
+        out, err = process.communicate()
+        pytest.fail(f"the import never started its workers: {err.decode()[-2000:]}")
+    time.sleep(0.3)  # let the workers get busy
+    return process, workers_seen
+
+
+def _wait_gone(pids: set[int]) -> set[int]:
+    deadline = time.monotonic() + WAIT_S
+    while time.monotonic() < deadline:
+        alive = {pid for pid in pids if _alive(pid)}
+        if not alive:
+            return set()
+        time.sleep(0.05)
+    return alive
+
+
+def _kill_leftovers(pids: set[int]) -> None:
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _stored_conversations(workspace: Path) -> int:
+    db = workspace / "workspace.sqlite3"
+    if not db.exists():
+        return 0
+    with sqlite3.connect(db) as connection:
+        return connection.execute("SELECT COUNT(*) FROM conversations").fetchone()[0]
+
+
+def test_ctrl_c_stops_the_import_and_its_workers_quietly(tmp_path):
+    process, workers = _start_import(tmp_path)
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    try:
+        out, err = process.communicate(timeout=WAIT_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _kill_leftovers(workers)
+        pytest.fail("the import hung after Ctrl-C")
+    leftovers = _wait_gone(workers)
+    _kill_leftovers(leftovers)
+    assert not leftovers, f"workers {leftovers} outlived the interrupted import"
+    stderr = err.decode()
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    assert _stored_conversations(tmp_path / "ws") == 0  # all or nothing
+
+
+def test_kill_9_of_the_import_takes_its_workers_with_it(tmp_path):
+    process, workers = _start_import(tmp_path)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait(timeout=WAIT_S)
+    leftovers = _wait_gone(workers)
+    _kill_leftovers(leftovers)
+    assert not leftovers, f"workers {leftovers} outlived kill -9 of their parent"
+    # Nothing holds the caller's pipes open any more: reading them ends.
+    assert process.stdout.read() is not None and process.stderr.read() is not None
+    assert _stored_conversations(tmp_path / "ws") == 0
+
+
+def test_worker_setup_ignores_ctrl_c_and_arms_the_death_signal():
+    """The initializer itself, in a forked child: SIGINT ignored, PR_SET_PDEATHSIG = SIGKILL."""
+    import ctypes
+
+    from cognitivetwin_core.annotation.pool import _worker_init
+
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - runs in the child
+        try:
+            _worker_init(os.getppid())
+            value = ctypes.c_int()
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(2, ctypes.byref(value), 0, 0, 0)  # PR_GET_PDEATHSIG
+            ignored = signal.getsignal(signal.SIGINT) == signal.SIG_IGN
+            os.write(write, f"{int(ignored)} {value.value}".encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    answer = os.read(read, 100).decode()
+    os.waitpid(child, 0)
+    assert answer == f"1 {int(signal.SIGKILL)}"
