@@ -70,6 +70,12 @@ def test_chat_panel_streams_compares_and_shows_scores(panel, qtbot, phase2_demo_
         assert f"sounds like you: {reply.score.sounds_like:.2f}" in view.score.text()
         assert "patterns:" in view.score.text()
     assert panel.send_button.isEnabled() and not panel.stop_button.isEnabled()
+    # Once the layout has caught up, each reply's frame holds its whole text and scores.
+    for view in (twin_view, base_view):
+        for label in (view.text, view.score):
+            qtbot.waitUntil(lambda label=label: label.height() >= label.heightForWidth(label.width()), timeout=5_000)
+        assert view.text.geometry().bottom() < view.score.geometry().top()
+        assert view.score.geometry().bottom() < view.height()
     panel.grab().save(str(test_output_dir / "playground-chat.png"))
 
     saved = panel.save(test_output_dir / "playground-chat.json")
