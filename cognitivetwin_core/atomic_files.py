@@ -49,8 +49,22 @@ def write_bytes_atomically(path: str | Path, data: bytes) -> None:
         handle.write(data)
 
 
-def write_json_atomically(path: str | Path, data: Any, *, indent: int | None = 2) -> None:
-    write_text_atomically(path, json.dumps(data, indent=indent, ensure_ascii=False) + "\n")
+def write_json_atomically(path: str | Path, data: Any, *, indent: int | None = 2, default=None) -> None:
+    write_text_atomically(path, json.dumps(data, indent=indent, ensure_ascii=False, default=default) + "\n")
+
+
+def write_via_path_atomically(path: str | Path, write: Callable[[Path], None]) -> None:
+    """For writers that want a file name (safetensors, Qt's image save): `write(temporary)`,
+    then the rename; `path` appears only if `write` succeeded."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex}{path.suffix}")
+    try:
+        write(temporary)
+        os.replace(temporary, path)
+    finally:
+        if temporary.exists():
+            temporary.unlink()
 
 
 def replace_dir(new: Path, target: Path) -> None:

@@ -20,6 +20,10 @@ class Message:
     # Trajectory values given by an imported file (kept unless the user asks to recompute):
     # {"coordinates": [5 floats], "phase_id": int, "homogeneity": float, "turn_index": int}
     trajectory: dict | None = None
+    # The participant's name in chats with names (messenger exports). The role is then only
+    # a placeholder ("user"): whose messages are the twin's is decided at export time by the
+    # workspace's twin speaker (docs/twin-speaker.md).
+    speaker: str | None = None
 
 
 @dataclass
@@ -30,9 +34,13 @@ class Conversation:
     title: str | None = None
 
     def content_hash(self) -> str:
-        """Identity of the conversation's content (roles and texts), for de-duplication and caches."""
+        """Identity of the conversation's content (roles, texts and speaker names where there are
+        any: the same words said by someone else are another conversation), for de-duplication and caches."""
         digest = hashlib.sha256()
         for message in self.messages:
-            digest.update(json.dumps([message.role, message.content], ensure_ascii=False).encode("utf-8"))
+            item = [message.role, message.content]
+            if message.speaker is not None:
+                item.append(message.speaker)
+            digest.update(json.dumps(item, ensure_ascii=False).encode("utf-8"))
             digest.update(b"\x00")
         return digest.hexdigest()

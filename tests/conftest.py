@@ -210,7 +210,16 @@ def studio_garbage_collection(request):
     """In the studio's tests (test_app_*), garbage is collected as the app collects it: only on
     the GUI thread (app.qt.gui_thread_gc), never inside a worker thread that would then delete
     widgets and timers there; and earlier tests' widgets are gone before each test starts."""
-    if not request.module.__name__.startswith("test_app_"):
+    if not (request.module.__name__.startswith("test_app_") or "qtbot" in request.fixturenames):
+        # A test without widgets that starts worker threads (a training run) must not be the one
+        # whose thread collects an earlier Qt test's leftovers: free them here, on this thread.
+        import sys
+
+        if "PySide6.QtWidgets" in sys.modules and sys.modules["PySide6.QtWidgets"].QApplication.instance():
+            import gc
+
+            _delete_earlier_widgets()
+            gc.collect()
         yield
         return
     request.getfixturevalue("qapp")
@@ -220,3 +229,32 @@ def studio_garbage_collection(request):
     collector = GuiThreadGarbageCollector()
     yield
     collector.stop()
+
+
+# Every catalog architecture, as Hugging Face loads the real id (see models/random_base.py).
+CATALOG_SHAPES = {
+    "llama-3.2-1b": "llama",
+    "llama-3.2-3b": "llama",
+    "llama-3.1-8b": "llama",
+    "qwen3-4b": "qwen3",
+    "gemma-3-4b": "gemma3",  # Gemma3ForConditionalGeneration with a small vision tower
+}
+TINY_SHAPES = ("llama", "qwen3", "gemma3", "gemma3-text")
+
+
+@pytest.fixture(scope="session")
+def tiny_catalog_model(tmp_path_factory, embedded_model_dir):
+    """A factory: `tiny_catalog_model(shape) -> folder` of a tiny random-weight base of that
+    shape ("llama", "qwen3", "gemma3", "gemma3-text" or a catalog id), saved with
+    save_pretrained plus a family-style tokenizer; built once per shape per session."""
+    from cognitivetwin_core.models.random_base import build_random_base
+
+    built: dict[str, Path] = {}
+
+    def make(shape: str) -> Path:
+        shape = CATALOG_SHAPES.get(shape, shape)
+        if shape not in built:
+            built[shape] = build_random_base(shape, tmp_path_factory.mktemp(f"tiny-{shape}"), size="tiny")
+        return built[shape]
+
+    return make

@@ -30,6 +30,16 @@ def demo_index(demo_model, phase2_demo_run):
     return index
 
 
+def test_the_index_marks_the_persons_messages(demo_index, demo_conversations):
+    # The run's person_style.json names the assistant role (the demo has no participant names).
+    assert demo_index.person_speaker == "assistant"
+    flagged = [(e.conversation_id, e.message_index) for e in demo_index.entries if e.person]
+    expected = [(c.id, i) for c in demo_conversations for i, m in enumerate(c.messages) if m.role == "assistant"]
+    assert flagged == expected
+    assert demo_index.mark_person("user") == sum(m.role == "user" for c in demo_conversations for m in c.messages)
+    demo_index.mark_person("assistant")
+
+
 def test_analyze_fills_every_panel(demo_model, demo_index, demo_conversations):
     from cognitivetwin_core.annotation.patterns import PATTERN_NAMES
     from cognitivetwin_core.annotation.stylometrics import STYLOMETRIC_NAMES

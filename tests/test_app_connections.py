@@ -64,7 +64,7 @@ def _click_and_wait(qtbot, button, signal=None, until=None, timeout=20_000):
 
 
 def test_key_fields_are_password_fields(tab):
-    for field in (tab.supabase_url, tab.supabase_key, tab.together_key):
+    for field in (tab.supabase_url, tab.supabase_key, tab.together_key, tab.huggingface_token):
         assert field.echoMode() == QLineEdit.EchoMode.Password
 
 
@@ -179,6 +179,7 @@ def test_without_a_keyring_the_tab_explains_and_stores_nothing(
         assert tab.keyring_message.isVisible() and tab.keyring_message.kind == "error"
         assert tab.keyring_message.text() == secrets.NO_BACKEND_MESSAGE
         assert not tab.together_save.isEnabled() and not tab.supabase_save.isEnabled()
+        assert not tab.huggingface_save.isEnabled()
         tab.grab().save(str(test_output_dir / "connections_tab_no_keyring.png"))
 
         value = "tgp_" + uuid.uuid4().hex

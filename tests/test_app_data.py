@@ -349,3 +349,68 @@ def test_import_menu_lists_every_file_importer(window, monkeypatch, tmp_path, qt
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(tmp_path / "x.json"), ""))
     tab.import_menu.actions()[2].trigger()
     assert chosen == {"path": str(tmp_path / "x.json"), "name": list(IMPORTERS)[2]}
+
+
+def test_the_tab_asks_which_speaker_is_you_and_exports_their_turns(
+    window, qtbot, tmp_path, embedded_model_dir, test_output_dir
+):
+    from pathlib import Path
+
+    from PySide6.QtWidgets import QLabel
+
+    chat = Path(__file__).parent / "fixtures" / "messenger" / "WhatsApp Chat with Cabin trip.txt"
+    tab = window.data_tab
+    window.tabs.setCurrentWidget(tab)
+    with qtbot.waitSignal(tab.importFinished, timeout=60_000):
+        tab.import_file(chat)
+    assert "Participants: Maya Lindqvist (6), Jonas Berg (3), Priya Nair (3)." in tab.message.text()
+    assert "Left out: 1 deleted, 1 media omitted, 5 system." in tab.message.text()
+    combo = tab.speaker_combo
+    assert tab.speaker_question.isVisible() and tab.speaker_question.text() == "<b>Which of these is you?</b>"
+    items = [combo.itemText(i) for i in range(combo.count())]
+    assert items == [
+        "Maya Lindqvist — 6 messages",
+        "Jonas Berg — 3 messages",
+        "Priya Nair — 3 messages",
+        "The assistant role — no messages",
+    ]
+    assert combo.currentData() == "assistant" and "Not chosen yet" in tab.speaker_status.text()
+
+    combo.setCurrentIndex(0)
+    combo.activated.emit(0)  # what a click on the item sends
+    assert window.workspace.twin_speaker() == "Maya Lindqvist"
+    assert combo.currentData() == "Maya Lindqvist"
+    assert tab.speaker_status.text() == "The twin learns Maya Lindqvist's messages (6); everyone else's are context."
+    with qtbot.waitSignal(tab.conversationShown, timeout=10_000):
+        tab.select_row(0)
+    headers = [card.findChildren(QLabel)[0].text() for card in tab.conversation_view.cards]
+    assert headers[0] == "<b>Maya Lindqvist</b> · #1 · 2023-12-30 20:05"
+    assert headers[1].startswith("<b>Jonas Berg</b>")
+    qtbot.wait(100)
+    window.grab().save(str(test_output_dir / "data_tab_which_is_you.png"))
+
+    out = tmp_path / "phase1.jsonl"
+    with qtbot.waitSignal(tab.exportFinished, timeout=180_000):
+        tab.export("phase1", out)
+    examples = [json.loads(line)["messages"] for line in out.read_text(encoding="utf-8").splitlines()]
+    assert examples[-1][-1] == {"role": "assistant", "content": "done"}
+    assert "+1 415-555-0132" in out.read_text(encoding="utf-8")
+
+    # The personal-data check, then an export with placeholders.
+    _wait_job(qtbot, tab, tab.check_privacy)
+    assert tab.last_privacy.counts == {"email": 1, "iban": 1, "phone": 1}
+    assert tab.message.text().startswith("privacy check: 3 personal details in 2 conversations")
+    assert "[[maya.cabins@example.org]]" in tab.report_view.toPlainText()
+    qtbot.wait(100)
+    window.grab().save(str(test_output_dir / "data_tab_privacy_check.png"))
+    tab.privacy_choice.setCurrentIndex(tab.privacy_choice.findData("redact"))
+    with qtbot.waitSignal(tab.exportFinished, timeout=180_000):
+        tab.export("phase1", out)
+    text = out.read_text(encoding="utf-8")
+    assert "+1 415-555-0132" not in text and "<PHONE>" in text and "<IBAN>" in text
+
+    # Nobody chosen and a two-person chat imported: the tab suggests its exporter.
+    window.workspace.set_twin_speaker("assistant")
+    with qtbot.waitSignal(tab.importFinished, timeout=60_000):
+        tab.import_file(chat.with_name("WhatsApp Chat - Lea Vogel.zip"))
+    assert "The last import looks like Sam Okafor's export." in tab.speaker_status.text()

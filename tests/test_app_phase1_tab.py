@@ -480,3 +480,22 @@ def test_the_real_confirmation_dialog_opens_without_blocking_and_answers(qtbot, 
     qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(answer.done, timeout=5_000)
     assert answer.result() is expected
+
+
+def test_local_controls_device_memory_verdict_and_download_row(tab, qtbot, tiny_model_dir, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    tab.set_backend("together")
+    assert tab.device_picker.isHidden() and not tab.base_download.isVisible()
+    tab.set_local_base_folder(tiny_model_dir)
+    assert tab.device_picker.isVisible() and not tab.base_download.isVisible()
+    qtbot.waitUntil(lambda: tab.memory_verdict.fits is not None, timeout=30_000)
+    assert tab.memory_verdict.fits and "this fits" in tab.memory_verdict.text()
+
+    tab.device_picker.set_device("cpu")
+    assert tab.controller._local.device == "cpu"  # the next local run trains there
+
+    # A catalog base not on disk: the Download row appears; nothing is fetched until pressed.
+    tab.base_combo.setCurrentIndex(tab.base_combo.findData("llama-3.2-1b"))
+    assert tab.base_download.isVisible() and tab.base_download.download_button.isEnabled()
+    assert "download them below" in tab.base_info.text()
+    qtbot.waitUntil(lambda: "Llama 3.2 1B" in tab.memory_verdict.text(), timeout=30_000)

@@ -346,3 +346,29 @@ def test_switching_workspace_during_a_run_stops_and_saves_it_first(qtbot, tab, d
         qtbot.waitUntil(lambda: tab.start_button.isEnabled(), timeout=10_000)
         assert tab.runs == []  # the new workspace has no runs
     assert demo_workspace.get_phase2_run(_run_record(output)["run_id"])["outcome"] == "stopped"
+
+
+def test_memory_verdict_before_start_and_catalog_bases_to_download(qtbot, tab, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
+    tab.show()
+    qtbot.waitUntil(lambda: tab.memory_verdict.fits is not None, timeout=30_000)
+    assert tab.memory_verdict.fits and "Encoding your conversations with" in tab.memory_verdict.text()
+    assert not tab.base_download.isVisible()  # a folder: nothing to download
+
+    index = tab.base_combo.findData("llama-3.1-8b")
+    assert index >= 0 and "not downloaded" in tab.base_combo.itemText(index)
+    tab.base_combo.setCurrentIndex(index)
+    assert tab.base_download.isVisible() and "Llama 3.1 8B" in tab.base_download.label.text()
+    qtbot.waitUntil(lambda: "Llama 3.1 8B" in tab.memory_verdict.text(), timeout=30_000)
+
+    # A base that does not fit is refused at Start with the verdict's sentence.
+    from cognitivetwin_core.models import memory
+
+    monkeypatch.setattr(memory, "free_memory", lambda device: (1 * memory.GIB, None))
+    with qtbot.waitSignal(tab.memory_verdict.checked, timeout=30_000):
+        tab._check_memory()
+    assert tab.memory_verdict.fits is False
+    assert tab.start() is False and "needs about" in tab.message.text()
+    assert not tab.controller.is_running()
+    tab.base_download.shutdown()
+    tab.memory_verdict.shutdown()

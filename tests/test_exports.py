@@ -79,11 +79,18 @@ def test_validation_split_is_by_conversation_and_deterministic():
     assert not any(in_validation(i, 0.0) for i in ids)
 
 
-def test_examples_over_the_context_are_skipped(demo_workspace, tmp_path, tiny_model_dir):
-    summary = export_together(demo_workspace, tmp_path / "t.jsonl", base_model=tiny_model_dir, max_tokens=300)
-    over = [s for s in summary.skipped if "over the 300-token context" in s.reason]
-    assert over and summary.max_example_tokens <= 300
-    assert summary.examples + len(over) == demo_workspace.count_conversations()
+def test_examples_over_the_context_are_cut_to_fit(demo_workspace, tmp_path, tiny_model_dir, embedded_tokenizer):
+    out = tmp_path / "t.jsonl"
+    summary = export_together(demo_workspace, out, base_model=tiny_model_dir, max_tokens=300)
+    examples = [json.loads(line)["messages"] for line in out.read_text().splitlines()]
+    assert summary.cut > 0 and summary.max_example_tokens <= 300
+    # A cut conversation gives several examples, so there are more examples than conversations kept.
+    assert summary.examples > demo_workspace.count_conversations() - len(summary.skipped)
+    for messages in examples:
+        assert messages[-1]["role"] == "assistant" and any(m["role"] == "user" for m in messages)
+        encoded = embedded_tokenizer.apply_chat_template(messages, tokenize=True)
+        assert len(encoded["input_ids"] if hasattr(encoded, "keys") else encoded) <= 300
+    assert "cut into several examples" in summary.text()
 
 
 def test_token_counter_without_a_chat_template(tiny_model_dir, embedded_tokenizer):

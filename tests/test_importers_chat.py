@@ -188,7 +188,16 @@ def test_demo_dataset(workspace):
 
 
 def test_registry_and_detection(tmp_path):
-    assert set(IMPORTERS) == {"chat-jsonl", "trajectory-jsonl", "sharegpt", "chatgpt", "supabase", "demo"}
+    assert set(IMPORTERS) == {
+        "chat-jsonl",
+        "trajectory-jsonl",
+        "sharegpt",
+        "chatgpt",
+        "whatsapp",
+        "telegram",
+        "supabase",
+        "demo",
+    }
     assert all(info.title for info in IMPORTERS.values())
     chat = write_lines(tmp_path / "a.jsonl", GOOD)
     trajectory = write_lines(tmp_path / "b.jsonl", [json.dumps({"messages": [], "trajectory": {}})])

@@ -92,6 +92,28 @@ def test_dry_run_launches_nothing(fake, data_file, tmp_path, capsys):
     assert fake.create_bodies == [] and len(fake.files) == 1
 
 
+def test_dry_run_of_a_messenger_chat_shows_the_persons_turns_and_the_privacy_check(fake, tmp_path, capsys):
+    chat = Path(__file__).parent / "fixtures" / "messenger" / "WhatsApp Chat with Cabin trip.txt"
+    ws = str(tmp_path / "ws")
+    assert main(["data", "import", "--workspace", ws, str(chat), "--quiet", "--me", "Maya Lindqvist"]) == 0
+    capsys.readouterr()
+    assert run("--workspace", ws, "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "target (learned): last call for the grocery list" not in out  # the last turn is the target
+    assert "target (learned): done" in out and "user (context): oat milk pls" in out
+    # Only what is uploaded is checked: the e-mail is in a conversation that cannot be an example.
+    assert "privacy check: 2 personal details" in out and "[[+1 415-555-0132]]" in out
+    assert "maya.cabins@example.org" not in out
+    assert fake.create_bodies == []
+    # --redact: the uploaded file holds placeholders, and the check finds nothing left.
+    assert run("--workspace", ws, "--dry-run", "--redact", "--me", "Priya Nair") == 0
+    out = capsys.readouterr().out
+    assert "target (learned): oat milk pls" in out
+    assert "privacy check: no personal data found" in out
+    uploaded = sorted((Path(ws) / "exports").glob("phase1-*.jsonl"))[-1].read_text(encoding="utf-8")
+    assert "<PHONE>" in uploaded and "415-555-0132" not in uploaded
+
+
 def test_failed_job_exits_non_zero_with_its_last_events(fake, data_file, tmp_path, capsys):
     ws = str(tmp_path / "ws")
     fake.next_job_outcome = "user_error"
@@ -187,3 +209,22 @@ def test_local_training_through_the_cli(tiny_model_dir, data_file, tmp_path, cap
         (adapter,) = workspace.adapters()
         assert (Path(adapter["path"]) / "adapter_model.safetensors").is_file()
         assert adapter["lineage"]["steps"] == 2
+
+
+def test_local_dry_run_cuts_examples_to_the_local_length_and_checks_no_privacy(
+    tiny_model_dir, tmp_path, capsys, isolated_user_dirs, embedded_tokenizer
+):
+    chat = Path(__file__).parent / "fixtures" / "messenger" / "WhatsApp Chat with Cabin trip.txt"
+    ws = str(tmp_path / "ws")
+    assert main(["data", "import", "--workspace", ws, str(chat), "--quiet"]) == 0
+    capsys.readouterr()
+    args = ["--workspace", ws, "--local", "--base-model", str(tiny_model_dir), "--max-seq-length", "60"]
+    assert run(*args, "--me", "Maya Lindqvist", "--dry-run") == 0
+    out = capsys.readouterr().out
+    assert "target (learned): done" in out and "privacy check" not in out  # nothing leaves the computer
+    exported = sorted((Path(ws) / "exports").glob("phase1-*.jsonl"))[-1]
+    for line in exported.read_text(encoding="utf-8").splitlines():
+        messages = json.loads(line)["messages"]
+        assert messages[-1]["role"] == "assistant"
+        encoded = embedded_tokenizer.apply_chat_template(messages, tokenize=True)
+        assert len(encoded["input_ids"] if hasattr(encoded, "keys") else encoded) <= 60

@@ -117,3 +117,36 @@ def test_plan_steps_are_distinct_and_move_with_the_depth_slider(cli_demo_run):
     a, b = plans[0.0], plans[1.0]
     turned = 1 - (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
     assert turned.mean() > 0.002, turned
+
+
+def test_the_person_style_centroid_is_saved_with_the_run(phase2_demo_run, demo_conversations):
+    from cognitivetwin_core.phase2.person_style import load_person_style
+
+    style = load_person_style(phase2_demo_run)
+    # A data file has no twin-speaker setting: the assistant role, the default.
+    assert style.speaker == "assistant" and len(style.centroid) == 256
+    assert style.messages == sum(m.role == "assistant" for c in demo_conversations for m in c.messages)
+    assert abs(sum(x * x for x in style.centroid) - 1.0) < 1e-6
+    run = json.loads((phase2_demo_run / "run.json").read_text())
+    assert run["person_style"] == {"speaker": "assistant", "messages": style.messages}
+
+
+def test_a_workspace_run_averages_the_chosen_persons_messages(tmp_path, embedded_model_dir, torch_one_thread):
+    from pathlib import Path
+
+    from cognitivetwin_core.data.importers import import_into
+    from cognitivetwin_core.data.workspace import Workspace
+    from cognitivetwin_core.phase2.person_style import load_person_style
+    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+
+    chat = Path(__file__).parent / "fixtures" / "messenger" / "WhatsApp Chat with Cabin trip.txt"
+    with Workspace.open(tmp_path / "ws") as workspace:
+        import_into(workspace, chat)
+        workspace.set_twin_speaker("Priya Nair")
+        config = Phase2Config(
+            base_model="smollm2-135m", output_dir=str(tmp_path / "run"), epochs=1, device="cpu", seed=1
+        )
+        events = list(Phase2Trainer(config, workspace=workspace).run())
+    assert events[-1].outcome == "completed", events[-1].message
+    style = load_person_style(tmp_path / "run")
+    assert (style.speaker, style.messages) == ("Priya Nair", 3)

@@ -137,7 +137,7 @@ def test_device_selection(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: True)
     assert device_selection.select_device("auto") == "mps"
-    assert device_selection.autocast_dtype("mps") == torch.float16
+    assert device_selection.autocast_dtype("mps", "llama") == torch.float16
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
     assert device_selection.select_device("auto") == "cpu"
     assert device_selection.select_device(None) == "cpu"

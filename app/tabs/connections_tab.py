@@ -1,4 +1,5 @@
-"""The Connections tab: Supabase and Together keys in the OS keyring, and a Test for each.
+"""The Connections tab: Supabase and Together keys and the Hugging Face token in the OS
+keyring, and a Test for the first two.
 
 Keys are typed into password fields, saved only through `cognitivetwin_core.connections.secrets`
 (service "CognitiveTwin Studio"), shown again masked, and can be replaced or removed.
@@ -31,7 +32,13 @@ from app import settings
 from app.qt.tasks import start_task
 from app.widgets.message_label import MessageLabel
 from cognitivetwin_core.connections import secrets
-from cognitivetwin_core.connections.checks import CheckResult, CheckStatus, check_supabase, check_together
+from cognitivetwin_core.connections.checks import (
+    DEFAULT_SUPABASE_TABLE,
+    CheckResult,
+    CheckStatus,
+    check_supabase,
+    check_together,
+)
 from cognitivetwin_core.errors import CognitiveTwinError
 from cognitivetwin_core.logging_setup import register_secret
 
@@ -80,7 +87,8 @@ class ConnectionsTab(QWidget):
         content = QWidget()
         layout = QVBoxLayout(content)
         intro = QLabel(
-            "Connect your data (Supabase) and your training account (Together AI). Keys are kept "
+            "Connect your data (Supabase), your training account (Together AI) and, for gated base "
+            "models, Hugging Face. Keys are kept "
             f"only in your system keyring, under the name “{secrets.SERVICE_NAME}”: never in a "
             "file, a log or a settings file."
         )
@@ -98,6 +106,7 @@ class ConnectionsTab(QWidget):
 
         layout.addWidget(self._build_supabase_group())
         layout.addWidget(self._build_together_group())
+        layout.addWidget(self._build_huggingface_group())
         layout.addStretch(1)
 
         scroll = QScrollArea()
@@ -116,7 +125,7 @@ class ConnectionsTab(QWidget):
         self.supabase_url = _password_field("https://<project>.supabase.co")
         self.supabase_key = _password_field("the project's API key (Project Settings → API)")
         self.supabase_table = QLineEdit(settings.supabase_table())
-        self.supabase_table.setPlaceholderText("memory_turns")
+        self.supabase_table.setPlaceholderText(DEFAULT_SUPABASE_TABLE)
         self.supabase_table.editingFinished.connect(self._save_table)
         form.addRow("Project URL", self.supabase_url)
         form.addRow("API key", self.supabase_key)
@@ -180,10 +189,47 @@ class ConnectionsTab(QWidget):
         box.addWidget(self.together_result)
         return group
 
+    def _build_huggingface_group(self) -> QGroupBox:
+        group = QGroupBox("Hugging Face: where base models are downloaded from")
+        form = QFormLayout()
+        self.huggingface_token = _password_field("a read token (huggingface.co → Settings → Access Tokens)")
+        form.addRow("Token", self.huggingface_token)
+        self.huggingface_stored = QLabel()
+        self.huggingface_stored.setProperty("role", "hint")
+        form.addRow("", self.huggingface_stored)
+        hint = QLabel(
+            "Needed only for gated bases (Llama, Gemma): accept the model's licence on its Hugging Face page "
+            "first, while signed in. The HF_TOKEN environment variable, when set, is used instead."
+        )
+        hint.setWordWrap(True)
+        hint.setProperty("role", "hint")
+        form.addRow("", hint)
+        buttons = QHBoxLayout()
+        self.huggingface_save = QPushButton("Save to keyring")
+        self.huggingface_remove = QPushButton("Remove")
+        self.huggingface_save.clicked.connect(lambda: start_task(self.save_huggingface(), name="save hf token"))
+        self.huggingface_remove.clicked.connect(lambda: start_task(self.remove_huggingface(), name="remove hf token"))
+        for button in (self.huggingface_save, self.huggingface_remove):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        self.huggingface_result = MessageLabel()
+        box = QVBoxLayout(group)
+        box.addLayout(form)
+        box.addLayout(buttons)
+        box.addWidget(self.huggingface_result)
+        return group
+
     # --- keyring state ------------------------------------------------------------------
 
     def _set_save_enabled(self, enabled: bool) -> None:
-        for button in (self.supabase_save, self.supabase_remove, self.together_save, self.together_remove):
+        for button in (
+            self.supabase_save,
+            self.supabase_remove,
+            self.together_save,
+            self.together_remove,
+            self.huggingface_save,
+            self.huggingface_remove,
+        ):
             button.setEnabled(enabled)
 
     def refresh(self) -> None:
@@ -214,10 +260,17 @@ class ConnectionsTab(QWidget):
 
     def _show_stored(self) -> None:
         url, key = self._stored[secrets.SUPABASE_URL], self._stored[secrets.SUPABASE_KEY]
+        token = self._stored[secrets.HUGGINGFACE_TOKEN]
         if not self.keyring_available:
             self.supabase_stored.setText("Nothing can be stored until a keyring is available.")
             self.together_stored.setText("Nothing can be stored until a keyring is available.")
+            self.huggingface_stored.setText("Nothing can be stored until a keyring is available.")
         else:
+            self.huggingface_stored.setText(
+                f"In the keyring: {secrets.mask(token)}. Type a new token to replace it."
+                if token
+                else "Nothing stored yet."
+            )
             if url or key:
                 self.supabase_stored.setText(
                     f"In the keyring: URL {secrets.mask(url) or '(none)'}, key {secrets.mask(key) or '(none)'}. "
@@ -235,6 +288,7 @@ class ConnectionsTab(QWidget):
             (self.supabase_url, url),
             (self.supabase_key, key),
             (self.together_key, self._stored[secrets.TOGETHER_API_KEY]),
+            (self.huggingface_token, token),
         ):
             if not hasattr(field, "empty_placeholder"):
                 field.empty_placeholder = field.placeholderText()
@@ -298,6 +352,18 @@ class ConnectionsTab(QWidget):
         if await self._store({secrets.TOGETHER_API_KEY: key}, self.together_result):
             self.together_key.clear()
             self.together_result.show_ok("Saved in the system keyring. Press Test connection to check it.")
+
+    async def save_huggingface(self) -> None:
+        token = self.huggingface_token.text().strip()
+        if not token:
+            self.huggingface_result.show_error("Type or paste the token first, then save.")
+            return
+        if await self._store({secrets.HUGGINGFACE_TOKEN: token}, self.huggingface_result):
+            self.huggingface_token.clear()
+            self.huggingface_result.show_ok("Saved in the system keyring; base model downloads use it.")
+
+    async def remove_huggingface(self) -> None:
+        await self._remove((secrets.HUGGINGFACE_TOKEN,), self.huggingface_result, "Hugging Face token")
 
     async def _remove(self, names: tuple[str, ...], result: MessageLabel, what: str) -> None:
         try:

@@ -89,10 +89,18 @@ def run_supabase_import(progress, cancelled, workspace_path, table: str, mapping
 
 
 def run_export(
-    progress, cancelled, workspace_path, which: str, path: Path, base_model: str, validation_fraction: float = 0.0
+    progress,
+    cancelled,
+    workspace_path,
+    which: str,
+    path: Path,
+    base_model: str,
+    validation_fraction: float = 0.0,
+    privacy: str = "keep",
 ):
-    """Phase 1: Together JSONL checked against `base_model` (tokens, context); Phase 2: the
-    seed's trajectory JSONL. The core writes atomically: a cancel leaves no file behind."""
+    """Phase 1: Together JSONL checked against `base_model` (tokens, context), with personal
+    data kept, redacted or its conversations left out (`privacy`); Phase 2: the seed's
+    trajectory JSONL. The core writes atomically: a cancel leaves no file behind."""
     from cognitivetwin_core.data import exports
 
     throttle = _Throttle(progress, cancelled)
@@ -106,13 +114,33 @@ def run_export(
         try:
             if which == "phase1":
                 return exports.export_together(
-                    workspace, path, base_model=base_model, validation_fraction=validation_fraction, progress=tick
+                    workspace,
+                    path,
+                    base_model=base_model,
+                    validation_fraction=validation_fraction,
+                    progress=tick,
+                    privacy=privacy,
                 )
             return exports.export_trajectory(workspace, path, progress=tick)
         except OSError as exc:  # a folder that cannot be created or written: the user picks another
             raise CognitiveTwinError(
                 f"Cannot write {path} ({exc.strerror or exc}): choose a folder you can write to."
             ) from exc
+
+
+def run_privacy_check(progress, cancelled, workspace_path):
+    """Personal data in the workspace's messages (a `PrivacySummary`), read off the GUI thread."""
+    from cognitivetwin_core.data.privacy import scan_conversations
+
+    throttle = _Throttle(progress, cancelled)
+    with _open(workspace_path) as workspace:
+        total = workspace.count_conversations()
+        names = [item.name for item in workspace.speakers() if item.named]
+
+        def tick(done: int) -> None:
+            throttle((f"Checked {done:,} of {total:,} conversations", done / total if total else None))
+
+        return scan_conversations(workspace.iter_conversations(), names, progress=tick)
 
 
 def run_token_count(progress, cancelled, workspace_path, base_model: str) -> str:
@@ -174,6 +202,13 @@ def describe_report(report) -> str:
         )
     if report.truncated_at:
         text += f" The file ends early ({report.truncated_at}): every complete conversation before that point was kept."
+    if getattr(report, "participants", None):
+        ranked = sorted(report.participants.items(), key=lambda item: (-item[1], item[0]))
+        text += " Participants: " + ", ".join(f"{name} ({count:,})" for name, count in ranked[:8])
+        text += f" and {len(ranked) - 8} more." if len(ranked) > 8 else "."
+    skipped = getattr(report, "skipped_messages", None)
+    if skipped:
+        text += " Left out: " + ", ".join(f"{count:,} {kind}" for kind, count in sorted(skipped.items())) + "."
     return text
 
 

@@ -8,6 +8,8 @@
   pattern) and a conversation view with each message's trajectory annotation.
 - Statistics with phase and pattern charts; token counts for the chosen base on demand.
 - Exports for Phase 1 (Together JSONL) and Phase 2 (trajectory JSONL) with their summary.
+- "Which of these is you?": the workspace's speakers with their message counts; the choice
+  (the twin's speaker) decides whose messages the twin learns (docs/twin-speaker.md).
 
 Long work runs on worker threads with their own `Workspace` connection, so the list stays
 usable (SQLite WAL readers are not blocked by the import's transaction).
@@ -74,6 +76,7 @@ class DataTab(QWidget):
         self.base_model = DEFAULT_BASE_MODEL
         self.last_report = None
         self.last_export = None
+        self.last_privacy = None
         self._job_kind = ""
         self.job = BackgroundJob(self, name="data job")
         self.job.progress.connect(self._on_progress)
@@ -93,6 +96,7 @@ class DataTab(QWidget):
         self.report_view.setPlaceholderText("Rejected records appear here.")
         self.report_view.hide()
         layout.addWidget(self.report_view)
+        layout.addLayout(self._build_speaker_row())
 
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self._build_list())
@@ -145,6 +149,87 @@ class DataTab(QWidget):
         row.addWidget(self.export_phase1_button)
         row.addWidget(self.export_phase2_button)
         return row
+
+    def _build_speaker_row(self) -> QHBoxLayout:
+        row = QHBoxLayout()
+        self.speaker_question = QLabel("<b>Which of these is you?</b>")
+        self.speaker_combo = QComboBox()
+        self.speaker_combo.setMinimumContentsLength(28)
+        self.speaker_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToContents)
+        self.speaker_combo.setToolTip(
+            "The twin learns to write like this speaker: their messages are what training teaches; "
+            "everyone else's are the context it answers."
+        )
+        self.speaker_combo.activated.connect(self._speaker_chosen)
+        self.speaker_status = QLabel()
+        self.speaker_status.setWordWrap(True)
+        row.addWidget(self.speaker_question)
+        row.addWidget(self.speaker_combo)
+        row.addWidget(self.speaker_status, 1)
+        # What the Phase 1 export does with personal data (what would leave the computer).
+        self.privacy_choice = QComboBox()
+        for text, value in (
+            ("Keep personal data as it is", "keep"),
+            ("Replace personal data with placeholders", "redact"),
+            ("Leave out conversations with personal data", "leave-out"),
+        ):
+            self.privacy_choice.addItem(text, value)
+        self.privacy_choice.setToolTip(
+            "For the Phase 1 export (what is uploaded to Together): e-mail addresses, phone numbers, card "
+            "and bank account numbers, IP addresses, API keys and the participants' names. Placeholders look "
+            "like <EMAIL> and <PHONE>."
+        )
+        self.privacy_button = QPushButton("Check personal data")
+        self.privacy_button.setToolTip("Find personal data in the messages and show examples.")
+        self.privacy_button.clicked.connect(self.check_privacy)
+        row.addWidget(self.privacy_choice)
+        row.addWidget(self.privacy_button)
+        return row
+
+    def refresh_speakers(self) -> None:
+        """List the workspace's speakers with their counts and select the current choice."""
+        from cognitivetwin_core.data.twin_speaker import ROLE_SPEAKERS, describe
+
+        self.speaker_combo.clear()
+        if self.workspace is None:
+            return
+        speakers = self.workspace.speakers()
+        current = self.workspace.twin_speaker()
+        names = [item.name for item in speakers]
+        role_hints = {"assistant": "the AI's answers", "user": "the person's side of AI chats"}
+        for item in speakers:
+            text = item.name if item.named else f"{item.name.capitalize()} role ({role_hints[item.name]})"
+            self.speaker_combo.addItem(f"{text} — {item.messages:,} messages", item.name)
+        if current not in names:
+            self.speaker_combo.addItem(f"{describe(current).capitalize()} — no messages", current)
+        self.speaker_combo.setCurrentIndex(self.speaker_combo.findData(current))
+        count = next((item.messages for item in speakers if item.name == current), 0)
+        named = [item for item in speakers if item.named]
+        if named and current in ROLE_SPEAKERS:
+            owner = getattr(self.last_report, "owner", None)
+            hint = f" The last import looks like {owner}'s export." if owner in names else ""
+            self.speaker_status.setText(
+                f"Not chosen yet: these chats have {len(named)} participants. Choose yourself, so the twin "
+                f"learns your messages.{hint}"
+            )
+        elif count:
+            self.speaker_status.setText(
+                f"The twin learns {describe(current)}'s messages ({count:,}); everyone else's are context."
+            )
+        else:
+            self.speaker_status.setText(f"No messages from {describe(current)} yet: import some or choose another.")
+        self.speaker_question.setVisible(bool(speakers))
+        self.speaker_combo.setVisible(bool(speakers))
+
+    def _speaker_chosen(self, index: int) -> None:
+        speaker = self.speaker_combo.itemData(index)
+        if self.workspace is None or speaker is None:
+            return
+        try:
+            self.workspace.set_twin_speaker(speaker)
+        except CognitiveTwinError as exc:
+            self.message.show_error(str(exc))
+        self.refresh_speakers()
 
     def _fill_import_menu(self) -> None:
         if self.import_menu.actions():
@@ -254,6 +339,7 @@ class DataTab(QWidget):
         index = self.source_filter.findData(current)
         self.source_filter.setCurrentIndex(max(0, index))
         self.source_filter.blockSignals(False)
+        self.refresh_speakers()
         self.apply_filters()
         # Charts are drawn when the Statistics tab is shown: pyqtgraph stays out of start-up.
         if self.details.currentWidget() is self.stats_view:
@@ -319,6 +405,8 @@ class DataTab(QWidget):
             self.export_phase2_button,
             self.strict_box,
             self.validation_box,
+            self.privacy_button,
+            self.privacy_choice,
         ):
             widget.setEnabled(idle)
         self.stats_view.set_token_count_busy(not idle)
@@ -374,6 +462,15 @@ class DataTab(QWidget):
         elif kind == "tokens":
             self.stats_view.show_tokens(result)
             self.message.clear_message()
+        elif kind == "privacy":
+            self.last_privacy = result
+            lines = result.lines(
+                advice="Choose what the Phase 1 export does with them: keep them, replace them with "
+                "placeholders such as <EMAIL>, or leave those conversations out (the list beside the check)."
+            )
+            (self.message.show_info if result.total else self.message.show_ok)(lines[0])
+            self.report_view.setPlainText("\n".join(lines[1:]))
+            self.report_view.setVisible(len(lines) > 1)
 
     def _on_job_failed(self, exc) -> None:
         if isinstance(exc, CognitiveTwinError):
@@ -398,6 +495,7 @@ class DataTab(QWidget):
             "import": "Import cancelled: nothing was imported.",
             "export": "Export cancelled: no file was written.",
             "tokens": "Token count cancelled.",
+            "privacy": "Personal-data check cancelled.",
         }
         self.message.show_info(what.get(self._job_kind, "Cancelled."))
         if self._job_kind == "import":
@@ -489,6 +587,15 @@ class DataTab(QWidget):
             Path(path),
             self.base_model,
             0.1 if self.validation_box.isChecked() else 0.0,
+            self.privacy_choice.currentData() if which == "phase1" else "keep",
+        )
+
+    def check_privacy(self) -> bool:
+        return self._start(
+            "privacy",
+            "Checking the messages for personal data…",
+            data_jobs.run_privacy_check,
+            self.workspace.path if self.workspace else None,
         )
 
     def count_tokens(self) -> bool:

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -36,8 +35,6 @@ from app.qt.background_job import BackgroundJob
 from app.qt.tasks import start_task
 from cognitivetwin_core.durations import format_duration
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
-from cognitivetwin_core.phase1.adapter_archive import read_lineage
-from cognitivetwin_core.phase1.estimates import estimate_local_seconds, tokens_per_second
 from cognitivetwin_core.phase1.jobs import DryRun, JobUpdate, Phase1Settings, is_terminal, unfinished_jobs
 from cognitivetwin_core.phase1.monitor import Backoff, is_transient
 
@@ -178,6 +175,12 @@ class Phase1Controller(QObject):
 
     # --- workspace ------------------------------------------------------------------------
 
+    def set_local_device(self, device: str) -> None:
+        """Where local runs train from now on ("auto", "cpu", "cuda[:N]", "mps")."""
+        self.local_options = {**self.local_options, "device": device}
+        if self._local is not None:
+            self._local.device = device
+
     def set_workspace(self, workspace) -> None:
         """Watch `workspace`'s jobs (stops what was going on in the previous one)."""
         if workspace is self.workspace:
@@ -269,16 +272,8 @@ class Phase1Controller(QObject):
                 plan = await asyncio.to_thread(manager.dry_run, data_path, settings, progress=progress)
             else:
                 backend = self._require_local()
+                # The core's dry run gives the expected time, from measured speed when there is one.
                 plan = await asyncio.to_thread(backend.dry_run, data_path, settings)
-                tokens = plan.estimated_tokens or plan.data.approx_tokens * max(1, settings.epochs)
-                if settings.max_steps:
-                    plan.warnings.append(f"stops after {settings.max_steps} step(s)")
-                measured = self._measured_local_speed(settings.base_model)
-                seconds, how = await asyncio.to_thread(
-                    estimate_local_seconds, tokens, settings.base_model, measured_tokens_per_second=measured
-                )
-                plan.estimate_note = f"expected time: about {format_duration(seconds)} ({how})"
-                plan.limits["expected_seconds"] = seconds
         except CognitiveTwinError as exc:
             self.failed.emit("dry run", str(exc))
             return None
@@ -324,7 +319,6 @@ class Phase1Controller(QObject):
             self.failed.emit("launch", "A local run is already going: wait for it to end or cancel it first.")
             return None
         self.local_job_id = job_id
-        self._launch_time = time.time()
         self.local_job.start(run_local_job, backend, plan, job_id)
         return job_id or ""
 
@@ -362,8 +356,6 @@ class Phase1Controller(QObject):
 
     @Slot(object)
     def _on_local_done(self, update: JobUpdate) -> None:
-        if update.status == "completed" and self.workspace is not None:
-            self._remember_local_speed(update.job_id)
         self._end(update)
 
     @Slot(object)
@@ -381,27 +373,6 @@ class Phase1Controller(QObject):
     @Slot()
     def _on_local_cancelled(self) -> None:
         self.jobsChanged.emit()
-
-    def _measured_local_speed(self, base_model: str) -> float | None:
-        from app import settings
-
-        try:
-            return float(settings.read(f"phase1/local_tokens_per_second/{_setting_name(base_model)}") or 0) or None
-        except (TypeError, ValueError):
-            return None
-
-    def _remember_local_speed(self, job_id: str) -> None:
-        """Tokens per second of a finished local run, so the next dry run's time is measured."""
-        from app import settings
-
-        record = self.workspace.get_phase1_job(job_id) or {}
-        started = getattr(self, "_launch_time", None)
-        lineage = read_lineage(record["adapter_path"]) if record.get("adapter_path") else None
-        if lineage is None or not started:
-            return
-        rate = tokens_per_second(lineage.get("trained_tokens"), time.time() - started)
-        if rate:
-            settings.write(f"phase1/local_tokens_per_second/{_setting_name(record.get('base_model') or '')}", rate)
 
     # --- monitoring ---------------------------------------------------------------------------
 
@@ -646,7 +617,3 @@ def _stamp() -> str:
 def _event_stamp(event: dict) -> str:
     ts = parse_time(event.get("created_at"))
     return datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else _stamp()
-
-
-def _setting_name(base_model: str) -> str:
-    return "".join(c if c.isalnum() or c in "-_." else "_" for c in str(base_model))[-80:] or "unknown"

@@ -54,6 +54,9 @@ from app.dialogs.phase1_confirm import LaunchConfirmDialog
 from app.qt.background_job import BackgroundJob
 from app.qt.tasks import start_task
 from app.tabs.phase1_controller import Phase1Controller, parse_time
+from app.widgets.base_download import BaseDownloadRow
+from app.widgets.device_picker import DevicePicker
+from app.widgets.memory_verdict import MemoryVerdictLabel
 from app.widgets.message_label import MessageLabel
 from cognitivetwin_core.durations import format_duration
 from cognitivetwin_core.models.catalog import CATALOG, DEFAULT_TOGETHER_BASE_MODEL
@@ -185,6 +188,12 @@ class Phase1Tab(QWidget):
         self.base_info.setProperty("role", "hint")
         self.base_info.setWordWrap(True)
         form.addRow("", self.base_info)
+        self.base_download = BaseDownloadRow()
+        self.base_download.downloaded.connect(self._on_base_downloaded)
+        form.addRow("", self.base_download)
+        self.device_picker = DevicePicker()
+        self.device_label = QLabel("Device")
+        form.addRow(self.device_label, self.device_picker)
 
         data_row = QHBoxLayout()
         self.data_path = QLineEdit(str(settings.read(DATA_PATH_SETTING, "") or ""))
@@ -243,6 +252,8 @@ class Phase1Tab(QWidget):
         for widget in (self.learning_rate, self.suffix, self.data_path):
             widget.textChanged.connect(self._settings_changed)
         self.base_combo.currentIndexChanged.connect(self._on_base_changed)
+        self.device_picker.currentIndexChanged.connect(self._on_device_changed)
+        self.lora_rank.valueChanged.connect(self._check_memory)
         return group
 
     def _build_dry_run_group(self) -> QGroupBox:
@@ -272,6 +283,9 @@ class Phase1Tab(QWidget):
         buttons.addWidget(self.launch_button)
         buttons.addStretch(1)
         box.addWidget(self.dry_run_summary, 1)
+        # Local runs: will the base fit on the chosen device? Shown before Launch.
+        self.memory_verdict = MemoryVerdictLabel()
+        box.addWidget(self.memory_verdict)
         box.addWidget(self.upload_progress)
         box.addLayout(buttons)
         return group
@@ -368,6 +382,8 @@ class Phase1Tab(QWidget):
         if self.export_job.is_running():
             self.export_job.cancel()
             self.export_job.wait()
+        self.base_download.shutdown()
+        self.memory_verdict.shutdown()
         if self._tray is not None:
             self._tray.hide()
 
@@ -394,6 +410,8 @@ class Phase1Tab(QWidget):
         if not self._item_enabled(self.base_combo.currentIndex()):
             self.base_combo.setCurrentIndex(self.base_combo.findData(DEFAULT_TOGETHER_BASE_MODEL))
         self.base_folder_button.setVisible(not together)
+        self.device_picker.setVisible(not together)
+        self.device_label.setVisible(not together)
         self.max_steps.setVisible(not together)
         self.max_steps_label.setVisible(not together)
         self.suffix.setEnabled(True)
@@ -405,17 +423,48 @@ class Phase1Tab(QWidget):
         if spec is not None:
             if self.backend_name() == "together":
                 where = f"Together id {spec.together_id}."
-            elif spec.local_available:
+            elif spec.embedded:
                 where = "Its weights are in the app: trains offline."
+            elif spec.local_available:
+                where = "Downloaded: trains offline."
             else:
-                where = f"Local training needs {spec.hf_repo} in the Hugging Face cache (downloaded beforehand)."
+                where = "Local training needs its weights: download them below."
             self.base_info.setText(
                 f"{spec.num_layers} layers, hidden size {spec.hidden_size}, context "
                 f"{spec.context_length:,} tokens. {where}"
             )
         else:
             self.base_info.setText(f"Local model folder {name}.")
+        local = self.backend_name() == "local"
+        self.base_download.set_base(name if local else None)
+        self._check_memory()
         self._settings_changed()
+
+    def _on_base_downloaded(self, name: str) -> None:
+        index = self.base_combo.findData(name)
+        if index >= 0:
+            label = base_model_label(name)
+            self.base_combo.setItemText(index, label)
+            self.base_combo.setItemData(index, label, Qt.ItemDataRole.ToolTipRole)
+        self._on_base_changed()
+
+    def _on_device_changed(self, *_args) -> None:
+        self.controller.set_local_device(self.device_picker.device())
+        self._check_memory()
+        self._settings_changed()
+
+    def _check_memory(self, *_args) -> None:
+        """Local runs: the memory verdict for this base, rank and device (off the GUI thread)."""
+        if self.backend_name() != "local" or not self.base_combo.currentData():
+            self.memory_verdict.clear_message()
+            return
+        from cognitivetwin_core.phase1.local_lora import local_memory_verdict
+
+        rank = self.lora_rank.value()
+        settings = Phase1Settings(base_model=self.base_combo.currentData(), lora_r=rank, lora_alpha=2 * rank)
+        self.memory_verdict.check(
+            local_memory_verdict, settings.base_model, settings, device=self.device_picker.device()
+        )
 
     def set_local_base_folder(self, folder: str | Path) -> None:
         """Train locally on a Hugging Face model folder (added to the list and selected)."""

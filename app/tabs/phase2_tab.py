@@ -51,7 +51,9 @@ from app.device_status import describe_device
 from app.qt.background_job import BackgroundJob
 from app.tabs.phase2_controller import Phase2Controller
 from app.tabs.phase2_runs_panel import Phase2RunsPanel, read_runs  # noqa: F401 - read_runs: the tab's API
+from app.widgets.base_download import BaseDownloadRow
 from app.widgets.live_plot import LivePlot
+from app.widgets.memory_verdict import MemoryVerdictLabel
 from app.widgets.message_label import MessageLabel
 from app.widgets.run_summary_card import HEAD_COLORS, HEAD_METRICS, SummaryCard
 from cognitivetwin_core.durations import format_duration
@@ -79,6 +81,11 @@ def _default_learning_rate() -> float:
     from cognitivetwin_core.phase2.trainer import Phase2Config
 
     return Phase2Config.__dataclass_fields__["lr"].default
+
+
+def _base_label(spec) -> str:
+    label = f"{spec.display_name} · hidden {spec.hidden_size}"
+    return label if spec.local_available else f"{label} · not downloaded"
 
 
 class Phase2Tab(QWidget):
@@ -138,13 +145,15 @@ class Phase2Tab(QWidget):
         form = QFormLayout(model_group)
         self.base_combo = QComboBox()
         for spec in CATALOG.values():
-            if spec.local_available:
-                self.base_combo.addItem(f"{spec.display_name} · hidden {spec.hidden_size}", spec.short_name)
+            self.base_combo.addItem(_base_label(spec), spec.short_name)
         self.base_combo.addItem("A local model folder…", FOLDER_ITEM)
         self.base_combo.activated.connect(self._base_activated)
         self.adapter_combo = QComboBox()
         self.adapter_combo.activated.connect(self._adapter_activated)
         form.addRow("Base", self.base_combo)
+        self.base_download = BaseDownloadRow()  # a catalog base not on disk: Download it here
+        self.base_download.downloaded.connect(self._base_downloaded)
+        form.addRow("", self.base_download)
         form.addRow("Phase 1 adapter", self.adapter_combo)
         column.addWidget(model_group)
 
@@ -203,6 +212,10 @@ class Phase2Tab(QWidget):
         for button in (self.start_button, self.stop_button, self.cancel_button):
             buttons.addWidget(button)
         column.addLayout(buttons)
+        self.memory_verdict = MemoryVerdictLabel()  # will the base fit? shown before Start
+        column.addWidget(self.memory_verdict)
+        self.base_combo.currentIndexChanged.connect(self._base_changed)
+        self.device_combo.currentIndexChanged.connect(self._check_memory)
         column.addStretch(1)
         for combo in (self.base_combo, self.adapter_combo, self.data_combo):
             # Long names (folders) must not widen the panel; the tooltip holds them whole.
@@ -317,6 +330,8 @@ class Phase2Tab(QWidget):
         self._ensure_plots()
         if not self.detected_device and not self._device_job.is_running():
             self._device_job.start(lambda _progress, _cancelled: describe_device())
+        if self.memory_verdict.verdict is None:
+            self._base_changed()  # first shown: not at start-up, where it would load torch
 
     def _show_detected_device(self, text: str) -> None:
         self.detected_device = text
@@ -373,6 +388,8 @@ class Phase2Tab(QWidget):
     def shutdown(self) -> None:
         """The window is closing (after confirm_close): make sure the thread has ended."""
         self.controller.shutdown(save=True)
+        self.base_download.shutdown()
+        self.memory_verdict.shutdown()
 
     # --- choices ------------------------------------------------------------------------------
 
@@ -398,6 +415,26 @@ class Phase2Tab(QWidget):
         for source in self.workspace.sources():
             count = self.workspace.count_conversations(source=source)
             self.data_combo.addItem(f"Source “{source}” ({count} conversations)", {"kind": "source", "source": source})
+
+    def _base_changed(self, *_args) -> None:
+        self.base_download.set_base(self.base_combo.currentData())
+        self._check_memory()
+
+    def _base_downloaded(self, name: str) -> None:
+        index = self.base_combo.findData(name)
+        if index >= 0:
+            self.base_combo.setItemText(index, _base_label(CATALOG[name]))
+        self._check_memory()
+
+    def _check_memory(self, *_args) -> None:
+        """The encoding pass's memory verdict for this base and device (off the GUI thread)."""
+        from cognitivetwin_core.phase2.memory_check import encode_memory_verdict
+
+        base = self.base_combo.currentData()
+        if base in (None, FOLDER_ITEM):
+            self.memory_verdict.clear_message()
+            return
+        self.memory_verdict.check(encode_memory_verdict, base, device=self.device_combo.currentData())
 
     def _base_activated(self, _index: int) -> None:
         if self.base_combo.currentData() == FOLDER_ITEM:
@@ -462,6 +499,9 @@ class Phase2Tab(QWidget):
             return False
         if self.workspace is None:
             self.message.show_error("Open a workspace first (File ▸ Open workspace…).")
+            return False
+        if self.memory_verdict.fits is False:  # the base would not fit: say so rather than be killed
+            self.message.show_error(self.memory_verdict.verdict.text)
             return False
         selection = self.data_combo.currentData() or {"kind": DATA_ALL}
         config = self.build_config()

@@ -20,9 +20,7 @@ Typed text is analysed as you type, debounced.
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -65,6 +63,7 @@ from app.widgets.plan_steps_view import PlanStepsView
 from app.widgets.signature_strip import SignatureStrip
 from app.widgets.stylometric_readout import StylometricReadout
 from app.widgets.trajectory_sliders import TrajectorySliders
+from cognitivetwin_core.atomic_files import write_json_atomically, write_via_path_atomically
 from cognitivetwin_core.conversation import ROLES
 
 log = logging.getLogger(__name__)
@@ -652,14 +651,14 @@ class PlaygroundTab(QWidget):
             "signature_cosine": self.compare_cosine if self.compare_check.isChecked() else None,
         }
         try:
-            png_path.parent.mkdir(parents=True, exist_ok=True)
-            tmp_png = png_path.with_name(f".{png_path.name}.tmp-{os.getpid()}.png")
-            if not self.grab().save(str(tmp_png), "PNG"):
-                raise OSError(f"could not write {tmp_png}")
-            os.replace(tmp_png, png_path)
-            tmp_json = json_path.with_name(f".{json_path.name}.tmp-{os.getpid()}")
-            tmp_json.write_text(json.dumps(numbers, indent=2), encoding="utf-8")
-            os.replace(tmp_json, json_path)
+            image = self.grab()
+
+            def save_png(temporary: Path) -> None:
+                if not image.save(str(temporary), "PNG"):
+                    raise OSError(f"could not write {temporary}")
+
+            write_via_path_atomically(png_path, save_png)
+            write_json_atomically(json_path, numbers)
         except OSError as exc:
             self.message.show_error(f"Could not export to {png_path.parent}: {exc}. Choose another folder.")
             raise

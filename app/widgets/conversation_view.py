@@ -44,7 +44,12 @@ class MessageCard(QFrame):
         outer = QHBoxLayout(self)
         left = QVBoxLayout()
         header = FlowLayout()
-        role = QLabel(f"<b>{message.role}</b> · #{index + 1}")
+        from html import escape
+
+        # Messenger messages show who wrote them (their role is only a placeholder).
+        who = escape(message.speaker) if getattr(message, "speaker", None) else message.role
+        when = f" · {message.created_at:%Y-%m-%d %H:%M}" if getattr(message, "created_at", None) else ""
+        role = QLabel(f"<b>{who}</b> · #{index + 1}{when}")
         header.addWidget(role)
         self.phase_tag = None
         self.chips: list[QLabel] = []

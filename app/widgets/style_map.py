@@ -18,6 +18,7 @@ from cognitivetwin_core.playground.session import MapPoint  # noqa: F401 - the p
 
 ROLE_COLORS = {"system": "#868e96", "user": "#1c7ed6", "assistant": "#f76707", "tool": "#ae3ec9"}
 CURRENT_COLOR = "#000000"
+PERSON_COLOR = "#2b8a3e"  # the ring around the person's own messages
 COMPARE_COLOR = "#c2255c"
 _HOVER_CHARS = 300
 
@@ -143,7 +144,8 @@ class StyleMap(QWidget):
 
     def hover_text(self, index: int) -> str:
         point = self.points[index]
-        return f"{point.conversation_id} #{point.turn_index} ({point.role})\n{_shorten(point.text)}"
+        who = f"{point.role}, yours" if point.person else point.role
+        return f"{point.conversation_id} #{point.turn_index} ({who})\n{_shorten(point.text)}"
 
     def _tip(self, x, y, data) -> str:
         return self.hover_text(int(data)) if data is not None and 0 <= int(data) < len(self.points) else ""
@@ -167,14 +169,18 @@ class StyleMap(QWidget):
         pg = self._pg
         colors = self.point_colors()
         brushes = [pg.mkBrush(color) for color in colors]
+        ring = pg.mkPen(PERSON_COLOR, width=2)
         self.scatter.setData(
             x=self.xy[:, 0] if len(self.xy) else [],
             y=self.xy[:, 1] if len(self.xy) else [],
             brush=brushes,
-            pen=None,
+            pen=[ring if point.person else pg.mkPen(None) for point in self.points],
             data=list(range(len(self.points))),
         )
         self.legend.clear()
+        if any(point.person for point in self.points):
+            sample = pg.ScatterPlotItem(size=8, brush=None, pen=ring)
+            self.legend.addItem(sample, "you (your messages)")
         if self.color_by == "role":
             for role in dict.fromkeys(point.role for point in self.points):
                 sample = pg.ScatterPlotItem(size=8, brush=pg.mkBrush(ROLE_COLORS.get(role, "#495057")), pen=None)

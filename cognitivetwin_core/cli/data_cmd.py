@@ -1,11 +1,13 @@
 """`cognitivetwin data`: import conversations into a workspace, browse them, export them.
 
-    cognitivetwin data import PATH|demo [--importer NAME] [--strict]
+    cognitivetwin data import PATH|demo [--importer NAME] [--strict] [--me NAME] [--gap-hours H]
     cognitivetwin data import --supabase [--url URL] [--table memory_turns] [--map COLUMN=FIELD ...]
     cognitivetwin data list [--search TEXT] [--source S] [--phase N] [--pattern NAME] [--offset N --limit N]
     cognitivetwin data show ID
     cognitivetwin data stats [--json]
-    cognitivetwin data export --format together|trajectory --out FILE [--base-model NAME]
+    cognitivetwin data export --format together|trajectory --out FILE [--base-model NAME] [--me NAME] [--redact]
+    cognitivetwin data speakers [--me NAME|user|assistant]
+    cognitivetwin data privacy [--json]
 
 Every command takes --workspace DIR (default: the user's default workspace).
 `prepare_phase2_data(args)` is the seed's `phase2 --prepare-data`: a Supabase import plus a
@@ -21,7 +23,7 @@ import time
 
 from cognitivetwin_core.cli.terminal_text import printable, printable_json
 
-IMPORTER_NAMES = ("chat-jsonl", "trajectory-jsonl", "sharegpt", "chatgpt", "demo")
+IMPORTER_NAMES = ("chat-jsonl", "trajectory-jsonl", "sharegpt", "chatgpt", "whatsapp", "telegram", "demo")
 
 
 def register(subparsers) -> None:
@@ -39,7 +41,26 @@ def register(subparsers) -> None:
     _supabase_arguments(importing)
     importing.add_argument("--strict", action="store_true", help="abort and write nothing if any record is rejected")
     importing.add_argument("--quiet", action="store_true", help="no progress bar")
+    _me_argument(importing, "and remember it for this workspace")
+    importing.add_argument(
+        "--gap-hours",
+        type=float,
+        default=None,
+        metavar="H",
+        help="WhatsApp/Telegram: hours of silence that start a new conversation (default 6)",
+    )
     importing.set_defaults(func=_import)
+
+    speakers = sub.add_parser("speakers", help="who speaks in the workspace, and which of them the twin learns")
+    _workspace_argument(speakers)
+    _me_argument(speakers, "and remember it for this workspace")
+    speakers.add_argument("--json", action="store_true", help="print JSON")
+    speakers.set_defaults(func=_speakers)
+
+    privacy = sub.add_parser("privacy", help="personal data in the conversations, before anything is uploaded")
+    _workspace_argument(privacy)
+    privacy.add_argument("--json", action="store_true", help="print JSON")
+    privacy.set_defaults(func=_privacy)
 
     listing = sub.add_parser("list", help="list conversations, a page at a time")
     _workspace_argument(listing)
@@ -81,6 +102,21 @@ def register(subparsers) -> None:
         help="Together: share of conversations for a validation file (e.g. 0.1)",
     )
     export.add_argument("--epochs", type=int, default=3, help="Together: epochs for the training-token estimate")
+    _me_argument(export, "for this export only (Together)")
+    export.add_argument(
+        "--merge-minutes",
+        type=float,
+        default=None,
+        metavar="M",
+        help="Together: one speaker's messages at most M minutes apart become one turn (default 10)",
+    )
+    private = export.add_mutually_exclusive_group()
+    private.add_argument(
+        "--redact", action="store_true", help="Together: replace personal data with <EMAIL>, <PHONE>, ..."
+    )
+    private.add_argument(
+        "--leave-out-private", action="store_true", help="Together: leave out conversations holding personal data"
+    )
     export.add_argument(
         "--recompute",
         action="store_true",
@@ -94,6 +130,14 @@ def register(subparsers) -> None:
         "--recompute-given", action="store_true", help="also replace trajectory values that imported files gave"
     )
     annotate.set_defaults(func=_reannotate)
+
+
+def _me_argument(parser, scope: str) -> None:
+    parser.add_argument(
+        "--me",
+        metavar="NAME|user|assistant",
+        help=f"who you are, the speaker the twin learns: a participant's name or a role ({scope})",
+    )
 
 
 def _workspace_argument(parser) -> None:
@@ -262,12 +306,78 @@ def _import(args) -> int:
     workspace = _open_workspace(args)
     bar = _ProgressBar("importing", enabled=not args.quiet)
     try:
-        report = import_into(workspace, source, importer=args.importer, strict=args.strict, progress=bar)
+        report = import_into(
+            workspace, source, importer=args.importer, strict=args.strict, progress=bar, gap_hours=args.gap_hours
+        )
+        bar.close()
+        _print_report(report)
+        if args.me:
+            print(f"The twin speaks as {printable(workspace.set_twin_speaker(args.me), one_line=True)}.")
+        elif report.participants and workspace.twin_speaker() not in report.participants:
+            name = f'"{printable(report.owner, one_line=True)}"' if report.owner else "NAME"
+            print(
+                f"Which of these is you? Tell with `cognitivetwin data speakers --me {name}` "
+                "(the twin learns that person's messages)."
+            )
     finally:
         bar.close()
         workspace.close()
-    _print_report(report)
     return 0 if report.conversations_accepted or not report.rejected_total else 2
+
+
+def _speakers(args) -> int:
+    from cognitivetwin_core.data.twin_speaker import describe
+
+    with _open_workspace(args) as workspace:
+        if args.me:
+            workspace.set_twin_speaker(args.me)
+        current = workspace.twin_speaker()
+        speakers = workspace.speakers()
+    if args.json:
+        print(
+            printable_json(
+                json.dumps(
+                    {
+                        "twin_speaker": current,
+                        "speakers": [
+                            {
+                                "name": s.name,
+                                "named": s.named,
+                                "messages": s.messages,
+                                "conversations": s.conversations,
+                            }
+                            for s in speakers
+                        ],
+                    },
+                    ensure_ascii=False,
+                    indent=2,
+                )
+            )
+        )
+        return 0
+    print(
+        f"The twin speaks as {printable(describe(current), one_line=True)} (change it with --me NAME|user|assistant)."
+    )
+    for item in speakers:
+        mark = "*" if item.name == current else " "
+        label = printable(item.label, one_line=True)
+        print(f" {mark} {label:<32} {item.messages:>7} messages in {item.conversations} conversations")
+    if not speakers:
+        print("No messages yet: import some with `cognitivetwin data import`.")
+    return 0
+
+
+def _privacy(args) -> int:
+    from cognitivetwin_core.data.privacy import scan_conversations
+
+    with _open_workspace(args, read_only=True) as workspace:
+        names = [item.name for item in workspace.speakers() if item.named]
+        summary = scan_conversations(workspace.iter_conversations(), names)
+    if args.json:
+        print(printable_json(json.dumps(summary.to_dict(), ensure_ascii=False, indent=2)))
+    else:
+        print("\n".join(printable(line, one_line=True) for line in summary.lines()))
+    return 0
 
 
 def _list(args) -> int:
@@ -311,6 +421,7 @@ def _show(args) -> int:
                         "messages": [
                             {
                                 "role": message.role,
+                                "speaker": message.speaker,
                                 "content": message.content,
                                 "created_at": message.created_at.isoformat() if message.created_at else None,
                                 "trajectory": annotation.trajectory.to_dict(),
@@ -330,7 +441,7 @@ def _show(args) -> int:
     for message, annotation in zip(conversation.messages, annotations):
         coordinates = " ".join(f"{value:.2f}" for value in annotation.coordinates)
         print(
-            f"\n[{annotation.turn_index}] {message.role}  phase {annotation.phase_id} "
+            f"\n[{annotation.turn_index}] {message.speaker or message.role}  phase {annotation.phase_id} "
             f"({PHASE_NAMES[annotation.phase_id]})  coords {coordinates}  "
             f"patterns: {', '.join(annotation.patterns) or '-'}"
         )
@@ -373,7 +484,7 @@ def _stats(args) -> int:
 def _export(args) -> int:
     from pathlib import Path
 
-    from cognitivetwin_core.data.exports import export_together, export_trajectory
+    from cognitivetwin_core.data.exports import DEFAULT_MERGE_MINUTES, export_together, export_trajectory
     from cognitivetwin_core.errors import InputError, os_error
     from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
 
@@ -389,6 +500,9 @@ def _export(args) -> int:
                 base_model=args.base_model or DEFAULT_BASE_MODEL,
                 validation_fraction=args.validation_fraction,
                 epochs=args.epochs,
+                twin_speaker=workspace.resolve_speaker(args.me) if args.me else None,
+                merge_minutes=DEFAULT_MERGE_MINUTES if args.merge_minutes is None else args.merge_minutes,
+                privacy="redact" if args.redact else "leave-out" if args.leave_out_private else "keep",
             )
             print(summary.text())
         else:

@@ -3,7 +3,7 @@
     cognitivetwin phase1 --model llama-3.2-3b --epochs 3 --suffix my-twin [--data FILE] [--dry-run] [--yes]
     cognitivetwin phase1 --check-job ID | --wait-job ID | --cancel ID | --list
     cognitivetwin phase1 --download ID --output-dir DIR
-    cognitivetwin phase1 --local [--base-model NAME|DIR] [--epochs 1] [--data FILE]
+    cognitivetwin phase1 --local [--base-model NAME|DIR] [--epochs 1] [--data FILE] [--device auto|cpu|cuda[:N]|mps]
     cognitivetwin phase1 --evaluate ADAPTER_DIR [--base-model NAME|DIR] [--workspace DIR] [--model-dir RUN] [--samples N]
     cognitivetwin phase1 --export-twin ADAPTER_DIR --output-dir DIR [--base-model NAME|DIR]
 
@@ -18,6 +18,7 @@ import os
 import sys
 import time
 
+from cognitivetwin_core.cli.terminal_text import printable
 from cognitivetwin_core.errors import CancelledError, CognitiveTwinError, InputError
 
 
@@ -52,6 +53,16 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--data", metavar="FILE", help="Phase 1 chat JSONL (default: export the workspace's conversations)"
     )
+    parser.add_argument(
+        "--me",
+        metavar="NAME|user|assistant",
+        help="without --data: whose messages the twin learns (default: the workspace's setting)",
+    )
+    parser.add_argument(
+        "--redact",
+        action="store_true",
+        help="without --data: replace personal data (e-mails, phone numbers, ...) with placeholders before upload",
+    )
     parser.add_argument("--model", default=None, help="Together base model by catalog name (default llama-3.2-3b)")
     parser.add_argument(
         "--base-model",
@@ -76,6 +87,25 @@ def register(subparsers) -> None:
     parser.add_argument("--checkpoints", type=int, default=1, help="Together: checkpoints to keep")
     parser.add_argument("--max-seq-length", type=int, default=512, help="--local: tokens kept per conversation")
     parser.add_argument("--max-steps", type=int, default=None, help="--local: stop after this many steps")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        metavar="auto|cpu|cuda|cuda:N|mps",
+        help="--local: where to train (default auto: a CUDA GPU, then Apple MPS, then the CPU)",
+    )
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16"),
+        help="--local: weights and autocast dtype (default auto: bf16 on GPUs that do it natively, else fp32)",
+    )
+    parser.add_argument(
+        "--max-batch-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="--local: padded tokens per step (default 1024 on the CPU, sized to free memory on a GPU)",
+    )
     parser.add_argument(
         "--output-dir",
         metavar="DIR",
@@ -271,6 +301,8 @@ def _settings(args, *, local: bool):
 def _data_file(args, workspace, base_model: str) -> tuple[str, bool]:
     """The training file, and whether it is an export made for this launch (removed if refused)."""
     if args.data:
+        if args.me or args.redact:
+            raise InputError("--me and --redact shape the export from the workspace: leave out --data to use them.")
         return args.data, False
     from pathlib import Path
 
@@ -283,8 +315,18 @@ def _data_file(args, workspace, base_model: str) -> tuple[str, bool]:
         )
     target = Path(workspace.path) / "exports" / f"phase1-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     target.parent.mkdir(parents=True, exist_ok=True)
-    summary = export_together(workspace, target, base_model=base_model)
-    print(f"Exported {summary.examples} conversations to {target}")
+    summary = export_together(
+        workspace,
+        target,
+        base_model=base_model,
+        twin_speaker=workspace.resolve_speaker(args.me) if args.me else None,
+        privacy="redact" if args.redact else "keep",
+        # Local training keeps --max-seq-length tokens of an example: cut the examples to that,
+        # so each still ends on the person's turn instead of losing it to truncation.
+        max_tokens=args.max_seq_length if args.local else None,
+    )
+    speaks = printable(summary.text().splitlines()[1].lower(), one_line=True)
+    print(f"Exported {summary.examples} examples to {target}; {speaks}")
     return str(target), True
 
 
@@ -406,14 +448,19 @@ def _launch(args, workspace) -> int:
     local = args.local
     settings = _settings(args, local=local)
     if local:
-        backend = open_backend("local", workspace)
+        backend = open_backend(
+            "local", workspace, device=args.device, precision=args.precision, max_batch_tokens=args.max_batch_tokens
+        )
     else:
         backend = _together(workspace, args)
     _check_can_confirm(args)  # before exporting anything
     data, exported = _data_file(args, workspace, settings.base_model)
     try:
         plan = backend.dry_run(data, settings, progress=_byte_progress())
-        print("\n".join(["Dry run:"] + [f"  {line}" for line in plan.summary_lines()]))
+        # The example turns and the privacy check quote imported text: shown safe for a terminal.
+        print("\n".join(["Dry run:"] + [f"  {printable(line, one_line=True)}" for line in plan.summary_lines()]))
+        if local:
+            print(f"  memory: {_local_memory_verdict(args, settings)}")
         if args.dry_run:
             return 0
         if not local:
@@ -443,6 +490,23 @@ def _launch(args, workspace) -> int:
         )
     print(f"Follow it with: cognitivetwin phase1 --wait-job {job_id}")
     return 0
+
+
+def _local_memory_verdict(args, settings) -> str:
+    """Refuse (one sentence, before anything is loaded) a base that will not fit."""
+    from cognitivetwin_core.models.memory import InsufficientMemoryError
+    from cognitivetwin_core.phase1.local_lora import local_memory_verdict
+
+    verdict = local_memory_verdict(
+        settings.base_model,
+        settings,
+        device=args.device,
+        precision=args.precision,
+        max_batch_tokens=args.max_batch_tokens,
+    )
+    if not verdict.ok:
+        raise InsufficientMemoryError(verdict.text)
+    return verdict.text
 
 
 def _list(workspace) -> int:

@@ -4,6 +4,8 @@
         (--data-file FILE | --workspace DIR) --output-dir DIR [--epochs 10] [--batch-size 4]
         [--lr 1e-3] [--gradient-accumulation 4] [--device auto|cpu|cuda|mps] [--resume]
         [--plan-steps 4] [--seed 42] [--val-fraction 0.2] [--threads N] [--patience 5] [--name TEXT]
+        [--max-window-tokens N] [--encode-batch-tokens N]
+    torchrun --nproc_per_node N -m cognitivetwin_core phase2 train ...   (data-parallel encoding)
     cognitivetwin phase2 rename RUN_DIR NAME
     cognitivetwin phase2 prepare-data ...     (also `phase2 --prepare-data`: Supabase -> trajectory JSONL)
 
@@ -45,7 +47,9 @@ def register(subparsers) -> None:
     source.add_argument("--workspace", help="train on the conversations of this workspace folder")
     train.add_argument("--output-dir", default=None, help="where the model, metrics.json and run.json go")
     train.add_argument("--epochs", type=int, default=10)
-    train.add_argument("--batch-size", type=int, default=4, help="conversations per batch (default 4)")
+    train.add_argument(
+        "--batch-size", type=int, default=None, help="conversations per batch (default 4 on the CPU, 16 on CUDA)"
+    )
     train.add_argument(
         "--lr",
         type=float,
@@ -55,7 +59,9 @@ def register(subparsers) -> None:
         "heads to beat their baselines: on the demo, 10 epochs at 1e-4 reach planning cosine 0.474 vs "
         "baseline 0.468, at 1e-3 0.510)",
     )
-    train.add_argument("--gradient-accumulation", type=int, default=4)
+    train.add_argument(
+        "--gradient-accumulation", type=int, default=None, help="batches per update (default 4 on the CPU, 1 on CUDA)"
+    )
     train.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda", "mps"))
     train.add_argument(
         "--resume", action="store_true", help="continue the run in --output-dir from its last checkpoint"
@@ -71,7 +77,17 @@ def register(subparsers) -> None:
         "--cache-dir", default=None, help="feature cache folder (default: the workspace's or the user cache)"
     )
     train.add_argument(
-        "--max-window-tokens", type=int, default=1024, help="encoding window (long conversations overlap)"
+        "--max-window-tokens",
+        type=int,
+        default=None,
+        help="encoding window in tokens (long conversations overlap); default 4096 on CUDA, 1024 elsewhere",
+    )
+    train.add_argument(
+        "--encode-batch-tokens",
+        type=int,
+        default=None,
+        help="tokens per encoding batch (default: sized from free GPU memory, 8192 on the CPU; halved "
+        "automatically on out-of-memory)",
     )
     train.add_argument(
         "--patience",
@@ -147,6 +163,18 @@ def _eta(seconds) -> str:
     return f"ETA {format_duration(seconds, clock=True)}"
 
 
+def _check_memory(config) -> None:
+    """Refuse, in one sentence and before loading, a base the encoding pass cannot fit."""
+    from cognitivetwin_core.models.memory import InsufficientMemoryError
+    from cognitivetwin_core.phase2.memory_check import encode_memory_verdict
+
+    verdict = encode_memory_verdict(
+        config.base_model, device=config.device, encode_batch_tokens=config.encode_batch_tokens
+    )
+    if not verdict.ok:
+        raise InsufficientMemoryError(verdict.text)
+
+
 def _train(args) -> int:
     from cognitivetwin_core.errors import CancelledError, CognitiveTwinError
     from cognitivetwin_core.phase2.metrics import format_table
@@ -175,7 +203,9 @@ def _train(args) -> int:
         max_window_tokens=args.max_window_tokens,
         patience=args.patience,
         name=args.name,
+        encode_batch_tokens=args.encode_batch_tokens,
     )
+    _check_memory(config)
     if args.workspace:
         trainer = Phase2Trainer(config, workspace=args.workspace)
     else:
@@ -185,6 +215,13 @@ def _train(args) -> int:
 
             data_file = demo_dataset_path()
         trainer = Phase2Trainer(config, data_file=data_file)
+
+    from cognitivetwin_core.phase2.distributed import encode_for_trainer, from_environment
+
+    distributed = from_environment()  # set by torchrun: encode data-parallel, rank 0 trains
+    if distributed is not None and not encode_for_trainer(trainer, distributed):
+        print(f"Rank {distributed.rank}: its share of the encoding is done; rank 0 trains.", file=sys.stderr)
+        return 0
 
     interrupts = []
 

@@ -15,13 +15,15 @@ import json
 import sys
 from pathlib import Path
 
+from cognitivetwin_core.conversation import ROLES
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser("playground", help="analyse a message with a trained Phase 2 model")
     parser.add_argument("--model-dir", required=True, help="a Phase 2 output folder (config.json + model.safetensors)")
     parser.add_argument("--text", required=True, help="the message to analyse")
     parser.add_argument("--context", default=None, help="earlier messages of its conversation (JSON or JSONL file)")
-    parser.add_argument("--role", default="user", choices=("system", "user", "assistant", "tool"))
+    parser.add_argument("--role", default="user", choices=ROLES)
     parser.add_argument("--top-k", type=int, default=3, help="nearest messages per plan step")
     parser.add_argument("--json", action="store_true", help="print the analysis as JSON")
     source = parser.add_mutually_exclusive_group()

@@ -27,7 +27,8 @@ SERVICE_NAME = "CognitiveTwin Studio"
 TOGETHER_API_KEY = "together_api_key"
 SUPABASE_URL = "supabase_url"
 SUPABASE_KEY = "supabase_key"
-KNOWN_SECRETS = (TOGETHER_API_KEY, SUPABASE_URL, SUPABASE_KEY)
+HUGGINGFACE_TOKEN = "huggingface_token"  # reads gated bases (Llama, Gemma) from the Hub
+KNOWN_SECRETS = (TOGETHER_API_KEY, SUPABASE_URL, SUPABASE_KEY, HUGGINGFACE_TOKEN)
 
 _PROBE_ENTRY = "__availability_probe__"
 # Backends that "work" by writing secrets to a file or by dropping them: never acceptable.
@@ -168,6 +169,24 @@ def delete_secret(name: str) -> bool:
         raise KeyringUnavailableError(_explain(exc)) from None
     log.info("removed %s from the %s", name, _backend_name(backend))
     return True
+
+
+def huggingface_token() -> str | None:
+    """The Hugging Face Hub token: `HF_TOKEN` from the environment, else the keyring's entry.
+
+    None when neither has one (public bases download without a token); a keyring that does
+    not work counts as none here, since a token is optional.
+    """
+    import os
+
+    value = (os.environ.get("HF_TOKEN") or "").strip()
+    if value:
+        register_secret(value)
+        return value
+    try:
+        return get_secret(HUGGINGFACE_TOKEN)
+    except KeyringUnavailableError:
+        return None
 
 
 def mask(value: str | None) -> str:

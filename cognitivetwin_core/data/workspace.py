@@ -27,6 +27,8 @@ from cognitivetwin_core.annotation.text_features import compute_text_features
 from cognitivetwin_core.annotation.trajectory import ALGORITHM_VERSION, TurnTrajectory, annotate
 from cognitivetwin_core.atomic_files import write_text_atomically
 from cognitivetwin_core.conversation import Conversation, Message
+from cognitivetwin_core.data.twin_speaker import DEFAULT_TWIN_SPEAKER, ROLE_SPEAKERS, SpeakerCount
+from cognitivetwin_core.data.twin_speaker import SETTING_KEY as TWIN_SPEAKER_KEY
 from cognitivetwin_core.data.workspace_schema import MIGRATIONS, SCHEMA_VERSION
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
 
@@ -110,7 +112,11 @@ def content_hash(conversation: Conversation) -> str:
             opening = _ROLE_OPENINGS[role] = f'[{_encode_string(role)}, "'.encode()
         update(opening)
         update(_json_string_bytes(message.content))
-        update(b'"]\x00')
+        speaker = message.speaker
+        if speaker is None:
+            update(b'"]\x00')
+        else:
+            update(b'", "' + _json_string_bytes(speaker) + b'"]\x00')
     return digest.hexdigest()
 
 
@@ -568,6 +574,7 @@ class Workspace:
                         json.dumps(message.patterns) if message.patterns is not None else None,
                         json.dumps(message.trajectory) if message.trajectory is not None else None,
                         *annotation,
+                        message.speaker,
                     )
                 )
             result.conversations_added += 1
@@ -580,8 +587,8 @@ class Workspace:
         )
         db.executemany(
             "INSERT INTO messages(conversation_pk, turn_index, role, content, created_at, explicit_patterns, "
-            "given_trajectory, depth, sibling_order, homogeneity, temporal, complexity, phase_id, pattern_mask) "
-            "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            "given_trajectory, depth, sibling_order, homogeneity, temporal, complexity, phase_id, pattern_mask, "
+            "speaker) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
             message_rows,
         )
 
@@ -772,8 +779,9 @@ class Workspace:
             f"SELECT pk, id, source, title FROM conversations WHERE pk IN ({placeholders}) ORDER BY pk", pks
         ):
             conversations[pk] = Conversation(id=conversation_id, source=source, title=title)
-        for pk, role, content, created_at, explicit, given in db.execute(
-            "SELECT conversation_pk, role, content, created_at, explicit_patterns, given_trajectory FROM messages "
+        for pk, role, content, created_at, explicit, given, speaker in db.execute(
+            "SELECT conversation_pk, role, content, created_at, explicit_patterns, given_trajectory, speaker "
+            "FROM messages "
             f"WHERE conversation_pk IN ({placeholders}) ORDER BY conversation_pk, turn_index",
             pks,
         ):
@@ -784,6 +792,7 @@ class Workspace:
                     created_at=_parse_time(created_at),
                     patterns=json.loads(explicit) if explicit is not None else None,
                     trajectory=json.loads(given) if given is not None else None,
+                    speaker=speaker,
                 )
             )
         return list(conversations.items())
@@ -886,6 +895,59 @@ class Workspace:
             "rejected",
         )
         return [{**dict(zip(keys, row[:-1])), "report": json.loads(row[-1]) if row[-1] else {}} for row in rows]
+
+    # ----- settings and the twin's speaker (docs/twin-speaker.md) ---------------------------
+
+    def get_setting(self, key: str, default: str | None = None) -> str | None:
+        row = self._query("SELECT value FROM settings WHERE key=?", (key,))
+        return row[0][0] if row else default
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO settings(key, value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+                (key, value),
+            )
+
+    def speakers(self) -> list[SpeakerCount]:
+        """Every participant (by name) and role (for messages without a name) that can be the
+        person, with their message and conversation counts, most messages first."""
+        rows = self._query(
+            "SELECT COALESCE(speaker, role), speaker IS NOT NULL, COUNT(*), COUNT(DISTINCT conversation_pk) "
+            "FROM messages WHERE speaker IS NOT NULL OR role IN ('user', 'assistant') "
+            "GROUP BY 1, 2 ORDER BY 3 DESC, 1"
+        )
+        return [
+            SpeakerCount(name, bool(named), messages, conversations) for name, named, messages, conversations in rows
+        ]
+
+    def twin_speaker(self) -> str:
+        """Whose messages the twin learns: 'assistant' (default), 'user' or a participant's name."""
+        return self.get_setting(TWIN_SPEAKER_KEY) or DEFAULT_TWIN_SPEAKER
+
+    def resolve_speaker(self, speaker: str) -> str:
+        """A role ('assistant', 'user') or a participant named in the workspace (case aside), as
+        stored; an unknown one raises InputError naming the choices."""
+        speaker = (speaker or "").strip()
+        if speaker in ROLE_SPEAKERS:
+            return speaker
+        names = [item.name for item in self.speakers() if item.named]
+        if speaker in names:
+            return speaker
+        folded = [name for name in names if name.casefold() == speaker.casefold()]
+        if len(folded) != 1:
+            choices = ", ".join([*ROLE_SPEAKERS, *names[:20]])
+            raise InputError(
+                f"{speaker!r} is not a speaker of the workspace {self.path}: choose one of {choices} "
+                "(`cognitivetwin data speakers` lists them)."
+            )
+        return folded[0]
+
+    def set_twin_speaker(self, speaker: str) -> str:
+        """Set the person: a role ('assistant', 'user') or a participant named in the workspace."""
+        speaker = self.resolve_speaker(speaker)
+        self.set_setting(TWIN_SPEAKER_KEY, speaker)
+        return speaker
 
     # ----- generic records owned by other modules -----------------------------------------
 

@@ -75,6 +75,14 @@ MIGRATIONS: list[str] = [
         created_at TEXT NOT NULL
     );
     """,
+    # 2: the participant's name per message (messenger exports) and workspace settings (the twin's speaker).
+    """
+    ALTER TABLE messages ADD COLUMN speaker TEXT;
+    CREATE TABLE settings(
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -32,8 +32,12 @@ class BaseModelSpec:
 
     @property
     def local_available(self) -> bool:
-        """True where weights can be had offline (today only the embedded model)."""
-        return self.embedded
+        """True where weights can be had offline: the embedded model, or a finished download."""
+        if self.embedded:
+            return True
+        from cognitivetwin_core.models.hub import local_snapshot
+
+        return local_snapshot(self.hf_repo) is not None
 
 
 CATALOG: dict[str, BaseModelSpec] = {

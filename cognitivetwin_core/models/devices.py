@@ -52,15 +52,51 @@ def select_device(requested: str | None = "auto") -> str:
     raise CognitiveTwinError(f"Unknown device {requested!r}; use one of: {', '.join(DEVICE_CHOICES)}.")
 
 
-def autocast_dtype(device: str):
-    """The mixed-precision dtype for encoding on `device` (None on CPU: float32 there)."""
+# Families whose activations stay inside fp16's range (about 65,504). Gemma's grow past it
+# (its embeddings are scaled by sqrt(hidden)); Qwen's outliers are large too: fp32 for them
+# where bf16 is not native.
+FP16_SAFE_MODEL_TYPES = frozenset({"llama", "mistral"})
+# bf16 runs natively (tensor cores) from compute capability 8.0 (Ampere) on.
+BF16_MIN_CAPABILITY = (8, 0)
+
+
+def working_dtype(device: str, model_type: str | None = None):
+    """The dtype the frozen base is loaded and run in on `device` (see docs/gpu.md).
+
+    CUDA: bf16 from compute capability 8.0; below, fp16 for families safe in it, else fp32.
+    MPS: fp16 for safe families, else fp32. CPU: fp32 (bf16 matmuls are slower there on most
+    CPUs, and the cached vectors stay as they always were).
+    """
     import torch
 
+    safe_in_fp16 = (model_type or "").lower() in FP16_SAFE_MODEL_TYPES
     if device.startswith("cuda"):
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        index = int(device.split(":", 1)[1]) if ":" in device else torch.cuda.current_device()
+        if tuple(torch.cuda.get_device_capability(index)) >= BF16_MIN_CAPABILITY:
+            return torch.bfloat16
+        return torch.float16 if safe_in_fp16 else torch.float32
     if device == "mps":
-        return torch.float16
-    return None
+        return torch.float16 if safe_in_fp16 else torch.float32
+    return torch.float32
+
+
+def autocast_dtype(device: str, model_type: str | None = None):
+    """The mixed-precision dtype for encoding on `device` (None: no autocast, plain float32)."""
+    import torch
+
+    dtype = working_dtype(device, model_type)
+    return None if dtype == torch.float32 else dtype
+
+
+def free_memory_bytes(device: str) -> int | None:
+    """Free memory on a CUDA device (None elsewhere: the CPU and MPS report nothing useful)."""
+    import torch
+
+    if not device.startswith("cuda"):
+        return None
+    index = int(device.split(":", 1)[1]) if ":" in device else torch.cuda.current_device()
+    free, _total = torch.cuda.mem_get_info(index)
+    return int(free)
 
 
 def configure_threads(num_threads: int | None = None, leave_one_core_free: bool = False) -> int:

@@ -1,7 +1,8 @@
 """Load a base model and its tokenizer: the embedded default, a catalog name or a local folder.
 
 Nothing here downloads: a catalog name other than the embedded model must already be in
-the local Hugging Face cache (or be given as a folder).
+the local Hugging Face cache (`cognitivetwin model download NAME`, see models/hub.py), or
+be given as a folder.
 """
 
 from __future__ import annotations
@@ -28,17 +29,17 @@ def base_model_dir(name_or_dir: str | Path) -> Path | str:
     return _cached_repo(resolved)
 
 
-def _cached_repo(spec: BaseModelSpec) -> str:
-    try:
-        from huggingface_hub import snapshot_download
+def _cached_repo(spec: BaseModelSpec) -> Path:
+    from cognitivetwin_core.models.hub import local_snapshot
 
-        return snapshot_download(spec.hf_repo, local_files_only=True)
-    except Exception:
+    folder = local_snapshot(spec.hf_repo)
+    if folder is None:
         raise BaseModelUnavailableError(
-            f"{spec.display_name} is not on this computer, and weights are never downloaded "
-            f"at run time. Download {spec.hf_repo} with `hf download {spec.hf_repo}` and pass its "
-            "folder as the base model, or use the embedded smollm2-135m."
-        ) from None
+            f"{spec.display_name} is not on this computer (or its download did not finish), and weights "
+            f"are never downloaded at run time: download it with `cognitivetwin model download "
+            f"{spec.short_name}` (or the app's Download button), or use the embedded smollm2-135m."
+        )
+    return folder
 
 
 def load_tokenizer(name_or_dir: str | Path):
@@ -47,14 +48,95 @@ def load_tokenizer(name_or_dir: str | Path):
     return AutoTokenizer.from_pretrained(base_model_dir(name_or_dir), local_files_only=True)
 
 
-def load_base_model(name_or_dir: str | Path, *, dtype=None, device: str | None = None):
-    """Return (model, tokenizer), the model in eval mode."""
+def load_config(name_or_dir: str | Path):
+    """The model's config (no weights read)."""
+    from transformers import AutoConfig
+
+    return AutoConfig.from_pretrained(base_model_dir(name_or_dir), local_files_only=True)
+
+
+def text_config(config):
+    """The language model's config: itself for a text model, `text_config` for Gemma 3 4B and
+    other image-text models (whose top level has no hidden_size)."""
+    getter = getattr(config, "get_text_config", None)
+    return getter() if getter else config
+
+
+def text_config_dict(data: dict) -> dict:
+    """The language model's part of a parsed config.json (`text_config` for image-text models)."""
+    if "hidden_size" not in data and isinstance(data.get("text_config"), dict):
+        return data["text_config"]
+    return data
+
+
+def is_multimodal(config) -> bool:
+    return text_config(config) is not config
+
+
+# Checkpoint prefixes of an image-text model's language model, as published on the Hub
+# (`language_model.model.`) and as transformers 5 lays it out (`model.language_model.`).
+_LANGUAGE_MODEL_PREFIX = {r"^(?:model\.)?language_model\.(?:model\.)?": ""}
+
+
+def weights_bytes(name_or_dir: str | Path) -> int:
+    """Bytes of the weight files on disk (an estimate of the model's size as stored)."""
+    folder = Path(base_model_dir(name_or_dir))
+    return sum(p.stat().st_size for pattern in ("*.safetensors", "*.bin") for p in folder.glob(pattern))
+
+
+def _quiet_unexpected_keys():
+    """The language model alone leaves the vision tower's weights unread: a long load report
+    that says nothing wrong. Keep transformers to errors while loading."""
+    import contextlib
+
+    from transformers.utils import logging as hf_logging
+
+    @contextlib.contextmanager
+    def quiet():
+        previous = hf_logging.get_verbosity()
+        hf_logging.set_verbosity_error()
+        try:
+            yield
+        finally:
+            hf_logging.set_verbosity(previous)
+
+    return quiet()
+
+
+def load_base_model(
+    name_or_dir: str | Path,
+    *,
+    dtype=None,
+    device: str | None = None,
+    backbone_only: bool = False,
+    device_map: str | dict | None = None,
+):
+    """Return (model, tokenizer), the model in eval mode.
+
+    `backbone_only`: only the language model's decoder (no LM head, and for an image-text
+    model such as Gemma 3 4B no vision tower): all that pooled hidden states need.
+    The weights go straight onto `device` in `dtype` (no float32 copy on the CPU first);
+    `device_map="auto"` spreads a base larger than one GPU over all of them.
+    """
     import torch
-    from transformers import AutoModelForCausalLM
+    from transformers import AutoModel, AutoModelForCausalLM
 
     folder = base_model_dir(name_or_dir)
-    model = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype or torch.float32, local_files_only=True)
+    config = load_config(name_or_dir)
+    kwargs = {"dtype": dtype or torch.float32, "local_files_only": True}
+    placement = device_map or (device if device and device != "cpu" else None)
+    if placement is not None:
+        kwargs["device_map"] = placement
+    with _quiet_unexpected_keys():
+        if backbone_only and is_multimodal(config):
+            model = AutoModel.from_pretrained(
+                folder, config=text_config(config), key_mapping=_LANGUAGE_MODEL_PREFIX, **kwargs
+            )
+        elif backbone_only:
+            model = AutoModel.from_pretrained(folder, **kwargs)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
     model.eval()
-    if device:
+    if device and placement is None:
         model.to(device)
     return model, load_tokenizer(name_or_dir)

@@ -23,7 +23,7 @@ import tarfile
 import uuid
 from pathlib import Path, PurePosixPath
 
-from cognitivetwin_core.atomic_files import replace_dir
+from cognitivetwin_core.atomic_files import replace_dir, write_json_atomically
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
 from cognitivetwin_core.models.catalog import CATALOG, spec_for_together_id
 
@@ -248,20 +248,14 @@ def prepare_adapter_config(folder: str | Path) -> dict:
     except ImportError:  # without peft nothing will load it anyway; keep the file as sent
         pass
     if changes:
-        _atomic_write_json(config_path, config)
+        write_json_atomically(config_path, config, default=str)
     return changes
-
-
-def _atomic_write_json(path: Path, data: dict) -> None:
-    temporary = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    temporary.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str), encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def write_lineage(folder: str | Path, lineage: dict) -> Path:
     """Write `lineage.json` (where the adapter came from) beside the adapter files."""
     path = Path(folder) / LINEAGE_NAME
-    _atomic_write_json(path, lineage)
+    write_json_atomically(path, lineage, default=str)
     return path
 
 

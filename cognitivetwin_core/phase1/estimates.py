@@ -38,17 +38,23 @@ def parameter_count(base_model: str) -> float:
 
 
 def estimate_local_seconds(
-    tokens: int, base_model: str, *, measured_tokens_per_second: float | None = None
+    tokens: int, base_model: str, *, measured_tokens_per_second: float | None = None, device: str | None = None
 ) -> tuple[float, str]:
-    """(seconds, how it was estimated) for training `tokens` tokens locally."""
+    """(seconds, how it was estimated) for training `tokens` tokens locally on `device`.
+
+    Measured speed (phase1/throughput.py: earlier runs of this base on this kind of device)
+    when there is one, else a guess from the parameter count.
+    """
     if measured_tokens_per_second:
         return (
             tokens / measured_tokens_per_second,
             f"measured {measured_tokens_per_second:,.0f} tokens/s on this computer",
         )
-    # Only look at CUDA if torch is already loaded: the estimate must not import it.
-    torch = sys.modules.get("torch")
-    device = "cuda" if torch is not None and torch.cuda.is_available() else "cpu"
+    if device is None:
+        # Only look at CUDA if torch is already loaded: the estimate must not import it.
+        torch = sys.modules.get("torch")
+        device = "cuda" if torch is not None and torch.cuda.is_available() else "cpu"
+    device = "cuda" if device.startswith("cuda") else "cpu"  # MPS: no better guess than the CPU's
     params = parameter_count(base_model)
     cores = max(1, (os.cpu_count() or 2) - 1)
     flops = ASSUMED_FLOPS[device] * (cores if device == "cpu" else 1)

@@ -90,6 +90,9 @@ class DatasetStats:
     messages: int
     assistant_messages: int
     characters: int
+    # Two or three examples exactly as they will be trained: {"context": [{"role", "content"}],
+    # "target": the assistant text learned}; the dry run shows them (`example_lines`).
+    preview: list[dict] = field(default_factory=list)
 
     @property
     def approx_tokens(self) -> int:
@@ -114,6 +117,25 @@ class DryRun:
     estimate_note: str = ""
     limits: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    # The privacy check of the text to upload (Together only; `PrivacySummary.lines()`), and
+    # its counts by kind; empty for local training, where nothing leaves the computer.
+    privacy_lines: list[str] = field(default_factory=list)
+    privacy_counts: dict = field(default_factory=dict)
+
+    @property
+    def example_turns(self) -> list[dict]:
+        """Example turns as trained: the context and the target text (the app's Phase 1 tab shows them)."""
+        return self.data.preview
+
+    def example_lines(self, width: int = 160) -> list[str]:
+        if not self.data.preview:
+            return []
+        lines = ["example turns, as they will be trained (the twin learns to write the target):"]
+        for number, example in enumerate(self.data.preview, start=1):
+            for message in example["context"]:
+                lines.append(f"  {number}. {message['role']:>9} (context): {_one_line(message['content'], width)}")
+            lines.append(f"  {number}.    target (learned): {_one_line(example['target'], width)}")
+        return lines
 
     def summary_lines(self) -> list[str]:
         lines = [
@@ -138,8 +160,31 @@ class DryRun:
                     f"{lora.get('min_batch_size')}-{lora.get('max_batch_size')}, epochs <= "
                     f"{self.limits.get('max_num_epochs')}, context {self.limits.get('max_seq_length_sft')}"
                 )
+        lines.extend(self.example_lines())
+        lines.extend(self.privacy_lines)
         lines.extend(f"warning: {w}" for w in self.warnings)
         return lines
+
+
+def _one_line(text: str, width: int) -> str:
+    flat = " / ".join(part.strip() for part in text.splitlines() if part.strip())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
+
+
+def preview_examples(conversations: list[list[dict]], count: int = 3) -> list[dict]:
+    """Up to `count` examples as trained: each one's last assistant turn is the target and the
+    turn before it the context (longer conversations first shown, for a fuller picture)."""
+    chosen = [c for c in conversations if len(c) >= 2][:count] or conversations[:count]
+    previews = []
+    for messages in chosen:
+        last = max(i for i, m in enumerate(messages) if m["role"] == "assistant")
+        context = [
+            {"role": m["role"], "content": m["content"]}
+            for m in messages[max(0, last - 1) : last]
+            if m["role"] != "system"
+        ]
+        previews.append({"context": context, "target": messages[last]["content"]})
+    return previews
 
 
 @dataclass
@@ -285,4 +330,5 @@ def validate_chat_jsonl(path: str | Path) -> DatasetStats:
         messages=sum(len(c) for c in conversations),
         assistant_messages=sum(1 for c in conversations for m in c if m["role"] == "assistant"),
         characters=sum(len(m["content"]) for c in conversations for m in c),
+        preview=preview_examples(conversations),
     )

@@ -1,6 +1,7 @@
 """Phase 1 on this computer: PEFT LoRA on the embedded or any local base.
 
-`train_local_lora(data_path, base_model, output_dir, settings)` fine-tunes on the Phase 1
+`train_local_lora(data_path, base_model, output_dir, settings)` (a `LocalLoraRun`: prepare,
+resume, step, save, finish) fine-tunes on the Phase 1
 JSONL (the same file Together takes) and writes the same folder a Together download gives:
 `adapter_config.json` + `adapter_model.safetensors` + `lineage.json`, so Phase 2 takes either.
 
@@ -12,12 +13,19 @@ JSONL (the same file Together takes) and writes the same folder a Together downl
 - Fast on a CPU: conversations are cut to `settings.max_seq_length` tokens, batched by
   length under a token budget (little padding), LoRA on q/v with a small rank by default,
   and the vocabulary projection is only computed at the positions that have a label.
+- On a GPU (`device`, chosen as Phase 2 chooses it: models/devices.py): bf16 weights under
+  bf16 autocast where the GPU does bf16 natively, gradient checkpointing, and tokens per
+  step sized to free memory. The memory check of models/memory.py runs before loading.
+- LoRA wraps the language model's modules only (not a multimodal base's vision tower).
 - Progress: `on_event(LocalLoraEvent)` after every step (loss, step/total, tokens/s, ETA);
   `should_stop()` is checked between steps and ends the run with `CancelledError`.
 - Checkpoints are written atomically (a temporary folder renamed into place) under
   `work_dir/checkpoint` every `checkpoint_every` steps and at each epoch end; a later run
-  with the same data and settings resumes from it. The optimizer state is saved with
-  `torch.save` and read back with `weights_only=True`; the adapter weights are safetensors.
+  with the same data and settings resumes from it, on any device. The optimizer state is
+  saved from the CPU with `torch.save` and read back with `map_location="cpu",
+  weights_only=True`; the adapter weights are safetensors.
+- The measured tokens/s of a finished run is kept in its job record and lineage
+  (phase1/throughput.py turns it into the next run's time estimate).
 
 `LocalLoraJobs(workspace)` is the `Phase1Backend` (see `phase1.py`) over it: `launch` starts
 the training on a background thread and `poll`/`wait` report it, like a Together job.
@@ -41,6 +49,7 @@ from pathlib import Path
 
 from cognitivetwin_core.atomic_files import write_dir_atomically
 from cognitivetwin_core.errors import CancelledError, CognitiveTwinError, InputError
+from cognitivetwin_core.models.training import fingerprint_changes, lr_factor, warmup_steps
 from cognitivetwin_core.phase1.jobs import (
     DryRun,
     JobUpdate,
@@ -84,6 +93,9 @@ class LocalLoraResult:
     last_loss: float | None
     seconds: float
     losses: list[float] = field(default_factory=list)
+    device: str = "cpu"
+    precision: str = "fp32"
+    tokens_per_second: float | None = None  # measured over training steps, loading excluded
 
 
 @dataclass
@@ -189,7 +201,9 @@ def assistant_loss(model, input_ids, labels, attention_mask):
     import torch.nn.functional as F
 
     causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = causal_lm.get_decoder()(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+    hidden = causal_lm.get_decoder()(
+        input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+    ).last_hidden_state
     targets = labels[:, 1:]
     keep = targets != IGNORE_INDEX
     logits = causal_lm.get_output_embeddings()(hidden[:, :-1][keep])
@@ -224,6 +238,8 @@ def _pad_id(tokenizer) -> int:
 
 # ----- training -------------------------------------------------------------------------------
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
 
 def _base_identity(base_model: str | Path) -> tuple[str, str]:
     """(name recorded in lineage, id written as base_model_name_or_path)."""
@@ -235,222 +251,508 @@ def _base_identity(base_model: str | Path) -> tuple[str, str]:
     return resolved.short_name, resolved.hf_repo
 
 
+def choose_precision(device: str, requested: str | None = "auto") -> str:
+    """ "bf16" (bf16 weights, bf16 autocast) or "fp32" for `device`.
+
+    auto: bf16 on a GPU that does it natively (compute capability 8.0+), fp32 elsewhere: on
+    the CPU bf16 matmuls are slower than fp32 on most processors. "bf16" may be asked for on the CPU (autocast works there too).
+    """
+    import torch
+
+    from cognitivetwin_core.models.devices import working_dtype
+
+    requested = (requested or "auto").lower()
+    if requested not in PRECISIONS:
+        raise InputError(f"Unknown precision {requested!r}: use one of {', '.join(PRECISIONS)}.")
+    if requested != "auto":
+        return requested
+    # Phase 2's choice (compute capability 8.0+), without fp16: training in it needs loss scaling.
+    return "bf16" if working_dtype(device) == torch.bfloat16 else "fp32"
+
+
+def language_model_targets(model, modules: list[str]) -> list[str] | str:
+    """PEFT `target_modules` that reach the language model only.
+
+    A text-only model: the short names as given. A model with other towers (Gemma 3's
+    vision tower and projector share names such as q_proj): a regex anchored on the
+    language model's own path, so nothing outside it is wrapped.
+    """
+    import re
+
+    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
+    prefix = next((name for name, module in model.named_modules() if module is decoder), None)
+    towers = [n for n, _ in model.named_modules() if n and ("vision" in n or "multi_modal" in n)]
+    if not towers or not prefix:
+        return modules
+    names = "|".join(re.escape(m) for m in modules)
+    return rf"{re.escape(prefix)}\..*\.({names})"
+
+
+def auto_batch_tokens(model, device: str, *, max_length: int, precision: str) -> int:
+    """Padded tokens a step: the CPU default, or on a GPU the most its free memory holds.
+
+    Tried from 16k down to 1k tokens with the memory model of models/memory.py, against
+    the GPU memory free once the weights are loaded (80% of it, for the allocator).
+    """
+    if not device.startswith("cuda"):
+        return DEFAULT_BATCH_TOKENS
+    from cognitivetwin_core.models.memory import ModelShape, estimate_memory, free_memory
+
+    shape = ModelShape.from_config(model.config.to_dict())
+    _ram, free = free_memory(device)
+    for tokens in (16384, 8192, 4096, 2048):
+        need = estimate_memory(
+            shape, purpose="lora", device=device, dtype="bfloat16" if precision == "bf16" else "float32"
+        ).working
+        need = need * tokens // DEFAULT_BATCH_TOKENS
+        if tokens >= max_length and need < 0.8 * (free or 0):
+            return tokens
+    return DEFAULT_BATCH_TOKENS
+
+
+def local_memory_verdict(
+    base_model: str | Path,
+    settings: Phase1Settings | None = None,
+    *,
+    device: str | None = "auto",
+    precision: str | None = "auto",
+    max_batch_tokens: int | None = None,
+    **free,
+):
+    """Whether local LoRA on `base_model` fits on `device` (a `MemoryVerdict`, whose text
+    the CLI prints and the app shows before Start); `free` may inject free_ram/free_device."""
+    from cognitivetwin_core.models.devices import select_device
+    from cognitivetwin_core.models.memory import check_memory
+
+    settings = settings or Phase1Settings(base_model=str(base_model))
+    device = select_device(device)
+    precision = choose_precision(device, precision)
+    return check_memory(
+        base_model,
+        purpose="lora",
+        device=device,
+        dtype="bfloat16" if precision == "bf16" else "float32",
+        batch_tokens=max_batch_tokens or DEFAULT_BATCH_TOKENS,
+        lora_rank=settings.lora_r,
+        lora_modules=len(settings.target_modules or LOCAL_DEFAULT_MODULES),
+        gradient_checkpointing=device != "cpu",
+        **free,
+    )
+
+
+class LocalLoraRun:
+    """One local LoRA training run, in the steps a caller (or a test) can take one by one:
+
+    `prepare()` (device, memory check, model, data, optimizer), `resume()` (from the work
+    folder's checkpoint when its fingerprint matches), `step(batch)` (one optimizer step),
+    `save()` (an atomic checkpoint), `finish()` (the adapter folder). `run()` does them all.
+    """
+
+    def __init__(
+        self,
+        data_path: str | Path,
+        base_model: str | Path,
+        output_dir: str | Path,
+        settings: Phase1Settings | None = None,
+        *,
+        work_dir: str | Path | None = None,
+        on_event: Callable[[LocalLoraEvent], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
+        device: str | None = "auto",
+        precision: str | None = "auto",
+        gradient_checkpointing: bool | None = None,
+        max_batch_tokens: int | None = DEFAULT_BATCH_TOKENS,
+        checkpoint_every: int = 50,
+        seed: int = 0,
+        resume: bool = True,
+        lineage: dict | None = None,
+        check_memory: bool = True,
+    ):
+        self.data_path = data_path
+        self.base_model = base_model
+        self.output_dir = Path(output_dir)
+        self.settings = settings or Phase1Settings(base_model=str(base_model), epochs=1)
+        self.work_dir = Path(work_dir) if work_dir else self.output_dir.parent / f".{self.output_dir.name}.work"
+        self.on_event = on_event
+        self.should_stop = should_stop
+        self.requested_device = device
+        self.requested_precision = precision
+        self.gradient_checkpointing = gradient_checkpointing
+        self.max_batch_tokens = max_batch_tokens  # None: sized to the device's memory
+        self.checkpoint_every = checkpoint_every
+        self.seed = seed
+        self.allow_resume = resume
+        self.extra_lineage = lineage or {}
+        self.check_memory = check_memory
+        self.step_index = 0  # optimizer steps done, including those before a resume
+        self.losses: list[float] = []
+        self.validation_losses: list[float] = []
+        self.trained_tokens = 0
+        self.epoch_index = 0
+        self._run_tokens = 0  # tokens trained by this process (for its throughput)
+        self._train_seconds = 0.0
+        self._started = time.monotonic()
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.work_dir / "checkpoint"
+
+    def _emit(self, kind: str, epoch: int, loss=None, tps=None, eta=None, message="") -> None:
+        if self.on_event:
+            self.on_event(LocalLoraEvent(kind, self.step_index, self.total_steps, epoch, loss, tps, eta, message))
+
+    # --- prepare ----------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        import torch
+        from peft import LoraConfig, get_peft_model
+
+        from cognitivetwin_core.models.devices import select_device
+        from cognitivetwin_core.models.loader import load_base_model
+
+        settings = self.settings
+        self.device = select_device(self.requested_device)
+        self.precision = choose_precision(self.device, self.requested_precision)
+        if self.gradient_checkpointing is None:  # memory is scarce on accelerators; the CPU has RAM
+            self.gradient_checkpointing = self.device != "cpu"
+        self.conversations = read_chat_jsonl(self.data_path)
+        self.data_sha = validate_chat_jsonl(self.data_path).sha256
+        self.validation = read_chat_jsonl(settings.validation_file) if settings.validation_file else []
+        self.base_name, self.base_id = _base_identity(self.base_model)
+        if self.check_memory:
+            self._check_memory()
+        torch.manual_seed(self.seed)
+        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
+        model, self.tokenizer = load_base_model(self.base_model, dtype=dtype, device=self.device)
+        self.examples = [
+            e
+            for e in (tokenize_conversation(self.tokenizer, c, settings.max_seq_length) for c in self.conversations)
+            if e
+        ]
+        if not self.examples:
+            raise InputError(
+                f"No conversation in {self.data_path} has an assistant reply within the first "
+                f"{settings.max_seq_length} tokens: raise the maximum length or check the data."
+            )
+        modules = list(settings.target_modules or LOCAL_DEFAULT_MODULES)
+        available = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
+        missing = [m for m in modules if m not in available]
+        if missing:
+            raise InputError(
+                f"The base model has no modules named {', '.join(missing)}: choose target modules "
+                f"among q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj."
+            )
+        if self.gradient_checkpointing:
+            # Non-reentrant: works with frozen inputs, so no input-grad hook is needed.
+            enable = getattr(model, "activation_checkpointing_enable", None)  # transformers 5's name
+            if enable is not None:
+                enable({"use_reentrant": False})
+            else:
+                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        lora_config = LoraConfig(
+            r=settings.lora_r,
+            lora_alpha=settings.lora_alpha,
+            lora_dropout=settings.lora_dropout,
+            target_modules=language_model_targets(model, modules),
+            task_type="CAUSAL_LM",
+        )
+        # PEFT keeps the adapter weights in float32 over bf16 base weights (autocast_adapter_dtype).
+        self.model = get_peft_model(model, lora_config)
+        self.model.train()
+        self.trainable = [p for p in self.model.parameters() if p.requires_grad]
+        self.learning_rate = settings.learning_rate or LOCAL_DEFAULT_LEARNING_RATE
+        self.optimizer = torch.optim.AdamW(self.trainable, lr=self.learning_rate, weight_decay=0.0)
+        self.batch_tokens = self._batch_tokens()
+        epochs = max(1, settings.epochs)
+        self.per_epoch = [length_batches(self.examples, self.batch_tokens, self.seed + e) for e in range(epochs)]
+        total = sum(len(b) for b in self.per_epoch)
+        self.total_steps = min(total, settings.max_steps) if settings.max_steps else total
+        self.warmup = warmup_steps(self.total_steps, 0.05)
+        self.fingerprint = {
+            "data_sha256": self.data_sha,
+            "base": self.base_name,
+            "settings": settings.to_dict(),
+            "seed": self.seed,
+            "max_batch_tokens": self.batch_tokens,
+        }
+        self.pad_id = _pad_id(self.tokenizer)
+
+    def _check_memory(self) -> None:
+        from cognitivetwin_core.models.memory import require_memory
+
+        require_memory(
+            self.base_model,
+            purpose="lora",
+            device=self.device,
+            dtype="bfloat16" if self.precision == "bf16" else "float32",
+            batch_tokens=self.max_batch_tokens or DEFAULT_BATCH_TOKENS,
+            lora_rank=self.settings.lora_r,
+            lora_modules=len(self.settings.target_modules or LOCAL_DEFAULT_MODULES),
+            gradient_checkpointing=bool(self.gradient_checkpointing),
+        )
+
+    def _batch_tokens(self) -> int:
+        if self.max_batch_tokens:
+            return int(self.max_batch_tokens)
+        # Sized to memory: but a run resumed on another device keeps its batches (and so its
+        # fingerprint and data order), whatever this device would have chosen.
+        saved = self._saved_state()
+        if saved and saved.get("fingerprint", {}).get("max_batch_tokens"):
+            return int(saved["fingerprint"]["max_batch_tokens"])
+        return auto_batch_tokens(
+            self.model, self.device, max_length=self.settings.max_seq_length, precision=self.precision
+        )
+
+    # --- resume / save ----------------------------------------------------------------------
+
+    def _saved_state(self) -> dict | None:
+        path = self.checkpoint_dir / "trainer_state.json"
+        if not (self.allow_resume and path.is_file()):
+            return None
+        try:
+            return json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return None
+
+    def resume(self) -> bool:
+        """Continue from the checkpoint when it was made with the same data and settings
+        (on any device or precision: tensors are read onto the CPU, then copied into place)."""
+        import torch
+        from peft import set_peft_model_state_dict
+        from safetensors.torch import load_file
+
+        state = self._saved_state()
+        if state is None:
+            return False
+        changed = fingerprint_changes(state.get("fingerprint") or {}, self.fingerprint)
+        if changed:
+            log.info("local LoRA checkpoint in %s not resumed: %s changed", self.checkpoint_dir, ", ".join(changed))
+            return False
+        set_peft_model_state_dict(self.model, load_file(str(self.checkpoint_dir / "adapter_model.safetensors")))
+        optimizer_state = torch.load(self.checkpoint_dir / "optimizer.pt", map_location="cpu", weights_only=True)
+        self.optimizer.load_state_dict(optimizer_state)  # moves the moments onto the parameters' device
+        self.step_index, self.losses = int(state["step"]), list(state["losses"])
+        self.trained_tokens = int(state["trained_tokens"])
+        log.info("resuming local LoRA from step %d on %s", self.step_index, self.device)
+        return True
+
+    def save(self) -> Path:
+        """Write the checkpoint atomically: adapter weights (safetensors), optimizer, state."""
+        import torch
+        from peft import get_peft_model_state_dict
+        from safetensors.torch import save_file
+
+        def write(folder: Path) -> None:
+            weights = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(self.model).items()}
+            save_file(weights, str(folder / "adapter_model.safetensors"))
+            # Our own file, read back with weights_only=True; saved from the CPU so that any
+            # device can read it.
+            torch.save(_to_cpu(self.optimizer.state_dict()), folder / "optimizer.pt")
+            (folder / "trainer_state.json").write_text(
+                json.dumps(
+                    {
+                        "fingerprint": self.fingerprint,
+                        "step": self.step_index,
+                        "losses": self.losses,
+                        "trained_tokens": self.trained_tokens,
+                        "device": self.device,
+                        "precision": self.precision,
+                    }
+                )
+            )
+
+        write_dir_atomically(self.checkpoint_dir, write)
+        self._emit("checkpoint", self.epoch_index, message=str(self.checkpoint_dir))
+        return self.checkpoint_dir
+
+    # --- step -------------------------------------------------------------------------------
+
+    def _autocast(self):
+        import contextlib
+
+        import torch
+
+        if self.precision != "bf16":
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.split(":")[0], dtype=torch.bfloat16)
+
+    def step(self, batch: list[int]) -> float:
+        """One optimizer step on the examples at `batch`; returns its loss."""
+        import torch
+
+        ids, labels, mask = _collate([self.examples[i] for i in batch], self.pad_id)
+        device = self.model.device
+        ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
+        factor = lr_factor(self.step_index, self.total_steps, self.warmup, decay="linear")
+        for group in self.optimizer.param_groups:
+            group["lr"] = self.learning_rate * factor
+        started = time.monotonic()
+        with self._autocast():
+            loss, _ = assistant_loss(self.model, ids, labels, mask)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise CognitiveTwinError(
+                f"Local LoRA training diverged at step {self.step_index + 1} (the loss is "
+                f"{loss_value}): lower the learning rate and try again."
+            )
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(self.trainable, 1.0)
+        self.optimizer.step()
+        tokens = int(mask.sum())
+        self._train_seconds += time.monotonic() - started
+        self._run_tokens += tokens
+        self.step_index += 1
+        self.trained_tokens += tokens
+        self.losses.append(round(loss_value, 5))
+        return loss_value
+
+    @property
+    def tokens_per_second(self) -> float | None:
+        """Trained tokens a second of training in this process (loading excluded)."""
+        return self._run_tokens / self._train_seconds if self._train_seconds > 0 else None
+
+    # --- the whole run ----------------------------------------------------------------------
+
+    def run(self) -> LocalLoraResult:
+        self.prepare()
+        self.resume()
+        self._emit(
+            "start",
+            0,
+            message=f"{len(self.examples)} conversations, {self.total_steps} steps on {self.device} "
+            f"({self.precision}{', gradient checkpointing' if self.gradient_checkpointing else ''})",
+        )
+        run_start_step, run_start_time = self.step_index, time.monotonic()
+        done = 0  # batches accounted for, including those trained before a resumed checkpoint
+        for epoch_index, batches in enumerate(self.per_epoch):
+            self.epoch_index = epoch_index
+            for batch in batches:
+                if done >= self.total_steps:
+                    break
+                if done < self.step_index:  # already trained before the checkpoint we resumed from
+                    done += 1
+                    continue
+                if self.should_stop and self.should_stop():
+                    self.save()
+                    raise CancelledError(
+                        f"Local LoRA training stopped at step {self.step_index} of {self.total_steps}; "
+                        "starting it again resumes from there."
+                    )
+                loss_value = self.step(batch)
+                done += 1
+                elapsed = time.monotonic() - run_start_time
+                rate = (self.step_index - run_start_step) / elapsed if elapsed > 0 else None
+                eta = (self.total_steps - self.step_index) / rate if rate else None
+                self._emit("step", self.epoch_index, loss=loss_value, tps=self.tokens_per_second, eta=eta)
+                if (
+                    self.checkpoint_every
+                    and self.step_index % self.checkpoint_every == 0
+                    and self.step_index < self.total_steps
+                ):
+                    self.save()
+            if done >= self.total_steps:
+                break
+            self._end_epoch()
+        return self.finish()
+
+    def _end_epoch(self) -> None:
+        message = ""
+        if self.validation:
+            self.model.eval()
+            with self._autocast():
+                loss = evaluate_loss(
+                    self.model,
+                    self.tokenizer,
+                    self.validation,
+                    max_length=self.settings.max_seq_length,
+                    max_batch_tokens=self.batch_tokens,
+                )
+            self.validation_losses.append(round(loss, 5))
+            self.model.train()
+            message = f"validation loss {self.validation_losses[-1]:.4f}"
+        self._emit("epoch", self.epoch_index + 1, loss=self.losses[-1] if self.losses else None, message=message)
+
+    def finish(self) -> LocalLoraResult:
+        """Write the adapter folder (atomically), remove the work folder, report."""
+        from cognitivetwin_core.phase1.adapter_archive import write_lineage
+
+        losses = self.losses
+
+        def write_adapter(folder: Path) -> None:
+            self.model.save_pretrained(str(folder), safe_serialization=True)
+            (folder / "README.md").unlink(missing_ok=True)  # PEFT's model-card stub; not part of the layout
+            config_path = folder / "adapter_config.json"
+            config = json.loads(config_path.read_text(encoding="utf-8"))
+            config["base_model_name_or_path"] = self.base_id
+            config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+            write_lineage(
+                folder,
+                {
+                    "backend": "local",
+                    "base_model": self.base_name,
+                    "data_path": str(self.data_path),
+                    "data_sha256": self.data_sha,
+                    "settings": self.settings.to_dict(),
+                    "steps": self.step_index,
+                    "trained_tokens": self.trained_tokens,
+                    "first_loss": losses[0] if losses else None,
+                    "last_loss": losses[-1] if losses else None,
+                    "validation_losses": self.validation_losses,
+                    "device": self.device,
+                    "precision": self.precision,
+                    "max_batch_tokens": self.batch_tokens,
+                    "tokens_per_second": round(self.tokens_per_second, 2) if self.tokens_per_second else None,
+                    "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                    **self.extra_lineage,
+                },
+            )
+
+        write_dir_atomically(self.output_dir, write_adapter)
+        shutil.rmtree(self.work_dir, ignore_errors=True)
+        epochs = max(1, self.settings.epochs)
+        self._emit("done", epochs, loss=losses[-1] if losses else None, message=str(self.output_dir))
+        return LocalLoraResult(
+            self.output_dir,
+            self.step_index,
+            epochs,
+            len(self.examples),
+            self.trained_tokens,
+            losses[0] if losses else None,
+            losses[-1] if losses else None,
+            time.monotonic() - self._started,
+            losses,
+            device=self.device,
+            precision=self.precision,
+            tokens_per_second=self.tokens_per_second,
+        )
+
+
+def _to_cpu(value):
+    """An optimizer state dict with every tensor on the CPU (readable on any machine)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    if isinstance(value, dict):
+        return {k: _to_cpu(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_to_cpu(v) for v in value)
+    return value
+
+
 def train_local_lora(
     data_path: str | Path,
     base_model: str | Path,
     output_dir: str | Path,
     settings: Phase1Settings | None = None,
-    *,
-    work_dir: str | Path | None = None,
-    on_event: Callable[[LocalLoraEvent], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
-    device: str | None = None,
-    max_batch_tokens: int = DEFAULT_BATCH_TOKENS,
-    checkpoint_every: int = 50,
-    seed: int = 0,
-    resume: bool = True,
-    lineage: dict | None = None,
+    **options,
 ) -> LocalLoraResult:
-    """Train a LoRA adapter on the Phase 1 JSONL and save it to `output_dir` (atomically)."""
-    import torch
-    from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
-    from safetensors.torch import load_file
+    """Train a LoRA adapter on the Phase 1 JSONL and save it to `output_dir` (atomically).
 
-    from cognitivetwin_core.models.loader import load_base_model
-    from cognitivetwin_core.phase1.adapter_archive import write_lineage
-
-    settings = settings or Phase1Settings(base_model=str(base_model), epochs=1)
-    output_dir = Path(output_dir)
-    work_dir = Path(work_dir) if work_dir else output_dir.parent / f".{output_dir.name}.work"
-    conversations = read_chat_jsonl(data_path)
-    data_sha = validate_chat_jsonl(data_path).sha256
-    validation = read_chat_jsonl(settings.validation_file) if settings.validation_file else []
-    validation_losses: list[float] = []
-    base_name, base_id = _base_identity(base_model)
-    started = time.monotonic()
-    torch.manual_seed(seed)
-
-    model, tokenizer = load_base_model(base_model, device=device)
-    examples = [e for e in (tokenize_conversation(tokenizer, c, settings.max_seq_length) for c in conversations) if e]
-    if not examples:
-        raise InputError(
-            f"No conversation in {data_path} has an assistant reply within the first "
-            f"{settings.max_seq_length} tokens: raise the maximum length or check the data."
-        )
-    modules = list(settings.target_modules or LOCAL_DEFAULT_MODULES)
-    available = {name.rsplit(".", 1)[-1] for name, _ in model.named_modules()}
-    missing = [m for m in modules if m not in available]
-    if missing:
-        raise InputError(
-            f"The base model has no modules named {', '.join(missing)}: choose target modules "
-            f"among q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj."
-        )
-    lora_config = LoraConfig(
-        r=settings.lora_r,
-        lora_alpha=settings.lora_alpha,
-        lora_dropout=settings.lora_dropout,
-        target_modules=modules,
-        task_type="CAUSAL_LM",
-    )
-    model = get_peft_model(model, lora_config)
-    model.train()
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    learning_rate = settings.learning_rate or LOCAL_DEFAULT_LEARNING_RATE
-    optimizer = torch.optim.AdamW(trainable, lr=learning_rate, weight_decay=0.0)
-    epochs = max(1, settings.epochs)
-    per_epoch = [length_batches(examples, max_batch_tokens, seed + epoch) for epoch in range(epochs)]
-    total_steps = sum(len(b) for b in per_epoch)
-    if settings.max_steps:
-        total_steps = min(total_steps, settings.max_steps)
-    warmup = max(1, total_steps // 20)
-
-    def lr_at(step: int) -> float:  # linear warmup, then linear decay to 10%
-        if step < warmup:
-            return learning_rate * (step + 1) / warmup
-        return learning_rate * (1 - 0.9 * (step - warmup) / max(1, total_steps - warmup))
-
-    fingerprint = {
-        "data_sha256": data_sha,
-        "base": base_name,
-        "settings": settings.to_dict(),
-        "seed": seed,
-        "max_batch_tokens": max_batch_tokens,
-    }
-    step, losses, trained_tokens = 0, [], 0
-    checkpoint = work_dir / "checkpoint"
-    state_path = checkpoint / "trainer_state.json"
-    if resume and state_path.is_file():
-        state = json.loads(state_path.read_text(encoding="utf-8"))
-        if state.get("fingerprint") == fingerprint:
-            set_peft_model_state_dict(model, load_file(str(checkpoint / "adapter_model.safetensors")))
-            optimizer.load_state_dict(torch.load(checkpoint / "optimizer.pt", weights_only=True))
-            step, losses, trained_tokens = state["step"], state["losses"], state["trained_tokens"]
-            log.info("resuming local LoRA from step %d", step)
-
-    def emit(kind: str, epoch: int, loss=None, tps=None, eta=None, message=""):
-        if on_event:
-            on_event(LocalLoraEvent(kind, step, total_steps, epoch, loss, tps, eta, message))
-
-    def save_checkpoint() -> None:
-        def write(folder: Path) -> None:
-            from safetensors.torch import save_file
-
-            weights = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(model).items()}
-            save_file(weights, str(folder / "adapter_model.safetensors"))
-            torch.save(optimizer.state_dict(), folder / "optimizer.pt")
-            (folder / "trainer_state.json").write_text(
-                json.dumps(
-                    {"fingerprint": fingerprint, "step": step, "losses": losses, "trained_tokens": trained_tokens}
-                )
-            )
-
-        write_dir_atomically(checkpoint, write)
-        emit("checkpoint", epoch_index, message=str(checkpoint))
-
-    emit("start", 0, message=f"{len(examples)} conversations, {total_steps} steps")
-    pad = _pad_id(tokenizer)
-    run_start_step, run_start_time = step, time.monotonic()
-    done = 0  # batches accounted for, including those trained before a resumed checkpoint
-    epoch_index = 0
-    for epoch_index, batches in enumerate(per_epoch):
-        for batch in batches:
-            if done >= total_steps:
-                break
-            if done < step:  # already trained before the checkpoint we resumed from
-                done += 1
-                continue
-            if should_stop and should_stop():
-                save_checkpoint()
-                raise CancelledError(
-                    f"Local LoRA training stopped at step {step} of {total_steps}; "
-                    "starting it again resumes from there."
-                )
-            ids, labels, mask = _collate([examples[i] for i in batch], pad)
-            ids, labels, mask = ids.to(model.device), labels.to(model.device), mask.to(model.device)
-            for group in optimizer.param_groups:
-                group["lr"] = lr_at(step)
-            loss, _ = assistant_loss(model, ids, labels, mask)
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise CognitiveTwinError(
-                    f"Local LoRA training diverged at step {step + 1} (the loss is "
-                    f"{loss_value}): lower the learning rate and try again."
-                )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-            optimizer.step()
-            step += 1
-            done += 1
-            trained_tokens += int(mask.sum())
-            losses.append(round(loss_value, 5))
-            elapsed = time.monotonic() - run_start_time
-            rate = (step - run_start_step) / elapsed if elapsed > 0 else None
-            eta = (total_steps - step) / rate if rate else None
-            tps = trained_tokens / (time.monotonic() - started) if step else None
-            emit("step", epoch_index, loss=loss_value, tps=tps, eta=eta)
-            if checkpoint_every and step % checkpoint_every == 0 and step < total_steps:
-                save_checkpoint()
-        if done >= total_steps:
-            break
-        message = ""
-        if validation:
-            model.eval()
-            validation_losses.append(
-                round(
-                    evaluate_loss(
-                        model,
-                        tokenizer,
-                        validation,
-                        max_length=settings.max_seq_length,
-                        max_batch_tokens=max_batch_tokens,
-                    ),
-                    5,
-                )
-            )
-            model.train()
-            message = f"validation loss {validation_losses[-1]:.4f}"
-        emit("epoch", epoch_index + 1, loss=losses[-1] if losses else None, message=message)
-
-    def write_adapter(folder: Path) -> None:
-        model.save_pretrained(str(folder), safe_serialization=True)
-        (folder / "README.md").unlink(missing_ok=True)  # PEFT's model-card stub; not part of the layout
-        config_path = folder / "adapter_config.json"
-        config = json.loads(config_path.read_text(encoding="utf-8"))
-        config["base_model_name_or_path"] = base_id
-        config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-        write_lineage(
-            folder,
-            {
-                "backend": "local",
-                "base_model": base_name,
-                "data_path": str(data_path),
-                "data_sha256": data_sha,
-                "settings": settings.to_dict(),
-                "steps": step,
-                "trained_tokens": trained_tokens,
-                "first_loss": losses[0] if losses else None,
-                "last_loss": losses[-1] if losses else None,
-                "validation_losses": validation_losses,
-                "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                **(lineage or {}),
-            },
-        )
-
-    write_dir_atomically(output_dir, write_adapter)
-    shutil.rmtree(work_dir, ignore_errors=True)
-    emit("done", epochs, loss=losses[-1] if losses else None, message=str(output_dir))
-    return LocalLoraResult(
-        output_dir,
-        step,
-        epochs,
-        len(examples),
-        trained_tokens,
-        losses[0] if losses else None,
-        losses[-1] if losses else None,
-        time.monotonic() - started,
-        losses,
-    )
+    Options as `LocalLoraRun` (device, precision, max_batch_tokens, work_dir, on_event, ...).
+    """
+    return LocalLoraRun(data_path, base_model, output_dir, settings, **options).run()
 
 
 # ----- the Phase 1 backend ---------------------------------------------------------------------
@@ -490,11 +792,13 @@ class LocalLoraJobs:
         self,
         workspace,
         *,
-        device: str | None = None,
-        max_batch_tokens: int = DEFAULT_BATCH_TOKENS,
+        device: str | None = "auto",
+        precision: str | None = "auto",
+        max_batch_tokens: int | None = None,
         checkpoint_every: int = 50,
     ):
         self.workspace = workspace
+        self.precision = precision
         self.device = device
         self.max_batch_tokens = max_batch_tokens
         self.checkpoint_every = checkpoint_every
@@ -545,8 +849,28 @@ class LocalLoraJobs:
             model_id=str(resolved) if isinstance(resolved, Path) else resolved.hf_repo,
         )
         if not isinstance(resolved, Path) and not resolved.local_available:
-            plan.warnings.append(f"{resolved.display_name} must already be in the local Hugging Face cache")
+            plan.warnings.append(
+                f"{resolved.display_name} is not on this computer: download it first "
+                f"(`cognitivetwin model download {resolved.short_name}`)"
+            )
         plan.estimated_tokens = stats.approx_tokens * max(1, settings.epochs)
+        from cognitivetwin_core.durations import format_duration
+        from cognitivetwin_core.models.devices import select_device
+        from cognitivetwin_core.phase1.estimates import estimate_local_seconds
+        from cognitivetwin_core.phase1.throughput import measured_tokens_per_second
+
+        if settings.max_steps:
+            plan.warnings.append(f"stops after {settings.max_steps} step(s)")
+        device = select_device(self.device)
+        # Measured speed of earlier runs of this base on this kind of device, else a guess.
+        rate = measured_tokens_per_second(self.workspace, settings.base_model, device)
+        seconds, how = estimate_local_seconds(
+            plan.estimated_tokens, settings.base_model, measured_tokens_per_second=rate, device=device
+        )
+        plan.limits["expected_seconds"] = seconds
+        if rate:
+            plan.limits["measured_tokens_per_second"] = rate
+        plan.estimate_note = f"expected time: about {format_duration(seconds)} on {device} ({how})"
         return plan
 
     def launch(self, plan: DryRun, *, job_id: str | None = None) -> str:
@@ -603,7 +927,7 @@ class LocalLoraJobs:
 
         def run() -> None:
             try:
-                train_local_lora(
+                result = train_local_lora(
                     plan.data.path,
                     plan.settings.base_model,
                     output_dir,
@@ -612,6 +936,7 @@ class LocalLoraJobs:
                     on_event=on_event,
                     should_stop=stop.is_set,
                     device=self.device,
+                    precision=self.precision,
                     max_batch_tokens=self.max_batch_tokens,
                     checkpoint_every=self.checkpoint_every,
                     lineage={"job_id": job_id},
@@ -625,6 +950,11 @@ class LocalLoraJobs:
                     adapter_path=str(output_dir),
                     step=lineage.get("steps"),
                     eta_seconds=None,
+                    # Measured speed: the next estimate for this base and device starts from it.
+                    device=result.device,
+                    precision=result.precision,
+                    trained_tokens=result.trained_tokens,
+                    tokens_per_second=result.tokens_per_second,
                 )
             except CancelledError as exc:
                 self._store(job_id, status="cancelled", error=str(exc))

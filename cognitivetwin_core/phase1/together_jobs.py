@@ -33,6 +33,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cognitivetwin_core.data.privacy import UPLOAD_ADVICE, scan_chat_jsonl
 from cognitivetwin_core.errors import InputError
 from cognitivetwin_core.logging_setup import register_secret
 from cognitivetwin_core.models.catalog import get_spec
@@ -240,6 +241,7 @@ class TogetherJobManager:
         problems = self._check_limits(settings, limits, model_id)
         if problems:
             raise InputError(f"These Phase 1 settings do not fit {settings.base_model}: " + "; ".join(problems) + ".")
+        privacy = scan_chat_jsonl(data_path)  # what leaves the computer, shown with the estimate
         training_file_id = self.upload(data_path, progress=progress)
         validation_file_id = self.upload(settings.validation_file) if validation_stats else None
         try:
@@ -262,6 +264,8 @@ class TogetherJobManager:
             training_file_id=training_file_id,
             validation_file_id=validation_file_id,
             limits=limits,
+            privacy_lines=privacy.lines(advice=UPLOAD_ADVICE),
+            privacy_counts=dict(privacy.counts),
         )
         if estimate.get("estimation_available") is False:
             plan.estimate_note = str(estimate.get("unavailable_reason") or "estimate unavailable")

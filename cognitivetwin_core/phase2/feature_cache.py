@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cognitivetwin_core.conversation import Conversation
+from cognitivetwin_core.errors import CognitiveTwinError
 from cognitivetwin_core.phase2.turn_encoder import EncodingSettings, chat_template_identity
 
 log = logging.getLogger(__name__)
@@ -169,6 +170,8 @@ class FeatureCache:
         for vectors in per_conversation:
             offsets.append(offsets[-1] + len(vectors))
         hidden = int(per_conversation[0].shape[1]) if per_conversation else 0
+        for index, vectors in enumerate(per_conversation):
+            _check_finite(vectors, conversation_ids[index])
         tmp = Path(tempfile.mkdtemp(prefix=".writing-", dir=self.root))
         try:
             array = np.lib.format.open_memmap(
@@ -192,12 +195,36 @@ class FeatureCache:
         return cached
 
 
+class NonFiniteVectorsError(CognitiveTwinError):
+    """A pooled vector that is NaN or infinite (or overflows float16): never cached."""
+
+
+_FLOAT16_MAX = 65504.0
+
+
+def _check_finite(vectors, conversation_id: str) -> None:
+    import numpy as np
+
+    array = np.asarray(vectors)
+    if not np.isfinite(array).all():
+        raise NonFiniteVectorsError(
+            f"The base model produced NaN or infinite states for conversation {conversation_id}; nothing was "
+            "cached. Encode in float32 (--device cpu, or a GPU with bf16 support)."
+        )
+    if array.size and float(np.abs(array).max()) > _FLOAT16_MAX:
+        raise NonFiniteVectorsError(
+            f"A pooled state of conversation {conversation_id} is too large for the float16 cache "
+            f"({float(np.abs(array).max()):.3g}); nothing was cached. This base's hidden states are unusual: "
+            "report it, or choose another base."
+        )
+
+
 def base_context_length(base_model: str | Path) -> int | None:
-    from cognitivetwin_core.models.loader import base_model_dir
+    from cognitivetwin_core.models.loader import base_model_dir, text_config_dict
 
     config_path = Path(base_model_dir(base_model)) / "config.json"
     try:
-        value = json.loads(config_path.read_text(encoding="utf-8")).get("max_position_embeddings")
+        value = text_config_dict(json.loads(config_path.read_text(encoding="utf-8"))).get("max_position_embeddings")
     except (OSError, ValueError):
         return None
     return int(value) if value else None
@@ -207,6 +234,28 @@ def default_cache_root() -> Path:
     from cognitivetwin_core.paths import user_cache_dir
 
     return user_cache_dir() / "phase2-features"
+
+
+def cache_entry_for(
+    conversations: Sequence[Conversation],
+    *,
+    base_model: str | Path,
+    adapter_dir: str | Path | None,
+    cache_dir: str | Path | None,
+    settings: EncodingSettings,
+    tokenizer=None,
+):
+    """(FeatureCache, key, identity, tokenizer) of these conversations' entry; `settings`' window
+    is clamped to the base's context first, so a loaded and an unloaded base give the same key."""
+    from cognitivetwin_core.models.loader import load_tokenizer
+
+    tokenizer = tokenizer or load_tokenizer(base_model)
+    limit = base_context_length(base_model)
+    if limit:
+        settings.max_window_tokens = min(settings.max_window_tokens, limit)
+    cache = FeatureCache(cache_dir or default_cache_root())
+    identity = model_identity(base_model, adapter_dir, tokenizer)
+    return cache, cache.key(identity, settings, data_hash(conversations)), identity, tokenizer
 
 
 def encode_with_cache(
@@ -246,27 +295,25 @@ def iter_encode_with_cache(
 
     The base is loaded only on a miss, unless `model` (the frozen base, with its adapter) is given.
     """
-    from cognitivetwin_core.models.loader import load_tokenizer
-
     settings = settings or EncodingSettings()
-    tokenizer = tokenizer or load_tokenizer(base_model)
-    limit = base_context_length(base_model)
-    if limit:  # clamp before keying, so a loaded and an unloaded base give the same key
-        settings.max_window_tokens = min(settings.max_window_tokens, limit)
-    cache = FeatureCache(cache_dir or default_cache_root())
-    identity = model_identity(base_model, adapter_dir, tokenizer)
-    key = cache.key(identity, settings, data_hash(conversations))
+    cache, key, identity, tokenizer = cache_entry_for(
+        conversations,
+        base_model=base_model,
+        adapter_dir=adapter_dir,
+        cache_dir=cache_dir,
+        settings=settings,
+        tokenizer=tokenizer,
+    )
     cached = cache.lookup(key)
     if cached is not None:
         log.info("Feature cache hit: %s", cached.path)
         return cached, True
     if model is None:
-        from cognitivetwin_core.models.devices import autocast_dtype
         from cognitivetwin_core.phase2.twin_model import load_frozen_base
 
-        # On a GPU the frozen base is held in half precision: an 8B base fits, and encoding runs
-        # at tensor-core speed (pooling is done in float32).
-        model, tokenizer = load_frozen_base(base_model, adapter_dir, device=device, dtype=autocast_dtype(device))
+        # Loaded straight onto the device in its working dtype (bf16 on recent GPUs: an 8B base
+        # fits, and encoding runs at tensor-core speed; pooling is done in float32).
+        model, tokenizer = load_frozen_base(base_model, adapter_dir, device=device)
     from cognitivetwin_core.phase2.turn_encoder import TurnEncoder
 
     started = time.perf_counter()
@@ -279,6 +326,8 @@ def iter_encode_with_cache(
         "pooling": settings.cache_identity(),
         "conversations": len(conversations),
         "encode_seconds": round(time.perf_counter() - started, 3),
+        "encode_stats": dict(encoder.stats),
+        "batch_tokens": encoder.batch_tokens,
     }
     stored = cache.store(key, vectors, [c.id for c in conversations], description)
     log.info("Encoded %d conversations into %s", len(conversations), stored.path)

@@ -38,7 +38,6 @@ import copy
 import json
 import logging
 import math
-import os
 import platform
 import shutil
 import threading
@@ -50,9 +49,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import ClassVar
 
+from cognitivetwin_core.atomic_files import write_json_atomically
 from cognitivetwin_core.conversation import Conversation
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
 from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
+from cognitivetwin_core.models.training import fingerprint_changes, lr_factor, resume_mismatch_error, warmup_steps
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +66,12 @@ class Phase2Config:
     adapter_dir: str | None = None
     output_dir: str | None = None  # default with a workspace: <workspace>/runs/<run id>
     epochs: int = 10
-    batch_size: int = 4  # conversations per batch; all their messages go in (style positives)
+    # Conversations per batch (all their messages go in: style positives) and batches per update.
+    # None: 4 and 4 on the CPU; 16 and 1 on CUDA (the same conversations per update, a quarter
+    # of the steps), see resolve_for_device.
+    batch_size: int | None = None
     lr: float = 1e-3  # the seed's 1e-4 is too small for the few updates small data gives (see the CLI help)
-    gradient_accumulation: int = 4
+    gradient_accumulation: int | None = None
     device: str = "auto"
     plan_steps: int = 4
     seed: int = 42
@@ -82,20 +86,33 @@ class Phase2Config:
     max_grad_norm: float = 1.0
     temperature: float = 0.1  # InfoNCE
     cache_dir: str | None = None  # default: <workspace>/cache/phase2-features or the user cache
-    max_window_tokens: int = 1024
+    max_window_tokens: int | None = None  # None: 4096 on CUDA, 1024 elsewhere (docs/gpu.md)
     overlap_tokens: int = 256
-    encode_batch_tokens: int = 8192
+    encode_batch_tokens: int | None = None  # None: sized from free device memory
     # Stop when validation loss has not improved for this many epochs (0: never stop early).
     patience: int = 5
     name: str | None = None  # the run's readable name (default: base, data, date)
+    # Steps between host syncs for logging (loss read-out, NaN check, StepEvent). None: every
+    # step on the CPU, every 25 on CUDA (a read-out waits for the GPU to drain).
+    log_every_steps: int | None = None
+
+    def resolve_for_device(self, device: str) -> None:
+        """Fill the settings left to the device (None) with its defaults."""
+        cuda = device.startswith("cuda")
+        if self.batch_size is None:
+            self.batch_size = 16 if cuda else 4
+        if self.gradient_accumulation is None:
+            self.gradient_accumulation = 1 if cuda else 4
+        if self.log_every_steps is None:
+            self.log_every_steps = 25 if cuda else 1
 
     def validate(self) -> None:
         problems = []
         if self.epochs < 1:
             problems.append("epochs must be at least 1")
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             problems.append("batch size must be at least 1")
-        if self.gradient_accumulation < 1:
+        if self.gradient_accumulation is not None and self.gradient_accumulation < 1:
             problems.append("gradient accumulation must be at least 1")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             problems.append("the learning rate must be a positive number")
@@ -103,6 +120,10 @@ class Phase2Config:
             problems.append("patience must be 0 (off) or more epochs")
         if self.plan_steps < 1:
             problems.append("plan steps must be at least 1")
+        if self.encode_batch_tokens is not None and self.encode_batch_tokens < 1:
+            problems.append("encode batch tokens must be at least 1")
+        if self.max_window_tokens is not None and self.max_window_tokens < 16:
+            problems.append("the encoding window must be at least 16 tokens")
         if not 0.0 <= self.val_fraction < 1.0:
             problems.append("the validation fraction must be in [0, 1)")
         unknown = set(self.loss_weights) - set(DEFAULT_LOSS_WEIGHTS)
@@ -224,6 +245,37 @@ class _Training:
     ablation: dict | None = None  # trajectory_ablation of the saved model
 
 
+class _LossMeter:
+    """Step losses summed on the device; read on the host (one sync) only every `every` steps
+    and at the epoch's last step. A read gives the mean over the steps since the last read."""
+
+    def __init__(self, every: int):
+        self.every = max(1, int(every))
+        self.names: list[str] = []
+        self.window = None  # float64 tensor on the device: sums since the last read
+        self.steps = 0
+        self.epoch_sums: dict[str, float] = {}
+
+    def add(self, losses: dict) -> None:
+        import torch
+
+        self.names = list(losses)
+        stacked = torch.stack([value.detach() for value in losses.values()]).double()
+        self.window = stacked if self.window is None else self.window + stacked
+        self.steps += 1
+
+    def due(self, step: int, last_step: int) -> bool:
+        return step % self.every == 0 or step == last_step
+
+    def read(self) -> dict:
+        sums = self.window.tolist()
+        for name, value in zip(self.names, sums):
+            self.epoch_sums[name] = self.epoch_sums.get(name, 0.0) + value
+        means = {name: value / self.steps for name, value in zip(self.names, sums)}
+        self.window, self.steps = None, 0
+        return means
+
+
 def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
@@ -238,12 +290,6 @@ def _versions() -> dict:
         except metadata.PackageNotFoundError:
             pass
     return versions
-
-
-def _write_json_atomic(path: Path, payload: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(payload, indent=2, default=str), encoding="utf-8")
-    os.replace(tmp, path)
 
 
 class Phase2Trainer:
@@ -324,7 +370,24 @@ class Phase2Trainer:
             )
         return conversations, source
 
+    def _start_annotating(self, conversations: list[Conversation]) -> None:
+        """Annotate on a background thread while the base encodes (mostly device time)."""
+        from concurrent.futures import ThreadPoolExecutor
+
+        executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="phase2-annotate")
+        self._annotating = (conversations, executor.submit(self._compute_annotations, conversations))
+        executor.shutdown(wait=False)
+
     def _annotations(self, conversations: list[Conversation]) -> _Data:
+        """The per-message annotations: those started beside the encoding when they are for
+        these conversations, else computed now."""
+        pending = getattr(self, "_annotating", None)
+        if pending is not None and pending[0] is conversations:
+            self._annotating = None
+            return pending[1].result()
+        return self._compute_annotations(conversations)
+
+    def _compute_annotations(self, conversations: list[Conversation]) -> _Data:
         import torch
 
         from cognitivetwin_core.annotation.patterns import pattern_vector, patterns_for
@@ -371,6 +434,7 @@ class Phase2Trainer:
         from cognitivetwin_core.models.devices import configure_threads, select_device
 
         device = select_device(config.device)
+        config.resolve_for_device(device)
         conversations, source = self._load_conversations()
         from cognitivetwin_core.phase2.feature_cache import data_hash
 
@@ -400,6 +464,7 @@ class Phase2Trainer:
         )
         self._write_run_record()
         try:
+            self._start_annotating(conversations)  # on a thread, while the base encodes
             cached, hit = yield from self._encode(conversations, device)
             if cached is None:
                 raise _Stop()
@@ -418,8 +483,8 @@ class Phase2Trainer:
                 yield self._finish(
                     "failed",
                     f"Out of memory on {device}: lower the batch size (now {config.batch_size}) or the encoding "
-                    f"batch (now {config.encode_batch_tokens} tokens) or the window ({config.max_window_tokens} "
-                    "tokens), or train with device cpu.",
+                    f"batch (--encode-batch-tokens, now {config.encode_batch_tokens or 'automatic'}) or the window "
+                    f"(--max-window-tokens, now {config.max_window_tokens or 'automatic'}), or train with device cpu.",
                 )
                 return
             self._record_outcome("failed", f"Unexpected error: {exc!r}")
@@ -493,12 +558,9 @@ class Phase2Trainer:
         state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
         saved = state.get("identity", {})
         wanted = {"data_hash": digest, **self._resume_identity()}
-        changed = sorted(k for k in wanted if saved.get(k) != wanted[k])
+        changed = fingerprint_changes(saved, wanted, keys=wanted)
         if changed:
-            raise InputError(
-                f"The checkpoint in {folder} was made with other data or settings ({', '.join(changed)}); "
-                "resume with the same ones, or start a new output folder."
-            )
+            raise resume_mismatch_error(folder, changed)
         done = int(state.get("epoch", 0))
         if done >= self.config.epochs:
             raise InputError(
@@ -507,7 +569,7 @@ class Phase2Trainer:
             )
 
     def _write_run_record(self) -> None:
-        _write_json_atomic(self.output_dir / "run.json", self.run_record)
+        write_json_atomically(self.output_dir / "run.json", self.run_record, default=str)
         if self.workspace is not None:
             self.workspace.upsert_phase2_run(self.run_id, self.run_record)
 
@@ -545,22 +607,31 @@ class Phase2Trainer:
 
     # ----- encoding -------------------------------------------------------------------------------
 
-    def _encode(self, conversations, device):
-        from cognitivetwin_core.phase2.feature_cache import default_cache_root, iter_encode_with_cache
-        from cognitivetwin_core.phase2.turn_encoder import EncodingSettings
+    def feature_cache_dir(self) -> Path:
+        from cognitivetwin_core.phase2.feature_cache import default_cache_root
+
+        if self.config.cache_dir:
+            return Path(self.config.cache_dir)
+        if self.workspace is not None:
+            return self.workspace.cache_dir / "phase2-features"
+        return default_cache_root()
+
+    def encoding_settings_for(self, device: str):
+        from cognitivetwin_core.phase2.turn_encoder import EncodingSettings, default_window_tokens
 
         config = self.config
-        if config.cache_dir:
-            cache_dir = Path(config.cache_dir)
-        elif self.workspace is not None:
-            cache_dir = self.workspace.cache_dir / "phase2-features"
-        else:
-            cache_dir = default_cache_root()
-        self.encoding_settings = EncodingSettings(
-            max_window_tokens=config.max_window_tokens,
+        return EncodingSettings(
+            max_window_tokens=config.max_window_tokens or default_window_tokens(device),
             overlap_tokens=config.overlap_tokens,
             batch_tokens=config.encode_batch_tokens,
         )
+
+    def _encode(self, conversations, device):
+        from cognitivetwin_core.phase2.feature_cache import iter_encode_with_cache
+
+        config = self.config
+        cache_dir = self.feature_cache_dir()
+        self.encoding_settings = self.encoding_settings_for(device)
         started = time.perf_counter()
         steps = iter_encode_with_cache(
             conversations,
@@ -590,6 +661,7 @@ class Phase2Trainer:
     def _train(self, conversations, cached, device, digest):
         """Set up, resume if asked, then epoch by epoch: steps, validation, checkpoint."""
         state = self._setup_training(conversations, cached, device, digest)
+        self._run_conversations = conversations  # the person's style centroid averages their messages
         self._resume_into(state)
         self._stop_message = "Stopped before the first epoch ended; nothing was saved."
         for epoch in range(state.start_epoch, self.config.epochs + 1):
@@ -666,13 +738,10 @@ class Phase2Trainer:
         optimizer = torch.optim.AdamW(components.parameters(), lr=config.lr, weight_decay=config.weight_decay)
         updates_per_epoch = math.ceil(batches_per_epoch / config.gradient_accumulation)
         total_updates = updates_per_epoch * config.epochs
-        warmup = max(1, int(config.warmup_fraction * total_updates))
+        warmup = warmup_steps(total_updates, config.warmup_fraction)
 
         def schedule(update: int) -> float:
-            if update < warmup:
-                return (update + 1) / warmup
-            progress = (update - warmup) / max(1, total_updates - warmup)
-            return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+            return lr_factor(update, total_updates, warmup, decay="cosine")
 
         return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
@@ -686,13 +755,9 @@ class Phase2Trainer:
         checkpoint = load_checkpoint(checkpoint_dir)
         # Checkpoints written before epochs could grow still record them: not compared.
         saved_identity = {k: v for k, v in checkpoint.trainer_state.get("identity", {}).items() if k != "epochs"}
-        identity = state.identity
-        if saved_identity != identity:
-            changed = sorted(k for k in set(identity) | set(saved_identity) if identity.get(k) != saved_identity.get(k))
-            raise InputError(
-                f"The checkpoint in {checkpoint_dir} was made with other data or settings ({', '.join(changed)}); "
-                "resume with the same ones, or start a new output folder."
-            )
+        changed = fingerprint_changes(saved_identity, state.identity)
+        if changed:
+            raise resume_mismatch_error(checkpoint_dir, changed)
         state.components.load_state_dict(checkpoint.components_state)
         state.optimizer.load_state_dict(checkpoint.optimizer_state)
         state.scheduler.load_state_dict(checkpoint.scheduler_state)
@@ -718,8 +783,9 @@ class Phase2Trainer:
         return [order[i : i + config.batch_size] for i in range(0, len(order), config.batch_size)]
 
     def _train_epoch(self, state: _Training, epoch: int):
-        """One pass over the training conversations; a StepEvent per batch. Leaves the mean
-        training losses in `state.epoch_train_losses`."""
+        """One pass over the training conversations; a StepEvent every `log_every_steps` batches
+        (and at the last), when the losses are read on the host. Leaves the mean training losses
+        in `state.epoch_train_losses`."""
         import torch
 
         config = self.config
@@ -727,14 +793,17 @@ class Phase2Trainer:
         components.train()
         batches = self._epoch_batches(state, epoch)
         total_steps = state.batches_per_epoch * config.epochs
-        sums: dict[str, float] = {}
+        meter = _LossMeter(config.log_every_steps)
         optimizer.zero_grad(set_to_none=True)
         for step, batch in enumerate(batches, start=1):
             if self._should_stop():
                 self._stop_during_training(state)
                 raise _Stop()
             losses, examples = self._batch_losses(components, batch)
-            self._check_finite(losses, epoch, step, state.last_good_epoch)
+            meter.add(losses)
+            logged = meter.read() if meter.due(step, len(batches)) else None  # the one host sync
+            if logged is not None:
+                self._check_finite(logged, epoch, step, state.last_good_epoch)
             (losses["total"] / config.gradient_accumulation).backward()
             if step % config.gradient_accumulation == 0 or step == len(batches):
                 torch.nn.utils.clip_grad_norm_(components.parameters(), config.max_grad_norm)
@@ -744,9 +813,8 @@ class Phase2Trainer:
             state.global_step += 1
             state.steps_this_run += 1
             state.examples_this_run += examples
-            losses = {name: float(value.detach()) for name, value in losses.items()}
-            for name, value in losses.items():
-                sums[name] = sums.get(name, 0.0) + value
+            if logged is None:
+                continue
             elapsed = max(time.perf_counter() - state.started, 1e-9)
             yield StepEvent(
                 epoch=epoch,
@@ -755,25 +823,24 @@ class Phase2Trainer:
                 steps_per_epoch=len(batches),
                 global_step=state.global_step,
                 total_steps=total_steps,
-                losses=losses,
+                losses=logged,
                 lr=float(optimizer.param_groups[0]["lr"]),
                 examples_per_s=state.examples_this_run / elapsed,
                 eta_s=elapsed / state.steps_this_run * (total_steps - state.global_step),
             )
-        state.epoch_train_losses = {name: value / len(batches) for name, value in sums.items()}
+        state.epoch_train_losses = {name: value / len(batches) for name, value in meter.epoch_sums.items()}
 
     def _check_finite(self, losses: dict, epoch: int, step: int, last_good_epoch: int) -> None:
-        """A NaN or infinite loss ends the run with a sentence saying what to change."""
-        import torch
-
+        """A NaN or infinite loss (as read on the host) ends the run with a sentence saying what
+        to change."""
         total = losses["total"]
-        if torch.isfinite(total):
+        if math.isfinite(total):
             return
         config = self.config
-        bad = [n for n, v in losses.items() if n != "total" and not torch.isfinite(v)] or ["total"]
+        bad = [n for n, v in losses.items() if n != "total" and not math.isfinite(v)] or ["total"]
         raise _Failure(
             f"Training stopped at epoch {epoch}, step {step}: the {', '.join(bad)} loss became "
-            f"{float(total.detach())} (numerically unstable). "
+            f"{total} (numerically unstable). "
             + (
                 f"The last good checkpoint (epoch {last_good_epoch}) is kept in {self.output_dir / 'checkpoint'}; "
                 if last_good_epoch >= 1
@@ -855,6 +922,7 @@ class Phase2Trainer:
 
         model = self._best_components(state)
         save_components(model, self.output_dir)
+        self._save_person_style(model, self._run_conversations)
         state.ablation = self.trajectory_ablation(model, state.val_ids)
         entry = self._entry_of(state, state.best_epoch)
         metrics = dict(entry["metrics"]) if entry else {}
@@ -962,40 +1030,64 @@ class Phase2Trainer:
             "verdicts": [v.to_dict() for v in head_verdicts(model_metrics)],
             "trajectory_ablation": getattr(state, "ablation", None),
         }
-        _write_json_atomic(self.output_dir / "metrics.json", payload)
+        write_json_atomically(self.output_dir / "metrics.json", payload, default=str)
 
     # ----- tensors for a batch of conversations ------------------------------------------------
 
-    def _gather(self, conversation_ids: list[int]):
+    def _resident(self) -> dict:
+        """The cached features (float16) and every per-message target, on the training device,
+        copied there once (not rebuilt from the memory map every step). The features follow
+        `self._cached`, the targets `self._data` (swapped by anyone who evaluates on altered
+        annotations): each is copied again only when it changes."""
         import numpy as np
         import torch
 
-        data, cached = self._data, self._cached
-        rows = [np.asarray(cached.conversation(c), dtype=np.float32) for c in conversation_ids]
-        pooled = torch.from_numpy(np.concatenate(rows, axis=0))
-        index = torch.tensor([i for c in conversation_ids for i in range(data.offsets[c], data.offsets[c + 1])])
-        K = self.config.plan_steps
-        targets, mask, conv_of = [], [], []
-        position = 0
-        for local, c in enumerate(conversation_ids):
-            n = data.offsets[c + 1] - data.offsets[c]
-            for t in range(n):
-                targets.append([position + t + k if t + k < n else 0 for k in range(1, K + 1)])
-                mask.append([1.0 if t + k < n else 0.0 for k in range(1, K + 1)])
-                conv_of.append(local)
-            position += n
         device = self._device
+        resident = getattr(self, "_resident_data", None) or {}
+        if resident.get("cached") is not self._cached or resident.get("device") != device:
+            features = torch.from_numpy(np.array(self._cached.features, dtype=np.float16, copy=True))
+            resident = {"cached": self._cached, "device": device, "features": features.to(device)}
+        if resident.get("data") is not self._data:
+            data = self._data
+            resident["data"] = data
+            for name in ("coords", "phases", "homogeneity", "patterns", "stylometrics", "roles"):
+                resident[name] = getattr(data, name).to(device)
+        self._resident_data = resident
+        return resident
+
+    def _gather(self, conversation_ids: list[int]):
+        """A batch's tensors, indexed on the device from the resident data: one small host-to-
+        device copy (the conversations' row ranges) and no host sync."""
+        import torch
+
+        resident = self._resident()
+        device = self._device
+        offsets = self._data.offsets
+        lengths_host = [offsets[c + 1] - offsets[c] for c in conversation_ids]
+        rows = sum(lengths_host)
+        ranges = torch.tensor([[offsets[c] for c in conversation_ids], lengths_host], dtype=torch.long)
+        starts, lengths = ranges.to(device, non_blocking=True)
+        local = torch.arange(len(conversation_ids), device=device)
+        conv_of = torch.repeat_interleave(local, lengths, output_size=rows)
+        position = torch.arange(rows, device=device)
+        turn = position - (torch.cumsum(lengths, 0) - lengths)[conv_of]  # the message's index in its conversation
+        index = starts[conv_of] + turn
+        # Plan targets: the next K messages of the same conversation (row 0 and mask 0 past its end).
+        ahead = torch.arange(1, self.config.plan_steps + 1, device=device)
+        valid = (turn.unsqueeze(1) + ahead) < lengths[conv_of].unsqueeze(1)
         return {
-            "pooled": pooled.to(device),
-            "coords": data.coords[index].to(device),
-            "phases": data.phases[index].to(device),
-            "homogeneity": data.homogeneity[index].to(device),
-            "patterns": data.patterns[index].to(device),
-            "stylometrics": data.stylometrics[index].to(device),
-            "roles": data.roles[index].to(device),
-            "conversation": torch.tensor(conv_of, device=device),
-            "plan_targets": torch.tensor(targets, dtype=torch.long, device=device),
-            "plan_mask": torch.tensor(mask, device=device),
+            "pooled": resident["features"][index].float(),
+            "coords": resident["coords"][index],
+            "phases": resident["phases"][index],
+            "homogeneity": resident["homogeneity"][index],
+            "patterns": resident["patterns"][index],
+            "stylometrics": resident["stylometrics"][index],
+            "roles": resident["roles"][index],
+            "conversation": conv_of,
+            "plan_targets": torch.where(
+                valid, position.unsqueeze(1) + ahead, torch.zeros_like(valid, dtype=torch.long)
+            ),
+            "plan_mask": valid.float(),
         }
 
     def _forward(self, components, batch):
@@ -1166,3 +1258,28 @@ class Phase2Trainer:
         mean = total / count
         variance = np.maximum(squares / count - mean * mean, 0.0)
         return torch.from_numpy(mean).float(), torch.from_numpy(np.sqrt(variance)).float()
+
+    def _save_person_style(self, components, conversations) -> None:
+        """The person's style centroid (the mean signature of the twin speaker's messages, train
+        and validation) saved with the run (person_style.json), for the playground's style map."""
+        import torch
+
+        from cognitivetwin_core.data.twin_speaker import DEFAULT_TWIN_SPEAKER, is_person
+        from cognitivetwin_core.phase2.person_style import PersonStyle, centroid_of, save_person_style
+
+        speaker = self.workspace.twin_speaker() if self.workspace is not None else DEFAULT_TWIN_SPEAKER
+        signatures = []
+        components.eval()
+        with torch.no_grad():
+            for start in range(0, len(conversations), self.config.batch_size):
+                ids = list(range(start, min(start + self.config.batch_size, len(conversations))))
+                _, out = self._forward(components, self._gather(ids))
+                rows = out.style_signature.float().cpu().tolist()
+                person = [is_person(m, speaker) for c in ids for m in conversations[c].messages]
+                signatures.extend(row for row, mine in zip(rows, person) if mine)
+        if not signatures:
+            self.run_record["person_style"] = None
+            return
+        centroid, count = centroid_of(signatures)
+        save_person_style(self.output_dir, PersonStyle(speaker, centroid, count))
+        self.run_record["person_style"] = {"speaker": speaker, "messages": count}

@@ -9,11 +9,20 @@ budget; each message is pooled from the first window that holds it whole with up
 
 The backbone is `model.get_decoder()`: the vocabulary projection is wasted work for pooled
 states. Windows are batched by a token budget, run under `torch.inference_mode()`, with
-bf16/fp16 autocast on GPUs.
+bf16/fp16 autocast on GPUs (docs/gpu.md).
+
+Throughput: a background thread renders, tokenises (a batch of conversations per tokenizer
+call) and collates the next batches while the device runs the current one; each batch is
+pooled on the device with one segment sum (index_add) and comes back in ONE host copy. The
+token budget per batch is sized from free device memory (a constant on the CPU) and halved
+on out-of-memory; the batch that failed is split and retried.
 
 Public:
-    EncodingSettings(max_window_tokens=1024, overlap_tokens=256, batch_tokens=8192)
+    EncodingSettings(max_window_tokens=1024, overlap_tokens=256, batch_tokens=None)
+    default_window_tokens(device) -> int        # longer on CUDA: less overlap re-encoded
+    auto_batch_tokens(model, device, window) -> int
     tokenize_conversation(tokenizer, messages) -> TokenizedConversation
+    tokenize_conversations(tokenizer, list of messages) -> list[TokenizedConversation]  # batched
     plan_windows(tokenized, max_window_tokens, overlap_tokens) -> list[Window]
     TurnEncoder(model, tokenizer, settings=None, device=None).encode(conversations,
         progress=None, should_stop=None) -> list[np.ndarray]   # per conversation [n, hidden] float32
@@ -28,6 +37,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
 from cognitivetwin_core.conversation import Message
+from cognitivetwin_core.errors import CognitiveTwinError
 
 # Bump when the pooled vectors would change for the same model, data and settings.
 ENCODER_VERSION = 1
@@ -37,8 +47,9 @@ ENCODER_VERSION = 1
 class EncodingSettings:
     max_window_tokens: int = 1024
     overlap_tokens: int = 256
-    # Tokens per forward batch (padded): bounds activation memory.
-    batch_tokens: int = 8192
+    # Tokens per forward batch (padded): bounds activation memory. None: sized from the free
+    # device memory (auto_batch_tokens).
+    batch_tokens: int | None = None
     pooling: str = "mean-content"
 
     def cache_identity(self) -> dict:
@@ -110,29 +121,48 @@ def _char_spans(tokenizer, messages: Sequence[Message], text: str) -> list[tuple
 
 
 def tokenize_conversation(tokenizer, messages: Sequence[Message]) -> TokenizedConversation:
-    text = _render(tokenizer, messages)
-    char_spans = _char_spans(tokenizer, messages, text)
+    return tokenize_conversations(tokenizer, [messages])[0]
+
+
+def tokenize_conversations(tokenizer, conversations: Sequence[Sequence[Message]]) -> list[TokenizedConversation]:
+    """Tokenise many conversations; a fast tokenizer takes them in one batched call."""
+    texts = [_render(tokenizer, messages) for messages in conversations]
+    char_spans = [_char_spans(tokenizer, messages, text) for messages, text in zip(conversations, texts)]
     if getattr(tokenizer, "is_fast", False):
-        encoded = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
-        input_ids = list(encoded["input_ids"])
-        offsets = encoded["offset_mapping"]
-        token_ends = [end for _, end in offsets]
-        token_starts = [start for start, _ in offsets]
+        encoded = tokenizer(texts, add_special_tokens=False, return_offsets_mapping=True) if texts else None
+        return [
+            _from_offsets(list(encoded["input_ids"][i]), encoded["offset_mapping"][i], char_spans[i])
+            for i in range(len(texts))
+        ]
+    return [_tokenize_slow(tokenizer, text, spans) for text, spans in zip(texts, char_spans)]
 
-        def first_token_ending_after(char: int) -> int:
-            return bisect.bisect_right(token_ends, char)
 
-        def first_token_starting_at_or_after(char: int) -> int:
-            return bisect.bisect_left(token_starts, char)
+def _from_offsets(input_ids: list[int], offsets, char_spans) -> TokenizedConversation:
+    token_ends = [end for _, end in offsets]
+    token_starts = [start for start, _ in offsets]
 
-    else:  # slow tokenizers have no offsets: count the tokens of each prefix instead
-        input_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+    def first_token_ending_after(char: int) -> int:
+        return bisect.bisect_right(token_ends, char)
 
-        def first_token_ending_after(char: int) -> int:
-            return len(tokenizer(text[:char], add_special_tokens=False)["input_ids"])
+    def first_token_starting_at_or_after(char: int) -> int:
+        return bisect.bisect_left(token_starts, char)
 
-        first_token_starting_at_or_after = first_token_ending_after
+    return _spans_to_tokens(input_ids, char_spans, first_token_ending_after, first_token_starting_at_or_after)
 
+
+def _tokenize_slow(tokenizer, text: str, char_spans) -> TokenizedConversation:
+    """Slow tokenizers have no offsets: count the tokens of each prefix instead."""
+    input_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
+
+    def first_token_ending_after(char: int) -> int:
+        return len(tokenizer(text[:char], add_special_tokens=False)["input_ids"])
+
+    return _spans_to_tokens(input_ids, char_spans, first_token_ending_after, first_token_ending_after)
+
+
+def _spans_to_tokens(
+    input_ids, char_spans, first_token_ending_after, first_token_starting_at_or_after
+) -> TokenizedConversation:
     tokenized = TokenizedConversation(input_ids=input_ids)
     for turn_start, content_start, content_end in char_spans:
         turn_token = first_token_starting_at_or_after(turn_start)
@@ -184,14 +214,189 @@ def plan_windows(tokenized: TokenizedConversation, max_window_tokens: int, overl
 
 
 def context_limit(model) -> int | None:
+    from cognitivetwin_core.models.loader import text_config
+
     config = getattr(model, "config", None)
-    return getattr(config, "max_position_embeddings", None)
+    return getattr(text_config(config), "max_position_embeddings", None) if config is not None else None
+
+
+CPU_BATCH_TOKENS = 8192
+MAX_BATCH_TOKENS = 131072
+# Conversations rendered and tokenised per background chunk: big enough for one batched
+# tokenizer call to pay off, small enough that the first forward pass starts at once.
+TOKENIZE_CHUNK = 256
+_PREFETCH_BATCHES = 4
+
+
+def default_window_tokens(device: str) -> int:
+    """The encoding window: 4096 tokens on CUDA (a 256-token overlap then re-encodes ~6% of a
+    long conversation instead of ~28% at 1024), 1024 elsewhere (attention cost on the CPU)."""
+    return 4096 if device.startswith("cuda") else 1024
+
+
+def auto_batch_tokens(model, device: str, window: int) -> int:
+    """Tokens per forward batch: from free device memory on CUDA, CPU_BATCH_TOKENS elsewhere.
+
+    Under inference_mode a layer's activations are freed before the next: what a batch holds
+    is about one layer's worth (attention projections, the MLP's widened states) plus the
+    output states and the float32 tokens picked for pooling. Half the free memory is used;
+    an out-of-memory still halves it (TurnEncoder).
+    """
+    from cognitivetwin_core.models.devices import free_memory_bytes
+    from cognitivetwin_core.models.loader import text_config
+
+    free = free_memory_bytes(device)
+    if free is None:
+        return CPU_BATCH_TOKENS
+    config = text_config(model.config)
+    hidden = int(config.hidden_size)
+    intermediate = int(getattr(config, "intermediate_size", 4 * hidden) or 4 * hidden)
+    element = next(model.parameters()).element_size()
+    per_token = element * (8 * hidden + 4 * intermediate) + 4 * hidden
+    tokens = int(0.5 * free / per_token)
+    return max(int(window), min(MAX_BATCH_TOKENS, tokens))
+
+
+class NonFiniteFeaturesError(CognitiveTwinError):
+    """The base produced NaN or infinite hidden states: nothing is cached."""
+
+
+@dataclass
+class _Batch:
+    jobs: list  # [(conversation index, window, token ids)]
+    ids: object  # long [B, L]
+    mask: object  # long [B, L]
+    token_index: object  # long [T]: flat positions (row * L + column) of every pooled token
+    segment: object  # long [T]: which pooled message each of those tokens belongs to
+    counts: object  # float [S]: tokens per pooled message
+    targets: list  # [(conversation index, message index)] per segment
+    tokens: int  # real (unpadded) tokens
+
+
+def _collate(jobs, pad_id: int, pin: bool) -> _Batch:
+    import torch
+
+    longest = max(len(job[2]) for job in jobs)
+    ids = torch.full((len(jobs), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(jobs), longest), dtype=torch.long)
+    token_index: list[int] = []
+    segment: list[int] = []
+    counts: list[float] = []
+    targets = []
+    tokens = 0
+    for row, (conv_index, window, token_ids) in enumerate(jobs):
+        ids[row, : len(token_ids)] = torch.tensor(token_ids, dtype=torch.long)
+        mask[row, : len(token_ids)] = 1
+        tokens += len(token_ids)
+        for message_index, pool_start, pool_end in window.owned:
+            start, end = pool_start - window.start, pool_end - window.start
+            token_index.extend(range(row * longest + start, row * longest + end))
+            segment.extend([len(targets)] * (end - start))
+            counts.append(float(end - start))
+            targets.append((conv_index, message_index))
+    batch = _Batch(
+        jobs=jobs,
+        ids=ids,
+        mask=mask,
+        token_index=torch.tensor(token_index, dtype=torch.long),
+        segment=torch.tensor(segment, dtype=torch.long),
+        counts=torch.tensor(counts, dtype=torch.float32),
+        targets=targets,
+        tokens=tokens,
+    )
+    if pin:  # page-locked: the copy to the GPU runs asynchronously
+        for name in ("ids", "mask", "token_index", "segment", "counts"):
+            setattr(batch, name, getattr(batch, name).pin_memory())
+    return batch
+
+
+class _Prefetcher:
+    """Renders, tokenises, plans and collates batches on a background thread.
+
+    The producer reads the encoder's current `batch_tokens` for each new batch, so a budget
+    halved after an out-of-memory applies to what comes next. Exceptions in the thread are
+    re-raised in the consumer.
+    """
+
+    _DONE = object()
+
+    def __init__(self, encoder: TurnEncoder, conversations: Sequence[Sequence[Message]]):
+        import queue
+        import threading
+
+        self.encoder = encoder
+        self.conversations = conversations
+        self.queue: queue.Queue = queue.Queue(maxsize=_PREFETCH_BATCHES)
+        self.closed = threading.Event()
+        self.error: BaseException | None = None
+        self.tokenize_seconds = 0.0
+        self.thread = threading.Thread(target=self._produce, name="turn-encoder-tokenize", daemon=True)
+        self.thread.start()
+
+    def _put(self, item) -> bool:
+        import queue
+
+        while not self.closed.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _produce(self) -> None:
+        import time
+
+        encoder = self.encoder
+        try:
+            indices = [i for i, messages in enumerate(self.conversations) if messages]
+            for chunk_start in range(0, len(indices), TOKENIZE_CHUNK):
+                started = time.perf_counter()
+                chunk = indices[chunk_start : chunk_start + TOKENIZE_CHUNK]
+                tokenized = tokenize_conversations(encoder.tokenizer, [self.conversations[i] for i in chunk])
+                jobs = []
+                for conv_index, conversation in zip(chunk, tokenized):
+                    settings = encoder.settings
+                    for window in plan_windows(conversation, settings.max_window_tokens, settings.overlap_tokens):
+                        jobs.append((conv_index, window, conversation.input_ids[window.start : window.end]))
+                # Longest first: similar lengths share a batch (little padding).
+                jobs.sort(key=lambda job: len(job[2]), reverse=True)
+                batches = []
+                position = 0
+                while position < len(jobs):
+                    longest = len(jobs[position][2])
+                    per_batch = max(1, encoder.batch_tokens // max(1, longest))
+                    batches.append(jobs[position : position + per_batch])
+                    position += per_batch
+                collated = [_collate(b, encoder.pad_id, encoder.pin_memory) for b in batches]
+                self.tokenize_seconds += time.perf_counter() - started
+                for batch in collated:
+                    if not self._put(batch):
+                        return
+        except BaseException as exc:  # handed to the consumer
+            self.error = exc
+        self._put(self._DONE)
+
+    def __iter__(self):
+        while True:
+            item = self.queue.get()
+            if item is self._DONE:
+                if self.error is not None:
+                    raise self.error
+                return
+            yield item
+
+    def close(self) -> None:
+        self.closed.set()
+        self.thread.join(timeout=5)
 
 
 class TurnEncoder:
     """Pools every message of many conversations through a frozen base, one pass each."""
 
     def __init__(self, model, tokenizer, settings: EncodingSettings | None = None, device: str | None = None):
+        from cognitivetwin_core.models.loader import text_config
+
         self.model = model
         self.tokenizer = tokenizer
         self.settings = settings or EncodingSettings()
@@ -200,15 +405,24 @@ class TurnEncoder:
             self.settings.max_window_tokens = min(self.settings.max_window_tokens, int(limit))
         self.device = device or str(next(model.parameters()).device)
         self.decoder = model.get_decoder()
+        self.hidden_size = int(text_config(model.config).hidden_size)
+        self.model_type = getattr(text_config(model.config), "model_type", None)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+        self.batch_tokens = int(
+            self.settings.batch_tokens or auto_batch_tokens(model, self.device, self.settings.max_window_tokens)
+        )
+        self.pin_memory = self.device.startswith("cuda")
+        # Filled by iter_encode: seconds spent tokenising (in the background), in forward
+        # passes and pooling (the critical path), tokens encoded, and OOM retries.
+        self.stats: dict = {}
 
     def plan(self, conversations: Sequence[Sequence[Message]]):
-        """[(conversation index, window, window token ids)], and the token count."""
+        """[(conversation index, window, window token ids)], in conversation order."""
         jobs = []
-        for conv_index, messages in enumerate(conversations):
-            if not messages:
-                continue
-            tokenized = tokenize_conversation(self.tokenizer, messages)
+        indices = [i for i, messages in enumerate(conversations) if messages]
+        for conv_index, tokenized in zip(
+            indices, tokenize_conversations(self.tokenizer, [conversations[i] for i in indices])
+        ):
             for window in plan_windows(tokenized, self.settings.max_window_tokens, self.settings.overlap_tokens):
                 jobs.append((conv_index, window, tokenized.input_ids[window.start : window.end]))
         return jobs
@@ -233,52 +447,98 @@ class TurnEncoder:
             if progress:
                 progress(done, total, tokens)
 
+    def _autocast(self):
+        import torch
+
+        from cognitivetwin_core.models.devices import autocast_dtype
+
+        weights = next(self.model.parameters()).dtype
+        amp = weights if weights in (torch.bfloat16, torch.float16) else autocast_dtype(self.device, self.model_type)
+        return torch.autocast(
+            device_type=self.device.split(":")[0], dtype=amp or torch.float32, enabled=amp is not None
+        )
+
+    def _pool_batch(self, batch: _Batch):
+        """[segments, hidden] float32 numpy: the mean over each message's tokens, pooled on the device."""
+        import torch
+
+        device = self.device
+        with torch.inference_mode(), self._autocast():
+            states = self.decoder(
+                input_ids=batch.ids.to(device, non_blocking=True),
+                attention_mask=batch.mask.to(device, non_blocking=True),
+                use_cache=False,
+            ).last_hidden_state
+            flat = states.reshape(-1, states.shape[-1])
+            picked = flat.index_select(0, batch.token_index.to(states.device, non_blocking=True)).float()
+            sums = torch.zeros((len(batch.targets), flat.shape[-1]), dtype=torch.float32, device=states.device)
+            sums.index_add_(0, batch.segment.to(states.device, non_blocking=True), picked)
+            means = sums / batch.counts.to(states.device, non_blocking=True).unsqueeze(1)
+        return means.cpu().numpy()  # the batch's one device-to-host copy
+
+    def _pool_with_retry(self, batch: _Batch):
+        """Pool a batch; on out-of-memory halve the token budget, split the batch and retry."""
+        from cognitivetwin_core.models.devices import is_out_of_memory
+
+        try:
+            return [(batch, self._pool_batch(batch))]
+        except Exception as exc:
+            if not is_out_of_memory(exc) or len(batch.jobs) < 2:
+                raise
+        self._release_memory()
+        self.batch_tokens = max(self.settings.max_window_tokens, self.batch_tokens // 2)
+        self.stats["oom_retries"] = self.stats.get("oom_retries", 0) + 1
+        half = len(batch.jobs) // 2
+        results = []
+        for part in (batch.jobs[:half], batch.jobs[half:]):
+            results.extend(self._pool_with_retry(_collate(part, self.pad_id, self.pin_memory)))
+        return results
+
+    def _release_memory(self) -> None:
+        import gc
+
+        import torch
+
+        gc.collect()
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
     def iter_encode(self, conversations: Sequence[Sequence[Message]], should_stop: Callable[[], bool] | None = None):
         """A generator form of `encode`: yields (messages_done, messages_total, tokens_done) after
         each batch and returns the arrays (`result = yield from encoder.iter_encode(...)`)."""
+        import time
+
         import numpy as np
-        import torch
 
-        hidden = self.model.config.hidden_size
-        outputs = [np.zeros((len(messages), hidden), dtype=np.float32) for messages in conversations]
-        jobs = self.plan(conversations)
-        # Longest first: similar lengths share a batch (little padding), and an OOM shows up at once.
-        jobs.sort(key=lambda job: len(job[2]), reverse=True)
+        outputs = [np.zeros((len(messages), self.hidden_size), dtype=np.float32) for messages in conversations]
         total_messages = sum(len(messages) for messages in conversations)
-        done_messages = 0
-        done_tokens = 0
-        from cognitivetwin_core.models.devices import autocast_dtype
-
-        amp_dtype = autocast_dtype(self.device)
-        device_type = self.device.split(":")[0]
-        position = 0
-        while position < len(jobs):
-            if should_stop and should_stop():
-                return None
-            longest = len(jobs[position][2])
-            per_batch = max(1, self.settings.batch_tokens // max(1, longest))
-            batch = jobs[position : position + per_batch]
-            position += len(batch)
-            ids = torch.full((len(batch), longest), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(batch), longest), dtype=torch.long)
-            for row, (_, _, token_ids) in enumerate(batch):
-                ids[row, : len(token_ids)] = torch.tensor(token_ids, dtype=torch.long)
-                mask[row, : len(token_ids)] = 1
-            with (
-                torch.inference_mode(),
-                torch.autocast(
-                    device_type=device_type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None
-                ),
-            ):
-                states = self.decoder(
-                    input_ids=ids.to(self.device), attention_mask=mask.to(self.device), use_cache=False
-                ).last_hidden_state
-            states = states.float()
-            for row, (conv_index, window, token_ids) in enumerate(batch):
-                for message_index, pool_start, pool_end in window.owned:
-                    start, end = pool_start - window.start, pool_end - window.start
-                    outputs[conv_index][message_index] = states[row, start:end].mean(dim=0).cpu().numpy()
-                    done_messages += 1
-                done_tokens += len(token_ids)
-            yield done_messages, total_messages, done_tokens
+        done_messages = done_tokens = 0
+        self.stats = {"tokenize_s": 0.0, "forward_s": 0.0, "tokens": 0, "batches": 0, "oom_retries": 0}
+        prefetcher = _Prefetcher(self, conversations)
+        try:
+            for batch in prefetcher:
+                if should_stop and should_stop():
+                    return None
+                started = time.perf_counter()
+                for part, pooled in self._pool_with_retry(batch):
+                    if not np.isfinite(pooled).all():
+                        raise NonFiniteFeaturesError(
+                            "The base model produced NaN or infinite hidden states while encoding "
+                            f"(in {self._precision_name()}); nothing was cached. Encode in float32: use "
+                            "--device cpu, or a GPU with bf16 (compute capability 8.0 or newer)."
+                        )
+                    for (conv_index, message_index), vector in zip(part.targets, pooled):
+                        outputs[conv_index][message_index] = vector
+                    done_messages += len(part.targets)
+                    done_tokens += part.tokens
+                self.stats["forward_s"] += time.perf_counter() - started
+                self.stats["batches"] += 1
+                self.stats["tokens"] = done_tokens
+                yield done_messages, total_messages, done_tokens
+        finally:
+            prefetcher.close()
+            self.stats["tokenize_s"] = prefetcher.tokenize_seconds
         return outputs
+
+    def _precision_name(self) -> str:
+        return str(next(self.model.parameters()).dtype).replace("torch.", "")

@@ -28,7 +28,6 @@ Saved as `config.json` + `model.safetensors` (components only; no pickle).
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -37,6 +36,7 @@ from torch import nn
 
 from cognitivetwin_core.annotation.patterns import PATTERN_NAMES
 from cognitivetwin_core.annotation.stylometrics import STYLOMETRIC_NAMES
+from cognitivetwin_core.atomic_files import write_via_path_atomically
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
 from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
 from cognitivetwin_core.phase2.config import CONFIG_NAME, FORMAT_NAME, FORMAT_VERSION, WEIGHTS_NAME
@@ -154,25 +154,15 @@ def default_trajectory(batch: int, device) -> tuple[torch.Tensor, torch.Tensor, 
     return coords, torch.zeros(batch, dtype=torch.long, device=device), torch.ones(batch, device=device)
 
 
-def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
 def save_components(components: TwinComponents, directory: str | Path) -> Path:
     from safetensors.torch import save_file
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in components.state_dict().items()}
-    _write_atomic(directory / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
+    write_via_path_atomically(directory / WEIGHTS_NAME, lambda p: save_file(state, str(p), metadata={"format": "pt"}))
     config_text = json.dumps(components.config.to_dict(), indent=2)
-    _write_atomic(directory / CONFIG_NAME, lambda p: p.write_text(config_text, encoding="utf-8"))
+    write_via_path_atomically(directory / CONFIG_NAME, lambda p: p.write_text(config_text, encoding="utf-8"))
     return directory
 
 
@@ -213,11 +203,32 @@ def load_components(directory: str | Path, device: str = "cpu", expected_hidden:
     return components.to(device)
 
 
-def load_frozen_base(base_model: str | Path, adapter_dir: str | Path | None = None, *, device: str = "cpu", dtype=None):
-    """(model, tokenizer): the base, with the LoRA adapter applied if given; frozen, eval mode."""
-    from cognitivetwin_core.models.loader import load_base_model
+def load_frozen_base(
+    base_model: str | Path,
+    adapter_dir: str | Path | None = None,
+    *,
+    device: str = "cpu",
+    dtype=None,
+    device_map: str | None = None,
+):
+    """(model, tokenizer): the base, with the LoRA adapter applied if given; frozen, eval mode.
 
-    model, tokenizer = load_base_model(base_model, dtype=dtype)
+    Without an adapter only the language model's backbone is loaded (no LM head, no vision
+    tower): pooled states need nothing else. With one, the whole causal LM is loaded, as
+    Phase 1 trained the adapter on it. `dtype` None: the working dtype for the device and the
+    model's family (models/devices.py). The weights are read straight onto the device; a base
+    larger than one GPU is spread over all of them (`device_map="auto"`, see docs/gpu.md).
+    """
+    from cognitivetwin_core.models.devices import working_dtype
+    from cognitivetwin_core.models.loader import load_base_model, load_config, text_config, weights_bytes
+
+    if dtype is None:
+        dtype = working_dtype(device, getattr(text_config(load_config(base_model)), "model_type", None))
+    if device_map is None:
+        device_map = _device_map_for(base_model, device, dtype, weights_bytes)
+    model, tokenizer = load_base_model(
+        base_model, dtype=dtype, device=device, backbone_only=not adapter_dir, device_map=device_map
+    )
     if adapter_dir:
         adapter_dir = Path(adapter_dir)
         if not (adapter_dir / "adapter_config.json").is_file():
@@ -236,8 +247,27 @@ def load_frozen_base(base_model: str | Path, adapter_dir: str | Path | None = No
     for parameter in model.parameters():
         parameter.requires_grad_(False)
     model.eval()
-    model.to(device)
+    if device_map is None:
+        model.to(device)
     return model, tokenizer
+
+
+def _device_map_for(base_model, device: str, dtype, weights_bytes) -> str | None:
+    """ "auto" when the weights (in `dtype`) would not fit in 90% of the chosen GPU's free memory
+    and there are more GPUs to spread them over; None otherwise (one device)."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    from cognitivetwin_core.models.devices import free_memory_bytes
+
+    if torch.cuda.device_count() < 2:
+        return None
+    on_disk = weights_bytes(base_model)
+    # Stored weights are mostly bf16/fp16 (2 bytes) on the Hub; fp32 doubles them.
+    needed = on_disk * (2 if dtype == torch.float32 else 1)
+    free = free_memory_bytes(device) or 0
+    return "auto" if needed > 0.9 * free else None
 
 
 def base_hidden_size(base_model: str | Path) -> int:
@@ -250,7 +280,9 @@ def base_hidden_size(base_model: str | Path) -> int:
     from cognitivetwin_core.models.loader import base_model_dir
 
     data = json.loads((Path(base_model_dir(base_model)) / "config.json").read_text(encoding="utf-8"))
-    return int(data["hidden_size"])
+    from cognitivetwin_core.models.loader import text_config_dict
+
+    return int(text_config_dict(data)["hidden_size"])
 
 
 class CognitiveTwinV2(nn.Module):
@@ -393,7 +425,9 @@ def create_cognitivetwin_v2(
     base = tokenizer = None
     if load_base_model:
         base, tokenizer = load_frozen_base(base_model_path, adapter_path, device=resolved_device, dtype=base_dtype)
-        hidden = int(base.config.hidden_size)
+        from cognitivetwin_core.models.loader import text_config
+
+        hidden = int(text_config(base.config).hidden_size)
     else:
         hidden = base_hidden_size(base_model_path)
     if components_dir:

@@ -222,6 +222,8 @@ class _Entry:
     message_index: int
     role: str
     text: str
+    speaker: str | None = None
+    person: bool = False  # one of the person's own messages (the run's twin speaker)
 
 
 class NeighbourIndex:
@@ -232,6 +234,7 @@ class NeighbourIndex:
         self.entries = entries
         self._pooled = pooled  # torch float32 [N, hidden], raw pooled states
         self._trajectories = trajectories  # list of trajectory dicts
+        self.person_speaker: str | None = None  # set by mark_person (from the run's person_style.json)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -271,7 +274,7 @@ class NeighbourIndex:
         entries, trajectories = [], []
         for conversation in conversations:
             for index, (message, turn) in enumerate(zip(conversation.messages, annotate(conversation))):
-                entries.append(_Entry(conversation.id, index, message.role, message.content))
+                entries.append(_Entry(conversation.id, index, message.role, message.content, message.speaker))
                 trajectories.append(turn.to_dict())
         with torch.no_grad():
             z = model.components.standardize(pooled.to(model.device))
@@ -302,7 +305,24 @@ class NeighbourIndex:
                 workspace.close()
         else:
             return None
-        return cls.build(model, conversations, cache_dir=cache_root, progress=progress)
+        index = cls.build(model, conversations, cache_dir=cache_root, progress=progress)
+        from cognitivetwin_core.phase2.person_style import load_person_style
+
+        style = load_person_style(model_dir)
+        if style is not None:
+            index.mark_person(style.speaker)
+        return index
+
+    def mark_person(self, speaker: str) -> int:
+        """Flag the person's own messages (`speaker`: a role or a participant); how many there are."""
+        from cognitivetwin_core.data.twin_speaker import is_person
+
+        self.person_speaker = speaker
+        count = 0
+        for entry in self.entries:
+            entry.person = is_person(Message(entry.role, entry.text, speaker=entry.speaker), speaker)
+            count += entry.person
+        return count
 
     def row_of(self, conversation_id: str, message_index: int) -> int | None:
         """The row of a message in this index, or None."""

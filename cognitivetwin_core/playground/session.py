@@ -37,6 +37,7 @@ class MapPoint:
     turn_index: int
     role: str
     text: str
+    person: bool = False  # the person's own message (the run's twin speaker): ringed on the map
 
     @property
     def key(self) -> tuple[str, int]:
@@ -326,7 +327,7 @@ def map_of(model, neighbours):
     points = []
     for i in rows:
         entry = neighbours.entry(int(i))
-        points.append(MapPoint(entry.conversation_id, entry.message_index, entry.role, entry.text))
+        points.append(MapPoint(entry.conversation_id, entry.message_index, entry.role, entry.text, entry.person))
     return signatures[rows], points, sampled
 
 

@@ -23,7 +23,9 @@ from cognitivetwin_core.data.importers import (
     demo,
     sharegpt,
     supabase_table,
+    telegram,
     trajectory_jsonl,
+    whatsapp,
 )
 from cognitivetwin_core.data.importers.demo import demo_dataset_path
 from cognitivetwin_core.data.importers.report import (
@@ -59,11 +61,15 @@ class ImporterInfo:
     title: str
     file_filter: str  # for a file dialog; "" when the source is not a file
     read: Callable[..., Iterator[Conversation]]
+    # Messenger chats: one stream over years, cut into conversations at gaps (`gap_hours`).
+    splits_at_gaps: bool = False
 
 
 IMPORTERS: dict[str, ImporterInfo] = {
-    module.NAME: ImporterInfo(module.NAME, module.TITLE, module.FILE_FILTER, module.read)
-    for module in (chat_jsonl, trajectory_jsonl, sharegpt, chatgpt_export, supabase_table, demo)
+    module.NAME: ImporterInfo(
+        module.NAME, module.TITLE, module.FILE_FILTER, module.read, module in (whatsapp, telegram)
+    )
+    for module in (chat_jsonl, trajectory_jsonl, sharegpt, chatgpt_export, whatsapp, telegram, supabase_table, demo)
 }
 
 
@@ -93,6 +99,12 @@ def detect_importer(path: str | Path) -> ImporterInfo:
             return IMPORTERS[chatgpt_export.NAME]
         raise InputError(f"{path} is a folder without conversations.json: choose a file to import.")
     if zipfile.is_zipfile(path):
+        try:
+            with zipfile.ZipFile(path) as archive:
+                if whatsapp.zip_has_chat(archive):
+                    return IMPORTERS[whatsapp.NAME]
+        except (zipfile.BadZipFile, OSError):
+            pass
         return IMPORTERS[chatgpt_export.NAME]
     with open(path, "rb") as stream:
         if stream.read(4) == b"PK\x03\x04":
@@ -107,6 +119,10 @@ def detect_importer(path: str | Path) -> ImporterInfo:
         return IMPORTERS[chat_jsonl.NAME]
     with open(path, "rb") as stream:
         head = stream.read(1 << 16)
+    if path.suffix.lower() == ".txt" and whatsapp.is_whatsapp_text(head):
+        return IMPORTERS[whatsapp.NAME]
+    if telegram.looks_like_telegram(head):
+        return IMPORTERS[telegram.NAME]
     if b'"mapping"' in head and (b'"current_node"' in head or b'"create_time"' in head):
         return IMPORTERS[chatgpt_export.NAME]
     if b'"conversations"' in head or b'"from"' in head:
@@ -118,7 +134,8 @@ def detect_importer(path: str | Path) -> ImporterInfo:
         )
     raise InputError(
         f"Cannot tell the format of {path}: import a .jsonl (chat or trajectory), a ShareGPT "
-        ".json, a ChatGPT export (conversations.json or .zip), or choose the importer explicitly."
+        ".json, a ChatGPT export (conversations.json or .zip), a WhatsApp chat (.txt or .zip), a "
+        "Telegram result.json, or choose the importer explicitly."
     )
 
 
@@ -173,8 +190,10 @@ def iter_source(
     importer: str | None = None,
     strict: bool = False,
     progress: ProgressCallback | None = None,
+    gap_hours: float | None = None,
 ) -> tuple[Iterator[Conversation], ImportReport]:
-    """(conversations, report): the conversations stream lazily and fill the report as they go."""
+    """(conversations, report): the conversations stream lazily and fill the report as they go.
+    `gap_hours` (messenger chats) is the silence that starts a new conversation (default 6)."""
     if isinstance(path_or_source, SupabaseSource):
         info = IMPORTERS[supabase_table.NAME]
         report = ImportReport(path_or_source.label, info.name, strict=strict)
@@ -197,14 +216,21 @@ def iter_source(
     else:
         info = detect_importer(path)
     report = ImportReport(str(path), info.name, strict=strict)
+    if info.splits_at_gaps:
+        return _guarded(info.read(path, report, progress, gap_hours=gap_hours), path), report
     return _guarded(info.read(path, report, progress), path), report
 
 
 def read_conversations(
-    path, *, importer: str | None = None, strict: bool = False, progress: ProgressCallback | None = None
+    path,
+    *,
+    importer: str | None = None,
+    strict: bool = False,
+    progress: ProgressCallback | None = None,
+    gap_hours: float | None = None,
 ) -> tuple[list[Conversation], ImportReport]:
     """Read a file (or "demo") into memory, without a workspace."""
-    conversations, report = iter_source(path, importer=importer, strict=strict, progress=progress)
+    conversations, report = iter_source(path, importer=importer, strict=strict, progress=progress, gap_hours=gap_hours)
     return list(conversations), report
 
 
@@ -215,10 +241,13 @@ def import_into(
     importer: str | None = None,
     strict: bool = False,
     progress: ProgressCallback | None = None,
+    gap_hours: float | None = None,
 ) -> ImportReport:
     """Import a file, "demo" or a SupabaseSource into the workspace, all or nothing.
     Duplicates (same content already stored) are counted, not stored again."""
-    conversations, report = iter_source(path_or_source, importer=importer, strict=strict, progress=progress)
+    conversations, report = iter_source(
+        path_or_source, importer=importer, strict=strict, progress=progress, gap_hours=gap_hours
+    )
     location = path_or_source.label if isinstance(path_or_source, SupabaseSource) else report.source
     result = workspace.add_conversations(
         conversations,

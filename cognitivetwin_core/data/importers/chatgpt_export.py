@@ -10,7 +10,7 @@ import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from cognitivetwin_core.conversation import Conversation, Message
+from cognitivetwin_core.conversation import ROLES, Conversation, Message
 from cognitivetwin_core.data.importers.json_stream import iter_json_records
 from cognitivetwin_core.data.importers.records import RecordError, make_conversation, optional_text, parse_time
 from cognitivetwin_core.data.importers.report import ImportReport, ProgressCallback, Rejection
@@ -20,7 +20,7 @@ TITLE = "ChatGPT data export (conversations.json or .zip)"
 FILE_FILTER = "ChatGPT export (conversations.json *.zip)"
 
 _TEXT_TYPES = {"text", "multimodal_text", "code", "execution_output"}
-_ROLES = {"user": "user", "assistant": "assistant", "system": "system", "tool": "tool"}
+_ROLES = {role: role for role in ROLES}
 
 
 def _content_text(content: dict) -> str:

@@ -120,7 +120,12 @@ def parse_chat_message(item, field: str, *, aliases: bool = False) -> Message:
             created_at = parse_time(item[key], f"{field}.{key}")
             break
     patterns = parse_patterns(item.get("patterns"), f"{field}.patterns") if "patterns" in item else None
-    return Message(role=role, content=content, created_at=created_at, patterns=patterns)
+    # Our own exports carry a messenger participant's name as "speaker" (not OpenAI's "name",
+    # which chat dumps use for bots and would change whose messages a role means).
+    speaker = item.get("speaker")
+    if speaker is not None and (not isinstance(speaker, str) or not speaker.strip()):
+        raise RecordError(f"{field}.speaker", "speaker must be a participant's name (text)")
+    return Message(role=role, content=content, created_at=created_at, patterns=patterns, speaker=speaker)
 
 
 def parse_chat_messages(value, field: str = "messages", *, aliases: bool = False) -> list[Message]:

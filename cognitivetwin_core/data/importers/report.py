@@ -79,6 +79,13 @@ class ImportReport:
     warnings: list[str] = field(default_factory=list)
     strict: bool = False
     import_id: int | None = None
+    # Messenger exports: messages per participant, and what was skipped by kind
+    # ("media omitted", "deleted", "system"), counted rather than imported.
+    participants: dict[str, int] = field(default_factory=dict)
+    skipped_messages: dict[str, int] = field(default_factory=dict)
+    # Who made the export, when the file tells (Telegram's personal_information, or the one
+    # participant of a two-person WhatsApp chat not named in its title): a suggestion for "me".
+    owner: str | None = None
     conversation_ids: list[str] = field(default_factory=list, repr=False)
 
     def reject(self, rejection: Rejection) -> None:
@@ -92,6 +99,9 @@ class ImportReport:
     def accept(self, messages: int) -> None:
         self.conversations_accepted += 1
         self.messages_accepted += messages
+
+    def skip(self, kind: str) -> None:
+        self.skipped_messages[kind] = self.skipped_messages.get(kind, 0) + 1
 
     @property
     def ok(self) -> bool:
@@ -111,4 +121,15 @@ class ImportReport:
             text += f", {self.rejected_total} records rejected"
         if self.truncated_at:
             text += f"; the file ends early ({self.truncated_at})"
+        if self.participants:
+            ranked = sorted(self.participants.items(), key=lambda item: (-item[1], item[0]))
+            text += "\nParticipants: " + ", ".join(
+                f"{name} ({count} message{'' if count == 1 else 's'})" for name, count in ranked
+            )
+        if self.owner:
+            text += f"\nThis export looks like {self.owner}'s"
+        if self.skipped_messages:
+            text += "\nSkipped: " + ", ".join(
+                f"{count} {kind}" for kind, count in sorted(self.skipped_messages.items())
+            )
         return text

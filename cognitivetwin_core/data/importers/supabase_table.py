@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
+from cognitivetwin_core.connections.checks import DEFAULT_SUPABASE_TABLE
 from cognitivetwin_core.conversation import Conversation, Message
 from cognitivetwin_core.data.importers.records import RecordError, check_text, map_role, parse_time
 from cognitivetwin_core.data.importers.report import ImportProgress, ImportReport, ProgressCallback, Rejection
@@ -23,7 +24,7 @@ from cognitivetwin_core.errors import CognitiveTwinError, InputError
 NAME = "supabase"
 TITLE = "Supabase table"
 FILE_FILTER = ""
-DEFAULT_TABLE = "memory_turns"
+DEFAULT_TABLE = DEFAULT_SUPABASE_TABLE  # the one name, shared with the connection check
 MAX_PAGE_ROWS = 1000  # Supabase's default db-max-rows
 
 log = logging.getLogger("cognitivetwin.importers.supabase")
