@@ -78,6 +78,50 @@ def run_local_job(progress, cancelled, backend, plan: DryRun, job_id: str | None
     )
 
 
+class _StopFlag:
+    """A BackgroundJob's cancel check as the `is_set()` the core's stop checks ask."""
+
+    def __init__(self, cancelled):
+        self.is_set = cancelled
+
+
+def phase2_run_for_adapter(workspace, adapter_dir: str | Path) -> str | None:
+    """The newest Phase 2 run of the workspace trained on this adapter (its style head scores
+    the evaluation's replies); None if there is none."""
+    from cognitivetwin_core.phase2.config import holds_components, read_components_config
+    from cognitivetwin_core.phase2.runs import list_runs
+
+    wanted = Path(adapter_dir).resolve()
+    for record in list_runs(workspace):  # newest first
+        folder = record.output_dir
+        if not folder or not holds_components(folder):
+            continue
+        try:
+            adapter = read_components_config(folder).get("adapter")
+        except CognitiveTwinError:
+            continue
+        if adapter and Path(adapter).resolve() == wanted:
+            return str(folder)
+    return None
+
+
+def run_evaluation(progress, cancelled, adapter_dir: str, workspace_path: str, run_dir: str | None, samples: int):
+    """The Evaluate button's job: the twin against its base on held-out replies (evaluation.json)."""
+    from cognitivetwin_core.data.workspace import Workspace
+    from cognitivetwin_core.playground.evaluation import evaluate_adapter
+
+    with Workspace.open(workspace_path) as workspace:  # its own connection: this is a worker thread
+        return evaluate_adapter(
+            adapter_dir,
+            workspace=workspace,
+            model_dir=run_dir,
+            samples=samples,
+            max_new_tokens=64,
+            progress=progress,
+            stop_event=_StopFlag(cancelled),
+        )
+
+
 class Phase1Controller(QObject):
     """One per Phase 1 tab; lives in the GUI thread."""
 
@@ -92,6 +136,8 @@ class Phase1Controller(QObject):
     jobsChanged = Signal()  # the workspace's records changed: redraw the table
     failed = Signal(str, str)  # what was being done, the core's plain message
     busyChanged = Signal(bool)  # a dry run / launch / download is in flight
+    evaluationProgress = Signal(str, str)  # job id, what the evaluation is doing
+    evaluationDone = Signal(str, object)  # job id, the evaluation report (dict)
 
     # Seconds between polls of a Together job while it moves, and at most while it doesn't.
     poll_interval = 5.0
@@ -121,6 +167,13 @@ class Phase1Controller(QObject):
         self.local_job.succeeded.connect(self._on_local_done)
         self.local_job.failed.connect(self._on_local_failed)
         self.local_job.cancelled.connect(self._on_local_cancelled)
+        self.evaluate_job = BackgroundJob(self, name="Phase 1 evaluation")
+        self.evaluating_job_id: str | None = None
+        self.evaluation_samples = 4
+        self.evaluate_job.progress.connect(self._on_evaluation_progress)
+        self.evaluate_job.succeeded.connect(self._on_evaluation_done)
+        self.evaluate_job.failed.connect(self._on_evaluation_failed)
+        self.evaluate_job.finished.connect(self._on_evaluation_finished)
 
     # --- workspace ------------------------------------------------------------------------
 
@@ -526,12 +579,56 @@ class Phase1Controller(QObject):
         self.jobsChanged.emit()
         return folder
 
+    # --- evaluation ---------------------------------------------------------------------------
+
+    def evaluate(self, job_id: str) -> bool:
+        """Evaluate a finished job's adapter against its base, off the GUI thread."""
+        workspace = self._require_workspace()
+        record = workspace.get_phase1_job(job_id) or {}
+        adapter = record.get("adapter_path")
+        if not adapter or not Path(adapter).is_dir():
+            self.failed.emit("evaluate", f"{job_id} has no adapter on this computer yet: download it first.")
+            return False
+        if self.evaluate_job.is_running():
+            return False
+        self.evaluating_job_id = job_id
+        run_dir = phase2_run_for_adapter(workspace, adapter)
+        self.evaluate_job.start(run_evaluation, adapter, str(workspace.path), run_dir, self.evaluation_samples)
+        self.jobsChanged.emit()
+        return True
+
+    @Slot(object)
+    def _on_evaluation_progress(self, text) -> None:
+        if self.evaluating_job_id:
+            self.evaluationProgress.emit(self.evaluating_job_id, str(text))
+
+    @Slot(object)
+    def _on_evaluation_done(self, report) -> None:
+        if self.evaluating_job_id and not self._closed:
+            self.evaluationDone.emit(self.evaluating_job_id, report)
+
+    @Slot(object)
+    def _on_evaluation_failed(self, exc) -> None:
+        if self._closed:
+            return
+        message = str(exc) if isinstance(exc, CognitiveTwinError) else f"The evaluation failed unexpectedly ({exc})."
+        self.failed.emit("evaluate", message)
+
+    @Slot()
+    def _on_evaluation_finished(self) -> None:
+        self.evaluating_job_id = None
+        if not self._closed:
+            self.jobsChanged.emit()
+
     # --- shutdown -----------------------------------------------------------------------------
 
     def _stop_everything(self) -> None:
         for task in list(self._monitors.values()):
             task.cancel()
         self._monitors.clear()
+        if self.evaluate_job.is_running():
+            self.evaluate_job.cancel()  # checked between generated tokens and replies
+            self.evaluate_job.wait(60_000)
         if self.local_job.is_running():
             # The run saves a checkpoint at its next step and stops; its record says "cancelled".
             if self.local_job_id:

@@ -74,7 +74,7 @@ from cognitivetwin_core.phase1.readiness import (
 
 log = logging.getLogger(__name__)
 
-COLUMNS = ("Job", "Backend", "Base", "Status", "Progress", "Elapsed", "ETA", "Cost", "Adapter")
+COLUMNS = ("Job", "Backend", "Base", "Status", "Progress", "Elapsed", "ETA", "Cost", "Adapter", "Evaluation")
 DATA_PATH_SETTING = "phase1/data_path"
 # The form's choices, remembered across restarts (never the key: it lives in the keyring).
 BACKEND_SETTING = "phase1/backend"
@@ -117,6 +117,8 @@ class Phase1Tab(QWidget):
         self.has_key: bool | None = None  # the Together key: None until the keyring answered
         self._losses: dict[str, list[float]] = {}  # each job's plotted losses, for the trend verdict
         self._auto_data_path: str | None = None  # the workspace export the last dry run made
+        self._evaluation_cache: dict[str, tuple[int, str]] = {}  # evaluation.json path: (mtime, headline)
+        self._evaluation_status: dict[str, str] = {}  # job id: what its running evaluation is doing
 
         self.controller = Phase1Controller(self)
         self.export_job = BackgroundJob(self, name="Phase 1 export")
@@ -159,6 +161,10 @@ class Phase1Tab(QWidget):
         c.launched.connect(self._on_launched)
         c.lossPoint.connect(self._on_loss_point)
         c.adapterReady.connect(self._on_adapter_ready)
+        c.evaluationProgress.connect(self._on_evaluation_progress)
+        c.evaluationDone.connect(self._on_evaluation_done)
+        c.evaluate_job.started.connect(self._update_buttons)
+        c.evaluate_job.finished.connect(self._update_buttons)
         c.local_job.started.connect(self._update_buttons)
         c.local_job.finished.connect(self._update_buttons)
         self.export_job.succeeded.connect(self._on_export_done)
@@ -348,10 +354,16 @@ class Phase1Tab(QWidget):
         )
         self.resume_button = QPushButton("Resume local run")
         self.resume_button.setToolTip("Start a stopped local run again; it continues from its last checkpoint.")
+        self.evaluate_button = QPushButton("Evaluate")
+        self.evaluate_button.setToolTip(
+            "Compare the twin with its base on conversations it did not train on: how well it predicts "
+            "your real replies, and how its own replies sound (saved as evaluation.json beside the adapter)."
+        )
+        self.evaluate_button.clicked.connect(lambda: self._on_job_action("evaluate"))
         self.cancel_button.clicked.connect(lambda: self._on_job_action("cancel"))
         self.download_button.clicked.connect(lambda: self._on_job_action("download"))
         self.resume_button.clicked.connect(lambda: self._on_job_action("resume"))
-        for button in (self.cancel_button, self.download_button, self.resume_button):
+        for button in (self.cancel_button, self.download_button, self.resume_button, self.evaluate_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
         box.addWidget(self.jobs_table, 1)
@@ -819,7 +831,36 @@ class Phase1Tab(QWidget):
             status += " (cancelling)"
         if record.get("duplicates"):
             status += f" · duplicates: {', '.join(record['duplicates'])}"
-        return [job_id, backend, str(base), status, progress, elapsed, eta, cost, adapter]
+        return [
+            job_id,
+            backend,
+            str(base),
+            status,
+            progress,
+            elapsed,
+            eta,
+            cost,
+            adapter,
+            self._evaluation_cell(record),
+        ]
+
+    def _evaluation_cell(self, record: dict) -> str:
+        """The headline of the adapter's evaluation.json (read again only when the file changed)."""
+        from cognitivetwin_core.playground.evaluation import EVALUATION_FILE, headline, load_evaluation
+
+        job_id = record["job_id"]
+        if job_id == self.controller.evaluating_job_id:
+            return self._evaluation_status.get(job_id, "evaluating…")
+        folder = record.get("adapter_path")
+        path = Path(folder) / EVALUATION_FILE if folder else None
+        if path is None or not path.is_file():
+            return "–"
+        stamp = path.stat().st_mtime_ns
+        cached = self._evaluation_cache.get(str(path))
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, headline(load_evaluation(folder)) or "–")
+            self._evaluation_cache[str(path)] = cached
+        return cached[1]
 
     def _record(self, job_id: str | None) -> dict | None:
         if job_id is None or self.workspace is None:
@@ -881,6 +922,12 @@ class Phase1Tab(QWidget):
             cancel = not is_terminal(status) and not record["job_id"].startswith("intent-")
             download = status == "completed" and not record.get("adapter_path")
             resume = False
+        self.evaluate_button.setEnabled(
+            record is not None
+            and status == "completed"
+            and bool(record.get("adapter_path"))
+            and not self.controller.evaluate_job.is_running()
+        )
         self.cancel_button.setEnabled(cancel and not busy)
         self.download_button.setEnabled(download and not busy)
         self.resume_button.setEnabled(resume and not busy)
@@ -894,6 +941,9 @@ class Phase1Tab(QWidget):
             start_task(self.controller.cancel(job_id), name=f"cancel {job_id}")
         elif action == "download":
             start_task(self.controller.download(job_id), name=f"download {job_id}")
+        elif action == "evaluate":
+            if self.controller.evaluate(job_id):
+                self.append_log(f"evaluating {job_id} against its base…")
         elif action == "resume":
             self._reset_plot()
             self._local_plot_job = job_id
@@ -912,6 +962,22 @@ class Phase1Tab(QWidget):
         if action == "dry run":
             self.dry_run_summary.setText("The dry run did not pass: see the message above.")
         self.message.show_error(message)
+
+    def _on_evaluation_progress(self, job_id: str, text: str) -> None:
+        self._evaluation_status[job_id] = f"evaluating: {text}"
+        self._schedule_refresh()
+
+    def _on_evaluation_done(self, job_id: str, report: dict) -> None:
+        from cognitivetwin_core.playground.evaluation import headline, report_lines
+
+        self._evaluation_status.pop(job_id, None)
+        for line in report_lines(report):
+            self.append_log(line)
+        self.message.show_ok(
+            f"{job_id} evaluated: {headline(report)} (lower perplexity under the twin means it learned "
+            "your replies; the numbers and examples are in the log below)."
+        )
+        self._schedule_refresh()
 
     def _on_adapter_ready(self, job_id: str, folder: str) -> None:
         self.message.show_ok(

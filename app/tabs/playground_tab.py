@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.tabs.playground_chat import ChatPanel
 from app.tabs.playground_controller import (
     AnalysisRequest,
     PlaygroundController,
@@ -310,6 +311,9 @@ class PlaygroundTab(QWidget):
         columns.addWidget(self.compare_panel_b, 1)
         compare_layout.addLayout(columns, 1)
         self.result_tabs.addTab(compare_page, "Compare")
+        # Talk to the twin (Phase 1 adapter), scored by the run chosen above.
+        self.chat_panel = ChatPanel()
+        self.result_tabs.addTab(self.chat_panel, "Chat")
         return self.result_tabs
 
     # ----- window hooks ----------------------------------------------------------------------
@@ -318,6 +322,7 @@ class PlaygroundTab(QWidget):
         self.workspace = workspace
         self.picker.set_workspace(workspace)
         self.compare_picker.set_workspace(workspace)
+        self.chat_panel.set_workspace(workspace)
         self.refresh_runs()
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
@@ -325,6 +330,8 @@ class PlaygroundTab(QWidget):
         self._ensure_style_map()
         if self.workspace is not None and not event.spontaneous():
             self.refresh_runs()  # a Phase 2 run may have finished since the tab was last shown
+            if not self.chat_panel.is_busy():
+                self.chat_panel.refresh_adapters()  # and a Phase 1 adapter too
         if self._load_when_shown:
             self._load_when_shown = False
             QTimer.singleShot(0, self._run_changed)
@@ -332,6 +339,7 @@ class PlaygroundTab(QWidget):
     def shutdown(self) -> None:
         self._typing_timer.stop()
         self._slider_timer.stop()
+        self.chat_panel.shutdown()
         self.controller.shutdown()
 
     # ----- runs ---------------------------------------------------------------------------------
@@ -421,6 +429,7 @@ class PlaygroundTab(QWidget):
 
     def _run_changed(self, *_args) -> None:
         choice = self.current_run()
+        self.chat_panel.set_phase2_run(choice.run_dir if choice is not None else None)
         if choice is None:
             return
         from app import settings

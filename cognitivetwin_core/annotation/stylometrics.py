@@ -92,3 +92,13 @@ def stylometric_features(text: str) -> list[float]:
 
 def stylometric_dict(text: str) -> dict[str, float]:
     return dict(zip(STYLOMETRIC_NAMES, stylometric_features(text)))
+
+
+# Pictographs, dingbats and flag letters (not the invisible joiners); outside STYLOMETRIC_NAMES, because
+# adding an axis would change every Phase 2 model's regression head.
+_EMOJI = re.compile("[\U0001f000-\U0001faff\U00002600-\U000027bf\U0001f1e6-\U0001f1ff]")
+
+
+def emoji_count(text: str) -> int:
+    """How many emoji characters `text` has (a joined emoji counts each visible part)."""
+    return len(_EMOJI.findall(text or ""))

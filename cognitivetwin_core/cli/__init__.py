@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "phase2_cmd",
     "playground_cmd",
     "phase1_cmd",
+    "chat_cmd",
 ]
 
 log = logging.getLogger("cognitivetwin.cli")

@@ -4,6 +4,8 @@
     cognitivetwin phase1 --check-job ID | --wait-job ID | --cancel ID | --list
     cognitivetwin phase1 --download ID --output-dir DIR
     cognitivetwin phase1 --local [--base-model NAME|DIR] [--epochs 1] [--data FILE] [--device auto|cpu|cuda[:N]|mps]
+    cognitivetwin phase1 --evaluate ADAPTER_DIR [--base-model NAME|DIR] [--workspace DIR] [--model-dir RUN] [--samples N]
+    cognitivetwin phase1 --export-twin ADAPTER_DIR --output-dir DIR [--base-model NAME|DIR]
 
 The key is TOGETHER_API_KEY, else the OS keyring; TOGETHER_BASE_URL is honoured. A launch
 shows the dry run (examples, tokens, price estimate, model limits) and asks to confirm;
@@ -38,6 +40,16 @@ def register(subparsers) -> None:
     actions.add_argument("--list", action="store_true", help="list this workspace's Phase 1 jobs")
     actions.add_argument("--cancel", metavar="ID", help="cancel a running job")
     actions.add_argument("--local", action="store_true", help="train locally with PEFT instead of on Together")
+    actions.add_argument(
+        "--evaluate",
+        metavar="ADAPTER_DIR",
+        help="compare the twin with its base on held-out replies (perplexity, style); saves evaluation.json",
+    )
+    actions.add_argument(
+        "--export-twin",
+        metavar="ADAPTER_DIR",
+        help="write the adapter merged into its base (and an Ollama Modelfile where possible) to --output-dir",
+    )
     parser.add_argument("--workspace", metavar="DIR", help="workspace folder (default: the user's default workspace)")
     parser.add_argument(
         "--data", metavar="FILE", help="Phase 1 chat JSONL (default: export the workspace's conversations)"
@@ -107,10 +119,19 @@ def register(subparsers) -> None:
         help="--local: padded tokens per step (default 1024 on the CPU, sized to free memory on a GPU)",
     )
     parser.add_argument(
-        "--output-dir", metavar="DIR", help="--download: where the adapter folder goes (a new or empty folder)"
+        "--output-dir",
+        metavar="DIR",
+        help="--download: where the adapter folder goes (a new or empty folder); --export-twin: the new folder",
     )
     parser.add_argument(
         "--overwrite", action="store_true", help="--download: replace the adapter already in --output-dir"
+    )
+    parser.add_argument("--model-dir", metavar="RUN", help="--evaluate: a Phase 2 run that scores the replies' style")
+    parser.add_argument(
+        "--samples", type=int, default=8, help="--evaluate: held-out replies the base and the twin answer (default 8)"
+    )
+    parser.add_argument(
+        "--max-new-tokens", type=int, default=96, help="--evaluate: longest generated reply (default 96 tokens)"
     )
     parser.add_argument(
         "--poll-interval",
@@ -343,11 +364,15 @@ def _confirm(plan, args) -> None:
 
 
 def _run(args) -> int:
-    if args.output_dir and not args.download:
-        raise InputError("--output-dir goes with --download ID.")
-    if args.overwrite and not args.output_dir:
+    if args.output_dir and not (args.download or args.export_twin):
+        raise InputError("--output-dir goes with --download ID or --export-twin ADAPTER_DIR.")
+    if args.overwrite and not (args.output_dir and args.download):
         raise InputError("--overwrite goes with --download ID --output-dir DIR.")
+    if args.export_twin:
+        return _export_twin(args)
     with _workspace(args) as workspace:
+        if args.evaluate:
+            return _evaluate(args, workspace)
         if args.list:
             return _list(workspace)
         if args.check_job:
@@ -378,6 +403,43 @@ def _run(args) -> int:
             print(f"\nAdapter saved in {folder}")
             return 0
         return _launch(args, workspace)
+
+
+def _evaluate(args, workspace) -> int:
+    from cognitivetwin_core.playground.evaluation import evaluate_adapter, report_lines
+
+    report = evaluate_adapter(
+        args.evaluate,
+        base_model=args.base_model,
+        workspace=workspace,
+        model_dir=args.model_dir,
+        samples=args.samples,
+        max_new_tokens=args.max_new_tokens,
+        progress=lambda message: print(message, file=sys.stderr, flush=True),
+    )
+    print("\n".join(report_lines(report)))
+    print(f"Saved {os.path.join(args.evaluate, 'evaluation.json')}")
+    return 0
+
+
+def _export_twin(args) -> int:
+    from cognitivetwin_core.phase1.twin_export import export_twin
+
+    if not args.output_dir:
+        raise InputError("--export-twin needs --output-dir DIR (a new or empty folder for the twin).")
+    result = export_twin(
+        args.export_twin,
+        args.output_dir,
+        base_model=args.base_model,
+        progress=lambda message: print(message, file=sys.stderr, flush=True),
+    )
+    print(f"Merged model: {result.merged_dir}")
+    if result.modelfile:
+        print(f"Ollama Modelfile: {result.modelfile}")
+    else:
+        print(result.ollama_note)
+    print(f"How to run it: {result.output_dir / 'README.txt'}")
+    return 0
 
 
 def _byte_progress():

@@ -24,8 +24,8 @@ import uuid
 from pathlib import Path, PurePosixPath
 
 from cognitivetwin_core.atomic_files import replace_dir, write_json_atomically
-from cognitivetwin_core.errors import CognitiveTwinError
-from cognitivetwin_core.models.catalog import spec_for_together_id
+from cognitivetwin_core.errors import CognitiveTwinError, InputError
+from cognitivetwin_core.models.catalog import CATALOG, spec_for_together_id
 
 MAX_TOTAL_BYTES = 4 * 1024**3  # a LoRA adapter of an 8B model at rank 64 is well under 1 GiB
 MAX_MEMBERS = 2000
@@ -266,3 +266,28 @@ def read_lineage(folder: str | Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def adapter_base_model(adapter_dir: str | Path) -> str:
+    """The base an adapter was trained on: a catalog name or folder (lineage first, then its config)."""
+    folder = Path(adapter_dir)
+    config_path = folder / CONFIG_NAME
+    if not config_path.is_file():
+        raise InputError(
+            f"{folder} is not a LoRA adapter folder (no {CONFIG_NAME}): point to a Phase 1 output "
+            "(a local run's adapter, or a Together job downloaded with `cognitivetwin phase1 --download`)."
+        )
+    base = (read_lineage(folder) or {}).get("base_model")
+    if base and (base in CATALOG or Path(base).is_dir()):
+        return base
+    config = json.loads(config_path.read_text(encoding="utf-8"))
+    repo = public_base_id(config.get("base_model_name_or_path"))
+    for spec in CATALOG.values():
+        if repo in (spec.hf_repo, spec.together_id):
+            return spec.short_name
+    if repo and Path(repo).is_dir():
+        return repo
+    raise InputError(
+        f"The adapter in {folder} names a base ({repo}) that is not in the catalog: pass --base-model "
+        "with the catalog name or the folder of that base."
+    )

@@ -1,0 +1,486 @@
+"""The Playground's Chat panel: talk to the twin, beside the base if asked, with scores.
+
+The model work runs on a `BackgroundJob` (one reply at a time): loading the twin (base +
+Phase 1 adapter) and the scorer (the Phase 2 run) the first time, generating, and scoring.
+Text arrives word by word through the job's progress signal, relayed to the GUI thread;
+Stop sets the job's cancel flag, which the generation checks before each token. The models
+stay loaded in a Qt-free `ChatModels` between replies (one twin, one scorer at a time).
+
+Signals for tests and the window: `replyStarted()`, `textArrived(who, piece)`,
+`replyFinished(turn)` (a ChatTurn, scores included), `failed(message)`.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QFrame,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QScrollArea,
+    QSizePolicy,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.qt.background_job import BackgroundJob
+from app.widgets.message_label import MessageLabel
+from cognitivetwin_core.errors import CognitiveTwinError
+
+log = logging.getLogger(__name__)
+
+TWIN, BASE = "twin", "base"  # as cognitivetwin_core.playground.chat names them (not imported: torch)
+
+
+class ChatModels:
+    """What the chat has loaded (Qt-free; used by one job at a time): the twin and the scorer."""
+
+    def __init__(self):
+        self.twin = None
+        self.twin_key: tuple | None = None
+        self.scorer = None
+        self.scorer_key: str | None = None
+        self.session = None
+
+    def prepare(self, adapter_dir: str, base_model: str | None, run_dir: str | None, progress) -> None:
+        from cognitivetwin_core.playground.chat import ChatSession, ReplyScorer, load_twin
+
+        key = (adapter_dir, base_model)
+        if self.twin_key != key:
+            progress(("status", "Loading the twin (the base and your adapter)…"))
+            self.twin, self.twin_key, self.session = None, None, None
+            self.twin = load_twin(adapter_dir, base_model)
+            self.twin_key = key
+        if run_dir != self.scorer_key:
+            self.scorer, self.scorer_key = None, None
+            if run_dir:
+                progress(("status", "Loading the Phase 2 run for the scores…"))
+                self.scorer = ReplyScorer.for_run(run_dir)
+                self.scorer_key = run_dir
+        if self.session is None:
+            self.session = ChatSession(self.twin)
+        self.session.scorer = self.scorer
+
+
+class _StopFlag:
+    """The job's cancel check, as the `is_set()` the generation asks before each token."""
+
+    def __init__(self, cancelled):
+        self.is_set = cancelled
+
+
+def run_chat_turn(progress, cancelled, models: ChatModels, request: dict):
+    """The job: load what is needed, then the twin's (and the base's) reply, scored."""
+    models.prepare(request["adapter"], request.get("base_model"), request.get("run_dir"), progress)
+    session = models.session
+    session.system_prompt = request["system_prompt"]
+    session.settings = request["settings"]
+    progress(("status", "The twin is writing…"))
+    return session.send(
+        request["text"],
+        compare_base=request["compare"],
+        on_text=lambda who, piece: progress(("text", who, piece)),
+        stop_event=_StopFlag(cancelled),
+    )
+
+
+class ReplyView(QFrame):
+    """One reply: who wrote it, the text as it arrives, and its scores."""
+
+    def __init__(self, title: str, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(8, 6, 8, 6)
+        self.title = QLabel(f"<b>{title}</b>")
+        self.text = QLabel("")
+        self.text.setWordWrap(True)
+        self.text.setTextFormat(Qt.TextFormat.PlainText)
+        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.score = QLabel("")
+        self.score.setWordWrap(True)
+        self.score.setProperty("role", "hint")
+        # Word-wrapped labels only claim the height their text needs with these policies; with
+        # the defaults a reply that grows is clipped under the next line.
+        for label in (self.text, self.score):
+            label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.MinimumExpanding)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        layout.addWidget(self.title)
+        layout.addWidget(self.text)
+        layout.addWidget(self.score)
+        self._raw = ""
+
+    def append(self, piece: str) -> None:
+        self._raw += piece
+        self.text.setText(self._raw.strip())
+
+    def finish(self, reply, scorer_note: str = "") -> None:
+        if reply is None:
+            return
+        self._raw = reply.text
+        self.text.setText(reply.text or "(no reply)")
+        parts = []
+        if reply.stopped:
+            parts.append("stopped")
+        if reply.score is not None:
+            closeness = reply.score.sounds_like
+            parts.append(
+                f"sounds like you: {closeness:.2f}" if closeness is not None else "sounds like you: unavailable"
+            )
+            patterns = ", ".join(f"{name} {p:.0%}" for name, p in reply.score.top_patterns(3))
+            parts.append(f"patterns: {patterns}")
+        elif scorer_note:
+            parts.append(scorer_note)
+        self.score.setText(" · ".join(parts))
+
+
+class ChatPanel(QWidget):
+    replyStarted = Signal()
+    textArrived = Signal(str, str)
+    replyFinished = Signal(object)
+    failed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.workspace = None
+        self.run_dir: str | None = None
+        self.models = ChatModels()
+        self.job = BackgroundJob(self, name="chat reply")
+        self.job.progress.connect(self._on_progress)
+        self.job.succeeded.connect(self._on_done)
+        self.job.failed.connect(self._on_failed)
+        self.job.cancelled.connect(self._on_cancelled)
+        self.job.finished.connect(self._on_job_finished)
+        self._views: dict[str, ReplyView] = {}
+        self._pending_user = ""
+        self._build()
+        self.set_phase2_run(None)
+        self._update_buttons()
+
+    # ----- building --------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        outer = QVBoxLayout(self)
+        outer.setContentsMargins(4, 4, 4, 4)
+        top = QHBoxLayout()
+        self.adapter_combo = QComboBox()
+        self.adapter_combo.setMinimumContentsLength(28)
+        self.adapter_combo.setToolTip("A Phase 1 adapter: your twin is the base model with it applied")
+        self.open_adapter_button = QPushButton("Open adapter folder…")
+        self.run_label = QLabel("")
+        self.run_label.setProperty("role", "hint")
+        top.addWidget(QLabel("Twin:"))
+        top.addWidget(self.adapter_combo, 1)
+        top.addWidget(self.open_adapter_button)
+        outer.addLayout(top)
+        outer.addWidget(self.run_label)
+
+        settings = QGridLayout()
+        self.temperature = QDoubleSpinBox(minimum=0.0, maximum=2.0, singleStep=0.1, value=0.7, decimals=2)
+        self.temperature.setToolTip("0: always the likeliest word; higher: more varied replies")
+        self.top_p = QDoubleSpinBox(minimum=0.05, maximum=1.0, singleStep=0.05, value=0.9, decimals=2)
+        self.top_p.setToolTip("Only the likeliest words that together make this share are drawn from")
+        self.max_new_tokens = QSpinBox(minimum=1, maximum=2048, value=160)
+        self.max_new_tokens.setToolTip("The longest reply, in tokens (about ¾ of a word each)")
+        self.seed = QSpinBox(minimum=-1, maximum=2**31 - 1, value=-1)
+        self.seed.setSpecialValueText("random")
+        self.seed.setToolTip("The same seed gives the same reply to the same conversation")
+        self.system_prompt = QLineEdit()
+        self.system_prompt.setPlaceholderText("Optional: instructions the twin gets before the conversation")
+        self.compare_box = QCheckBox("Compare with the base")
+        self.compare_box.setToolTip("Also show the base model's reply, without your adapter")
+        form = QFormLayout()
+        form.addRow("System prompt:", self.system_prompt)
+        settings.addWidget(QLabel("Temperature"), 0, 0)
+        settings.addWidget(self.temperature, 0, 1)
+        settings.addWidget(QLabel("Top-p"), 0, 2)
+        settings.addWidget(self.top_p, 0, 3)
+        settings.addWidget(QLabel("Max new tokens"), 0, 4)
+        settings.addWidget(self.max_new_tokens, 0, 5)
+        settings.addWidget(QLabel("Seed"), 0, 6)
+        settings.addWidget(self.seed, 0, 7)
+        settings.addWidget(self.compare_box, 0, 8)
+        settings.setColumnStretch(9, 1)
+        outer.addLayout(settings)
+        outer.addLayout(form)
+
+        self.message = MessageLabel()
+        outer.addWidget(self.message)
+        self.transcript = QWidget()
+        self.transcript_layout = QVBoxLayout(self.transcript)
+        self.transcript_layout.addStretch(1)
+        self.scroll = QScrollArea()
+        self.scroll.setWidgetResizable(True)
+        self.scroll.setWidget(self.transcript)
+        outer.addWidget(self.scroll, 1)
+
+        bottom = QHBoxLayout()
+        self.input = QPlainTextEdit()
+        self.input.setPlaceholderText("Write to your twin…")
+        self.input.setMaximumHeight(70)
+        buttons = QVBoxLayout()
+        self.send_button = QPushButton("Send")
+        self.send_button.setDefault(True)
+        self.stop_button = QPushButton("Stop")
+        row = QHBoxLayout()
+        self.clear_button = QPushButton("Clear")
+        self.save_button = QPushButton("Save…")
+        row.addWidget(self.clear_button)
+        row.addWidget(self.save_button)
+        buttons.addWidget(self.send_button)
+        buttons.addWidget(self.stop_button)
+        buttons.addLayout(row)
+        self.status = QLabel("")
+        self.status.setProperty("role", "hint")
+        bottom.addWidget(self.input, 1)
+        bottom.addLayout(buttons)
+        outer.addLayout(bottom)
+        outer.addWidget(self.status)
+
+        self.send_button.clicked.connect(self.send)
+        self.stop_button.clicked.connect(self.stop)
+        self.clear_button.clicked.connect(self.clear)
+        self.save_button.clicked.connect(self._save_clicked)
+        self.open_adapter_button.clicked.connect(self._open_adapter_folder)
+        self.adapter_combo.currentIndexChanged.connect(self._adapter_changed)
+        self.input.textChanged.connect(self._update_buttons)
+
+    # ----- hooks -------------------------------------------------------------------------------
+
+    def set_workspace(self, workspace) -> None:
+        self.workspace = workspace
+        self.refresh_adapters()
+
+    def set_phase2_run(self, run_dir: str | Path | None) -> None:
+        """The run whose style head scores the replies (None: no scores)."""
+        self.run_dir = str(run_dir) if run_dir else None
+        self.run_label.setText(
+            f"Replies are scored by the Phase 2 run in {self.run_dir}."
+            if self.run_dir
+            else "No Phase 2 run chosen: the replies are not scored."
+        )
+
+    def shutdown(self) -> None:
+        self.job.cancel()
+        self.job.wait()
+
+    def is_busy(self) -> bool:
+        return self.job.is_running()
+
+    def refresh_adapters(self) -> None:
+        current = self.adapter_combo.currentData()
+        by_hand = [
+            self.adapter_combo.itemData(i)
+            for i in range(self.adapter_combo.count())
+            if self.adapter_combo.itemData(i, Qt.ItemDataRole.UserRole + 1)
+        ]
+        self.adapter_combo.blockSignals(True)
+        self.adapter_combo.clear()
+        records = self.workspace.adapters() if self.workspace is not None else []
+        for record in reversed(records):  # newest first
+            lineage = record.get("lineage") or {}
+            label = f"{record['adapter_id']} · {lineage.get('backend', '?')} · base {lineage.get('base_model', '?')}"
+            self.adapter_combo.addItem(label, str(record["path"]))
+        for folder in by_hand:
+            self.add_adapter_folder(folder, select=False)
+        index = self.adapter_combo.findData(current) if current else 0
+        self.adapter_combo.setCurrentIndex(max(index, 0) if self.adapter_combo.count() else -1)
+        self.adapter_combo.blockSignals(False)
+        if not self.adapter_combo.count():
+            self.message.show_info(
+                "There is no Phase 1 adapter in this workspace yet: train one in the Phase 1 tab "
+                "(or open an adapter folder) to talk to your twin."
+            )
+        self._update_buttons()
+
+    def add_adapter_folder(self, folder: str | Path, *, select: bool = True) -> None:
+        folder = str(Path(folder).expanduser().resolve())
+        index = self.adapter_combo.findData(folder)
+        if index < 0:
+            self.adapter_combo.addItem(f"{Path(folder).name} · {folder}", folder)
+            index = self.adapter_combo.count() - 1
+            self.adapter_combo.setItemData(index, True, Qt.ItemDataRole.UserRole + 1)
+        if select:
+            self.adapter_combo.setCurrentIndex(index)
+        self._update_buttons()
+
+    def _open_adapter_folder(self) -> None:
+        start = str(self.workspace.adapters_dir) if self.workspace is not None else str(Path.home())
+        folder = QFileDialog.getExistingDirectory(self, "Open a Phase 1 adapter folder", start)
+        if folder:
+            self.add_adapter_folder(folder)
+
+    def _adapter_changed(self, *_args) -> None:
+        if self.models.session is not None and self.models.session.turns:
+            self.clear()
+        self.message.clear_message()
+        self._update_buttons()
+
+    # ----- the conversation ----------------------------------------------------------------------
+
+    def sampling_settings(self):
+        from cognitivetwin_core.models.generation import SamplingSettings
+
+        seed = self.seed.value()
+        return SamplingSettings(
+            temperature=self.temperature.value(),
+            top_p=self.top_p.value(),
+            max_new_tokens=self.max_new_tokens.value(),
+            seed=None if seed < 0 else seed,
+        )
+
+    def send(self, text: str | None = None) -> bool:
+        """Send `text` (default: what is typed); False, with a message, when it cannot go."""
+        text = (text if isinstance(text, str) else self.input.toPlainText()).strip()
+        adapter = self.adapter_combo.currentData()
+        if self.job.is_running() or not text:
+            return False
+        if not adapter:
+            self.message.show_error("Choose a Phase 1 adapter first (or open an adapter folder).")
+            return False
+        try:
+            settings = self.sampling_settings()
+        except CognitiveTwinError as exc:
+            self.message.show_error(str(exc))
+            return False
+        self.message.clear_message()
+        self.input.clear()
+        self._pending_user = text
+        self._add_user_bubble(text)
+        self._views = self._add_reply_row(self.compare_box.isChecked())
+        request = {
+            "adapter": adapter,
+            "base_model": None,
+            "run_dir": self.run_dir,
+            "system_prompt": self.system_prompt.text(),
+            "settings": settings,
+            "text": text,
+            "compare": self.compare_box.isChecked(),
+        }
+        self.job.start(run_chat_turn, self.models, request)
+        self.status.setText("Starting…")
+        self._update_buttons()
+        self.replyStarted.emit()
+        return True
+
+    def stop(self) -> None:
+        if self.job.is_running():
+            self.job.cancel()
+            self.status.setText("Stopping…")
+
+    def clear(self) -> None:
+        if self.job.is_running():
+            return
+        if self.models.session is not None:
+            self.models.session.clear()
+        while self.transcript_layout.count() > 1:
+            item = self.transcript_layout.takeAt(0)
+            if item.widget() is not None:
+                item.widget().setParent(None)
+        self._views = {}
+        self.status.setText("")
+        self._update_buttons()
+
+    def save(self, path: str | Path) -> Path | None:
+        if self.models.session is None or not self.models.session.turns:
+            return None
+        return self.models.session.save(path)
+
+    def _save_clicked(self) -> None:
+        path, _ = QFileDialog.getSaveFileName(self, "Save the conversation", "conversation.json", "JSON (*.json)")
+        if path:
+            saved = self.save(path)
+            if saved:
+                self.message.show_ok(f"Saved the conversation to {saved}.")
+
+    def turns(self) -> list:
+        return list(self.models.session.turns) if self.models.session is not None else []
+
+    # ----- transcript widgets ---------------------------------------------------------------------
+
+    def _insert(self, widget: QWidget) -> None:
+        self.transcript_layout.insertWidget(self.transcript_layout.count() - 1, widget)
+
+    def _add_user_bubble(self, text: str) -> None:
+        view = ReplyView("You")
+        view.append(text)
+        self._insert(view)
+
+    def _add_reply_row(self, compare: bool) -> dict[str, ReplyView]:
+        row = QWidget()
+        layout = QHBoxLayout(row)
+        layout.setContentsMargins(24, 0, 0, 0)
+        views = {TWIN: ReplyView("Twin")}
+        layout.addWidget(views[TWIN], 1)
+        if compare:
+            views[BASE] = ReplyView("Base (without your adapter)")
+            layout.addWidget(views[BASE], 1)
+        self._insert(row)
+        return views
+
+    # ----- job signals (GUI thread) ------------------------------------------------------------------
+
+    def _on_progress(self, value) -> None:
+        kind = value[0]
+        if kind == "status":
+            self.status.setText(value[1])
+        elif kind == "text":
+            _kind, who, piece = value
+            view = self._views.get(who)
+            if view is not None:
+                view.append(piece)
+            self.status.setText("The base is writing…" if who == BASE else "The twin is writing…")
+            self.textArrived.emit(who, piece)
+            bar = self.scroll.verticalScrollBar()
+            bar.setValue(bar.maximum())
+
+    def _on_done(self, turn) -> None:
+        scorer = self.models.scorer
+        note = "" if self.run_dir else "choose a Phase 2 run to score replies"
+        if scorer is not None and scorer.unavailable:
+            note = scorer.unavailable
+        self._views[TWIN].finish(turn.twin, note)
+        if BASE in self._views:
+            if turn.base is not None:
+                self._views[BASE].finish(turn.base, note)
+            else:
+                self._views[BASE].score.setText("not written: the twin's reply was stopped")
+        self.status.setText("Stopped." if turn.twin.stopped or (turn.base and turn.base.stopped) else "")
+        self.replyFinished.emit(turn)
+
+    def _on_failed(self, exc) -> None:
+        text = str(exc) if isinstance(exc, CognitiveTwinError) else f"The reply failed unexpectedly ({exc})."
+        self.message.show_error(text)
+        for view in self._views.values():
+            view.score.setText("no reply: see the message above")
+        self.status.setText("")
+        self.failed.emit(text)
+
+    def _on_cancelled(self) -> None:
+        self.status.setText("Stopped.")
+
+    def _on_job_finished(self) -> None:
+        self._update_buttons()
+
+    def _update_buttons(self, *_args) -> None:
+        busy = self.job.is_running()
+        has_turns = self.models.session is not None and bool(self.models.session.turns)
+        self.send_button.setEnabled(not busy and self.adapter_combo.count() > 0)
+        self.stop_button.setEnabled(busy)
+        self.clear_button.setEnabled(not busy and (has_turns or self.transcript_layout.count() > 1))
+        self.save_button.setEnabled(not busy and has_turns)
+        self.adapter_combo.setEnabled(not busy)
+        self.open_adapter_button.setEnabled(not busy)

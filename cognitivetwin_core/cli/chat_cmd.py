@@ -1,0 +1,112 @@
+"""`cognitivetwin chat`: talk to the twin (the base plus a Phase 1 adapter) in the terminal.
+
+    cognitivetwin chat --adapter DIR [--base-model NAME|DIR] [--model-dir RUN] [--compare-base]
+                       [--prompt TEXT] [--system TEXT] [--temperature T] [--top-p P]
+                       [--max-new-tokens N] [--seed S] [--save FILE]
+
+With --prompt it answers once; without, it reads messages line by line from the terminal
+(or a pipe) until end of input or /quit, keeping the conversation. Replies are printed as
+they are written. With --model-dir (a Phase 2 run) each reply is followed by its "sounds
+like you" score and its most likely patterns.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "chat",
+        help="talk to your twin (base + Phase 1 adapter), optionally beside the base",
+        description="Talk to your twin: the base model with a Phase 1 adapter, run on this computer.",
+    )
+    parser.add_argument("--adapter", required=True, metavar="DIR", help="the Phase 1 adapter folder")
+    parser.add_argument(
+        "--base-model", metavar="NAME|DIR", help="base model (default: the one the adapter was trained on)"
+    )
+    parser.add_argument("--model-dir", metavar="RUN", help="a Phase 2 run: score each reply against the person")
+    parser.add_argument("--compare-base", action="store_true", help="also show the base's reply without the adapter")
+    parser.add_argument("--prompt", metavar="TEXT", help="answer this one message and exit")
+    parser.add_argument("--system", metavar="TEXT", default="", help="system prompt")
+    parser.add_argument("--temperature", type=float, default=None, help="0 = always the likeliest word (default 0.7)")
+    parser.add_argument("--top-p", type=float, default=None, help="nucleus sampling share (default 0.9)")
+    parser.add_argument("--max-new-tokens", type=int, default=None, help="longest reply in tokens (default 160)")
+    parser.add_argument("--seed", type=int, default=None, help="make sampled replies repeatable")
+    parser.add_argument("--save", metavar="FILE", help="save the conversation as JSON at the end")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda or mps (default cpu)")
+    parser.set_defaults(func=_run)
+
+
+def _print_score(label: str, reply, scorer) -> None:
+    if reply.score is None:
+        return
+    score = reply.score
+    patterns = ", ".join(f"{name} {p:.2f}" for name, p in score.top_patterns(3))
+    closeness = f"{score.sounds_like:.3f}" if score.sounds_like is not None else "unavailable"
+    print(f"  [{label}] sounds like you: {closeness}; patterns: {patterns}")
+    if score.sounds_like is None and scorer.unavailable:
+        print(f"  ({scorer.unavailable})")
+
+
+def _answer(session, text: str, compare: bool) -> None:
+    from cognitivetwin_core.playground.chat import BASE, TWIN
+
+    current = {"who": None}
+
+    def on_text(who: str, piece: str) -> None:
+        if current["who"] != who:
+            if current["who"] is not None:
+                sys.stdout.write("\n")
+            sys.stdout.write("twin> " if who == TWIN else "base> ")
+            current["who"] = who
+        sys.stdout.write(piece)
+        sys.stdout.flush()
+
+    turn = session.send(text, compare_base=compare, on_text=on_text)
+    for who, reply in ((TWIN, turn.twin), (BASE, turn.base)):
+        if reply is not None and not reply.text and current["who"] != who:
+            print(f"{who}> (no reply)")
+    sys.stdout.write("\n")
+    if session.scorer is not None:
+        _print_score("twin", turn.twin, session.scorer)
+        if turn.base is not None:
+            _print_score("base", turn.base, session.scorer)
+    sys.stdout.flush()
+
+
+def _run(args) -> int:
+    from cognitivetwin_core.playground.chat import ChatSession, ReplyScorer, load_twin, settings_from
+
+    settings = settings_from(
+        temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens, seed=args.seed
+    )
+    twin = load_twin(args.adapter, args.base_model, device=args.device)
+    scorer = ReplyScorer.for_run(args.model_dir, device=args.device) if args.model_dir else None
+    if scorer is not None and scorer.unavailable:
+        print(scorer.unavailable, file=sys.stderr)
+    session = ChatSession(twin, scorer=scorer, system_prompt=args.system, settings=settings)
+    try:
+        if args.prompt is not None:
+            _answer(session, args.prompt, args.compare_base)
+            return 0
+        interactive = sys.stdin.isatty()
+        if interactive:
+            print(f"Talking to the twin on {twin.base_model}. Type /quit (or end the input) to stop.")
+        while True:
+            if interactive:
+                sys.stdout.write("you> ")
+                sys.stdout.flush()
+            line = sys.stdin.readline()
+            if not line:
+                break
+            text = line.strip()
+            if not text:
+                continue
+            if text in ("/quit", "/exit"):
+                break
+            _answer(session, text, args.compare_base)
+        return 0
+    finally:
+        if args.save:
+            print(f"Conversation saved to {session.save(args.save)}")

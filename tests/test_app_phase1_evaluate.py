@@ -1,0 +1,69 @@
+"""The Phase 1 tab's Evaluate button: a finished job's adapter is compared with its base off
+the GUI thread, and the headline figure lands in the jobs table."""
+
+from __future__ import annotations
+
+import json
+import threading
+
+import pytest
+from PySide6.QtCore import Qt
+
+
+@pytest.fixture()
+def workspace_with_job(tmp_path, tiny_model_dir):
+    """A workspace holding a completed local job whose tiny adapter kept a validation split."""
+    from cognitivetwin_core.data.workspace import Workspace
+    from cognitivetwin_core.paths import resources_dir
+    from cognitivetwin_core.phase1.jobs import Phase1Settings, read_chat_jsonl
+    from cognitivetwin_core.phase1.local_lora import train_local_lora
+
+    conversations = read_chat_jsonl(resources_dir() / "demo" / "conversations.jsonl")
+    train, held = tmp_path / "train.jsonl", tmp_path / "held.jsonl"
+    train.write_text("".join(json.dumps({"messages": c}) + "\n" for c in conversations[:4]), encoding="utf-8")
+    held.write_text("".join(json.dumps({"messages": c}) + "\n" for c in conversations[40:42]), encoding="utf-8")
+    settings = Phase1Settings(
+        base_model=str(tiny_model_dir), epochs=1, max_seq_length=64, max_steps=2, validation_file=str(held)
+    )
+    with Workspace.open(tmp_path / "ws") as ws:
+        folder = ws.adapters_dir / "local-test"
+        train_local_lora(train, tiny_model_dir, folder, settings, max_batch_tokens=200)
+        lineage = json.loads((folder / "lineage.json").read_text())
+        ws.register_adapter("local-test", folder, lineage)
+        ws.upsert_phase1_job(
+            "local-test",
+            {"backend": "local", "status": "completed", "adapter_id": "local-test", "adapter_path": str(folder)},
+        )
+        yield ws, folder
+
+
+def test_evaluate_button_fills_the_evaluation_column(qtbot, qasync_loop, isolated_user_dirs, workspace_with_job):
+    from PySide6.QtCore import QTimer
+
+    from app.tabs.phase1_tab import Phase1Tab
+
+    workspace, folder = workspace_with_job
+    tab = Phase1Tab()
+    qtbot.addWidget(tab)
+    tab.controller.evaluation_samples = 1
+    tab.set_workspace(workspace)
+    tab.show()
+    qtbot.waitUntil(lambda: tab.job_row("local-test") is not None, timeout=5_000)
+    assert tab.job_row("local-test")["Evaluation"] == "–"
+    tab._select_job("local-test")
+    assert tab.evaluate_button.isEnabled()
+    ticks = []
+    timer = QTimer(tab, interval=20)
+    timer.timeout.connect(lambda: tab.controller.evaluate_job.is_running() and ticks.append(threading.current_thread()))
+    timer.start()
+    with qtbot.waitSignal(tab.controller.evaluationDone, timeout=300_000) as done:
+        qtbot.mouseClick(tab.evaluate_button, Qt.MouseButton.LeftButton)
+        assert not tab.evaluate_button.isEnabled()
+    timer.stop()
+    job_id, report = done.args
+    assert job_id == "local-test" and report["held_out"]["conversations"] == 2 and len(report["samples"]) == 1
+    assert (folder / "evaluation.json").is_file()
+    assert ticks and all(t is threading.main_thread() for t in ticks)  # the GUI kept running
+    qtbot.waitUntil(lambda: tab.job_row("local-test")["Evaluation"].startswith("perplexity "), timeout=5_000)
+    assert "perplexity" in tab.log_view.toPlainText() and tab.message.kind == "ok"
+    tab.shutdown()
