@@ -1,6 +1,6 @@
 """Entry point of `cognitivetwin-studio`.
 
-Starts Qt, the qasync event loop (`qasync.run` on Python 3.11, qt-notes §10), the log and
+Starts Qt, the qasync event loop (`qasync.run` on Python 3.11, docs/qt.md §10), the log and
 the excepthook, then shows the main window. Nothing here imports torch or transformers:
 the window must open fast.
 """

@@ -29,7 +29,7 @@ CURRENT_TAB = "window/current_tab"
 SUPABASE_TABLE = "supabase/table"
 SUPABASE_MAPPING_PREFIX = "supabase/mapping/"
 
-# The import mapping: field of a turn -> column of the Supabase table (DESIGN §3), with the
+# The import mapping: field of a turn -> column of the Supabase table (docs/data-and-model.md), with the
 # field names and defaults of `cognitivetwin_core.data.importers.supabase_table.ColumnMapping`.
 DEFAULT_SUPABASE_MAPPING = {
     "conversation_id": "conversation_id",

@@ -82,7 +82,7 @@ def tiny_model_dir(tmp_path_factory, embedded_tokenizer) -> Path:
 
 @pytest.fixture()
 def qasync_loop(qapp):
-    """A qasync loop marked as already running inside the test's Qt event loop (qt-notes
+    """A qasync loop marked as already running inside the test's Qt event loop (docs/qt.md
     §13): asyncio tasks and `asyncio.to_thread` results progress while qtbot waits."""
     import asyncio
     import time

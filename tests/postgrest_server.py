@@ -1,7 +1,7 @@
 """A loopback fake of Supabase's REST endpoint (PostgREST 12 behind the Supabase gateway),
 backed by a real SQLite database, for tests that drive the real supabase-py client.
 
-It answers what a reader of a table uses, as reference/supabase-notes.md records it:
+It answers what a reader of a table uses, as docs/supabase.md records it:
 `GET|HEAD /rest/v1/<table>` with `select`, `order` (`col.asc|desc[.nullsfirst|.nullslast]`),
 filters (`eq neq gt gte lt lte like ilike in is`), `offset`/`limit` or a `Range` header,
 `Prefer: count=exact` (206 + `Content-Range: 0-999/2942`; 416 `PGRST103` past the end),

@@ -1,5 +1,5 @@
 """The Phase 2 tab: real runs of the core trainer on a QThread, watched through the
-controller's signals (never the worker's, qt-notes §4): live plots, cancel, stop & save
+controller's signals (never the worker's, docs/qt.md §4): live plots, cancel, stop & save
 and resume, comparing runs, and closing the window during a run.
 
 Most runs use the tiny random Llama (fast); one uses the embedded SmolLM2 on a few demo

@@ -1,4 +1,4 @@
-"""The Playground tab (issue 9) against a real Phase 2 model trained for a few steps on the
+"""The Playground tab against a real Phase 2 model trained for a few steps on the
 demo data (a tiny random Llama base, so the whole module stays fast): every panel shows
 exactly what the core's `analyze` returns for the same input; typed text, trajectory
 edits, compare and export work; a screenshot goes to the test output folder."""

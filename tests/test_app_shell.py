@@ -169,7 +169,7 @@ def test_settings_refuse_key_like_values(isolated_user_dirs):
     assert "my-private-token-value" not in settings.settings_path().read_text()
 
 
-# --- the background-job controller (threads: qt-notes §3-9) -----------------------------------
+# --- the background-job controller (threads: docs/qt.md §3-9) -----------------------------------
 
 
 def _work(progress, cancelled, n, fail_with=None, gate=None):

@@ -1,4 +1,4 @@
-"""Hostile and unlucky inputs through the real CLI (issue 17): each is one plain sentence on
+"""Hostile and unlucky inputs through the real CLI: each is one plain sentence on
 stderr naming the path, a non-zero exit, no traceback, nothing hung, and nothing the user
 had is lost. Families: hangs, everyday errors (unreadable, wrong kind, bad names, damaged
 archives, deep nesting, damaged databases, full and read-only disks), unbounded records,

@@ -1,5 +1,5 @@
 """An import interrupted by Ctrl-C or killed: it stops, its annotation workers go with it, and
-nothing half-written stays (issue 17, hangs). Real CLI processes, a real terminal-style
+nothing half-written stays (hangs). Real CLI processes, a real terminal-style
 Ctrl-C (SIGINT to the whole process group), a real kill -9."""
 
 from __future__ import annotations

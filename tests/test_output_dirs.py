@@ -1,4 +1,4 @@
-"""Output folders: nothing the user did not ask to replace is deleted or replaced (issue 17, data loss)."""
+"""Output folders: nothing the user did not ask to replace is deleted or replaced (data loss)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Guard against the PySide6 6.12 / CPython 3.11 refcount bug (shared qt-notes §1):
+"""Guard against the PySide6 6.12 / CPython 3.11 refcount bug (docs/qt.md §1):
 every void binding call there drops a reference to None until the process aborts."""
 
 import sys

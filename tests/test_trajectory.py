@@ -1,4 +1,4 @@
-"""5D trajectory annotation (DESIGN §3): properties over many random conversations, the
+"""5D trajectory annotation (docs/data-and-model.md): properties over many random conversations, the
 phase bounds, homogeneity extremes, timestamps, determinism, kept imported values."""
 
 import random

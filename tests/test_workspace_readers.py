@@ -1,4 +1,4 @@
-"""Readers are never blocked by a writer; a mistyped workspace is not created (issue 17)."""
+"""Readers are never blocked by a writer; a mistyped workspace is not created."""
 
 from __future__ import annotations
 

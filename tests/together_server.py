@@ -1,4 +1,4 @@
-"""A loopback fake of the Together fine-tuning API, following reference/together-api.md §8.
+"""A loopback fake of the Together fine-tuning API, following docs/together.md.
 
 The real `together` SDK talks to it over HTTP on 127.0.0.1. It implements the upload flow
 (POST /v1/files -> 302 + X-Together-File-Id, unauthenticated PUT to /storage/<id> -> 200,

@@ -3,7 +3,7 @@
 Errors a user can fix (`CognitiveTwinError`) are not for this dialog: each tab shows those
 inline. `install_excepthook()` routes uncaught exceptions (slots, virtual methods, asyncio
 tasks through `app.qt.tasks`) here. The dialog is opened with `open()`, never `exec()`, so
-it cannot block the qasync loop (qt-notes §11); tests patch `ErrorDialog.show_error`.
+it cannot block the qasync loop (docs/qt.md §11); tests patch `ErrorDialog.show_error`.
 """
 
 from __future__ import annotations

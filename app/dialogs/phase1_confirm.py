@@ -1,8 +1,8 @@
 """The confirmation a Phase 1 launch needs: what will run, on what data, and what it costs.
 
 `await LaunchConfirmDialog.ask(parent, plan)` opens the dialog with `open()` (never
-`exec()`, which breaks other tasks of the qasync loop, qt-notes §11) and resolves to True
-only when the user pressed the launch button. Tests patch `ask` (qt-notes §17).
+`exec()`, which breaks other tasks of the qasync loop, docs/qt.md §11) and resolves to True
+only when the user pressed the launch button. Tests patch `ask` (docs/qt.md §17).
 """
 
 from __future__ import annotations

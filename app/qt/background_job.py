@@ -2,9 +2,9 @@
 
 The work is a plain function `fn(progress, cancelled, *args)` (Orange3's shape): it calls
 `progress(value)` with anything worth showing and checks `cancelled()` every step (threads
-cannot be killed, qt-notes §9). `BackgroundJob` is the GUI-thread controller: it owns the
+cannot be killed, docs/qt.md §9). `BackgroundJob` is the GUI-thread controller: it owns the
 QThread and a parentless worker object, relays the worker's signals through its own bound
-slots so they run in the GUI thread (qt-notes §3-4), connects everything before the thread
+slots so they run in the GUI thread (docs/qt.md §3-4), connects everything before the thread
 starts (§7), quits the thread through a direct connection (§5) and waits for it before the
 last reference goes (§8). Wait on the controller's signals in tests, never the worker's.
 

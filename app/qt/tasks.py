@@ -1,6 +1,6 @@
 """The asyncio tasks the studio runs on its qasync loop, tracked so quitting cancels them.
 
-qasync's `asyncSlot` keeps no reference to the task it creates (qt-notes §12), so every
+qasync's `asyncSlot` keeps no reference to the task it creates (docs/qt.md §12), so every
 coroutine the app starts goes through `start_task`, which keeps it until it ends, sends
 unexpected exceptions to the error dialog, and lets `cancel_all` stop everything on
 `aboutToQuit`.

@@ -69,7 +69,7 @@ def run_local_job(progress, cancelled, backend, plan: DryRun, job_id: str | None
     """Launch the local LoRA job and follow it to its end on this (the job's) thread."""
     import torch
 
-    # Leave the GUI thread a core while the training thread computes (qt-notes §9).
+    # Leave the GUI thread a core while the training thread computes (docs/qt.md §9).
     torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     launched_id = backend.launch(plan, job_id=job_id) if job_id else backend.launch(plan)
     progress(("launched", launched_id))

@@ -369,7 +369,7 @@ class Phase2Tab(QWidget):
         """Ask, then call `answer("stop" | "discard" | "keep")` (tests replace this).
 
         `open()`, not `exec()`: a nested event loop inside the qasync loop breaks running
-        tasks (qt-notes §11). The box stays owned by `parent` (no deleteLater, §6)."""
+        tasks (docs/qt.md §11). The box stays owned by `parent` (no deleteLater, §6)."""
         box = QMessageBox(parent)
         box.setIcon(QMessageBox.Icon.Question)
         box.setWindowTitle("Phase 2 is training")

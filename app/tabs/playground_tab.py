@@ -1,4 +1,4 @@
-"""The Playground tab: what the trained twin learned, for one message at a time (issue 9).
+"""The Playground tab: what the trained twin learned, for one message at a time.
 
 Pick a Phase 2 run of the workspace (or any run folder), then a conversation and message
 of the workspace or type a message (with optional context). The tab shows four panels:

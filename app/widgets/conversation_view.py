@@ -123,7 +123,7 @@ class ConversationView(QWidget):
         legend = self.plot_widget.addLegend(offset=(-4, 4), labelTextSize="7pt")
         legend.setColumnCount(5)
         for label, color in zip(COORDINATE_LABELS, COORDINATE_COLORS):
-            # 1 px pens without antialiasing: the fast path (qt-notes, plotting).
+            # 1 px pens without antialiasing: the fast path (docs/qt.md, Plotting).
             curve = self.plot_widget.plot(
                 pen=pg.mkPen(color, width=1), name=label, symbol="o", symbolSize=4, symbolBrush=color, symbolPen=None
             )

@@ -2,7 +2,7 @@
 
 `set_trajectory(...)` shows a message's own values without emitting; a user's edit emits
 `edited(coordinates, phase_id)`. Moving depth moves the phase along with it (the phase
-follows from depth, DESIGN §3) unless the user has picked a phase by hand; Reset brings
+follows from depth, docs/data-and-model.md) unless the user has picked a phase by hand; Reset brings
 back the message's own values.
 """
 

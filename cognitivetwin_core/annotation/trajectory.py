@@ -1,4 +1,4 @@
-"""5D trajectory annotation of a conversation's messages (DESIGN §3), a pure function.
+"""5D trajectory annotation of a conversation's messages (docs/data-and-model.md), a pure function.
 
 For message i of N: depth i/(N-1); sibling_order from the role; homogeneity, the lexical
 cosine similarity to the previous message (binary bag of words, so identical text gives 1

@@ -2,7 +2,7 @@
 
 `TogetherJobManager(workspace, api_key=..., base_url=None)` implements the `Phase1Backend`
 interface of `phase1.py` (see there for the method list). Facts it relies on are in
-`reference/together-api.md`; the ones that shaped this code:
+`docs/together.md`; the ones that shaped this code:
 
 - the base URL has no `/v1` (`TOGETHER_BASE_URL` is honoured when `base_url` is None);
 - LoRA settings are only sent with `lora=True`;

@@ -1,4 +1,4 @@
-"""The Phase 2 feature cache: each message's pooled base state, computed once (DESIGN §4).
+"""The Phase 2 feature cache: each message's pooled base state, computed once (docs/data-and-model.md).
 
 The base (and its LoRA adapter) is frozen during Phase 2, so the pooled turn vectors never
 change: encode every conversation once, store the vectors, and let every epoch (and every

@@ -1,5 +1,5 @@
 """TrajectoryAdapter: conditions a pooled turn representation on where the turn sits in
-its conversation (DESIGN §4), applied at the output level of the frozen base.
+its conversation (docs/data-and-model.md), applied at the output level of the frozen base.
 
     x      = LayerNorm(h) * (1 + scale(homogeneity)) + shift(homogeneity) + coord_mlp(coords)
     update = up(GELU(down(x)))                      # a bottleneck, `up` initialised to zero

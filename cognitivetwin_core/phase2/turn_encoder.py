@@ -3,7 +3,7 @@
 A conversation is rendered with the base's own chat template and tokenised once. Each
 message's vector is the mean of the backbone's last hidden states over the tokens of that
 message's content, with every earlier message of the conversation as causal context
-(DESIGN §4). Long conversations are split into overlapping windows that fit the context
+(docs/data-and-model.md). Long conversations are split into overlapping windows that fit the context
 budget; each message is pooled from the first window that holds it whole with up to
 `overlap_tokens` of earlier context, so every message is pooled exactly once.
 

@@ -1,5 +1,5 @@
 """CognitiveTwinV2: a frozen base (plus optional LoRA adapter) and the trainable Phase 2
-components applied at its output level (DESIGN §4).
+components applied at its output level (docs/data-and-model.md).
 
 The base's own `forward()` runs unchanged (RoPE intact; nothing iterates or patches its
 layers): its backbone (`get_decoder()`) gives last hidden states, mean-pooled per message.

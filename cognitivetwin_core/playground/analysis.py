@@ -1,4 +1,4 @@
-"""What a trained twin sees in one message: the core of the playground (issue 9).
+"""What a trained twin sees in one message: the core of the playground.
 
     model = load_playground_model(model_dir, device="auto")        # base + adapter + components
     index = NeighbourIndex.for_run(model, model_dir)                # the run's training messages
