@@ -17,6 +17,9 @@ from dataclasses import dataclass
 # hundred steps moves it about that much.
 _FLAT_FRACTION = 0.03
 
+# Phase 1 reports a loss per step: fewer than this many steps' losses are noise, not a trend.
+MIN_STEPS_FOR_A_TREND = 8
+
 
 @dataclass(frozen=True)
 class LossTrend:
@@ -30,11 +33,18 @@ def _finite(values: Sequence[float | None]) -> list[float]:
     return [float(v) for v in values if v is not None and math.isfinite(float(v))]
 
 
-def loss_trend(losses: Sequence[float | None]) -> LossTrend:
-    """Compare the mean of the first and the last quarter of the curve (at least one point each)."""
+def loss_trend(losses: Sequence[float | None], *, min_points: int = 2) -> LossTrend:
+    """Compare the mean of the first and the last quarter of the curve (at least one point each);
+    with fewer than `min_points` values, say that it is too early to tell."""
     values = _finite(losses)
-    if len(values) < 2:
-        return LossTrend("unknown", None, None, "Too few loss values to say whether the model is learning.")
+    if len(values) < max(2, min_points):
+        return LossTrend(
+            "unknown",
+            values[0] if values else None,
+            values[-1] if values else None,
+            f"The loss was measured {len(values)} time(s): too few to tell whether the model is learning; "
+            "train for more steps.",
+        )
     window = max(1, len(values) // 4)
     start = sum(values[:window]) / window
     end = sum(values[-window:]) / window

@@ -20,6 +20,11 @@ def test_loss_trend_says_rising_falling_or_flat():
     assert loss_trend([3.0, 2.5, 2.0, 1.6]).kind == "falling"
     assert loss_trend([2.0, 2.01, 1.99, 2.0]).kind == "flat"
     assert loss_trend([1.0, float("nan")]).kind == "unknown"
+    # Phase 1's per-step curve: a couple of steps is too early to call a rise (the tab and the
+    # log line say the same thing).
+    short = loss_trend([2.0, 2.4, 2.5], min_points=8)
+    assert short.kind == "unknown" and "too few to tell" in short.message and short.message.startswith("The loss")
+    assert loss_trend([2.0, 2.1, 2.6, 3.0, 3.4, 3.5, 3.6, 3.9], min_points=8).kind == "rising"
 
 
 def test_overfitting_needs_validation_rising_while_training_falls():

@@ -507,9 +507,9 @@ class Phase1Controller(QObject):
                 text = "training done, adapter written"
                 losses = self._step_losses.pop(update.job_id, [])
                 if len(losses) >= 2:
-                    from cognitivetwin_core.training_verdicts import loss_trend
+                    from cognitivetwin_core.training_verdicts import MIN_STEPS_FOR_A_TREND, loss_trend
 
-                    text += ". " + loss_trend(losses).message
+                    text += ". " + loss_trend(losses, min_points=MIN_STEPS_FOR_A_TREND).message
             extra = f" (step {event['step']})" if event.get("step") not in (None, "") and kind != "start" else ""
             self.logLine.emit(f"{_event_stamp(event)} {update.job_id}: {text}{extra}")
         self.jobUpdated.emit(update)

@@ -87,7 +87,6 @@ MAX_STEPS_SETTING = "phase1/max_steps"
 SUFFIX_PATTERN = r"[a-z0-9][a-z0-9-]{0,39}"
 LOG_LINES_KEPT = 5000
 LOSS_SERIES = "loss"
-MIN_STEPS_FOR_A_TREND = 8
 
 
 def base_model_label(short_name: str) -> str:
@@ -1010,7 +1009,7 @@ class Phase1Tab(QWidget):
 
     def loss_verdict(self, job_id: str):
         """Falling, flat or rising, in words (`training_verdicts.loss_trend`); None without a curve."""
-        from cognitivetwin_core.training_verdicts import LossTrend, loss_trend
+        from cognitivetwin_core.training_verdicts import MIN_STEPS_FOR_A_TREND, LossTrend, loss_trend
 
         losses = self._losses.get(job_id) or []
         if not losses:

@@ -252,9 +252,9 @@ def _follow(backend, job_id: str) -> int:
         line.end()
     code = _finish(final)
     if final.status == "completed" and len(losses) >= 2:
-        from cognitivetwin_core.training_verdicts import loss_trend
+        from cognitivetwin_core.training_verdicts import MIN_STEPS_FOR_A_TREND, loss_trend
 
-        print(loss_trend(losses).message)
+        print(loss_trend(losses, min_points=MIN_STEPS_FOR_A_TREND).message)
     return code
 
 
