@@ -476,6 +476,7 @@ def test_escape_sequences_never_reach_the_terminal(tmp_path, workspace):
 def test_a_mistyped_workspace_is_not_created_by_reading(tmp_path):
     typo = tmp_path / "wokspace"
     refused(cli("data", "stats", "--workspace", str(typo)), str(typo), "no workspace")
+    refused(cli("phase1", "--list", "--workspace", str(typo)), str(typo), "no workspace")
     assert not typo.exists()
 
 

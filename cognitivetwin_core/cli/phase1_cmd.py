@@ -151,7 +151,8 @@ def register(subparsers) -> None:
 def _workspace(args):
     from cognitivetwin_core.data.workspace import Workspace
 
-    return Workspace.open(args.workspace)
+    # Listing only reads: no write lock, and a mistyped --workspace is refused, not created.
+    return Workspace.open(args.workspace, read_only=bool(getattr(args, "list", False)))
 
 
 def _api_key() -> str:

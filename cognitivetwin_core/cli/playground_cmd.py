@@ -87,7 +87,7 @@ def _run(args) -> int:
         else:
             from cognitivetwin_core.data.workspace import Workspace
 
-            with Workspace.open(args.workspace) as workspace:
+            with Workspace.open(args.workspace, read_only=True) as workspace:
                 conversations = list(workspace.iter_conversations())
         index = NeighbourIndex.build(model, conversations)
     else:
