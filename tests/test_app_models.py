@@ -80,6 +80,14 @@ def test_memory_verdict_fits_and_refuses(qtbot, tiny_model_dir, tmp_path):
         label.check(local_memory_verdict, tiny_model_dir, device="cpu")
     assert label.fits and label.kind == "ok" and "this fits" in label.text()
 
+    # While a new check runs, the last base's verdict is not this one's: no verdict, no stale "fits".
+    with qtbot.waitSignal(label.checked, timeout=30_000):
+        label.check(local_memory_verdict, tiny_model_dir, device="cpu")
+        assert label.fits is None and label.is_checking() and label.text().startswith("Checking")
+    assert label.fits and not label.is_checking()
+    label.clear_message()
+    assert label.fits is None and not label.text()
+
     big = tmp_path / "big"
     big.mkdir()
     (big / "config.json").write_text(

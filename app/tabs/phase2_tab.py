@@ -332,7 +332,7 @@ class Phase2Tab(QWidget):
         self._ensure_plots()
         if not self.detected_device and not self._device_job.is_running():
             self._device_job.start(lambda _progress, _cancelled: describe_device())
-        if self.memory_verdict.verdict is None:
+        if self.memory_verdict.verdict is None and not self.memory_verdict.is_checking():
             self._base_changed()  # first shown: not at start-up, where it would load torch
 
     def _show_detected_device(self, text: str) -> None:

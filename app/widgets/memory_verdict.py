@@ -36,6 +36,13 @@ class MemoryVerdictLabel(MessageLabel):
     def fits(self) -> bool | None:
         return None if self.verdict is None else bool(self.verdict.ok)
 
+    def is_checking(self) -> bool:
+        return self._job.is_running() or self._pending is not None
+
+    def clear_message(self) -> None:
+        self.verdict = None  # no base to judge: no verdict either
+        super().clear_message()
+
     def check(self, fn: Callable, *args, **kwargs) -> None:
         self._pending = (fn, args, kwargs)
         if not self._job.is_running():
@@ -46,6 +53,7 @@ class MemoryVerdictLabel(MessageLabel):
             return
         fn, args, kwargs = self._pending
         self._pending = None
+        self.verdict = None  # the last verdict was for another base or device: not this one
         self.show_info("Checking the memory this base needs…")
         self._job.start(_verdict, fn, args, kwargs)
 
