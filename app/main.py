@@ -100,6 +100,9 @@ async def run_window(args) -> int:
     await quitting.wait()
     cancel_all()
     collector.stop()
+    from cognitivetwin_core.child_processes import end_helper
+
+    end_helper()  # the memory checks' child, if one is still up
     return 0
 
 

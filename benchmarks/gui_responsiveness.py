@@ -64,6 +64,49 @@ def _report(name: str, lateness_ms: list[float], seconds: float) -> bool:
     return met
 
 
+class _StallTracer:
+    """A watchdog thread: while the GUI thread's last tick is 50 ms old or more, it samples every
+    thread's Python stack (C code shows its Python caller), so a stall says which code ran: on the
+    GUI thread itself, or on another thread holding the interpreter."""
+
+    STALL_MS = 50.0
+
+    def __init__(self, last_tick_ms, clock):
+        import threading
+
+        self._last_tick_ms, self._clock = last_tick_ms, clock
+        self._gui_thread = threading.get_ident()
+        self._stop = threading.Event()
+        self.samples: dict[tuple, int] = {}
+        self._thread = threading.Thread(target=self._watch, name="stall tracer", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        import threading
+        import traceback
+
+        while not self._stop.wait(0.01):
+            last = self._last_tick_ms()
+            if last is None or self._clock.nsecsElapsed() / 1e6 - last < self.STALL_MS:
+                continue
+            for thread_id, frame in sys._current_frames().items():
+                if thread_id == threading.get_ident():
+                    continue
+                who = "GUI" if thread_id == self._gui_thread else "other"
+                stack = tuple(f"{Path(s.filename).name}:{s.lineno} {s.name}" for s in traceback.extract_stack(frame))
+                key = (who, *stack[-10:])
+                self.samples[key] = self.samples.get(key, 0) + 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def report(self) -> None:
+        print(f"stall samples (every 10 ms while the GUI thread was {self.STALL_MS:.0f} ms late), every thread:")
+        for (who, *stack), count in sorted(self.samples.items(), key=lambda item: -item[1])[:16]:
+            print(f"  {count} x {who}: " + " <- ".join(reversed(stack)))
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="seconds of training to measure (at least)")
@@ -74,6 +117,11 @@ def main(argv=None) -> int:
         "--plots-hidden",
         action="store_true",
         help="keep another tab in front (no plot painting): separates drawing from training",
+    )
+    parser.add_argument(
+        "--trace-stalls",
+        action="store_true",
+        help="print where the GUI thread was (its Python stack) during each stall of 50 ms or more",
     )
     parser.add_argument(
         "--idle",
@@ -97,6 +145,17 @@ def main(argv=None) -> int:
     from app.main_window import MainWindow
     from cognitivetwin_core.data.importers import import_into
 
+    torch_importers = []  # where the GUI process first imported torch (it holds the interpreter meanwhile)
+
+    def on_audit(event, event_args):
+        if event == "import" and event_args[0] == "torch" and not torch_importers:
+            import threading
+            import traceback
+
+            stack = [f"{Path(s.filename).name}:{s.lineno} {s.name}" for s in traceback.extract_stack()]
+            torch_importers.append((threading.current_thread().name, [s for s in stack if "importlib" not in s][-8:]))
+
+    sys.addaudithook(on_audit)
     app = create_application()
     import asyncio
 
@@ -127,6 +186,7 @@ def main(argv=None) -> int:
     else:
         tab.choose_base_folder(args.base)
     tab.epochs_spin.setValue(args.epochs)
+    tab.patience_spin.setValue(0)  # never stop early: train for --seconds, then Stop & save
     tab.batch_spin.setValue(4)
     tab.accumulation_spin.setValue(1)
 
@@ -244,10 +304,13 @@ def main(argv=None) -> int:
         window.close()
         return 0
     stage_started["load"] = started
+    tracer = _StallTracer(lambda: last["t"], clock) if args.trace_stalls else None
     checker.start()
+    began = time.perf_counter()
     if not tab.start():
         print("could not start:", tab.message.text())
         return 1
+    print(f"Start took {(time.perf_counter() - began) * 1000:.0f} ms on the GUI thread", flush=True)
     app.exec()
 
     loss_plot = tab.loss_plot
@@ -270,6 +333,11 @@ def main(argv=None) -> int:
             f"{name}: {len(costs)} redraws; setData median {_percentile(data, 50):.1f} ms, max {max(data):.1f} ms; "
             f"paint median {_percentile(paints, 50):.1f} ms, max {max(paints, default=float('nan')):.1f} ms"
         )
+    for thread_name, stack in torch_importers:
+        print(f"torch first imported on thread {thread_name!r} by: " + " <- ".join(reversed(stack)))
+    if tracer is not None:
+        tracer.stop()
+        tracer.report()
     worst = sorted(stalls, reverse=True)[:8]
     print("worst stalls:", ", ".join(f"{late:.0f} ms at {at:.1f} s ({name})" for late, at, name in worst))
     per_stage = {name: sum(1 for s in stalls if s[2] == name) for name in STAGES}

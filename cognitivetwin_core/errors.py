@@ -28,6 +28,13 @@ def shown_path(path) -> str:
     return str(path).encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
+def is_disk_failure(exc: BaseException) -> bool:
+    """A full, over-quota, read-only or failing disk: the user's to fix, not a bug."""
+    import errno
+
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
+
+
 def os_error(exc: OSError, doing: str, path=None) -> CognitiveTwinError:
     """One sentence for an OSError met while `doing` ("reading", "writing", ...) `path`.
 

@@ -258,3 +258,23 @@ def tiny_catalog_model(tmp_path_factory, embedded_model_dir):
         return built[shape]
 
     return make
+
+
+def tiny_phase2_config(model_dir, tmp_path, name="run", **overrides):
+    """A small, seeded, single-thread Phase 2 config on a test base, its output in
+    tmp_path/name and its feature cache shared by the tests beside it; overrides as keywords."""
+    from cognitivetwin_core.phase2.trainer import Phase2Config
+
+    settings = dict(
+        base_model=str(model_dir),
+        output_dir=str(tmp_path / name),
+        epochs=1,
+        batch_size=3,
+        gradient_accumulation=1,
+        device="cpu",
+        cache_dir=str(tmp_path.parent / "tiny-feature-cache"),
+        seed=3,
+        num_threads=1,
+    )
+    settings.update(overrides)
+    return Phase2Config(**settings)

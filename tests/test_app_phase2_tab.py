@@ -241,7 +241,7 @@ def test_stop_and_save_then_resume_then_compare_two_runs(qtbot, tab, demo_worksp
         assert tab.start()
     with qtbot.waitSignal(tab.controller.stepDone, timeout=RUN_TIMEOUT_MS):
         pass  # a step of epoch 2
-    with qtbot.waitSignal(tab.controller.runFinished, timeout=RUN_TIMEOUT_MS) as blocker:
+    with qtbot.waitSignal(tab.runFinished, timeout=RUN_TIMEOUT_MS) as blocker:  # the tab's: after the summary
         tab.stop_button.click()
     stopped = blocker.args[0]
     assert stopped.outcome == "stopped", stopped.message
@@ -416,6 +416,7 @@ def test_memory_verdict_before_start_and_catalog_bases_to_download(qtbot, tab, t
     from cognitivetwin_core.models import memory
 
     monkeypatch.setattr(memory, "free_memory", lambda device: (1 * memory.GIB, None))
+    tab.memory_verdict.in_child = False  # the patch above lives in this process
     with qtbot.waitSignal(tab.memory_verdict.checked, timeout=30_000):
         tab._check_memory()
     assert tab.memory_verdict.fits is False

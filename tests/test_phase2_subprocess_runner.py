@@ -17,6 +17,7 @@ import psutil
 import pytest
 
 from cognitivetwin_core.errors import InputError
+from tests.conftest import tiny_phase2_config
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -24,24 +25,6 @@ REPO = Path(__file__).resolve().parent.parent
 @pytest.fixture(scope="module")
 def small_demo(demo_conversations):
     return demo_conversations[:12]
-
-
-def _config(tiny_model_dir, tmp_path, name="run", **overrides):
-    from cognitivetwin_core.phase2.trainer import Phase2Config
-
-    settings = dict(
-        base_model=str(tiny_model_dir),
-        output_dir=str(tmp_path / name),
-        epochs=1,
-        batch_size=3,
-        gradient_accumulation=1,
-        device="cpu",
-        cache_dir=str(tmp_path.parent / "tiny-feature-cache"),
-        seed=3,
-        num_threads=1,
-    )
-    settings.update(overrides)
-    return Phase2Config(**settings)
 
 
 def _gone(pid: int, timeout_s: float = 20.0) -> bool:
@@ -60,7 +43,7 @@ def test_a_run_in_the_child_yields_the_trainers_events_and_writes_its_files(tiny
     from cognitivetwin_core.phase2.subprocess_runner import Phase2TrainerProcess
     from cognitivetwin_core.phase2.trainer import EpochEvent, FinishedEvent, StepEvent
 
-    runner = Phase2TrainerProcess(_config(tiny_model_dir, tmp_path, epochs=2), conversations=small_demo)
+    runner = Phase2TrainerProcess(tiny_phase2_config(tiny_model_dir, tmp_path, epochs=2), conversations=small_demo)
     events, pids = [], set()
     for event in runner.run():
         events.append(event)
@@ -84,7 +67,7 @@ def test_unusable_inputs_are_raised_in_the_caller(tiny_model_dir, tmp_path, smal
 
     with pytest.raises(InputError, match="epochs must be at least 1"):  # checked before any child starts
         Phase2TrainerProcess(Phase2Config(epochs=0, output_dir=str(tmp_path / "x")), conversations=small_demo)
-    runner = Phase2TrainerProcess(_config(tiny_model_dir, tmp_path, name="z"), conversations=small_demo[:1])
+    runner = Phase2TrainerProcess(tiny_phase2_config(tiny_model_dir, tmp_path, name="z"), conversations=small_demo[:1])
     with pytest.raises(InputError, match="at least 2 conversations"):  # raised in the child, again here
         list(runner.run())
     assert not (tmp_path / "x").exists() and not (tmp_path / "z").exists()
@@ -94,7 +77,7 @@ def test_stop_and_cancel_are_messages_to_the_child(tiny_model_dir, tmp_path, sma
     from cognitivetwin_core.phase2.subprocess_runner import Phase2TrainerProcess
 
     stopper = Phase2TrainerProcess(
-        _config(tiny_model_dir, tmp_path, name="stopped", epochs=50), conversations=small_demo
+        tiny_phase2_config(tiny_model_dir, tmp_path, name="stopped", epochs=50), conversations=small_demo
     )
     for event in stopper.run():
         if event.kind == "step":
@@ -103,7 +86,7 @@ def test_stop_and_cancel_are_messages_to_the_child(tiny_model_dir, tmp_path, sma
     assert (tmp_path / "stopped" / "model.safetensors").is_file()
 
     cancelled = Phase2TrainerProcess(
-        _config(tiny_model_dir, tmp_path, name="gone", epochs=50), conversations=small_demo
+        tiny_phase2_config(tiny_model_dir, tmp_path, name="gone", epochs=50), conversations=small_demo
     )
     cancelled.request_cancel()  # before the child exists: delivered when it starts
     events = list(cancelled.run())
@@ -114,7 +97,7 @@ def test_stop_and_cancel_are_messages_to_the_child(tiny_model_dir, tmp_path, sma
 def test_a_killed_child_ends_the_run_as_failed_and_says_so_in_run_json(tiny_model_dir, tmp_path, small_demo):
     from cognitivetwin_core.phase2.subprocess_runner import Phase2TrainerProcess
 
-    runner = Phase2TrainerProcess(_config(tiny_model_dir, tmp_path, epochs=50), conversations=small_demo)
+    runner = Phase2TrainerProcess(tiny_phase2_config(tiny_model_dir, tmp_path, epochs=50), conversations=small_demo)
     events = []
     for event in runner.run():
         events.append(event)
@@ -133,7 +116,7 @@ def test_the_child_dies_with_its_parent(tiny_model_dir, tmp_path, small_demo):
 
     data = tmp_path / "data.jsonl"
     export_trajectory(small_demo, data)
-    config = _config(tiny_model_dir, tmp_path, epochs=500)
+    config = tiny_phase2_config(tiny_model_dir, tmp_path, epochs=500)
     script = textwrap.dedent(
         f"""
         import sys, time

@@ -14,6 +14,7 @@ import pytest
 import torch
 
 from cognitivetwin_core.errors import InputError
+from tests.conftest import tiny_phase2_config
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -24,22 +25,10 @@ def small_demo(demo_conversations):
 
 
 def _config(tiny_model_dir, tmp_path, name="run", **overrides):
-    from cognitivetwin_core.phase2.trainer import Phase2Config
-
-    settings = dict(
-        base_model=str(tiny_model_dir),
-        output_dir=str(tmp_path / name),
-        epochs=3,
-        batch_size=3,
-        lr=1e-3,
-        gradient_accumulation=2,
-        device="cpu",
-        cache_dir=str(tmp_path.parent / "tiny-feature-cache"),
-        seed=3,
-        num_threads=1,
+    """Three epochs with accumulation: enough for checkpoints, resume and the NaN guard."""
+    return tiny_phase2_config(
+        tiny_model_dir, tmp_path, name, **{"epochs": 3, "lr": 1e-3, "gradient_accumulation": 2, **overrides}
     )
-    settings.update(overrides)
-    return Phase2Config(**settings)
 
 
 def _run(config, conversations, on_event=None):
@@ -202,6 +191,48 @@ def test_stop_and_save_keeps_a_usable_model(tiny_model_dir, tmp_path, small_demo
     assert metrics["best_epoch"] == 1 and run["best_epoch"] == 1 and metrics["trajectory_ablation"]
     state = json.loads((out / "checkpoint" / "trainer_state.json").read_text())
     assert state["epoch"] == 1
+
+
+def test_a_disk_that_fills_up_mid_run_ends_it_with_a_sentence_and_keeps_epoch_one(
+    tiny_model_dir, tmp_path, small_demo, monkeypatch
+):
+    import errno
+
+    import safetensors.torch
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def fill_the_disk_in_epoch_two(trainer, event):
+        if event.kind == "step" and event.epoch == 2 and event.step == 1:
+            # Every write from here on fails as on a full disk: the JSON files (fsync) and the weights.
+            monkeypatch.setattr("cognitivetwin_core.atomic_files.os.fsync", full)
+            monkeypatch.setattr(safetensors.torch, "save_file", full)
+
+    out = tmp_path / "run"
+    saved = {}
+
+    def remember(trainer, event):
+        if event.kind == "checkpoint" and event.epoch == 1:
+            saved.update({p.name: p.read_bytes() for p in (out / "checkpoint").iterdir()})
+        fill_the_disk_in_epoch_two(trainer, event)
+
+    _, events = _run(_config(tiny_model_dir, tmp_path), small_demo, remember)
+    monkeypatch.undo()
+    finished = events[-1]
+    assert finished.outcome == "failed" and "disk is full" in finished.message and str(out) in finished.message
+    assert "checkpoint is kept: resume the run" in finished.message
+    assert not any(e.kind == "epoch" and e.epoch == 2 for e in events)
+    assert saved and {p.name: p.read_bytes() for p in (out / "checkpoint").iterdir()} == saved, (
+        "epoch 1's checkpoint is kept whole"
+    )
+    json.loads((out / "run.json").read_text())  # the last good record: whole, not half-written
+    assert [p.name for p in out.rglob("*") if ".tmp" in p.name] == []
+
+    # Space freed: the run resumes from its checkpoint and ends.
+    _, events = _run(_config(tiny_model_dir, tmp_path, resume=True), small_demo)
+    assert events[-1].outcome == "completed", events[-1].message
+    assert min(e.epoch for e in events if e.kind == "epoch") == 2
 
 
 def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(

@@ -728,15 +728,28 @@ class Phase2Tab(QWidget):
         self.phase_progress.setRange(0, 1)
         self.phase_progress.setValue(1 if finished.outcome == "completed" else 0)
         self.eta_label.setText("ETA –")
-        self.summary.show_result(finished)
+        self.refresh_runs()  # now: the window may close this workspace once the run has ended
+        # What follows changes the layout twice (the summary card, then the message: showing a
+        # widget lays out the whole tab at once, plots included): each on its own turn of the
+        # event loop, so that no one stall of the window reaches 100 ms
+        # (docs/gui-responsiveness.md). `runFinished` comes last, with everything shown.
+        self._in_turns(
+            lambda: self.summary.show_result(finished),
+            lambda: self._show_outcome(finished),
+            lambda: self.runFinished.emit(finished),
+        )
+
+    def _in_turns(self, *steps) -> None:
+        if steps:
+            QTimer.singleShot(0, self, lambda: (steps[0](), self._in_turns(*steps[1:])))
+
+    def _show_outcome(self, finished) -> None:
         if finished.outcome == "failed":
             self.message.show_error(finished.message)
         elif finished.outcome in ("completed", "stopped"):
             self.message.show_ok(finished.message)
         else:
             self.message.show_info(finished.message)
-        self.refresh_runs()
-        self.runFinished.emit(finished)
 
     def _on_failed(self, message: str) -> None:
         self._forget_steps()

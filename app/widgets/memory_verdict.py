@@ -1,9 +1,13 @@
 """The memory verdict shown before Start: will this base fit on this device?
 
 `check(fn, *args)` runs a core verdict function (`local_memory_verdict` for Phase 1,
-`encode_memory_verdict` for Phase 2) on a BackgroundJob (it reads the model's config and
-may import torch to see the GPU) and shows its one sentence: green when it fits, red with
-the advice when it does not. A request made while one runs replaces the pending one.
+`encode_memory_verdict` for Phase 2) and shows its one sentence: green when it fits, red
+with the advice when it does not. A request made while one runs replaces the pending one.
+
+The function imports torch to see the GPU, and an import holds the interpreter for long
+stretches: run on a thread of the window's process, it stalled the window for up to 230 ms
+(docs/gui-responsiveness.md). So a BackgroundJob waits while the core's helper child
+(`child_processes.call_in_child`) runs it; the window's process never imports torch for it.
 """
 
 from __future__ import annotations
@@ -16,7 +20,11 @@ from app.qt.background_job import BackgroundJob
 from app.widgets.message_label import MessageLabel
 
 
-def _verdict(_progress, _cancelled, fn: Callable, args: tuple, kwargs: dict):
+def _verdict(_progress, _cancelled, fn: Callable, args: tuple, kwargs: dict, in_child: bool):
+    if in_child:
+        from cognitivetwin_core.child_processes import call_in_child
+
+        return call_in_child(fn, *args, **kwargs)
     return fn(*args, **kwargs)
 
 
@@ -26,6 +34,7 @@ class MemoryVerdictLabel(MessageLabel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.verdict = None
+        self.in_child = True  # False: in this process (a test that patches the core's memory readings)
         self._pending: tuple | None = None
         self._job = BackgroundJob(self, name="memory check")
         self._job.succeeded.connect(self._show)
@@ -55,7 +64,7 @@ class MemoryVerdictLabel(MessageLabel):
         self._pending = None
         self.verdict = None  # the last verdict was for another base or device: not this one
         self.show_info("Checking the memory this base needs…")
-        self._job.start(_verdict, fn, args, kwargs)
+        self._job.start(_verdict, fn, args, kwargs, self.in_child)
 
     def _show(self, verdict) -> None:
         if self._pending is not None:

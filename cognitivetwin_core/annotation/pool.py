@@ -20,7 +20,6 @@ of waiting for their batches. See docs/import-workers.md.
 
 from __future__ import annotations
 
-import ctypes
 import multiprocessing
 import os
 import signal
@@ -30,6 +29,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 
+from cognitivetwin_core.child_processes import die_with_parent
 from cognitivetwin_core.conversation import Conversation
 
 WORKERS_ENV = "COGNITIVETWIN_IMPORT_WORKERS"
@@ -40,7 +40,6 @@ _MAX_WORKERS = 8
 
 Annotate = Callable[[list[Conversation]], list]
 
-_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _STOP_WAIT_S = 5.0
 
 
@@ -50,13 +49,8 @@ def _worker_init(parent_pid: int) -> None:
     # a worker leaves Ctrl-C to its parent and ends quietly when told to stop.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # not Linux/glibc: the parent check below still helps
-        pass
-    if os.getppid() != parent_pid:  # the parent died before the death signal was armed
-        os._exit(1)
+    # Forked by the importing thread, which outlives its workers: the kernel's signal is safe.
+    die_with_parent(parent_pid, watchdog=False)
 
 
 def worker_count() -> int:

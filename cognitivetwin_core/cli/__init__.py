@@ -8,7 +8,6 @@ in well under a second, without torch, transformers or Qt.
 from __future__ import annotations
 
 import argparse
-import errno
 import importlib
 import logging
 import sys
@@ -28,9 +27,6 @@ COMMAND_MODULES = [
 ]
 
 log = logging.getLogger("cognitivetwin.cli")
-_DISK_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO}
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cognitivetwin",
@@ -63,10 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         # A full, read-only or failing disk met where no command turned it into a sentence:
         # still one sentence here, the details in the log. Other OSErrors are bugs: raised.
-        if exc.errno not in _DISK_ERRNOS:
+        from cognitivetwin_core.errors import is_disk_failure, os_error
+
+        if not is_disk_failure(exc):
             raise
         log.exception("%s failed", args.command)
-        from cognitivetwin_core.errors import os_error
 
         error = os_error(exc, "using", exc.filename)
         print(f"error: {printable(error)}", file=sys.stderr)

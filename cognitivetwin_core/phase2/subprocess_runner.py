@@ -34,7 +34,6 @@ import multiprocessing.connection
 import os
 import pickle
 import signal
-import sys
 import threading
 import time
 import traceback
@@ -42,6 +41,7 @@ from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cognitivetwin_core.child_processes import die_with_parent, yield_to_parent
 from cognitivetwin_core.conversation import Conversation
 from cognitivetwin_core.errors import CognitiveTwinError
 from cognitivetwin_core.phase2.trainer import FinishedEvent, Phase2Config, Phase2Trainer
@@ -53,10 +53,6 @@ importlib.import_module("multiprocessing.popen_spawn_win32" if os.name == "nt" e
 
 STOP_GRACE_S = 60.0  # a consumer that gives up: the child's time to cancel before it is killed
 _POLL_S = 0.5
-_PR_SET_PDEATHSIG = 1
-# The child yields the CPU to its parent (a window) when both want it: a small niceness
-# costs the training little on an otherwise idle machine.
-CHILD_NICENESS = 5
 
 
 class Phase2TrainerProcess:
@@ -233,12 +229,8 @@ class Phase2TrainerProcess:
 
 
 def _child_main(events, control, config, source: dict, parent_pid: int, log_to_file: bool) -> None:
-    _die_with_parent(parent_pid)
-    if hasattr(os, "nice"):
-        try:
-            os.nice(CHILD_NICENESS)
-        except OSError:
-            pass
+    die_with_parent(parent_pid)  # started by the run's own thread, which outlives the child
+    yield_to_parent()  # a small niceness costs the training little on an otherwise idle machine
     if log_to_file:
         from cognitivetwin_core.logging_setup import configure_logging
 
@@ -284,25 +276,3 @@ def _follow_control(control, trainer: Phase2Trainer) -> None:
             trainer.request_stop(save=message[1])
         elif message[0] == "cancel":
             trainer.request_cancel()
-
-
-def _die_with_parent(parent_pid: int) -> None:
-    """The child must not outlive the parent: a kernel signal on Linux, a watchdog everywhere."""
-    if sys.platform.startswith("linux"):
-        try:
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-        except (OSError, AttributeError):
-            log.debug("PR_SET_PDEATHSIG unavailable; the watchdog alone ends the child", exc_info=True)
-    if os.getppid() != parent_pid:  # the parent died before the signal was armed
-        os._exit(1)
-
-    def watch() -> None:
-        while True:
-            time.sleep(1.0)
-            if os.getppid() != parent_pid:
-                os._exit(1)
-
-    threading.Thread(target=watch, name="parent-watchdog", daemon=True).start()

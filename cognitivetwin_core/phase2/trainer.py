@@ -476,6 +476,18 @@ class Phase2Trainer:
             yield self._finish("failed", str(failure))
         except CognitiveTwinError as exc:
             yield self._finish("failed", str(exc))
+        except OSError as exc:
+            from cognitivetwin_core.errors import is_disk_failure, os_error
+
+            if not is_disk_failure(exc):
+                self._record_outcome("failed", f"Unexpected error: {exc!r}")
+                raise
+            # A full or read-only disk mid-run: what was saved before stays whole (every file
+            # is written to a temporary name, then renamed), and the run ends with a sentence.
+            message = str(os_error(exc, "writing", exc.filename or self.output_dir))
+            if self.output_dir is not None and (self.output_dir / "checkpoint").is_dir():
+                message += " The last finished epoch's checkpoint is kept: resume the run once there is space."
+            yield self._finish("failed", message)
         except Exception as exc:
             from cognitivetwin_core.models.devices import is_out_of_memory
 
@@ -575,10 +587,15 @@ class Phase2Trainer:
 
     def _record_outcome(self, outcome: str, message: str) -> None:
         self.run_record.update({"status": outcome, "outcome": outcome, "message": message, "ended_at": _now()})
-        if self.output_dir is not None and self.output_dir.exists():
-            self._write_run_record()
-        elif self.workspace is not None:
-            self.workspace.upsert_phase2_run(self.run_id, self.run_record)
+        try:
+            if self.output_dir is not None and self.output_dir.exists():
+                self._write_run_record()
+            elif self.workspace is not None:
+                self.workspace.upsert_phase2_run(self.run_id, self.run_record)
+        except (OSError, CognitiveTwinError) as exc:
+            # The disk that ended the run may refuse its record too: the outcome still reaches
+            # the caller (the event, the CLI's message); run.json keeps its last good state.
+            log.warning("Could not record the outcome of Phase 2 run %s: %s", self.run_id, exc)
 
     def _finish(self, outcome: str, message: str, metrics: dict | None = None) -> FinishedEvent:
         self._record_outcome(outcome, message)
