@@ -397,6 +397,12 @@ def test_encoding_eta_counts_down_between_batches(qtbot, monkeypatch):
     widget._on_step(StepEvent(1, 1, 1, 2, 1, 2, {"total": 1.0}, 1e-3, 1.0, 5.0))
     widget._count_down_eta()  # training: the step's own ETA, just given
     assert widget.eta_label.text() == f"ETA {format_duration(5.0, clock=True)}"
+    widget._tick()
+    assert "VRAM" not in widget.memory_label.text()  # a CPU run's steps carry no device memory
+    gib = 2**30
+    widget._on_step(StepEvent(1, 1, 2, 2, 2, 2, {"total": 1.0}, 1e-3, 1.0, 0.0, device_memory=(3 * gib, 5 * gib)))
+    widget._tick()  # a CUDA run: the figure comes from the training child's step, not this process
+    assert widget.memory_label.text().endswith("VRAM 3.00 GiB (peak 5.00 GiB)")
 
 
 def test_memory_verdict_before_start_and_catalog_bases_to_download(qtbot, tab, tmp_path, monkeypatch):

@@ -67,6 +67,7 @@ def test_run_events_files_and_no_leak(tiny_model_dir, tmp_path, small_demo):
     assert steps[-1].global_step == steps[-1].total_steps == 3 * 4  # 10 training conversations, 3 a batch
     assert set(steps[0].losses) == {"total", "style", "stylometric", "pattern", "planning"}
     assert steps[0].examples_per_s > 0 and steps[-1].eta_s == pytest.approx(0.0)
+    assert all(step.device_memory is None for step in steps)  # the CPU: no device memory to report
     finished = events[-1]
     assert finished.outcome == "completed" and Path(finished.output_dir) == Path(config.output_dir).resolve()
 

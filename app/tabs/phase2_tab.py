@@ -21,7 +21,6 @@ controller's signals in the GUI thread.
 from __future__ import annotations
 
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -803,16 +802,11 @@ class Phase2Tab(QWidget):
                 pass
         self.peak_rss = max(self.peak_rss, rss)
         text = f"RAM {_gib(rss)}"
-        torch = sys.modules.get("torch")
-        trainer = self.controller.trainer
-        device = str((trainer.run_record or {}).get("device", "")) if trainer is not None else ""
-        if torch is not None and device.startswith("cuda"):
-            try:
-                text += (
-                    f" · VRAM {_gib(torch.cuda.memory_allocated())} (peak {_gib(torch.cuda.max_memory_allocated())})"
-                )
-            except Exception:  # a driver hiccup must not break the clock
-                pass
+        step = getattr(self, "_latest_step", None)
+        if step is not None and getattr(step, "device_memory", None):
+            # The training child's own figure: this process has no torch (docs/gui-responsiveness.md).
+            allocated, peak = step.device_memory
+            text += f" · VRAM {_gib(allocated)} (peak {_gib(peak)})"
         self.memory_label.setText(text)
 
     # --- runs list ---------------------------------------------------------------------------

@@ -27,6 +27,8 @@ COMMAND_MODULES = [
 ]
 
 log = logging.getLogger("cognitivetwin.cli")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cognitivetwin",

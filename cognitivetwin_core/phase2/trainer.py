@@ -165,6 +165,9 @@ class StepEvent:
     lr: float
     examples_per_s: float
     eta_s: float | None
+    # CUDA memory held by the run's process (allocated, peak allocated), bytes; None off CUDA.
+    # The app's window has no torch of its own: it shows the figure the trainer reports.
+    device_memory: tuple[int, int] | None = None
 
 
 @dataclass
@@ -274,6 +277,16 @@ class _LossMeter:
         means = {name: value / self.steps for name, value in zip(self.names, sums)}
         self.window, self.steps = None, 0
         return means
+
+
+def _cuda_memory(device: str) -> tuple[int, int] | None:
+    """(allocated, peak allocated) bytes on a CUDA device: counters the caching allocator keeps,
+    read without a sync."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    return int(torch.cuda.memory_allocated(device)), int(torch.cuda.max_memory_allocated(device))
 
 
 def _now() -> str:
@@ -844,6 +857,7 @@ class Phase2Trainer:
                 lr=float(optimizer.param_groups[0]["lr"]),
                 examples_per_s=state.examples_this_run / elapsed,
                 eta_s=elapsed / state.steps_this_run * (total_steps - state.global_step),
+                device_memory=_cuda_memory(self.run_record["device"]),
             )
         state.epoch_train_losses = {name: value / len(batches) for name, value in meter.epoch_sums.items()}
 
