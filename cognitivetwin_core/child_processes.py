@@ -158,9 +158,21 @@ class _Helper:
 _helper = _Helper()
 
 
+def _as_called_from(environment: dict, cwd: str, fn: Callable, args: tuple, kwargs: dict):
+    # The helper lives across calls: it takes the caller's current environment and folder
+    # each time (a model cache or settings folder named by a variable, a relative path).
+    if os.environ != environment:
+        os.environ.clear()
+        os.environ.update(environment)
+    if os.getcwd() != cwd:
+        os.chdir(cwd)
+    return fn(*args, **kwargs)
+
+
 def call_in_child(fn: Callable, *args, **kwargs):
-    """`fn(*args, **kwargs)` in the helper child; its result, or its exception raised here."""
-    return _helper.call(fn, *args, **kwargs)
+    """`fn(*args, **kwargs)` in the helper child, seeing this process's environment variables
+    and working folder; its result, or its exception raised here."""
+    return _helper.call(_as_called_from, dict(os.environ), os.getcwd(), fn, args, kwargs)
 
 
 def helper_pid() -> int | None:

@@ -57,6 +57,16 @@ def test_calls_run_in_one_kept_child_and_its_errors_are_raised_here(helper):
     assert not _alive(first)
 
 
+def test_the_child_sees_the_callers_environment_and_folder_of_each_call(helper, tmp_path, monkeypatch):
+    call_in_child(os.getpid)  # the child exists before the changes below
+    monkeypatch.setenv("COGNITIVETWIN_TEST_VARIABLE", "set after the child started")
+    monkeypatch.chdir(tmp_path)
+    assert call_in_child(os.getenv, "COGNITIVETWIN_TEST_VARIABLE") == "set after the child started"
+    assert call_in_child(os.getcwd) == str(tmp_path)
+    monkeypatch.delenv("COGNITIVETWIN_TEST_VARIABLE")
+    assert call_in_child(os.getenv, "COGNITIVETWIN_TEST_VARIABLE") is None
+
+
 def test_a_killed_child_is_replaced_on_the_next_call(helper):
     first = call_in_child(os.getpid)
     os.kill(first, signal.SIGKILL)
