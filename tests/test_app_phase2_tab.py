@@ -430,3 +430,30 @@ def test_memory_verdict_before_start_and_catalog_bases_to_download(qtbot, tab, t
     assert not tab.controller.is_running()
     tab.base_download.shutdown()
     tab.memory_verdict.shutdown()
+
+
+def test_all_gpus_is_offered_past_one_gpu_and_starts_one_process_each(qtbot, tab, monkeypatch):
+    from app.tabs.phase2_tab import ALL_GPUS
+
+    tab.show()  # counts the GPUs in the helper child: none on this machine, so no such choice
+    qtbot.waitUntil(lambda: tab.gpu_count is not None, timeout=60_000)
+    assert tab.gpu_count == 0 and tab.device_combo.findData(ALL_GPUS) < 0
+
+    tab.show_gpu_count(4)  # what a four-GPU machine reports
+    index = tab.device_combo.findData(ALL_GPUS)
+    assert index >= 0 and tab.device_combo.itemText(index) == "All 4 GPUs"
+    tab.device_combo.setCurrentIndex(index)
+    started = {}
+
+    def start(config, **kwargs):
+        started.update(kwargs, device=config.device)
+        return True
+
+    monkeypatch.setattr(tab.controller, "start", start)
+    assert tab.start()
+    assert started["device"] == "cuda" and started["processes"] == 4
+
+    tab.device_combo.setCurrentIndex(tab.device_combo.findData("cpu"))
+    assert tab.start() and started["device"] == "cpu" and started["processes"] == 1
+    tab.show_gpu_count(1)
+    assert tab.device_combo.findData(ALL_GPUS) < 0

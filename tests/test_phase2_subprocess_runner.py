@@ -147,3 +147,62 @@ def test_the_child_dies_with_its_parent(tiny_model_dir, tmp_path, small_demo):
     finally:
         if parent.poll() is None:
             parent.kill()
+
+
+def _cache_entry(cache_dir: Path) -> Path:
+    entries = [p for p in cache_dir.iterdir() if not p.name.startswith(".")]
+    assert len(entries) == 1, entries  # one entry, no shard leftovers
+    return entries[0]
+
+
+def test_two_processes_encode_the_shares_and_rank_zero_trains(tiny_model_dir, tmp_path, small_demo):
+    """What the app's "All N GPUs" starts, here with gloo on the CPU: the cache equals a
+    one-process run's (within the cache's float16 rounding) and the run completes."""
+    import numpy as np
+
+    from cognitivetwin_core.phase2.subprocess_runner import Phase2TrainerProcess
+
+    runs = {}
+    for processes in (1, 2):
+        config = tiny_phase2_config(
+            tiny_model_dir, tmp_path, name=f"run-{processes}", cache_dir=str(tmp_path / f"cache-{processes}")
+        )
+        runner = Phase2TrainerProcess(config, conversations=small_demo, processes=processes)
+        events = list(runner.run())
+        assert events[-1].outcome == "completed", events[-1].message
+        assert runner.rank_pids == [] and runner.pid is None, "every process has ended with the run"
+        runs[processes] = _cache_entry(tmp_path / f"cache-{processes}")
+    index = json.loads((runs[2] / "index.json").read_text())
+    assert index["description"]["data_parallel"]["world_size"] == 2
+    one = np.load(runs[1] / "features.npy").astype(np.float32)
+    two = np.load(runs[2] / "features.npy").astype(np.float32)
+    assert np.allclose(one, two, rtol=2e-3, atol=2e-3 * np.abs(one).max())
+
+
+def test_a_rank_that_dies_ends_the_run_as_failed_and_leaves_no_process(tiny_model_dir, tmp_path, small_demo):
+    import threading
+
+    from cognitivetwin_core.phase2.subprocess_runner import Phase2TrainerProcess
+
+    config = tiny_phase2_config(tiny_model_dir, tmp_path, cache_dir=str(tmp_path / "cache"))
+    runner = Phase2TrainerProcess(config, conversations=small_demo, processes=2)
+    killed = []
+
+    def kill_rank_one():  # as the out-of-memory killer would, before it has done its share
+        deadline = time.monotonic() + 60
+        while not runner.rank_pids and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(runner.rank_pids[0], signal.SIGKILL)
+        killed.append(runner.rank_pids[0])
+
+    killer = threading.Thread(target=kill_rank_one)
+    killer.start()
+    events, rank_zero = [], set()
+    for event in runner.run():
+        events.append(event)
+        rank_zero.add(runner.pid)
+    killer.join()
+    assert killed and events[-1].outcome == "failed"
+    assert "rank 1" in events[-1].message and "SIGKILL" not in events[-1].message, events[-1].message
+    assert runner.rank_pids == [] and runner.pid is None
+    assert all(_gone(pid) for pid in (rank_zero - {None}) | set(killed)), "no rank outlives the run"

@@ -82,14 +82,15 @@ class Phase2Controller(QObject):
     def is_running(self) -> bool:
         return self._job.is_running()
 
-    def start(self, config, *, workspace=None, conversations=None, data_file=None) -> bool:
-        """Start a run; False (and `failed` emitted) when the settings are unusable."""
+    def start(self, config, *, workspace=None, conversations=None, data_file=None, processes: int = 1) -> bool:
+        """Start a run; False (and `failed` emitted) when the settings are unusable. `processes`
+        > 1: the encoding pass runs on that many GPUs (one process each), then one trains."""
         if self.is_running():
             raise RuntimeError("a Phase 2 run is already in progress")
         config.leave_one_core_free = True  # the GUI keeps a core
         try:
             trainer = Phase2TrainerProcess(
-                config, workspace=workspace, conversations=conversations, data_file=data_file
+                config, workspace=workspace, conversations=conversations, data_file=data_file, processes=processes
             )
         except CognitiveTwinError as exc:
             self.failed.emit(str(exc))

@@ -67,6 +67,17 @@ FOLDER_ITEM = "folder"
 STEP_LABELS_MS = 250  # the step labels change at most 4 times a second
 
 
+ALL_GPUS = "cuda-all"  # the device choice that encodes on every GPU
+
+
+def _count_gpus(_progress, _cancelled) -> int:
+    # In the helper child: counting GPUs imports torch, which must not happen in this process.
+    from cognitivetwin_core.child_processes import call_in_child
+    from cognitivetwin_core.models.devices import cuda_device_count
+
+    return call_in_child(cuda_device_count)
+
+
 def _gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB"
 
@@ -105,6 +116,9 @@ class Phase2Tab(QWidget):
         self._current_run_record_saved = False
         self._device_job = BackgroundJob(self, name="detect device")
         self._device_job.succeeded.connect(self._show_detected_device)
+        self._gpu_count_job = BackgroundJob(self, name="count GPUs")
+        self._gpu_count_job.succeeded.connect(self.show_gpu_count)
+        self.gpu_count: int | None = None
         self.detected_device = ""
         self.peak_rss = 0
 
@@ -331,8 +345,31 @@ class Phase2Tab(QWidget):
         self._ensure_plots()
         if not self.detected_device and not self._device_job.is_running():
             self._device_job.start(lambda _progress, _cancelled: describe_device())
+        if self.gpu_count is None and not self._gpu_count_job.is_running():
+            self._gpu_count_job.start(_count_gpus)
         if self.memory_verdict.verdict is None and not self.memory_verdict.is_checking():
             self._base_changed()  # first shown: not at start-up, where it would load torch
+
+    def show_gpu_count(self, count: int) -> None:
+        """More than one GPU: offer them all (the encoding pass runs on each, docs/gpu.md)."""
+        self.gpu_count = count
+        index = self.device_combo.findData(ALL_GPUS)
+        if count > 1 and index < 0:
+            self.device_combo.addItem(f"All {count} GPUs", ALL_GPUS)
+            self.device_combo.setItemData(
+                self.device_combo.count() - 1,
+                "Encode your conversations on every GPU at once (one process each); one GPU then trains.",
+                Qt.ItemDataRole.ToolTipRole,
+            )
+        elif count <= 1 and index >= 0:
+            self.device_combo.removeItem(index)
+
+    def _chosen_device(self) -> tuple[str, int]:
+        """(the trainer's device, how many processes encode)."""
+        device = self.device_combo.currentData()
+        if device == ALL_GPUS:
+            return "cuda", max(2, self.gpu_count or 2)
+        return device, 1
 
     def _show_detected_device(self, text: str) -> None:
         self.detected_device = text
@@ -391,6 +428,7 @@ class Phase2Tab(QWidget):
         self.controller.shutdown(save=True)
         self.base_download.shutdown()
         self.memory_verdict.shutdown()
+        self._gpu_count_job.wait()
 
     # --- choices ------------------------------------------------------------------------------
 
@@ -437,7 +475,8 @@ class Phase2Tab(QWidget):
         if base in (None, FOLDER_ITEM):
             self.memory_verdict.clear_message()
             return
-        self.memory_verdict.check(encode_memory_verdict, base, device=self.device_combo.currentData())
+        # All GPUs: each holds a copy of the base, so one GPU's memory is what must suffice.
+        self.memory_verdict.check(encode_memory_verdict, base, device=self._chosen_device()[0])
 
     def _base_activated(self, _index: int) -> None:
         if self.base_combo.currentData() == FOLDER_ITEM:
@@ -495,7 +534,7 @@ class Phase2Tab(QWidget):
             batch_size=self.batch_spin.value(),
             lr=self.lr_spin.value(),
             gradient_accumulation=self.accumulation_spin.value(),
-            device=self.device_combo.currentData(),
+            device=self._chosen_device()[0],
             plan_steps=self.plan_spin.value(),
             patience=self.patience_spin.value(),
             cache_dir=self._cache_dir(),
@@ -522,16 +561,17 @@ class Phase2Tab(QWidget):
 
     def _launch(self, config, selection: dict) -> bool:
         self.message.clear_message()
+        processes = self._chosen_device()[1] if config.device == "cuda" else 1
         self._run_workspace = self.workspace
         if selection.get("kind") == "source":
             conversations = list(self.workspace.iter_conversations(source=selection["source"]))
             if config.output_dir is None:
                 config.output_dir = str(self._new_output_dir())
             self._pending_selection = selection
-            started = self.controller.start(config, conversations=conversations)
+            started = self.controller.start(config, conversations=conversations, processes=processes)
         else:
             self._pending_selection = None
-            started = self.controller.start(config, workspace=self.workspace)
+            started = self.controller.start(config, workspace=self.workspace, processes=processes)
         return started
 
     def _new_output_dir(self) -> Path:

@@ -88,6 +88,13 @@ def autocast_dtype(device: str, model_type: str | None = None):
     return None if dtype == torch.float32 else dtype
 
 
+def cuda_device_count() -> int:
+    """How many CUDA GPUs PyTorch sees here (0 without CUDA); the app asks its helper child."""
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
 def free_memory_bytes(device: str) -> int | None:
     """Free memory on a CUDA device (None elsewhere: the CPU and MPS report nothing useful)."""
     import torch

@@ -18,6 +18,12 @@ Messages, each a tuple over its own one-way pipe:
                      ("event", event);  ("error", exception or None, its repr, traceback text)
     parent -> child: ("stop", save) | ("cancel",)
 
+Past one GPU (`processes=N`): the parent starts ranks 1..N-1 as well, each encoding a
+share of the conversations under torch.distributed (phase2/distributed.py, as under
+torchrun; they meet on a loopback port), and rank 0, the child above, merges the shares
+into the feature cache and trains. Stop and Cancel take effect once that shared encoding
+pass is over; a rank that dies ends the run as failed, saying which.
+
 Errors the trainer raises (unusable inputs, before anything is written) are raised again
 by `run()` in the caller. The child dies with its parent (Linux: PR_SET_PDEATHSIG; and
 everywhere a watchdog on the parent's pid and on the control pipe). A child that ends
@@ -34,6 +40,7 @@ import multiprocessing.connection
 import os
 import pickle
 import signal
+import sys
 import threading
 import time
 import traceback
@@ -43,7 +50,7 @@ from pathlib import Path
 
 from cognitivetwin_core.child_processes import die_with_parent, yield_to_parent
 from cognitivetwin_core.conversation import Conversation
-from cognitivetwin_core.errors import CognitiveTwinError
+from cognitivetwin_core.errors import CognitiveTwinError, InputError
 from cognitivetwin_core.phase2.trainer import FinishedEvent, Phase2Config, Phase2Trainer
 
 log = logging.getLogger(__name__)
@@ -65,7 +72,11 @@ class Phase2TrainerProcess:
         conversations: Sequence[Conversation] | None = None,
         workspace=None,
         data_file: str | Path | None = None,
+        processes: int = 1,
     ):
+        if processes < 1:
+            raise InputError(f"A Phase 2 run needs at least one process, not {processes}.")
+        self.processes = processes
         # The trainer checks the settings and the sources (cheap, no torch) and raises what
         # a user can fix now, in the caller, as the in-process trainer would.
         Phase2Trainer(config, conversations=conversations, workspace=workspace, data_file=data_file)
@@ -85,6 +96,7 @@ class Phase2TrainerProcess:
         self._pending: list[tuple] = []  # requests made before the child started
         self._control = None
         self._pid: int | None = None
+        self.rank_pids: list[int] = []  # the encoding ranks 1..N-1 while run() supervises them
 
     # ----- control (any thread) ------------------------------------------------------------------
 
@@ -130,9 +142,23 @@ class Phase2TrainerProcess:
         events, child_events = context.Pipe(duplex=False)
         child_control, control = context.Pipe(duplex=False)
         log_to_file = any(getattr(h, "_cognitivetwin", False) for h in logging.getLogger().handlers)
+        distributed = None
+        ranks: list = []  # the encoding processes of ranks 1..N-1 (docs/gpu.md, "Past one GPU")
+        if self.processes > 1:
+            distributed = (self.processes, f"tcp://127.0.0.1:{_free_port()}")
+            for rank in range(1, self.processes):
+                helper = context.Process(
+                    target=_rank_main,
+                    args=(self.config, self._source, os.getpid(), rank, *distributed, log_to_file),
+                    name=f"phase2-encoding-rank-{rank}",
+                    daemon=True,
+                )
+                helper.start()
+                ranks.append(helper)
+            self.rank_pids = [helper.pid for helper in ranks]
         process = context.Process(
             target=_child_main,
-            args=(child_events, child_control, self.config, self._source, os.getpid(), log_to_file),
+            args=(child_events, child_control, self.config, self._source, os.getpid(), log_to_file, distributed),
             name="phase2-training",
             daemon=True,
         )
@@ -147,10 +173,17 @@ class Phase2TrainerProcess:
         child_events.close()
         child_control.close()
         finished = False
+        failed_rank = None
         try:
             while True:
                 try:
                     if not events.poll(_POLL_S):
+                        failed_rank = failed_rank or _failed_rank(ranks)
+                        if failed_rank is not None:
+                            # Rank 0 would wait for its peer's share (or fail on a closed
+                            # socket with a message of the network library's): end it now.
+                            process.kill()
+                            break
                         if process.is_alive() or events.poll():
                             continue
                         break
@@ -167,10 +200,15 @@ class Phase2TrainerProcess:
                 elif message[0] == "error":
                     _, exc, text, trace = message
                     log.error("the Phase 2 training process raised %s\n%s", text, trace)
+                    failed_rank = _failed_rank(ranks, wait_s=2.0)
+                    if failed_rank is not None:  # the peer's end is the cause: say that
+                        break
                     finished = True
                     raise exc if isinstance(exc, BaseException) else RuntimeError(text)
             process.join(10)
-            if not finished:
+            if failed_rank is not None:
+                yield self._rank_failed(*failed_rank)
+            elif not finished:
                 yield self._crashed(process.exitcode)
         finally:
             if process.is_alive():  # the consumer stopped early: the run is discarded
@@ -178,6 +216,12 @@ class Phase2TrainerProcess:
                 process.join(STOP_GRACE_S)
                 if process.is_alive():
                     process.kill()
+            for helper in ranks:  # done with their shares by now, unless the run ended early
+                helper.join(0 if process.exitcode else STOP_GRACE_S)
+                if helper.is_alive():
+                    helper.kill()
+                helper.join()
+            self.rank_pids = []
             with self._lock:
                 self._control = None
                 self._pid = None
@@ -197,6 +241,16 @@ class Phase2TrainerProcess:
         message = (
             f"The training process {how} before the run finished (out of memory, or killed){where}. "
             "The log file has the details."
+        )
+        log.error("Phase 2 run %s: %s", self.run_id, message)
+        self._record_failure(message)
+        return FinishedEvent("failed", str(self.output_dir) if self.output_dir else None, message, None)
+
+    def _rank_failed(self, rank: int, exitcode: int) -> FinishedEvent:
+        message = (
+            f"The encoding process of rank {rank} (GPU {rank}) ended with exit code {exitcode} before its share "
+            "was done (out of memory, or killed); the log file has the details. Train on one GPU, or lower "
+            "the encoding batch."
         )
         log.error("Phase 2 run %s: %s", self.run_id, message)
         self._record_failure(message)
@@ -228,16 +282,62 @@ class Phase2TrainerProcess:
 # ----- the child ---------------------------------------------------------------------------------
 
 
-def _child_main(events, control, config, source: dict, parent_pid: int, log_to_file: bool) -> None:
+def _free_port() -> int:
+    """A loopback port for the ranks to meet on (torchrun's --standalone picks one the same way)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _failed_rank(ranks: list, wait_s: float = 0.0) -> tuple[int, int] | None:
+    """(rank, exit code) of the first encoding process that ended badly, if one did."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        for rank, helper in enumerate(ranks, start=1):
+            if helper.exitcode not in (None, 0):
+                return rank, helper.exitcode
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.1)
+
+
+def _start_child(parent_pid: int, log_to_file: bool) -> None:
     die_with_parent(parent_pid)  # started by the run's own thread, which outlives the child
     yield_to_parent()  # a small niceness costs the training little on an otherwise idle machine
     if log_to_file:
         from cognitivetwin_core.logging_setup import configure_logging
 
         configure_logging()
+
+
+def _rank_main(config, source: dict, parent_pid: int, rank: int, world: int, init_method: str, log_to_file: bool):
+    """Ranks 1..N-1: encode a share of the conversations, hand it to rank 0, end."""
+    _start_child(parent_pid, log_to_file)
+    from cognitivetwin_core.phase2.distributed import DistributedContext, encode_for_trainer
+
+    try:
+        encode_for_trainer(Phase2Trainer(config, **source), DistributedContext(rank, world, rank), init_method)
+    except BaseException:
+        log.exception("Phase 2 encoding rank %d failed", rank)
+        sys.exit(1)
+
+
+def _child_main(
+    events, control, config, source: dict, parent_pid: int, log_to_file: bool, distributed: tuple | None = None
+) -> None:
+    _start_child(parent_pid, log_to_file)
     try:
         trainer = Phase2Trainer(config, **source)
         threading.Thread(target=_follow_control, args=(control, trainer), name="control", daemon=True).start()
+        if distributed is not None:
+            # Rank 0 encodes its share with the others and merges the cache entry; run() then
+            # finds it. Stop and Cancel take effect once this shared pass is over.
+            from cognitivetwin_core.phase2.distributed import DistributedContext, encode_for_trainer
+
+            world, init_method = distributed
+            encode_for_trainer(trainer, DistributedContext(0, world, 0), init_method)
         sent = None
         for event in trainer.run():
             identity = (trainer.run_id, str(trainer.output_dir))
