@@ -38,7 +38,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -109,6 +109,9 @@ class JobRecord:
     tokens_per_second: float | None = None
     # Keys this version does not know, kept as stored.
     extra: dict[str, Any] = field(default_factory=dict)
+    # The field keys the stored dict had: `to_dict` writes those and any set since, so a
+    # stored record comes back key for key (no defaults added for keys it never had).
+    _stored_keys: frozenset[str] = field(default=frozenset(), init=False, compare=False, repr=False)
 
     @property
     def is_intent(self) -> bool:
@@ -127,35 +130,51 @@ class JobRecord:
     def from_dict(cls, data: dict) -> JobRecord:
         """The record of a stored dict; missing keys get defaults, unknown ones go to `extra`."""
         values: dict[str, Any] = {}
-        for spec in _FIELDS:
-            if spec.name == "extra" or spec.name not in data:
+        for name in _NAMES:
+            if name not in data:
                 continue
-            value = data[spec.name]
-            if spec.name in _DICT_FIELDS:
+            value = data[name]
+            if name in _DICT_FIELDS:
                 value = dict(value) if isinstance(value, dict) else {}
-            elif spec.name in _LIST_FIELDS:
+            elif name in _LIST_FIELDS:
                 value = list(value) if isinstance(value, list) else []
-            elif spec.name == "events_seen":
+            elif name == "events_seen":
                 value = _int_or(value, 0)
-            values[spec.name] = value
+            values[name] = value
         values["job_id"] = str(data.get("job_id") or "")
-        extra = {key: value for key, value in data.items() if key not in _NAMES}
-        return cls(**values, extra=extra)
+        record = cls(**values, extra={key: value for key, value in data.items() if key not in _DEFAULTS})
+        object.__setattr__(record, "_stored_keys", frozenset(key for key in data if key in _DEFAULTS))
+        return record
 
     def to_dict(self) -> dict:
-        """The stored form: every field by its key, plus the unknown keys as they came."""
+        """The stored form: the unknown keys as they came, the fields the stored dict had, and
+        any other field not at its default. `from_dict(record.to_dict()) == record`."""
         out = dict(self.extra)
         for name in _NAMES:
             value = getattr(self, name)
-            # Copies, so changing the dict never changes this (frozen) record's lists.
-            out[name] = list(value) if isinstance(value, list) else dict(value) if isinstance(value, dict) else value
+            if name == "job_id" or name in self._stored_keys or value != _DEFAULTS[name]:
+                out[name] = _copied(value)
         return out
 
 
-_FIELDS = fields(JobRecord)
-_NAMES = tuple(spec.name for spec in _FIELDS if spec.name != "extra")  # in declaration order
+# Each stored field's default (job_id has none); `extra` and the bookkeeping are not stored keys.
+_DEFAULTS: dict[str, Any] = {
+    spec.name: spec.default_factory() if spec.default_factory is not MISSING else spec.default
+    for spec in fields(JobRecord)
+    if spec.name not in ("extra", "_stored_keys")
+}
+_NAMES = tuple(_DEFAULTS)  # in declaration order
 _DICT_FIELDS = frozenset({"settings", "estimate"})
 _LIST_FIELDS = frozenset({"events", "step_samples", "duplicates"})
+
+
+def _copied(value):
+    """A list or dict copied, so changing `to_dict`'s answer never changes the (frozen) record."""
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
 
 
 def _int_or(value, default: int) -> int:

@@ -418,7 +418,7 @@ class TogetherJobManager:
         for record in read_jobs(self.workspace, self.name):
             if not record.is_intent or record.status != "creating":
                 continue
-            stored = record.to_dict()
+            stored = record.to_dict()  # as stored: a key an older intent lacks stays absent
             found = self._find_matching_remote(stored, float(record.intent_time or 0))
             if found:
                 common = {
