@@ -11,7 +11,7 @@ from cognitivetwin_core.durations import format_duration
 from cognitivetwin_core.errors import CancelledError
 from cognitivetwin_core.phase1.adapter_archive import read_lineage, write_lineage
 from cognitivetwin_core.phase1.estimates import estimate_local_seconds, parameter_count, tokens_per_second
-from cognitivetwin_core.phase1.jobs import JobUpdate, is_terminal, unfinished_jobs
+from cognitivetwin_core.phase1.jobs import JobRecord, JobUpdate, is_terminal, unfinished_jobs
 from cognitivetwin_core.phase1.monitor import Backoff, follow, is_transient
 from cognitivetwin_core.phase1.together_errors import TogetherServiceError
 
@@ -96,11 +96,11 @@ def test_terminal_and_unfinished():
     )
     assert not any(is_terminal(s) for s in ("running", "pending", "queued", None))
     records = [
-        {"job_id": "a", "backend": "together", "status": "running"},
-        {"job_id": "b", "backend": "together", "status": "completed"},
-        {"job_id": "intent-c", "backend": "together", "status": "creating"},
-        {"job_id": "d", "backend": "local", "status": "running"},
-        {"job_id": "e", "backend": "together", "status": "create_failed"},
+        JobRecord("a", backend="together", status="running"),
+        JobRecord("b", backend="together", status="completed"),
+        JobRecord("intent-c", backend="together", status="creating"),
+        JobRecord("d", backend="local", status="running"),
+        JobRecord("e", backend="together", status="create_failed"),
     ]
     assert unfinished_jobs(records, "together") == ["a"]
     assert unfinished_jobs(records, "local") == ["d"]

@@ -37,7 +37,15 @@ from app.qt.tasks import start_task
 from cognitivetwin_core.durations import format_duration
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
 from cognitivetwin_core.phase1.estimates import estimate_local_seconds
-from cognitivetwin_core.phase1.jobs import DryRun, JobUpdate, Phase1Settings, is_terminal, unfinished_jobs
+from cognitivetwin_core.phase1.jobs import (
+    DryRun,
+    JobRecord,
+    JobUpdate,
+    Phase1Settings,
+    read_job,
+    read_jobs,
+    unfinished_jobs,
+)
 from cognitivetwin_core.phase1.monitor import Backoff, is_transient
 
 log = logging.getLogger(__name__)
@@ -202,8 +210,12 @@ class Phase1Controller(QObject):
         else:
             self.jobsChanged.emit()
 
-    def jobs(self) -> list[dict]:
-        return self.workspace.phase1_jobs() if self.workspace is not None else []
+    def jobs(self) -> list[JobRecord]:
+        return read_jobs(self.workspace) if self.workspace is not None else []
+
+    def job(self, job_id: str | None) -> JobRecord | None:
+        """The workspace's record of `job_id`, or None (no such job, or no workspace)."""
+        return read_job(self.workspace, job_id) if (job_id and self.workspace is not None) else None
 
     def live_update(self, job_id: str) -> JobUpdate | None:
         return self._live.get(job_id)
@@ -359,16 +371,16 @@ class Phase1Controller(QObject):
 
     async def resume_local(self, job_id: str) -> str | None:
         """Launch a stopped local run again under its id: it resumes from its last checkpoint."""
-        record = self.workspace.get_phase1_job(job_id) if self.workspace is not None else None
-        if record is None or record.get("backend") != "local":
+        record = self.job(job_id)
+        if record is None or record.backend != "local":
             self.failed.emit("resume", f"No local job {job_id} in this workspace.")
             return None
         known = Phase1Settings.__dataclass_fields__
-        stored = {k: v for k, v in (record.get("settings") or {}).items() if k in known}
+        stored = {k: v for k, v in record.settings.items() if k in known}
         if stored.get("target_modules") is not None:
             stored["target_modules"] = tuple(stored["target_modules"])
         settings = Phase1Settings(**stored)
-        plan = await self.dry_run("local", record.get("data_path") or "", settings)
+        plan = await self.dry_run("local", record.data_path or "", settings)
         if plan is None:
             return None
         return self._launch_local(plan, job_id)
@@ -397,10 +409,10 @@ class Phase1Controller(QObject):
     def _on_local_failed(self, exc) -> None:
         job_id = self.local_job_id
         message = str(exc) if isinstance(exc, CognitiveTwinError) else f"The local run stopped unexpectedly: {exc}"
-        record = self.workspace.get_phase1_job(job_id) if (job_id and self.workspace is not None) else None
-        if record is not None and is_terminal(record.get("status")):
+        record = self.job(job_id)
+        if record is not None and record.terminal:
             # e.g. Cancel raced the run's own end: the record says how it really ended.
-            self._end(JobUpdate(job_id, record["status"], message=record.get("error", "")))
+            self._end(JobUpdate(job_id, record.status, message=record.error or ""))
             return
         self.failed.emit("local run", message)
         self.jobsChanged.emit()
@@ -413,23 +425,21 @@ class Phase1Controller(QObject):
 
     def resume_monitoring(self) -> list[str]:
         """Watch every unfinished Together job of the workspace again (after a restart)."""
-        unfinished = unfinished_jobs(self.jobs(), "together")
-        if any(r["job_id"].startswith("intent-") and r.get("status") == "creating" for r in self.jobs()):
+        records = self.jobs()
+        unfinished = unfinished_jobs(records, "together")
+        if any(r.is_intent and r.status == "creating" for r in records):
             # The app stopped while creating a job: making the manager settles it (see together_jobs).
             start_task(self._reconcile(), name="reconcile Phase 1 launches")
         for job_id in unfinished:
-            record = self.workspace.get_phase1_job(job_id) or {}
-            self.logLine.emit(f"{_stamp()} {job_id}: resumed watching (last known status: {record.get('status')})")
+            record = self.job(job_id)
+            status = record.status if record is not None else None
+            self.logLine.emit(f"{_stamp()} {job_id}: resumed watching (last known status: {status})")
             self.watch(job_id)
         # A job that completed but whose download failed or never ran: fetch it now.
         if self.auto_download:
-            for record in self.jobs():
-                if (
-                    record.get("backend") == "together"
-                    and record.get("status") == "completed"
-                    and not record.get("adapter_path")
-                ):
-                    start_task(self.download(record["job_id"]), name=f"download {record['job_id']}")
+            for record in records:
+                if record.backend == "together" and record.status == "completed" and not record.adapter_path:
+                    start_task(self.download(record.job_id), name=f"download {record.job_id}")
         return unfinished
 
     async def _reconcile(self) -> None:
@@ -517,8 +527,8 @@ class Phase1Controller(QObject):
 
     async def _finish_together(self, update: JobUpdate) -> None:
         if update.status == "completed" and self.auto_download:
-            record = self.workspace.get_phase1_job(update.job_id) or {}
-            if not record.get("adapter_path"):
+            record = self.job(update.job_id)
+            if record is None or not record.adapter_path:
                 await self.download(update.job_id)
         self._end(update)
 
@@ -536,12 +546,12 @@ class Phase1Controller(QObject):
     # --- cancel and download ------------------------------------------------------------------
 
     async def cancel(self, job_id: str) -> None:
-        record = self.workspace.get_phase1_job(job_id) if self.workspace is not None else None
+        record = self.job(job_id)
         if record is None:
             self.failed.emit("cancel", f"No job {job_id} in this workspace.")
             return
         self.cancel_requested.add(job_id)
-        if record.get("backend") == "local":
+        if record.backend == "local":
             if self.local_job.is_running() and job_id == self.local_job_id:
                 self.logLine.emit(f"{_stamp()} {job_id}: cancelling (the run stops after its current step)")
                 self.local_job.cancel()
@@ -584,8 +594,8 @@ class Phase1Controller(QObject):
     def evaluate(self, job_id: str) -> bool:
         """Evaluate a finished job's adapter against its base, off the GUI thread."""
         workspace = self._require_workspace()
-        record = workspace.get_phase1_job(job_id) or {}
-        adapter = record.get("adapter_path")
+        record = read_job(workspace, job_id)
+        adapter = record.adapter_path if record is not None else None
         if not adapter or not Path(adapter).is_dir():
             self.failed.emit("evaluate", f"{job_id} has no adapter on this computer yet: download it first.")
             return False

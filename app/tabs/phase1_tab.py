@@ -60,7 +60,7 @@ from app.widgets.memory_verdict import MemoryVerdictLabel
 from app.widgets.message_label import MessageLabel
 from cognitivetwin_core.durations import format_duration
 from cognitivetwin_core.models.catalog import CATALOG, DEFAULT_BASE_MODEL, DEFAULT_TOGETHER_BASE_MODEL
-from cognitivetwin_core.phase1.jobs import DryRun, JobUpdate, Phase1Settings, is_terminal
+from cognitivetwin_core.phase1.jobs import DryRun, JobRecord, JobUpdate, Phase1Settings, is_terminal, read_job
 from cognitivetwin_core.phase1.readiness import (
     FIX_ADD_KEY,
     FIX_CHOOSE_FILE,
@@ -720,8 +720,8 @@ class Phase1Tab(QWidget):
         return job_id
 
     def _on_launched(self, job_id: str) -> None:
-        record = self.workspace.get_phase1_job(job_id) if self.workspace is not None else None
-        if record is not None and record.get("backend") == "local":
+        record = self._record(job_id)
+        if record is not None and record.backend == "local":
             self._local_plot_job = job_id
             self.loss_status.setText(f"{job_id}: training on this computer…")
             self.message.show_ok(f"Started the local run {job_id}. Cancel stops it after the current step.")
@@ -778,7 +778,7 @@ class Phase1Tab(QWidget):
         self.jobs_table.setRowCount(len(records))
         for row, record in enumerate(records):
             cells = self._cells(record, now)
-            any_running |= not is_terminal(record.get("status"))
+            any_running |= not record.terminal
             for col, text in enumerate(cells):
                 item = self.jobs_table.item(row, col)
                 if item is None:
@@ -786,8 +786,8 @@ class Phase1Tab(QWidget):
                     self.jobs_table.setItem(row, col, item)
                 item.setText(text)
                 if col == 0:
-                    item.setData(Qt.ItemDataRole.UserRole, record["job_id"])
-                    item.setToolTip(record.get("error") or record["job_id"])
+                    item.setData(Qt.ItemDataRole.UserRole, record.job_id)
+                    item.setToolTip(record.error or record.job_id)
         self.jobs_table.setUpdatesEnabled(True)
         if selected:
             self._select_job(selected)
@@ -797,39 +797,37 @@ class Phase1Tab(QWidget):
             self._clock.stop()
         self._update_buttons()
 
-    def _cells(self, record: dict, now: float) -> list[str]:
-        job_id = record["job_id"]
+    def _cells(self, record: JobRecord, now: float) -> list[str]:
+        job_id = record.job_id
         live = self.controller.live_update(job_id)
-        status = record.get("status") or "unknown"  # the core stores every status it sees
-        step = live.step if live is not None and live.step is not None else record.get("step")
-        total = live.total_steps if live is not None and live.total_steps else record.get("total_steps")
+        status = record.status or "unknown"  # the core stores every status it sees
+        step = live.step if live is not None and live.step is not None else record.step
+        total = live.total_steps if live is not None and live.total_steps else record.total_steps
         if status == "completed":
             progress = "100%" + (f" ({total}/{total} steps)" if total else "")
         elif step is not None and total:
             progress = f"{100 * min(1.0, step / total):.0f}% (step {step}/{total})"
         else:
             progress = "–"
-        created = parse_time(record.get("created_at"))
-        ended = parse_time(record.get("updated_at")) if is_terminal(status) else now
+        created = parse_time(record.created_at)
+        ended = parse_time(record.updated_at) if is_terminal(status) else now
         elapsed = format_duration(ended - created) if created and ended else "–"
-        eta_seconds = (
-            live.eta_seconds if live is not None and live.eta_seconds is not None else record.get("eta_seconds")
-        )
+        eta_seconds = live.eta_seconds if live is not None and live.eta_seconds is not None else record.eta_seconds
         eta = format_duration(eta_seconds) if eta_seconds is not None and not is_terminal(status) else "–"
-        backend = record.get("backend") or "?"
+        backend = record.backend or "?"
         if backend == "together":
-            price = (record.get("estimate") or {}).get("price")
+            price = record.estimate.get("price")
             cost = f"${price:.2f} (estimate)" if isinstance(price, (int, float)) else "not estimated"
         else:
             cost = "free (local)"
-        adapter = record.get("adapter_id") or ("not downloaded yet" if status == "completed" else "–")
-        base = record.get("base_model") or record.get("model_id") or "?"
+        adapter = record.adapter_id or ("not downloaded yet" if status == "completed" else "–")
+        base = record.base_model or record.model_id or "?"
         if isinstance(base, str) and "/" in base and len(base) > 40:
             base = "…" + base[-39:]
         if job_id in self.controller.cancel_requested and not is_terminal(status):
             status += " (cancelling)"
-        if record.get("duplicates"):
-            status += f" · duplicates: {', '.join(record['duplicates'])}"
+        if record.duplicates:
+            status += f" · duplicates: {', '.join(record.duplicates)}"
         return [
             job_id,
             backend,
@@ -843,14 +841,14 @@ class Phase1Tab(QWidget):
             self._evaluation_cell(record),
         ]
 
-    def _evaluation_cell(self, record: dict) -> str:
+    def _evaluation_cell(self, record: JobRecord) -> str:
         """The headline of the adapter's evaluation.json (read again only when the file changed)."""
         from cognitivetwin_core.playground.evaluation import EVALUATION_FILE, headline, load_evaluation
 
-        job_id = record["job_id"]
+        job_id = record.job_id
         if job_id == self.controller.evaluating_job_id:
             return self._evaluation_status.get(job_id, "evaluating…")
-        folder = record.get("adapter_path")
+        folder = record.adapter_path
         path = Path(folder) / EVALUATION_FILE if folder else None
         if path is None or not path.is_file():
             return "–"
@@ -861,10 +859,10 @@ class Phase1Tab(QWidget):
             self._evaluation_cache[str(path)] = cached
         return cached[1]
 
-    def _record(self, job_id: str | None) -> dict | None:
+    def _record(self, job_id: str | None) -> JobRecord | None:
         if job_id is None or self.workspace is None:
             return None
-        return self.workspace.get_phase1_job(job_id)
+        return read_job(self.workspace, job_id)
 
     def launch_check(self) -> LaunchCheck:
         """Whether a job with the form's choices can start (the core's check)."""
@@ -907,24 +905,22 @@ class Phase1Tab(QWidget):
         self.launch_button.setEnabled(has_workspace and not busy and check.ok and self.plan is not None)
         self.data_export.setEnabled(has_workspace and not self.export_job.is_running())
         record = self._record(self.selected_job_id())
-        status = (record or {}).get("status")
+        status = record.status if record is not None else None
         local_running = self.controller.local_job.is_running()
         if record is None:
             cancel = download = resume = False
-        elif record.get("backend") == "local":
-            cancel = local_running and record["job_id"] == self.controller.local_job_id and not is_terminal(status)
+        elif record.backend == "local":
+            cancel = local_running and record.job_id == self.controller.local_job_id and not is_terminal(status)
             download = False
-            resume = (
-                not local_running and status in ("cancelled", "interrupted", "error") and bool(record.get("data_path"))
-            )
+            resume = not local_running and status in ("cancelled", "interrupted", "error") and bool(record.data_path)
         else:
-            cancel = not is_terminal(status) and not record["job_id"].startswith("intent-")
-            download = status == "completed" and not record.get("adapter_path")
+            cancel = not is_terminal(status) and not record.is_intent
+            download = status == "completed" and not record.adapter_path
             resume = False
         self.evaluate_button.setEnabled(
             record is not None
             and status == "completed"
-            and bool(record.get("adapter_path"))
+            and bool(record.adapter_path)
             and not self.controller.evaluate_job.is_running()
         )
         self.cancel_button.setEnabled(cancel and not busy)
@@ -994,8 +990,9 @@ class Phase1Tab(QWidget):
         if update.status == "completed":
             self.notify("Phase 1 job finished", f"{update.job_id} completed; its adapter is in the workspace.")
             if update.job_id.startswith("local-"):
-                record = self._record(update.job_id) or {}
-                text = f"{update.job_id} finished: its adapter is registered ({record.get('adapter_path')})."
+                record = self._record(update.job_id)
+                adapter_path = record.adapter_path if record is not None else None
+                text = f"{update.job_id} finished: its adapter is registered ({adapter_path})."
                 if trend is not None and trend.kind in ("rising", "flat"):
                     self.message.show_info(f"{text} But: {trend.message}")
                 else:

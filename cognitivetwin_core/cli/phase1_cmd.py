@@ -191,8 +191,10 @@ def _together(workspace, args):
 
 
 def _backend_for_job(workspace, job_id: str, args):
-    record = workspace.get_phase1_job(job_id)
-    if record is not None and record.get("backend") == "local":
+    from cognitivetwin_core.phase1.jobs import read_job
+
+    record = read_job(workspace, job_id)
+    if record is not None and record.backend == "local":
         from cognitivetwin_core.phase1.backends import open_backend
 
         return open_backend("local", workspace)
@@ -523,18 +525,20 @@ def _local_memory_verdict(args, settings) -> str:
 
 
 def _list(workspace) -> int:
-    records = workspace.phase1_jobs()
+    from cognitivetwin_core.phase1.jobs import read_jobs
+
+    records = read_jobs(workspace)
     if not records:
         print("No Phase 1 jobs in this workspace.")
         return 0
     print(f"{'job':<42} {'backend':<8} {'status':<16} {'base':<14} {'suffix':<12} {'created':<20} adapter")
     for record in records:
         print(
-            f"{record['job_id']:<42} {record.get('backend', ''):<8} {str(record.get('status')):<16} "
-            f"{str(record.get('base_model') or record.get('model_id') or ''):<14.14} "
-            f"{str(record.get('suffix') or ''):<12.12} {str(record.get('created_at', ''))[:19]:<20} "
-            f"{record.get('adapter_path') or ''}"
+            f"{record.job_id:<42} {record.backend or '':<8} {str(record.status):<16} "
+            f"{str(record.base_model or record.model_id or ''):<14.14} "
+            f"{str(record.suffix or ''):<12.12} {str(record.created_at or '')[:19]:<20} "
+            f"{record.adapter_path or ''}"
         )
-        if record.get("duplicates"):
-            print(f"  duplicates on Together: {', '.join(record['duplicates'])}")
+        if record.duplicates:
+            print(f"  duplicates on Together: {', '.join(record.duplicates)}")
     return 0

@@ -10,13 +10,20 @@ and `LocalLoraJobs` (this module, PEFT on this computer through `local_lora.py`)
     update = backend.wait(job_id, on_update=None, should_stop=None) -> JobUpdate (terminal)
     backend.cancel(job_id)                                        -> JobUpdate
     adapter_dir = backend.download(job_id, output_dir=None, progress=None) -> Path
-    backend.jobs()                                                -> list[dict] (workspace records)
+    backend.jobs()                                                -> list[JobRecord] (workspace records)
     backend.unfinished_jobs()                                     -> list[str] (monitoring to resume)
 
 Every method is synchronous and does a bounded amount of work except `wait` (and the local
 `download`, which waits for training); the app calls them from a worker thread (e.g.
 `await asyncio.to_thread(backend.poll, job_id)` on the qasync loop). Errors are
 `CognitiveTwinError`s whose message is one plain sentence.
+
+Job records are `JobRecord`s: what the workspace stores about each job (one JSON object per
+job, format unchanged) read into typed fields by `read_jobs(workspace)` and
+`read_job(workspace, job_id)`. `JobRecord.from_dict` tolerates records of earlier versions
+(a missing key gets its default) and keeps keys it does not know in `extra`, so `to_dict`
+gives back everything stored. Backends write with `Workspace.upsert_phase1_job(job_id,
+fields)`, which merges the fields into the stored record.
 
 Both backends leave the same thing behind: an adapter folder
 `<workspace>/adapters/<adapter_id>/` with `adapter_config.json`, `adapter_model.safetensors`
@@ -31,9 +38,9 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from cognitivetwin_core.conversation import ROLES
 from cognitivetwin_core.durations import format_duration
@@ -48,13 +55,150 @@ def is_terminal(status: str | None) -> bool:
     return status in TERMINAL_STATUSES or status in FAILED_STATUSES
 
 
-def unfinished_jobs(records: list[dict], backend: str) -> list[str]:
+INTENT_PREFIX = "intent-"  # a Together launch not yet answered (see together_jobs.py)
+
+
+@dataclass(frozen=True)
+class JobRecord:
+    """One Phase 1 job as stored in the workspace. Fields of one backend are left at their
+    default on the other's jobs."""
+
+    job_id: str
+    backend: str | None = None  # "together" or "local"
+    status: str | None = None  # as the backend last saw it (see TERMINAL_STATUSES)
+    # What was trained.
+    base_model: str | None = None
+    model_id: str | None = None
+    suffix: str | None = None
+    data_path: str | None = None
+    data_sha256: str | None = None
+    settings: dict = field(default_factory=dict)  # Phase1Settings.to_dict()
+    # Progress.
+    events: list[dict] = field(default_factory=list)
+    step: int | None = None
+    total_steps: int | None = None
+    epochs_completed: int | None = None
+    eta_seconds: float | None = None
+    error: str | None = None  # one plain sentence, for a failed or interrupted job
+    # The result.
+    adapter_id: str | None = None
+    adapter_path: str | None = None
+    # Times: the workspace's row (created_at, updated_at) and the backend's last write (updated).
+    created_at: str | None = None
+    updated_at: str | None = None
+    updated: str | None = None
+    # Together only.
+    training_file: str | None = None
+    validation_file: str | None = None
+    estimate: dict = field(default_factory=dict)  # {"price", "tokens", "note"}
+    intent_id: str | None = None
+    intent_time: float | None = None
+    created_remote: str | None = None
+    events_seen: int = 0
+    step_samples: list = field(default_factory=list)  # [[time, step], ...] for the ETA
+    output_name: str | None = None
+    duplicates: list[str] = field(default_factory=list)
+    # Local only.
+    work_dir: str | None = None
+    owner_pid: int | None = None
+    owner_started: float | None = None
+    last_loss: float | None = None
+    device: str | None = None
+    precision: str | None = None
+    trained_tokens: int | None = None
+    tokens_per_second: float | None = None
+    # Keys this version does not know, kept as stored.
+    extra: dict[str, Any] = field(default_factory=dict)
+    # The field keys the stored dict had: `to_dict` writes those and any set since, so a
+    # stored record comes back key for key (no defaults added for keys it never had).
+    _stored_keys: frozenset[str] = field(default=frozenset(), init=False, compare=False, repr=False)
+
+    @property
+    def is_intent(self) -> bool:
+        """A Together launch whose job id is not known yet (or never was)."""
+        return self.job_id.startswith(INTENT_PREFIX)
+
+    @property
+    def terminal(self) -> bool:
+        return is_terminal(self.status)
+
+    @property
+    def failed(self) -> bool:
+        return self.status in FAILED_STATUSES
+
+    @classmethod
+    def from_dict(cls, data: dict) -> JobRecord:
+        """The record of a stored dict; missing keys get defaults, unknown ones go to `extra`."""
+        values: dict[str, Any] = {}
+        for name in _NAMES:
+            if name not in data:
+                continue
+            value = data[name]
+            if name in _DICT_FIELDS:
+                value = dict(value) if isinstance(value, dict) else {}
+            elif name in _LIST_FIELDS:
+                value = list(value) if isinstance(value, list) else []
+            elif name == "events_seen":
+                value = _int_or(value, 0)
+            values[name] = value
+        values["job_id"] = str(data.get("job_id") or "")
+        record = cls(**values, extra={key: value for key, value in data.items() if key not in _DEFAULTS})
+        object.__setattr__(record, "_stored_keys", frozenset(key for key in data if key in _DEFAULTS))
+        return record
+
+    def to_dict(self) -> dict:
+        """The stored form: the unknown keys as they came, the fields the stored dict had, and
+        any other field not at its default. `from_dict(record.to_dict()) == record`."""
+        out = dict(self.extra)
+        for name in _NAMES:
+            value = getattr(self, name)
+            if name == "job_id" or name in self._stored_keys or value != _DEFAULTS[name]:
+                out[name] = _copied(value)
+        return out
+
+
+# Each stored field's default (job_id has none); `extra` and the bookkeeping are not stored keys.
+_DEFAULTS: dict[str, Any] = {
+    spec.name: spec.default_factory() if spec.default_factory is not MISSING else spec.default
+    for spec in fields(JobRecord)
+    if spec.name not in ("extra", "_stored_keys")
+}
+_NAMES = tuple(_DEFAULTS)  # in declaration order
+_DICT_FIELDS = frozenset({"settings", "estimate"})
+_LIST_FIELDS = frozenset({"events", "step_samples", "duplicates"})
+
+
+def _copied(value):
+    """A list or dict copied, so changing `to_dict`'s answer never changes the (frozen) record."""
+    if isinstance(value, list):
+        return list(value)
+    if isinstance(value, dict):
+        return dict(value)
+    return value
+
+
+def _int_or(value, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def read_jobs(workspace, backend: str | None = None) -> list[JobRecord]:
+    """The workspace's Phase 1 jobs, oldest first (only `backend`'s when given)."""
+    records = [JobRecord.from_dict(data) for data in workspace.phase1_jobs()]
+    return [r for r in records if r.backend == backend] if backend is not None else records
+
+
+def read_job(workspace, job_id: str) -> JobRecord | None:
+    """The job `job_id` of the workspace, or None when it has no such job."""
+    data = workspace.get_phase1_job(job_id)
+    return JobRecord.from_dict(data) if data is not None else None
+
+
+def unfinished_jobs(records: list[JobRecord], backend: str) -> list[str]:
     """The ids of `backend`'s jobs among `records` that have not ended (launch intents aside)."""
-    return [
-        r["job_id"]
-        for r in records
-        if r.get("backend") == backend and not r["job_id"].startswith("intent-") and not is_terminal(r.get("status"))
-    ]
+    return [r.job_id for r in records if r.backend == backend and not r.is_intent and not r.terminal]
 
 
 @dataclass
@@ -277,7 +421,7 @@ class Phase1Backend(Protocol):
         self, job_id: str, output_dir: str | Path | None = None, *, progress: ProgressCallback | None = None
     ) -> Path: ...
 
-    def jobs(self) -> list[dict]: ...
+    def jobs(self) -> list[JobRecord]: ...
 
     def unfinished_jobs(self) -> list[str]: ...
 

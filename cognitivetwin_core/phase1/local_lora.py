@@ -52,10 +52,13 @@ from cognitivetwin_core.errors import CancelledError, CognitiveTwinError, InputE
 from cognitivetwin_core.models.training import fingerprint_changes, lr_factor, warmup_steps
 from cognitivetwin_core.phase1.jobs import (
     DryRun,
+    JobRecord,
     JobUpdate,
     Phase1Settings,
     ProgressCallback,
     read_chat_jsonl,
+    read_job,
+    read_jobs,
     validate_chat_jsonl,
 )
 from cognitivetwin_core.phase1.monitor import Backoff, follow
@@ -769,16 +772,16 @@ def _owner() -> dict:
 _RUNNING_HERE: set[str] = set()
 
 
-def _owner_alive(record: dict) -> bool:
+def _owner_alive(record: JobRecord) -> bool:
     import psutil
 
-    pid = record.get("owner_pid")
+    pid = record.owner_pid
     if pid == os.getpid():
-        return record["job_id"] in _RUNNING_HERE
+        return record.job_id in _RUNNING_HERE
     if not pid:
         return False
     try:
-        return abs(psutil.Process(pid).create_time() - float(record.get("owner_started") or 0)) < 1.0
+        return abs(psutil.Process(pid).create_time() - float(record.owner_started or 0)) < 1.0
     except (psutil.Error, ValueError):
         return False
 
@@ -809,9 +812,9 @@ class LocalLoraJobs:
         # A run that was going when its process ended did not finish: say so (its checkpoint
         # stays). A run another live process (the app, a CLI) is doing is left alone.
         for record in self.jobs():
-            if record.get("status") in ("pending", "running") and not _owner_alive(record):
+            if record.status in ("pending", "running") and not _owner_alive(record):
                 self._store(
-                    record["job_id"],
+                    record.job_id,
                     status="interrupted",
                     error="The app stopped during this local run; launch it again to resume from its last checkpoint.",
                 )
@@ -820,17 +823,17 @@ class LocalLoraJobs:
         fields["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
         self.workspace.upsert_phase1_job(job_id, fields)
 
-    def _record(self, job_id: str) -> dict:
-        record = self.workspace.get_phase1_job(job_id)
-        if record is None or record.get("backend") != self.name:
+    def _record(self, job_id: str) -> JobRecord:
+        record = read_job(self.workspace, job_id)
+        if record is None or record.backend != self.name:
             raise InputError(f"No local Phase 1 job {job_id} in this workspace: see `cognitivetwin phase1 --list`.")
         return record
 
-    def jobs(self) -> list[dict]:
-        return [r for r in self.workspace.phase1_jobs() if r.get("backend") == self.name]
+    def jobs(self) -> list[JobRecord]:
+        return read_jobs(self.workspace, self.name)
 
     def unfinished_jobs(self) -> list[str]:
-        return [r["job_id"] for r in self.jobs() if r.get("status") in ("pending", "running")]
+        return [r.job_id for r in self.jobs() if r.status in ("pending", "running")]
 
     def dry_run(
         self, data_path: str | Path, settings: Phase1Settings, *, progress: ProgressCallback | None = None
@@ -983,12 +986,12 @@ class LocalLoraJobs:
             new, self._events[job_id] = list(events), []
         record = self._record(job_id)
         last = new[-1] if new else {}
-        status = record.get("status", "pending")
-        step = last.get("step", record.get("step"))
+        status = record.status or "pending"
+        step = last.get("step", record.step)
         if new:
             self._store(
                 job_id,
-                events=(list(record.get("events") or []) + [e for e in new if e["type"] != "step"])[-300:],
+                events=(list(record.events) + [e for e in new if e["type"] != "step"])[-300:],
                 step=step,
                 total_steps=last.get("total_steps"),
                 last_loss=last.get("loss"),
@@ -998,11 +1001,11 @@ class LocalLoraJobs:
             status,
             new_events=new,
             step=step,
-            total_steps=last.get("total_steps", record.get("total_steps")),
-            epochs_completed=record.get("epochs_completed"),
-            eta_seconds=last.get("eta_seconds", record.get("eta_seconds")),
-            adapter_path=record.get("adapter_path"),
-            message=record.get("error", "") if status in ("error", "cancelled", "interrupted") else "",
+            total_steps=last.get("total_steps", record.total_steps),
+            epochs_completed=record.epochs_completed,
+            eta_seconds=last.get("eta_seconds", record.eta_seconds),
+            adapter_path=record.adapter_path,
+            message=(record.error or "") if status in ("error", "cancelled", "interrupted") else "",
         )
 
     def wait(
@@ -1038,8 +1041,8 @@ class LocalLoraJobs:
     def cancel(self, job_id: str) -> JobUpdate:
         record = self._record(job_id)
         stop = self._stops.get(job_id)
-        if stop is None or record.get("status") not in ("pending", "running"):
-            raise InputError(f"Local job {job_id} is {record.get('status')}; there is nothing to cancel here.")
+        if stop is None or record.status not in ("pending", "running"):
+            raise InputError(f"Local job {job_id} is {record.status}; there is nothing to cancel here.")
         stop.set()
         return JobUpdate(job_id, "cancel_requested")
 
@@ -1053,15 +1056,15 @@ class LocalLoraJobs:
     ) -> Path:
         """The finished adapter's folder (copied to `output_dir` if given)."""
         record = self._record(job_id)
-        if record.get("status") != "completed" or not record.get("adapter_path"):
+        if record.status != "completed" or not record.adapter_path:
             if job_id in self._threads:
                 update = self.wait(job_id)
                 record = self._record(job_id)
                 if update.status != "completed":
                     raise InputError(f"Local job {job_id} ended {update.status}: {update.message}")
             else:
-                raise InputError(f"Local job {job_id} is {record.get('status')}, not completed.")
-        folder = Path(record["adapter_path"])
+                raise InputError(f"Local job {job_id} is {record.status}, not completed.")
+        folder = Path(record.adapter_path)
         if output_dir:
             from cognitivetwin_core.output_dirs import check_adapter_output
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import statistics
 
+from cognitivetwin_core.phase1.jobs import read_jobs
+
 
 def _device_kind(device: str | None) -> str:
     """'cuda:1' and 'cuda' are the same kind of device for an estimate."""
@@ -17,16 +19,14 @@ def measured_tokens_per_second(workspace, base_model: str, device: str | None = 
     """The median speed of the last three completed local runs of `base_model` (on a
     device of `device`'s kind when given), or None when nothing was measured yet."""
     rates = []
-    for record in workspace.phase1_jobs():
-        if record.get("backend") != "local" or record.get("status") != "completed":
+    for record in read_jobs(workspace, "local"):
+        if record.status != "completed" or str(record.base_model or "") != str(base_model):
             continue
-        if str(record.get("base_model") or "") != str(base_model):
+        if device is not None and _device_kind(record.device) != _device_kind(device):
             continue
-        if device is not None and _device_kind(record.get("device")) != _device_kind(device):
-            continue
-        rate = record.get("tokens_per_second")
+        rate = record.tokens_per_second
         if isinstance(rate, int | float) and rate > 0:
-            rates.append((str(record.get("updated") or ""), float(rate)))
+            rates.append((str(record.updated or ""), float(rate)))
     if not rates:
         return None
     rates.sort()

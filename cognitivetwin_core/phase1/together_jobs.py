@@ -16,7 +16,7 @@ interface of `phase1.py` (see there for the method list). Facts it relies on are
 - downloads only work for `completed` jobs; the archive is streamed to disk, then
   extracted safely by `adapter_archive.py` and registered in the workspace.
 
-Workspace records (`Workspace.phase1_jobs()`), keyed by the Together id (`ft-...`):
+Workspace records (`jobs.JobRecord`, from `Workspace.phase1_jobs()`), keyed by the Together id (`ft-...`):
 `backend`="together", `status`, `base_model`, `model_id`, `suffix`, `training_file`,
 `validation_file`, `data_path`, `data_sha256`, `settings`, `estimate`, `events` (all seen),
 `events_seen`, `step`, `total_steps`, `epochs_completed`, `eta_seconds`, `output_name`,
@@ -40,9 +40,12 @@ from cognitivetwin_core.models.catalog import get_spec
 from cognitivetwin_core.phase1.jobs import (
     TERMINAL_STATUSES,
     DryRun,
+    JobRecord,
     JobUpdate,
     Phase1Settings,
     ProgressCallback,
+    read_job,
+    read_jobs,
     unfinished_jobs,
     validate_chat_jsonl,
 )
@@ -116,14 +119,14 @@ class TogetherJobManager:
         fields["updated"] = _now_iso()
         self.workspace.upsert_phase1_job(job_id, fields)
 
-    def _record(self, job_id: str) -> dict:
-        record = self.workspace.get_phase1_job(job_id)
-        if record is None or record.get("backend") != "together":
+    def _record(self, job_id: str) -> JobRecord:
+        record = read_job(self.workspace, job_id)
+        if record is None or record.backend != "together":
             raise InputError(f"No Together job {job_id} in this workspace: see `cognitivetwin phase1 --list`.")
         return record
 
-    def jobs(self) -> list[dict]:
-        return [r for r in self.workspace.phase1_jobs() if r.get("backend") == "together"]
+    def jobs(self) -> list[JobRecord]:
+        return read_jobs(self.workspace, "together")
 
     def unfinished_jobs(self) -> list[str]:
         return unfinished_jobs(self.jobs(), "together")
@@ -407,20 +410,19 @@ class TogetherJobManager:
         return job_id
 
     def duplicates(self, job_id: str) -> list[str]:
-        return list(self._record(job_id).get("duplicates") or [])
+        return list(self._record(job_id).duplicates)
 
     def reconcile(self) -> list[str]:
         """Settle intents left by a crash: adopt the job each one created, or mark it failed."""
         settled = []
-        for record in self.workspace.phase1_jobs():
-            if record.get("backend") != self.name or not record["job_id"].startswith("intent-"):
+        for record in read_jobs(self.workspace, self.name):
+            if not record.is_intent or record.status != "creating":
                 continue
-            if record.get("status") != "creating":
-                continue
-            found = self._find_matching_remote(record, float(record.get("intent_time") or 0))
+            stored = record.to_dict()  # as stored: a key an older intent lacks stays absent
+            found = self._find_matching_remote(stored, float(record.intent_time or 0))
             if found:
                 common = {
-                    k: record.get(k)
+                    k: stored.get(k)
                     for k in (
                         "backend",
                         "base_model",
@@ -435,10 +437,10 @@ class TogetherJobManager:
                         "intent_time",
                     )
                 }
-                settled.append(self._adopt(record["job_id"], common, found[0]))
+                settled.append(self._adopt(record.job_id, common, found[0]))
             else:
                 self._store(
-                    record["job_id"],
+                    record.job_id,
                     status="create_failed",
                     error="The app stopped while creating this job and Together has no such job.",
                 )
@@ -450,7 +452,7 @@ class TogetherJobManager:
         """One round: retrieve the job and its events, store what is new, return it."""
         record = self._record(job_id)
         if job_id.startswith("intent-"):
-            return JobUpdate(job_id, record.get("status", "creating"), message=record.get("error", ""))
+            return JobUpdate(job_id, record.status or "creating", message=record.error or "")
         try:
             job = _dump(self.client.fine_tuning.retrieve(job_id))
             events = [_dump(e) for e in (self.client.fine_tuning.list_events(job_id).data or [])]
@@ -459,13 +461,13 @@ class TogetherJobManager:
         status = str(job.get("status") or "unknown").lower()
         if "." in status:  # a legacy Enum's str(): FinetuneJobStatus.STATUS_COMPLETED
             status = status.rsplit("_", 1)[-1]
-        seen = int(record.get("events_seen") or 0)
+        seen = record.events_seen
         if seen > len(events):  # the server trimmed its list: fall back to comparing content
-            known = {(e.get("created_at"), e.get("type"), e.get("message")) for e in record.get("events") or []}
+            known = {(e.get("created_at"), e.get("type"), e.get("message")) for e in record.events}
             new = [e for e in events if (e.get("created_at"), e.get("type"), e.get("message")) not in known]
         else:
             new = events[seen:]
-        step, total = record.get("step"), record.get("total_steps")
+        step, total = record.step, record.total_steps
         for event in new:
             kind = str(event.get("type") or "").lower()
             if event.get("total_steps"):
@@ -482,11 +484,11 @@ class TogetherJobManager:
         if status == "completed" and total:
             step = total
         now = time.time()
-        samples = list(record.get("step_samples") or [])
+        samples = list(record.step_samples)
         if step is not None and (not samples or samples[-1][1] != step):
             samples = (samples + [[now, step]])[-20:]
         eta = self._eta(samples, total, job, status)
-        all_events = (list(record.get("events") or []) + new)[-MAX_EVENTS_KEPT:]
+        all_events = (list(record.events) + new)[-MAX_EVENTS_KEPT:]
         message = (
             self._failure_message(job_id, status, all_events) if status in ("error", "user_error", "cancelled") else ""
         )
@@ -499,7 +501,7 @@ class TogetherJobManager:
             epochs_completed=job.get("epochs_completed"),
             eta_seconds=eta,
             step_samples=samples,
-            output_name=job.get("model_output_name") or record.get("output_name"),
+            output_name=job.get("model_output_name") or record.output_name,
         )
         if message:
             fields["error"] = message
@@ -512,7 +514,7 @@ class TogetherJobManager:
             total_steps=total,
             epochs_completed=job.get("epochs_completed"),
             eta_seconds=eta,
-            adapter_path=record.get("adapter_path"),
+            adapter_path=record.adapter_path,
             message=message,
         )
 
@@ -580,8 +582,8 @@ class TogetherJobManager:
 
     def cancel(self, job_id: str) -> JobUpdate:
         record = self._record(job_id)
-        if record.get("status") in TERMINAL_STATUSES:
-            raise InputError(f"Job {job_id} is already {record['status']}; there is nothing to cancel.")
+        if record.status in TERMINAL_STATUSES:
+            raise InputError(f"Job {job_id} is already {record.status}; there is nothing to cancel.")
         try:
             job = _dump(self.client.fine_tuning.cancel(job_id))
         except Exception as exc:
@@ -592,7 +594,7 @@ class TogetherJobManager:
 
     def check(self, job_id: str) -> JobUpdate:
         """`poll` for a job that may not be in this workspace yet (e.g. made elsewhere)."""
-        if self.workspace.get_phase1_job(job_id) is None:
+        if read_job(self.workspace, job_id) is None:
             try:
                 job = _dump(self.client.fine_tuning.retrieve(job_id))
             except Exception as exc:
@@ -681,13 +683,13 @@ class TogetherJobManager:
         lineage = {
             "backend": self.name,
             "job_id": job_id,
-            "base_model": record.get("base_model"),
-            "model_id": record.get("model_id"),
-            "output_name": record.get("output_name"),
-            "training_file": record.get("training_file"),
-            "data_path": record.get("data_path"),
-            "data_sha256": record.get("data_sha256"),
-            "settings": record.get("settings"),
+            "base_model": record.base_model,
+            "model_id": record.model_id,
+            "output_name": record.output_name,
+            "training_file": record.training_file,
+            "data_path": record.data_path,
+            "data_sha256": record.data_sha256,
+            "settings": record.settings,
             "checkpoint": checkpoint,
             "downloaded_at": _now_iso(),
             **config_changes,

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from cognitivetwin_core.phase1.jobs import is_terminal
+from cognitivetwin_core.phase1.jobs import read_jobs
 from cognitivetwin_core.phase2.runs import list_runs
 
 # The tab each step's button opens (the app's tab titles without their "&").
@@ -79,18 +79,18 @@ def _twin_speaker(workspace) -> tuple[str | None, bool]:
 
 
 def _phase1_state(workspace) -> tuple[str, str]:
-    jobs = workspace.phase1_jobs() if workspace is not None else []
-    finished = [job for job in jobs if job.get("status") == "completed" and job.get("adapter_path")]
+    jobs = read_jobs(workspace) if workspace is not None else []
+    finished = [job for job in jobs if job.status == "completed" and job.adapter_path]
     if finished:
         latest = finished[-1]
-        where = "on this computer" if latest.get("backend") == "local" else "on Together AI"
-        return DONE, f"Done: {len(finished)} trained voice(s); the latest ({latest['job_id']}) was trained {where}."
-    running = [job for job in jobs if not is_terminal(job.get("status"))]
+        where = "on this computer" if latest.backend == "local" else "on Together AI"
+        return DONE, f"Done: {len(finished)} trained voice(s); the latest ({latest.job_id}) was trained {where}."
+    running = [job for job in jobs if not job.terminal]
     if running:
-        return RUNNING, f"Training now ({running[-1]['job_id']}): watch it in the Phase 1 tab."
+        return RUNNING, f"Training now ({running[-1].job_id}): watch it in the Phase 1 tab."
     if jobs:
         last = jobs[-1]
-        return NEXT, f"The last try ({last['job_id']}) ended “{last.get('status')}”: start another one."
+        return NEXT, f"The last try ({last.job_id}) ended “{last.status}”: start another one."
     return NEXT, "Not started yet."
 
 
