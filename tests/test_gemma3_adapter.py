@@ -170,3 +170,50 @@ def test_a_local_lora_on_gemma3_4b_drives_encoding_the_playground_and_the_export
     merged, _ = load_base_model(tmp_path / "export" / "merged")
     assert torch.allclose(_logits(merged), tuned, atol=1e-4)
     assert export is not None
+
+
+def test_a_local_lora_checkpoint_of_the_full_model_resumes_on_the_text_model(gemma3, tmp_path):
+    """A Gemma 3 4B run checkpointed when the full image-text model was trained (names
+    `model.language_model.layers…`) continues on the text model with its weights."""
+    import torch
+    from safetensors.torch import load_file, save_file
+
+    from cognitivetwin_core.errors import CancelledError
+    from cognitivetwin_core.phase1.local_lora import LocalLoraRun, train_local_lora
+
+    conversations = read_chat_jsonl(resources_dir() / "demo" / "conversations.jsonl")[:4]
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"messages": c}) + "\n" for c in conversations), encoding="utf-8")
+    settings = Phase1Settings(base_model=str(gemma3), epochs=3, max_seq_length=96)
+    work, steps = tmp_path / "work", []
+    options = dict(work_dir=work, device="cpu", max_batch_tokens=200)
+    with pytest.raises(CancelledError):
+        train_local_lora(
+            data,
+            gemma3,
+            tmp_path / "out",
+            settings,
+            on_event=lambda e: e.kind == "step" and steps.append(e.step),
+            should_stop=lambda: len(steps) >= 2,
+            **options,
+        )
+    path = work / "checkpoint" / "adapter_model.safetensors"
+    saved = load_file(str(path))
+    old_names = {
+        k.replace("base_model.model.model.", "base_model.model.model.language_model."): v for k, v in saved.items()
+    }
+    save_file(old_names, str(path))
+
+    run = LocalLoraRun(data, gemma3, tmp_path / "out", settings, **options)
+    run.prepare()
+    assert run.resume() and run.step_index == 2
+    from peft import get_peft_model_state_dict
+
+    loaded = get_peft_model_state_dict(run.model)
+    assert loaded.keys() == saved.keys()
+    assert all(torch.equal(loaded[k], saved[k]) for k in saved)
+
+    save_file({k + "_unknown": v for k, v in saved.items()}, str(path))  # names that fit nothing
+    fresh = LocalLoraRun(data, gemma3, tmp_path / "out", settings, **options)
+    fresh.prepare()
+    assert not fresh.resume() and fresh.step_index == 0

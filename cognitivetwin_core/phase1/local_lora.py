@@ -542,8 +542,10 @@ class LocalLoraRun:
         """Continue from the checkpoint when it was made with the same data and settings
         (on any device or precision: tensors are read onto the CPU, then copied into place)."""
         import torch
-        from peft import set_peft_model_state_dict
+        from peft import get_peft_model_state_dict, set_peft_model_state_dict
         from safetensors.torch import load_file
+
+        from cognitivetwin_core.models.adapters import decoder_path, renamed_adapter_keys
 
         state = self._saved_state()
         if state is None:
@@ -552,7 +554,15 @@ class LocalLoraRun:
         if changed:
             log.info("local LoRA checkpoint in %s not resumed: %s changed", self.checkpoint_dir, ", ".join(changed))
             return False
-        set_peft_model_state_dict(self.model, load_file(str(self.checkpoint_dir / "adapter_model.safetensors")))
+        weights = load_file(str(self.checkpoint_dir / "adapter_model.safetensors"))
+        # A Gemma 3 4B checkpoint from when the full image-text model was trained: its names.
+        renames = renamed_adapter_keys(weights, decoder_path(self.model.get_base_model()))
+        weights = {renames.get(k, k): v for k, v in weights.items() if renames.get(k, k) is not None}
+        if set(weights) != set(get_peft_model_state_dict(self.model)):
+            # PEFT would skip weights it has no place for, and the run would go on from fresh ones.
+            log.info("local LoRA checkpoint in %s not resumed: its weights do not fit the model", self.checkpoint_dir)
+            return False
+        set_peft_model_state_dict(self.model, weights)
         optimizer_state = torch.load(self.checkpoint_dir / "optimizer.pt", map_location="cpu", weights_only=True)
         self.optimizer.load_state_dict(optimizer_state)  # moves the moments onto the parameters' device
         self.step_index, self.losses = int(state["step"]), list(state["losses"])
