@@ -106,7 +106,7 @@ def test_out_of_memory_on_every_attempt_ends_with_a_sentence_and_writes_nothing(
     message = str(caught.value)
     assert message.startswith("Out of memory on cpu even in pieces of")
     assert "LoRA rank (now 16)" in message and "maximum sequence length (now 96)" in message
-    assert "smaller base" in message and "CPU" in message and "\n" not in message
+    assert "smaller base" in message and "close other programs" in message and "\n" not in message
     assert "kept" not in message  # no step finished, so there is nothing to keep
     # It halved until one conversation a piece or MIN_STEP_TOKENS, then stopped.
     assert 2 <= len(limit.passes) <= 3 and [t for t, _ in limit.passes] == sorted(
@@ -173,3 +173,25 @@ def test_running_out_inside_the_optimizer_step_keeps_only_the_last_checkpoint(
         _train(data, tiny_model_dir, tmp_path / "out", work, checkpoint_every=2)
     assert json.loads((work / "checkpoint" / "trainer_state.json").read_text())["step"] == 2
     assert not (tmp_path / "out").exists()
+
+
+def test_the_cli_says_it_in_words(data, tiny_model_dir, tmp_path, monkeypatch, capsys, isolated_user_dirs):
+    """What a person running `phase1 --local` reads: the retry as it happens, and the sentence."""
+    from cognitivetwin_core.cli import main
+
+    def phase1(workspace: str) -> int:
+        args = ["phase1", "--workspace", workspace, "--local", "--base-model", str(tiny_model_dir)]
+        args += ["--data", str(data), "--max-seq-length", "96", "--max-batch-tokens", str(BUDGET), "--device", "cpu"]
+        return main(args)
+
+    limit = MemoryLimit(monkeypatch, tokens=250)
+    assert phase1(str(tmp_path / "ws")) == 0
+    out = capsys.readouterr().out
+    assert "memory: Out of memory on cpu: this step is tried again in pieces of at most 200 tokens" in out
+    assert "completed" in out
+
+    limit.tokens = 0
+    assert phase1(str(tmp_path / "ws2")) != 0
+    captured = capsys.readouterr()
+    assert "Out of memory on cpu even in pieces of" in captured.out + captured.err
+    assert "Traceback" not in captured.out + captured.err

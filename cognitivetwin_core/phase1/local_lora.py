@@ -730,15 +730,18 @@ class LocalLoraRun:
                 self.save()
             except Exception:  # the sentence below matters more than this checkpoint
                 log.exception("local LoRA: could not save a checkpoint after running out of memory")
+        on_cpu = self.device == "cpu"
         if self._saved_step:
+            where = "" if on_cpu else " (on the CPU, say)"
             kept = (
-                f"; its first {self._saved_step} steps are kept: starting it again with the same settings "
-                "(on the CPU, say) resumes from there"
+                f"; its first {self._saved_step} steps are kept: starting it again with the same "
+                f"settings{where} resumes from there"
             )
+        last = "close other programs to free memory" if on_cpu else "train on the CPU"
         raise LocalLoraOutOfMemoryError(
             f"Out of memory on {self.device} even in pieces of {self.step_tokens:,} tokens: lower the LoRA rank "
             f"(now {self.settings.lora_r}) or the maximum sequence length (now {self.settings.max_seq_length}), "
-            f"pick a smaller base, or train on the CPU{kept}."
+            f"pick a smaller base, or {last}{kept}."
         )
 
     @property
