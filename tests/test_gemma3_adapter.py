@@ -217,3 +217,29 @@ def test_a_local_lora_checkpoint_of_the_full_model_resumes_on_the_text_model(gem
     fresh = LocalLoraRun(data, gemma3, tmp_path / "out", settings, **options)
     fresh.prepare()
     assert not fresh.resume() and fresh.step_index == 0
+
+
+def test_an_untied_lm_head_is_read_from_the_checkpoint(gemma3, tmp_path):
+    """The Hub layout keeps an untied head at `language_model.lm_head.weight`: it is renamed to
+    the text model's `lm_head`, not into its decoder."""
+    import shutil
+
+    import torch
+    from transformers import Gemma3ForConditionalGeneration
+
+    from cognitivetwin_core.models.loader import load_base_model
+
+    config = Gemma3ForConditionalGeneration.config_class.from_pretrained(gemma3)
+    config.tie_word_embeddings = config.text_config.tie_word_embeddings = False
+    torch.manual_seed(1)
+    full = Gemma3ForConditionalGeneration(config).eval()
+    folder = tmp_path / "untied"
+    full.save_pretrained(folder)
+    for path in gemma3.iterdir():
+        if "token" in path.name or path.suffix == ".jinja":
+            shutil.copy(path, folder)
+    model, _ = load_base_model(folder)
+    assert not model.config.tie_word_embeddings and _no_towers(model)
+    assert torch.equal(model.lm_head.weight, full.lm_head.weight)
+    assert not torch.equal(model.lm_head.weight, model.model.embed_tokens.weight)
+    assert torch.allclose(_logits(model), _logits(full), atol=1e-6)
