@@ -74,8 +74,25 @@ def is_multimodal(config) -> bool:
 
 
 # Checkpoint prefixes of an image-text model's language model, as published on the Hub
-# (`language_model.model.`) and as transformers 5 lays it out (`model.language_model.`).
+# (`language_model.model.`, `language_model.lm_head.`) and as transformers 5 lays it out
+# (`model.language_model.`, `lm_head.`), renamed to the text model's own names: the decoder
+# alone (`AutoModel`), or the causal LM (`model.` + decoder, `lm_head.`).
 _LANGUAGE_MODEL_PREFIX = {r"^(?:model\.)?language_model\.(?:model\.)?": ""}
+_CAUSAL_LM_PREFIX = {
+    r"^(?:model\.)?language_model\.(?:model\.)?(?!lm_head\.)": "model.",
+    r"^(?:model\.)?language_model\.lm_head\.": "lm_head.",
+}
+
+
+def _save_under_own_names(model, mapping: dict) -> None:
+    """transformers saves a model under the names it was loaded from (it reverses
+    `key_mapping`), which for a text model cut out of an image-text checkpoint gives names
+    nothing can load: forget our renaming, so that it saves (the twin export) as itself."""
+    conversions = getattr(model, "_weight_conversions", None)
+    if conversions:
+        model._weight_conversions = [
+            c for c in conversions if not set(getattr(c, "source_patterns", None) or ()) & set(mapping)
+        ]
 
 
 def weights_bytes(name_or_dir: str | Path) -> int:
@@ -113,8 +130,10 @@ def load_base_model(
 ):
     """Return (model, tokenizer), the model in eval mode.
 
-    `backbone_only`: only the language model's decoder (no LM head, and for an image-text
-    model such as Gemma 3 4B no vision tower): all that pooled hidden states need.
+    `backbone_only`: only the language model's decoder (no LM head): all that pooled hidden
+    states need. Otherwise the causal LM. Either way an image-text model such as Gemma 3 4B
+    loads as its text model alone (`Gemma3ForCausalLM`, no vision tower): nothing here reads
+    images. A LoRA adapter trained on the full model applies to it through models/adapters.py.
     The weights go straight onto `device` in `dtype` (no float32 copy on the CPU first);
     `device_map="auto"` spreads a base larger than one GPU over all of them.
     """
@@ -132,8 +151,14 @@ def load_base_model(
             model = AutoModel.from_pretrained(
                 folder, config=text_config(config), key_mapping=_LANGUAGE_MODEL_PREFIX, **kwargs
             )
+            _save_under_own_names(model, _LANGUAGE_MODEL_PREFIX)
         elif backbone_only:
             model = AutoModel.from_pretrained(folder, **kwargs)
+        elif is_multimodal(config):
+            model = AutoModelForCausalLM.from_pretrained(
+                folder, config=text_config(config), key_mapping=_CAUSAL_LM_PREFIX, **kwargs
+            )
+            _save_under_own_names(model, _CAUSAL_LM_PREFIX)
         else:
             model = AutoModelForCausalLM.from_pretrained(folder, **kwargs)
     model.eval()

@@ -144,7 +144,7 @@ def estimate_memory(
         weights = shape.parameters(lm_head=False, vision=False) * width
         working = layer_live + tokens * h * 4  # plus the pooled float32 hidden states
     else:
-        weights = shape.parameters(lm_head=True, vision=True) * width
+        weights = shape.parameters(lm_head=True, vision=False) * width  # the text model alone (loader.py)
         lora = shape.num_layers * lora_modules * lora_rank * 2 * h
         trainable = lora * 4 * 4  # fp32 weights, gradients and Adam's two moments
         if gradient_checkpointing:

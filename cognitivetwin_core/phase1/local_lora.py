@@ -16,9 +16,15 @@ JSONL (the same file Together takes) and writes the same folder a Together downl
 - On a GPU (`device`, chosen as Phase 2 chooses it: models/devices.py): bf16 weights under
   bf16 autocast where the GPU does bf16 natively, gradient checkpointing, and tokens per
   step sized to free memory. The memory check of models/memory.py runs before loading.
-- LoRA wraps the language model's modules only (not a multimodal base's vision tower).
+- LoRA wraps the language model's modules only: an image-text base (Gemma 3 4B) is loaded
+  as its text model alone (models/loader.py), so no vision tower is loaded or wrapped.
 - Progress: `on_event(LocalLoraEvent)` after every step (loss, step/total, tokens/s, ETA);
   `should_stop()` is checked between steps and ends the run with `CancelledError`.
+- Out of memory mid-run (docs/gpu.md): the step's tensors are freed and the step is retried
+  with its batch cut into pieces of half the tokens, whose gradients are summed before the
+  one optimizer step (so each step learns from the same conversations as before); a
+  "memory" event says so. Below `MIN_STEP_TOKENS`, or with one conversation a piece, the run
+  keeps its progress in a checkpoint and ends with `LocalLoraOutOfMemoryError`.
 - Checkpoints are written atomically (a temporary folder renamed into place) under
   `work_dir/checkpoint` every `checkpoint_every` steps and at each epoch end; a later run
   with the same data and settings resumes from it, on any device. The optimizer state is
@@ -71,11 +77,18 @@ LOCAL_DEFAULT_LEARNING_RATE = 5e-4  # few steps per epoch on small data; gradien
 # small data gets more optimizer steps per epoch (the demo: about 13 instead of 7 at 2048).
 DEFAULT_BATCH_TOKENS = 1024
 IGNORE_INDEX = -100
+# After an out-of-memory error a step is retried in pieces of half the tokens, down to this:
+# below it the device is too small for this base and these settings.
+MIN_STEP_TOKENS = 128
+
+
+class LocalLoraOutOfMemoryError(CognitiveTwinError):
+    """Out of memory even in the smallest pieces a step can be cut into."""
 
 
 @dataclass
 class LocalLoraEvent:
-    kind: str  # "start", "step", "epoch", "checkpoint", "done"
+    kind: str  # "start", "step", "memory" (out of memory: retrying smaller), "epoch", "checkpoint", "done"
     step: int
     total_steps: int
     epoch: int = 0
@@ -99,6 +112,8 @@ class LocalLoraResult:
     device: str = "cpu"
     precision: str = "fp32"
     tokens_per_second: float | None = None  # measured over training steps, loading excluded
+    step_tokens: int | None = None  # padded tokens a forward pass at the end (below max_batch_tokens after OOM)
+    oom_retries: int = 0
 
 
 @dataclass
@@ -109,6 +124,11 @@ class TokenizedExample:
     @property
     def length(self) -> int:
         return len(self.input_ids)
+
+    @property
+    def labelled(self) -> int:
+        """Positions the loss counts (as `assistant_loss` counts them: the first token never)."""
+        return sum(1 for label in self.labels[1:] if label != IGNORE_INDEX)
 
 
 # ----- data ---------------------------------------------------------------------------------
@@ -392,6 +412,9 @@ class LocalLoraRun:
         self.validation_losses: list[float] = []
         self.trained_tokens = 0
         self.epoch_index = 0
+        self.step_tokens: int | None = None  # padded tokens a forward pass (halved on OOM)
+        self.oom_retries = 0
+        self._saved_step: int | None = None  # the step of the last checkpoint written or resumed
         self._run_tokens = 0  # tokens trained by this process (for its throughput)
         self._train_seconds = 0.0
         self._started = time.monotonic()
@@ -466,6 +489,7 @@ class LocalLoraRun:
         self.learning_rate = settings.learning_rate or LOCAL_DEFAULT_LEARNING_RATE
         self.optimizer = torch.optim.AdamW(self.trainable, lr=self.learning_rate, weight_decay=0.0)
         self.batch_tokens = self._batch_tokens()
+        self.step_tokens = self.batch_tokens
         epochs = max(1, settings.epochs)
         self.per_epoch = [length_batches(self.examples, self.batch_tokens, self.seed + e) for e in range(epochs)]
         total = sum(len(b) for b in self.per_epoch)
@@ -521,8 +545,10 @@ class LocalLoraRun:
         """Continue from the checkpoint when it was made with the same data and settings
         (on any device or precision: tensors are read onto the CPU, then copied into place)."""
         import torch
-        from peft import set_peft_model_state_dict
+        from peft import get_peft_model_state_dict, set_peft_model_state_dict
         from safetensors.torch import load_file
+
+        from cognitivetwin_core.models.adapters import decoder_path, renamed_adapter_keys
 
         state = self._saved_state()
         if state is None:
@@ -531,11 +557,25 @@ class LocalLoraRun:
         if changed:
             log.info("local LoRA checkpoint in %s not resumed: %s changed", self.checkpoint_dir, ", ".join(changed))
             return False
-        set_peft_model_state_dict(self.model, load_file(str(self.checkpoint_dir / "adapter_model.safetensors")))
+        weights = load_file(str(self.checkpoint_dir / "adapter_model.safetensors"))
+        # A Gemma 3 4B checkpoint from when the full image-text model was trained: its names.
+        renames = renamed_adapter_keys(weights, decoder_path(self.model.get_base_model()))
+        weights = {renames.get(k, k): v for k, v in weights.items() if renames.get(k, k) is not None}
+        if set(weights) != set(get_peft_model_state_dict(self.model)):
+            # PEFT would skip weights it has no place for, and the run would go on from fresh ones.
+            log.info("local LoRA checkpoint in %s not resumed: its weights do not fit the model", self.checkpoint_dir)
+            return False
+        set_peft_model_state_dict(self.model, weights)
         optimizer_state = torch.load(self.checkpoint_dir / "optimizer.pt", map_location="cpu", weights_only=True)
         self.optimizer.load_state_dict(optimizer_state)  # moves the moments onto the parameters' device
         self.step_index, self.losses = int(state["step"]), list(state["losses"])
         self.trained_tokens = int(state["trained_tokens"])
+        self._saved_step = self.step_index
+        # On the device that ran out of memory, start from the pieces that fitted there (outside
+        # the fingerprint: the batches, and so the steps, are the same either way).
+        saved_tokens = state.get("step_tokens")
+        if state.get("device") == self.device and isinstance(saved_tokens, int) and saved_tokens < self.step_tokens:
+            self.step_tokens = max(MIN_STEP_TOKENS, saved_tokens)
         log.info("resuming local LoRA from step %d on %s", self.step_index, self.device)
         return True
 
@@ -560,11 +600,13 @@ class LocalLoraRun:
                         "trained_tokens": self.trained_tokens,
                         "device": self.device,
                         "precision": self.precision,
+                        "step_tokens": self.step_tokens,
                     }
                 )
             )
 
         write_dir_atomically(self.checkpoint_dir, write)
+        self._saved_step = self.step_index
         self._emit("checkpoint", self.epoch_index, message=str(self.checkpoint_dir))
         return self.checkpoint_dir
 
@@ -580,35 +622,130 @@ class LocalLoraRun:
         return torch.autocast(device_type=self.device.split(":")[0], dtype=torch.bfloat16)
 
     def step(self, batch: list[int]) -> float:
-        """One optimizer step on the examples at `batch`; returns its loss."""
+        """One optimizer step on the examples at `batch`; returns its loss.
+
+        The gradient is summed over pieces of the batch of at most `step_tokens` padded tokens
+        (one piece until memory runs out), each weighted by its share of the labelled tokens:
+        the same gradient, and the same step, as the whole batch in one pass.
+        """
         import torch
 
-        ids, labels, mask = _collate([self.examples[i] for i in batch], self.pad_id)
-        device = self.model.device
-        ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
+        from cognitivetwin_core.models.devices import is_out_of_memory
+
         factor = lr_factor(self.step_index, self.total_steps, self.warmup, decay="linear")
         for group in self.optimizer.param_groups:
             group["lr"] = self.learning_rate * factor
         started = time.monotonic()
-        with self._autocast():
-            loss, _ = assistant_loss(self.model, ids, labels, mask)
-        loss_value = loss.item()
-        if not math.isfinite(loss_value):
-            raise CognitiveTwinError(
-                f"Local LoRA training diverged at step {self.step_index + 1} (the loss is "
-                f"{loss_value}): lower the learning rate and try again."
-            )
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.trainable, 1.0)
-        self.optimizer.step()
-        tokens = int(mask.sum())
+        while True:
+            try:
+                loss_value, tokens = self._gradients(batch)
+                break
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+            # Here, outside the handler, the error and the tensors its frames held are gone.
+            self._recover_from_oom([self.examples[i] for i in batch])
+        try:
+            torch.nn.utils.clip_grad_norm_(self.trainable, 1.0)
+            self.optimizer.step()
+        except Exception as exc:
+            if not is_out_of_memory(exc):
+                raise
+            # Some weights may already have moved: this step can be neither tried again nor saved.
+            self._give_up_on_memory(save=False)
         self._train_seconds += time.monotonic() - started
         self._run_tokens += tokens
         self.step_index += 1
         self.trained_tokens += tokens
         self.losses.append(round(loss_value, 5))
         return loss_value
+
+    def _gradients(self, batch: list[int]) -> tuple[float, int]:
+        """Forward and backward passes over `batch` in pieces; (its mean loss, its tokens)."""
+        examples = [self.examples[i] for i in batch]
+        pieces = [list(range(len(examples)))]
+        if self.step_tokens < self.batch_tokens and len(examples) > 1:
+            pieces = length_batches(examples, self.step_tokens, seed=0)
+        labelled = sum(e.labelled for e in examples)
+        device = self.model.device
+        self.optimizer.zero_grad(set_to_none=True)
+        weighted_loss, tokens = 0.0, 0
+        for piece in pieces:
+            ids, labels, mask = _collate([examples[i] for i in piece], self.pad_id)
+            ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
+            with self._autocast():
+                loss, count = assistant_loss(self.model, ids, labels, mask)
+            loss_value = loss.item()
+            if not math.isfinite(loss_value):
+                raise CognitiveTwinError(
+                    f"Local LoRA training diverged at step {self.step_index + 1} (the loss is "
+                    f"{loss_value}): lower the learning rate and try again."
+                )
+            if len(pieces) == 1:
+                loss.backward()
+                return loss_value, int(mask.sum())
+            (loss * (count / labelled)).backward()
+            weighted_loss += loss_value * count
+            tokens += int(mask.sum())
+            del ids, labels, mask, loss
+        return weighted_loss / labelled, tokens
+
+    def _free_memory(self) -> None:
+        import gc
+
+        import torch
+
+        self.optimizer.zero_grad(set_to_none=True)  # a failed attempt's partial gradients
+        gc.collect()
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+    def _recover_from_oom(self, examples: list[TokenizedExample] | None) -> None:
+        """After an out-of-memory error: free memory and halve the tokens a piece, or give up
+        (when that would go below MIN_STEP_TOKENS, or each piece is already one conversation)."""
+        self._free_memory()
+        smaller = self.step_tokens // 2
+        alone = bool(examples) and all(len(p) == 1 for p in length_batches(examples, self.step_tokens, seed=0))
+        if smaller < MIN_STEP_TOKENS or alone:
+            self._give_up_on_memory()
+        log.warning(
+            "local LoRA: out of memory on %s before step %d; retrying in pieces of %d tokens (was %d)",
+            self.device,
+            self.step_index + 1,
+            smaller,
+            self.step_tokens,
+        )
+        previous, self.step_tokens = self.step_tokens, smaller
+        self.oom_retries += 1
+        self._emit(
+            "memory",
+            self.epoch_index,
+            message=f"Out of memory on {self.device}: this step is tried again in pieces of at most "
+            f"{smaller:,} tokens (was {previous:,}); each step still learns from the same conversations.",
+        )
+
+    def _give_up_on_memory(self, *, save: bool = True):
+        """Keep the progress made (a checkpoint, if there is any new) and end with one sentence."""
+        self._free_memory()
+        kept = ""
+        if save and self.step_index and self._saved_step != self.step_index:
+            try:
+                self.save()
+            except Exception:  # the sentence below matters more than this checkpoint
+                log.exception("local LoRA: could not save a checkpoint after running out of memory")
+        on_cpu = self.device == "cpu"
+        if self._saved_step:
+            where = "" if on_cpu else " (on the CPU, say)"
+            kept = (
+                f"; its first {self._saved_step} steps are kept: starting it again with the same "
+                f"settings{where} resumes from there"
+            )
+        last = "close other programs to free memory" if on_cpu else "train on the CPU"
+        raise LocalLoraOutOfMemoryError(
+            f"Out of memory on {self.device} even in pieces of {self.step_tokens:,} tokens: lower the LoRA rank "
+            f"(now {self.settings.lora_r}) or the maximum sequence length (now {self.settings.max_seq_length}), "
+            f"pick a smaller base, or {last}{kept}."
+        )
 
     @property
     def tokens_per_second(self) -> float | None:
@@ -663,18 +800,30 @@ class LocalLoraRun:
         message = ""
         if self.validation:
             self.model.eval()
-            with self._autocast():
-                loss = evaluate_loss(
-                    self.model,
-                    self.tokenizer,
-                    self.validation,
-                    max_length=self.settings.max_seq_length,
-                    max_batch_tokens=self.batch_tokens,
-                )
+            loss = self._validation_loss()
             self.validation_losses.append(round(loss, 5))
             self.model.train()
             message = f"validation loss {self.validation_losses[-1]:.4f}"
         self._emit("epoch", self.epoch_index + 1, loss=self.losses[-1] if self.losses else None, message=message)
+
+    def _validation_loss(self) -> float:
+        """The validation loss, in pieces as small as training's; halved again on out-of-memory."""
+        from cognitivetwin_core.models.devices import is_out_of_memory
+
+        while True:
+            try:
+                with self._autocast():
+                    return evaluate_loss(
+                        self.model,
+                        self.tokenizer,
+                        self.validation,
+                        max_length=self.settings.max_seq_length,
+                        max_batch_tokens=self.step_tokens,
+                    )
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+            self._recover_from_oom(None)
 
     def finish(self) -> LocalLoraResult:
         """Write the adapter folder (atomically), remove the work folder, report."""
@@ -728,6 +877,8 @@ class LocalLoraRun:
             device=self.device,
             precision=self.precision,
             tokens_per_second=self.tokens_per_second,
+            step_tokens=self.step_tokens,
+            oom_retries=self.oom_retries,
         )
 
 

@@ -70,8 +70,8 @@ def export_twin(
 ) -> TwinExport:
     """Merge the adapter into its base and write the folder described in the module text."""
     import torch
-    from peft import PeftModel
 
+    from cognitivetwin_core.models.adapters import apply_adapter
     from cognitivetwin_core.models.loader import BaseModelUnavailableError, load_base_model
 
     adapter_dir, output_dir = Path(adapter_dir), Path(output_dir)
@@ -86,7 +86,7 @@ def export_twin(
             f"The weights of {base} are not on this computer: get them with `cognitivetwin model download {base}`."
         ) from None
     try:
-        model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+        model = apply_adapter(model, adapter_dir)  # Gemma 3 4B: its text model, see models/adapters.py
     except (ValueError, RuntimeError, KeyError) as exc:
         raise InputError(f"The adapter in {adapter_dir} does not fit the base {base} ({exc}).") from None
     merged = model.merge_and_unload()

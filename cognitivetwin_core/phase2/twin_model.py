@@ -214,8 +214,9 @@ def load_frozen_base(
     """(model, tokenizer): the base, with the LoRA adapter applied if given; frozen, eval mode.
 
     Without an adapter only the language model's backbone is loaded (no LM head, no vision
-    tower): pooled states need nothing else. With one, the whole causal LM is loaded, as
-    Phase 1 trained the adapter on it. `dtype` None: the working dtype for the device and the
+    tower): pooled states need nothing else. With one, the language model's causal LM is
+    loaded (still no vision tower), as Phase 1 trained the adapter on it; an adapter trained
+    on a full image-text model is renamed to fit it (models/adapters.py). `dtype` None: the working dtype for the device and the
     model's family (models/devices.py). The weights are read straight onto the device; a base
     larger than one GPU is spread over all of them (`device_map="auto"`, see docs/gpu.md).
     """
@@ -235,10 +236,10 @@ def load_frozen_base(
             raise InputError(
                 f"{adapter_dir} is not a LoRA adapter folder (no adapter_config.json): point to a Phase 1 output."
             )
-        from peft import PeftModel
+        from cognitivetwin_core.models.adapters import apply_adapter
 
         try:
-            model = PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
+            model = apply_adapter(model, adapter_dir)
         except (ValueError, RuntimeError, KeyError) as exc:
             raise InputError(
                 f"The adapter in {adapter_dir} does not fit the base {base_model} ({exc}); choose the adapter "
