@@ -278,3 +278,16 @@ def tiny_phase2_config(model_dir, tmp_path, name="run", **overrides):
     )
     settings.update(overrides)
     return Phase2Config(**settings)
+
+
+def demo_chat_jsonl(folder: Path, count: int, name: str = "data.jsonl") -> Path:
+    """The first `count` demo conversations as Phase 1 chat JSONL in `folder`/`name`."""
+    import json
+
+    from cognitivetwin_core.paths import resources_dir
+    from cognitivetwin_core.phase1.jobs import read_chat_jsonl
+
+    conversations = read_chat_jsonl(resources_dir() / "demo" / "conversations.jsonl")[:count]
+    path = folder / name
+    path.write_text("".join(json.dumps({"messages": c}) + "\n" for c in conversations), encoding="utf-8")
+    return path

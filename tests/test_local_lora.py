@@ -20,6 +20,7 @@ from cognitivetwin_core.phase1.local_lora import (
     tokenize_conversation,
     train_local_lora,
 )
+from tests.conftest import demo_chat_jsonl
 
 DEMO = resources_dir() / "demo" / "conversations.jsonl"
 
@@ -27,10 +28,7 @@ DEMO = resources_dir() / "demo" / "conversations.jsonl"
 @pytest.fixture()
 def small_data(tmp_path) -> Path:
     """Four demo conversations, as Phase 1 JSONL."""
-    conversations = read_chat_jsonl(DEMO)[:4]
-    path = tmp_path / "small.jsonl"
-    path.write_text("".join(json.dumps({"messages": c}) + "\n" for c in conversations), encoding="utf-8")
-    return path
+    return demo_chat_jsonl(tmp_path, 4, "small.jsonl")
 
 
 def test_labels_cover_assistant_turns_only(embedded_tokenizer):

@@ -12,20 +12,14 @@ from pathlib import Path
 import pytest
 
 from cognitivetwin_core.errors import CancelledError, CognitiveTwinError
-from cognitivetwin_core.paths import resources_dir
-from cognitivetwin_core.phase1.jobs import Phase1Settings, read_chat_jsonl
+from cognitivetwin_core.phase1.jobs import Phase1Settings
 from cognitivetwin_core.phase1.local_lora import LocalLoraRun, choose_precision, train_local_lora
-from tests.conftest import TINY_SHAPES
-
-DEMO = resources_dir() / "demo" / "conversations.jsonl"
+from tests.conftest import TINY_SHAPES, demo_chat_jsonl
 
 
 @pytest.fixture()
 def small_data(tmp_path) -> Path:
-    conversations = read_chat_jsonl(DEMO)[:4]
-    path = tmp_path / "small.jsonl"
-    path.write_text("".join(json.dumps({"messages": c}) + "\n" for c in conversations), encoding="utf-8")
-    return path
+    return demo_chat_jsonl(tmp_path, 4, "small.jsonl")
 
 
 def _run(data, base, tmp_path, **options) -> LocalLoraRun:

@@ -11,20 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from cognitivetwin_core.paths import resources_dir
-from cognitivetwin_core.phase1.jobs import Phase1Settings, read_chat_jsonl
+from cognitivetwin_core.phase1.jobs import Phase1Settings
 from cognitivetwin_core.phase1.local_lora import LocalLoraOutOfMemoryError, train_local_lora
+from tests.conftest import demo_chat_jsonl
 
-DEMO = resources_dir() / "demo" / "conversations.jsonl"
 BUDGET = 400  # padded tokens a step as planned: 2 to 4 conversations of up to 96 tokens
 
 
 @pytest.fixture()
 def data(tmp_path) -> Path:
-    conversations = read_chat_jsonl(DEMO)[:8]
-    path = tmp_path / "data.jsonl"
-    path.write_text("".join(json.dumps({"messages": c}) + "\n" for c in conversations), encoding="utf-8")
-    return path
+    return demo_chat_jsonl(tmp_path, 8)
 
 
 class MemoryLimit:
