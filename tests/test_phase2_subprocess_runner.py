@@ -206,3 +206,27 @@ def test_a_rank_that_dies_ends_the_run_as_failed_and_leaves_no_process(tiny_mode
     assert "rank 1" in events[-1].message and "SIGKILL" not in events[-1].message, events[-1].message
     assert runner.rank_pids == [] and runner.pid is None
     assert all(_gone(pid) for pid in (rank_zero - {None}) | set(killed)), "no rank outlives the run"
+
+
+@pytest.mark.parametrize("request_kind", ["cancel", "stop"])
+def test_stop_or_cancel_during_the_shared_encoding_pass_ends_every_rank(
+    tiny_model_dir, tmp_path, small_demo, request_kind
+):
+    from cognitivetwin_core.phase2.subprocess_runner import Phase2TrainerProcess
+    from cognitivetwin_core.phase2.trainer import EncodingEvent
+
+    config = tiny_phase2_config(tiny_model_dir, tmp_path, cache_dir=str(tmp_path / "cache"), encode_batch_tokens=256)
+    runner = Phase2TrainerProcess(config, conversations=small_demo, processes=2)
+    events, pids = [], set()
+    for event in runner.run():
+        events.append(event)
+        pids.update([runner.pid, *runner.rank_pids])
+        if isinstance(event, EncodingEvent):  # rank 0's share is under way
+            assert not event.cache_hit and event.total < sum(len(c.messages) for c in small_demo)
+            runner.request_cancel() if request_kind == "cancel" else runner.request_stop(save=True)
+    finished = events[-1]
+    assert finished.kind == "finished" and finished.outcome == {"cancel": "cancelled", "stop": "stopped"}[request_kind]
+    assert finished.message in ("Cancelled: the run was discarded.", "Stopped before training began.")
+    assert not (tmp_path / "run").exists(), "nothing was written for the run"
+    assert not [p for p in (tmp_path / "cache").glob("*") if not p.name.startswith(".")], "no cache entry"
+    assert all(_gone(pid) for pid in pids - {None}) and runner.rank_pids == []

@@ -217,7 +217,7 @@ def encode_sharded(
     return stored, False
 
 
-def encode_for_trainer(trainer, ctx: DistributedContext, init_method: str | None = None) -> bool:
+def encode_for_trainer(trainer, ctx: DistributedContext, init_method: str | None = None, progress=None) -> bool:
     """Run a Phase2Trainer's encoding data-parallel; True on rank 0, which then trains (its
     `run()` finds the cache entry), False on the other ranks, which are done."""
     device = start(ctx, trainer.config.device, init_method=init_method)
@@ -231,6 +231,7 @@ def encode_for_trainer(trainer, ctx: DistributedContext, init_method: str | None
             adapter_dir=trainer.config.adapter_dir,
             cache_dir=trainer.feature_cache_dir(),
             settings=trainer.encoding_settings_for(device),
+            progress=progress,
         )
     finally:
         stop()

@@ -15,14 +15,17 @@ same interpreter stutters (docs/gui-responsiveness.md).
 Messages, each a tuple over its own one-way pipe:
     child -> parent: ("info", run_id, output_dir, run_record)  before the first event and
                      with every event other than a step or encoding progress;
+                     ("shared-done",)  past one GPU: the shared encoding pass is over;
                      ("event", event);  ("error", exception or None, its repr, traceback text)
     parent -> child: ("stop", save) | ("cancel",)
 
 Past one GPU (`processes=N`): the parent starts ranks 1..N-1 as well, each encoding a
 share of the conversations under torch.distributed (phase2/distributed.py, as under
 torchrun; they meet on a loopback port), and rank 0, the child above, merges the shares
-into the feature cache and trains. Stop and Cancel take effect once that shared encoding
-pass is over; a rank that dies ends the run as failed, saying which.
+into the feature cache and trains. Rank 0 reports the progress of its share (about 1/N of
+the pass). Stop or Cancel during that shared pass ends every rank at once (nothing is
+written before it ends: the run ends "stopped" or "cancelled" with no output); a rank that
+dies ends the run as failed, saying which.
 
 Errors the trainer raises (unusable inputs, before anything is written) are raised again
 by `run()` in the caller. The child dies with its parent (Linux: PR_SET_PDEATHSIG; and
@@ -51,7 +54,7 @@ from pathlib import Path
 from cognitivetwin_core.child_processes import die_with_parent, yield_to_parent
 from cognitivetwin_core.conversation import Conversation
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
-from cognitivetwin_core.phase2.trainer import FinishedEvent, Phase2Config, Phase2Trainer
+from cognitivetwin_core.phase2.trainer import EncodingEvent, FinishedEvent, Phase2Config, Phase2Trainer
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,7 @@ class Phase2TrainerProcess:
         self._control = None
         self._pid: int | None = None
         self.rank_pids: list[int] = []  # the encoding ranks 1..N-1 while run() supervises them
+        self._requested: tuple | None = None  # the last stop or cancel asked for
 
     # ----- control (any thread) ------------------------------------------------------------------
 
@@ -126,6 +130,7 @@ class Phase2TrainerProcess:
 
     def _send(self, message: tuple) -> None:
         with self._lock:
+            self._requested = message
             if self._control is None:
                 self._pending.append(message)
                 return
@@ -175,7 +180,20 @@ class Phase2TrainerProcess:
         finished = False
         failed_rank = None
         try:
+            shared_done = not ranks
             while True:
+                if not shared_done and self._requested_now() is not None:
+                    while not shared_done and events.poll(0):  # rank 0 may just have finished
+                        shared_done = events.recv()[0] == "shared-done"
+                if not shared_done and self._requested_now() is not None:
+                    # Stop or Cancel during the shared encoding pass, which one rank cannot
+                    # leave half-way: end every rank; nothing but shards was written yet.
+                    process.kill()
+                    for helper in ranks:
+                        helper.kill()
+                    finished = True
+                    yield self._ended_before_training(self._requested_now())
+                    break
                 try:
                     if not events.poll(_POLL_S):
                         failed_rank = failed_rank or _failed_rank(ranks)
@@ -190,7 +208,9 @@ class Phase2TrainerProcess:
                     message = events.recv()
                 except (EOFError, OSError):
                     break
-                if message[0] == "info":
+                if message[0] == "shared-done":
+                    shared_done = True
+                elif message[0] == "info":
                     _, self.run_id, output_dir, self.run_record = message
                     self.output_dir = Path(output_dir) if output_dir else None
                 elif message[0] == "event":
@@ -245,6 +265,15 @@ class Phase2TrainerProcess:
         log.error("Phase 2 run %s: %s", self.run_id, message)
         self._record_failure(message)
         return FinishedEvent("failed", str(self.output_dir) if self.output_dir else None, message, None)
+
+    def _requested_now(self) -> tuple | None:
+        with self._lock:
+            return self._requested
+
+    def _ended_before_training(self, request: tuple) -> FinishedEvent:
+        if request[0] == "cancel":
+            return FinishedEvent("cancelled", None, "Cancelled: the run was discarded.", None)
+        return FinishedEvent("stopped", None, "Stopped before training began.", None)
 
     def _rank_failed(self, rank: int, exitcode: int) -> FinishedEvent:
         message = (
@@ -337,7 +366,17 @@ def _child_main(
             from cognitivetwin_core.phase2.distributed import DistributedContext, encode_for_trainer
 
             world, init_method = distributed
-            encode_for_trainer(trainer, DistributedContext(0, world, 0), init_method)
+            began = time.monotonic()
+
+            def shared_progress(done: int, total: int, tokens: int) -> None:
+                # Rank 0's share, which is about 1/N of the work: its ETA is the pass's.
+                elapsed = max(time.monotonic() - began, 1e-6)
+                rate = done / elapsed
+                eta = (total - done) / rate if rate else None
+                events.send(("event", EncodingEvent(done, total, tokens, tokens / elapsed, eta, False)))
+
+            encode_for_trainer(trainer, DistributedContext(0, world, 0), init_method, progress=shared_progress)
+            events.send(("shared-done",))  # from here on Stop and Cancel are the trainer's own
         sent = None
         for event in trainer.run():
             identity = (trainer.run_id, str(trainer.output_dir))
