@@ -9,6 +9,7 @@ import threading
 from pathlib import Path
 
 import pytest
+import torch
 
 from cognitivetwin_core.cli import main
 from cognitivetwin_core.models.generation import SamplingSettings, generate_reply
@@ -129,6 +130,35 @@ def test_missing_base_weights_say_how_to_get_them(demo_twin, tmp_path):
     (other / "lineage.json").write_text(json.dumps(lineage))
     with pytest.raises(BaseWeightsMissingError, match="cognitivetwin model download llama-3.2-1b"):
         load_twin(other)
+
+
+@pytest.mark.parametrize("command", ["chat", "evaluate"])
+def test_chat_and_evaluate_run_where_device_says(demo_twin, isolated_user_dirs, capsys, monkeypatch, command):
+    """Both honour --device (auto by default): asking for a GPU this machine lacks is refused
+    in one sentence, before any model loads; auto picks what is here."""
+    from cognitivetwin_core.phase2 import twin_model
+
+    args = {
+        "chat": ["chat", "--adapter", str(demo_twin), "--prompt", PROMPT, "--max-new-tokens", "2"],
+        "evaluate": ["phase1", "--evaluate", str(demo_twin), "--samples", "0"],
+    }[command]
+    if not torch.cuda.is_available():
+        assert main([*args, "--device", "cuda"]) != 0
+        err = capsys.readouterr().err
+        assert "--device cuda was asked for" in err and "Traceback" not in err
+    devices = []
+
+    real = twin_model.load_frozen_base
+
+    def recording(base, adapter_dir, *, device, **kwargs):
+        devices.append(device)
+        return real(base, adapter_dir, device=device, **kwargs)
+
+    monkeypatch.setattr(twin_model, "load_frozen_base", recording)
+    assert main(args) == 0
+    from cognitivetwin_core.models.devices import select_device
+
+    assert devices == [select_device("auto")], "auto: the machine's best device, resolved before loading"
 
 
 def test_chat_session_scores_both_replies(demo_twin, phase2_demo_run):

@@ -34,7 +34,12 @@ def register(subparsers) -> None:
     parser.add_argument("--max-new-tokens", type=int, default=None, help="longest reply in tokens (default 160)")
     parser.add_argument("--seed", type=int, default=None, help="make sampled replies repeatable")
     parser.add_argument("--save", metavar="FILE", help="save the conversation as JSON at the end")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda or mps (default cpu)")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        metavar="auto|cpu|cuda|cuda:N|mps",
+        help="where the twin runs (default auto: a CUDA GPU, then Apple MPS, then the CPU)",
+    )
     parser.set_defaults(func=_run)
 
 

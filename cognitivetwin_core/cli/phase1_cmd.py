@@ -103,7 +103,8 @@ def register(subparsers) -> None:
         "--device",
         default="auto",
         metavar="auto|cpu|cuda|cuda:N|mps",
-        help="--local: where to train (default auto: a CUDA GPU, then Apple MPS, then the CPU)",
+        help="--local: where to train; --evaluate: where the base and the twin run (default auto: a CUDA GPU, "
+        "then Apple MPS, then the CPU)",
     )
     parser.add_argument(
         "--precision",
@@ -418,6 +419,7 @@ def _evaluate(args, workspace) -> int:
         model_dir=args.model_dir,
         samples=args.samples,
         max_new_tokens=args.max_new_tokens,
+        device=args.device,
         progress=lambda message: print(message, file=sys.stderr, flush=True),
     )
     print("\n".join(report_lines(report)))

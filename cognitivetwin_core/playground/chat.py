@@ -68,11 +68,14 @@ class Twin:
                 )
 
 
-def load_twin(adapter_dir: str | Path, base_model: str | Path | None = None, *, device: str = "cpu") -> Twin:
-    """The twin of `adapter_dir` on `base_model` (default: the base the adapter was trained on)."""
+def load_twin(adapter_dir: str | Path, base_model: str | Path | None = None, *, device: str = "auto") -> Twin:
+    """The twin of `adapter_dir` on `base_model` (default: the base the adapter was trained on),
+    on `device` (auto: a CUDA GPU, then Apple MPS, then the CPU), in that device's working dtype."""
+    from cognitivetwin_core.models.devices import select_device
     from cognitivetwin_core.models.loader import BaseModelUnavailableError
     from cognitivetwin_core.phase2.twin_model import load_frozen_base
 
+    device = select_device(device)
     adapter_dir = Path(adapter_dir)
     base = str(base_model) if base_model else adapter_base_model(adapter_dir)
     try:
@@ -115,7 +118,7 @@ class ReplyScorer:
         self.lock = threading.Lock()
 
     @classmethod
-    def for_run(cls, model_dir: str | Path, *, device: str = "cpu") -> ReplyScorer:
+    def for_run(cls, model_dir: str | Path, *, device: str = "auto") -> ReplyScorer:
         from cognitivetwin_core.playground.analysis import load_playground_model
 
         model_dir = Path(model_dir)

@@ -137,7 +137,7 @@ def evaluate_adapter(
     max_new_tokens: int = 96,
     temperature: float = 0.7,
     seed: int = 0,
-    device: str = "cpu",
+    device: str = "auto",
     max_length: int | None = None,
     progress: Callable[[str], None] | None = None,
     stop_event: threading.Event | None = None,
