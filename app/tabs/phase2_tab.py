@@ -768,15 +768,31 @@ class Phase2Tab(QWidget):
         self.phase_progress.setValue(1 if finished.outcome == "completed" else 0)
         self.eta_label.setText("ETA –")
         self.refresh_runs()  # now: the window may close this workspace once the run has ended
-        # What follows changes the layout twice (the summary card, then the message: showing a
-        # widget lays out the whole tab at once, plots included): each on its own turn of the
-        # event loop, so that no one stall of the window reaches 100 ms
-        # (docs/gui-responsiveness.md). `runFinished` comes last, with everything shown.
+        # The summary card and the message change the layout, and showing a widget lays out
+        # its parents at once, plots included: both are shown under one layout pass, on the
+        # next turn of the event loop. The resized plots then repaint one per turn (three at
+        # once took 60-100 ms), and `runFinished` comes last, with everything shown
+        # (docs/gui-responsiveness.md).
+        later = (self.metrics_plot, self.throughput_plot)
         self._in_turns(
-            lambda: self.summary.show_result(finished),
-            lambda: self._show_outcome(finished),
+            lambda: self._show_result(finished, repaint_later=later),
+            *(lambda plot=plot: plot.setUpdatesEnabled(True) for plot in later),
             lambda: self.runFinished.emit(finished),
         )
+
+    def _show_result(self, finished, repaint_later=()) -> None:
+        for plot in repaint_later:
+            plot.setUpdatesEnabled(False)
+        layouts = [self.layout(), self.summary.parentWidget().layout()]
+        for layout in layouts:
+            layout.setEnabled(False)
+        try:
+            self.summary.show_result(finished)
+            self._show_outcome(finished)
+        finally:
+            for layout in reversed(layouts):
+                layout.setEnabled(True)
+            self.layout().activate()
 
     def _in_turns(self, *steps) -> None:
         if steps:
