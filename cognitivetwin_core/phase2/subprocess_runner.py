@@ -182,21 +182,22 @@ class Phase2TrainerProcess:
         try:
             shared_done = not ranks
             while True:
-                if not shared_done and self._requested_now() is not None:
+                request = None if shared_done else self._requested_now()
+                if request is not None:
                     while not shared_done and events.poll(0):  # rank 0 may just have finished
                         shared_done = events.recv()[0] == "shared-done"
-                if not shared_done and self._requested_now() is not None:
-                    # Stop or Cancel during the shared encoding pass, which one rank cannot
-                    # leave half-way: end every rank; nothing but shards was written yet.
-                    process.kill()
-                    for helper in ranks:
-                        helper.kill()
-                    finished = True
-                    yield self._ended_before_training(self._requested_now())
-                    break
+                    if not shared_done:
+                        # Stop or Cancel during the shared encoding pass, which one rank cannot
+                        # leave half-way: end every rank; nothing but shards was written yet.
+                        process.kill()
+                        for helper in ranks:
+                            helper.kill()
+                        finished = True
+                        yield self._ended_before_training(request)
+                        break
                 try:
                     if not events.poll(_POLL_S):
-                        failed_rank = failed_rank or _failed_rank(ranks)
+                        failed_rank = _failed_rank(ranks)
                         if failed_rank is not None:
                             # Rank 0 would wait for its peer's share (or fail on a closed
                             # socket with a message of the network library's): end it now.

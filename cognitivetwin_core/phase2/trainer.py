@@ -489,21 +489,13 @@ class Phase2Trainer:
             yield self._finish("failed", str(failure))
         except CognitiveTwinError as exc:
             yield self._finish("failed", str(exc))
-        except OSError as exc:
-            from cognitivetwin_core.errors import is_disk_failure, os_error
-
-            if not is_disk_failure(exc):
-                self._record_outcome("failed", f"Unexpected error: {exc!r}")
-                raise
-            # A full or read-only disk mid-run: what was saved before stays whole (every file
-            # is written to a temporary name, then renamed), and the run ends with a sentence.
-            message = str(os_error(exc, "writing", exc.filename or self.output_dir))
-            if self.output_dir is not None and (self.output_dir / "checkpoint").is_dir():
-                message += " The last finished epoch's checkpoint is kept: resume the run once there is space."
-            yield self._finish("failed", message)
         except Exception as exc:
+            from cognitivetwin_core.errors import is_disk_failure
             from cognitivetwin_core.models.devices import is_out_of_memory
 
+            if is_disk_failure(exc):
+                yield self._finish("failed", self._disk_failure_message(exc))
+                return
             if is_out_of_memory(exc):
                 yield self._finish(
                     "failed",
@@ -514,6 +506,16 @@ class Phase2Trainer:
                 return
             self._record_outcome("failed", f"Unexpected error: {exc!r}")
             raise
+
+    def _disk_failure_message(self, exc: OSError) -> str:
+        """A full or read-only disk mid-run: what was saved before stays whole (every file is
+        written to a temporary name, then renamed), so say where, and that it can resume."""
+        from cognitivetwin_core.errors import os_error
+
+        message = str(os_error(exc, "writing", exc.filename or self.output_dir))
+        if self.output_dir is not None and (self.output_dir / "checkpoint").is_dir():
+            message += " The last finished epoch's checkpoint is kept: resume the run once there is space."
+        return message
 
     def _run_name(self, source: dict, conversations: int) -> str:
         """The name a resumed run already has (it may have been renamed since), else --name,
