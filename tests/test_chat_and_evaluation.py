@@ -161,6 +161,17 @@ def test_chat_and_evaluate_run_where_device_says(demo_twin, isolated_user_dirs, 
     assert devices == [select_device("auto")], "auto: the machine's best device, resolved before loading"
 
 
+def test_evaluate_refuses_what_is_not_an_adapter_before_reading_data(isolated_user_dirs, tmp_path, capsys):
+    empty = tmp_path / "empty-folder"
+    empty.mkdir()
+    a_file = tmp_path / "adapter.safetensors"
+    a_file.write_bytes(b"")
+    for given in (tmp_path / "missing", empty, a_file):
+        assert main(["phase1", "--evaluate", str(given)]) != 0
+        err = capsys.readouterr().err
+        assert f"{given} is not a LoRA adapter folder" in err and "Traceback" not in err, err
+
+
 def test_chat_session_scores_both_replies(demo_twin, phase2_demo_run):
     from cognitivetwin_core.playground.chat import ChatSession, ReplyScorer, load_twin
 

@@ -278,9 +278,9 @@ class Phase2TrainerProcess:
 
     def _rank_failed(self, rank: int, exitcode: int) -> FinishedEvent:
         message = (
-            f"The encoding process of rank {rank} (GPU {rank}) ended with exit code {exitcode} before its share "
-            "was done (out of memory, or killed); the log file has the details. Train on one GPU, or lower "
-            "the encoding batch."
+            f"The process that encodes on GPU {rank} (rank {rank}) stopped before its share was done: it ran "
+            f"out of memory or was killed (exit code {exitcode}). The log file has the details; train on one "
+            "GPU, or lower the encoding batch."
         )
         log.error("Phase 2 run %s: %s", self.run_id, message)
         self._record_failure(message)

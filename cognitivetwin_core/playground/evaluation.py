@@ -147,6 +147,7 @@ def evaluate_adapter(
 ) -> dict:
     """Evaluate the adapter against its base (see the module text); returns the report and
     saves it as evaluation.json in the adapter folder. `twin`/`scorer`: already loaded ones."""
+    from cognitivetwin_core.phase1.adapter_archive import adapter_base_model
     from cognitivetwin_core.phase1.local_lora import evaluate_loss
     from cognitivetwin_core.phase2.person_style import sounds_like
     from cognitivetwin_core.playground.chat import ReplyScorer, load_twin
@@ -162,6 +163,7 @@ def evaluate_adapter(
     if samples < 0:
         raise InputError(f"--samples must be 0 or more, got {samples}.")
     adapter_dir = Path(adapter_dir)
+    adapter_base_model(adapter_dir)  # refuses a folder that is no adapter before the data is read
     conversations, source = held_out_conversations(adapter_dir, workspace=workspace, seed=seed)
     say(f"Held out: {source}.")
     if twin is None:
