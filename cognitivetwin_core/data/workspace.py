@@ -18,7 +18,6 @@ from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from json.encoder import encode_basestring as _encode_string
 from pathlib import Path
 
 from cognitivetwin_core.annotation.patterns import LABELER_VERSION, PATTERN_INDEX, names_from_mask, pattern_mask_for
@@ -27,6 +26,7 @@ from cognitivetwin_core.annotation.text_features import compute_text_features
 from cognitivetwin_core.annotation.trajectory import ALGORITHM_VERSION, TurnTrajectory, annotate
 from cognitivetwin_core.atomic_files import write_text_atomically
 from cognitivetwin_core.conversation import Conversation, Message
+from cognitivetwin_core.data.conversation_identity import content_hash
 from cognitivetwin_core.data.twin_speaker import DEFAULT_TWIN_SPEAKER, ROLE_SPEAKERS, SpeakerCount
 from cognitivetwin_core.data.twin_speaker import SETTING_KEY as TWIN_SPEAKER_KEY
 from cognitivetwin_core.data.workspace_schema import MIGRATIONS, SCHEMA_VERSION
@@ -97,42 +97,6 @@ def _preview(conversation: Conversation) -> str:
     else:
         text = conversation.messages[0].content if conversation.messages else ""
     return " ".join(text[: _PREVIEW_CHARS * 2].split())[:_PREVIEW_CHARS]
-
-
-def content_hash(conversation: Conversation) -> str:
-    """Exactly `Conversation.content_hash()` (sha256 over `json.dumps([role, content])` per
-    message) without `json.dumps`: the role's part is cached and the content is escaped
-    as UTF-8 bytes (`_json_string_bytes`); hashing was a tenth of an import's time."""
-    digest = hashlib.sha256()
-    update = digest.update
-    for message in conversation.messages:
-        role = message.role
-        opening = _ROLE_OPENINGS.get(role)
-        if opening is None:
-            opening = _ROLE_OPENINGS[role] = f'[{_encode_string(role)}, "'.encode()
-        update(opening)
-        update(_json_string_bytes(message.content))
-        speaker = message.speaker
-        if speaker is None:
-            update(b'"]\x00')
-        else:
-            update(b'", "' + _json_string_bytes(speaker) + b'"]\x00')
-    return digest.hexdigest()
-
-
-_ROLE_OPENINGS: dict[str, bytes] = {}
-# Control characters JSON escapes other than tab and newline (rare in chat text). UTF-8
-# bytes below 0x20 are exactly these characters: multi-byte sequences are all >= 0x80.
-_RARE_CONTROLS = bytes(code for code in range(0x20) if code not in (0x09, 0x0A))
-
-
-def _json_string_bytes(text: str) -> bytes:
-    """`json.dumps(text, ensure_ascii=False)` without its quotes, as UTF-8; byte replaces
-    are several times faster than the encoder's character loop."""
-    data = text.encode("utf-8")
-    if len(data.translate(None, _RARE_CONTROLS)) != len(data):
-        return _encode_string(text)[1:-1].encode("utf-8")
-    return data.replace(b"\\", b"\\\\").replace(b'"', b'\\"').replace(b"\n", b"\\n").replace(b"\t", b"\\t")
 
 
 def annotation_rows(conversation: Conversation) -> tuple[list[tuple], int, int]:
@@ -347,6 +311,9 @@ class Workspace:
                     f"{current}, this one knows {SCHEMA_VERSION}): update the app to open it."
                 )
             for script in MIGRATIONS[current:]:
+                if callable(script):
+                    script(db)
+                    continue
                 for statement in script.split(";"):
                     if statement.strip():
                         db.execute(statement)
@@ -432,12 +399,14 @@ class Workspace:
         location: str | None = None,
         report: dict | Callable[[], dict] | None = None,
         progress: Callable[[int, int], None] | None = None,
+        before_commit: Callable[[sqlite3.Connection], None] | None = None,
     ) -> AddResult:
         """Store conversations (annotated) in one transaction: all of them or, if the iterable
-        raises (a strict import aborting, a cancel), none. Conversations whose content is
-        already stored are skipped as duplicates. `report` (or a callable returning it once
-        the iterable is exhausted) is saved with the import record. `progress(conversations,
-        messages)` is called after each batch."""
+        raises (a strict import aborting, a cancel), none. Conversations already stored (the
+        same identity: `content_hash`) are skipped as duplicates. `report` (or a callable
+        returning it once the iterable is exhausted) is saved with the import record.
+        `progress(conversations, messages)` is called after each batch. `before_commit(db)`
+        runs last inside the transaction (what it raises keeps nothing of the import)."""
         with self._writer_note(f"an import of {location or source_label}"), self._transaction() as db:
             cursor = db.execute(
                 "INSERT INTO imports(source_label, importer, location, started_at) VALUES(?,?,?,?)",
@@ -486,6 +455,12 @@ class Workspace:
                     result.import_id,
                 ),
             )
+            if location is not None:  # the file is imported again with today's identity
+                db.execute(
+                    "UPDATE imports SET duplicates_by_text=0 WHERE location=? AND id<?", (location, result.import_id)
+                )
+            if before_commit is not None:
+                before_commit(db)
         return result
 
     def _prepare_batch(
@@ -560,6 +535,7 @@ class Workspace:
                     phase_bits,
                     pattern_bits,
                     ANNOTATION_VERSION,
+                    conversation.source_id,
                 )
             )
             for turn_index, (message, annotation) in enumerate(zip(messages, rows)):
@@ -582,7 +558,8 @@ class Workspace:
             result.ids.append(conversation_id)
         db.executemany(
             "INSERT INTO conversations(pk, id, source, title, content_hash, message_count, first_at, "
-            "preview, import_id, phase_mask, pattern_mask, annotation_version) VALUES(?,?,?,?,?,?,?,?,?,?,?,?)",
+            "preview, import_id, phase_mask, pattern_mask, annotation_version, source_id) "
+            "VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?)",
             conversation_rows,
         )
         db.executemany(
@@ -775,10 +752,11 @@ class Workspace:
     def _load(db, pks: list[int]) -> list[tuple[int, Conversation]]:
         placeholders = ",".join("?" * len(pks))
         conversations: dict[int, Conversation] = {}
-        for pk, conversation_id, source, title in db.execute(
-            f"SELECT pk, id, source, title FROM conversations WHERE pk IN ({placeholders}) ORDER BY pk", pks
+        for pk, conversation_id, source, title, source_id in db.execute(
+            f"SELECT pk, id, source, title, source_id FROM conversations WHERE pk IN ({placeholders}) ORDER BY pk",
+            pks,
         ):
-            conversations[pk] = Conversation(id=conversation_id, source=source, title=title)
+            conversations[pk] = Conversation(id=conversation_id, source=source, title=title, source_id=source_id)
         for pk, role, content, created_at, explicit, given, speaker in db.execute(
             "SELECT conversation_pk, role, content, created_at, explicit_patterns, given_trajectory, speaker "
             "FROM messages "
@@ -874,7 +852,33 @@ class Workspace:
                 for row in imports
             ],
             "annotation_version": ANNOTATION_VERSION,
+            "imports_to_repeat": self.imports_to_repeat(),
         }
+
+    def imports_to_repeat(self) -> list[dict]:
+        """Imports that counted duplicates by their texts alone, before conversations were told
+        apart by speaker and time: their files may hold conversations that were left out. Each
+        with `advice`, the sentence to show (importing the file again adds only what is missing)."""
+        rows = self._query(
+            "SELECT id, importer, location, finished_at, duplicates_by_text FROM imports "
+            "WHERE duplicates_by_text > 0 ORDER BY id"
+        )
+        return [
+            {
+                "id": import_id,
+                "importer": importer,
+                "location": location,
+                "finished_at": finished_at,
+                "duplicates": count,
+                "advice": (
+                    f"The import of {location} on {(finished_at or '?')[:10]} skipped {count} "
+                    f"conversation{'s' if count != 1 else ''} whose texts were already stored, without "
+                    "comparing who spoke and when; some may have been other conversations. Import "
+                    f"{location} again to add them (nothing already stored is added twice)."
+                ),
+            }
+            for import_id, importer, location, finished_at, count in rows
+        ]
 
     def imports(self) -> list[dict]:
         """Every import with its stored report."""
@@ -904,10 +908,15 @@ class Workspace:
 
     def set_setting(self, key: str, value: str) -> None:
         with self._transaction() as db:
-            db.execute(
-                "INSERT INTO settings(key, value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
-                (key, value),
-            )
+            self.write_setting(db, key, value)
+
+    @staticmethod
+    def write_setting(db: sqlite3.Connection, key: str, value: str) -> None:
+        """Set a setting inside a transaction already open (see `add_conversations`' `before_commit`)."""
+        db.execute(
+            "INSERT INTO settings(key, value) VALUES(?,?) ON CONFLICT(key) DO UPDATE SET value=excluded.value",
+            (key, value),
+        )
 
     def speakers(self) -> list[SpeakerCount]:
         """Every participant (by name) and role (for messages without a name) that can be the
