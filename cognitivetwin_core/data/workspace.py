@@ -128,6 +128,12 @@ def _database_error(db_path: Path, exc: sqlite3.DatabaseError) -> CognitiveTwinE
     )
 
 
+def _is_damage(exc: BaseException) -> bool:
+    """SQLite found damaged pages or no database ("database disk image is malformed", "file is
+    not a database"): its plain DatabaseError, not a lock, a constraint or a disk error."""
+    return type(exc) is sqlite3.DatabaseError
+
+
 def _write_problem(exc: BaseException) -> str | None:
     """What the disk said, in words, when SQLite could not write (None: not a disk problem)."""
     if not isinstance(exc, sqlite3.OperationalError):
@@ -362,6 +368,8 @@ class Workspace:
                 db.execute("ROLLBACK")
             except sqlite3.DatabaseError:
                 pass  # a failed COMMIT may have rolled back already
+            if _is_damage(exc):
+                raise _database_error(self.db_path, exc) from exc
             problem = _write_problem(exc)
             if problem is None:
                 raise
@@ -386,7 +394,18 @@ class Workspace:
         db.execute("BEGIN IMMEDIATE")
 
     def _query(self, sql: str, params: Iterable = ()) -> list[tuple]:
-        return self._db.execute(sql, tuple(params)).fetchall()
+        with self._reading():
+            return self._db.execute(sql, tuple(params)).fetchall()
+
+    @contextmanager
+    def _reading(self):
+        """Damaged pages met while reading are one sentence naming the database, not a traceback."""
+        try:
+            yield
+        except sqlite3.DatabaseError as exc:
+            if not _is_damage(exc):
+                raise
+            raise _database_error(self.db_path, exc) from exc
 
     # ----- writing conversations ----------------------------------------------------------
 
@@ -746,7 +765,8 @@ class Workspace:
 
     def get_conversation(self, conversation_id: str) -> Conversation:
         pk = self._require(conversation_id)
-        return self._load(self._db, [pk])[0][1]
+        with self._reading():
+            return self._load(self._db, [pk])[0][1]
 
     @staticmethod
     def _load(db, pks: list[int]) -> list[tuple[int, Conversation]]:
@@ -781,16 +801,17 @@ class Workspace:
         last_pk = 0
         joiner = " AND " if where else " WHERE "
         while True:
-            pks = [
-                row[0]
-                for row in self._db.execute(
-                    f"SELECT c.pk FROM conversations c{where}{joiner}c.pk > ? ORDER BY c.pk LIMIT ?",
-                    [*params, last_pk, _BATCH],
-                )
-            ]
-            if not pks:
-                return
-            batch = self._load(self._db, pks)
+            with self._reading():
+                pks = [
+                    row[0]
+                    for row in self._db.execute(
+                        f"SELECT c.pk FROM conversations c{where}{joiner}c.pk > ? ORDER BY c.pk LIMIT ?",
+                        [*params, last_pk, _BATCH],
+                    )
+                ]
+                if not pks:
+                    return
+                batch = self._load(self._db, pks)
             last_pk = pks[-1]
             for _, conversation in batch:
                 yield conversation
@@ -799,10 +820,11 @@ class Workspace:
         """Content hash of the selected conversations (all by default), independent of order."""
         where, params = self._filters(ids=ids)
         digest = hashlib.sha256()
-        for (stored_hash,) in self._db.execute(
-            f"SELECT c.content_hash FROM conversations c{where} ORDER BY c.content_hash", params
-        ):
-            digest.update(stored_hash.encode("ascii"))
+        with self._reading():
+            for (stored_hash,) in self._db.execute(
+                f"SELECT c.content_hash FROM conversations c{where} ORDER BY c.content_hash", params
+            ):
+                digest.update(stored_hash.encode("ascii"))
         return digest.hexdigest()
 
     def sources(self) -> list[str]:
