@@ -1,5 +1,6 @@
 """WhatsApp chat export: the `.txt` a phone writes ("Export chat"), or the `.zip` it shares
-with the text inside (`_chat.txt` on iPhone, `WhatsApp Chat with X.txt` on Android).
+with the text inside (`_chat.txt` on iPhone, `WhatsApp Chat with X.txt` on Android). A zip
+holding several chats' texts imports every one of them, each titled after its chat.
 
     Android: 12/31/23, 9:15 PM - Alice: text        (or 31/12/2023, 21:15 - Alice: text)
     iPhone:  [31/12/2023, 21:15:03] Alice: text      (or [12/31/23, 9:15:03 PM] Alice: text)
