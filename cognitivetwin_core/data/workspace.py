@@ -21,7 +21,7 @@ from cognitivetwin_core.data.workspace_annotations import (
     annotate_conversations,
     annotation_rows,
 )
-from cognitivetwin_core.data.workspace_connection import DB_NAME, _database_error
+from cognitivetwin_core.data.workspace_connection import DB_NAME, database_error
 from cognitivetwin_core.data.workspace_reading import ConversationReader, ConversationSummary
 from cognitivetwin_core.data.workspace_records import WorkspaceRecords
 from cognitivetwin_core.data.workspace_schema import SCHEMA_VERSION
@@ -100,7 +100,7 @@ class Workspace(ConversationWriter, ConversationReader, AnnotationStore, Workspa
                 else "SELECT NULL"
             ).fetchone()
         except sqlite3.DatabaseError as exc:
-            raise _database_error(self.db_path, exc) from exc
+            raise database_error(self.db_path, exc) from exc
         current = int(row[0]) if row and row[0] is not None else 0
         if current != SCHEMA_VERSION:
             with self._no_wait(f"The workspace {self.path} needs a one-time update before it can be read"):

@@ -24,11 +24,12 @@ _BUSY_TIMEOUT_S = 120.0  # a writer waits this long for another's write lock
 BATCH = 256  # conversations per batch, written or read
 
 
-def _now() -> str:
+def now_text() -> str:
+    """Now, in UTC, as the workspace's records store times."""
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _database_error(db_path: Path, exc: sqlite3.DatabaseError) -> CognitiveTwinError:
+def database_error(db_path: Path, exc: sqlite3.DatabaseError) -> CognitiveTwinError:
     return CognitiveTwinError(
         f"The workspace database {db_path} cannot be read ({exc}): it is damaged or not a workspace; "
         "choose another folder or restore it from a backup."
@@ -67,9 +68,9 @@ def _connect(db_path: Path) -> sqlite3.Connection:
             raise CognitiveTwinError(
                 f"The workspace database {db_path} is locked by another program: try again when it has finished."
             ) from exc
-        raise _database_error(db_path, exc) from exc
+        raise database_error(db_path, exc) from exc
     except sqlite3.DatabaseError as exc:
-        raise _database_error(db_path, exc) from exc
+        raise database_error(db_path, exc) from exc
     return connection
 
 
@@ -133,7 +134,7 @@ class WorkspaceConnection:
         """Leave a note naming this process while a long write holds the lock (read by `lock_holder`)."""
         note = self.path / _WRITER_NOTE
         try:
-            write_text_atomically(note, json.dumps({"pid": os.getpid(), "what": what, "since": _now()}))
+            write_text_atomically(note, json.dumps({"pid": os.getpid(), "what": what, "since": now_text()}))
         except OSError:
             pass  # only a courtesy to other processes
         try:
@@ -208,7 +209,7 @@ class WorkspaceConnection:
             except sqlite3.DatabaseError:
                 pass  # a failed COMMIT may have rolled back already
             if _is_damage(exc):
-                raise _database_error(self.db_path, exc) from exc
+                raise database_error(self.db_path, exc) from exc
             problem = _write_problem(exc)
             if problem is None:
                 raise
@@ -244,4 +245,4 @@ class WorkspaceConnection:
         except sqlite3.DatabaseError as exc:
             if not _is_damage(exc):
                 raise
-            raise _database_error(self.db_path, exc) from exc
+            raise database_error(self.db_path, exc) from exc

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from cognitivetwin_core.data.workspace_connection import WorkspaceConnection, _now
+from cognitivetwin_core.data.workspace_connection import WorkspaceConnection, now_text
 
 
 class WorkspaceRecords(WorkspaceConnection):
@@ -15,7 +15,7 @@ class WorkspaceRecords(WorkspaceConnection):
             row = db.execute(f"SELECT fields FROM {table} WHERE {key_column}=?", (key,)).fetchone()
             merged = {**(json.loads(row[0]) if row else {}), **fields}
             payload = json.dumps(merged, ensure_ascii=False, default=str)
-            now = _now()
+            now = now_text()
             if row:
                 db.execute(f"UPDATE {table} SET fields=?, updated_at=? WHERE {key_column}=?", (payload, now, key))
             else:
@@ -67,7 +67,7 @@ class WorkspaceRecords(WorkspaceConnection):
             db.execute(
                 "INSERT INTO adapters(adapter_id, path, lineage, created_at) VALUES(?,?,?,?) "
                 "ON CONFLICT(adapter_id) DO UPDATE SET path=excluded.path, lineage=excluded.lineage",
-                (adapter_id, str(path), json.dumps(lineage, ensure_ascii=False, default=str), _now()),
+                (adapter_id, str(path), json.dumps(lineage, ensure_ascii=False, default=str), now_text()),
             )
 
     def adapters(self) -> list[dict]:

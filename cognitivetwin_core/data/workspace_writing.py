@@ -14,7 +14,7 @@ from cognitivetwin_core.annotation.pool import AnnotationPipeline
 from cognitivetwin_core.conversation import Conversation
 from cognitivetwin_core.data.conversation_identity import content_hash
 from cognitivetwin_core.data.workspace_annotations import ANNOTATION_VERSION, annotate_conversations
-from cognitivetwin_core.data.workspace_connection import BATCH, WorkspaceConnection, _now
+from cognitivetwin_core.data.workspace_connection import BATCH, WorkspaceConnection, now_text
 
 _PREVIEW_CHARS = 160
 
@@ -44,6 +44,14 @@ def _preview(conversation: Conversation) -> str:
     return " ".join(text[: _PREVIEW_CHARS * 2].split())[:_PREVIEW_CHARS]
 
 
+def _stored_values(db: sqlite3.Connection, column: str, values: list[str]) -> set[str]:
+    """Which of `values` a conversation already has in `column` (an indexed, unique one)."""
+    if not values:
+        return set()
+    query = f"SELECT {column} FROM conversations WHERE {column} IN ({','.join('?' * len(values))})"
+    return {row[0] for row in db.execute(query, values)}
+
+
 class ConversationWriter(WorkspaceConnection):
     """Adding and deleting conversations."""
 
@@ -67,7 +75,7 @@ class ConversationWriter(WorkspaceConnection):
         with self._writer_note(f"an import of {location or source_label}"), self._transaction() as db:
             cursor = db.execute(
                 "INSERT INTO imports(source_label, importer, location, started_at) VALUES(?,?,?,?)",
-                (source_label, importer, location, _now()),
+                (source_label, importer, location, now_text()),
             )
             result = AddResult(import_id=cursor.lastrowid)
             next_pk = db.execute("SELECT COALESCE(MAX(pk), 0) + 1 FROM conversations").fetchone()[0]
@@ -103,7 +111,7 @@ class ConversationWriter(WorkspaceConnection):
                 "UPDATE imports SET finished_at=?, conversations=?, messages=?, duplicates=?, "
                 "rejected=?, report=? WHERE id=?",
                 (
-                    _now(),
+                    now_text(),
                     result.conversations_added,
                     result.messages_added,
                     result.duplicates,
@@ -132,29 +140,8 @@ class ConversationWriter(WorkspaceConnection):
         """(pk, id, content hash, conversation) for each conversation of the batch to store,
         in order, and the next free pk; duplicates are counted and left out."""
         hashed = [(content_hash(conversation), conversation) for conversation in batch if conversation.messages]
-        hashes = [digest for digest, _ in hashed]
-        placeholders = ",".join("?" * len(hashes))
-        stored = (
-            {
-                row[0]
-                for row in db.execute(
-                    f"SELECT content_hash FROM conversations WHERE content_hash IN ({placeholders})", hashes
-                )
-            }
-            if hashes
-            else set()
-        )
-        wanted_ids = [conversation.id for _, conversation in hashed]
-        taken_ids = (
-            {
-                row[0]
-                for row in db.execute(
-                    f"SELECT id FROM conversations WHERE id IN ({','.join('?' * len(wanted_ids))})", wanted_ids
-                )
-            }
-            if wanted_ids
-            else set()
-        )
+        stored = _stored_values(db, "content_hash", [digest for digest, _ in hashed])
+        taken_ids = _stored_values(db, "id", [conversation.id for _, conversation in hashed])
         taken_ids |= pending_ids
         prepared = []
         for digest, conversation in hashed:
