@@ -115,7 +115,9 @@ class ImportReport:
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        data.pop("conversation_ids")
+        # Known once the import is stored: its record holds the counts, the settings the speaker.
+        for key in ("conversation_ids", "conversations_stored", "messages_stored", "twin_speaker"):
+            data.pop(key)
         data["rejected_count"] = self.rejected_total
         return data
 
