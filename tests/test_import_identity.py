@@ -192,6 +192,7 @@ def test_an_older_workspace_keeps_everything_and_names_the_file_to_import_again(
     folder = tmp_path / "ws"
     with Workspace.open(folder) as workspace:
         import_into(workspace, chat_file, gap_hours=2)
+        import_into(workspace, chat_file, gap_hours=2)  # twice: one note for the file, the first import's
         import_into(workspace, records)
         workspace.add_conversations([Conversation("api-1", "api", [Message("user", "by the app")])])
     lost = _as_stored_by_the_older_identity(folder)

@@ -234,10 +234,13 @@ class ConversationReader(WorkspaceConnection):
     def imports_to_repeat(self) -> list[dict]:
         """Imports that counted duplicates by their texts alone, before conversations were told
         apart by speaker and time: their files may hold conversations that were left out. Each
-        with `advice`, the sentence to show (importing the file again adds only what is missing)."""
+        with `advice`, the sentence to show (importing the file again adds only what is missing).
+        One per file: its first such import (later ones of the same file mostly met their own
+        conversations); conversations added by code, without a file, have nothing to repeat."""
         rows = self._query(
-            "SELECT id, importer, location, finished_at, duplicates_by_text FROM imports "
-            "WHERE duplicates_by_text > 0 ORDER BY id"
+            # With one MIN(), SQLite takes the other columns from that row: the file's first import.
+            "SELECT MIN(id), importer, location, finished_at, duplicates_by_text FROM imports "
+            "WHERE duplicates_by_text > 0 AND location IS NOT NULL GROUP BY location ORDER BY 1"
         )
         return [
             {
