@@ -13,16 +13,16 @@ import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
-from cognitivetwin_core.data.conversation_identity import content_hash
-from cognitivetwin_core.data.workspace_annotations import (
+from cognitivetwin_core.data.annotation_rows import (
     ANNOTATION_VERSION,
-    AnnotationStore,
     MessageAnnotation,
     annotate_conversations,
     annotation_rows,
 )
+from cognitivetwin_core.data.conversation_identity import content_hash
+from cognitivetwin_core.data.workspace_annotations import AnnotationStore
 from cognitivetwin_core.data.workspace_connection import DB_NAME, database_error
-from cognitivetwin_core.data.workspace_reading import ConversationReader, ConversationSummary
+from cognitivetwin_core.data.workspace_reading import ConversationSummary
 from cognitivetwin_core.data.workspace_records import WorkspaceRecords
 from cognitivetwin_core.data.workspace_schema import SCHEMA_VERSION
 from cognitivetwin_core.data.workspace_settings import WorkspaceSettings
@@ -42,12 +42,12 @@ __all__ = [
 ]
 
 
-class Workspace(ConversationWriter, ConversationReader, AnnotationStore, WorkspaceSettings, WorkspaceRecords):
+class Workspace(ConversationWriter, AnnotationStore, WorkspaceSettings, WorkspaceRecords):
     """One workspace folder, safe to share between threads: each thread gets its own SQLite
     connection, and with write-ahead logging readers (the app's Data tab) are never blocked
     by an import running on a worker thread; they see what was committed. Made of the
     connection and locking (`workspace_connection`), writing (`workspace_writing`), reading
-    (`workspace_reading`), annotations, settings and records modules beside this one."""
+    (`workspace_reading`, under `workspace_annotations`), settings and records modules."""
 
     @classmethod
     def open(

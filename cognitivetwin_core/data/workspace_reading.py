@@ -11,7 +11,7 @@ from datetime import datetime
 
 from cognitivetwin_core.annotation.patterns import PATTERN_INDEX, names_from_mask
 from cognitivetwin_core.conversation import Conversation, Message
-from cognitivetwin_core.data.workspace_annotations import ANNOTATION_VERSION
+from cognitivetwin_core.data.annotation_rows import ANNOTATION_VERSION
 from cognitivetwin_core.data.workspace_connection import BATCH, WorkspaceConnection
 from cognitivetwin_core.errors import InputError
 

@@ -12,8 +12,8 @@ from datetime import datetime
 
 from cognitivetwin_core.annotation.pool import AnnotationPipeline
 from cognitivetwin_core.conversation import Conversation
+from cognitivetwin_core.data.annotation_rows import ANNOTATION_VERSION, annotate_conversations
 from cognitivetwin_core.data.conversation_identity import content_hash
-from cognitivetwin_core.data.workspace_annotations import ANNOTATION_VERSION, annotate_conversations
 from cognitivetwin_core.data.workspace_connection import BATCH, WorkspaceConnection, now_text
 
 _PREVIEW_CHARS = 160
