@@ -12,6 +12,41 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+# --- Parallel workers (pytest-xdist; scripts/run-tests.sh, docs/testing.md) ---------------------
+# Workers share the cores: each one's torch (and any child process it starts) gets its share of
+# intra-op threads instead of one thread per core each. Set before anything imports torch.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
+
+# State outside one process that tests of several files write: the one OS keyring, and the
+# Phase 2 demo run (a session fixture: built once per worker that needs it, so once in all).
+_SHARED_STATE_GROUPS = {
+    "os-keyring": lambda item, source: "keyring" in source,
+    "phase2-demo-run": lambda item, source: "phase2_demo_run" in item.fixturenames,
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Give every test an xdist_group (`--dist loadgroup`): its file, so module and session
+    fixtures are built once per file rather than once per test; or, for the files that share
+    state outside their process, one group for all of them, so they never run side by side."""
+    groups: dict[str, set[str]] = {}
+    sources: dict[str, str] = {}
+    for item in items:
+        path = str(item.path)
+        if path not in sources:
+            sources[path] = item.path.read_text(encoding="utf-8", errors="replace")
+        for group, shares in _SHARED_STATE_GROUPS.items():
+            if shares(item, sources[path]):
+                groups.setdefault(path, set()).add(group)
+    # A file in two shared groups would join them: then all those files share one group.
+    joined = any(len(names) > 1 for names in groups.values())
+    shared = {path: "shared-state" if joined else min(names) for path, names in groups.items()}
+    for item in items:
+        item.add_marker(pytest.mark.xdist_group(shared.get(str(item.path), item.nodeid.split("::")[0])))
+
+
 @pytest.fixture(scope="session")
 def test_output_dir() -> Path:
     """Screenshots and other artefacts a person looks at after a run."""
