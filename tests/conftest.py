@@ -25,8 +25,12 @@ _SHARED_STATE_GROUPS = {
     "os-keyring": lambda item, source: "keyring" in source,
     "phase2-demo-run": lambda item, source: "phase2_demo_run" in item.fixturenames,
 }
+# Fixtures that load the built-in base's weights or train on it: a test using one is slow,
+# marked here so that `make test-fast` (-m "not slow") leaves it out without each file saying so.
+_SLOW_FIXTURES = {"embedded_model", "phase2_demo_run"}
 
 
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config, items):
     """Give every test an xdist_group (`--dist loadgroup`): its file, so module and session
     fixtures are built once per file rather than once per test; or, for the files that share
@@ -44,6 +48,8 @@ def pytest_collection_modifyitems(config, items):
     joined = any(len(names) > 1 for names in groups.values())
     shared = {path: "shared-state" if joined else min(names) for path, names in groups.items()}
     for item in items:
+        if _SLOW_FIXTURES.intersection(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
         item.add_marker(pytest.mark.xdist_group(shared.get(str(item.path), item.nodeid.split("::")[0])))
 
 
@@ -240,23 +246,30 @@ def torch_one_thread():
     torch.set_num_threads(before)
 
 
+_qt_leftovers_possible = False  # a test with Qt objects ran since the last full collection
+
+
 @pytest.fixture(autouse=True)
 def studio_garbage_collection(request):
     """In the studio's tests (test_app_*), garbage is collected as the app collects it: only on
     the GUI thread (app.qt.gui_thread_gc), never inside a worker thread that would then delete
     widgets and timers there; and earlier tests' widgets are gone before each test starts."""
+    global _qt_leftovers_possible
     if not (request.module.__name__.startswith("test_app_") or "qtbot" in request.fixturenames):
         # A test without widgets that starts worker threads (a training run) must not be the one
         # whose thread collects an earlier Qt test's leftovers: free them here, on this thread.
-        import sys
-
-        if "PySide6.QtWidgets" in sys.modules and sys.modules["PySide6.QtWidgets"].QApplication.instance():
+        # Once is enough after a test with Qt: a full collection costs a noticeable fraction of
+        # a second with torch, transformers and Qt loaded, too much to pay before every test.
+        if _qt_leftovers_possible:
             import gc
 
             _delete_earlier_widgets()
             gc.collect()
+            _qt_leftovers_possible = False
         yield
+        _qt_leftovers_possible = _qt_leftovers_possible or "qapp" in request.fixturenames
         return
+    _qt_leftovers_possible = True
     request.getfixturevalue("qapp")
     request.getfixturevalue("qt_garbage_on_gui_thread")
     from app.qt.gui_thread_gc import GuiThreadGarbageCollector
