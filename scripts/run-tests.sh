@@ -32,7 +32,7 @@ for arg in "$@"; do
 done
 if [ -n "$xdist" ]; then
   if [ -n "$workers" ]; then set -- -n "$workers" "$@"; fi
-  set -- --dist loadgroup "$@"
+  set -- --dist loadscope "$@"
 fi
 
 if command -v dbus-run-session >/dev/null 2>&1 && command -v gnome-keyring-daemon >/dev/null 2>&1; then

@@ -19,12 +19,10 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
     _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 
-# State outside one process that tests of several files write: the one OS keyring, and the
-# Phase 2 demo run (a session fixture: built once per worker that needs it, so once in all).
-_SHARED_STATE_GROUPS = {
-    "os-keyring": lambda item, source: "keyring" in source,
-    "phase2-demo-run": lambda item, source: "phase2_demo_run" in item.fixturenames,
-}
+# Files whose tests share state outside their process, found by a word in their source: the one
+# OS keyring of the run, and the Phase 2 demo run (a session fixture, built once per worker that
+# needs it: these files on one worker build it once in all).
+_SHARED_STATE_WORDS = {"os-keyring": "keyring", "phase2-demo-run": "phase2_demo_run"}
 # Fixtures that load the built-in base's weights or train on it: a test using one is slow,
 # marked here so that `make test-fast` (-m "not slow") leaves it out without each file saying so.
 _SLOW_FIXTURES = {"embedded_model", "phase2_demo_run"}
@@ -32,25 +30,40 @@ _SLOW_FIXTURES = {"embedded_model", "phase2_demo_run"}
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
 def pytest_collection_modifyitems(config, items):
-    """Give every test an xdist_group (`--dist loadgroup`): its file, so module and session
-    fixtures are built once per file rather than once per test; or, for the files that share
-    state outside their process, one group for all of them, so they never run side by side."""
-    groups: dict[str, set[str]] = {}
-    sources: dict[str, str] = {}
-    for item in items:
-        path = str(item.path)
-        if path not in sources:
-            sources[path] = item.path.read_text(encoding="utf-8", errors="replace")
-        for group, shares in _SHARED_STATE_GROUPS.items():
-            if shares(item, sources[path]):
-                groups.setdefault(path, set()).add(group)
-    # A file in two shared groups would join them: then all those files share one group.
-    joined = any(len(names) > 1 for names in groups.values())
-    shared = {path: "shared-state" if joined else min(names) for path, names in groups.items()}
     for item in items:
         if _SLOW_FIXTURES.intersection(item.fixturenames):
             item.add_marker(pytest.mark.slow)
-        item.add_marker(pytest.mark.xdist_group(shared.get(str(item.path), item.nodeid.split("::")[0])))
+
+
+def _shared_state_groups(test_dir: Path) -> dict[str, str]:
+    """{test file path relative to the repository: its group} for the files sharing state. A file
+    in two groups would join them: then all those files are one group."""
+    groups: dict[str, set[str]] = {}
+    for path in sorted(test_dir.rglob("test_*.py")):
+        source = path.read_text(encoding="utf-8", errors="replace")
+        names = {group for group, word in _SHARED_STATE_WORDS.items() if word in source}
+        if names:
+            groups[path.relative_to(test_dir.parent).as_posix()] = names
+    joined = any(len(names) > 1 for names in groups.values())
+    return {path: "shared-state" if joined else min(names) for path, names in groups.items()}
+
+
+@pytest.hookimpl(optionalhook=True)  # known only while pytest-xdist is loaded
+def pytest_xdist_make_scheduler(config, log):
+    """Send whole files to a worker (module and session fixtures built once per file, not per
+    test), and the files of one shared-state group to the same worker, in turn, so they never
+    run side by side. (`xdist_group` markers would say the same, but pytest 9 ignores the node
+    ids pytest-xdist 3.8 rewrites for them.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    groups = _shared_state_groups(config.rootpath / "tests")
+
+    class SharedStateScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return groups.get(path, path)
+
+    return SharedStateScheduling(config, log)
 
 
 @pytest.fixture(scope="session")
