@@ -5,6 +5,8 @@ apart; every verdict of "closer" needs an interval that excludes no difference."
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import random
 
@@ -56,19 +58,29 @@ def test_held_out_follows_the_person_and_skips_what_was_trained(maya_twin):
         assert others and not set(others) & maya_texts
 
 
-def test_evaluation_names_the_persons_replies_and_judges_them(maya_twin, tiny_model_dir, capsys):
+@pytest.fixture(scope="module")
+def maya_evaluated(maya_twin, tiny_model_dir):
+    """`phase1 --evaluate` on Maya's twin, run once: (exit code, standard output, standard error)."""
     from cognitivetwin_core.cli import main
+
+    workspace, adapter, _train = maya_twin
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(
+            ["phase1", "--evaluate", str(adapter), "--workspace", str(workspace.path)]
+            + ["--base-model", str(tiny_model_dir), "--samples", "6", "--max-new-tokens", "6"]
+        )
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_evaluation_names_the_persons_replies_and_judges_them(maya_twin, maya_evaluated):
     from cognitivetwin_core.phase1.jobs import read_chat_jsonl
     from cognitivetwin_core.playground.held_out import turn_hashes
 
     workspace, adapter, train = maya_twin
-    code = main(
-        ["phase1", "--evaluate", str(adapter), "--workspace", str(workspace.path), "--base-model", str(tiny_model_dir)]
-        + ["--samples", "6", "--max-new-tokens", "6"]
-    )
-    captured = capsys.readouterr()
-    assert code == 0, captured.err
-    assert "replies of Maya" in captured.out and "Answering held-out message 6 of 6, about" in captured.err
+    code, out, err = maya_evaluated
+    assert code == 0, err
+    assert "replies of Maya" in out and "Answering held-out message 6 of 6, about" in err
     report = json.loads((adapter / "evaluation.json").read_text(encoding="utf-8"))
     trained = set().union(*(turn_hashes(c) for c in read_chat_jsonl(train)))
     maya_texts = {m.content for c in workspace.iter_conversations() for m in c.messages if m.speaker == PERSON}
@@ -85,7 +97,7 @@ def test_evaluation_names_the_persons_replies_and_judges_them(maya_twin, tiny_mo
     # Maya writes unlike Tom and Ana: her held-out replies are hers far more often than theirs.
     assert judge["real"]["share"] >= 0.8 and judge["others"]["share"] <= 0.2 and judge["reliable"]
     assert report["told_apart"]["stylometric"]["twin"]["auc"] >= 0.0
-    assert "Who wrote it?" in captured.out
+    assert "Who wrote it?" in out
 
 
 def _conversations(person_twin: bool, count: int = 12, seed: int = 1) -> list[JudgedConversation]:
@@ -138,3 +150,27 @@ def test_told_apart_is_near_chance_for_alike_replies_and_high_for_unlike_ones():
     apart = told_apart(stylometric_matrix(real), stylometric_matrix(unlike), groups)
     assert same["low"] <= 0.5 + 0.2 and apart["auc"] >= 0.9 and apart["low"] > 0.5
     assert told_apart(stylometric_matrix(real[:2]), stylometric_matrix(unlike[:2]), groups[:2]) is None
+
+
+def test_the_blind_test_reads_a_pipe_and_saves_its_score(maya_twin, maya_evaluated, monkeypatch, capsys):
+    from cognitivetwin_core.cli import main
+    from cognitivetwin_core.data.blind_answers import blind_tally
+
+    workspace, adapter, _train = maya_twin
+    assert maya_evaluated[0] == 0
+    # Six pairs: pick 1, 2, skip, nonsense then 1, 2, 1.
+    monkeypatch.setattr("sys.stdin", io.StringIO("1\n2\ns\nmaybe\n1\n2\n1\n"))
+    code = main(["judge", "blind", "--adapter", str(adapter), "--workspace", str(workspace.path), "--seed", "4"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "Pair 6 of 6" in out and "Answer 1 or 2 to choose" in out
+    tally = blind_tally(workspace, adapter, "mine")
+    assert tally.answered == 5 and tally.skipped == 1
+    assert f"{tally.correct} of 5 (95% interval" in out and f"the twin fooled you {5 - tally.correct}" in out
+    # The twin mode counts apart, and end of input stops early with what was answered saved.
+    monkeypatch.setattr("sys.stdin", io.StringIO("2\n"))
+    assert (
+        main(["judge", "blind", "--adapter", str(adapter), "--workspace", str(workspace.path), "--mode", "twin"]) == 0
+    )
+    assert blind_tally(workspace, adapter, "twin").answered == 1
+    assert blind_tally(workspace, adapter, "mine").answered == 5
