@@ -33,10 +33,17 @@ from pathlib import Path
 
 from cognitivetwin_core.errors import CancelledError, InputError
 from cognitivetwin_core.models.generation import SamplingSettings
+from cognitivetwin_core.playground.evaluation_file import COMPARED_STYLOMETRICS, EVALUATION_FILE, load_evaluation
 
-EVALUATION_FILE = "evaluation.json"
-# The stylometrics compared with the person's: the ones a reader notices first.
-COMPARED_STYLOMETRICS = ("length", "punctuation_rate", "question_rate", "exclamation_rate", "emoji")
+__all__ = [
+    "COMPARED_STYLOMETRICS",
+    "EVALUATION_FILE",
+    "evaluate_adapter",
+    "headline",
+    "load_evaluation",
+    "report_lines",
+]
+
 DEFAULT_SAMPLES = 16
 
 
@@ -326,16 +333,6 @@ def _best_and_worst(rows: list[dict], *, scored: bool, count: int = 2) -> tuple[
 
 
 # ----- reading it -------------------------------------------------------------------------------
-
-
-def load_evaluation(adapter_dir: str | Path) -> dict | None:
-    path = Path(adapter_dir) / EVALUATION_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return None
 
 
 def headline(report: dict | None) -> str:

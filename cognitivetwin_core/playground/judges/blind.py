@@ -53,7 +53,7 @@ class BlindTest:
 
     @classmethod
     def for_adapter(cls, adapter_dir, *, mode: str = "mine", workspace=None, seed: int = 0) -> BlindTest:
-        from cognitivetwin_core.playground.evaluation import load_evaluation
+        from cognitivetwin_core.playground.evaluation_file import load_evaluation
 
         if mode not in ("mine", "twin"):
             raise InputError(f"--mode must be mine or twin, got {mode!r}.")

@@ -39,7 +39,7 @@ def _name(adapter: Path, report: dict) -> str:
 
 
 def load_reports(adapters: list[str | Path]) -> list[tuple[str, Path, dict]]:
-    from cognitivetwin_core.playground.evaluation import load_evaluation
+    from cognitivetwin_core.playground.evaluation_file import load_evaluation
 
     loaded = []
     for adapter in adapters:
@@ -66,7 +66,7 @@ def _auc(value: dict | None) -> str:
 
 def report_html(loaded: list[tuple[str, Path, dict]], blind: dict[str, dict] | None = None) -> str:
     """The page for the loaded evaluations; `blind`: per adapter path, {"mine": tally, "twin": tally}."""
-    from cognitivetwin_core.playground.evaluation import COMPARED_STYLOMETRICS
+    from cognitivetwin_core.playground.evaluation_file import COMPARED_STYLOMETRICS
     from cognitivetwin_core.playground.judges.blind import score_text
 
     blind = blind or {}
