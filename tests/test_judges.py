@@ -9,6 +9,7 @@ import contextlib
 import io
 import json
 import random
+import re
 
 import pytest
 
@@ -174,3 +175,23 @@ def test_the_blind_test_reads_a_pipe_and_saves_its_score(maya_twin, maya_evaluat
     )
     assert blind_tally(workspace, adapter, "twin").answered == 1
     assert blind_tally(workspace, adapter, "mine").answered == 5
+
+
+def test_chat_says_how_much_a_reply_sounds_like_you_with_a_verdict(maya_twin, tiny_model_dir, capsys):
+    from cognitivetwin_core.cli import main
+    from cognitivetwin_core.playground.judges.sounds_like_you import PersonJudge, turn_verdict
+
+    workspace, adapter, _train = maya_twin
+    judge = PersonJudge.for_adapter(adapter, workspace)
+    assert judge.reliable and "recognises your own held-out replies" in judge.note
+    assert judge.yours("lol ok see u at the bus 😂") > 0.5 > judge.yours("Certainly. I will bring the tickets.")
+    assert turn_verdict(0.8, 0.2).endswith("yes") and turn_verdict(0.6, 0.55).endswith("no clear difference")
+    code = main(
+        ["chat", "--adapter", str(adapter), "--base-model", str(tiny_model_dir), "--workspace", str(workspace.path)]
+        + ["--prompt", "Are you coming to dinner?", "--compare-base", "--max-new-tokens", "4", "--seed", "0"]
+    )
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    assert "0% = surely someone else, 100% = surely you" in captured.err
+    assert re.search(r"\[twin\] sounds like you: \d+%", captured.out)
+    assert "closer to you than the base: " in captured.out
