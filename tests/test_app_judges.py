@@ -1,5 +1,6 @@
-"""The Playground's blind test page: pairs from an evaluated twin, answered with the keys 1
-and 2 (S skips), each answer saved in the workspace and the score shown as "N of M"."""
+"""The judges in the app: the Playground's blind test page (pairs from an evaluated twin, keys 1
+and 2, S skips, each answer saved in the workspace, the score shown as "N of M"), and the
+Phase 1 jobs' "Open the report" for an evaluated twin."""
 
 from __future__ import annotations
 
@@ -41,3 +42,37 @@ def test_blind_test_page_takes_keys_and_saves_answers(qtbot, isolated_user_dirs,
         tally = blind_tally(workspace, adapter, "mine")
         assert tally.answered == 3 and tally.skipped == 1 and tally.correct >= 1
         assert f"You picked your own reply {tally.correct} of 3" in panel.score.text()
+
+
+def test_phase1_jobs_offer_the_report_of_an_evaluated_twin(qtbot, qasync_loop, isolated_user_dirs, tmp_path):
+    from app.tabs.phase1_tab import Phase1Tab
+    from cognitivetwin_core.data.workspace import Workspace
+
+    adapter = tmp_path / "twin"
+    adapter.mkdir()
+    with Workspace.open(tmp_path / "ws") as workspace:
+        workspace.register_adapter("local-twin", adapter, {"backend": "local"})
+        workspace.upsert_phase1_job(
+            "local-twin",
+            {"backend": "local", "status": "completed", "adapter_id": "local-twin", "adapter_path": str(adapter)},
+        )
+        tab = Phase1Tab()
+        qtbot.addWidget(tab)
+        tab.set_workspace(workspace)
+        tab.report_button.open_in_browser = False
+        qtbot.waitUntil(lambda: tab.job_row("local-twin") is not None, timeout=5_000)
+        tab._select_job("local-twin")
+        assert not tab.report_button.isEnabled()  # not evaluated yet
+        evaluation = {
+            "held_out": {"source": "s", "replies": 3, "person": "Maya"},
+            "perplexity": {"base": 9.0, "twin": 7.0},
+            "examples": [{"context": "c", "real": "r", "twin": "t", "base": "b"}],
+        }
+        (adapter / "evaluation.json").write_text(json.dumps(evaluation), encoding="utf-8")
+        tab.report_button.refresh()
+        assert tab.report_button.isEnabled()
+        with qtbot.waitSignal(tab.report_button.written, timeout=30_000) as done:
+            qtbot.mouseClick(tab.report_button, Qt.MouseButton.LeftButton)
+        page = (adapter / "report.html").read_text(encoding="utf-8")
+        assert done.args == [str(adapter / "report.html")] and "Is it you?" in page
+        tab.shutdown()
