@@ -76,3 +76,21 @@ def test_phase1_jobs_offer_the_report_of_an_evaluated_twin(qtbot, qasync_loop, i
         page = (adapter / "report.html").read_text(encoding="utf-8")
         assert done.args == [str(adapter / "report.html")] and "Is it you?" in page
         tab.shutdown()
+
+
+def test_phase2_offers_a_phase1_adapter_that_appeared_while_it_was_hidden(qtbot, isolated_user_dirs, tmp_path):
+    from app.tabs.phase2_tab import Phase2Tab
+    from cognitivetwin_core.data.workspace import Workspace
+
+    with Workspace.open(tmp_path / "ws") as workspace:
+        tab = Phase2Tab()
+        qtbot.addWidget(tab)
+        tab.set_workspace(workspace)
+        assert tab.adapter_combo.currentData() is None  # no Phase 1 voice yet: the base alone
+        adapter = tmp_path / "voice"
+        adapter.mkdir()
+        base = tab.base_combo.currentData()
+        workspace.register_adapter("local-voice", adapter, {"backend": "local", "base_model": base})
+        tab.show()  # the person comes back to the tab after the Phase 1 job finished
+        assert tab.adapter_combo.currentData() == str(adapter)
+        tab.shutdown()
