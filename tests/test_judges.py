@@ -153,7 +153,7 @@ def test_told_apart_is_near_chance_for_alike_replies_and_high_for_unlike_ones():
     assert told_apart(stylometric_matrix(real[:2]), stylometric_matrix(unlike[:2]), groups[:2]) is None
 
 
-def test_the_blind_test_reads_a_pipe_and_saves_its_score(maya_twin, maya_evaluated, monkeypatch, capsys):
+def test_the_blind_test_reads_a_pipe_and_saves_its_score(maya_twin, maya_evaluated, monkeypatch, capsys, tmp_path):
     from cognitivetwin_core.cli import main
     from cognitivetwin_core.data.blind_answers import blind_tally
 
@@ -175,6 +175,13 @@ def test_the_blind_test_reads_a_pipe_and_saves_its_score(maya_twin, maya_evaluat
     )
     assert blind_tally(workspace, adapter, "twin").answered == 1
     assert blind_tally(workspace, adapter, "mine").answered == 5
+    # The report shows the saved score beside the judges of the real evaluation.
+    out = tmp_path / "report.html"
+    assert (
+        main(["judge", "report", "--adapter", str(adapter), "--workspace", str(workspace.path), "--out", str(out)]) == 0
+    )
+    page = out.read_text(encoding="utf-8")
+    assert f"You picked your own reply {tally.correct} of 5" in page and "judged to be you" in page.lower()
 
 
 def test_chat_says_how_much_a_reply_sounds_like_you_with_a_verdict(maya_twin, tiny_model_dir, capsys):

@@ -36,7 +36,9 @@ def register(subparsers) -> None:
     report.add_argument(
         "--adapter", required=True, action="append", metavar="DIR", help="an evaluated adapter (repeat to compare)"
     )
-    report.add_argument("--workspace", metavar="DIR", help="the workspace with the blind-test answers")
+    report.add_argument(
+        "--workspace", metavar="DIR", help="the workspace with the blind-test answers (default: your workspace)"
+    )
     report.add_argument("--out", required=True, metavar="FILE.html", help="where to write the page")
     report.set_defaults(func=_report)
 
@@ -104,12 +106,20 @@ def _read_choice(mode: str):
 
 
 def _report(args) -> int:
+    from cognitivetwin_core.data.workspace import Workspace
+    from cognitivetwin_core.errors import InputError
     from cognitivetwin_core.playground.judges.report import write_report
 
-    if args.workspace:
-        with _open_workspace(args.workspace) as workspace:
-            path = write_report(args.adapter, args.out, workspace=workspace)
-    else:
-        path = write_report(args.adapter, args.out)
+    try:  # the blind-test answers; without --workspace, those of your workspace if there is one
+        workspace = Workspace.open(args.workspace, read_only=True)
+    except InputError:
+        if args.workspace:
+            raise
+        workspace = None
+    try:
+        path = write_report(args.adapter, args.out, workspace=workspace)
+    finally:
+        if workspace is not None:
+            workspace.close()
     print(f"Wrote the report to {path}")
     return 0
