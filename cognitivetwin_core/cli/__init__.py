@@ -52,6 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     from cognitivetwin_core.logging_setup import configure_logging
 
     configure_logging(logging.DEBUG if args.verbose else logging.INFO, console=args.verbose)
+    # Libraries' deprecation notices go to the log, so that a refusal stays one line on stderr.
+    logging.captureWarnings(True)
     try:
         return int(args.func(args) or 0)
     except CognitiveTwinError as exc:
