@@ -89,3 +89,16 @@ def test_a_group_whose_other_process_never_comes_is_a_sentence_after_a_bounded_w
     import torch.distributed as dist
 
     assert not dist.is_initialized()
+
+
+# ----- Phase 1 adapters ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("content", [b"", b"   \n", b"[1, 2]", b"{not json", b"\xff\xfe"])
+def test_evaluate_with_a_damaged_lineage_record_is_a_sentence(tmp_path, content):
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    (adapter / "adapter_config.json").write_text('{"base_model_name_or_path": "HuggingFaceTB/SmolLM2-135M"}')
+    (adapter / "lineage.json").write_bytes(content)
+    result = cli("phase1", "--evaluate", str(adapter), "--workspace", str(tmp_path / "ws"), cwd=tmp_path)
+    one_sentence(result, str(adapter / "lineage.json"), "damaged")
