@@ -149,3 +149,40 @@ def test_save_onto_a_folder_is_refused_before_loading(tiny_adapter, tiny_model_d
     result = chat(tiny_adapter, tiny_model_dir, "--prompt", "hi", "--save", str(folder), tmp_path=tmp_path)
     sentence(result, str(folder), "folder")
     assert "Loading" not in result.stderr.decode() and (folder / "kept.json").read_text(encoding="utf-8") == "{}"
+
+
+# ----- the twin exported --------------------------------------------------------------------------
+
+
+def test_export_twin_onto_a_full_disk_is_a_sentence_and_leaves_no_half_folder(tiny_adapter, tiny_model_dir, tmp_path):
+    """A real full disk: a 256 KiB tmpfs (root may mount one; elsewhere the test is skipped)."""
+    disk = tmp_path / "small-disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(disk)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        out = disk / "twin"
+        result = subprocess.run(
+            [sys.executable, "-m", "cognitivetwin_core", "phase1", "--export-twin", str(tiny_adapter)]
+            + ["--base-model", str(tiny_model_dir), "--output-dir", str(out)],
+            cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO), "COGNITIVETWIN_LOG_DIR": str(tmp_path / "logs")},
+            capture_output=True,
+            timeout=TIMEOUT_S,
+            stdin=subprocess.DEVNULL,
+        )
+        sentence(result, str(out), "disk is full")
+        assert not out.exists() and list(disk.iterdir()) == []  # nothing half-written stays
+    finally:
+        subprocess.run(["umount", str(disk)], check=False)
+
+
+def test_a_disk_failure_a_library_reports_in_words_is_recognised():
+    from safetensors import SafetensorError
+
+    from cognitivetwin_core.errors import is_disk_failure, reported_os_error
+
+    full = SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+    assert is_disk_failure(reported_os_error(full))
+    assert reported_os_error(SafetensorError("Error while deserializing header: invalid header length")) is None

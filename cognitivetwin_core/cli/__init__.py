@@ -72,6 +72,17 @@ def main(argv: list[str] | None = None) -> int:
         error = os_error(exc, "using", exc.filename)
         print(f"error: {printable(error)}", file=sys.stderr)
         return error.exit_code
+    except Exception as exc:
+        # The same disk failures, reported by a library as another kind of error (safetensors).
+        from cognitivetwin_core.errors import is_disk_failure, os_error, reported_os_error
+
+        reported = reported_os_error(exc)
+        if reported is None or not is_disk_failure(reported):
+            raise
+        log.exception("%s failed", args.command)
+        error = os_error(reported, "writing", getattr(exc, "filename", None) or "the output")
+        print(f"error: {printable(error)}", file=sys.stderr)
+        return error.exit_code
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
