@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from test_output_dirs import adapter_dir, completed_job  # noqa: F401 - fixtures used below
 
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
 
@@ -102,3 +103,54 @@ def test_evaluate_with_a_damaged_lineage_record_is_a_sentence(tmp_path, content)
     (adapter / "lineage.json").write_bytes(content)
     result = cli("phase1", "--evaluate", str(adapter), "--workspace", str(tmp_path / "ws"), cwd=tmp_path)
     one_sentence(result, str(adapter / "lineage.json"), "damaged")
+
+
+def _deny_writing_in(folder: Path, monkeypatch) -> None:
+    """What a folder the user may not write in does to mkdir (root may write anywhere)."""
+    import errno
+
+    real_mkdir = os.mkdir
+
+    def mkdir(path, *args, **kwargs):
+        if Path(path).parent == folder:
+            raise PermissionError(errno.EACCES, "Permission denied", str(path))
+        return real_mkdir(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "mkdir", mkdir)
+
+
+def test_download_into_a_folder_the_user_cannot_write_is_refused_before_downloading(
+    completed_job,  # noqa: F811 - the fixture imported above
+    tmp_path,
+    monkeypatch,
+    capsys,
+):
+    from cognitivetwin_core.cli import main
+
+    ws, job_id, server = completed_job
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    requests_before = len(server.requests)
+    _deny_writing_in(locked, monkeypatch)
+    code = main(["phase1", "--workspace", ws, "--download", job_id, "--output-dir", str(locked / "adapter")])
+    err = capsys.readouterr().err
+    assert code != 0 and "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert str(locked) in err and "permission denied" in err
+    assert len(server.requests) == requests_before and list(locked.iterdir()) == []
+
+
+def test_unpacking_an_adapter_where_the_user_cannot_write_is_a_sentence(adapter_dir, tmp_path, monkeypatch):  # noqa: F811
+    import tarfile
+
+    from cognitivetwin_core.phase1.adapter_archive import extract_adapter_archive
+
+    archive = tmp_path / "adapter.tar"
+    with tarfile.open(archive, "w") as tar:
+        for item in sorted(Path(adapter_dir).iterdir()):
+            tar.add(item, arcname=item.name)
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    _deny_writing_in(locked, monkeypatch)
+    with pytest.raises(CognitiveTwinError, match="permission denied") as refused:
+        extract_adapter_archive(archive, locked / "adapter")
+    assert str(locked) in str(refused.value) and list(locked.iterdir()) == []

@@ -85,9 +85,12 @@ def extract_adapter_archive(
     What `prepare_adapter_config` changed in adapter_config.json is added to `config_changes`.
     """
     archive, target = Path(archive), Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".extract-{uuid.uuid4().hex}"
-    staging.mkdir()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging.mkdir()
+    except OSError as exc:  # a folder the user may not write in, a read-only or full disk
+        raise os_error(exc, "writing the adapter in", target.parent) from None
     try:
         total = 0
         count = 0
