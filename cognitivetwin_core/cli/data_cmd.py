@@ -23,7 +23,23 @@ import time
 
 from cognitivetwin_core.cli.terminal_text import printable, printable_json
 
-IMPORTER_NAMES = ("chat-jsonl", "trajectory-jsonl", "sharegpt", "chatgpt", "whatsapp", "telegram", "demo")
+IMPORTER_NAMES = (
+    "chat-jsonl",
+    "trajectory-jsonl",
+    "sharegpt",
+    "chatgpt",
+    "whatsapp",
+    "telegram",
+    "facebook-messenger",
+    "instagram",
+    "imessage",
+    "discord-chat-exporter",
+    "discord-package",
+    "signal",
+    "google-chat",
+    "mbox",
+    "demo",
+)
 
 
 def register(subparsers) -> None:
@@ -55,6 +71,12 @@ def register(subparsers) -> None:
     _workspace_argument(speakers)
     _me_argument(speakers, "and remember it for this workspace")
     speakers.add_argument("--json", action="store_true", help="print JSON")
+    speakers.add_argument(
+        "--link",
+        nargs="+",
+        metavar=("NAME", "ALIAS"),
+        help="these are all one person: make the ALIASes (names, numbers, addresses, handles) one speaker called NAME",
+    )
     speakers.set_defaults(func=_speakers)
 
     privacy = sub.add_parser("privacy", help="personal data in the conversations, before anything is uploaded")
@@ -282,6 +304,10 @@ def _supabase_source(args):
 
 
 def _print_report(report) -> None:
+    from cognitivetwin_core.data.importers import IMPORTERS
+
+    if report.importer in IMPORTERS:
+        print(f"Recognised: {IMPORTERS[report.importer].title}")
     print(printable(report.summary()))
     for warning in report.warnings:
         print(f"warning: {printable(warning)}")
@@ -312,7 +338,16 @@ def _import(args) -> int:
         bar.close()
         _print_report(report)
         if args.me:
-            print(f"The twin speaks as {printable(workspace.set_twin_speaker(args.me), one_line=True)}.")
+            from cognitivetwin_core.data.person_identity import choose_twin_speaker
+
+            print(f"The twin speaks as {printable(choose_twin_speaker(workspace, args.me), one_line=True)}.")
+        elif report.owner_adopted:
+            from cognitivetwin_core.data.twin_speaker import describe
+
+            print(
+                f"The twin speaks as {printable(describe(workspace.twin_speaker()), one_line=True)}, the export's "
+                "owner (change it with `cognitivetwin data speakers --me NAME`)."
+            )
         elif report.participants and workspace.twin_speaker() not in report.participants:
             name = f'"{printable(report.owner, one_line=True)}"' if report.owner else "NAME"
             print(
@@ -326,13 +361,31 @@ def _import(args) -> int:
 
 
 def _speakers(args) -> int:
+    from cognitivetwin_core.data.person_identity import (
+        canonical,
+        choose_twin_speaker,
+        link_speakers,
+        linked_speakers,
+        speaker_links,
+    )
     from cognitivetwin_core.data.twin_speaker import describe
+    from cognitivetwin_core.errors import InputError
 
     with _open_workspace(args) as workspace:
+        if args.link:
+            if len(args.link) < 2:
+                raise InputError("--link takes the person's NAME and then at least one ALIAS to link to it.")
+            linked = link_speakers(workspace, args.link[0], args.link[1:])
+            if not args.json:
+                print(
+                    f"{printable(args.link[0], one_line=True)} is now one speaker with: "
+                    + ", ".join(printable(alias, one_line=True) for alias in linked)
+                )
         if args.me:
-            workspace.set_twin_speaker(args.me)
-        current = workspace.twin_speaker()
-        speakers = workspace.speakers()
+            choose_twin_speaker(workspace, args.me)
+        links = speaker_links(workspace)
+        current = canonical(links, workspace.twin_speaker())
+        speakers = linked_speakers(workspace)
     if args.json:
         print(
             printable_json(
@@ -345,6 +398,7 @@ def _speakers(args) -> int:
                                 "named": s.named,
                                 "messages": s.messages,
                                 "conversations": s.conversations,
+                                "aliases": sorted(alias for alias, name in links.items() if name == s.name),
                             }
                             for s in speakers
                         ],

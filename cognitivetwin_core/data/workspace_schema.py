@@ -83,6 +83,14 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # speaker links: one person's names, numbers, addresses and handles across sources
+    # (cognitivetwin_core/data/person_identity.py).
+    """
+    CREATE TABLE speaker_links(
+        alias TEXT PRIMARY KEY,
+        name TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

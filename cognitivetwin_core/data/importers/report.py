@@ -86,6 +86,11 @@ class ImportReport:
     # Who made the export, when the file tells (Telegram's personal_information, or the one
     # participant of a two-person WhatsApp chat not named in its title): a suggestion for "me".
     owner: str | None = None
+    # The export holds only the owner's own messages (Discord's data package, a sent-mail
+    # folder): they teach the twin's style, but there are no replies to learn (docs/importers.md).
+    owner_only: bool = False
+    # Whether the owner became the workspace's twin speaker (no one was chosen before).
+    owner_adopted: bool = False
     conversation_ids: list[str] = field(default_factory=list, repr=False)
 
     def reject(self, rejection: Rejection) -> None:
@@ -126,8 +131,15 @@ class ImportReport:
             text += "\nParticipants: " + ", ".join(
                 f"{name} ({count} message{'' if count == 1 else 's'})" for name, count in ranked
             )
-        if self.owner:
+        if self.owner in ("user", "assistant"):
+            text += f"\nYour side of these chats: the {self.owner} messages"
+        elif self.owner:
             text += f"\nThis export looks like {self.owner}'s"
+        if self.owner_only:
+            text += (
+                "\nIt holds only your own messages: they teach the twin your style (style signature, Phase 2's "
+                "style head), but make no reply examples, since no one else's words are there"
+            )
         if self.skipped_messages:
             text += "\nSkipped: " + ", ".join(
                 f"{count} {kind}" for kind, count in sorted(self.skipped_messages.items())
