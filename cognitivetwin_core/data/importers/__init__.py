@@ -243,6 +243,10 @@ def check_readable(path: Path) -> None:
     try:
         with open(path, "rb") as stream:
             stream.read(1)
+    except PermissionError as exc:
+        if path.name == "chat.db" or "Library/Messages" in path.as_posix():
+            raise InputError(f"Cannot read {path}: {imessage.FULL_DISK_ACCESS}.") from None
+        raise os_error(exc, "reading", path) from None
     except OSError as exc:
         raise os_error(exc, "reading", path) from None
 

@@ -99,16 +99,20 @@ def _exporter_file(tree: ExportTree, name: str, report: ImportReport, gap: float
         guild: dict = {}
 
         def messages() -> Iterator[Message]:
-            for index, line in walker.items():
-                record = walker.value()
-                tick()
-                try:
-                    message = exporter_message(record, report)
-                except RecordError as exc:
-                    report.reject(Rejection(label, exc.reason, line=line, record=index, field=exc.field))
-                    continue
-                if message is not None:
-                    yield message
+            # A file that breaks off keeps the messages before the break (raised after them).
+            try:
+                for index, line in walker.items():
+                    record = walker.value()
+                    tick()
+                    try:
+                        message = exporter_message(record, report)
+                    except RecordError as exc:
+                        report.reject(Rejection(label, exc.reason, line=line, record=index, field=exc.field))
+                        continue
+                    if message is not None:
+                        yield message
+            except _Malformed as exc:
+                walker.failed = exc
 
         try:
             for key in walker.object_keys():
@@ -124,6 +128,8 @@ def _exporter_file(tree: ExportTree, name: str, report: ImportReport, gap: float
                         gap_hours=gap,
                         report=report,
                     )
+                    if walker.failed is not None:
+                        raise walker.failed
                 elif key in ("channel", "guild"):
                     value = walker.value()
                     if isinstance(value, dict):

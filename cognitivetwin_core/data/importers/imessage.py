@@ -97,7 +97,8 @@ def _open(path: Path) -> tuple[sqlite3.Connection, Path | None]:
         raise InputError(f"Cannot read {path}: {FULL_DISK_ACCESS}.") from None
     uri = f"file:{path}?mode=ro"
     try:
-        db = sqlite3.connect(uri, uri=True)
+        # A short wait: a database Messages holds locked is read from a copy instead.
+        db = sqlite3.connect(uri, uri=True, timeout=0.2)
         db.execute("SELECT COUNT(*) FROM message").fetchone()
         return db, None
     except sqlite3.OperationalError as exc:
