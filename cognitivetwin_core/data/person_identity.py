@@ -88,7 +88,8 @@ def choose_twin_speaker(workspace, speaker: str) -> str:
 
 
 def adopt_owner(workspace, owner: str | None) -> bool:
-    """Make the export's owner the twin's speaker unless the person chose one; True if it did."""
+    """Make the export's owner (one the export marks) the twin's speaker unless the person
+    chose one; True if it did."""
     if not owner:
         return False
     current = workspace.get_setting(SETTING_KEY)

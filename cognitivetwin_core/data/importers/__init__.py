@@ -283,7 +283,7 @@ def iter_source(
         return info.read(path_or_source, report, progress), report
     if importer == demo.NAME or (importer is None and str(path_or_source) == "demo"):
         info = IMPORTERS[demo.NAME]
-        report = ImportReport("demo", info.name, strict=strict, owner="user")
+        report = ImportReport("demo", info.name, strict=strict, owner="user", owner_marked=True)
         return info.read(None, report, progress), report
     path = Path(os.fspath(path_or_source)).expanduser()
     check_readable(path)
@@ -300,7 +300,7 @@ def iter_source(
         info = detect_importer(path)
     report = ImportReport(str(path), info.name, strict=strict)
     if info.name in _PERSON_IS_USER:
-        report.owner = "user"
+        report.owner, report.owner_marked = "user", True
     if info.splits_at_gaps:
         return _guarded(info.read(path, report, progress, gap_hours=gap_hours), path), report
     return _guarded(info.read(path, report, progress), path), report
@@ -347,5 +347,5 @@ def import_into(
     if report.conversations_accepted:
         from cognitivetwin_core.data.person_identity import adopt_owner
 
-        report.owner_adopted = adopt_owner(workspace, report.owner)
+        report.owner_adopted = adopt_owner(workspace, report.owner if report.owner_marked else None)
     return report

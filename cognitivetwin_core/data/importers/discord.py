@@ -206,8 +206,7 @@ def read_package(
     gap = check_gap_hours(gap_hours)
     with ExportTree(path) as tree:
         owner = _package_owner(tree) or "Me"
-        report.owner = owner
-        report.owner_only = True
+        report.owner, report.owner_marked, report.owner_only = owner, True, True
         index_name = next((n for n in tree.names if n.lower().endswith("messages/index.json")), None)
         titles = {}
         if index_name is not None:

@@ -212,3 +212,4 @@ def read(
                 )
         owner = _owner(tree)
         report.owner = owner if owner in report.participants else None
+        report.owner_marked = report.owner is not None

@@ -198,6 +198,7 @@ def read(
                 messages(), source=NAME, chat_key=guid or str(chat_rowid), title=title, gap_hours=gap, report=report
             )
         report.owner = owner if owner in report.participants else None
+        report.owner_marked = report.owner is not None
     except sqlite3.DatabaseError as exc:
         raise InputError(f"{path} cannot be read as Messages' chat.db ({exc}): copy it again.") from None
     finally:

@@ -272,5 +272,5 @@ def _read_mbox(path: Path, label: str, report: ImportReport, progress) -> Iterat
     if owner_address is not None:
         owner = names.get(owner_address, owner_address)
         if owner in report.participants:
-            report.owner = owner
+            report.owner, report.owner_marked = owner, True
             report.owner_only = len(senders) == 1

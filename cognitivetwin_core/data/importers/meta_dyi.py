@@ -239,6 +239,7 @@ def _read(
             common = set.intersection(*everyone)
             owner = next(iter(common)) if len(common) == 1 else None
         report.owner = owner if owner in report.participants else None
+        report.owner_marked = report.owner is not None
 
 
 def read(

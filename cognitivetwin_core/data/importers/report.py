@@ -86,6 +86,10 @@ class ImportReport:
     # Who made the export, when the file tells (Telegram's personal_information, or the one
     # participant of a two-person WhatsApp chat not named in its title): a suggestion for "me".
     owner: str | None = None
+    # Whether the export itself marks its owner (is_from_me, outgoing, a profile or account
+    # file, the user side of an AI chat), not a guess: only then does the owner become the
+    # twin speaker on import (docs/importers.md).
+    owner_marked: bool = False
     # The export holds only the owner's own messages (Discord's data package, a sent-mail
     # folder): they teach the twin's style, but there are no replies to learn (docs/importers.md).
     owner_only: bool = False

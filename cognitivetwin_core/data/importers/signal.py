@@ -113,3 +113,4 @@ def read(
                     ImportProgress(number, len(files), "files", report.conversations_accepted, report.messages_accepted)
                 )
         report.owner = OWNER if OWNER in report.participants else None
+        report.owner_marked = report.owner is not None

@@ -261,6 +261,7 @@ def _top(walker: _Walker, label: str, report: ImportReport, gap: float, tick) ->
             walker.value()
     if report.owner is not None and report.owner not in report.participants:
         report.owner = None  # the account's name differs from how its messages are signed
+    report.owner_marked = report.owner is not None
     if not found:
         report.reject(
             Rejection(
