@@ -85,6 +85,7 @@ class DataTab(QWidget):
         self.job.cancelled.connect(self._on_job_cancelled)
         self.job.finished.connect(self._on_job_finished)
 
+        self.setAcceptDrops(True)  # an export dropped on the tab is imported (dropEvent)
         layout = QVBoxLayout(self)
         layout.addLayout(self._build_actions())
         layout.addLayout(self._build_progress())
@@ -193,13 +194,15 @@ class DataTab(QWidget):
 
     def refresh_speakers(self) -> None:
         """List the workspace's speakers with their counts and select the current choice."""
+        from cognitivetwin_core.data.person_identity import canonical, linked_speakers, speaker_links
         from cognitivetwin_core.data.twin_speaker import ROLE_SPEAKERS, describe
 
         self.speaker_combo.clear()
         if self.workspace is None:
             return
-        speakers = self.workspace.speakers()
-        current = self.workspace.twin_speaker()
+        # One person across sources: linked names show as one speaker (docs/importers.md).
+        speakers = linked_speakers(self.workspace)
+        current = canonical(speaker_links(self.workspace), self.workspace.twin_speaker())
         names = [item.name for item in speakers]
         role_hints = {"assistant": "the AI's answers", "user": "the person's side of AI chats"}
         for item in speakers:
@@ -230,8 +233,10 @@ class DataTab(QWidget):
         speaker = self.speaker_combo.itemData(index)
         if self.workspace is None or speaker is None:
             return
+        from cognitivetwin_core.data.person_identity import choose_twin_speaker
+
         try:
-            self.workspace.set_twin_speaker(speaker)
+            choose_twin_speaker(self.workspace, speaker)
         except CognitiveTwinError as exc:
             self.message.show_error(str(exc))
         self.refresh_speakers()
@@ -239,6 +244,11 @@ class DataTab(QWidget):
     def _fill_import_menu(self) -> None:
         if self.import_menu.actions():
             return
+        any_file = self.import_menu.addAction("Any export (recognised automatically)…")
+        any_file.triggered.connect(self._choose_any_file)
+        folder = self.import_menu.addAction("An export folder (as downloaded and unpacked)…")
+        folder.triggered.connect(self._choose_import_folder)
+        self.import_menu.addSeparator()
         for importer in data_jobs.file_importers():
             action = self.import_menu.addAction(importer.label)
             action.triggered.connect(lambda _checked=False, imp=importer: self._choose_import_file(imp))
@@ -528,6 +538,27 @@ class DataTab(QWidget):
             self.job.wait()
 
     # --- imports ------------------------------------------------------------------------------------
+
+    def _choose_any_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import an export", str(Path.home()), "All files (*)")
+        if path:
+            self.import_file(path)
+
+    def _choose_import_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Import an export folder", str(Path.home()))
+        if path:
+            self.import_file(path)
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        if event.mimeData().hasUrls() and all(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        """A file, folder or zip dropped on the tab: imported with its format recognised."""
+        urls = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if urls:
+            event.acceptProposedAction()
+            self.import_file(urls[0])
 
     def _choose_import_file(self, importer) -> None:
         path, _ = QFileDialog.getOpenFileName(self, f"Import {importer.label}", str(Path.home()), importer.file_filter)
