@@ -29,10 +29,15 @@ from pathlib import Path
 
 from cognitivetwin_core.conversation import Conversation, Message
 from cognitivetwin_core.data.importers.export_tree import ExportTree, load_json
-from cognitivetwin_core.data.importers.messenger import PLACEHOLDER_ROLE, chat_conversations, check_gap_hours
+from cognitivetwin_core.data.importers.messenger import (
+    PLACEHOLDER_ROLE,
+    chat_conversations,
+    check_gap_hours,
+    message_ticker,
+)
 from cognitivetwin_core.data.importers.records import RecordError, parse_time
 from cognitivetwin_core.data.importers.report import ImportProgress, ImportReport, ProgressCallback, Rejection
-from cognitivetwin_core.data.importers.telegram import _Malformed, _Walker
+from cognitivetwin_core.data.importers.telegram import _chat_messages, _Malformed, _report_break, _Walker
 
 NAME = "discord-chat-exporter"
 TITLE = "Discord channel (DiscordChatExporter JSON)"
@@ -98,22 +103,6 @@ def _exporter_file(tree: ExportTree, name: str, report: ImportReport, gap: float
         channel: dict = {}
         guild: dict = {}
 
-        def messages() -> Iterator[Message]:
-            # A file that breaks off keeps the messages before the break (raised after them).
-            try:
-                for index, line in walker.items():
-                    record = walker.value()
-                    tick()
-                    try:
-                        message = exporter_message(record, report)
-                    except RecordError as exc:
-                        report.reject(Rejection(label, exc.reason, line=line, record=index, field=exc.field))
-                        continue
-                    if message is not None:
-                        yield message
-            except _Malformed as exc:
-                walker.failed = exc
-
         try:
             for key in walker.object_keys():
                 if key == "messages":
@@ -121,7 +110,7 @@ def _exporter_file(tree: ExportTree, name: str, report: ImportReport, gap: float
                     if isinstance(guild.get("name"), str) and guild.get("name") != "Direct Messages":
                         title = f"{title} ({guild['name']})"
                     yield from chat_conversations(
-                        messages(),
+                        _chat_messages(walker, label, report, tick, exporter_message),
                         source="discord",
                         chat_key=str(channel.get("id") or name),
                         title=title if isinstance(title, str) else None,
@@ -137,26 +126,14 @@ def _exporter_file(tree: ExportTree, name: str, report: ImportReport, gap: float
                 else:
                     walker.value()
         except _Malformed as exc:
-            line, column = walker.window.line_of(min(exc.position, len(walker.window.text)))
-            if "truncated" in exc.reason:
-                report.truncated_at = f"{label} line {line}, column {column}"
-            report.reject(
-                Rejection(label, f"{exc.reason}; the rest of the file was not read", line=line, column=column)
-            )
+            _report_break(walker, exc, label, report)
 
 
 def read(
     path: Path, report: ImportReport, progress: ProgressCallback | None = None, *, gap_hours: float | None = None
 ) -> Iterator[Conversation]:
     gap = check_gap_hours(gap_hours)
-    count = 0
-
-    def tick() -> None:
-        nonlocal count
-        count += 1
-        if progress is not None and count % 5000 == 0:
-            progress(ImportProgress(count, None, "messages", report.conversations_accepted, report.messages_accepted))
-
+    tick = message_ticker(progress, report)
     with ExportTree(path) as tree:
         files = []
         for name in tree.matching(".json"):

@@ -18,6 +18,22 @@ DEFAULT_GAP_HOURS = 6.0
 PLACEHOLDER_ROLE = "user"
 
 
+def message_ticker(progress, report: ImportReport, every: int = 5000):
+    """A function to call once per message read: every `every` messages it reports progress
+    (messages read, total unknown) to `progress`, when there is one."""
+    from cognitivetwin_core.data.importers.report import ImportProgress
+
+    count = 0
+
+    def tick() -> None:
+        nonlocal count
+        count += 1
+        if progress is not None and count % every == 0:
+            progress(ImportProgress(count, None, "messages", report.conversations_accepted, report.messages_accepted))
+
+    return tick
+
+
 def check_gap_hours(gap_hours: float | None) -> float:
     gap = DEFAULT_GAP_HOURS if gap_hours is None else float(gap_hours)
     if not gap > 0:

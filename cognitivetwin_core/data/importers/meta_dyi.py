@@ -26,9 +26,14 @@ from pathlib import Path
 
 from cognitivetwin_core.conversation import Conversation, Message
 from cognitivetwin_core.data.importers.export_tree import ExportTree, load_json
-from cognitivetwin_core.data.importers.messenger import PLACEHOLDER_ROLE, chat_conversations, check_gap_hours
+from cognitivetwin_core.data.importers.messenger import (
+    PLACEHOLDER_ROLE,
+    chat_conversations,
+    check_gap_hours,
+    message_ticker,
+)
 from cognitivetwin_core.data.importers.records import RecordError
-from cognitivetwin_core.data.importers.report import ImportProgress, ImportReport, ProgressCallback, Rejection
+from cognitivetwin_core.data.importers.report import ImportReport, ProgressCallback, Rejection
 
 NAME = "facebook-messenger"
 TITLE = "Facebook Messenger download (folder or .zip)"
@@ -210,16 +215,7 @@ def _read(
                 )
             )
             return
-        count = 0
-
-        def tick() -> None:
-            nonlocal count
-            count += 1
-            if progress is not None and count % 5000 == 0:
-                progress(
-                    ImportProgress(count, None, "messages", report.conversations_accepted, report.messages_accepted)
-                )
-
+        tick = message_ticker(progress, report)
         everyone: list[set[str]] = []
         for folder, files in sorted(chats.items()):
             meta: dict = {"participants": set()}
