@@ -339,16 +339,22 @@ def test_import_menu_lists_every_file_importer(window, monkeypatch, tmp_path, qt
 
     tab = window.data_tab
     tab.import_menu.aboutToShow.emit()
-    labels = [action.text() for action in tab.import_menu.actions()]
-    assert labels == [info.title for info in IMPORTERS.values() if info.file_filter]
-    assert len(labels) >= 4
+    actions = tab.import_menu.actions()
+    labels = [action.text() for action in actions if not action.isSeparator()]
+    # First any export, recognised from a file or a folder as downloaded; then each format.
+    assert labels[:2] == ["Any export (recognised automatically)…", "An export folder (as downloaded and unpacked)…"]
+    assert labels[2:] == [info.title for info in IMPORTERS.values() if info.file_filter]
+    assert len(labels) >= 12
     chosen = {}
     monkeypatch.setattr(tab, "import_file", lambda path, name=None: chosen.update(path=path, name=name) or True)
     from PySide6.QtWidgets import QFileDialog
 
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(tmp_path / "x.json"), ""))
-    tab.import_menu.actions()[2].trigger()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(tmp_path))
+    actions[3 + 2].trigger()  # after the two "any" entries and the separator
     assert chosen == {"path": str(tmp_path / "x.json"), "name": list(IMPORTERS)[2]}
+    actions[1].trigger()
+    assert chosen == {"path": str(tmp_path), "name": None}
 
 
 def test_the_tab_asks_which_speaker_is_you_and_exports_their_turns(
@@ -414,3 +420,34 @@ def test_the_tab_asks_which_speaker_is_you_and_exports_their_turns(
     with qtbot.waitSignal(tab.importFinished, timeout=60_000):
         tab.import_file(chat.with_name("WhatsApp Chat - Lea Vogel.zip"))
     assert "The last import looks like Sam Okafor's export." in tab.speaker_status.text()
+
+
+def test_an_export_folder_is_recognised_and_its_owner_is_you(window, qtbot, test_output_dir):
+    from pathlib import Path
+
+    from PySide6.QtCore import QMimeData, QPoint, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    folder = Path(__file__).parent / "fixtures" / "meta" / "facebook-zoemartins"
+    tab = window.data_tab
+    window.tabs.setCurrentWidget(tab)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(folder))])
+    drop = QDropEvent(
+        QPointF(QPoint(10, 10)),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    with qtbot.waitSignal(tab.importFinished, timeout=60_000) as done:
+        tab.dropEvent(drop)  # the folder dropped on the tab, as downloaded and unpacked
+    assert done.args[0].importer == "facebook-messenger"
+    text = tab.message.text()
+    assert text.startswith("Recognised: Facebook Messenger download (folder or .zip). Imported 3 conversations")
+    assert "The twin now speaks as Zoë Martins, the export's owner" in text
+    # "Which of these is you?" answers with the export's owner, not the AI's side.
+    assert tab.speaker_combo.currentData() == "Zoë Martins"
+    assert tab.speaker_status.text() == "The twin learns Zoë Martins's messages (3); everyone else's are context."
+    qtbot.wait(100)
+    window.grab().save(str(test_output_dir / "data_tab_export_folder.png"))

@@ -539,6 +539,7 @@ def _export(args) -> int:
     from pathlib import Path
 
     from cognitivetwin_core.data.exports import DEFAULT_MERGE_MINUTES, export_together, export_trajectory
+    from cognitivetwin_core.data.person_identity import resolve_speaker
     from cognitivetwin_core.errors import InputError, os_error
     from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
 
@@ -554,7 +555,7 @@ def _export(args) -> int:
                 base_model=args.base_model or DEFAULT_BASE_MODEL,
                 validation_fraction=args.validation_fraction,
                 epochs=args.epochs,
-                twin_speaker=workspace.resolve_speaker(args.me) if args.me else None,
+                twin_speaker=resolve_speaker(workspace, args.me) if args.me else None,
                 merge_minutes=DEFAULT_MERGE_MINUTES if args.merge_minutes is None else args.merge_minutes,
                 privacy="redact" if args.redact else "leave-out" if args.leave_out_private else "keep",
             )

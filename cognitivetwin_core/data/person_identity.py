@@ -77,14 +77,21 @@ def linked_speakers(workspace) -> list[SpeakerCount]:
     return [SpeakerCount(name, bool(named), messages, conversations) for name, named, messages, conversations in rows]
 
 
+def resolve_speaker(workspace, speaker: str) -> str:
+    """A linked name, or what `Workspace.resolve_speaker` accepts (a role, a participant), with
+    an alias given as its one name."""
+    speaker = (speaker or "").strip()
+    links = speaker_links(workspace)
+    if speaker in set(links.values()):
+        return speaker
+    return canonical(links, workspace.resolve_speaker(speaker))
+
+
 def choose_twin_speaker(workspace, speaker: str) -> str:
     """The person's own choice: a linked name, a participant or a role."""
-    speaker = (speaker or "").strip()
-    names = {item.name for item in linked_speakers(workspace) if item.named}
-    if speaker in names and speaker not in speaker_links(workspace):
-        workspace.set_setting(SETTING_KEY, speaker)
-        return speaker
-    return workspace.set_twin_speaker(speaker)
+    speaker = resolve_speaker(workspace, speaker)
+    workspace.set_setting(SETTING_KEY, speaker)
+    return speaker
 
 
 def adopt_owner(workspace, owner: str | None) -> bool:
