@@ -18,7 +18,7 @@ def test_chat_exporter_channel():
         assert detect_importer(path).name == "discord-chat-exporter"
     [conversation], report = read_conversations(CHANNEL)
     assert report.ok, report.rejected
-    assert report.participants == {"Zoë": 2, "Lucas": 1}
+    assert report.participants == {"zoe_m": 2, "lucas.alm": 1}
     assert report.skipped_messages == {"calls": 1, "joins": 1, "media omitted": 1, "pins": 1}
     assert conversation.title == "general (Friends)"
     assert [m.content for m in conversation.messages] == [
@@ -43,9 +43,9 @@ def test_data_package_holds_only_the_owner(tmp_path):
     assert detect_importer(PACKAGE).name == "discord-package"
     conversations, report = read_conversations(PACKAGE)
     assert report.ok, report.rejected
-    assert report.owner == "Zoë" and report.owner_only
+    assert report.owner == "zoe_m" and report.owner_only  # account/user.json, as DiscordChatExporter names her
     assert "no reply examples" in report.summary()
-    assert report.participants == {"Zoë": 5}
+    assert report.participants == {"zoe_m": 5}
     assert report.skipped_messages == {"media omitted": 1}
     general = [c for c in conversations if c.title == "general in Friends"]
     assert [m.content for m in general[0].messages] == ["anyone up for a game tonight?", "ok, starting in 5 minutes"]
@@ -63,4 +63,12 @@ def test_data_package_holds_only_the_owner(tmp_path):
     assert detect_importer(archive).name == "discord-package"
     with Workspace.open(tmp_path / "ws") as workspace:
         report = import_into(workspace, archive)
-        assert report.messages_accepted == 5 and workspace.twin_speaker() == "Zoë"
+        assert report.messages_accepted == 5 and workspace.twin_speaker() == "zoe_m"
+
+
+def test_channel_and_package_name_the_owner_alike(tmp_path):
+    with Workspace.open(tmp_path / "ws") as workspace:
+        import_into(workspace, CHANNEL)
+        import_into(workspace, PACKAGE)
+        counts = {item.name: item.messages for item in workspace.speakers()}
+    assert counts == {"zoe_m": 7, "lucas.alm": 1}

@@ -7,7 +7,7 @@ DiscordChatExporter (JSON format) writes one file per channel: `{"guild": {...},
 calls, pins, joins, renames and the rest are skipped and counted. `timestamp` is ISO 8601 with
 its offset; an edited message is stored once, with its final text. The file is streamed (a
 channel can hold millions of messages); a folder or zip of such files imports every channel.
-The speaker is the author's `nickname` (what the app shows), else `name`.
+The speaker is the author's `name` (the account's username; the `nickname` differs per server).
 
 Discord's data package ("Request all of my data") holds only the owner's messages:
 `messages/index.json` maps channel ids to names, `messages/c<id>/channel.json` describes one
@@ -81,7 +81,9 @@ def exporter_message(record, report: ImportReport) -> Message | None:
     author = record.get("author")
     if not isinstance(author, dict):
         raise RecordError("author", "the message names no author")
-    name = author.get("nickname") or author.get("name")
+    # The account's name, the same in every server and in the data package (a nickname changes
+    # from server to server and would split one person).
+    name = author.get("name") or author.get("nickname")
     if not isinstance(name, str) or not name.strip():
         raise RecordError("author.name", "the author has no name")
     content = record.get("content")
@@ -156,7 +158,7 @@ def _package_owner(tree: ExportTree) -> str | None:
                 user = load_json(tree, name)
             except ValueError:
                 return None
-            for key in ("global_name", "username"):
+            for key in ("username", "global_name"):
                 if isinstance(user.get(key), str) and user[key].strip():
                     return user[key].strip()
     return None

@@ -137,6 +137,8 @@ class ImportReport:
             )
         if self.owner in ("user", "assistant"):
             text += f"\nYour side of these chats: the {self.owner} messages"
+        elif self.owner and self.owner_marked:
+            text += f"\nThe export's owner (you): {self.owner}"
         elif self.owner:
             text += f"\nThis export looks like {self.owner}'s"
         if self.owner_only:
