@@ -451,3 +451,19 @@ def test_an_export_folder_is_recognised_and_its_owner_is_you(window, qtbot, test
     assert tab.speaker_status.text() == "The twin learns Zoë Martins's messages (3); everyone else's are context."
     qtbot.wait(100)
     window.grab().save(str(test_output_dir / "data_tab_export_folder.png"))
+
+    # Her Signal messages are signed "Me": "These are all me" makes one speaker of both.
+    with qtbot.waitSignal(tab.importFinished, timeout=60_000):
+        tab.import_file(folder.parent.parent / "signal" / "sigtop")
+    assert tab.link_speakers_button.isVisible()
+    dialog = tab.open_link_speakers()
+    names = [dialog.list.item(row).data(Qt.ItemDataRole.UserRole) for row in range(dialog.list.count())]
+    assert "Me" in names and "Zoë Martins" in names
+    for row in range(dialog.list.count()):
+        if dialog.list.item(row).data(Qt.ItemDataRole.UserRole) in ("Me", "Zoë Martins"):
+            dialog.list.item(row).setCheckState(Qt.CheckState.Checked)
+    dialog.name_edit.setText("Zoë Martins")
+    dialog.accept()
+    assert tab.speaker_combo.currentData() == "Zoë Martins"
+    assert tab.speaker_combo.currentText() == "Zoë Martins — 5 messages"
+    assert window.workspace.twin_speaker() == "Zoë Martins"

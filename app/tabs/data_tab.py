@@ -169,8 +169,16 @@ class DataTab(QWidget):
         self.speaker_status.setWordWrap(True)
         # Room for two lines from the start: the list below must not move when the status fills in.
         self.speaker_status.setMinimumHeight(2 * self.speaker_status.fontMetrics().lineSpacing())
+        self.link_speakers_button = QPushButton("These are all me…")
+        self.link_speakers_button.setToolTip(
+            "Your names, numbers, e-mail addresses and handles in different chats are one person: "
+            "link them so the twin learns all of them as yours (speaker links)."
+        )
+        self.link_speakers_button.clicked.connect(self.open_link_speakers)
+        self.link_speakers_button.hide()  # until there are several people to link
         row.addWidget(self.speaker_question)
         row.addWidget(self.speaker_combo)
+        row.addWidget(self.link_speakers_button)
         row.addWidget(self.speaker_status, 1)
         # What the Phase 1 export does with personal data (what would leave the computer).
         self.privacy_choice = QComboBox()
@@ -228,6 +236,31 @@ class DataTab(QWidget):
             self.speaker_status.setText(f"No messages from {describe(current)} yet: import some or choose another.")
         self.speaker_question.setVisible(bool(speakers))
         self.speaker_combo.setVisible(bool(speakers))
+        self.link_speakers_button.setVisible(len(named) > 1)
+
+    def open_link_speakers(self):
+        """The "These are all me" dialog, opened without blocking; linking happens on OK."""
+        from app.dialogs.link_speakers import LinkSpeakersDialog
+        from cognitivetwin_core.data.person_identity import linked_speakers
+
+        if self.workspace is None:
+            return None
+        named = [(item.name, item.messages) for item in linked_speakers(self.workspace) if item.named]
+        dialog = LinkSpeakersDialog(named, self.workspace.twin_speaker(), self)
+        dialog.accepted.connect(lambda: self.link_speakers(*dialog.chosen()))
+        dialog.open()
+        return dialog
+
+    def link_speakers(self, name: str, aliases: list[str]) -> None:
+        from cognitivetwin_core.data.person_identity import link_speakers
+
+        try:
+            link_speakers(self.workspace, name, aliases)
+        except CognitiveTwinError as exc:
+            self.message.show_error(str(exc))
+        else:
+            self.message.show_ok(f"{name} is now one speaker: " + ", ".join(aliases) + ".")
+        self.refresh_speakers()
 
     def _speaker_chosen(self, index: int) -> None:
         speaker = self.speaker_combo.itemData(index)
