@@ -91,3 +91,16 @@ def test_instagram_download_and_owner_becomes_the_twin_speaker(tmp_path):
         report = import_into(workspace, INSTAGRAM)
         assert report.owner == "Zoë Martins" and report.owner_adopted
         assert workspace.twin_speaker() == "Zoë Martins"
+
+
+def test_a_chat_folder_or_the_inbox_on_its_own():
+    inbox = FACEBOOK / "your_facebook_activity" / "messages" / "inbox"
+    for folder, participants in (
+        (inbox, {"João Pereira": 4, "Zoë Martins": 3, "Marta Costa": 2}),
+        (inbox / "joaopereira_10158", {"João Pereira": 3, "Zoë Martins": 2}),
+    ):
+        assert detect_importer(folder).name == "facebook-messenger"
+        conversations, report = read_conversations(folder)
+        assert report.participants == participants
+        # The same chat gets the same ids however it is imported: a second import adds nothing.
+        assert conversations[0].id == read_conversations(FACEBOOK)[0][0].id

@@ -186,7 +186,7 @@ def read(
             except ValueError as exc:
                 report.reject(Rejection(label, f"bad JSON ({exc}); this chat was skipped"))
                 continue
-            records = data.get("messages") if isinstance(data, dict) else None
+            records = data.get("messages", []) if isinstance(data, dict) else None
             if not isinstance(records, list):
                 report.reject(Rejection(label, "no 'messages' list", field="messages"))
                 continue

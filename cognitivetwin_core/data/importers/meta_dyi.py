@@ -46,6 +46,7 @@ CHAT_FILE = re.compile(
     r"(?:^|/)messages/(?:inbox|archived_threads|filtered_threads|message_requests|e2ee_cutover)/"
     r"(?P<chat>[^/]+)/message_(?P<number>\d+)\.json$"
 )
+_LOOSE_CHAT_FILE = re.compile(r"(?:^|/)message_(?P<number>\d+)\.json$")
 _MEDIA_KEYS = ("photos", "videos", "audio_files", "gifs", "files", "sticker")
 _SYSTEM = re.compile(
     r"^(?:.+ (?:named the group|changed the group (?:photo|name)|set (?:the|your|his|her|their) nickname|"
@@ -82,16 +83,30 @@ def repair_text(text: str) -> str:
 
 
 def chat_files(tree: ExportTree) -> dict[str, list[tuple[int, str]]]:
-    """Each chat folder's message_N.json files, newest file (message_1) first."""
+    """Each chat folder's message_N.json files, newest file (message_1) first. A chat folder (or
+    `messages/inbox`) chosen on its own lacks the `messages/inbox/` above it: its files count
+    when they have a chat's shape."""
     chats: dict[str, list[tuple[int, str]]] = {}
     for name in tree.names:
         match = CHAT_FILE.search(name)
         if match:
             folder = name[: match.start("chat")] + match["chat"]
             chats.setdefault(folder, []).append((int(match["number"]), name))
+    if not chats:
+        for name in tree.names:
+            match = _LOOSE_CHAT_FILE.search(name)
+            if match and _looks_like_chat_part(tree, name):
+                folder = name.rpartition("/")[0] or tree.path.name
+                chats.setdefault(folder, []).append((int(match["number"]), name))
     for files in chats.values():
         files.sort()
     return chats
+
+
+def _looks_like_chat_part(tree: ExportTree, name: str) -> bool:
+    with tree.open(name) as stream:
+        head = stream.read(1 << 14)
+    return b'"participants"' in head or (b'"sender_name"' in head and b'"timestamp_ms"' in head)
 
 
 def is_instagram(tree: ExportTree) -> bool:
