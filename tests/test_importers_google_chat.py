@@ -45,3 +45,23 @@ def test_created_date_forms():
     )
     with pytest.raises(RecordError, match="created_date"):
         parse_created_date("6 mars 2024 14:15")
+
+
+def test_a_bad_record_and_a_broken_file_are_reported_where_they_are(tmp_path):
+    import json
+    import shutil
+
+    copy = tmp_path / "Takeout"
+    shutil.copytree(TAKEOUT, copy)
+    space = copy / "Google Chat" / "Groups" / "Space AAAAx1y2z3" / "messages.json"
+    data = json.loads(space.read_text(encoding="utf-8"))
+    data["messages"][0]["created_date"] = "7 mars 2024 09:00"
+    space.write_text(json.dumps(data, indent=2), encoding="utf-8")
+    dm = copy / "Google Chat" / "Groups" / "DM 5UmLkJAAAAE" / "messages.json"
+    text = dm.read_text(encoding="utf-8")
+    dm.write_text(text[: text.index('"Sure, after lunch"')], encoding="utf-8")
+    _conversations, report = read_conversations(copy)
+    assert report.participants == {"Zoë Martins": 2}
+    date_error = next(r for r in report.rejected if r.field == "created_date")
+    assert date_error.file.endswith("messages.json") and date_error.record == 0 and date_error.line == 3
+    assert report.truncated_at is not None

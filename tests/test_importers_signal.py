@@ -44,3 +44,17 @@ def test_conversation_names():
     assert conversation_name("Lucas Almeida (+351912345678).json") == ("Lucas Almeida", False)
     assert conversation_name("Book club (group).json") == ("Book club", True)
     assert conversation_name("+351912345678.json") == ("+351912345678", False)
+
+
+def test_a_mention_placeholder_is_left_out():
+    from cognitivetwin_core.data.importers.report import ImportReport
+    from cognitivetwin_core.data.importers.signal import message_from_record
+
+    record = {
+        "type": "incoming",
+        "sent_at": 1709805600000,
+        "body": "\ufffc can you check the list?",
+        "bodyRanges": [{"start": 0, "length": 1, "mentionAci": "6e2a8b63-6a9f-4a57-9d0c-2f5c1c7b2d10"}],
+    }
+    message = message_from_record(record, ImportReport("x", "signal"), "Lucas Almeida")
+    assert message.content == "can you check the list?" and message.speaker == "Lucas Almeida"

@@ -10,7 +10,8 @@
 `created_date` is English locale text such as "Wednesday, March 6, 2024 at 2:15:07 PM UTC",
 with a narrow no-break space (U+202F) before AM/PM in recent exports. Messages are listed
 oldest first. Deleted messages and attachment-only ones are skipped and counted; a quoted
-reply keeps only the new text (Takeout keeps the quote in `quoted_message_metadata`).
+reply keeps only the new text (Takeout keeps the quote in `quoted_message_metadata`). Each
+messages.json is streamed (Telegram's incremental walker).
 """
 
 from __future__ import annotations
@@ -22,9 +23,15 @@ from pathlib import Path
 
 from cognitivetwin_core.conversation import Conversation, Message
 from cognitivetwin_core.data.importers.export_tree import ExportTree, load_json
-from cognitivetwin_core.data.importers.messenger import PLACEHOLDER_ROLE, chat_conversations, check_gap_hours
+from cognitivetwin_core.data.importers.messenger import (
+    PLACEHOLDER_ROLE,
+    chat_conversations,
+    check_gap_hours,
+    message_ticker,
+)
 from cognitivetwin_core.data.importers.records import RecordError
 from cognitivetwin_core.data.importers.report import ImportProgress, ImportReport, ProgressCallback, Rejection
+from cognitivetwin_core.data.importers.telegram import _chat_messages, _Malformed, _report_break, _Walker
 
 NAME = "google-chat"
 TITLE = "Google Chat (Takeout folder or .zip)"
@@ -165,6 +172,7 @@ def read(
     path: Path, report: ImportReport, progress: ProgressCallback | None = None, *, gap_hours: float | None = None
 ) -> Iterator[Conversation]:
     gap = check_gap_hours(gap_hours)
+    tick = message_ticker(progress, report)
     with ExportTree(path) as tree:
         chats = chat_files(tree)
         if not chats:
@@ -181,31 +189,26 @@ def read(
                     title = info.get("name") or ", ".join(member for member in members if member) or group
                 except (ValueError, AttributeError):
                     pass
-            try:
-                data = load_json(tree, name)
-            except ValueError as exc:
-                report.reject(Rejection(label, f"bad JSON ({exc}); this chat was skipped"))
-                continue
-            records = data.get("messages", []) if isinstance(data, dict) else None
-            if not isinstance(records, list):
-                report.reject(Rejection(label, "no 'messages' list", field="messages"))
-                continue
-
-            def messages(records=records, label=label) -> Iterator[Message]:
-                for index, record in enumerate(records):
-                    try:
-                        message = message_from_record(record, report)
-                    except RecordError as exc:
-                        report.reject(
-                            Rejection(label, exc.reason, record=index, field=f"messages[{index}].{exc.field}")
+            # Streamed: a space of years is one messages.json.
+            with tree.open(name) as stream:
+                walker = _Walker(stream)
+                try:
+                    for key in walker.object_keys():
+                        if key != "messages":
+                            walker.value()
+                            continue
+                        yield from chat_conversations(
+                            _chat_messages(walker, label, report, tick, message_from_record),
+                            source=NAME,
+                            chat_key=group,
+                            title=title,
+                            gap_hours=gap,
+                            report=report,
                         )
-                        continue
-                    if message is not None:
-                        yield message
-
-            yield from chat_conversations(
-                messages(), source=NAME, chat_key=group, title=title, gap_hours=gap, report=report
-            )
+                        if walker.failed is not None:
+                            raise walker.failed
+                except _Malformed as exc:
+                    _report_break(walker, exc, label, report)
             if progress is not None:
                 progress(
                     ImportProgress(number, len(chats), "chats", report.conversations_accepted, report.messages_accepted)

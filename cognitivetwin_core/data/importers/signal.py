@@ -29,6 +29,7 @@ NAME = "signal"
 TITLE = "Signal Desktop (sigtop JSON export)"
 FILE_FILTER = "sigtop JSON (*.json *.zip)"
 OWNER = "Me"
+MENTION = "\ufffc"
 
 _DETAIL = re.compile(r"^(?P<name>.*?)(?: \((?P<detail>\+?[\d ]+|group)\))?\.json$")
 
@@ -61,7 +62,10 @@ def message_from_record(record, report: ImportReport, partner: str | None) -> Me
     body = record.get("body")
     if body is not None and not isinstance(body, str):
         raise RecordError("body", f"body must be text, got {type(body).__name__}")
+    # A mention is U+FFFC in the body (the person is in bodyRanges, by id only): left out.
     text = (body or "").strip()
+    if MENTION in text:
+        text = "\n".join(" ".join(line.replace(MENTION, " ").split()) for line in text.split("\n")).strip()
     if not text:
         report.skip("media omitted" if record.get("attachments") or record.get("sticker") else "empty")
         return None
