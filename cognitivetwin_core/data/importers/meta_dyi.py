@@ -180,6 +180,11 @@ def message_from_record(record, report: ImportReport) -> Message | None:
     return None
 
 
+def _stamp(record) -> float:
+    stamp = record.get("timestamp_ms") if isinstance(record, dict) else None
+    return float(stamp) if isinstance(stamp, (int, float)) and not isinstance(stamp, bool) else 0.0
+
+
 def _chat_part(tree: ExportTree, name: str, report: ImportReport) -> dict | None:
     label = tree.label(name)
     try:
@@ -204,7 +209,10 @@ def _chat_messages(tree: ExportTree, files: list[tuple[int, str]], first: dict |
             if isinstance(person, dict) and isinstance(person.get("name"), str):
                 meta["participants"].add(repair_text(person["name"]))
         records = data["messages"]
-        for index in range(len(records) - 1, -1, -1):
+        # Newest first in Meta's files; ordered by time (then reversed file order) so a file
+        # written another way reads right too.
+        order = sorted(range(len(records) - 1, -1, -1), key=lambda index: _stamp(records[index]))
+        for index in order:
             tick()
             try:
                 message = message_from_record(records[index], report)
