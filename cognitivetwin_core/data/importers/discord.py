@@ -35,7 +35,7 @@ from cognitivetwin_core.data.importers.messenger import (
     check_gap_hours,
     message_ticker,
 )
-from cognitivetwin_core.data.importers.records import RecordError, parse_time
+from cognitivetwin_core.data.importers.records import RecordError, message_text, parse_time
 from cognitivetwin_core.data.importers.report import ImportProgress, ImportReport, ProgressCallback, Rejection
 from cognitivetwin_core.data.importers.telegram import _chat_messages, _Malformed, _report_break, _Walker
 
@@ -86,10 +86,7 @@ def exporter_message(record, report: ImportReport) -> Message | None:
     name = author.get("name") or author.get("nickname")
     if not isinstance(name, str) or not name.strip():
         raise RecordError("author.name", "the author has no name")
-    content = record.get("content")
-    if content is not None and not isinstance(content, str):
-        raise RecordError("content", f"content must be text, got {type(content).__name__}")
-    text = (content or "").strip()
+    text = message_text(record, "content")
     if not text:
         has_media = record.get("attachments") or record.get("stickers") or record.get("embeds")
         report.skip("media omitted" if has_media else "empty")

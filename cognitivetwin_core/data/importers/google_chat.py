@@ -29,7 +29,7 @@ from cognitivetwin_core.data.importers.messenger import (
     check_gap_hours,
     message_ticker,
 )
-from cognitivetwin_core.data.importers.records import RecordError
+from cognitivetwin_core.data.importers.records import RecordError, message_text
 from cognitivetwin_core.data.importers.report import ImportProgress, ImportReport, ProgressCallback, Rejection
 from cognitivetwin_core.data.importers.telegram import _chat_messages, _Malformed, _report_break, _Walker
 
@@ -146,10 +146,7 @@ def message_from_record(record, report: ImportReport) -> Message | None:
     speaker = _person(record.get("creator"))
     if speaker is None:
         raise RecordError("creator", "the message names no creator")
-    text = record.get("text")
-    if text is not None and not isinstance(text, str):
-        raise RecordError("text", f"text must be text, got {type(text).__name__}")
-    text = (text or "").strip()
+    text = message_text(record, "text")
     if not text:
         report.skip("media omitted" if record.get("attached_files") or record.get("annotations") else "empty")
         return None

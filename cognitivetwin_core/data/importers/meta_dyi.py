@@ -32,7 +32,7 @@ from cognitivetwin_core.data.importers.messenger import (
     check_gap_hours,
     message_ticker,
 )
-from cognitivetwin_core.data.importers.records import RecordError
+from cognitivetwin_core.data.importers.records import RecordError, message_text
 from cognitivetwin_core.data.importers.report import ImportReport, ProgressCallback, Rejection
 
 NAME = "facebook-messenger"
@@ -157,10 +157,7 @@ def message_from_record(record, report: ImportReport) -> Message | None:
     if kind in ("Subscribe", "Unsubscribe"):
         report.skip("system")
         return None
-    content = record.get("content")
-    if content is not None and not isinstance(content, str):
-        raise RecordError("content", f"content must be text, got {type(content).__name__}")
-    text = repair_text(content or "").strip()
+    text = repair_text(message_text(record, "content")).strip()
     if not text:
         report.skip("media omitted" if any(key in record for key in _MEDIA_KEYS) else "empty")
         return None

@@ -22,7 +22,7 @@ from cognitivetwin_core.conversation import Conversation, Message
 from cognitivetwin_core.data.importers.export_tree import ExportTree
 from cognitivetwin_core.data.importers.json_stream import iter_json_records
 from cognitivetwin_core.data.importers.messenger import PLACEHOLDER_ROLE, chat_conversations, check_gap_hours
-from cognitivetwin_core.data.importers.records import RecordError
+from cognitivetwin_core.data.importers.records import RecordError, message_text
 from cognitivetwin_core.data.importers.report import ImportProgress, ImportReport, ProgressCallback, Rejection
 
 NAME = "signal"
@@ -59,11 +59,8 @@ def message_from_record(record, report: ImportReport, partner: str | None) -> Me
     if record.get("isViewOnce"):
         report.skip("media omitted")
         return None
-    body = record.get("body")
-    if body is not None and not isinstance(body, str):
-        raise RecordError("body", f"body must be text, got {type(body).__name__}")
     # A mention is U+FFFC in the body (the person is in bodyRanges, by id only): left out.
-    text = (body or "").strip()
+    text = message_text(record, "body")
     if MENTION in text:
         text = "\n".join(" ".join(line.replace(MENTION, " ").split()) for line in text.split("\n")).strip()
     if not text:
