@@ -333,21 +333,26 @@ def _import(args) -> int:
     bar = _ProgressBar("importing", enabled=not args.quiet)
     try:
         report = import_into(
-            workspace, source, importer=args.importer, strict=args.strict, progress=bar, gap_hours=args.gap_hours
+            workspace,
+            source,
+            importer=args.importer,
+            strict=args.strict,
+            progress=bar,
+            gap_hours=args.gap_hours,
+            me=args.me,
         )
         bar.close()
         _print_report(report)
-        if args.me:
-            from cognitivetwin_core.data.person_identity import choose_twin_speaker
-
-            print(f"The twin speaks as {printable(choose_twin_speaker(workspace, args.me), one_line=True)}.")
-        elif report.owner_adopted:
+        _print_imports_to_repeat(workspace.imports_to_repeat())
+        if report.owner_adopted:
             from cognitivetwin_core.data.twin_speaker import describe
 
             print(
-                f"The twin speaks as {printable(describe(workspace.twin_speaker()), one_line=True)}, the export's "
+                f"The twin speaks as {printable(describe(report.twin_speaker), one_line=True)}, the export's "
                 "owner (change it with `cognitivetwin data speakers --me NAME`)."
             )
+        elif report.twin_speaker is not None:
+            print(f"The twin speaks as {printable(report.twin_speaker, one_line=True)}.")
         elif report.participants and workspace.twin_speaker() not in report.participants:
             name = f'"{printable(report.owner, one_line=True)}"' if report.owner else "NAME"
             print(
@@ -358,6 +363,12 @@ def _import(args) -> int:
         bar.close()
         workspace.close()
     return 0 if report.conversations_accepted or not report.rejected_total else 2
+
+
+def _print_imports_to_repeat(records: list[dict]) -> None:
+    """Say which files to import again: imports that compared conversations by their texts alone."""
+    for record in records:
+        print(f"note: {printable(record['advice'], one_line=True)}")
 
 
 def _speakers(args) -> int:
@@ -371,7 +382,10 @@ def _speakers(args) -> int:
     from cognitivetwin_core.data.twin_speaker import describe
     from cognitivetwin_core.errors import InputError
 
-    with _open_workspace(args) as workspace:
+    writes = bool(args.me or args.link)
+    if writes:  # only into a workspace that exists (a mistyped folder is refused)
+        _open_workspace(args, read_only=True).close()
+    with _open_workspace(args, read_only=not writes) as workspace:
         if args.link:
             if len(args.link) < 2:
                 raise InputError("--link takes the person's NAME and then at least one ALIAS to link to it.")
@@ -532,6 +546,7 @@ def _stats(args) -> int:
             f"  #{record['id']} {record['importer']} {printable(record['location'], one_line=True)}: "
             f"{record['conversations']} added, {record['duplicates']} duplicates, {record['rejected']} rejected"
         )
+    _print_imports_to_repeat(stats["imports_to_repeat"])
     return 0
 
 

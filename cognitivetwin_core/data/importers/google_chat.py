@@ -198,6 +198,7 @@ def read(
                             _chat_messages(walker, label, report, tick, message_from_record),
                             source=NAME,
                             chat_key=group,
+                            source_id=group,
                             title=title,
                             gap_hours=gap,
                             report=report,

@@ -195,7 +195,13 @@ def read(
                     yield Message(role=PLACEHOLDER_ROLE, content=text, created_at=apple_time(date), speaker=speaker)
 
             yield from chat_conversations(
-                messages(), source=NAME, chat_key=guid or str(chat_rowid), title=title, gap_hours=gap, report=report
+                messages(),
+                source=NAME,
+                chat_key=guid or str(chat_rowid),
+                source_id=guid or str(chat_rowid),
+                title=title,
+                gap_hours=gap,
+                report=report,
             )
         report.owner = owner if owner in report.participants else None
         report.owner_marked = report.owner is not None

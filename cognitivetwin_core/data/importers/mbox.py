@@ -262,7 +262,13 @@ def _read_mbox(path: Path, label: str, report: ImportReport, progress) -> Iterat
             )
         if messages:
             yield from chat_conversations(
-                messages, source=NAME, chat_key=thread, title=subject, gap_hours=_NO_GAP_HOURS, report=report
+                messages,
+                source=NAME,
+                chat_key=thread,
+                source_id=thread,
+                title=subject,
+                gap_hours=_NO_GAP_HOURS,
+                report=report,
             )
         if progress is not None and done % 100 == 0:
             progress(

@@ -245,6 +245,7 @@ def _read(
                 _chat_messages(tree, files, first, report, meta, tick),
                 source=source,
                 chat_key=folder.rsplit("/", 1)[-1],
+                source_id=folder.rsplit("/", 1)[-1],
                 title=repair_text(title) if isinstance(title, str) else None,
                 gap_hours=gap,
                 report=report,

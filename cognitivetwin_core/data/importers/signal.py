@@ -107,7 +107,7 @@ def read(
                             yield message
 
             yield from chat_conversations(
-                messages(), source=NAME, chat_key=title, title=title, gap_hours=gap, report=report
+                messages(), source=NAME, chat_key=title, source_id=title, title=title, gap_hours=gap, report=report
             )
             if progress is not None:
                 progress(
