@@ -10,7 +10,7 @@ spin-waiting inflates CPU time; tokens per CPU-second x cores approximates an id
 Variants, each timed over the same batches of the demo data in one run (ratios are what
 count: the machine's load changes absolute numbers):
   hf_loss        the usual `model(input_ids, labels=...)`: logits for every position
-  labelled_only  `local_lora.assistant_loss`: vocabulary projection only where a label is
+  labelled_only  `assistant_tokens.assistant_loss`: vocabulary projection only where a label is
   top_layers     labelled_only, LoRA on the top third of the layers only (shorter backward)
 """
 
@@ -38,8 +38,13 @@ def main() -> None:
 
     from cognitivetwin_core.models.loader import load_base_model
     from cognitivetwin_core.paths import resources_dir
+    from cognitivetwin_core.phase1.assistant_tokens import (
+        _collate,
+        assistant_loss,
+        length_batches,
+        tokenize_conversation,
+    )
     from cognitivetwin_core.phase1.jobs import read_chat_jsonl
-    from cognitivetwin_core.phase1.local_lora import _collate, assistant_loss, length_batches, tokenize_conversation
 
     conversations = read_chat_jsonl(resources_dir() / "demo" / "conversations.jsonl")
     _, tokenizer = load_base_model("smollm2-135m")

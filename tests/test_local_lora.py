@@ -10,16 +10,16 @@ import pytest
 from cognitivetwin_core.data.workspace import Workspace
 from cognitivetwin_core.errors import CancelledError
 from cognitivetwin_core.paths import resources_dir
-from cognitivetwin_core.phase1.backends import open_backend
-from cognitivetwin_core.phase1.jobs import Phase1Settings, read_chat_jsonl
-from cognitivetwin_core.phase1.local_lora import (
+from cognitivetwin_core.phase1.assistant_tokens import (
     IGNORE_INDEX,
-    LocalLoraJobs,
     evaluate_loss,
     length_batches,
     tokenize_conversation,
-    train_local_lora,
 )
+from cognitivetwin_core.phase1.backends import open_backend
+from cognitivetwin_core.phase1.jobs import Phase1Settings, read_chat_jsonl
+from cognitivetwin_core.phase1.local_jobs import LocalLoraJobs
+from cognitivetwin_core.phase1.local_lora import train_local_lora
 from tests.conftest import demo_chat_jsonl
 
 DEMO = resources_dir() / "demo" / "conversations.jsonl"

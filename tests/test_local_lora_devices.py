@@ -13,7 +13,8 @@ import pytest
 
 from cognitivetwin_core.errors import CancelledError, CognitiveTwinError
 from cognitivetwin_core.phase1.jobs import Phase1Settings
-from cognitivetwin_core.phase1.local_lora import LocalLoraRun, choose_precision, train_local_lora
+from cognitivetwin_core.phase1.local_lora import LocalLoraRun, train_local_lora
+from cognitivetwin_core.phase1.lora_device_plan import choose_precision
 from tests.conftest import TINY_SHAPES, demo_chat_jsonl
 
 
@@ -158,7 +159,7 @@ def test_cli_device_flag(small_data, tiny_model_dir, tmp_path, capsys, isolated_
 
 def test_measured_speed_is_kept_and_feeds_the_next_estimate(small_data, tiny_model_dir, tmp_path):
     from cognitivetwin_core.data.workspace import Workspace
-    from cognitivetwin_core.phase1.local_lora import LocalLoraJobs
+    from cognitivetwin_core.phase1.local_jobs import LocalLoraJobs
     from cognitivetwin_core.phase1.throughput import measured_tokens_per_second
 
     with Workspace.open(tmp_path / "ws") as ws:

@@ -201,7 +201,7 @@ class Phase1Controller(QObject):
         self._live.clear()
         self._ended.clear()
         if workspace is not None:
-            from cognitivetwin_core.phase1.local_lora import LocalLoraJobs
+            from cognitivetwin_core.phase1.local_jobs import LocalLoraJobs
 
             # Marks local runs that were going when the app stopped as interrupted.
             self._local = LocalLoraJobs(workspace, **self.local_options)

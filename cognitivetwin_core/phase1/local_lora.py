@@ -5,11 +5,8 @@ resume, step, save, finish) fine-tunes on the Phase 1
 JSONL (the same file Together takes) and writes the same folder a Together download gives:
 `adapter_config.json` + `adapter_model.safetensors` + `lineage.json`, so Phase 2 takes either.
 
-- Each conversation is rendered with the base's own chat template; the loss is on the
-  assistant turns only (their text and end-of-turn token). Which tokens those are is found
-  by rendering each prefix of the conversation and mapping the character span of every
-  assistant turn to tokens (offsets), so it works with any template, `{% generation %}`
-  markers or not.
+- Tokenising and batching: phase1/assistant_tokens.py; device, precision and memory
+  planning: phase1/lora_device_plan.py; the jobs backend over runs: phase1/local_jobs.py.
 - Fast on a CPU: conversations are cut to `settings.max_seq_length` tokens, batched by
   length under a token budget (little padding), LoRA on q/v with a small rank by default,
   and the vocabulary projection is only computed at the positions that have a label.
@@ -32,9 +29,6 @@ JSONL (the same file Together takes) and writes the same folder a Together downl
   weights_only=True`; the adapter weights are safetensors.
 - The measured tokens/s of a finished run is kept in its job record and lineage
   (phase1/throughput.py turns it into the next run's time estimate).
-
-`LocalLoraJobs(workspace)` is the `Phase1Backend` (see `phase1.py`) over it: `launch` starts
-the training on a background thread and `poll`/`wait` report it, like a Together job.
 """
 
 from __future__ import annotations
@@ -42,12 +36,8 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import random
 import shutil
-import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -56,27 +46,32 @@ from pathlib import Path
 from cognitivetwin_core.atomic_files import write_dir_atomically
 from cognitivetwin_core.errors import CancelledError, CognitiveTwinError, InputError
 from cognitivetwin_core.models.training import fingerprint_changes, lr_factor, warmup_steps
+from cognitivetwin_core.phase1.assistant_tokens import (
+    DEFAULT_BATCH_TOKENS,
+    TokenizedExample,
+    _collate,
+    _pad_id,
+    assistant_loss,
+    evaluate_loss,
+    length_batches,
+    tokenize_conversation,
+)
 from cognitivetwin_core.phase1.jobs import (
-    DryRun,
-    JobRecord,
-    JobUpdate,
     Phase1Settings,
-    ProgressCallback,
     read_chat_jsonl,
-    read_job,
-    read_jobs,
     validate_chat_jsonl,
 )
-from cognitivetwin_core.phase1.monitor import Backoff, follow
+from cognitivetwin_core.phase1.lora_device_plan import (
+    LOCAL_DEFAULT_MODULES,
+    auto_batch_tokens,
+    choose_precision,
+    language_model_targets,
+)
 
 log = logging.getLogger(__name__)
 
-LOCAL_DEFAULT_MODULES = ("q_proj", "v_proj")
+
 LOCAL_DEFAULT_LEARNING_RATE = 5e-4  # few steps per epoch on small data; gradients are clipped
-# Padded tokens a step: bounds activation memory (about 2.5 GB on the embedded model), and
-# small data gets more optimizer steps per epoch (the demo: about 13 instead of 7 at 2048).
-DEFAULT_BATCH_TOKENS = 1024
-IGNORE_INDEX = -100
 # After an out-of-memory error a step is retried in pieces of half the tokens, down to this:
 # below it the device is too small for this base and these settings.
 MIN_STEP_TOKENS = 128
@@ -116,154 +111,6 @@ class LocalLoraResult:
     oom_retries: int = 0
 
 
-@dataclass
-class TokenizedExample:
-    input_ids: list[int]
-    labels: list[int]
-
-    @property
-    def length(self) -> int:
-        return len(self.input_ids)
-
-    @property
-    def labelled(self) -> int:
-        """Positions the loss counts (as `assistant_loss` counts them: the first token never)."""
-        return sum(1 for label in self.labels[1:] if label != IGNORE_INDEX)
-
-
-# ----- data ---------------------------------------------------------------------------------
-
-
-def _render(tokenizer, messages: list[dict], *, generation_prompt: bool = False) -> str:
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
-
-
-def assistant_char_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
-    """The rendered conversation and the character spans of its assistant turns."""
-    messages = [{"role": m["role"], "content": m["content"]} for m in messages]
-    full = _render(tokenizer, messages)
-    spans = []
-    cursor = 0
-    for index, message in enumerate(messages):
-        if message["role"] != "assistant":
-            continue
-        span = None
-        try:
-            before = _render(tokenizer, messages[:index], generation_prompt=True) if index else ""
-            through = _render(tokenizer, messages[: index + 1])
-            if full.startswith(through) and through.startswith(before) and len(through) > len(before):
-                start = len(before)
-                # Only the reply and its end-of-turn marker, not a next turn's header.
-                span = (start, len(through))
-        except Exception:  # templates that reject a prefix (e.g. one must end with a user turn)
-            span = None
-        if span is None:
-            start = full.find(message["content"], cursor)
-            if start < 0:
-                continue
-            span = (start, start + len(message["content"]))
-        spans.append(span)
-        cursor = span[1]
-    return full, spans
-
-
-def tokenize_conversation(tokenizer, messages: list[dict], max_length: int) -> TokenizedExample | None:
-    """Token ids and labels (assistant tokens only, -100 elsewhere); None if nothing to learn."""
-    text, spans = assistant_char_spans(tokenizer, messages)
-    encoded = tokenizer(
-        text, add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=max_length
-    )
-    ids = encoded["input_ids"]
-    labels = [IGNORE_INDEX] * len(ids)
-    span_index = 0
-    for position, (start, end) in enumerate(encoded["offset_mapping"]):
-        while span_index < len(spans) and spans[span_index][1] <= start:
-            span_index += 1
-        if span_index < len(spans) and end > start and spans[span_index][0] <= start < spans[span_index][1]:
-            labels[position] = ids[position]
-    if not any(label != IGNORE_INDEX for label in labels[1:]):
-        return None
-    return TokenizedExample(ids, labels)
-
-
-def length_batches(examples: list[TokenizedExample], max_batch_tokens: int, seed: int) -> list[list[int]]:
-    """Indices grouped by similar length, each batch under `max_batch_tokens` padded tokens."""
-    order = sorted(range(len(examples)), key=lambda i: examples[i].length)
-    batches: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for index in order:
-        length = examples[index].length
-        if current and max(longest, length) * (len(current) + 1) > max_batch_tokens:
-            batches.append(current)
-            current, longest = [], 0
-        current.append(index)
-        longest = max(longest, length)
-    if current:
-        batches.append(current)
-    random.Random(seed).shuffle(batches)
-    return batches
-
-
-def _collate(examples: list[TokenizedExample], pad_id: int):
-    import torch
-
-    width = max(e.length for e in examples)
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    for row, example in enumerate(examples):
-        ids[row, : example.length] = torch.tensor(example.input_ids)
-        labels[row, : example.length] = torch.tensor(example.labels)
-        mask[row, : example.length] = 1
-    return ids, labels, mask
-
-
-def assistant_loss(model, input_ids, labels, attention_mask):
-    """Mean next-token loss over labelled positions, projecting only those to the vocabulary."""
-    import torch.nn.functional as F
-
-    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = causal_lm.get_decoder()(
-        input_ids=input_ids, attention_mask=attention_mask, use_cache=False
-    ).last_hidden_state
-    targets = labels[:, 1:]
-    keep = targets != IGNORE_INDEX
-    logits = causal_lm.get_output_embeddings()(hidden[:, :-1][keep])
-    return F.cross_entropy(logits.float(), targets[keep]), int(keep.sum())
-
-
-def evaluate_loss(
-    model,
-    tokenizer,
-    conversations: list[list[dict]],
-    *,
-    max_length: int = 512,
-    max_batch_tokens: int = DEFAULT_BATCH_TOKENS,
-) -> float:
-    """Mean assistant-token loss of `model` on `conversations` (no gradients)."""
-    import torch
-
-    examples = [e for e in (tokenize_conversation(tokenizer, c, max_length) for c in conversations) if e]
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for batch in length_batches(examples, max_batch_tokens, seed=0):
-            ids, labels, mask = _collate([examples[i] for i in batch], _pad_id(tokenizer))
-            loss, n = assistant_loss(model, ids.to(model.device), labels.to(model.device), mask.to(model.device))
-            total += float(loss) * n
-            count += n
-    return total / max(count, 1)
-
-
-def _pad_id(tokenizer) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-
-# ----- training -------------------------------------------------------------------------------
-
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
 def _base_identity(base_model: str | Path) -> tuple[str, str]:
     """(name recorded in lineage, id written as base_model_name_or_path)."""
     from cognitivetwin_core.models.catalog import resolve_base
@@ -272,95 +119,6 @@ def _base_identity(base_model: str | Path) -> tuple[str, str]:
     if isinstance(resolved, Path):
         return str(resolved), str(resolved)
     return resolved.short_name, resolved.hf_repo
-
-
-def choose_precision(device: str, requested: str | None = "auto") -> str:
-    """ "bf16" (bf16 weights, bf16 autocast) or "fp32" for `device`.
-
-    auto: bf16 on a GPU that does it natively (compute capability 8.0+), fp32 elsewhere: on
-    the CPU bf16 matmuls are slower than fp32 on most processors. "bf16" may be asked for on the CPU (autocast works there too).
-    """
-    import torch
-
-    from cognitivetwin_core.models.devices import working_dtype
-
-    requested = (requested or "auto").lower()
-    if requested not in PRECISIONS:
-        raise InputError(f"Unknown precision {requested!r}: use one of {', '.join(PRECISIONS)}.")
-    if requested != "auto":
-        return requested
-    # Phase 2's choice (compute capability 8.0+), without fp16: training in it needs loss scaling.
-    return "bf16" if working_dtype(device) == torch.bfloat16 else "fp32"
-
-
-def language_model_targets(model, modules: list[str]) -> list[str] | str:
-    """PEFT `target_modules` that reach the language model only.
-
-    A text-only model: the short names as given. A model with other towers (Gemma 3's
-    vision tower and projector share names such as q_proj): a regex anchored on the
-    language model's own path, so nothing outside it is wrapped.
-    """
-    import re
-
-    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
-    prefix = next((name for name, module in model.named_modules() if module is decoder), None)
-    towers = [n for n, _ in model.named_modules() if n and ("vision" in n or "multi_modal" in n)]
-    if not towers or not prefix:
-        return modules
-    names = "|".join(re.escape(m) for m in modules)
-    return rf"{re.escape(prefix)}\..*\.({names})"
-
-
-def auto_batch_tokens(model, device: str, *, max_length: int, precision: str) -> int:
-    """Padded tokens a step: the CPU default, or on a GPU the most its free memory holds.
-
-    Tried from 16k down to 1k tokens with the memory model of models/memory.py, against
-    the GPU memory free once the weights are loaded (80% of it, for the allocator).
-    """
-    if not device.startswith("cuda"):
-        return DEFAULT_BATCH_TOKENS
-    from cognitivetwin_core.models.memory import ModelShape, estimate_memory, free_memory
-
-    shape = ModelShape.from_config(model.config.to_dict())
-    _ram, free = free_memory(device)
-    for tokens in (16384, 8192, 4096, 2048):
-        need = estimate_memory(
-            shape, purpose="lora", device=device, dtype="bfloat16" if precision == "bf16" else "float32"
-        ).working
-        need = need * tokens // DEFAULT_BATCH_TOKENS
-        if tokens >= max_length and need < 0.8 * (free or 0):
-            return tokens
-    return DEFAULT_BATCH_TOKENS
-
-
-def local_memory_verdict(
-    base_model: str | Path,
-    settings: Phase1Settings | None = None,
-    *,
-    device: str | None = "auto",
-    precision: str | None = "auto",
-    max_batch_tokens: int | None = None,
-    **free,
-):
-    """Whether local LoRA on `base_model` fits on `device` (a `MemoryVerdict`, whose text
-    the CLI prints and the app shows before Start); `free` may inject free_ram/free_device."""
-    from cognitivetwin_core.models.devices import select_device
-    from cognitivetwin_core.models.memory import check_memory
-
-    settings = settings or Phase1Settings(base_model=str(base_model))
-    device = select_device(device)
-    precision = choose_precision(device, precision)
-    return check_memory(
-        base_model,
-        purpose="lora",
-        device=device,
-        dtype="bfloat16" if precision == "bf16" else "float32",
-        batch_tokens=max_batch_tokens or DEFAULT_BATCH_TOKENS,
-        lora_rank=settings.lora_r,
-        lora_modules=len(settings.target_modules or LOCAL_DEFAULT_MODULES),
-        gradient_checkpointing=device != "cpu",
-        **free,
-    )
 
 
 class LocalLoraRun:
@@ -907,320 +665,3 @@ def train_local_lora(
     Options as `LocalLoraRun` (device, precision, max_batch_tokens, work_dir, on_event, ...).
     """
     return LocalLoraRun(data_path, base_model, output_dir, settings, **options).run()
-
-
-# ----- the Phase 1 backend ---------------------------------------------------------------------
-
-
-def _owner() -> dict:
-    """This process, as recorded on a local job (pid plus start time, since pids are reused)."""
-    import psutil
-
-    return {"owner_pid": os.getpid(), "owner_started": psutil.Process().create_time()}
-
-
-# Local jobs training in this process (any LocalLoraJobs instance), by id.
-_RUNNING_HERE: set[str] = set()
-
-
-def _owner_alive(record: JobRecord) -> bool:
-    import psutil
-
-    pid = record.owner_pid
-    if pid == os.getpid():
-        return record.job_id in _RUNNING_HERE
-    if not pid:
-        return False
-    try:
-        return abs(psutil.Process(pid).create_time() - float(record.owner_started or 0)) < 1.0
-    except (psutil.Error, ValueError):
-        return False
-
-
-class LocalLoraJobs:
-    """Local LoRA runs as Phase 1 jobs in the workspace (see `phase1.py` for the interface)."""
-
-    name = "local"
-
-    def __init__(
-        self,
-        workspace,
-        *,
-        device: str | None = "auto",
-        precision: str | None = "auto",
-        max_batch_tokens: int | None = None,
-        checkpoint_every: int = 50,
-    ):
-        self.workspace = workspace
-        self.precision = precision
-        self.device = device
-        self.max_batch_tokens = max_batch_tokens
-        self.checkpoint_every = checkpoint_every
-        self._threads: dict[str, threading.Thread] = {}
-        self._stops: dict[str, threading.Event] = {}
-        self._events: dict[str, list[dict]] = {}
-        self._lock = threading.Lock()
-        # A run that was going when its process ended did not finish: say so (its checkpoint
-        # stays). A run another live process (the app, a CLI) is doing is left alone.
-        for record in self.jobs():
-            if record.status in ("pending", "running") and not _owner_alive(record):
-                self._store(
-                    record.job_id,
-                    status="interrupted",
-                    error="The app stopped during this local run; launch it again to resume from its last checkpoint.",
-                )
-
-    def _store(self, job_id: str, **fields) -> None:
-        fields["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
-        self.workspace.upsert_phase1_job(job_id, fields)
-
-    def _record(self, job_id: str) -> JobRecord:
-        record = read_job(self.workspace, job_id)
-        if record is None or record.backend != self.name:
-            raise InputError(f"No local Phase 1 job {job_id} in this workspace: see `cognitivetwin phase1 --list`.")
-        return record
-
-    def jobs(self) -> list[JobRecord]:
-        return read_jobs(self.workspace, self.name)
-
-    def unfinished_jobs(self) -> list[str]:
-        return [r.job_id for r in self.jobs() if r.status in ("pending", "running")]
-
-    def dry_run(
-        self, data_path: str | Path, settings: Phase1Settings, *, progress: ProgressCallback | None = None
-    ) -> DryRun:
-        from cognitivetwin_core.models.catalog import resolve_base
-
-        try:
-            resolved = resolve_base(settings.base_model)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-        stats = validate_chat_jsonl(data_path)
-        plan = DryRun(
-            backend=self.name,
-            settings=settings,
-            data=stats,
-            model_id=str(resolved) if isinstance(resolved, Path) else resolved.hf_repo,
-        )
-        if not isinstance(resolved, Path) and not resolved.local_available:
-            plan.warnings.append(
-                f"{resolved.display_name} is not on this computer: download it first "
-                f"(`cognitivetwin model download {resolved.short_name}`)"
-            )
-        plan.estimated_tokens = stats.approx_tokens * max(1, settings.epochs)
-        from cognitivetwin_core.durations import format_duration
-        from cognitivetwin_core.models.devices import select_device
-        from cognitivetwin_core.phase1.estimates import estimate_local_seconds
-        from cognitivetwin_core.phase1.throughput import measured_tokens_per_second
-
-        if settings.max_steps:
-            plan.warnings.append(f"stops after {settings.max_steps} step(s)")
-        device = select_device(self.device)
-        # Measured speed of earlier runs of this base on this kind of device, else a guess.
-        rate = measured_tokens_per_second(self.workspace, settings.base_model, device)
-        seconds, how = estimate_local_seconds(
-            plan.estimated_tokens, settings.base_model, measured_tokens_per_second=rate, device=device
-        )
-        plan.limits["expected_seconds"] = seconds
-        if rate:
-            plan.limits["measured_tokens_per_second"] = rate
-        plan.estimate_note = f"expected time: about {format_duration(seconds)} on {device} ({how})"
-        return plan
-
-    def launch(self, plan: DryRun, *, job_id: str | None = None) -> str:
-        """Start training on a background thread; return the job id at once."""
-        if plan.backend != self.name:
-            raise InputError("This plan was not made by a local dry run: run the local dry run first.")
-        job_id = job_id or f"local-{uuid.uuid4().hex[:12]}"
-        _RUNNING_HERE.add(job_id)  # before the record says "pending", so no other instance calls it dead
-        adapter_id = job_id
-        output_dir = Path(self.workspace.adapters_dir) / adapter_id
-        work_dir = Path(self.workspace.runs_dir) / f"phase1-{job_id}"
-        self._store(
-            job_id,
-            backend=self.name,
-            status="pending",
-            base_model=plan.settings.base_model,
-            model_id=plan.model_id,
-            suffix=plan.settings.suffix,
-            data_path=plan.data.path,
-            data_sha256=plan.data.sha256,
-            settings=plan.settings.to_dict(),
-            work_dir=str(work_dir),
-            events=[],
-            step=None,
-            total_steps=None,
-            **_owner(),
-        )
-        stop = threading.Event()
-        with self._lock:
-            self._stops[job_id] = stop
-            self._events[job_id] = []
-
-        def on_event(event: LocalLoraEvent) -> None:
-            entry = {
-                "type": event.kind,
-                "step": event.step,
-                "total_steps": event.total_steps,
-                "epoch": event.epoch,
-                "loss": event.loss,
-                "eta_seconds": event.eta_seconds,
-                "message": event.message,
-            }
-            with self._lock:
-                self._events[job_id].append(entry)
-            if event.kind in ("start", "epoch", "checkpoint", "done"):
-                self._store(
-                    job_id,
-                    status="running",
-                    step=event.step,
-                    total_steps=event.total_steps,
-                    eta_seconds=event.eta_seconds,
-                    epochs_completed=event.epoch,
-                )
-
-        def run() -> None:
-            try:
-                result = train_local_lora(
-                    plan.data.path,
-                    plan.settings.base_model,
-                    output_dir,
-                    plan.settings,
-                    work_dir=work_dir,
-                    on_event=on_event,
-                    should_stop=stop.is_set,
-                    device=self.device,
-                    precision=self.precision,
-                    max_batch_tokens=self.max_batch_tokens,
-                    checkpoint_every=self.checkpoint_every,
-                    lineage={"job_id": job_id},
-                )
-                lineage = json.loads((output_dir / "lineage.json").read_text(encoding="utf-8"))
-                self.workspace.register_adapter(adapter_id, output_dir, lineage)
-                self._store(
-                    job_id,
-                    status="completed",
-                    adapter_id=adapter_id,
-                    adapter_path=str(output_dir),
-                    step=lineage.get("steps"),
-                    eta_seconds=None,
-                    # Measured speed: the next estimate for this base and device starts from it.
-                    device=result.device,
-                    precision=result.precision,
-                    trained_tokens=result.trained_tokens,
-                    tokens_per_second=result.tokens_per_second,
-                )
-            except CancelledError as exc:
-                self._store(job_id, status="cancelled", error=str(exc))
-            except CognitiveTwinError as exc:
-                self._store(job_id, status="error", error=str(exc))
-            except Exception as exc:  # unexpected: logged in full, stored in plain words
-                log.exception("local LoRA job %s failed", job_id)
-                self._store(
-                    job_id,
-                    status="error",
-                    error=f"Local training failed unexpectedly ({type(exc).__name__}: "
-                    f"{exc}); see the log file for details.",
-                )
-            finally:
-                _RUNNING_HERE.discard(job_id)
-
-        thread = threading.Thread(target=run, name=f"local-lora-{job_id}", daemon=True)
-        with self._lock:
-            self._threads[job_id] = thread
-        thread.start()
-        return job_id
-
-    def poll(self, job_id: str) -> JobUpdate:
-        with self._lock:
-            events = self._events.get(job_id, [])
-            new, self._events[job_id] = list(events), []
-        record = self._record(job_id)
-        last = new[-1] if new else {}
-        status = record.status or "pending"
-        step = last.get("step", record.step)
-        if new:
-            self._store(
-                job_id,
-                events=(list(record.events) + [e for e in new if e["type"] != "step"])[-300:],
-                step=step,
-                total_steps=last.get("total_steps"),
-                last_loss=last.get("loss"),
-            )
-        return JobUpdate(
-            job_id,
-            status,
-            new_events=new,
-            step=step,
-            total_steps=last.get("total_steps", record.total_steps),
-            epochs_completed=record.epochs_completed,
-            eta_seconds=last.get("eta_seconds", record.eta_seconds),
-            adapter_path=record.adapter_path,
-            message=(record.error or "") if status in ("error", "cancelled", "interrupted") else "",
-        )
-
-    def wait(
-        self,
-        job_id: str,
-        *,
-        on_update: Callable[[JobUpdate], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
-        interval: float = 0.5,
-    ) -> JobUpdate:
-        thread = self._threads.get(job_id)
-
-        def pause(seconds: float) -> None:
-            # Our own run: wake as soon as its thread ends; another process's: just wait.
-            if thread is not None:
-                thread.join(seconds)
-            else:
-                time.sleep(seconds)
-
-        def relay(update: JobUpdate) -> None:
-            if on_update and (update.new_events or update.terminal):
-                on_update(update)
-
-        return follow(
-            lambda: self.poll(job_id),
-            backoff=Backoff(base=interval, maximum=interval, idle_factor=1.0),
-            on_update=relay,
-            should_stop=should_stop,
-            on_stop=lambda: self.cancel(job_id),
-            sleep=pause,
-        )
-
-    def cancel(self, job_id: str) -> JobUpdate:
-        record = self._record(job_id)
-        stop = self._stops.get(job_id)
-        if stop is None or record.status not in ("pending", "running"):
-            raise InputError(f"Local job {job_id} is {record.status}; there is nothing to cancel here.")
-        stop.set()
-        return JobUpdate(job_id, "cancel_requested")
-
-    def download(
-        self,
-        job_id: str,
-        output_dir: str | Path | None = None,
-        *,
-        progress: ProgressCallback | None = None,
-        overwrite: bool = False,
-    ) -> Path:
-        """The finished adapter's folder (copied to `output_dir` if given)."""
-        record = self._record(job_id)
-        if record.status != "completed" or not record.adapter_path:
-            if job_id in self._threads:
-                update = self.wait(job_id)
-                record = self._record(job_id)
-                if update.status != "completed":
-                    raise InputError(f"Local job {job_id} ended {update.status}: {update.message}")
-            else:
-                raise InputError(f"Local job {job_id} is {record.status}, not completed.")
-        folder = Path(record.adapter_path)
-        if output_dir:
-            from cognitivetwin_core.output_dirs import check_adapter_output
-
-            check_adapter_output(output_dir, overwrite=overwrite)
-            target = Path(output_dir)
-            write_dir_atomically(target, lambda tmp: shutil.copytree(folder, tmp, dirs_exist_ok=True))
-            return target
-        return folder

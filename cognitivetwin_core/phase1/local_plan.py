@@ -31,7 +31,7 @@ def measure_local_plan(
     data_path: str | Path, settings: Phase1Settings, *, max_batch_tokens: int | None = None, seed: int = 0
 ) -> LocalPlanSize:
     from cognitivetwin_core.models.loader import load_tokenizer
-    from cognitivetwin_core.phase1.local_lora import DEFAULT_BATCH_TOKENS, length_batches, tokenize_conversation
+    from cognitivetwin_core.phase1.assistant_tokens import DEFAULT_BATCH_TOKENS, length_batches, tokenize_conversation
 
     tokenizer = load_tokenizer(settings.base_model)
     conversations = read_chat_jsonl(data_path)
