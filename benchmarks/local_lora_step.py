@@ -39,8 +39,8 @@ def main() -> None:
     from cognitivetwin_core.models.loader import load_base_model
     from cognitivetwin_core.paths import resources_dir
     from cognitivetwin_core.phase1.assistant_tokens import (
-        _collate,
         assistant_loss,
+        collate,
         length_batches,
         tokenize_conversation,
     )
@@ -50,7 +50,7 @@ def main() -> None:
     _, tokenizer = load_base_model("smollm2-135m")
     examples = [e for e in (tokenize_conversation(tokenizer, c, 512) for c in conversations) if e]
     batches = length_batches(examples, args.tokens, seed=0)[: args.steps + 1]
-    tensors = [_collate([examples[i] for i in b], tokenizer.pad_token_id) for b in batches]
+    tensors = [collate([examples[i] for i in b], tokenizer.pad_token_id) for b in batches]
     tokens = sum(int(mask.sum()) for _, _, mask in tensors[1:])
 
     def build(top_only: bool):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.errors import CancelledError, CognitiveTwinError
 from cognitivetwin_core.phase1.jobs import Phase1Settings
 from cognitivetwin_core.phase1.local_lora import LocalLoraRun, train_local_lora
@@ -94,7 +95,7 @@ def test_a_run_resumes_under_another_precision(small_data, tiny_model_dir, tmp_p
 
     settings = Phase1Settings(base_model=str(tiny_model_dir), epochs=3, max_seq_length=96)
     work = tmp_path / "work"
-    seen = []
+    seen, stop = [], Cancellation()
     with pytest.raises(CancelledError):
         train_local_lora(
             small_data,
@@ -105,8 +106,8 @@ def test_a_run_resumes_under_another_precision(small_data, tiny_model_dir, tmp_p
             device="cpu",
             precision="bf16",
             max_batch_tokens=200,
-            on_event=lambda e: e.kind == "step" and seen.append(e.step),
-            should_stop=lambda: len(seen) >= 2,
+            on_event=lambda e: e.kind == "step" and (seen.append(e.step) or len(seen) < 2 or stop.cancel()),
+            cancellation=stop,
         )
     state = torch.load(work / "checkpoint" / "optimizer.pt", map_location="cpu", weights_only=True)
     tensors = [v for s in state["state"].values() for v in s.values() if isinstance(v, torch.Tensor)]

@@ -110,11 +110,11 @@ def length_batches(examples: list[TokenizedExample], max_batch_tokens: int, seed
     return batches
 
 
-def _collate(examples: list[TokenizedExample], pad_id: int):
+def collate(examples: list[TokenizedExample], pad_token: int):
     import torch
 
     width = max(e.length for e in examples)
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
+    ids = torch.full((len(examples), width), pad_token, dtype=torch.long)
     labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
     mask = torch.zeros((len(examples), width), dtype=torch.long)
     for row, example in enumerate(examples):
@@ -153,12 +153,13 @@ def evaluate_loss(
     total, count = 0.0, 0
     with torch.no_grad():
         for batch in length_batches(examples, max_batch_tokens, seed=0):
-            ids, labels, mask = _collate([examples[i] for i in batch], _pad_id(tokenizer))
+            ids, labels, mask = collate([examples[i] for i in batch], pad_id(tokenizer))
             loss, n = assistant_loss(model, ids.to(model.device), labels.to(model.device), mask.to(model.device))
             total += float(loss) * n
             count += n
     return total / max(count, 1)
 
 
-def _pad_id(tokenizer) -> int:
+def pad_id(tokenizer) -> int:
+    """The token that pads a batch: the tokenizer's own, or its end-of-text token."""
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cognitivetwin_core.atomic_files import write_dir_atomically
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.errors import CancelledError, CognitiveTwinError, InputError
 from cognitivetwin_core.phase1.jobs import (
     DryRun,
@@ -28,10 +29,20 @@ from cognitivetwin_core.phase1.jobs import (
     read_jobs,
     validate_chat_jsonl,
 )
-from cognitivetwin_core.phase1.local_lora import LocalLoraEvent, train_local_lora
+from cognitivetwin_core.phase1.local_lora import train_local_lora
 from cognitivetwin_core.phase1.monitor import Backoff, follow
+from cognitivetwin_core.phase1.training_progress import TrainingEvent
 
 log = logging.getLogger(__name__)
+
+
+def new_local_job_id() -> str:
+    return f"local-{uuid.uuid4().hex[:12]}"
+
+
+def _store(workspace, job_id: str, **fields) -> None:
+    fields["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
+    workspace.upsert_phase1_job(job_id, fields)
 
 
 def _owner() -> dict:
@@ -79,7 +90,7 @@ class LocalLoraJobs:
         self.max_batch_tokens = max_batch_tokens
         self.checkpoint_every = checkpoint_every
         self._threads: dict[str, threading.Thread] = {}
-        self._stops: dict[str, threading.Event] = {}
+        self._stops: dict[str, Cancellation] = {}
         self._events: dict[str, list[dict]] = {}
         self._lock = threading.Lock()
         # A run that was going when its process ended did not finish: say so (its checkpoint
@@ -92,9 +103,23 @@ class LocalLoraJobs:
                     error="The app stopped during this local run; launch it again to resume from its last checkpoint.",
                 )
 
+    @property
+    def options(self) -> dict:
+        """The keyword arguments that make another instance train the same way (in a child process)."""
+        return {
+            "device": self.device,
+            "precision": self.precision,
+            "max_batch_tokens": self.max_batch_tokens,
+            "checkpoint_every": self.checkpoint_every,
+        }
+
     def _store(self, job_id: str, **fields) -> None:
-        fields["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
-        self.workspace.upsert_phase1_job(job_id, fields)
+        _store(self.workspace, job_id, **fields)
+
+    @staticmethod
+    def record_failure(workspace, job_id: str, message: str) -> None:
+        """A run whose process ended without saying how (killed, out of memory): failed, in words."""
+        _store(workspace, job_id, status="error", error=message, eta_seconds=None)
 
     def _record(self, job_id: str) -> JobRecord:
         record = read_job(self.workspace, job_id)
@@ -153,7 +178,7 @@ class LocalLoraJobs:
         """Start training on a background thread; return the job id at once."""
         if plan.backend != self.name:
             raise InputError("This plan was not made by a local dry run: run the local dry run first.")
-        job_id = job_id or f"local-{uuid.uuid4().hex[:12]}"
+        job_id = job_id or new_local_job_id()
         _RUNNING_HERE.add(job_id)  # before the record says "pending", so no other instance calls it dead
         adapter_id = job_id
         output_dir = Path(self.workspace.adapters_dir) / adapter_id
@@ -174,12 +199,12 @@ class LocalLoraJobs:
             total_steps=None,
             **_owner(),
         )
-        stop = threading.Event()
+        stop = Cancellation()
         with self._lock:
             self._stops[job_id] = stop
             self._events[job_id] = []
 
-        def on_event(event: LocalLoraEvent) -> None:
+        def on_event(event: TrainingEvent) -> None:
             entry = {
                 "type": event.kind,
                 "step": event.step,
@@ -210,7 +235,7 @@ class LocalLoraJobs:
                     plan.settings,
                     work_dir=work_dir,
                     on_event=on_event,
-                    should_stop=stop.is_set,
+                    cancellation=stop,
                     device=self.device,
                     precision=self.precision,
                     max_batch_tokens=self.max_batch_tokens,
@@ -316,7 +341,7 @@ class LocalLoraJobs:
         stop = self._stops.get(job_id)
         if stop is None or record.status not in ("pending", "running"):
             raise InputError(f"Local job {job_id} is {record.status}; there is nothing to cancel here.")
-        stop.set()
+        stop.cancel()
         return JobUpdate(job_id, "cancel_requested")
 
     def download(

@@ -15,18 +15,17 @@ JSONL (the same file Together takes) and writes the same folder a Together downl
   step sized to free memory. The memory check of models/memory.py runs before loading.
 - LoRA wraps the language model's modules only: an image-text base (Gemma 3 4B) is loaded
   as its text model alone (models/loader.py), so no vision tower is loaded or wrapped.
-- Progress: `on_event(LocalLoraEvent)` after every step (loss, step/total, tokens/s, ETA);
-  `should_stop()` is checked between steps and ends the run with `CancelledError`.
+- Progress: `on_event(TrainingEvent)` (phase1/training_progress.py) after every step (loss, step/total, tokens/s, ETA);
+  its `cancellation` (cognitivetwin_core/cancellation.py) is checked between steps and ends
+  the run with `CancelledError` after a checkpoint.
 - Out of memory mid-run (docs/gpu.md): the step's tensors are freed and the step is retried
   with its batch cut into pieces of half the tokens, whose gradients are summed before the
   one optimizer step (so each step learns from the same conversations as before); a
   "memory" event says so. Below `MIN_STEP_TOKENS`, or with one conversation a piece, the run
   keeps its progress in a checkpoint and ends with `LocalLoraOutOfMemoryError`.
-- Checkpoints are written atomically (a temporary folder renamed into place) under
+- Checkpoints (phase1/training_checkpoint.py) are written atomically under
   `work_dir/checkpoint` every `checkpoint_every` steps and at each epoch end; a later run
-  with the same data and settings resumes from it, on any device. The optimizer state is
-  saved from the CPU with `torch.save` and read back with `map_location="cpu",
-  weights_only=True`; the adapter weights are safetensors.
+  with the same data and settings resumes from it, on any device.
 - The measured tokens/s of a finished run is kept in its job record and lineage
   (phase1/throughput.py turns it into the next run's time estimate).
 """
@@ -44,29 +43,30 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cognitivetwin_core.atomic_files import write_dir_atomically
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.errors import CancelledError, CognitiveTwinError, InputError
-from cognitivetwin_core.models.training import fingerprint_changes, lr_factor, warmup_steps
+from cognitivetwin_core.models.training import lr_factor, warmup_steps
 from cognitivetwin_core.phase1.assistant_tokens import (
     DEFAULT_BATCH_TOKENS,
     TokenizedExample,
-    _collate,
-    _pad_id,
     assistant_loss,
+    collate,
     evaluate_loss,
     length_batches,
+    pad_id,
     tokenize_conversation,
 )
-from cognitivetwin_core.phase1.jobs import (
-    Phase1Settings,
-    read_chat_jsonl,
-    validate_chat_jsonl,
-)
+from cognitivetwin_core.phase1.jobs import Phase1Settings, read_chat_jsonl, validate_chat_jsonl
 from cognitivetwin_core.phase1.lora_device_plan import (
     LOCAL_DEFAULT_MODULES,
     auto_batch_tokens,
-    choose_precision,
+    enable_gradient_checkpointing,
     language_model_targets,
+    plan_device,
+    require_lora_memory,
 )
+from cognitivetwin_core.phase1.training_checkpoint import TrainingCheckpoint
+from cognitivetwin_core.phase1.training_progress import StepClock, TrainingEvent
 
 log = logging.getLogger(__name__)
 
@@ -79,18 +79,6 @@ MIN_STEP_TOKENS = 128
 
 class LocalLoraOutOfMemoryError(CognitiveTwinError):
     """Out of memory even in the smallest pieces a step can be cut into."""
-
-
-@dataclass
-class LocalLoraEvent:
-    kind: str  # "start", "step", "memory" (out of memory: retrying smaller), "epoch", "checkpoint", "done"
-    step: int
-    total_steps: int
-    epoch: int = 0
-    loss: float | None = None
-    tokens_per_second: float | None = None
-    eta_seconds: float | None = None
-    message: str = ""
 
 
 @dataclass
@@ -137,8 +125,8 @@ class LocalLoraRun:
         settings: Phase1Settings | None = None,
         *,
         work_dir: str | Path | None = None,
-        on_event: Callable[[LocalLoraEvent], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
+        on_event: Callable[[TrainingEvent], None] | None = None,
+        cancellation: Cancellation | None = None,
         device: str | None = "auto",
         precision: str | None = "auto",
         gradient_checkpointing: bool | None = None,
@@ -155,14 +143,14 @@ class LocalLoraRun:
         self.settings = settings or Phase1Settings(base_model=str(base_model), epochs=1)
         self.work_dir = Path(work_dir) if work_dir else self.output_dir.parent / f".{self.output_dir.name}.work"
         self.on_event = on_event
-        self.should_stop = should_stop
+        self.cancellation = cancellation or Cancellation()
         self.requested_device = device
         self.requested_precision = precision
         self.gradient_checkpointing = gradient_checkpointing
         self.max_batch_tokens = max_batch_tokens  # None: sized to the device's memory
         self.checkpoint_every = checkpoint_every
         self.seed = seed
-        self.allow_resume = resume
+        self.checkpoint = TrainingCheckpoint(self.work_dir / "checkpoint", enabled=resume)
         self.extra_lineage = lineage or {}
         self.check_memory = check_memory
         self.step_index = 0  # optimizer steps done, including those before a resume
@@ -179,11 +167,11 @@ class LocalLoraRun:
 
     @property
     def checkpoint_dir(self) -> Path:
-        return self.work_dir / "checkpoint"
+        return self.checkpoint.folder
 
     def _emit(self, kind: str, epoch: int, loss=None, tps=None, eta=None, message="") -> None:
         if self.on_event:
-            self.on_event(LocalLoraEvent(kind, self.step_index, self.total_steps, epoch, loss, tps, eta, message))
+            self.on_event(TrainingEvent(kind, self.step_index, self.total_steps, epoch, loss, tps, eta, message))
 
     # --- prepare ----------------------------------------------------------------------------
 
@@ -191,23 +179,20 @@ class LocalLoraRun:
         import torch
         from peft import LoraConfig, get_peft_model
 
-        from cognitivetwin_core.models.devices import select_device
         from cognitivetwin_core.models.loader import load_base_model
 
         settings = self.settings
-        self.device = select_device(self.requested_device)
-        self.precision = choose_precision(self.device, self.requested_precision)
-        if self.gradient_checkpointing is None:  # memory is scarce on accelerators; the CPU has RAM
-            self.gradient_checkpointing = self.device != "cpu"
+        self.plan = plan_device(self.requested_device, self.requested_precision, self.gradient_checkpointing)
+        self.device, self.precision = self.plan.device, self.plan.precision
+        self.gradient_checkpointing = self.plan.gradient_checkpointing
         self.conversations = read_chat_jsonl(self.data_path)
         self.data_sha = validate_chat_jsonl(self.data_path).sha256
         self.validation = read_chat_jsonl(settings.validation_file) if settings.validation_file else []
         self.base_name, self.base_id = _base_identity(self.base_model)
         if self.check_memory:
-            self._check_memory()
+            require_lora_memory(self.base_model, settings, self.plan, self.max_batch_tokens)
         torch.manual_seed(self.seed)
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
-        model, self.tokenizer = load_base_model(self.base_model, dtype=dtype, device=self.device)
+        model, self.tokenizer = load_base_model(self.base_model, dtype=self.plan.dtype, device=self.device)
         self.examples = [
             e
             for e in (tokenize_conversation(self.tokenizer, c, settings.max_seq_length) for c in self.conversations)
@@ -227,12 +212,7 @@ class LocalLoraRun:
                 f"among q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj."
             )
         if self.gradient_checkpointing:
-            # Non-reentrant: works with frozen inputs, so no input-grad hook is needed.
-            enable = getattr(model, "activation_checkpointing_enable", None)  # transformers 5's name
-            if enable is not None:
-                enable({"use_reentrant": False})
-            else:
-                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_gradient_checkpointing(model)
         lora_config = LoraConfig(
             r=settings.lora_r,
             lora_alpha=settings.lora_alpha,
@@ -260,28 +240,14 @@ class LocalLoraRun:
             "seed": self.seed,
             "max_batch_tokens": self.batch_tokens,
         }
-        self.pad_id = _pad_id(self.tokenizer)
-
-    def _check_memory(self) -> None:
-        from cognitivetwin_core.models.memory import require_memory
-
-        require_memory(
-            self.base_model,
-            purpose="lora",
-            device=self.device,
-            dtype="bfloat16" if self.precision == "bf16" else "float32",
-            batch_tokens=self.max_batch_tokens or DEFAULT_BATCH_TOKENS,
-            lora_rank=self.settings.lora_r,
-            lora_modules=len(self.settings.target_modules or LOCAL_DEFAULT_MODULES),
-            gradient_checkpointing=bool(self.gradient_checkpointing),
-        )
+        self.pad_id = pad_id(self.tokenizer)
 
     def _batch_tokens(self) -> int:
         if self.max_batch_tokens:
             return int(self.max_batch_tokens)
         # Sized to memory: but a run resumed on another device keeps its batches (and so its
         # fingerprint and data order), whatever this device would have chosen.
-        saved = self._saved_state()
+        saved = self.checkpoint.state()
         if saved and saved.get("fingerprint", {}).get("max_batch_tokens"):
             return int(saved["fingerprint"]["max_batch_tokens"])
         return auto_batch_tokens(
@@ -290,42 +256,13 @@ class LocalLoraRun:
 
     # --- resume / save ----------------------------------------------------------------------
 
-    def _saved_state(self) -> dict | None:
-        path = self.checkpoint_dir / "trainer_state.json"
-        if not (self.allow_resume and path.is_file()):
-            return None
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-
     def resume(self) -> bool:
         """Continue from the checkpoint when it was made with the same data and settings
         (on any device or precision: tensors are read onto the CPU, then copied into place)."""
-        import torch
-        from peft import get_peft_model_state_dict, set_peft_model_state_dict
-        from safetensors.torch import load_file
-
-        from cognitivetwin_core.models.adapters import decoder_path, renamed_adapter_keys
-
-        state = self._saved_state()
-        if state is None:
+        state = self.checkpoint.matching_state(self.fingerprint)
+        if state is None or not self.checkpoint.restore_adapter(self.model):
             return False
-        changed = fingerprint_changes(state.get("fingerprint") or {}, self.fingerprint)
-        if changed:
-            log.info("local LoRA checkpoint in %s not resumed: %s changed", self.checkpoint_dir, ", ".join(changed))
-            return False
-        weights = load_file(str(self.checkpoint_dir / "adapter_model.safetensors"))
-        # A Gemma 3 4B checkpoint from when the full image-text model was trained: its names.
-        renames = renamed_adapter_keys(weights, decoder_path(self.model.get_base_model()))
-        weights = {renames.get(k, k): v for k, v in weights.items() if renames.get(k, k) is not None}
-        if set(weights) != set(get_peft_model_state_dict(self.model)):
-            # PEFT would skip weights it has no place for, and the run would go on from fresh ones.
-            log.info("local LoRA checkpoint in %s not resumed: its weights do not fit the model", self.checkpoint_dir)
-            return False
-        set_peft_model_state_dict(self.model, weights)
-        optimizer_state = torch.load(self.checkpoint_dir / "optimizer.pt", map_location="cpu", weights_only=True)
-        self.optimizer.load_state_dict(optimizer_state)  # moves the moments onto the parameters' device
+        self.checkpoint.load_optimizer(self.optimizer)
         self.step_index, self.losses = int(state["step"]), list(state["losses"])
         self.trained_tokens = int(state["trained_tokens"])
         self._saved_step = self.step_index
@@ -339,45 +276,23 @@ class LocalLoraRun:
 
     def save(self) -> Path:
         """Write the checkpoint atomically: adapter weights (safetensors), optimizer, state."""
-        import torch
         from peft import get_peft_model_state_dict
-        from safetensors.torch import save_file
 
-        def write(folder: Path) -> None:
-            weights = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(self.model).items()}
-            save_file(weights, str(folder / "adapter_model.safetensors"))
-            # Our own file, read back with weights_only=True; saved from the CPU so that any
-            # device can read it.
-            torch.save(_to_cpu(self.optimizer.state_dict()), folder / "optimizer.pt")
-            (folder / "trainer_state.json").write_text(
-                json.dumps(
-                    {
-                        "fingerprint": self.fingerprint,
-                        "step": self.step_index,
-                        "losses": self.losses,
-                        "trained_tokens": self.trained_tokens,
-                        "device": self.device,
-                        "precision": self.precision,
-                        "step_tokens": self.step_tokens,
-                    }
-                )
-            )
-
-        write_dir_atomically(self.checkpoint_dir, write)
+        state = {
+            "fingerprint": self.fingerprint,
+            "step": self.step_index,
+            "losses": self.losses,
+            "trained_tokens": self.trained_tokens,
+            "device": self.device,
+            "precision": self.precision,
+            "step_tokens": self.step_tokens,
+        }
+        self.checkpoint.write(get_peft_model_state_dict(self.model), self.optimizer, state)
         self._saved_step = self.step_index
         self._emit("checkpoint", self.epoch_index, message=str(self.checkpoint_dir))
         return self.checkpoint_dir
 
     # --- step -------------------------------------------------------------------------------
-
-    def _autocast(self):
-        import contextlib
-
-        import torch
-
-        if self.precision != "bf16":
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.split(":")[0], dtype=torch.bfloat16)
 
     def step(self, batch: list[int]) -> float:
         """One optimizer step on the examples at `batch`; returns its loss.
@@ -424,29 +339,8 @@ class LocalLoraRun:
         pieces = [list(range(len(examples)))]
         if self.step_tokens < self.batch_tokens and len(examples) > 1:
             pieces = length_batches(examples, self.step_tokens, seed=0)
-        labelled = sum(e.labelled for e in examples)
-        device = self.model.device
         self.optimizer.zero_grad(set_to_none=True)
-        weighted_loss, tokens = 0.0, 0
-        for piece in pieces:
-            ids, labels, mask = _collate([examples[i] for i in piece], self.pad_id)
-            ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
-            with self._autocast():
-                loss, count = assistant_loss(self.model, ids, labels, mask)
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise CognitiveTwinError(
-                    f"Local LoRA training diverged at step {self.step_index + 1} (the loss is "
-                    f"{loss_value}): lower the learning rate and try again."
-                )
-            if len(pieces) == 1:
-                loss.backward()
-                return loss_value, int(mask.sum())
-            (loss * (count / labelled)).backward()
-            weighted_loss += loss_value * count
-            tokens += int(mask.sum())
-            del ids, labels, mask, loss
-        return weighted_loss / labelled, tokens
+        return backward_in_pieces(self.model, examples, pieces, self.pad_id, self.plan, self.step_index + 1)
 
     def _free_memory(self) -> None:
         import gc
@@ -485,24 +379,13 @@ class LocalLoraRun:
     def _give_up_on_memory(self, *, save: bool = True):
         """Keep the progress made (a checkpoint, if there is any new) and end with one sentence."""
         self._free_memory()
-        kept = ""
         if save and self.step_index and self._saved_step != self.step_index:
             try:
                 self.save()
             except Exception:  # the sentence below matters more than this checkpoint
                 log.exception("local LoRA: could not save a checkpoint after running out of memory")
-        on_cpu = self.device == "cpu"
-        if self._saved_step:
-            where = "" if on_cpu else " (on the CPU, say)"
-            kept = (
-                f"; its first {self._saved_step} steps are kept: starting it again with the same "
-                f"settings{where} resumes from there"
-            )
-        last = "close other programs to free memory" if on_cpu else "train on the CPU"
         raise LocalLoraOutOfMemoryError(
-            f"Out of memory on {self.device} even in pieces of {self.step_tokens:,} tokens: lower the LoRA rank "
-            f"(now {self.settings.lora_r}) or the maximum sequence length (now {self.settings.max_seq_length}), "
-            f"pick a smaller base, or {last}{kept}."
+            out_of_memory_message(self.device, self.step_tokens, self.settings, self._saved_step)
         )
 
     @property
@@ -521,7 +404,7 @@ class LocalLoraRun:
             message=f"{len(self.examples)} conversations, {self.total_steps} steps on {self.device} "
             f"({self.precision}{', gradient checkpointing' if self.gradient_checkpointing else ''})",
         )
-        run_start_step, run_start_time = self.step_index, time.monotonic()
+        clock = StepClock(self.step_index, self.total_steps)
         done = 0  # batches accounted for, including those trained before a resumed checkpoint
         for epoch_index, batches in enumerate(self.per_epoch):
             self.epoch_index = epoch_index
@@ -531,7 +414,7 @@ class LocalLoraRun:
                 if done < self.step_index:  # already trained before the checkpoint we resumed from
                     done += 1
                     continue
-                if self.should_stop and self.should_stop():
+                if self.cancellation.cancelled:
                     self.save()
                     raise CancelledError(
                         f"Local LoRA training stopped at step {self.step_index} of {self.total_steps}; "
@@ -539,9 +422,7 @@ class LocalLoraRun:
                     )
                 loss_value = self.step(batch)
                 done += 1
-                elapsed = time.monotonic() - run_start_time
-                rate = (self.step_index - run_start_step) / elapsed if elapsed > 0 else None
-                eta = (self.total_steps - self.step_index) / rate if rate else None
+                eta = clock.eta_seconds(self.step_index)
                 self._emit("step", self.epoch_index, loss=loss_value, tps=self.tokens_per_second, eta=eta)
                 if (
                     self.checkpoint_every
@@ -570,7 +451,7 @@ class LocalLoraRun:
 
         while True:
             try:
-                with self._autocast():
+                with self.plan.autocast():
                     return evaluate_loss(
                         self.model,
                         self.tokenizer,
@@ -585,40 +466,26 @@ class LocalLoraRun:
 
     def finish(self) -> LocalLoraResult:
         """Write the adapter folder (atomically), remove the work folder, report."""
-        from cognitivetwin_core.phase1.adapter_archive import write_lineage
-
         losses = self.losses
-
-        def write_adapter(folder: Path) -> None:
-            self.model.save_pretrained(str(folder), safe_serialization=True)
-            (folder / "README.md").unlink(missing_ok=True)  # PEFT's model-card stub; not part of the layout
-            config_path = folder / "adapter_config.json"
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-            config["base_model_name_or_path"] = self.base_id
-            config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-            write_lineage(
-                folder,
-                {
-                    "backend": "local",
-                    "base_model": self.base_name,
-                    "data_path": str(self.data_path),
-                    "data_sha256": self.data_sha,
-                    "settings": self.settings.to_dict(),
-                    "steps": self.step_index,
-                    "trained_tokens": self.trained_tokens,
-                    "first_loss": losses[0] if losses else None,
-                    "last_loss": losses[-1] if losses else None,
-                    "validation_losses": self.validation_losses,
-                    "device": self.device,
-                    "precision": self.precision,
-                    "max_batch_tokens": self.batch_tokens,
-                    "tokens_per_second": round(self.tokens_per_second, 2) if self.tokens_per_second else None,
-                    "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                    **self.extra_lineage,
-                },
-            )
-
-        write_dir_atomically(self.output_dir, write_adapter)
+        lineage = {
+            "backend": "local",
+            "base_model": self.base_name,
+            "data_path": str(self.data_path),
+            "data_sha256": self.data_sha,
+            "settings": self.settings.to_dict(),
+            "steps": self.step_index,
+            "trained_tokens": self.trained_tokens,
+            "first_loss": losses[0] if losses else None,
+            "last_loss": losses[-1] if losses else None,
+            "validation_losses": self.validation_losses,
+            "device": self.device,
+            "precision": self.precision,
+            "max_batch_tokens": self.batch_tokens,
+            "tokens_per_second": round(self.tokens_per_second, 2) if self.tokens_per_second else None,
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            **self.extra_lineage,
+        }
+        save_adapter_folder(self.model, self.output_dir, self.base_id, lineage)
         shutil.rmtree(self.work_dir, ignore_errors=True)
         epochs = max(1, self.settings.epochs)
         self._emit("done", epochs, loss=losses[-1] if losses else None, message=str(self.output_dir))
@@ -640,17 +507,68 @@ class LocalLoraRun:
         )
 
 
-def _to_cpu(value):
-    """An optimizer state dict with every tensor on the CPU (readable on any machine)."""
-    import torch
+def backward_in_pieces(model, examples, pieces, pad_token: int, plan, step_number: int) -> tuple[float, int]:
+    """Gradients of the assistant loss over `examples`, one forward and backward pass a piece
+    (lists of indices), each weighted by its share of the labelled tokens: the same gradient
+    as one pass over them all. Returns (the mean loss, the padded tokens)."""
+    labelled = sum(e.labelled for e in examples)
+    device = model.device
+    weighted_loss, tokens = 0.0, 0
+    for piece in pieces:
+        ids, labels, mask = collate([examples[i] for i in piece], pad_token)
+        ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
+        with plan.autocast():
+            loss, count = assistant_loss(model, ids, labels, mask)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise CognitiveTwinError(
+                f"Local LoRA training diverged at step {step_number} (the loss is "
+                f"{loss_value}): lower the learning rate and try again."
+            )
+        if len(pieces) == 1:
+            loss.backward()
+            return loss_value, int(mask.sum())
+        (loss * (count / labelled)).backward()
+        weighted_loss += loss_value * count
+        tokens += int(mask.sum())
+        del ids, labels, mask, loss
+    return weighted_loss / labelled, tokens
 
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_to_cpu(v) for v in value)
-    return value
+
+def out_of_memory_message(device: str, step_tokens: int, settings: Phase1Settings, saved_step: int | None) -> str:
+    """The sentence a run ends with when even its smallest pieces do not fit."""
+    on_cpu = device == "cpu"
+    kept = ""
+    if saved_step:
+        where = "" if on_cpu else " (on the CPU, say)"
+        kept = (
+            f"; its first {saved_step} steps are kept: starting it again with the same settings{where} resumes "
+            "from there"
+        )
+    last = "close other programs to free memory" if on_cpu else "train on the CPU"
+    return (
+        f"Out of memory on {device} even in pieces of {step_tokens:,} tokens: lower the LoRA rank "
+        f"(now {settings.lora_r}) or the maximum sequence length (now {settings.max_seq_length}), "
+        f"pick a smaller base, or {last}{kept}."
+    )
+
+
+def save_adapter_folder(model, output_dir: Path, base_id: str, lineage: dict) -> None:
+    """The trained adapter as the layout Phase 2 takes (the same as a Together download):
+    `adapter_config.json` naming `base_id`, `adapter_model.safetensors` and `lineage.json`,
+    written atomically."""
+    from cognitivetwin_core.phase1.adapter_archive import write_lineage
+
+    def write_adapter(folder: Path) -> None:
+        model.save_pretrained(str(folder), safe_serialization=True)
+        (folder / "README.md").unlink(missing_ok=True)  # PEFT's model-card stub; not part of the layout
+        config_path = folder / "adapter_config.json"
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        config["base_model_name_or_path"] = base_id
+        config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+        write_lineage(folder, lineage)
+
+    write_dir_atomically(output_dir, write_adapter)
 
 
 def train_local_lora(
