@@ -17,6 +17,7 @@ Results come back as this object's signals, emitted in the GUI thread.
   GUI through the job's progress signal; Cancel is a request to the child (the run saves a
   checkpoint and stops at its next step); a child that dies ends the job as failed, in words.
   The local dry run (tokenizer, device) runs in the helper child (`call_in_child`).
+- Evaluate runs the same way, in its own supervised child (`EvaluationProcess`).
 
 The Together key is read from the OS keyring (off the GUI thread) each time a manager is
 made; tests replace `read_api_key`.
@@ -47,6 +48,7 @@ from cognitivetwin_core.phase1.jobs import (
 )
 from cognitivetwin_core.phase1.local_lora_process import LocalJobLaunched, LocalLoraProcess
 from cognitivetwin_core.phase1.monitor import Backoff, is_transient
+from cognitivetwin_core.playground.evaluation_process import EvaluationProcess, EvaluationProgress, EvaluationReport
 
 log = logging.getLogger(__name__)
 
@@ -82,13 +84,6 @@ def follow_local_process(progress, cancelled, process: LocalLoraProcess) -> JobU
     return last
 
 
-class _StopFlag:
-    """A BackgroundJob's cancel check as the `is_set()` the core's stop checks ask."""
-
-    def __init__(self, cancelled):
-        self.is_set = cancelled
-
-
 def phase2_run_for_adapter(workspace, adapter_dir: str | Path) -> str | None:
     """The newest Phase 2 run of the workspace trained on this adapter (its style head scores
     the evaluation's replies); None if there is none."""
@@ -109,21 +104,15 @@ def phase2_run_for_adapter(workspace, adapter_dir: str | Path) -> str | None:
     return None
 
 
-def run_evaluation(progress, cancelled, adapter_dir: str, workspace_path: str, run_dir: str | None, samples: int):
-    """The Evaluate button's job: the twin against its base on held-out replies (evaluation.json)."""
-    from cognitivetwin_core.data.workspace import Workspace
-    from cognitivetwin_core.playground.evaluation import evaluate_adapter
-
-    with Workspace.open(workspace_path) as workspace:  # its own connection: this is a worker thread
-        return evaluate_adapter(
-            adapter_dir,
-            workspace=workspace,
-            model_dir=run_dir,
-            samples=samples,
-            max_new_tokens=64,
-            progress=progress,
-            stop_event=_StopFlag(cancelled),
-        )
+def run_evaluation(progress, cancelled, process: EvaluationProcess) -> dict:
+    """The Evaluate button's job: the twin against its base on held-out replies (evaluation.json),
+    computed in the process's child; this thread hands its progress to the GUI."""
+    for message in process.run():
+        if isinstance(message, EvaluationProgress):
+            progress(message.text)
+        elif isinstance(message, EvaluationReport):
+            return message.report
+    raise CognitiveTwinError("The evaluation ended without a report; the log file has the details.")
 
 
 class Phase1Controller(QObject):
@@ -172,6 +161,7 @@ class Phase1Controller(QObject):
         self.local_job.succeeded.connect(self._on_local_done)
         self.local_job.failed.connect(self._on_local_failed)
         self.evaluate_job = BackgroundJob(self, name="Phase 1 evaluation")
+        self.evaluation_process: EvaluationProcess | None = None
         self.evaluating_job_id: str | None = None
         self.evaluation_samples = 4
         self.evaluate_job.progress.connect(self._on_evaluation_progress)
@@ -566,7 +556,10 @@ class Phase1Controller(QObject):
             return False
         self.evaluating_job_id = job_id
         run_dir = phase2_run_for_adapter(workspace, adapter)
-        self.evaluate_job.start(run_evaluation, adapter, str(workspace.path), run_dir, self.evaluation_samples)
+        self.evaluation_process = EvaluationProcess(
+            adapter, workspace.path, model_dir=run_dir, samples=self.evaluation_samples, max_new_tokens=64
+        )
+        self.evaluate_job.start(run_evaluation, self.evaluation_process)
         self.jobsChanged.emit()
         return True
 
@@ -599,8 +592,8 @@ class Phase1Controller(QObject):
         for task in list(self._monitors.values()):
             task.cancel()
         self._monitors.clear()
-        if self.evaluate_job.is_running():
-            self.evaluate_job.cancel()  # checked between generated tokens and replies
+        if self.evaluate_job.is_running() and self.evaluation_process is not None:
+            self.evaluation_process.request_cancel()  # checked between generated tokens and replies
             self.evaluate_job.wait(60_000)
         if self.local_job.is_running():
             # The run saves a checkpoint at its next step and stops; its record says "cancelled".
