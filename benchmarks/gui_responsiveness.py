@@ -448,6 +448,7 @@ def _measure_local_lora(args, app, window, scratch: Path) -> bool:
     app.exec()
     timer.stop()
     checker.stop()
+    controller.local_job.wait(60_000)  # the thread that followed the child
     ended = state["ended"] or time.monotonic()
     print(
         f"local LoRA on {args.base}: {state['steps']} steps, ended {state['status']}; "
