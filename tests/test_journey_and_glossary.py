@@ -52,6 +52,7 @@ def test_the_journey_follows_the_workspace(workspace):
     )
     journey = read_journey(workspace)
     assert journey.step("phase2").state == DONE
+    assert "without your voice from step 2" in journey.step("phase2").status  # the run named no adapter
     assert journey.current.key == "playground" and journey.step("playground").state == NEXT
 
 

@@ -163,7 +163,7 @@ class Phase1Controller(QObject):
         self.evaluate_job = BackgroundJob(self, name="Phase 1 evaluation")
         self.evaluation_process: EvaluationProcess | None = None
         self.evaluating_job_id: str | None = None
-        self.evaluation_samples = 4
+        self.evaluation_samples = 12  # answers the judges compare: fewer make their intervals too wide to say much
         self.evaluate_job.progress.connect(self._on_evaluation_progress)
         self.evaluate_job.succeeded.connect(self._on_evaluation_done)
         self.evaluate_job.failed.connect(self._on_evaluation_failed)

@@ -129,7 +129,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--model-dir", metavar="RUN", help="--evaluate: a Phase 2 run that scores the replies' style")
     parser.add_argument(
-        "--samples", type=int, default=8, help="--evaluate: held-out replies the base and the twin answer (default 8)"
+        "--samples", type=int, default=16, help="--evaluate: held-out replies the base and the twin answer (default 16)"
     )
     parser.add_argument(
         "--max-new-tokens", type=int, default=96, help="--evaluate: longest generated reply (default 96 tokens)"
