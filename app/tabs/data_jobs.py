@@ -1,4 +1,6 @@
-"""The Data tab's long work as plain functions for `BackgroundJob`, and their descriptions.
+"""Long work on the workspace's data (imports, exports) as plain functions for
+`BackgroundJob`, and their descriptions: the Data tab's, and Phase 1's export of its
+training file. Shared by tabs, so no tab's own module (pyproject's tab contracts).
 
 Each `run_*` function has the `fn(progress, cancelled, *args)` shape: it opens its own
 `Workspace` connection (the GUI keeps reading through its own while an import's

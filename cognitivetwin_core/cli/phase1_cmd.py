@@ -513,7 +513,7 @@ def _launch(args, workspace) -> int:
 def _local_memory_verdict(args, settings) -> str:
     """Refuse (one sentence, before anything is loaded) a base that will not fit."""
     from cognitivetwin_core.models.memory import InsufficientMemoryError
-    from cognitivetwin_core.phase1.local_lora import local_memory_verdict
+    from cognitivetwin_core.phase1.lora_device_plan import local_memory_verdict
 
     verdict = local_memory_verdict(
         settings.base_model,
