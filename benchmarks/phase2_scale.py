@@ -182,7 +182,8 @@ def run_phase2(base_dir: str, conversations, args, scratch: Path) -> dict:
     """The real trainer from a cold cache, its stages timed from the outside."""
     from cognitivetwin_core.phase2 import trainer as trainer_module
     from cognitivetwin_core.phase2 import twin_model
-    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.config import Phase2Config
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     stages: dict[str, float] = {}
     marks: dict[str, float] = {}

@@ -43,7 +43,8 @@ def test_frozen_base_is_the_language_model_backbone_only(tiny_catalog_model, sha
 
 @pytest.mark.parametrize("shape", TINY_SHAPES)
 def test_encode_train_and_playground_on_each_shape(tiny_catalog_model, shape, tmp_path, demo_conversations):
-    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.config import Phase2Config
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
     from cognitivetwin_core.playground.analysis import NeighbourIndex, analyze, load_playground_model
 
     folder = tiny_catalog_model(shape)

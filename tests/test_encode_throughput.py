@@ -188,7 +188,8 @@ def test_batch_tokens_and_window_follow_the_device(tiny_model_dir, monkeypatch):
 
 
 def test_phase2_config_picks_window_and_budget_per_device(tmp_path):
-    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.config import Phase2Config
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     trainer = Phase2Trainer(Phase2Config(output_dir=str(tmp_path)), conversations=[])
     assert trainer.encoding_settings_for("cpu").max_window_tokens == 1024

@@ -136,8 +136,9 @@ def test_a_workspace_run_averages_the_chosen_persons_messages(tmp_path, embedded
 
     from cognitivetwin_core.data.importers import import_into
     from cognitivetwin_core.data.workspace import Workspace
+    from cognitivetwin_core.phase2.config import Phase2Config
     from cognitivetwin_core.phase2.person_style import load_person_style
-    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     chat = Path(__file__).parent / "fixtures" / "messenger" / "WhatsApp Chat with Cabin trip.txt"
     with Workspace.open(tmp_path / "ws") as workspace:

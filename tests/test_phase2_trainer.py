@@ -44,7 +44,8 @@ def _run(config, conversations, on_event=None):
 
 
 def test_split_is_by_conversation_seeded_and_disjoint(tiny_model_dir, tmp_path):
-    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.config import Phase2Config
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     def split(seed, count=50):
         trainer = Phase2Trainer(Phase2Config(seed=seed, val_fraction=0.2, output_dir=str(tmp_path)), conversations=[])
@@ -270,7 +271,8 @@ import json, os, signal, sys
 import torch
 torch.set_num_threads(1)
 from cognitivetwin_core.conversation import Conversation, Message
-from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+from cognitivetwin_core.phase2.config import Phase2Config
+from cognitivetwin_core.phase2.trainer import Phase2Trainer
 spec = json.loads(sys.argv[1])
 from datetime import datetime
 conversations = [
@@ -380,7 +382,8 @@ def test_trajectory_jsonl_file_source(tiny_model_dir, tmp_path, small_demo):
 
 
 def test_bad_inputs_are_refused_before_anything_is_written(tiny_model_dir, tmp_path, small_demo):
-    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.config import Phase2Config
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     with pytest.raises(InputError, match="epochs must be at least 1"):
         Phase2Trainer(Phase2Config(epochs=0, output_dir=str(tmp_path / "x")), conversations=small_demo)

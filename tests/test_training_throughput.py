@@ -41,7 +41,7 @@ def _reference_gather(data, cached, conversation_ids, plan_steps):
 
 
 def _config(tiny_model_dir, tmp_path, name, **overrides):
-    from cognitivetwin_core.phase2.trainer import Phase2Config
+    from cognitivetwin_core.phase2.config import Phase2Config
 
     settings = dict(
         base_model=str(tiny_model_dir),
@@ -75,7 +75,7 @@ def test_device_resident_batches_equal_the_memory_map_path(tiny_model_dir, tmp_p
 
 
 def test_defaults_follow_the_device():
-    from cognitivetwin_core.phase2.trainer import Phase2Config
+    from cognitivetwin_core.phase2.config import Phase2Config
 
     cpu = Phase2Config()
     cpu.resolve_for_device("cpu")

@@ -83,14 +83,14 @@ def _gib(n: float) -> str:
 
 
 def _default_patience() -> int:
-    from cognitivetwin_core.phase2.trainer import Phase2Config
+    from cognitivetwin_core.phase2.config import Phase2Config
 
     return Phase2Config.__dataclass_fields__["patience"].default
 
 
 def _default_learning_rate() -> float:
     """The core's default (the CLI's too); the module is light: no torch at import."""
-    from cognitivetwin_core.phase2.trainer import Phase2Config
+    from cognitivetwin_core.phase2.config import Phase2Config
 
     return Phase2Config.__dataclass_fields__["lr"].default
 
@@ -523,7 +523,7 @@ class Phase2Tab(QWidget):
     # --- starting and stopping ------------------------------------------------------------------
 
     def build_config(self):
-        from cognitivetwin_core.phase2.trainer import Phase2Config
+        from cognitivetwin_core.phase2.config import Phase2Config
 
         base = self.base_combo.currentData() or DEFAULT_BASE_MODEL
         adapter = self.adapter_combo.currentData()
@@ -903,7 +903,7 @@ class Phase2Tab(QWidget):
         """Continue the selected stopped run in its folder from its last checkpoint."""
         from dataclasses import fields
 
-        from cognitivetwin_core.phase2.trainer import Phase2Config
+        from cognitivetwin_core.phase2.config import Phase2Config
 
         selected = self.selected_runs()
         if len(selected) != 1 or self.controller.is_running():

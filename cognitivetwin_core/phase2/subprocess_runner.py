@@ -54,7 +54,9 @@ from pathlib import Path
 from cognitivetwin_core.child_processes import die_with_parent, yield_to_parent
 from cognitivetwin_core.conversation import Conversation
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
-from cognitivetwin_core.phase2.trainer import EncodingEvent, FinishedEvent, Phase2Config, Phase2Trainer
+from cognitivetwin_core.phase2.config import Phase2Config
+from cognitivetwin_core.phase2.events import EncodingEvent, FinishedEvent
+from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
 log = logging.getLogger(__name__)
 

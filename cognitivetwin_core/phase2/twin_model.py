@@ -39,7 +39,7 @@ from cognitivetwin_core.annotation.stylometrics import STYLOMETRIC_NAMES
 from cognitivetwin_core.atomic_files import write_via_path_atomically
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
 from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
-from cognitivetwin_core.phase2.config import CONFIG_NAME, FORMAT_NAME, FORMAT_VERSION, WEIGHTS_NAME
+from cognitivetwin_core.phase2.components_folder import CONFIG_NAME, FORMAT_NAME, FORMAT_VERSION, WEIGHTS_NAME
 from cognitivetwin_core.phase2.heads import STYLE_DIM, PatternHead, PlanningHead, StyleHead
 from cognitivetwin_core.phase2.trajectory_adapter import POSITION_FEATURES, TrajectoryAdapter
 
