@@ -3,6 +3,7 @@ resume after SIGKILL."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -353,9 +354,7 @@ def test_workspace_source_records_the_run(tiny_model_dir, tmp_path, small_demo):
 
     workspace = Workspace.open(tmp_path / "ws")
     workspace.add_conversations(small_demo)
-    config = _config(tiny_model_dir, tmp_path, epochs=1)
-    config.output_dir = None
-    config.cache_dir = None  # the workspace's own cache folder
+    config = _config(tiny_model_dir, tmp_path, epochs=1, output_dir=None, cache_dir=None)  # the workspace's cache
     trainer = Phase2Trainer(config, workspace=workspace)
     events = list(trainer.run())
     assert events[-1].outcome == "completed"
@@ -364,6 +363,41 @@ def test_workspace_source_records_the_run(tiny_model_dir, tmp_path, small_demo):
     assert Path(record["output_dir"]).parent == workspace.runs_dir
     assert any((workspace.cache_dir / "phase2-features").glob("*/features.npy"))
     workspace.close()
+
+
+def test_one_source_of_a_workspace_is_what_trains(tiny_model_dir, tmp_path, small_demo):
+    """The app passes the workspace and a source; the trainer reads just that source's conversations."""
+
+    from cognitivetwin_core.data.workspace import Workspace
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
+
+    workspace = Workspace.open(tmp_path / "ws")
+    other = [dataclasses.replace(c, source="other") for c in small_demo[8:]]
+    workspace.add_conversations(small_demo[:8] + other)
+    with pytest.raises(InputError, match="give the workspace too"):
+        Phase2Trainer(_config(tiny_model_dir, tmp_path, source="other"), conversations=small_demo)
+    trainer = Phase2Trainer(_config(tiny_model_dir, tmp_path, epochs=1, source="other"), workspace=workspace)
+    events = list(trainer.run())
+    assert events[-1].outcome == "completed", events[-1].message
+    data = json.loads((tmp_path / "run" / "run.json").read_text())["data"]
+    assert (data["source"], data["conversations"]) == ("other", 4)
+    missing = Phase2Trainer(_config(tiny_model_dir, tmp_path, "none", source="nowhere"), workspace=workspace)
+    with pytest.raises(InputError, match="no conversations with messages from the source “nowhere”"):
+        list(missing.run())
+    workspace.close()
+
+
+def test_settings_are_checked_once_when_made_and_never_changed():
+
+    from cognitivetwin_core.phase2.config import Phase2Config
+
+    with pytest.raises(InputError, match="epochs must be at least 1; batch size must be at least 1"):
+        Phase2Config(epochs=0, batch_size=0)
+    config = Phase2Config()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.epochs = 3
+    with pytest.raises(InputError, match="plan steps"):
+        dataclasses.replace(config, plan_steps=0)  # a derived config is checked too
 
 
 def test_trajectory_jsonl_file_source(tiny_model_dir, tmp_path, small_demo):
@@ -453,14 +487,13 @@ def test_best_epoch_is_kept_overfitting_flagged_and_early_stopping(tiny_model_di
 def test_name_is_given_kept_on_resume_and_editable(tiny_model_dir, tmp_path, small_demo):
     from cognitivetwin_core.phase2.run_names import rename_run
 
-    config = _config(tiny_model_dir, tmp_path, epochs=1)
-    config.name = "  Sam, first   try "
+    config = dataclasses.replace(_config(tiny_model_dir, tmp_path, epochs=1), name="  Sam, first   try ")
     _run(config, small_demo)
     out = tmp_path / "run"
     assert json.loads((out / "run.json").read_text())["name"] == "Sam, first try"
     rename_run(out, "Sam, renamed")
-    resumed = _config(tiny_model_dir, tmp_path, epochs=2, resume=True)
-    resumed.name = config.name  # as the app resumes: with the run's saved parameters
+    # As the app resumes: with the run's saved parameters.
+    resumed = dataclasses.replace(_config(tiny_model_dir, tmp_path, epochs=2, resume=True), name=config.name)
     _run(resumed, small_demo)
     run = json.loads((out / "run.json").read_text())
     assert run["name"] == "Sam, renamed" and run["outcome"] == "completed"

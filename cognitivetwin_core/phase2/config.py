@@ -1,9 +1,15 @@
-"""The settings of a Phase 2 run (no torch: the app and the CLI build them cheaply)."""
+"""The settings of a Phase 2 run (no torch: the app and the CLI build them cheaply).
+
+A `Phase2Config` is checked when it is made (`InputError` naming every unusable setting) and
+never changed after: derive another with `dataclasses.replace` (checked again). Settings left
+to the device (None) get their values in one place, `resolve_for_device`, which the trainer
+calls once it knows where it runs; the CLI and the app both leave them to it.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from cognitivetwin_core.errors import InputError
 from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
@@ -11,7 +17,7 @@ from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
 DEFAULT_LOSS_WEIGHTS = {"style": 1.0, "stylometric": 0.5, "pattern": 1.0, "planning": 1.0}
 
 
-@dataclass
+@dataclass(frozen=True)
 class Phase2Config:
     base_model: str = DEFAULT_BASE_MODEL
     adapter_dir: str | None = None
@@ -43,19 +49,24 @@ class Phase2Config:
     # Stop when validation loss has not improved for this many epochs (0: never stop early).
     patience: int = 5
     name: str | None = None  # the run's readable name (default: base, data, date)
+    # With a workspace: train on the conversations of this one source (None: all of them).
+    source: str | None = None
     # Steps between host syncs for logging (loss read-out, NaN check, StepEvent). None: every
     # step on the CPU, every 25 on CUDA (a read-out waits for the GPU to drain).
     log_every_steps: int | None = None
 
-    def resolve_for_device(self, device: str) -> None:
-        """Fill the settings left to the device (None) with its defaults."""
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def resolve_for_device(self, device: str) -> Phase2Config:
+        """This config with the settings left to the device (None) filled with its defaults."""
         cuda = device.startswith("cuda")
-        if self.batch_size is None:
-            self.batch_size = 16 if cuda else 4
-        if self.gradient_accumulation is None:
-            self.gradient_accumulation = 1 if cuda else 4
-        if self.log_every_steps is None:
-            self.log_every_steps = 25 if cuda else 1
+        return replace(
+            self,
+            batch_size=self.batch_size or (16 if cuda else 4),
+            gradient_accumulation=self.gradient_accumulation or (1 if cuda else 4),
+            log_every_steps=self.log_every_steps or (25 if cuda else 1),
+        )
 
     def validate(self) -> None:
         problems = []
@@ -65,6 +76,8 @@ class Phase2Config:
             problems.append("batch size must be at least 1")
         if self.gradient_accumulation is not None and self.gradient_accumulation < 1:
             problems.append("gradient accumulation must be at least 1")
+        if self.log_every_steps is not None and self.log_every_steps < 1:
+            problems.append("the logging interval must be at least 1 step")
         if not (self.lr > 0 and math.isfinite(self.lr)):
             problems.append("the learning rate must be a positive number")
         if self.patience < 0:

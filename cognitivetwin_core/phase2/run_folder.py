@@ -17,6 +17,7 @@ from cognitivetwin_core.errors import CognitiveTwinError, InputError
 from cognitivetwin_core.models.training import fingerprint_changes, resume_mismatch_error
 from cognitivetwin_core.phase2.epoch_loop import TrainingState
 from cognitivetwin_core.phase2.events import FinishedEvent
+from cognitivetwin_core.phase2.runs import METRICS_FILE, RUN_FILE, read_run_file, write_run_file
 
 log = logging.getLogger(__name__)
 
@@ -75,11 +76,10 @@ class RunFolder:
         kind = check_phase2_output(output, resume=config.resume, overwrite=config.overwrite)
         self._created_output = not output.exists()
         self._replace_earlier_run = kind == PHASE2_RUN and not config.resume
-        existing_record = output / "run.json"
         from cognitivetwin_core.phase2.checkpoint import find_checkpoint
 
         if config.resume and kind == PHASE2_RUN and find_checkpoint(output):
-            self.run_record = json.loads(existing_record.read_text(encoding="utf-8"))
+            self.run_record = read_run_file(output) or {}
             self.run_id = self.run_record.get("run_id") or uuid.uuid4().hex[:12]
         else:
             if config.resume and kind == PHASE2_RUN:
@@ -100,7 +100,7 @@ class RunFolder:
         try:
             output.mkdir(parents=True, exist_ok=True)
             if self._replace_earlier_run:
-                for name in ("run.json", "metrics.json", CONFIG_NAME, WEIGHTS_NAME):
+                for name in (RUN_FILE, METRICS_FILE, CONFIG_NAME, WEIGHTS_NAME):
                     (output / name).unlink(missing_ok=True)
                 for name in (CHECKPOINT_DIR, _PREVIOUS):
                     shutil.rmtree(output / name, ignore_errors=True)
@@ -129,9 +129,7 @@ class RunFolder:
             )
 
     def _write_run_record(self) -> None:
-        write_json_atomically(self.output_dir / "run.json", self.run_record, default=str)
-        if self.workspace is not None:
-            self.workspace.upsert_phase2_run(self.run_id, self.run_record)
+        write_run_file(self.output_dir, self.run_record, self.workspace)
 
     def _record_outcome(self, outcome: str, message: str) -> None:
         self.run_record.update({"status": outcome, "outcome": outcome, "message": message, "ended_at": now_utc()})
@@ -200,6 +198,6 @@ class RunFolder:
             "verdicts": [v.to_dict() for v in head_verdicts(model_metrics)],
             "trajectory_ablation": getattr(state, "ablation", None),
         }
-        write_json_atomically(self.output_dir / "metrics.json", payload, default=str)
+        write_json_atomically(self.output_dir / METRICS_FILE, payload, default=str)
 
     # ----- tensors for a batch of conversations ------------------------------------------------

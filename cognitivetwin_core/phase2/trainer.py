@@ -81,10 +81,13 @@ class Phase2Trainer(TrainingData, RunFolder, EpochLoop, BatchLosses, Evaluation)
         workspace=None,
         data_file: str | Path | None = None,
     ):
-        config.validate()
         sources = sum(x is not None for x in (conversations, workspace, data_file))
         if sources != 1:
             raise InputError("Give Phase 2 exactly one data source: conversations, a workspace or a data file.")
+        if config.source is not None and workspace is None:
+            raise InputError(
+                f"The source “{config.source}” names conversations of a workspace: give the workspace too."
+            )
         self.config = config
         self._conversations = list(conversations) if conversations is not None else None
         self._workspace_arg = workspace
@@ -125,7 +128,7 @@ class Phase2Trainer(TrainingData, RunFolder, EpochLoop, BatchLosses, Evaluation)
         from cognitivetwin_core.models.devices import configure_threads, select_device
 
         device = select_device(config.device)
-        config.resolve_for_device(device)
+        self.config = config = config.resolve_for_device(device)
         conversations, source = self._load_conversations()
         from cognitivetwin_core.phase2.feature_cache import data_hash
 

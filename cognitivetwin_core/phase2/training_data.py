@@ -36,8 +36,10 @@ class TrainingData:
                 if isinstance(self._workspace_arg, Workspace)
                 else Workspace.open(self._workspace_arg)
             )
-            conversations = list(self.workspace.iter_conversations())
-            source = {"kind": "workspace", "path": str(self.workspace.path)}
+            chosen = self.config.source
+            filters = {"source": chosen} if chosen is not None else {}
+            conversations = list(self.workspace.iter_conversations(**filters))
+            source = {"kind": "workspace", "path": str(self.workspace.path), **filters}
         else:
             if not self.data_file.exists():  # the importers word the rest (a folder, a pipe...)
                 raise InputError(f"The data file {self.data_file} does not exist: check the path.")
@@ -46,6 +48,11 @@ class TrainingData:
             conversations, _report = read_conversations(self.data_file)
             source = {"kind": "file", "path": str(self.data_file.resolve())}
         conversations = [c for c in conversations if c.messages]
+        if not conversations and self.workspace is not None and self.config.source is not None:
+            raise InputError(
+                f"The workspace {self.workspace.path} has no conversations with messages from the source "
+                f"“{self.config.source}”: choose another source, or the whole workspace."
+            )
         if not conversations:
             raise InputError("There are no conversations with messages to train on: import some data first.")
         minimum = 2 if self.config.val_fraction > 0 else 1
