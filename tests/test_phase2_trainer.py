@@ -11,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -94,6 +95,18 @@ def test_run_events_files_and_no_leak(tiny_model_dir, tmp_path, small_demo):
         entry["true"] is not None and entry["shuffled"] is not None for entry in metrics["trajectory_ablation"].values()
     )
     assert run["trajectory_ablation"] == metrics["trajectory_ablation"]
+    # Each gain's interval over the validation conversations holds the measured gain.
+    intervals = final["intervals"]
+    for key, baseline in (
+        ("planning_cosine", "planning_cosine_baseline"),
+        ("style_retrieval", "style_retrieval_chance"),
+    ):
+        low, high = intervals[key]
+        assert low - 1e-9 <= final[key] - final[baseline] <= high + 1e-9, key
+    assert len(intervals["planning_cosine_per_step"]) == 4 and intervals["pattern_macro_f1"] is not None
+    for entry in metrics["trajectory_ablation"].values():
+        low, high = entry["interval"]
+        assert low <= high
     assert {v["head"] for v in metrics["verdicts"]} == {"patterns", "planning", "style"}
     assert metrics["best_epoch"] == run["best_epoch"] and metrics["best"]["epoch"] == metrics["best_epoch"]
     # A readable default name: base · data (count) · date.
@@ -339,7 +352,11 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_model_dir, tmp_p
     assert [e["epoch"] for e in got["epochs"]] == [1, 2, 3, 4]
     for want, have in zip(expected["epochs"], got["epochs"]):
         for key, value in want["metrics"].items():
-            if value is not None:
+            if key == "intervals":  # [low, high] per head (per step for planning): the same resamples
+                for head, interval in value.items():
+                    flat = np.ravel(np.array(interval, dtype=float))
+                    assert np.ravel(np.array(have["metrics"][key][head], dtype=float)) == pytest.approx(flat, abs=1e-5)
+            elif value is not None:
                 assert have["metrics"][key] == pytest.approx(value, abs=1e-5), (want["epoch"], key)
         assert have["validation"]["total"] == pytest.approx(want["validation"]["total"], abs=1e-5)
     from safetensors.torch import load_file
