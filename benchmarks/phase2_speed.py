@@ -206,9 +206,9 @@ def main() -> int:
     import torch
 
     from cognitivetwin_core.models.devices import select_device
+    from cognitivetwin_core.models.frozen_base import load_frozen_base
     from cognitivetwin_core.phase2.config import Phase2Config
     from cognitivetwin_core.phase2.trainer import Phase2Trainer
-    from cognitivetwin_core.phase2.twin_model import load_frozen_base
 
     device = select_device(args.device)
     args.device = device

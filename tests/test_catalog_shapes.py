@@ -24,7 +24,8 @@ BACKBONE_CLASS = {
 def test_frozen_base_is_the_language_model_backbone_only(tiny_catalog_model, shape):
     import torch
 
-    from cognitivetwin_core.phase2.twin_model import base_hidden_size, load_frozen_base
+    from cognitivetwin_core.models.frozen_base import load_frozen_base
+    from cognitivetwin_core.phase2.twin_model import base_hidden_size
 
     folder = tiny_catalog_model(shape)
     model, tokenizer = load_frozen_base(str(folder), device="cpu")

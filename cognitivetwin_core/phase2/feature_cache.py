@@ -309,7 +309,7 @@ def iter_encode_with_cache(
         log.info("Feature cache hit: %s", cached.path)
         return cached, True
     if model is None:
-        from cognitivetwin_core.phase2.twin_model import load_frozen_base
+        from cognitivetwin_core.models.frozen_base import load_frozen_base
 
         # Loaded straight onto the device in its working dtype (bf16 on recent GPUs: an 8B base
         # fits, and encoding runs at tensor-core speed; pooling is done in float32).
