@@ -291,9 +291,12 @@ spec = json.loads(sys.argv[1])
 from datetime import datetime
 conversations = [
     Conversation(c["id"], "test", [
-        Message(m["role"], m["content"], datetime.fromisoformat(m["at"]) if m["at"] else None, m["patterns"])
+        Message(
+            m["role"], m["content"], datetime.fromisoformat(m["at"]) if m["at"] else None, m["patterns"],
+            speaker=m["speaker"],
+        )
         for m in c["messages"]
-    ])
+    ], source_id=c["source_id"])
     for c in spec["data"]
 ]
 trainer = Phase2Trainer(Phase2Config(**spec["config"]), conversations=conversations)
@@ -323,9 +326,11 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_model_dir, tmp_p
                         "content": m.content,
                         "patterns": m.patterns,
                         "at": m.created_at.isoformat() if m.created_at else None,
+                        "speaker": m.speaker,
                     }
                     for m in c.messages
                 ],
+                "source_id": c.source_id,  # part of the conversation's identity, so of the data hash
             }
             for c in small_demo
         ],

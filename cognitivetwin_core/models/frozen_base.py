@@ -16,8 +16,10 @@ def load_frozen_base(
     device: str = "cpu",
     dtype=None,
     device_map: str | None = None,
+    tokenizer=None,
 ):
     """(model, tokenizer): the base, with the LoRA adapter applied if given; frozen, eval mode.
+    `tokenizer`: the base's, when the caller already has it (not loaded again).
 
     Without an adapter only the language model's backbone is loaded (no LM head, no vision
     tower): pooled states need nothing else. With one, the language model's causal LM is
@@ -34,7 +36,12 @@ def load_frozen_base(
     if device_map is None:
         device_map = _device_map_for(base_model, device, dtype, weights_bytes)
     model, tokenizer = load_base_model(
-        base_model, dtype=dtype, device=device, backbone_only=not adapter_dir, device_map=device_map
+        base_model,
+        dtype=dtype,
+        device=device,
+        backbone_only=not adapter_dir,
+        device_map=device_map,
+        tokenizer=tokenizer,
     )
     if adapter_dir:
         adapter_dir = Path(adapter_dir)
