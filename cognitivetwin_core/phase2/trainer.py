@@ -1,13 +1,18 @@
 """The Phase 2 trainer: frozen base -> cached pooled turns -> trained adapter and heads.
 
-A plain object. `run()` is a generator of events; the CLI draws progress bars from them and
-the app's QThread worker turns them into signals. Control from any thread:
+A plain object. `run()` is a generator of events (`phase2/events.py`); the CLI draws progress
+bars from them, and the app runs the trainer in a child process (`subprocess_runner.py`) whose
+events its supervising thread turns into signals. The trainer's parts live beside it, one
+module per seam: `training_data.py`, `run_folder.py`, `epoch_loop.py`, `batch_losses.py`,
+`evaluation.py` (mixins over the trainer's state); this module keeps control, the run and
+the encoding. Control from any thread:
 `request_stop(save=True)` (finish the current step, save a usable model, outcome
 "stopped") and `request_cancel()` (discard the run, outcome "cancelled"); both are flags
 checked before every encoding batch and every training step.
 
     config = Phase2Config(base_model="smollm2-135m", output_dir="runs/a", epochs=10)
-    trainer = Phase2Trainer(config, conversations=[...])   # or workspace=Workspace|path, or data_file=path
+    trainer = Phase2Trainer(config, conversations=[...])   # or workspace=Workspace|path (config.source:
+                                                           # one source of it), or data_file=path
     for event in trainer.run():
         event.kind   # "encoding" | "step" | "epoch" | "checkpoint" | "finished"
 
