@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "playground_cmd",
     "phase1_cmd",
     "chat_cmd",
+    "judge_cmd",
 ]
 
 log = logging.getLogger("cognitivetwin.cli")

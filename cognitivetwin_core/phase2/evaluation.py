@@ -214,7 +214,11 @@ class Evaluation:
         from cognitivetwin_core.data.twin_speaker import DEFAULT_TWIN_SPEAKER, is_person
         from cognitivetwin_core.phase2.person_style import PersonStyle, centroid_of, save_person_style
 
-        speaker = self.workspace.twin_speaker() if self.workspace is not None else DEFAULT_TWIN_SPEAKER
+        speaker = DEFAULT_TWIN_SPEAKER
+        if self.workspace is not None:
+            from cognitivetwin_core.data.person_identity import canonical, speaker_links
+
+            speaker = canonical(speaker_links(self.workspace), self.workspace.twin_speaker())
         signatures = []
         components.eval()
         with torch.no_grad():

@@ -38,7 +38,10 @@ class TrainingData:
             )
             chosen = self.config.source
             filters = {"source": chosen} if chosen is not None else {}
-            conversations = list(self.workspace.iter_conversations(**filters))
+            from cognitivetwin_core.data.person_identity import linked_conversations
+
+            # One person across sources: linked aliases carry their one name (docs/importers.md).
+            conversations = list(linked_conversations(self.workspace, self.workspace.iter_conversations(**filters)))
             source = {"kind": "workspace", "path": str(self.workspace.path), **filters}
         else:
             if not self.data_file.exists():  # the importers word the rest (a folder, a pipe...)
