@@ -115,6 +115,14 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     );
     CREATE INDEX blind_answers_by_adapter ON blind_answers(adapter, mode);
     """,
+    # 6: speaker links: one person's names, numbers, addresses and handles across sources
+    # (cognitivetwin_core/data/person_identity.py).
+    """
+    CREATE TABLE speaker_links(
+        alias TEXT PRIMARY KEY,
+        name TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

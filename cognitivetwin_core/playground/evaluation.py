@@ -99,7 +99,7 @@ def evaluate_adapter(
     """Evaluate the adapter against its base (see the module text); returns the report and
     saves it as evaluation.json in the adapter folder. `twin`/`scorer`: already loaded ones."""
     from cognitivetwin_core.phase1.adapter_archive import adapter_base_model
-    from cognitivetwin_core.phase1.local_lora import evaluate_loss
+    from cognitivetwin_core.phase1.assistant_tokens import evaluate_loss
     from cognitivetwin_core.phase2.person_style import sounds_like
     from cognitivetwin_core.playground.chat import ReplyScorer, load_twin
     from cognitivetwin_core.playground.held_out import held_out_set
