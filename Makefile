@@ -1,5 +1,5 @@
 # The README's two commands are `make run` and `make test`; both do any missing set-up first.
-.PHONY: run test lint format demo setup package install-desktop uninstall-desktop benchmarks
+.PHONY: run test test-fast lint format demo setup package install-desktop uninstall-desktop benchmarks
 
 VENV ?= .venv
 
@@ -11,6 +11,11 @@ run: setup
 
 test: setup lint
 	bash scripts/run-tests.sh
+
+# The inner loop: lint, then every test not marked slow (none loads the built-in model's
+# weights or trains on it). CI runs `make test`, everything.
+test-fast: setup lint
+	bash scripts/run-tests.sh -m "not slow"
 
 # Lint, format check and the import contracts (docs/ARCHITECTURE.md); `make test` runs it first.
 lint: setup

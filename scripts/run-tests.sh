@@ -3,6 +3,10 @@
 # freshly unlocked gnome-keyring (the real Secret Service), HOME pointed at a temporary
 # folder so no user file or key is touched. The converted embedded model stays cached in
 # the real user cache. Extra arguments go to pytest.
+#
+# Tests run on parallel workers (pytest-xdist), one per core up to four, each file kept on one
+# worker and files that share state outside their process on the same one (tests/conftest.py,
+# docs/testing.md). TEST_WORKERS=0, or `-n 0` among the arguments, runs them in this process.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
@@ -16,6 +20,20 @@ test_home=$(mktemp -d)
 trap 'rm -rf "$test_home"' EXIT
 export HOME="$test_home"
 mkdir -p "$COGNITIVETWIN_TEST_OUTPUT"
+
+workers=${TEST_WORKERS:-$(nproc 2>/dev/null || echo 1)}
+if [ "$workers" -gt 4 ]; then workers=4; fi
+xdist=yes
+for arg in "$@"; do
+  case "$arg" in
+    -n | -n* | --numprocesses*) workers="" ;;
+    no:xdist) xdist="" ;;
+  esac
+done
+if [ -n "$xdist" ]; then
+  if [ -n "$workers" ]; then set -- -n "$workers" "$@"; fi
+  set -- --dist loadscope "$@"
+fi
 
 if command -v dbus-run-session >/dev/null 2>&1 && command -v gnome-keyring-daemon >/dev/null 2>&1; then
   exec dbus-run-session -- sh -c 'echo pw | gnome-keyring-daemon --unlock --components=secrets >/dev/null 2>&1; exec "$0" -m pytest "$@"' "$VENV/bin/python" "$@"

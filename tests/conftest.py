@@ -12,6 +12,60 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+# --- Parallel workers (pytest-xdist; scripts/run-tests.sh, docs/testing.md) ---------------------
+# Workers share the cores: each one's torch (and any child process it starts) gets its share of
+# intra-op threads instead of one thread per core each. Set before anything imports torch.
+if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
+
+# Files whose tests share state outside their process, found by a word in their source: the one
+# OS keyring of the run, and the Phase 2 demo run (a session fixture, built once per worker that
+# needs it: these files on one worker build it once in all).
+_SHARED_STATE_WORDS = {"os-keyring": "keyring", "phase2-demo-run": "phase2_demo_run"}
+# Fixtures that load the built-in base's weights or train on it: a test using one is slow,
+# marked here so that `make test-fast` (-m "not slow") leaves it out without each file saying so.
+_SLOW_FIXTURES = {"embedded_model", "phase2_demo_run"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by marker
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _SLOW_FIXTURES.intersection(item.fixturenames):
+            item.add_marker(pytest.mark.slow)
+
+
+def _shared_state_groups(test_dir: Path) -> dict[str, str]:
+    """{test file path relative to the repository: its group} for the files sharing state. A file
+    in two groups would join them: then all those files are one group."""
+    groups: dict[str, set[str]] = {}
+    for path in sorted(test_dir.rglob("test_*.py")):
+        source = path.read_text(encoding="utf-8", errors="replace")
+        names = {group for group, word in _SHARED_STATE_WORDS.items() if word in source}
+        if names:
+            groups[path.relative_to(test_dir.parent).as_posix()] = names
+    joined = any(len(names) > 1 for names in groups.values())
+    return {path: "shared-state" if joined else min(names) for path, names in groups.items()}
+
+
+@pytest.hookimpl(optionalhook=True)  # known only while pytest-xdist is loaded
+def pytest_xdist_make_scheduler(config, log):
+    """Send whole files to a worker (module and session fixtures built once per file, not per
+    test), and the files of one shared-state group to the same worker, in turn, so they never
+    run side by side. (`xdist_group` markers would say the same, but pytest 9 ignores the node
+    ids pytest-xdist 3.8 rewrites for them.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    groups = _shared_state_groups(config.rootpath / "tests")
+
+    class SharedStateScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            return groups.get(path, path)
+
+    return SharedStateScheduling(config, log)
+
+
 @pytest.fixture(scope="session")
 def test_output_dir() -> Path:
     """Screenshots and other artefacts a person looks at after a run."""
@@ -206,23 +260,30 @@ def torch_one_thread():
     torch.set_num_threads(before)
 
 
+_qt_leftovers_possible = False  # a test with Qt objects ran since the last full collection
+
+
 @pytest.fixture(autouse=True)
 def studio_garbage_collection(request):
     """In the studio's tests (test_app_*), garbage is collected as the app collects it: only on
     the GUI thread (app.qt.gui_thread_gc), never inside a worker thread that would then delete
     widgets and timers there; and earlier tests' widgets are gone before each test starts."""
+    global _qt_leftovers_possible
     if not (request.module.__name__.startswith("test_app_") or "qtbot" in request.fixturenames):
         # A test without widgets that starts worker threads (a training run) must not be the one
         # whose thread collects an earlier Qt test's leftovers: free them here, on this thread.
-        import sys
-
-        if "PySide6.QtWidgets" in sys.modules and sys.modules["PySide6.QtWidgets"].QApplication.instance():
+        # Once is enough after a test with Qt: a full collection costs a noticeable fraction of
+        # a second with torch, transformers and Qt loaded, too much to pay before every test.
+        if _qt_leftovers_possible:
             import gc
 
             _delete_earlier_widgets()
             gc.collect()
+            _qt_leftovers_possible = False
         yield
+        _qt_leftovers_possible = _qt_leftovers_possible or "qapp" in request.fixturenames
         return
+    _qt_leftovers_possible = True
     request.getfixturevalue("qapp")
     request.getfixturevalue("qt_garbage_on_gui_thread")
     from app.qt.gui_thread_gc import GuiThreadGarbageCollector

@@ -98,3 +98,44 @@ def test_catalog():
 
 def test_local_folder_is_a_valid_base(tiny_model_dir):
     assert resolve_base(str(tiny_model_dir)) == tiny_model_dir.resolve()
+
+
+def test_processes_converting_at_once_convert_once(tmp_path, monkeypatch):
+    """Parallel test workers (or two windows) asking at once: one converts, the other waits
+    for its turn and finds the finished folder."""
+    import threading
+
+    monkeypatch.setenv("COGNITIVETWIN_CACHE_DIR", str(tmp_path))
+    calls = []
+    started = threading.Event()
+
+    def slow_convert(gguf, out_dir):
+        calls.append(out_dir)
+        started.set()
+        (out_dir / "config.json").write_text("{}")
+        release.wait(timeout=30)  # until the second caller has looked and found nothing done
+
+    release = threading.Event()
+    second_asked = threading.Event()
+    target_of = embedded_model.converted_model_dir
+
+    def converted_model_dir():
+        if threading.current_thread() is threads[1]:
+            second_asked.set()
+        return target_of()
+
+    monkeypatch.setattr(embedded_model, "_convert", slow_convert)
+    monkeypatch.setattr(embedded_model, "converted_model_dir", converted_model_dir)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(embedded_model.ensure_converted())) for _ in range(2)]
+    threads[0].start()
+    assert started.wait(timeout=30)
+    threads[1].start()
+    assert second_asked.wait(timeout=30)  # it found no finished folder: the first still converts
+    release.set()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(calls) == 1
+    assert results == [target_of()] * 2
+    assert (results[0] / "config.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "models").iterdir()) == [results[0].name]

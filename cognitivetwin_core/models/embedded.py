@@ -7,6 +7,7 @@ model folder in the user cache; later loads read that folder in well under a sec
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -68,16 +69,44 @@ def ensure_converted(progress=None) -> Path:
     """Convert the GGUF into a safetensors folder once; return the folder.
 
     Atomic: the model is written to a temporary folder beside the target and renamed into
-    place, so an interrupted conversion never leaves a folder that looks complete.
+    place, so an interrupted conversion never leaves a folder that looks complete. Processes
+    converting at once (two app windows, parallel test workers) take turns: the later one
+    finds the folder done instead of converting it again.
     """
     target = converted_model_dir()
     if (target / _COMPLETE_MARKER).is_file():
         return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    # The lock lives outside models/ so that folder holds nothing but finished models.
+    with _conversion_turn(target.parent.parent / f".converting-{target.name}.lock"):
+        if (target / _COMPLETE_MARKER).is_file():
+            return target
+        _convert_into(target, progress)
+    return target
+
+
+@contextlib.contextmanager
+def _conversion_turn(lock_path: Path):
+    """An exclusive lock on `lock_path` while converting; where no file locks exist
+    (Windows), none: the atomic rename alone keeps the folder whole."""
+    try:
+        import fcntl
+    except ImportError:
+        yield
+        return
+    with open(lock_path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def _convert_into(target: Path, progress) -> None:
     gguf = gguf_path()
     if progress:
         progress("Converting the embedded model (once; about a minute)…")
     log.info("Converting embedded model %s into %s", gguf, target)
-    target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".converting-", dir=target.parent))
     try:
         _convert(gguf, tmp)
@@ -85,17 +114,16 @@ def ensure_converted(progress=None) -> Path:
         if target.exists():
             # A half-written folder from an older, non-atomic layout, or a lost race.
             if (target / _COMPLETE_MARKER).is_file():
-                return target
+                return
             shutil.rmtree(target)
         os.replace(tmp, target)
     except OSError:
         if (target / _COMPLETE_MARKER).is_file():  # another process won the race
-            return target
+            return
         raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def _convert(gguf: Path, out_dir: Path) -> None:

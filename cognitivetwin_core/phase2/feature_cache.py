@@ -184,9 +184,15 @@ class FeatureCache:
             index = {"offsets": offsets, "conversation_ids": list(conversation_ids), "description": description}
             (tmp / "index.json").write_text(json.dumps(index), encoding="utf-8")
             target = self.entry_dir(key)
-            if target.exists():  # an unreadable leftover (lookup failed) or a lost race
+            if target.exists() and self.lookup(key) is None:  # an unreadable leftover
                 shutil.rmtree(target, ignore_errors=True)
-            os.replace(tmp, target)
+            try:
+                os.replace(tmp, target)
+            except OSError:
+                # Another process stored the same entry first (same key, same features): keep
+                # theirs, which a reader may already have mapped.
+                if self.lookup(key) is None:
+                    raise
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
