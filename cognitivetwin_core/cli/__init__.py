@@ -24,6 +24,8 @@ COMMAND_MODULES = [
     "playground_cmd",
     "phase1_cmd",
     "chat_cmd",
+    "feedback_cmd",
+    "teach_cmd",
 ]
 
 log = logging.getLogger("cognitivetwin.cli")
