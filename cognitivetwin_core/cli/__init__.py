@@ -26,6 +26,7 @@ COMMAND_MODULES = [
     "chat_cmd",
     "feedback_cmd",
     "teach_cmd",
+    "memory_cmd",
 ]
 
 log = logging.getLogger("cognitivetwin.cli")

@@ -196,9 +196,16 @@ class ChatTurn:
     user: str
     twin: ChatReply
     base: ChatReply | None = None
+    remembered: list = field(default_factory=list)  # the person's past messages put in the context (Remembered)
+    context: list[dict] = field(default_factory=list, repr=False)  # what the twin answered, memory aside (for feedback)
 
     def to_dict(self) -> dict:
-        return {"user": self.user, "twin": self.twin.to_dict(), "base": self.base.to_dict() if self.base else None}
+        return {
+            "user": self.user,
+            "twin": self.twin.to_dict(),
+            "base": self.base.to_dict() if self.base else None,
+            "remembered": [item.text for item in self.remembered],
+        }
 
 
 class ChatSession:
@@ -211,12 +218,15 @@ class ChatSession:
         scorer: ReplyScorer | None = None,
         system_prompt: str = "",
         settings: SamplingSettings | None = None,
+        memory: Callable[[str], list] | None = None,
     ):
         self.twin = twin
         self.scorer = scorer
         self.system_prompt = system_prompt
         self.settings = settings or SamplingSettings()
         self.turns: list[ChatTurn] = []
+        # text -> the person's past messages to recall (data/message_memory.py); None: no memory
+        self.memory = memory
 
     def history(self) -> list[dict]:
         """The conversation so far as chat messages (the twin's replies as the assistant's)."""
@@ -235,20 +245,27 @@ class ChatSession:
         on_text: Callable[[str, str], None] | None = None,
         stop_event: threading.Event | None = None,
         score: bool = True,
+        on_remembered: Callable[[list], None] | None = None,
     ) -> ChatTurn:
         """The twin's reply to `text` (and the base's, with `compare_base`), scored when a scorer
         is set. `on_text(who, piece)` streams them, who being TWIN or BASE. A stop ends the
         reply being written and skips the rest; the turn keeps what was written."""
         if not (text or "").strip():
             raise InputError("Type a message first (it is empty).")
-        messages = [*self.history(), {"role": "user", "content": text}]
+        context = [*self.history(), {"role": "user", "content": text}]
+        remembered = self.memory(text) if self.memory is not None else []
+        messages = with_memory(context, remembered) if remembered else context
+        if remembered and on_remembered is not None:
+            on_remembered(remembered)
         settings = self.settings
 
         def stream(who: str):
             return None if on_text is None else (lambda piece: on_text(who, piece))
 
         reply = self.twin.generate(messages, settings, on_text=stream(TWIN), stop_event=stop_event)
-        turn = ChatTurn(text, ChatReply(reply.text, reply.stopped, reply.tokens))
+        turn = ChatTurn(
+            text, ChatReply(reply.text, reply.stopped, reply.tokens), remembered=remembered, context=context
+        )
         if compare_base and not reply.stopped:
             other = self.twin.generate(
                 messages, settings, use_adapter=False, on_text=stream(BASE), stop_event=stop_event
@@ -286,6 +303,24 @@ class ChatSession:
         path = Path(path)
         write_json_atomically(path, self.to_dict())
         return path
+
+
+def with_memory(messages: list[dict], remembered: list) -> list[dict]:
+    """`messages` with the remembered past messages in the system prompt (appended to the
+    person's own system prompt, if any): only the turn that recalled them sees them."""
+    from cognitivetwin_core.data.message_memory import memory_prompt
+
+    note = memory_prompt(remembered)
+    if messages and messages[0]["role"] == "system":
+        return [{"role": "system", "content": f"{messages[0]['content']}\n\n{note}"}, *messages[1:]]
+    return [{"role": "system", "content": note}, *messages]
+
+
+def workspace_memory(workspace, *, limit: int | None = None):
+    """The `memory` a ChatSession takes: the workspace's index searched for each message."""
+    from cognitivetwin_core.data.message_memory import DEFAULT_LIMIT, search_memory
+
+    return lambda text: search_memory(workspace, text, limit=limit or DEFAULT_LIMIT)
 
 
 def settings_from(**values) -> SamplingSettings:

@@ -259,4 +259,8 @@ def import_into(
     report.duplicates = result.duplicates
     report.import_id = result.import_id
     report.conversation_ids = result.ids
+    if result.conversations_added:
+        from cognitivetwin_core.data.message_memory import update_memory
+
+        update_memory(workspace)  # an existing memory takes in the new messages (docs/teaching-and-memory.md)
     return report

@@ -1,0 +1,150 @@
+"""Memory: the person's past messages indexed in the workspace, recalled by their words, put
+in the twin's context and shown; the held-out share is never indexed."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from cognitivetwin_core.cli import main
+from cognitivetwin_core.conversation import Conversation, Message
+from cognitivetwin_core.data.exports import in_validation
+from cognitivetwin_core.data.message_memory import (
+    HELD_OUT_SHARE,
+    build_memory,
+    has_memory,
+    remembered_texts,
+    search_memory,
+)
+from cognitivetwin_core.data.workspace import Workspace
+
+FACT = "My dog is called Biscuit, she's a three-legged greyhound."
+
+
+def _ids(held_out: bool, count: int) -> list[str]:
+    ids = (f"planted-{i}" for i in range(1000))
+    return [i for i in ids if in_validation(i, HELD_OUT_SHARE) == held_out][:count]
+
+
+def _planted(conversation_id: str, question: str, answer: str) -> Conversation:
+    return Conversation(conversation_id, "test", [Message("user", question), Message("assistant", answer)])
+
+
+@pytest.fixture
+def workspace(tmp_path, demo_conversations):
+    kept, held = _ids(False, 2), _ids(True, 1)
+    with Workspace.open(tmp_path / "ws") as workspace:
+        workspace.add_conversations(demo_conversations)
+        workspace.add_conversations(
+            [
+                _planted(kept[0], "what's your dog called again?", FACT),
+                _planted(held[0], "where did you grow up?", "In Whitby, by the sea."),
+            ]
+        )
+        yield workspace
+
+
+def test_search_recalls_the_planted_fact_and_never_the_held_out_share(workspace, tmp_path):
+    assert not has_memory(workspace) and search_memory(workspace, "dog") == []
+    count = build_memory(workspace)
+    assert count > 10 and has_memory(workspace)
+    found = search_memory(workspace, "What is the name of your dog?")
+    assert found and found[0].text == FACT and found[0].said_to == "what's your dog called again?"
+    assert found[0].score > 0.3
+    assert search_memory(workspace, "Whitby by the sea") == []  # held out for the judges
+    texts = remembered_texts(workspace)
+    assert FACT in texts and "In Whitby, by the sea." not in texts
+
+    # An import updates an existing memory by itself (only the new conversations).
+    from cognitivetwin_core.data.importers import import_into
+
+    new = tmp_path / "more.jsonl"
+    conversation_id = _ids(False, 2)[1]
+    new.write_text(
+        json.dumps(
+            {
+                "id": conversation_id,
+                "messages": [
+                    {"role": "user", "content": "favourite band?"},
+                    {"role": "assistant", "content": "Easily the Arctic Monkeys, saw them in Sheffield."},
+                ],
+            }
+        )
+        + "\n"
+    )
+    import_into(workspace, new, importer="chat-jsonl")
+    assert search_memory(workspace, "arctic monkeys gig?")[0].text.startswith("Easily the Arctic Monkeys")
+    assert len(remembered_texts(workspace)) == count + 1
+
+
+def test_memory_cli_builds_and_searches(workspace, capsys):
+    ws = str(workspace.path)
+    assert main(["memory", "search", "dog", "--workspace", ws]) == 2
+    assert "no memory yet" in capsys.readouterr().err
+    assert main(["memory", "build", "--workspace", ws]) == 0
+    assert "Memory built" in capsys.readouterr().out
+    assert main(["memory", "search", "name of your dog", "--workspace", ws]) == 0
+    assert FACT in capsys.readouterr().out.splitlines()[0]
+
+
+class _RecordingTwin:
+    """Stands in for the twin: records what it was given, answers with a fixed text."""
+
+    adapter_dir = "adapter"
+    base_model = "none"
+
+    def __init__(self):
+        self.seen = []
+
+    def generate(self, messages, settings, **_):
+        from cognitivetwin_core.models.generation import GeneratedReply
+
+        self.seen.append(messages)
+        return GeneratedReply("ok", tokens=1, stopped=False)
+
+
+def test_chat_puts_remembered_messages_in_the_context(workspace):
+    from cognitivetwin_core.playground.chat import ChatSession, workspace_memory
+
+    build_memory(workspace)
+    twin = _RecordingTwin()
+    session = ChatSession(twin, system_prompt="Be brief.", memory=workspace_memory(workspace))
+    shown = []
+    turn = session.send("What is your dog called?", on_remembered=shown.append)
+    assert [item.text for item in turn.remembered] == [FACT] == [item.text for item in shown[0]]
+    system = twin.seen[0][0]
+    assert system["role"] == "system" and system["content"].startswith("Be brief.") and FACT in system["content"]
+    assert turn.context == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "What is your dog called?"},
+    ]
+    session.send("thanks")  # no memory matches: the next turn's context has none
+    assert FACT not in json.dumps(twin.seen[1])
+
+
+@pytest.mark.slow
+def test_chat_with_memory_answers_with_the_fact(workspace, embedded_model_dir, tmp_path, capsys):
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from cognitivetwin_core.models.loader import load_base_model
+    from cognitivetwin_core.phase1.adapter_archive import write_lineage
+
+    model, _ = load_base_model("smollm2-135m")
+    torch.manual_seed(0)
+    adapter = tmp_path / "adapter"
+    get_peft_model(model, LoraConfig(r=4, target_modules=["q_proj"], task_type="CAUSAL_LM")).save_pretrained(
+        str(adapter)
+    )
+    write_lineage(adapter, {"base_model": "smollm2-135m"})
+    build_memory(workspace)
+    argv = ["chat", "--adapter", str(adapter), "--workspace", str(workspace.path), "--device", "cpu"]
+    argv += ["--prompt", "What is your dog called?", "--temperature", "0", "--max-new-tokens", "24"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert f"remembered: {FACT}" in out
+    assert "Biscuit" in out.split("twin>", 1)[1]
+    assert main([*argv, "--no-memory"]) == 0
+    without = capsys.readouterr().out
+    assert "remembered:" not in without and "Biscuit" not in without
