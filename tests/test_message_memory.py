@@ -148,3 +148,24 @@ def test_chat_with_memory_answers_with_the_fact(workspace, embedded_model_dir, t
     assert main([*argv, "--no-memory"]) == 0
     without = capsys.readouterr().out
     assert "remembered:" not in without and "Biscuit" not in without
+
+
+def test_held_out_evaluation_leaves_out_remembered_and_taught_replies(workspace, tmp_path):
+    from cognitivetwin_core.data.feedback import EDIT, add_feedback
+    from cognitivetwin_core.phase1.adapter_archive import write_lineage
+    from cognitivetwin_core.playground.evaluation import held_out_conversations
+
+    def chat(question, answer):
+        return [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+
+    validation = tmp_path / "validation.jsonl"
+    kept = chat("how was the match?", "dreadful, we lost four nil")
+    rows = [chat("dog's name?", FACT), chat("tea?", "builder's, two sugars"), kept]
+    validation.write_text("".join(json.dumps({"messages": row}) + "\n" for row in rows))
+    adapter = tmp_path / "adapter"
+    adapter.mkdir()
+    write_lineage(adapter, {"settings": {"validation_file": str(validation)}})
+    assert held_out_conversations(adapter, workspace=workspace)[0] == rows  # nothing recalled or taught yet
+    build_memory(workspace)
+    add_feedback(workspace, adapter, "tea?", "I don't drink.", verdict=EDIT, edit="builder's, two sugars")
+    assert held_out_conversations(adapter, workspace=workspace)[0] == [kept]

@@ -59,7 +59,7 @@ def held_out_conversations(
         lineage = json.loads((folder / LINEAGE_NAME).read_text(encoding="utf-8"))
     validation = (lineage.get("settings") or {}).get("validation_file")
     if validation and Path(validation).is_file():
-        conversations = read_chat_jsonl(validation)
+        conversations = without_taught_or_remembered(read_chat_jsonl(validation), workspace)
         if conversations:
             return conversations[:MAX_HELD_OUT_CONVERSATIONS], f"the validation split {validation}"
     if workspace is None:
@@ -84,6 +84,7 @@ def held_out_conversations(
             # The training file is gone: a seeded share of the conversations, which may overlap it.
             continue
         candidates.append(messages)
+    candidates = without_taught_or_remembered(candidates, workspace)
     if not candidates:
         raise InputError(
             f"The workspace {workspace.path} has no conversation the adapter did not train on: import "
@@ -94,6 +95,25 @@ def held_out_conversations(
     source = f"{len(chosen)} conversations of the workspace {workspace.path} "
     source += "not in the adapter's training file" if known else "(a seeded share; the training file is gone)"
     return chosen, source
+
+
+# ----- never held out: what Teach trained on and what memory can recall (docs/teaching-and-memory.md)
+
+
+def without_taught_or_remembered(conversations: list[list[dict]], workspace) -> list[list[dict]]:
+    """`conversations` less those with a reply that feedback holds (a taught twin trained on
+    it) or that the memory can put in the context (the twin could recite it)."""
+    if workspace is None:
+        return conversations
+    from cognitivetwin_core.data.feedback import feedback_texts
+    from cognitivetwin_core.data.message_memory import remembered_texts
+
+    excluded = feedback_texts(workspace) | remembered_texts(workspace)
+    if not excluded:
+        return conversations
+    return [
+        c for c in conversations if not any(m["role"] == "assistant" and m["content"].strip() in excluded for m in c)
+    ]
 
 
 def stylometrics_of(text: str) -> dict[str, float]:
