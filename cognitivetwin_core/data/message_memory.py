@@ -22,6 +22,7 @@ twin cannot recall.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 
 from cognitivetwin_core.errors import InputError
@@ -138,6 +139,53 @@ def update_memory(workspace) -> int:
     return _store(workspace, _rows(workspace, new, workspace.twin_speaker()))
 
 
+class _Index:
+    """The stored vectors, weighted and ready to search, for one state of the table."""
+
+    def __init__(self, rows: list[tuple]):
+        import numpy as np
+        from scipy.sparse import diags
+
+        self.rows = [row[:4] for row in rows]  # conversation_id, turn_index, prompt, content
+        matrix = _unpack([row[4] for row in rows])
+        document_frequency = np.bincount(matrix.indices, minlength=DIMENSIONS)
+        self.idf = diags(np.log((1 + len(rows)) / (1 + document_frequency)) + 1.0)
+        documents = matrix.log1p() @ self.idf  # sublinear counts: a repeated word is not ten times the evidence
+        norms = np.sqrt(np.asarray(documents.multiply(documents).sum(axis=1)).ravel())
+        self.documents = (diags(1.0 / np.where(norms > 0, norms, 1.0)) @ documents).tocsr()
+
+    def scores(self, text: str):
+        import numpy as np
+
+        query = embed([text]).log1p() @ self.idf
+        norm = float(np.sqrt(query.multiply(query).sum())) or 1.0
+        return np.asarray((self.documents @ query.T).todense()).ravel() / norm
+
+
+# One prepared index per workspace database, rebuilt when the table changes (its row count or
+# last id): reading and weighting the blobs is most of a search's time (docs/teaching-and-memory.md).
+_INDEXES: dict[str, tuple[tuple, _Index]] = {}
+_INDEXES_LOCK = threading.Lock()
+
+
+def _index(workspace) -> _Index | None:
+    state = tuple(workspace._query("SELECT COUNT(*), MAX(id) FROM memory_messages")[0])
+    if not state[0]:
+        return None
+    key = str(workspace.db_path)
+    with _INDEXES_LOCK:
+        cached = _INDEXES.get(key)
+        if cached is not None and cached[0] == state:
+            return cached[1]
+    rows = workspace._query(
+        "SELECT conversation_id, turn_index, prompt, content, vector FROM memory_messages ORDER BY id"
+    )
+    index = _Index(rows)
+    with _INDEXES_LOCK:
+        _INDEXES[key] = (state, index)
+    return index
+
+
 def search_memory(
     workspace, text: str, *, limit: int = DEFAULT_LIMIT, min_score: float = MIN_SCORE
 ) -> list[Remembered]:
@@ -147,23 +195,13 @@ def search_memory(
 
     if not (text or "").strip():
         raise InputError("Give some text to search the memory for.")
-    rows = workspace._query("SELECT conversation_id, turn_index, prompt, content, vector FROM memory_messages")
-    if not rows:
+    index = _index(workspace)
+    if index is None:
         return []
-    from scipy.sparse import diags
-
-    matrix = _unpack([row[4] for row in rows])
-    document_frequency = np.bincount(matrix.indices, minlength=DIMENSIONS)
-    idf = diags(np.log((1 + len(rows)) / (1 + document_frequency)) + 1.0)
-    documents = matrix.log1p() @ idf  # sublinear counts: a repeated word is not ten times the evidence
-    query = embed([text]).log1p() @ idf
-    document_norms = np.sqrt(np.asarray(documents.multiply(documents).sum(axis=1)).ravel())
-    query_norm = float(np.sqrt(query.multiply(query).sum())) or 1.0
-    scores = np.asarray((documents @ query.T).todense()).ravel() / np.where(document_norms > 0, document_norms, 1.0)
-    scores /= query_norm
+    scores = index.scores(text)
     best = np.argsort(-scores)[:limit]
     return [
-        Remembered(rows[i][3], rows[i][2], rows[i][0], int(rows[i][1]), float(scores[i]))
+        Remembered(index.rows[i][3], index.rows[i][2], index.rows[i][0], int(index.rows[i][1]), float(scores[i]))
         for i in best
         if scores[i] >= min_score
     ]
