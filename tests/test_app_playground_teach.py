@@ -45,6 +45,8 @@ def workspace(tmp_path, isolated_user_dirs):
 
 
 def test_memory_feedback_and_teach_in_the_chat_page(qtbot, workspace, tiny_adapter, test_output_dir):
+    from PySide6.QtWidgets import QApplication
+
     from app.tabs.playground_chat import ChatPanel
     from cognitivetwin_core.data.feedback import list_feedback
 
@@ -88,6 +90,7 @@ def test_memory_feedback_and_teach_in_the_chat_page(qtbot, workspace, tiny_adapt
         second.undo_button.click()
         second.good_button.click()
         assert [r.verdict for r in list_feedback(workspace)] == ["edit", "good"]
+        QApplication.processEvents()  # the layout requests the new bars posted
         panel.grab().save(str(test_output_dir / "playground-feedback.png"))
 
         # Teach: off the GUI thread, loss and margin plotted, the new version chosen.

@@ -54,9 +54,8 @@ class FeedbackBar(QWidget):
         self.note.setProperty("role", "hint")
         for button in (self.good_button, self.bad_button, self.edit_button, self.keep_button, self.cancel_button):
             row.addWidget(button)
-        row.addWidget(self.note)
         row.addWidget(self.undo_button)
-        row.addStretch(1)
+        row.addWidget(self.note, 1)
         layout.addLayout(row)
         self.good_button.clicked.connect(lambda: self._give("good"))
         self.bad_button.clicked.connect(lambda: self._give("bad"))
@@ -96,8 +95,12 @@ class FeedbackBar(QWidget):
         if verdict == "edit":
             self._reply_label.setText(f"{self._reply_label.text()}\n\nYou'd say: {edit.strip()}")
             self._end_edit()
-        words = {"good": "Kept: it sounds like you.", "bad": "Kept: not you.", "edit": "Kept: your wording."}
-        self.note.setText(f"{words[verdict]} Teach learns from it.")
+        words = {
+            "good": "Kept: it sounds like you.",
+            "bad": "Kept: not you.",
+            "edit": "Kept: your wording. Teach learns from it.",
+        }
+        self.note.setText(words[verdict])
         self._show_choices()
         self.stored.emit(self.feedback_id)
 
