@@ -74,6 +74,9 @@ def _check_taught(base, parent: Path, ws: Path, output: str) -> None:
     assert lineage["parent_adapter"] == str(parent.resolve())
     assert lineage["method"] == "dpo" and lineage["feedback_ids"] == [1, 2, 3, 4]  # the edits; the thumb is not a pair
     assert len(lineage["margins"]) == lineage["steps"] and lineage["margins"][-1] > 0
+    pairs = lineage["edited_pairs"]  # measured by Teach itself, against TRL's frozen copy of the parent
+    assert pairs["pairs"] == 4 and pairs["after"] > pairs["before"] and pairs["improved"] >= 3
+    assert f"on {pairs['improved']} of them" in output
     with Workspace.open(ws, read_only=True) as workspace:
         assert [a["path"] for a in workspace.adapters()] == [str(new)]
     before, perplexity_before = _gaps_and_perplexity(base, parent)

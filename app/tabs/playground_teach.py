@@ -223,7 +223,7 @@ class TeachPanel(QWidget):
         margin = f" The reward margin ended at {result.margins[-1]:+.2f}." if result.margins else ""
         self.message.show_ok(
             f"A new version of your twin learned from {len(result.feedback_ids)} of your verdicts "
-            f"({result.steps} steps).{margin} It is now chosen; the previous one is kept."
+            f"({result.steps} steps).{margin} {result.verdict()} It is now chosen; the previous one is kept."
         )
         self.status.setText("")
         self.taught.emit(str(result.adapter_dir))

@@ -65,5 +65,6 @@ def _run(args) -> int:
         f"Taught with {result.method.upper()} on {len(result.feedback_ids)} verdicts in {result.steps} steps "
         f"on {result.device} ({result.precision}){margin}. The previous version stays in {result.parent_dir}."
     )
+    print(result.verdict())
     print(result.adapter_dir)
     return 0

@@ -65,6 +65,18 @@ class TeachResult:
     device: str = "cpu"
     precision: str = "fp32"
     seconds: float = 0.0
+    edited_pairs: dict | None = None  # preference_change: the edits preferred, before and after
+
+    def verdict(self) -> str:
+        """The outcome in plain words (what the CLI prints and the app shows)."""
+        pairs = self.edited_pairs
+        if not pairs:
+            return f"Taught from {len(self.feedback_ids)} thumbs in {self.steps} steps."
+        return (
+            f"On your {pairs['pairs']} edited replies, the new version prefers your wording over its own more than "
+            f"the previous version did on {pairs['improved']} of them (log-odds {pairs['before']:+.2f} → "
+            f"{pairs['after']:+.2f} on average; above 0 means your wording is the likelier)."
+        )
 
 
 def ancestry(adapter_dir: str | Path) -> list[Path]:
@@ -196,12 +208,13 @@ def teach_twin(
     work_dir = output.parent / f".{output.name}.work"
     losses: list[float] = []
     margins: list[float] = []
-    model = _train(
+    model, tokenizer = _train(
         base, parent, method, rows, work_dir,
         steps=steps, device=device, precision=precision, learning_rate=learning_rate, beta=beta, seed=seed,
         progress=_Progress(on_event, should_stop, steps, losses, margins),
     )  # fmt: skip
     done_steps = len(losses)
+    pairs = preference_change(model, tokenizer, rows) if method == DPO else None
     lineage = {
         **{k: v for k, v in (read_lineage(parent) or {}).items() if k in ("base_model", "settings", "data_path")},
         "backend": "local",
@@ -213,6 +226,7 @@ def teach_twin(
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
         "margins": margins,
+        "edited_pairs": pairs,
         "learning_rate": learning_rate,
         "beta": beta,
         "device": device,
@@ -236,7 +250,7 @@ def teach_twin(
     if on_event:
         on_event(TeachEvent("done", done_steps, steps, losses[-1] if losses else None, message=str(output)))
     return TeachResult(output, parent, method, done_steps, feedback_ids, losses, margins, device, precision,
-                       time.monotonic() - started)  # fmt: skip
+                       time.monotonic() - started, pairs)  # fmt: skip
 
 
 def _train(base, parent: Path, method: str, rows, work_dir: Path, *, steps, device, precision, learning_rate, beta,
@@ -294,7 +308,9 @@ def _train(base, parent: Path, method: str, rows, work_dir: Path, *, steps, devi
     if progress.stopped:
         shutil.rmtree(work_dir, ignore_errors=True)
         raise CancelledError("Teaching was stopped; the twin is as it was (no new version was written).")
-    return trainer.model
+    model = trainer.model
+    model.eval()
+    return model, tokenizer
 
 
 def reply_log_probs(model, tokenizer, prompt: list[dict], replies: list[str]) -> list[float]:
@@ -317,3 +333,26 @@ def reply_log_probs(model, tokenizer, prompt: list[dict], replies: list[str]) ->
         token_logps = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])[:, 0]
         values.append(float(token_logps[start - 1 :].sum()))
     return values
+
+
+def preference_change(model, tokenizer, rows: list[dict]) -> dict | None:
+    """On the DPO pairs: the mean log p(edit) − log p(twin's reply) under the frozen copy of the
+    parent ("ref", as TRL keeps it) and under the taught adapter, and how many pairs rose (None
+    when TRL kept no copy)."""
+    if "ref" not in getattr(model, "peft_config", {}):
+        return None
+    before, after = [], []
+    for adapter, gaps in (("ref", before), ("default", after)):
+        model.set_adapter(adapter)
+        for row in rows:
+            chosen, rejected = reply_log_probs(
+                model, tokenizer, row["prompt"], [row["chosen"][0]["content"], row["rejected"][0]["content"]]
+            )
+            gaps.append(chosen - rejected)
+    model.set_adapter("default")
+    return {
+        "pairs": len(rows),
+        "before": sum(before) / len(before),
+        "after": sum(after) / len(after),
+        "improved": sum(a > b for a, b in zip(after, before)),
+    }
