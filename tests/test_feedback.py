@@ -86,3 +86,20 @@ def test_feedback_texts_are_what_teaching_trains_on(tmp_path, adapter_dir):
         add_feedback(workspace, adapter_dir, "hi", "Hello there. ", verdict=EDIT, edit="alright?")
         add_feedback(workspace, adapter_dir, [{"role": "user", "content": "q"}], "fine", verdict=BAD)
         assert feedback_texts(workspace) == {"Hello there.", "alright?", "fine"}
+
+
+def test_terminal_chat_stores_verdicts_on_the_last_reply(tiny_adapter, tmp_path, monkeypatch, capsys):
+    import io
+
+    ws = tmp_path / "ws"
+    script = "hello there\n/edit ey up\nsecond message\n/good\n"
+    monkeypatch.setattr("sys.stdin", io.StringIO(script))
+    argv = ["chat", "--adapter", str(tiny_adapter), "--workspace", str(ws), "--device", "cpu"]
+    assert main([*argv, "--max-new-tokens", "6", "--seed", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "(feedback 1 stored: edit" in out and "(feedback 2 stored: good" in out
+    with Workspace.open(ws) as workspace:
+        first, second = list_feedback(workspace)
+    assert first.context == [{"role": "user", "content": "hello there"}] and first.edit == "ey up"
+    assert second.context[-1] == {"role": "user", "content": "second message"} and len(second.context) == 3
+    assert first.reply and second.adapter == str(tiny_adapter.resolve())
