@@ -192,7 +192,12 @@ def describe_report(report) -> str:
         f"({report.messages_accepted:,} messages) from {origin}."
     )
     if report.duplicates:
-        text += f" {report.duplicates:,} were already in the workspace and were skipped."
+        text += (
+            f" {report.duplicates:,} were already in the workspace and were skipped "
+            f"({report.conversations_stored or 0:,} conversations, {report.messages_stored or 0:,} messages added)."
+        )
+    if len(getattr(report, "chats", None) or []) > 1:
+        text += f" Chats: {', '.join(report.chats)}."
     if report.rejected:
         first = report.rejected[0]
         text += (
