@@ -61,7 +61,7 @@ def test_evaluate_button_fills_the_evaluation_column(qtbot, qasync_loop, isolate
         assert not tab.evaluate_button.isEnabled()
     timer.stop()
     job_id, report = done.args
-    assert job_id == "local-test" and report["held_out"]["conversations"] == 2 and len(report["samples"]) == 1
+    assert job_id == "local-test" and report["held_out"]["conversations"] == 2 and len(report["examples"]) == 1
     assert (folder / "evaluation.json").is_file()
     assert ticks and all(t is threading.main_thread() for t in ticks)  # the GUI kept running
     qtbot.waitUntil(lambda: tab.job_row("local-test")["Evaluation"].startswith("perplexity "), timeout=5_000)

@@ -153,7 +153,7 @@ def test_chat_with_memory_answers_with_the_fact(workspace, embedded_model_dir, t
 def test_held_out_evaluation_leaves_out_remembered_and_taught_replies(workspace, tmp_path):
     from cognitivetwin_core.data.feedback import EDIT, add_feedback
     from cognitivetwin_core.phase1.adapter_archive import write_lineage
-    from cognitivetwin_core.playground.evaluation import held_out_conversations
+    from cognitivetwin_core.playground.held_out import held_out_set
 
     def chat(question, answer):
         return [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
@@ -165,7 +165,7 @@ def test_held_out_evaluation_leaves_out_remembered_and_taught_replies(workspace,
     adapter = tmp_path / "adapter"
     adapter.mkdir()
     write_lineage(adapter, {"settings": {"validation_file": str(validation)}})
-    assert held_out_conversations(adapter, workspace=workspace)[0] == rows  # nothing recalled or taught yet
+    assert held_out_set(adapter, workspace=workspace).conversations == rows  # nothing recalled or taught yet
     build_memory(workspace)
     add_feedback(workspace, adapter, "tea?", "I don't drink.", verdict=EDIT, edit="builder's, two sugars")
-    assert held_out_conversations(adapter, workspace=workspace)[0] == [kept]
+    assert held_out_set(adapter, workspace=workspace).conversations == [kept]

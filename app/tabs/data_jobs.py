@@ -1,4 +1,6 @@
-"""The Data tab's long work as plain functions for `BackgroundJob`, and their descriptions.
+"""Long work on the workspace's data (imports, exports) as plain functions for
+`BackgroundJob`, and their descriptions: the Data tab's, and Phase 1's export of its
+training file. Shared by tabs, so no tab's own module (pyproject's tab contracts).
 
 Each `run_*` function has the `fn(progress, cancelled, *args)` shape: it opens its own
 `Workspace` connection (the GUI keeps reading through its own while an import's
@@ -186,8 +188,12 @@ def describe_progress(tick) -> tuple[str, float | None]:
 
 def describe_report(report) -> str:
     """The import report in one paragraph: what was accepted, skipped and rejected."""
+    from cognitivetwin_core.data.importers import IMPORTERS
+
     origin = "the demo dataset" if report.importer == "demo" else (Path(str(report.source)).name or str(report.source))
-    text = (
+    recognised = IMPORTERS.get(report.importer)
+    text = f"Recognised: {recognised.title}. " if recognised is not None and report.importer != "demo" else ""
+    text += (
         f"Imported {report.conversations_accepted:,} conversation{'s' if report.conversations_accepted != 1 else ''} "
         f"({report.messages_accepted:,} messages) from {origin}."
     )
@@ -214,6 +220,13 @@ def describe_report(report) -> str:
     skipped = getattr(report, "skipped_messages", None)
     if skipped:
         text += " Left out: " + ", ".join(f"{count:,} {kind}" for kind, count in sorted(skipped.items())) + "."
+    if getattr(report, "owner_only", False):
+        text += (
+            " It holds only your own messages: they teach the twin your style, but make no reply examples "
+            "(no one else's words are in it)."
+        )
+    if getattr(report, "owner_adopted", False) and report.owner not in ("user", "assistant"):
+        text += f" The twin now speaks as {report.owner}, the export's owner; change it below."
     return text
 
 

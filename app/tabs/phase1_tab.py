@@ -54,6 +54,7 @@ from app.dialogs.phase1_confirm import LaunchConfirmDialog
 from app.qt.background_job import BackgroundJob
 from app.qt.tasks import start_task
 from app.tabs.phase1_controller import Phase1Controller, parse_time
+from app.tabs.phase1_report_button import ReportButton
 from app.widgets.base_download import BaseDownloadRow
 from app.widgets.device_picker import DevicePicker
 from app.widgets.memory_verdict import MemoryVerdictLabel
@@ -362,7 +363,14 @@ class Phase1Tab(QWidget):
         self.cancel_button.clicked.connect(lambda: self._on_job_action("cancel"))
         self.download_button.clicked.connect(lambda: self._on_job_action("download"))
         self.resume_button.clicked.connect(lambda: self._on_job_action("resume"))
-        for button in (self.cancel_button, self.download_button, self.resume_button, self.evaluate_button):
+        self.report_button = ReportButton(self)  # app/tabs/phase1_report_button.py
+        for button in (
+            self.cancel_button,
+            self.download_button,
+            self.resume_button,
+            self.evaluate_button,
+            self.report_button,
+        ):
             buttons.addWidget(button)
         buttons.addStretch(1)
         box.addWidget(self.jobs_table, 1)
@@ -542,7 +550,7 @@ class Phase1Tab(QWidget):
         if self.backend_name() != "local" or not self.base_combo.currentData():
             self.memory_verdict.clear_message()
             return
-        from cognitivetwin_core.phase1.local_lora import local_memory_verdict
+        from cognitivetwin_core.phase1.lora_device_plan import local_memory_verdict
 
         rank = self.lora_rank.value()
         settings = Phase1Settings(base_model=self.base_combo.currentData(), lora_r=rank, lora_alpha=2 * rank)

@@ -59,10 +59,12 @@ class ChatModels:
         self.twin_key: tuple | None = None
         self.scorer = None
         self.scorer_key: str | None = None
+        self.person_judge = None
+        self.person_judge_key: tuple | None = None
         self.session = None
 
     def prepare(
-        self, adapter_dir: str, base_model: str | None, run_dir: str | None, progress, memory_workspace=None
+        self, adapter_dir: str, base_model: str | None, run_dir: str | None, progress, workspace=None, memory=False
     ) -> None:
         from cognitivetwin_core.playground.chat import ChatSession, ReplyScorer, load_twin, workspace_memory
 
@@ -78,10 +80,21 @@ class ChatModels:
                 progress(("status", "Loading the Phase 2 run for the scores…"))
                 self.scorer = ReplyScorer.for_run(run_dir)
                 self.scorer_key = run_dir
+        judge_key = (adapter_dir, str(workspace.path) if workspace is not None else None)
+        if judge_key != self.person_judge_key:
+            self.person_judge, self.person_judge_key = None, None
+            if workspace is not None:
+                from cognitivetwin_core.playground.judges.sounds_like_you import PersonJudge
+
+                progress(("status", "Fitting the judge of how much a reply sounds like you…"))
+                self.person_judge = PersonJudge.for_adapter(adapter_dir, workspace)
+                self.person_judge_key = judge_key
         if self.session is None:
             self.session = ChatSession(self.twin)
         self.session.scorer = self.scorer
-        self.session.memory = workspace_memory(memory_workspace) if memory_workspace is not None else None
+        judge = self.person_judge
+        self.session.person_judge = judge if judge is not None and judge.reliable else None
+        self.session.memory = workspace_memory(workspace) if memory and workspace is not None else None
 
 
 class _StopFlag:
@@ -94,7 +107,12 @@ class _StopFlag:
 def run_chat_turn(progress, cancelled, models: ChatModels, request: dict):
     """The job: load what is needed, then the twin's (and the base's) reply, scored."""
     models.prepare(
-        request["adapter"], request.get("base_model"), request.get("run_dir"), progress, request.get("memory_workspace")
+        request["adapter"],
+        request.get("base_model"),
+        request.get("run_dir"),
+        progress,
+        request.get("workspace"),
+        request.get("memory", False),
     )
     session = models.session
     session.system_prompt = request["system_prompt"]
@@ -161,10 +179,12 @@ class ReplyView(QFrame):
         parts = []
         if reply.stopped:
             parts.append("stopped")
+        if getattr(reply, "yours", None) is not None:
+            parts.append(f"sounds like you: {reply.yours:.0%}")
         if reply.score is not None:
             closeness = reply.score.sounds_like
             parts.append(
-                f"sounds like you: {closeness:.2f}" if closeness is not None else "sounds like you: unavailable"
+                f"style-head cosine: {closeness:.2f}" if closeness is not None else "style-head cosine: unavailable"
             )
             patterns = ", ".join(f"{name} {p:.0%}" for name, p in reply.score.top_patterns(3))
             parts.append(f"patterns: {patterns}")
@@ -423,7 +443,8 @@ class ChatPanel(QWidget):
             "settings": settings,
             "text": text,
             "compare": self.compare_box.isChecked(),
-            "memory_workspace": self.workspace if self.memory_box.isChecked() else None,
+            "workspace": self.workspace,
+            "memory": self.memory_box.isChecked(),
         }
         self.job.start(run_chat_turn, self.models, request)
         self.status.setText("Starting…")
@@ -512,6 +533,15 @@ class ChatPanel(QWidget):
         if scorer is not None and scorer.unavailable:
             note = scorer.unavailable
         self._views[TWIN].finish(turn.twin, note)
+        judge = self.models.person_judge
+        if judge is not None:
+            from cognitivetwin_core.playground.judges.sounds_like_you import SCALE
+
+            self._views[TWIN].score.setToolTip(f"Sounds like you: {SCALE}; {judge.note}.")
+            if turn.verdict:
+                self._views[TWIN].score.setText(self._views[TWIN].score.text() + f" · {turn.verdict}")
+            elif not judge.reliable:
+                self._views[TWIN].score.setText(self._views[TWIN].score.text() + f" · {judge.note}")
         self._views[TWIN].show_remembered(turn.remembered)
         if self.workspace is not None and turn.twin.text:
             self._add_feedback_bar(self._views[TWIN], turn)

@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "playground_cmd",
     "phase1_cmd",
     "chat_cmd",
+    "judge_cmd",
     "feedback_cmd",
     "teach_cmd",
     "memory_cmd",

@@ -33,7 +33,14 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--base-model", metavar="NAME|DIR", help="base model (default: the one the adapter was trained on)"
     )
-    parser.add_argument("--model-dir", metavar="RUN", help="a Phase 2 run: score each reply against the person")
+    parser.add_argument("--model-dir", metavar="RUN", help="a Phase 2 run: its style head scores each reply (a detail)")
+    parser.add_argument(
+        "--workspace",
+        metavar="DIR",
+        help="the person's workspace: an independent judge, fitted on their messages the twin did not train on, "
+        "says how much each reply sounds like them; its memory and feedback are used (default for those: the "
+        "user's workspace)",
+    )
     parser.add_argument("--compare-base", action="store_true", help="also show the base's reply without the adapter")
     parser.add_argument("--prompt", metavar="TEXT", help="answer this one message and exit")
     parser.add_argument("--system", metavar="TEXT", default="", help="system prompt")
@@ -48,7 +55,6 @@ def register(subparsers) -> None:
         metavar="auto|cpu|cuda|cuda:N|mps",
         help="where the twin runs (default auto: a CUDA GPU, then Apple MPS, then the CPU)",
     )
-    parser.add_argument("--workspace", metavar="DIR", help="workspace for memory and feedback (default: the user's)")
     parser.add_argument(
         "--memory",
         action=argparse.BooleanOptionalAction,
@@ -64,7 +70,7 @@ def _print_score(label: str, reply, scorer) -> None:
     score = reply.score
     patterns = ", ".join(f"{name} {p:.2f}" for name, p in score.top_patterns(3))
     closeness = f"{score.sounds_like:.3f}" if score.sounds_like is not None else "unavailable"
-    print(f"  [{label}] sounds like you: {closeness}; patterns: {patterns}")
+    print(f"  [{label}] style-head cosine to you (detail): {closeness}; patterns: {patterns}")
     if score.sounds_like is None and scorer.unavailable:
         print(f"  ({scorer.unavailable})")
 
@@ -93,6 +99,14 @@ def _feedback(session, workspace, text: str) -> None:
     print(f"(feedback {record.id} stored: {record.verdict}; `cognitivetwin teach` learns from it)")
 
 
+def _print_judged(turn) -> None:
+    for label, reply in (("twin", turn.twin), ("base", turn.base)):
+        if reply is not None and reply.yours is not None:
+            print(f"  [{label}] sounds like you: {reply.yours:.0%}")
+    if turn.verdict:
+        print(f"  {turn.verdict}")
+
+
 def _answer(session, text: str, compare: bool) -> None:
     from cognitivetwin_core.playground.chat import BASE, TWIN
 
@@ -112,6 +126,7 @@ def _answer(session, text: str, compare: bool) -> None:
         if reply is not None and not reply.text and current["who"] != who:
             print(f"{who}> (no reply)")
     sys.stdout.write("\n")
+    _print_judged(turn)
     if session.scorer is not None:
         _print_score("twin", turn.twin, session.scorer)
         if turn.base is not None:
@@ -131,7 +146,19 @@ def _run(args) -> int:
     scorer = ReplyScorer.for_run(args.model_dir, device=args.device) if args.model_dir else None
     if scorer is not None and scorer.unavailable:
         print(scorer.unavailable, file=sys.stderr)
-    session = ChatSession(twin, scorer=scorer, system_prompt=args.system, settings=settings, memory=memory)
+    person_judge = None
+    if args.workspace:
+        from cognitivetwin_core.data.workspace import Workspace
+        from cognitivetwin_core.playground.judges.sounds_like_you import SCALE, PersonJudge
+
+        with Workspace.open(args.workspace, read_only=True) as judged:
+            person_judge = PersonJudge.for_adapter(args.adapter, judged)
+        print(f"Sounds like you: {SCALE} ({person_judge.note}).", file=sys.stderr)
+        if not person_judge.reliable:
+            person_judge = None
+    session = ChatSession(
+        twin, scorer=scorer, system_prompt=args.system, settings=settings, person_judge=person_judge, memory=memory
+    )
     try:
         if args.prompt is not None:
             _answer(session, args.prompt, args.compare_base)

@@ -99,7 +99,31 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     """,
     # 4: conversation identity: every stored conversation's hash recomputed with speakers, times and source ids.
     rehash_stored_conversations,
-    # 5: feedback on the twin's replies (thumbs and edits, docs/teaching-and-memory.md) and the
+    # 5: the blind test's answers (data/blind_answers.py): which of two replies the person picked.
+    """
+    CREATE TABLE blind_answers(
+        id INTEGER PRIMARY KEY,
+        adapter TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        session TEXT NOT NULL,
+        example INTEGER NOT NULL,
+        context TEXT NOT NULL,
+        real_position INTEGER NOT NULL,
+        choice INTEGER,
+        correct INTEGER,
+        answered_at TEXT NOT NULL
+    );
+    CREATE INDEX blind_answers_by_adapter ON blind_answers(adapter, mode);
+    """,
+    # 6: speaker links: one person's names, numbers, addresses and handles across sources
+    # (cognitivetwin_core/data/person_identity.py).
+    """
+    CREATE TABLE speaker_links(
+        alias TEXT PRIMARY KEY,
+        name TEXT NOT NULL
+    );
+    """,
+    # 7: feedback on the twin's replies (thumbs and edits, docs/teaching-and-memory.md) and the
     # memory of the person's own past messages (their word vectors as blobs).
     """
     CREATE TABLE feedback(

@@ -10,7 +10,7 @@ not merely away from its own; where there are only thumbs, KTO (it needs at leas
 one down). The reference model is the twin itself: TRL is given the trained PeftModel
 (trainable) and no LoRA config, so it keeps a frozen copy of the parent adapter as the
 reference. Device and precision are chosen as local Phase 1 chooses them
-(phase1/local_lora.py), precision always set explicitly (TRL would default to bf16), and the
+(phase1/lora_device_plan.py), precision always set explicitly (TRL would default to bf16), and the
 memory check of models/memory.py runs before loading. `on_event(TeachEvent)` reports every
 step's loss and reward margin; `should_stop()` is checked between steps.
 
@@ -177,7 +177,7 @@ def teach_twin(
     from cognitivetwin_core.data.feedback import list_feedback
     from cognitivetwin_core.models.devices import select_device
     from cognitivetwin_core.phase1.adapter_archive import adapter_base_model, read_lineage, write_lineage
-    from cognitivetwin_core.phase1.local_lora import choose_precision
+    from cognitivetwin_core.phase1.lora_device_plan import choose_precision
 
     started = time.monotonic()
     parent = Path(adapter_dir).expanduser().resolve()

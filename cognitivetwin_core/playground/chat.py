@@ -180,7 +180,8 @@ class ChatReply:
     text: str
     stopped: bool = False
     tokens: int = 0
-    score: ReplyScore | None = None
+    score: ReplyScore | None = None  # the Phase 2 style head's: a detail (it learned from the same messages)
+    yours: float | None = None  # the independent judge's: how sure it is the person wrote it (0–1)
 
     def to_dict(self) -> dict:
         return {
@@ -188,6 +189,7 @@ class ChatReply:
             "stopped": self.stopped,
             "tokens": self.tokens,
             "score": self.score.to_dict() if self.score else None,
+            "judged_yours": self.yours,
         }
 
 
@@ -199,11 +201,19 @@ class ChatTurn:
     remembered: list = field(default_factory=list)  # the person's past messages put in the context (Remembered)
     context: list[dict] = field(default_factory=list, repr=False)  # what the twin answered, memory aside (for feedback)
 
+    @property
+    def verdict(self) -> str | None:
+        """ "closer to you than the base: yes / no clear difference", from the independent judge."""
+        from cognitivetwin_core.playground.judges.sounds_like_you import turn_verdict
+
+        return turn_verdict(self.twin.yours, self.base.yours if self.base else None)
+
     def to_dict(self) -> dict:
         return {
             "user": self.user,
             "twin": self.twin.to_dict(),
             "base": self.base.to_dict() if self.base else None,
+            "verdict": self.verdict,
             "remembered": [item.text for item in self.remembered],
         }
 
@@ -218,10 +228,12 @@ class ChatSession:
         scorer: ReplyScorer | None = None,
         system_prompt: str = "",
         settings: SamplingSettings | None = None,
+        person_judge=None,
         memory: Callable[[str], list] | None = None,
     ):
         self.twin = twin
         self.scorer = scorer
+        self.person_judge = person_judge  # judges/sounds_like_you.PersonJudge: "sounds like you"
         self.system_prompt = system_prompt
         self.settings = settings or SamplingSettings()
         self.turns: list[ChatTurn] = []
@@ -274,6 +286,10 @@ class ChatSession:
         self.turns.append(turn)
         if score and self.scorer is not None:
             self.score_turn(turn, messages)
+        if self.person_judge is not None:
+            for item in (turn.twin, turn.base):
+                if item is not None:
+                    item.yours = self.person_judge.yours(item.text)
         return turn
 
     def score_turn(self, turn: ChatTurn, context: Sequence[dict] | None = None) -> None:

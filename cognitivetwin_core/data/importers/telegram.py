@@ -176,13 +176,16 @@ def message_from_record(record, report: ImportReport) -> Message | None:
     return Message(role=PLACEHOLDER_ROLE, content=text, created_at=_timestamp(record), speaker=speaker.strip())
 
 
-def _chat_messages(walker: _Walker, label: str, report: ImportReport, tick) -> Iterator[Message]:
+def _chat_messages(walker: _Walker, label: str, report: ImportReport, tick, parse=None) -> Iterator[Message]:
+    """The messages of the list at the cursor, each record made a Message by `parse` (Telegram's
+    by default); a list that breaks off keeps what came before and sets `walker.failed`."""
+    parse = parse or message_from_record
     try:
         for index, line in walker.items():
             record = walker.value()
             tick()
             try:
-                message = message_from_record(record, report)
+                message = parse(record, report)
             except RecordError as exc:
                 report.reject(Rejection(label, exc.reason, line=line, record=index, field=exc.field))
                 continue
@@ -215,6 +218,14 @@ def _chat(walker: _Walker, label: str, report: ImportReport, gap: float, tick) -
             chat_id = walker.value()
         else:
             walker.value()
+
+
+def _report_break(walker: _Walker, exc: _Malformed, label: str, report: ImportReport) -> None:
+    """Where the file stopped being JSON (or ended early), as a rejection; nothing after it is read."""
+    line, column = walker.window.line_of(min(exc.position, len(walker.window.text)))
+    if "truncated" in exc.reason:
+        report.truncated_at = f"line {line}, column {column}"
+    report.reject(Rejection(label, f"{exc.reason}; the rest of the file was not read", line=line, column=column))
 
 
 def _owner(info) -> str | None:
@@ -261,6 +272,7 @@ def _top(walker: _Walker, label: str, report: ImportReport, gap: float, tick) ->
             walker.value()
     if report.owner is not None and report.owner not in report.participants:
         report.owner = None  # the account's name differs from how its messages are signed
+    report.owner_marked = report.owner is not None
     if not found:
         report.reject(
             Rejection(
@@ -299,12 +311,7 @@ def read(
         try:
             yield from _top(walker, label, report, gap, tick)
         except _Malformed as exc:
-            line, column = walker.window.line_of(min(exc.position, len(walker.window.text)))
-            if "truncated" in exc.reason:
-                report.truncated_at = f"line {line}, column {column}"
-            report.reject(
-                Rejection(label, f"{exc.reason}; the rest of the file was not read", line=line, column=column)
-            )
+            _report_break(walker, exc, label, report)
 
 
 def looks_like_telegram(head: bytes) -> bool:
