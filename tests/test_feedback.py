@@ -88,13 +88,15 @@ def test_feedback_texts_are_what_teaching_trains_on(tmp_path, adapter_dir):
         assert feedback_texts(workspace) == {"Hello there.", "alright?", "fine"}
 
 
-def test_terminal_chat_stores_verdicts_on_the_last_reply(tiny_adapter, tmp_path, monkeypatch, capsys):
+def test_terminal_chat_stores_verdicts_on_the_last_reply(tiny_adapter, isolated_user_dirs, monkeypatch, capsys):
     import io
 
-    ws = tmp_path / "ws"
+    from cognitivetwin_core.paths import default_workspace_dir
+
+    ws = default_workspace_dir()  # no --workspace: the feedback goes to the person's default workspace
     script = "hello there\n/edit ey up\nsecond message\n/good\n"
     monkeypatch.setattr("sys.stdin", io.StringIO(script))
-    argv = ["chat", "--adapter", str(tiny_adapter), "--workspace", str(ws), "--device", "cpu"]
+    argv = ["chat", "--adapter", str(tiny_adapter), "--device", "cpu"]
     assert main([*argv, "--max-new-tokens", "6", "--seed", "1"]) == 0
     out = capsys.readouterr().out
     assert "(feedback 1 stored: edit" in out and "(feedback 2 stored: good" in out

@@ -60,22 +60,22 @@ def test_search_recalls_the_planted_fact_and_never_the_held_out_share(workspace,
     from cognitivetwin_core.data.importers import import_into
 
     new = tmp_path / "more.jsonl"
-    conversation_id = _ids(False, 2)[1]
-    new.write_text(
-        json.dumps(
-            {
-                "id": conversation_id,
-                "messages": [
-                    {"role": "user", "content": "favourite band?"},
-                    {"role": "assistant", "content": "Easily the Arctic Monkeys, saw them in Sheffield."},
-                ],
-            }
-        )
-        + "\n"
-    )
-    import_into(workspace, new, importer="chat-jsonl")
-    assert search_memory(workspace, "arctic monkeys gig?")[0].text.startswith("Easily the Arctic Monkeys")
-    assert len(remembered_texts(workspace)) == count + 1
+    bands = [f"Easily band number {i}, saw them live in Sheffield." for i in range(12)]
+    rows = [
+        {"messages": [{"role": "user", "content": "favourite band?"}, {"role": "assistant", "content": band}]}
+        for band in bands
+    ]
+    new.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    import_into(workspace, new, importer="chat-jsonl", me="assistant")
+    # The ids are the workspace's own: those outside the held-out share are indexed, the others not.
+    indexed = [
+        c.messages[1].content
+        for c in workspace.iter_conversations()
+        if c.messages and c.messages[-1].content in bands and not in_validation(c.id, HELD_OUT_SHARE)
+    ]
+    assert indexed
+    assert set(remembered_texts(workspace)) - texts == set(indexed)
+    assert search_memory(workspace, "live in sheffield", limit=20, min_score=0.01)
 
 
 def test_memory_cli_builds_and_searches(workspace, capsys):
