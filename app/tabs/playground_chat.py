@@ -550,7 +550,8 @@ class ChatPanel(QWidget):
                 self._views[BASE].finish(turn.base, note)
             else:
                 self._views[BASE].score.setText("not written: the twin's reply was stopped")
-        self.status.setText("Stopped." if turn.twin.stopped or (turn.base and turn.base.stopped) else "")
+        stopped = turn.twin.stopped or (turn.base and turn.base.stopped)
+        self.status.setText("Stopped." if stopped else turn.twin.left_out_note())
         self.replyFinished.emit(turn)
 
     def _add_feedback_bar(self, view: ReplyView, turn) -> None:

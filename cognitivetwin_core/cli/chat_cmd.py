@@ -126,12 +126,52 @@ def _answer(session, text: str, compare: bool) -> None:
         if reply is not None and not reply.text and current["who"] != who:
             print(f"{who}> (no reply)")
     sys.stdout.write("\n")
+    if turn.twin.left_out:
+        print(f"({turn.twin.left_out_note()})")
     _print_judged(turn)
     if session.scorer is not None:
         _print_score("twin", turn.twin, session.scorer)
         if turn.base is not None:
             _print_score("base", turn.base, session.scorer)
     sys.stdout.flush()
+
+
+def _check_save_path(path: str | None) -> None:
+    """Refuse a --save place that cannot take a file before the model is loaded."""
+    from pathlib import Path
+
+    from cognitivetwin_core.errors import InputError
+
+    if path and Path(path).is_dir():
+        raise InputError(f"--save {path} is a folder; give a file name, such as {Path(path) / 'chat.json'}.")
+
+
+def _input_lines():
+    """The messages typed or piped in, one a line, as text. Refused at once when standard input
+    is closed; a line that is not UTF-8 is one sentence naming it."""
+    from cognitivetwin_core.errors import InputError
+
+    stream = sys.stdin
+    if stream is None or stream.closed:
+        raise InputError(
+            "There is no input to read messages from (standard input is closed): pass --prompt TEXT, "
+            "or run the chat in a terminal or with a pipe."
+        )
+    source = getattr(stream, "buffer", None)
+    if source is None:  # a text stream without bytes below it (a test's StringIO)
+        return iter(stream.readline, "")
+
+    def decoded():
+        for number, line in enumerate(iter(source.readline, b""), 1):
+            try:
+                yield line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputError(
+                    f"Line {number} of the standard input is not UTF-8 text; save the messages as UTF-8 "
+                    "(for example with iconv -t UTF-8) and try again."
+                ) from None
+
+    return decoded()
 
 
 def _run(args) -> int:
@@ -142,6 +182,8 @@ def _run(args) -> int:
     settings = settings_from(
         temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens, seed=args.seed
     )
+    _check_save_path(args.save)
+    lines = _input_lines() if args.prompt is None else None
     twin = load_twin(args.adapter, args.base_model, device=args.device)
     scorer = ReplyScorer.for_run(args.model_dir, device=args.device) if args.model_dir else None
     if scorer is not None and scorer.unavailable:
@@ -170,7 +212,7 @@ def _run(args) -> int:
             if interactive:
                 sys.stdout.write("you> ")
                 sys.stdout.flush()
-            line = sys.stdin.readline()
+            line = next(lines, "")
             if not line:
                 break
             text = line.strip()

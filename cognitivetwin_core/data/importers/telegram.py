@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cognitivetwin_core.conversation import Conversation, Message
-from cognitivetwin_core.data.importers.json_stream import _incomplete, _TextWindow, file_size
+from cognitivetwin_core.data.importers.json_stream import _TOO_DEEP, _incomplete, _skip_value, _TextWindow, file_size
 from cognitivetwin_core.data.importers.messenger import PLACEHOLDER_ROLE, chat_conversations, check_gap_hours
 from cognitivetwin_core.data.importers.records import RecordError, parse_time
 from cognitivetwin_core.data.importers.report import ImportProgress, ImportReport, ProgressCallback, Rejection
@@ -36,6 +36,10 @@ class _Malformed(Exception):
         super().__init__(reason)
         self.reason = reason
         self.position = position
+
+
+class _TooDeep(_Malformed):
+    """A value nested too deeply to decode; the walker has moved past it."""
 
 
 class _Walker:
@@ -64,6 +68,11 @@ class _Walker:
                 raise _Malformed("the file ends early (truncated file)", window.pos)
             try:
                 value, end = _decoder.raw_decode(window.text, window.pos)
+            except RecursionError:
+                start = window.pos
+                if not _skip_value(window):
+                    raise _Malformed("the file ends early (truncated file)", start) from None
+                raise _TooDeep(_TOO_DEEP, start) from None
             except json.JSONDecodeError as exc:
                 if _incomplete(exc, window.text) and window.more(len(window.text)):
                     continue
@@ -182,7 +191,11 @@ def _chat_messages(walker: _Walker, label: str, report: ImportReport, tick, pars
     parse = parse or message_from_record
     try:
         for index, line in walker.items():
-            record = walker.value()
+            try:
+                record = walker.value()
+            except _TooDeep as exc:  # one message skipped, as the line-based readers skip one line
+                report.reject(Rejection(label, exc.reason, line=line, record=index))
+                continue
             tick()
             try:
                 message = parse(record, report)
