@@ -151,8 +151,8 @@ def bare_forward(base_dir: str, conversations, device: str, settings) -> dict:
     """The limit: the backbone's forward passes only, over the trainer's windows and batches."""
     import torch
 
+    from cognitivetwin_core.models.frozen_base import load_frozen_base
     from cognitivetwin_core.phase2.turn_encoder import TurnEncoder, _collate
-    from cognitivetwin_core.phase2.twin_model import load_frozen_base
 
     model, tokenizer = load_frozen_base(base_dir, device=device)
     encoder = TurnEncoder(model, tokenizer, settings, device=device)
@@ -180,13 +180,14 @@ def bare_forward(base_dir: str, conversations, device: str, settings) -> dict:
 
 def run_phase2(base_dir: str, conversations, args, scratch: Path) -> dict:
     """The real trainer from a cold cache, its stages timed from the outside."""
+    from cognitivetwin_core.models import frozen_base
     from cognitivetwin_core.phase2 import trainer as trainer_module
-    from cognitivetwin_core.phase2 import twin_model
-    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.config import Phase2Config
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     stages: dict[str, float] = {}
     marks: dict[str, float] = {}
-    real_load = twin_model.load_frozen_base
+    real_load = frozen_base.load_frozen_base
     real_annotations = trainer_module.Phase2Trainer._annotations
     real_compute = trainer_module.Phase2Trainer._compute_annotations
 
@@ -210,7 +211,7 @@ def run_phase2(base_dir: str, conversations, args, scratch: Path) -> dict:
         marks["annotated"] = time.perf_counter()
         return result
 
-    twin_model.load_frozen_base = timed_load
+    frozen_base.load_frozen_base = timed_load
     trainer_module.Phase2Trainer._annotations = timed_annotations
     trainer_module.Phase2Trainer._compute_annotations = timed_compute
     config = Phase2Config(
@@ -235,7 +236,7 @@ def run_phase2(base_dir: str, conversations, args, scratch: Path) -> dict:
         ended = time.perf_counter()
         total = ended - started
     finally:
-        twin_model.load_frozen_base = real_load
+        frozen_base.load_frozen_base = real_load
         trainer_module.Phase2Trainer._annotations = real_annotations
         trainer_module.Phase2Trainer._compute_annotations = real_compute
     if finished is None or finished.outcome != "completed":

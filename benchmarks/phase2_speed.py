@@ -148,7 +148,8 @@ def measure_seed_epoch(model, tokenizer, conversations, train_ids, device: str, 
 
 def child_trainer(args) -> None:
     """2, in its own process: the Phase 2 trainer from a cold cache."""
-    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.config import Phase2Config
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     config = Phase2Config(
         base_model=args.base_model,
@@ -205,8 +206,9 @@ def main() -> int:
     import torch
 
     from cognitivetwin_core.models.devices import select_device
-    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
-    from cognitivetwin_core.phase2.twin_model import load_frozen_base
+    from cognitivetwin_core.models.frozen_base import load_frozen_base
+    from cognitivetwin_core.phase2.config import Phase2Config
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     device = select_device(args.device)
     args.device = device

@@ -34,7 +34,8 @@ sys.path.insert(0, str(REPO))
 
 
 def _train(workspace, base: str) -> None:
-    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.config import Phase2Config
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     config = Phase2Config(base_model=base, epochs=1, device="auto", batch_size=4, gradient_accumulation=1)
     for event in Phase2Trainer(config, workspace=workspace).run():

@@ -128,7 +128,8 @@ def phase2_demo_run(tmp_path_factory, embedded_model_dir, demo_conversations) ->
     import torch
 
     from cognitivetwin_core.data.importers.demo import demo_dataset_path
-    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.config import Phase2Config
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     threads = torch.get_num_threads()
     output = tmp_path_factory.mktemp("phase2-demo") / "run"
@@ -263,7 +264,7 @@ def tiny_catalog_model(tmp_path_factory, embedded_model_dir):
 def tiny_phase2_config(model_dir, tmp_path, name="run", **overrides):
     """A small, seeded, single-thread Phase 2 config on a test base, its output in
     tmp_path/name and its feature cache shared by the tests beside it; overrides as keywords."""
-    from cognitivetwin_core.phase2.trainer import Phase2Config
+    from cognitivetwin_core.phase2.config import Phase2Config
 
     settings = dict(
         base_model=str(model_dir),

@@ -378,7 +378,7 @@ def test_encoding_eta_counts_down_between_batches(qtbot, monkeypatch):
     """An encoding batch can take longer than a second: the ETA shown still moves every second."""
     from app.tabs import phase2_tab
     from cognitivetwin_core.durations import format_duration
-    from cognitivetwin_core.phase2.trainer import EncodingEvent, StepEvent
+    from cognitivetwin_core.phase2.events import EncodingEvent, StepEvent
 
     widget = phase2_tab.Phase2Tab()
     qtbot.addWidget(widget)

@@ -15,7 +15,8 @@ ANALYSIS_TIMEOUT_MS = 30_000
 
 
 def _train(output_dir, seed: int, base_dir, **source):
-    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.config import Phase2Config
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     config = Phase2Config(
         base_model=str(base_dir),

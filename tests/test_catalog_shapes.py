@@ -24,7 +24,8 @@ BACKBONE_CLASS = {
 def test_frozen_base_is_the_language_model_backbone_only(tiny_catalog_model, shape):
     import torch
 
-    from cognitivetwin_core.phase2.twin_model import base_hidden_size, load_frozen_base
+    from cognitivetwin_core.models.frozen_base import load_frozen_base
+    from cognitivetwin_core.phase2.twin_model import base_hidden_size
 
     folder = tiny_catalog_model(shape)
     model, tokenizer = load_frozen_base(str(folder), device="cpu")
@@ -43,7 +44,8 @@ def test_frozen_base_is_the_language_model_backbone_only(tiny_catalog_model, sha
 
 @pytest.mark.parametrize("shape", TINY_SHAPES)
 def test_encode_train_and_playground_on_each_shape(tiny_catalog_model, shape, tmp_path, demo_conversations):
-    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.config import Phase2Config
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
     from cognitivetwin_core.playground.analysis import NeighbourIndex, analyze, load_playground_model
 
     folder = tiny_catalog_model(shape)

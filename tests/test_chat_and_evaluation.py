@@ -136,7 +136,7 @@ def test_missing_base_weights_say_how_to_get_them(demo_twin, tmp_path):
 def test_chat_and_evaluate_run_where_device_says(demo_twin, isolated_user_dirs, capsys, monkeypatch, command):
     """Both honour --device (auto by default): asking for a GPU this machine lacks is refused
     in one sentence, before any model loads; auto picks what is here."""
-    from cognitivetwin_core.phase2 import twin_model
+    from cognitivetwin_core.models import frozen_base
 
     args = {
         "chat": ["chat", "--adapter", str(demo_twin), "--prompt", PROMPT, "--max-new-tokens", "2"],
@@ -148,13 +148,13 @@ def test_chat_and_evaluate_run_where_device_says(demo_twin, isolated_user_dirs, 
         assert "--device cuda was asked for" in err and "Traceback" not in err
     devices = []
 
-    real = twin_model.load_frozen_base
+    real = frozen_base.load_frozen_base
 
     def recording(base, adapter_dir, *, device, **kwargs):
         devices.append(device)
         return real(base, adapter_dir, device=device, **kwargs)
 
-    monkeypatch.setattr(twin_model, "load_frozen_base", recording)
+    monkeypatch.setattr(frozen_base, "load_frozen_base", recording)
     assert main(args) == 0
     from cognitivetwin_core.models.devices import select_device
 

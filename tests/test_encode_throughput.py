@@ -55,8 +55,8 @@ def test_fast_path_equals_the_reference_on_the_embedded_model(embedded_model, de
 
 @pytest.mark.parametrize("shape", ["llama", "gemma3"])
 def test_fast_path_equals_the_reference_on_tiny_shapes(tiny_catalog_model, shape, demo_conversations):
+    from cognitivetwin_core.models.frozen_base import load_frozen_base
     from cognitivetwin_core.phase2.turn_encoder import EncodingSettings, TurnEncoder
-    from cognitivetwin_core.phase2.twin_model import load_frozen_base
 
     model, tokenizer = load_frozen_base(str(tiny_catalog_model(shape)))
     conversations = [c.messages for c in demo_conversations[:10]] + [[]]  # an empty one is skipped
@@ -83,8 +83,8 @@ def test_batched_tokenising_equals_one_at_a_time(embedded_tokenizer, demo_conver
 
 
 def test_out_of_memory_halves_the_budget_and_retries(tiny_model_dir, demo_conversations, monkeypatch):
+    from cognitivetwin_core.models.frozen_base import load_frozen_base
     from cognitivetwin_core.phase2.turn_encoder import EncodingSettings, TurnEncoder
-    from cognitivetwin_core.phase2.twin_model import load_frozen_base
 
     model, tokenizer = load_frozen_base(str(tiny_model_dir))
     conversations = [c.messages for c in demo_conversations[:8]]
@@ -165,13 +165,13 @@ def test_working_dtype_follows_compute_capability_and_family(monkeypatch, capabi
 
 
 def test_batch_tokens_and_window_follow_the_device(tiny_model_dir, monkeypatch):
+    from cognitivetwin_core.models.frozen_base import load_frozen_base
     from cognitivetwin_core.phase2.turn_encoder import (
         CPU_BATCH_TOKENS,
         MAX_BATCH_TOKENS,
         auto_batch_tokens,
         default_window_tokens,
     )
-    from cognitivetwin_core.phase2.twin_model import load_frozen_base
 
     model, _ = load_frozen_base(str(tiny_model_dir))
     assert auto_batch_tokens(model, "cpu", 1024) == CPU_BATCH_TOKENS
@@ -188,7 +188,8 @@ def test_batch_tokens_and_window_follow_the_device(tiny_model_dir, monkeypatch):
 
 
 def test_phase2_config_picks_window_and_budget_per_device(tmp_path):
-    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.config import Phase2Config
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     trainer = Phase2Trainer(Phase2Config(output_dir=str(tmp_path)), conversations=[])
     assert trainer.encoding_settings_for("cpu").max_window_tokens == 1024
@@ -203,7 +204,7 @@ def test_phase2_config_picks_window_and_budget_per_device(tmp_path):
 
 def test_a_base_larger_than_one_gpu_is_spread_with_device_map_auto(tiny_model_dir, monkeypatch):
     """Only the decision (no GPU here): the load itself with device_map="auto" is untested."""
-    from cognitivetwin_core.phase2.twin_model import _device_map_for
+    from cognitivetwin_core.models.frozen_base import _device_map_for
 
     def weights(_base):
         return 6 * 2**30  # a 3B base stored in bf16

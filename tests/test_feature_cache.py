@@ -51,8 +51,8 @@ def test_windows_cover_every_message_once_with_context(embedded_tokenizer):
 def test_windowed_encoding_matches_full_pass_for_short_context(tiny_model_dir):
     """Pooling from windows equals one full pass when the window holds the whole conversation,
     and differs only by context when it does not (every message still gets a finite vector)."""
+    from cognitivetwin_core.models.frozen_base import load_frozen_base
     from cognitivetwin_core.phase2.turn_encoder import EncodingSettings, TurnEncoder
-    from cognitivetwin_core.phase2.twin_model import load_frozen_base
 
     model, tokenizer = load_frozen_base(str(tiny_model_dir))
     convs = [c.messages for c in _conversations()]

@@ -98,7 +98,7 @@ def test_an_adapter_made_on_the_full_model_applies_to_the_text_model(gemma3, tmp
     from peft import PeftModel
     from safetensors import safe_open
 
-    from cognitivetwin_core.phase2.twin_model import load_frozen_base
+    from cognitivetwin_core.models.frozen_base import load_frozen_base
 
     anchored = r"model\.language_model\..*\.(q_proj|v_proj)"
     targets = ["q_proj", "v_proj"] if layout.startswith("short") else anchored

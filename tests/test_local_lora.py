@@ -71,7 +71,7 @@ def test_length_batches_respect_the_token_budget(embedded_tokenizer):
 def test_short_run_on_embedded_model_lowers_loss_and_adapter_loads(small_data, embedded_model, tmp_path):
     from peft import PeftModel
 
-    from cognitivetwin_core.phase2.twin_model import load_frozen_base
+    from cognitivetwin_core.models.frozen_base import load_frozen_base
 
     base, tokenizer = embedded_model
     conversations = read_chat_jsonl(small_data)

@@ -210,7 +210,8 @@ def test_a_refused_phase2_start_leaves_nothing_and_the_corrected_command_runs_it
 
 @pytest.mark.usefixtures("torch_one_thread")
 def test_phase2_overwrite_replaces_only_our_earlier_run(tiny_model_dir, tmp_path, demo_conversations):
-    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.config import Phase2Config
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     out = tmp_path / "run"
 

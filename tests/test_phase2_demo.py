@@ -18,6 +18,11 @@ def test_demo_run_beats_baselines_on_validation(phase2_demo_run):
     assert final["pattern_macro_auc"] > 0.6
     assert final["planning_cosine"] > final["planning_cosine_baseline"]
     assert final["style_retrieval"] > final["style_retrieval_chance"]
+    # The verdicts say "better" exactly when the interval over conversations is above zero.
+    for verdict in metrics["verdicts"]:
+        low, high = final["intervals"][verdict["key"]]
+        assert verdict["interval"] == [low, high]
+        assert (verdict["level"] in ("much better", "better", "slightly better", "mixed")) == (low > 0), verdict
     run = json.loads((phase2_demo_run / "run.json").read_text())
     assert run["outcome"] == "completed" and run["base_model"] == "smollm2-135m"
     assert run["data"]["conversations"] == 44 and len(run["data"]["hash"]) == 64
@@ -136,8 +141,9 @@ def test_a_workspace_run_averages_the_chosen_persons_messages(tmp_path, embedded
 
     from cognitivetwin_core.data.importers import import_into
     from cognitivetwin_core.data.workspace import Workspace
+    from cognitivetwin_core.phase2.config import Phase2Config
     from cognitivetwin_core.phase2.person_style import load_person_style
-    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     chat = Path(__file__).parent / "fixtures" / "messenger" / "WhatsApp Chat with Cabin trip.txt"
     with Workspace.open(tmp_path / "ws") as workspace:

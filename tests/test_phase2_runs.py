@@ -108,7 +108,7 @@ def test_components_config_read_without_torch(tmp_path):
     import pytest
 
     from cognitivetwin_core.errors import InputError
-    from cognitivetwin_core.phase2.config import FORMAT_NAME, holds_components, read_components_config
+    from cognitivetwin_core.phase2.components_folder import FORMAT_NAME, holds_components, read_components_config
 
     with pytest.raises(InputError, match="holds no Phase 2 model"):
         read_components_config(tmp_path)
@@ -125,7 +125,7 @@ def test_components_config_read_without_torch(tmp_path):
 
     # The app lists runs on its GUI thread: these modules must not pull torch in.
     probe = (
-        "import sys, cognitivetwin_core.phase2.config, cognitivetwin_core.phase2.runs, "
+        "import sys, cognitivetwin_core.phase2.components_folder, cognitivetwin_core.phase2.runs, "
         "cognitivetwin_core.playground.session; print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)

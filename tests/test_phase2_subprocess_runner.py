@@ -40,8 +40,8 @@ def _gone(pid: int, timeout_s: float = 20.0) -> bool:
 
 
 def test_a_run_in_the_child_yields_the_trainers_events_and_writes_its_files(tiny_model_dir, tmp_path, small_demo):
+    from cognitivetwin_core.phase2.events import EpochEvent, FinishedEvent, StepEvent
     from cognitivetwin_core.phase2.subprocess_runner import Phase2TrainerProcess
-    from cognitivetwin_core.phase2.trainer import EpochEvent, FinishedEvent, StepEvent
 
     runner = Phase2TrainerProcess(tiny_phase2_config(tiny_model_dir, tmp_path, epochs=2), conversations=small_demo)
     events, pids = [], set()
@@ -62,8 +62,8 @@ def test_a_run_in_the_child_yields_the_trainers_events_and_writes_its_files(tiny
 
 
 def test_unusable_inputs_are_raised_in_the_caller(tiny_model_dir, tmp_path, small_demo):
+    from cognitivetwin_core.phase2.config import Phase2Config
     from cognitivetwin_core.phase2.subprocess_runner import Phase2TrainerProcess
-    from cognitivetwin_core.phase2.trainer import Phase2Config
 
     with pytest.raises(InputError, match="epochs must be at least 1"):  # checked before any child starts
         Phase2TrainerProcess(Phase2Config(epochs=0, output_dir=str(tmp_path / "x")), conversations=small_demo)
@@ -121,7 +121,7 @@ def test_the_child_dies_with_its_parent(tiny_model_dir, tmp_path, small_demo):
         f"""
         import sys, time
         from cognitivetwin_core.phase2.subprocess_runner import Phase2TrainerProcess
-        from cognitivetwin_core.phase2.trainer import Phase2Config
+        from cognitivetwin_core.phase2.config import Phase2Config
 
         if __name__ == "__main__":
             config = Phase2Config(**{config.__dict__!r})
@@ -212,8 +212,8 @@ def test_a_rank_that_dies_ends_the_run_as_failed_and_leaves_no_process(tiny_mode
 def test_stop_or_cancel_during_the_shared_encoding_pass_ends_every_rank(
     tiny_model_dir, tmp_path, small_demo, request_kind
 ):
+    from cognitivetwin_core.phase2.events import EncodingEvent
     from cognitivetwin_core.phase2.subprocess_runner import Phase2TrainerProcess
-    from cognitivetwin_core.phase2.trainer import EncodingEvent
 
     config = tiny_phase2_config(tiny_model_dir, tmp_path, cache_dir=str(tmp_path / "cache"), encode_batch_tokens=256)
     runner = Phase2TrainerProcess(config, conversations=small_demo, processes=2)

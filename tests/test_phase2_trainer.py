@@ -3,6 +3,7 @@ resume after SIGKILL."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ import sys
 import threading
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -44,7 +46,8 @@ def _run(config, conversations, on_event=None):
 
 
 def test_split_is_by_conversation_seeded_and_disjoint(tiny_model_dir, tmp_path):
-    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.config import Phase2Config
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     def split(seed, count=50):
         trainer = Phase2Trainer(Phase2Config(seed=seed, val_fraction=0.2, output_dir=str(tmp_path)), conversations=[])
@@ -92,6 +95,18 @@ def test_run_events_files_and_no_leak(tiny_model_dir, tmp_path, small_demo):
         entry["true"] is not None and entry["shuffled"] is not None for entry in metrics["trajectory_ablation"].values()
     )
     assert run["trajectory_ablation"] == metrics["trajectory_ablation"]
+    # Each gain's interval over the validation conversations holds the measured gain.
+    intervals = final["intervals"]
+    for key, baseline in (
+        ("planning_cosine", "planning_cosine_baseline"),
+        ("style_retrieval", "style_retrieval_chance"),
+    ):
+        low, high = intervals[key]
+        assert low - 1e-9 <= final[key] - final[baseline] <= high + 1e-9, key
+    assert len(intervals["planning_cosine_per_step"]) == 4 and intervals["pattern_macro_f1"] is not None
+    for entry in metrics["trajectory_ablation"].values():
+        low, high = entry["interval"]
+        assert low <= high
     assert {v["head"] for v in metrics["verdicts"]} == {"patterns", "planning", "style"}
     assert metrics["best_epoch"] == run["best_epoch"] and metrics["best"]["epoch"] == metrics["best_epoch"]
     # A readable default name: base · data (count) · date.
@@ -270,14 +285,18 @@ import json, os, signal, sys
 import torch
 torch.set_num_threads(1)
 from cognitivetwin_core.conversation import Conversation, Message
-from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+from cognitivetwin_core.phase2.config import Phase2Config
+from cognitivetwin_core.phase2.trainer import Phase2Trainer
 spec = json.loads(sys.argv[1])
 from datetime import datetime
 conversations = [
     Conversation(c["id"], "test", [
-        Message(m["role"], m["content"], datetime.fromisoformat(m["at"]) if m["at"] else None, m["patterns"])
+        Message(
+            m["role"], m["content"], datetime.fromisoformat(m["at"]) if m["at"] else None, m["patterns"],
+            speaker=m["speaker"],
+        )
         for m in c["messages"]
-    ])
+    ], source_id=c["source_id"])
     for c in spec["data"]
 ]
 trainer = Phase2Trainer(Phase2Config(**spec["config"]), conversations=conversations)
@@ -307,9 +326,11 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_model_dir, tmp_p
                         "content": m.content,
                         "patterns": m.patterns,
                         "at": m.created_at.isoformat() if m.created_at else None,
+                        "speaker": m.speaker,
                     }
                     for m in c.messages
                 ],
+                "source_id": c.source_id,  # part of the conversation's identity, so of the data hash
             }
             for c in small_demo
         ],
@@ -336,7 +357,11 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_model_dir, tmp_p
     assert [e["epoch"] for e in got["epochs"]] == [1, 2, 3, 4]
     for want, have in zip(expected["epochs"], got["epochs"]):
         for key, value in want["metrics"].items():
-            if value is not None:
+            if key == "intervals":  # [low, high] per head (per step for planning): the same resamples
+                for head, interval in value.items():
+                    flat = np.ravel(np.array(interval, dtype=float))
+                    assert np.ravel(np.array(have["metrics"][key][head], dtype=float)) == pytest.approx(flat, abs=1e-5)
+            elif value is not None:
                 assert have["metrics"][key] == pytest.approx(value, abs=1e-5), (want["epoch"], key)
         assert have["validation"]["total"] == pytest.approx(want["validation"]["total"], abs=1e-5)
     from safetensors.torch import load_file
@@ -351,9 +376,7 @@ def test_workspace_source_records_the_run(tiny_model_dir, tmp_path, small_demo):
 
     workspace = Workspace.open(tmp_path / "ws")
     workspace.add_conversations(small_demo)
-    config = _config(tiny_model_dir, tmp_path, epochs=1)
-    config.output_dir = None
-    config.cache_dir = None  # the workspace's own cache folder
+    config = _config(tiny_model_dir, tmp_path, epochs=1, output_dir=None, cache_dir=None)  # the workspace's cache
     trainer = Phase2Trainer(config, workspace=workspace)
     events = list(trainer.run())
     assert events[-1].outcome == "completed"
@@ -362,6 +385,41 @@ def test_workspace_source_records_the_run(tiny_model_dir, tmp_path, small_demo):
     assert Path(record["output_dir"]).parent == workspace.runs_dir
     assert any((workspace.cache_dir / "phase2-features").glob("*/features.npy"))
     workspace.close()
+
+
+def test_one_source_of_a_workspace_is_what_trains(tiny_model_dir, tmp_path, small_demo):
+    """The app passes the workspace and a source; the trainer reads just that source's conversations."""
+
+    from cognitivetwin_core.data.workspace import Workspace
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
+
+    workspace = Workspace.open(tmp_path / "ws")
+    other = [dataclasses.replace(c, source="other") for c in small_demo[8:]]
+    workspace.add_conversations(small_demo[:8] + other)
+    with pytest.raises(InputError, match="give the workspace too"):
+        Phase2Trainer(_config(tiny_model_dir, tmp_path, source="other"), conversations=small_demo)
+    trainer = Phase2Trainer(_config(tiny_model_dir, tmp_path, epochs=1, source="other"), workspace=workspace)
+    events = list(trainer.run())
+    assert events[-1].outcome == "completed", events[-1].message
+    data = json.loads((tmp_path / "run" / "run.json").read_text())["data"]
+    assert (data["source"], data["conversations"]) == ("other", 4)
+    missing = Phase2Trainer(_config(tiny_model_dir, tmp_path, "none", source="nowhere"), workspace=workspace)
+    with pytest.raises(InputError, match="no conversations with messages from the source “nowhere”"):
+        list(missing.run())
+    workspace.close()
+
+
+def test_settings_are_checked_once_when_made_and_never_changed():
+
+    from cognitivetwin_core.phase2.config import Phase2Config
+
+    with pytest.raises(InputError, match="epochs must be at least 1; batch size must be at least 1"):
+        Phase2Config(epochs=0, batch_size=0)
+    config = Phase2Config()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        config.epochs = 3
+    with pytest.raises(InputError, match="plan steps"):
+        dataclasses.replace(config, plan_steps=0)  # a derived config is checked too
 
 
 def test_trajectory_jsonl_file_source(tiny_model_dir, tmp_path, small_demo):
@@ -380,7 +438,8 @@ def test_trajectory_jsonl_file_source(tiny_model_dir, tmp_path, small_demo):
 
 
 def test_bad_inputs_are_refused_before_anything_is_written(tiny_model_dir, tmp_path, small_demo):
-    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.config import Phase2Config
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     with pytest.raises(InputError, match="epochs must be at least 1"):
         Phase2Trainer(Phase2Config(epochs=0, output_dir=str(tmp_path / "x")), conversations=small_demo)
@@ -450,14 +509,13 @@ def test_best_epoch_is_kept_overfitting_flagged_and_early_stopping(tiny_model_di
 def test_name_is_given_kept_on_resume_and_editable(tiny_model_dir, tmp_path, small_demo):
     from cognitivetwin_core.phase2.run_names import rename_run
 
-    config = _config(tiny_model_dir, tmp_path, epochs=1)
-    config.name = "  Sam, first   try "
+    config = dataclasses.replace(_config(tiny_model_dir, tmp_path, epochs=1), name="  Sam, first   try ")
     _run(config, small_demo)
     out = tmp_path / "run"
     assert json.loads((out / "run.json").read_text())["name"] == "Sam, first try"
     rename_run(out, "Sam, renamed")
-    resumed = _config(tiny_model_dir, tmp_path, epochs=2, resume=True)
-    resumed.name = config.name  # as the app resumes: with the run's saved parameters
+    # As the app resumes: with the run's saved parameters.
+    resumed = dataclasses.replace(_config(tiny_model_dir, tmp_path, epochs=2, resume=True), name=config.name)
     _run(resumed, small_demo)
     run = json.loads((out / "run.json").read_text())
     assert run["name"] == "Sam, renamed" and run["outcome"] == "completed"

@@ -43,29 +43,90 @@ def test_overfitting_needs_validation_rising_while_training_falls():
 def test_head_verdicts_in_words():
     from cognitivetwin_core.phase2.verdicts import ablation_verdict, head_verdicts
 
-    verdicts = {
-        v.head: v
-        for v in head_verdicts(
-            {
-                "pattern_macro_f1": 0.44,
-                "pattern_macro_f1_baseline": 0.11,
-                "planning_cosine": 0.476,
-                "planning_cosine_baseline": 0.468,
-                "style_retrieval": 0.14,
-                "style_retrieval_chance": 0.136,
-            }
-        )
+    metrics = {
+        "pattern_macro_f1": 0.44,
+        "pattern_macro_f1_baseline": 0.11,
+        "planning_cosine": 0.476,
+        "planning_cosine_baseline": 0.468,
+        "style_retrieval": 0.14,
+        "style_retrieval_chance": 0.136,
+        "intervals": {
+            "pattern_macro_f1": [0.21, 0.45],
+            "planning_cosine": [0.002, 0.014],
+            "style_retrieval": [-0.03, 0.04],
+        },
     }
-    assert verdicts["patterns"].sentence == "Patterns: recognises your patterns much better than guessing."
-    assert verdicts["planning"].level == "slightly better"
+    verdicts = {v.head: v for v in head_verdicts(metrics)}
+    assert verdicts["patterns"].sentence == (
+        "Patterns: recognises your patterns much better than guessing "
+        "(+0.330, 95% interval +0.210 to +0.450 over the held-out conversations)."
+    )
+    assert verdicts["planning"].level == "slightly better" and verdicts["planning"].beats_baseline
     assert "slightly better than assuming the conversation stays where it is" in verdicts["planning"].sentence
-    assert verdicts["style"].level == "no better" and not verdicts["style"].beats_baseline
-    worse = head_verdicts({"pattern_macro_f1": 0.05, "pattern_macro_f1_baseline": 0.11})
+    assert verdicts["style"].level == "no clear difference" and not verdicts["style"].beats_baseline
+    assert verdicts["style"].sentence.startswith("Style: no clear difference from chance")
+    worse = head_verdicts(
+        {"pattern_macro_f1": 0.05, "pattern_macro_f1_baseline": 0.11, "intervals": {"pattern_macro_f1": [-0.1, -0.02]}}
+    )
     assert [v.level for v in worse] == ["worse"]
     assert head_verdicts({}) == [] and head_verdicts(None) == []
-    assert "helps planning" in ablation_verdict("planning", {"true": 0.52, "shuffled": 0.50})
-    assert "does not use" in ablation_verdict("patterns", {"true": 0.44, "shuffled": 0.44})
+    assert "helps planning" in ablation_verdict("planning", {"true": 0.52, "shuffled": 0.50, "interval": [0.01, 0.03]})
+    assert "No clear difference" in ablation_verdict(
+        "patterns", {"true": 0.44, "shuffled": 0.44, "interval": [-0.01, 0.01]}
+    )
     assert ablation_verdict("style", None) is None
+
+
+def test_better_is_said_only_when_the_interval_excludes_zero():
+    """The wave's 0.518 vs 0.468 was called "much better"; a gain that big whose interval over
+    conversations includes zero is no clear difference, as is one with no interval measured."""
+    from cognitivetwin_core.phase2.verdicts import ablation_verdict, head_verdicts, summarize_run
+
+    wide = {
+        "planning_cosine": 0.518,
+        "planning_cosine_baseline": 0.468,
+        "intervals": {"planning_cosine": [-0.01, 0.11]},
+    }
+    (verdict,) = head_verdicts(wide)
+    assert verdict.level == "no clear difference" and "better" not in verdict.sentence
+    (older,) = head_verdicts({"planning_cosine": 0.518, "planning_cosine_baseline": 0.468})
+    assert older.level == "no clear difference" and "no interval measured" in older.sentence
+    sure = {**wide, "planning_cosine": 0.53, "intervals": {"planning_cosine": [0.02, 0.08]}}
+    assert head_verdicts(sure)[0].level == "much better"
+    # A step ahead below its own baseline: the headline is "mixed", never plainly "better".
+    lagging = {
+        **sure,
+        "planning_cosine_per_step": [0.60, 0.44],
+        "planning_cosine_baseline_per_step": [0.45, 0.49],
+        "intervals": {"planning_cosine": [0.02, 0.08], "planning_cosine_per_step": [[0.1, 0.2], [-0.09, -0.01]]},
+    }
+    (mixed,) = head_verdicts(lagging)
+    assert mixed.level == "mixed" and not mixed.beats_baseline and "not for 2 turns ahead" in mixed.sentence
+    steps = summarize_run({"epochs": [{"epoch": 1, "metrics": lagging}], "best_epoch": 1}).plan_steps
+    assert steps[0].endswith("(better)") and steps[1].endswith("(worse)")
+    assert "No clear difference" in ablation_verdict(
+        "planning", {"true": 0.518, "shuffled": 0.507, "interval": [-0.004, 0.03]}
+    )
+
+
+def test_intervals_are_seeded_and_follow_the_spread_over_conversations():
+    import numpy as np
+
+    from cognitivetwin_core.phase2.held_out_intervals import pattern_f1_gain, ratio_gain, resample_weights
+
+    weights = resample_weights(30, seed=3)
+    assert np.array_equal(weights, resample_weights(30, seed=3)) and weights.sum(1).tolist() == [30.0] * len(weights)
+    counts = np.full(30, 10.0)
+    steady = ratio_gain(weights, np.full(30, 6.0), np.full(30, 5.0), counts)  # +0.1 in every conversation
+    assert steady == [pytest.approx(0.1), pytest.approx(0.1)]
+    rng = np.random.default_rng(0)
+    noisy = rng.normal(0.0, 2.0, 30)  # no gain on average, a large spread between conversations
+    low, high = ratio_gain(weights, 5.0 + noisy, np.full(30, 5.0), counts)
+    assert low < noisy.mean() / 10 < high and low < 0 < high
+    # Patterns: perfect predictions against a 0.5 prior; every resample's gain is the same.
+    labels = (rng.random((30, 2)) < 0.3).astype(float) * 10
+    gain = pattern_f1_gain(weights, (labels, labels, labels), counts, np.array([0.5, 0.5]))
+    assert gain is not None and gain[0] > 0
 
 
 def test_default_run_name_and_rename(tmp_path):
@@ -98,6 +159,7 @@ def test_the_best_run_is_the_one_that_beats_most_baselines():
     overfit["planning_cosine_baseline"] = 0.47
     good = {"pattern_macro_f1": 0.44, "pattern_macro_f1_baseline": 0.11}
     good |= {"planning_cosine": 0.52, "planning_cosine_baseline": 0.47}
+    good["intervals"] = {"pattern_macro_f1": [0.2, 0.4], "planning_cosine": [0.01, 0.09]}
     assert best_run_index([overfit, None, good]) == 2
     assert best_run_index([good, good]) == 0
     assert best_run_index([None, {}]) is None

@@ -4,6 +4,7 @@ code; on CUDA only the defaults differ)."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -41,7 +42,7 @@ def _reference_gather(data, cached, conversation_ids, plan_steps):
 
 
 def _config(tiny_model_dir, tmp_path, name, **overrides):
-    from cognitivetwin_core.phase2.trainer import Phase2Config
+    from cognitivetwin_core.phase2.config import Phase2Config
 
     settings = dict(
         base_model=str(tiny_model_dir),
@@ -64,7 +65,7 @@ def test_device_resident_batches_equal_the_memory_map_path(tiny_model_dir, tmp_p
     trainer = Phase2Trainer(_config(tiny_model_dir, tmp_path, "r"), conversations=conversations)
     cached, _ = encode_with_cache(conversations, base_model=str(tiny_model_dir), cache_dir=tmp_path / "cache")
     trainer._data, trainer._cached, trainer._device = trainer._annotations(conversations), cached, "cpu"
-    trainer.config.plan_steps = 3
+    trainer.config = dataclasses.replace(trainer.config, plan_steps=3)
     for ids in ([0], [3, 1, 7], [9, 8, 2, 5, 4], list(range(10))):
         new = trainer._gather(ids)
         old = _reference_gather(trainer._data, cached, ids, 3)
@@ -75,17 +76,16 @@ def test_device_resident_batches_equal_the_memory_map_path(tiny_model_dir, tmp_p
 
 
 def test_defaults_follow_the_device():
-    from cognitivetwin_core.phase2.trainer import Phase2Config
+    from cognitivetwin_core.phase2.config import Phase2Config
 
-    cpu = Phase2Config()
-    cpu.resolve_for_device("cpu")
+    left = Phase2Config()
+    cpu = left.resolve_for_device("cpu")
     assert (cpu.batch_size, cpu.gradient_accumulation, cpu.log_every_steps) == (4, 4, 1)
-    gpu = Phase2Config()
-    gpu.resolve_for_device("cuda:0")
+    gpu = left.resolve_for_device("cuda:0")
+    assert left.batch_size is None, "the config is never changed: resolving derives a new one"
     # The same conversations per update (16), a quarter of the steps, a host sync every 25.
     assert (gpu.batch_size, gpu.gradient_accumulation, gpu.log_every_steps) == (16, 1, 25)
-    chosen = Phase2Config(batch_size=8, gradient_accumulation=2, log_every_steps=5)
-    chosen.resolve_for_device("cuda")
+    chosen = Phase2Config(batch_size=8, gradient_accumulation=2, log_every_steps=5).resolve_for_device("cuda")
     assert (chosen.batch_size, chosen.gradient_accumulation, chosen.log_every_steps) == (8, 2, 5)
 
 
@@ -124,7 +124,7 @@ def test_swapped_annotations_reach_the_batches(tiny_model_dir, tmp_path, demo_co
     trainer = Phase2Trainer(_config(tiny_model_dir, tmp_path, "s"), conversations=conversations)
     cached, _ = encode_with_cache(conversations, base_model=str(tiny_model_dir), cache_dir=tmp_path / "cache")
     trainer._data, trainer._cached, trainer._device = trainer._annotations(conversations), cached, "cpu"
-    trainer.config.plan_steps = 2
+    trainer.config = dataclasses.replace(trainer.config, plan_steps=2)
     before = trainer._gather([0, 1])
     features = trainer._resident_data["features"]
     swapped = copy.copy(trainer._data)

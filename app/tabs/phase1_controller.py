@@ -87,7 +87,7 @@ def follow_local_process(progress, cancelled, process: LocalLoraProcess) -> JobU
 def phase2_run_for_adapter(workspace, adapter_dir: str | Path) -> str | None:
     """The newest Phase 2 run of the workspace trained on this adapter (its style head scores
     the evaluation's replies); None if there is none."""
-    from cognitivetwin_core.phase2.config import holds_components, read_components_config
+    from cognitivetwin_core.phase2.components_folder import holds_components, read_components_config
     from cognitivetwin_core.phase2.runs import list_runs
 
     wanted = Path(adapter_dir).resolve()

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Signal, Slot
 
@@ -87,7 +88,7 @@ class Phase2Controller(QObject):
         > 1: the encoding pass runs on that many GPUs (one process each), then one trains."""
         if self.is_running():
             raise RuntimeError("a Phase 2 run is already in progress")
-        config.leave_one_core_free = True  # the GUI keeps a core
+        config = replace(config, leave_one_core_free=True)  # the GUI keeps a core
         try:
             trainer = Phase2TrainerProcess(
                 config, workspace=workspace, conversations=conversations, data_file=data_file, processes=processes

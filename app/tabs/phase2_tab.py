@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer, Signal
@@ -57,6 +58,7 @@ from app.widgets.memory_verdict import MemoryVerdictLabel
 from app.widgets.message_label import MessageLabel
 from app.widgets.run_summary_card import HEAD_COLORS, HEAD_METRICS, SummaryCard
 from cognitivetwin_core.durations import format_duration
+from cognitivetwin_core.errors import CognitiveTwinError
 from cognitivetwin_core.models.catalog import CATALOG, DEFAULT_BASE_MODEL
 from cognitivetwin_core.phase2.runs import new_run_dir
 
@@ -83,14 +85,14 @@ def _gib(n: float) -> str:
 
 
 def _default_patience() -> int:
-    from cognitivetwin_core.phase2.trainer import Phase2Config
+    from cognitivetwin_core.phase2.config import Phase2Config
 
     return Phase2Config.__dataclass_fields__["patience"].default
 
 
 def _default_learning_rate() -> float:
     """The core's default (the CLI's too); the module is light: no torch at import."""
-    from cognitivetwin_core.phase2.trainer import Phase2Config
+    from cognitivetwin_core.phase2.config import Phase2Config
 
     return Phase2Config.__dataclass_fields__["lr"].default
 
@@ -181,14 +183,22 @@ class Phase2Tab(QWidget):
         hyper = QGroupBox("Training")
         form = QFormLayout(hyper)
         self.epochs_spin = self._spin(1, 1000, 10)
-        self.batch_spin = self._spin(1, 512, 4)
-        self.batch_spin.setToolTip("Conversations per batch; all their messages go in together.")
+        # 0 shows "Automatic": the core picks by device (Phase2Config.resolve_for_device).
+        self.batch_spin = self._spin(0, 512, 0)
+        self.batch_spin.setSpecialValueText("Automatic")
+        self.batch_spin.setToolTip(
+            "Conversations per batch; all their messages go in together. Automatic: 4 on the CPU, 16 on a GPU."
+        )
         self.lr_spin = QDoubleSpinBox()
         self.lr_spin.setDecimals(6)
         self.lr_spin.setRange(0.000001, 1.0)
         self.lr_spin.setSingleStep(0.00005)
         self.lr_spin.setValue(_default_learning_rate())
-        self.accumulation_spin = self._spin(1, 256, 4)
+        self.accumulation_spin = self._spin(0, 256, 0)
+        self.accumulation_spin.setSpecialValueText("Automatic")
+        self.accumulation_spin.setToolTip(
+            "Batches per weight update. Automatic: 4 on the CPU, 1 on a GPU (16 conversations an update either way)."
+        )
         self.plan_spin = self._spin(1, 16, 4)
         self.plan_spin.setToolTip("How many next turns the planning head predicts.")
         self.patience_spin = self._spin(0, 1000, _default_patience())
@@ -531,7 +541,7 @@ class Phase2Tab(QWidget):
     # --- starting and stopping ------------------------------------------------------------------
 
     def build_config(self):
-        from cognitivetwin_core.phase2.trainer import Phase2Config
+        from cognitivetwin_core.phase2.config import Phase2Config
 
         base = self.base_combo.currentData() or DEFAULT_BASE_MODEL
         adapter = self.adapter_combo.currentData()
@@ -539,9 +549,9 @@ class Phase2Tab(QWidget):
             base_model=base,
             adapter_dir=adapter if adapter not in (None, FOLDER_ITEM) else None,
             epochs=self.epochs_spin.value(),
-            batch_size=self.batch_spin.value(),
+            batch_size=self.batch_spin.value() or None,
             lr=self.lr_spin.value(),
-            gradient_accumulation=self.accumulation_spin.value(),
+            gradient_accumulation=self.accumulation_spin.value() or None,
             device=self._chosen_device()[0],
             plan_steps=self.plan_spin.value(),
             patience=self.patience_spin.value(),
@@ -564,23 +574,29 @@ class Phase2Tab(QWidget):
             self.message.show_error(self.memory_verdict.verdict.text)
             return False
         selection = self.data_combo.currentData() or {"kind": DATA_ALL}
-        config = self.build_config()
+        try:
+            config = self.build_config()
+        except CognitiveTwinError as exc:  # settings the form allows but a run refuses
+            self.message.show_error(str(exc))
+            return False
         return self._launch(config, selection)
 
     def _launch(self, config, selection: dict) -> bool:
+        """Start `config` on the open workspace: all of it, or one source (the child reads the
+        conversations; this thread never does)."""
         self.message.clear_message()
         processes = self._chosen_device()[1] if config.device == "cuda" else 1
         self._run_workspace = self.workspace
         if selection.get("kind") == "source":
-            conversations = list(self.workspace.iter_conversations(source=selection["source"]))
-            if config.output_dir is None:
-                config.output_dir = str(self._new_output_dir())
+            config = replace(
+                config,
+                source=selection["source"],
+                output_dir=config.output_dir or str(self._new_output_dir()),
+            )
             self._pending_selection = selection
-            started = self.controller.start(config, conversations=conversations, processes=processes)
         else:
             self._pending_selection = None
-            started = self.controller.start(config, workspace=self.workspace, processes=processes)
-        return started
+        return self.controller.start(config, workspace=self.workspace, processes=processes)
 
     def _new_output_dir(self) -> Path:
         return new_run_dir(self.workspace.runs_dir)
@@ -911,7 +927,7 @@ class Phase2Tab(QWidget):
         """Continue the selected stopped run in its folder from its last checkpoint."""
         from dataclasses import fields
 
-        from cognitivetwin_core.phase2.trainer import Phase2Config
+        from cognitivetwin_core.phase2.config import Phase2Config
 
         selected = self.selected_runs()
         if len(selected) != 1 or self.controller.is_running():
@@ -919,15 +935,14 @@ class Phase2Tab(QWidget):
         run = selected[0]
         params = dict(run.get("parameters") or {})
         known = {f.name for f in fields(Phase2Config)}
+        params.update(resume=True, output_dir=run["output_dir"])
         try:
             config = Phase2Config(**{k: v for k, v in params.items() if k in known})
-        except TypeError as exc:
+        except (TypeError, CognitiveTwinError) as exc:
             self.message.show_error(
                 f"The run.json of {run.get('run_id')} has unusable parameters ({exc}); start a new run."
             )
             return False
-        config.resume = True
-        config.output_dir = run["output_dir"]
         data = run.get("data") or {}
         selection = run.get("studio_data_selection")
         self.message.clear_message()
@@ -940,6 +955,6 @@ class Phase2Tab(QWidget):
             return self._launch(config, {"kind": DATA_ALL})
         self.message.show_error(
             f"Run {run.get('run_id')} was trained on data this tab cannot find again; resume it with the "
-            "command line (cognitivetwin phase2 --resume) and the same data."
+            "command line (cognitivetwin phase2 train --resume) and the same data."
         )
         return False

@@ -77,7 +77,7 @@ class SummaryCard(QFrame):
             }.get(outcome, outcome)
         )
         from cognitivetwin_core.phase2.runs import METRICS_FILE, read_json
-        from cognitivetwin_core.phase2.verdicts import head_verdicts, summarize_run
+        from cognitivetwin_core.phase2.verdicts import UNCLEAR, head_verdicts, summarize_run
 
         summary = summarize_run(read_json(Path(finished.output_dir) / METRICS_FILE) if finished.output_dir else None)
         self.summary = summary
@@ -92,8 +92,10 @@ class SummaryCard(QFrame):
                 continue
             verdict = words[key]
             self.verdicts[key] = verdict.beats_baseline
-            color = "#2b8a3e" if verdict.beats_baseline else "#c92a2a"
-            mark = "✔" if verdict.beats_baseline else "✘"
+            # Green only for a gain whose interval excludes zero; grey when it is not clear either way.
+            unclear = verdict.level == UNCLEAR
+            color = "#2b8a3e" if verdict.beats_baseline else "#667085" if unclear else "#c92a2a"
+            mark = "✔" if verdict.beats_baseline else "–" if unclear else "✘"
             rows.append(
                 f"<span style='color:{color}'>{mark} {html.escape(verdict.sentence)}</span> "
                 f"<span style='color:#667085'>({label.split(': ')[-1]} <b>{value:.3f}</b> vs {baseline:.3f}, "

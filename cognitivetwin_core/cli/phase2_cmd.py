@@ -21,7 +21,7 @@ import time
 
 
 def register(subparsers) -> None:
-    from cognitivetwin_core.phase2.trainer import Phase2Config  # light: no torch at import
+    from cognitivetwin_core.phase2.config import Phase2Config  # light: no torch at import
 
     parser = subparsers.add_parser(
         "phase2", help="Phase 2: train the trajectory adapter and style/pattern/planning heads"
@@ -177,8 +177,9 @@ def _check_memory(config) -> None:
 
 def _train(args) -> int:
     from cognitivetwin_core.errors import CancelledError, CognitiveTwinError
+    from cognitivetwin_core.phase2.config import Phase2Config
     from cognitivetwin_core.phase2.metrics import format_table
-    from cognitivetwin_core.phase2.trainer import Phase2Config, Phase2Trainer
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     if not args.output_dir and not args.workspace:
         raise CognitiveTwinError("Give --output-dir (where the trained model goes).")

@@ -127,8 +127,10 @@ def load_base_model(
     device: str | None = None,
     backbone_only: bool = False,
     device_map: str | dict | None = None,
+    tokenizer=None,
 ):
-    """Return (model, tokenizer), the model in eval mode.
+    """Return (model, tokenizer), the model in eval mode; `tokenizer`, when the caller has
+    already loaded it, is returned as is (loading it again costs about a second).
 
     `backbone_only`: only the language model's decoder (no LM head): all that pooled hidden
     states need. Otherwise the causal LM. Either way an image-text model such as Gemma 3 4B
@@ -164,4 +166,4 @@ def load_base_model(
     model.eval()
     if device and placement is None:
         model.to(device)
-    return model, load_tokenizer(name_or_dir)
+    return model, tokenizer if tokenizer is not None else load_tokenizer(name_or_dir)

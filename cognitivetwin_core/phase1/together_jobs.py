@@ -1,7 +1,7 @@
 """Phase 1 on Together AI: upload, dry run, create, monitor, cancel, download (SDK 3.x).
 
 `TogetherJobManager(workspace, api_key=..., base_url=None)` implements the `Phase1Backend`
-interface of `phase1.py` (see there for the method list). Facts it relies on are in
+interface of `phase1/jobs.py` (see there for the method list). Facts it relies on are in
 `docs/together.md`; the ones that shaped this code:
 
 - the base URL has no `/v1` (`TOGETHER_BASE_URL` is honoured when `base_url` is None);

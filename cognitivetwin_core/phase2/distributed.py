@@ -228,9 +228,9 @@ def encode_sharded(
 
     import torch.distributed as dist
 
+    from cognitivetwin_core.models.frozen_base import load_frozen_base
     from cognitivetwin_core.phase2.feature_cache import cache_entry_for
     from cognitivetwin_core.phase2.turn_encoder import EncodingSettings, TurnEncoder
-    from cognitivetwin_core.phase2.twin_model import load_frozen_base
 
     settings = settings or EncodingSettings()
     cache, key, identity, tokenizer = cache_entry_for(

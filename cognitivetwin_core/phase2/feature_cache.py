@@ -309,11 +309,12 @@ def iter_encode_with_cache(
         log.info("Feature cache hit: %s", cached.path)
         return cached, True
     if model is None:
-        from cognitivetwin_core.phase2.twin_model import load_frozen_base
+        from cognitivetwin_core.models.frozen_base import load_frozen_base
 
         # Loaded straight onto the device in its working dtype (bf16 on recent GPUs: an 8B base
         # fits, and encoding runs at tensor-core speed; pooling is done in float32).
-        model, tokenizer = load_frozen_base(base_model, adapter_dir, device=device)
+        # The tokenizer the cache key was made with: loading it again cost a second a run.
+        model, tokenizer = load_frozen_base(base_model, adapter_dir, device=device, tokenizer=tokenizer)
     from cognitivetwin_core.phase2.turn_encoder import TurnEncoder
 
     started = time.perf_counter()

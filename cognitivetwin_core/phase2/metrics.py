@@ -70,20 +70,28 @@ def pattern_metrics(probabilities: np.ndarray, labels: np.ndarray, train_prior: 
     }
 
 
-def retrieval_hits(signatures: np.ndarray, group: np.ndarray) -> tuple[int, int, float]:
-    """(hits, anchors, chance sum) for one batch; `group` ids equal for same conversation and role."""
+def retrieval_rows(signatures: np.ndarray, group: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per message of one batch: (hit, anchor, chance). An anchor has another message of its
+    group (same conversation and role); a hit's nearest signature is one of them; chance is the
+    share of such messages among the others (0 for a non-anchor)."""
     count = len(group)
     if count < 2:
-        return 0, 0, 0.0
+        return np.zeros(count, dtype=bool), np.zeros(count, dtype=bool), np.zeros(count)
     similarity = signatures @ signatures.T
     np.fill_diagonal(similarity, -np.inf)
     same = group[:, None] == group[None, :]
     np.fill_diagonal(same, False)
-    has_positive = same.any(axis=1)
+    anchor = same.any(axis=1)
     nearest = similarity.argmax(axis=1)
-    hits = int(same[np.arange(count), nearest][has_positive].sum())
-    chance = float((same.sum(axis=1)[has_positive] / (count - 1)).sum())
-    return hits, int(has_positive.sum()), chance
+    hit = same[np.arange(count), nearest] & anchor
+    chance = np.where(anchor, same.sum(axis=1) / (count - 1), 0.0)
+    return hit, anchor, chance
+
+
+def retrieval_hits(signatures: np.ndarray, group: np.ndarray) -> tuple[int, int, float]:
+    """(hits, anchors, chance sum) for one batch; `group` ids equal for same conversation and role."""
+    hit, anchor, chance = retrieval_rows(signatures, group)
+    return int(hit.sum()), int(anchor.sum()), float(chance.sum())
 
 
 def format_table(epoch_metrics: dict) -> str:

@@ -9,12 +9,10 @@ The name lives in run.json (`"name"`); the run's id and folder never change.
 
 from __future__ import annotations
 
-import json
 import re
 from datetime import datetime
 from pathlib import Path
 
-from cognitivetwin_core.atomic_files import write_json_atomically
 from cognitivetwin_core.errors import InputError
 
 MAX_NAME_LENGTH = 120
@@ -82,15 +80,16 @@ def rename_run(run_dir: str | Path, name: str, workspace=None) -> dict:
         raise InputError("A run's name cannot be empty: type a few words.")
     if len(name) > MAX_NAME_LENGTH:
         raise InputError(f"A run's name can have at most {MAX_NAME_LENGTH} characters (this one has {len(name)}).")
-    path = Path(run_dir) / "run.json"
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise InputError(f"{run_dir} holds no Phase 2 run (no run.json): choose a run's folder.") from None
-    except ValueError as exc:
-        raise InputError(f"{path} is not valid JSON ({exc}); the run cannot be renamed.") from None
+    from cognitivetwin_core.phase2.runs import RUN_FILE, read_run_file, write_run_file
+
+    path = Path(run_dir) / RUN_FILE
+    record = read_run_file(run_dir)
+    if record is None and not path.is_file():
+        raise InputError(f"{run_dir} holds no Phase 2 run (no {RUN_FILE}): choose a run's folder.")
+    if record is None:
+        raise InputError(f"{path} is not a readable JSON object; the run cannot be renamed.")
     record["name"] = name
-    write_json_atomically(path, record)
+    write_run_file(run_dir, record)
     if workspace is not None and record.get("run_id"):
         workspace.upsert_phase2_run(record["run_id"], {"name": name})
     return record

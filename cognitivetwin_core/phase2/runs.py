@@ -1,6 +1,8 @@
 """Phase 2 runs on disk: each run folder's `run.json` (lineage, outcome, parameters) and
 `metrics.json` (per-epoch losses and metrics), read without torch so the app and the CLI
-can list, compare and resume runs cheaply. The trainer writes these files; this reads them.
+can list, compare and resume runs cheaply. `run.json` is read (`read_run_file`) and written
+(`write_run_file`) only through this module, whoever writes it: the trainer, the child's
+supervisor recording a crash, a rename.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from cognitivetwin_core.atomic_files import write_json_atomically
 
 RUN_FILE = "run.json"
 METRICS_FILE = "metrics.json"
@@ -24,6 +28,19 @@ def read_json(path: Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def read_run_file(run_dir: str | Path) -> dict | None:
+    """The run.json of `run_dir`, or None when it is missing, unreadable or not an object."""
+    return read_json(Path(run_dir) / RUN_FILE)
+
+
+def write_run_file(run_dir: str | Path, record: dict, workspace=None) -> None:
+    """Write `record` as the run.json of `run_dir` (atomically: an earlier one stays whole if
+    this fails) and, given the run's workspace, its record there too."""
+    write_json_atomically(Path(run_dir) / RUN_FILE, record, default=str)
+    if workspace is not None and record.get("run_id"):
+        workspace.upsert_phase2_run(record["run_id"], record)
 
 
 @dataclass
@@ -75,7 +92,7 @@ class RunRecord:
     def load(cls, run_dir: str | Path) -> RunRecord | None:
         """The run in `run_dir`, or None when the folder holds no readable run.json with a run id."""
         folder = Path(run_dir)
-        on_disk = read_json(folder / RUN_FILE)
+        on_disk = read_run_file(folder)
         if not on_disk or not on_disk.get("run_id"):
             return None
         record = cls.from_dict({**on_disk, "output_dir": str(folder)})
@@ -102,7 +119,7 @@ def list_runs(workspace_or_dir) -> list[RunRecord]:
         if record.get("output_dir"):
             folders.add(Path(record["output_dir"]))
     for folder in folders:
-        on_disk = read_json(folder / RUN_FILE)
+        on_disk = read_run_file(folder)
         if not on_disk or not on_disk.get("run_id"):
             continue
         runs[on_disk["run_id"]] = {**runs.get(on_disk["run_id"], {}), **on_disk, "output_dir": str(folder)}
@@ -150,7 +167,7 @@ def new_run_dir(runs_dir: str | Path, now: float | None = None) -> Path:
 
 def feature_cache_dir(run_dir: str | Path) -> Path | None:
     """The folder of the feature cache the run trained with (from its run.json), if it still exists."""
-    entry = ((read_json(Path(run_dir) / RUN_FILE) or {}).get("feature_cache") or {}).get("path")
+    entry = ((read_run_file(run_dir) or {}).get("feature_cache") or {}).get("path")
     if entry and Path(entry).parent.is_dir():
         return Path(entry).parent
     return None

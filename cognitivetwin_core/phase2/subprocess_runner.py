@@ -46,7 +46,9 @@ from pathlib import Path
 
 from cognitivetwin_core.conversation import Conversation
 from cognitivetwin_core.errors import InputError
-from cognitivetwin_core.phase2.trainer import EncodingEvent, FinishedEvent, Phase2Config, Phase2Trainer
+from cognitivetwin_core.phase2.config import Phase2Config
+from cognitivetwin_core.phase2.events import EncodingEvent, FinishedEvent
+from cognitivetwin_core.phase2.trainer import Phase2Trainer
 from cognitivetwin_core.supervised_child import (
     STOP_GRACE_S,
     CancelRequest,
@@ -269,7 +271,7 @@ class Phase2TrainerProcess:
         """The child could not say how the run ended: run.json (and the workspace) say it did."""
         if self.run_id is None:
             return
-        from cognitivetwin_core.atomic_files import write_json_atomically
+        from cognitivetwin_core.phase2.runs import read_run_file, write_run_file
 
         record = {
             **self.run_record,
@@ -280,10 +282,11 @@ class Phase2TrainerProcess:
         }
         self.run_record = record
         try:
-            if self.output_dir is not None and (self.output_dir / "run.json").is_file():
-                write_json_atomically(self.output_dir / "run.json", record)
-            if self._workspace is not None and self._source.get("workspace"):
-                self._workspace.upsert_phase2_run(self.run_id, record)
+            workspace = self._workspace if self._source.get("workspace") else None
+            if self.output_dir is not None and read_run_file(self.output_dir) is not None:
+                write_run_file(self.output_dir, record, workspace)
+            elif workspace is not None:
+                workspace.upsert_phase2_run(self.run_id, record)
         except Exception:  # the outcome still reaches the caller as the finished event
             log.warning("could not record the failed Phase 2 run %s", self.run_id, exc_info=True)
 

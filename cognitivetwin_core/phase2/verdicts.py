@@ -1,13 +1,18 @@
-"""Each Phase 2 head's verdict in plain words, from its validation metric and its baseline.
+"""Each Phase 2 head's verdict in plain words, from its validation metric, its baseline and
+the 95% interval over validation conversations of their difference (phase2/held_out_intervals.py).
 
     head_verdicts(metrics) -> [HeadVerdict(head="patterns", level="much better",
-        sentence="Patterns: recognises your patterns much better than guessing.", ...), ...]
-    ablation_verdict(trajectory_ablation["planning"]) -> "Knowing where the turn sits in the
-        conversation helps planning (0.52 vs 0.50 with shuffled positions)."
+        sentence="Patterns: recognises your patterns much better than guessing (+0.33, 95% interval
+        +0.21 to +0.45).", ...), ...]
+    ablation_verdict("planning", trajectory_ablation["planning"]) -> "Knowing where each message
+        sits in its conversation helps planning (...)." only when its interval excludes zero.
 
-Levels, by how far the model is above its baseline: "much better", "better", "slightly
-better", "no better", "worse". The margins differ per head because the metrics move on
-different scales (an F1 gains tenths, a cosine between sentence states hundredths).
+A head is "better" only when the interval of (model − baseline) lies wholly above zero, and
+"worse" only when it lies wholly below; otherwise "no clear difference" (so is a metrics.json
+written before intervals were measured). How much better ("much better", "better", "slightly
+better") then follows the gain, with margins per head because the metrics move on different
+scales (an F1 gains tenths, a cosine between sentence states hundredths). Planning is "mixed"
+when it is better overall but some step ahead is not above its own baseline.
 Qt-free: the app and the CLI show these sentences as they are.
 """
 
@@ -43,7 +48,8 @@ _HEADS = (
     ),
 )
 
-LEVELS = ("much better", "better", "slightly better", "no better", "worse")
+UNCLEAR = "no clear difference"
+LEVELS = ("much better", "better", "slightly better", UNCLEAR, "mixed", "worse")
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,7 @@ class HeadVerdict:
     baseline: float
     level: str  # one of LEVELS
     sentence: str
+    interval: tuple[float, float] | None = None  # 95% interval of value − baseline over conversations
 
     @property
     def beats_baseline(self) -> bool:
@@ -67,48 +74,94 @@ class HeadVerdict:
             "baseline": self.baseline,
             "level": self.level,
             "sentence": self.sentence,
+            "interval": list(self.interval) if self.interval else None,
         }
 
 
-def level_for(value: float, baseline: float, margins: tuple[float, float, float]) -> str:
+def level_for(
+    value: float, baseline: float, margins: tuple[float, float, float], interval: tuple[float, float] | None
+) -> str:
+    """How the model compares with its baseline: better only when the interval of the gain is
+    wholly above zero, worse only when wholly below (no interval: no claim either way)."""
+    if interval is None or interval[0] <= 0.0 <= interval[1]:
+        return UNCLEAR
+    if interval[1] < 0.0:
+        return "worse"
     gain = value - baseline
-    much, better, slightly = margins
+    much, better, _slightly = margins
     if gain >= much:
         return "much better"
     if gain >= better:
         return "better"
-    if gain >= slightly:
-        return "slightly better"
-    if gain > -slightly:
-        return "no better"
-    return "worse"
+    return "slightly better"
+
+
+def _interval_words(gain: float, interval) -> str:
+    if interval is None:
+        return f"{gain:+.3f}; no interval measured for this run"
+    return f"{gain:+.3f}, 95% interval {interval[0]:+.3f} to {interval[1]:+.3f} over the held-out conversations"
+
+
+def _steps_not_above(metrics: dict) -> list[int]:
+    """The plan steps (1 = the next turn) whose value is not above their own baseline."""
+    values = metrics.get("planning_cosine_per_step") or []
+    baselines = metrics.get("planning_cosine_baseline_per_step") or []
+    return [
+        horizon
+        for horizon, (value, baseline) in enumerate(zip(values, baselines), start=1)
+        if value is not None and baseline is not None and value <= baseline
+    ]
 
 
 def head_verdicts(metrics: dict | None) -> list[HeadVerdict]:
     """A verdict for each head that has a metric and a baseline in `metrics` (an epoch's)."""
+    metrics = metrics or {}
+    intervals = metrics.get("intervals") or {}
     verdicts = []
     for key, baseline_key, head, doing, baseline_text, margins in _HEADS:
-        value, baseline = (metrics or {}).get(key), (metrics or {}).get(baseline_key)
+        value, baseline = metrics.get(key), metrics.get(baseline_key)
         if value is None or baseline is None:
             continue
-        level = level_for(float(value), float(baseline), margins)
-        sentence = f"{head.capitalize()}: {doing} {level} than {baseline_text}."
-        verdicts.append(HeadVerdict(head, key, float(value), float(baseline), level, sentence))
+        value, baseline = float(value), float(baseline)
+        interval = tuple(intervals[key]) if intervals.get(key) else None
+        level = level_for(value, baseline, margins, interval)
+        numbers = _interval_words(value - baseline, interval)
+        lagging = _steps_not_above(metrics) if head == "planning" else []
+        if level == UNCLEAR:
+            sentence = f"{head.capitalize()}: no clear difference from {baseline_text} ({numbers})."
+        elif level == "worse":
+            sentence = f"{head.capitalize()}: {doing} worse than {baseline_text} ({numbers})."
+        elif lagging:
+            level = "mixed"
+            steps = ", ".join(step_label(h) for h in lagging)
+            sentence = (
+                f"{head.capitalize()}: mixed: {doing} better than {baseline_text} on the whole ({numbers}), "
+                f"but not for {steps}."
+            )
+        else:
+            sentence = f"{head.capitalize()}: {doing} {level} than {baseline_text} ({numbers})."
+        verdicts.append(HeadVerdict(head, key, value, baseline, level, sentence, interval))
     return verdicts
 
 
 def ablation_verdict(head: str, ablation: dict | None) -> str | None:
-    """One sentence on a head's `trajectory_ablation` entry ({"true", "shuffled"})."""
+    """One sentence on a head's `trajectory_ablation` entry ({"true", "shuffled", "interval"}):
+    a claim either way only when the interval of true − shuffled excludes zero."""
     if not ablation or ablation.get("true") is None or ablation.get("shuffled") is None:
         return None
     true, shuffled = float(ablation["true"]), float(ablation["shuffled"])
+    interval = ablation.get("interval")
     head = {"patterns": "pattern recognition", "style": "the style signature"}.get(head, head)
-    numbers = f"({true:.3f} with the true positions vs {shuffled:.3f} with shuffled ones)"
-    if true - shuffled > 0.002:
+    numbers = f"({true:.3f} with the true positions vs {shuffled:.3f} with shuffled ones; " + (
+        f"95% interval of the difference {interval[0]:+.3f} to {interval[1]:+.3f})"
+        if interval
+        else "no interval measured)"
+    )
+    if interval and interval[0] > 0.0:
         return f"Knowing where each message sits in its conversation helps {head} {numbers}."
-    if shuffled - true > 0.002:
+    if interval and interval[1] < 0.0:
         return f"The position in the conversation misleads {head} {numbers}."
-    return f"{head[0].upper()}{head[1:]} does not use the position in the conversation {numbers}."
+    return f"No clear difference: {head} does not clearly use the position in the conversation {numbers}."
 
 
 def run_score(metrics: dict | None) -> tuple[int, float] | None:
@@ -162,10 +215,18 @@ def summarize_run(metrics_file: dict | None) -> RunSummary:
     plan_steps = []
     values = metrics.get("planning_cosine_per_step") or []
     baselines = metrics.get("planning_cosine_baseline_per_step") or []
+    step_intervals = (metrics.get("intervals") or {}).get("planning_cosine_per_step") or []
     for horizon, (value, baseline) in enumerate(zip(values, baselines), start=1):
         if value is not None and baseline is not None:
+            interval = step_intervals[horizon - 1] if horizon <= len(step_intervals) else None
+            words = "no clear difference"
+            if interval and interval[0] > 0.0:
+                words = "better"
+            elif interval and interval[1] < 0.0:
+                words = "worse"
             plan_steps.append(
                 f"step {horizon} ({step_label(horizon)}): {value:.3f} vs {baseline:.3f} for the current message"
+                f" ({words})"
             )
     ablation = [
         sentence

@@ -29,7 +29,6 @@ of the index messages' signatures for the playground's map.
 
 from __future__ import annotations
 
-import json
 import logging
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -284,10 +283,11 @@ class NeighbourIndex:
     @classmethod
     def for_run(cls, model, model_dir: str | Path, *, progress=None) -> NeighbourIndex | None:
         """The index of the data a Phase 2 run trained on (from its run.json); None if unknown."""
-        run_path = Path(model_dir) / "run.json"
-        if not run_path.is_file():
+        from cognitivetwin_core.phase2.runs import read_run_file
+
+        record = read_run_file(model_dir)
+        if record is None:
             return None
-        record = json.loads(run_path.read_text(encoding="utf-8"))
         data = record.get("data", {})
         cache_dir = (record.get("feature_cache") or {}).get("path")
         cache_root = Path(cache_dir).parent if cache_dir else None
@@ -300,7 +300,9 @@ class NeighbourIndex:
 
             workspace = Workspace.open(data["path"])
             try:
-                conversations = list(workspace.iter_conversations())
+                # A run on one source of the workspace names it (Phase2Config.source).
+                filters = {"source": data["source"]} if data.get("source") else {}
+                conversations = list(workspace.iter_conversations(**filters))
             finally:
                 workspace.close()
         else:

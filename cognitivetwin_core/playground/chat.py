@@ -72,8 +72,8 @@ def load_twin(adapter_dir: str | Path, base_model: str | Path | None = None, *, 
     """The twin of `adapter_dir` on `base_model` (default: the base the adapter was trained on),
     on `device` (auto: a CUDA GPU, then Apple MPS, then the CPU), in that device's working dtype."""
     from cognitivetwin_core.models.devices import select_device
+    from cognitivetwin_core.models.frozen_base import load_frozen_base
     from cognitivetwin_core.models.loader import BaseModelUnavailableError
-    from cognitivetwin_core.phase2.twin_model import load_frozen_base
 
     device = select_device(device)
     adapter_dir = Path(adapter_dir)

@@ -16,7 +16,7 @@ from pathlib import Path
 from cognitivetwin_core.annotation.trajectory import TurnTrajectory, annotate
 from cognitivetwin_core.conversation import ROLES, Conversation, Message
 from cognitivetwin_core.errors import CancelledError
-from cognitivetwin_core.phase2.config import holds_components, read_components_config
+from cognitivetwin_core.phase2.components_folder import holds_components, read_components_config
 from cognitivetwin_core.phase2.runs import feature_cache_dir
 
 log = logging.getLogger(__name__)
