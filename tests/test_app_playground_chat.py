@@ -10,21 +10,6 @@ from pathlib import Path
 import pytest
 
 
-@pytest.fixture(scope="module")
-def tiny_adapter(tmp_path_factory, tiny_model_dir) -> Path:
-    """A LoRA adapter on the tiny random Llama (two steps): a fast twin for the GUI tests."""
-    from cognitivetwin_core.paths import resources_dir
-    from cognitivetwin_core.phase1.jobs import Phase1Settings, read_chat_jsonl
-    from cognitivetwin_core.phase1.local_lora import train_local_lora
-
-    folder = tmp_path_factory.mktemp("tiny-adapter")
-    data = folder / "data.jsonl"
-    conversations = read_chat_jsonl(resources_dir() / "demo" / "conversations.jsonl")[:4]
-    data.write_text("".join(json.dumps({"messages": c}) + "\n" for c in conversations), encoding="utf-8")
-    settings = Phase1Settings(base_model=str(tiny_model_dir), epochs=1, max_seq_length=64, max_steps=2)
-    return train_local_lora(data, tiny_model_dir, folder / "adapter", settings, max_batch_tokens=200).adapter_dir
-
-
 @pytest.fixture()
 def panel(qtbot, isolated_user_dirs, tiny_adapter):
     from app.tabs.playground_chat import ChatPanel

@@ -8,6 +8,12 @@ stay loaded in a Qt-free `ChatModels` between replies (one twin, one scorer at a
 
 Signals for tests and the window: `replyStarted()`, `textArrived(who, piece)`,
 `replyFinished(turn)` (a ChatTurn, scores included), `failed(message)`.
+
+Memory and teaching (docs/teaching-and-memory.md): "Remember my past messages" (on by default
+where the workspace has a memory) puts the person's most relevant past messages in the
+context and shows them under the reply; every twin reply has a `FeedbackBar`, and the
+`TeachPanel` below the conversation teaches the chosen twin from that feedback
+(app/tabs/playground_teach.py).
 """
 
 from __future__ import annotations
@@ -57,8 +63,10 @@ class ChatModels:
         self.person_judge_key: tuple | None = None
         self.session = None
 
-    def prepare(self, adapter_dir: str, base_model: str | None, run_dir: str | None, progress, workspace=None) -> None:
-        from cognitivetwin_core.playground.chat import ChatSession, ReplyScorer, load_twin
+    def prepare(
+        self, adapter_dir: str, base_model: str | None, run_dir: str | None, progress, workspace=None, memory=False
+    ) -> None:
+        from cognitivetwin_core.playground.chat import ChatSession, ReplyScorer, load_twin, workspace_memory
 
         key = (adapter_dir, base_model)
         if self.twin_key != key:
@@ -86,6 +94,7 @@ class ChatModels:
         self.session.scorer = self.scorer
         judge = self.person_judge
         self.session.person_judge = judge if judge is not None and judge.reliable else None
+        self.session.memory = workspace_memory(workspace) if memory and workspace is not None else None
 
 
 class _StopFlag:
@@ -98,7 +107,12 @@ class _StopFlag:
 def run_chat_turn(progress, cancelled, models: ChatModels, request: dict):
     """The job: load what is needed, then the twin's (and the base's) reply, scored."""
     models.prepare(
-        request["adapter"], request.get("base_model"), request.get("run_dir"), progress, request.get("workspace")
+        request["adapter"],
+        request.get("base_model"),
+        request.get("run_dir"),
+        progress,
+        request.get("workspace"),
+        request.get("memory", False),
     )
     session = models.session
     session.system_prompt = request["system_prompt"]
@@ -109,6 +123,7 @@ def run_chat_turn(progress, cancelled, models: ChatModels, request: dict):
         compare_base=request["compare"],
         on_text=lambda who, piece: progress(("text", who, piece)),
         stop_event=_StopFlag(cancelled),
+        on_remembered=lambda items: progress(("remembered", items)),
     )
 
 
@@ -133,10 +148,24 @@ class ReplyView(QFrame):
         for label in (self.text, self.score):
             label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.MinimumExpanding)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
+        self.remembered = QLabel("")
+        self.remembered.setWordWrap(True)
+        self.remembered.setTextFormat(Qt.TextFormat.PlainText)
+        self.remembered.setProperty("role", "hint")
+        self.remembered.setToolTip("Your own past messages the twin was shown before answering (its memory)")
+        self.remembered.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.MinimumExpanding)
+        self.remembered.hide()
         layout.addWidget(self.title)
+        layout.addWidget(self.remembered)
         layout.addWidget(self.text)
         layout.addWidget(self.score)
         self._raw = ""
+
+    def show_remembered(self, items) -> None:
+        """The remembered messages the reply was written with, above it."""
+        if items:
+            self.remembered.setText("\n".join(f"remembered: {item.text}" for item in items))
+        self.remembered.setVisible(bool(items))
 
     def append(self, piece: str) -> None:
         self._raw += piece
@@ -219,6 +248,11 @@ class ChatPanel(QWidget):
         self.system_prompt.setPlaceholderText("Optional: instructions the twin gets before the conversation")
         self.compare_box = QCheckBox("Compare with the base")
         self.compare_box.setToolTip("Also show the base model's reply, without your adapter")
+        self.memory_box = QCheckBox("Remember my past messages")
+        self.memory_box.setToolTip(
+            "Before each reply, your own past messages closest to what you wrote are shown to the twin "
+            "(and to you, above the reply). Build the memory with `cognitivetwin memory build`."
+        )
         form = QFormLayout()
         form.addRow("System prompt:", self.system_prompt)
         settings.addWidget(QLabel("Temperature"), 0, 0)
@@ -230,7 +264,8 @@ class ChatPanel(QWidget):
         settings.addWidget(QLabel("Seed"), 0, 6)
         settings.addWidget(self.seed, 0, 7)
         settings.addWidget(self.compare_box, 0, 8)
-        settings.setColumnStretch(9, 1)
+        settings.addWidget(self.memory_box, 0, 9)
+        settings.setColumnStretch(10, 1)
         outer.addLayout(settings)
         outer.addLayout(form)
 
@@ -266,6 +301,13 @@ class ChatPanel(QWidget):
         bottom.addLayout(buttons)
         outer.addLayout(bottom)
         outer.addWidget(self.status)
+        from app.tabs.playground_teach import TeachPanel
+
+        self.teach = TeachPanel()
+        self.teach.taught.connect(self._taught)
+        self.teach.teach_button.clicked.connect(self._update_buttons)  # after start(): the twin is locked
+        self.teach.job.finished.connect(self._update_buttons)
+        outer.addWidget(self.teach)
 
         self.send_button.clicked.connect(self.send)
         self.stop_button.clicked.connect(self.stop)
@@ -280,6 +322,20 @@ class ChatPanel(QWidget):
     def set_workspace(self, workspace) -> None:
         self.workspace = workspace
         self.refresh_adapters()
+        self._refresh_memory()
+
+    def _refresh_memory(self) -> None:
+        """The memory switch: available, and on by default, where the workspace has a memory."""
+        from cognitivetwin_core.data.message_memory import has_memory
+
+        available = self.workspace is not None and has_memory(self.workspace)
+        self.memory_box.setEnabled(available)
+        self.memory_box.setChecked(available)
+        if not available:
+            self.memory_box.setToolTip(
+                "No memory in this workspace yet: build it with `cognitivetwin memory build` to let the twin "
+                "recall your past messages."
+            )
 
     def set_phase2_run(self, run_dir: str | Path | None) -> None:
         """The run whose style head scores the replies (None: no scores)."""
@@ -292,10 +348,11 @@ class ChatPanel(QWidget):
 
     def shutdown(self) -> None:
         self.job.cancel()
+        self.teach.shutdown()
         self.job.wait()
 
     def is_busy(self) -> bool:
-        return self.job.is_running()
+        return self.job.is_running() or self.teach.is_busy()
 
     def refresh_adapters(self) -> None:
         current = self.adapter_combo.currentData()
@@ -387,6 +444,7 @@ class ChatPanel(QWidget):
             "text": text,
             "compare": self.compare_box.isChecked(),
             "workspace": self.workspace,
+            "memory": self.memory_box.isChecked(),
         }
         self.job.start(run_chat_turn, self.models, request)
         self.status.setText("Starting…")
@@ -455,6 +513,10 @@ class ChatPanel(QWidget):
         kind = value[0]
         if kind == "status":
             self.status.setText(value[1])
+        elif kind == "remembered":
+            view = self._views.get(TWIN)
+            if view is not None:
+                view.show_remembered(value[1])
         elif kind == "text":
             _kind, who, piece = value
             view = self._views.get(who)
@@ -480,6 +542,9 @@ class ChatPanel(QWidget):
                 self._views[TWIN].score.setText(self._views[TWIN].score.text() + f" · {turn.verdict}")
             elif not judge.reliable:
                 self._views[TWIN].score.setText(self._views[TWIN].score.text() + f" · {judge.note}")
+        self._views[TWIN].show_remembered(turn.remembered)
+        if self.workspace is not None and turn.twin.text:
+            self._add_feedback_bar(self._views[TWIN], turn)
         if BASE in self._views:
             if turn.base is not None:
                 self._views[BASE].finish(turn.base, note)
@@ -488,6 +553,28 @@ class ChatPanel(QWidget):
         stopped = turn.twin.stopped or (turn.base and turn.base.stopped)
         self.status.setText("Stopped." if stopped else turn.twin.left_out_note())
         self.replyFinished.emit(turn)
+
+    def _add_feedback_bar(self, view: ReplyView, turn) -> None:
+        """Thumbs and "I'd say it like this" under the twin's reply, stored in the workspace."""
+        from app.tabs.playground_teach import FeedbackBar
+        from cognitivetwin_core.data.feedback import add_feedback, undo_feedback
+
+        workspace, adapter = self.workspace, self.models.twin.adapter_dir
+
+        def store(verdict: str, edit: str | None) -> int:
+            return add_feedback(workspace, adapter, turn.context, turn.twin.text, verdict=verdict, edit=edit).id
+
+        view.feedback = FeedbackBar(view.text, store, lambda feedback_id: undo_feedback(workspace, feedback_id))
+        view.layout().addWidget(view.feedback)
+
+    def _taught(self, folder: str) -> None:
+        """A new version of the twin: listed and chosen (the conversation starts again)."""
+        self.refresh_adapters()
+        index = self.adapter_combo.findData(folder)
+        if index < 0:
+            self.add_adapter_folder(folder)
+        else:
+            self.adapter_combo.setCurrentIndex(index)
 
     def _on_failed(self, exc) -> None:
         text = str(exc) if isinstance(exc, CognitiveTwinError) else f"The reply failed unexpectedly ({exc})."
@@ -510,5 +597,7 @@ class ChatPanel(QWidget):
         self.stop_button.setEnabled(busy)
         self.clear_button.setEnabled(not busy and (has_turns or self.transcript_layout.count() > 1))
         self.save_button.setEnabled(not busy and has_turns)
-        self.adapter_combo.setEnabled(not busy)
-        self.open_adapter_button.setEnabled(not busy)
+        teaching = self.teach.is_busy()
+        self.adapter_combo.setEnabled(not busy and not teaching)
+        self.open_adapter_button.setEnabled(not busy and not teaching)
+        self.teach.set_target(self.workspace, self.adapter_combo.currentData())

@@ -25,6 +25,9 @@ COMMAND_MODULES = [
     "phase1_cmd",
     "chat_cmd",
     "judge_cmd",
+    "feedback_cmd",
+    "teach_cmd",
+    "memory_cmd",
 ]
 
 log = logging.getLogger("cognitivetwin.cli")

@@ -3,16 +3,24 @@
     cognitivetwin chat --adapter DIR [--base-model NAME|DIR] [--model-dir RUN] [--compare-base]
                        [--prompt TEXT] [--system TEXT] [--temperature T] [--top-p P]
                        [--max-new-tokens N] [--seed S] [--save FILE]
+                       [--workspace DIR] [--memory | --no-memory]
 
 With --prompt it answers once; without, it reads messages line by line from the terminal
 (or a pipe) until end of input or /quit, keeping the conversation. Replies are printed as
 they are written. With --model-dir (a Phase 2 run) each reply is followed by its "sounds
 like you" score and its most likely patterns.
+
+Memory (docs/teaching-and-memory.md): with the workspace's index of the person's past
+messages (`cognitivetwin memory build`; on by default where there is one), the most relevant
+few join each message's context and are printed as "remembered: …". In the conversation,
+`/good`, `/bad` and `/edit TEXT` store feedback on the twin's last reply for `cognitivetwin teach`.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
+from pathlib import Path
 
 
 def register(subparsers) -> None:
@@ -30,7 +38,8 @@ def register(subparsers) -> None:
         "--workspace",
         metavar="DIR",
         help="the person's workspace: an independent judge, fitted on their messages the twin did not train on, "
-        "says how much each reply sounds like them",
+        "says how much each reply sounds like them; its memory and feedback are used (default for those: the "
+        "user's workspace)",
     )
     parser.add_argument("--compare-base", action="store_true", help="also show the base's reply without the adapter")
     parser.add_argument("--prompt", metavar="TEXT", help="answer this one message and exit")
@@ -46,6 +55,12 @@ def register(subparsers) -> None:
         metavar="auto|cpu|cuda|cuda:N|mps",
         help="where the twin runs (default auto: a CUDA GPU, then Apple MPS, then the CPU)",
     )
+    parser.add_argument(
+        "--memory",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="recall your own past messages that fit each message (default: on when the workspace has a memory)",
+    )
     parser.set_defaults(func=_run)
 
 
@@ -58,6 +73,30 @@ def _print_score(label: str, reply, scorer) -> None:
     print(f"  [{label}] style-head cosine to you (detail): {closeness}; patterns: {patterns}")
     if score.sounds_like is None and scorer.unavailable:
         print(f"  ({scorer.unavailable})")
+
+
+def _print_remembered(remembered) -> None:
+    from cognitivetwin_core.cli.terminal_text import printable
+
+    for item in remembered:
+        print(printable(f"remembered: {item.text}", one_line=True))
+    sys.stdout.flush()
+
+
+def _feedback(session, workspace, text: str) -> None:
+    """/good, /bad or /edit TEXT: a verdict on the twin's last reply, kept in the workspace."""
+    from cognitivetwin_core.data.feedback import BAD, EDIT, GOOD, add_feedback
+
+    if not session.turns or not session.turns[-1].twin.text:
+        print("(no reply of the twin to judge yet)")
+        return
+    command, _, edit = text.partition(" ")
+    verdict = {"/good": GOOD, "/bad": BAD, "/edit": EDIT}[command]
+    turn = session.turns[-1]
+    record = add_feedback(
+        workspace, session.twin.adapter_dir, turn.context, turn.twin.text, verdict=verdict, edit=edit or None
+    )
+    print(f"(feedback {record.id} stored: {record.verdict}; `cognitivetwin teach` learns from it)")
 
 
 def _print_judged(turn) -> None:
@@ -82,7 +121,7 @@ def _answer(session, text: str, compare: bool) -> None:
         sys.stdout.write(piece)
         sys.stdout.flush()
 
-    turn = session.send(text, compare_base=compare, on_text=on_text)
+    turn = session.send(text, compare_base=compare, on_text=on_text, on_remembered=_print_remembered)
     for who, reply in ((TWIN, turn.twin), (BASE, turn.base)):
         if reply is not None and not reply.text and current["who"] != who:
             print(f"{who}> (no reply)")
@@ -138,6 +177,8 @@ def _input_lines():
 def _run(args) -> int:
     from cognitivetwin_core.playground.chat import ChatSession, ReplyScorer, load_twin, settings_from
 
+    workspace = _memory_workspace(args)
+    memory = _memory(args, workspace)  # before loading the twin: a missing memory is said at once
     settings = settings_from(
         temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens, seed=args.seed
     )
@@ -152,12 +193,14 @@ def _run(args) -> int:
         from cognitivetwin_core.data.workspace import Workspace
         from cognitivetwin_core.playground.judges.sounds_like_you import SCALE, PersonJudge
 
-        with Workspace.open(args.workspace, read_only=True) as workspace:
-            person_judge = PersonJudge.for_adapter(args.adapter, workspace)
+        with Workspace.open(args.workspace, read_only=True) as judged:
+            person_judge = PersonJudge.for_adapter(args.adapter, judged)
         print(f"Sounds like you: {SCALE} ({person_judge.note}).", file=sys.stderr)
         if not person_judge.reliable:
             person_judge = None
-    session = ChatSession(twin, scorer=scorer, system_prompt=args.system, settings=settings, person_judge=person_judge)
+    session = ChatSession(
+        twin, scorer=scorer, system_prompt=args.system, settings=settings, person_judge=person_judge, memory=memory
+    )
     try:
         if args.prompt is not None:
             _answer(session, args.prompt, args.compare_base)
@@ -177,8 +220,49 @@ def _run(args) -> int:
                 continue
             if text in ("/quit", "/exit"):
                 break
+            if text.split(" ", 1)[0] in ("/good", "/bad", "/edit"):
+                workspace = workspace or _open_workspace(args)
+                _feedback(session, workspace, text)
+                continue
             _answer(session, text, args.compare_base)
         return 0
     finally:
+        if workspace is not None:
+            workspace.close()
         if args.save:
             print(f"Conversation saved to {session.save(args.save)}")
+
+
+def _open_workspace(args):
+    from cognitivetwin_core.data.workspace import Workspace
+
+    return Workspace.open(args.workspace)
+
+
+def _memory_workspace(args):
+    """The workspace whose memory the chat reads: when asked (--memory), or by default when one exists."""
+    from cognitivetwin_core.data.workspace import DB_NAME
+    from cognitivetwin_core.paths import default_workspace_dir
+
+    if args.memory is False:
+        return None
+    folder = args.workspace or default_workspace_dir()
+    if args.memory is None and not (Path(folder).expanduser() / DB_NAME).is_file():
+        return None
+    return _open_workspace(args)
+
+
+def _memory(args, workspace):
+    from cognitivetwin_core.data.message_memory import has_memory
+    from cognitivetwin_core.errors import InputError
+    from cognitivetwin_core.playground.chat import workspace_memory
+
+    if workspace is None:
+        return None
+    if not has_memory(workspace):
+        if args.memory:
+            raise InputError(
+                f"The workspace {workspace.path} has no memory yet: build it with `cognitivetwin memory build`."
+            )
+        return None
+    return workspace_memory(workspace)

@@ -123,6 +123,30 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
         name TEXT NOT NULL
     );
     """,
+    # 7: feedback on the twin's replies (thumbs and edits, docs/teaching-and-memory.md) and the
+    # memory of the person's own past messages (their word vectors as blobs).
+    """
+    CREATE TABLE feedback(
+        id INTEGER PRIMARY KEY,
+        adapter TEXT NOT NULL,
+        context TEXT NOT NULL,
+        reply TEXT NOT NULL,
+        verdict TEXT NOT NULL CHECK (verdict IN ('good', 'bad', 'edit')),
+        edit TEXT,
+        created_at TEXT NOT NULL
+    );
+    CREATE INDEX feedback_by_adapter ON feedback(adapter, id);
+    CREATE TABLE memory_messages(
+        id INTEGER PRIMARY KEY,
+        conversation_id TEXT NOT NULL,
+        turn_index INTEGER NOT NULL,
+        prompt TEXT NOT NULL,
+        content TEXT NOT NULL,
+        vector BLOB NOT NULL,
+        embedder TEXT NOT NULL
+    );
+    CREATE UNIQUE INDEX memory_by_turn ON memory_messages(conversation_id, turn_index);
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

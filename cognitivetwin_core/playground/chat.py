@@ -211,6 +211,8 @@ class ChatTurn:
     user: str
     twin: ChatReply
     base: ChatReply | None = None
+    remembered: list = field(default_factory=list)  # the person's past messages put in the context (Remembered)
+    context: list[dict] = field(default_factory=list, repr=False)  # what the twin answered, memory aside (for feedback)
 
     @property
     def verdict(self) -> str | None:
@@ -225,6 +227,7 @@ class ChatTurn:
             "twin": self.twin.to_dict(),
             "base": self.base.to_dict() if self.base else None,
             "verdict": self.verdict,
+            "remembered": [item.text for item in self.remembered],
         }
 
 
@@ -239,6 +242,7 @@ class ChatSession:
         system_prompt: str = "",
         settings: SamplingSettings | None = None,
         person_judge=None,
+        memory: Callable[[str], list] | None = None,
     ):
         self.twin = twin
         self.scorer = scorer
@@ -246,6 +250,8 @@ class ChatSession:
         self.system_prompt = system_prompt
         self.settings = settings or SamplingSettings()
         self.turns: list[ChatTurn] = []
+        # text -> the person's past messages to recall (data/message_memory.py); None: no memory
+        self.memory = memory
 
     def history(self) -> list[dict]:
         """The conversation so far as chat messages (the twin's replies as the assistant's)."""
@@ -264,6 +270,7 @@ class ChatSession:
         on_text: Callable[[str, str], None] | None = None,
         stop_event: threading.Event | None = None,
         score: bool = True,
+        on_remembered: Callable[[list], None] | None = None,
     ) -> ChatTurn:
         """The twin's reply to `text` (and the base's, with `compare_base`), scored when a scorer
         is set. `on_text(who, piece)` streams them, who being TWIN or BASE. A stop ends the
@@ -274,14 +281,23 @@ class ChatSession:
             text.encode("utf-8")
         except UnicodeEncodeError:  # bytes that were not UTF-8, carried as lone surrogates
             raise InputError("The message holds bytes that are not UTF-8 text; type or save it as UTF-8.") from None
-        messages = [*self.history(), {"role": "user", "content": text}]
+        context = [*self.history(), {"role": "user", "content": text}]
+        remembered = self.memory(text) if self.memory is not None else []
+        messages = with_memory(context, remembered) if remembered else context
+        if remembered and on_remembered is not None:
+            on_remembered(remembered)
         settings = self.settings
 
         def stream(who: str):
             return None if on_text is None else (lambda piece: on_text(who, piece))
 
         reply = self.twin.generate(messages, settings, on_text=stream(TWIN), stop_event=stop_event)
-        turn = ChatTurn(text, ChatReply(reply.text, reply.stopped, reply.tokens, left_out=reply.left_out))
+        turn = ChatTurn(
+            text,
+            ChatReply(reply.text, reply.stopped, reply.tokens, left_out=reply.left_out),
+            remembered=remembered,
+            context=context,
+        )
         if compare_base and not reply.stopped:
             other = self.twin.generate(
                 messages, settings, use_adapter=False, on_text=stream(BASE), stop_event=stop_event
@@ -327,6 +343,24 @@ class ChatSession:
         except OSError as exc:
             raise os_error(exc, "saving the conversation to", path) from None
         return path
+
+
+def with_memory(messages: list[dict], remembered: list) -> list[dict]:
+    """`messages` with the remembered past messages in the system prompt (appended to the
+    person's own system prompt, if any): only the turn that recalled them sees them."""
+    from cognitivetwin_core.data.message_memory import memory_prompt
+
+    note = memory_prompt(remembered)
+    if messages and messages[0]["role"] == "system":
+        return [{"role": "system", "content": f"{messages[0]['content']}\n\n{note}"}, *messages[1:]]
+    return [{"role": "system", "content": note}, *messages]
+
+
+def workspace_memory(workspace, *, limit: int | None = None):
+    """The `memory` a ChatSession takes: the workspace's index searched for each message."""
+    from cognitivetwin_core.data.message_memory import DEFAULT_LIMIT, search_memory
+
+    return lambda text: search_memory(workspace, text, limit=limit or DEFAULT_LIMIT)
 
 
 def settings_from(**values) -> SamplingSettings:

@@ -101,10 +101,13 @@ def held_out_set(
     def untrained(messages: list[dict]) -> bool:
         return not (turn_hashes(messages) & trained)
 
+    never_held = taught_or_remembered_texts(workspace)
+
     validation = (lineage.get("settings") or {}).get("validation_file")
     if validation and Path(validation).is_file():
         conversations = read_chat_jsonl(validation)
-        kept = [c for c in conversations if untrained(c)][:MAX_HELD_OUT_CONVERSATIONS]
+        kept = [c for c in conversations if untrained(c) and not _says_any(c, never_held)]
+        kept = kept[:MAX_HELD_OUT_CONVERSATIONS]
         if kept:
             return HeldOut(
                 kept,
@@ -122,7 +125,7 @@ def held_out_set(
             messages, _reason, _trimmed = together_example(conversation, speaker)
             if messages is None:
                 continue
-            if complete and not untrained(messages):
+            if (complete and not untrained(messages)) or _says_any(messages, never_held):
                 excluded += 1
                 continue
             if not complete and not in_validation(conversation.id, share, seed):
@@ -156,6 +159,24 @@ def held_out_set(
         f"The adapter in {folder} was trained without a validation file that is still on disk: pass "
         "--workspace with the conversations to hold out (those it did not train on are used)."
     )
+
+
+# ----- never held out: what Teach trained on and what memory can recall (docs/teaching-and-memory.md)
+
+
+def taught_or_remembered_texts(workspace) -> set[str]:
+    """Replies the feedback holds (a taught twin trained on them) and messages the memory can put
+    in the context (the twin could recite them): a conversation with one is never held out."""
+    if workspace is None:
+        return set()
+    from cognitivetwin_core.data.feedback import feedback_texts
+    from cognitivetwin_core.data.message_memory import remembered_texts
+
+    return feedback_texts(workspace) | remembered_texts(workspace)
+
+
+def _says_any(messages: list[dict], texts: set[str]) -> bool:
+    return bool(texts) and any(m["role"] == "assistant" and m["content"].strip() in texts for m in messages)
 
 
 def _is_persons(message, speaker: str) -> bool:

@@ -363,4 +363,8 @@ def import_into(
         report.owner_adopted = adopt_owner(workspace, report.owner if report.owner_marked else None)
         if report.owner_adopted:
             report.twin_speaker = workspace.twin_speaker()
+    if result.conversations_added:
+        from cognitivetwin_core.data.message_memory import update_memory
+
+        update_memory(workspace)  # an existing memory takes in the new messages (docs/teaching-and-memory.md)
     return report

@@ -1,0 +1,243 @@
+"""Correcting the twin in the Playground's Chat: a verdict bar under each reply, and Teach.
+
+`FeedbackBar` sits under one twin reply: "Sounds like me", "Not me", or "I'd say it like
+this", which turns the reply into an editor in place; the verdict is stored in the workspace
+(cognitivetwin_core/data/feedback.py) and can be undone. `TeachPanel` runs a Teach
+(cognitivetwin_core/phase1/teach.py) on a `BackgroundJob`, never on the GUI thread, with the
+loss and the reward margin plotted as they come, Stop, and the new version when it is done.
+See docs/teaching-and-memory.md.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QPlainTextEdit, QPushButton, QVBoxLayout, QWidget
+
+from app.qt.background_job import BackgroundJob
+from app.widgets.message_label import MessageLabel
+from cognitivetwin_core.errors import CognitiveTwinError
+
+log = logging.getLogger(__name__)
+
+LOSS_SERIES, MARGIN_SERIES = "loss", "margin"
+
+
+class FeedbackBar(QWidget):
+    """Thumbs and an edit for one reply. `store(verdict, edit)` is given by the owner and
+    returns the record's id (or raises CognitiveTwinError); `undo(id)` removes it."""
+
+    stored = Signal(int)
+
+    def __init__(self, reply_label: QLabel, store, undo, parent: QWidget | None = None):
+        super().__init__(parent)
+        self._reply_label = reply_label
+        self._store = store
+        self._undo = undo
+        self.feedback_id: int | None = None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 2, 0, 0)
+        self.editor = QPlainTextEdit()
+        self.editor.setMaximumHeight(80)
+        self.editor.setToolTip("Write the reply as you would have said it; Teach learns from the difference")
+        self.editor.hide()
+        layout.addWidget(self.editor)
+        row = QHBoxLayout()
+        self.good_button = QPushButton("👍 Sounds like me")
+        self.bad_button = QPushButton("👎 Not me")
+        self.edit_button = QPushButton("I'd say it like this…")
+        self.keep_button = QPushButton("Keep my wording")
+        self.cancel_button = QPushButton("Cancel")
+        self.undo_button = QPushButton("Undo")
+        self.note = QLabel("")
+        self.note.setProperty("role", "hint")
+        for button in (self.good_button, self.bad_button, self.edit_button, self.keep_button, self.cancel_button):
+            row.addWidget(button)
+        row.addWidget(self.undo_button)
+        row.addWidget(self.note, 1)
+        layout.addLayout(row)
+        self.good_button.clicked.connect(lambda: self._give("good"))
+        self.bad_button.clicked.connect(lambda: self._give("bad"))
+        self.edit_button.clicked.connect(self._start_edit)
+        self.keep_button.clicked.connect(lambda: self._give("edit", self.editor.toPlainText()))
+        self.cancel_button.clicked.connect(self._end_edit)
+        self.undo_button.clicked.connect(self._undo_clicked)
+        self._show_choices()
+
+    def _show_choices(self) -> None:
+        given = self.feedback_id is not None
+        editing = self.editor.isVisible()
+        for button in (self.good_button, self.bad_button, self.edit_button):
+            button.setVisible(not given and not editing)
+        self.keep_button.setVisible(editing)
+        self.cancel_button.setVisible(editing)
+        self.undo_button.setVisible(given)
+
+    def _start_edit(self) -> None:
+        self.editor.setPlainText(self._reply_label.text())
+        self._reply_label.hide()
+        self.editor.show()
+        self.editor.setFocus()
+        self._show_choices()
+
+    def _end_edit(self) -> None:
+        self.editor.hide()
+        self._reply_label.show()
+        self._show_choices()
+
+    def _give(self, verdict: str, edit: str | None = None) -> None:
+        try:
+            self.feedback_id = self._store(verdict, edit)
+        except CognitiveTwinError as exc:
+            self.note.setText(str(exc))
+            return
+        if verdict == "edit":
+            self._reply_label.setText(f"{self._reply_label.text()}\n\nYou'd say: {edit.strip()}")
+            self._end_edit()
+        words = {
+            "good": "Kept: it sounds like you.",
+            "bad": "Kept: not you.",
+            "edit": "Kept: your wording. Teach learns from it.",
+        }
+        self.note.setText(words[verdict])
+        self._show_choices()
+        self.stored.emit(self.feedback_id)
+
+    def _undo_clicked(self) -> None:
+        if self.feedback_id is None:
+            return
+        try:
+            self._undo(self.feedback_id)
+        except CognitiveTwinError as exc:
+            self.note.setText(str(exc))
+            return
+        self.feedback_id = None
+        self.note.setText("Undone.")
+        self._show_choices()
+
+
+def run_teach(progress, cancelled, workspace, adapter_dir: str, max_steps: int | None):
+    """The job: a Teach run reporting each event; Stop between steps."""
+    from cognitivetwin_core.phase1.teach import teach_twin
+
+    return teach_twin(workspace, adapter_dir, max_steps=max_steps, on_event=progress, should_stop=cancelled)
+
+
+class TeachPanel(QWidget):
+    """Teach button, Stop, the live loss and reward-margin plot, and the outcome in words."""
+
+    taught = Signal(str)  # the new adapter folder
+    failed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.workspace = None
+        self.adapter_dir: str | None = None
+        self.max_steps: int | None = None  # None: teach.py's default
+        self.job = BackgroundJob(self, name="teach")
+        self.job.progress.connect(self._on_event)
+        self.job.succeeded.connect(self._on_done)
+        self.job.failed.connect(self._on_failed)
+        self.job.cancelled.connect(self._on_cancelled)
+        self.job.finished.connect(self._update_buttons)
+        self.loss_plot = self.margin_plot = None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        self.teach_button = QPushButton("Teach the twin from my feedback")
+        self.teach_button.setToolTip(
+            "Preference tuning (DPO on your edits, KTO on thumbs alone) continues this twin into a new version; "
+            "the current one is kept"
+        )
+        self.stop_button = QPushButton("Stop teaching")
+        self.status = QLabel("")
+        self.status.setProperty("role", "hint")
+        row.addWidget(self.teach_button)
+        row.addWidget(self.stop_button)
+        row.addWidget(self.status, 1)
+        layout.addLayout(row)
+        self.message = MessageLabel()
+        layout.addWidget(self.message)
+        self.plot_box = QHBoxLayout()
+        layout.addLayout(self.plot_box)
+        self.teach_button.clicked.connect(self.start)
+        self.stop_button.clicked.connect(self.stop)
+        self._update_buttons()
+
+    def set_target(self, workspace, adapter_dir: str | None) -> None:
+        self.workspace = workspace
+        self.adapter_dir = adapter_dir
+        self._update_buttons()
+
+    def is_busy(self) -> bool:
+        return self.job.is_running()
+
+    def shutdown(self) -> None:
+        self.job.cancel()
+        self.job.wait()
+
+    def start(self) -> bool:
+        if self.job.is_running() or self.workspace is None or not self.adapter_dir:
+            return False
+        if self.loss_plot is None:
+            from app.widgets.live_plot import LivePlot  # pyqtgraph: only when teaching
+
+            self.loss_plot = LivePlot(x_label="step", y_label="loss")
+            self.loss_plot.setToolTip("Falls as the twin learns your corrections")
+            self.margin_plot = LivePlot(x_label="step", y_label="reward margin")
+            self.margin_plot.setToolTip(
+                "How much more the twin now prefers your wording to the rejected reply, against the twin "
+                "before teaching (0 at the start; rising is learning)"
+            )
+            for plot in (self.loss_plot, self.margin_plot):
+                plot.setMaximumHeight(180)
+                self.plot_box.addWidget(plot, 1)
+        for plot, name, color, label in (
+            (self.loss_plot, LOSS_SERIES, (33, 60, 170), "loss"),
+            (self.margin_plot, MARGIN_SERIES, (200, 90, 20), "reward margin"),
+        ):
+            plot.clear()
+            plot.add_series(name, color, label=label)
+        self.message.clear_message()
+        self.status.setText("Loading the twin to teach it…")
+        self.job.start(run_teach, self.workspace, self.adapter_dir, self.max_steps)
+        self._update_buttons()
+        return True
+
+    def stop(self) -> None:
+        if self.job.is_running():
+            self.job.cancel()
+            self.status.setText("Stopping after this step…")
+
+    def _on_event(self, event) -> None:
+        if event.kind == "start":
+            self.status.setText(f"Teaching: {event.message}")
+        elif event.kind == "step":
+            self.loss_plot.append(LOSS_SERIES, event.step, event.loss)
+            self.margin_plot.append(MARGIN_SERIES, event.step, event.margin)
+            margin = f", reward margin {event.margin:+.2f}" if event.margin is not None else ""
+            self.status.setText(f"Step {event.step} of {event.total_steps}: loss {event.loss:.3f}{margin}")
+
+    def _on_done(self, result) -> None:
+        margin = f" The reward margin ended at {result.margins[-1]:+.2f}." if result.margins else ""
+        self.message.show_ok(
+            f"A new version of your twin learned from {len(result.feedback_ids)} of your verdicts "
+            f"({result.steps} steps).{margin} {result.verdict()} It is now chosen; the previous one is kept."
+        )
+        self.status.setText("")
+        self.taught.emit(str(result.adapter_dir))
+
+    def _on_failed(self, exc) -> None:
+        text = str(exc) if isinstance(exc, CognitiveTwinError) else f"Teaching failed unexpectedly ({exc})."
+        self.message.show_error(text)
+        self.status.setText("")
+        self.failed.emit(text)
+
+    def _on_cancelled(self) -> None:
+        self.status.setText("Stopped: the twin is as it was.")
+
+    def _update_buttons(self, *_args) -> None:
+        busy = self.job.is_running()
+        self.teach_button.setEnabled(not busy and self.workspace is not None and bool(self.adapter_dir))
+        self.stop_button.setEnabled(busy)

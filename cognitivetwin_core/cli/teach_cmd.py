@@ -1,0 +1,70 @@
+"""`cognitivetwin teach`: a new version of the twin, taught from the feedback on its replies.
+
+    cognitivetwin teach --adapter DIR [--workspace DIR] [--max-steps N] [--device D]
+
+Edits become DPO pairs (with a supervised term on the edits); thumbs alone, KTO. Progress
+(loss and reward margin) is printed as it goes; the last line is the new adapter folder. The
+old adapter is kept. See docs/teaching-and-memory.md.
+"""
+
+from __future__ import annotations
+
+import sys
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "teach",
+        help="teach the twin from your thumbs and edits (a new adapter version)",
+        description="Continue the twin's adapter from the feedback on its replies (preference tuning).",
+    )
+    parser.add_argument("--adapter", required=True, metavar="DIR", help="the twin's adapter folder")
+    parser.add_argument("--workspace", metavar="DIR", help="workspace folder (default: the user's default workspace)")
+    parser.add_argument("--base-model", metavar="NAME|DIR", help="base model (default: the adapter's own)")
+    parser.add_argument("--max-steps", type=int, default=None, metavar="N", help="optimizer steps (default 30)")
+    parser.add_argument("--learning-rate", type=float, default=None, metavar="LR", help="default 2e-4")
+    parser.add_argument(
+        "--device",
+        default="auto",
+        metavar="auto|cpu|cuda|cuda:N|mps",
+        help="where it trains (default auto: a CUDA GPU, then Apple MPS, then the CPU)",
+    )
+    parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="default auto")
+    parser.set_defaults(func=_run)
+
+
+def _print_event(event) -> None:
+    if event.kind == "start":
+        print(f"Teaching: {event.message} ({event.total_steps} steps)", file=sys.stderr)
+    elif event.kind == "step":
+        margin = f", reward margin {event.margin:+.3f}" if event.margin is not None else ""
+        print(f"  step {event.step}/{event.total_steps}: loss {event.loss:.3f}{margin}", file=sys.stderr)
+    sys.stderr.flush()
+
+
+def _run(args) -> int:
+    from cognitivetwin_core.data.workspace import Workspace
+    from cognitivetwin_core.errors import InputError
+    from cognitivetwin_core.phase1.teach import DEFAULT_LEARNING_RATE, teach_twin
+
+    if args.max_steps is not None and args.max_steps < 1:
+        raise InputError(f"--max-steps must be 1 or more (got {args.max_steps}).")
+    with Workspace.open(args.workspace) as workspace:
+        result = teach_twin(
+            workspace,
+            args.adapter,
+            base_model=args.base_model,
+            max_steps=args.max_steps,
+            device=args.device,
+            precision=args.precision,
+            learning_rate=args.learning_rate or DEFAULT_LEARNING_RATE,
+            on_event=_print_event,
+        )
+    margin = f"; reward margin {result.margins[-1]:+.3f}" if result.margins else ""
+    print(
+        f"Taught with {result.method.upper()} on {len(result.feedback_ids)} verdicts in {result.steps} steps "
+        f"on {result.device} ({result.precision}){margin}. The previous version stays in {result.parent_dir}."
+    )
+    print(result.verdict())
+    print(result.adapter_dir)
+    return 0

@@ -1,0 +1,358 @@
+"""Teach: continue the twin's own adapter from the person's feedback (preference tuning).
+
+    result = teach_twin(workspace, adapter_dir, max_steps=20, device="auto", on_event=print)
+    result.adapter_dir   # a new adapter folder beside the others; the parent is left as it was
+
+What it trains on (data/feedback.py): the feedback given on this adapter or any adapter it
+descends from. Where the person edited replies, DPO on (edit ≻ the twin's reply) pairs,
+plus a supervised (SFT) term on the edits so the twin moves towards the person's words and
+not merely away from its own; where there are only thumbs, KTO (it needs at least one up and
+one down). The reference model is the twin itself: TRL is given the trained PeftModel
+(trainable) and no LoRA config, so it keeps a frozen copy of the parent adapter as the
+reference. Device and precision are chosen as local Phase 1 chooses them
+(phase1/lora_device_plan.py), precision always set explicitly (TRL would default to bf16), and the
+memory check of models/memory.py runs before loading. `on_event(TeachEvent)` reports every
+step's loss and reward margin; `should_stop()` is checked between steps.
+
+The new folder has the usual adapter files and a `lineage.json` naming its parent, the
+method and the feedback ids used; it is registered in the workspace. See
+docs/teaching-and-memory.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from cognitivetwin_core.errors import CancelledError, InputError
+
+log = logging.getLogger(__name__)
+
+DPO, KTO = "dpo", "kto"
+DEFAULT_MAX_STEPS = 30
+DEFAULT_LEARNING_RATE = 2e-4  # LoRA weights, a few dozen steps: higher than full-model DPO's 5e-7
+DEFAULT_BETA = 0.1
+SFT_WEIGHT = 1.0  # weight of the supervised term on the edits, beside DPO's own (1.0)
+MAX_LENGTH = 512  # tokens of context + reply; longer contexts keep their start
+BATCH_SIZE = 2
+
+
+@dataclass
+class TeachEvent:
+    kind: str  # "start", "step", "done"
+    step: int
+    total_steps: int
+    loss: float | None = None
+    margin: float | None = None  # mean reward of the preferred replies minus the others'
+    message: str = ""
+
+
+@dataclass
+class TeachResult:
+    adapter_dir: Path
+    parent_dir: Path
+    method: str
+    steps: int
+    feedback_ids: list[int]
+    losses: list[float] = field(default_factory=list)
+    margins: list[float] = field(default_factory=list)
+    device: str = "cpu"
+    precision: str = "fp32"
+    seconds: float = 0.0
+    edited_pairs: dict | None = None  # preference_change: the edits preferred, before and after
+
+    def verdict(self) -> str:
+        """The outcome in plain words (what the CLI prints and the app shows)."""
+        pairs = self.edited_pairs
+        if not pairs:
+            return f"Taught from {len(self.feedback_ids)} thumbs in {self.steps} steps."
+        return (
+            f"On your {pairs['pairs']} edited replies, the new version prefers your wording over its own more than "
+            f"the previous version did on {pairs['improved']} of them (log-odds {pairs['before']:+.2f} → "
+            f"{pairs['after']:+.2f} on average; above 0 means your wording is the likelier)."
+        )
+
+
+def ancestry(adapter_dir: str | Path) -> list[Path]:
+    """The adapter folder and the folders it was taught from (lineage `parent_adapter`), nearest first."""
+    from cognitivetwin_core.phase1.adapter_archive import read_lineage
+
+    chain: list[Path] = []
+    folder: Path | None = Path(adapter_dir).expanduser().resolve()
+    while folder is not None and folder not in chain:
+        chain.append(folder)
+        parent = (read_lineage(folder) or {}).get("parent_adapter")
+        folder = Path(parent).resolve() if parent else None
+    return chain
+
+
+def teaching_data(records) -> tuple[str, list[dict], list[int]]:
+    """(method, TRL rows, the feedback ids used): DPO pairs from edits, else KTO on the thumbs."""
+    from cognitivetwin_core.data.feedback import dpo_rows, kto_rows
+
+    rows = dpo_rows(records)
+    method = DPO
+    if not rows:
+        rows = kto_rows(records)
+        method = KTO
+        labels = {row["label"] for row in rows}
+        if labels != {True, False}:
+            have = "no feedback" if not rows else "only thumbs up" if True in labels else "only thumbs down"
+            raise InputError(
+                f'There is {have} on this twin: Teach needs an edited reply ("I\'d say it like this"), or at '
+                "least one thumbs up and one thumbs down."
+            )
+    ids = sorted({row["feedback_id"] for row in rows})
+    return method, [{k: v for k, v in row.items() if k != "feedback_id"} for row in rows], ids
+
+
+class _Progress:
+    """A TRL callback: each logged step to `on_event`, Stop between steps."""
+
+    def __init__(self, on_event, should_stop, total_steps: int, losses: list, margins: list):
+        from transformers import TrainerCallback
+
+        outer = self
+
+        class Callback(TrainerCallback):
+            def on_log(self, args, state, control, logs=None, **kwargs):
+                logs = logs or {}
+                if "loss" not in logs:
+                    return
+                loss = float(logs["loss"])
+                margin = logs.get("rewards/margins")
+                if margin is None and "rewards/chosen_sum" in logs:  # KTO logs sums per label
+                    margin = logs.get("rewards/chosen_sum", 0.0) - logs.get("rewards/rejected_sum", 0.0)
+                margin = None if margin is None else float(margin)
+                losses.append(loss)
+                if margin is not None:
+                    margins.append(margin)
+                if on_event:
+                    on_event(TeachEvent("step", state.global_step, total_steps, loss, margin))
+
+            def on_step_end(self, args, state, control, **kwargs):
+                if should_stop and should_stop():
+                    outer.stopped = True
+                    control.should_training_stop = True
+
+        self.stopped = False
+        self.callback = Callback()
+
+
+def _new_folder(workspace, parent: Path) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    stem = parent.name.split("-taught-")[0]
+    folder = Path(workspace.adapters_dir) / f"{stem}-taught-{stamp}"
+    suffix = 1
+    while folder.exists():
+        suffix += 1
+        folder = Path(workspace.adapters_dir) / f"{stem}-taught-{stamp}-{suffix}"
+    return folder
+
+
+def teach_twin(
+    workspace,
+    adapter_dir: str | Path,
+    *,
+    base_model: str | Path | None = None,
+    max_steps: int | None = None,
+    device: str | None = "auto",
+    precision: str | None = "auto",
+    learning_rate: float = DEFAULT_LEARNING_RATE,
+    beta: float = DEFAULT_BETA,
+    seed: int = 0,
+    output_dir: str | Path | None = None,
+    on_event: Callable[[TeachEvent], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    check_memory: bool = True,
+) -> TeachResult:
+    """Train a new version of the twin in `adapter_dir` from the workspace's feedback on it."""
+    from cognitivetwin_core.atomic_files import write_dir_atomically
+    from cognitivetwin_core.data.feedback import list_feedback
+    from cognitivetwin_core.models.devices import select_device
+    from cognitivetwin_core.phase1.adapter_archive import adapter_base_model, read_lineage, write_lineage
+    from cognitivetwin_core.phase1.lora_device_plan import choose_precision
+
+    started = time.monotonic()
+    parent = Path(adapter_dir).expanduser().resolve()
+    base = str(base_model) if base_model else adapter_base_model(parent)
+    records = list_feedback(workspace, adapters=ancestry(parent))
+    method, rows, feedback_ids = teaching_data(records)
+    device = select_device(device)
+    precision = choose_precision(device, precision)
+    parent_config = json.loads((parent / "adapter_config.json").read_text(encoding="utf-8"))
+    if check_memory:
+        from cognitivetwin_core.models.memory import require_memory
+
+        # Each step holds a preferred and a rejected reply of BATCH_SIZE examples.
+        require_memory(
+            base,
+            purpose="lora",
+            device=device,
+            dtype="bfloat16" if precision == "bf16" else "float32",
+            batch_tokens=2 * BATCH_SIZE * MAX_LENGTH,
+            lora_rank=int(parent_config.get("r") or 8),
+            lora_modules=len(parent_config.get("target_modules") or ()) or 2,
+            gradient_checkpointing=device != "cpu",
+        )
+    steps = max_steps or DEFAULT_MAX_STEPS
+    if on_event:
+        on_event(TeachEvent("start", 0, steps, message=f"{method.upper()} on {len(feedback_ids)} verdicts, {device}"))
+    output = Path(output_dir) if output_dir else _new_folder(workspace, parent)
+    work_dir = output.parent / f".{output.name}.work"
+    losses: list[float] = []
+    margins: list[float] = []
+    model, tokenizer = _train(
+        base, parent, method, rows, work_dir,
+        steps=steps, device=device, precision=precision, learning_rate=learning_rate, beta=beta, seed=seed,
+        progress=_Progress(on_event, should_stop, steps, losses, margins),
+    )  # fmt: skip
+    done_steps = len(losses)
+    pairs = preference_change(model, tokenizer, rows) if method == DPO else None
+    lineage = {
+        **{k: v for k, v in (read_lineage(parent) or {}).items() if k in ("base_model", "settings", "data_path")},
+        "backend": "local",
+        "base_model": base,
+        "parent_adapter": str(parent),
+        "method": method,
+        "feedback_ids": feedback_ids,
+        "steps": done_steps,
+        "first_loss": losses[0] if losses else None,
+        "last_loss": losses[-1] if losses else None,
+        "margins": margins,
+        "edited_pairs": pairs,
+        "learning_rate": learning_rate,
+        "beta": beta,
+        "device": device,
+        "precision": precision,
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+    def write(folder: Path) -> None:
+        model.save_pretrained(str(folder), selected_adapters=["default"], safe_serialization=True)
+        (folder / "README.md").unlink(missing_ok=True)
+        config_path = folder / "adapter_config.json"
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        config["base_model_name_or_path"] = parent_config.get("base_model_name_or_path")
+        config["inference_mode"] = True
+        config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+        write_lineage(folder, lineage)
+
+    write_dir_atomically(output, write)
+    shutil.rmtree(work_dir, ignore_errors=True)
+    workspace.register_adapter(output.name, output, lineage)
+    if on_event:
+        on_event(TeachEvent("done", done_steps, steps, losses[-1] if losses else None, message=str(output)))
+    return TeachResult(output, parent, method, done_steps, feedback_ids, losses, margins, device, precision,
+                       time.monotonic() - started, pairs)  # fmt: skip
+
+
+def _train(base, parent: Path, method: str, rows, work_dir: Path, *, steps, device, precision, learning_rate, beta,
+           seed, progress: _Progress):  # fmt: skip
+    """The TRL run; the trained PeftModel (its "default" adapter is the new version)."""
+    import torch
+    from datasets import Dataset
+    from peft import PeftModel
+
+    from cognitivetwin_core.models.loader import load_base_model
+
+    torch.manual_seed(seed)
+    dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+    base_weights, tokenizer = load_base_model(base, dtype=dtype, device=device)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    model = PeftModel.from_pretrained(base_weights, str(parent), is_trainable=True)
+    common = dict(
+        output_dir=str(work_dir),
+        per_device_train_batch_size=BATCH_SIZE,
+        max_steps=steps,
+        learning_rate=learning_rate,
+        lr_scheduler_type="constant",
+        beta=beta,
+        max_length=MAX_LENGTH,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        disable_tqdm=True,
+        seed=seed,
+        bf16=precision == "bf16",
+        fp16=False,
+        use_cpu=device == "cpu",
+        gradient_checkpointing=device != "cpu",
+        dataloader_num_workers=0,
+    )
+    dataset = Dataset.from_list(rows)
+    if method == DPO:
+        from trl import DPOConfig, DPOTrainer
+
+        config = DPOConfig(**common, loss_type=["sigmoid", "sft"], loss_weights=[1.0, SFT_WEIGHT])
+        trainer_class = DPOTrainer
+    else:
+        from trl import KTOConfig, KTOTrainer
+
+        config = KTOConfig(**common)
+        trainer_class = KTOTrainer
+    trainer = trainer_class(
+        model=model, args=config, train_dataset=dataset, processing_class=tokenizer, callbacks=[progress.callback]
+    )
+    from transformers.trainer_callback import PrinterCallback
+
+    trainer.remove_callback(PrinterCallback)  # it prints every log to stdout; progress goes to on_event
+    trainer.train()
+    if progress.stopped:
+        shutil.rmtree(work_dir, ignore_errors=True)
+        raise CancelledError("Teaching was stopped; the twin is as it was (no new version was written).")
+    model = trainer.model
+    model.eval()
+    return model, tokenizer
+
+
+def reply_log_probs(model, tokenizer, prompt: list[dict], replies: list[str]) -> list[float]:
+    """log p(reply | prompt) of each reply under `model` (summed over the reply's tokens, its
+    end-of-turn included), the prompt rendered with the chat template as Teach renders it."""
+    import torch
+
+    prefix = tokenizer.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
+    start = len(tokenizer(prefix, add_special_tokens=False)["input_ids"])
+    device = next(model.parameters()).device
+    values = []
+    for reply in replies:
+        text = tokenizer.apply_chat_template(
+            [*prompt, {"role": "assistant", "content": reply}], tokenize=False, add_generation_prompt=False
+        )
+        ids = tokenizer(text, add_special_tokens=False, return_tensors="pt")["input_ids"].to(device)
+        with torch.no_grad():
+            logits = model(input_ids=ids).logits[0, :-1].float()
+        targets = ids[0, 1:]
+        token_logps = torch.log_softmax(logits, dim=-1).gather(1, targets[:, None])[:, 0]
+        values.append(float(token_logps[start - 1 :].sum()))
+    return values
+
+
+def preference_change(model, tokenizer, rows: list[dict]) -> dict | None:
+    """On the DPO pairs: the mean log p(edit) − log p(twin's reply) under the frozen copy of the
+    parent ("ref", as TRL keeps it) and under the taught adapter, and how many pairs rose (None
+    when TRL kept no copy)."""
+    if "ref" not in getattr(model, "peft_config", {}):
+        return None
+    before, after = [], []
+    for adapter, gaps in (("ref", before), ("default", after)):
+        model.set_adapter(adapter)
+        for row in rows:
+            chosen, rejected = reply_log_probs(
+                model, tokenizer, row["prompt"], [row["chosen"][0]["content"], row["rejected"][0]["content"]]
+            )
+            gaps.append(chosen - rejected)
+    model.set_adapter("default")
+    return {
+        "pairs": len(rows),
+        "before": sum(before) / len(before),
+        "after": sum(after) / len(after),
+        "improved": sum(a > b for a, b in zip(after, before)),
+    }
