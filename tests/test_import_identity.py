@@ -19,6 +19,7 @@ from cognitivetwin_core.conversation import Conversation, Message
 from cognitivetwin_core.data.conversation_identity import content_hash
 from cognitivetwin_core.data.importers import import_into
 from cognitivetwin_core.data.workspace import DB_NAME, Workspace
+from cognitivetwin_core.data.workspace_schema import MIGRATIONS
 
 START = datetime(2024, 3, 4, 20, 0)  # a Monday evening
 
@@ -147,6 +148,20 @@ def _text_only_hash(messages: list[tuple[str, str, str | None]]) -> str:
     return digest.hexdigest()
 
 
+def _tables(db: sqlite3.Connection) -> set[str]:
+    return {name for (name,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+
+
+def _tables_of_schema_2() -> set[str]:
+    """The tables a workspace had at schema 2, from its own migrations applied to an empty database."""
+    db = sqlite3.connect(":memory:")
+    for script in MIGRATIONS[:2]:
+        db.executescript(script)
+    tables = _tables(db)
+    db.close()
+    return tables | {"meta"}
+
+
 def _as_stored_by_the_older_identity(folder) -> int:
     """Turn a workspace back into schema 2 as the older identity would have left it: conversations
     whose texts equal an earlier one's dropped and counted as duplicates. Returns how many."""
@@ -172,6 +187,8 @@ def _as_stored_by_the_older_identity(folder) -> int:
             db.execute("UPDATE conversations SET content_hash=? WHERE pk=?", (digest, pk))
     db.execute("ALTER TABLE conversations DROP COLUMN source_id")
     db.execute("ALTER TABLE imports DROP COLUMN duplicates_by_text")
+    for table in _tables(db) - _tables_of_schema_2():  # what later migrations created
+        db.execute(f"DROP TABLE {table}")
     db.execute("UPDATE meta SET value='2' WHERE key='schema_version'")
     db.commit()
     db.close()
