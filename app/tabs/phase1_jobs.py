@@ -1,0 +1,294 @@
+"""The Phase 1 tab's jobs: every job of the workspace in a table, its buttons, and what happens when a job ends.
+
+A part of `Phase1Tab` (app/tabs/phase1_tab.py), mixed into it: the widgets and state are
+the tab's attributes."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QGroupBox,
+    QHBoxLayout,
+    QHeaderView,
+    QPushButton,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+)
+
+from app.qt.tasks import start_task
+from app.tabs.phase1_controller import parse_time
+from cognitivetwin_core.durations import format_duration
+from cognitivetwin_core.phase1.jobs import JobRecord, JobUpdate, is_terminal, read_job
+
+COLUMNS = ("Job", "Backend", "Base", "Status", "Progress", "Elapsed", "ETA", "Cost", "Adapter", "Evaluation")
+
+
+class Phase1JobsList:
+    def _build_jobs_group(self) -> QGroupBox:
+        group = QGroupBox("Jobs of this workspace")
+        box = QVBoxLayout(group)
+        self.jobs_table = QTableWidget(0, len(COLUMNS))
+        self.jobs_table.setHorizontalHeaderLabels(COLUMNS)
+        self.jobs_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.jobs_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.jobs_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.jobs_table.verticalHeader().hide()
+        header = self.jobs_table.horizontalHeader()
+        header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        header.setStretchLastSection(True)
+        self.jobs_table.itemSelectionChanged.connect(self._update_buttons)
+        buttons = QHBoxLayout()
+        self.cancel_button = QPushButton("Cancel job")
+        self.download_button = QPushButton("Download && register")
+        self.download_button.setToolTip(
+            "Fetch the finished adapter into the workspace (done automatically when a job completes)."
+        )
+        self.resume_button = QPushButton("Resume local run")
+        self.resume_button.setToolTip("Start a stopped local run again; it continues from its last checkpoint.")
+        self.evaluate_button = QPushButton("Evaluate")
+        self.evaluate_button.setToolTip(
+            "Compare the twin with its base on conversations it did not train on: how well it predicts "
+            "your real replies, and how its own replies sound (saved as evaluation.json beside the adapter)."
+        )
+        self.evaluate_button.clicked.connect(lambda: self._on_job_action("evaluate"))
+        self.cancel_button.clicked.connect(lambda: self._on_job_action("cancel"))
+        self.download_button.clicked.connect(lambda: self._on_job_action("download"))
+        self.resume_button.clicked.connect(lambda: self._on_job_action("resume"))
+        for button in (self.cancel_button, self.download_button, self.resume_button, self.evaluate_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+        box.addWidget(self.jobs_table, 1)
+        box.addLayout(buttons)
+        return group
+
+    def _schedule_refresh(self) -> None:
+        if not self._table_timer.isActive():
+            self._table_timer.start()
+
+    def selected_job_id(self) -> str | None:
+        rows = self.jobs_table.selectionModel().selectedRows() if self.jobs_table.selectionModel() else []
+        if not rows:
+            return None
+        item = self.jobs_table.item(rows[0].row(), 0)
+        return item.data(Qt.ItemDataRole.UserRole) if item else None
+
+    def _select_job(self, job_id: str) -> None:
+        for row in range(self.jobs_table.rowCount()):
+            item = self.jobs_table.item(row, 0)
+            if item is not None and item.data(Qt.ItemDataRole.UserRole) == job_id:
+                self.jobs_table.selectRow(row)
+                return
+
+    def job_row(self, job_id: str) -> dict[str, str] | None:
+        """The cells of `job_id`'s row by column name (for tests and accessibility)."""
+        for row in range(self.jobs_table.rowCount()):
+            item = self.jobs_table.item(row, 0)
+            if item is not None and item.data(Qt.ItemDataRole.UserRole) == job_id:
+                return {name: self.jobs_table.item(row, col).text() for col, name in enumerate(COLUMNS)}
+        return None
+
+    def refresh_jobs(self) -> None:
+        selected = self.selected_job_id()
+        records = list(reversed(self.controller.jobs()))  # newest first
+        now = time.time()
+        any_running = False
+        self.jobs_table.setUpdatesEnabled(False)
+        self.jobs_table.setRowCount(len(records))
+        for row, record in enumerate(records):
+            cells = self._cells(record, now)
+            any_running |= not record.terminal
+            for col, text in enumerate(cells):
+                item = self.jobs_table.item(row, col)
+                if item is None:
+                    item = QTableWidgetItem()
+                    self.jobs_table.setItem(row, col, item)
+                item.setText(text)
+                if col == 0:
+                    item.setData(Qt.ItemDataRole.UserRole, record.job_id)
+                    item.setToolTip(record.error or record.job_id)
+        self.jobs_table.setUpdatesEnabled(True)
+        if selected:
+            self._select_job(selected)
+        if any_running and not self._clock.isActive():
+            self._clock.start()
+        elif not any_running:
+            self._clock.stop()
+        self._update_buttons()
+
+    def _cells(self, record: JobRecord, now: float) -> list[str]:
+        job_id = record.job_id
+        live = self.controller.live_update(job_id)
+        status = record.status or "unknown"  # the core stores every status it sees
+        step = live.step if live is not None and live.step is not None else record.step
+        total = live.total_steps if live is not None and live.total_steps else record.total_steps
+        if status == "completed":
+            progress = "100%" + (f" ({total}/{total} steps)" if total else "")
+        elif step is not None and total:
+            progress = f"{100 * min(1.0, step / total):.0f}% (step {step}/{total})"
+        else:
+            progress = "–"
+        created = parse_time(record.created_at)
+        ended = parse_time(record.updated_at) if is_terminal(status) else now
+        elapsed = format_duration(ended - created) if created and ended else "–"
+        eta_seconds = live.eta_seconds if live is not None and live.eta_seconds is not None else record.eta_seconds
+        eta = format_duration(eta_seconds) if eta_seconds is not None and not is_terminal(status) else "–"
+        backend = record.backend or "?"
+        if backend == "together":
+            price = record.estimate.get("price")
+            cost = f"${price:.2f} (estimate)" if isinstance(price, (int, float)) else "not estimated"
+        else:
+            cost = "free (local)"
+        adapter = record.adapter_id or ("not downloaded yet" if status == "completed" else "–")
+        base = record.base_model or record.model_id or "?"
+        if isinstance(base, str) and "/" in base and len(base) > 40:
+            base = "…" + base[-39:]
+        if job_id in self.controller.cancel_requested and not is_terminal(status):
+            status += " (cancelling)"
+        if record.duplicates:
+            status += f" · duplicates: {', '.join(record.duplicates)}"
+        return [
+            job_id,
+            backend,
+            str(base),
+            status,
+            progress,
+            elapsed,
+            eta,
+            cost,
+            adapter,
+            self._evaluation_cell(record),
+        ]
+
+    def _evaluation_cell(self, record: JobRecord) -> str:
+        """The headline of the adapter's evaluation.json (read again only when the file changed)."""
+        from cognitivetwin_core.playground.evaluation import EVALUATION_FILE, headline, load_evaluation
+
+        job_id = record.job_id
+        if job_id == self.controller.evaluating_job_id:
+            return self._evaluation_status.get(job_id, "evaluating…")
+        folder = record.adapter_path
+        path = Path(folder) / EVALUATION_FILE if folder else None
+        if path is None or not path.is_file():
+            return "–"
+        stamp = path.stat().st_mtime_ns
+        cached = self._evaluation_cache.get(str(path))
+        if cached is None or cached[0] != stamp:
+            cached = (stamp, headline(load_evaluation(folder)) or "–")
+            self._evaluation_cache[str(path)] = cached
+        return cached[1]
+
+    def _record(self, job_id: str | None) -> JobRecord | None:
+        if job_id is None or self.workspace is None:
+            return None
+        return read_job(self.workspace, job_id)
+
+    def _update_buttons(self, *_args) -> None:
+        busy = self.controller.is_busy()
+        has_workspace = self.workspace is not None
+        check = self.launch_check()
+        self._show_launch_check(check)
+        self.dry_run_button.setEnabled(has_workspace and not busy and check.ok)
+        self.launch_button.setEnabled(has_workspace and not busy and check.ok and self.plan is not None)
+        self.data_export.setEnabled(has_workspace and not self.export_job.is_running())
+        record = self._record(self.selected_job_id())
+        status = record.status if record is not None else None
+        local_running = self.controller.local_job.is_running()
+        if record is None:
+            cancel = download = resume = False
+        elif record.backend == "local":
+            cancel = local_running and record.job_id == self.controller.local_job_id and not is_terminal(status)
+            download = False
+            resume = not local_running and status in ("cancelled", "interrupted", "error") and bool(record.data_path)
+        else:
+            cancel = not is_terminal(status) and not record.is_intent
+            download = status == "completed" and not record.adapter_path
+            resume = False
+        self.evaluate_button.setEnabled(
+            record is not None
+            and status == "completed"
+            and bool(record.adapter_path)
+            and not self.controller.evaluate_job.is_running()
+        )
+        self.cancel_button.setEnabled(cancel and not busy)
+        self.download_button.setEnabled(download and not busy)
+        self.resume_button.setEnabled(resume and not busy)
+
+    def _on_job_action(self, action: str) -> None:
+        job_id = self.selected_job_id()
+        if job_id is None:
+            return
+        self.message.clear_message()
+        if action == "cancel":
+            start_task(self.controller.cancel(job_id), name=f"cancel {job_id}")
+        elif action == "download":
+            start_task(self.controller.download(job_id), name=f"download {job_id}")
+        elif action == "evaluate":
+            if self.controller.evaluate(job_id):
+                self.append_log(f"evaluating {job_id} against its base…")
+        elif action == "resume":
+            self._reset_plot()
+            self._local_plot_job = job_id
+            self.loss_status.setText(f"{job_id}: resuming from its last checkpoint…")
+            start_task(self.controller.resume_local(job_id), name=f"resume {job_id}")
+        self._update_buttons()
+
+    def _on_busy(self, busy: bool) -> None:
+        if not busy:
+            self.upload_progress.hide()
+        self._update_buttons()
+
+    def _on_failed(self, action: str, message: str) -> None:
+        if action == "dry run":
+            self.dry_run_summary.setText("The dry run did not pass: see the message above.")
+        self.message.show_error(message)
+
+    def _on_evaluation_progress(self, job_id: str, text: str) -> None:
+        self._evaluation_status[job_id] = f"evaluating: {text}"
+        self._schedule_refresh()
+
+    def _on_evaluation_done(self, job_id: str, report: dict) -> None:
+        from cognitivetwin_core.playground.evaluation import headline, report_lines
+
+        self._evaluation_status.pop(job_id, None)
+        for line in report_lines(report):
+            self.append_log(line)
+        self.message.show_ok(
+            f"{job_id} evaluated: {headline(report)} (lower perplexity under the twin means it learned "
+            "your replies; the numbers and examples are in the log below)."
+        )
+        self._schedule_refresh()
+
+    def _on_adapter_ready(self, job_id: str, folder: str) -> None:
+        self.message.show_ok(
+            f"{job_id} finished: its adapter is registered in the workspace ({folder}). Phase 2 can use it now."
+        )
+
+    def _on_job_ended(self, update: JobUpdate) -> None:
+        trend = self.loss_verdict(update.job_id)
+        if update.job_id == self._local_plot_job and self.loss_plot is not None:
+            self.loss_plot.flush()
+            self.loss_status.setText(
+                f"{update.job_id}: {update.status} after {self.plotted_steps()} plotted step(s)."
+                + (f" {trend.message}" if trend is not None else "")
+            )
+        if update.status == "completed":
+            self.notify("Phase 1 job finished", f"{update.job_id} completed; its adapter is in the workspace.")
+            if update.job_id.startswith("local-"):
+                record = self._record(update.job_id)
+                adapter_path = record.adapter_path if record is not None else None
+                text = f"{update.job_id} finished: its adapter is registered ({adapter_path})."
+                if trend is not None and trend.kind in ("rising", "flat"):
+                    self.message.show_info(f"{text} But: {trend.message}")
+                else:
+                    self.message.show_ok(text + (f" {trend.message}" if trend is not None else ""))
+        elif update.status == "cancelled" and update.job_id in self.controller.cancel_requested:
+            self.notify("Phase 1 job cancelled", f"{update.job_id} was cancelled.")
+            self.message.show_info(update.message or f"{update.job_id} was cancelled.")
+        else:
+            self.notify("Phase 1 job failed", update.message or f"{update.job_id} ended {update.status}.")
+        self.refresh_jobs()
