@@ -8,32 +8,30 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
     QPushButton,
-    QTableWidget,
-    QTableWidgetItem,
+    QTableView,
     QVBoxLayout,
 )
 
 from app.qt.tasks import start_task
 from app.tabs.phase1_controller import parse_time
-from cognitivetwin_core.durations import format_duration
+from app.tabs.phase1_jobs_model import Phase1JobsModel, job_cells
+from cognitivetwin_core.phase1.job_names import job_name
 from cognitivetwin_core.phase1.jobs import JobRecord, JobUpdate, is_terminal, read_job
-
-COLUMNS = ("Job", "Backend", "Base", "Status", "Progress", "Elapsed", "ETA", "Cost", "Adapter", "Evaluation")
 
 
 class Phase1JobsList:
     def _build_jobs_group(self) -> QGroupBox:
         group = QGroupBox("Jobs of this workspace")
         box = QVBoxLayout(group)
-        self.jobs_table = QTableWidget(0, len(COLUMNS))
-        self.jobs_table.setHorizontalHeaderLabels(COLUMNS)
+        self.jobs_model = Phase1JobsModel(self)
+        self.jobs_table = QTableView()
+        self.jobs_table.setModel(self.jobs_model)
         self.jobs_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.jobs_table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.jobs_table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
@@ -41,7 +39,7 @@ class Phase1JobsList:
         header = self.jobs_table.horizontalHeader()
         header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
         header.setStretchLastSection(True)
-        self.jobs_table.itemSelectionChanged.connect(self._update_buttons)
+        self.jobs_table.selectionModel().selectionChanged.connect(self._update_buttons)
         buttons = QHBoxLayout()
         self.cancel_button = QPushButton("Cancel job")
         self.download_button = QPushButton("Download && register")
@@ -71,98 +69,48 @@ class Phase1JobsList:
             self._table_timer.start()
 
     def selected_job_id(self) -> str | None:
-        rows = self.jobs_table.selectionModel().selectedRows() if self.jobs_table.selectionModel() else []
-        if not rows:
-            return None
-        item = self.jobs_table.item(rows[0].row(), 0)
-        return item.data(Qt.ItemDataRole.UserRole) if item else None
+        rows = self.jobs_table.selectionModel().selectedRows()
+        return self.jobs_model.job_id(rows[0].row()) if rows else None
 
     def _select_job(self, job_id: str) -> None:
-        for row in range(self.jobs_table.rowCount()):
-            item = self.jobs_table.item(row, 0)
-            if item is not None and item.data(Qt.ItemDataRole.UserRole) == job_id:
-                self.jobs_table.selectRow(row)
-                return
+        row = self.jobs_model.row_of(job_id)
+        if row >= 0:
+            self.jobs_table.selectRow(row)
 
     def job_row(self, job_id: str) -> dict[str, str] | None:
         """The cells of `job_id`'s row by column name (for tests and accessibility)."""
-        for row in range(self.jobs_table.rowCount()):
-            item = self.jobs_table.item(row, 0)
-            if item is not None and item.data(Qt.ItemDataRole.UserRole) == job_id:
-                return {name: self.jobs_table.item(row, col).text() for col, name in enumerate(COLUMNS)}
-        return None
+        return self.jobs_model.cells(job_id)
 
     def refresh_jobs(self) -> None:
         selected = self.selected_job_id()
         records = list(reversed(self.controller.jobs()))  # newest first
         now = time.time()
-        any_running = False
-        self.jobs_table.setUpdatesEnabled(False)
-        self.jobs_table.setRowCount(len(records))
-        for row, record in enumerate(records):
-            cells = self._cells(record, now)
-            any_running |= not record.terminal
-            for col, text in enumerate(cells):
-                item = self.jobs_table.item(row, col)
-                if item is None:
-                    item = QTableWidgetItem()
-                    self.jobs_table.setItem(row, col, item)
-                item.setText(text)
-                if col == 0:
-                    item.setData(Qt.ItemDataRole.UserRole, record.job_id)
-                    item.setToolTip(record.error or record.job_id)
-        self.jobs_table.setUpdatesEnabled(True)
-        if selected:
+        self.jobs_model.set_rows(
+            [
+                job_cells(
+                    record,
+                    self.controller.live_update(record.job_id),
+                    now=now,
+                    created=parse_time(record.created_at),
+                    ended=parse_time(record.updated_at),
+                    cancelling=record.job_id in self.controller.cancel_requested,
+                    evaluation=self._evaluation_cell(record),
+                )
+                for record in records
+            ]
+        )
+        if selected and self.jobs_model.row_of(selected) >= 0:
             self._select_job(selected)
+        elif records and not self.jobs_table.selectionModel().hasSelection():
+            # The newest job is the one a person means: its buttons (Cancel, Evaluate) work
+            # without clicking its row first.
+            self._select_job(records[0].job_id)
+        any_running = any(not record.terminal for record in records)
         if any_running and not self._clock.isActive():
             self._clock.start()
         elif not any_running:
             self._clock.stop()
         self._update_buttons()
-
-    def _cells(self, record: JobRecord, now: float) -> list[str]:
-        job_id = record.job_id
-        live = self.controller.live_update(job_id)
-        status = record.status or "unknown"  # the core stores every status it sees
-        step = live.step if live is not None and live.step is not None else record.step
-        total = live.total_steps if live is not None and live.total_steps else record.total_steps
-        if status == "completed":
-            progress = "100%" + (f" ({total}/{total} steps)" if total else "")
-        elif step is not None and total:
-            progress = f"{100 * min(1.0, step / total):.0f}% (step {step}/{total})"
-        else:
-            progress = "–"
-        created = parse_time(record.created_at)
-        ended = parse_time(record.updated_at) if is_terminal(status) else now
-        elapsed = format_duration(ended - created) if created and ended else "–"
-        eta_seconds = live.eta_seconds if live is not None and live.eta_seconds is not None else record.eta_seconds
-        eta = format_duration(eta_seconds) if eta_seconds is not None and not is_terminal(status) else "–"
-        backend = record.backend or "?"
-        if backend == "together":
-            price = record.estimate.get("price")
-            cost = f"${price:.2f} (estimate)" if isinstance(price, (int, float)) else "not estimated"
-        else:
-            cost = "free (local)"
-        adapter = record.adapter_id or ("not downloaded yet" if status == "completed" else "–")
-        base = record.base_model or record.model_id or "?"
-        if isinstance(base, str) and "/" in base and len(base) > 40:
-            base = "…" + base[-39:]
-        if job_id in self.controller.cancel_requested and not is_terminal(status):
-            status += " (cancelling)"
-        if record.duplicates:
-            status += f" · duplicates: {', '.join(record.duplicates)}"
-        return [
-            job_id,
-            backend,
-            str(base),
-            status,
-            progress,
-            elapsed,
-            eta,
-            cost,
-            adapter,
-            self._evaluation_cell(record),
-        ]
 
     def _evaluation_cell(self, record: JobRecord) -> str:
         """The headline of the adapter's evaluation.json (read again only when the file changed)."""
@@ -181,6 +129,11 @@ class Phase1JobsList:
             cached = (stamp, headline(load_evaluation(folder)) or "–")
             self._evaluation_cache[str(path)] = cached
         return cached[1]
+
+    def _job_name(self, job_id: str) -> str:
+        """The job's readable name (`phase1/job_names.py`); its id only when it has no record."""
+        record = self._record(job_id)
+        return job_name(record) if record is not None else job_id
 
     def _record(self, job_id: str | None) -> JobRecord | None:
         if job_id is None or self.workspace is None:
@@ -229,11 +182,11 @@ class Phase1JobsList:
             start_task(self.controller.download(job_id), name=f"download {job_id}")
         elif action == "evaluate":
             if self.controller.evaluate(job_id):
-                self.append_log(f"evaluating {job_id} against its base…")
+                self.append_log(f"evaluating {self._job_name(job_id)} against its base…")
         elif action == "resume":
             self._reset_plot()
             self._local_plot_job = job_id
-            self.loss_status.setText(f"{job_id}: resuming from its last checkpoint…")
+            self.loss_status.setText(f"{self._job_name(job_id)}: resuming from its last checkpoint…")
             start_task(self.controller.resume_local(job_id), name=f"resume {job_id}")
         self._update_buttons()
 
@@ -258,14 +211,14 @@ class Phase1JobsList:
         for line in report_lines(report):
             self.append_log(line)
         self.message.show_ok(
-            f"{job_id} evaluated: {headline(report)} (lower perplexity under the twin means it learned "
+            f"{self._job_name(job_id)} evaluated: {headline(report)} (lower perplexity under the twin means it learned "
             "your replies; the numbers and examples are in the log below)."
         )
         self._schedule_refresh()
 
     def _on_adapter_ready(self, job_id: str, folder: str) -> None:
         self.message.show_ok(
-            f"{job_id} finished: its adapter is registered in the workspace ({folder}). Phase 2 can use it now."
+            f"{self._job_name(job_id)} finished: its adapter is saved in the workspace. Phase 2 can use it now."
         )
 
     def _on_job_ended(self, update: JobUpdate) -> None:
@@ -273,22 +226,24 @@ class Phase1JobsList:
         if update.job_id == self._local_plot_job and self.loss_plot is not None:
             self.loss_plot.flush()
             self.loss_status.setText(
-                f"{update.job_id}: {update.status} after {self.plotted_steps()} plotted step(s)."
+                f"{self._job_name(update.job_id)}: {update.status} after {self.plotted_steps()} plotted step(s)."
                 + (f" {trend.message}" if trend is not None else "")
             )
         if update.status == "completed":
-            self.notify("Phase 1 job finished", f"{update.job_id} completed; its adapter is in the workspace.")
+            self.notify(
+                "Phase 1 job finished", f"{self._job_name(update.job_id)} completed; its adapter is in the workspace."
+            )
             if update.job_id.startswith("local-"):
-                record = self._record(update.job_id)
-                adapter_path = record.adapter_path if record is not None else None
-                text = f"{update.job_id} finished: its adapter is registered ({adapter_path})."
+                text = f"{self._job_name(update.job_id)} finished: its adapter is saved in the workspace."
                 if trend is not None and trend.kind in ("rising", "flat"):
                     self.message.show_info(f"{text} But: {trend.message}")
                 else:
                     self.message.show_ok(text + (f" {trend.message}" if trend is not None else ""))
         elif update.status == "cancelled" and update.job_id in self.controller.cancel_requested:
-            self.notify("Phase 1 job cancelled", f"{update.job_id} was cancelled.")
-            self.message.show_info(update.message or f"{update.job_id} was cancelled.")
+            self.notify("Phase 1 job cancelled", f"{self._job_name(update.job_id)} was cancelled.")
+            self.message.show_info(update.message or f"{self._job_name(update.job_id)} was cancelled.")
         else:
-            self.notify("Phase 1 job failed", update.message or f"{update.job_id} ended {update.status}.")
+            self.notify(
+                "Phase 1 job failed", update.message or f"{self._job_name(update.job_id)} ended {update.status}."
+            )
         self.refresh_jobs()

@@ -64,7 +64,7 @@ class Phase1LogAndPlot:
         self.loss_plot.append(LOSS_SERIES, step, loss)
         update = self.controller.live_update(job_id)
         total = f"/{update.total_steps}" if update is not None and update.total_steps else ""
-        self.loss_status.setText(f"{job_id}: step {step}{total}, loss {loss:.4f}")
+        self.loss_status.setText(f"{self._job_name(job_id)}: step {step}{total}, loss {loss:.4f}")
 
     def loss_verdict(self, job_id: str):
         """Falling, flat or rising, in words (`training_verdicts.loss_trend`); None without a curve."""
@@ -79,7 +79,7 @@ class Phase1LogAndPlot:
                 losses[0],
                 losses[-1],
                 f"Only {len(losses)} step(s): too few to tell whether the model learned your voice; "
-                "a real run needs more steps (leave “Stop after steps” at “all”).",
+                "a real run needs more steps (leave “Stop early after” at “no limit” under Advanced settings).",
             )
         return loss_trend(losses)
 
