@@ -372,7 +372,7 @@ def test_the_tab_asks_which_speaker_is_you_and_exports_their_turns(
         "Maya Lindqvist — 6 messages",
         "Jonas Berg — 3 messages",
         "Priya Nair — 3 messages",
-        "The assistant role — no messages",
+        "The AI's answers — no messages",
     ]
     assert combo.currentData() == "assistant" and "Not chosen yet" in tab.speaker_status.text()
 
@@ -380,11 +380,14 @@ def test_the_tab_asks_which_speaker_is_you_and_exports_their_turns(
     combo.activated.emit(0)  # what a click on the item sends
     assert window.workspace.twin_speaker() == "Maya Lindqvist"
     assert combo.currentData() == "Maya Lindqvist"
-    assert tab.speaker_status.text() == "The twin learns Maya Lindqvist's messages (6); everyone else's are context."
+    assert tab.speaker_status.text() == (
+        "You: Maya Lindqvist (6 messages). The twin learns to write like that; "
+        "everyone else's messages are what it answers."
+    )
     with qtbot.waitSignal(tab.conversationShown, timeout=10_000):
         tab.select_row(0)
     headers = [card.findChildren(QLabel)[0].text() for card in tab.conversation_view.cards]
-    assert headers[0] == "<b>Maya Lindqvist</b> · #1 · 2023-12-30 20:05"
+    assert headers[0] == "<b>Maya Lindqvist (you)</b> · #1 · 2023-12-30 20:05"
     assert headers[1].startswith("<b>Jonas Berg</b>")
     qtbot.wait(100)
     window.grab().save(str(test_output_dir / "data_tab_which_is_you.png"))

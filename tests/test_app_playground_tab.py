@@ -346,7 +346,8 @@ def test_map_hover_names_the_message_and_a_click_selects_it(tab, qtbot, trained_
     spot = spots[7]
     point = tab.style_map.points[spot.data()]
     tip = scatter.opts["tip"](x=spot.pos().x(), y=spot.pos().y(), data=spot.data())
-    assert tip.startswith(f"{point.conversation_id} #{point.turn_index} ({point.role})")
+    who = "you" if point.person else "them"
+    assert tip.startswith(f"{point.conversation_id}, message {point.turn_index + 1} ({who})")
     assert " ".join(point.text.split())[:100] in tip
     result = _wait_main(qtbot, tab, lambda: tab.style_map._clicked(scatter, [spot]))
     assert result.request.source == (point.conversation_id, point.turn_index)

@@ -31,7 +31,7 @@ def test_the_journey_follows_the_workspace(workspace):
     import_into(workspace, "demo")
     journey = read_journey(workspace)
     if hasattr(workspace, "speakers"):  # with "Which of these is you?" the data step waits for it
-        assert journey.step("data").state == NEXT and "which speaker is you" in journey.step("data").status
+        assert journey.step("data").state == NEXT and "which side of the chats is you" in journey.step("data").status
         workspace.set_twin_speaker("assistant")
         journey = read_journey(workspace)
     assert journey.step("data").state == DONE

@@ -187,12 +187,23 @@ def describe_progress(tick) -> tuple[str, float | None]:
 def describe_report(report) -> str:
     """The import report in one paragraph: what was accepted, skipped and rejected."""
     origin = "the demo dataset" if report.importer == "demo" else (Path(str(report.source)).name or str(report.source))
-    text = (
-        f"Imported {report.conversations_accepted:,} conversation{'s' if report.conversations_accepted != 1 else ''} "
-        f"({report.messages_accepted:,} messages) from {origin}."
-    )
-    if report.duplicates:
-        text += f" {report.duplicates:,} were already in the workspace and were skipped."
+    # Conversations already in the workspace are counted as read but not added again.
+    added = report.conversations_accepted - report.duplicates
+    if report.duplicates and added <= 0:
+        text = (
+            f"Nothing new from {origin}: its {report.duplicates:,} conversation"
+            f"{'s were' if report.duplicates != 1 else ' was'} already in the workspace."
+        )
+    else:
+        text = (
+            f"Imported {report.conversations_accepted:,} conversation{'s' if report.conversations_accepted != 1 else ''} "
+            f"({report.messages_accepted:,} messages) from {origin}."
+        )
+        if report.duplicates:
+            text = (
+                f"Imported {added:,} new conversation{'s' if added != 1 else ''} from {origin}; "
+                f"{report.duplicates:,} were already in the workspace and were skipped."
+            )
     if report.rejected:
         first = report.rejected[0]
         text += (

@@ -34,6 +34,23 @@ from cognitivetwin_core.phase1.readiness import (
 )
 
 
+def counts_note(export, conversations: int) -> str:
+    """Why the training examples are not as many as the workspace's conversations, in words."""
+    if export is None or export.examples == conversations:
+        return ""
+    reasons = []
+    if export.skipped:
+        reasons.append(f"{len(export.skipped)} have no reply of yours to learn from (or cannot be used)")
+    if export.left_out:
+        reasons.append(f"{export.left_out} hold personal data and stay out")
+    if export.cut:
+        reasons.append(f"{export.cut} are too long for the model and are cut into parts")
+    if export.validation_examples:
+        reasons.append(f"{export.validation_examples} are kept aside to check the twin")
+    why = "; ".join(reasons) or "some conversations are merged or split"
+    return f"why {export.examples} examples from {conversations} conversations: {why}."
+
+
 class Phase1DryRunAndLaunch:
     def _build_dry_run_group(self) -> QGroupBox:
         group = QGroupBox("Dry run, then launch")
@@ -74,6 +91,13 @@ class Phase1DryRunAndLaunch:
         reason_row.addWidget(self.launch_reason, 1)
         reason_row.addWidget(self.fix_button, 0, Qt.AlignmentFlag.AlignTop)
         box.addWidget(self.dry_run_summary, 1)
+        from app.qt.builtin_model import builtin_model_preparation
+        from app.widgets.builtin_model_status import BuiltinModelStatus
+
+        # The built-in model's one-time preparation, where the person waits for it.
+        self.builtin_model_status = BuiltinModelStatus(builtin_model_preparation())
+        self.builtin_model_status.label.setWordWrap(True)
+        box.addWidget(self.builtin_model_status)
         # Local runs: will the base fit on the chosen device? Shown before Launch.
         self.memory_verdict = MemoryVerdictLabel()
         box.addWidget(self.memory_verdict)
@@ -94,6 +118,8 @@ class Phase1DryRunAndLaunch:
         check = self.launch_check()
         if not check.ok:
             self.message.show_error(check.reason)
+            return None
+        if not await self._builtin_model_ready(settings_.base_model):
             return None
         data = self.data_path.text().strip()
         if data:
@@ -125,6 +151,27 @@ class Phase1DryRunAndLaunch:
                 self._update_buttons()
         return plan
 
+    async def _builtin_model_ready(self, base_model: str) -> bool:
+        """A local dry run of the built-in base waits for its one-time preparation, and says so
+        (`app/qt/builtin_model.py`); other bases and Together need none."""
+        from app.qt.builtin_model import READY, builtin_model_preparation
+        from cognitivetwin_core.models.catalog import CATALOG
+
+        spec = CATALOG.get(str(base_model))
+        if self.backend_name() != "local" or spec is None or not spec.embedded:
+            return True
+        preparation = builtin_model_preparation()
+        if preparation.state == READY:
+            return True
+        self.dry_run_summary.setText(
+            "Preparing the built-in model, once: about 2 minutes. The dry run goes on by itself after that."
+        )
+        if await preparation.wait():
+            return True
+        self.message.show_error(preparation.text())
+        self.dry_run_summary.setText("The dry run did not pass: see the message above.")
+        return False
+
     async def _export_for_dry_run(self, base_model: str) -> str | None:
         """The workspace's conversations as Phase 1 JSONL for `base_model`, written atomically
         into the workspace's exports folder off the GUI thread (no manual export needed)."""
@@ -137,7 +184,7 @@ class Phase1DryRunAndLaunch:
         self.dry_run_summary.setText("Preparing your conversations for training…")
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
-            await asyncio.to_thread(
+            self._auto_export = await asyncio.to_thread(
                 run_export, lambda *_: None, lambda: False, self.workspace.path, "phase1", target, base_model
             )
         except (CognitiveTwinError, OSError) as exc:
@@ -152,8 +199,12 @@ class Phase1DryRunAndLaunch:
         lines = plan.summary_lines()
         if plan.data.path == self._auto_data_path:
             lines[0] = (
-                f"data: your workspace's conversations ({plan.data.examples} conversations, prepared in {plan.data.path})"
+                f"data: your workspace's conversations ({plan.data.examples} training examples, "
+                f"{plan.data.assistant_messages} replies of yours to learn from)"
             )
+            note = counts_note(getattr(self, "_auto_export", None), self.workspace.count_conversations())
+            if note:
+                lines.insert(1, note)
         if plan.backend == "local" and plan.estimate_note:
             lines.append(plan.estimate_note)
         if plan.backend == "together":
@@ -186,15 +237,19 @@ class Phase1DryRunAndLaunch:
             self.loss_status.setText("Loading the base model…")
         job_id = await self.controller.launch(plan)
         if job_id:
-            self.message.show_ok(f"Launched {job_id}. You can close the app: monitoring resumes when it opens again.")
+            self.message.show_ok(
+                f"Launched {self._job_name(job_id)}. You can close the app: monitoring resumes when it opens again."
+            )
         return job_id
 
     def _on_launched(self, job_id: str) -> None:
         record = self._record(job_id)
         if record is not None and record.backend == "local":
             self._local_plot_job = job_id
-            self.loss_status.setText(f"{job_id}: training on this computer…")
-            self.message.show_ok(f"Started the local run {job_id}. Cancel stops it after the current step.")
+            self.loss_status.setText(f"{self._job_name(job_id)}: training on this computer…")
+            self.message.show_ok(
+                f"Started the local run {self._job_name(job_id)}. Cancel stops it after the current step."
+            )
         self._select_job(job_id)
         self.refresh_jobs()
 
