@@ -27,8 +27,10 @@ from PySide6.QtWidgets import (
 
 from app import settings
 from app.qt.tasks import start_task
+from app.widgets.advanced_fold import AdvancedFold
 from app.widgets.base_download import BaseDownloadRow
 from app.widgets.device_picker import DevicePicker
+from cognitivetwin_core import glossary
 from cognitivetwin_core.models.catalog import CATALOG, DEFAULT_BASE_MODEL, DEFAULT_TOGETHER_BASE_MODEL
 from cognitivetwin_core.phase1.jobs import Phase1Settings
 from cognitivetwin_core.phase1.readiness import (
@@ -119,44 +121,68 @@ class Phase1SettingsForm:
         data_row.addWidget(self.data_export)
         form.addRow("Data", data_row)
 
-        numbers = QHBoxLayout()
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 20)
         self.epochs.setValue(3)
+        self.epochs.setSuffix(" passes")
+        self.epochs.setToolTip(f"Epochs: {glossary.meaning('epoch')}")
+        self.advanced = AdvancedFold()
+        self.advanced_button = self.advanced.button
+        epochs_row = QHBoxLayout()
+        epochs_row.addWidget(self.epochs)
+        epochs_row.addStretch(1)
+        epochs_row.addWidget(self.advanced_button)
+        form.addRow("Times it reads your data", epochs_row)
+
+        # The engineer's settings, folded away: plain names, the exact term in each tooltip.
+        advanced = QFormLayout()
+        self.advanced.content_layout.addLayout(advanced)
         self.lora_rank = QSpinBox()
         self.lora_rank.setRange(1, 256)
         self.lora_rank.setValue(16)
-        self.lora_rank.setToolTip("LoRA rank r; alpha is set to 2 x r.")
+        self.lora_rank.setToolTip(f"LoRA rank r; alpha is set to 2 x r. LoRA rank: {glossary.meaning('LoRA rank')}")
         self.learning_rate = QLineEdit()
         self.learning_rate.setValidator(QDoubleValidator(1e-8, 1.0, 10))
-        self.learning_rate.setPlaceholderText("default")
-        self.learning_rate.setToolTip("Empty: the tried default for where it trains (best left empty).")
-        self.learning_rate.setMaximumWidth(110)
-        for label, widget in (
-            ("Epochs", self.epochs),
-            ("LoRA rank", self.lora_rank),
-            ("Learning rate", self.learning_rate),
-        ):
-            numbers.addWidget(QLabel(label))
-            numbers.addWidget(widget)
-        numbers.addStretch(1)
-        form.addRow("Training", numbers)
-
-        extra = QHBoxLayout()
+        self.learning_rate.setPlaceholderText("default (best)")
+        self.learning_rate.setToolTip(
+            "Empty: the tried default for where it trains (best left empty). "
+            f"Learning rate: {glossary.meaning('learning rate')}"
+        )
+        self.learning_rate.setMaximumWidth(130)
+        sizes = QHBoxLayout()
+        for label, widget in (("Adapter size", self.lora_rank), ("Learning speed", self.learning_rate)):
+            name = QLabel(label)
+            name.setToolTip(widget.toolTip())
+            sizes.addWidget(name)
+            sizes.addWidget(widget)
+        sizes.addStretch(1)
+        advanced.addRow("Training", sizes)
         self.suffix = QLineEdit()
         self.suffix.setPlaceholderText("e.g. my-twin")
         self.suffix.setMaxLength(40)
         self.suffix.setValidator(QRegularExpressionValidator(SUFFIX_PATTERN))
-        self.suffix.setToolTip("Lower-case letters, digits and dashes; part of the Together model's name.")
-        self.max_steps_label = QLabel("Stop after steps")
+        self.suffix.setToolTip(
+            "Lower-case letters, digits and dashes; part of the Together model's name. "
+            f"Suffix: {glossary.meaning('suffix')}"
+        )
+        self.max_steps_label = QLabel("Stop early after")
         self.max_steps = QSpinBox()
         self.max_steps.setRange(0, 1_000_000)
-        self.max_steps.setSpecialValueText("all")
-        self.max_steps.setToolTip("Local only: stop early for a quick try (all = every epoch).")
+        self.max_steps.setSpecialValueText("no limit")
+        self.max_steps.setSuffix(" steps")
+        self.max_steps.setToolTip(
+            "Local only: stop early for a quick try (no limit = every pass). "
+            f"Training steps: {glossary.meaning('training steps')}"
+        )
+        self.max_steps_label.setToolTip(self.max_steps.toolTip())
+        extra = QHBoxLayout()
         extra.addWidget(self.suffix, 1)
         extra.addWidget(self.max_steps_label)
         extra.addWidget(self.max_steps)
-        form.addRow("Suffix", extra)
+        self.suffix_label = QLabel("Name on Together")
+        self.suffix_label.setToolTip(self.suffix.toolTip())
+        advanced.addRow(self.suffix_label, extra)
+        form.addRow(self.advanced)
 
         for widget in (self.epochs, self.lora_rank, self.max_steps):
             widget.valueChanged.connect(self._settings_changed)

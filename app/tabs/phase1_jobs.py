@@ -5,6 +5,7 @@ the tab's attributes."""
 
 from __future__ import annotations
 
+import re
 import time
 from pathlib import Path
 
@@ -13,14 +14,18 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QHeaderView,
+    QLabel,
+    QProgressBar,
     QPushButton,
     QTableView,
     QVBoxLayout,
+    QWidget,
 )
 
 from app.qt.tasks import start_task
 from app.tabs.phase1_controller import parse_time
 from app.tabs.phase1_jobs_model import Phase1JobsModel, job_cells
+from cognitivetwin_core.durations import format_duration
 from cognitivetwin_core.phase1.job_names import job_name
 from cognitivetwin_core.phase1.jobs import JobRecord, JobUpdate, is_terminal, read_job
 
@@ -62,6 +67,20 @@ class Phase1JobsList:
         buttons.addStretch(1)
         box.addWidget(self.jobs_table, 1)
         box.addLayout(buttons)
+        # An evaluation takes minutes: a bar and the time left, not only a table cell.
+        self.evaluation_row = QWidget()
+        row = QHBoxLayout(self.evaluation_row)
+        row.setContentsMargins(0, 0, 0, 0)
+        self.evaluation_label = QLabel()
+        self.evaluation_label.setWordWrap(True)
+        self.evaluation_bar = QProgressBar()
+        self.evaluation_bar.setMaximumWidth(220)
+        row.addWidget(self.evaluation_label, 1)
+        row.addWidget(self.evaluation_bar)
+        self.evaluation_row.hide()
+        box.addWidget(self.evaluation_row)
+        self._evaluation_job: str | None = None
+        self._evaluation_started = 0.0
         return group
 
     def _schedule_refresh(self) -> None:
@@ -105,6 +124,7 @@ class Phase1JobsList:
             # The newest job is the one a person means: its buttons (Cancel, Evaluate) work
             # without clicking its row first.
             self._select_job(records[0].job_id)
+        self._show_last_local_run(records)
         any_running = any(not record.terminal for record in records)
         if any_running and not self._clock.isActive():
             self._clock.start()
@@ -141,6 +161,8 @@ class Phase1JobsList:
         return read_job(self.workspace, job_id)
 
     def _update_buttons(self, *_args) -> None:
+        if not self.controller.evaluate_job.is_running():
+            self._hide_evaluation_progress()
         busy = self.controller.is_busy()
         has_workspace = self.workspace is not None
         check = self.launch_check()
@@ -175,7 +197,8 @@ class Phase1JobsList:
         job_id = self.selected_job_id()
         if job_id is None:
             return
-        self.message.clear_message()
+        if action != "evaluate":  # the finished run's words stay while its evaluation runs
+            self.message.clear_message()
         if action == "cancel":
             start_task(self.controller.cancel(job_id), name=f"cancel {job_id}")
         elif action == "download":
@@ -200,14 +223,34 @@ class Phase1JobsList:
             self.dry_run_summary.setText("The dry run did not pass: see the message above.")
         self.message.show_error(message)
 
+    def _hide_evaluation_progress(self) -> None:
+        self._evaluation_job = None
+        self.evaluation_row.hide()
+
     def _on_evaluation_progress(self, job_id: str, text: str) -> None:
         self._evaluation_status[job_id] = f"evaluating: {text}"
+        if self._evaluation_job != job_id:
+            self._evaluation_job, self._evaluation_started = job_id, time.monotonic()
+        self.evaluation_row.show()
+        counted = re.search(r"(\d+) of (\d+)", text)
+        left = ""
+        if counted:
+            done, total = int(counted.group(1)) - 1, int(counted.group(2))
+            self.evaluation_bar.setRange(0, max(total, 1))
+            self.evaluation_bar.setValue(done)
+            if done > 0:
+                seconds = (time.monotonic() - self._evaluation_started) / done * (total - done)
+                left = f" · about {format_duration(seconds)} left"
+        else:
+            self.evaluation_bar.setRange(0, 0)  # a step of unknown length: the bar moves to and fro
+        self.evaluation_label.setText(f"Evaluating {self._job_name(job_id)}: {text}{left}")
         self._schedule_refresh()
 
     def _on_evaluation_done(self, job_id: str, report: dict) -> None:
         from cognitivetwin_core.playground.evaluation import headline, report_lines
 
         self._evaluation_status.pop(job_id, None)
+        self._hide_evaluation_progress()
         for line in report_lines(report):
             self.append_log(line)
         self.message.show_ok(

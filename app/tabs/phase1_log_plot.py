@@ -96,3 +96,34 @@ class Phase1LogAndPlot:
             self._tray.show()
             self._tray.showMessage(title, text, QSystemTrayIcon.MessageIcon.Information, 10_000)
         self.notified.emit(title, text)
+
+    def _show_last_local_run(self, records) -> None:
+        """Before any run of this session: what the last finished local run learned, from its
+        adapter's lineage (the live curve is drawn only while a run trains)."""
+        if self._local_plot_job is not None or self.loss_plot is not None:
+            return
+        from cognitivetwin_core.phase1.adapter_archive import read_lineage
+
+        for record in records:  # newest first
+            if record.backend != "local" or record.status != "completed" or not record.adapter_path:
+                continue
+            if getattr(self, "_last_run_shown", None) == record.job_id:
+                return  # said already (refreshes come every second while a job runs)
+            self._last_run_shown = record.job_id
+            try:
+                lineage = read_lineage(record.adapter_path) or {}
+            except (OSError, ValueError):
+                lineage = {}
+            first, last, steps = lineage.get("first_loss"), lineage.get("last_loss"), lineage.get("steps")
+            if isinstance(first, (int, float)) and isinstance(last, (int, float)):
+                self.loss_status.setText(
+                    f"The last run on this computer, {self._job_name(record.job_id)}, finished: its loss "
+                    f"(how wrong it still is) went from {first:.3f} to {last:.3f} over {steps} steps. "
+                    "The curve of a run is drawn here while it trains."
+                )
+            else:
+                self.loss_status.setText(
+                    f"The last run on this computer, {self._job_name(record.job_id)}, finished. "
+                    "The curve of a run is drawn here while it trains."
+                )
+            return

@@ -238,6 +238,8 @@ class Phase2Tab(QWidget):
             combo.setMinimumContentsLength(16)
             combo.currentIndexChanged.connect(lambda _i, c=combo: c.setToolTip(c.currentText()))
         self.device_hint.setMinimumWidth(1)
+        # Two lines kept: a form row does not grow with its wrapped label (it was cut mid-line).
+        self.device_hint.setMinimumHeight(2 * self.device_hint.fontMetrics().lineSpacing() + 2)
         scroll = QScrollArea()
         scroll.setWidget(box)
         scroll.setWidgetResizable(True)

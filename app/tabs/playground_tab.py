@@ -73,8 +73,10 @@ SLIDER_DEBOUNCE_MS = 120
 LAST_RUN_SETTING = "playground/last_run"  # the run last looked at, opened again after a restart
 
 
-def _group(title: str, widget: QWidget) -> QGroupBox:
+def _group(title: str, widget: QWidget, tooltip: str = "") -> QGroupBox:
+    # Short titles: a group's title sets its least width, and the tab must fit 1000 pixels.
     box = QGroupBox(title)
+    box.setToolTip(tooltip)
     layout = QVBoxLayout(box)
     layout.setContentsMargins(6, 6, 6, 6)
     layout.addWidget(widget)
@@ -246,6 +248,8 @@ class PlaygroundTab(QWidget):
         scroll.setWidget(panel)
         scroll.setWidgetResizable(True)
         scroll.setMinimumWidth(300)
+        # Only up and down: long lines are cut short (their whole text is in the tooltip).
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         return scroll
 
     def _build_results(self) -> QWidget:
@@ -268,14 +272,14 @@ class PlaygroundTab(QWidget):
         self.stylometric_readout = StylometricReadout()
         signature_layout.addWidget(self.signature_strip)
         signature_layout.addWidget(self.stylometric_readout)
-        grid.addWidget(_group("Style signature and its stylometric readout", signature), 1, 1)
+        grid.addWidget(_group("Style signature", signature, "The style signature and its stylometric readout."), 1, 1)
 
         map_box = QWidget()
         map_layout = QVBoxLayout(map_box)
         map_layout.setContentsMargins(0, 0, 0, 0)
         color_row = QHBoxLayout()
         self.map_color_combo = QComboBox()
-        self.map_color_combo.addItem("Colour by role", "role")
+        self.map_color_combo.addItem("Colour by who wrote it (you, them)", "role")
         self.map_color_combo.addItem("Colour by conversation", "conversation")
         self.map_color_combo.currentIndexChanged.connect(self._map_color_changed)
         self.map_status = QLabel("")
@@ -286,11 +290,11 @@ class PlaygroundTab(QWidget):
         # The map (pyqtgraph, numpy) is built when the tab is first shown, not at start-up.
         self.style_map = None
         self._map_layout = map_layout
-        grid.addWidget(_group("Style map (PCA of the workspace's message signatures)", map_box), 2, 0)
+        grid.addWidget(_group("Style map", map_box, "A PCA map of the workspace's message signatures."), 2, 0)
 
         self.plan_steps = PlanStepsView()
         self.plan_steps.messageActivated.connect(self._show_message)
-        grid.addWidget(_group("Plan steps: nearest workspace messages", self.plan_steps), 2, 1)
+        grid.addWidget(_group("Plan steps", self.plan_steps, "Plan steps: the nearest workspace messages."), 2, 1)
         grid.setRowStretch(2, 1)
         grid.setColumnStretch(0, 1)
         grid.setColumnStretch(1, 1)
