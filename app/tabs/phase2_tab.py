@@ -281,13 +281,16 @@ class Phase2Tab(QWidget):
             # re-lay out the page and repaint every plot, once per step.
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         status.addWidget(self.phase_label, 0, 0, 1, 2)
-        status.addWidget(self.phase_progress, 0, 2, 1, 3)
-        for column, label in enumerate(
-            (self.position_label, self.elapsed_label, self.eta_label, self.memory_label, self.throughput_label)
-        ):
-            status.addWidget(label, 1, column)
-        for column, stretch in enumerate((3, 2, 2, 2, 3)):
-            status.setColumnStretch(column, stretch)
+        status.addWidget(self.phase_progress, 0, 2, 1, 2)
+        # Two lines of two: each text has half the width (on one line of five they were cut:
+        # "90/9", "lr 1.00e-0", the ETA running into the memory).
+        status.addWidget(self.position_label, 1, 0, 1, 2)
+        status.addWidget(self.eta_label, 1, 2, 1, 2)
+        status.addWidget(self.elapsed_label, 2, 0)
+        status.addWidget(self.memory_label, 2, 1)
+        status.addWidget(self.throughput_label, 2, 2, 1, 2)
+        for column in range(4):
+            status.setColumnStretch(column, 1)
         layout.addLayout(status)
 
         # The plots are built when first needed (`_ensure_plots`): importing pyqtgraph costs
@@ -730,7 +733,8 @@ class Phase2Tab(QWidget):
             f"Epoch {event.epoch}/{event.epochs} · step {event.step}/{event.steps_per_epoch} · {event.global_step}/{event.total_steps} total"
         )
         self._set_eta(event.eta_s, "")
-        self.throughput_label.setText(f"{event.examples_per_s:.1f} examples/s · lr {event.lr:.2e}")
+        self.throughput_label.setText(f"{event.examples_per_s:.1f} examples/s")
+        self.throughput_label.setToolTip(f"Learning rate now: {event.lr:.2e}")
 
     def _forget_steps(self) -> None:
         """No step label update may land after the run's end (or in the next run)."""
