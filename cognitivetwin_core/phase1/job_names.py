@@ -8,9 +8,7 @@ workspace use; the name is only what a person reads, and the id goes into the to
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
-from pathlib import Path
 
 from cognitivetwin_core.phase1.jobs import JobRecord
 
@@ -19,15 +17,9 @@ WHERE = {"local": "this computer", "together": "Together AI"}
 
 def base_name(base_model: str | None) -> str:
     """The base's short display name ("SmolLM2 135M"), or its folder's name."""
-    if not base_model:
-        return "unknown base"
-    from cognitivetwin_core.models.catalog import CATALOG
+    from cognitivetwin_core.models.catalog import short_label
 
-    spec = CATALOG.get(str(base_model))
-    if spec is None:
-        return Path(str(base_model)).name or str(base_model)
-    label = re.sub(r"\s*\(.*?\)", "", spec.display_name)
-    return re.sub(r"\s+Instruct\b", "", label).strip()
+    return short_label(base_model)
 
 
 def _started(created_at: str | None) -> str | None:
