@@ -120,8 +120,9 @@ class StyleMap(QWidget):
         else:
             self.projection, self.xy = None, np.zeros((0, 2))
         explained = self.projection.explained if self.projection else (0.0, 0.0)
-        self.plot.setLabel("bottom", f"PC 1 ({explained[0]:.0%} of variance)")
-        self.plot.setLabel("left", f"PC 2 ({explained[1]:.0%})")
+        # Plain axis names; "principal component" (PCA) is in the widget's glossary tooltip.
+        self.plot.setLabel("bottom", f"main difference 1 ({explained[0]:.0%} of all)")
+        self.plot.setLabel("left", f"main difference 2 ({explained[1]:.0%})")
         self._redraw_points()
 
     def set_color_by(self, mode: str) -> None:
