@@ -204,14 +204,30 @@ class Phase2Tab(QWidget):
         self.device_hint = QLabel("Detecting…")
         self.device_hint.setProperty("role", "hint")
         self.device_hint.setWordWrap(True)
-        form.addRow("Epochs", self.epochs_spin)
-        form.addRow("Batch size", self.batch_spin)
-        form.addRow("Learning rate", self.lr_spin)
-        form.addRow("Gradient accumulation", self.accumulation_spin)
-        form.addRow("Plan steps", self.plan_spin)
+        self.epochs_spin.setSuffix(" passes")
+        form.addRow("Times it reads your data", self.epochs_spin)
         form.addRow("Stop early after", self.patience_spin)
         form.addRow("Device", self.device_combo)
         form.addRow("", self.device_hint)
+        # The engineer's settings, folded with their tried defaults: plain names, the exact
+        # term first in each tooltip.
+        from app.widgets.advanced_fold import AdvancedFold
+
+        self.advanced = AdvancedFold()
+        advanced = QFormLayout()
+        self.advanced.content_layout.addLayout(advanced)
+        for label, spin, term in (
+            ("Conversations at once", self.batch_spin, "Batch size"),
+            ("Learning speed", self.lr_spin, "Learning rate"),
+            ("Batches per update", self.accumulation_spin, "Gradient accumulation"),
+            ("Turns it looks ahead", self.plan_spin, "Plan steps"),
+        ):
+            spin.setToolTip(f"{term}. {spin.toolTip()}".strip())
+            name = QLabel(label)
+            name.setToolTip(spin.toolTip())
+            advanced.addRow(name, spin)
+        form.addRow(self.advanced.button)
+        form.addRow(self.advanced)
         column.addWidget(hyper)
 
         buttons = QHBoxLayout()
