@@ -10,7 +10,15 @@ import re
 from PySide6.QtCore import QModelIndex, Qt
 from PySide6.QtGui import Qt as GuiQt
 from PySide6.QtGui import QTextDocument
-from PySide6.QtWidgets import QAbstractButton, QAbstractItemView, QGroupBox, QLabel, QScrollArea, QWidget
+from PySide6.QtWidgets import (
+    QAbstractButton,
+    QAbstractItemView,
+    QGroupBox,
+    QLabel,
+    QPlainTextEdit,
+    QScrollArea,
+    QWidget,
+)
 
 RAW_ROLE = re.compile(r"(?<![\w-])(assistant|user)(?![\w-])")
 HEX_ID = re.compile(r"(?<![\w-])(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{10,}(?![\w])")
@@ -67,6 +75,9 @@ def _texts(root: QWidget):
     for group in root.findChildren(QGroupBox):
         if _shown(group, root):
             yield f"group {group.title()!r}", group.title(), group
+    for edit in root.findChildren(QPlainTextEdit):
+        if _shown(edit, root) and edit.isReadOnly():  # logs and reports the app writes
+            yield "text", edit.toPlainText(), edit
     for view in root.findChildren(QAbstractItemView):
         model = view.model()
         if not _shown(view, root) or model is None:

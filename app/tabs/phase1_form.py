@@ -124,7 +124,6 @@ class Phase1SettingsForm:
         self.epochs = QSpinBox()
         self.epochs.setRange(1, 20)
         self.epochs.setValue(3)
-        self.epochs.setSuffix(" passes")
         self.epochs.setToolTip(f"Epochs: {glossary.meaning('epoch')}")
         self.advanced = AdvancedFold()
         self.advanced_button = self.advanced.button
@@ -132,7 +131,7 @@ class Phase1SettingsForm:
         epochs_row.addWidget(self.epochs)
         epochs_row.addStretch(1)
         epochs_row.addWidget(self.advanced_button)
-        form.addRow("Times it reads your data", epochs_row)
+        form.addRow("Passes over your data", epochs_row)
 
         # The engineer's settings, folded away: plain names, the exact term in each tooltip.
         advanced = QFormLayout()

@@ -103,6 +103,7 @@ class Phase1JobsList:
     def refresh_jobs(self) -> None:
         selected = self.selected_job_id()
         records = list(reversed(self.controller.jobs()))  # newest first
+        self._job_names = {record.job_id: job_name(record) for record in records}
         now = time.time()
         self.jobs_model.set_rows(
             [

@@ -9,11 +9,13 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
+    QFrame,
     QGroupBox,
     QHBoxLayout,
     QLabel,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QVBoxLayout,
 )
 
@@ -90,7 +92,13 @@ class Phase1DryRunAndLaunch:
         reason_row = QHBoxLayout()
         reason_row.addWidget(self.launch_reason, 1)
         reason_row.addWidget(self.fix_button, 0, Qt.AlignmentFlag.AlignTop)
-        box.addWidget(self.dry_run_summary, 1)
+        # A dry run says a lot (counts, tokens, examples): it scrolls rather than being cut.
+        summary_area = QScrollArea()
+        summary_area.setWidget(self.dry_run_summary)
+        summary_area.setWidgetResizable(True)
+        summary_area.setFrameShape(QFrame.Shape.NoFrame)
+        summary_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        box.addWidget(summary_area, 1)
         from app.qt.builtin_model import builtin_model_preparation
         from app.widgets.builtin_model_status import BuiltinModelStatus
 

@@ -45,7 +45,7 @@ class Phase1LogAndPlot:
         if self.loss_plot is None:
             from app.widgets.live_plot import LivePlot  # the Phase 2 tab's throttled plot
 
-            self.loss_plot = LivePlot(x_label="step", y_label="loss (assistant tokens)")
+            self.loss_plot = LivePlot(x_label="step", y_label="loss (on your replies)")
             self.plot_box.insertWidget(0, self.loss_plot, 1)
         self.loss_plot.clear()
         self.loss_plot.add_series(LOSS_SERIES, (33, 60, 170), smooth=True, label="training loss")
@@ -84,6 +84,9 @@ class Phase1LogAndPlot:
         return loss_trend(losses)
 
     def append_log(self, line: str) -> None:
+        # The core's lines name jobs by id: a person reads the job's name.
+        for job_id, name in getattr(self, "_job_names", {}).items():
+            line = line.replace(job_id, name)
         self.log_view.appendPlainText(line)
 
     def notify(self, title: str, text: str) -> None:
