@@ -20,7 +20,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-RAW_ROLE = re.compile(r"(?<![\w-])(assistant|user)(?![\w-])")
+# A role used as a label ("user (context)", "#0 assistant: …", "the user role"), not the
+# word inside a person's own message.
+RAW_ROLE = re.compile(r"(?<![\w-])(assistant|user)(?=\s*[:(]|\s+role\b|'s\b)", re.IGNORECASE)
 HEX_ID = re.compile(r"(?<![\w-])(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{10,}(?![\w])")
 CLI_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]+")
 SLACK_PX = 2  # rounding of font metrics
