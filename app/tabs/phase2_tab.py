@@ -55,7 +55,7 @@ from app.widgets.base_download import BaseDownloadRow
 from app.widgets.live_plot import LivePlot
 from app.widgets.memory_verdict import MemoryVerdictLabel
 from app.widgets.message_label import MessageLabel
-from app.widgets.run_summary_card import HEAD_COLORS, HEAD_METRICS, SummaryCard
+from app.widgets.run_summary_card import HEAD_COLORS, HEAD_METRICS, SummaryCard, without_run_folder
 from cognitivetwin_core.durations import format_duration
 from cognitivetwin_core.models.catalog import CATALOG, DEFAULT_BASE_MODEL
 from cognitivetwin_core.phase2.runs import new_run_dir
@@ -457,10 +457,14 @@ class Phase2Tab(QWidget):
         self.adapter_combo.clear()
         self.adapter_combo.addItem("None (the base alone)", None)
         if self.workspace is not None:
+            from cognitivetwin_core.phase1.job_names import adapter_name
+
             for record in self.workspace.adapters():
-                lineage = record.get("lineage") or {}
-                base = lineage.get("base_model") or lineage.get("base") or ""
-                self.adapter_combo.addItem(f"{record['adapter_id']}" + (f" ({base})" if base else ""), record["path"])
+                # Named as its Phase 1 job is (never its hex id); the id in the tooltip.
+                self.adapter_combo.addItem(adapter_name(record), record["path"])
+                self.adapter_combo.setItemData(
+                    self.adapter_combo.count() - 1, f"Adapter {record['adapter_id']}", Qt.ItemDataRole.ToolTipRole
+                )
         self.adapter_combo.addItem("An adapter folder…", FOLDER_ITEM)
         index = self.adapter_combo.findData(current_adapter)
         if current_adapter is None and not getattr(self, "_adapter_chosen", False):
@@ -820,12 +824,14 @@ class Phase2Tab(QWidget):
             QTimer.singleShot(0, self, lambda: (steps[0](), self._in_turns(*steps[1:])))
 
     def _show_outcome(self, finished) -> None:
+        text = without_run_folder(finished.message, finished.output_dir)
         if finished.outcome == "failed":
-            self.message.show_error(finished.message)
+            self.message.show_error(text)
         elif finished.outcome in ("completed", "stopped"):
-            self.message.show_ok(finished.message)
+            self.message.show_ok(text)
         else:
-            self.message.show_info(finished.message)
+            self.message.show_info(text)
+        self.message.setToolTip(f"Its folder: {finished.output_dir}" if finished.output_dir else "")
 
     def _on_failed(self, message: str) -> None:
         self._forget_steps()

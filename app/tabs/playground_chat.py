@@ -312,20 +312,10 @@ class ChatPanel(QWidget):
         self.adapter_combo.blockSignals(True)
         self.adapter_combo.clear()
         records = self.workspace.adapters() if self.workspace is not None else []
-        from cognitivetwin_core.phase1.job_names import job_name
-        from cognitivetwin_core.phase1.jobs import JobRecord
+        from cognitivetwin_core.phase1.job_names import adapter_name
 
         for record in reversed(records):  # newest first
-            lineage = record.get("lineage") or {}
-            # Named as its Phase 1 job is (base, where, when); the id in the tooltip.
-            label = job_name(
-                JobRecord(
-                    job_id=record["adapter_id"],
-                    backend=lineage.get("backend"),
-                    base_model=lineage.get("base_model"),
-                    created_at=record.get("created_at"),
-                )
-            )
+            label = adapter_name(record)  # named as its Phase 1 job is; the id in the tooltip
             self.adapter_combo.addItem(label, str(record["path"]))
             self.adapter_combo.setItemData(
                 self.adapter_combo.count() - 1, f"Adapter {record['adapter_id']}", Qt.ItemDataRole.ToolTipRole

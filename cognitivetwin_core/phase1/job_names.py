@@ -1,6 +1,7 @@
 """Readable names for Phase 1 jobs, as Phase 2 runs have (`phase2/run_names.py`).
 
     job_name(record)   -> "SmolLM2 135M · this computer · 7 Dec 02:45"
+    adapter_name(workspace_adapter_record) -> the same name for the adapter it left
 
 A job's id (`local-6f2af0bfc6d9`, `ft-…` on Together) stays what the backends and the
 workspace use; the name is only what a person reads, and the id goes into the tooltip.
@@ -45,3 +46,16 @@ def job_name(record: JobRecord) -> str:
     if started:
         parts.append(started)
     return " · ".join(parts)
+
+
+def adapter_name(record: dict) -> str:
+    """A registered adapter (`Workspace.adapters()`), named as the job that trained it."""
+    lineage = record.get("lineage") or {}
+    return job_name(
+        JobRecord(
+            job_id=str(record.get("adapter_id")),
+            backend=lineage.get("backend"),
+            base_model=lineage.get("base_model") or lineage.get("base"),
+            created_at=record.get("created_at"),
+        )
+    )
