@@ -201,7 +201,9 @@ def test_typed_text_with_context_is_analysed_as_you_type(tab, qtbot):
     assert request.label_kind == "rules"
     _assert_panels_show(tab, _expected(tab, request), request)
     assert isinstance(request.context[0], Message)
-    assert "typed user message after 2 context message(s)" in tab.source_label.text()
+    source = tab.source_label.text()
+    assert "a typed message (" in source and ") after 2 context message(s)" in source
+    assert "(user)" not in source and "(assistant)" not in source, "you or them, not a raw role"
 
 
 def test_editing_a_trajectory_slider_changes_the_outputs(tab, qtbot, trained_workspace):

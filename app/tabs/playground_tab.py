@@ -602,9 +602,27 @@ class PlaygroundTab(QWidget):
         self.export_button.setEnabled(self.main_result is not None)
         self.analysisShown.emit(slot)
 
+    def _who(self, request) -> str | None:
+        """ "you" or "them" for the analysed message (the person is the workspace's twin speaker)."""
+        if self.workspace is None:
+            return None
+        from cognitivetwin_core.data.twin_speaker import is_person
+
+        person = self.workspace.twin_speaker()
+        conversation = self.picker.conversation
+        if request.source is not None and conversation is not None and conversation.id == request.source[0]:
+            index = request.source[1]
+            if 0 <= index < len(conversation.messages):
+                return "you" if is_person(conversation.messages[index], person) else "them"
+            return None
+        if request.source is None:
+            return "you" if request.role == person else "them"
+        return None
+
     def _show_main(self, result) -> None:
         request, analysis = result.request, result.analysis
-        self.source_label.setText(f"{describe_source(request)}  ·  analysed in {result.seconds * 1000:.0f} ms")
+        who = self._who(request)
+        self.source_label.setText(f"{describe_source(request, who=who)}  ·  analysed in {result.seconds * 1000:.0f} ms")
         self.pattern_bars.set_values(analysis.pattern_probabilities, analysis.pattern_labels, request.label_kind)
         self.signature_strip.set_signature(analysis.style_signature)
         self.stylometric_readout.set_values(analysis.stylometrics, analysis.measured_stylometrics)
@@ -629,7 +647,7 @@ class PlaygroundTab(QWidget):
                 panel.clear()
                 continue
             panel.show_result(
-                describe_source(result.request, with_run=True),
+                describe_source(result.request, with_run=True, who=self._who(result.request)),
                 result.analysis.pattern_probabilities,
                 result.analysis.pattern_labels,
                 result.request.label_kind,
