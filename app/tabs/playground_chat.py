@@ -192,6 +192,7 @@ class ChatPanel(QWidget):
         self.open_adapter_button = QPushButton("Open adapter folder…")
         self.run_label = QLabel("")
         self.run_label.setProperty("role", "hint")
+        self.run_label.setWordWrap(True)
         top.addWidget(QLabel("Twin:"))
         top.addWidget(self.adapter_combo, 1)
         top.addWidget(self.open_adapter_button)
@@ -289,11 +290,13 @@ class ChatPanel(QWidget):
     def set_phase2_run(self, run_dir: str | Path | None) -> None:
         """The run whose style head scores the replies (None: no scores)."""
         self.run_dir = str(run_dir) if run_dir else None
+        # The run's name, not its folder (a long path widened the whole tab); the folder in the tooltip.
         self.run_label.setText(
-            f"Replies are scored by the Phase 2 run in {self.run_dir}."
+            f"Replies are scored by the Phase 2 run {Path(self.run_dir).name} (how much each sounds like you)."
             if self.run_dir
             else "No Phase 2 run chosen: the replies are not scored."
         )
+        self.run_label.setToolTip(f"The run's folder: {self.run_dir}" if self.run_dir else "")
 
     def shutdown(self) -> None:
         self.job.cancel()

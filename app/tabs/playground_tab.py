@@ -120,7 +120,7 @@ class PlaygroundTab(QWidget):
 
         top = QHBoxLayout()
         self.run_combo = QComboBox()
-        self.run_combo.setMinimumContentsLength(36)
+        self.run_combo.setMinimumContentsLength(28)  # the top row fits a 1000-pixel window
         self.run_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.run_combo.setToolTip("A finished (or stopped) Phase 2 run of this workspace")
         self.open_run_button = QPushButton("Open run folder…")
@@ -130,6 +130,10 @@ class PlaygroundTab(QWidget):
         self.progress_bar.hide()
         self.progress_label = QLabel("")
         self.progress_label.setProperty("role", "hint")
+        # Two lines at most instead of one long one: on one line it widened the tab past a
+        # 1000-pixel window while the run loaded.
+        self.progress_label.setWordWrap(True)
+        self.progress_label.setMinimumWidth(120)
         self.export_button = QPushButton("Export view…")
         self.export_button.setToolTip("Save this view as a PNG and its numbers as JSON")
         self.export_button.setEnabled(False)
@@ -220,6 +224,8 @@ class PlaygroundTab(QWidget):
         self.compare_mode.addButton(self.compare_run_radio)
         self.compare_picker = MessagePicker(compact=True)
         self.compare_run_combo = QComboBox()
+        self.compare_run_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.compare_run_combo.setMinimumContentsLength(20)
         compare_layout.addWidget(self.compare_check)
         compare_layout.addWidget(self.compare_message_radio)
         compare_layout.addWidget(self.compare_picker)
