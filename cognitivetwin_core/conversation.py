@@ -32,15 +32,21 @@ class Conversation:
     source: str
     messages: list[Message] = field(default_factory=list)
     title: str | None = None
+    # The conversation's own id in the file or table it came from (a record's "id", a
+    # Supabase conversation_id), None when the source gives none: part of its identity.
+    source_id: str | None = None
 
     def content_hash(self) -> str:
-        """Identity of the conversation's content (roles, texts and speaker names where there are
-        any: the same words said by someone else are another conversation), for de-duplication and caches."""
+        """The conversation's identity (docs/data-and-model.md, "Which conversations are the
+        same"): per message its role, text, speaker and time, plus the source's own id where
+        there is one. "lol" on Monday and "lol" on Friday, or the same words said by someone
+        else, are other conversations; the same file read twice gives the same hashes."""
         digest = hashlib.sha256()
+        if self.source_id is not None:
+            digest.update(b"\x01" + json.dumps(self.source_id, ensure_ascii=False).encode("utf-8") + b"\x00")
         for message in self.messages:
-            item = [message.role, message.content]
-            if message.speaker is not None:
-                item.append(message.speaker)
+            created_at = message.created_at.isoformat() if message.created_at is not None else None
+            item = [message.role, message.content, message.speaker, created_at]
             digest.update(json.dumps(item, ensure_ascii=False).encode("utf-8"))
             digest.update(b"\x00")
         return digest.hexdigest()

@@ -417,3 +417,30 @@ def test_the_tab_asks_which_speaker_is_you_and_exports_their_turns(
     with qtbot.waitSignal(tab.importFinished, timeout=60_000):
         tab.import_file(chat.with_name("WhatsApp Chat - Lea Vogel.zip"))
     assert "The last import looks like Sam Okafor's export." in tab.speaker_status.text()
+
+
+def test_statistics_name_the_files_to_import_again(qtbot, tmp_path):
+    """An import that compared conversations by their texts alone (an older workspace) is named,
+    with what to do, where the statistics are shown."""
+    import sqlite3
+
+    from app.widgets.stats_view import StatsView
+    from cognitivetwin_core.data.importers import import_into
+    from cognitivetwin_core.data.workspace import DB_NAME, Workspace
+
+    data = tmp_path / "chats.jsonl"
+    data.write_text(json.dumps({"messages": [{"role": "user", "content": "hi"}]}) + "\n", encoding="utf-8")
+    with Workspace.open(tmp_path / "ws") as workspace:
+        import_into(workspace, data)
+    with sqlite3.connect(tmp_path / "ws" / DB_NAME) as db:  # as the migration marks such an import
+        db.execute("UPDATE imports SET duplicates=3, duplicates_by_text=3")
+    view = StatsView()
+    qtbot.addWidget(view)
+    with Workspace.open(tmp_path / "ws", read_only=True) as workspace:
+        view.show_stats(workspace.stats())
+    assert view.repeat_label.isVisibleTo(view)
+    assert f"Import {data} again" in view.repeat_label.text() and "skipped 3 conversations" in view.repeat_label.text()
+    with Workspace.open(tmp_path / "ws") as workspace:
+        import_into(workspace, data)
+        view.show_stats(workspace.stats())
+    assert not view.repeat_label.isVisibleTo(view)

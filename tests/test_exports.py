@@ -133,6 +133,7 @@ def test_trajectory_export_is_the_seed_format_and_round_trips(demo_workspace, tm
                     Message("user", "What is a monad?", created_at=stamp, trajectory=given),
                     Message("assistant", "A monoid in the category of endofunctors.", created_at=stamp),
                 ],
+                source_id="given",  # as an import of a record with its own id stores it
             )
         ]
     )

@@ -477,7 +477,32 @@ def test_a_mistyped_workspace_is_not_created_by_reading(tmp_path):
     typo = tmp_path / "wokspace"
     refused(cli("data", "stats", "--workspace", str(typo)), str(typo), "no workspace")
     refused(cli("phase1", "--list", "--workspace", str(typo)), str(typo), "no workspace")
+    # Listing the speakers reads; naming the person writes, but only into a workspace that exists.
+    refused(cli("data", "speakers", "--workspace", str(typo)), str(typo), "no workspace")
+    refused(cli("data", "speakers", "--me", "user", "--workspace", str(typo)), str(typo), "no workspace")
     assert not typo.exists()
+
+
+def test_damaged_pages_in_a_real_workspace_are_a_sentence_for_every_command(tmp_path):
+    workspace = tmp_path / "ws"
+    with Workspace.open(workspace) as ws:
+        ws.add_conversations(
+            Conversation(f"c{i}", "test", [Message("user", f"question {i} " * 40), Message("assistant", "ok " * 40)])
+            for i in range(300)
+        )
+    database = workspace / DB_NAME
+    damaged = bytearray(database.read_bytes())
+    page = 4096
+    assert len(damaged) > 20 * page
+    for number in range(3, len(damaged) // page, 3):  # the header page and the schema stay whole
+        damaged[number * page + 100 : number * page + 900] = bytes(range(256)) * 3 + bytes(32)
+    database.write_bytes(bytes(damaged))
+    data = tmp_path / "a.jsonl"
+    data.write_text(chat_line("a"), encoding="utf-8")
+    for command in (["stats"], ["list"], ["speakers"], ["privacy"]):
+        refused(cli("data", *command, "--workspace", str(workspace)), str(database), "damaged")
+    refused(import_(data, workspace), str(database), "damaged")
+    assert database.read_bytes() == bytes(damaged)
 
 
 @pytest.fixture()

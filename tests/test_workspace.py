@@ -10,6 +10,7 @@ from cognitivetwin_core.annotation.patterns import PATTERN_NAMES
 from cognitivetwin_core.annotation.trajectory import annotate
 from cognitivetwin_core.conversation import Conversation, Message
 from cognitivetwin_core.data import workspace as workspace_module
+from cognitivetwin_core.data import workspace_annotations
 from cognitivetwin_core.data.workspace import ConversationSummary, Workspace
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
 
@@ -148,7 +149,7 @@ def test_annotations_match_the_annotator_and_refresh_on_version_change(workspace
     with workspace._transaction() as db:
         db.execute("UPDATE messages SET depth=0.5, pattern_mask=0")
     assert workspace.annotations("conv-1")[0].coordinates[0] == 0.5
-    monkeypatch.setattr(workspace_module, "ANNOTATION_VERSION", "999.1")
+    monkeypatch.setattr(workspace_annotations, "ANNOTATION_VERSION", "999.1")
     assert workspace.refresh_annotations() == 1
     assert [a.trajectory for a in workspace.annotations("conv-1")] == expected
     assert workspace.refresh_annotations() == 0

@@ -188,7 +188,8 @@ def describe_report(report) -> str:
     """The import report in one paragraph: what was accepted, skipped and rejected."""
     origin = "the demo dataset" if report.importer == "demo" else (Path(str(report.source)).name or str(report.source))
     # Conversations already in the workspace are counted as read but not added again.
-    added = report.conversations_accepted - report.duplicates
+    stored = getattr(report, "conversations_stored", None)
+    added = stored if stored is not None else report.conversations_accepted - report.duplicates
     if report.duplicates and added <= 0:
         text = (
             f"Nothing new from {origin}: its {report.duplicates:,} conversation"
@@ -200,10 +201,12 @@ def describe_report(report) -> str:
             f"({report.messages_accepted:,} messages) from {origin}."
         )
         if report.duplicates:
-            text = (
-                f"Imported {added:,} new conversation{'s' if added != 1 else ''} from {origin}; "
-                f"{report.duplicates:,} were already in the workspace and were skipped."
+            text += (
+                f" {report.duplicates:,} were already in the workspace and were skipped "
+                f"({added:,} conversations, {report.messages_stored or 0:,} messages added)."
             )
+    if len(getattr(report, "chats", None) or []) > 1:
+        text += f" Chats: {', '.join(report.chats)}."
     if report.rejected:
         first = report.rejected[0]
         text += (

@@ -41,6 +41,11 @@ class StatsView(QWidget):
         form.addRow("Tokens", token_row)
         form.addRow("Sources", self.sources_label)
         layout.addLayout(form)
+        # Files to import again: imports that compared conversations by their texts alone.
+        self.repeat_label = QLabel()
+        self.repeat_label.setWordWrap(True)
+        self.repeat_label.setVisible(False)
+        layout.addWidget(self.repeat_label)
         self.charts_layout = QVBoxLayout()
         layout.addLayout(self.charts_layout, 1)
 
@@ -79,6 +84,9 @@ class StatsView(QWidget):
         self.characters_label.setText(f"{stats['characters']:,}")
         sources = stats.get("by_source") or {}
         self.sources_label.setText(", ".join(f"{name}: {count:,}" for name, count in sources.items()) or "none yet")
+        advice = [record["advice"] for record in stats.get("imports_to_repeat") or []]
+        self.repeat_label.setText("\n".join(advice))
+        self.repeat_label.setVisible(bool(advice))
         self._ensure_charts()
         phase_counts = np.array([stats["by_phase"].get(i, 0) for i in range(len(PHASE_NAMES))], dtype=np.float64)
         pattern_counts = np.array([stats["by_pattern"].get(name, 0) for name in PATTERN_NAMES], dtype=np.float64)

@@ -307,12 +307,19 @@ def _import(args) -> int:
     bar = _ProgressBar("importing", enabled=not args.quiet)
     try:
         report = import_into(
-            workspace, source, importer=args.importer, strict=args.strict, progress=bar, gap_hours=args.gap_hours
+            workspace,
+            source,
+            importer=args.importer,
+            strict=args.strict,
+            progress=bar,
+            gap_hours=args.gap_hours,
+            me=args.me,
         )
         bar.close()
         _print_report(report)
-        if args.me:
-            print(f"The twin speaks as {printable(workspace.set_twin_speaker(args.me), one_line=True)}.")
+        _print_imports_to_repeat(workspace.imports_to_repeat())
+        if report.twin_speaker is not None:
+            print(f"The twin speaks as {printable(report.twin_speaker, one_line=True)}.")
         elif report.participants and workspace.twin_speaker() not in report.participants:
             name = f'"{printable(report.owner, one_line=True)}"' if report.owner else "NAME"
             print(
@@ -325,10 +332,18 @@ def _import(args) -> int:
     return 0 if report.conversations_accepted or not report.rejected_total else 2
 
 
+def _print_imports_to_repeat(records: list[dict]) -> None:
+    """Say which files to import again: imports that compared conversations by their texts alone."""
+    for record in records:
+        print(f"note: {printable(record['advice'], one_line=True)}")
+
+
 def _speakers(args) -> int:
     from cognitivetwin_core.data.twin_speaker import describe
 
-    with _open_workspace(args) as workspace:
+    if args.me:  # a write, but only into a workspace that exists (a mistyped folder is refused)
+        _open_workspace(args, read_only=True).close()
+    with _open_workspace(args, read_only=not args.me) as workspace:
         if args.me:
             workspace.set_twin_speaker(args.me)
         current = workspace.twin_speaker()
@@ -478,6 +493,7 @@ def _stats(args) -> int:
             f"  #{record['id']} {record['importer']} {printable(record['location'], one_line=True)}: "
             f"{record['conversations']} added, {record['duplicates']} duplicates, {record['rejected']} rejected"
         )
+    _print_imports_to_repeat(stats["imports_to_repeat"])
     return 0
 
 

@@ -2,11 +2,18 @@
 
 A migration is never edited once released: add a new one. `meta.schema_version` records
 the last one applied; a database from a newer version of the app is refused, not damaged.
+A migration is SQL (statements separated by ";") or a function given the open transaction's
+connection, for changes SQL cannot compute (hashes).
 """
 
 from __future__ import annotations
 
-MIGRATIONS: list[str] = [
+import sqlite3
+from collections.abc import Callable
+
+from cognitivetwin_core.data.conversation_identity import rehash_stored_conversations
+
+MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     # 1: conversations, messages with their annotations, imports, Phase 1 jobs, Phase 2 runs, adapters.
     """
     CREATE TABLE imports(
@@ -83,6 +90,15 @@ MIGRATIONS: list[str] = [
         value TEXT NOT NULL
     );
     """,
+    # 3: conversation identity (docs/data-and-model.md): the source's own id per conversation, and
+    # which imports counted duplicates by their texts alone (they may have left conversations out).
+    """
+    ALTER TABLE conversations ADD COLUMN source_id TEXT;
+    ALTER TABLE imports ADD COLUMN duplicates_by_text INTEGER NOT NULL DEFAULT 0;
+    UPDATE imports SET duplicates_by_text = duplicates WHERE duplicates > 0;
+    """,
+    # 4: conversation identity: every stored conversation's hash recomputed with speakers, times and source ids.
+    rehash_stored_conversations,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -36,6 +36,7 @@ from cognitivetwin_core.data.importers.report import (
     StrictImportAborted,
 )
 from cognitivetwin_core.data.importers.supabase_table import ColumnMapping, SupabaseSource
+from cognitivetwin_core.data.twin_speaker import SETTING_KEY as TWIN_SPEAKER_KEY
 from cognitivetwin_core.errors import InputError, os_error, shown_path
 
 __all__ = [
@@ -242,21 +243,33 @@ def import_into(
     strict: bool = False,
     progress: ProgressCallback | None = None,
     gap_hours: float | None = None,
+    me: str | None = None,
 ) -> ImportReport:
     """Import a file, "demo" or a SupabaseSource into the workspace, all or nothing.
-    Duplicates (same content already stored) are counted, not stored again."""
+    Duplicates (the same conversation already stored: docs/data-and-model.md) are counted,
+    not stored again. `me` (who the person is: a role or a participant) is checked against
+    the workspace with this import in it before anything is kept, and saved with it: an
+    unknown name keeps nothing and raises InputError."""
     conversations, report = iter_source(
         path_or_source, importer=importer, strict=strict, progress=progress, gap_hours=gap_hours
     )
     location = path_or_source.label if isinstance(path_or_source, SupabaseSource) else report.source
+
+    def set_me(db) -> None:
+        report.twin_speaker = workspace.resolve_speaker(me)
+        workspace.write_setting(db, TWIN_SPEAKER_KEY, report.twin_speaker)
+
     result = workspace.add_conversations(
         conversations,
         source_label=report.source,
         importer=report.importer,
         location=location,
         report=report.to_dict,
+        before_commit=set_me if me is not None else None,
     )
     report.duplicates = result.duplicates
+    report.conversations_stored = result.conversations_added
+    report.messages_stored = result.messages_added
     report.import_id = result.import_id
     report.conversation_ids = result.ids
     return report

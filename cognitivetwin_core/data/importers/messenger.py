@@ -57,7 +57,9 @@ def chat_conversations(
     report: ImportReport,
 ) -> Iterator[Conversation]:
     """The chat cut at gaps into conversations with stable ids (chat + first message's time),
-    counting each participant's messages in the report."""
+    counting each participant's messages in the report. The chat's name (`title`) is the
+    source's own id of its conversations: the same words sent at the same minute into two
+    chats are two conversations."""
     digest = hashlib.sha256(chat_key.encode("utf-8")).hexdigest()[:10]
     for number, run in enumerate(split_at_gaps(messages, gap_hours), start=1):
         first = run[0].created_at
@@ -66,4 +68,4 @@ def chat_conversations(
             if message.speaker is not None:
                 report.participants[message.speaker] = report.participants.get(message.speaker, 0) + 1
         report.accept(len(run))
-        yield Conversation(id=f"{source}-{digest}-{stamp}", source=source, messages=run, title=title)
+        yield Conversation(id=f"{source}-{digest}-{stamp}", source=source, messages=run, title=title, source_id=title)

@@ -163,4 +163,11 @@ def stable_id(prefix: str, messages: list[Message]) -> str:
 def make_conversation(
     record_id: str | None, source: str, messages: list[Message], *, title: str | None = None, id_prefix: str
 ) -> Conversation:
-    return Conversation(id=record_id or stable_id(id_prefix, messages), source=source, messages=messages, title=title)
+    """The record's conversation; its own id (when it has one) is kept as `source_id`, part of its identity."""
+    return Conversation(
+        id=record_id or stable_id(id_prefix, messages),
+        source=source,
+        messages=messages,
+        title=title,
+        source_id=record_id,
+    )

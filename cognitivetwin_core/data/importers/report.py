@@ -86,6 +86,12 @@ class ImportReport:
     # Who made the export, when the file tells (Telegram's personal_information, or the one
     # participant of a two-person WhatsApp chat not named in its title): a suggestion for "me".
     owner: str | None = None
+    # The chats of an export holding several (a WhatsApp zip with one text per chat), by name.
+    chats: list[str] = field(default_factory=list)
+    # What the workspace kept (duplicates aside) and who the person is, once imported.
+    conversations_stored: int | None = None
+    messages_stored: int | None = None
+    twin_speaker: str | None = None
     conversation_ids: list[str] = field(default_factory=list, repr=False)
 
     def reject(self, rejection: Rejection) -> None:
@@ -109,18 +115,25 @@ class ImportReport:
 
     def to_dict(self) -> dict:
         data = asdict(self)
-        data.pop("conversation_ids")
+        # Known once the import is stored: its record holds the counts, the settings the speaker.
+        for key in ("conversation_ids", "conversations_stored", "messages_stored", "twin_speaker"):
+            data.pop(key)
         data["rejected_count"] = self.rejected_total
         return data
 
     def summary(self) -> str:
         text = f"{self.source}: {self.conversations_accepted} conversations, {self.messages_accepted} messages accepted"
         if self.duplicates:
-            text += f", {self.duplicates} already in the workspace"
+            text += (
+                f", {self.duplicates} already in the workspace ({self.conversations_stored} conversations, "
+                f"{self.messages_stored} messages added)"
+            )
         if self.rejected_total:
             text += f", {self.rejected_total} records rejected"
         if self.truncated_at:
             text += f"; the file ends early ({self.truncated_at})"
+        if len(self.chats) > 1:
+            text += f"\nChats ({len(self.chats)}): " + ", ".join(self.chats)
         if self.participants:
             ranked = sorted(self.participants.items(), key=lambda item: (-item[1], item[0]))
             text += "\nParticipants: " + ", ".join(

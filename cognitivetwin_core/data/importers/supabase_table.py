@@ -280,7 +280,7 @@ def _read_rows(
         if current_id is None or current_bad or not current:
             return None
         report.accept(len(current))
-        return Conversation(id=str(current_id), source=NAME, messages=list(current))
+        return Conversation(id=str(current_id), source=NAME, messages=list(current), source_id=str(current_id))
 
     while total is None or offset < total:
         response = _execute(page(offset), source)

@@ -1,5 +1,6 @@
 """WhatsApp chat export: the `.txt` a phone writes ("Export chat"), or the `.zip` it shares
-with the text inside (`_chat.txt` on iPhone, `WhatsApp Chat with X.txt` on Android).
+with the text inside (`_chat.txt` on iPhone, `WhatsApp Chat with X.txt` on Android). A zip
+holding several chats' texts imports every one of them, each titled after its chat.
 
     Android: 12/31/23, 9:15 PM - Alice: text        (or 31/12/2023, 21:15 - Alice: text)
     iPhone:  [31/12/2023, 21:15:03] Alice: text      (or [12/31/23, 9:15:03 PM] Alice: text)
@@ -62,6 +63,7 @@ _SYSTEM = re.compile(
 # A notice whose own text holds ": " (a new subject) would otherwise read as a message.
 _SYSTEM_NAME = re.compile(r"changed (the subject|the group|this group)", re.IGNORECASE)
 _MAX_NAME = 80
+_COPY_MARK = re.compile(r" \(\d+\)$")
 
 
 class _Header:
@@ -255,16 +257,20 @@ def _messages(open_text, label: str, report: ImportReport, progress, total) -> I
             yield message
 
 
-def _chat_member(archive: zipfile.ZipFile) -> str | None:
+def _chat_members(archive: zipfile.ZipFile) -> list[str]:
+    """The chat texts of a zip: every `_chat.txt` or `WhatsApp Chat ….txt` (a zip of several
+    exports holds one per chat), else its only text file."""
     texts = [
         info.filename
         for info in archive.infolist()
         if not info.is_dir() and info.filename.lower().endswith(".txt") and "/__macosx/" not in f"/{info.filename}"
     ]
-    for name in texts:
-        if name.rsplit("/", 1)[-1] == "_chat.txt" or name.rsplit("/", 1)[-1].startswith("WhatsApp Chat"):
-            return name
-    return texts[0] if len(texts) == 1 else None
+    chats = [
+        name
+        for name in texts
+        if name.rsplit("/", 1)[-1] == "_chat.txt" or name.rsplit("/", 1)[-1].startswith("WhatsApp Chat")
+    ]
+    return chats or (texts if len(texts) == 1 else [])
 
 
 def is_whatsapp_text(head: bytes) -> bool:
@@ -274,10 +280,10 @@ def is_whatsapp_text(head: bytes) -> bool:
 
 
 def zip_has_chat(archive: zipfile.ZipFile) -> bool:
-    name = _chat_member(archive)
-    if name is None:
+    names = _chat_members(archive)
+    if not names:
         return False
-    with archive.open(name) as stream:
+    with archive.open(names[0]) as stream:
         return is_whatsapp_text(stream.read(1 << 14))
 
 
@@ -288,31 +294,24 @@ def read(
     path = Path(path)
     if zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as archive:
-            member = _chat_member(archive)
-            if member is None:
+            members = _chat_members(archive)
+            if not members:
                 report.reject(
                     Rejection(
                         str(path), "the zip holds no WhatsApp chat text (_chat.txt or 'WhatsApp Chat with ….txt')"
                     )
                 )
                 return
-            label = f"{path}!{member}"
-            total = archive.getinfo(member).file_size
-
-            def open_text():
-                return io.TextIOWrapper(archive.open(member), encoding="utf-8-sig", errors="surrogateescape")
-
-            title = Path(member).stem if member.rsplit("/", 1)[-1] != "_chat.txt" else path.stem
-            messages = _messages(open_text, label, report, progress, total)
-            yield from chat_conversations(
-                messages,
-                source=NAME,
-                chat_key=f"{path.name}/{member}",
-                title=_title(title),
-                gap_hours=gap,
-                report=report,
-            )
-            report.owner = _owner(_title(title), report)
+            owners = set()
+            for member in members:
+                before = dict(report.participants)
+                yield from _zip_chat(archive, member, path, report, progress, gap)
+                title = _member_title(member, path)
+                report.chats.append(title)
+                names = [name for name, count in report.participants.items() if count != before.get(name, 0)]
+                owners.add(_owner(title, names))
+            # Several chats: the exporter is the one person every two-person chat names as the other.
+            report.owner = owners.pop() if len(owners) == 1 else None
         return
     label = str(path)
     with open(path, "rb") as probe:
@@ -325,19 +324,46 @@ def read(
     yield from chat_conversations(
         messages, source=NAME, chat_key=path.name, title=_title(path.stem), gap_hours=gap, report=report
     )
-    report.owner = _owner(_title(path.stem), report)
+    report.owner = _owner(_title(path.stem), list(report.participants))
 
 
-def _owner(title: str, report: ImportReport) -> str | None:
+def _member_title(member: str, path: Path) -> str:
+    """The chat's name: from its text's name, or the zip's for an iPhone `_chat.txt`."""
+    stem = Path(member).stem if member.rsplit("/", 1)[-1] != "_chat.txt" else path.stem
+    return _title(stem)
+
+
+def _zip_chat(
+    archive: zipfile.ZipFile, member: str, path: Path, report: ImportReport, progress, gap: float
+) -> Iterator[Conversation]:
+    """One chat text of a zip, its conversations titled after the chat."""
+    total = archive.getinfo(member).file_size
+
+    def open_text():
+        return io.TextIOWrapper(archive.open(member), encoding="utf-8-sig", errors="surrogateescape")
+
+    messages = _messages(open_text, f"{path}!{member}", report, progress, total)
+    yield from chat_conversations(
+        messages,
+        source=NAME,
+        chat_key=f"{path.name}/{member}",
+        title=_member_title(member, path),
+        gap_hours=gap,
+        report=report,
+    )
+
+
+def _owner(title: str, names: list[str]) -> str | None:
     """A two-person chat is named after the other person: the exporter is the one left."""
-    names = list(report.participants)
     if len(names) == 2 and title in names:
         return names[1 - names.index(title)]
     return None
 
 
 def _title(stem: str) -> str:
+    """The chat's name from an export's file name; a copy's " (1)" (a second download) is no part
+    of it, as the name is the chat's identity (docs/data-and-model.md)."""
     for prefix in ("WhatsApp Chat with ", "WhatsApp Chat - ", "WhatsApp Chat "):
         if stem.startswith(prefix):
-            return stem[len(prefix) :]
+            return _COPY_MARK.sub("", stem[len(prefix) :])
     return stem
