@@ -243,8 +243,6 @@ class Phase2Tab(QWidget):
             buttons.addWidget(button)
         column.addLayout(buttons)
         self.memory_verdict = MemoryVerdictLabel()  # will the base fit? shown before Start
-        # Room for two lines: the column does not grow with the wrapped verdict (it was cut).
-        self.memory_verdict.setMinimumHeight(2 * self.memory_verdict.fontMetrics().lineSpacing() + 12)
         column.addWidget(self.memory_verdict)
         self.base_combo.currentIndexChanged.connect(self._base_changed)
         self.device_combo.currentIndexChanged.connect(self._check_memory)
