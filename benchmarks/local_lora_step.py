@@ -10,7 +10,7 @@ spin-waiting inflates CPU time; tokens per CPU-second x cores approximates an id
 Variants, each timed over the same batches of the demo data in one run (ratios are what
 count: the machine's load changes absolute numbers):
   hf_loss        the usual `model(input_ids, labels=...)`: logits for every position
-  labelled_only  `local_lora.assistant_loss`: vocabulary projection only where a label is
+  labelled_only  `assistant_tokens.assistant_loss`: vocabulary projection only where a label is
   top_layers     labelled_only, LoRA on the top third of the layers only (shorter backward)
 """
 
@@ -38,14 +38,19 @@ def main() -> None:
 
     from cognitivetwin_core.models.loader import load_base_model
     from cognitivetwin_core.paths import resources_dir
+    from cognitivetwin_core.phase1.assistant_tokens import (
+        assistant_loss,
+        collate,
+        length_batches,
+        tokenize_conversation,
+    )
     from cognitivetwin_core.phase1.jobs import read_chat_jsonl
-    from cognitivetwin_core.phase1.local_lora import _collate, assistant_loss, length_batches, tokenize_conversation
 
     conversations = read_chat_jsonl(resources_dir() / "demo" / "conversations.jsonl")
     _, tokenizer = load_base_model("smollm2-135m")
     examples = [e for e in (tokenize_conversation(tokenizer, c, 512) for c in conversations) if e]
     batches = length_batches(examples, args.tokens, seed=0)[: args.steps + 1]
-    tensors = [_collate([examples[i] for i in b], tokenizer.pad_token_id) for b in batches]
+    tensors = [collate([examples[i] for i in b], tokenizer.pad_token_id) for b in batches]
     tokens = sum(int(mask.sum()) for _, _, mask in tensors[1:])
 
     def build(top_only: bool):

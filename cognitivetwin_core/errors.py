@@ -35,6 +35,21 @@ def is_disk_failure(exc: BaseException) -> bool:
     return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EIO)
 
 
+def reported_os_error(exc: BaseException) -> OSError | None:
+    """The OSError behind `exc`: itself, or one a library only reported in its message, as
+    safetensors' writer does ("I/O error: No space left on device (os error 28)")."""
+    import os
+    import re
+
+    if isinstance(exc, OSError):
+        return exc
+    match = re.search(r"\(os error (\d+)\)|\bcode: (\d+)\b", str(exc))
+    if match is None:
+        return None
+    number = int(match.group(1) or match.group(2))
+    return OSError(number, os.strerror(number))
+
+
 def os_error(exc: OSError, doing: str, path=None) -> CognitiveTwinError:
     """One sentence for an OSError met while `doing` ("reading", "writing", ...) `path`.
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from cognitivetwin_core.errors import InputError
+from cognitivetwin_core.errors import InputError, os_error
 
 ADAPTER_MARKER = "lineage.json"  # written beside every adapter we download or train
 PHASE2_MARKER = "run.json"  # written in every Phase 2 output folder
@@ -73,6 +73,22 @@ def classify(path: str | Path) -> str:
     return FOREIGN
 
 
+def _check_writable(folder: Path) -> None:
+    """Refuse a place where nothing can be created (its nearest existing folder), before a
+    long download or training run that would only fail at its end."""
+    import os
+    import tempfile
+
+    existing = next((p for p in (folder, *folder.parents) if p.is_dir()), None)
+    if existing is None:
+        return
+    try:
+        probe = tempfile.mkdtemp(prefix=".write-check-", dir=existing)
+    except OSError as exc:
+        raise os_error(exc, "writing in", existing) from None
+    os.rmdir(probe)
+
+
 def check_adapter_output(path: str | Path, *, overwrite: bool = False) -> str:
     """Refuse an adapter destination that would replace what the user did not ask to replace.
 
@@ -80,6 +96,7 @@ def check_adapter_output(path: str | Path, *, overwrite: bool = False) -> str:
     """
     path = Path(path).expanduser()
     kind = classify(path)
+    _check_writable(path.parent)  # the adapter is unpacked beside its folder, then moved in
     if kind in (MISSING, EMPTY):
         return kind
     if kind == ADAPTER:

@@ -19,6 +19,8 @@ DEBIAN_PACKAGES=(
   desktop-file-utils appstream
   # xwininfo, for the packaged-bundle window check
   x11-utils
+  # a real browser opening the judge's HTML report (tests/test_judges_report.py)
+  chromium
 )
 
 install_debian_packages() {

@@ -339,16 +339,22 @@ def test_import_menu_lists_every_file_importer(window, monkeypatch, tmp_path, qt
 
     tab = window.data_tab
     tab.import_menu.aboutToShow.emit()
-    labels = [action.text() for action in tab.import_menu.actions()]
-    assert labels == [info.title for info in IMPORTERS.values() if info.file_filter]
-    assert len(labels) >= 4
+    actions = tab.import_menu.actions()
+    labels = [action.text() for action in actions if not action.isSeparator()]
+    # First any export, recognised from a file or a folder as downloaded; then each format.
+    assert labels[:2] == ["Any export (recognised automatically)…", "An export folder (as downloaded and unpacked)…"]
+    assert labels[2:] == [info.title for info in IMPORTERS.values() if info.file_filter]
+    assert len(labels) >= 12
     chosen = {}
     monkeypatch.setattr(tab, "import_file", lambda path, name=None: chosen.update(path=path, name=name) or True)
     from PySide6.QtWidgets import QFileDialog
 
     monkeypatch.setattr(QFileDialog, "getOpenFileName", lambda *args, **kwargs: (str(tmp_path / "x.json"), ""))
-    tab.import_menu.actions()[2].trigger()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *args, **kwargs: str(tmp_path))
+    actions[3 + 2].trigger()  # after the two "any" entries and the separator
     assert chosen == {"path": str(tmp_path / "x.json"), "name": list(IMPORTERS)[2]}
+    actions[1].trigger()
+    assert chosen == {"path": str(tmp_path), "name": None}
 
 
 def test_the_tab_asks_which_speaker_is_you_and_exports_their_turns(
@@ -444,3 +450,50 @@ def test_statistics_name_the_files_to_import_again(qtbot, tmp_path):
         import_into(workspace, data)
         view.show_stats(workspace.stats())
     assert not view.repeat_label.isVisibleTo(view)
+
+
+def test_an_export_folder_is_recognised_and_its_owner_is_you(window, qtbot, test_output_dir):
+    from pathlib import Path
+
+    from PySide6.QtCore import QMimeData, QPoint, QPointF, QUrl
+    from PySide6.QtGui import QDropEvent
+
+    folder = Path(__file__).parent / "fixtures" / "meta" / "facebook-zoemartins"
+    tab = window.data_tab
+    window.tabs.setCurrentWidget(tab)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(folder))])
+    drop = QDropEvent(
+        QPointF(QPoint(10, 10)),
+        Qt.DropAction.CopyAction,
+        mime,
+        Qt.MouseButton.LeftButton,
+        Qt.KeyboardModifier.NoModifier,
+    )
+    with qtbot.waitSignal(tab.importFinished, timeout=60_000) as done:
+        tab.dropEvent(drop)  # the folder dropped on the tab, as downloaded and unpacked
+    assert done.args[0].importer == "facebook-messenger"
+    text = tab.message.text()
+    assert text.startswith("Recognised: Facebook Messenger download (folder or .zip). Imported 3 conversations")
+    assert "The twin now speaks as Zoë Martins, the export's owner" in text
+    # "Which of these is you?" answers with the export's owner, not the AI's side.
+    assert tab.speaker_combo.currentData() == "Zoë Martins"
+    assert tab.speaker_status.text() == "The twin learns Zoë Martins's messages (3); everyone else's are context."
+    qtbot.wait(100)
+    window.grab().save(str(test_output_dir / "data_tab_export_folder.png"))
+
+    # Her Signal messages are signed "Me": "These are all me" makes one speaker of both.
+    with qtbot.waitSignal(tab.importFinished, timeout=60_000):
+        tab.import_file(folder.parent.parent / "signal" / "sigtop")
+    assert tab.link_speakers_button.isVisible()
+    dialog = tab.open_link_speakers()
+    names = [dialog.list.item(row).data(Qt.ItemDataRole.UserRole) for row in range(dialog.list.count())]
+    assert "Me" in names and "Zoë Martins" in names
+    for row in range(dialog.list.count()):
+        if dialog.list.item(row).data(Qt.ItemDataRole.UserRole) in ("Me", "Zoë Martins"):
+            dialog.list.item(row).setCheckState(Qt.CheckState.Checked)
+    dialog.name_edit.setText("Zoë Martins")
+    dialog.accept()
+    assert tab.speaker_combo.currentData() == "Zoë Martins"
+    assert tab.speaker_combo.currentText() == "Zoë Martins — 5 messages"
+    assert window.workspace.twin_speaker() == "Zoë Martins"

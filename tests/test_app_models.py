@@ -71,7 +71,7 @@ def test_download_row_says_a_gated_licence_must_be_accepted(qtbot, hub_env, repo
 
 def test_memory_verdict_fits_and_refuses(qtbot, tiny_model_dir, tmp_path):
     from app.widgets.memory_verdict import MemoryVerdictLabel
-    from cognitivetwin_core.phase1.local_lora import local_memory_verdict
+    from cognitivetwin_core.phase1.lora_device_plan import local_memory_verdict
     from cognitivetwin_core.phase2.memory_check import encode_memory_verdict
 
     label = MemoryVerdictLabel()

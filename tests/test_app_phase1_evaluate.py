@@ -68,7 +68,7 @@ def test_evaluate_button_fills_the_evaluation_column(qtbot, qasync_loop, isolate
     assert shown and all(visible for visible, _text in shown), shown
     assert any("held-out message" in text for _visible, text in shown) and "local-test" not in shown[-1][1]
     assert not tab.evaluation_row.isVisibleTo(tab), "the bar goes once the evaluation is done"
-    assert job_id == "local-test" and report["held_out"]["conversations"] == 2 and len(report["samples"]) == 1
+    assert job_id == "local-test" and report["held_out"]["conversations"] == 2 and len(report["examples"]) == 1
     assert (folder / "evaluation.json").is_file()
     assert ticks and all(t is threading.main_thread() for t in ticks)  # the GUI kept running
     qtbot.waitUntil(lambda: tab.job_row("local-test")["Evaluation"].startswith("perplexity "), timeout=5_000)

@@ -203,8 +203,8 @@ def test_evaluate_prints_lower_twin_perplexity_and_style_scores(demo_twin, phase
     report = load_evaluation(demo_twin)
     assert report["perplexity"]["twin"] < report["perplexity"]["base"], report["perplexity"]
     assert report["held_out"]["source"].startswith("the validation split")
-    assert len(report["samples"]) == 2
-    for row in report["samples"]:
+    assert len(report["examples"]) == 2
+    for row in report["examples"]:
         assert row["twin"] and row["base"] and row["real"]
         assert -1 <= row["twin_sounds_like"] <= 1 and -1 <= row["twin_to_real"] <= 1
         assert set(row["stylometrics"]["twin"]) >= {"length", "punctuation_rate", "question_rate", "emoji"}

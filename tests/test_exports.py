@@ -25,6 +25,8 @@ from cognitivetwin_core.errors import InputError
 def demo_workspace(tmp_path):
     with Workspace.open(tmp_path / "ws") as workspace:
         import_into(workspace, "demo")
+        # The demo makes its user side the twin; these tests export the AI's side, as the seed did.
+        workspace.set_twin_speaker("assistant")
         yield workspace
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.paths import resources_dir
 from cognitivetwin_core.phase1.jobs import Phase1Settings, read_chat_jsonl
 
@@ -185,7 +186,7 @@ def test_a_local_lora_checkpoint_of_the_full_model_resumes_on_the_text_model(gem
     data = tmp_path / "data.jsonl"
     data.write_text("".join(json.dumps({"messages": c}) + "\n" for c in conversations), encoding="utf-8")
     settings = Phase1Settings(base_model=str(gemma3), epochs=3, max_seq_length=96)
-    work, steps = tmp_path / "work", []
+    work, steps, stop = tmp_path / "work", [], Cancellation()
     options = dict(work_dir=work, device="cpu", max_batch_tokens=200)
     with pytest.raises(CancelledError):
         train_local_lora(
@@ -193,8 +194,8 @@ def test_a_local_lora_checkpoint_of_the_full_model_resumes_on_the_text_model(gem
             gemma3,
             tmp_path / "out",
             settings,
-            on_event=lambda e: e.kind == "step" and steps.append(e.step),
-            should_stop=lambda: len(steps) >= 2,
+            on_event=lambda e: e.kind == "step" and (steps.append(e.step) or len(steps) < 2 or stop.cancel()),
+            cancellation=stop,
             **options,
         )
     path = work / "checkpoint" / "adapter_model.safetensors"

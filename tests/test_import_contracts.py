@@ -1,7 +1,8 @@
 """The layers of docs/ARCHITECTURE.md hold, checked by import-linter's contracts in pyproject.toml.
 
 The second test proves the contracts bite: an upward import added to a copy of the core
-(data importing phase2) and a Qt import in the core are both reported as broken.
+(data importing phase2), a Qt import in the core, and a tab importing another tab's module
+are each reported as broken.
 """
 
 import shutil
@@ -29,7 +30,7 @@ def _lint_imports(cwd: Path, extra_path: Path | None = None) -> subprocess.Compl
 def test_the_import_contracts_are_kept():
     result = _lint_imports(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "0 broken" in result.stdout and "3 kept" in result.stdout
+    assert "0 broken" in result.stdout and "9 kept" in result.stdout
 
 
 @pytest.mark.parametrize(
@@ -38,6 +39,8 @@ def test_the_import_contracts_are_kept():
         ("cognitivetwin_core/data/workspace.py", "import cognitivetwin_core.phase2.trainer", "layered"),
         ("cognitivetwin_core/phase2/heads.py", "import cognitivetwin_core.phase1.local_lora", "layered"),
         ("cognitivetwin_core/annotation/patterns.py", "import PySide6.QtCore", "never imports Qt"),
+        ("app/tabs/start_tab.py", "import app.tabs.phase2_controller", "each other: the start tab BROKEN"),
+        ("app/tabs/phase1_controller.py", "import app.tabs.playground_tab", "each other: the phase1 tab BROKEN"),
     ],
 )
 def test_an_upward_import_breaks_a_contract(tmp_path, module, upward_import, contract):

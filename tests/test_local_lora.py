@@ -7,19 +7,20 @@ from pathlib import Path
 
 import pytest
 
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.data.workspace import Workspace
 from cognitivetwin_core.errors import CancelledError
 from cognitivetwin_core.paths import resources_dir
-from cognitivetwin_core.phase1.backends import open_backend
-from cognitivetwin_core.phase1.jobs import Phase1Settings, read_chat_jsonl
-from cognitivetwin_core.phase1.local_lora import (
+from cognitivetwin_core.phase1.assistant_tokens import (
     IGNORE_INDEX,
-    LocalLoraJobs,
     evaluate_loss,
     length_batches,
     tokenize_conversation,
-    train_local_lora,
 )
+from cognitivetwin_core.phase1.backends import open_backend
+from cognitivetwin_core.phase1.jobs import Phase1Settings, read_chat_jsonl
+from cognitivetwin_core.phase1.local_jobs import LocalLoraJobs
+from cognitivetwin_core.phase1.local_lora import train_local_lora
 from tests.conftest import demo_chat_jsonl
 
 DEMO = resources_dir() / "demo" / "conversations.jsonl"
@@ -110,8 +111,13 @@ def test_cancel_keeps_a_checkpoint_and_the_next_run_resumes(small_data, tiny_mod
     work = tmp_path / "work"
     steps_seen = []
 
-    def stop_after_three():
-        return len(steps_seen) >= 3
+    stop = Cancellation()
+
+    def stop_after_three(event):
+        if event.kind == "step":
+            steps_seen.append(event.step)
+            if len(steps_seen) >= 3:
+                stop.cancel()
 
     with pytest.raises(CancelledError, match="resumes"):
         train_local_lora(
@@ -120,8 +126,8 @@ def test_cancel_keeps_a_checkpoint_and_the_next_run_resumes(small_data, tiny_mod
             tmp_path / "out",
             settings,
             work_dir=work,
-            on_event=lambda e: e.kind == "step" and steps_seen.append(e.step),
-            should_stop=stop_after_three,
+            on_event=stop_after_three,
+            cancellation=stop,
             max_batch_tokens=200,
         )
     assert (work / "checkpoint" / "adapter_model.safetensors").is_file()

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.errors import CancelledError, CognitiveTwinError
 from cognitivetwin_core.phase1.jobs import Phase1Settings
-from cognitivetwin_core.phase1.local_lora import LocalLoraRun, choose_precision, train_local_lora
+from cognitivetwin_core.phase1.local_lora import LocalLoraRun, train_local_lora
+from cognitivetwin_core.phase1.lora_device_plan import choose_precision
 from tests.conftest import TINY_SHAPES, demo_chat_jsonl
 
 
@@ -93,7 +95,7 @@ def test_a_run_resumes_under_another_precision(small_data, tiny_model_dir, tmp_p
 
     settings = Phase1Settings(base_model=str(tiny_model_dir), epochs=3, max_seq_length=96)
     work = tmp_path / "work"
-    seen = []
+    seen, stop = [], Cancellation()
     with pytest.raises(CancelledError):
         train_local_lora(
             small_data,
@@ -104,8 +106,8 @@ def test_a_run_resumes_under_another_precision(small_data, tiny_model_dir, tmp_p
             device="cpu",
             precision="bf16",
             max_batch_tokens=200,
-            on_event=lambda e: e.kind == "step" and seen.append(e.step),
-            should_stop=lambda: len(seen) >= 2,
+            on_event=lambda e: e.kind == "step" and (seen.append(e.step) or len(seen) < 2 or stop.cancel()),
+            cancellation=stop,
         )
     state = torch.load(work / "checkpoint" / "optimizer.pt", map_location="cpu", weights_only=True)
     tensors = [v for s in state["state"].values() for v in s.values() if isinstance(v, torch.Tensor)]
@@ -158,7 +160,7 @@ def test_cli_device_flag(small_data, tiny_model_dir, tmp_path, capsys, isolated_
 
 def test_measured_speed_is_kept_and_feeds_the_next_estimate(small_data, tiny_model_dir, tmp_path):
     from cognitivetwin_core.data.workspace import Workspace
-    from cognitivetwin_core.phase1.local_lora import LocalLoraJobs
+    from cognitivetwin_core.phase1.local_jobs import LocalLoraJobs
     from cognitivetwin_core.phase1.throughput import measured_tokens_per_second
 
     with Workspace.open(tmp_path / "ws") as ws:

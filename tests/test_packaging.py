@@ -426,3 +426,34 @@ def test_build_and_check_scripts_are_valid_bash():
     for script in ("build.sh", "check_bundle.sh"):
         result = subprocess.run(["bash", "-n", str(PACKAGING / script)], capture_output=True, text=True)
         assert result.returncode == 0, f"{script}: {result.stderr}"
+
+
+def test_spec_collects_the_data_of_every_bundled_package_and_its_hidden_imports_exist(monkeypatch):
+    """A fresh install resolves newer packages: any of them may read a data file at run time
+    (transformers 5 brought `kernels`, whose kernels/_internals/python_depends.json a bundle
+    without it lacked, and the app died at "model prepare"). Checked against what is
+    installed here, without building."""
+    from importlib import metadata
+
+    result = _exec_spec(monkeypatch, "linux")
+    calls, namespace = result["calls"], result["namespace"]
+    collected = set(calls["collect_data_files"])
+    distributions = namespace["_bundled_distributions"]()
+    names = {dist.metadata["Name"].lower().replace("_", "-") for dist in distributions}
+    assert {"transformers", "torch", "peft", "huggingface-hub", "tokenizers", "safetensors"} <= names
+    left_alone = namespace["PACKAGES_LEFT_TO_HOOKS"] | set(namespace["EXCLUDES"])
+    for dist in distributions:
+        for file in dist.files or []:
+            top = file.parts[0]
+            if len(file.parts) < 2 or not top.isidentifier() or top in left_alone or "__pycache__" in file.parts:
+                continue
+            if file.suffix in (".json", ".txt", ".dat", ".jinja", ".yaml", ".yml", ".csv", ".gguf"):
+                assert top in collected, f"{dist.metadata['Name']} ships {file} but the spec does not collect {top}"
+    try:
+        metadata.distribution("kernels")
+    except metadata.PackageNotFoundError:
+        pass
+    else:
+        assert "kernels" in collected
+    for package, _filter in calls["collect_submodules"]:
+        assert importlib.util.find_spec(package) is not None, f"hidden imports of {package}: not installed"

@@ -180,7 +180,7 @@ def test_the_workspace_reads_records_and_keeps_its_stored_format(tmp_path):
 
 
 def test_backends_list_their_jobs_as_records(tmp_path):
-    from cognitivetwin_core.phase1.local_lora import LocalLoraJobs
+    from cognitivetwin_core.phase1.local_jobs import LocalLoraJobs
     from cognitivetwin_core.phase1.together_jobs import TogetherJobManager
 
     with Workspace.open(tmp_path / "ws") as ws:

@@ -15,7 +15,7 @@ from cognitivetwin_core.data.importers import import_into
 from cognitivetwin_core.data.privacy import PrivacyScanner, redact, scan_conversations
 from cognitivetwin_core.data.workspace import Workspace
 from cognitivetwin_core.errors import InputError
-from cognitivetwin_core.phase1.local_lora import IGNORE_INDEX, tokenize_conversation
+from cognitivetwin_core.phase1.assistant_tokens import IGNORE_INDEX, tokenize_conversation
 
 FIXTURES = Path(__file__).parent / "fixtures" / "messenger"
 ANDROID = FIXTURES / "WhatsApp Chat with Cabin trip.txt"

@@ -1,4 +1,6 @@
-"""The Data tab's long work as plain functions for `BackgroundJob`, and their descriptions.
+"""Long work on the workspace's data (imports, exports) as plain functions for
+`BackgroundJob`, and their descriptions: the Data tab's, and Phase 1's export of its
+training file. Shared by tabs, so no tab's own module (pyproject's tab contracts).
 
 Each `run_*` function has the `fn(progress, cancelled, *args)` shape: it opens its own
 `Workspace` connection (the GUI keeps reading through its own while an import's
@@ -186,17 +188,21 @@ def describe_progress(tick) -> tuple[str, float | None]:
 
 def describe_report(report) -> str:
     """The import report in one paragraph: what was accepted, skipped and rejected."""
+    from cognitivetwin_core.data.importers import IMPORTERS
+
     origin = "the demo dataset" if report.importer == "demo" else (Path(str(report.source)).name or str(report.source))
+    recognised = IMPORTERS.get(report.importer)
+    prefix = f"Recognised: {recognised.title}. " if recognised is not None and report.importer != "demo" else ""
     # Conversations already in the workspace are counted as read but not added again.
     stored = getattr(report, "conversations_stored", None)
     added = stored if stored is not None else report.conversations_accepted - report.duplicates
     if report.duplicates and added <= 0:
-        text = (
+        text = prefix + (
             f"Nothing new from {origin}: its {report.duplicates:,} conversation"
             f"{'s were' if report.duplicates != 1 else ' was'} already in the workspace."
         )
     else:
-        text = (
+        text = prefix + (
             f"Imported {report.conversations_accepted:,} conversation{'s' if report.conversations_accepted != 1 else ''} "
             f"({report.messages_accepted:,} messages) from {origin}."
         )
@@ -223,6 +229,13 @@ def describe_report(report) -> str:
     skipped = getattr(report, "skipped_messages", None)
     if skipped:
         text += " Left out: " + ", ".join(f"{count:,} {kind}" for kind, count in sorted(skipped.items())) + "."
+    if getattr(report, "owner_only", False):
+        text += (
+            " It holds only your own messages: they teach the twin your style, but make no reply examples "
+            "(no one else's words are in it)."
+        )
+    if getattr(report, "owner_adopted", False) and report.owner not in ("user", "assistant"):
+        text += f" The twin now speaks as {report.owner}, the export's owner; change it below."
     return text
 
 

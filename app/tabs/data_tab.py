@@ -89,6 +89,7 @@ class DataTab(QWidget):
         self.job.cancelled.connect(self._on_job_cancelled)
         self.job.finished.connect(self._on_job_finished)
 
+        self.setAcceptDrops(True)  # an export dropped on the tab is imported (dropEvent)
         layout = QVBoxLayout(self)
         layout.addLayout(self._build_actions())
         layout.addLayout(self._build_progress())
@@ -175,8 +176,16 @@ class DataTab(QWidget):
         self.speaker_status.setWordWrap(True)
         # Room for two lines from the start: the list below must not move when the status fills in.
         self.speaker_status.setMinimumHeight(2 * self.speaker_status.fontMetrics().lineSpacing())
+        self.link_speakers_button = QPushButton("These are all me…")
+        self.link_speakers_button.setToolTip(
+            "Your names, numbers, e-mail addresses and handles in different chats are one person: "
+            "link them so the twin learns all of them as yours (speaker links)."
+        )
+        self.link_speakers_button.clicked.connect(self.open_link_speakers)
+        self.link_speakers_button.hide()  # until there are several people to link
         row.addWidget(self.speaker_question)
         row.addWidget(self.speaker_combo)
+        row.addWidget(self.link_speakers_button)
         row.addWidget(self.speaker_status, 1)
         # What the Phase 1 export does with personal data (what would leave the computer).
         self.privacy_choice = QComboBox()
@@ -204,13 +213,15 @@ class DataTab(QWidget):
 
     def refresh_speakers(self) -> None:
         """List the workspace's speakers with their counts and select the current choice."""
+        from cognitivetwin_core.data.person_identity import canonical, linked_speakers, speaker_links
         from cognitivetwin_core.data.twin_speaker import ROLE_SPEAKERS, SIDE_NAMES
 
         self.speaker_combo.clear()
         if self.workspace is None:
             return
-        speakers = self.workspace.speakers()
-        current = self.workspace.twin_speaker()
+        # One person across sources: linked names show as one speaker (docs/importers.md).
+        speakers = linked_speakers(self.workspace)
+        current = canonical(speaker_links(self.workspace), self.workspace.twin_speaker())
         names = [item.name for item in speakers]
         for item in speakers:
             text = item.name if item.named else _capitalised(SIDE_NAMES[item.name])
@@ -246,6 +257,31 @@ class DataTab(QWidget):
             )
         self.speaker_question.setVisible(bool(speakers))
         self.speaker_combo.setVisible(bool(speakers))
+        self.link_speakers_button.setVisible(len(named) > 1)
+
+    def open_link_speakers(self):
+        """The "These are all me" dialog, opened without blocking; linking happens on OK."""
+        from app.dialogs.link_speakers import LinkSpeakersDialog
+        from cognitivetwin_core.data.person_identity import linked_speakers
+
+        if self.workspace is None:
+            return None
+        named = [(item.name, item.messages) for item in linked_speakers(self.workspace) if item.named]
+        dialog = LinkSpeakersDialog(named, self.workspace.twin_speaker(), self)
+        dialog.accepted.connect(lambda: self.link_speakers(*dialog.chosen()))
+        dialog.open()
+        return dialog
+
+    def link_speakers(self, name: str, aliases: list[str]) -> None:
+        from cognitivetwin_core.data.person_identity import link_speakers
+
+        try:
+            link_speakers(self.workspace, name, aliases)
+        except CognitiveTwinError as exc:
+            self.message.show_error(str(exc))
+        else:
+            self.message.show_ok(f"{name} is now one speaker: " + ", ".join(aliases) + ".")
+        self.refresh_speakers()
 
     def _speaker_was_chosen(self) -> bool:
         """Whether the person said which side is theirs (a setting of the workspace)."""
@@ -260,8 +296,10 @@ class DataTab(QWidget):
         speaker = self.speaker_combo.itemData(index)
         if self.workspace is None or speaker is None:
             return
+        from cognitivetwin_core.data.person_identity import choose_twin_speaker
+
         try:
-            self.workspace.set_twin_speaker(speaker)
+            choose_twin_speaker(self.workspace, speaker)
         except CognitiveTwinError as exc:
             self.message.show_error(str(exc))
         self.refresh_speakers()
@@ -269,6 +307,11 @@ class DataTab(QWidget):
     def _fill_import_menu(self) -> None:
         if self.import_menu.actions():
             return
+        any_file = self.import_menu.addAction("Any export (recognised automatically)…")
+        any_file.triggered.connect(self._choose_any_file)
+        folder = self.import_menu.addAction("An export folder (as downloaded and unpacked)…")
+        folder.triggered.connect(self._choose_import_folder)
+        self.import_menu.addSeparator()
         for importer in data_jobs.file_importers():
             action = self.import_menu.addAction(importer.label)
             action.triggered.connect(lambda _checked=False, imp=importer: self._choose_import_file(imp))
@@ -559,6 +602,27 @@ class DataTab(QWidget):
             self.job.wait()
 
     # --- imports ------------------------------------------------------------------------------------
+
+    def _choose_any_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Import an export", str(Path.home()), "All files (*)")
+        if path:
+            self.import_file(path)
+
+    def _choose_import_folder(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Import an export folder", str(Path.home()))
+        if path:
+            self.import_file(path)
+
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        if event.mimeData().hasUrls() and all(url.isLocalFile() for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        """A file, folder or zip dropped on the tab: imported with its format recognised."""
+        urls = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
+        if urls:
+            event.acceptProposedAction()
+            self.import_file(urls[0])
 
     def _choose_import_file(self, importer) -> None:
         path, _ = QFileDialog.getOpenFileName(self, f"Import {importer.label}", str(Path.home()), importer.file_filter)

@@ -11,11 +11,13 @@ Results come back as this object's signals, emitted in the GUI thread.
   fires (the tab shows a tray message).
 - Monitoring survives a restart: `set_workspace` lists the workspace's unfinished Together
   jobs and watches them again (the records hold everything needed).
-- A local LoRA run goes through the app's worker mechanism (`BackgroundJob`, a worker
-  object on a QThread relayed by a GUI-thread controller): the worker function launches the
-  core's local job and follows it with `wait`, handing every update to the GUI through
-  the job's progress signal; Cancel sets the job's cancel flag, which `wait` turns into the
-  core's cancel (the run saves a checkpoint and stops at the next step).
+- A local LoRA run trains in a supervised child process (`LocalLoraProcess`,
+  cognitivetwin_core/phase1/local_lora_process.py): this process never runs a model or
+  imports torch. A `BackgroundJob` thread follows the child's messages and hands each to the
+  GUI through the job's progress signal; Cancel is a request to the child (the run saves a
+  checkpoint and stops at its next step); a child that dies ends the job as failed, in words.
+  The local dry run (tokenizer, device) runs in the helper child (`call_in_child`).
+- Evaluate runs the same way, in its own supervised child (`EvaluationProcess`).
 
 The Together key is read from the OS keyring (off the GUI thread) each time a manager is
 made; tests replace `read_api_key`.
@@ -25,8 +27,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -34,9 +34,9 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from app.qt.background_job import BackgroundJob
 from app.qt.tasks import start_task
+from cognitivetwin_core.child_processes import call_in_child
 from cognitivetwin_core.durations import format_duration
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
-from cognitivetwin_core.phase1.estimates import estimate_local_seconds
 from cognitivetwin_core.phase1.jobs import (
     DryRun,
     JobRecord,
@@ -46,7 +46,9 @@ from cognitivetwin_core.phase1.jobs import (
     read_jobs,
     unfinished_jobs,
 )
+from cognitivetwin_core.phase1.local_lora_process import LocalJobLaunched, LocalLoraProcess
 from cognitivetwin_core.phase1.monitor import Backoff, is_transient
+from cognitivetwin_core.playground.evaluation_process import EvaluationProcess, EvaluationProgress, EvaluationReport
 
 log = logging.getLogger(__name__)
 
@@ -73,24 +75,13 @@ def parse_time(value) -> float | None:
 # ----- the local run, as a plain function for BackgroundJob ------------------------------------
 
 
-def run_local_job(progress, cancelled, backend, plan: DryRun, job_id: str | None) -> JobUpdate:
-    """Launch the local LoRA job and follow it to its end on this (the job's) thread."""
-    import torch
-
-    # Leave the GUI thread a core while the training thread computes (docs/qt.md §9).
-    torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
-    launched_id = backend.launch(plan, job_id=job_id) if job_id else backend.launch(plan)
-    progress(("launched", launched_id))
-    return backend.wait(
-        launched_id, on_update=lambda update: progress(("update", update)), should_stop=cancelled, interval=0.25
-    )
-
-
-class _StopFlag:
-    """A BackgroundJob's cancel check as the `is_set()` the core's stop checks ask."""
-
-    def __init__(self, cancelled):
-        self.is_set = cancelled
+def follow_local_process(progress, cancelled, process: LocalLoraProcess) -> JobUpdate | None:
+    """Hand each message of the local run's child to the GUI; its last (terminal) update."""
+    last = None
+    for message in process.run():
+        progress(message)
+        last = message
+    return last
 
 
 def phase2_run_for_adapter(workspace, adapter_dir: str | Path) -> str | None:
@@ -113,21 +104,15 @@ def phase2_run_for_adapter(workspace, adapter_dir: str | Path) -> str | None:
     return None
 
 
-def run_evaluation(progress, cancelled, adapter_dir: str, workspace_path: str, run_dir: str | None, samples: int):
-    """The Evaluate button's job: the twin against its base on held-out replies (evaluation.json)."""
-    from cognitivetwin_core.data.workspace import Workspace
-    from cognitivetwin_core.playground.evaluation import evaluate_adapter
-
-    with Workspace.open(workspace_path) as workspace:  # its own connection: this is a worker thread
-        return evaluate_adapter(
-            adapter_dir,
-            workspace=workspace,
-            model_dir=run_dir,
-            samples=samples,
-            max_new_tokens=64,
-            progress=progress,
-            stop_event=_StopFlag(cancelled),
-        )
+def run_evaluation(progress, cancelled, process: EvaluationProcess) -> dict:
+    """The Evaluate button's job: the twin against its base on held-out replies (evaluation.json),
+    computed in the process's child; this thread hands its progress to the GUI."""
+    for message in process.run():
+        if isinstance(message, EvaluationProgress):
+            progress(message.text)
+        elif isinstance(message, EvaluationReport):
+            return message.report
+    raise CognitiveTwinError("The evaluation ended without a report; the log file has the details.")
 
 
 class Phase1Controller(QObject):
@@ -171,13 +156,14 @@ class Phase1Controller(QObject):
         self._closed = False
         self.local_job = BackgroundJob(self, name="local LoRA")
         self.local_job_id: str | None = None
+        self.local_process: LocalLoraProcess | None = None
         self.local_job.progress.connect(self._on_local_progress)
         self.local_job.succeeded.connect(self._on_local_done)
         self.local_job.failed.connect(self._on_local_failed)
-        self.local_job.cancelled.connect(self._on_local_cancelled)
         self.evaluate_job = BackgroundJob(self, name="Phase 1 evaluation")
+        self.evaluation_process: EvaluationProcess | None = None
         self.evaluating_job_id: str | None = None
-        self.evaluation_samples = 4
+        self.evaluation_samples = 12  # answers the judges compare: fewer make their intervals too wide to say much
         self.evaluate_job.progress.connect(self._on_evaluation_progress)
         self.evaluate_job.succeeded.connect(self._on_evaluation_done)
         self.evaluate_job.failed.connect(self._on_evaluation_failed)
@@ -201,7 +187,7 @@ class Phase1Controller(QObject):
         self._live.clear()
         self._ended.clear()
         if workspace is not None:
-            from cognitivetwin_core.phase1.local_lora import LocalLoraJobs
+            from cognitivetwin_core.phase1.local_jobs import LocalLoraJobs
 
             # Marks local runs that were going when the app stopped as interrupted.
             self._local = LocalLoraJobs(workspace, **self.local_options)
@@ -285,10 +271,13 @@ class Phase1Controller(QObject):
                 manager = await self.together()
                 plan = await asyncio.to_thread(manager.dry_run, data_path, settings, progress=progress)
             else:
-                backend = self._require_local()
-                # The core's dry run gives the expected time, from measured speed when there is one.
-                plan = await asyncio.to_thread(backend.dry_run, data_path, settings)
-                await self._size_local_plan(plan, data_path, settings)
+                from cognitivetwin_core.phase1.local_plan import plan_local_run
+
+                # Tokenizer and device in the helper child: this process never imports torch.
+                workspace, options = self._require_workspace(), self._require_local().options
+                plan = await asyncio.to_thread(
+                    call_in_child, plan_local_run, str(workspace.path), data_path, settings, **options
+                )
         except CognitiveTwinError as exc:
             self.failed.emit("dry run", str(exc))
             return None
@@ -296,38 +285,6 @@ class Phase1Controller(QObject):
             self._leave()
         self.dryRunDone.emit(plan)
         return plan
-
-    async def _size_local_plan(self, plan: DryRun, data_path, settings: Phase1Settings) -> None:
-        """One token count and a time that respects the step cap: the data as the run will
-        tokenise and batch it (`phase1/local_plan.py`), not a characters/4 guess."""
-        from cognitivetwin_core.phase1.local_plan import measure_local_plan
-
-        batch_tokens = self.local_options.get("max_batch_tokens")
-        try:
-            size = await asyncio.to_thread(measure_local_plan, data_path, settings, max_batch_tokens=batch_tokens)
-        except CognitiveTwinError:
-            raise
-        except Exception as exc:  # the tokenizer could not load: keep the rough count, say so
-            log.warning("could not measure the local plan: %s", exc)
-            size = None
-        measured = plan.limits.get("measured_tokens_per_second")  # the core's, from earlier runs
-        if size is not None:
-            plan.estimated_tokens = size.tokens_to_train
-            plan.limits["local_size"] = asdict(size)  # the tab says it (LocalPlanSize.describe)
-            # A measured speed counts the tokens learnt from (the replies); the rough guess all tokens.
-            share = size.trained_tokens_per_epoch / max(1, size.tokens_per_epoch)
-            tokens = size.tokens_to_train * share if measured else size.tokens_to_train
-        else:
-            tokens = plan.estimated_tokens or plan.data.approx_tokens * max(1, settings.epochs)
-        seconds, how = await asyncio.to_thread(
-            estimate_local_seconds,
-            tokens,
-            settings.base_model,
-            measured_tokens_per_second=measured,
-            device=self.local_options.get("device"),
-        )
-        plan.estimate_note = f"expected time: about {format_duration(seconds)} ({how})"
-        plan.limits["expected_seconds"] = seconds
 
     async def launch(self, plan: DryRun, *, job_id: str | None = None) -> str | None:
         """Start the job `plan` describes (the user has confirmed it); `launched` follows."""
@@ -365,9 +322,10 @@ class Phase1Controller(QObject):
         if self.local_job.is_running():
             self.failed.emit("launch", "A local run is already going: wait for it to end or cancel it first.")
             return None
-        self.local_job_id = job_id
-        self.local_job.start(run_local_job, backend, plan, job_id)
-        return job_id or ""
+        self.local_process = LocalLoraProcess(self.workspace, plan, job_id=job_id, options=backend.options)
+        self.local_job_id = self.local_process.job_id
+        self.local_job.start(follow_local_process, self.local_process)
+        return self.local_job_id
 
     async def resume_local(self, job_id: str) -> str | None:
         """Launch a stopped local run again under its id: it resumes from its last checkpoint."""
@@ -388,22 +346,21 @@ class Phase1Controller(QObject):
     # --- local run relays (GUI thread) --------------------------------------------------------
 
     @Slot(object)
-    def _on_local_progress(self, value) -> None:
-        kind, payload = value
-        if kind == "launched":
-            self.local_job_id = payload
-            self._ended.discard(payload)  # a resumed run ends (and is announced) again
-            self.cancel_requested.discard(payload)
-            self.logLine.emit(f"{_stamp()} {payload}: local LoRA started")
-            self.launched.emit(payload)
+    def _on_local_progress(self, message) -> None:
+        if isinstance(message, LocalJobLaunched):
+            job_id = message.job_id
+            self._ended.discard(job_id)  # a resumed run ends (and is announced) again
+            self.cancel_requested.discard(job_id)
+            self.logLine.emit(f"{_stamp()} {job_id}: local LoRA started")
+            self.launched.emit(job_id)
             self.jobsChanged.emit()
-            return
-        update: JobUpdate = payload
-        self._relay_update(update)
+        elif isinstance(message, JobUpdate):
+            self._relay_update(message)
 
     @Slot(object)
-    def _on_local_done(self, update: JobUpdate) -> None:
-        self._end(update)
+    def _on_local_done(self, update: JobUpdate | None) -> None:
+        if update is not None:
+            self._end(update)
 
     @Slot(object)
     def _on_local_failed(self, exc) -> None:
@@ -415,10 +372,6 @@ class Phase1Controller(QObject):
             self._end(JobUpdate(job_id, record.status, message=record.error or ""))
             return
         self.failed.emit("local run", message)
-        self.jobsChanged.emit()
-
-    @Slot()
-    def _on_local_cancelled(self) -> None:
         self.jobsChanged.emit()
 
     # --- monitoring ---------------------------------------------------------------------------
@@ -552,9 +505,9 @@ class Phase1Controller(QObject):
             return
         self.cancel_requested.add(job_id)
         if record.backend == "local":
-            if self.local_job.is_running() and job_id == self.local_job_id:
+            if self.local_job.is_running() and job_id == self.local_job_id and self.local_process is not None:
                 self.logLine.emit(f"{_stamp()} {job_id}: cancelling (the run stops after its current step)")
-                self.local_job.cancel()
+                self.local_process.request_cancel()
             else:
                 self.failed.emit("cancel", f"Local job {job_id} is not running in this window; nothing to cancel.")
             return
@@ -603,7 +556,10 @@ class Phase1Controller(QObject):
             return False
         self.evaluating_job_id = job_id
         run_dir = phase2_run_for_adapter(workspace, adapter)
-        self.evaluate_job.start(run_evaluation, adapter, str(workspace.path), run_dir, self.evaluation_samples)
+        self.evaluation_process = EvaluationProcess(
+            adapter, workspace.path, model_dir=run_dir, samples=self.evaluation_samples, max_new_tokens=64
+        )
+        self.evaluate_job.start(run_evaluation, self.evaluation_process)
         self.jobsChanged.emit()
         return True
 
@@ -636,14 +592,15 @@ class Phase1Controller(QObject):
         for task in list(self._monitors.values()):
             task.cancel()
         self._monitors.clear()
-        if self.evaluate_job.is_running():
-            self.evaluate_job.cancel()  # checked between generated tokens and replies
+        if self.evaluate_job.is_running() and self.evaluation_process is not None:
+            self.evaluation_process.request_cancel()  # checked between generated tokens and replies
             self.evaluate_job.wait(60_000)
         if self.local_job.is_running():
             # The run saves a checkpoint at its next step and stops; its record says "cancelled".
             if self.local_job_id:
                 self.cancel_requested.add(self.local_job_id)
-            self.local_job.cancel()
+            if self.local_process is not None:
+                self.local_process.request_cancel()
             if not self.local_job.wait(120_000):
                 log.error("the local LoRA run did not stop within 120 s")
 

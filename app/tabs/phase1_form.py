@@ -273,7 +273,7 @@ class Phase1SettingsForm:
         if self.backend_name() != "local" or not self.base_combo.currentData():
             self.memory_verdict.clear_message()
             return
-        from cognitivetwin_core.phase1.local_lora import local_memory_verdict
+        from cognitivetwin_core.phase1.lora_device_plan import local_memory_verdict
 
         rank = self.lora_rank.value()
         settings = Phase1Settings(base_model=self.base_combo.currentData(), lora_r=rank, lora_alpha=2 * rank)

@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 from app.qt.tasks import start_task
 from app.tabs.phase1_controller import parse_time
 from app.tabs.phase1_jobs_model import Phase1JobsModel, job_cells
+from app.tabs.phase1_report_button import ReportButton
 from cognitivetwin_core.durations import format_duration
 from cognitivetwin_core.phase1.job_names import job_name
 from cognitivetwin_core.phase1.jobs import JobRecord, JobUpdate, is_terminal, read_job
@@ -62,7 +63,14 @@ class Phase1JobsList:
         self.cancel_button.clicked.connect(lambda: self._on_job_action("cancel"))
         self.download_button.clicked.connect(lambda: self._on_job_action("download"))
         self.resume_button.clicked.connect(lambda: self._on_job_action("resume"))
-        for button in (self.cancel_button, self.download_button, self.resume_button, self.evaluate_button):
+        self.report_button = ReportButton(self)  # app/tabs/phase1_report_button.py
+        for button in (
+            self.cancel_button,
+            self.download_button,
+            self.resume_button,
+            self.evaluate_button,
+            self.report_button,
+        ):
             buttons.addWidget(button)
         buttons.addStretch(1)
         box.addWidget(self.jobs_table, 1)
@@ -239,7 +247,7 @@ class Phase1JobsList:
             done, total = int(counted.group(1)) - 1, int(counted.group(2))
             self.evaluation_bar.setRange(0, max(total, 1))
             self.evaluation_bar.setValue(done)
-            if done > 0:
+            if done > 0 and " left" not in text:  # the core may say the time left itself
                 seconds = (time.monotonic() - self._evaluation_started) / done * (total - done)
                 left = f" · about {format_duration(seconds)} left"
         else:

@@ -363,6 +363,8 @@ class Phase2Tab(QWidget):
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
         self._ensure_plots()
+        if self.workspace is not None and not event.spontaneous() and not self.controller.is_running():
+            self.refresh_adapters()  # a Phase 1 job may have finished since: offer its adapter at once
         if not self.detected_device and not self._device_job.is_running():
             self._device_job.start(lambda _progress, _cancelled: describe_device())
         if self.gpu_count is None and not self._gpu_count_job.is_running():
@@ -453,6 +455,11 @@ class Phase2Tab(QWidget):
     # --- choices ------------------------------------------------------------------------------
 
     def refresh_choices(self) -> None:
+        self.refresh_adapters()
+        self._refresh_data_choices()
+
+    def refresh_adapters(self) -> None:
+        """The Phase 1 adapters of the workspace; until the person picks one, the newest for the base."""
         current_adapter = self.adapter_combo.currentData()
         self.adapter_combo.clear()
         self.adapter_combo.addItem("None (the base alone)", None)
@@ -471,6 +478,7 @@ class Phase2Tab(QWidget):
             index = self._newest_adapter_for_base()  # the guided path: Phase 2 learns on your Phase 1 voice
         self.adapter_combo.setCurrentIndex(max(index, 0))
 
+    def _refresh_data_choices(self) -> None:
         self.data_combo.clear()
         if self.workspace is None:
             self.data_combo.addItem("No workspace open", None)

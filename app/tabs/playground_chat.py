@@ -54,9 +54,11 @@ class ChatModels:
         self.twin_key: tuple | None = None
         self.scorer = None
         self.scorer_key: str | None = None
+        self.person_judge = None
+        self.person_judge_key: tuple | None = None
         self.session = None
 
-    def prepare(self, adapter_dir: str, base_model: str | None, run_dir: str | None, progress) -> None:
+    def prepare(self, adapter_dir: str, base_model: str | None, run_dir: str | None, progress, workspace=None) -> None:
         from cognitivetwin_core.playground.chat import ChatSession, ReplyScorer, load_twin
 
         key = (adapter_dir, base_model)
@@ -71,9 +73,20 @@ class ChatModels:
                 progress(("status", "Loading the Phase 2 run for the scores…"))
                 self.scorer = ReplyScorer.for_run(run_dir)
                 self.scorer_key = run_dir
+        judge_key = (adapter_dir, str(workspace.path) if workspace is not None else None)
+        if judge_key != self.person_judge_key:
+            self.person_judge, self.person_judge_key = None, None
+            if workspace is not None:
+                from cognitivetwin_core.playground.judges.sounds_like_you import PersonJudge
+
+                progress(("status", "Fitting the judge of how much a reply sounds like you…"))
+                self.person_judge = PersonJudge.for_adapter(adapter_dir, workspace)
+                self.person_judge_key = judge_key
         if self.session is None:
             self.session = ChatSession(self.twin)
         self.session.scorer = self.scorer
+        judge = self.person_judge
+        self.session.person_judge = judge if judge is not None and judge.reliable else None
 
 
 class _StopFlag:
@@ -85,7 +98,9 @@ class _StopFlag:
 
 def run_chat_turn(progress, cancelled, models: ChatModels, request: dict):
     """The job: load what is needed, then the twin's (and the base's) reply, scored."""
-    models.prepare(request["adapter"], request.get("base_model"), request.get("run_dir"), progress)
+    models.prepare(
+        request["adapter"], request.get("base_model"), request.get("run_dir"), progress, request.get("workspace")
+    )
     session = models.session
     session.system_prompt = request["system_prompt"]
     session.settings = request["settings"]
@@ -139,10 +154,12 @@ class ReplyView(QFrame):
             parts.append("stopped")
         elif limit and reply.tokens >= limit:
             parts.append("cut short at the longest reply allowed (Advanced settings ▸ Longest reply)")
+        if getattr(reply, "yours", None) is not None:
+            parts.append(f"sounds like you: {reply.yours:.0%}")
         if reply.score is not None:
             closeness = reply.score.sounds_like
             parts.append(
-                f"sounds like you: {closeness:.2f}" if closeness is not None else "sounds like you: unavailable"
+                f"style-head cosine: {closeness:.2f}" if closeness is not None else "style-head cosine: unavailable"
             )
             patterns = ", ".join(f"{name} {p:.0%}" for name, p in reply.score.top_patterns(3))
             parts.append(f"patterns: {patterns}")
@@ -400,6 +417,7 @@ class ChatPanel(QWidget):
             "settings": settings,
             "text": text,
             "compare": self.compare_box.isChecked(),
+            "workspace": self.workspace,
         }
         self.job.start(run_chat_turn, self.models, request)
         self.status.setText("Starting…")
@@ -485,12 +503,22 @@ class ChatPanel(QWidget):
             note = scorer.unavailable
         limit = self.max_new_tokens.value()
         self._views[TWIN].finish(turn.twin, note, limit)
+        judge = self.models.person_judge
+        if judge is not None:
+            from cognitivetwin_core.playground.judges.sounds_like_you import SCALE
+
+            self._views[TWIN].score.setToolTip(f"Sounds like you: {SCALE}; {judge.note}.")
+            if turn.verdict:
+                self._views[TWIN].score.setText(self._views[TWIN].score.text() + f" · {turn.verdict}")
+            elif not judge.reliable:
+                self._views[TWIN].score.setText(self._views[TWIN].score.text() + f" · {judge.note}")
         if BASE in self._views:
             if turn.base is not None:
                 self._views[BASE].finish(turn.base, note, limit)
             else:
                 self._views[BASE].score.setText("not written: the twin's reply was stopped")
-        self.status.setText("Stopped." if turn.twin.stopped or (turn.base and turn.base.stopped) else "")
+        stopped = turn.twin.stopped or (turn.base and turn.base.stopped)
+        self.status.setText("Stopped." if stopped else turn.twin.left_out_note())
         self.replyFinished.emit(turn)
 
     def _on_failed(self, exc) -> None:

@@ -44,6 +44,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from app.tabs.playground_blind import BlindTestPanel
 from app.tabs.playground_chat import ChatPanel
 from app.tabs.playground_controller import (
     AnalysisRequest,
@@ -324,6 +325,8 @@ class PlaygroundTab(QWidget):
         # Talk to the twin (Phase 1 adapter), scored by the run chosen above.
         self.chat_panel = ChatPanel()
         self.result_tabs.addTab(self.chat_panel, "Chat")
+        self.blind_panel = BlindTestPanel()
+        self.result_tabs.addTab(self.blind_panel, "Blind test")
         return self.result_tabs
 
     # ----- window hooks ----------------------------------------------------------------------
@@ -333,6 +336,7 @@ class PlaygroundTab(QWidget):
         self.picker.set_workspace(workspace)
         self.compare_picker.set_workspace(workspace)
         self.chat_panel.set_workspace(workspace)
+        self.blind_panel.set_workspace(workspace)
         self.refresh_runs()
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
@@ -342,6 +346,7 @@ class PlaygroundTab(QWidget):
             self.refresh_runs()  # a Phase 2 run may have finished since the tab was last shown
             if not self.chat_panel.is_busy():
                 self.chat_panel.refresh_adapters()  # and a Phase 1 adapter too
+                self.blind_panel.refresh_adapters()  # or an evaluation
         if self._load_when_shown:
             self._load_when_shown = False
             QTimer.singleShot(0, self._run_changed)

@@ -26,8 +26,6 @@ import signal
 import sys
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 
 from cognitivetwin_core.child_processes import die_with_parent
 from cognitivetwin_core.conversation import Conversation
@@ -71,33 +69,41 @@ def worker_count() -> int:
 
 class AnnotationPipeline:
     """Batches in, (key, annotations) out in the same order; `annotate(batch)` runs in the
-    calling thread until the import is big enough, then on worker processes, with a bounded
-    number of batches in flight (memory stays a few batches)."""
+    calling thread until the import is big enough, then on worker processes, one batch in
+    flight per worker (memory stays a few batches)."""
 
     def __init__(self, annotate: Annotate, *, workers: int | None = None, pool_after_messages: int | None = None):
         self._annotate = annotate
         self._workers = worker_count() if workers is None else workers
         self._pool_after = POOL_AFTER_MESSAGES if pool_after_messages is None else pool_after_messages
         self._messages = 0
-        self._pool: ProcessPoolExecutor | None = None
-        self._pending: deque[tuple[object, list[Conversation], Future | list]] = deque()
+        self._pool: _Workers | None = None
+        self._next_worker = 0
+        # (key, batch, the worker annotating it, or its rows when annotated here)
+        self._pending: deque[tuple[object, list[Conversation], _Worker | list]] = deque()
         self.pooled = False  # whether workers were used at some point
 
     def submit(self, key: object, batch: list[Conversation]) -> Iterator[tuple[object, list]]:
         """Queue a batch (with the caller's `key` for it); yields the batches that are done."""
         self._messages += sum(len(conversation.messages) for conversation in batch)
         pool = self._start_pool_if_worth_it()
-        result: Future | list | None = None
         if pool is not None:
-            try:
-                result = pool.submit(self._annotate, batch)
-            except BrokenProcessPool:
+            # Results come back in submission order, so the next worker in turn is the one
+            # holding the oldest batch once every worker has one: finish that batch first.
+            while self._pool is not None and len(self._pending) >= len(self._pool.workers):
+                yield self._finish(*self._pending.popleft())
+        result: _Worker | list | None = None
+        if self._pool is not None:
+            worker = self._pool.workers[self._next_worker % len(self._pool.workers)]
+            self._next_worker += 1
+            if worker.send(batch):
+                result = worker
+            else:
                 self._stop_pool()
         if result is None:
             result = self._annotate(batch)
         self._pending.append((key, batch, result))
-        limit = 2 * self._workers + 1 if self._pool is not None else 0
-        while self._pending and (len(self._pending) > limit or _done(self._pending[0][2])):
+        while self._pending and _done(self._pending[0][2]):
             yield self._finish(*self._pending.popleft())
 
     def drain(self) -> Iterator[tuple[object, list]]:
@@ -106,7 +112,7 @@ class AnnotationPipeline:
             yield self._finish(*self._pending.popleft())
 
     def close(self, *, abort: bool = False) -> None:
-        """Stop the workers: after their batches, or with `abort` at once (the results are unwanted)."""
+        """Stop the workers: at once (`abort`: the results are unwanted) or after telling them to end."""
         self._pending.clear()
         self._stop_pool(abort=abort)
 
@@ -116,15 +122,10 @@ class AnnotationPipeline:
     def __exit__(self, exc_type, exc, traceback) -> None:
         self.close(abort=exc_type is not None)
 
-    def _start_pool_if_worth_it(self) -> ProcessPoolExecutor | None:
+    def _start_pool_if_worth_it(self) -> _Workers | None:
         if self._pool is None and self._workers > 0 and self._messages >= self._pool_after:
             try:
-                self._pool = ProcessPoolExecutor(
-                    self._workers,
-                    mp_context=multiprocessing.get_context("fork"),
-                    initializer=_worker_init,
-                    initargs=(os.getpid(),),
-                )
+                self._pool = _Workers(self._workers, self._annotate)
                 self.pooled = True
             except (OSError, ValueError):
                 self._workers = 0
@@ -133,34 +134,111 @@ class AnnotationPipeline:
     def _stop_pool(self, *, abort: bool = False) -> None:
         pool, self._pool = self._pool, None
         self._workers = 0
-        if pool is None:
-            return
-        if not abort:
-            pool.shutdown(wait=True, cancel_futures=True)
-            return
-        # The executor has no public way to stop busy workers; waiting for their batches
-        # after a Ctrl-C could take long (or forever, if the interrupt broke its queues).
-        processes = list((getattr(pool, "_processes", None) or {}).values())
-        for process in processes:
-            process.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
-        for process in processes:
-            process.join(_STOP_WAIT_S)
-            if process.is_alive():
-                process.kill()
-                process.join(_STOP_WAIT_S)
+        if pool is not None:
+            pool.stop(abort=abort)
 
-    def _finish(self, key: object, batch: list[Conversation], result: Future | list) -> tuple[object, list]:
-        if isinstance(result, Future):
-            try:
-                return key, result.result()
-            except (BrokenProcessPool, CancelledError):
-                # A worker died (killed, out of memory): this batch is annotated here, and
-                # so is the rest of the import.
-                self._stop_pool()
-                return key, self._annotate(batch)
+    def _finish(self, key: object, batch: list[Conversation], result: _Worker | list) -> tuple[object, list]:
+        if isinstance(result, _Worker):
+            rows = result.receive()
+            if rows is not None:
+                return key, rows
+            # A worker died (killed, out of memory) or its annotation failed: this batch is
+            # annotated here (raising that failure here, where the import can report it),
+            # and so is the rest of the import.
+            self._stop_pool()
+            return key, self._annotate(batch)
         return key, result
 
 
-def _done(result: Future | list) -> bool:
-    return not isinstance(result, Future) or result.done()
+def _done(result: _Worker | list) -> bool:
+    return not isinstance(result, _Worker) or result.ready()
+
+
+class _Worker:
+    """One forked worker and the parent's end of its pipe; at most one batch in flight, so
+    neither side ever waits to send while the other waits to send too."""
+
+    def __init__(self, context, annotate: Annotate):
+        self.connection, child_end = context.Pipe()
+        self.process = context.Process(
+            target=_serve, args=(child_end, annotate, os.getpid()), daemon=True, name="annotation-worker"
+        )
+        self.process.start()
+        child_end.close()
+
+    def send(self, batch: list[Conversation]) -> bool:
+        try:
+            self.connection.send(batch)
+            return True
+        except OSError:  # the worker is gone
+            return False
+
+    def ready(self) -> bool:
+        try:
+            return self.connection.poll()
+        except OSError:
+            return True
+
+    def receive(self) -> list | None:
+        """The batch's rows; None when the worker died or its annotation failed."""
+        try:
+            ok, rows = self.connection.recv()
+        except (OSError, EOFError):
+            return None
+        return rows if ok else None
+
+
+class _Workers:
+    def __init__(self, count: int, annotate: Annotate):
+        context = multiprocessing.get_context("fork")
+        self.workers: list[_Worker] = []
+        # A Ctrl-C landing between a fork and the child's `_worker_init` would run the
+        # parent's handler in the child: held back here, and in the child until it ignores it.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            for _ in range(count):
+                self.workers.append(_Worker(context, annotate))
+        except BaseException:
+            self.stop(abort=True)
+            raise
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+    def stop(self, *, abort: bool) -> None:
+        # No threads and no shared queues: a worker killed mid-message leaves nothing that
+        # any thread of this process could wait on forever (as the executor's queues did).
+        for worker in self.workers:
+            if abort:
+                worker.process.kill()
+            else:
+                try:
+                    worker.connection.send(None)
+                except OSError:
+                    pass
+            worker.connection.close()
+        for worker in self.workers:
+            worker.process.join(_STOP_WAIT_S)
+            if worker.process.is_alive():
+                worker.process.kill()
+                worker.process.join(_STOP_WAIT_S)
+
+
+def _serve(connection, annotate: Annotate, parent_pid: int) -> None:
+    """A worker's loop: a batch in, (ok, rows) out, until the parent sends None or goes."""
+    _worker_init(parent_pid)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+    while True:
+        try:
+            batch = connection.recv()
+        except (EOFError, OSError):
+            return
+        if batch is None:
+            return
+        try:
+            result = (True, annotate(batch))
+        except Exception:  # noqa: BLE001 - the parent annotates the batch again and reports it
+            result = (False, None)
+        try:
+            connection.send(result)
+        except OSError:
+            return

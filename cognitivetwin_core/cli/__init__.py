@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "playground_cmd",
     "phase1_cmd",
     "chat_cmd",
+    "judge_cmd",
 ]
 
 log = logging.getLogger("cognitivetwin.cli")
@@ -52,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     from cognitivetwin_core.logging_setup import configure_logging
 
     configure_logging(logging.DEBUG if args.verbose else logging.INFO, console=args.verbose)
+    # Libraries' deprecation notices go to the log, so that a refusal stays one line on stderr.
+    logging.captureWarnings(True)
     try:
         return int(args.func(args) or 0)
     except CognitiveTwinError as exc:
@@ -68,6 +71,17 @@ def main(argv: list[str] | None = None) -> int:
         log.exception("%s failed", args.command)
 
         error = os_error(exc, "using", exc.filename)
+        print(f"error: {printable(error)}", file=sys.stderr)
+        return error.exit_code
+    except Exception as exc:
+        # The same disk failures, reported by a library as another kind of error (safetensors).
+        from cognitivetwin_core.errors import is_disk_failure, os_error, reported_os_error
+
+        reported = reported_os_error(exc)
+        if reported is None or not is_disk_failure(reported):
+            raise
+        log.exception("%s failed", args.command)
+        error = os_error(reported, "writing", getattr(exc, "filename", None) or "the output")
         print(f"error: {printable(error)}", file=sys.stderr)
         return error.exit_code
     except KeyboardInterrupt:

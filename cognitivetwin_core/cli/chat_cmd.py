@@ -25,7 +25,13 @@ def register(subparsers) -> None:
     parser.add_argument(
         "--base-model", metavar="NAME|DIR", help="base model (default: the one the adapter was trained on)"
     )
-    parser.add_argument("--model-dir", metavar="RUN", help="a Phase 2 run: score each reply against the person")
+    parser.add_argument("--model-dir", metavar="RUN", help="a Phase 2 run: its style head scores each reply (a detail)")
+    parser.add_argument(
+        "--workspace",
+        metavar="DIR",
+        help="the person's workspace: an independent judge, fitted on their messages the twin did not train on, "
+        "says how much each reply sounds like them",
+    )
     parser.add_argument("--compare-base", action="store_true", help="also show the base's reply without the adapter")
     parser.add_argument("--prompt", metavar="TEXT", help="answer this one message and exit")
     parser.add_argument("--system", metavar="TEXT", default="", help="system prompt")
@@ -49,9 +55,17 @@ def _print_score(label: str, reply, scorer) -> None:
     score = reply.score
     patterns = ", ".join(f"{name} {p:.2f}" for name, p in score.top_patterns(3))
     closeness = f"{score.sounds_like:.3f}" if score.sounds_like is not None else "unavailable"
-    print(f"  [{label}] sounds like you: {closeness}; patterns: {patterns}")
+    print(f"  [{label}] style-head cosine to you (detail): {closeness}; patterns: {patterns}")
     if score.sounds_like is None and scorer.unavailable:
         print(f"  ({scorer.unavailable})")
+
+
+def _print_judged(turn) -> None:
+    for label, reply in (("twin", turn.twin), ("base", turn.base)):
+        if reply is not None and reply.yours is not None:
+            print(f"  [{label}] sounds like you: {reply.yours:.0%}")
+    if turn.verdict:
+        print(f"  {turn.verdict}")
 
 
 def _answer(session, text: str, compare: bool) -> None:
@@ -73,11 +87,52 @@ def _answer(session, text: str, compare: bool) -> None:
         if reply is not None and not reply.text and current["who"] != who:
             print(f"{who}> (no reply)")
     sys.stdout.write("\n")
+    if turn.twin.left_out:
+        print(f"({turn.twin.left_out_note()})")
+    _print_judged(turn)
     if session.scorer is not None:
         _print_score("twin", turn.twin, session.scorer)
         if turn.base is not None:
             _print_score("base", turn.base, session.scorer)
     sys.stdout.flush()
+
+
+def _check_save_path(path: str | None) -> None:
+    """Refuse a --save place that cannot take a file before the model is loaded."""
+    from pathlib import Path
+
+    from cognitivetwin_core.errors import InputError
+
+    if path and Path(path).is_dir():
+        raise InputError(f"--save {path} is a folder; give a file name, such as {Path(path) / 'chat.json'}.")
+
+
+def _input_lines():
+    """The messages typed or piped in, one a line, as text. Refused at once when standard input
+    is closed; a line that is not UTF-8 is one sentence naming it."""
+    from cognitivetwin_core.errors import InputError
+
+    stream = sys.stdin
+    if stream is None or stream.closed:
+        raise InputError(
+            "There is no input to read messages from (standard input is closed): pass --prompt TEXT, "
+            "or run the chat in a terminal or with a pipe."
+        )
+    source = getattr(stream, "buffer", None)
+    if source is None:  # a text stream without bytes below it (a test's StringIO)
+        return iter(stream.readline, "")
+
+    def decoded():
+        for number, line in enumerate(iter(source.readline, b""), 1):
+            try:
+                yield line.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputError(
+                    f"Line {number} of the standard input is not UTF-8 text; save the messages as UTF-8 "
+                    "(for example with iconv -t UTF-8) and try again."
+                ) from None
+
+    return decoded()
 
 
 def _run(args) -> int:
@@ -86,11 +141,23 @@ def _run(args) -> int:
     settings = settings_from(
         temperature=args.temperature, top_p=args.top_p, max_new_tokens=args.max_new_tokens, seed=args.seed
     )
+    _check_save_path(args.save)
+    lines = _input_lines() if args.prompt is None else None
     twin = load_twin(args.adapter, args.base_model, device=args.device)
     scorer = ReplyScorer.for_run(args.model_dir, device=args.device) if args.model_dir else None
     if scorer is not None and scorer.unavailable:
         print(scorer.unavailable, file=sys.stderr)
-    session = ChatSession(twin, scorer=scorer, system_prompt=args.system, settings=settings)
+    person_judge = None
+    if args.workspace:
+        from cognitivetwin_core.data.workspace import Workspace
+        from cognitivetwin_core.playground.judges.sounds_like_you import SCALE, PersonJudge
+
+        with Workspace.open(args.workspace, read_only=True) as workspace:
+            person_judge = PersonJudge.for_adapter(args.adapter, workspace)
+        print(f"Sounds like you: {SCALE} ({person_judge.note}).", file=sys.stderr)
+        if not person_judge.reliable:
+            person_judge = None
+    session = ChatSession(twin, scorer=scorer, system_prompt=args.system, settings=settings, person_judge=person_judge)
     try:
         if args.prompt is not None:
             _answer(session, args.prompt, args.compare_base)
@@ -102,7 +169,7 @@ def _run(args) -> int:
             if interactive:
                 sys.stdout.write("you> ")
                 sys.stdout.flush()
-            line = sys.stdin.readline()
+            line = next(lines, "")
             if not line:
                 break
             text = line.strip()

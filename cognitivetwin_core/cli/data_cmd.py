@@ -23,7 +23,23 @@ import time
 
 from cognitivetwin_core.cli.terminal_text import printable, printable_json
 
-IMPORTER_NAMES = ("chat-jsonl", "trajectory-jsonl", "sharegpt", "chatgpt", "whatsapp", "telegram", "demo")
+IMPORTER_NAMES = (
+    "chat-jsonl",
+    "trajectory-jsonl",
+    "sharegpt",
+    "chatgpt",
+    "whatsapp",
+    "telegram",
+    "facebook-messenger",
+    "instagram",
+    "imessage",
+    "discord-chat-exporter",
+    "discord-package",
+    "signal",
+    "google-chat",
+    "mbox",
+    "demo",
+)
 
 
 def register(subparsers) -> None:
@@ -55,6 +71,12 @@ def register(subparsers) -> None:
     _workspace_argument(speakers)
     _me_argument(speakers, "and remember it for this workspace")
     speakers.add_argument("--json", action="store_true", help="print JSON")
+    speakers.add_argument(
+        "--link",
+        nargs="+",
+        metavar=("NAME", "ALIAS"),
+        help="these are all one person: make the ALIASes (names, numbers, addresses, handles) one speaker called NAME",
+    )
     speakers.set_defaults(func=_speakers)
 
     privacy = sub.add_parser("privacy", help="personal data in the conversations, before anything is uploaded")
@@ -282,6 +304,10 @@ def _supabase_source(args):
 
 
 def _print_report(report) -> None:
+    from cognitivetwin_core.data.importers import IMPORTERS
+
+    if report.importer in IMPORTERS:
+        print(f"Recognised: {IMPORTERS[report.importer].title}")
     print(printable(report.summary()))
     for warning in report.warnings:
         print(f"warning: {printable(warning)}")
@@ -318,7 +344,14 @@ def _import(args) -> int:
         bar.close()
         _print_report(report)
         _print_imports_to_repeat(workspace.imports_to_repeat())
-        if report.twin_speaker is not None:
+        if report.owner_adopted:
+            from cognitivetwin_core.data.twin_speaker import describe
+
+            print(
+                f"The twin speaks as {printable(describe(report.twin_speaker), one_line=True)}, the export's "
+                "owner (change it with `cognitivetwin data speakers --me NAME`)."
+            )
+        elif report.twin_speaker is not None:
             print(f"The twin speaks as {printable(report.twin_speaker, one_line=True)}.")
         elif report.participants and workspace.twin_speaker() not in report.participants:
             name = f'"{printable(report.owner, one_line=True)}"' if report.owner else "NAME"
@@ -339,15 +372,34 @@ def _print_imports_to_repeat(records: list[dict]) -> None:
 
 
 def _speakers(args) -> int:
+    from cognitivetwin_core.data.person_identity import (
+        canonical,
+        choose_twin_speaker,
+        link_speakers,
+        linked_speakers,
+        speaker_links,
+    )
     from cognitivetwin_core.data.twin_speaker import describe
+    from cognitivetwin_core.errors import InputError
 
-    if args.me:  # a write, but only into a workspace that exists (a mistyped folder is refused)
+    writes = bool(args.me or args.link)
+    if writes:  # only into a workspace that exists (a mistyped folder is refused)
         _open_workspace(args, read_only=True).close()
-    with _open_workspace(args, read_only=not args.me) as workspace:
+    with _open_workspace(args, read_only=not writes) as workspace:
+        if args.link:
+            if len(args.link) < 2:
+                raise InputError("--link takes the person's NAME and then at least one ALIAS to link to it.")
+            linked = link_speakers(workspace, args.link[0], args.link[1:])
+            if not args.json:
+                print(
+                    f"{printable(args.link[0], one_line=True)} is now one speaker with: "
+                    + ", ".join(printable(alias, one_line=True) for alias in linked)
+                )
         if args.me:
-            workspace.set_twin_speaker(args.me)
-        current = workspace.twin_speaker()
-        speakers = workspace.speakers()
+            choose_twin_speaker(workspace, args.me)
+        links = speaker_links(workspace)
+        current = canonical(links, workspace.twin_speaker())
+        speakers = linked_speakers(workspace)
     if args.json:
         print(
             printable_json(
@@ -360,6 +412,7 @@ def _speakers(args) -> int:
                                 "named": s.named,
                                 "messages": s.messages,
                                 "conversations": s.conversations,
+                                "aliases": sorted(alias for alias, name in links.items() if name == s.name),
                             }
                             for s in speakers
                         ],
@@ -501,6 +554,7 @@ def _export(args) -> int:
     from pathlib import Path
 
     from cognitivetwin_core.data.exports import DEFAULT_MERGE_MINUTES, export_together, export_trajectory
+    from cognitivetwin_core.data.person_identity import resolve_speaker
     from cognitivetwin_core.errors import InputError, os_error
     from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
 
@@ -516,7 +570,7 @@ def _export(args) -> int:
                 base_model=args.base_model or DEFAULT_BASE_MODEL,
                 validation_fraction=args.validation_fraction,
                 epochs=args.epochs,
-                twin_speaker=workspace.resolve_speaker(args.me) if args.me else None,
+                twin_speaker=resolve_speaker(workspace, args.me) if args.me else None,
                 merge_minutes=DEFAULT_MERGE_MINUTES if args.merge_minutes is None else args.merge_minutes,
                 privacy="redact" if args.redact else "leave-out" if args.leave_out_private else "keep",
             )

@@ -129,7 +129,7 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--model-dir", metavar="RUN", help="--evaluate: a Phase 2 run that scores the replies' style")
     parser.add_argument(
-        "--samples", type=int, default=8, help="--evaluate: held-out replies the base and the twin answer (default 8)"
+        "--samples", type=int, default=16, help="--evaluate: held-out replies the base and the twin answer (default 16)"
     )
     parser.add_argument(
         "--max-new-tokens", type=int, default=96, help="--evaluate: longest generated reply (default 96 tokens)"
@@ -323,6 +323,7 @@ def _data_file(args, workspace, base_model: str) -> tuple[str, bool]:
     from pathlib import Path
 
     from cognitivetwin_core.data.exports import export_together
+    from cognitivetwin_core.data.person_identity import resolve_speaker
 
     if workspace.count_conversations() == 0:
         raise InputError(
@@ -335,7 +336,7 @@ def _data_file(args, workspace, base_model: str) -> tuple[str, bool]:
         workspace,
         target,
         base_model=base_model,
-        twin_speaker=workspace.resolve_speaker(args.me) if args.me else None,
+        twin_speaker=resolve_speaker(workspace, args.me) if args.me else None,
         privacy="redact" if args.redact else "keep",
         # Local training keeps --max-seq-length tokens of an example: cut the examples to that,
         # so each still ends on the person's turn instead of losing it to truncation.
@@ -512,7 +513,7 @@ def _launch(args, workspace) -> int:
 def _local_memory_verdict(args, settings) -> str:
     """Refuse (one sentence, before anything is loaded) a base that will not fit."""
     from cognitivetwin_core.models.memory import InsufficientMemoryError
-    from cognitivetwin_core.phase1.local_lora import local_memory_verdict
+    from cognitivetwin_core.phase1.lora_device_plan import local_memory_verdict
 
     verdict = local_memory_verdict(
         settings.base_model,

@@ -107,7 +107,10 @@ class TrajectoryExportSummary:
 
 def _conversations(source, ids: Iterable[str] | None) -> Iterator[Conversation]:
     if hasattr(source, "iter_conversations"):
-        return source.iter_conversations(ids=list(ids) if ids is not None else None)
+        from cognitivetwin_core.data.person_identity import linked_conversations
+
+        # One person across sources: linked aliases carry their one name (docs/importers.md).
+        return linked_conversations(source, source.iter_conversations(ids=list(ids) if ids is not None else None))
     if ids is None:
         return iter(source)
     wanted = set(ids)
@@ -357,6 +360,10 @@ def export_together(
         raise InputError(f"Unknown privacy choice {privacy!r}: use keep, redact or leave-out.")
     if twin_speaker is None:
         twin_speaker = source.twin_speaker() if hasattr(source, "twin_speaker") else DEFAULT_TWIN_SPEAKER
+    if hasattr(source, "iter_conversations"):
+        from cognitivetwin_core.data.person_identity import canonical, speaker_links
+
+        twin_speaker = canonical(speaker_links(source), twin_speaker)
     scanner = None
     if privacy != "keep":
         from cognitivetwin_core.data.privacy import PrivacyScanner

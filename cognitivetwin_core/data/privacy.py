@@ -63,7 +63,10 @@ _SECRETS = re.compile(
     r"|(?<=Bearer )[A-Za-z0-9._~+/-]{20,}=*"
 )
 _IBAN_CANDIDATE = re.compile(r"\b[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}\b")
-_CARD_CANDIDATE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
+# Runs of digit groups split by single spaces or dashes; a card number is found among the
+# groups of a run, so a number written beside it ("4111 1111 1111 1111 12/27") does not hide it.
+_DIGIT_GROUPS = re.compile(r"(?<![\d-])\d+(?:[ -]\d+)*(?![\d-])")
+_GROUP = re.compile(r"\d+")
 _DIGIT_RUN = re.compile(r"\d(?:[\s().\-/]{0,3}\d){5}")
 _IPV4 = re.compile(r"(?<![\d.])\d{1,3}(?:\.\d{1,3}){3}(?![\d.])")
 _IPV6 = re.compile(r"(?<![\w:])(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4}(?![\w:])")
@@ -108,7 +111,7 @@ class PrivacyScanner:
         )
 
     def find(self, text: str) -> list[Finding]:
-        """Non-overlapping findings in order; where two overlap the more specific kind wins."""
+        """Non-overlapping findings in order; overlapping ones are joined, of the more specific kind."""
         found: list[Finding] = []
         for match in _SECRETS.finditer(text):
             found.append(Finding("secret", match.start(), match.end(), match.group()))
@@ -116,11 +119,8 @@ class PrivacyScanner:
             found.append(Finding("email", match.start(), match.end(), match.group()))
         for match in _IBAN_CANDIDATE.finditer(text):
             found.extend(self._iban(match))
-        for match in _CARD_CANDIDATE.finditer(text):
-            digits = re.sub(r"\D", "", match.group())
-            # Card numbers start with 2-6 (the major networks' ranges) and pass the Luhn checksum.
-            if 13 <= len(digits) <= 19 and digits[0] in "23456" and luhn.is_valid(digits) and len(set(digits)) > 1:
-                found.append(Finding("card", match.start(), match.end(), match.group()))
+        for match in _DIGIT_GROUPS.finditer(text):
+            found.extend(_cards(text, match))
         for pattern in (_IPV4, _IPV6):
             for match in pattern.finditer(text):
                 value = match.group()
@@ -151,13 +151,49 @@ class PrivacyScanner:
         return []
 
 
+def _is_card_number(digits: str) -> bool:
+    # Card numbers start with 2-6 (the major networks' ranges) and pass the Luhn checksum.
+    return 13 <= len(digits) <= 19 and digits[0] in "23456" and len(set(digits)) > 1 and luhn.is_valid(digits)
+
+
+def _cards(text: str, run: re.Match) -> list[Finding]:
+    """The card numbers among a run's digit groups: from each group, the longest span of
+    whole groups that is one; found spans do not overlap."""
+    groups = [(run.start() + g.start(), run.start() + g.end()) for g in _GROUP.finditer(run.group())]
+    found: list[Finding] = []
+    first = 0
+    while first < len(groups):
+        best = None
+        digits = ""
+        for last in range(first, len(groups)):
+            digits += text[groups[last][0] : groups[last][1]]
+            if len(digits) > 19:
+                break
+            if _is_card_number(digits):
+                best = last
+        if best is None:
+            first += 1
+            continue
+        start, end = groups[first][0], groups[best][1]
+        found.append(Finding("card", start, end, text[start:end]))
+        first = best + 1
+    return found
+
+
 def _without_overlaps(found: list[Finding]) -> list[Finding]:
+    """Overlapping findings joined into one covering them all (so redacting leaves no part of
+    either), of the most specific kind among them."""
     rank = {kind: index for index, kind in enumerate(KINDS)}
-    chosen: list[Finding] = []
-    for finding in sorted(found, key=lambda f: (rank[f.kind], f.start, -(f.end - f.start))):
-        if all(finding.end <= other.start or finding.start >= other.end for other in chosen):
-            chosen.append(finding)
-    return sorted(chosen, key=lambda f: f.start)
+    merged: list[Finding] = []
+    for finding in sorted(found, key=lambda f: (f.start, -f.end)):
+        if merged and finding.start < merged[-1].end:
+            last = merged[-1]
+            start, end = last.start, max(last.end, finding.end)
+            kind = min(last.kind, finding.kind, key=rank.__getitem__)
+            merged[-1] = Finding(kind, start, end, last.text + finding.text[last.end - finding.start :])
+        else:
+            merged.append(finding)
+    return merged
 
 
 def redact(text: str, findings: list[Finding]) -> str:

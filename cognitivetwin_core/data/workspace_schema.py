@@ -99,6 +99,30 @@ MIGRATIONS: list[str | Callable[[sqlite3.Connection], None]] = [
     """,
     # 4: conversation identity: every stored conversation's hash recomputed with speakers, times and source ids.
     rehash_stored_conversations,
+    # 5: the blind test's answers (data/blind_answers.py): which of two replies the person picked.
+    """
+    CREATE TABLE blind_answers(
+        id INTEGER PRIMARY KEY,
+        adapter TEXT NOT NULL,
+        mode TEXT NOT NULL,
+        session TEXT NOT NULL,
+        example INTEGER NOT NULL,
+        context TEXT NOT NULL,
+        real_position INTEGER NOT NULL,
+        choice INTEGER,
+        correct INTEGER,
+        answered_at TEXT NOT NULL
+    );
+    CREATE INDEX blind_answers_by_adapter ON blind_answers(adapter, mode);
+    """,
+    # 6: speaker links: one person's names, numbers, addresses and handles across sources
+    # (cognitivetwin_core/data/person_identity.py).
+    """
+    CREATE TABLE speaker_links(
+        alias TEXT PRIMARY KEY,
+        name TEXT NOT NULL
+    );
+    """,
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -66,6 +66,21 @@ def _module_name(key: str) -> str | None:
     return head[len(PEFT_PREFIX) :] if found and head.startswith(PEFT_PREFIX) else None
 
 
+def _weight_names(weights_path: Path) -> list[str]:
+    """The tensor names of an adapter's weights file; a damaged or truncated file is one sentence."""
+    from safetensors import SafetensorError, safe_open
+
+    from cognitivetwin_core.errors import InputError
+
+    try:
+        with safe_open(str(weights_path), "pt") as handle:
+            return list(handle.keys())
+    except SafetensorError as exc:
+        raise InputError(
+            f"{weights_path} is damaged or not a safetensors file ({exc}); train or copy the adapter again."
+        ) from None
+
+
 def apply_adapter(model, adapter_dir: str | Path):
     """`model` with the LoRA adapter of `adapter_dir` applied (a PeftModel, not trainable).
 
@@ -77,10 +92,7 @@ def apply_adapter(model, adapter_dir: str | Path):
     weights_path = adapter_dir / WEIGHTS_NAME
     if not weights_path.is_file():
         return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)
-    from safetensors import safe_open
-
-    with safe_open(str(weights_path), "pt") as handle:
-        keys = list(handle.keys())
+    keys = _weight_names(weights_path)
     renames = renamed_adapter_keys(keys, decoder_path(model))
     if not renames:
         return PeftModel.from_pretrained(model, str(adapter_dir), is_trainable=False)

@@ -46,6 +46,7 @@ class GeneratedReply:
     text: str
     tokens: int  # new tokens generated
     stopped: bool  # True when the stop event ended it early
+    left_out: int = 0  # the oldest messages of the history left out to fit the model's context
 
 
 def chat_generate(base_model: str, prompt: str, *, max_new_tokens: int = 48, model=None, tokenizer=None) -> str:
@@ -69,24 +70,52 @@ def chat_generate(base_model: str, prompt: str, *, max_new_tokens: int = 48, mod
 
 
 def chat_inputs(tokenizer, messages: Sequence[dict], device, *, max_context_tokens: int | None = None):
-    """The chat template's token ids for `messages` with the assistant's turn opened.
+    """(the chat template's token ids for `messages` with the assistant's turn opened, how many
+    of the oldest messages were left out).
 
     A long history is cut from the front (keeping a leading system message) until it fits
-    `max_context_tokens`, so a long chat keeps working instead of failing."""
+    `max_context_tokens`, so a long chat keeps working; a last message that cannot fit on its
+    own is refused here, before any generation (which would otherwise run far past the
+    model's context, for many minutes on a CPU)."""
     messages = [{"role": m["role"], "content": m["content"]} for m in messages]
     if not messages:
         raise InputError("There is no message to reply to.")
+    keep_system = 1 if messages[0]["role"] == "system" else 0
+    left_out = 0
     while True:
         inputs = tokenizer.apply_chat_template(
             messages, add_generation_prompt=True, return_tensors="pt", return_dict=True
         )
-        keep_system = 1 if messages[0]["role"] == "system" else 0
-        if max_context_tokens is None or inputs["input_ids"].shape[1] <= max_context_tokens:
+        length = inputs["input_ids"].shape[1]
+        if max_context_tokens is None or length <= max_context_tokens:
             break
         if len(messages) - keep_system <= 1:
-            break  # only the last message left: let the template's own truncation (none) stand
+            with_system = " with the system prompt" if keep_system else ""
+            raise InputError(
+                f"The message is {length:,} tokens long{with_system}, more than the {max_context_tokens:,} the "
+                "model can read at once (its context, less room for the reply): shorten it or send it in parts."
+            )
         del messages[keep_system]
-    return {k: v.to(device) for k, v in inputs.items()}
+        left_out += 1
+    return {k: v.to(device) for k, v in inputs.items()}, left_out
+
+
+def context_limit(model, settings: SamplingSettings, max_context_tokens: int | None = None) -> int | None:
+    """How many tokens a prompt may have: the model's context less `settings.max_new_tokens`
+    (room for the reply), and at most `max_context_tokens`; None when neither is known."""
+    from cognitivetwin_core.models.loader import text_config
+
+    config = getattr(model, "config", None)
+    window = getattr(text_config(config), "max_position_embeddings", None) if config is not None else None
+    if not isinstance(window, int) or window <= 0:
+        return max_context_tokens
+    room = window - settings.max_new_tokens
+    if room < 1:
+        raise InputError(
+            f"A reply of up to {settings.max_new_tokens:,} tokens leaves no room for the conversation in the "
+            f"model's context of {window:,} tokens: ask for a shorter reply."
+        )
+    return room if max_context_tokens is None else min(room, max_context_tokens)
 
 
 def generate_reply(
@@ -103,12 +132,16 @@ def generate_reply(
 
     `on_text(piece)` receives the reply as it is decoded (whole words: the streamer holds
     back a partial word); the pieces join to the returned text. `stop_event`, when set,
-    ends the generation before its next token; what was generated so far is returned."""
+    ends the generation before its next token; what was generated so far is returned.
+    The prompt fits the model's context with room for the reply (and `max_context_tokens`,
+    which bounds a CPU's work): the oldest messages are left out (`left_out` says how many),
+    and a last message too long on its own is refused before generating."""
     import torch
     from transformers import StoppingCriteria, StoppingCriteriaList, TextStreamer
 
     settings = settings or SamplingSettings()
-    inputs = chat_inputs(tokenizer, messages, model.device, max_context_tokens=max_context_tokens)
+    limit = context_limit(model, settings, max_context_tokens)
+    inputs, left_out = chat_inputs(tokenizer, messages, model.device, max_context_tokens=limit)
     pieces: list[str] = []
 
     class _Streamer(TextStreamer):
@@ -150,4 +183,4 @@ def generate_reply(
     new_tokens = output[0][inputs["input_ids"].shape[1] :]
     text = tokenizer.decode(new_tokens, skip_special_tokens=True)
     stopped = stop_event is not None and stop_event.is_set()
-    return GeneratedReply(text.strip(), int(new_tokens.shape[0]), stopped)
+    return GeneratedReply(text.strip(), int(new_tokens.shape[0]), stopped, left_out)

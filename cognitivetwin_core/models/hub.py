@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cognitivetwin_core.errors import CancelledError, CognitiveTwinError, InputError
+from cognitivetwin_core.errors import CancelledError, CognitiveTwinError, InputError, os_error
 
 # What a base needs, and nothing else (no PyTorch .bin duplicates, no original/ checkpoints).
 ALLOW_PATTERNS = [
@@ -96,6 +96,25 @@ def local_snapshot(repo_id: str) -> Path | None:
     return folder if (folder / "config.json").is_file() else None
 
 
+def _writing_failure(exc: BaseException) -> OSError | None:
+    """An OSError of writing (permission, read-only, full disk) in `exc` or what caused it."""
+    import errno
+
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (
+            errno.EACCES,
+            errno.EPERM,
+            errno.EROFS,
+            errno.ENOSPC,
+            errno.EDQUOT,
+        ):
+            return exc
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
 def _explain(exc: Exception, repo_id: str, token: str | None) -> HubDownloadError:
     """One sentence for a Hub failure; never the token."""
     from huggingface_hub.errors import (
@@ -105,6 +124,10 @@ def _explain(exc: Exception, repo_id: str, token: str | None) -> HubDownloadErro
         RepositoryNotFoundError,
     )
 
+    written = _writing_failure(exc)
+    if written is not None:  # the cache's folder, not the network: say so
+        where = written.filename or hub_cache_dir()
+        return HubDownloadError(str(os_error(written, f"saving {repo_id} in", where)))
     page = f"https://huggingface.co/{repo_id}"
     gated = repo_id.startswith(GATED_REPO_PREFIXES)
     status = getattr(getattr(exc, "response", None), "status_code", None)

@@ -24,7 +24,7 @@ import uuid
 from pathlib import Path, PurePosixPath
 
 from cognitivetwin_core.atomic_files import replace_dir, write_json_atomically
-from cognitivetwin_core.errors import CognitiveTwinError, InputError
+from cognitivetwin_core.errors import CognitiveTwinError, InputError, os_error
 from cognitivetwin_core.models.catalog import CATALOG, spec_for_together_id
 
 MAX_TOTAL_BYTES = 4 * 1024**3  # a LoRA adapter of an 8B model at rank 64 is well under 1 GiB
@@ -85,9 +85,12 @@ def extract_adapter_archive(
     What `prepare_adapter_config` changed in adapter_config.json is added to `config_changes`.
     """
     archive, target = Path(archive), Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
     staging = target.parent / f".extract-{uuid.uuid4().hex}"
-    staging.mkdir()
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        staging.mkdir()
+    except OSError as exc:  # a folder the user may not write in, a read-only or full disk
+        raise os_error(exc, "writing the adapter in", target.parent) from None
     try:
         total = 0
         count = 0
@@ -259,13 +262,29 @@ def write_lineage(folder: str | Path, lineage: dict) -> Path:
     return path
 
 
-def read_lineage(folder: str | Path) -> dict | None:
-    """The adapter's `lineage.json`, or None when it is missing or unreadable."""
+def read_lineage(folder: str | Path, *, damaged_is_error: bool = False) -> dict | None:
+    """The adapter's `lineage.json`, or None when it is missing or unreadable; with
+    `damaged_is_error`, one that is there but empty or not a JSON object is one sentence
+    (what it records, such as the validation split, must not be guessed)."""
+    path = Path(folder) / LINEAGE_NAME
     try:
-        value = json.loads((Path(folder) / LINEAGE_NAME).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
         return None
-    return value if isinstance(value, dict) else None
+    except (OSError, ValueError) as exc:
+        if not damaged_is_error:
+            return None
+        if isinstance(exc, OSError):
+            raise os_error(exc, "reading", path) from None
+        value = None
+    if isinstance(value, dict):
+        return value
+    if damaged_is_error:
+        raise InputError(
+            f"{path} is damaged (empty or not a JSON object): download or train the adapter again, or remove "
+            "that file and pass --workspace so the conversations it did not train on can be found."
+        )
+    return None
 
 
 def adapter_base_model(adapter_dir: str | Path) -> str:
@@ -277,7 +296,7 @@ def adapter_base_model(adapter_dir: str | Path) -> str:
             f"{folder} is not a LoRA adapter folder (no {CONFIG_NAME}): point to a Phase 1 output "
             "(a local run's adapter, or a Together job downloaded with `cognitivetwin phase1 --download`)."
         )
-    base = (read_lineage(folder) or {}).get("base_model")
+    base = (read_lineage(folder, damaged_is_error=True) or {}).get("base_model")
     if base and (base in CATALOG or Path(base).is_dir()):
         return base
     config = json.loads(config_path.read_text(encoding="utf-8"))

@@ -19,7 +19,7 @@ def open_backend(
 
         return TogetherJobManager(workspace, api_key=api_key, base_url=base_url, **options)
     if name == "local":
-        from cognitivetwin_core.phase1.local_lora import LocalLoraJobs
+        from cognitivetwin_core.phase1.local_jobs import LocalLoraJobs
 
         return LocalLoraJobs(workspace, **options)
     raise InputError(f"Unknown Phase 1 backend {name!r}: use 'together' or 'local'.")

@@ -1,7 +1,7 @@
 """Phase 1 (LoRA fine-tuning of the base) behind one interface for the CLI and the app.
 
 Two backends share it: `TogetherJobManager` (`together_jobs.py`, a cloud job on Together AI)
-and `LocalLoraJobs` (this module, PEFT on this computer through `local_lora.py`).
+and `LocalLoraJobs` (`local_jobs.py`, PEFT on this computer through `local_lora.py`).
 
     backend = open_backend("together", workspace, api_key=...)   # or open_backend("local", workspace)
     plan = backend.dry_run(data_path, settings, progress=None)    -> DryRun

@@ -5,11 +5,8 @@ resume, step, save, finish) fine-tunes on the Phase 1
 JSONL (the same file Together takes) and writes the same folder a Together download gives:
 `adapter_config.json` + `adapter_model.safetensors` + `lineage.json`, so Phase 2 takes either.
 
-- Each conversation is rendered with the base's own chat template; the loss is on the
-  assistant turns only (their text and end-of-turn token). Which tokens those are is found
-  by rendering each prefix of the conversation and mapping the character span of every
-  assistant turn to tokens (offsets), so it works with any template, `{% generation %}`
-  markers or not.
+- Tokenising and batching: phase1/assistant_tokens.py; device, precision and memory
+  planning: phase1/lora_device_plan.py; the jobs backend over runs: phase1/local_jobs.py.
 - Fast on a CPU: conversations are cut to `settings.max_seq_length` tokens, batched by
   length under a token budget (little padding), LoRA on q/v with a small rank by default,
   and the vocabulary projection is only computed at the positions that have a label.
@@ -18,23 +15,19 @@ JSONL (the same file Together takes) and writes the same folder a Together downl
   step sized to free memory. The memory check of models/memory.py runs before loading.
 - LoRA wraps the language model's modules only: an image-text base (Gemma 3 4B) is loaded
   as its text model alone (models/loader.py), so no vision tower is loaded or wrapped.
-- Progress: `on_event(LocalLoraEvent)` after every step (loss, step/total, tokens/s, ETA);
-  `should_stop()` is checked between steps and ends the run with `CancelledError`.
+- Progress: `on_event(TrainingEvent)` (phase1/training_progress.py) after every step (loss, step/total, tokens/s, ETA);
+  its `cancellation` (cognitivetwin_core/cancellation.py) is checked between steps and ends
+  the run with `CancelledError` after a checkpoint.
 - Out of memory mid-run (docs/gpu.md): the step's tensors are freed and the step is retried
   with its batch cut into pieces of half the tokens, whose gradients are summed before the
   one optimizer step (so each step learns from the same conversations as before); a
   "memory" event says so. Below `MIN_STEP_TOKENS`, or with one conversation a piece, the run
   keeps its progress in a checkpoint and ends with `LocalLoraOutOfMemoryError`.
-- Checkpoints are written atomically (a temporary folder renamed into place) under
+- Checkpoints (phase1/training_checkpoint.py) are written atomically under
   `work_dir/checkpoint` every `checkpoint_every` steps and at each epoch end; a later run
-  with the same data and settings resumes from it, on any device. The optimizer state is
-  saved from the CPU with `torch.save` and read back with `map_location="cpu",
-  weights_only=True`; the adapter weights are safetensors.
+  with the same data and settings resumes from it, on any device.
 - The measured tokens/s of a finished run is kept in its job record and lineage
   (phase1/throughput.py turns it into the next run's time estimate).
-
-`LocalLoraJobs(workspace)` is the `Phase1Backend` (see `phase1.py`) over it: `launch` starts
-the training on a background thread and `poll`/`wait` report it, like a Together job.
 """
 
 from __future__ import annotations
@@ -42,41 +35,43 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
-import random
 import shutil
-import threading
 import time
-import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cognitivetwin_core.atomic_files import write_dir_atomically
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.errors import CancelledError, CognitiveTwinError, InputError
-from cognitivetwin_core.models.training import fingerprint_changes, lr_factor, warmup_steps
-from cognitivetwin_core.phase1.jobs import (
-    DryRun,
-    JobRecord,
-    JobUpdate,
-    Phase1Settings,
-    ProgressCallback,
-    read_chat_jsonl,
-    read_job,
-    read_jobs,
-    validate_chat_jsonl,
+from cognitivetwin_core.models.training import lr_factor, warmup_steps
+from cognitivetwin_core.phase1.assistant_tokens import (
+    DEFAULT_BATCH_TOKENS,
+    TokenizedExample,
+    assistant_loss,
+    collate,
+    evaluate_loss,
+    length_batches,
+    pad_id,
+    tokenize_conversation,
 )
-from cognitivetwin_core.phase1.monitor import Backoff, follow
+from cognitivetwin_core.phase1.jobs import Phase1Settings, read_chat_jsonl, validate_chat_jsonl
+from cognitivetwin_core.phase1.lora_device_plan import (
+    LOCAL_DEFAULT_MODULES,
+    auto_batch_tokens,
+    enable_gradient_checkpointing,
+    language_model_targets,
+    plan_device,
+    require_lora_memory,
+)
+from cognitivetwin_core.phase1.training_checkpoint import TrainingCheckpoint
+from cognitivetwin_core.phase1.training_progress import StepClock, TrainingEvent
 
 log = logging.getLogger(__name__)
 
-LOCAL_DEFAULT_MODULES = ("q_proj", "v_proj")
+
 LOCAL_DEFAULT_LEARNING_RATE = 5e-4  # few steps per epoch on small data; gradients are clipped
-# Padded tokens a step: bounds activation memory (about 2.5 GB on the embedded model), and
-# small data gets more optimizer steps per epoch (the demo: about 13 instead of 7 at 2048).
-DEFAULT_BATCH_TOKENS = 1024
-IGNORE_INDEX = -100
 # After an out-of-memory error a step is retried in pieces of half the tokens, down to this:
 # below it the device is too small for this base and these settings.
 MIN_STEP_TOKENS = 128
@@ -84,18 +79,6 @@ MIN_STEP_TOKENS = 128
 
 class LocalLoraOutOfMemoryError(CognitiveTwinError):
     """Out of memory even in the smallest pieces a step can be cut into."""
-
-
-@dataclass
-class LocalLoraEvent:
-    kind: str  # "start", "step", "memory" (out of memory: retrying smaller), "epoch", "checkpoint", "done"
-    step: int
-    total_steps: int
-    epoch: int = 0
-    loss: float | None = None
-    tokens_per_second: float | None = None
-    eta_seconds: float | None = None
-    message: str = ""
 
 
 @dataclass
@@ -116,154 +99,6 @@ class LocalLoraResult:
     oom_retries: int = 0
 
 
-@dataclass
-class TokenizedExample:
-    input_ids: list[int]
-    labels: list[int]
-
-    @property
-    def length(self) -> int:
-        return len(self.input_ids)
-
-    @property
-    def labelled(self) -> int:
-        """Positions the loss counts (as `assistant_loss` counts them: the first token never)."""
-        return sum(1 for label in self.labels[1:] if label != IGNORE_INDEX)
-
-
-# ----- data ---------------------------------------------------------------------------------
-
-
-def _render(tokenizer, messages: list[dict], *, generation_prompt: bool = False) -> str:
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
-
-
-def assistant_char_spans(tokenizer, messages: list[dict]) -> tuple[str, list[tuple[int, int]]]:
-    """The rendered conversation and the character spans of its assistant turns."""
-    messages = [{"role": m["role"], "content": m["content"]} for m in messages]
-    full = _render(tokenizer, messages)
-    spans = []
-    cursor = 0
-    for index, message in enumerate(messages):
-        if message["role"] != "assistant":
-            continue
-        span = None
-        try:
-            before = _render(tokenizer, messages[:index], generation_prompt=True) if index else ""
-            through = _render(tokenizer, messages[: index + 1])
-            if full.startswith(through) and through.startswith(before) and len(through) > len(before):
-                start = len(before)
-                # Only the reply and its end-of-turn marker, not a next turn's header.
-                span = (start, len(through))
-        except Exception:  # templates that reject a prefix (e.g. one must end with a user turn)
-            span = None
-        if span is None:
-            start = full.find(message["content"], cursor)
-            if start < 0:
-                continue
-            span = (start, start + len(message["content"]))
-        spans.append(span)
-        cursor = span[1]
-    return full, spans
-
-
-def tokenize_conversation(tokenizer, messages: list[dict], max_length: int) -> TokenizedExample | None:
-    """Token ids and labels (assistant tokens only, -100 elsewhere); None if nothing to learn."""
-    text, spans = assistant_char_spans(tokenizer, messages)
-    encoded = tokenizer(
-        text, add_special_tokens=False, return_offsets_mapping=True, truncation=True, max_length=max_length
-    )
-    ids = encoded["input_ids"]
-    labels = [IGNORE_INDEX] * len(ids)
-    span_index = 0
-    for position, (start, end) in enumerate(encoded["offset_mapping"]):
-        while span_index < len(spans) and spans[span_index][1] <= start:
-            span_index += 1
-        if span_index < len(spans) and end > start and spans[span_index][0] <= start < spans[span_index][1]:
-            labels[position] = ids[position]
-    if not any(label != IGNORE_INDEX for label in labels[1:]):
-        return None
-    return TokenizedExample(ids, labels)
-
-
-def length_batches(examples: list[TokenizedExample], max_batch_tokens: int, seed: int) -> list[list[int]]:
-    """Indices grouped by similar length, each batch under `max_batch_tokens` padded tokens."""
-    order = sorted(range(len(examples)), key=lambda i: examples[i].length)
-    batches: list[list[int]] = []
-    current: list[int] = []
-    longest = 0
-    for index in order:
-        length = examples[index].length
-        if current and max(longest, length) * (len(current) + 1) > max_batch_tokens:
-            batches.append(current)
-            current, longest = [], 0
-        current.append(index)
-        longest = max(longest, length)
-    if current:
-        batches.append(current)
-    random.Random(seed).shuffle(batches)
-    return batches
-
-
-def _collate(examples: list[TokenizedExample], pad_id: int):
-    import torch
-
-    width = max(e.length for e in examples)
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    labels = torch.full((len(examples), width), IGNORE_INDEX, dtype=torch.long)
-    mask = torch.zeros((len(examples), width), dtype=torch.long)
-    for row, example in enumerate(examples):
-        ids[row, : example.length] = torch.tensor(example.input_ids)
-        labels[row, : example.length] = torch.tensor(example.labels)
-        mask[row, : example.length] = 1
-    return ids, labels, mask
-
-
-def assistant_loss(model, input_ids, labels, attention_mask):
-    """Mean next-token loss over labelled positions, projecting only those to the vocabulary."""
-    import torch.nn.functional as F
-
-    causal_lm = model.get_base_model() if hasattr(model, "get_base_model") else model
-    hidden = causal_lm.get_decoder()(
-        input_ids=input_ids, attention_mask=attention_mask, use_cache=False
-    ).last_hidden_state
-    targets = labels[:, 1:]
-    keep = targets != IGNORE_INDEX
-    logits = causal_lm.get_output_embeddings()(hidden[:, :-1][keep])
-    return F.cross_entropy(logits.float(), targets[keep]), int(keep.sum())
-
-
-def evaluate_loss(
-    model,
-    tokenizer,
-    conversations: list[list[dict]],
-    *,
-    max_length: int = 512,
-    max_batch_tokens: int = DEFAULT_BATCH_TOKENS,
-) -> float:
-    """Mean assistant-token loss of `model` on `conversations` (no gradients)."""
-    import torch
-
-    examples = [e for e in (tokenize_conversation(tokenizer, c, max_length) for c in conversations) if e]
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for batch in length_batches(examples, max_batch_tokens, seed=0):
-            ids, labels, mask = _collate([examples[i] for i in batch], _pad_id(tokenizer))
-            loss, n = assistant_loss(model, ids.to(model.device), labels.to(model.device), mask.to(model.device))
-            total += float(loss) * n
-            count += n
-    return total / max(count, 1)
-
-
-def _pad_id(tokenizer) -> int:
-    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-
-
-# ----- training -------------------------------------------------------------------------------
-
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
 def _base_identity(base_model: str | Path) -> tuple[str, str]:
     """(name recorded in lineage, id written as base_model_name_or_path)."""
     from cognitivetwin_core.models.catalog import resolve_base
@@ -272,95 +107,6 @@ def _base_identity(base_model: str | Path) -> tuple[str, str]:
     if isinstance(resolved, Path):
         return str(resolved), str(resolved)
     return resolved.short_name, resolved.hf_repo
-
-
-def choose_precision(device: str, requested: str | None = "auto") -> str:
-    """ "bf16" (bf16 weights, bf16 autocast) or "fp32" for `device`.
-
-    auto: bf16 on a GPU that does it natively (compute capability 8.0+), fp32 elsewhere: on
-    the CPU bf16 matmuls are slower than fp32 on most processors. "bf16" may be asked for on the CPU (autocast works there too).
-    """
-    import torch
-
-    from cognitivetwin_core.models.devices import working_dtype
-
-    requested = (requested or "auto").lower()
-    if requested not in PRECISIONS:
-        raise InputError(f"Unknown precision {requested!r}: use one of {', '.join(PRECISIONS)}.")
-    if requested != "auto":
-        return requested
-    # Phase 2's choice (compute capability 8.0+), without fp16: training in it needs loss scaling.
-    return "bf16" if working_dtype(device) == torch.bfloat16 else "fp32"
-
-
-def language_model_targets(model, modules: list[str]) -> list[str] | str:
-    """PEFT `target_modules` that reach the language model only.
-
-    A text-only model: the short names as given. A model with other towers (Gemma 3's
-    vision tower and projector share names such as q_proj): a regex anchored on the
-    language model's own path, so nothing outside it is wrapped.
-    """
-    import re
-
-    decoder = model.get_decoder() if hasattr(model, "get_decoder") else None
-    prefix = next((name for name, module in model.named_modules() if module is decoder), None)
-    towers = [n for n, _ in model.named_modules() if n and ("vision" in n or "multi_modal" in n)]
-    if not towers or not prefix:
-        return modules
-    names = "|".join(re.escape(m) for m in modules)
-    return rf"{re.escape(prefix)}\..*\.({names})"
-
-
-def auto_batch_tokens(model, device: str, *, max_length: int, precision: str) -> int:
-    """Padded tokens a step: the CPU default, or on a GPU the most its free memory holds.
-
-    Tried from 16k down to 1k tokens with the memory model of models/memory.py, against
-    the GPU memory free once the weights are loaded (80% of it, for the allocator).
-    """
-    if not device.startswith("cuda"):
-        return DEFAULT_BATCH_TOKENS
-    from cognitivetwin_core.models.memory import ModelShape, estimate_memory, free_memory
-
-    shape = ModelShape.from_config(model.config.to_dict())
-    _ram, free = free_memory(device)
-    for tokens in (16384, 8192, 4096, 2048):
-        need = estimate_memory(
-            shape, purpose="lora", device=device, dtype="bfloat16" if precision == "bf16" else "float32"
-        ).working
-        need = need * tokens // DEFAULT_BATCH_TOKENS
-        if tokens >= max_length and need < 0.8 * (free or 0):
-            return tokens
-    return DEFAULT_BATCH_TOKENS
-
-
-def local_memory_verdict(
-    base_model: str | Path,
-    settings: Phase1Settings | None = None,
-    *,
-    device: str | None = "auto",
-    precision: str | None = "auto",
-    max_batch_tokens: int | None = None,
-    **free,
-):
-    """Whether local LoRA on `base_model` fits on `device` (a `MemoryVerdict`, whose text
-    the CLI prints and the app shows before Start); `free` may inject free_ram/free_device."""
-    from cognitivetwin_core.models.devices import select_device
-    from cognitivetwin_core.models.memory import check_memory
-
-    settings = settings or Phase1Settings(base_model=str(base_model))
-    device = select_device(device)
-    precision = choose_precision(device, precision)
-    return check_memory(
-        base_model,
-        purpose="lora",
-        device=device,
-        dtype="bfloat16" if precision == "bf16" else "float32",
-        batch_tokens=max_batch_tokens or DEFAULT_BATCH_TOKENS,
-        lora_rank=settings.lora_r,
-        lora_modules=len(settings.target_modules or LOCAL_DEFAULT_MODULES),
-        gradient_checkpointing=device != "cpu",
-        **free,
-    )
 
 
 class LocalLoraRun:
@@ -379,8 +125,8 @@ class LocalLoraRun:
         settings: Phase1Settings | None = None,
         *,
         work_dir: str | Path | None = None,
-        on_event: Callable[[LocalLoraEvent], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
+        on_event: Callable[[TrainingEvent], None] | None = None,
+        cancellation: Cancellation | None = None,
         device: str | None = "auto",
         precision: str | None = "auto",
         gradient_checkpointing: bool | None = None,
@@ -397,14 +143,14 @@ class LocalLoraRun:
         self.settings = settings or Phase1Settings(base_model=str(base_model), epochs=1)
         self.work_dir = Path(work_dir) if work_dir else self.output_dir.parent / f".{self.output_dir.name}.work"
         self.on_event = on_event
-        self.should_stop = should_stop
+        self.cancellation = cancellation or Cancellation()
         self.requested_device = device
         self.requested_precision = precision
         self.gradient_checkpointing = gradient_checkpointing
         self.max_batch_tokens = max_batch_tokens  # None: sized to the device's memory
         self.checkpoint_every = checkpoint_every
         self.seed = seed
-        self.allow_resume = resume
+        self.checkpoint = TrainingCheckpoint(self.work_dir / "checkpoint", enabled=resume)
         self.extra_lineage = lineage or {}
         self.check_memory = check_memory
         self.step_index = 0  # optimizer steps done, including those before a resume
@@ -421,11 +167,11 @@ class LocalLoraRun:
 
     @property
     def checkpoint_dir(self) -> Path:
-        return self.work_dir / "checkpoint"
+        return self.checkpoint.folder
 
     def _emit(self, kind: str, epoch: int, loss=None, tps=None, eta=None, message="") -> None:
         if self.on_event:
-            self.on_event(LocalLoraEvent(kind, self.step_index, self.total_steps, epoch, loss, tps, eta, message))
+            self.on_event(TrainingEvent(kind, self.step_index, self.total_steps, epoch, loss, tps, eta, message))
 
     # --- prepare ----------------------------------------------------------------------------
 
@@ -433,23 +179,20 @@ class LocalLoraRun:
         import torch
         from peft import LoraConfig, get_peft_model
 
-        from cognitivetwin_core.models.devices import select_device
         from cognitivetwin_core.models.loader import load_base_model
 
         settings = self.settings
-        self.device = select_device(self.requested_device)
-        self.precision = choose_precision(self.device, self.requested_precision)
-        if self.gradient_checkpointing is None:  # memory is scarce on accelerators; the CPU has RAM
-            self.gradient_checkpointing = self.device != "cpu"
+        self.plan = plan_device(self.requested_device, self.requested_precision, self.gradient_checkpointing)
+        self.device, self.precision = self.plan.device, self.plan.precision
+        self.gradient_checkpointing = self.plan.gradient_checkpointing
         self.conversations = read_chat_jsonl(self.data_path)
         self.data_sha = validate_chat_jsonl(self.data_path).sha256
         self.validation = read_chat_jsonl(settings.validation_file) if settings.validation_file else []
         self.base_name, self.base_id = _base_identity(self.base_model)
         if self.check_memory:
-            self._check_memory()
+            require_lora_memory(self.base_model, settings, self.plan, self.max_batch_tokens)
         torch.manual_seed(self.seed)
-        dtype = torch.bfloat16 if self.precision == "bf16" else torch.float32
-        model, self.tokenizer = load_base_model(self.base_model, dtype=dtype, device=self.device)
+        model, self.tokenizer = load_base_model(self.base_model, dtype=self.plan.dtype, device=self.device)
         self.examples = [
             e
             for e in (tokenize_conversation(self.tokenizer, c, settings.max_seq_length) for c in self.conversations)
@@ -469,12 +212,7 @@ class LocalLoraRun:
                 f"among q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj."
             )
         if self.gradient_checkpointing:
-            # Non-reentrant: works with frozen inputs, so no input-grad hook is needed.
-            enable = getattr(model, "activation_checkpointing_enable", None)  # transformers 5's name
-            if enable is not None:
-                enable({"use_reentrant": False})
-            else:
-                model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+            enable_gradient_checkpointing(model)
         lora_config = LoraConfig(
             r=settings.lora_r,
             lora_alpha=settings.lora_alpha,
@@ -502,28 +240,14 @@ class LocalLoraRun:
             "seed": self.seed,
             "max_batch_tokens": self.batch_tokens,
         }
-        self.pad_id = _pad_id(self.tokenizer)
-
-    def _check_memory(self) -> None:
-        from cognitivetwin_core.models.memory import require_memory
-
-        require_memory(
-            self.base_model,
-            purpose="lora",
-            device=self.device,
-            dtype="bfloat16" if self.precision == "bf16" else "float32",
-            batch_tokens=self.max_batch_tokens or DEFAULT_BATCH_TOKENS,
-            lora_rank=self.settings.lora_r,
-            lora_modules=len(self.settings.target_modules or LOCAL_DEFAULT_MODULES),
-            gradient_checkpointing=bool(self.gradient_checkpointing),
-        )
+        self.pad_id = pad_id(self.tokenizer)
 
     def _batch_tokens(self) -> int:
         if self.max_batch_tokens:
             return int(self.max_batch_tokens)
         # Sized to memory: but a run resumed on another device keeps its batches (and so its
         # fingerprint and data order), whatever this device would have chosen.
-        saved = self._saved_state()
+        saved = self.checkpoint.state()
         if saved and saved.get("fingerprint", {}).get("max_batch_tokens"):
             return int(saved["fingerprint"]["max_batch_tokens"])
         return auto_batch_tokens(
@@ -532,42 +256,13 @@ class LocalLoraRun:
 
     # --- resume / save ----------------------------------------------------------------------
 
-    def _saved_state(self) -> dict | None:
-        path = self.checkpoint_dir / "trainer_state.json"
-        if not (self.allow_resume and path.is_file()):
-            return None
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return None
-
     def resume(self) -> bool:
         """Continue from the checkpoint when it was made with the same data and settings
         (on any device or precision: tensors are read onto the CPU, then copied into place)."""
-        import torch
-        from peft import get_peft_model_state_dict, set_peft_model_state_dict
-        from safetensors.torch import load_file
-
-        from cognitivetwin_core.models.adapters import decoder_path, renamed_adapter_keys
-
-        state = self._saved_state()
-        if state is None:
+        state = self.checkpoint.matching_state(self.fingerprint)
+        if state is None or not self.checkpoint.restore_adapter(self.model):
             return False
-        changed = fingerprint_changes(state.get("fingerprint") or {}, self.fingerprint)
-        if changed:
-            log.info("local LoRA checkpoint in %s not resumed: %s changed", self.checkpoint_dir, ", ".join(changed))
-            return False
-        weights = load_file(str(self.checkpoint_dir / "adapter_model.safetensors"))
-        # A Gemma 3 4B checkpoint from when the full image-text model was trained: its names.
-        renames = renamed_adapter_keys(weights, decoder_path(self.model.get_base_model()))
-        weights = {renames.get(k, k): v for k, v in weights.items() if renames.get(k, k) is not None}
-        if set(weights) != set(get_peft_model_state_dict(self.model)):
-            # PEFT would skip weights it has no place for, and the run would go on from fresh ones.
-            log.info("local LoRA checkpoint in %s not resumed: its weights do not fit the model", self.checkpoint_dir)
-            return False
-        set_peft_model_state_dict(self.model, weights)
-        optimizer_state = torch.load(self.checkpoint_dir / "optimizer.pt", map_location="cpu", weights_only=True)
-        self.optimizer.load_state_dict(optimizer_state)  # moves the moments onto the parameters' device
+        self.checkpoint.load_optimizer(self.optimizer)
         self.step_index, self.losses = int(state["step"]), list(state["losses"])
         self.trained_tokens = int(state["trained_tokens"])
         self._saved_step = self.step_index
@@ -581,45 +276,23 @@ class LocalLoraRun:
 
     def save(self) -> Path:
         """Write the checkpoint atomically: adapter weights (safetensors), optimizer, state."""
-        import torch
         from peft import get_peft_model_state_dict
-        from safetensors.torch import save_file
 
-        def write(folder: Path) -> None:
-            weights = {k: v.detach().contiguous().cpu() for k, v in get_peft_model_state_dict(self.model).items()}
-            save_file(weights, str(folder / "adapter_model.safetensors"))
-            # Our own file, read back with weights_only=True; saved from the CPU so that any
-            # device can read it.
-            torch.save(_to_cpu(self.optimizer.state_dict()), folder / "optimizer.pt")
-            (folder / "trainer_state.json").write_text(
-                json.dumps(
-                    {
-                        "fingerprint": self.fingerprint,
-                        "step": self.step_index,
-                        "losses": self.losses,
-                        "trained_tokens": self.trained_tokens,
-                        "device": self.device,
-                        "precision": self.precision,
-                        "step_tokens": self.step_tokens,
-                    }
-                )
-            )
-
-        write_dir_atomically(self.checkpoint_dir, write)
+        state = {
+            "fingerprint": self.fingerprint,
+            "step": self.step_index,
+            "losses": self.losses,
+            "trained_tokens": self.trained_tokens,
+            "device": self.device,
+            "precision": self.precision,
+            "step_tokens": self.step_tokens,
+        }
+        self.checkpoint.write(get_peft_model_state_dict(self.model), self.optimizer, state)
         self._saved_step = self.step_index
         self._emit("checkpoint", self.epoch_index, message=str(self.checkpoint_dir))
         return self.checkpoint_dir
 
     # --- step -------------------------------------------------------------------------------
-
-    def _autocast(self):
-        import contextlib
-
-        import torch
-
-        if self.precision != "bf16":
-            return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.split(":")[0], dtype=torch.bfloat16)
 
     def step(self, batch: list[int]) -> float:
         """One optimizer step on the examples at `batch`; returns its loss.
@@ -666,29 +339,8 @@ class LocalLoraRun:
         pieces = [list(range(len(examples)))]
         if self.step_tokens < self.batch_tokens and len(examples) > 1:
             pieces = length_batches(examples, self.step_tokens, seed=0)
-        labelled = sum(e.labelled for e in examples)
-        device = self.model.device
         self.optimizer.zero_grad(set_to_none=True)
-        weighted_loss, tokens = 0.0, 0
-        for piece in pieces:
-            ids, labels, mask = _collate([examples[i] for i in piece], self.pad_id)
-            ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
-            with self._autocast():
-                loss, count = assistant_loss(self.model, ids, labels, mask)
-            loss_value = loss.item()
-            if not math.isfinite(loss_value):
-                raise CognitiveTwinError(
-                    f"Local LoRA training diverged at step {self.step_index + 1} (the loss is "
-                    f"{loss_value}): lower the learning rate and try again."
-                )
-            if len(pieces) == 1:
-                loss.backward()
-                return loss_value, int(mask.sum())
-            (loss * (count / labelled)).backward()
-            weighted_loss += loss_value * count
-            tokens += int(mask.sum())
-            del ids, labels, mask, loss
-        return weighted_loss / labelled, tokens
+        return backward_in_pieces(self.model, examples, pieces, self.pad_id, self.plan, self.step_index + 1)
 
     def _free_memory(self) -> None:
         import gc
@@ -727,24 +379,13 @@ class LocalLoraRun:
     def _give_up_on_memory(self, *, save: bool = True):
         """Keep the progress made (a checkpoint, if there is any new) and end with one sentence."""
         self._free_memory()
-        kept = ""
         if save and self.step_index and self._saved_step != self.step_index:
             try:
                 self.save()
             except Exception:  # the sentence below matters more than this checkpoint
                 log.exception("local LoRA: could not save a checkpoint after running out of memory")
-        on_cpu = self.device == "cpu"
-        if self._saved_step:
-            where = "" if on_cpu else " (on the CPU, say)"
-            kept = (
-                f"; its first {self._saved_step} steps are kept: starting it again with the same "
-                f"settings{where} resumes from there"
-            )
-        last = "close other programs to free memory" if on_cpu else "train on the CPU"
         raise LocalLoraOutOfMemoryError(
-            f"Out of memory on {self.device} even in pieces of {self.step_tokens:,} tokens: lower the LoRA rank "
-            f"(now {self.settings.lora_r}) or the maximum sequence length (now {self.settings.max_seq_length}), "
-            f"pick a smaller base, or {last}{kept}."
+            out_of_memory_message(self.device, self.step_tokens, self.settings, self._saved_step)
         )
 
     @property
@@ -763,7 +404,7 @@ class LocalLoraRun:
             message=f"{len(self.examples)} conversations, {self.total_steps} steps on {self.device} "
             f"({self.precision}{', gradient checkpointing' if self.gradient_checkpointing else ''})",
         )
-        run_start_step, run_start_time = self.step_index, time.monotonic()
+        clock = StepClock(self.step_index, self.total_steps)
         done = 0  # batches accounted for, including those trained before a resumed checkpoint
         for epoch_index, batches in enumerate(self.per_epoch):
             self.epoch_index = epoch_index
@@ -773,7 +414,7 @@ class LocalLoraRun:
                 if done < self.step_index:  # already trained before the checkpoint we resumed from
                     done += 1
                     continue
-                if self.should_stop and self.should_stop():
+                if self.cancellation.cancelled:
                     self.save()
                     raise CancelledError(
                         f"Local LoRA training stopped at step {self.step_index} of {self.total_steps}; "
@@ -781,9 +422,7 @@ class LocalLoraRun:
                     )
                 loss_value = self.step(batch)
                 done += 1
-                elapsed = time.monotonic() - run_start_time
-                rate = (self.step_index - run_start_step) / elapsed if elapsed > 0 else None
-                eta = (self.total_steps - self.step_index) / rate if rate else None
+                eta = clock.eta_seconds(self.step_index)
                 self._emit("step", self.epoch_index, loss=loss_value, tps=self.tokens_per_second, eta=eta)
                 if (
                     self.checkpoint_every
@@ -812,7 +451,7 @@ class LocalLoraRun:
 
         while True:
             try:
-                with self._autocast():
+                with self.plan.autocast():
                     return evaluate_loss(
                         self.model,
                         self.tokenizer,
@@ -827,40 +466,26 @@ class LocalLoraRun:
 
     def finish(self) -> LocalLoraResult:
         """Write the adapter folder (atomically), remove the work folder, report."""
-        from cognitivetwin_core.phase1.adapter_archive import write_lineage
-
         losses = self.losses
-
-        def write_adapter(folder: Path) -> None:
-            self.model.save_pretrained(str(folder), safe_serialization=True)
-            (folder / "README.md").unlink(missing_ok=True)  # PEFT's model-card stub; not part of the layout
-            config_path = folder / "adapter_config.json"
-            config = json.loads(config_path.read_text(encoding="utf-8"))
-            config["base_model_name_or_path"] = self.base_id
-            config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
-            write_lineage(
-                folder,
-                {
-                    "backend": "local",
-                    "base_model": self.base_name,
-                    "data_path": str(self.data_path),
-                    "data_sha256": self.data_sha,
-                    "settings": self.settings.to_dict(),
-                    "steps": self.step_index,
-                    "trained_tokens": self.trained_tokens,
-                    "first_loss": losses[0] if losses else None,
-                    "last_loss": losses[-1] if losses else None,
-                    "validation_losses": self.validation_losses,
-                    "device": self.device,
-                    "precision": self.precision,
-                    "max_batch_tokens": self.batch_tokens,
-                    "tokens_per_second": round(self.tokens_per_second, 2) if self.tokens_per_second else None,
-                    "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                    **self.extra_lineage,
-                },
-            )
-
-        write_dir_atomically(self.output_dir, write_adapter)
+        lineage = {
+            "backend": "local",
+            "base_model": self.base_name,
+            "data_path": str(self.data_path),
+            "data_sha256": self.data_sha,
+            "settings": self.settings.to_dict(),
+            "steps": self.step_index,
+            "trained_tokens": self.trained_tokens,
+            "first_loss": losses[0] if losses else None,
+            "last_loss": losses[-1] if losses else None,
+            "validation_losses": self.validation_losses,
+            "device": self.device,
+            "precision": self.precision,
+            "max_batch_tokens": self.batch_tokens,
+            "tokens_per_second": round(self.tokens_per_second, 2) if self.tokens_per_second else None,
+            "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            **self.extra_lineage,
+        }
+        save_adapter_folder(self.model, self.output_dir, self.base_id, lineage)
         shutil.rmtree(self.work_dir, ignore_errors=True)
         epochs = max(1, self.settings.epochs)
         self._emit("done", epochs, loss=losses[-1] if losses else None, message=str(self.output_dir))
@@ -882,17 +507,68 @@ class LocalLoraRun:
         )
 
 
-def _to_cpu(value):
-    """An optimizer state dict with every tensor on the CPU (readable on any machine)."""
-    import torch
+def backward_in_pieces(model, examples, pieces, pad_token: int, plan, step_number: int) -> tuple[float, int]:
+    """Gradients of the assistant loss over `examples`, one forward and backward pass a piece
+    (lists of indices), each weighted by its share of the labelled tokens: the same gradient
+    as one pass over them all. Returns (the mean loss, the padded tokens)."""
+    labelled = sum(e.labelled for e in examples)
+    device = model.device
+    weighted_loss, tokens = 0.0, 0
+    for piece in pieces:
+        ids, labels, mask = collate([examples[i] for i in piece], pad_token)
+        ids, labels, mask = ids.to(device), labels.to(device), mask.to(device)
+        with plan.autocast():
+            loss, count = assistant_loss(model, ids, labels, mask)
+        loss_value = loss.item()
+        if not math.isfinite(loss_value):
+            raise CognitiveTwinError(
+                f"Local LoRA training diverged at step {step_number} (the loss is "
+                f"{loss_value}): lower the learning rate and try again."
+            )
+        if len(pieces) == 1:
+            loss.backward()
+            return loss_value, int(mask.sum())
+        (loss * (count / labelled)).backward()
+        weighted_loss += loss_value * count
+        tokens += int(mask.sum())
+        del ids, labels, mask, loss
+    return weighted_loss / labelled, tokens
 
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_to_cpu(v) for v in value)
-    return value
+
+def out_of_memory_message(device: str, step_tokens: int, settings: Phase1Settings, saved_step: int | None) -> str:
+    """The sentence a run ends with when even its smallest pieces do not fit."""
+    on_cpu = device == "cpu"
+    kept = ""
+    if saved_step:
+        where = "" if on_cpu else " (on the CPU, say)"
+        kept = (
+            f"; its first {saved_step} steps are kept: starting it again with the same settings{where} resumes "
+            "from there"
+        )
+    last = "close other programs to free memory" if on_cpu else "train on the CPU"
+    return (
+        f"Out of memory on {device} even in pieces of {step_tokens:,} tokens: lower the LoRA rank "
+        f"(now {settings.lora_r}) or the maximum sequence length (now {settings.max_seq_length}), "
+        f"pick a smaller base, or {last}{kept}."
+    )
+
+
+def save_adapter_folder(model, output_dir: Path, base_id: str, lineage: dict) -> None:
+    """The trained adapter as the layout Phase 2 takes (the same as a Together download):
+    `adapter_config.json` naming `base_id`, `adapter_model.safetensors` and `lineage.json`,
+    written atomically."""
+    from cognitivetwin_core.phase1.adapter_archive import write_lineage
+
+    def write_adapter(folder: Path) -> None:
+        model.save_pretrained(str(folder), safe_serialization=True)
+        (folder / "README.md").unlink(missing_ok=True)  # PEFT's model-card stub; not part of the layout
+        config_path = folder / "adapter_config.json"
+        config = json.loads(config_path.read_text(encoding="utf-8"))
+        config["base_model_name_or_path"] = base_id
+        config_path.write_text(json.dumps(config, indent=2), encoding="utf-8")
+        write_lineage(folder, lineage)
+
+    write_dir_atomically(output_dir, write_adapter)
 
 
 def train_local_lora(
@@ -907,320 +583,3 @@ def train_local_lora(
     Options as `LocalLoraRun` (device, precision, max_batch_tokens, work_dir, on_event, ...).
     """
     return LocalLoraRun(data_path, base_model, output_dir, settings, **options).run()
-
-
-# ----- the Phase 1 backend ---------------------------------------------------------------------
-
-
-def _owner() -> dict:
-    """This process, as recorded on a local job (pid plus start time, since pids are reused)."""
-    import psutil
-
-    return {"owner_pid": os.getpid(), "owner_started": psutil.Process().create_time()}
-
-
-# Local jobs training in this process (any LocalLoraJobs instance), by id.
-_RUNNING_HERE: set[str] = set()
-
-
-def _owner_alive(record: JobRecord) -> bool:
-    import psutil
-
-    pid = record.owner_pid
-    if pid == os.getpid():
-        return record.job_id in _RUNNING_HERE
-    if not pid:
-        return False
-    try:
-        return abs(psutil.Process(pid).create_time() - float(record.owner_started or 0)) < 1.0
-    except (psutil.Error, ValueError):
-        return False
-
-
-class LocalLoraJobs:
-    """Local LoRA runs as Phase 1 jobs in the workspace (see `phase1.py` for the interface)."""
-
-    name = "local"
-
-    def __init__(
-        self,
-        workspace,
-        *,
-        device: str | None = "auto",
-        precision: str | None = "auto",
-        max_batch_tokens: int | None = None,
-        checkpoint_every: int = 50,
-    ):
-        self.workspace = workspace
-        self.precision = precision
-        self.device = device
-        self.max_batch_tokens = max_batch_tokens
-        self.checkpoint_every = checkpoint_every
-        self._threads: dict[str, threading.Thread] = {}
-        self._stops: dict[str, threading.Event] = {}
-        self._events: dict[str, list[dict]] = {}
-        self._lock = threading.Lock()
-        # A run that was going when its process ended did not finish: say so (its checkpoint
-        # stays). A run another live process (the app, a CLI) is doing is left alone.
-        for record in self.jobs():
-            if record.status in ("pending", "running") and not _owner_alive(record):
-                self._store(
-                    record.job_id,
-                    status="interrupted",
-                    error="The app stopped during this local run; launch it again to resume from its last checkpoint.",
-                )
-
-    def _store(self, job_id: str, **fields) -> None:
-        fields["updated"] = datetime.now(UTC).isoformat(timespec="seconds")
-        self.workspace.upsert_phase1_job(job_id, fields)
-
-    def _record(self, job_id: str) -> JobRecord:
-        record = read_job(self.workspace, job_id)
-        if record is None or record.backend != self.name:
-            raise InputError(f"No local Phase 1 job {job_id} in this workspace: see `cognitivetwin phase1 --list`.")
-        return record
-
-    def jobs(self) -> list[JobRecord]:
-        return read_jobs(self.workspace, self.name)
-
-    def unfinished_jobs(self) -> list[str]:
-        return [r.job_id for r in self.jobs() if r.status in ("pending", "running")]
-
-    def dry_run(
-        self, data_path: str | Path, settings: Phase1Settings, *, progress: ProgressCallback | None = None
-    ) -> DryRun:
-        from cognitivetwin_core.models.catalog import resolve_base
-
-        try:
-            resolved = resolve_base(settings.base_model)
-        except ValueError as exc:
-            raise InputError(str(exc)) from None
-        stats = validate_chat_jsonl(data_path)
-        plan = DryRun(
-            backend=self.name,
-            settings=settings,
-            data=stats,
-            model_id=str(resolved) if isinstance(resolved, Path) else resolved.hf_repo,
-        )
-        if not isinstance(resolved, Path) and not resolved.local_available:
-            plan.warnings.append(
-                f"{resolved.display_name} is not on this computer: download it first "
-                f"(`cognitivetwin model download {resolved.short_name}`)"
-            )
-        plan.estimated_tokens = stats.approx_tokens * max(1, settings.epochs)
-        from cognitivetwin_core.durations import format_duration
-        from cognitivetwin_core.models.devices import select_device
-        from cognitivetwin_core.phase1.estimates import estimate_local_seconds
-        from cognitivetwin_core.phase1.throughput import measured_tokens_per_second
-
-        if settings.max_steps:
-            plan.warnings.append(f"stops after {settings.max_steps} step(s)")
-        device = select_device(self.device)
-        # Measured speed of earlier runs of this base on this kind of device, else a guess.
-        rate = measured_tokens_per_second(self.workspace, settings.base_model, device)
-        seconds, how = estimate_local_seconds(
-            plan.estimated_tokens, settings.base_model, measured_tokens_per_second=rate, device=device
-        )
-        plan.limits["expected_seconds"] = seconds
-        if rate:
-            plan.limits["measured_tokens_per_second"] = rate
-        plan.estimate_note = f"expected time: about {format_duration(seconds)} on {device} ({how})"
-        return plan
-
-    def launch(self, plan: DryRun, *, job_id: str | None = None) -> str:
-        """Start training on a background thread; return the job id at once."""
-        if plan.backend != self.name:
-            raise InputError("This plan was not made by a local dry run: run the local dry run first.")
-        job_id = job_id or f"local-{uuid.uuid4().hex[:12]}"
-        _RUNNING_HERE.add(job_id)  # before the record says "pending", so no other instance calls it dead
-        adapter_id = job_id
-        output_dir = Path(self.workspace.adapters_dir) / adapter_id
-        work_dir = Path(self.workspace.runs_dir) / f"phase1-{job_id}"
-        self._store(
-            job_id,
-            backend=self.name,
-            status="pending",
-            base_model=plan.settings.base_model,
-            model_id=plan.model_id,
-            suffix=plan.settings.suffix,
-            data_path=plan.data.path,
-            data_sha256=plan.data.sha256,
-            settings=plan.settings.to_dict(),
-            work_dir=str(work_dir),
-            events=[],
-            step=None,
-            total_steps=None,
-            **_owner(),
-        )
-        stop = threading.Event()
-        with self._lock:
-            self._stops[job_id] = stop
-            self._events[job_id] = []
-
-        def on_event(event: LocalLoraEvent) -> None:
-            entry = {
-                "type": event.kind,
-                "step": event.step,
-                "total_steps": event.total_steps,
-                "epoch": event.epoch,
-                "loss": event.loss,
-                "eta_seconds": event.eta_seconds,
-                "message": event.message,
-            }
-            with self._lock:
-                self._events[job_id].append(entry)
-            if event.kind in ("start", "epoch", "checkpoint", "done"):
-                self._store(
-                    job_id,
-                    status="running",
-                    step=event.step,
-                    total_steps=event.total_steps,
-                    eta_seconds=event.eta_seconds,
-                    epochs_completed=event.epoch,
-                )
-
-        def run() -> None:
-            try:
-                result = train_local_lora(
-                    plan.data.path,
-                    plan.settings.base_model,
-                    output_dir,
-                    plan.settings,
-                    work_dir=work_dir,
-                    on_event=on_event,
-                    should_stop=stop.is_set,
-                    device=self.device,
-                    precision=self.precision,
-                    max_batch_tokens=self.max_batch_tokens,
-                    checkpoint_every=self.checkpoint_every,
-                    lineage={"job_id": job_id},
-                )
-                lineage = json.loads((output_dir / "lineage.json").read_text(encoding="utf-8"))
-                self.workspace.register_adapter(adapter_id, output_dir, lineage)
-                self._store(
-                    job_id,
-                    status="completed",
-                    adapter_id=adapter_id,
-                    adapter_path=str(output_dir),
-                    step=lineage.get("steps"),
-                    eta_seconds=None,
-                    # Measured speed: the next estimate for this base and device starts from it.
-                    device=result.device,
-                    precision=result.precision,
-                    trained_tokens=result.trained_tokens,
-                    tokens_per_second=result.tokens_per_second,
-                )
-            except CancelledError as exc:
-                self._store(job_id, status="cancelled", error=str(exc))
-            except CognitiveTwinError as exc:
-                self._store(job_id, status="error", error=str(exc))
-            except Exception as exc:  # unexpected: logged in full, stored in plain words
-                log.exception("local LoRA job %s failed", job_id)
-                self._store(
-                    job_id,
-                    status="error",
-                    error=f"Local training failed unexpectedly ({type(exc).__name__}: "
-                    f"{exc}); see the log file for details.",
-                )
-            finally:
-                _RUNNING_HERE.discard(job_id)
-
-        thread = threading.Thread(target=run, name=f"local-lora-{job_id}", daemon=True)
-        with self._lock:
-            self._threads[job_id] = thread
-        thread.start()
-        return job_id
-
-    def poll(self, job_id: str) -> JobUpdate:
-        with self._lock:
-            events = self._events.get(job_id, [])
-            new, self._events[job_id] = list(events), []
-        record = self._record(job_id)
-        last = new[-1] if new else {}
-        status = record.status or "pending"
-        step = last.get("step", record.step)
-        if new:
-            self._store(
-                job_id,
-                events=(list(record.events) + [e for e in new if e["type"] != "step"])[-300:],
-                step=step,
-                total_steps=last.get("total_steps"),
-                last_loss=last.get("loss"),
-            )
-        return JobUpdate(
-            job_id,
-            status,
-            new_events=new,
-            step=step,
-            total_steps=last.get("total_steps", record.total_steps),
-            epochs_completed=record.epochs_completed,
-            eta_seconds=last.get("eta_seconds", record.eta_seconds),
-            adapter_path=record.adapter_path,
-            message=(record.error or "") if status in ("error", "cancelled", "interrupted") else "",
-        )
-
-    def wait(
-        self,
-        job_id: str,
-        *,
-        on_update: Callable[[JobUpdate], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
-        interval: float = 0.5,
-    ) -> JobUpdate:
-        thread = self._threads.get(job_id)
-
-        def pause(seconds: float) -> None:
-            # Our own run: wake as soon as its thread ends; another process's: just wait.
-            if thread is not None:
-                thread.join(seconds)
-            else:
-                time.sleep(seconds)
-
-        def relay(update: JobUpdate) -> None:
-            if on_update and (update.new_events or update.terminal):
-                on_update(update)
-
-        return follow(
-            lambda: self.poll(job_id),
-            backoff=Backoff(base=interval, maximum=interval, idle_factor=1.0),
-            on_update=relay,
-            should_stop=should_stop,
-            on_stop=lambda: self.cancel(job_id),
-            sleep=pause,
-        )
-
-    def cancel(self, job_id: str) -> JobUpdate:
-        record = self._record(job_id)
-        stop = self._stops.get(job_id)
-        if stop is None or record.status not in ("pending", "running"):
-            raise InputError(f"Local job {job_id} is {record.status}; there is nothing to cancel here.")
-        stop.set()
-        return JobUpdate(job_id, "cancel_requested")
-
-    def download(
-        self,
-        job_id: str,
-        output_dir: str | Path | None = None,
-        *,
-        progress: ProgressCallback | None = None,
-        overwrite: bool = False,
-    ) -> Path:
-        """The finished adapter's folder (copied to `output_dir` if given)."""
-        record = self._record(job_id)
-        if record.status != "completed" or not record.adapter_path:
-            if job_id in self._threads:
-                update = self.wait(job_id)
-                record = self._record(job_id)
-                if update.status != "completed":
-                    raise InputError(f"Local job {job_id} ended {update.status}: {update.message}")
-            else:
-                raise InputError(f"Local job {job_id} is {record.status}, not completed.")
-        folder = Path(record.adapter_path)
-        if output_dir:
-            from cognitivetwin_core.output_dirs import check_adapter_output
-
-            check_adapter_output(output_dir, overwrite=overwrite)
-            target = Path(output_dir)
-            write_dir_atomically(target, lambda tmp: shutil.copytree(folder, tmp, dirs_exist_ok=True))
-            return target
-        return folder

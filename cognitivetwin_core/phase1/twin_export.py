@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from cognitivetwin_core.atomic_files import write_dir_atomically
-from cognitivetwin_core.errors import InputError
+from cognitivetwin_core.errors import InputError, is_disk_failure, os_error, reported_os_error
 from cognitivetwin_core.phase1.adapter_archive import adapter_base_model
 
 # Architectures Ollama applies a safetensors LoRA to (its Modelfile documentation, ADAPTER).
@@ -121,7 +121,14 @@ def export_twin(
             encoding="utf-8",
         )
 
-    write_dir_atomically(output_dir, write)
+    try:
+        write_dir_atomically(output_dir, write)
+    except Exception as exc:
+        # A full disk under the merged weights is safetensors' own error, not an OSError.
+        reported = reported_os_error(exc)
+        if reported is None or not is_disk_failure(reported):
+            raise
+        raise os_error(reported, "writing the twin to", output_dir) from None
     modelfile = output_dir / "Modelfile"
     return TwinExport(output_dir, output_dir / "merged", modelfile if modelfile.is_file() else None, ollama_note)
 

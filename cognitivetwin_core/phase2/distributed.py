@@ -31,7 +31,7 @@ from pathlib import Path
 
 from cognitivetwin_core.atomic_files import open_atomically, write_json_atomically
 from cognitivetwin_core.conversation import Conversation
-from cognitivetwin_core.errors import CognitiveTwinError
+from cognitivetwin_core.errors import CognitiveTwinError, InputError
 
 log = logging.getLogger(__name__)
 
@@ -47,26 +47,64 @@ class DistributedContext:
         return self.rank == 0
 
 
+# How long rank 0 (and every other rank) waits for the whole group to join before saying
+# who is missing; torch's own default is 30 minutes of silence.
+WAIT_ENV = "COGNITIVETWIN_DISTRIBUTED_WAIT_S"
+_DEFAULT_WAIT_S = 300.0
+_ONE_PROCESS = "start every process with torchrun --nproc_per_node N, or unset WORLD_SIZE for a one-process run"
+
+
+def _whole_number(environ, name: str, default: str) -> int:
+    value = environ.get(name, default) or default
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(f"{name} is {value!r}, not a whole number: {_ONE_PROCESS}.") from None
+
+
 def from_environment(environ=None) -> DistributedContext | None:
     """The context torchrun describes in the environment, or None for a plain one-process run."""
     environ = os.environ if environ is None else environ
-    world = int(environ.get("WORLD_SIZE", "1") or 1)
+    world = _whole_number(environ, "WORLD_SIZE", "1")
     if world <= 1:
         return None
-    return DistributedContext(
-        rank=int(environ.get("RANK", "0")),
-        world_size=world,
-        local_rank=int(environ.get("LOCAL_RANK", environ.get("RANK", "0"))),
-    )
+    rank = _whole_number(environ, "RANK", "0")
+    if not 0 <= rank < world:
+        raise InputError(f"RANK is {rank}, but WORLD_SIZE={world} allows 0 to {world - 1}: {_ONE_PROCESS}.")
+    return DistributedContext(rank=rank, world_size=world, local_rank=_whole_number(environ, "LOCAL_RANK", str(rank)))
+
+
+def wait_seconds(environ=None) -> float:
+    """How long joining the group may take (COGNITIVETWIN_DISTRIBUTED_WAIT_S, default 5 minutes)."""
+    environ = os.environ if environ is None else environ
+    value = environ.get(WAIT_ENV, "").strip()
+    try:
+        return float(value) if value else _DEFAULT_WAIT_S
+    except ValueError:
+        raise InputError(f"{WAIT_ENV} is {value!r}, not a number of seconds.") from None
 
 
 def start(ctx: DistributedContext, requested_device: str = "auto", init_method: str | None = None) -> str:
-    """Join the process group (NCCL on CUDA, gloo on the CPU); return this rank's device."""
+    """Join the process group (NCCL on CUDA, gloo on the CPU); return this rank's device.
+
+    Without an `init_method` the rendezvous is torchrun's environment (MASTER_ADDR and
+    MASTER_PORT): a missing one is named at once, and a group whose other processes never
+    come is one sentence after `wait_seconds()`."""
+    import datetime
+
     import torch
     import torch.distributed as dist
 
     from cognitivetwin_core.models.devices import select_device
 
+    if init_method is None:
+        missing = [name for name in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(name)]
+        if missing:
+            raise InputError(
+                f"WORLD_SIZE={ctx.world_size} asks for {ctx.world_size} processes, but {' and '.join(missing)} "
+                f"{'is' if len(missing) == 1 else 'are'} not set: {_ONE_PROCESS}."
+            )
+    wait = wait_seconds()
     device = select_device(requested_device)
     if device.startswith("cuda"):
         if ctx.local_rank >= torch.cuda.device_count():
@@ -83,7 +121,22 @@ def start(ctx: DistributedContext, requested_device: str = "auto", init_method: 
         raise CognitiveTwinError("Data-parallel encoding runs on CUDA GPUs or the CPU, not on Apple MPS.")
     if not dist.is_initialized():
         kwargs = {"init_method": init_method} if init_method else {}
-        dist.init_process_group(backend=backend, rank=ctx.rank, world_size=ctx.world_size, **kwargs)
+        try:
+            dist.init_process_group(
+                backend=backend,
+                rank=ctx.rank,
+                world_size=ctx.world_size,
+                timeout=datetime.timedelta(seconds=wait),
+                **kwargs,
+            )
+        except (RuntimeError, ValueError) as exc:  # torch's DistStoreError (a timeout) is a RuntimeError
+            log.warning("joining the process group failed: %s", exc)
+            where = init_method or f"{os.environ.get('MASTER_ADDR')}:{os.environ.get('MASTER_PORT')}"
+            raise CognitiveTwinError(
+                f"Process {ctx.rank} of WORLD_SIZE={ctx.world_size} waited {wait:g} s at {where} for the other "
+                f"{ctx.world_size - 1} process(es), and they did not all come: {_ONE_PROCESS} "
+                f"(or set {WAIT_ENV} to wait longer)."
+            ) from None
     return device
 
 

@@ -363,7 +363,10 @@ class Phase2Trainer:
                 if isinstance(self._workspace_arg, Workspace)
                 else Workspace.open(self._workspace_arg)
             )
-            conversations = list(self.workspace.iter_conversations())
+            from cognitivetwin_core.data.person_identity import linked_conversations
+
+            # One person across sources: linked aliases carry their one name (docs/importers.md).
+            conversations = list(linked_conversations(self.workspace, self.workspace.iter_conversations()))
             source = {"kind": "workspace", "path": str(self.workspace.path)}
         else:
             if not self.data_file.exists():  # the importers word the rest (a folder, a pipe...)
@@ -1300,7 +1303,11 @@ class Phase2Trainer:
         from cognitivetwin_core.data.twin_speaker import DEFAULT_TWIN_SPEAKER, is_person
         from cognitivetwin_core.phase2.person_style import PersonStyle, centroid_of, save_person_style
 
-        speaker = self.workspace.twin_speaker() if self.workspace is not None else DEFAULT_TWIN_SPEAKER
+        speaker = DEFAULT_TWIN_SPEAKER
+        if self.workspace is not None:
+            from cognitivetwin_core.data.person_identity import canonical, speaker_links
+
+            speaker = canonical(speaker_links(self.workspace), self.workspace.twin_speaker())
         signatures = []
         components.eval()
         with torch.no_grad():

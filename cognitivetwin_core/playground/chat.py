@@ -180,14 +180,29 @@ class ChatReply:
     text: str
     stopped: bool = False
     tokens: int = 0
-    score: ReplyScore | None = None
+    score: ReplyScore | None = None  # the Phase 2 style head's: a detail (it learned from the same messages)
+    yours: float | None = None  # the independent judge's: how sure it is the person wrote it (0–1)
+    left_out: int = 0  # the oldest messages of the conversation the reply did not see
+
+    def left_out_note(self) -> str:
+        """A sentence saying that the oldest messages were left out ("" when none were)."""
+        if not self.left_out:
+            return ""
+        if self.left_out == 1:
+            return "The oldest message of this conversation no longer fits what the twin can read at once: it was left out."
+        return (
+            f"The oldest {self.left_out} messages of this conversation no longer fit what the twin can read at once: "
+            "they were left out."
+        )
 
     def to_dict(self) -> dict:
         return {
             "text": self.text,
             "stopped": self.stopped,
             "tokens": self.tokens,
+            "left_out": self.left_out,
             "score": self.score.to_dict() if self.score else None,
+            "judged_yours": self.yours,
         }
 
 
@@ -197,8 +212,20 @@ class ChatTurn:
     twin: ChatReply
     base: ChatReply | None = None
 
+    @property
+    def verdict(self) -> str | None:
+        """ "closer to you than the base: yes / no clear difference", from the independent judge."""
+        from cognitivetwin_core.playground.judges.sounds_like_you import turn_verdict
+
+        return turn_verdict(self.twin.yours, self.base.yours if self.base else None)
+
     def to_dict(self) -> dict:
-        return {"user": self.user, "twin": self.twin.to_dict(), "base": self.base.to_dict() if self.base else None}
+        return {
+            "user": self.user,
+            "twin": self.twin.to_dict(),
+            "base": self.base.to_dict() if self.base else None,
+            "verdict": self.verdict,
+        }
 
 
 class ChatSession:
@@ -211,9 +238,11 @@ class ChatSession:
         scorer: ReplyScorer | None = None,
         system_prompt: str = "",
         settings: SamplingSettings | None = None,
+        person_judge=None,
     ):
         self.twin = twin
         self.scorer = scorer
+        self.person_judge = person_judge  # judges/sounds_like_you.PersonJudge: "sounds like you"
         self.system_prompt = system_prompt
         self.settings = settings or SamplingSettings()
         self.turns: list[ChatTurn] = []
@@ -241,6 +270,10 @@ class ChatSession:
         reply being written and skips the rest; the turn keeps what was written."""
         if not (text or "").strip():
             raise InputError("Type a message first (it is empty).")
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:  # bytes that were not UTF-8, carried as lone surrogates
+            raise InputError("The message holds bytes that are not UTF-8 text; type or save it as UTF-8.") from None
         messages = [*self.history(), {"role": "user", "content": text}]
         settings = self.settings
 
@@ -248,15 +281,19 @@ class ChatSession:
             return None if on_text is None else (lambda piece: on_text(who, piece))
 
         reply = self.twin.generate(messages, settings, on_text=stream(TWIN), stop_event=stop_event)
-        turn = ChatTurn(text, ChatReply(reply.text, reply.stopped, reply.tokens))
+        turn = ChatTurn(text, ChatReply(reply.text, reply.stopped, reply.tokens, left_out=reply.left_out))
         if compare_base and not reply.stopped:
             other = self.twin.generate(
                 messages, settings, use_adapter=False, on_text=stream(BASE), stop_event=stop_event
             )
-            turn.base = ChatReply(other.text, other.stopped, other.tokens)
+            turn.base = ChatReply(other.text, other.stopped, other.tokens, left_out=other.left_out)
         self.turns.append(turn)
         if score and self.scorer is not None:
             self.score_turn(turn, messages)
+        if self.person_judge is not None:
+            for item in (turn.twin, turn.base):
+                if item is not None:
+                    item.yours = self.person_judge.yours(item.text)
         return turn
 
     def score_turn(self, turn: ChatTurn, context: Sequence[dict] | None = None) -> None:
@@ -282,9 +319,13 @@ class ChatSession:
     def save(self, path: str | Path) -> Path:
         """The conversation as JSON (written atomically)."""
         from cognitivetwin_core.atomic_files import write_json_atomically
+        from cognitivetwin_core.errors import os_error
 
         path = Path(path)
-        write_json_atomically(path, self.to_dict())
+        try:
+            write_json_atomically(path, self.to_dict())
+        except OSError as exc:
+            raise os_error(exc, "saving the conversation to", path) from None
         return path
 
 

@@ -5,15 +5,19 @@
     headline(report)       # "perplexity 14.2 → 9.7 (31% lower)", for the jobs table
     report_lines(report)   # the table and the best and worst examples, as text
 
-Held-out conversations: the validation file the adapter trained with (its lineage names
-it), else the workspace's conversations whose messages are not in the adapter's training
-file, a seeded choice of them. The loss is the mean next-token loss over the person's real
+Held-out conversations (playground/held_out.py): the validation file the adapter trained
+with, else the workspace's conversations, built for the workspace's twin speaker exactly as
+the Phase 1 export builds them, that share no person's turn with the adapter's training
+data (checked by content). The loss is the mean next-token loss over the person's real
 replies (the assistant turns, as Phase 1 trains them) under the same model with the adapter
 off (the base) and on (the twin). For up to `samples` held-out replies, the base and the
-twin answer the same context (seeded sampling); each answer is compared with the real reply
-by simple stylometrics and, given a Phase 2 run, by style signature (cosine to the real
-reply's, and "sounds like you": cosine to the person's style centroid). Saved as
-`evaluation.json` in the adapter folder.
+twin answer the same context (seeded sampling). The answers are judged by judges that never
+saw the twin's training (docs/judging.md): an authorship verifier fitted on the held-out
+messages (`judge`), and a classifier asked to tell them from the real replies (`told_apart`,
+ROC-AUC on stylometric features and on the frozen base's features). Given a Phase 2 run,
+each answer also gets its style-head cosine, a detail only: that head learned from the same
+messages as the twin. Saved as `evaluation.json` in the adapter folder, with the answers as
+`examples`.
 """
 
 from __future__ import annotations
@@ -22,78 +26,25 @@ import json
 import math
 import random
 import threading
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from cognitivetwin_core.errors import CancelledError, InputError
 from cognitivetwin_core.models.generation import SamplingSettings
+from cognitivetwin_core.playground.evaluation_file import COMPARED_STYLOMETRICS, EVALUATION_FILE, load_evaluation
 
-EVALUATION_FILE = "evaluation.json"
-# The stylometrics compared with the person's: the ones a reader notices first.
-COMPARED_STYLOMETRICS = ("length", "punctuation_rate", "question_rate", "exclamation_rate", "emoji")
-DEFAULT_SAMPLES = 8
-MAX_HELD_OUT_CONVERSATIONS = 200
-DEFAULT_HELD_OUT_SHARE = 0.2
+__all__ = [
+    "COMPARED_STYLOMETRICS",
+    "EVALUATION_FILE",
+    "evaluate_adapter",
+    "headline",
+    "load_evaluation",
+    "report_lines",
+]
 
-
-def _key(messages: list[dict]) -> tuple:
-    return tuple((m["role"], m["content"].strip()) for m in messages)
-
-
-def held_out_conversations(
-    adapter_dir: str | Path,
-    *,
-    workspace=None,
-    share: float = DEFAULT_HELD_OUT_SHARE,
-    seed: int = 0,
-) -> tuple[list[list[dict]], str]:
-    """(conversations in the Phase 1 format the adapter never trained on, where they came from)."""
-    from cognitivetwin_core.data.exports import in_validation, together_example
-    from cognitivetwin_core.phase1.adapter_archive import LINEAGE_NAME
-    from cognitivetwin_core.phase1.jobs import read_chat_jsonl
-
-    folder = Path(adapter_dir)
-    lineage = {}
-    if (folder / LINEAGE_NAME).is_file():
-        lineage = json.loads((folder / LINEAGE_NAME).read_text(encoding="utf-8"))
-    validation = (lineage.get("settings") or {}).get("validation_file")
-    if validation and Path(validation).is_file():
-        conversations = read_chat_jsonl(validation)
-        if conversations:
-            return conversations[:MAX_HELD_OUT_CONVERSATIONS], f"the validation split {validation}"
-    if workspace is None:
-        raise InputError(
-            f"The adapter in {folder} was trained without a validation file that is still on disk: pass "
-            "--workspace with the conversations to hold out (those it did not train on are used)."
-        )
-    trained: set[tuple] = set()
-    data_path = lineage.get("data_path")
-    known = bool(data_path and Path(data_path).is_file())
-    if known:
-        trained = {_key(c) for c in read_chat_jsonl(data_path)}
-    candidates = []
-    for conversation in workspace.iter_conversations():
-        messages, _reason, _trimmed = together_example(conversation)
-        if messages is None:
-            continue
-        if known:
-            if _key(messages) in trained:
-                continue
-        elif not in_validation(conversation.id, share, seed):
-            # The training file is gone: a seeded share of the conversations, which may overlap it.
-            continue
-        candidates.append(messages)
-    if not candidates:
-        raise InputError(
-            f"The workspace {workspace.path} has no conversation the adapter did not train on: import "
-            "others, or export with a validation share and train again."
-        )
-    random.Random(seed).shuffle(candidates)
-    chosen = candidates[:MAX_HELD_OUT_CONVERSATIONS]
-    source = f"{len(chosen)} conversations of the workspace {workspace.path} "
-    source += "not in the adapter's training file" if known else "(a seeded share; the training file is gone)"
-    return chosen, source
+DEFAULT_SAMPLES = 16
 
 
 def stylometrics_of(text: str) -> dict[str, float]:
@@ -148,9 +99,10 @@ def evaluate_adapter(
     """Evaluate the adapter against its base (see the module text); returns the report and
     saves it as evaluation.json in the adapter folder. `twin`/`scorer`: already loaded ones."""
     from cognitivetwin_core.phase1.adapter_archive import adapter_base_model
-    from cognitivetwin_core.phase1.local_lora import evaluate_loss
+    from cognitivetwin_core.phase1.assistant_tokens import evaluate_loss
     from cognitivetwin_core.phase2.person_style import sounds_like
     from cognitivetwin_core.playground.chat import ReplyScorer, load_twin
+    from cognitivetwin_core.playground.held_out import held_out_set
 
     def say(message: str) -> None:
         if progress is not None:
@@ -164,8 +116,9 @@ def evaluate_adapter(
         raise InputError(f"--samples must be 0 or more, got {samples}.")
     adapter_dir = Path(adapter_dir)
     adapter_base_model(adapter_dir)  # refuses a folder that is no adapter before the data is read
-    conversations, source = held_out_conversations(adapter_dir, workspace=workspace, seed=seed)
-    say(f"Held out: {source}.")
+    held = held_out_set(adapter_dir, workspace=workspace, seed=seed)
+    conversations = held.conversations
+    say(f"Held out: {held.source}; the person is {held.speaker} ({held.replies} of their replies).")
     if twin is None:
         say("Loading the base and the adapter…")
         twin = load_twin(adapter_dir, base_model, device=device)
@@ -178,23 +131,23 @@ def evaluate_adapter(
 
     model, tokenizer = twin.model, twin.tokenizer
     check_stop()
-    say("Scoring the real replies under the base…")
+    say(f"Scoring the person's {held.replies} real replies under the base…")
     with twin.lock:
         with model.disable_adapter():
             base_loss = evaluate_loss(model, tokenizer, conversations, max_length=max_length)
         check_stop()
-        say("Scoring the real replies under the twin…")
+        say(f"Scoring the person's {held.replies} real replies under the twin…")
         twin_loss = evaluate_loss(model, tokenizer, conversations, max_length=max_length)
-    replies = sum(1 for c in conversations for m in c if m["role"] == "assistant")
 
-    # The held-out turns to answer: a seeded choice among every assistant turn.
+    # The held-out turns to answer: a seeded choice among every one of the person's turns.
     turns = [(ci, mi) for ci, c in enumerate(conversations) for mi, m in enumerate(c) if m["role"] == "assistant"]
     random.Random(seed).shuffle(turns)
     turns = turns[:samples]
     rows = []
+    started = time.monotonic()
     for number, (ci, mi) in enumerate(turns, start=1):
         check_stop()
-        say(f"Answering held-out message {number} of {len(turns)}…")
+        say(f"Answering held-out message {number} of {len(turns)}{_eta(started, number - 1, len(turns))}…")
         context = conversations[ci][:mi]
         real = conversations[ci][mi]["content"]
         settings = SamplingSettings(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed + number)
@@ -206,6 +159,7 @@ def evaluate_adapter(
             "real": real,
             "twin": twin_reply,
             "base": base_reply,
+            "conversation": held.ids[ci],
             "stylometrics": {
                 "real": stylometrics_of(real),
                 "twin": stylometrics_of(twin_reply),
@@ -231,13 +185,27 @@ def evaluate_adapter(
             )
         rows.append(row)
 
+    check_stop()
+    say("Judging the replies: who wrote them, and can they be told apart…")
+    judge = _judge(held, turns, rows, seed=seed)
+    told_apart = _told_apart(twin, rows, max_length=max_length, seed=seed)
+
     report = {
         "adapter": str(adapter_dir),
         "base_model": twin.base_model,
-        "held_out": {"source": source, "conversations": len(conversations), "replies": replies},
+        "held_out": {
+            "source": held.source,
+            "person": held.speaker,
+            "conversations": len(conversations),
+            "replies": held.replies,
+            "left_out_as_trained": held.excluded,
+            "checked_by_content": held.checked_by_content,
+        },
         "loss": {"base": base_loss, "twin": twin_loss},
         "perplexity": {"base": math.exp(min(base_loss, 50.0)), "twin": math.exp(min(twin_loss, 50.0))},
-        "samples": rows,
+        "examples": rows,
+        "judge": judge,
+        "told_apart": told_apart,
         "stylometrics": _stylometric_summary(rows),
         "style": _style_summary(rows, scorer, model_dir),
         "settings": {
@@ -255,6 +223,71 @@ def evaluate_adapter(
 
         write_json_atomically(adapter_dir / EVALUATION_FILE, report)
     return report
+
+
+def _eta(started: float, done: int, total: int) -> str:
+    if done <= 0:
+        return ""
+    from cognitivetwin_core.durations import format_duration
+
+    left = (time.monotonic() - started) / done * (total - done)
+    return f", about {format_duration(left)} left"
+
+
+def _judge(held, turns: list[tuple[int, int]], rows: list[dict], *, seed: int) -> dict:
+    """The authorship judge over the held-out conversations; each row gains the judge's
+    probability that the twin's and the base's answers are the person's."""
+    from cognitivetwin_core.playground.judges.authorship import JudgedConversation, judge_authorship
+
+    judged = [
+        JudgedConversation([m["content"] for m in c if m["role"] == "assistant"], list(others))
+        for c, others in zip(held.conversations, held.others)
+    ]
+    placed = []
+    for (ci, _mi), row in zip(turns, rows):
+        placed.append((ci, len(judged[ci].twin)))
+        judged[ci].twin.append(row["twin"])
+        judged[ci].base.append(row["base"])
+    result = judge_authorship(judged, seed=seed)
+    probabilities = result.pop("probabilities")
+    for (ci, position), row in zip(placed, rows):
+        for who in ("twin", "base"):
+            scores = probabilities[who][ci]
+            row[f"{who}_judged_yours"] = scores[position] if position < len(scores) else None
+    return result
+
+
+def _told_apart(twin, rows: list[dict], *, max_length: int, seed: int) -> dict:
+    """ROC-AUC of telling the twin's (and the base's) answers from the real replies, on
+    stylometric features and on the frozen base's features."""
+    from cognitivetwin_core.playground.judges.separability import MEANING, stylometric_matrix, told_apart
+
+    groups = [row["conversation"] for row in rows]
+    texts = {who: [row[who] for row in rows] for who in ("real", "twin", "base")}
+    result: dict = {"meaning": MEANING}
+    style = {who: stylometric_matrix(texts[who]) for who in texts}
+    result["stylometric"] = {who: told_apart(style["real"], style[who], groups, seed=seed) for who in ("twin", "base")}
+    if rows:
+        hidden = {who: frozen_base_features(twin, texts[who], max_length=max_length) for who in texts}
+        result["base_features"] = {
+            who: told_apart(hidden["real"], hidden[who], groups, seed=seed) for who in ("twin", "base")
+        }
+    return result
+
+
+def frozen_base_features(twin, texts: list[str], *, max_length: int = 512) -> list[list[float]]:
+    """The frozen base's reading of each text: its last hidden state averaged over the tokens."""
+    import torch
+
+    model, tokenizer = twin.model, twin.tokenizer
+    device = next(model.parameters()).device
+    features = []
+    with twin.lock, torch.no_grad(), model.disable_adapter():
+        for text in texts:
+            encoded = tokenizer(text or " ", return_tensors="pt", truncation=True, max_length=max_length).to(device)
+            hidden = model(**encoded, output_hidden_states=True).hidden_states[-1][0]
+            features.append(hidden.float().mean(dim=0).cpu().tolist())
+    return features
 
 
 def _stylometric_summary(rows: list[dict]) -> dict:
@@ -279,12 +312,15 @@ def _style_summary(rows: list[dict], scorer, model_dir) -> dict | None:
 
 
 def _best_and_worst(rows: list[dict], *, scored: bool, count: int = 2) -> tuple[list[int], list[int]]:
-    """Indices of the samples where the twin came closest to / furthest from the real reply."""
+    """Indices of the examples where the twin came closest to / furthest from the person: by the
+    independent judge, else the style head, else the stylometric gap."""
     if not rows:
         return [], []
 
     def closeness(i: int) -> float:
         row = rows[i]
+        if row.get("twin_judged_yours") is not None:
+            return row["twin_judged_yours"]
         if scored and row.get("twin_to_real") is not None:
             return row["twin_to_real"]
         return -row["twin_stylometric_gap"]
@@ -299,26 +335,19 @@ def _best_and_worst(rows: list[dict], *, scored: bool, count: int = 2) -> tuple[
 # ----- reading it -------------------------------------------------------------------------------
 
 
-def load_evaluation(adapter_dir: str | Path) -> dict | None:
-    path = Path(adapter_dir) / EVALUATION_FILE
-    if not path.is_file():
-        return None
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        return None
-
-
 def headline(report: dict | None) -> str:
-    """One short phrase for a jobs table: the perplexity before and after, or ''."""
+    """One short phrase for a jobs table: the perplexity before and after and the judge's
+    verdict, or ''."""
     if not report or "perplexity" not in report:
         return ""
     base, twin = report["perplexity"]["base"], report["perplexity"]["twin"]
     change = (base - twin) / base * 100 if base else 0.0
     text = f"perplexity {base:.1f} → {twin:.1f} ({abs(change):.0f}% {'lower' if change >= 0 else 'higher'})"
-    style = report.get("style") or {}
-    if style.get("twin_sounds_like") is not None:
-        text += f"; sounds like you {style['twin_sounds_like']:.2f}"
+    judge = report.get("judge") or {}
+    if judge.get("reliable") and judge.get("twin"):
+        text += f"; judged to be you: twin {judge['twin']['share']:.0%}, base {judge['base']['share']:.0%}"
+    elif judge.get("verdict"):
+        text += f"; {judge['verdict']}"
     return text
 
 
@@ -334,8 +363,13 @@ def _clip(text: str, width: int = 200) -> str:
 def report_lines(report: dict) -> list[str]:
     """The evaluation as plain text: the numbers, then the best and worst examples."""
     held = report["held_out"]
-    lines = [
-        f"Held-out data: {held['source']} ({held['replies']} replies of the person).",
+    person = held.get("person", "the person")
+    lines = [f"Held-out data: {held['source']} ({held['replies']} replies of {person})."]
+    if held.get("left_out_as_trained"):
+        lines.append(f"  {held['left_out_as_trained']} conversations were left out: the adapter trained on them.")
+    if held.get("checked_by_content") is False:
+        lines.append("  The adapter's training file is gone: these may overlap what it trained on.")
+    lines += [
         "",
         f"{'':<34}{'base':>12}{'twin':>12}",
         f"{'loss on the real replies':<34}{_fmt(report['loss']['base']):>12}{_fmt(report['loss']['twin']):>12}",
@@ -348,7 +382,8 @@ def report_lines(report: dict) -> list[str]:
             f"{'style like the real reply (cosine)':<34}{_fmt(style['base_to_real']):>12}{_fmt(style['twin_to_real']):>12}"
         )
         lines.append(
-            f"{'sounds like you (cosine)':<34}{_fmt(style['base_sounds_like']):>12}{_fmt(style['twin_sounds_like']):>12}"
+            f"{'sounds like you (style-head cosine)':<34}{_fmt(style['base_sounds_like']):>12}"
+            f"{_fmt(style['twin_sounds_like']):>12}"
         )
         if style.get("real_sounds_like") is not None:
             lines.append(f"  (the person's own replies score {style['real_sounds_like']:.3f})")
@@ -369,14 +404,41 @@ def report_lines(report: dict) -> list[str]:
         lines.append(f"{'mean gap from the real reply':<34}{'':>12}{_fmt(gap['base']):>12}{_fmt(gap['twin']):>12}")
     for title, indices in (("Best", report.get("best") or []), ("Worst", report.get("worst") or [])):
         for index in indices:
-            row = report["samples"][index]
+            row = report["examples"][index]
             lines += [
                 "",
-                f"{title} example (sample {index + 1}):",
+                f"{title} example (example {index + 1}):",
                 f"  message: {_clip(row['context'])}",
                 f"  person:  {_clip(row['real'])}",
                 f"  twin:    {_clip(row['twin'])}",
                 f"  base:    {_clip(row['base'])}",
             ]
+    lines += judge_lines(report)
     lines += ["", f"Headline: {headline(report)}"]
     return lines
+
+
+def judge_lines(report: dict) -> list[str]:
+    """The independent judges in words: who wrote it, and can they be told apart."""
+    from cognitivetwin_core.playground.judges.authorship import authorship_headline
+
+    lines = []
+    judge = report.get("judge")
+    if judge:
+        lines += ["", "Who wrote it? An independent judge (docs/judging.md):", f"  {authorship_headline(judge)}"]
+        if judge.get("reliable"):
+            lines.append(f"  {judge['verdict']}")
+            lines.append(f"  (the bottom is {judge.get('floor_from', 'other people')}; scale: {judge['scale']})")
+    told = report.get("told_apart") or {}
+    for key, label in (("stylometric", "on style measures"), ("base_features", "on the base model's reading")):
+        pair = told.get(key) or {}
+        if pair.get("twin") or pair.get("base"):
+            lines.append(
+                f"Can a classifier tell them from your replies ({label}; {told.get('meaning', '')}): "
+                f"twin {_auc(pair.get('twin'))}, base {_auc(pair.get('base'))}"
+            )
+    return lines
+
+
+def _auc(value: dict | None) -> str:
+    return "too few examples" if not value else f"{value['auc']:.2f} ({value['low']:.2f}–{value['high']:.2f})"

@@ -100,7 +100,10 @@ def _phase2_state(workspace) -> tuple[str, str, int]:
     if usable:
         latest = usable[0]
         name = latest.fields.get("name") or latest.run_id
-        return DONE, f"Done: {len(usable)} finished run(s); the latest is “{name}”.", len(usable)
+        text = f"Done: {len(usable)} finished run(s); the latest is “{name}”."
+        if not (latest.fields.get("adapter") or latest.parameters.get("adapter_dir")):
+            text += " It learned on the plain base model, without your voice from step 2 (no Phase 1 adapter)."
+        return DONE, text, len(usable)
     if any(run.outcome == "running" for run in runs):
         return RUNNING, "Learning now: watch it in the Phase 2 tab.", 0
     if runs:

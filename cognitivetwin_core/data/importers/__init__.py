@@ -21,7 +21,13 @@ from cognitivetwin_core.data.importers import (
     chat_jsonl,
     chatgpt_export,
     demo,
+    discord,
+    google_chat,
+    imessage,
+    mbox,
+    meta_dyi,
     sharegpt,
+    signal,
     supabase_table,
     telegram,
     trajectory_jsonl,
@@ -66,12 +72,37 @@ class ImporterInfo:
     splits_at_gaps: bool = False
 
 
+_CHAT_MODULES = (whatsapp, telegram, meta_dyi, imessage, discord, signal, google_chat)
 IMPORTERS: dict[str, ImporterInfo] = {
-    module.NAME: ImporterInfo(
-        module.NAME, module.TITLE, module.FILE_FILTER, module.read, module in (whatsapp, telegram)
+    module.NAME: ImporterInfo(module.NAME, module.TITLE, module.FILE_FILTER, module.read, module in _CHAT_MODULES)
+    for module in (
+        chat_jsonl,
+        trajectory_jsonl,
+        sharegpt,
+        chatgpt_export,
+        whatsapp,
+        telegram,
+        meta_dyi,
+        imessage,
+        discord,
+        signal,
+        google_chat,
+        mbox,
+        supabase_table,
+        demo,
     )
-    for module in (chat_jsonl, trajectory_jsonl, sharegpt, chatgpt_export, whatsapp, telegram, supabase_table, demo)
 }
+# Two more readers in modules that hold two formats of one platform.
+IMPORTERS[meta_dyi.INSTAGRAM_NAME] = ImporterInfo(
+    meta_dyi.INSTAGRAM_NAME, meta_dyi.INSTAGRAM_TITLE, meta_dyi.INSTAGRAM_FILE_FILTER, meta_dyi.read_instagram, True
+)
+IMPORTERS[discord.PACKAGE_NAME] = ImporterInfo(
+    discord.PACKAGE_NAME, discord.PACKAGE_TITLE, discord.PACKAGE_FILE_FILTER, discord.read_package, True
+)
+
+
+# AI chats: the person is the user side (docs/twin-speaker.md).
+_PERSON_IS_USER = (chat_jsonl.NAME, sharegpt.NAME, chatgpt_export.NAME, demo.NAME)
 
 
 def _first_json_line(path: Path) -> dict | None:
@@ -96,20 +127,32 @@ def detect_importer(path: str | Path) -> ImporterInfo:
     if not path.exists():
         raise InputError(f"No such file: {path}.")
     if path.is_dir():
+        found = _detect_tree(path)
+        if found is not None:
+            return found
         if (path / "conversations.json").is_file():
             return IMPORTERS[chatgpt_export.NAME]
-        raise InputError(f"{path} is a folder without conversations.json: choose a file to import.")
+        raise InputError(
+            f"{path} is a folder of no export this app knows (a ChatGPT, Messenger, Instagram, Discord, Signal "
+            "(sigtop), Google Chat or mail export): choose the export's folder, its .zip or a file to import."
+        )
     if zipfile.is_zipfile(path):
         try:
             with zipfile.ZipFile(path) as archive:
                 if whatsapp.zip_has_chat(archive):
                     return IMPORTERS[whatsapp.NAME]
+            found = _detect_tree(path)
+            if found is not None:
+                return found
         except (zipfile.BadZipFile, OSError):
             pass
         return IMPORTERS[chatgpt_export.NAME]
     with open(path, "rb") as stream:
-        if stream.read(4) == b"PK\x03\x04":
+        magic = stream.read(16)
+        if magic[:4] == b"PK\x03\x04":
             raise InputError(f"{path} is a damaged or incomplete zip: copy or download it again.")
+    if imessage.looks_like_chat_db(magic):
+        return IMPORTERS[imessage.NAME]
     if path.suffix.lower() in (".jsonl", ".ndjson") or path.name.endswith(".jsonl.txt"):
         first = _first_json_line(path)
         if first is not None:
@@ -122,6 +165,16 @@ def detect_importer(path: str | Path) -> ImporterInfo:
         head = stream.read(1 << 16)
     if path.suffix.lower() == ".txt" and whatsapp.is_whatsapp_text(head):
         return IMPORTERS[whatsapp.NAME]
+    if mbox.looks_like_mbox(head) or path.suffix.lower() in (".mbox", ".mbx"):
+        return IMPORTERS[mbox.NAME]
+    if discord.looks_like_chat_exporter(head):
+        return IMPORTERS[discord.NAME]
+    if signal.looks_like_sigtop(head):
+        return IMPORTERS[signal.NAME]
+    if b'"sender_name"' in head and b'"timestamp_ms"' in head:
+        return _detect_tree(path) or IMPORTERS[meta_dyi.NAME]
+    if b'"creator"' in head and b'"created_date"' in head:
+        return IMPORTERS[google_chat.NAME]
     if telegram.looks_like_telegram(head):
         return IMPORTERS[telegram.NAME]
     if b'"mapping"' in head and (b'"current_node"' in head or b'"create_time"' in head):
@@ -136,8 +189,34 @@ def detect_importer(path: str | Path) -> ImporterInfo:
     raise InputError(
         f"Cannot tell the format of {path}: import a .jsonl (chat or trajectory), a ShareGPT "
         ".json, a ChatGPT export (conversations.json or .zip), a WhatsApp chat (.txt or .zip), a "
-        "Telegram result.json, or choose the importer explicitly."
+        "Telegram result.json, a Messenger or Instagram download, iMessage's chat.db, a Discord export, "
+        "a Signal export (sigtop), a Google Chat Takeout, an .mbox, or choose the importer explicitly."
     )
+
+
+def _detect_tree(path: Path) -> ImporterInfo | None:
+    """The export a folder or zip holds, from its layout (and a look into its JSON files)."""
+    from cognitivetwin_core.data.importers.export_tree import ExportTree
+
+    with ExportTree(path) as tree:
+        if meta_dyi.chat_files(tree):
+            return IMPORTERS[meta_dyi.INSTAGRAM_NAME if meta_dyi.is_instagram(tree) else meta_dyi.NAME]
+        if discord.is_package(tree):
+            return IMPORTERS[discord.PACKAGE_NAME]
+        if google_chat.chat_files(tree):
+            return IMPORTERS[google_chat.NAME]
+        if any(name.lower().endswith((".mbox", ".mbx")) for name in tree.names):
+            return IMPORTERS[mbox.NAME]
+        if any(name.rsplit("/", 1)[-1] == "conversations.json" for name in tree.names):
+            return None  # ChatGPT's export
+        for name in list(tree.matching(".json"))[:20]:
+            with tree.open(name) as stream:
+                head = stream.read(1 << 14)
+            if discord.looks_like_chat_exporter(head):
+                return IMPORTERS[discord.NAME]
+            if signal.looks_like_sigtop(head):
+                return IMPORTERS[signal.NAME]
+    return None
 
 
 def check_readable(path: Path) -> None:
@@ -165,6 +244,10 @@ def check_readable(path: Path) -> None:
     try:
         with open(path, "rb") as stream:
             stream.read(1)
+    except PermissionError as exc:
+        if path.name == "chat.db" or "Library/Messages" in path.as_posix():
+            raise InputError(f"Cannot read {path}: {imessage.FULL_DISK_ACCESS}.") from None
+        raise os_error(exc, "reading", path) from None
     except OSError as exc:
         raise os_error(exc, "reading", path) from None
 
@@ -201,7 +284,7 @@ def iter_source(
         return info.read(path_or_source, report, progress), report
     if importer == demo.NAME or (importer is None and str(path_or_source) == "demo"):
         info = IMPORTERS[demo.NAME]
-        report = ImportReport("demo", info.name, strict=strict)
+        report = ImportReport("demo", info.name, strict=strict, owner="user", owner_marked=True)
         return info.read(None, report, progress), report
     path = Path(os.fspath(path_or_source)).expanduser()
     check_readable(path)
@@ -217,6 +300,8 @@ def iter_source(
     else:
         info = detect_importer(path)
     report = ImportReport(str(path), info.name, strict=strict)
+    if info.name in _PERSON_IS_USER:
+        report.owner, report.owner_marked = "user", True
     if info.splits_at_gaps:
         return _guarded(info.read(path, report, progress, gap_hours=gap_hours), path), report
     return _guarded(info.read(path, report, progress), path), report
@@ -272,4 +357,10 @@ def import_into(
     report.messages_stored = result.messages_added
     report.import_id = result.import_id
     report.conversation_ids = result.ids
+    if report.conversations_accepted and me is None:
+        from cognitivetwin_core.data.person_identity import adopt_owner
+
+        report.owner_adopted = adopt_owner(workspace, report.owner if report.owner_marked else None)
+        if report.owner_adopted:
+            report.twin_speaker = workspace.twin_speaker()
     return report

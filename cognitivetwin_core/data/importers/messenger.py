@@ -18,6 +18,22 @@ DEFAULT_GAP_HOURS = 6.0
 PLACEHOLDER_ROLE = "user"
 
 
+def message_ticker(progress, report: ImportReport, every: int = 5000):
+    """A function to call once per message read: every `every` messages it reports progress
+    (messages read, total unknown) to `progress`, when there is one."""
+    from cognitivetwin_core.data.importers.report import ImportProgress
+
+    count = 0
+
+    def tick() -> None:
+        nonlocal count
+        count += 1
+        if progress is not None and count % every == 0:
+            progress(ImportProgress(count, None, "messages", report.conversations_accepted, report.messages_accepted))
+
+    return tick
+
+
 def check_gap_hours(gap_hours: float | None) -> float:
     gap = DEFAULT_GAP_HOURS if gap_hours is None else float(gap_hours)
     if not gap > 0:
@@ -55,11 +71,12 @@ def chat_conversations(
     title: str | None,
     gap_hours: float,
     report: ImportReport,
+    source_id: str | None = None,
 ) -> Iterator[Conversation]:
     """The chat cut at gaps into conversations with stable ids (chat + first message's time),
-    counting each participant's messages in the report. The chat's name (`title`) is the
-    source's own id of its conversations: the same words sent at the same minute into two
-    chats are two conversations."""
+    counting each participant's messages in the report. The source's own id of the chat
+    (`source_id`; else its name, `title`) is part of its conversations' identity: the same
+    words sent at the same minute into two chats are two conversations."""
     digest = hashlib.sha256(chat_key.encode("utf-8")).hexdigest()[:10]
     for number, run in enumerate(split_at_gaps(messages, gap_hours), start=1):
         first = run[0].created_at
@@ -68,4 +85,10 @@ def chat_conversations(
             if message.speaker is not None:
                 report.participants[message.speaker] = report.participants.get(message.speaker, 0) + 1
         report.accept(len(run))
-        yield Conversation(id=f"{source}-{digest}-{stamp}", source=source, messages=run, title=title, source_id=title)
+        yield Conversation(
+            id=f"{source}-{digest}-{stamp}",
+            source=source,
+            messages=run,
+            title=title,
+            source_id=source_id if source_id is not None else title,
+        )

@@ -149,6 +149,14 @@ def optional_text(record: dict, key: str) -> str | None:
     return value.strip() or None
 
 
+def message_text(record: dict, key: str) -> str:
+    """A message's text field, stripped: "" when absent or null (media, calls), else it must be text."""
+    value = record.get(key)
+    if value is not None and not isinstance(value, str):
+        raise RecordError(key, f"{key} must be text, got {type(value).__name__}")
+    return (value or "").strip()
+
+
 def stable_id(prefix: str, messages: list[Message]) -> str:
     """An id for a conversation that has none: the same content always gets the same id."""
     digest = hashlib.sha256()

@@ -92,6 +92,15 @@ class ImportReport:
     conversations_stored: int | None = None
     messages_stored: int | None = None
     twin_speaker: str | None = None
+    # Whether the export itself marks its owner (is_from_me, outgoing, a profile or account
+    # file, the user side of an AI chat), not a guess: only then does the owner become the
+    # twin speaker on import (docs/importers.md).
+    owner_marked: bool = False
+    # The export holds only the owner's own messages (Discord's data package, a sent-mail
+    # folder): they teach the twin's style, but there are no replies to learn (docs/importers.md).
+    owner_only: bool = False
+    # Whether the owner became the workspace's twin speaker (no one was chosen before).
+    owner_adopted: bool = False
     conversation_ids: list[str] = field(default_factory=list, repr=False)
 
     def reject(self, rejection: Rejection) -> None:
@@ -139,8 +148,17 @@ class ImportReport:
             text += "\nParticipants: " + ", ".join(
                 f"{name} ({count} message{'' if count == 1 else 's'})" for name, count in ranked
             )
-        if self.owner:
+        if self.owner in ("user", "assistant"):
+            text += f"\nYour side of these chats: the {self.owner} messages"
+        elif self.owner and self.owner_marked:
+            text += f"\nThe export's owner (you): {self.owner}"
+        elif self.owner:
             text += f"\nThis export looks like {self.owner}'s"
+        if self.owner_only:
+            text += (
+                "\nIt holds only your own messages: they teach the twin your style (style signature, Phase 2's "
+                "style head), but make no reply examples, since no one else's words are there"
+            )
         if self.skipped_messages:
             text += "\nSkipped: " + ", ".join(
                 f"{count} {kind}" for kind, count in sorted(self.skipped_messages.items())

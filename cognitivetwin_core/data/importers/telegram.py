@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cognitivetwin_core.conversation import Conversation, Message
-from cognitivetwin_core.data.importers.json_stream import _incomplete, _TextWindow, file_size
+from cognitivetwin_core.data.importers.json_stream import _TOO_DEEP, _incomplete, _skip_value, _TextWindow, file_size
 from cognitivetwin_core.data.importers.messenger import PLACEHOLDER_ROLE, chat_conversations, check_gap_hours
 from cognitivetwin_core.data.importers.records import RecordError, parse_time
 from cognitivetwin_core.data.importers.report import ImportProgress, ImportReport, ProgressCallback, Rejection
@@ -36,6 +36,10 @@ class _Malformed(Exception):
         super().__init__(reason)
         self.reason = reason
         self.position = position
+
+
+class _TooDeep(_Malformed):
+    """A value nested too deeply to decode; the walker has moved past it."""
 
 
 class _Walker:
@@ -64,6 +68,11 @@ class _Walker:
                 raise _Malformed("the file ends early (truncated file)", window.pos)
             try:
                 value, end = _decoder.raw_decode(window.text, window.pos)
+            except RecursionError:
+                start = window.pos
+                if not _skip_value(window):
+                    raise _Malformed("the file ends early (truncated file)", start) from None
+                raise _TooDeep(_TOO_DEEP, start) from None
             except json.JSONDecodeError as exc:
                 if _incomplete(exc, window.text) and window.more(len(window.text)):
                     continue
@@ -176,13 +185,20 @@ def message_from_record(record, report: ImportReport) -> Message | None:
     return Message(role=PLACEHOLDER_ROLE, content=text, created_at=_timestamp(record), speaker=speaker.strip())
 
 
-def _chat_messages(walker: _Walker, label: str, report: ImportReport, tick) -> Iterator[Message]:
+def _chat_messages(walker: _Walker, label: str, report: ImportReport, tick, parse=None) -> Iterator[Message]:
+    """The messages of the list at the cursor, each record made a Message by `parse` (Telegram's
+    by default); a list that breaks off keeps what came before and sets `walker.failed`."""
+    parse = parse or message_from_record
     try:
         for index, line in walker.items():
-            record = walker.value()
+            try:
+                record = walker.value()
+            except _TooDeep as exc:  # one message skipped, as the line-based readers skip one line
+                report.reject(Rejection(label, exc.reason, line=line, record=index))
+                continue
             tick()
             try:
-                message = message_from_record(record, report)
+                message = parse(record, report)
             except RecordError as exc:
                 report.reject(Rejection(label, exc.reason, line=line, record=index, field=exc.field))
                 continue
@@ -215,6 +231,14 @@ def _chat(walker: _Walker, label: str, report: ImportReport, gap: float, tick) -
             chat_id = walker.value()
         else:
             walker.value()
+
+
+def _report_break(walker: _Walker, exc: _Malformed, label: str, report: ImportReport) -> None:
+    """Where the file stopped being JSON (or ended early), as a rejection; nothing after it is read."""
+    line, column = walker.window.line_of(min(exc.position, len(walker.window.text)))
+    if "truncated" in exc.reason:
+        report.truncated_at = f"line {line}, column {column}"
+    report.reject(Rejection(label, f"{exc.reason}; the rest of the file was not read", line=line, column=column))
 
 
 def _owner(info) -> str | None:
@@ -261,6 +285,7 @@ def _top(walker: _Walker, label: str, report: ImportReport, gap: float, tick) ->
             walker.value()
     if report.owner is not None and report.owner not in report.participants:
         report.owner = None  # the account's name differs from how its messages are signed
+    report.owner_marked = report.owner is not None
     if not found:
         report.reject(
             Rejection(
@@ -299,12 +324,7 @@ def read(
         try:
             yield from _top(walker, label, report, gap, tick)
         except _Malformed as exc:
-            line, column = walker.window.line_of(min(exc.position, len(walker.window.text)))
-            if "truncated" in exc.reason:
-                report.truncated_at = f"line {line}, column {column}"
-            report.reject(
-                Rejection(label, f"{exc.reason}; the rest of the file was not read", line=line, column=column)
-            )
+            _report_break(walker, exc, label, report)
 
 
 def looks_like_telegram(head: bytes) -> bool:

@@ -1,0 +1,349 @@
+"""Long work in a supervised child process: the one protocol Phase 1's local LoRA, Phase 2's
+training and the evaluation share, so that the window's process never runs a model.
+
+Why a process and not a thread: a thread that trains or generates holds the interpreter (the
+GIL) for long stretches (imports, model load, every step) and a window drawn by the same
+interpreter stutters (docs/gui-responsiveness.md); and a crashed or killed model run must not
+take the window with it.
+
+The parent:
+
+    child = SupervisedChild(work, (arguments...), name="local-lora")
+    for event in child.events():          # from one thread: the child's events, in order
+        ...
+    child.request_stop(save=True)         # from any thread (before start too: delivered then)
+    child.request_cancel()
+
+`events()` raises the exception the work raised in the child (errors for the user included,
+`CancelledError` too), and `ChildCrashedError` with one sentence when the child ended without
+finishing (killed, out of memory, a crash in native code). A caller that needs more control
+(Phase 2 also supervises its encoding ranks) uses `start()`, `receive(timeout)` and `close()`.
+
+The child: `work(channel, *arguments)` runs there, a module-level function (spawned children
+import it by name). `channel.send(event)` sends any picklable object to the parent;
+`channel.cancellation` (cognitivetwin_core/cancellation.py) is cancelled on a stop or cancel
+request, or the work takes the requests itself with `channel.on_request(handler)`. The child
+is started with multiprocessing's "spawn" context (a fresh interpreter: a process with live
+threads, such as a Qt app, must never be forked), dies with its parent (child_processes.py),
+and when the parent closes its end without asking, the work is asked to stop without saving
+and the child ends within `STOP_GRACE_S`.
+
+Messages, typed (never tuples told apart by their first item): parent -> child `StopRequest`,
+`CancelRequest`; child -> parent the work's own events, then `ChildFinished` or `ChildFailed`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import multiprocessing
+import os
+import pickle
+import signal
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from cognitivetwin_core.cancellation import Cancellation
+from cognitivetwin_core.child_processes import die_with_parent, yield_to_parent
+from cognitivetwin_core.errors import CognitiveTwinError
+
+log = logging.getLogger(__name__)
+
+# Imported now, not when the first child starts: imports hold the interpreter (a window waits).
+importlib.import_module("multiprocessing.popen_spawn_win32" if os.name == "nt" else "multiprocessing.popen_spawn_posix")
+
+STOP_GRACE_S = 60.0  # a parent that gives up: the child's time to stop before it is killed
+POLL_S = 0.5
+
+
+@dataclass(frozen=True)
+class StopRequest:
+    """End the work at its next step, keeping what it made (`save`: write a last checkpoint)."""
+
+    save: bool = True
+
+
+@dataclass(frozen=True)
+class CancelRequest:
+    """End the work at its next step and discard it."""
+
+
+@dataclass(frozen=True)
+class ChildFinished:
+    """The work returned: nothing more comes."""
+
+
+@dataclass(frozen=True)
+class ChildFailed:
+    """The work raised: the exception (None when it cannot cross to the parent), its repr, its traceback."""
+
+    exception: BaseException | None
+    text: str
+    trace: str
+
+
+class ChildCrashedError(CognitiveTwinError):
+    """The child ended without finishing (killed, out of memory, a crash in native code)."""
+
+    def __init__(self, message: str, exitcode: int | None):
+        super().__init__(message)
+        self.exitcode = exitcode
+
+
+def describe_exit(exitcode: int | None) -> str:
+    """How a process ended, in words: "was ended by signal SIGKILL", "ended with exit code 1"."""
+    if exitcode is not None and exitcode < 0:
+        try:
+            return f"was ended by signal {signal.Signals(-exitcode).name}"
+        except ValueError:
+            return f"was ended by signal {-exitcode}"
+    return f"ended with exit code {exitcode}"
+
+
+def crash_sentence(what: str, exitcode: int | None, then: str = "") -> str:
+    """The sentence a crashed child's job ends with: `what` (e.g. "The training process")."""
+    return f"{what} {describe_exit(exitcode)} before it finished (out of memory, or killed){then}. " + (
+        "The log file has the details."
+    )
+
+
+class SupervisedChild:
+    """One run of `work(channel, *arguments)` in a spawned child, supervised from here."""
+
+    def __init__(self, work: Callable, arguments: tuple = (), *, name: str, what: str = "The background process"):
+        self.work = work
+        self.arguments = arguments
+        self.name = name
+        self.what = what  # how a crash sentence names the child
+        self._lock = threading.Lock()
+        self._pending: list[object] = []  # requests made before the child started
+        self._control = None
+        self._events = None
+        self._process = None
+        self._pid: int | None = None
+        self.requested: StopRequest | CancelRequest | None = None  # the last request made
+        self.finished = False  # ChildFinished or ChildFailed arrived
+
+    # ----- control (any thread) ------------------------------------------------------------------
+
+    def request_stop(self, save: bool = True) -> None:
+        self._send(StopRequest(bool(save)))
+
+    def request_cancel(self) -> None:
+        self._send(CancelRequest())
+
+    def _send(self, request: StopRequest | CancelRequest) -> None:
+        with self._lock:
+            self.requested = request
+            if self._control is None:
+                self._pending.append(request)
+                return
+            try:
+                self._control.send(request)
+            except (OSError, ValueError):  # the child has ended (or ends now): nothing to tell
+                pass
+
+    @property
+    def pid(self) -> int | None:
+        """The child's pid while it is supervised (not yet reaped: the pid is still its)."""
+        # Never Process.is_alive() here: from a second thread it could reap the child under
+        # the supervising thread's join, which would then see no exit code.
+        with self._lock:
+            return self._pid
+
+    def kill(self) -> None:
+        """End the child now (it did not stop when asked); its run then ends as crashed."""
+        pid = self.pid
+        if pid is not None:
+            log.warning("killing the %s process %s", self.name, pid)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+    # ----- supervision (one thread) -------------------------------------------------------------
+
+    def start(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        events, child_events = context.Pipe(duplex=False)
+        child_control, control = context.Pipe(duplex=False)
+        log_to_file = any(getattr(h, "_cognitivetwin", False) for h in logging.getLogger().handlers)
+        process = context.Process(
+            target=_child_main,
+            args=(child_events, child_control, os.getpid(), log_to_file, self.work, self.arguments),
+            name=self.name,
+            daemon=True,
+        )
+        process.start()  # not under the lock: a request from the GUI thread must never wait on it
+        self._process, self._events = process, events
+        with self._lock:
+            self._pid = process.pid
+            self._control = control
+            pending, self._pending = self._pending, []
+            for request in pending:
+                control.send(request)
+        # Only the child holds these ends now: its exit closes the event pipe (EOF here).
+        child_events.close()
+        child_control.close()
+
+    def receive(self, timeout: float = POLL_S):
+        """The child's next message, None when none came within `timeout`; raises EOFError once
+        the child has ended and every message was read."""
+        try:
+            if not self._events.poll(timeout):
+                if self._process.is_alive() or self._events.poll():
+                    return None
+                raise EOFError
+            message = self._events.recv()
+        except OSError:
+            raise EOFError from None
+        if isinstance(message, ChildFinished | ChildFailed):
+            self.finished = True
+        return message
+
+    def is_alive(self) -> bool:
+        return self._process is not None and self._process.is_alive()
+
+    @property
+    def exitcode(self) -> int | None:
+        return self._process.exitcode if self._process is not None else None
+
+    def join(self, timeout: float | None = None) -> None:
+        if self._process is not None:
+            self._process.join(timeout)
+
+    def crash_error(self) -> ChildCrashedError:
+        self.join(10)
+        message = crash_sentence(self.what, self.exitcode)
+        log.error("%s: %s", self.name, message)
+        return ChildCrashedError(message, self.exitcode)
+
+    def close(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Reap the child: one still running (the consumer stopped early) is cancelled, given
+        `grace_s`, then killed."""
+        process = self._process
+        if process is None:
+            return
+        if process.is_alive():
+            self.request_cancel()
+            process.join(grace_s)
+            if process.is_alive():
+                process.kill()
+        with self._lock:
+            control, self._control = self._control, None
+            self._pid = None
+        process.join()
+        control.close()
+        self._events.close()
+
+    def events(self) -> Iterator[object]:
+        """Start the child and yield the work's events; raises what it raised, or `ChildCrashedError`."""
+        self.start()
+        try:
+            while True:
+                try:
+                    message = self.receive()
+                except EOFError:
+                    raise self.crash_error() from None
+                if message is None:
+                    continue
+                if isinstance(message, ChildFinished):
+                    return
+                if isinstance(message, ChildFailed):
+                    raise_failure(message, self.name)
+                yield message
+        finally:
+            self.close()
+
+
+def raise_failure(failure: ChildFailed, name: str):
+    """Raise, in the parent, what the work raised in the child."""
+    if not isinstance(failure.exception, CognitiveTwinError):
+        log.error("the %s process raised %s\n%s", name, failure.text, failure.trace)
+    if isinstance(failure.exception, BaseException):
+        raise failure.exception
+    raise RuntimeError(failure.text)
+
+
+# ----- the child ---------------------------------------------------------------------------------
+
+
+class ChildChannel:
+    """The work's side of the protocol: `send(event)`, and the parent's requests."""
+
+    def __init__(self, events):
+        self._events = events
+        self._lock = threading.Lock()
+        self.cancellation = Cancellation()
+        self.requests: list[StopRequest | CancelRequest] = []
+        self._handler: Callable | None = None
+
+    def send(self, event: object) -> None:
+        self._events.send(event)
+
+    def on_request(self, handler: Callable[[StopRequest | CancelRequest], None]) -> None:
+        """Hand the requests to `handler` (those that came already too) instead of cancelling."""
+        with self._lock:
+            self._handler = handler
+            earlier = list(self.requests)
+        for request in earlier:
+            handler(request)
+
+    def deliver(self, request: StopRequest | CancelRequest) -> None:
+        with self._lock:
+            self.requests.append(request)
+            handler = self._handler
+        if handler is not None:
+            handler(request)
+        else:
+            self.cancellation.cancel()
+
+
+def start_child(parent_pid: int, log_to_file: bool) -> None:
+    """What every supervised child does first: die with its parent, yield it the CPU, log to its file."""
+    die_with_parent(parent_pid)  # started by the supervising thread, which outlives the child
+    yield_to_parent()  # a small niceness costs the work little on an otherwise idle machine
+    if log_to_file:
+        from cognitivetwin_core.logging_setup import configure_logging
+
+        configure_logging()
+
+
+def _child_main(events, control, parent_pid: int, log_to_file: bool, work: Callable, arguments: tuple) -> None:
+    start_child(parent_pid, log_to_file)
+    channel = ChildChannel(events)
+    threading.Thread(target=_follow_control, args=(control, channel), name="control", daemon=True).start()
+    try:
+        work(channel, *arguments)
+        events.send(ChildFinished())
+    except BaseException as exc:  # noqa: BLE001 - everything must reach the parent
+        if not isinstance(exc, CognitiveTwinError):
+            log.exception("the %s process failed", multiprocessing.current_process().name)
+        try:
+            pickle.loads(pickle.dumps(exc))  # it must also unpickle in the parent
+            payload = exc
+        except Exception:
+            payload = None
+        try:
+            events.send(ChildFailed(payload, repr(exc), traceback.format_exc()))
+        except OSError:
+            pass
+    finally:
+        events.close()
+
+
+def _follow_control(control, channel: ChildChannel) -> None:
+    """The child's control thread: requests from the parent; its pipe closing means the parent is gone."""
+    while True:
+        try:
+            request = control.recv()
+        except (EOFError, OSError):
+            # The parent closed its end without asking (it died, or gave up): stop, keeping
+            # what was saved, and do not outlive it for long.
+            channel.deliver(StopRequest(save=False))
+            time.sleep(STOP_GRACE_S)
+            os._exit(1)
+        channel.deliver(request)
