@@ -478,7 +478,10 @@ def test_an_export_folder_is_recognised_and_its_owner_is_you(window, qtbot, test
     assert "The twin now speaks as Zoë Martins, the export's owner" in text
     # "Which of these is you?" answers with the export's owner, not the AI's side.
     assert tab.speaker_combo.currentData() == "Zoë Martins"
-    assert tab.speaker_status.text() == "The twin learns Zoë Martins's messages (3); everyone else's are context."
+    assert tab.speaker_status.text() == (
+        "You: Zoë Martins (3 messages). The twin learns to write like that; "
+        "everyone else's messages are what it answers."
+    )
     qtbot.wait(100)
     window.grab().save(str(test_output_dir / "data_tab_export_folder.png"))
 
