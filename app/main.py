@@ -95,6 +95,7 @@ async def run_window(args) -> int:
     # but importing them would still compete with the window for the interpreter.
     QTimer.singleShot(100, lambda: window.connections_tab.refresh())  # builds that tab if not yet shown
     QTimer.singleShot(300, window.detect_device)
+    QTimer.singleShot(1500, window.prepare_builtin_model)  # once, if this computer lacks it
     if args.quit_after is not None:
         QTimer.singleShot(int(args.quit_after * 1000), window.close)
     await quitting.wait()

@@ -345,6 +345,18 @@ class MainWindow(QMainWindow):
         for label in (self.workspace_status, self.base_model_status, self.device_status):
             bar.addPermanentWidget(label)
         self._show_base_model()
+        from app.qt.builtin_model import builtin_model_preparation
+        from app.widgets.builtin_model_status import BuiltinModelStatus
+
+        self.builtin_model_status = BuiltinModelStatus(builtin_model_preparation())
+        bar.addWidget(self.builtin_model_status, 1)
+
+    def prepare_builtin_model(self) -> None:
+        """The built-in model's one-time conversion, started once the window is idle
+        (`app/qt/builtin_model.py`), not when the person first presses Dry run."""
+        from app.qt.builtin_model import builtin_model_preparation
+
+        builtin_model_preparation().start()
 
     def _show_base_model(self) -> None:
         spec = CATALOG.get(self.base_model)
@@ -432,8 +444,12 @@ class MainWindow(QMainWindow):
         previous, self.workspace = self.workspace, workspace
         self.workspace_message.clear_message()
         settings.write(settings.LAST_WORKSPACE, str(workspace.path))
-        self.workspace_status.setText(f"Workspace: {workspace.path}")
-        self.workspace_status.setToolTip(str(workspace.path))
+        # Its name, not its path: a long path pushed the status bar's other words out of a
+        # small window. The path is in the tooltip.
+        folder = Path(workspace.path).resolve()
+        name = "default" if folder == default_workspace_dir().resolve() else folder.name
+        self.workspace_status.setText(f"Workspace: {name}")
+        self.workspace_status.setToolTip(f"The workspace's folder: {workspace.path}")
         self._broadcast("set_workspace", workspace)
         self.workspaceChanged.emit(workspace)
         if previous is not None and previous is not workspace:

@@ -378,7 +378,7 @@ def test_the_tab_asks_which_speaker_is_you_and_exports_their_turns(
         "Maya Lindqvist — 6 messages",
         "Jonas Berg — 3 messages",
         "Priya Nair — 3 messages",
-        "The assistant role — no messages",
+        "The AI's answers — no messages",
     ]
     assert combo.currentData() == "assistant" and "Not chosen yet" in tab.speaker_status.text()
 
@@ -386,11 +386,14 @@ def test_the_tab_asks_which_speaker_is_you_and_exports_their_turns(
     combo.activated.emit(0)  # what a click on the item sends
     assert window.workspace.twin_speaker() == "Maya Lindqvist"
     assert combo.currentData() == "Maya Lindqvist"
-    assert tab.speaker_status.text() == "The twin learns Maya Lindqvist's messages (6); everyone else's are context."
+    assert tab.speaker_status.text() == (
+        "You: Maya Lindqvist (6 messages). The twin learns to write like that; "
+        "everyone else's messages are what it answers."
+    )
     with qtbot.waitSignal(tab.conversationShown, timeout=10_000):
         tab.select_row(0)
     headers = [card.findChildren(QLabel)[0].text() for card in tab.conversation_view.cards]
-    assert headers[0] == "<b>Maya Lindqvist</b> · #1 · 2023-12-30 20:05"
+    assert headers[0] == "<b>Maya Lindqvist (you)</b> · #1 · 2023-12-30 20:05"
     assert headers[1].startswith("<b>Jonas Berg</b>")
     qtbot.wait(100)
     window.grab().save(str(test_output_dir / "data_tab_which_is_you.png"))
@@ -475,7 +478,10 @@ def test_an_export_folder_is_recognised_and_its_owner_is_you(window, qtbot, test
     assert "The twin now speaks as Zoë Martins, the export's owner" in text
     # "Which of these is you?" answers with the export's owner, not the AI's side.
     assert tab.speaker_combo.currentData() == "Zoë Martins"
-    assert tab.speaker_status.text() == "The twin learns Zoë Martins's messages (3); everyone else's are context."
+    assert tab.speaker_status.text() == (
+        "You: Zoë Martins (3 messages). The twin learns to write like that; "
+        "everyone else's messages are what it answers."
+    )
     qtbot.wait(100)
     window.grab().save(str(test_output_dir / "data_tab_export_folder.png"))
 

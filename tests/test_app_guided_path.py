@@ -30,18 +30,38 @@ def confirm_launch(monkeypatch):
 
 
 def _shot(window, folder, name):
-    """Grab the window into `folder`, and into the guide's folder when packaging/update_guide.py runs."""
+    """Grab the window into `folder` at the default size (1200×800), and into the guide's
+    folder when packaging/update_guide.py runs; then at the smallest usable size (1000×680).
+    At both, nothing a person would stumble on (`tests/window_checks.py`)."""
     import os
     from pathlib import Path
 
+    from PySide6.QtWidgets import QApplication
+    from window_checks import SIZES, check_window
+
     folder.mkdir(parents=True, exist_ok=True)
+    problems = check_window(window, _qtbot(), folder, name, _machine_paths())
+    window.resize(*SIZES[0])
+    QApplication.processEvents()
     path = folder / f"{name}.png"
     image = window.grab()
     assert image.save(str(path)), path
     guide = os.environ.get("COGNITIVETWIN_GUIDE_SHOTS")
     if guide:
         assert image.save(str(Path(guide) / f"{name}.png"))
+    assert not problems, "\n".join(problems)
     return path
+
+
+_current = {}
+
+
+def _qtbot():
+    return _current["qtbot"]
+
+
+def _machine_paths():
+    return _current["paths"]
 
 
 def _follow(window, qtbot, start, key):
@@ -56,8 +76,16 @@ def _follow(window, qtbot, start, key):
 
 
 @pytest.mark.slow
-def test_the_guided_path_from_a_fresh_start_to_the_playground(window, qtbot, test_output_dir, confirm_launch):
+def test_the_guided_path_from_a_fresh_start_to_the_playground(
+    window, qtbot, test_output_dir, confirm_launch, isolated_user_dirs
+):
+    from window_checks import SIZES, machine_paths
+
+    _current.update(qtbot=qtbot, paths=machine_paths(isolated_user_dirs))
     shots = test_output_dir / "guided_path"
+    window.resize(*SIZES[0])
+    with qtbot.waitSignal(window.deviceDetected, timeout=60_000):  # the status bar as a person sees it
+        window.detect_device()
     start = window.tab_widgets["Start"]
     assert window.tabs.currentWidget() is start, "a fresh start opens on the guided path"
     assert start.journey.current.key == "data" and start.demo_button.isVisible()

@@ -56,11 +56,18 @@ def test_evaluate_button_fills_the_evaluation_column(qtbot, qasync_loop, isolate
     timer = QTimer(tab, interval=20)
     timer.timeout.connect(lambda: tab.controller.evaluate_job.is_running() and ticks.append(threading.current_thread()))
     timer.start()
+    shown = []  # what the progress row said while the evaluation ran (a bar, not only a cell)
+    tab.controller.evaluationProgress.connect(
+        lambda *_: shown.append((tab.evaluation_row.isVisibleTo(tab), tab.evaluation_label.text()))
+    )
     with qtbot.waitSignal(tab.controller.evaluationDone, timeout=300_000) as done:
         qtbot.mouseClick(tab.evaluate_button, Qt.MouseButton.LeftButton)
         assert not tab.evaluate_button.isEnabled()
     timer.stop()
     job_id, report = done.args
+    assert shown and all(visible for visible, _text in shown), shown
+    assert any("held-out message" in text for _visible, text in shown) and "local-test" not in shown[-1][1]
+    assert not tab.evaluation_row.isVisibleTo(tab), "the bar goes once the evaluation is done"
     assert job_id == "local-test" and report["held_out"]["conversations"] == 2 and len(report["examples"]) == 1
     assert (folder / "evaluation.json").is_file()
     assert ticks and all(t is threading.main_thread() for t in ticks)  # the GUI kept running

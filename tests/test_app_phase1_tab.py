@@ -183,7 +183,7 @@ def test_together_dry_run_confirm_launch_follow_and_download(
     qtbot.waitUntil(lambda: (tab.job_row(job_id) or {}).get("Status") == "completed", timeout=5_000)
     row = tab.job_row(job_id)
     assert row["Progress"].startswith("100%") and row["Cost"] == f"${plan.estimated_price:.2f} (estimate)"
-    assert row["Adapter"] == f"together-{job_id}" and row["Elapsed"] != "–" and row["ETA"] == "–"
+    assert row["Adapter"] == "ready" and row["Elapsed"] != "–" and row["Time left"] == "–"
     registered = workspace.get_adapter(f"together-{job_id}")
     assert Path(registered["path"]) == Path(folder) and (Path(folder) / "adapter_model.safetensors").is_file()
     log_text = tab.log_view.toPlainText()

@@ -200,7 +200,8 @@ def test_embedded_model_run_on_demo_conversations_plots_and_saves(
     assert (output / "model.safetensors").is_file() and (output / "config.json").is_file()
     assert record["outcome"] == "completed" and record["base_model"] == "smollm2-135m"
     assert record["data"]["conversations"] == 3
-    assert widget.summary.isVisible() and str(output) in widget.summary.location.text()
+    assert widget.summary.isVisible() and str(output) in widget.summary.location.toolTip()
+    assert str(output) not in widget.summary.location.text(), "the path is in the tooltip, not in the words"
     assert set(widget.summary.verdicts) == {"pattern_macro_f1", "planning_cosine", "style_retrieval"}
     qtbot.waitUntil(lambda: not widget.controller.is_running(), timeout=10_000)
     widget.grab().save(str(test_output_dir / "phase2_tab_embedded_finished.png"))

@@ -120,3 +120,15 @@ def test_the_playground_has_the_chat_scored_by_its_run(qtbot, isolated_user_dirs
         assert tab.chat_panel.run_dir == str(Path(phase2_demo_run).resolve())
         assert phase2_demo_run.name in tab.chat_panel.run_label.text()
         tab.shutdown()
+
+
+def test_a_reply_cut_by_the_length_limit_says_so(qtbot):
+    from app.tabs.playground_chat import ReplyView
+    from cognitivetwin_core.playground.chat import ChatReply
+
+    view = ReplyView("Twin")
+    qtbot.addWidget(view)
+    view.finish(ChatReply(text="It depends on the", tokens=160), "", 160)
+    assert "cut short at the longest reply allowed" in view.score.text()
+    view.finish(ChatReply(text="Done.", tokens=3), "", 160)
+    assert "cut short" not in view.score.text()

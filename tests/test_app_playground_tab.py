@@ -202,7 +202,9 @@ def test_typed_text_with_context_is_analysed_as_you_type(tab, qtbot):
     assert request.label_kind == "rules"
     _assert_panels_show(tab, _expected(tab, request), request)
     assert isinstance(request.context[0], Message)
-    assert "typed user message after 2 context message(s)" in tab.source_label.text()
+    source = tab.source_label.text()
+    assert "a typed message (" in source and ") after 2 context message(s)" in source
+    assert "(user)" not in source and "(assistant)" not in source, "you or them, not a raw role"
 
 
 def test_editing_a_trajectory_slider_changes_the_outputs(tab, qtbot, trained_workspace):
@@ -347,7 +349,8 @@ def test_map_hover_names_the_message_and_a_click_selects_it(tab, qtbot, trained_
     spot = spots[7]
     point = tab.style_map.points[spot.data()]
     tip = scatter.opts["tip"](x=spot.pos().x(), y=spot.pos().y(), data=spot.data())
-    assert tip.startswith(f"{point.conversation_id} #{point.turn_index} ({point.role})")
+    who = "you" if point.person else "them"
+    assert tip.startswith(f"{point.conversation_id}, message {point.turn_index + 1} ({who})")
     assert " ".join(point.text.split())[:100] in tip
     result = _wait_main(qtbot, tab, lambda: tab.style_map._clicked(scatter, [spot]))
     assert result.request.source == (point.conversation_id, point.turn_index)

@@ -32,7 +32,8 @@ def test_six_tabs_with_shortcuts_and_a_status_bar(window, qtbot):
     assert window.tabs.currentIndex() == 3
     qtbot.keyClick(window, Qt.Key.Key_2, Qt.KeyboardModifier.ControlModifier)
     assert window.tabs.currentIndex() == 1
-    assert str(window.workspace.path) in window.workspace_status.text()
+    assert window.workspace_status.text() == "Workspace: default"
+    assert str(window.workspace.path) in window.workspace_status.toolTip()
     assert "SmolLM2" in window.base_model_status.text()
     with qtbot.waitSignal(window.deviceDetected, timeout=15_000) as blocker:
         window.detect_device()

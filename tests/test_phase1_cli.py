@@ -99,8 +99,8 @@ def test_dry_run_of_a_messenger_chat_shows_the_persons_turns_and_the_privacy_che
     capsys.readouterr()
     assert run("--workspace", ws, "--dry-run") == 0
     out = capsys.readouterr().out
-    assert "target (learned): last call for the grocery list" not in out  # the last turn is the target
-    assert "target (learned): done" in out and "user (context): oat milk pls" in out
+    assert "you (learned): last call for the grocery list" not in out  # the last turn is the target
+    assert "you (learned): done" in out and "them (context): oat milk pls" in out
     # Only what is uploaded is checked: the e-mail is in a conversation that cannot be an example.
     assert "privacy check: 2 personal details" in out and "[[+1 415-555-0132]]" in out
     assert "maya.cabins@example.org" not in out
@@ -108,7 +108,7 @@ def test_dry_run_of_a_messenger_chat_shows_the_persons_turns_and_the_privacy_che
     # --redact: the uploaded file holds placeholders, and the check finds nothing left.
     assert run("--workspace", ws, "--dry-run", "--redact", "--me", "Priya Nair") == 0
     out = capsys.readouterr().out
-    assert "target (learned): oat milk pls" in out
+    assert "you (learned): oat milk pls" in out
     assert "privacy check: no personal data found" in out
     uploaded = sorted((Path(ws) / "exports").glob("phase1-*.jsonl"))[-1].read_text(encoding="utf-8")
     assert "<PHONE>" in uploaded and "415-555-0132" not in uploaded
@@ -221,7 +221,7 @@ def test_local_dry_run_cuts_examples_to_the_local_length_and_checks_no_privacy(
     args = ["--workspace", ws, "--local", "--base-model", str(tiny_model_dir), "--max-seq-length", "60"]
     assert run(*args, "--me", "Maya Lindqvist", "--dry-run") == 0
     out = capsys.readouterr().out
-    assert "target (learned): done" in out and "privacy check" not in out  # nothing leaves the computer
+    assert "you (learned): done" in out and "privacy check" not in out  # nothing leaves the computer
     exported = sorted((Path(ws) / "exports").glob("phase1-*.jsonl"))[-1]
     for line in exported.read_text(encoding="utf-8").splitlines():
         messages = json.loads(line)["messages"]

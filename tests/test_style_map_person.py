@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from app.widgets.style_map import PERSON_COLOR, MapPoint, StyleMap
+from app.widgets.style_map import PERSON_COLOR, SIDE_COLORS, MapPoint, StyleMap
 
 
 def test_the_persons_messages_are_ringed(qtbot):
@@ -17,4 +17,5 @@ def test_the_persons_messages_are_ringed(qtbot):
     pens = [spot.pen() for spot in widget.scatter.points()]
     assert [pen.color().name() == PERSON_COLOR for pen in pens] == [False, True, True]
     assert "you (your messages)" in [label.text for _, label in widget.legend.items]
-    assert "(user, yours)" in widget.hover_text(1) and "yours" not in widget.hover_text(0)
+    assert "(you)" in widget.hover_text(1) and "(them)" in widget.hover_text(0)
+    assert [color == SIDE_COLORS["you"] for color in widget.point_colors()] == [False, True, True]

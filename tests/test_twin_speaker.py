@@ -219,8 +219,8 @@ def test_the_dry_run_and_launch_confirmation_show_example_turns_and_the_privacy_
         }
     ]
     _, details = confirmation_text(plan)
-    assert "1.      user (context): where do I send the form?" in details
-    assert "1.    target (learned): to me: ana@example.org" in details
+    assert "1.      them (context): where do I send the form?" in details
+    assert "1.    you (learned): to me: ana@example.org" in details
     assert "privacy check: 2 personal details in 1 conversations" in details
     assert "[[ana@example.org]]" in details and "[[+1 415-555-0132]]" in details
     assert plan.privacy_counts == {"email": 1, "phone": 1}

@@ -192,16 +192,25 @@ def describe_report(report) -> str:
 
     origin = "the demo dataset" if report.importer == "demo" else (Path(str(report.source)).name or str(report.source))
     recognised = IMPORTERS.get(report.importer)
-    text = f"Recognised: {recognised.title}. " if recognised is not None and report.importer != "demo" else ""
-    text += (
-        f"Imported {report.conversations_accepted:,} conversation{'s' if report.conversations_accepted != 1 else ''} "
-        f"({report.messages_accepted:,} messages) from {origin}."
-    )
-    if report.duplicates:
-        text += (
-            f" {report.duplicates:,} were already in the workspace and were skipped "
-            f"({report.conversations_stored or 0:,} conversations, {report.messages_stored or 0:,} messages added)."
+    prefix = f"Recognised: {recognised.title}. " if recognised is not None and report.importer != "demo" else ""
+    # Conversations already in the workspace are counted as read but not added again.
+    stored = getattr(report, "conversations_stored", None)
+    added = stored if stored is not None else report.conversations_accepted - report.duplicates
+    if report.duplicates and added <= 0:
+        text = prefix + (
+            f"Nothing new from {origin}: its {report.duplicates:,} conversation"
+            f"{'s were' if report.duplicates != 1 else ' was'} already in the workspace."
         )
+    else:
+        text = prefix + (
+            f"Imported {report.conversations_accepted:,} conversation{'s' if report.conversations_accepted != 1 else ''} "
+            f"({report.messages_accepted:,} messages) from {origin}."
+        )
+        if report.duplicates:
+            text += (
+                f" {report.duplicates:,} were already in the workspace and were skipped "
+                f"({added:,} conversations, {report.messages_stored or 0:,} messages added)."
+            )
     if len(getattr(report, "chats", None) or []) > 1:
         text += f" Chats: {', '.join(report.chats)}."
     if report.rejected:

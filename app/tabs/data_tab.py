@@ -61,6 +61,10 @@ SEARCH_DEBOUNCE_MS = 300
 MAX_REPORT_LINES = 500
 
 
+def _capitalised(text: str) -> str:
+    return text[:1].upper() + text[1:]
+
+
 class DataTab(QWidget):
     """Signals: `importFinished(report)` after a successful import, `exportFinished(summary)`,
     `conversationShown(id)` once the conversation view shows it (tests wait on these)."""
@@ -149,13 +153,16 @@ class DataTab(QWidget):
         for widget in (self.import_file_button, self.import_supabase_button, self.import_demo_button, self.strict_box):
             row.addWidget(widget)
         row.addStretch(1)
-        row.addWidget(self.validation_box)
-        row.addWidget(self.export_phase1_button)
-        row.addWidget(self.export_phase2_button)
         return row
 
-    def _build_speaker_row(self) -> QHBoxLayout:
+    def _build_speaker_row(self) -> QVBoxLayout:
+        # Two lines, so the tab fits a 1000-pixel window: who is the person, then what the
+        # exports do (personal data, validation, the two exports).
+        rows = QVBoxLayout()
         row = QHBoxLayout()
+        exports = QHBoxLayout()
+        rows.addLayout(row)
+        rows.addLayout(exports)
         self.speaker_question = QLabel("<b>Which of these is you?</b>")
         self.speaker_combo = QComboBox()
         self.speaker_combo.setMinimumContentsLength(28)
@@ -196,14 +203,18 @@ class DataTab(QWidget):
         self.privacy_button = QPushButton("Check personal data")
         self.privacy_button.setToolTip("Find personal data in the messages and show examples.")
         self.privacy_button.clicked.connect(self.check_privacy)
-        row.addWidget(self.privacy_choice)
-        row.addWidget(self.privacy_button)
-        return row
+        exports.addWidget(self.privacy_choice)
+        exports.addWidget(self.privacy_button)
+        exports.addStretch(1)
+        exports.addWidget(self.validation_box)
+        exports.addWidget(self.export_phase1_button)
+        exports.addWidget(self.export_phase2_button)
+        return rows
 
     def refresh_speakers(self) -> None:
         """List the workspace's speakers with their counts and select the current choice."""
         from cognitivetwin_core.data.person_identity import canonical, linked_speakers, speaker_links
-        from cognitivetwin_core.data.twin_speaker import ROLE_SPEAKERS, describe
+        from cognitivetwin_core.data.twin_speaker import ROLE_SPEAKERS, SIDE_NAMES
 
         self.speaker_combo.clear()
         if self.workspace is None:
@@ -212,12 +223,14 @@ class DataTab(QWidget):
         speakers = linked_speakers(self.workspace)
         current = canonical(speaker_links(self.workspace), self.workspace.twin_speaker())
         names = [item.name for item in speakers]
-        role_hints = {"assistant": "the AI's answers", "user": "the person's side of AI chats"}
         for item in speakers:
-            text = item.name if item.named else f"{item.name.capitalize()} role ({role_hints[item.name]})"
+            text = item.name if item.named else _capitalised(SIDE_NAMES[item.name])
             self.speaker_combo.addItem(f"{text} — {item.messages:,} messages", item.name)
+            if not item.named:  # the exact term for who wants it
+                tip = f"The “{item.name}” role of the imported chats."
+                self.speaker_combo.setItemData(self.speaker_combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
         if current not in names:
-            self.speaker_combo.addItem(f"{describe(current).capitalize()} — no messages", current)
+            self.speaker_combo.addItem(f"{_capitalised(SIDE_NAMES.get(current, current))} — no messages", current)
         self.speaker_combo.setCurrentIndex(self.speaker_combo.findData(current))
         count = next((item.messages for item in speakers if item.name == current), 0)
         named = [item for item in speakers if item.named]
@@ -228,12 +241,20 @@ class DataTab(QWidget):
                 f"Not chosen yet: these chats have {len(named)} participants. Choose yourself, so the twin "
                 f"learns your messages.{hint}"
             )
+        elif count and not self._speaker_was_chosen():
+            self.speaker_status.setText(
+                "Not chosen yet: say which side is you, so the twin learns your messages "
+                "(the others are what it answers)."
+            )
         elif count:
             self.speaker_status.setText(
-                f"The twin learns {describe(current)}'s messages ({count:,}); everyone else's are context."
+                f"You: {SIDE_NAMES.get(current, current)} ({count:,} messages). The twin learns to write "
+                "like that; everyone else's messages are what it answers."
             )
         else:
-            self.speaker_status.setText(f"No messages from {describe(current)} yet: import some or choose another.")
+            self.speaker_status.setText(
+                f"No messages from {SIDE_NAMES.get(current, current)} yet: import some or choose another."
+            )
         self.speaker_question.setVisible(bool(speakers))
         self.speaker_combo.setVisible(bool(speakers))
         self.link_speakers_button.setVisible(len(named) > 1)
@@ -261,6 +282,15 @@ class DataTab(QWidget):
         else:
             self.message.show_ok(f"{name} is now one speaker: " + ", ".join(aliases) + ".")
         self.refresh_speakers()
+
+    def _speaker_was_chosen(self) -> bool:
+        """Whether the person said which side is theirs (a setting of the workspace)."""
+        from cognitivetwin_core.data.twin_speaker import SETTING_KEY
+
+        try:
+            return bool(self.workspace.get_setting(SETTING_KEY))
+        except Exception:  # an older workspace without settings: nothing chosen
+            return False
 
     def _speaker_chosen(self, index: int) -> None:
         speaker = self.speaker_combo.itemData(index)
@@ -446,7 +476,8 @@ class DataTab(QWidget):
         except CognitiveTwinError as exc:
             self.message.show_error(str(exc))
             return
-        self.conversation_view.show_conversation(conversation, annotations)
+        speaker = self.workspace.twin_speaker() if self.workspace is not None else None
+        self.conversation_view.show_conversation(conversation, annotations, twin_speaker=speaker)
         self.details.setCurrentWidget(self.conversation_view)
         self.conversationShown.emit(conversation_id)
 

@@ -41,7 +41,7 @@ class ReportButton(QPushButton):
         self.job.failed.connect(self._on_failed)
         self.job.finished.connect(self.refresh)
         self.clicked.connect(self.open_report)
-        tab.jobs_table.itemSelectionChanged.connect(self.refresh)
+        tab.jobs_table.selectionModel().selectionChanged.connect(self.refresh)
         tab.controller.evaluationDone.connect(lambda *_: self.refresh())
         self.refresh()
 

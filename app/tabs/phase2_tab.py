@@ -56,7 +56,7 @@ from app.widgets.base_download import BaseDownloadRow
 from app.widgets.live_plot import LivePlot
 from app.widgets.memory_verdict import MemoryVerdictLabel
 from app.widgets.message_label import MessageLabel
-from app.widgets.run_summary_card import HEAD_COLORS, HEAD_METRICS, SummaryCard
+from app.widgets.run_summary_card import HEAD_COLORS, HEAD_METRICS, SummaryCard, without_run_folder
 from cognitivetwin_core.durations import format_duration
 from cognitivetwin_core.errors import CognitiveTwinError
 from cognitivetwin_core.models.catalog import CATALOG, DEFAULT_BASE_MODEL
@@ -214,14 +214,29 @@ class Phase2Tab(QWidget):
         self.device_hint = QLabel("Detecting…")
         self.device_hint.setProperty("role", "hint")
         self.device_hint.setWordWrap(True)
-        form.addRow("Epochs", self.epochs_spin)
-        form.addRow("Batch size", self.batch_spin)
-        form.addRow("Learning rate", self.lr_spin)
-        form.addRow("Gradient accumulation", self.accumulation_spin)
-        form.addRow("Plan steps", self.plan_spin)
+        form.addRow("Passes over your data", self.epochs_spin)
         form.addRow("Stop early after", self.patience_spin)
         form.addRow("Device", self.device_combo)
         form.addRow("", self.device_hint)
+        # The engineer's settings, folded with their tried defaults: plain names, the exact
+        # term first in each tooltip.
+        from app.widgets.advanced_fold import AdvancedFold
+
+        self.advanced = AdvancedFold()
+        advanced = QFormLayout()
+        self.advanced.content_layout.addLayout(advanced)
+        for label, spin, term in (
+            ("Conversations at once", self.batch_spin, "Batch size"),
+            ("Learning speed", self.lr_spin, "Learning rate"),
+            ("Batches per update", self.accumulation_spin, "Gradient accumulation"),
+            ("Turns it looks ahead", self.plan_spin, "Plan steps"),
+        ):
+            spin.setToolTip(f"{term}. {spin.toolTip()}".strip())
+            name = QLabel(label)
+            name.setToolTip(spin.toolTip())
+            advanced.addRow(name, spin)
+        form.addRow(self.advanced.button)
+        form.addRow(self.advanced)
         column.addWidget(hyper)
 
         buttons = QHBoxLayout()
@@ -248,6 +263,8 @@ class Phase2Tab(QWidget):
             combo.setMinimumContentsLength(16)
             combo.currentIndexChanged.connect(lambda _i, c=combo: c.setToolTip(c.currentText()))
         self.device_hint.setMinimumWidth(1)
+        # Two lines kept: a form row does not grow with its wrapped label (it was cut mid-line).
+        self.device_hint.setMinimumHeight(2 * self.device_hint.fontMetrics().lineSpacing() + 2)
         scroll = QScrollArea()
         scroll.setWidget(box)
         scroll.setWidgetResizable(True)
@@ -289,13 +306,16 @@ class Phase2Tab(QWidget):
             # re-lay out the page and repaint every plot, once per step.
             label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         status.addWidget(self.phase_label, 0, 0, 1, 2)
-        status.addWidget(self.phase_progress, 0, 2, 1, 3)
-        for column, label in enumerate(
-            (self.position_label, self.elapsed_label, self.eta_label, self.memory_label, self.throughput_label)
-        ):
-            status.addWidget(label, 1, column)
-        for column, stretch in enumerate((3, 2, 2, 2, 3)):
-            status.setColumnStretch(column, stretch)
+        status.addWidget(self.phase_progress, 0, 2, 1, 2)
+        # Two lines of two: each text has half the width (on one line of five they were cut:
+        # "90/9", "lr 1.00e-0", the ETA running into the memory).
+        status.addWidget(self.position_label, 1, 0, 1, 2)
+        status.addWidget(self.eta_label, 1, 2, 1, 2)
+        status.addWidget(self.elapsed_label, 2, 0)
+        status.addWidget(self.memory_label, 2, 1)
+        status.addWidget(self.throughput_label, 2, 2, 1, 2)
+        for column in range(4):
+            status.setColumnStretch(column, 1)
         layout.addLayout(status)
 
         # The plots are built when first needed (`_ensure_plots`): importing pyqtgraph costs
@@ -454,10 +474,14 @@ class Phase2Tab(QWidget):
         self.adapter_combo.clear()
         self.adapter_combo.addItem("None (the base alone)", None)
         if self.workspace is not None:
+            from cognitivetwin_core.phase1.job_names import adapter_name
+
             for record in self.workspace.adapters():
-                lineage = record.get("lineage") or {}
-                base = lineage.get("base_model") or lineage.get("base") or ""
-                self.adapter_combo.addItem(f"{record['adapter_id']}" + (f" ({base})" if base else ""), record["path"])
+                # Named as its Phase 1 job is (never its hex id); the id in the tooltip.
+                self.adapter_combo.addItem(adapter_name(record), record["path"])
+                self.adapter_combo.setItemData(
+                    self.adapter_combo.count() - 1, f"Adapter {record['adapter_id']}", Qt.ItemDataRole.ToolTipRole
+                )
         self.adapter_combo.addItem("An adapter folder…", FOLDER_ITEM)
         index = self.adapter_combo.findData(current_adapter)
         if current_adapter is None and not getattr(self, "_adapter_chosen", False):
@@ -752,7 +776,8 @@ class Phase2Tab(QWidget):
             f"Epoch {event.epoch}/{event.epochs} · step {event.step}/{event.steps_per_epoch} · {event.global_step}/{event.total_steps} total"
         )
         self._set_eta(event.eta_s, "")
-        self.throughput_label.setText(f"{event.examples_per_s:.1f} examples/s · lr {event.lr:.2e}")
+        self.throughput_label.setText(f"{event.examples_per_s:.1f} examples/s")
+        self.throughput_label.setToolTip(f"Learning rate now: {event.lr:.2e}")
 
     def _forget_steps(self) -> None:
         """No step label update may land after the run's end (or in the next run)."""
@@ -823,12 +848,14 @@ class Phase2Tab(QWidget):
             QTimer.singleShot(0, self, lambda: (steps[0](), self._in_turns(*steps[1:])))
 
     def _show_outcome(self, finished) -> None:
+        text = without_run_folder(finished.message, finished.output_dir)
         if finished.outcome == "failed":
-            self.message.show_error(finished.message)
+            self.message.show_error(text)
         elif finished.outcome in ("completed", "stopped"):
-            self.message.show_ok(finished.message)
+            self.message.show_ok(text)
         else:
-            self.message.show_info(finished.message)
+            self.message.show_info(text)
+        self.message.setToolTip(f"Its folder: {finished.output_dir}" if finished.output_dir else "")
 
     def _on_failed(self, message: str) -> None:
         self._forget_steps()

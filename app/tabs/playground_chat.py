@@ -43,6 +43,7 @@ from PySide6.QtWidgets import (
 )
 
 from app.qt.background_job import BackgroundJob
+from app.widgets.advanced_fold import AdvancedFold
 from app.widgets.message_label import MessageLabel
 from cognitivetwin_core.errors import CognitiveTwinError
 
@@ -171,7 +172,8 @@ class ReplyView(QFrame):
         self._raw += piece
         self.text.setText(self._raw.strip())
 
-    def finish(self, reply, scorer_note: str = "") -> None:
+    def finish(self, reply, scorer_note: str = "", limit: int | None = None) -> None:
+        """`limit`: the longest reply asked for, in tokens; a reply that reached it was cut."""
         if reply is None:
             return
         self._raw = reply.text
@@ -179,6 +181,8 @@ class ReplyView(QFrame):
         parts = []
         if reply.stopped:
             parts.append("stopped")
+        elif limit and reply.tokens >= limit:
+            parts.append("cut short at the longest reply allowed (Advanced settings ▸ Longest reply)")
         if getattr(reply, "yours", None) is not None:
             parts.append(f"sounds like you: {reply.yours:.0%}")
         if reply.score is not None:
@@ -191,6 +195,12 @@ class ReplyView(QFrame):
         elif scorer_note:
             parts.append(scorer_note)
         self.score.setText(" · ".join(parts))
+
+
+NO_ADAPTER_TEXT = (
+    "There is no Phase 1 adapter in this workspace yet: train one in the Phase 1 tab "
+    "(or open an adapter folder) to talk to your twin."
+)
 
 
 class ChatPanel(QWidget):
@@ -228,6 +238,7 @@ class ChatPanel(QWidget):
         self.open_adapter_button = QPushButton("Open adapter folder…")
         self.run_label = QLabel("")
         self.run_label.setProperty("role", "hint")
+        self.run_label.setWordWrap(True)
         top.addWidget(QLabel("Twin:"))
         top.addWidget(self.adapter_combo, 1)
         top.addWidget(self.open_adapter_button)
@@ -255,19 +266,31 @@ class ChatPanel(QWidget):
         )
         form = QFormLayout()
         form.addRow("System prompt:", self.system_prompt)
-        settings.addWidget(QLabel("Temperature"), 0, 0)
-        settings.addWidget(self.temperature, 0, 1)
-        settings.addWidget(QLabel("Top-p"), 0, 2)
-        settings.addWidget(self.top_p, 0, 3)
-        settings.addWidget(QLabel("Max new tokens"), 0, 4)
-        settings.addWidget(self.max_new_tokens, 0, 5)
-        settings.addWidget(QLabel("Seed"), 0, 6)
-        settings.addWidget(self.seed, 0, 7)
-        settings.addWidget(self.compare_box, 0, 8)
-        settings.addWidget(self.memory_box, 0, 9)
-        settings.setColumnStretch(10, 1)
-        outer.addLayout(settings)
-        outer.addLayout(form)
+        # Plain names; the engineer's words (temperature, top-p, tokens, seed) in the tooltips,
+        # and those settings folded under "Advanced settings" with their tried defaults.
+        for row, column, label, widget, term in (
+            (0, 0, "Surprise", self.temperature, "Temperature"),
+            (0, 2, "Word choice", self.top_p, "Top-p"),
+            (1, 0, "Longest reply", self.max_new_tokens, "Max new tokens"),
+            (1, 2, "Repeatable", self.seed, "Seed"),
+        ):
+            name = QLabel(label)
+            widget.setToolTip(f"{term}: {widget.toolTip()}")
+            name.setToolTip(widget.toolTip())
+            settings.addWidget(name, row, column)
+            settings.addWidget(widget, row, column + 1)
+        settings.setColumnStretch(4, 1)
+        self.advanced = AdvancedFold()
+        self.advanced.content_layout.addLayout(settings)
+        self.advanced.content_layout.addLayout(form)
+        self.advanced_button = self.advanced.button
+        options = QHBoxLayout()
+        options.addWidget(self.compare_box)
+        options.addWidget(self.memory_box)
+        options.addStretch(1)
+        options.addWidget(self.advanced_button)
+        outer.addLayout(options)
+        outer.addWidget(self.advanced)
 
         self.message = MessageLabel()
         outer.addWidget(self.message)
@@ -340,11 +363,13 @@ class ChatPanel(QWidget):
     def set_phase2_run(self, run_dir: str | Path | None) -> None:
         """The run whose style head scores the replies (None: no scores)."""
         self.run_dir = str(run_dir) if run_dir else None
+        # The run's name, not its folder (a long path widened the whole tab); the folder in the tooltip.
         self.run_label.setText(
-            f"Replies are scored by the Phase 2 run in {self.run_dir}."
+            f"Replies are scored by the Phase 2 run {Path(self.run_dir).name} (how much each sounds like you)."
             if self.run_dir
             else "No Phase 2 run chosen: the replies are not scored."
         )
+        self.run_label.setToolTip(f"The run's folder: {self.run_dir}" if self.run_dir else "")
 
     def shutdown(self) -> None:
         self.job.cancel()
@@ -364,29 +389,35 @@ class ChatPanel(QWidget):
         self.adapter_combo.blockSignals(True)
         self.adapter_combo.clear()
         records = self.workspace.adapters() if self.workspace is not None else []
+        from cognitivetwin_core.phase1.job_names import adapter_name
+
         for record in reversed(records):  # newest first
-            lineage = record.get("lineage") or {}
-            label = f"{record['adapter_id']} · {lineage.get('backend', '?')} · base {lineage.get('base_model', '?')}"
+            label = adapter_name(record)  # named as its Phase 1 job is; the id in the tooltip
             self.adapter_combo.addItem(label, str(record["path"]))
+            self.adapter_combo.setItemData(
+                self.adapter_combo.count() - 1, f"Adapter {record['adapter_id']}", Qt.ItemDataRole.ToolTipRole
+            )
         for folder in by_hand:
             self.add_adapter_folder(folder, select=False)
         index = self.adapter_combo.findData(current) if current else 0
         self.adapter_combo.setCurrentIndex(max(index, 0) if self.adapter_combo.count() else -1)
         self.adapter_combo.blockSignals(False)
         if not self.adapter_combo.count():
-            self.message.show_info(
-                "There is no Phase 1 adapter in this workspace yet: train one in the Phase 1 tab "
-                "(or open an adapter folder) to talk to your twin."
-            )
+            self.message.show_info(NO_ADAPTER_TEXT)
+        elif self.message.text() == NO_ADAPTER_TEXT:  # an adapter came since: the words are stale
+            self.message.clear_message()
         self._update_buttons()
 
     def add_adapter_folder(self, folder: str | Path, *, select: bool = True) -> None:
         folder = str(Path(folder).expanduser().resolve())
         index = self.adapter_combo.findData(folder)
         if index < 0:
-            self.adapter_combo.addItem(f"{Path(folder).name} · {folder}", folder)
+            self.adapter_combo.addItem(f"Folder {Path(folder).name}", folder)
             index = self.adapter_combo.count() - 1
             self.adapter_combo.setItemData(index, True, Qt.ItemDataRole.UserRole + 1)
+            self.adapter_combo.setItemData(index, folder, Qt.ItemDataRole.ToolTipRole)
+        if self.message.text() == NO_ADAPTER_TEXT:
+            self.message.clear_message()
         if select:
             self.adapter_combo.setCurrentIndex(index)
         self._update_buttons()
@@ -532,7 +563,8 @@ class ChatPanel(QWidget):
         note = "" if self.run_dir else "choose a Phase 2 run to score replies"
         if scorer is not None and scorer.unavailable:
             note = scorer.unavailable
-        self._views[TWIN].finish(turn.twin, note)
+        limit = self.max_new_tokens.value()
+        self._views[TWIN].finish(turn.twin, note, limit)
         judge = self.models.person_judge
         if judge is not None:
             from cognitivetwin_core.playground.judges.sounds_like_you import SCALE
@@ -547,7 +579,7 @@ class ChatPanel(QWidget):
             self._add_feedback_bar(self._views[TWIN], turn)
         if BASE in self._views:
             if turn.base is not None:
-                self._views[BASE].finish(turn.base, note)
+                self._views[BASE].finish(turn.base, note, limit)
             else:
                 self._views[BASE].score.setText("not written: the twin's reply was stopped")
         stopped = turn.twin.stopped or (turn.base and turn.base.stopped)

@@ -4,7 +4,7 @@ conversation list, at most CONVERSATIONS_SHOWN)."""
 
 from __future__ import annotations
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QLineEdit,
@@ -45,6 +45,7 @@ class MessagePicker(QWidget):
         self.message_list = QListWidget()
         self.message_list.setMinimumHeight(90 if compact else 140)
         self.message_list.setWordWrap(False)
+        self.message_list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # elided instead
         layout.addWidget(self.search)
         layout.addWidget(self.conversation_combo)
         layout.addWidget(self.message_list, 1)
@@ -103,8 +104,13 @@ class MessagePicker(QWidget):
         if self.workspace is not None and conversation_id is not None:
             self.conversation = self.workspace.get_conversation(conversation_id)
             self.annotations = self.workspace.annotations(conversation_id)
+            from cognitivetwin_core.data.twin_speaker import is_person
+
+            person = self.workspace.twin_speaker()
             for index, message in enumerate(self.conversation.messages):
-                item = QListWidgetItem(f"#{index} {message.role}: {_preview(message.content)}")
+                # Numbered from 1 as in the Data tab; the person's messages are "you".
+                who = "you" if is_person(message, person) else "them"
+                item = QListWidgetItem(f"{index + 1}. {who}: {_preview(message.content)}")
                 item.setToolTip(message.content[:1500])
                 self.message_list.addItem(item)
         self.message_list.blockSignals(False)

@@ -74,8 +74,10 @@ SLIDER_DEBOUNCE_MS = 120
 LAST_RUN_SETTING = "playground/last_run"  # the run last looked at, opened again after a restart
 
 
-def _group(title: str, widget: QWidget) -> QGroupBox:
+def _group(title: str, widget: QWidget, tooltip: str = "") -> QGroupBox:
+    # Short titles: a group's title sets its least width, and the tab must fit 1000 pixels.
     box = QGroupBox(title)
+    box.setToolTip(tooltip)
     layout = QVBoxLayout(box)
     layout.setContentsMargins(6, 6, 6, 6)
     layout.addWidget(widget)
@@ -119,7 +121,7 @@ class PlaygroundTab(QWidget):
 
         top = QHBoxLayout()
         self.run_combo = QComboBox()
-        self.run_combo.setMinimumContentsLength(36)
+        self.run_combo.setMinimumContentsLength(28)  # the top row fits a 1000-pixel window
         self.run_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
         self.run_combo.setToolTip("A finished (or stopped) Phase 2 run of this workspace")
         self.open_run_button = QPushButton("Open run folder…")
@@ -129,6 +131,10 @@ class PlaygroundTab(QWidget):
         self.progress_bar.hide()
         self.progress_label = QLabel("")
         self.progress_label.setProperty("role", "hint")
+        # Two lines at most instead of one long one: on one line it widened the tab past a
+        # 1000-pixel window while the run loaded.
+        self.progress_label.setWordWrap(True)
+        self.progress_label.setMinimumWidth(120)
         self.export_button = QPushButton("Export view…")
         self.export_button.setToolTip("Save this view as a PNG and its numbers as JSON")
         self.export_button.setEnabled(False)
@@ -219,6 +225,8 @@ class PlaygroundTab(QWidget):
         self.compare_mode.addButton(self.compare_run_radio)
         self.compare_picker = MessagePicker(compact=True)
         self.compare_run_combo = QComboBox()
+        self.compare_run_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.compare_run_combo.setMinimumContentsLength(20)
         compare_layout.addWidget(self.compare_check)
         compare_layout.addWidget(self.compare_message_radio)
         compare_layout.addWidget(self.compare_picker)
@@ -247,6 +255,8 @@ class PlaygroundTab(QWidget):
         scroll.setWidget(panel)
         scroll.setWidgetResizable(True)
         scroll.setMinimumWidth(300)
+        # Only up and down: long lines are cut short (their whole text is in the tooltip).
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         return scroll
 
     def _build_results(self) -> QWidget:
@@ -269,14 +279,14 @@ class PlaygroundTab(QWidget):
         self.stylometric_readout = StylometricReadout()
         signature_layout.addWidget(self.signature_strip)
         signature_layout.addWidget(self.stylometric_readout)
-        grid.addWidget(_group("Style signature and its stylometric readout", signature), 1, 1)
+        grid.addWidget(_group("Style signature", signature, "The style signature and its stylometric readout."), 1, 1)
 
         map_box = QWidget()
         map_layout = QVBoxLayout(map_box)
         map_layout.setContentsMargins(0, 0, 0, 0)
         color_row = QHBoxLayout()
         self.map_color_combo = QComboBox()
-        self.map_color_combo.addItem("Colour by role", "role")
+        self.map_color_combo.addItem("Colour by who wrote it (you, them)", "role")
         self.map_color_combo.addItem("Colour by conversation", "conversation")
         self.map_color_combo.currentIndexChanged.connect(self._map_color_changed)
         self.map_status = QLabel("")
@@ -287,11 +297,11 @@ class PlaygroundTab(QWidget):
         # The map (pyqtgraph, numpy) is built when the tab is first shown, not at start-up.
         self.style_map = None
         self._map_layout = map_layout
-        grid.addWidget(_group("Style map (PCA of the workspace's message signatures)", map_box), 2, 0)
+        grid.addWidget(_group("Style map", map_box, "A PCA map of the workspace's message signatures."), 2, 0)
 
         self.plan_steps = PlanStepsView()
         self.plan_steps.messageActivated.connect(self._show_message)
-        grid.addWidget(_group("Plan steps: nearest workspace messages", self.plan_steps), 2, 1)
+        grid.addWidget(_group("Plan steps", self.plan_steps, "Plan steps: the nearest workspace messages."), 2, 1)
         grid.setRowStretch(2, 1)
         grid.setColumnStretch(0, 1)
         grid.setColumnStretch(1, 1)
@@ -603,9 +613,27 @@ class PlaygroundTab(QWidget):
         self.export_button.setEnabled(self.main_result is not None)
         self.analysisShown.emit(slot)
 
+    def _who(self, request) -> str | None:
+        """ "you" or "them" for the analysed message (the person is the workspace's twin speaker)."""
+        if self.workspace is None:
+            return None
+        from cognitivetwin_core.data.twin_speaker import is_person
+
+        person = self.workspace.twin_speaker()
+        conversation = self.picker.conversation
+        if request.source is not None and conversation is not None and conversation.id == request.source[0]:
+            index = request.source[1]
+            if 0 <= index < len(conversation.messages):
+                return "you" if is_person(conversation.messages[index], person) else "them"
+            return None
+        if request.source is None:
+            return "you" if request.role == person else "them"
+        return None
+
     def _show_main(self, result) -> None:
         request, analysis = result.request, result.analysis
-        self.source_label.setText(f"{describe_source(request)}  ·  analysed in {result.seconds * 1000:.0f} ms")
+        who = self._who(request)
+        self.source_label.setText(f"{describe_source(request, who=who)}  ·  analysed in {result.seconds * 1000:.0f} ms")
         self.pattern_bars.set_values(analysis.pattern_probabilities, analysis.pattern_labels, request.label_kind)
         self.signature_strip.set_signature(analysis.style_signature)
         self.stylometric_readout.set_values(analysis.stylometrics, analysis.measured_stylometrics)
@@ -630,7 +658,7 @@ class PlaygroundTab(QWidget):
                 panel.clear()
                 continue
             panel.show_result(
-                describe_source(result.request, with_run=True),
+                describe_source(result.request, with_run=True, who=self._who(result.request)),
                 result.analysis.pattern_probabilities,
                 result.analysis.pattern_labels,
                 result.request.label_kind,

@@ -38,16 +38,28 @@ def _chip(text: str, role: str = "chip", color: str | None = None) -> QLabel:
 
 
 class MessageCard(QFrame):
-    def __init__(self, index: int, message, annotation, parent: QWidget | None = None):
+    def __init__(self, index: int, message, annotation, parent: QWidget | None = None, *, twin_speaker=None):
         super().__init__(parent)
         self.setFrameShape(QFrame.Shape.StyledPanel)
+        from cognitivetwin_core.data.twin_speaker import is_person
+
+        # The person's own messages (what the twin learns) are marked "you", with a bar.
+        self.is_you = twin_speaker is not None and is_person(message, twin_speaker)
+        if self.is_you:
+            self.setObjectName("yourMessage")
+            self.setStyleSheet("#yourMessage { border-left: 3px solid #2a7ab0; }")
         outer = QHBoxLayout(self)
         left = QVBoxLayout()
         header = FlowLayout()
         from html import escape
 
         # Messenger messages show who wrote them (their role is only a placeholder).
-        who = escape(message.speaker) if getattr(message, "speaker", None) else message.role
+        if getattr(message, "speaker", None):
+            who = escape(message.speaker) + (" (you)" if self.is_you else "")
+        elif twin_speaker is not None:
+            who = "you" if self.is_you else "them"
+        else:
+            who = message.role
         when = f" · {message.created_at:%Y-%m-%d %H:%M}" if getattr(message, "created_at", None) else ""
         role = QLabel(f"<b>{who}</b> · #{index + 1}{when}")
         header.addWidget(role)
@@ -81,6 +93,7 @@ class ConversationView(QWidget):
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.conversation = None
+        self.twin_speaker: str | None = None
         self.annotations: list = []
         self.cards: list[MessageCard] = []
         self.plot_widget = None
@@ -137,13 +150,16 @@ class ConversationView(QWidget):
             card.deleteLater()
         self.cards = []
         self.more_button.hide()
+        self.twin_speaker = None
         self.conversation = None
         self.annotations = []
 
-    def show_conversation(self, conversation, annotations) -> None:
+    def show_conversation(self, conversation, annotations, *, twin_speaker: str | None = None) -> None:
+        """`twin_speaker`: the person, whose messages are marked "you" (the others "them")."""
         import numpy as np  # with pyqtgraph, only once a conversation is shown
 
         self.clear()
+        self.twin_speaker = twin_speaker
         self.conversation = conversation
         self.annotations = list(annotations)
         count = len(conversation.messages)
@@ -166,7 +182,7 @@ class ConversationView(QWidget):
         stop = min(len(messages), start + CARDS_PER_BATCH)
         for index in range(start, stop):
             annotation = self.annotations[index] if index < len(self.annotations) else None
-            card = MessageCard(index, messages[index], annotation)
+            card = MessageCard(index, messages[index], annotation, twin_speaker=self.twin_speaker)
             # Before the "Show more" button and the final stretch.
             self.cards_layout.insertWidget(self.cards_layout.count() - 2, card)
             self.cards.append(card)

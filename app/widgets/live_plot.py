@@ -167,6 +167,12 @@ class LivePlot(QWidget):
         if symbol:
             kwargs.update(symbol=symbol, symbolSize=6, symbolBrush=pg.mkBrush(color), symbolPen=None)
         main_curve = self.plot_widget.plot(**kwargs)
+        legend = self.plot_widget.plotItem.legend
+        if legend is not None:
+            # Many series in one column were taller than a plot at the default window size
+            # (names cut off, drawn over the curves): three or more share rows.
+            named = len(self._series) + 1
+            legend.setColumnCount(1 if named <= 3 else 3)
         self._series[name] = SeriesBuffer(smoothing=SMOOTHING if smooth else None)
         self._curves[name] = (raw_curve, main_curve)
 

@@ -29,7 +29,20 @@ class MessageLabel(QLabel):
         self.style().unpolish(self)
         self.style().polish(self)
         self.setText(text)
+        self._fit_height()
         self.show()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit_height()
+
+    def _fit_height(self) -> None:
+        # Layouts (a form row, a column in a scroll area) do not always give a wrapped label
+        # the height its text needs at its width: it was cut to one line. Ask for it.
+        if self.width() > 0:
+            needed = self.heightForWidth(self.width())
+            if needed > 0 and needed != self.minimumHeight():
+                self.setMinimumHeight(needed)
 
     def show_error(self, text: str) -> None:
         self.show_message("error", text)

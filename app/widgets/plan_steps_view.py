@@ -62,7 +62,7 @@ class PlanStepsView(QTreeWidget):
                 is_current = current is not None and (conversation_id, int(turn_index)) == tuple(current)
                 if is_current:
                     shown = f"(this message) {shown}"
-                child = QTreeWidgetItem([shown, f"{score:.3f}", role, f"{conversation_id} #{turn_index}"])
+                child = QTreeWidgetItem([shown, f"{score:.3f}", role, f"{conversation_id} #{int(turn_index) + 1}"])
                 if is_current:
                     font = child.font(0)
                     font.setItalic(True)

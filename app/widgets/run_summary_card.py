@@ -10,8 +10,9 @@ import html
 from pathlib import Path
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
+BODY_MAX_HEIGHT = 190  # px: the verdicts scroll past this (the plots above keep their room)
 HEAD_COLORS = {
     "total": (20, 20, 20),
     "style": (230, 119, 0),
@@ -39,6 +40,17 @@ HEAD_METRICS = [
 ]
 
 
+def without_run_folder(message: str, output_dir) -> str:
+    """The core's end-of-run sentence without the run folder's path (the path goes into a
+    tooltip): "The model is in /…/runs/x." reads "The model is saved"."""
+    if not output_dir:
+        return message
+    folder = str(output_dir)
+    return (
+        message.replace(f" is in {folder}", " is saved").replace(f" in {folder}", "").replace(folder, "its run folder")
+    )
+
+
 class SummaryCard(QFrame):
     """The end of a run: each head against its baseline, the outcome, where the model is."""
 
@@ -61,8 +73,22 @@ class SummaryCard(QFrame):
         self.details = QLabel()
         self.details.setTextFormat(Qt.TextFormat.RichText)
         self.details.setWordWrap(True)
-        for widget in (self.title, self.heads, self.details, self.location):
-            layout.addWidget(widget)
+        layout.addWidget(self.title)
+        # The verdicts and details scroll within a bounded height: cut mid-line at the default
+        # window size they could not be read, and a taller card squeezed the plots' legends.
+        body = QWidget()
+        body_layout = QVBoxLayout(body)
+        body_layout.setContentsMargins(0, 0, 0, 0)
+        for widget in (self.heads, self.details, self.location):
+            body_layout.addWidget(widget)
+        body_layout.addStretch(1)
+        self.body_area = QScrollArea()
+        self.body_area.setWidget(body)
+        self.body_area.setWidgetResizable(True)
+        self.body_area.setFrameShape(QFrame.Shape.NoFrame)
+        self.body_area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.body_area.setMaximumHeight(BODY_MAX_HEIGHT)
+        layout.addWidget(self.body_area)
         self.verdicts: dict[str, bool | None] = {}
         self.hide()
 
@@ -123,6 +149,7 @@ class SummaryCard(QFrame):
             and finished.output_dir
             and (Path(finished.output_dir) / "model.safetensors").is_file()
         )
-        where = f"Model saved in {finished.output_dir}" if saved else "No model was saved."
-        self.location.setText(f"{finished.message}\n{where}")
+        where = "It is kept with the workspace's runs (the Runs tab; its folder in the tooltip)." if saved else ""
+        self.location.setText(f"{without_run_folder(finished.message, finished.output_dir)} {where}".strip())
+        self.location.setToolTip(f"The run's folder: {finished.output_dir}" if finished.output_dir else "")
         self.show()

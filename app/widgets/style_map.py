@@ -16,7 +16,8 @@ from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from cognitivetwin_core.playground.session import MapPoint  # noqa: F401 - the points it shows
 
-ROLE_COLORS = {"system": "#868e96", "user": "#1c7ed6", "assistant": "#f76707", "tool": "#ae3ec9"}
+# Coloured by who wrote it: the person ("you") and everyone else ("them").
+SIDE_COLORS = {"you": "#2b8a3e", "them": "#1c7ed6"}
 CURRENT_COLOR = "#000000"
 PERSON_COLOR = "#2b8a3e"  # the ring around the person's own messages
 COMPARE_COLOR = "#c2255c"
@@ -55,6 +56,10 @@ class Projection:
     def project(self, vectors: np.ndarray) -> np.ndarray:
         vectors = np.atleast_2d(np.asarray(vectors, dtype=np.float64))
         return (vectors - self.mean) @ self.components.T
+
+
+def _side(point) -> str:
+    return "you" if point.person else "them"
 
 
 def _shorten(text: str, limit: int = _HOVER_CHARS) -> str:
@@ -115,8 +120,9 @@ class StyleMap(QWidget):
         else:
             self.projection, self.xy = None, np.zeros((0, 2))
         explained = self.projection.explained if self.projection else (0.0, 0.0)
-        self.plot.setLabel("bottom", f"PC 1 ({explained[0]:.0%} of variance)")
-        self.plot.setLabel("left", f"PC 2 ({explained[1]:.0%})")
+        # Plain axis names; "principal component" (PCA) is in the widget's glossary tooltip.
+        self.plot.setLabel("bottom", f"main difference 1 ({explained[0]:.0%} of all)")
+        self.plot.setLabel("left", f"main difference 2 ({explained[1]:.0%})")
         self._redraw_points()
 
     def set_color_by(self, mode: str) -> None:
@@ -145,8 +151,8 @@ class StyleMap(QWidget):
 
     def hover_text(self, index: int) -> str:
         point = self.points[index]
-        who = f"{point.role}, yours" if point.person else point.role
-        return f"{point.conversation_id} #{point.turn_index} ({who})\n{_shorten(point.text)}"
+        who = "you" if point.person else "them"
+        return f"{point.conversation_id}, message {point.turn_index + 1} ({who})\n{_shorten(point.text)}"
 
     def _tip(self, x, y, data) -> str:
         return self.hover_text(int(data)) if data is not None and 0 <= int(data) < len(self.points) else ""
@@ -161,7 +167,7 @@ class StyleMap(QWidget):
 
     def point_colors(self) -> list[str]:
         if self.color_by == "role":
-            return [ROLE_COLORS.get(point.role, "#495057") for point in self.points]
+            return [SIDE_COLORS[_side(point)] for point in self.points]
         order = {cid: i for i, cid in enumerate(dict.fromkeys(point.conversation_id for point in self.points))}
         hues = max(1, len(order))
         return [self._pg.intColor(order[point.conversation_id], hues=min(hues, 24)).name() for point in self.points]
@@ -183,9 +189,10 @@ class StyleMap(QWidget):
             sample = pg.ScatterPlotItem(size=8, brush=None, pen=ring)
             self.legend.addItem(sample, "you (your messages)")
         if self.color_by == "role":
-            for role in dict.fromkeys(point.role for point in self.points):
-                sample = pg.ScatterPlotItem(size=8, brush=pg.mkBrush(ROLE_COLORS.get(role, "#495057")), pen=None)
-                self.legend.addItem(sample, role)
+            for side in dict.fromkeys(_side(point) for point in self.points):
+                if side == "them":
+                    sample = pg.ScatterPlotItem(size=8, brush=pg.mkBrush(SIDE_COLORS[side]), pen=None)
+                    self.legend.addItem(sample, "them (the others' messages)")
         # By conversation there is no legend (dozens of entries would cover the points):
         # hovering a point names its conversation.
 

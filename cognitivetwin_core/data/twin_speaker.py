@@ -16,6 +16,8 @@ from cognitivetwin_core.conversation import Message
 DEFAULT_TWIN_SPEAKER = "assistant"
 ROLE_SPEAKERS = ("assistant", "user")
 SETTING_KEY = "twin_speaker"
+# The two sides of an AI chat in a person's words (the roles stay in tooltips and files).
+SIDE_NAMES = {"assistant": "the AI's answers", "user": "the person typing (the questions)"}
 
 
 @dataclass(frozen=True)

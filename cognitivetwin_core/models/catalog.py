@@ -150,3 +150,17 @@ def resolve_base(value: str | Path) -> BaseModelSpec | Path:
             "folder written by save_pretrained, or use a catalog name: " + ", ".join(CATALOG)
         )
     return get_spec(str(value))
+
+
+def short_label(base_model: str | None) -> str:
+    """The base's short display name ("SmolLM2 135M"), or its folder's name: how runs and
+    jobs are named for a person (`phase1/job_names.py`, `phase2/run_names.py`)."""
+    import re
+
+    if not base_model:
+        return "unknown base"
+    spec = CATALOG.get(str(base_model))
+    if spec is None:
+        return Path(str(base_model)).name or str(base_model)
+    label = re.sub(r"\s*\(.*?\)", "", spec.display_name)
+    return re.sub(r"\s+Instruct\b", "", label).strip()

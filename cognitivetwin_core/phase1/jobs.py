@@ -288,11 +288,12 @@ class DryRun:
     def example_lines(self, width: int = 160) -> list[str]:
         if not self.data.preview:
             return []
-        lines = ["example turns, as they will be trained (the twin learns to write the target):"]
+        lines = ["example turns, as they will be trained (the twin learns to write your reply):"]
         for number, example in enumerate(self.data.preview, start=1):
             for message in example["context"]:
-                lines.append(f"  {number}. {message['role']:>9} (context): {_one_line(message['content'], width)}")
-            lines.append(f"  {number}.    target (learned): {_one_line(example['target'], width)}")
+                who = SIDE_WORDS.get(message["role"], message["role"])
+                lines.append(f"  {number}. {who:>9} (context): {_one_line(message['content'], width)}")
+            lines.append(f"  {number}.    you (learned): {_one_line(example['target'], width)}")
         return lines
 
     def _tokens_line(self) -> str:
@@ -306,7 +307,7 @@ class DryRun:
     def summary_lines(self) -> list[str]:
         lines = [
             f"data: {self.data.path} ({self.data.examples} conversations, "
-            f"{self.data.assistant_messages} assistant messages)",
+            f"{self.data.assistant_messages} replies of yours to learn from)",
             self._tokens_line(),
             f"base model: {self.settings.base_model} ({self.model_id})",
         ]
@@ -327,8 +328,16 @@ class DryRun:
                 )
         lines.extend(self.example_lines())
         lines.extend(self.privacy_lines)
-        lines.extend(f"warning: {w}" for w in self.warnings)
+        # With the measured size, the token line says whether the step cap stops the run (and
+        # after how many steps): the backend's "stops after N steps" would only contradict it.
+        measured = bool(self.limits.get("local_size"))
+        lines.extend(f"warning: {w}" for w in self.warnings if not (measured and w.startswith("stops after")))
         return lines
+
+
+# In the training data the person's side is the "assistant" (the text the twin learns to
+# write) and the other side the "user"; a person reads them as "you" and "them".
+SIDE_WORDS = {"assistant": "you", "user": "them", "system": "setting"}
 
 
 def _one_line(text: str, width: int) -> str:

@@ -9,7 +9,6 @@ The name lives in run.json (`"name"`); the run's id and folder never change.
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from pathlib import Path
 
@@ -20,15 +19,9 @@ MAX_NAME_LENGTH = 120
 
 def base_label(base_model: str | None) -> str:
     """The base's short display name ("SmolLM2 135M"), or its folder's name."""
-    if not base_model:
-        return "unknown base"
-    from cognitivetwin_core.models.catalog import CATALOG
+    from cognitivetwin_core.models.catalog import short_label
 
-    spec = CATALOG.get(str(base_model))
-    if spec is None:
-        return Path(str(base_model)).name or str(base_model)
-    label = re.sub(r"\s*\(.*?\)", "", spec.display_name)
-    return re.sub(r"\s+Instruct\b", "", label).strip()
+    return short_label(base_model)
 
 
 def data_label(data: dict | None) -> str:

@@ -390,7 +390,7 @@ def report_lines(report: dict) -> list[str]:
         if style.get("unavailable"):
             lines.append(f"  {style['unavailable']}")
     else:
-        lines.append("Style scores: give a Phase 2 run (--model-dir) to score replies with the style head.")
+        lines.append("Style scores: none, as no Phase 2 run was given (its style head scores the replies).")
     stylometrics = report.get("stylometrics") or {}
     if stylometrics:
         lines.append("")

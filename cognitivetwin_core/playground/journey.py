@@ -120,11 +120,13 @@ def read_journey(workspace) -> Journey:
     elif not chosen and hasattr(workspace, "speakers"):
         data_state = NEXT
         data_status = (
-            f"{conversations} conversation(s) imported. Now say which speaker is you "
-            f"(until then the twin learns the “{speaker or 'assistant'}” side)."
+            f"{conversations} conversation(s) imported. Now say which side of the chats is you "
+            "(“Which of these is you?” in the Data tab), so the twin learns your messages."
         )
     else:
-        who = f"; the twin learns {speaker}'s side" if speaker else ""
+        from cognitivetwin_core.data.twin_speaker import SIDE_NAMES
+
+        who = f"; the twin learns your messages ({SIDE_NAMES.get(speaker, speaker)})" if speaker else ""
         data_state, data_status = DONE, f"Done: {conversations} conversation(s){who}."
     has_data = conversations > 0
 

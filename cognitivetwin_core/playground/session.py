@@ -154,11 +154,14 @@ class AnalysisResult:
     seconds: float
 
 
-def describe_source(request: AnalysisRequest, with_run: bool = False) -> str:
+def describe_source(request: AnalysisRequest, with_run: bool = False, who: str | None = None) -> str:
+    """The analysed message in words. `who`: "you" or "them" where the caller knows the
+    person (the app does); else the message's role. Messages are numbered from 1."""
+    who = who or request.role
     if request.source is not None:
-        text = f"{request.source[0]} #{request.source[1]} ({request.role})"
+        text = f"{request.source[0]}, message {request.source[1] + 1} ({who})"
     else:
-        text = f"typed {request.role} message after {len(request.context)} context message(s)"
+        text = f"a typed message ({who}) after {len(request.context)} context message(s)"
     preview = " ".join(request.text.split())
     text += f": “{preview[:80]}{'…' if len(preview) > 80 else ''}”"
     coords = ", ".join(f"{c:.2f}" for c in request.trajectory.coordinates)
