@@ -45,6 +45,7 @@ from PySide6.QtWidgets import (
 from app.qt.background_job import BackgroundJob
 from app.widgets.advanced_fold import AdvancedFold
 from app.widgets.message_label import MessageLabel
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.errors import CognitiveTwinError
 
 log = logging.getLogger(__name__)
@@ -98,13 +99,6 @@ class ChatModels:
         self.session.memory = workspace_memory(workspace) if memory and workspace is not None else None
 
 
-class _StopFlag:
-    """The job's cancel check, as the `is_set()` the generation asks before each token."""
-
-    def __init__(self, cancelled):
-        self.is_set = cancelled
-
-
 def run_chat_turn(progress, cancelled, models: ChatModels, request: dict):
     """The job: load what is needed, then the twin's (and the base's) reply, scored."""
     models.prepare(
@@ -123,7 +117,7 @@ def run_chat_turn(progress, cancelled, models: ChatModels, request: dict):
         request["text"],
         compare_base=request["compare"],
         on_text=lambda who, piece: progress(("text", who, piece)),
-        stop_event=_StopFlag(cancelled),
+        cancellation=Cancellation(also_when=cancelled),
         on_remembered=lambda items: progress(("remembered", items)),
     )
 
