@@ -220,6 +220,24 @@ class LoadedRun:
     rows_by_message: dict = field(default_factory=dict)  # (conversation id, index) -> index row
 
 
+# What `run_task` reports to its `progress` and returns (typed, never tuples told apart by their first item).
+
+
+@dataclass(frozen=True)
+class LoadProgress:
+    """A step of loading a run: words for the person, and how far (0 to 1) when known."""
+
+    text: str
+    fraction: float | None = None
+
+
+@dataclass(frozen=True)
+class RunLoaded:
+    """A run is ready: the result of a load, and a progress event when an analysis loaded its run."""
+
+    loaded: LoadedRun
+
+
 class PlaygroundSession:
     """Loaded runs, keyed by (run folder, workspace): the neighbour index is the workspace's."""
 
@@ -274,7 +292,7 @@ def load_run(run_dir: Path, workspace_path, progress, cancelled) -> LoadedRun:
     """Load the twin of `run_dir`, index the workspace's messages, and sign them for the map."""
     from cognitivetwin_core.playground.analysis import NeighbourIndex, load_playground_model
 
-    progress(("Loading the base model and the Phase 2 components…", None))
+    progress(LoadProgress("Loading the base model and the Phase 2 components…"))
     model = load_playground_model(run_dir, device="auto")
     _check(cancelled)
     if workspace_path is None:
@@ -290,16 +308,16 @@ def load_run(run_dir: Path, workspace_path, progress, cancelled) -> LoadedRun:
     def encoding_progress(done: int, total: int, _tokens: int) -> None:
         _check(cancelled)  # raising here stops the encoding; the cache only keeps whole entries
         progress(
-            (
+            LoadProgress(
                 f"Encoding the workspace's messages: {done:,} of {total:,} (once; then cached)",
                 done / total if total else None,
             )
         )
 
-    progress(("Reading the workspace's pooled features…", None))
+    progress(LoadProgress("Reading the workspace's pooled features…"))
     neighbours = NeighbourIndex.build(model, conversations, cache_dir=cache_root, progress=encoding_progress)
     _check(cancelled)
-    progress(("Signing the workspace's messages for the style map…", None))
+    progress(LoadProgress("Signing the workspace's messages for the style map…"))
     rows = {(entry.conversation_id, entry.message_index): row for row, entry in enumerate(neighbours.entries)}
     return LoadedRun(Path(run_dir), model, neighbours, *map_of(model, neighbours), rows_by_message=rows)
 
@@ -341,12 +359,15 @@ def plan_rows(analysis) -> list[list[tuple]]:
     ]
 
 
-def run_task(progress, cancelled, session: PlaygroundSession, kind: str, run_dir, workspace_path, request):
-    """The BackgroundJob function: load a run, or analyse a request (loading its run first)."""
+def run_task(
+    progress, cancelled, session: PlaygroundSession, kind: str, run_dir, workspace_path, request
+) -> RunLoaded | AnalysisResult:
+    """The BackgroundJob function: load a run, or analyse a request (loading its run first).
+    `progress` receives `LoadProgress` and, when an analysis loaded its run, `RunLoaded`."""
     loaded, fresh = session.ensure_loaded(run_dir, workspace_path, progress, cancelled)
     if kind == "load":
-        return ("loaded", loaded)  # also when it was loaded before: the tab redraws its map
+        return RunLoaded(loaded)  # also when it was loaded before: the tab redraws its map
     if fresh:
-        progress(("loaded", loaded))
+        progress(RunLoaded(loaded))
     _check(cancelled)
-    return ("result", session.analyze(loaded, request))
+    return session.analyze(loaded, request)
