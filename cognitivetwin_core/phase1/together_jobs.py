@@ -318,8 +318,6 @@ class TogetherJobManager:
                 "under Settings -> Billing on api.together.ai, or lower the epochs, and try again.",
                 kind="credit",
             )
-        intent_id = f"intent-{uuid.uuid4()}"
-        intent_time = time.time()
         common = dict(
             backend=self.name,
             base_model=plan.settings.base_model,
@@ -331,18 +329,25 @@ class TogetherJobManager:
             data_sha256=plan.data.sha256,
             settings=plan.settings.to_dict(),
             estimate={"price": plan.estimated_price, "tokens": plan.estimated_tokens, "note": plan.estimate_note},
-            intent_time=intent_time,
         )
+        return self.create_job(common, self._create_kwargs(plan))
+
+    def create_job(self, common: dict, kwargs: dict) -> str:
+        """`fine_tuning.create(**kwargs)` behind an intent record (see the module doc); `common`
+        is what the job's record keeps (`backend`, `model_id`, `training_file`, `suffix`, …,
+        `intent_time`). Returns the Together id."""
+        intent_id = f"intent-{uuid.uuid4()}"
+        intent_time = common.setdefault("intent_time", time.time())
+        model_id = common.get("model_id")
         # Intent first: a crash between the call and storing its answer is reconciled later.
         self._store(intent_id, status="creating", **common)
-        kwargs = self._create_kwargs(plan)
         job = None
         for attempt in range(4):
             try:
                 job = _dump(self._create_client.fine_tuning.create(**kwargs))
                 break
             except Exception as exc:
-                error = translate(exc, action="creating the fine-tuning job", model=plan.model_id)
+                error = translate(exc, action="creating the fine-tuning job", model=model_id)
                 kind = getattr(error, "kind", "")
                 if kind == "rate_limit" and attempt < 3:
                     self._sleep(2.0 * 2**attempt)  # refused outright: nothing was created
@@ -437,6 +442,8 @@ class TogetherJobManager:
                         "intent_time",
                     )
                 }
+                if "teach" in stored:  # a Teach job's parent and feedback (phase1/together_teach.py)
+                    common["teach"] = stored["teach"]
                 settled.append(self._adopt(record.job_id, common, found[0]))
             else:
                 self._store(
@@ -693,6 +700,8 @@ class TogetherJobManager:
             "checkpoint": checkpoint,
             "downloaded_at": _now_iso(),
             **config_changes,
+            # A Teach job (phase1/together_teach.py): its parent adapter and the feedback used.
+            **(record.extra.get("teach") or {}),
         }
         write_lineage(folder, lineage)
         self.workspace.register_adapter(adapter_id, folder, lineage)
