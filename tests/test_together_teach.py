@@ -19,7 +19,7 @@ from cognitivetwin_core.phase1.together_jobs import TogetherJobManager
 SETTINGS = Phase1Settings(base_model="llama-3.2-1b", epochs=1, lora_r=8, lora_alpha=16, suffix="my-twin")
 EDITED = [
     ("what do you drink in the morning?", "I am an AI and do not drink.", "builder's tea, two sugars"),
-    ("weekend plans?", "As an assistant I have no plans.", "fell running if it stays dry"),
+    ("weekend plans?", "As an assistant I have no plans.", "fell running, mail me at sam.hill@example.org"),
 ]
 
 
@@ -131,6 +131,7 @@ def test_dry_run_shows_the_request_and_price_and_creates_nothing(fake, together_
     assert "estimated price: $" in out and f'"from_checkpoint": "{parent_job}"' in out
     assert '"training_method": "dpo"' in out and '"n_epochs": 2' in out
     assert '"preferred_output": [{"role": "assistant", "content": "builder' in out
+    assert "[[sam.hill@example.org]]" in out and "feedback undo" in out  # what leaves the computer
     assert fake.api_key not in out
 
 
@@ -166,3 +167,14 @@ def test_together_flag_on_a_local_adapter_is_refused(fake, together_twin, tmp_pa
     assert _teach(ws_path, local, "--together", "--yes") != 0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "did not come from a Together job" in err
+
+
+def test_a_rejected_pairs_file_is_explained_in_the_preference_format(fake, together_twin, capsys):
+    ws_path, _parent_job, parent_dir = together_twin
+    _feedback(ws_path, parent_dir)
+    fake.reject_uploads = "Line 1: 'preferred_output' must hold exactly one assistant message"
+    capsys.readouterr()
+    assert _teach(ws_path, parent_dir, "--dry-run") != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Together rejected the training file teach-" in err
+    assert '"non_preferred_output"' in err and '"messages"' in err

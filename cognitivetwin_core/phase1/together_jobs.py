@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.together.ai"
 DEFAULT_LEARNING_RATE = 1e-4
 MAX_EVENTS_KEPT = 300
+CHAT_LINE = 'one {"messages": [...]} conversation with an assistant reply'
 
 
 def _now_iso() -> str:
@@ -70,6 +71,17 @@ def _dump(obj) -> dict:
     if isinstance(obj, dict):
         return obj
     return obj.model_dump(by_alias=True, mode="json")
+
+
+def apply_estimate(plan, estimate: dict) -> None:
+    """Copy Together's price estimate onto a plan (a `DryRun`, or a Teach plan with the same fields)."""
+    if estimate.get("estimation_available") is False:
+        plan.estimate_note = str(estimate.get("unavailable_reason") or "estimate unavailable")
+    else:
+        plan.estimated_price = estimate.get("estimated_total_price")
+        plan.estimated_tokens = estimate.get("estimated_train_token_count")
+        plan.user_limit = estimate.get("user_limit")
+        plan.allowed_to_proceed = estimate.get("allowed_to_proceed") is not False
 
 
 class TogetherJobManager:
@@ -133,17 +145,20 @@ class TogetherJobManager:
 
     # ----- upload and dry run -------------------------------------------------------------
 
-    def upload(self, path: str | Path, *, progress: ProgressCallback | None = None) -> str:
-        """Upload a JSONL file for fine-tuning; return its file id once Together accepted it."""
+    def upload(
+        self, path: str | Path, *, progress: ProgressCallback | None = None, line_format: str = CHAT_LINE
+    ) -> str:
+        """Upload a JSONL file for fine-tuning; return its file id once Together accepted it.
+        `line_format` describes a valid line in the refusal of a rejected file."""
         path = Path(path)
         callback = (lambda event: progress(event.uploaded_bytes, event.total_bytes)) if progress else None
         try:
             uploaded = self.client.files.upload(path, purpose="fine-tune", check=True, progress_callback=callback)
         except Exception as exc:
             raise translate(exc, action=f"uploading {path.name}") from None
-        return self._wait_file_processed(uploaded.id, path.name)
+        return self._wait_file_processed(uploaded.id, path.name, line_format)
 
-    def _wait_file_processed(self, file_id: str, name: str, attempts: int = 30) -> str:
+    def _wait_file_processed(self, file_id: str, name: str, line_format: str = CHAT_LINE, attempts: int = 30) -> str:
         delay = 0.5
         for _ in range(attempts):
             try:
@@ -156,7 +171,7 @@ class TogetherJobManager:
                 reason = (report.error if report is not None else None) or status.lower()
                 raise TogetherServiceError(
                     f"Together rejected the training file {name}: {reason}. Fix the file (each line "
-                    'one {"messages": [...]} conversation with an assistant reply) and try again.',
+                    f"{line_format}) and try again.",
                     kind="file_rejected",
                 )
             if status == "COMPLETED":
@@ -270,15 +285,9 @@ class TogetherJobManager:
             privacy_lines=privacy.lines(advice=UPLOAD_ADVICE),
             privacy_counts=dict(privacy.counts),
         )
-        if estimate.get("estimation_available") is False:
-            plan.estimate_note = str(estimate.get("unavailable_reason") or "estimate unavailable")
-        else:
-            plan.estimated_price = estimate.get("estimated_total_price")
-            plan.estimated_tokens = estimate.get("estimated_train_token_count")
-            plan.user_limit = estimate.get("user_limit")
-            plan.allowed_to_proceed = estimate.get("allowed_to_proceed") is not False
-            if not plan.allowed_to_proceed:
-                plan.warnings.append("Together says this job exceeds the account's balance or limit")
+        apply_estimate(plan, estimate)
+        if not plan.allowed_to_proceed:
+            plan.warnings.append("Together says this job exceeds the account's balance or limit")
         return plan
 
     # ----- create ---------------------------------------------------------------------------

@@ -35,6 +35,14 @@ from cognitivetwin_core.errors import InputError
 DEFAULT_EPOCHS = 3  # a few dozen pairs: each pass is one or two batches
 DEFAULT_LEARNING_RATE = 1e-5  # Together's own default; DPO moves a tuned model gently
 DPO_METHOD = "dpo"
+PREFERENCE_LINE = (
+    'one {"input": {"messages": [...]}, "preferred_output": [...], "non_preferred_output": [...]} pair, '
+    "each output one assistant message"
+)
+PRIVACY_ADVICE = (
+    "This text would be uploaded. To leave it out, remove the feedback that holds it "
+    "(`cognitivetwin feedback list`, then `cognitivetwin feedback undo ID`) and teach again."
+)
 
 
 @dataclass
@@ -62,6 +70,7 @@ class TogetherTeachPlan:
     estimate_note: str = ""
     allowed_to_proceed: bool = True
     user_limit: float | None = None
+    privacy_lines: list[str] = field(default_factory=list)  # what the scan found in the text sent
 
     def summary_lines(self) -> list[str]:
         shown = {k: v for k, v in self.request.items() if k != "model_limits"}
@@ -77,7 +86,7 @@ class TogetherTeachPlan:
             lines.append(f"estimated price: ${self.estimated_price:.2f}{limit}")
         else:
             lines.append(f"estimated price: not available ({self.estimate_note or 'no estimate'})")
-        return lines
+        return lines + self.privacy_lines
 
 
 def together_parent_job(workspace, adapter_dir: str | Path) -> str | None:
@@ -139,10 +148,11 @@ def plan_together_teach(
 ) -> TogetherTeachPlan:
     """Write the pairs file, upload it and ask Together's price estimate."""
     from cognitivetwin_core.atomic_files import write_text_atomically
+    from cognitivetwin_core.data.privacy import scan_chat_jsonl
     from cognitivetwin_core.phase1.jobs import read_job
     from cognitivetwin_core.phase1.teach import DEFAULT_BETA, SFT_WEIGHT
     from cognitivetwin_core.phase1.together_errors import translate
-    from cognitivetwin_core.phase1.together_jobs import _dump
+    from cognitivetwin_core.phase1.together_jobs import _dump, apply_estimate
 
     if epochs < 1:
         raise InputError(f"--epochs must be 1 or more (got {epochs}).")
@@ -172,12 +182,13 @@ def plan_together_teach(
     plan = TogetherTeachPlan(
         pairs, base_model, model_id, path, hashlib.sha256(text.encode("utf-8")).hexdigest(), request, settings
     )
+    plan.privacy_lines = scan_chat_jsonl(path).lines(advice=PRIVACY_ADVICE)
     if model_id:
         try:
             plan.limits = _dump(manager.client.fine_tuning.model_limits(model_name=model_id))
         except Exception as exc:
             raise translate(exc, action=f"reading the limits of {model_id}", model=model_id) from None
-    request["training_file"] = manager.upload(path)
+    request["training_file"] = manager.upload(path, line_format=PREFERENCE_LINE)
     try:
         estimate = _dump(
             manager.client.fine_tuning.estimate_price(
@@ -197,13 +208,7 @@ def plan_together_teach(
         )
     except Exception as exc:
         raise translate(exc, action="estimating the price") from None
-    if estimate.get("estimation_available") is False:
-        plan.estimate_note = str(estimate.get("unavailable_reason") or "estimate unavailable")
-    else:
-        plan.estimated_price = estimate.get("estimated_total_price")
-        plan.estimated_tokens = estimate.get("estimated_train_token_count")
-        plan.user_limit = estimate.get("user_limit")
-        plan.allowed_to_proceed = estimate.get("allowed_to_proceed") is not False
+    apply_estimate(plan, estimate)
     return plan
 
 
