@@ -91,6 +91,7 @@ def test_a_together_twin_is_taught_by_a_dpo_job_continuing_its_own(fake, togethe
     assert body["training_method"]["method"] == "dpo" and body["training_method"]["dpo_beta"] == 0.1
     assert body["training_method"]["rpo_alpha"] == 1.0  # the supervised term on the edits
     assert "training_type" not in body  # inherited from the parent job
+    assert body["suffix"] == "my-twin-taught"
     uploaded = fake.files[body["training_file"]]
     assert uploaded["validation_report"]["valid"] and uploaded["validation_report"]["dataset_format"] == "PREFERENCE"
     lines = [json.loads(line) for line in uploaded["content"].decode().splitlines()]
@@ -178,3 +179,16 @@ def test_a_rejected_pairs_file_is_explained_in_the_preference_format(fake, toget
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "Together rejected the training file teach-" in err
     assert '"non_preferred_output"' in err and '"messages"' in err
+
+
+def test_options_of_the_other_path_are_refused_before_anything_runs(fake, together_twin, tmp_path, capsys):
+    ws_path, _parent_job, parent_dir = together_twin
+    _feedback(ws_path, parent_dir)
+    capsys.readouterr()
+    assert _teach(ws_path, parent_dir, "--max-steps", "3") != 0
+    assert "--max-steps only apply to teaching on this computer" in capsys.readouterr().err
+    local = tmp_path / "local-adapter"
+    local.mkdir()
+    (local / "adapter_config.json").write_text((parent_dir / "adapter_config.json").read_text())
+    assert _teach(ws_path, local, "--dry-run") != 0  # a local Teach has no dry run: it must not train
+    assert "--dry-run only apply to teaching on Together" in capsys.readouterr().err

@@ -49,6 +49,19 @@ def register(subparsers) -> None:
     parser.set_defaults(func=_run, local=False)
 
 
+_LOCAL_OPTIONS = {
+    "--max-steps": lambda a: a.max_steps is not None,
+    "--device": lambda a: a.device != "auto",
+    "--precision": lambda a: a.precision != "auto",
+    "--base-model": lambda a: bool(a.base_model),
+}
+_TOGETHER_OPTIONS = {
+    "--dry-run": lambda a: a.dry_run,
+    "--epochs": lambda a: a.epochs is not None,
+    "--yes": lambda a: a.yes,
+}
+
+
 def _print_event(event) -> None:
     if event.kind == "start":
         print(f"Teaching: {event.message} ({event.total_steps} steps)", file=sys.stderr)
@@ -69,7 +82,19 @@ def _run(args) -> int:
         from cognitivetwin_core.phase1.together_teach import together_parent_job
 
         if args.together or together_parent_job(workspace, args.adapter):
+            local_only = [f for f, given in _LOCAL_OPTIONS.items() if given(args)]
+            if local_only:
+                raise InputError(
+                    f"{', '.join(local_only)} only apply to teaching on this computer, and this twin is taught on "
+                    "Together: leave them out."
+                )
             return _teach_on_together(workspace, args)
+        together_only = [f for f, given in _TOGETHER_OPTIONS.items() if given(args)]
+        if together_only:
+            raise InputError(
+                f"{', '.join(together_only)} only apply to teaching on Together, and this twin's adapter did not "
+                "come from a Together job: leave them out (or add --together for a twin trained there)."
+            )
         result = teach_twin(
             workspace,
             args.adapter,

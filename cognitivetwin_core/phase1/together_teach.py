@@ -161,7 +161,8 @@ def plan_together_teach(
     parent_settings = dict(record.settings) if record else {}
     base_model = record.base_model if record else None
     model_id = record.model_id if record else None
-    suffix = f"{(parent_settings.get('suffix') or 'twin')[:30]}-taught"
+    # A twin taught again keeps one "-taught" (the job's own id tells the versions apart).
+    suffix = f"{(parent_settings.get('suffix') or 'twin').removesuffix('-taught')[:30]}-taught"
     text = "".join(json.dumps(line, ensure_ascii=False) + "\n" for line in pairs.lines)
     path = Path(workspace.path) / "exports" / f"teach-{time.strftime('%Y%m%d-%H%M%S')}.jsonl"
     path.parent.mkdir(parents=True, exist_ok=True)
