@@ -235,3 +235,16 @@ def test_export_twin_loads_with_from_pretrained(demo_twin, tmp_path, isolated_us
     # A folder that is not empty is refused and left as it was.
     assert main(["phase1", "--export-twin", str(demo_twin), "--output-dir", str(out)]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+def test_a_cancelled_evaluation_stops_and_saves_nothing(demo_twin):
+    from cognitivetwin_core.errors import CancelledError
+    from cognitivetwin_core.playground.evaluation import evaluate_adapter
+
+    report = demo_twin / "evaluation.json"
+    before = report.read_bytes() if report.exists() else None
+    stopped = Cancellation()
+    stopped.cancel()
+    with pytest.raises(CancelledError, match="nothing was saved"):
+        evaluate_adapter(demo_twin, samples=0, device="cpu", cancellation=stopped)
+    assert (report.read_bytes() if report.exists() else None) == before
