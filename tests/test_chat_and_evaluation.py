@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import io
 import json
-import threading
 from pathlib import Path
 
 import pytest
 import torch
 
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.cli import main
 from cognitivetwin_core.models.generation import SamplingSettings, generate_reply
 
@@ -64,12 +64,12 @@ def test_generate_reply_streams_in_pieces_and_stops(embedded_model):
     assert len(pieces) >= 3 and "".join(pieces).strip() == reply.text and reply.tokens == 24
     assert not reply.stopped
 
-    stop = threading.Event()
+    stop = Cancellation()
     seen = []
 
     def stop_after_first(piece: str) -> None:
         seen.append(piece)
-        stop.set()
+        stop.cancel()
 
     stopped = generate_reply(
         model,
@@ -77,7 +77,7 @@ def test_generate_reply_streams_in_pieces_and_stops(embedded_model):
         messages,
         SamplingSettings(temperature=0, max_new_tokens=24),
         on_text=stop_after_first,
-        stop_event=stop,
+        cancellation=stop,
     )
     assert stopped.stopped and stopped.tokens < 24 and reply.text.startswith(stopped.text)
 
@@ -235,3 +235,16 @@ def test_export_twin_loads_with_from_pretrained(demo_twin, tmp_path, isolated_us
     # A folder that is not empty is refused and left as it was.
     assert main(["phase1", "--export-twin", str(demo_twin), "--output-dir", str(out)]) == 2
     assert "not empty" in capsys.readouterr().err
+
+
+def test_a_cancelled_evaluation_stops_and_saves_nothing(demo_twin):
+    from cognitivetwin_core.errors import CancelledError
+    from cognitivetwin_core.playground.evaluation import evaluate_adapter
+
+    report = demo_twin / "evaluation.json"
+    before = report.read_bytes() if report.exists() else None
+    stopped = Cancellation()
+    stopped.cancel()
+    with pytest.raises(CancelledError, match="nothing was saved"):
+        evaluate_adapter(demo_twin, samples=0, device="cpu", cancellation=stopped)
+    assert (report.read_bytes() if report.exists() else None) == before

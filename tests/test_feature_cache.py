@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.conversation import Conversation, Message
 
 
@@ -129,8 +130,10 @@ def test_cache_key_follows_adapter_and_base_weights(tiny_model_dir, tmp_path, em
 def test_interrupted_encoding_stores_nothing(tiny_model_dir, tmp_path):
     from cognitivetwin_core.phase2.feature_cache import encode_with_cache
 
+    stopped = Cancellation()
+    stopped.cancel()
     cached, hit = encode_with_cache(
-        _conversations(), base_model=str(tiny_model_dir), cache_dir=tmp_path, should_stop=lambda: True
+        _conversations(), base_model=str(tiny_model_dir), cache_dir=tmp_path, cancellation=stopped
     )
     assert cached is None and not hit
     assert not any(tmp_path.iterdir())

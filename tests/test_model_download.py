@@ -175,3 +175,17 @@ def test_hugging_face_token_prefers_the_environment(monkeypatch):
     monkeypatch.delenv("HF_TOKEN")
     monkeypatch.setattr(secrets, "get_secret", lambda name: "hf_kept" if name == secrets.HUGGINGFACE_TOKEN else None)
     assert secrets.huggingface_token() == "hf_kept"
+
+
+def test_a_cancelled_download_stops_with_the_files_so_far_kept(repo_files, hub_env, monkeypatch):
+    from cognitivetwin_core.cancellation import Cancellation
+    from cognitivetwin_core.errors import CancelledError
+
+    cancellation = Cancellation()
+    cancellation.cancel()
+    with _serve(repo_files) as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        with pytest.raises(CancelledError, match="kept for next time"):
+            hub.download(REPO, cancellation=cancellation, max_workers=1)
+        folder = hub.download(REPO)  # a later run finishes the download
+        assert (folder / "model.safetensors").read_bytes() == repo_files["model.safetensors"]

@@ -7,6 +7,7 @@ import json
 
 import pytest
 
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.durations import format_duration
 from cognitivetwin_core.errors import CancelledError
 from cognitivetwin_core.phase1.adapter_archive import read_lineage, write_lineage
@@ -14,6 +15,12 @@ from cognitivetwin_core.phase1.estimates import estimate_local_seconds, paramete
 from cognitivetwin_core.phase1.jobs import JobRecord, JobUpdate, is_terminal, unfinished_jobs
 from cognitivetwin_core.phase1.monitor import Backoff, follow, is_transient
 from cognitivetwin_core.phase1.together_errors import TogetherServiceError
+
+
+def _cancelled() -> Cancellation:
+    cancellation = Cancellation()
+    cancellation.cancel()
+    return cancellation
 
 
 def _service_error(kind):
@@ -74,16 +81,16 @@ def test_gives_up_after_max_failures_and_on_non_transient_errors():
     assert is_transient(_service_error("timeout")) and not is_transient(ValueError())
 
 
-def test_should_stop_raises_or_hands_over_to_on_stop():
+def test_a_cancellation_raises_or_hands_over_to_on_stop():
     with pytest.raises(CancelledError, match="keeps running"):
-        follow(Script(), backoff=Backoff(), should_stop=lambda: True, stop_message="It keeps running.")
+        follow(Script(), backoff=Backoff(), cancellation=_cancelled(), stop_message="It keeps running.")
 
     stops = []
     script = Script(JobUpdate("j", "running", step=1), JobUpdate("j", "cancelled"))
     final = follow(
         script,
         backoff=Backoff(0.1, 0.1),
-        should_stop=lambda: True,
+        cancellation=_cancelled(),
         on_stop=lambda: stops.append(1),
         sleep=lambda s: None,
     )

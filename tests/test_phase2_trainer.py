@@ -453,7 +453,7 @@ def test_bad_inputs_are_refused_before_anything_is_written(tiny_model_dir, tmp_p
 def test_out_of_memory_says_what_to_lower(tiny_model_dir, tmp_path, small_demo, monkeypatch):
     from cognitivetwin_core.phase2 import turn_encoder
 
-    def out_of_memory(self, conversations, should_stop=None):
+    def out_of_memory(self, conversations, cancellation=None):
         raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         yield  # a generator, like the real one
 

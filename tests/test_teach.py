@@ -118,12 +118,15 @@ def test_teach_needs_an_edit_or_both_thumbs(tiny_model_dir, tmp_path):
 
 
 def test_stop_leaves_no_new_version(tiny_model_dir, tmp_path):
+    from cognitivetwin_core.cancellation import Cancellation
     from cognitivetwin_core.errors import CancelledError
     from cognitivetwin_core.phase1.teach import teach_twin
 
     parent = _parent_adapter(tiny_model_dir, tmp_path / "parent")
     with Workspace.open(tmp_path / "ws") as workspace:
         add_feedback(workspace, parent, "hi", "hello", verdict=EDIT, edit="ey up")
+        stopped = Cancellation()
+        stopped.cancel()
         with pytest.raises(CancelledError):
-            teach_twin(workspace, parent, device="cpu", max_steps=5, should_stop=lambda: True)
+            teach_twin(workspace, parent, device="cpu", max_steps=5, cancellation=stopped)
         assert workspace.adapters() == [] and list(Path(workspace.adapters_dir).iterdir()) == []

@@ -19,6 +19,7 @@ context and shows them under the reply; every twin reply has a `FeedbackBar`, an
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -45,7 +46,9 @@ from PySide6.QtWidgets import (
 from app.qt.background_job import BackgroundJob
 from app.widgets.advanced_fold import AdvancedFold
 from app.widgets.message_label import MessageLabel
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.errors import CognitiveTwinError
+from cognitivetwin_core.playground.chat_request import ChatRequest
 
 log = logging.getLogger(__name__)
 
@@ -71,14 +74,14 @@ class ChatModels:
 
         key = (adapter_dir, base_model)
         if self.twin_key != key:
-            progress(("status", "Loading the twin (the base and your adapter)…"))
+            progress(ChatStatus("Loading the twin (the base and your adapter)…"))
             self.twin, self.twin_key, self.session = None, None, None
             self.twin = load_twin(adapter_dir, base_model)
             self.twin_key = key
         if run_dir != self.scorer_key:
             self.scorer, self.scorer_key = None, None
             if run_dir:
-                progress(("status", "Loading the Phase 2 run for the scores…"))
+                progress(ChatStatus("Loading the Phase 2 run for the scores…"))
                 self.scorer = ReplyScorer.for_run(run_dir)
                 self.scorer_key = run_dir
         judge_key = (adapter_dir, str(workspace.path) if workspace is not None else None)
@@ -87,7 +90,7 @@ class ChatModels:
             if workspace is not None:
                 from cognitivetwin_core.playground.judges.sounds_like_you import PersonJudge
 
-                progress(("status", "Fitting the judge of how much a reply sounds like you…"))
+                progress(ChatStatus("Fitting the judge of how much a reply sounds like you…"))
                 self.person_judge = PersonJudge.for_adapter(adapter_dir, workspace)
                 self.person_judge_key = judge_key
         if self.session is None:
@@ -98,33 +101,46 @@ class ChatModels:
         self.session.memory = workspace_memory(workspace) if memory and workspace is not None else None
 
 
-class _StopFlag:
-    """The job's cancel check, as the `is_set()` the generation asks before each token."""
-
-    def __init__(self, cancelled):
-        self.is_set = cancelled
+# What `run_chat_turn` reports to its `progress` (typed, never tuples told apart by their first item).
 
 
-def run_chat_turn(progress, cancelled, models: ChatModels, request: dict):
+@dataclass(frozen=True)
+class ChatStatus:
+    """What the worker is doing, in words for the person."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class ChatText:
+    """A piece of a reply as it is written; `who` is TWIN or BASE."""
+
+    who: str
+    piece: str
+
+
+@dataclass(frozen=True)
+class ChatRemembered:
+    """The past messages the memory put in the prompt."""
+
+    items: list
+
+
+def run_chat_turn(progress, cancelled, models: ChatModels, request: ChatRequest):
     """The job: load what is needed, then the twin's (and the base's) reply, scored."""
     models.prepare(
-        request["adapter"],
-        request.get("base_model"),
-        request.get("run_dir"),
-        progress,
-        request.get("workspace"),
-        request.get("memory", False),
+        request.adapter_dir, request.base_model, request.run_dir, progress, request.workspace, request.memory
     )
     session = models.session
-    session.system_prompt = request["system_prompt"]
-    session.settings = request["settings"]
-    progress(("status", "The twin is writing…"))
+    session.system_prompt = request.system_prompt
+    session.settings = request.settings
+    progress(ChatStatus("The twin is writing…"))
     return session.send(
-        request["text"],
-        compare_base=request["compare"],
-        on_text=lambda who, piece: progress(("text", who, piece)),
-        stop_event=_StopFlag(cancelled),
-        on_remembered=lambda items: progress(("remembered", items)),
+        request.text,
+        compare_base=request.compare_base,
+        on_text=lambda who, piece: progress(ChatText(who, piece)),
+        cancellation=Cancellation(also_when=cancelled),
+        on_remembered=lambda items: progress(ChatRemembered(items)),
     )
 
 
@@ -466,17 +482,16 @@ class ChatPanel(QWidget):
         self._pending_user = text
         self._add_user_bubble(text)
         self._views = self._add_reply_row(self.compare_box.isChecked())
-        request = {
-            "adapter": adapter,
-            "base_model": None,
-            "run_dir": self.run_dir,
-            "system_prompt": self.system_prompt.text(),
-            "settings": settings,
-            "text": text,
-            "compare": self.compare_box.isChecked(),
-            "workspace": self.workspace,
-            "memory": self.memory_box.isChecked(),
-        }
+        request = ChatRequest(
+            adapter,
+            text,
+            settings=settings,
+            system_prompt=self.system_prompt.text(),
+            compare_base=self.compare_box.isChecked(),
+            memory=self.memory_box.isChecked(),
+            run_dir=self.run_dir,
+            workspace=self.workspace,
+        )
         self.job.start(run_chat_turn, self.models, request)
         self.status.setText("Starting…")
         self._update_buttons()
@@ -540,16 +555,15 @@ class ChatPanel(QWidget):
 
     # ----- job signals (GUI thread) ------------------------------------------------------------------
 
-    def _on_progress(self, value) -> None:
-        kind = value[0]
-        if kind == "status":
-            self.status.setText(value[1])
-        elif kind == "remembered":
+    def _on_progress(self, event) -> None:
+        if isinstance(event, ChatStatus):
+            self.status.setText(event.text)
+        elif isinstance(event, ChatRemembered):
             view = self._views.get(TWIN)
             if view is not None:
-                view.show_remembered(value[1])
-        elif kind == "text":
-            _kind, who, piece = value
+                view.show_remembered(event.items)
+        elif isinstance(event, ChatText):
+            who, piece = event.who, event.piece
             view = self._views.get(who)
             if view is not None:
                 view.append(piece)

@@ -22,8 +22,10 @@ from cognitivetwin_core.playground.session import (  # noqa: F401 - re-exported 
     AnalysisRequest,
     AnalysisResult,
     LoadedRun,
+    LoadProgress,
     PlaygroundSession,
     RunChoice,
+    RunLoaded,
     describe_source,
     model_runs,
     parse_context,
@@ -99,19 +101,18 @@ class PlaygroundController(QObject):
         self.job.start(run_task, self.session, *task)
 
     @Slot(object)
-    def _on_progress(self, tick) -> None:
-        if isinstance(tick, tuple) and len(tick) == 2 and tick[0] == "loaded":
-            self.runLoaded.emit(tick[1])
-        elif isinstance(tick, tuple) and len(tick) == 2:
-            self.progress.emit(str(tick[0]), tick[1])
+    def _on_progress(self, event) -> None:
+        if isinstance(event, RunLoaded):
+            self.runLoaded.emit(event.loaded)
+        elif isinstance(event, LoadProgress):
+            self.progress.emit(event.text, event.fraction)
 
     @Slot(object)
     def _on_succeeded(self, outcome) -> None:
-        kind, value = outcome
-        if kind == "result":
-            self.resultReady.emit(value)
-        elif kind == "loaded":
-            self.runLoaded.emit(value)
+        if isinstance(outcome, AnalysisResult):
+            self.resultReady.emit(outcome)
+        elif isinstance(outcome, RunLoaded):
+            self.runLoaded.emit(outcome.loaded)
 
     @Slot(object)
     def _on_failed(self, exc) -> None:

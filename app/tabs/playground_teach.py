@@ -119,9 +119,12 @@ class FeedbackBar(QWidget):
 
 def run_teach(progress, cancelled, workspace, adapter_dir: str, max_steps: int | None):
     """The job: a Teach run reporting each event; Stop between steps."""
+    from cognitivetwin_core.cancellation import Cancellation
     from cognitivetwin_core.phase1.teach import teach_twin
 
-    return teach_twin(workspace, adapter_dir, max_steps=max_steps, on_event=progress, should_stop=cancelled)
+    return teach_twin(
+        workspace, adapter_dir, max_steps=max_steps, on_event=progress, cancellation=Cancellation(also_when=cancelled)
+    )
 
 
 class TeachPanel(QWidget):

@@ -17,11 +17,15 @@ from app.widgets.message_label import MessageLabel
 
 
 def _download(progress, cancelled, repo_id: str):
+    from cognitivetwin_core.cancellation import Cancellation
     from cognitivetwin_core.connections.secrets import huggingface_token
     from cognitivetwin_core.models import hub
 
     return hub.download(
-        repo_id, token=huggingface_token(), progress=lambda done, total: progress((done, total)), should_stop=cancelled
+        repo_id,
+        token=huggingface_token(),
+        progress=lambda done, total: progress((done, total)),
+        cancellation=Cancellation(also_when=cancelled),
     )
 
 

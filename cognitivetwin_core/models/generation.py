@@ -3,7 +3,7 @@
 `chat_generate` is the one-shot greedy reply. `generate_reply` is what the chat and the
 Phase 1 evaluation use: sampling settings (temperature, top-p, max new tokens, seed), text
 streamed to a callback as it is decoded (word by word, on the caller's thread: the app calls
-it from a worker thread), and a `threading.Event` that stops it between two tokens.
+it from a worker thread), and a `Cancellation` (cognitivetwin_core/cancellation.py) that stops it between two tokens.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.errors import InputError
 
 # torch's default generator is process-wide: two seeded generations at once would
@@ -125,13 +126,13 @@ def generate_reply(
     settings: SamplingSettings | None = None,
     *,
     on_text: Callable[[str], None] | None = None,
-    stop_event: threading.Event | None = None,
+    cancellation: Cancellation | None = None,
     max_context_tokens: int | None = 2048,
 ) -> GeneratedReply:
     """The model's reply to `messages` (dicts with role and content).
 
     `on_text(piece)` receives the reply as it is decoded (whole words: the streamer holds
-    back a partial word); the pieces join to the returned text. `stop_event`, when set,
+    back a partial word); the pieces join to the returned text. `cancellation`, once cancelled,
     ends the generation before its next token; what was generated so far is returned.
     The prompt fits the model's context with room for the reply (and `max_context_tokens`,
     which bounds a CPU's work): the oldest messages are left out (`left_out` says how many),
@@ -151,9 +152,9 @@ def generate_reply(
                 if on_text is not None:
                     on_text(text)
 
-    class _StopOnEvent(StoppingCriteria):
+    class _StopOnCancel(StoppingCriteria):
         def __call__(self, input_ids, scores, **kwargs):
-            stopped = stop_event is not None and stop_event.is_set()
+            stopped = cancellation is not None and cancellation.cancelled
             return torch.full((input_ids.shape[0],), stopped, dtype=torch.bool, device=input_ids.device)
 
     greedy = settings.temperature <= 0.0
@@ -162,7 +163,7 @@ def generate_reply(
         "do_sample": not greedy,
         "repetition_penalty": settings.repetition_penalty,
         "streamer": _Streamer(tokenizer, skip_prompt=True, skip_special_tokens=True),
-        "stopping_criteria": StoppingCriteriaList([_StopOnEvent()]),
+        "stopping_criteria": StoppingCriteriaList([_StopOnCancel()]),
         "pad_token_id": tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
     }
     if greedy:  # the model's generation config may carry sampling defaults; greedy ignores them
@@ -182,5 +183,5 @@ def generate_reply(
             lock.release()
     new_tokens = output[0][inputs["input_ids"].shape[1] :]
     text = tokenizer.decode(new_tokens, skip_special_tokens=True)
-    stopped = stop_event is not None and stop_event.is_set()
+    stopped = cancellation is not None and cancellation.cancelled
     return GeneratedReply(text.strip(), int(new_tokens.shape[0]), stopped, left_out)

@@ -23,7 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cognitivetwin_core.errors import CancelledError, CognitiveTwinError, InputError, os_error
+from cognitivetwin_core.cancellation import Cancellation
+from cognitivetwin_core.errors import CognitiveTwinError, InputError, os_error
 
 # What a base needs, and nothing else (no PyTorch .bin duplicates, no original/ checkpoints).
 ALLOW_PATTERNS = [
@@ -196,7 +197,7 @@ def check_disk_space(plan: DownloadPlan, folder: Path | None = None) -> None:
         )
 
 
-def _progress_bar_class(progress: ByteProgress, should_stop: Callable[[], bool] | None):
+def _progress_bar_class(progress: ByteProgress, cancellation: Cancellation | None):
     """A tqdm class that reports the byte bar of `snapshot_download` to `progress`.
 
     huggingface_hub passes `name="huggingface_hub.snapshot_download"` to the bar that sums
@@ -217,8 +218,8 @@ def _progress_bar_class(progress: ByteProgress, should_stop: Callable[[], bool] 
 
         def update(self, n=1):
             super().update(n)
-            if should_stop and should_stop():
-                raise CancelledError("Download stopped; the files finished so far are kept for next time.")
+            if cancellation is not None:
+                cancellation.raise_if_cancelled("Download stopped; the files finished so far are kept for next time.")
             if self._reports and n:
                 with lock:
                     self._done += int(n)
@@ -232,7 +233,7 @@ def download(
     *,
     token: str | None = None,
     progress: ByteProgress | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    cancellation: Cancellation | None = None,
     max_workers: int = 4,
 ) -> Path:
     """Download the files a base needs into the Hugging Face cache; return the folder.
@@ -247,8 +248,8 @@ def download(
     if plan.bytes_to_fetch == 0 and progress:  # all cached: snapshot_download reports nothing
         progress(plan.bytes_total, plan.bytes_total)
     options = {}
-    if progress or should_stop:
-        options["tqdm_class"] = _progress_bar_class(progress or (lambda done, total: None), should_stop)
+    if progress or cancellation is not None:
+        options["tqdm_class"] = _progress_bar_class(progress or (lambda done, total: None), cancellation)
     try:
         folder = snapshot_download(
             repo_id,

@@ -7,7 +7,7 @@ and `LocalLoraJobs` (`local_jobs.py`, PEFT on this computer through `local_lora.
     plan = backend.dry_run(data_path, settings, progress=None)    -> DryRun
     job_id = backend.launch(plan)                                 -> str (the job's id)
     update = backend.poll(job_id)                                 -> JobUpdate (one round, non-blocking friendly)
-    update = backend.wait(job_id, on_update=None, should_stop=None) -> JobUpdate (terminal)
+    update = backend.wait(job_id, on_update=None, cancellation=None) -> JobUpdate (terminal)
     backend.cancel(job_id)                                        -> JobUpdate
     adapter_dir = backend.download(job_id, output_dir=None, progress=None) -> Path
     backend.jobs()                                                -> list[JobRecord] (workspace records)
@@ -42,6 +42,7 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, Protocol
 
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.conversation import ROLES
 from cognitivetwin_core.durations import format_duration
 from cognitivetwin_core.errors import InputError
@@ -421,7 +422,7 @@ class Phase1Backend(Protocol):
         job_id: str,
         *,
         on_update: Callable[[JobUpdate], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
+        cancellation: Cancellation | None = None,
     ) -> JobUpdate: ...
 
     def cancel(self, job_id: str) -> JobUpdate: ...

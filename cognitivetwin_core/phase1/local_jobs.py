@@ -311,7 +311,7 @@ class LocalLoraJobs:
         job_id: str,
         *,
         on_update: Callable[[JobUpdate], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
+        cancellation: Cancellation | None = None,
         interval: float = 0.5,
     ) -> JobUpdate:
         thread = self._threads.get(job_id)
@@ -331,7 +331,7 @@ class LocalLoraJobs:
             lambda: self.poll(job_id),
             backoff=Backoff(base=interval, maximum=interval, idle_factor=1.0),
             on_update=relay,
-            should_stop=should_stop,
+            cancellation=cancellation,
             on_stop=lambda: self.cancel(job_id),
             sleep=pause,
         )

@@ -89,4 +89,4 @@ def _run_local_job(channel: ChildChannel, workspace_path: str, plan: DryRun, job
         backend = LocalLoraJobs(workspace, **options)
         backend.launch(plan, job_id=job_id)
         channel.send(LocalJobLaunched(job_id))
-        backend.wait(job_id, on_update=channel.send, should_stop=lambda: channel.cancellation.cancelled, interval=0.25)
+        backend.wait(job_id, on_update=channel.send, cancellation=channel.cancellation, interval=0.25)

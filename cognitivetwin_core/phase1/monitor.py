@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.errors import CancelledError
 from cognitivetwin_core.phase1.jobs import JobUpdate
 
@@ -62,7 +63,7 @@ def follow(
     *,
     backoff: Backoff,
     on_update: Callable[[JobUpdate], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    cancellation: Cancellation | None = None,
     on_stop: Callable[[], None] | None = None,
     stop_message: str = "Stopped watching the job.",
     retry_on: tuple[type[BaseException], ...] = (),
@@ -71,14 +72,14 @@ def follow(
 ) -> JobUpdate:
     """Poll until the job ends and return its terminal update.
 
-    `should_stop()` is checked before each poll: with `on_stop` it is called once and the
+    `cancellation` is checked before each poll: with `on_stop` it is called once and the
     loop goes on to the job's end (a local run that stops at its next step); without it the
     loop raises CancelledError(`stop_message`). A poll raising one of `retry_on` that
     `is_transient` is retried after the back-off's delay; anything else propagates.
     """
     stopped = False
     while True:
-        if should_stop is not None and not stopped and should_stop():
+        if cancellation is not None and not stopped and cancellation.cancelled:
             if on_stop is None:
                 raise CancelledError(stop_message)
             stopped = True

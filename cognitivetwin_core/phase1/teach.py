@@ -12,7 +12,7 @@ one down). The reference model is the twin itself: TRL is given the trained Peft
 reference. Device and precision are chosen as local Phase 1 chooses them
 (phase1/lora_device_plan.py), precision always set explicitly (TRL would default to bf16), and the
 memory check of models/memory.py runs before loading. `on_event(TeachEvent)` reports every
-step's loss and reward margin; `should_stop()` is checked between steps.
+step's loss and reward margin; its `cancellation` is checked between steps.
 
 The new folder has the usual adapter files and a `lineage.json` naming its parent, the
 method and the feedback ids used; it is registered in the workspace. See
@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.errors import CancelledError, InputError
 
 log = logging.getLogger(__name__)
@@ -115,7 +116,7 @@ def teaching_data(records) -> tuple[str, list[dict], list[int]]:
 class _Progress:
     """A TRL callback: each logged step to `on_event`, Stop between steps."""
 
-    def __init__(self, on_event, should_stop, total_steps: int, losses: list, margins: list):
+    def __init__(self, on_event, cancellation, total_steps: int, losses: list, margins: list):
         from transformers import TrainerCallback
 
         outer = self
@@ -137,7 +138,7 @@ class _Progress:
                     on_event(TeachEvent("step", state.global_step, total_steps, loss, margin))
 
             def on_step_end(self, args, state, control, **kwargs):
-                if should_stop and should_stop():
+                if cancellation is not None and cancellation.cancelled:
                     outer.stopped = True
                     control.should_training_stop = True
 
@@ -169,7 +170,7 @@ def teach_twin(
     seed: int = 0,
     output_dir: str | Path | None = None,
     on_event: Callable[[TeachEvent], None] | None = None,
-    should_stop: Callable[[], bool] | None = None,
+    cancellation: Cancellation | None = None,
     check_memory: bool = True,
 ) -> TeachResult:
     """Train a new version of the twin in `adapter_dir` from the workspace's feedback on it."""
@@ -211,7 +212,7 @@ def teach_twin(
     model, tokenizer = _train(
         base, parent, method, rows, work_dir,
         steps=steps, device=device, precision=precision, learning_rate=learning_rate, beta=beta, seed=seed,
-        progress=_Progress(on_event, should_stop, steps, losses, margins),
+        progress=_Progress(on_event, cancellation, steps, losses, margins),
     )  # fmt: skip
     done_steps = len(losses)
     pairs = preference_change(model, tokenizer, rows) if method == DPO else None

@@ -33,6 +33,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.data.privacy import UPLOAD_ADVICE, scan_chat_jsonl
 from cognitivetwin_core.errors import InputError
 from cognitivetwin_core.logging_setup import register_secret
@@ -571,15 +572,15 @@ class TogetherJobManager:
         job_id: str,
         *,
         on_update: Callable[[JobUpdate], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
+        cancellation: Cancellation | None = None,
         max_transient_failures: int = 8,
     ) -> JobUpdate:
-        """Poll with backoff until the job ends (or `should_stop()`); return the last update."""
+        """Poll with backoff until the job ends (or `cancellation` is cancelled); return the last update."""
         return follow(
             lambda: self.poll(job_id),
             backoff=Backoff(self.poll_interval, self.max_poll_interval, max_failures=max_transient_failures),
             on_update=on_update,
-            should_stop=should_stop,
+            cancellation=cancellation,
             stop_message=f"Stopped watching job {job_id}; it keeps running on Together.",
             retry_on=(TogetherServiceError,),
             on_retry=lambda exc, delay: log.info(
@@ -589,11 +590,12 @@ class TogetherJobManager:
         )
 
     def resume_monitoring(
-        self, *, on_update: Callable[[JobUpdate], None] | None = None, should_stop: Callable[[], bool] | None = None
+        self, *, on_update: Callable[[JobUpdate], None] | None = None, cancellation: Cancellation | None = None
     ) -> dict[str, JobUpdate]:
         """After a restart: watch every unfinished job to its end (one after the other)."""
         return {
-            job_id: self.wait(job_id, on_update=on_update, should_stop=should_stop) for job_id in self.unfinished_jobs()
+            job_id: self.wait(job_id, on_update=on_update, cancellation=cancellation)
+            for job_id in self.unfinished_jobs()
         }
 
     def cancel(self, job_id: str) -> JobUpdate:

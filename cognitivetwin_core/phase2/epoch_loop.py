@@ -234,7 +234,7 @@ class EpochLoop:
         meter = LossMeter(config.log_every_steps)
         optimizer.zero_grad(set_to_none=True)
         for step, batch in enumerate(batches, start=1):
-            if self._should_stop():
+            if self.cancellation.cancelled:
                 self._stop_during_training(state)
                 raise StopRun()
             losses, examples = self._batch_losses(components, batch)

@@ -18,7 +18,7 @@ Public:
     FeatureCache(root).key(identity, settings, data_hash) / .lookup(key) / .store(...)
     CachedFeatures: .features (memmap), .offsets, .conversation_ids, .conversation(i), .rows(i)
     encode_with_cache(conversations, base_model=..., adapter_dir=..., cache_dir=..., ...)
-        -> (CachedFeatures | None, hit: bool)     # None when should_stop() said stop
+        -> (CachedFeatures | None, hit: bool)     # None when cancelled
     iter_encode_with_cache(...)   # the same as a generator of progress tuples
 """
 
@@ -35,6 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.conversation import Conversation
 from cognitivetwin_core.errors import CognitiveTwinError
 from cognitivetwin_core.phase2.turn_encoder import EncodingSettings, chat_template_identity
@@ -294,10 +295,10 @@ def iter_encode_with_cache(
     device: str = "cpu",
     tokenizer=None,
     model=None,
-    should_stop: Callable[[], bool] | None = None,
+    cancellation: Cancellation | None = None,
 ):
     """Generator: yields (messages_done, messages_total, tokens_done) while encoding, returns
-    (CachedFeatures or None when `should_stop()` said stop, cache hit).
+    (CachedFeatures or None once `cancellation` is cancelled, cache hit).
 
     The base is loaded only on a miss, unless `model` (the frozen base, with its adapter) is given.
     """
@@ -325,7 +326,7 @@ def iter_encode_with_cache(
 
     started = time.perf_counter()
     encoder = TurnEncoder(model, tokenizer, settings, device=device)
-    vectors = yield from encoder.iter_encode([c.messages for c in conversations], should_stop=should_stop)
+    vectors = yield from encoder.iter_encode([c.messages for c in conversations], cancellation=cancellation)
     if vectors is None:
         return None, False
     description = {

@@ -46,6 +46,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.conversation import Conversation
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
 from cognitivetwin_core.phase2.batch_losses import BatchLosses
@@ -99,9 +100,10 @@ class Phase2Trainer(TrainingData, RunFolder, EpochLoop, BatchLosses, Evaluation)
         self.workspace = None
         self.data_file = Path(data_file) if data_file is not None else None
         self._lock = threading.Lock()
-        self._stop_requested = False
         self._save_on_stop = True
         self._cancel_requested = False
+        # Set by request_stop and request_cancel; the flags above say which (save or discard).
+        self.cancellation = Cancellation()
         self.output_dir: Path | None = None
         self.run_id: str | None = None
         self.run_record: dict = {}
@@ -110,19 +112,16 @@ class Phase2Trainer(TrainingData, RunFolder, EpochLoop, BatchLosses, Evaluation)
 
     def request_stop(self, save: bool = True) -> None:
         with self._lock:
-            self._stop_requested = True
             self._save_on_stop = save
+            self.cancellation.cancel()
 
     def request_cancel(self) -> None:
         with self._lock:
             self._cancel_requested = True
-
-    def _should_stop(self) -> bool:
-        with self._lock:
-            return self._stop_requested or self._cancel_requested
+            self.cancellation.cancel()
 
     def _check_flags(self) -> None:
-        if self._should_stop():
+        if self.cancellation.cancelled:
             raise StopRun()
 
     # ----- data ---------------------------------------------------------------------------------
@@ -228,7 +227,7 @@ class Phase2Trainer(TrainingData, RunFolder, EpochLoop, BatchLosses, Evaluation)
             cache_dir=cache_dir,
             settings=self.encoding_settings,
             device=device,
-            should_stop=self._should_stop,
+            cancellation=self.cancellation,
         )
         total = sum(len(c.messages) for c in conversations)
         while True:

@@ -25,8 +25,8 @@ Public:
     tokenize_conversations(tokenizer, list of messages) -> list[TokenizedConversation]  # batched
     plan_windows(tokenized, max_window_tokens, overlap_tokens) -> list[Window]
     TurnEncoder(model, tokenizer, settings=None, device=None).encode(conversations,
-        progress=None, should_stop=None) -> list[np.ndarray]   # per conversation [n, hidden] float32
-        .iter_encode(conversations, should_stop=None)   # generator: yields progress, returns the arrays
+        progress=None, cancellation=None) -> list[np.ndarray]   # per conversation [n, hidden] float32
+        .iter_encode(conversations, cancellation=None)   # generator: yields progress, returns the arrays
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.conversation import Message
 from cognitivetwin_core.errors import CognitiveTwinError
 
@@ -431,14 +432,14 @@ class TurnEncoder:
         self,
         conversations: Sequence[Sequence[Message]],
         progress: Callable[[int, int, int], None] | None = None,
-        should_stop: Callable[[], bool] | None = None,
+        cancellation: Cancellation | None = None,
     ):
         """Per conversation a float32 array [messages, hidden].
 
-        `progress(messages_done, messages_total, tokens_done)` after each batch; `should_stop()`
-        is checked before each batch (returns None when it says stop).
+        `progress(messages_done, messages_total, tokens_done)` after each batch; `cancellation`
+        is checked before each batch (returns None once it is cancelled).
         """
-        steps = self.iter_encode(conversations, should_stop=should_stop)
+        steps = self.iter_encode(conversations, cancellation=cancellation)
         while True:
             try:
                 done, total, tokens = next(steps)
@@ -503,7 +504,7 @@ class TurnEncoder:
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()
 
-    def iter_encode(self, conversations: Sequence[Sequence[Message]], should_stop: Callable[[], bool] | None = None):
+    def iter_encode(self, conversations: Sequence[Sequence[Message]], cancellation: Cancellation | None = None):
         """A generator form of `encode`: yields (messages_done, messages_total, tokens_done) after
         each batch and returns the arrays (`result = yield from encoder.iter_encode(...)`)."""
         import time
@@ -517,7 +518,7 @@ class TurnEncoder:
         prefetcher = _Prefetcher(self, conversations)
         try:
             for batch in prefetcher:
-                if should_stop and should_stop():
+                if cancellation is not None and cancellation.cancelled:
                     return None
                 started = time.perf_counter()
                 for part, pooled in self._pool_with_retry(batch):

@@ -25,12 +25,12 @@ from __future__ import annotations
 import json
 import math
 import random
-import threading
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.errors import CancelledError, InputError
 from cognitivetwin_core.models.generation import SamplingSettings
 from cognitivetwin_core.playground.evaluation_file import COMPARED_STYLOMETRICS, EVALUATION_FILE, load_evaluation
@@ -91,7 +91,7 @@ def evaluate_adapter(
     device: str = "auto",
     max_length: int | None = None,
     progress: Callable[[str], None] | None = None,
-    stop_event: threading.Event | None = None,
+    cancellation: Cancellation | None = None,
     twin=None,
     scorer=None,
     save: bool = True,
@@ -109,7 +109,7 @@ def evaluate_adapter(
             progress(message)
 
     def check_stop() -> None:
-        if stop_event is not None and stop_event.is_set():
+        if cancellation is not None and cancellation.cancelled:
             raise CancelledError("The evaluation was stopped; nothing was saved.")
 
     if samples < 0:
@@ -151,9 +151,9 @@ def evaluate_adapter(
         context = conversations[ci][:mi]
         real = conversations[ci][mi]["content"]
         settings = SamplingSettings(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed + number)
-        twin_reply = twin.generate(context, settings, stop_event=stop_event).text
+        twin_reply = twin.generate(context, settings, cancellation=cancellation).text
         check_stop()
-        base_reply = twin.generate(context, settings, use_adapter=False, stop_event=stop_event).text
+        base_reply = twin.generate(context, settings, use_adapter=False, cancellation=cancellation).text
         row = {
             "context": context[-1]["content"] if context else "",
             "real": real,

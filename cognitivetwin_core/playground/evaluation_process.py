@@ -13,7 +13,6 @@ and `ChildCrashedError` with one sentence when the child was killed or ran out o
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,16 +55,12 @@ class EvaluationProcess:
 def _evaluate_in_child(channel: ChildChannel, adapter_dir: str, workspace_path: str | None, options: dict) -> None:
     from cognitivetwin_core.playground.evaluation import evaluate_adapter
 
-    # The generation loop stops on an event (models/generation.py): a request sets it.
-    stop = threading.Event()
-    channel.on_request(lambda _request: stop.set())
-
     def evaluate(workspace) -> dict:
         return evaluate_adapter(
             adapter_dir,
             workspace=workspace,
             progress=lambda text: channel.send(EvaluationProgress(text)),
-            stop_event=stop,
+            cancellation=channel.cancellation,  # any stop or cancel request
             **options,
         )
 

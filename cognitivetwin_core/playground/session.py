@@ -14,8 +14,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cognitivetwin_core.annotation.trajectory import TurnTrajectory, annotate
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.conversation import ROLES, Conversation, Message
-from cognitivetwin_core.errors import CancelledError
 from cognitivetwin_core.phase2.components_folder import holds_components, read_components_config
 from cognitivetwin_core.phase2.runs import feature_cache_dir
 
@@ -220,6 +220,24 @@ class LoadedRun:
     rows_by_message: dict = field(default_factory=dict)  # (conversation id, index) -> index row
 
 
+# What `run_task` reports to its `progress` and returns (typed, never tuples told apart by their first item).
+
+
+@dataclass(frozen=True)
+class LoadProgress:
+    """A step of loading a run: words for the person, and how far (0 to 1) when known."""
+
+    text: str
+    fraction: float | None = None
+
+
+@dataclass(frozen=True)
+class RunLoaded:
+    """A run is ready: the result of a load, and a progress event when an analysis loaded its run."""
+
+    loaded: LoadedRun
+
+
 class PlaygroundSession:
     """Loaded runs, keyed by (run folder, workspace): the neighbour index is the workspace's."""
 
@@ -233,14 +251,16 @@ class PlaygroundSession:
     def find(self, run_dir, workspace_path) -> LoadedRun | None:
         return self.loaded.get(self.key(run_dir, workspace_path))
 
-    def ensure_loaded(self, run_dir: Path, workspace_path, progress, cancelled) -> tuple[LoadedRun, bool]:
+    def ensure_loaded(
+        self, run_dir: Path, workspace_path, progress, cancellation: Cancellation
+    ) -> tuple[LoadedRun, bool]:
         """(the loaded run, whether it was loaded now)."""
         key = self.key(run_dir, workspace_path)
         if key in self.loaded:
             loaded = self.loaded.pop(key)
             self.loaded[key] = loaded  # most recently used last
             return loaded, False
-        loaded = load_run(Path(run_dir), workspace_path, progress, cancelled)
+        loaded = load_run(Path(run_dir), workspace_path, progress, cancellation)
         self.loaded[key] = loaded
         while len(self.loaded) > RUNS_KEPT_LOADED:
             self.loaded.pop(next(iter(self.loaded)))
@@ -265,18 +285,17 @@ class PlaygroundSession:
         return AnalysisResult(request=request, analysis=analysis, plan_rows=plan_rows(analysis), seconds=seconds)
 
 
-def _check(cancelled) -> None:
-    if cancelled():
-        raise CancelledError("Cancelled.")
+def _check(cancellation: Cancellation) -> None:
+    cancellation.raise_if_cancelled("Cancelled.")
 
 
-def load_run(run_dir: Path, workspace_path, progress, cancelled) -> LoadedRun:
+def load_run(run_dir: Path, workspace_path, progress, cancellation: Cancellation) -> LoadedRun:
     """Load the twin of `run_dir`, index the workspace's messages, and sign them for the map."""
     from cognitivetwin_core.playground.analysis import NeighbourIndex, load_playground_model
 
-    progress(("Loading the base model and the Phase 2 components…", None))
+    progress(LoadProgress("Loading the base model and the Phase 2 components…"))
     model = load_playground_model(run_dir, device="auto")
-    _check(cancelled)
+    _check(cancellation)
     if workspace_path is None:
         return LoadedRun(Path(run_dir), model, None, *_empty_map())
     from cognitivetwin_core.data.workspace import Workspace
@@ -288,18 +307,18 @@ def load_run(run_dir: Path, workspace_path, progress, cancelled) -> LoadedRun:
         return LoadedRun(Path(run_dir), model, None, *_empty_map())
 
     def encoding_progress(done: int, total: int, _tokens: int) -> None:
-        _check(cancelled)  # raising here stops the encoding; the cache only keeps whole entries
+        _check(cancellation)  # raising here stops the encoding; the cache only keeps whole entries
         progress(
-            (
+            LoadProgress(
                 f"Encoding the workspace's messages: {done:,} of {total:,} (once; then cached)",
                 done / total if total else None,
             )
         )
 
-    progress(("Reading the workspace's pooled features…", None))
+    progress(LoadProgress("Reading the workspace's pooled features…"))
     neighbours = NeighbourIndex.build(model, conversations, cache_dir=cache_root, progress=encoding_progress)
-    _check(cancelled)
-    progress(("Signing the workspace's messages for the style map…", None))
+    _check(cancellation)
+    progress(LoadProgress("Signing the workspace's messages for the style map…"))
     rows = {(entry.conversation_id, entry.message_index): row for row, entry in enumerate(neighbours.entries)}
     return LoadedRun(Path(run_dir), model, neighbours, *map_of(model, neighbours), rows_by_message=rows)
 
@@ -341,12 +360,16 @@ def plan_rows(analysis) -> list[list[tuple]]:
     ]
 
 
-def run_task(progress, cancelled, session: PlaygroundSession, kind: str, run_dir, workspace_path, request):
-    """The BackgroundJob function: load a run, or analyse a request (loading its run first)."""
-    loaded, fresh = session.ensure_loaded(run_dir, workspace_path, progress, cancelled)
+def run_task(
+    progress, cancelled, session: PlaygroundSession, kind: str, run_dir, workspace_path, request
+) -> RunLoaded | AnalysisResult:
+    """The BackgroundJob function: load a run, or analyse a request (loading its run first).
+    `progress` receives `LoadProgress` and, when an analysis loaded its run, `RunLoaded`."""
+    cancellation = Cancellation(also_when=cancelled)
+    loaded, fresh = session.ensure_loaded(run_dir, workspace_path, progress, cancellation)
     if kind == "load":
-        return ("loaded", loaded)  # also when it was loaded before: the tab redraws its map
+        return RunLoaded(loaded)  # also when it was loaded before: the tab redraws its map
     if fresh:
-        progress(("loaded", loaded))
-    _check(cancelled)
-    return ("result", session.analyze(loaded, request))
+        progress(RunLoaded(loaded))
+    _check(cancellation)
+    return session.analyze(loaded, request)
