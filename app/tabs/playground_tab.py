@@ -211,7 +211,15 @@ class PlaygroundTab(QWidget):
 
         self.sliders = TrajectorySliders()
         self.sliders.edited.connect(lambda *_: self._slider_timer.start())
-        layout.addWidget(_group("Trajectory (edit to see how the outputs change)", self.sliders))
+        # "Trajectory" is the exact term: the title names the idea, the tooltip the term.
+        layout.addWidget(
+            _group(
+                "Where it sits in the chat",
+                self.sliders,
+                "The trajectory: where the message sits in its conversation, five numbers from 0 to 1; "
+                "move a slider to see how the outputs change.",
+            )
+        )
 
         compare_box = QGroupBox("Compare")
         compare_layout = QVBoxLayout(compare_box)
