@@ -41,6 +41,9 @@ MAX_REDRAW_INTERVAL_MS = 2000
 # thread: where painting is slow (a busy CPU) plots redraw less often instead of stalling.
 MAX_DRAWING_SHARE = 0.05
 MAX_DRAWN_POINTS = 600  # per curve: min and max of 300 buckets, a few pixel columns each
+LEGEND_ROW = 4  # the plot item's grid: title 0, top axis 1, curves 2, x axis 3
+LEGEND_COLUMNS = 4  # entries side by side before the legend takes another row
+RANGE_EDGE = 0.04  # share of the span kept clear at both ends of x, so end markers show whole
 RANGE_HEADROOM = 0.25  # room given beyond the data when a range is set (fewer re-sets)
 RANGE_MIN_FILL = 0.4  # the data filling less of a range than this: fit it again
 SMOOTHING = 0.9  # exponential moving average: weight of the past
@@ -119,8 +122,13 @@ class LivePlot(QWidget):
         self.plot_widget.setLabel("bottom", x_label)
         if y_label:
             self.plot_widget.setLabel("left", y_label)
-        # No legend background: a translucent one was blended over the curves on every paint.
-        self.plot_widget.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        # The legend is a compact row under the x axis, outside the curves: drawn over them it
+        # hid their ends and, with many series, was taller than the plot at the default window
+        # size. No background: nothing to blend.
+        plot_item = self.plot_widget.getPlotItem()
+        legend = pg.LegendItem(offset=None, labelTextSize="8pt", horSpacing=12, verSpacing=-6)
+        plot_item.layout.addItem(legend, LEGEND_ROW, 1)
+        plot_item.legend = legend  # curves plotted with a name join it
         self.plot_widget.setMinimumHeight(150)
         # Curves change every redraw: a scene index (BSP tree) would be rebuilt each time.
         self.plot_widget.scene().setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
@@ -169,10 +177,8 @@ class LivePlot(QWidget):
         main_curve = self.plot_widget.plot(**kwargs)
         legend = self.plot_widget.plotItem.legend
         if legend is not None:
-            # Many series in one column were taller than a plot at the default window size
-            # (names cut off, drawn over the curves): three or more share rows.
             named = len(self._series) + 1
-            legend.setColumnCount(1 if named <= 3 else 3)
+            legend.setColumnCount(min(named, LEGEND_COLUMNS))
         self._series[name] = SeriesBuffer(smoothing=SMOOTHING if smooth else None)
         self._curves[name] = (raw_curve, main_curve)
 
@@ -295,11 +301,12 @@ def _fitted(low: float, high: float, current, *, ahead_only: bool):
     span = high - low
     if span <= 0:
         span = max(abs(high) * 0.1, 1.0) if ahead_only else max(abs(high) * 0.1, 1e-3)
-    inside = current[0] <= low and high <= current[1]
+    edge = span * RANGE_EDGE / 2  # a point on the border is drawn half outside: not inside
+    inside = current[0] <= low - edge and high + edge <= current[1]
     if inside and span >= RANGE_MIN_FILL * (current[1] - current[0]):
         return None
     if ahead_only:
-        return (low, low + span * (1 + RANGE_HEADROOM))
+        return (low - span * RANGE_EDGE, low + span * (1 + RANGE_HEADROOM))
     margin = span * RANGE_HEADROOM / 2
     return (low - margin, high + margin)
 
