@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QScrollArea,
+    QTreeView,
     QWidget,
 )
 
@@ -101,18 +102,14 @@ def _texts(root: QWidget):
 
 def _cells(view, model, parent: QModelIndex, columns: int, depth: int = 0):
     """(where, text, view) of the cells under `parent`, a tree's children too (50 rows a level)."""
-    try:
-        rows = model.rowCount(parent)
-    except TypeError:  # a list model takes no parent
-        rows = model.rowCount() if not parent.isValid() else 0
+    rows = model.rowCount(parent)
     for row in range(min(rows, 50)):
         for column in range(columns):
             value = model.data(model.index(row, column, parent), Qt.ItemDataRole.DisplayRole)
             if isinstance(value, str):
                 yield f"{type(view).__name__} cell ({depth}:{row}, {column})", value, view
-        first = model.index(row, 0, parent)
-        if depth < 2 and model.hasChildren(first):
-            yield from _cells(view, model, first, columns, depth + 1)
+        if depth < 2 and isinstance(view, QTreeView):  # flat models may not check their parent
+            yield from _cells(view, model, model.index(row, 0, parent), columns, depth + 1)
 
 
 def stumbles(root: QWidget, machine_paths: tuple[str, ...] = ()) -> list[str]:
