@@ -128,6 +128,7 @@ def test_live_plot_legend_sits_outside_the_curves_and_end_points_show_whole(qtbo
     legend_box, view_box = legend.sceneBoundingRect(), view.sceneBoundingRect()
     assert legend_box.top() >= view_box.bottom(), "the legend is below the curves, not over them"
     assert legend_box.bottom() <= plot.plot_widget.height() + 1, "and inside the widget"
+    assert legend_box.right() <= plot.plot_widget.width() + 1, "its rows no wider than the plot"
     marker = 3  # px: half of the symbol size
     for epochs in ([1], [1, 2, 3]):
         for epoch in epochs:

@@ -42,7 +42,7 @@ MAX_REDRAW_INTERVAL_MS = 2000
 MAX_DRAWING_SHARE = 0.05
 MAX_DRAWN_POINTS = 600  # per curve: min and max of 300 buckets, a few pixel columns each
 LEGEND_ROW = 4  # the plot item's grid: title 0, top axis 1, curves 2, x axis 3
-LEGEND_COLUMNS = 4  # entries side by side before the legend takes another row
+LEGEND_ENTRY_PX = 160  # room one legend entry (sample and name) is given in a row
 RANGE_EDGE = 0.04  # share of the span kept clear at both ends of x, so end markers show whole
 RANGE_HEADROOM = 0.25  # room given beyond the data when a range is set (fewer re-sets)
 RANGE_MIN_FILL = 0.4  # the data filling less of a range than this: fit it again
@@ -175,12 +175,20 @@ class LivePlot(QWidget):
         if symbol:
             kwargs.update(symbol=symbol, symbolSize=6, symbolBrush=pg.mkBrush(color), symbolPen=None)
         main_curve = self.plot_widget.plot(**kwargs)
-        legend = self.plot_widget.plotItem.legend
-        if legend is not None:
-            named = len(self._series) + 1
-            legend.setColumnCount(min(named, LEGEND_COLUMNS))
         self._series[name] = SeriesBuffer(smoothing=SMOOTHING if smooth else None)
         self._curves[name] = (raw_curve, main_curve)
+        self._fit_legend()
+
+    def _fit_legend(self) -> None:
+        """As many legend entries side by side as the plot's width holds (a wider legend ran
+        past the plot's edge)."""
+        legend = self.plot_widget.plotItem.legend
+        if legend is not None and legend.items:
+            legend.setColumnCount(max(1, min(len(legend.items), self.width() // LEGEND_ENTRY_PX)))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit_legend()
 
     def has_series(self, name: str) -> bool:
         return name in self._series
