@@ -119,6 +119,7 @@ def test_live_plot_legend_sits_outside_the_curves_and_end_points_show_whole(qtbo
     plot.show()
     for number in range(6):
         plot.add_series(f"s{number}", (0, 0, 255), symbol="o", label=f"series {number}")
+    plot.add_series("baseline", (0, 0, 255), dashed=True, in_legend=False)  # the title explains it
     plot.append("s0", 1, 0.5)
     plot.flush()
     legend, view = plot.plot_widget.plotItem.legend, plot._view

@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, QTimer
-from PySide6.QtWidgets import QGraphicsScene, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsScene, QSizePolicy, QVBoxLayout, QWidget
 
 REDRAW_INTERVAL_MS = 50  # the queue's tick: one plot per tick, so 3 plots each ~7 Hz at most
 MAX_REDRAW_INTERVAL_MS = 2000
@@ -42,7 +42,8 @@ MAX_REDRAW_INTERVAL_MS = 2000
 MAX_DRAWING_SHARE = 0.05
 MAX_DRAWN_POINTS = 600  # per curve: min and max of 300 buckets, a few pixel columns each
 LEGEND_ROW = 4  # the plot item's grid: title 0, top axis 1, curves 2, x axis 3
-LEGEND_ENTRY_PX = 160  # room one legend entry (sample and name) is given in a row
+LEGEND_SPACING_PX = 12  # between a legend entry's sample and its name, and between entries
+LEGEND_MARGIN_PX = 60  # the y axis's width: the legend sits under the curves
 RANGE_EDGE = 0.04  # share of the span kept clear at both ends of x, so end markers show whole
 RANGE_HEADROOM = 0.25  # room given beyond the data when a range is set (fewer re-sets)
 RANGE_MIN_FILL = 0.4  # the data filling less of a range than this: fit it again
@@ -126,7 +127,9 @@ class LivePlot(QWidget):
         # hid their ends and, with many series, was taller than the plot at the default window
         # size. No background: nothing to blend.
         plot_item = self.plot_widget.getPlotItem()
-        legend = pg.LegendItem(offset=None, labelTextSize="8pt", horSpacing=12, verSpacing=-6)
+        legend = pg.LegendItem(offset=None, labelTextSize="8pt", horSpacing=LEGEND_SPACING_PX, verSpacing=-6)
+        legend.layout.setContentsMargins(0, 0, 0, 0)
+        legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)  # its rows' height, no more
         plot_item.layout.addItem(legend, LEGEND_ROW, 1)
         plot_item.legend = legend  # curves plotted with a name join it
         self.plot_widget.setMinimumHeight(150)
@@ -155,8 +158,10 @@ class LivePlot(QWidget):
         dashed: bool = False,
         symbol: str | None = None,
         label: str | None = None,
+        in_legend: bool = True,
     ) -> None:
-        """Declare a series (before its first point). `smooth`: a faint raw line under a smoothed one."""
+        """Declare a series (before its first point). `smooth`: a faint raw line under a smoothed one;
+        `in_legend` False: unnamed (a baseline the plot's title explains), so the legend stays one row."""
         if name in self._series:
             return
         pg = self._pg
@@ -171,7 +176,7 @@ class LivePlot(QWidget):
             faint = pg.mkColor(*(round(255 - (255 - c) * FAINT_ALPHA) for c in base.getRgb()[:3]))
             raw_curve = self.plot_widget.plot(pen=pg.mkPen(faint, width=1), skipFiniteCheck=True)
         pen = pg.mkPen(color, width=1, style=style)
-        kwargs = {"pen": pen, "name": label or name, "skipFiniteCheck": True}
+        kwargs = {"pen": pen, "name": (label or name) if in_legend else None, "skipFiniteCheck": True}
         if symbol:
             kwargs.update(symbol=symbol, symbolSize=6, symbolBrush=pg.mkBrush(color), symbolPen=None)
         main_curve = self.plot_widget.plot(**kwargs)
@@ -184,7 +189,10 @@ class LivePlot(QWidget):
         past the plot's edge)."""
         legend = self.plot_widget.plotItem.legend
         if legend is not None and legend.items:
-            legend.setColumnCount(max(1, min(len(legend.items), self.width() // LEGEND_ENTRY_PX)))
+            # An entry is two cells of the legend's grid (sample, name), each followed by the spacing.
+            widest = max(sample.width() + text.width() for sample, text in legend.items) + 2 * LEGEND_SPACING_PX
+            per_row = int((self.width() - LEGEND_MARGIN_PX) // widest)
+            legend.setColumnCount(max(1, min(len(legend.items), per_row)))
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
