@@ -130,6 +130,10 @@ def test_live_plot_legend_sits_outside_the_curves_and_end_points_show_whole(qtbo
     assert legend_box.top() >= view_box.bottom(), "the legend is below the curves, not over them"
     assert legend_box.bottom() <= plot.plot_widget.height() + 1, "and inside the widget"
     assert legend_box.right() <= plot.plot_widget.width() + 1, "its rows no wider than the plot"
+    assert legend.columnCount >= 2, "short names share a row"
+    plot.resize(470, 260)  # a resize after the layout stretched the names' cells: still side by side
+    qtbot.waitUntil(lambda: plot.width() == 470, timeout=2000)
+    assert legend.columnCount >= 2
     marker = 3  # px: half of the symbol size
     for epochs in ([1], [1, 2, 3]):
         for epoch in epochs:

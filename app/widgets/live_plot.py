@@ -189,8 +189,12 @@ class LivePlot(QWidget):
         past the plot's edge)."""
         legend = self.plot_widget.plotItem.legend
         if legend is not None and legend.items:
-            # An entry is two cells of the legend's grid (sample, name), each followed by the spacing.
-            widest = max(sample.width() + text.width() for sample, text in legend.items) + 2 * LEGEND_SPACING_PX
+            # An entry is two cells of the legend's grid (sample, name), each followed by the
+            # spacing. The names' own text widths: their cells are stretched to the legend's columns.
+            widest = max(
+                sample.boundingRect().width() + text.item.boundingRect().width() for sample, text in legend.items
+            )
+            widest += 2 * LEGEND_SPACING_PX
             per_row = int((self.width() - LEGEND_MARGIN_PX) // widest)
             legend.setColumnCount(max(1, min(len(legend.items), per_row)))
 

@@ -31,12 +31,22 @@ def who_wrote(writer: str, person: str | None) -> str:
 class PlanStepsView(QTreeWidget):
     messageActivated = Signal(str, int)
 
-    COLUMNS = ("Step / nearest message", "Closeness (-1 to 1)", "Who", "Conversation #turn")
+    COLUMNS = ("Step / nearest message", "Closeness", "Who", "Where")
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
         self.setColumnCount(len(self.COLUMNS))
         self.setHeaderLabels(list(self.COLUMNS))
+        # Short titles leave the messages room; what each column means is in its tooltip.
+        for column, tip in enumerate(
+            (
+                "What the twin expects next, and the real messages closest to it",
+                "How close the message comes to the twin's guess, from -1 (opposite) to 1 (the same)",
+                "Who wrote it: you, them (the other side), or the participant's name",
+                "The conversation and the message's number in it",
+            )
+        ):
+            self.headerItem().setToolTip(column, tip)
         self.setRootIsDecorated(True)
         self.setUniformRowHeights(True)
         self.setAlternatingRowColors(True)
