@@ -4,6 +4,8 @@ The real `together` SDK talks to it over HTTP on 127.0.0.1. It implements the up
 (POST /v1/files -> 302 + X-Together-File-Id, unauthenticated PUT to /storage/<id> -> 200,
 POST /v1/files/<id>/preprocess), files retrieve/list, model limits, estimate-price, create,
 retrieve, list, cancel, events, checkpoints and the `.tar.zst` download (with Range/206).
+Preference (DPO) files are validated in Together's format, and a create with `from_checkpoint`
+continues a completed job (its model and LoRA settings); `training_method` must match the file.
 
 Jobs advance one stage each time they are retrieved, so a test controls time by polling.
 Fault injection:
@@ -223,6 +225,15 @@ class FakeTogether:
         pattern = re.compile(path_regex)
         return sum(1 for m, p, _ in self.requests if m == method and pattern.search(p))
 
+    def checkpoint_job(self, name: str) -> FakeJob | None:
+        """The job a `from_checkpoint` names: `ft-…`, its output model name, either with `:STEP`."""
+        name = name.split(":")[0]
+        with self._lock:
+            for job in self.jobs.values():
+                if name in (job.id, self.job_json(job, truncated=True)["model_output_name"]):
+                    return job
+        return None
+
     # -- job model ---------------------------------------------------------------
     def advance(self, job: FakeJob) -> None:
         """One tick of simulated time for `job`."""
@@ -307,6 +318,37 @@ def _error(message: str, type_: str = "invalid_request_error") -> dict:
     return {"error": {"message": message, "type": type_, "param": None, "code": None}}
 
 
+def _validate_preference_line(record: dict, number: int) -> str:
+    """Together's preference (DPO) format: `input.messages`, and one assistant message each in
+    `preferred_output` and `non_preferred_output`. An empty string when the line is valid."""
+    messages = (record.get("input") or {}).get("messages") if isinstance(record.get("input"), dict) else None
+    if not isinstance(messages, list) or not messages:
+        return f"Line {number} has no 'input.messages' list"
+    for key in ("preferred_output", "non_preferred_output"):
+        output = record.get(key)
+        if (
+            not isinstance(output, list)
+            or len(output) != 1
+            or not isinstance(output[0], dict)
+            or output[0].get("role") != "assistant"
+            or not isinstance(output[0].get("content"), str)
+        ):
+            return f"Line {number}: '{key}' must hold exactly one assistant message"
+    return ""
+
+
+def _dataset_format(content: bytes) -> str:
+    """CONVERSATION or PREFERENCE, from the keys of the first line."""
+    for line in content.decode("utf-8", errors="replace").splitlines():
+        if line.strip():
+            try:
+                record = json.loads(line)
+            except ValueError:
+                break
+            return "PREFERENCE" if isinstance(record, dict) and "preferred_output" in record else "CONVERSATION"
+    return "CONVERSATION"
+
+
 def _validate_chat_jsonl(content: bytes) -> tuple[bool, str, int]:
     lines = [line for line in content.decode("utf-8", errors="replace").splitlines() if line.strip()]
     for number, line in enumerate(lines, start=1):
@@ -314,6 +356,11 @@ def _validate_chat_jsonl(content: bytes) -> tuple[bool, str, int]:
             record = json.loads(line)
         except ValueError:
             return False, f"Line {number} is not valid JSON", len(lines)
+        if isinstance(record, dict) and "preferred_output" in record:
+            problem = _validate_preference_line(record, number)
+            if problem:
+                return False, problem, len(lines)
+            continue
         messages = record.get("messages") if isinstance(record, dict) else None
         if not isinstance(messages, list) or not messages:
             return False, f"Line {number} has no 'messages' list", len(lines)
@@ -437,7 +484,7 @@ class _Handler(BaseHTTPRequestHandler):
         record["processing_status"] = "COMPLETED" if valid else "INVALID_FORMAT"
         record["validation_report"] = {
             "valid": valid,
-            "dataset_format": "CONVERSATION",
+            "dataset_format": _dataset_format(record["content"]),
             "nlines": lines,
             "file_id": file_id,
             **({} if valid else {"error": error, "error_type": "INVALID_FORMAT"}),
@@ -456,6 +503,9 @@ class _Handler(BaseHTTPRequestHandler):
     # -- fine-tunes --------------------------------------------------------------
     def limits(self, query, body):
         model = (query.get("model_name") or [""])[0]
+        parent = self.server_fake.checkpoint_job(model)
+        if parent is not None:  # the SDK asks by the from_checkpoint job id or output name
+            model = parent.request.get("model") or model
         if model not in self.server_fake.known_models:
             return self._send(404, {"message": f"Model {model} is not supported for fine-tuning"})
         self._send(
@@ -518,9 +568,25 @@ class _Handler(BaseHTTPRequestHandler):
         fake.create_bodies.append(request)
         if request.get("training_file") not in fake.files:
             return self._send(400, _error("training_file not found"))
-        if request.get("model") not in fake.known_models:
+        stored = dict(request)
+        checkpoint = request.get("from_checkpoint")
+        if checkpoint:
+            if request.get("model"):
+                return self._send(400, _error("Give either model or from_checkpoint, not both"))
+            parent = fake.checkpoint_job(checkpoint)
+            if parent is None or parent.status != "completed":
+                return self._send(404, _error(f"Checkpoint {checkpoint} not found or not completed"))
+            # The continued job trains the parent's model with the parent's LoRA settings.
+            stored["model"] = parent.request.get("model")
+            stored.setdefault("training_type", parent.request.get("training_type"))
+        elif request.get("model") not in fake.known_models:
             return self._send(404, _error(f"Model {request.get('model')} is not supported"))
-        job = FakeJob(id=f"ft-{uuid.uuid4()}", request=request, outcome=fake.next_job_outcome, created=time.time())
+        method = (request.get("training_method") or {}).get("method", "sft")
+        wanted = "PREFERENCE" if method == "dpo" else "CONVERSATION"
+        report = fake.files[request["training_file"]].get("validation_report") or {}
+        if report.get("dataset_format") not in (None, wanted):
+            return self._send(400, _error(f"training_method {method} needs a {wanted.lower()} training file"))
+        job = FakeJob(id=f"ft-{uuid.uuid4()}", request=stored, outcome=fake.next_job_outcome, created=time.time())
         fake._event(job, "job_pending", "Fine tune request created")
         with fake._lock:
             fake.jobs[job.id] = job

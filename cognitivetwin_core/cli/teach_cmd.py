@@ -1,15 +1,21 @@
 """`cognitivetwin teach`: a new version of the twin, taught from the feedback on its replies.
 
     cognitivetwin teach --adapter DIR [--workspace DIR] [--max-steps N] [--device D]
+    cognitivetwin teach --adapter DIR [--together] [--epochs N] [--dry-run] [--yes]
 
 Edits become DPO pairs (with a supervised term on the edits); thumbs alone, KTO. Progress
 (loss and reward margin) is printed as it goes; the last line is the new adapter folder. The
-old adapter is kept. See docs/teaching-and-memory.md.
+old adapter is kept. A twin downloaded from a Together job (or with --together) is taught
+there instead: the edits go up as preference pairs and a DPO job continues from the twin's
+job (phase1/together_teach.py); the last line is the new job's id, followed with
+`cognitivetwin phase1 --wait-job ID` and `--download ID`. See docs/teaching-and-memory.md.
 """
 
 from __future__ import annotations
 
 import sys
+
+from cognitivetwin_core.cli.terminal_text import printable
 
 
 def register(subparsers) -> None:
@@ -30,7 +36,30 @@ def register(subparsers) -> None:
         help="where it trains (default auto: a CUDA GPU, then Apple MPS, then the CPU)",
     )
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="default auto")
-    parser.set_defaults(func=_run)
+    parser.add_argument(
+        "--together",
+        action="store_true",
+        help="teach on Together AI, continuing the twin's job (the default for a twin downloaded from Together)",
+    )
+    parser.add_argument("--epochs", type=int, default=None, metavar="N", help="Together: passes over the pairs (3)")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="Together: upload the pairs and show the request and price only"
+    )
+    parser.add_argument("--yes", action="store_true", help="Together: confirm the estimated cost without asking")
+    parser.set_defaults(func=_run, local=False)
+
+
+_LOCAL_OPTIONS = {
+    "--max-steps": lambda a: a.max_steps is not None,
+    "--device": lambda a: a.device != "auto",
+    "--precision": lambda a: a.precision != "auto",
+    "--base-model": lambda a: bool(a.base_model),
+}
+_TOGETHER_OPTIONS = {
+    "--dry-run": lambda a: a.dry_run,
+    "--epochs": lambda a: a.epochs is not None,
+    "--yes": lambda a: a.yes,
+}
 
 
 def _print_event(event) -> None:
@@ -50,6 +79,22 @@ def _run(args) -> int:
     if args.max_steps is not None and args.max_steps < 1:
         raise InputError(f"--max-steps must be 1 or more (got {args.max_steps}).")
     with Workspace.open(args.workspace) as workspace:
+        from cognitivetwin_core.phase1.together_teach import together_parent_job
+
+        if args.together or together_parent_job(workspace, args.adapter):
+            local_only = [f for f, given in _LOCAL_OPTIONS.items() if given(args)]
+            if local_only:
+                raise InputError(
+                    f"{', '.join(local_only)} only apply to teaching on this computer, and this twin is taught on "
+                    "Together: leave them out."
+                )
+            return _teach_on_together(workspace, args)
+        together_only = [f for f, given in _TOGETHER_OPTIONS.items() if given(args)]
+        if together_only:
+            raise InputError(
+                f"{', '.join(together_only)} only apply to teaching on Together, and this twin's adapter did not "
+                "come from a Together job: leave them out (or add --together for a twin trained there)."
+            )
         result = teach_twin(
             workspace,
             args.adapter,
@@ -67,4 +112,40 @@ def _run(args) -> int:
     )
     print(result.verdict())
     print(result.adapter_dir)
+    return 0
+
+
+def _teach_on_together(workspace, args) -> int:
+    """The twin's own Together job continued with DPO on the edits; prints the job id last."""
+    from cognitivetwin_core.cli.phase1_cmd import _api_key, _check_can_confirm, _confirm
+    from cognitivetwin_core.phase1.backends import open_backend
+    from cognitivetwin_core.phase1.together_teach import (
+        DEFAULT_EPOCHS,
+        launch_together_teach,
+        plan_together_teach,
+        preference_pairs,
+    )
+
+    pairs = preference_pairs(workspace, args.adapter)  # refuses without an edit, before any key
+    _check_can_confirm(args)
+    manager = open_backend("together", workspace, api_key=_api_key())
+    plan = plan_together_teach(
+        workspace,
+        manager,
+        pairs,
+        epochs=args.epochs or DEFAULT_EPOCHS,
+        **({"learning_rate": args.learning_rate} if args.learning_rate else {}),
+    )
+    for line in plan.summary_lines():
+        print(printable(line, one_line=True))
+    if args.dry_run:
+        print("Dry run: nothing was launched.")
+        return 0
+    _confirm(plan, args)
+    job_id = launch_together_teach(manager, plan)
+    print(
+        f"Teaching job {job_id} continues {pairs.parent_job} on Together with {len(pairs.lines)} pairs; follow it "
+        f"with `cognitivetwin phase1 --wait-job {job_id}`, then `--download {job_id}` for the new version."
+    )
+    print(job_id)
     return 0

@@ -283,7 +283,9 @@ def scan_conversations(
 
 
 def scan_chat_jsonl(path: str | Path, names: Iterable[str] = (), region: str | None = None) -> PrivacySummary:
-    """Scan a Phase 1 chat JSONL file exactly as it would be uploaded (line by line)."""
+    """Scan a Phase 1 chat JSONL file exactly as it would be uploaded (line by line); a line in
+    Together's preference format (`input.messages`, `preferred_output`, `non_preferred_output`)
+    is scanned in all three."""
     scanner = PrivacyScanner(names, region)
     summary = PrivacySummary()
     with open(path, encoding="utf-8") as handle:
@@ -292,7 +294,12 @@ def scan_chat_jsonl(path: str | Path, names: Iterable[str] = (), region: str | N
                 continue
             record = json.loads(line)
             before = summary.total
-            for message in record.get("messages") or []:
+            messages = list(record.get("messages") or [])
+            if isinstance(record.get("input"), dict):
+                messages += list(record["input"].get("messages") or [])
+            for key in ("preferred_output", "non_preferred_output"):
+                messages += list(record.get(key) or [])
+            for message in messages:
                 content = message.get("content") if isinstance(message, dict) else None
                 if isinstance(content, str):
                     summary.add(content, scanner.find(content))

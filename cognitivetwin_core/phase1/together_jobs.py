@@ -57,6 +57,7 @@ log = logging.getLogger(__name__)
 DEFAULT_BASE_URL = "https://api.together.ai"
 DEFAULT_LEARNING_RATE = 1e-4
 MAX_EVENTS_KEPT = 300
+CHAT_LINE = 'one {"messages": [...]} conversation with an assistant reply'
 
 
 def _now_iso() -> str:
@@ -70,6 +71,17 @@ def _dump(obj) -> dict:
     if isinstance(obj, dict):
         return obj
     return obj.model_dump(by_alias=True, mode="json")
+
+
+def apply_estimate(plan, estimate: dict) -> None:
+    """Copy Together's price estimate onto a plan (a `DryRun`, or a Teach plan with the same fields)."""
+    if estimate.get("estimation_available") is False:
+        plan.estimate_note = str(estimate.get("unavailable_reason") or "estimate unavailable")
+    else:
+        plan.estimated_price = estimate.get("estimated_total_price")
+        plan.estimated_tokens = estimate.get("estimated_train_token_count")
+        plan.user_limit = estimate.get("user_limit")
+        plan.allowed_to_proceed = estimate.get("allowed_to_proceed") is not False
 
 
 class TogetherJobManager:
@@ -133,17 +145,20 @@ class TogetherJobManager:
 
     # ----- upload and dry run -------------------------------------------------------------
 
-    def upload(self, path: str | Path, *, progress: ProgressCallback | None = None) -> str:
-        """Upload a JSONL file for fine-tuning; return its file id once Together accepted it."""
+    def upload(
+        self, path: str | Path, *, progress: ProgressCallback | None = None, line_format: str = CHAT_LINE
+    ) -> str:
+        """Upload a JSONL file for fine-tuning; return its file id once Together accepted it.
+        `line_format` describes a valid line in the refusal of a rejected file."""
         path = Path(path)
         callback = (lambda event: progress(event.uploaded_bytes, event.total_bytes)) if progress else None
         try:
             uploaded = self.client.files.upload(path, purpose="fine-tune", check=True, progress_callback=callback)
         except Exception as exc:
             raise translate(exc, action=f"uploading {path.name}") from None
-        return self._wait_file_processed(uploaded.id, path.name)
+        return self._wait_file_processed(uploaded.id, path.name, line_format)
 
-    def _wait_file_processed(self, file_id: str, name: str, attempts: int = 30) -> str:
+    def _wait_file_processed(self, file_id: str, name: str, line_format: str = CHAT_LINE, attempts: int = 30) -> str:
         delay = 0.5
         for _ in range(attempts):
             try:
@@ -156,7 +171,7 @@ class TogetherJobManager:
                 reason = (report.error if report is not None else None) or status.lower()
                 raise TogetherServiceError(
                     f"Together rejected the training file {name}: {reason}. Fix the file (each line "
-                    'one {"messages": [...]} conversation with an assistant reply) and try again.',
+                    f"{line_format}) and try again.",
                     kind="file_rejected",
                 )
             if status == "COMPLETED":
@@ -270,15 +285,9 @@ class TogetherJobManager:
             privacy_lines=privacy.lines(advice=UPLOAD_ADVICE),
             privacy_counts=dict(privacy.counts),
         )
-        if estimate.get("estimation_available") is False:
-            plan.estimate_note = str(estimate.get("unavailable_reason") or "estimate unavailable")
-        else:
-            plan.estimated_price = estimate.get("estimated_total_price")
-            plan.estimated_tokens = estimate.get("estimated_train_token_count")
-            plan.user_limit = estimate.get("user_limit")
-            plan.allowed_to_proceed = estimate.get("allowed_to_proceed") is not False
-            if not plan.allowed_to_proceed:
-                plan.warnings.append("Together says this job exceeds the account's balance or limit")
+        apply_estimate(plan, estimate)
+        if not plan.allowed_to_proceed:
+            plan.warnings.append("Together says this job exceeds the account's balance or limit")
         return plan
 
     # ----- create ---------------------------------------------------------------------------
@@ -318,8 +327,6 @@ class TogetherJobManager:
                 "under Settings -> Billing on api.together.ai, or lower the epochs, and try again.",
                 kind="credit",
             )
-        intent_id = f"intent-{uuid.uuid4()}"
-        intent_time = time.time()
         common = dict(
             backend=self.name,
             base_model=plan.settings.base_model,
@@ -331,18 +338,25 @@ class TogetherJobManager:
             data_sha256=plan.data.sha256,
             settings=plan.settings.to_dict(),
             estimate={"price": plan.estimated_price, "tokens": plan.estimated_tokens, "note": plan.estimate_note},
-            intent_time=intent_time,
         )
+        return self.create_job(common, self._create_kwargs(plan))
+
+    def create_job(self, common: dict, kwargs: dict) -> str:
+        """`fine_tuning.create(**kwargs)` behind an intent record (see the module doc); `common`
+        is what the job's record keeps (`backend`, `model_id`, `training_file`, `suffix`, …,
+        `intent_time`). Returns the Together id."""
+        intent_id = f"intent-{uuid.uuid4()}"
+        intent_time = common.setdefault("intent_time", time.time())
+        model_id = common.get("model_id")
         # Intent first: a crash between the call and storing its answer is reconciled later.
         self._store(intent_id, status="creating", **common)
-        kwargs = self._create_kwargs(plan)
         job = None
         for attempt in range(4):
             try:
                 job = _dump(self._create_client.fine_tuning.create(**kwargs))
                 break
             except Exception as exc:
-                error = translate(exc, action="creating the fine-tuning job", model=plan.model_id)
+                error = translate(exc, action="creating the fine-tuning job", model=model_id)
                 kind = getattr(error, "kind", "")
                 if kind == "rate_limit" and attempt < 3:
                     self._sleep(2.0 * 2**attempt)  # refused outright: nothing was created
@@ -437,6 +451,8 @@ class TogetherJobManager:
                         "intent_time",
                     )
                 }
+                if "teach" in stored:  # a Teach job's parent and feedback (phase1/together_teach.py)
+                    common["teach"] = stored["teach"]
                 settled.append(self._adopt(record.job_id, common, found[0]))
             else:
                 self._store(
@@ -693,6 +709,8 @@ class TogetherJobManager:
             "checkpoint": checkpoint,
             "downloaded_at": _now_iso(),
             **config_changes,
+            # A Teach job (phase1/together_teach.py): its parent adapter and the feedback used.
+            **(record.extra.get("teach") or {}),
         }
         write_lineage(folder, lineage)
         self.workspace.register_adapter(adapter_id, folder, lineage)
