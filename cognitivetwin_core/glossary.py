@@ -213,7 +213,7 @@ TERMS: tuple[Term, ...] = (
     Term(
         "macro F1",
         "How well the twin recognises your patterns, from 0 (never) to 1 (always), averaged so rare patterns count too.",
-        ("F1", "pattern F1"),
+        ("F1", "pattern F1", "pattern accuracy"),
     ),
     Term(
         "trajectory",
@@ -226,12 +226,12 @@ TERMS: tuple[Term, ...] = (
     ),
     Term(
         "sibling order",
-        "How many similar messages came before this one at the same level of the conversation, on a 0 to 1 scale.",
+        "Who is speaking, as a number: the user side 0.33, the assistant side 0.67 (system 0, tool 1).",
         ("sibling",),
     ),
     Term(
         "homogeneity",
-        "How much the conversation stays on one subject (1) or jumps between subjects (0).",
+        "How much a message repeats the words of the message before it (1 = the same words, 0 = none shared).",
     ),
     Term(
         "temporal",
@@ -258,8 +258,9 @@ TERMS: tuple[Term, ...] = (
     ),
     Term(
         "cosine",
-        "How alike two signatures are, from -1 (opposite) through 0 (unrelated) to 1 (the same).",
-        ("cosine similarity",),
+        "How alike two things the twin compares are (two messages' signatures, or its guess and the real next "
+        "turn), from -1 (opposite) through 0 (unrelated) to 1 (the same).",
+        ("cosine similarity", "closeness"),
     ),
     Term(
         "PCA",

@@ -106,6 +106,44 @@ def test_live_plot_buffers_grow_and_redraws_are_throttled(qtbot):
     assert plot.point_count("loss") == 5001 and not plot.redraw_pending()
 
 
+def test_live_plot_legend_sits_outside_the_curves_and_end_points_show_whole(qtbot):
+    """At a size the Phase 2 tab gives its plots, six named series fit in a legend row below
+    the x axis (not over the curves), and the one point of epoch 1 is drawn inside the plot."""
+    from PySide6.QtCore import QPointF
+
+    from app.widgets.live_plot import LivePlot
+
+    plot = LivePlot("metrics", x_label="epoch")
+    qtbot.addWidget(plot)
+    plot.resize(480, 260)
+    plot.show()
+    for number in range(6):
+        plot.add_series(f"s{number}", (0, 0, 255), symbol="o", label=f"series {number}")
+    plot.add_series("baseline", (0, 0, 255), dashed=True, in_legend=False)  # the title explains it
+    plot.append("s0", 1, 0.5)
+    plot.flush()
+    legend, view = plot.plot_widget.plotItem.legend, plot._view
+    # The plot's layout places the legend on a coming event-loop turn.
+    qtbot.waitUntil(lambda: legend.sceneBoundingRect().top() > 0, timeout=2000)
+    assert [label.text for _, label in legend.items] == [f"series {n}" for n in range(6)]
+    legend_box, view_box = legend.sceneBoundingRect(), view.sceneBoundingRect()
+    assert legend_box.top() >= view_box.bottom(), "the legend is below the curves, not over them"
+    assert legend_box.bottom() <= plot.plot_widget.height() + 1, "and inside the widget"
+    assert legend_box.right() <= plot.plot_widget.width() + 1, "its rows no wider than the plot"
+    assert legend.columnCount >= 2, "short names share a row"
+    plot.resize(470, 260)  # a resize after the layout stretched the names' cells: still side by side
+    qtbot.waitUntil(lambda: plot.width() == 470, timeout=2000)
+    assert legend.columnCount >= 2
+    marker = 3  # px: half of the symbol size
+    for epochs in ([1], [1, 2, 3]):
+        for epoch in epochs:
+            plot.append("s1", epoch, 0.4)
+        plot.flush()
+        for epoch in (epochs[0], epochs[-1]):
+            x = view.mapViewToScene(QPointF(epoch, 0.5)).x()
+            assert view_box.left() + marker <= x <= view_box.right() - marker, f"epoch {epoch} of {epochs}"
+
+
 def test_live_plots_redraw_one_at_a_time(qtbot):
     """Plots that all got points are drawn on successive ticks, never in one event-loop turn."""
     from app.widgets.live_plot import LivePlot

@@ -52,7 +52,7 @@ def test_chat_panel_streams_compares_and_shows_scores(panel, qtbot, phase2_demo_
     twin_view, base_view = panel._views["twin"], panel._views["base"]
     assert twin_view.text.text() == turn.twin.text and base_view.text.text() == turn.base.text
     for view, reply in ((twin_view, turn.twin), (base_view, turn.base)):
-        assert f"style-head cosine: {reply.score.sounds_like:.2f}" in view.score.text()
+        assert f"style closeness: {reply.score.sounds_like:.2f}" in view.score.text()
         assert "patterns:" in view.score.text()
     assert panel.send_button.isEnabled() and not panel.stop_button.isEnabled()
     # Once the layout has caught up, each reply's frame holds its whole text and scores.

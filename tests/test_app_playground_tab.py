@@ -130,6 +130,12 @@ def _assert_panels_show(tab, expected, request):
         assert [score for score, *_ in shown] == pytest.approx([n.score for n in step], abs=1e-5)
         assert len(shown) >= 1
     assert tab.plan_steps.topLevelItemCount() == len(expected.plan_steps)
+    # Who wrote each neighbour reads "you" or "them" (the twin speaker), never a raw role.
+    person = tab.workspace.twin_speaker()
+    for number, shown in enumerate(shown_steps):
+        step_item = tab.plan_steps.topLevelItem(number)
+        words = [step_item.child(row).text(2) for row in range(step_item.childCount())]
+        assert words == ["you" if writer == person else "them" for _, _, _, writer, _ in shown]
     # The map highlights the message where the same PCA puts its signature.
     assert tab.style_map.current_xy is not None
     assert np.allclose(tab.style_map.current_xy, tab.style_map.project(expected.style_signature), atol=1e-6)

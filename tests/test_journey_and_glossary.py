@@ -68,6 +68,28 @@ def test_glossary_finds_terms_by_whole_words_longest_first():
     assert len(spellings) == len(set(spellings)), "each spelling names one term"
 
 
+def test_the_plain_names_on_screen_keep_the_exact_term_in_their_tooltips(qapp):
+    from PySide6.QtWidgets import QLabel
+
+    from app.widgets.glossary_tips import apply_glossary
+    from app.widgets.run_summary_card import HEAD_METRICS
+    from app.widgets.trajectory_sliders import TrajectorySliders
+    from app.widgets.trajectory_style import COORDINATE_LABELS, COORDINATE_TERMS
+
+    # The summary card's measures read in plain words; their tooltips name the exact term.
+    shown = " ".join(label for _, _, label, _, _ in HEAD_METRICS)
+    for jargon in ("macro", "F1", "cosine", "retrieval"):
+        assert jargon not in shown
+    assert {"macro F1", "cosine"} <= {t.name for t in glossary.terms_in(shown)}
+    # The trajectory sliders show plain names, each label's tooltip its exact term and meaning.
+    sliders = TrajectorySliders()
+    apply_glossary(sliders)
+    labels = {label.text(): label for label in sliders.findChildren(QLabel)}
+    for plain, term in zip(COORDINATE_LABELS, COORDINATE_TERMS):
+        assert term not in plain or plain == term == "complexity"
+        assert f"{term}: {glossary.meaning(term)}" in labels[plain].toolTip()
+
+
 def test_the_launch_check_names_one_reason_and_one_fix(tmp_path, monkeypatch):
     from cognitivetwin_core.phase1.readiness import (
         FIX_ADD_KEY,

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPlainTextEdit,
     QScrollArea,
+    QTreeView,
     QWidget,
 )
 
@@ -25,6 +26,9 @@ from PySide6.QtWidgets import (
 RAW_ROLE = re.compile(r"(?<![\w-])(assistant|user)(?=\s*[:(]|\s+role\b|'s\b)", re.IGNORECASE)
 HEX_ID = re.compile(r"(?<![\w-])(?=[0-9a-f]*[0-9])(?=[0-9a-f]*[a-f])[0-9a-f]{10,}(?![\w])")
 CLI_FLAG = re.compile(r"(?<![\w-])--[a-z][a-z-]+")
+# A table cell that is nothing but a role ("user" in a Role column): never a person's message,
+# whose text is longer than one word of the program's.
+BARE_ROLE = re.compile(r"^\s*(assistant|user|system|tool)\s*$", re.IGNORECASE)
 SLACK_PX = 2  # rounding of font metrics
 
 
@@ -89,15 +93,23 @@ def _texts(root: QWidget):
             columns = model.columnCount(root_index)
         except TypeError:  # a list model: one column
             columns = 1
-        for row in range(min(model.rowCount(root_index), 50)):
-            for column in range(columns):
-                value = model.data(model.index(row, column), Qt.ItemDataRole.DisplayRole)
-                if isinstance(value, str):
-                    yield f"{type(view).__name__} cell ({row}, {column})", value, view
+        yield from _cells(view, model, root_index, columns)
         for column in range(columns):
             value = model.headerData(column, Qt.Orientation.Horizontal, Qt.ItemDataRole.DisplayRole)
             if isinstance(value, str):
                 yield f"{type(view).__name__} header {column}", value, view
+
+
+def _cells(view, model, parent: QModelIndex, columns: int, depth: int = 0):
+    """(where, text, view) of the cells under `parent`, a tree's children too (50 rows a level)."""
+    rows = model.rowCount(parent)
+    for row in range(min(rows, 50)):
+        for column in range(columns):
+            value = model.data(model.index(row, column, parent), Qt.ItemDataRole.DisplayRole)
+            if isinstance(value, str):
+                yield f"{type(view).__name__} cell ({depth}:{row}, {column})", value, view
+        if depth < 2 and isinstance(view, QTreeView):  # flat models may not check their parent
+            yield from _cells(view, model, model.index(row, 0, parent), columns, depth + 1)
 
 
 def stumbles(root: QWidget, machine_paths: tuple[str, ...] = ()) -> list[str]:
@@ -123,6 +135,8 @@ def stumbles(root: QWidget, machine_paths: tuple[str, ...] = ()) -> list[str]:
             match = pattern.search(text)
             if match:
                 found.append(f"{what} {match.group(0)!r} in {where}: {text[:80]!r}")
+        if " cell (" in where and BARE_ROLE.match(text):
+            found.append(f"a raw role name {text.strip()!r} in {where}")
         for path in machine_paths:
             if path and path in text:
                 found.append(f"a path of this machine in {where}: {text[:80]!r}")

@@ -38,7 +38,7 @@ RUN_COLUMNS = [
     "Data",
     "Epochs",
     "Val loss",
-    "Pattern F1 (baseline)",
+    "Pattern accuracy (guessing)",
     "Folder",
 ]
 
@@ -110,7 +110,7 @@ class Phase2RunsPanel(QWidget):
         if hasattr(self, "compare_loss_plot"):
             return
         self.compare_loss_plot = LivePlot("Loss per epoch (solid: train, dashed: validation)", x_label="epoch")
-        self.compare_metric_plot = LivePlot("Pattern macro F1 per epoch", x_label="epoch")
+        self.compare_metric_plot = LivePlot("Pattern accuracy (0 to 1) per epoch", x_label="epoch")
         self._compare_plots_layout.addWidget(self.compare_loss_plot)
         self._compare_plots_layout.addWidget(self.compare_metric_plot)
 

@@ -341,8 +341,9 @@ class Phase2Tab(QWidget):
         for key, baseline_key, label, _text, color in HEAD_METRICS:
             self.metrics_plot.add_series(key, color, symbol="o", label=label.split(":")[0])
             # A symbol too: after one epoch a dashed line of one point would not show.
+            # Unnamed: the title says the dashed lines are the baselines, and the legend keeps one row.
             self.metrics_plot.add_series(
-                baseline_key, color, dashed=True, symbol="x", label=f"{label.split(':')[0]} baseline"
+                baseline_key, color, dashed=True, symbol="x", label=f"{label.split(':')[0]} baseline", in_legend=False
             )
         self.throughput_plot = LivePlot("Throughput", x_label="step", y_label="examples/s")
         self.throughput_plot.add_series("examples_per_s", (28, 126, 214), label="examples/s")

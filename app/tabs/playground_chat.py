@@ -204,7 +204,9 @@ class ReplyView(QFrame):
         if reply.score is not None:
             closeness = reply.score.sounds_like
             parts.append(
-                f"style-head cosine: {closeness:.2f}" if closeness is not None else "style-head cosine: unavailable"
+                f"style closeness: {closeness:.2f} (-1 to 1)"
+                if closeness is not None
+                else "style closeness: unavailable"
             )
             patterns = ", ".join(f"{name} {p:.0%}" for name, p in reply.score.top_patterns(3))
             parts.append(f"patterns: {patterns}")

@@ -211,7 +211,15 @@ class PlaygroundTab(QWidget):
 
         self.sliders = TrajectorySliders()
         self.sliders.edited.connect(lambda *_: self._slider_timer.start())
-        layout.addWidget(_group("Trajectory (edit to see how the outputs change)", self.sliders))
+        # "Trajectory" is the exact term: the title names the idea, the tooltip the term.
+        layout.addWidget(
+            _group(
+                "Where it sits in the chat",
+                self.sliders,
+                "The trajectory: where the message sits in its conversation, five numbers from 0 to 1; "
+                "move a slider to see how the outputs change.",
+            )
+        )
 
         compare_box = QGroupBox("Compare")
         compare_layout = QVBoxLayout(compare_box)
@@ -637,7 +645,8 @@ class PlaygroundTab(QWidget):
         self.pattern_bars.set_values(analysis.pattern_probabilities, analysis.pattern_labels, request.label_kind)
         self.signature_strip.set_signature(analysis.style_signature)
         self.stylometric_readout.set_values(analysis.stylometrics, analysis.measured_stylometrics)
-        self.plan_steps.set_steps(result.plan_rows, current=request.source)
+        person = self.workspace.twin_speaker() if self.workspace is not None else None
+        self.plan_steps.set_steps(result.plan_rows, current=request.source, person=person)
         self._mark_map()
 
     def _mark_map(self) -> None:
@@ -668,7 +677,7 @@ class PlaygroundTab(QWidget):
             )
         if a is not None and b is not None and self.compare_check.isChecked():
             self.compare_cosine = a.analysis.cosine(b.analysis)
-            self.cosine_label.setText(f"Signature cosine similarity A·B: {self.compare_cosine:.4f}")
+            self.cosine_label.setText(f"How alike A and B are written: closeness {self.compare_cosine:.4f} (-1 to 1)")
         else:
             self.compare_cosine = None
         self._mark_map()

@@ -31,7 +31,7 @@ class AnalysisPanel(QWidget):
         layout.addWidget(self.source_label)
         layout.addWidget(QLabel("Pattern probabilities"))
         layout.addWidget(self.pattern_bars)
-        layout.addWidget(QLabel("Style signature (256-d)"))
+        layout.addWidget(QLabel("Style signature (how it is written)"))
         layout.addWidget(self.signature_strip)
         layout.addWidget(self.stylometric_readout)
         layout.addStretch(1)

@@ -23,7 +23,13 @@ from PySide6.QtWidgets import (
 
 from app.widgets.coordinate_bars import CoordinateBars
 from app.widgets.flow_layout import FlowLayout
-from app.widgets.trajectory_style import COORDINATE_COLORS, COORDINATE_LABELS, phase_color, phase_label
+from app.widgets.trajectory_style import (
+    COORDINATE_COLORS,
+    COORDINATE_LABELS,
+    GLOSSARY_WORDS,
+    phase_color,
+    phase_label,
+)
 
 CARDS_PER_BATCH = 100
 MAX_TEXT_CHARS = 4000
@@ -129,6 +135,7 @@ class ConversationView(QWidget):
 
         self.plot_widget = pg.PlotWidget()
         self.plot_widget.setBackground(None)
+        self.plot_widget.setProperty("glossary", GLOSSARY_WORDS)  # the legend's exact terms, in the tooltip
         self.plot_widget.setFixedHeight(170)
         self.plot_widget.setYRange(0, 1, padding=0.05)
         self.plot_widget.setMouseEnabled(x=True, y=False)

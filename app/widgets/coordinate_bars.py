@@ -6,9 +6,9 @@ from PySide6.QtCore import QRectF, QSize, Qt
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QSizePolicy, QWidget
 
-from app.widgets.trajectory_style import COORDINATE_COLORS, COORDINATE_LABELS
+from app.widgets.trajectory_style import COORDINATE_COLORS, COORDINATE_LABELS, COORDINATE_TERMS, GLOSSARY_WORDS
 
-_LABEL_WIDTH = 92
+_LABEL_WIDTH = 104
 _BAR_WIDTH = 90
 _ROW_HEIGHT = 13
 
@@ -16,12 +16,15 @@ _ROW_HEIGHT = 13
 class CoordinateBars(QWidget):
     def __init__(self, coordinates, parent: QWidget | None = None):
         super().__init__(parent)
-        self.setProperty(
-            "glossary", "trajectory depth sibling order homogeneity temporal complexity"
-        )  # painted words: their meanings go in the tooltip
+        self.setProperty("glossary", GLOSSARY_WORDS)  # painted words: their meanings go in the tooltip
         self.coordinates = tuple(min(1.0, max(0.0, float(value))) for value in coordinates)
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
-        self.setToolTip("\n".join(f"{label}: {value:.2f}" for label, value in zip(COORDINATE_LABELS, self.coordinates)))
+        self.setToolTip(
+            "\n".join(
+                f"{label} ({term}): {value:.2f}"
+                for label, term, value in zip(COORDINATE_LABELS, COORDINATE_TERMS, self.coordinates)
+            )
+        )
 
     def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
         return QSize(_LABEL_WIDTH + _BAR_WIDTH + 36, _ROW_HEIGHT * len(self.coordinates) + 2)

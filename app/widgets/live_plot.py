@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import shiboken6
 from PySide6.QtCore import QCoreApplication, QObject, QTimer
-from PySide6.QtWidgets import QGraphicsScene, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsScene, QSizePolicy, QVBoxLayout, QWidget
 
 REDRAW_INTERVAL_MS = 50  # the queue's tick: one plot per tick, so 3 plots each ~7 Hz at most
 MAX_REDRAW_INTERVAL_MS = 2000
@@ -41,6 +41,10 @@ MAX_REDRAW_INTERVAL_MS = 2000
 # thread: where painting is slow (a busy CPU) plots redraw less often instead of stalling.
 MAX_DRAWING_SHARE = 0.05
 MAX_DRAWN_POINTS = 600  # per curve: min and max of 300 buckets, a few pixel columns each
+LEGEND_ROW = 4  # the plot item's grid: title 0, top axis 1, curves 2, x axis 3
+LEGEND_SPACING_PX = 12  # between a legend entry's sample and its name, and between entries
+LEGEND_MARGIN_PX = 60  # the y axis's width: the legend sits under the curves
+RANGE_EDGE = 0.04  # share of the span kept clear at both ends of x, so end markers show whole
 RANGE_HEADROOM = 0.25  # room given beyond the data when a range is set (fewer re-sets)
 RANGE_MIN_FILL = 0.4  # the data filling less of a range than this: fit it again
 SMOOTHING = 0.9  # exponential moving average: weight of the past
@@ -119,8 +123,15 @@ class LivePlot(QWidget):
         self.plot_widget.setLabel("bottom", x_label)
         if y_label:
             self.plot_widget.setLabel("left", y_label)
-        # No legend background: a translucent one was blended over the curves on every paint.
-        self.plot_widget.addLegend(offset=(-10, 10), labelTextSize="8pt")
+        # The legend is a compact row under the x axis, outside the curves: drawn over them it
+        # hid their ends and, with many series, was taller than the plot at the default window
+        # size. No background: nothing to blend.
+        plot_item = self.plot_widget.getPlotItem()
+        legend = pg.LegendItem(offset=None, labelTextSize="8pt", horSpacing=LEGEND_SPACING_PX, verSpacing=-6)
+        legend.layout.setContentsMargins(0, 0, 0, 0)
+        legend.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)  # its rows' height, no more
+        plot_item.layout.addItem(legend, LEGEND_ROW, 1)
+        plot_item.legend = legend  # curves plotted with a name join it
         self.plot_widget.setMinimumHeight(150)
         # Curves change every redraw: a scene index (BSP tree) would be rebuilt each time.
         self.plot_widget.scene().setItemIndexMethod(QGraphicsScene.ItemIndexMethod.NoIndex)
@@ -147,8 +158,10 @@ class LivePlot(QWidget):
         dashed: bool = False,
         symbol: str | None = None,
         label: str | None = None,
+        in_legend: bool = True,
     ) -> None:
-        """Declare a series (before its first point). `smooth`: a faint raw line under a smoothed one."""
+        """Declare a series (before its first point). `smooth`: a faint raw line under a smoothed one;
+        `in_legend` False: unnamed (a baseline the plot's title explains), so the legend stays one row."""
         if name in self._series:
             return
         pg = self._pg
@@ -163,18 +176,31 @@ class LivePlot(QWidget):
             faint = pg.mkColor(*(round(255 - (255 - c) * FAINT_ALPHA) for c in base.getRgb()[:3]))
             raw_curve = self.plot_widget.plot(pen=pg.mkPen(faint, width=1), skipFiniteCheck=True)
         pen = pg.mkPen(color, width=1, style=style)
-        kwargs = {"pen": pen, "name": label or name, "skipFiniteCheck": True}
+        kwargs = {"pen": pen, "name": (label or name) if in_legend else None, "skipFiniteCheck": True}
         if symbol:
             kwargs.update(symbol=symbol, symbolSize=6, symbolBrush=pg.mkBrush(color), symbolPen=None)
         main_curve = self.plot_widget.plot(**kwargs)
-        legend = self.plot_widget.plotItem.legend
-        if legend is not None:
-            # Many series in one column were taller than a plot at the default window size
-            # (names cut off, drawn over the curves): three or more share rows.
-            named = len(self._series) + 1
-            legend.setColumnCount(1 if named <= 3 else 3)
         self._series[name] = SeriesBuffer(smoothing=SMOOTHING if smooth else None)
         self._curves[name] = (raw_curve, main_curve)
+        self._fit_legend()
+
+    def _fit_legend(self) -> None:
+        """As many legend entries side by side as the plot's width holds (a wider legend ran
+        past the plot's edge)."""
+        legend = self.plot_widget.plotItem.legend
+        if legend is not None and legend.items:
+            # An entry is two cells of the legend's grid (sample, name), each followed by the
+            # spacing. The names' own text widths: their cells are stretched to the legend's columns.
+            widest = max(
+                sample.boundingRect().width() + text.item.boundingRect().width() for sample, text in legend.items
+            )
+            widest += 2 * LEGEND_SPACING_PX
+            per_row = int((self.width() - LEGEND_MARGIN_PX) // widest)
+            legend.setColumnCount(max(1, min(len(legend.items), per_row)))
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        self._fit_legend()
 
     def has_series(self, name: str) -> bool:
         return name in self._series
@@ -295,11 +321,12 @@ def _fitted(low: float, high: float, current, *, ahead_only: bool):
     span = high - low
     if span <= 0:
         span = max(abs(high) * 0.1, 1.0) if ahead_only else max(abs(high) * 0.1, 1e-3)
-    inside = current[0] <= low and high <= current[1]
+    edge = span * RANGE_EDGE / 2  # a point on the border is drawn half outside: not inside
+    inside = current[0] <= low - edge and high + edge <= current[1]
     if inside and span >= RANGE_MIN_FILL * (current[1] - current[0]):
         return None
     if ahead_only:
-        return (low, low + span * (1 + RANGE_HEADROOM))
+        return (low - span * RANGE_EDGE, low + span * (1 + RANGE_HEADROOM))
     margin = span * RANGE_HEADROOM / 2
     return (low - margin, high + margin)
 

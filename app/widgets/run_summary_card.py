@@ -25,18 +25,24 @@ HEAD_METRICS = [
     (
         "pattern_macro_f1",
         "pattern_macro_f1_baseline",
-        "Patterns: macro F1",
+        "Patterns: pattern accuracy (0 to 1)",
         "predicting the training prior",
         HEAD_COLORS["pattern"],
     ),
     (
         "planning_cosine",
         "planning_cosine_baseline",
-        "Planning: cosine to the next turns",
+        "Planning: closeness to the next turns (-1 to 1)",
         "copying the current turn",
         HEAD_COLORS["planning"],
     ),
-    ("style_retrieval", "style_retrieval_chance", "Style: same-author retrieval", "chance", HEAD_COLORS["style"]),
+    (
+        "style_retrieval",
+        "style_retrieval_chance",
+        "Style: finding your own messages (0 to 1)",
+        "chance",
+        HEAD_COLORS["style"],
+    ),
 ]
 
 
@@ -124,7 +130,7 @@ class SummaryCard(QFrame):
             mark = "✔" if verdict.beats_baseline else "–" if unclear else "✘"
             rows.append(
                 f"<span style='color:{color}'>{mark} {html.escape(verdict.sentence)}</span> "
-                f"<span style='color:#667085'>({label.split(': ')[-1]} <b>{value:.3f}</b> vs {baseline:.3f}, "
+                f"<span style='color:#667085'>({label.split(': ')[-1]}: <b>{value:.3f}</b> vs {baseline:.3f}, "
                 f"{baseline_text})</span>"
             )
         if summary.best_epoch is not None and rows:

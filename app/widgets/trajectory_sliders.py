@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import QComboBox, QGridLayout, QLabel, QPushButton, QSlider, QWidget
 
-from app.widgets.trajectory_style import COORDINATE_LABELS
+from app.widgets.trajectory_style import COORDINATE_LABELS, COORDINATE_TERMS
 from cognitivetwin_core.annotation.trajectory import PHASE_NAMES, phase_for_depth
 
 _STEPS = 100  # slider resolution: 0.01
@@ -34,15 +34,17 @@ class TrajectorySliders(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         self.sliders: list[QSlider] = []
         self.value_labels: list[QLabel] = []
-        for row, label in enumerate(COORDINATE_LABELS):
+        for row, (label, term) in enumerate(zip(COORDINATE_LABELS, COORDINATE_TERMS)):
             slider = QSlider(Qt.Orientation.Horizontal)
             slider.setRange(0, _STEPS)
-            slider.setObjectName(f"trajectory-{label.replace(' ', '-')}")
+            slider.setObjectName(f"trajectory-{term.replace(' ', '-')}")
             slider.setAccessibleName(label)
             value_label = QLabel("0.00")
             value_label.setMinimumWidth(32)
             slider.valueChanged.connect(lambda _value, index=row: self._slider_moved(index))
-            layout.addWidget(QLabel(label), row, 0)
+            name = QLabel(label)
+            name.setProperty("glossary", term)  # the exact term and its meaning in the tooltip
+            layout.addWidget(name, row, 0)
             layout.addWidget(slider, row, 1)
             layout.addWidget(value_label, row, 2)
             self.sliders.append(slider)

@@ -7,7 +7,11 @@ from cognitivetwin_core.annotation.trajectory import COORDINATE_NAMES, PHASE_NAM
 # One colour per phase (0 opening .. 5 closing): cool to warm along the conversation.
 PHASE_COLORS = ("#1c7ed6", "#1098ad", "#37b24d", "#f59f00", "#f76707", "#c2255c")
 COORDINATE_COLORS = ("#364fc7", "#0ca678", "#e8590c", "#ae3ec9", "#c92a2a")
-COORDINATE_LABELS = tuple(name.replace("_", " ") for name in COORDINATE_NAMES)
+# The exact names (the glossary's terms, shown in tooltips) and the plain words shown instead.
+COORDINATE_TERMS = tuple(name.replace("_", " ") for name in COORDINATE_NAMES)
+COORDINATE_LABELS = ("how far in", "who is speaking", "repeats the last", "time along", "complexity")
+assert len(COORDINATE_LABELS) == len(COORDINATE_NAMES)
+GLOSSARY_WORDS = "trajectory " + " ".join(COORDINATE_TERMS)  # for a painted widget's `glossary` property
 
 
 def phase_label(phase_id: int) -> str:

@@ -50,6 +50,7 @@ class Neighbour:
     role: str
     text: str
     score: float  # cosine similarity in the standardised hidden space
+    speaker: str | None = None  # the participant's name where the source gives one
 
 
 @dataclass
@@ -402,7 +403,7 @@ class NeighbourIndex:
         for row_values, row_indices in zip(values.tolist(), indices.tolist()):
             result.append(
                 [
-                    Neighbour(e.conversation_id, e.message_index, e.role, e.text, float(score))
+                    Neighbour(e.conversation_id, e.message_index, e.role, e.text, float(score), e.speaker)
                     for score, e in ((s, self.entries[i]) for s, i in zip(row_values, row_indices))
                 ]
             )

@@ -150,7 +150,9 @@ class AnalysisRequest:
 class AnalysisResult:
     request: AnalysisRequest
     analysis: object  # cognitivetwin_core.playground.analysis.Analysis
-    plan_rows: list[list[tuple]]  # per step: (score, conversation_id, turn_index, role, text)
+    # per step: (score, conversation_id, turn_index, writer, text); writer: the participant's
+    # name, else the role (`twin_speaker.speaker_key`), compared with the twin speaker to say "you"
+    plan_rows: list[list[tuple]]
     seconds: float
 
 
@@ -355,7 +357,7 @@ def map_of(model, neighbours):
 
 def plan_rows(analysis) -> list[list[tuple]]:
     return [
-        [(float(n.score), n.conversation_id, int(n.message_index), n.role, n.text) for n in step]
+        [(float(n.score), n.conversation_id, int(n.message_index), n.speaker or n.role, n.text) for n in step]
         for step in analysis.plan_steps
     ]
 
