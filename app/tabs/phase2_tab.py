@@ -337,7 +337,7 @@ class Phase2Tab(QWidget):
         for head, color in HEAD_COLORS.items():
             self.loss_plot.add_series(head, color, smooth=True)
         self.loss_plot.add_series("validation total", (120, 120, 120), symbol="o", dashed=True)
-        self.metrics_plot = LivePlot("Validation metrics per epoch (dashed: baselines)", x_label="epoch")
+        self.metrics_plot = LivePlot("Held-out scores (dashed: baselines)", x_label="epoch")
         for key, baseline_key, label, _text, color in HEAD_METRICS:
             self.metrics_plot.add_series(key, color, symbol="o", label=label.split(":")[0])
             # A symbol too: after one epoch a dashed line of one point would not show.
