@@ -441,6 +441,7 @@ def _measure_local_lora(args, app, window, scratch: Path) -> bool:
     QTimer.singleShot(SETTLE_MS, settle.quit)
     settle.exec()
     clock.start()
+    tracer = _StallTracer(lambda: last["t"], clock) if args.trace_stalls else None
     timer.start()
     checker.start()
     enter("dry run")
@@ -448,6 +449,9 @@ def _measure_local_lora(args, app, window, scratch: Path) -> bool:
     app.exec()
     timer.stop()
     checker.stop()
+    if tracer is not None:
+        tracer.stop()
+        tracer.report()
     controller.local_job.wait(60_000)  # the thread that followed the child
     ended = state["ended"] or time.monotonic()
     print(

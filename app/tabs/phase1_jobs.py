@@ -275,7 +275,7 @@ class Phase1JobsList:
 
     def _on_job_ended(self, update: JobUpdate) -> None:
         trend = self.loss_verdict(update.job_id)
-        if update.job_id == self._local_plot_job and self.loss_plot is not None:
+        if update.job_id == self._local_plot_job and not self.loss_plot.isHidden():
             self.loss_plot.flush()
             self.loss_status.setText(
                 f"{self._job_name(update.job_id)}: {update.status} after {self.plotted_steps()} plotted step(s)."

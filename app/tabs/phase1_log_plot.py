@@ -32,7 +32,14 @@ class Phase1LogAndPlot:
     def _build_plot_group(self) -> QGroupBox:
         group = QGroupBox("Local run: training loss")
         self.plot_box = QVBoxLayout(group)
-        self.loss_plot = None  # built with the first local run: pyqtgraph stays out of start-up
+        # Built with the tab (tabs are built on first show, so pyqtgraph stays out of start-up) and
+        # shown with the first local run: imported at the first loss point, pyqtgraph stalled the
+        # window for about 300 ms mid-run (benchmarks/gui_responsiveness.py --run local-lora).
+        from app.widgets.live_plot import LivePlot  # the Phase 2 tab's throttled plot
+
+        self.loss_plot = LivePlot(x_label="step", y_label="loss (on your replies)")
+        self.loss_plot.setVisible(False)
+        self.plot_box.addWidget(self.loss_plot, 1)
         self.loss_status = QLabel(
             "No run on this computer yet: its loss (how wrong it still is) is drawn here as it trains."
         )
@@ -42,23 +49,19 @@ class Phase1LogAndPlot:
         return group
 
     def _reset_plot(self) -> None:
-        if self.loss_plot is None:
-            from app.widgets.live_plot import LivePlot  # the Phase 2 tab's throttled plot
-
-            self.loss_plot = LivePlot(x_label="step", y_label="loss (on your replies)")
-            self.plot_box.insertWidget(0, self.loss_plot, 1)
+        self.loss_plot.setVisible(True)
         self.loss_plot.clear()
         self.loss_plot.add_series(LOSS_SERIES, (33, 60, 170), smooth=True, label="training loss")
 
     def plotted_steps(self) -> int:
-        return self.loss_plot.point_count(LOSS_SERIES) if self.loss_plot is not None else 0
+        return self.loss_plot.point_count(LOSS_SERIES)
 
     def _on_loss_point(self, job_id: str, step: int, loss: float) -> None:
         if self._local_plot_job is None:
             self._local_plot_job = job_id
         if job_id != self._local_plot_job:
             return
-        if self.loss_plot is None:
+        if self.loss_plot.isHidden():
             self._reset_plot()
         self._losses.setdefault(job_id, []).append(loss)
         self.loss_plot.append(LOSS_SERIES, step, loss)
@@ -103,7 +106,7 @@ class Phase1LogAndPlot:
     def _show_last_local_run(self, records) -> None:
         """Before any run of this session: what the last finished local run learned, from its
         adapter's lineage (the live curve is drawn only while a run trains)."""
-        if self._local_plot_job is not None or self.loss_plot is not None:
+        if self._local_plot_job is not None or not self.loss_plot.isHidden():
             return
         from cognitivetwin_core.phase1.adapter_archive import read_lineage
 
