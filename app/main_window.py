@@ -108,7 +108,7 @@ TAB_FACTORIES: list[tuple[str, str, Callable[[], QWidget]]] = [
 ]
 
 
-def _open_first_workspace(progress, cancelled, candidates):
+def _open_first_workspace(progress, cancellation, candidates):
     """Worker-thread body: the first candidate that opens; else the first candidate's error."""
     from cognitivetwin_core.data.workspace import Workspace
 

@@ -318,7 +318,7 @@ def test_an_unexpected_failure_is_shown_inline_and_in_the_error_dialog(window, q
     from app.dialogs.errors import ErrorDialog
     from app.tabs import data_jobs
 
-    def broken_import(progress, cancelled, *args):
+    def broken_import(progress, cancellation, *args):
         raise ZeroDivisionError("a bug in an importer")
 
     shown = []

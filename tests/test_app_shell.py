@@ -173,14 +173,14 @@ def test_settings_refuse_key_like_values(isolated_user_dirs):
 # --- the background-job controller (threads: docs/qt.md §3-9) -----------------------------------
 
 
-def _work(progress, cancelled, n, fail_with=None, gate=None):
+def _work(progress, cancellation, n, fail_with=None, gate=None):
+    from cognitivetwin_core.cancellation import Cancellation
+
+    assert isinstance(cancellation, Cancellation), "a job function gets the core's Cancellation"
     for i in range(n):
         if gate is not None:
             gate.wait(5)
-        if cancelled():
-            from cognitivetwin_core.errors import CancelledError
-
-            raise CancelledError("stopped")
+        cancellation.raise_if_cancelled("stopped")
         progress((i, threading.current_thread().name))
     if fail_with is not None:
         raise fail_with
@@ -215,8 +215,12 @@ def test_background_job_reports_failures_and_cancels(qtbot):
     with qtbot.waitSignal(job.cancelled, timeout=10_000):
         job.start(_work, 1000, None, gate)
         job.cancel()
+        assert job.is_cancel_requested()
         gate.set()
     qtbot.waitUntil(lambda: not job.is_running())
+    with qtbot.waitSignal(job.succeeded, timeout=10_000):
+        job.start(_work, 1)  # a new run gets a fresh Cancellation: the last run's request is over
+    assert not job.is_cancel_requested()
 
 
 def test_tracked_tasks_are_cancelled_on_quit(qasync_loop, qtbot):

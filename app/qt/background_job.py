@@ -1,8 +1,9 @@
 """Long CPU work off the GUI thread: a plain function on a QThread, observed from the GUI.
 
-The work is a plain function `fn(progress, cancelled, *args)` (Orange3's shape): it calls
-`progress(value)` with anything worth showing and checks `cancelled()` every step (threads
-cannot be killed, docs/qt.md §9). `BackgroundJob` is the GUI-thread controller: it owns the
+The work is a plain function `fn(progress, cancellation, *args)` (Orange3's shape): it calls
+`progress(value)` with anything worth showing and checks the core's `Cancellation` every step
+(`cancellation.cancelled`, `raise_if_cancelled`, or hands it on to core work that takes one:
+threads cannot be killed, docs/qt.md §9). `BackgroundJob` is the GUI-thread controller: it owns the
 QThread and a parentless worker object, relays the worker's signals through its own bound
 slots so they run in the GUI thread (docs/qt.md §3-4), connects everything before the thread
 starts (§7), quits the thread through a direct connection (§5) and waits for it before the
@@ -25,11 +26,11 @@ inline. `cognitivetwin_core.errors.CancelledError` raised after `cancel()` ends 
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Qt, QThread, Signal, Slot
 
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.errors import CancelledError
 
 log = logging.getLogger(__name__)
@@ -43,16 +44,16 @@ class _Worker(QObject):
     error = Signal(object)
     finished = Signal()
 
-    def __init__(self, fn: Callable, args: tuple, cancel_event: threading.Event):
+    def __init__(self, fn: Callable, args: tuple, cancellation: Cancellation):
         super().__init__()
         self._fn = fn
         self._args = args
-        self._cancel_event = cancel_event
+        self._cancellation = cancellation
 
     @Slot()
     def run(self) -> None:
         try:
-            result = self._fn(self.progress.emit, self._cancel_event.is_set, *self._args)
+            result = self._fn(self.progress.emit, self._cancellation, *self._args)
         except BaseException as exc:  # noqa: BLE001 - everything must reach the controller
             self.error.emit(exc)
         else:
@@ -76,7 +77,7 @@ class BackgroundJob(QObject):
         self._name = name
         self._thread: QThread | None = None
         self._worker: _Worker | None = None
-        self._cancel_event = threading.Event()
+        self._cancellation = Cancellation()
 
     def is_running(self) -> bool:
         return self._thread is not None
@@ -84,10 +85,10 @@ class BackgroundJob(QObject):
     def start(self, fn: Callable, *args) -> None:
         if self._thread is not None:
             raise RuntimeError(f"{self._name} is already running")
-        self._cancel_event = threading.Event()
+        self._cancellation = Cancellation()  # one per run: a cancelled run's request ends with it
         thread = QThread()
         thread.setObjectName(self._name)
-        worker = _Worker(fn, args, self._cancel_event)
+        worker = _Worker(fn, args, self._cancellation)
         worker.moveToThread(thread)
         # Every connection exists before the thread starts (§7). Bound slots of this
         # GUI-thread object are queued to the GUI thread (§3).
@@ -104,10 +105,10 @@ class BackgroundJob(QObject):
 
     def cancel(self) -> None:
         """Ask the function to stop at its next check; `cancelled` follows when it has."""
-        self._cancel_event.set()
+        self._cancellation.cancel()
 
     def is_cancel_requested(self) -> bool:
-        return self._cancel_event.is_set()
+        return self._cancellation.cancelled
 
     def wait(self, timeout_ms: int = 30_000) -> bool:
         """Block until the thread has stopped (shutdown only)."""

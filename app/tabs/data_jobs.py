@@ -2,9 +2,9 @@
 `BackgroundJob`, and their descriptions: the Data tab's, and Phase 1's export of its
 training file. Shared by tabs, so no tab's own module (pyproject's tab contracts).
 
-Each `run_*` function has the `fn(progress, cancelled, *args)` shape: it opens its own
+Each `run_*` function has the `fn(progress, cancellation, *args)` shape: it opens its own
 `Workspace` connection (the GUI keeps reading through its own while an import's
-transaction is open), reports progress and checks `cancelled()` at every tick. Raising
+transaction is open), reports progress and checks the `Cancellation` at every tick. Raising
 `cognitivetwin_core.errors.CancelledError` from the import's progress callback rolls the
 whole import back, so a cancelled import writes nothing.
 """
@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from cognitivetwin_core.errors import CancelledError, CognitiveTwinError
+from cognitivetwin_core.cancellation import Cancellation
+from cognitivetwin_core.errors import CognitiveTwinError
 
 PROGRESS_INTERVAL_S = 0.1  # at most ~10 progress signals a second reach the GUI
 
@@ -41,14 +42,13 @@ def file_importers() -> list[FileImporterChoice]:
 class _Throttle:
     """Forwards a progress tick at most every PROGRESS_INTERVAL_S, checking cancel each time."""
 
-    def __init__(self, progress, cancelled):
+    def __init__(self, progress, cancellation: Cancellation):
         self._progress = progress
-        self._cancelled = cancelled
+        self._cancellation = cancellation
         self._last = 0.0
 
     def __call__(self, tick) -> None:
-        if self._cancelled():
-            raise CancelledError("Cancelled: nothing was written.")
+        self._cancellation.raise_if_cancelled("Cancelled: nothing was written.")
         now = time.monotonic()
         if now - self._last >= PROGRESS_INTERVAL_S:
             self._last = now
@@ -63,15 +63,17 @@ def _open(workspace_path):
     return Workspace.open(workspace_path)
 
 
-def run_import(progress, cancelled, workspace_path, source, importer: str | None, strict: bool):
+def run_import(progress, cancellation: Cancellation, workspace_path, source, importer: str | None, strict: bool):
     """Import a file (`importer` None: detected from the file) or "demo" into the workspace."""
     from cognitivetwin_core.data.importers import import_into
 
     with _open(workspace_path) as workspace:
-        return import_into(workspace, source, importer=importer, strict=strict, progress=_Throttle(progress, cancelled))
+        return import_into(
+            workspace, source, importer=importer, strict=strict, progress=_Throttle(progress, cancellation)
+        )
 
 
-def run_supabase_import(progress, cancelled, workspace_path, table: str, mapping: dict, strict: bool):
+def run_supabase_import(progress, cancellation: Cancellation, workspace_path, table: str, mapping: dict, strict: bool):
     """Read the URL and key from the keyring here, on the worker thread (an unlock prompt may block)."""
     from cognitivetwin_core.connections import secrets
     from cognitivetwin_core.data import importers
@@ -87,12 +89,12 @@ def run_supabase_import(progress, cancelled, workspace_path, table: str, mapping
         url=url, key=key, table=table, mapping=importers.ColumnMapping.from_pairs(mapping)
     )
     with _open(workspace_path) as workspace:
-        return import_into(workspace, source, strict=strict, progress=_Throttle(progress, cancelled))
+        return import_into(workspace, source, strict=strict, progress=_Throttle(progress, cancellation))
 
 
 def run_export(
     progress,
-    cancelled,
+    cancellation: Cancellation,
     workspace_path,
     which: str,
     path: Path,
@@ -105,7 +107,7 @@ def run_export(
     trajectory JSONL. The core writes atomically: a cancel leaves no file behind."""
     from cognitivetwin_core.data import exports
 
-    throttle = _Throttle(progress, cancelled)
+    throttle = _Throttle(progress, cancellation)
     with _open(workspace_path) as workspace:
         total = workspace.count_conversations()
 
@@ -130,11 +132,11 @@ def run_export(
             ) from exc
 
 
-def run_privacy_check(progress, cancelled, workspace_path):
+def run_privacy_check(progress, cancellation: Cancellation, workspace_path):
     """Personal data in the workspace's messages (a `PrivacySummary`), read off the GUI thread."""
     from cognitivetwin_core.data.privacy import scan_conversations
 
-    throttle = _Throttle(progress, cancelled)
+    throttle = _Throttle(progress, cancellation)
     with _open(workspace_path) as workspace:
         total = workspace.count_conversations()
         names = [item.name for item in workspace.speakers() if item.named]
@@ -145,11 +147,11 @@ def run_privacy_check(progress, cancelled, workspace_path):
         return scan_conversations(workspace.iter_conversations(), names, progress=tick)
 
 
-def run_token_count(progress, cancelled, workspace_path, base_model: str) -> str:
+def run_token_count(progress, cancellation: Cancellation, workspace_path, base_model: str) -> str:
     """Tokens of every message with the base's tokenizer (transformers loads here, off the GUI thread)."""
     from cognitivetwin_core.models.loader import load_tokenizer
 
-    throttle = _Throttle(progress, cancelled)
+    throttle = _Throttle(progress, cancellation)
     throttle(("Loading the tokenizer…", None))
     tokenizer = load_tokenizer(base_model)
     with _open(workspace_path) as workspace:

@@ -75,7 +75,7 @@ def parse_time(value) -> float | None:
 # ----- the local run, as a plain function for BackgroundJob ------------------------------------
 
 
-def follow_local_process(progress, cancelled, process: LocalLoraProcess) -> JobUpdate | None:
+def follow_local_process(progress, cancellation, process: LocalLoraProcess) -> JobUpdate | None:
     """Hand each message of the local run's child to the GUI; its last (terminal) update."""
     last = None
     for message in process.run():
@@ -104,7 +104,7 @@ def phase2_run_for_adapter(workspace, adapter_dir: str | Path) -> str | None:
     return None
 
 
-def run_evaluation(progress, cancelled, process: EvaluationProcess) -> dict:
+def run_evaluation(progress, cancellation, process: EvaluationProcess) -> dict:
     """The Evaluate button's job: the twin against its base on held-out replies (evaluation.json),
     computed in the process's child; this thread hands its progress to the GUI."""
     for message in process.run():

@@ -16,7 +16,7 @@ from cognitivetwin_core.errors import CognitiveTwinError
 REPORT_FILE = "report.html"
 
 
-def write_adapter_report(progress, cancelled, adapter_dir: str, workspace) -> str:
+def write_adapter_report(progress, cancellation, adapter_dir: str, workspace) -> str:
     from cognitivetwin_core.playground.judges.report import write_report
 
     return str(write_report([adapter_dir], Path(adapter_dir) / REPORT_FILE, workspace=workspace))

@@ -32,6 +32,7 @@ from dataclasses import replace
 from PySide6.QtCore import QCoreApplication, QEvent, QObject, Signal, Slot
 
 from app.qt.background_job import BackgroundJob
+from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.errors import CognitiveTwinError
 
 # At import, not when a run starts: the first import of multiprocessing's spawning
@@ -41,11 +42,11 @@ from cognitivetwin_core.phase2.subprocess_runner import Phase2TrainerProcess
 log = logging.getLogger(__name__)
 
 
-def run_trainer(progress, cancelled, trainer):
+def run_trainer(progress, cancellation: Cancellation, trainer):
     """The worker-thread body: iterate the child's events, hand each to the GUI thread."""
     finished = None
     for event in trainer.run():
-        if cancelled():  # BackgroundJob.cancel() (shutdown): the trainer discards the run
+        if cancellation.cancelled:  # BackgroundJob.cancel() (shutdown): the trainer discards the run
             trainer.request_cancel()
         progress(event)
         if event.kind == "finished":

@@ -72,7 +72,7 @@ STEP_LABELS_MS = 250  # the step labels change at most 4 times a second
 ALL_GPUS = "cuda-all"  # the device choice that encodes on every GPU
 
 
-def _count_gpus(_progress, _cancelled) -> int:
+def _count_gpus(_progress, _cancellation) -> int:
     # In the helper child: counting GPUs imports torch, which must not happen in this process.
     from cognitivetwin_core.child_processes import call_in_child
     from cognitivetwin_core.models.devices import cuda_device_count
@@ -377,7 +377,7 @@ class Phase2Tab(QWidget):
         if self.workspace is not None and not event.spontaneous() and not self.controller.is_running():
             self.refresh_adapters()  # a Phase 1 job may have finished since: offer its adapter at once
         if not self.detected_device and not self._device_job.is_running():
-            self._device_job.start(lambda _progress, _cancelled: describe_device())
+            self._device_job.start(lambda _progress, _cancellation: describe_device())
         if self.gpu_count is None and not self._gpu_count_job.is_running():
             self._gpu_count_job.start(_count_gpus)
         if self.memory_verdict.verdict is None and not self.memory_verdict.is_checking():

@@ -126,7 +126,7 @@ class ChatRemembered:
     items: list
 
 
-def run_chat_turn(progress, cancelled, models: ChatModels, request: ChatRequest):
+def run_chat_turn(progress, cancellation: Cancellation, models: ChatModels, request: ChatRequest):
     """The job: load what is needed, then the twin's (and the base's) reply, scored."""
     models.prepare(
         request.adapter_dir, request.base_model, request.run_dir, progress, request.workspace, request.memory
@@ -139,7 +139,7 @@ def run_chat_turn(progress, cancelled, models: ChatModels, request: ChatRequest)
         request.text,
         compare_base=request.compare_base,
         on_text=lambda who, piece: progress(ChatText(who, piece)),
-        cancellation=Cancellation(also_when=cancelled),
+        cancellation=cancellation,
         on_remembered=lambda items: progress(ChatRemembered(items)),
     )
 

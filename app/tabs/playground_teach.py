@@ -117,14 +117,11 @@ class FeedbackBar(QWidget):
         self._show_choices()
 
 
-def run_teach(progress, cancelled, workspace, adapter_dir: str, max_steps: int | None):
+def run_teach(progress, cancellation, workspace, adapter_dir: str, max_steps: int | None):
     """The job: a Teach run reporting each event; Stop between steps."""
-    from cognitivetwin_core.cancellation import Cancellation
     from cognitivetwin_core.phase1.teach import teach_twin
 
-    return teach_twin(
-        workspace, adapter_dir, max_steps=max_steps, on_event=progress, cancellation=Cancellation(also_when=cancelled)
-    )
+    return teach_twin(workspace, adapter_dir, max_steps=max_steps, on_event=progress, cancellation=cancellation)
 
 
 class TeachPanel(QWidget):

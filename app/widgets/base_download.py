@@ -16,8 +16,7 @@ from app.qt.background_job import BackgroundJob
 from app.widgets.message_label import MessageLabel
 
 
-def _download(progress, cancelled, repo_id: str):
-    from cognitivetwin_core.cancellation import Cancellation
+def _download(progress, cancellation, repo_id: str):
     from cognitivetwin_core.connections.secrets import huggingface_token
     from cognitivetwin_core.models import hub
 
@@ -25,7 +24,7 @@ def _download(progress, cancelled, repo_id: str):
         repo_id,
         token=huggingface_token(),
         progress=lambda done, total: progress((done, total)),
-        cancellation=Cancellation(also_when=cancelled),
+        cancellation=cancellation,
     )
 
 

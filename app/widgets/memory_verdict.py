@@ -20,7 +20,7 @@ from app.qt.background_job import BackgroundJob
 from app.widgets.message_label import MessageLabel
 
 
-def _verdict(_progress, _cancelled, fn: Callable, args: tuple, kwargs: dict, in_child: bool):
+def _verdict(_progress, _cancellation, fn: Callable, args: tuple, kwargs: dict, in_child: bool):
     if in_child:
         from cognitivetwin_core.child_processes import call_in_child
 

@@ -363,11 +363,10 @@ def plan_rows(analysis) -> list[list[tuple]]:
 
 
 def run_task(
-    progress, cancelled, session: PlaygroundSession, kind: str, run_dir, workspace_path, request
+    progress, cancellation: Cancellation, session: PlaygroundSession, kind: str, run_dir, workspace_path, request
 ) -> RunLoaded | AnalysisResult:
     """The BackgroundJob function: load a run, or analyse a request (loading its run first).
     `progress` receives `LoadProgress` and, when an analysis loaded its run, `RunLoaded`."""
-    cancellation = Cancellation(also_when=cancelled)
     loaded, fresh = session.ensure_loaded(run_dir, workspace_path, progress, cancellation)
     if kind == "load":
         return RunLoaded(loaded)  # also when it was loaded before: the tab redraws its map
