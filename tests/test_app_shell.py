@@ -223,6 +223,34 @@ def test_background_job_reports_failures_and_cancels(qtbot):
     assert not job.is_cancel_requested()
 
 
+def test_a_job_freed_with_its_owner_while_running_keeps_its_thread_until_it_ends(qtbot, qapp):
+    """A running QThread destroyed aborts the process: freeing the job's owner mid-run (a
+    closed widget) must leave the thread alone until the function returns."""
+    import gc
+    import weakref
+
+    from PySide6.QtCore import QCoreApplication, QEvent, QObject
+
+    from app.qt.background_job import BackgroundJob, running_job_threads
+
+    before = running_job_threads()
+    owner = QObject()
+    job = BackgroundJob(owner, name="orphaned job")
+    gate = threading.Event()
+    job.start(_work, 1, None, gate)
+    thread = weakref.ref(job._thread)
+    owner.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    del owner, job
+    gc.collect()  # the job's wrappers go; without the keeper its running thread went too
+    assert thread() is not None and thread().isRunning()
+    assert running_job_threads() == before + 1
+    gate.set()
+    qtbot.waitUntil(lambda: running_job_threads() == before, timeout=10_000)
+    gc.collect()
+    assert thread() is None, "let go once stopped"
+
+
 def test_tracked_tasks_are_cancelled_on_quit(qasync_loop, qtbot):
     import asyncio
 

@@ -62,6 +62,48 @@ class _Worker(QObject):
             self.finished.emit()
 
 
+class _ThreadKeeper(QObject):
+    """Holds every running job's thread and worker until the thread has stopped. A job is
+    deleted with its owner (a widget closed, or a test's widget freed) while its function may
+    still run; a QThread destroyed while running aborts the process (docs/qt.md §18), so the
+    last reference goes here, in the GUI thread, after `wait()`."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._running: dict[int, tuple[QThread, _Worker]] = {}
+
+    def keep(self, thread: QThread, worker: _Worker) -> None:
+        self._running[id(thread)] = (thread, worker)
+        thread.finished.connect(self._release)  # queued to this GUI-thread object (§3)
+
+    def running(self) -> int:
+        return len(self._running)
+
+    @Slot()
+    def _release(self) -> None:
+        thread = self.sender()
+        kept = self._running.get(id(thread))
+        if kept is None:
+            return
+        kept[0].wait()  # finished comes before the thread has fully stopped (§8)
+        del self._running[id(thread)]
+
+
+_keeper: _ThreadKeeper | None = None
+
+
+def _thread_keeper() -> _ThreadKeeper:
+    global _keeper
+    if _keeper is None:  # first made by a `start()`, so it lives in the GUI thread
+        _keeper = _ThreadKeeper()
+    return _keeper
+
+
+def running_job_threads() -> int:
+    """Job threads not yet stopped, their owners alive or not (shutdown checks, tests)."""
+    return 0 if _keeper is None else _keeper.running()
+
+
 class BackgroundJob(QObject):
     """GUI-thread controller of one run at a time of a plain function on a QThread."""
 
@@ -98,6 +140,7 @@ class BackgroundJob(QObject):
         worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)  # §5
         thread.finished.connect(self._thread_finished)
         thread.started.connect(worker.run)
+        _thread_keeper().keep(thread, worker)
         self._thread, self._worker = thread, worker
         self._outcome: tuple[str, object] | None = None
         thread.start()
