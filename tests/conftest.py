@@ -25,7 +25,8 @@ if os.environ.get("PYTEST_XDIST_WORKER_COUNT"):
 _SHARED_STATE_WORDS = {"os-keyring": "keyring", "phase2-demo-run": "phase2_demo_run"}
 # Fixtures that load the built-in base's weights or train on it: a test using one is slow,
 # marked here so that `make test-fast` (-m "not slow") leaves it out without each file saying so.
-_SLOW_FIXTURES = {"embedded_model", "phase2_demo_run"}
+# (`demo_twin`: test_chat_and_evaluation.py's LoRA run on the built-in base.)
+_SLOW_FIXTURES = {"embedded_model", "phase2_demo_run", "demo_twin"}
 
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by marker

@@ -17,6 +17,7 @@ from together_server import FakeTogether
 
 from cognitivetwin_core.connections import secrets
 from cognitivetwin_core.connections.checks import CheckStatus
+from tests.waits import WORK_TIMEOUT_MS
 
 needs_secret_service = pytest.mark.skipif(
     not os.environ.get("DBUS_SESSION_BUS_ADDRESS"),
@@ -48,12 +49,12 @@ def tab(qtbot, qasync_loop, isolated_user_dirs):
     qtbot.addWidget(widget)
     widget.resize(1000, 760)
     widget.show()
-    with qtbot.waitSignal(widget.refreshed, timeout=15_000):
+    with qtbot.waitSignal(widget.refreshed, timeout=WORK_TIMEOUT_MS):
         widget.refresh()
     return widget
 
 
-def _click_and_wait(qtbot, button, signal=None, until=None, timeout=20_000):
+def _click_and_wait(qtbot, button, signal=None, until=None, timeout=WORK_TIMEOUT_MS):
     if signal is not None:
         with qtbot.waitSignal(signal, timeout=timeout) as blocker:
             qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
@@ -173,7 +174,7 @@ def test_without_a_keyring_the_tab_explains_and_stores_nothing(
         qtbot.addWidget(tab)
         tab.resize(1000, 760)
         tab.show()
-        with qtbot.waitSignal(tab.refreshed, timeout=15_000):
+        with qtbot.waitSignal(tab.refreshed, timeout=WORK_TIMEOUT_MS):
             tab.refresh()
         assert not tab.keyring_available
         assert tab.keyring_message.isVisible() and tab.keyring_message.kind == "error"
@@ -187,7 +188,7 @@ def test_without_a_keyring_the_tab_explains_and_stores_nothing(
         import asyncio
 
         task = asyncio.get_event_loop().create_task(tab.save_together())
-        qtbot.waitUntil(task.done, timeout=10_000)
+        qtbot.waitUntil(task.done, timeout=WORK_TIMEOUT_MS)
         assert tab.together_result.kind == "error" and "No system keyring" in tab.together_result.text()
         assert tab.together_key.text() == value, "the typed key is not thrown away"
     finally:

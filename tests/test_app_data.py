@@ -9,8 +9,10 @@ import json
 import pytest
 from PySide6.QtCore import Qt
 
+from tests.waits import WORK_TIMEOUT_MS
 
-def _wait_job(qtbot, tab, start, timeout=60_000):
+
+def _wait_job(qtbot, tab, start, timeout=WORK_TIMEOUT_MS):
     with qtbot.waitSignal(tab.jobFinished, timeout=timeout):
         assert start()
 
@@ -20,7 +22,7 @@ def test_demo_offer_imports_the_demo_and_browses_annotated_conversations(window,
 
     tab = window.data_tab
     assert window.demo_banner.isVisible()
-    with qtbot.waitSignal(tab.importFinished, timeout=60_000) as done:
+    with qtbot.waitSignal(tab.importFinished, timeout=WORK_TIMEOUT_MS) as done:
         qtbot.mouseClick(window.demo_load_button, Qt.MouseButton.LeftButton)
     report = done.args[0]
     assert report.conversations_accepted >= 40 and report.rejected == []
@@ -33,7 +35,7 @@ def test_demo_offer_imports_the_demo_and_browses_annotated_conversations(window,
     # Pick the longest conversation to see several phases.
     longest = max(range(tab.list_model.rowCount()), key=lambda r: tab.list_model.summary(r).message_count)
     summary = tab.list_model.summary(longest)
-    with qtbot.waitSignal(tab.conversationShown, timeout=10_000):
+    with qtbot.waitSignal(tab.conversationShown, timeout=WORK_TIMEOUT_MS):
         tab.select_row(longest)
     view = tab.conversation_view
     annotations = window.workspace.annotations(summary.id)
@@ -59,7 +61,7 @@ def test_demo_offer_imports_the_demo_and_browses_annotated_conversations(window,
     window.grab().save(str(test_output_dir / "data_tab_statistics.png"))
 
     # Importing the same data again adds nothing: the report says they were already there.
-    with qtbot.waitSignal(tab.importFinished, timeout=60_000) as again:
+    with qtbot.waitSignal(tab.importFinished, timeout=WORK_TIMEOUT_MS) as again:
         tab.import_demo()
     assert again.args[0].duplicates == report.conversations_accepted
     assert "already in the workspace" in tab.message.text()
@@ -69,7 +71,7 @@ def test_filters_narrow_the_list(window, qtbot):
     from cognitivetwin_core.annotation.patterns import PATTERN_NAMES
 
     tab = window.data_tab
-    with qtbot.waitSignal(tab.importFinished, timeout=60_000):
+    with qtbot.waitSignal(tab.importFinished, timeout=WORK_TIMEOUT_MS):
         tab.import_demo()
     workspace = window.workspace
     total = tab.list_model.total
@@ -119,7 +121,7 @@ def test_broken_file_shows_the_report_with_line_numbers(window, qtbot, tmp_path,
     window.tabs.setCurrentWidget(tab)
     broken = tmp_path / "broken.jsonl"
     _write_broken_chat_jsonl(broken)
-    with qtbot.waitSignal(tab.importFinished, timeout=60_000) as done:
+    with qtbot.waitSignal(tab.importFinished, timeout=WORK_TIMEOUT_MS) as done:
         tab.import_file(broken)
     report = done.args[0]
     assert report.conversations_accepted == 2 and len(report.rejected) == 3
@@ -154,7 +156,7 @@ def test_cancelled_import_writes_nothing(window, qtbot, tmp_path):
     with open(big, "w", encoding="utf-8") as stream:
         for number in range(2500):  # ~10 MB: progress ticks every MB give cancel its chances
             stream.write(line.replace("word", f"w{number}", 1) + "\n")
-    with qtbot.waitSignal(tab.jobFinished, timeout=60_000):
+    with qtbot.waitSignal(tab.jobFinished, timeout=WORK_TIMEOUT_MS):
         assert tab.import_file(big)
         assert tab.cancel_button.isVisibleTo(tab)
         qtbot.mouseClick(tab.cancel_button, Qt.MouseButton.LeftButton)
@@ -166,7 +168,7 @@ def test_cancelled_import_writes_nothing(window, qtbot, tmp_path):
     tab.shutdown()
     thread = tab.job._thread
     assert thread is None or thread.isFinished()
-    qtbot.waitUntil(lambda: not tab.job.is_running(), timeout=10_000)
+    qtbot.waitUntil(lambda: not tab.job.is_running(), timeout=WORK_TIMEOUT_MS)
     assert window.workspace.count_conversations() == 0
     assert tab.import_demo_button.isEnabled() and not tab.cancel_button.isVisibleTo(tab)
 
@@ -190,7 +192,7 @@ def test_supabase_import_uses_the_keyring_and_the_mapping(window, qtbot, tmp_pat
     with PostgrestServer(tmp_path / "turns.sqlite3", key="sb_secret_test_0123456789abcdef", max_rows=100) as server:
         stored.update({secrets.SUPABASE_URL: server.url, secrets.SUPABASE_KEY: server.key})
         settings.write(settings.SUPABASE_TABLE, "memory_turns")
-        with qtbot.waitSignal(tab.importFinished, timeout=60_000) as done:
+        with qtbot.waitSignal(tab.importFinished, timeout=WORK_TIMEOUT_MS) as done:
             tab.import_supabase()
         report = done.args[0]
         assert report.conversations_accepted == 40 and report.messages_accepted == rows
@@ -234,7 +236,7 @@ def test_data_tab_stays_usable_with_100k_messages(window, qtbot, big_workspace, 
     tab.list_view.scrollToBottom()
     qtbot.wait(50)
     assert tab.list_model.rowCount() < 1_000
-    with qtbot.waitSignal(tab.conversationShown, timeout=10_000):
+    with qtbot.waitSignal(tab.conversationShown, timeout=WORK_TIMEOUT_MS):
         tab.select_row(3)
     assert len(tab.conversation_view.cards) == 10
     tab.details.setCurrentWidget(tab.stats_view)
@@ -273,12 +275,12 @@ def big_workspace(tmp_path_factory):
 def test_exports_and_token_count_run_in_the_background(window, qtbot, tmp_path, embedded_model_dir, test_output_dir):
     tab = window.data_tab
     window.tabs.setCurrentWidget(tab)
-    with qtbot.waitSignal(tab.importFinished, timeout=60_000):
+    with qtbot.waitSignal(tab.importFinished, timeout=WORK_TIMEOUT_MS):
         tab.import_demo()
     stats = window.workspace.stats()
 
     phase2 = tmp_path / "phase2.jsonl"
-    with qtbot.waitSignal(tab.exportFinished, timeout=120_000) as done:
+    with qtbot.waitSignal(tab.exportFinished, timeout=WORK_TIMEOUT_MS) as done:
         tab.export("phase2", phase2)
     lines = phase2.read_text(encoding="utf-8").splitlines()
     assert len(lines) == done.args[0].lines == stats["messages"]
@@ -288,7 +290,7 @@ def test_exports_and_token_count_run_in_the_background(window, qtbot, tmp_path, 
 
     phase1 = tmp_path / "phase1.jsonl"
     tab.validation_box.setChecked(True)
-    with qtbot.waitSignal(tab.exportFinished, timeout=180_000) as done:
+    with qtbot.waitSignal(tab.exportFinished, timeout=WORK_TIMEOUT_MS) as done:
         tab.export("phase1", phase1)
     summary = done.args[0]
     examples = phase1.read_text(encoding="utf-8").splitlines()
@@ -300,7 +302,7 @@ def test_exports_and_token_count_run_in_the_background(window, qtbot, tmp_path, 
     window.grab().save(str(test_output_dir / "data_tab_export.png"))
 
     tab.details.setCurrentWidget(tab.stats_view)
-    with qtbot.waitSignal(tab.jobFinished, timeout=120_000):
+    with qtbot.waitSignal(tab.jobFinished, timeout=WORK_TIMEOUT_MS):
         assert tab.count_tokens()
     text = tab.stats_view.tokens_label.text()
     assert "smollm2-135m tokenizer" in text
@@ -367,7 +369,7 @@ def test_the_tab_asks_which_speaker_is_you_and_exports_their_turns(
     chat = Path(__file__).parent / "fixtures" / "messenger" / "WhatsApp Chat with Cabin trip.txt"
     tab = window.data_tab
     window.tabs.setCurrentWidget(tab)
-    with qtbot.waitSignal(tab.importFinished, timeout=60_000):
+    with qtbot.waitSignal(tab.importFinished, timeout=WORK_TIMEOUT_MS):
         tab.import_file(chat)
     assert "Participants: Maya Lindqvist (6), Jonas Berg (3), Priya Nair (3)." in tab.message.text()
     assert "Left out: 1 deleted, 1 media omitted, 5 system." in tab.message.text()
@@ -390,7 +392,7 @@ def test_the_tab_asks_which_speaker_is_you_and_exports_their_turns(
         "You: Maya Lindqvist (6 messages). The twin learns to write like that; "
         "everyone else's messages are what it answers."
     )
-    with qtbot.waitSignal(tab.conversationShown, timeout=10_000):
+    with qtbot.waitSignal(tab.conversationShown, timeout=WORK_TIMEOUT_MS):
         tab.select_row(0)
     headers = [card.findChildren(QLabel)[0].text() for card in tab.conversation_view.cards]
     assert headers[0] == "<b>Maya Lindqvist (you)</b> · #1 · 2023-12-30 20:05"
@@ -399,7 +401,7 @@ def test_the_tab_asks_which_speaker_is_you_and_exports_their_turns(
     window.grab().save(str(test_output_dir / "data_tab_which_is_you.png"))
 
     out = tmp_path / "phase1.jsonl"
-    with qtbot.waitSignal(tab.exportFinished, timeout=180_000):
+    with qtbot.waitSignal(tab.exportFinished, timeout=WORK_TIMEOUT_MS):
         tab.export("phase1", out)
     examples = [json.loads(line)["messages"] for line in out.read_text(encoding="utf-8").splitlines()]
     assert examples[-1][-1] == {"role": "assistant", "content": "done"}
@@ -413,14 +415,14 @@ def test_the_tab_asks_which_speaker_is_you_and_exports_their_turns(
     qtbot.wait(100)
     window.grab().save(str(test_output_dir / "data_tab_privacy_check.png"))
     tab.privacy_choice.setCurrentIndex(tab.privacy_choice.findData("redact"))
-    with qtbot.waitSignal(tab.exportFinished, timeout=180_000):
+    with qtbot.waitSignal(tab.exportFinished, timeout=WORK_TIMEOUT_MS):
         tab.export("phase1", out)
     text = out.read_text(encoding="utf-8")
     assert "+1 415-555-0132" not in text and "<PHONE>" in text and "<IBAN>" in text
 
     # Nobody chosen and a two-person chat imported: the tab suggests its exporter.
     window.workspace.set_twin_speaker("assistant")
-    with qtbot.waitSignal(tab.importFinished, timeout=60_000):
+    with qtbot.waitSignal(tab.importFinished, timeout=WORK_TIMEOUT_MS):
         tab.import_file(chat.with_name("WhatsApp Chat - Lea Vogel.zip"))
     assert "The last import looks like Sam Okafor's export." in tab.speaker_status.text()
 
@@ -470,7 +472,7 @@ def test_an_export_folder_is_recognised_and_its_owner_is_you(window, qtbot, test
         Qt.MouseButton.LeftButton,
         Qt.KeyboardModifier.NoModifier,
     )
-    with qtbot.waitSignal(tab.importFinished, timeout=60_000) as done:
+    with qtbot.waitSignal(tab.importFinished, timeout=WORK_TIMEOUT_MS) as done:
         tab.dropEvent(drop)  # the folder dropped on the tab, as downloaded and unpacked
     assert done.args[0].importer == "facebook-messenger"
     text = tab.message.text()
@@ -486,7 +488,7 @@ def test_an_export_folder_is_recognised_and_its_owner_is_you(window, qtbot, test
     window.grab().save(str(test_output_dir / "data_tab_export_folder.png"))
 
     # Her Signal messages are signed "Me": "These are all me" makes one speaker of both.
-    with qtbot.waitSignal(tab.importFinished, timeout=60_000):
+    with qtbot.waitSignal(tab.importFinished, timeout=WORK_TIMEOUT_MS):
         tab.import_file(folder.parent.parent / "signal" / "sigtop")
     assert tab.link_speakers_button.isVisible()
     dialog = tab.open_link_speakers()

@@ -9,6 +9,8 @@ from __future__ import annotations
 import pytest
 from window_checks import check_window, machine_paths
 
+from tests.waits import WORK_TIMEOUT_MS
+
 
 @pytest.mark.usefixtures("qasync_loop")
 def test_every_tab_reads_at_the_default_size_and_stays_usable_smaller(
@@ -18,9 +20,11 @@ def test_every_tab_reads_at_the_default_size_and_stays_usable_smaller(
     paths = machine_paths(isolated_user_dirs)
     problems = check_window(window, qtbot, folder, "0_fresh_start", paths)
     data_tab = window.data_tab
-    with qtbot.waitSignal(data_tab.importFinished, timeout=120_000):
+    with qtbot.waitSignal(data_tab.importFinished, timeout=WORK_TIMEOUT_MS):
         window.load_demo_data()
-    qtbot.waitUntil(lambda: window.workspace is not None and window.workspace.count_conversations() > 0, timeout=60_000)
+    qtbot.waitUntil(
+        lambda: window.workspace is not None and window.workspace.count_conversations() > 0, timeout=WORK_TIMEOUT_MS
+    )
     for index in range(window.tabs.count()):
         window.tabs.setCurrentIndex(index)
         name = window.tabs.tabText(index).replace("&", "").replace(" ", "_").lower()

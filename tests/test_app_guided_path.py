@@ -11,8 +11,9 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QAbstractButton, QGroupBox, QLabel, QTableWidget
 
 from cognitivetwin_core import glossary
+from tests.waits import WORK_TIMEOUT_MS
 
-PATH_TIMEOUT_MS = 600_000
+PATH_TIMEOUT_MS = WORK_TIMEOUT_MS
 
 
 @pytest.fixture()
@@ -84,7 +85,7 @@ def test_the_guided_path_from_a_fresh_start_to_the_playground(
     _current.update(qtbot=qtbot, paths=machine_paths(isolated_user_dirs))
     shots = test_output_dir / "guided_path"
     window.resize(*SIZES[0])
-    with qtbot.waitSignal(window.deviceDetected, timeout=60_000):  # the status bar as a person sees it
+    with qtbot.waitSignal(window.deviceDetected, timeout=WORK_TIMEOUT_MS):  # the status bar as a person sees it
         window.detect_device()
     start = window.tab_widgets["Start"]
     assert window.tabs.currentWidget() is start, "a fresh start opens on the guided path"
@@ -94,9 +95,9 @@ def test_the_guided_path_from_a_fresh_start_to_the_playground(
     # 1. Bring your conversations: the demo.
     data_tab = _follow(window, qtbot, start, "data")
     assert data_tab is window.data_tab
-    with qtbot.waitSignal(data_tab.importFinished, timeout=120_000):
+    with qtbot.waitSignal(data_tab.importFinished, timeout=WORK_TIMEOUT_MS):
         window.load_demo_data()
-    qtbot.waitUntil(lambda: not data_tab.is_busy() if hasattr(data_tab, "is_busy") else True, timeout=60_000)
+    qtbot.waitUntil(lambda: not data_tab.is_busy() if hasattr(data_tab, "is_busy") else True, timeout=WORK_TIMEOUT_MS)
     _shot(window, shots, "2_data")
     workspace = window.workspace
     if hasattr(workspace, "set_twin_speaker") and start.refresh().current.key == "data":
@@ -107,12 +108,12 @@ def test_the_guided_path_from_a_fresh_start_to_the_playground(
     # 2. Teach the base your voice: this computer, the built-in model, two steps.
     phase1 = _follow(window, qtbot, start, "phase1")
     assert phase1 is window.tab_widgets["Phase 1"]
-    qtbot.waitUntil(lambda: phase1.has_key is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: phase1.has_key is not None, timeout=WORK_TIMEOUT_MS)
     assert phase1.backend_name() == "local" and phase1.base_combo.currentData() == "smollm2-135m"
     assert phase1.data_path.text() == "" and phase1.dry_run_button.isEnabled()
     phase1.epochs.setValue(1)
     phase1.max_steps.setValue(2)
-    with qtbot.waitSignal(phase1.controller.dryRunDone, timeout=120_000):
+    with qtbot.waitSignal(phase1.controller.dryRunDone, timeout=WORK_TIMEOUT_MS):
         qtbot.mouseClick(phase1.dry_run_button, Qt.MouseButton.LeftButton)
     assert phase1.launch_button.isEnabled()
     with qtbot.waitSignal(phase1.controller.jobEnded, timeout=PATH_TIMEOUT_MS) as ended:
@@ -131,7 +132,7 @@ def test_the_guided_path_from_a_fresh_start_to_the_playground(
     with qtbot.waitSignal(phase2.controller.runFinished, timeout=PATH_TIMEOUT_MS) as finished:
         assert phase2.start()
     assert finished.args[0].outcome == "completed", finished.args[0].message
-    qtbot.waitUntil(lambda: not phase2.controller.is_running(), timeout=30_000)
+    qtbot.waitUntil(lambda: not phase2.controller.is_running(), timeout=WORK_TIMEOUT_MS)
     qtbot.wait(300)
     _shot(window, shots, "5_phase2")
 
@@ -277,7 +278,7 @@ def test_the_data_tab_keeps_its_layout_when_conversations_arrive(window, qtbot):
     where = list_geometry()
     seen = []
     data_tab.jobFinished.connect(lambda: seen.append(list_geometry()))
-    with qtbot.waitSignal(data_tab.importFinished, timeout=120_000):
+    with qtbot.waitSignal(data_tab.importFinished, timeout=WORK_TIMEOUT_MS):
         assert data_tab.import_demo()
         # Lay out now rather than wait: on a quiet machine the demo import ends within a wait.
         data_tab.layout().activate()

@@ -8,6 +8,8 @@ import json
 
 from PySide6.QtCore import Qt
 
+from tests.waits import WORK_TIMEOUT_MS
+
 
 def test_blind_test_page_takes_keys_and_saves_answers(qtbot, isolated_user_dirs, tmp_path):
     from app.tabs.playground_blind import BlindTestPanel
@@ -71,7 +73,7 @@ def test_phase1_jobs_offer_the_report_of_an_evaluated_twin(qtbot, qasync_loop, i
         (adapter / "evaluation.json").write_text(json.dumps(evaluation), encoding="utf-8")
         tab.report_button.refresh()
         assert tab.report_button.isEnabled()
-        with qtbot.waitSignal(tab.report_button.written, timeout=30_000) as done:
+        with qtbot.waitSignal(tab.report_button.written, timeout=WORK_TIMEOUT_MS) as done:
             qtbot.mouseClick(tab.report_button, Qt.MouseButton.LeftButton)
         page = (adapter / "report.html").read_text(encoding="utf-8")
         assert done.args == [str(adapter / "report.html")] and "Is it you?" in page

@@ -11,6 +11,7 @@ from hub_server import FakeHub, FakeRepo
 from PySide6.QtCore import Qt
 
 from cognitivetwin_core.models.memory import GIB
+from tests.waits import WORK_TIMEOUT_MS
 
 REPO = "meta-llama/Llama-3.2-1B-Instruct"
 
@@ -43,9 +44,9 @@ def test_download_row_fetches_a_missing_base_with_progress(qtbot, hub_env, repo,
         assert server.requests == []  # nothing is fetched before the button is pressed
         progress = []
         row.job.progress.connect(progress.append)
-        with qtbot.waitSignal(row.downloaded, timeout=60_000) as done:
+        with qtbot.waitSignal(row.downloaded, timeout=WORK_TIMEOUT_MS) as done:
             qtbot.mouseClick(row.download_button, Qt.MouseButton.LeftButton)
-        qtbot.waitUntil(lambda: not row.job.is_running(), timeout=10_000)
+        qtbot.waitUntil(lambda: not row.job.is_running(), timeout=WORK_TIMEOUT_MS)
     assert done.args == ["llama-3.2-1b"]
     assert progress and progress[-1][0] == progress[-1][1] > 0
     assert row.message.kind == "ok" and "ready to train" in row.message.text()
@@ -63,7 +64,7 @@ def test_download_row_says_a_gated_licence_must_be_accepted(qtbot, hub_env, repo
     with FakeHub({REPO: FakeRepo(repo, gated=True, accepted_tokens={"hf_ok"})}) as server:
         monkeypatch.setenv("HF_ENDPOINT", server.url)
         row.set_base("llama-3.2-1b")
-        with qtbot.waitSignal(row.finished, timeout=60_000):
+        with qtbot.waitSignal(row.finished, timeout=WORK_TIMEOUT_MS):
             qtbot.mouseClick(row.download_button, Qt.MouseButton.LeftButton)
     assert row.message.kind == "error" and "accept its licence" in row.message.text()
     assert row.download_button.isEnabled()  # may be pressed again once the licence is accepted
@@ -76,12 +77,12 @@ def test_memory_verdict_fits_and_refuses(qtbot, tiny_model_dir, tmp_path):
 
     label = MemoryVerdictLabel()
     qtbot.addWidget(label)
-    with qtbot.waitSignal(label.checked, timeout=30_000):
+    with qtbot.waitSignal(label.checked, timeout=WORK_TIMEOUT_MS):
         label.check(local_memory_verdict, tiny_model_dir, device="cpu")
     assert label.fits and label.kind == "ok" and "this fits" in label.text()
 
     # While a new check runs, the last base's verdict is not this one's: no verdict, no stale "fits".
-    with qtbot.waitSignal(label.checked, timeout=30_000):
+    with qtbot.waitSignal(label.checked, timeout=WORK_TIMEOUT_MS):
         label.check(local_memory_verdict, tiny_model_dir, device="cpu")
         assert label.fits is None and label.is_checking() and label.text().startswith("Checking")
     assert label.fits and not label.is_checking()
@@ -93,12 +94,12 @@ def test_memory_verdict_fits_and_refuses(qtbot, tiny_model_dir, tmp_path):
     (big / "config.json").write_text(
         json.dumps({"hidden_size": 4096, "num_hidden_layers": 32, "intermediate_size": 14336, "vocab_size": 128256})
     )
-    with qtbot.waitSignal(label.checked, timeout=30_000):
+    with qtbot.waitSignal(label.checked, timeout=WORK_TIMEOUT_MS):
         label.check(encode_memory_verdict, big, device="cpu", free_ram=1 * GIB)
     assert label.fits is False and label.kind == "error"
     assert "needs about" in label.text() and "smaller base" in label.text()
 
-    with qtbot.waitSignal(label.checked, timeout=30_000):
+    with qtbot.waitSignal(label.checked, timeout=WORK_TIMEOUT_MS):
         label.check(local_memory_verdict, tmp_path / "missing", device="cpu")
     assert label.fits is None and label.kind == "error" and "not a Hugging Face model folder" in label.text()
     label.shutdown()

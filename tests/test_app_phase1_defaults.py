@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
+from tests.waits import WORK_TIMEOUT_MS
+
 
 @pytest.fixture()
 def workspace(tmp_path):
@@ -29,7 +31,7 @@ def _make_tab(qtbot, workspace, *, key=None):
     tab.set_workspace(workspace)
     tab.show()
     qtbot.waitExposed(tab)
-    qtbot.waitUntil(lambda: tab.has_key is not None, timeout=10_000)
+    qtbot.waitUntil(lambda: tab.has_key is not None, timeout=WORK_TIMEOUT_MS)
     return tab
 
 
@@ -62,7 +64,7 @@ def test_without_a_key_it_starts_on_this_computer_and_explains_what_blocks(tab, 
 
     # Together without a key: blocked, with the way to add one.
     tab.set_backend("together")
-    qtbot.waitUntil(lambda: tab.has_key is False, timeout=10_000)
+    qtbot.waitUntil(lambda: tab.has_key is False, timeout=WORK_TIMEOUT_MS)
     tab._update_buttons()
     assert not tab.dry_run_button.isEnabled() and "Together key" in tab.launch_reason.text()
     assert tab.fix_button.text() == "Add a key"
@@ -99,7 +101,7 @@ def test_the_dry_run_uses_the_workspace_and_counts_tokens_once_with_the_step_cap
     tab.epochs.setValue(2)
     tab.max_steps.setValue(2)
     tab._update_buttons()
-    with qtbot.waitSignal(tab.controller.dryRunDone, timeout=60_000) as done:
+    with qtbot.waitSignal(tab.controller.dryRunDone, timeout=WORK_TIMEOUT_MS) as done:
         qtbot.mouseClick(tab.dry_run_button, Qt.MouseButton.LeftButton)
     plan = done.args[0]
     exported = Path(plan.data.path)

@@ -9,6 +9,8 @@ import threading
 import pytest
 from PySide6.QtCore import Qt
 
+from tests.waits import WORK_TIMEOUT_MS
+
 
 @pytest.fixture()
 def workspace_with_job(tmp_path, tiny_model_dir):
@@ -60,7 +62,7 @@ def test_evaluate_button_fills_the_evaluation_column(qtbot, qasync_loop, isolate
     tab.controller.evaluationProgress.connect(
         lambda *_: shown.append((tab.evaluation_row.isVisibleTo(tab), tab.evaluation_label.text()))
     )
-    with qtbot.waitSignal(tab.controller.evaluationDone, timeout=300_000) as done:
+    with qtbot.waitSignal(tab.controller.evaluationDone, timeout=WORK_TIMEOUT_MS) as done:
         qtbot.mouseClick(tab.evaluate_button, Qt.MouseButton.LeftButton)
         assert not tab.evaluate_button.isEnabled()
     timer.stop()

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QWidget
 from together_server import FakeTogether, make_tiny_lora_adapter
 
 from cognitivetwin_core.connections import secrets
+from tests.waits import WORK_TIMEOUT_MS
 
 needs_secret_service = pytest.mark.skipif(
     not os.environ.get("DBUS_SESSION_BUS_ADDRESS"),
@@ -130,7 +131,7 @@ def _fill_together(tab, data_file, *, suffix="my-twin", api_key=None):
 
 
 def _dry_run(qtbot, tab):
-    with qtbot.waitSignal(tab.controller.dryRunDone, timeout=20_000) as blocker:
+    with qtbot.waitSignal(tab.controller.dryRunDone, timeout=WORK_TIMEOUT_MS) as blocker:
         qtbot.mouseClick(tab.dry_run_button, Qt.MouseButton.LeftButton)
     return blocker.args[0]
 
@@ -166,7 +167,7 @@ def test_together_dry_run_confirm_launch_follow_and_download(
             shots.append(shot)
 
     tab.controller.jobUpdated.connect(on_update)
-    with qtbot.waitSignal(tab.controller.adapterReady, timeout=30_000) as ready:
+    with qtbot.waitSignal(tab.controller.adapterReady, timeout=WORK_TIMEOUT_MS) as ready:
         qtbot.mouseClick(tab.launch_button, Qt.MouseButton.LeftButton)
     job_id, folder = ready.args
     assert job_id.startswith("ft-") and fake.count("POST", r"^/v1/fine-tunes$") == 1
@@ -197,7 +198,7 @@ def test_job_failure_shows_the_core_message_and_notifies(tab, qtbot, fake, data_
     fake.next_job_outcome = "user_error"
     _fill_together(tab, data_file, suffix="bad-data", api_key=fake.api_key)
     _dry_run(qtbot, tab)
-    with qtbot.waitSignal(tab.controller.jobEnded, timeout=20_000) as ended:
+    with qtbot.waitSignal(tab.controller.jobEnded, timeout=WORK_TIMEOUT_MS) as ended:
         qtbot.mouseClick(tab.launch_button, Qt.MouseButton.LeftButton)
     update = ended.args[0]
     assert update.status == "user_error"
@@ -211,7 +212,7 @@ def test_job_failure_shows_the_core_message_and_notifies(tab, qtbot, fake, data_
 def test_dry_run_errors_are_inline_and_plain(tab, qtbot, fake, data_file):
     _fill_together(tab, data_file, api_key=fake.api_key)
     tab.controller.read_api_key = lambda: "tgp_wrong_key_0123456789abcdef"
-    with qtbot.waitSignal(tab.controller.failed, timeout=20_000) as failed:
+    with qtbot.waitSignal(tab.controller.failed, timeout=WORK_TIMEOUT_MS) as failed:
         qtbot.mouseClick(tab.dry_run_button, Qt.MouseButton.LeftButton)
     assert failed.args[0] == "dry run"
     assert "rejected the API key" in tab.message.text() and "Connections tab" in tab.message.text()
@@ -219,7 +220,7 @@ def test_dry_run_errors_are_inline_and_plain(tab, qtbot, fake, data_file):
     assert not tab.launch_button.isEnabled()
 
     tab.controller.read_api_key = lambda: None
-    with qtbot.waitSignal(tab.controller.failed, timeout=20_000):
+    with qtbot.waitSignal(tab.controller.failed, timeout=WORK_TIMEOUT_MS):
         qtbot.mouseClick(tab.dry_run_button, Qt.MouseButton.LeftButton)
     assert "No Together API key" in tab.message.text()
 
@@ -227,7 +228,7 @@ def test_dry_run_errors_are_inline_and_plain(tab, qtbot, fake, data_file):
     bad = data_file.parent / "bad.jsonl"
     bad.write_text(json.dumps({"messages": CONVERSATIONS[0]}) + "\n{not json\n", encoding="utf-8")
     tab.data_path.setText(str(bad))
-    with qtbot.waitSignal(tab.controller.failed, timeout=20_000):
+    with qtbot.waitSignal(tab.controller.failed, timeout=WORK_TIMEOUT_MS):
         qtbot.mouseClick(tab.dry_run_button, Qt.MouseButton.LeftButton)
     assert "line 2" in tab.message.text() and str(bad) in tab.message.text()
     assert fake.count("POST", "/v1/files") == 0, "a bad file is refused before any upload"
@@ -262,7 +263,7 @@ def test_monitoring_resumes_in_a_new_window_after_a_restart(
     tab = first.tab_widgets["Phase 1"]
     _fill_together(tab, data_file)
     _dry_run(qtbot, tab)
-    with qtbot.waitSignal(tab.controller.jobUpdated, timeout=20_000) as first_update:
+    with qtbot.waitSignal(tab.controller.jobUpdated, timeout=WORK_TIMEOUT_MS) as first_update:
         qtbot.mouseClick(tab.launch_button, Qt.MouseButton.LeftButton)
     job_id = first_update.args[0].job_id
     assert not first_update.args[0].terminal
@@ -275,7 +276,7 @@ def test_monitoring_resumes_in_a_new_window_after_a_restart(
     second = MainWindow()
     qtbot.addWidget(second)
     tab2 = second.tab_widgets["Phase 1"]
-    with qtbot.waitSignal(tab2.controller.adapterReady, timeout=30_000) as ready:
+    with qtbot.waitSignal(tab2.controller.adapterReady, timeout=WORK_TIMEOUT_MS) as ready:
         assert second.open_workspace(workspace_dir)
         assert tab2.job_row(job_id) is not None, "the job is listed from the workspace at once"
     assert ready.args[0] == job_id
@@ -290,13 +291,13 @@ def test_together_cancel_from_the_table(tab, qtbot, fake, data_file, confirm):
     tab.controller.poll_interval = 0.3
     _fill_together(tab, data_file, api_key=fake.api_key)
     _dry_run(qtbot, tab)
-    with qtbot.waitSignal(tab.controller.launched, timeout=20_000) as launched:
+    with qtbot.waitSignal(tab.controller.launched, timeout=WORK_TIMEOUT_MS) as launched:
         qtbot.mouseClick(tab.launch_button, Qt.MouseButton.LeftButton)
     job_id = launched.args[0]
     tab.refresh_jobs()
     tab._select_job(job_id)
     qtbot.waitUntil(tab.cancel_button.isEnabled, timeout=5_000)
-    with qtbot.waitSignal(tab.controller.jobEnded, timeout=20_000) as ended:
+    with qtbot.waitSignal(tab.controller.jobEnded, timeout=WORK_TIMEOUT_MS) as ended:
         qtbot.mouseClick(tab.cancel_button, Qt.MouseButton.LeftButton)
     assert ended.args[0].status == "cancelled"
     assert fake.count("POST", rf"/v1/fine-tunes/{job_id}/cancel") == 1
@@ -316,21 +317,21 @@ def test_local_run_plots_its_loss_cancels_cleanly_and_resumes(
     plan = _dry_run(qtbot, tab)
     assert plan.backend == "local" and "expected time" in tab.dry_run_summary.text()
 
-    with qtbot.waitSignal(tab.controller.launched, timeout=20_000) as launched:
+    with qtbot.waitSignal(tab.controller.launched, timeout=WORK_TIMEOUT_MS) as launched:
         qtbot.mouseClick(tab.launch_button, Qt.MouseButton.LeftButton)
     job_id = launched.args[0]
     assert job_id.startswith("local-") and tab.controller.local_job.is_running()
     assert "free" in confirm["asked"][-1][0]
-    qtbot.waitUntil(lambda: tab.plotted_steps() >= 4, timeout=60_000)
+    qtbot.waitUntil(lambda: tab.plotted_steps() >= 4, timeout=WORK_TIMEOUT_MS)
     tab.loss_plot.flush()
     tab.refresh_jobs()
     tab.grab().save(str(test_output_dir / "phase1_tab_local_running.png"))
     tab._select_job(job_id)
     qtbot.waitUntil(tab.cancel_button.isEnabled, timeout=5_000)
-    with qtbot.waitSignal(tab.controller.jobEnded, timeout=60_000) as ended:
+    with qtbot.waitSignal(tab.controller.jobEnded, timeout=WORK_TIMEOUT_MS) as ended:
         qtbot.mouseClick(tab.cancel_button, Qt.MouseButton.LeftButton)
     assert ended.args[0].status == "cancelled"
-    qtbot.waitUntil(lambda: not tab.controller.local_job.is_running(), timeout=10_000)
+    qtbot.waitUntil(lambda: not tab.controller.local_job.is_running(), timeout=WORK_TIMEOUT_MS)
     qtbot.waitUntil(lambda: not [t for t in threading.enumerate() if t.name.startswith("local-lora-")], timeout=5_000)
     stopped_at = len(tab.loss_plot.points("loss")[0])
     record = workspace.get_phase1_job(job_id)
@@ -344,7 +345,7 @@ def test_local_run_plots_its_loss_cancels_cleanly_and_resumes(
     tab.refresh_jobs()
     tab._select_job(job_id)
     assert tab.resume_button.isEnabled()
-    with qtbot.waitSignal(tab.controller.jobEnded, timeout=90_000) as ended:
+    with qtbot.waitSignal(tab.controller.jobEnded, timeout=WORK_TIMEOUT_MS) as ended:
         qtbot.mouseClick(tab.resume_button, Qt.MouseButton.LeftButton)
     assert ended.args[0].status == "completed"
     first_resumed_step = tab.loss_plot.points("loss")[0][0]
@@ -376,7 +377,7 @@ def test_export_from_the_workspace_feeds_the_dry_run(tab, qtbot, fake, workspace
 
     report = import_into(workspace, "demo")
     _fill_together(tab, Path("unused.jsonl"), api_key=fake.api_key)
-    with qtbot.waitSignal(tab.export_job.finished, timeout=60_000):
+    with qtbot.waitSignal(tab.export_job.finished, timeout=WORK_TIMEOUT_MS):
         qtbot.mouseClick(tab.data_export, Qt.MouseButton.LeftButton)
     exported = Path(tab.data_path.text())
     assert tab.message.kind == "ok", tab.message.text()
@@ -393,10 +394,10 @@ def test_closing_during_a_local_run_stops_it_cleanly(tab, qtbot, data_file, tiny
     tab.data_path.setText(str(data_file))
     tab.epochs.setValue(3)
     _dry_run(qtbot, tab)
-    with qtbot.waitSignal(tab.controller.launched, timeout=20_000) as launched:
+    with qtbot.waitSignal(tab.controller.launched, timeout=WORK_TIMEOUT_MS) as launched:
         qtbot.mouseClick(tab.launch_button, Qt.MouseButton.LeftButton)
     job_id = launched.args[0]
-    qtbot.waitUntil(lambda: tab.plotted_steps() >= 2, timeout=60_000)
+    qtbot.waitUntil(lambda: tab.plotted_steps() >= 2, timeout=WORK_TIMEOUT_MS)
     notified = len(tab.notifications)
     tab.shutdown()  # what the main window calls when it closes: it returns once the run stopped
     qtbot.waitUntil(lambda: not [t for t in threading.enumerate() if t.name.startswith("local-lora-")], timeout=5_000)
@@ -442,7 +443,7 @@ def test_a_launch_cut_short_by_a_crash_is_adopted_and_watched(
     with Workspace.open(tmp_path / "crashed-ws") as ws:
         tab = Phase1Tab()
         qtbot.addWidget(tab)
-        with qtbot.waitSignal(tab.controller.adapterReady, timeout=30_000) as ready:
+        with qtbot.waitSignal(tab.controller.adapterReady, timeout=WORK_TIMEOUT_MS) as ready:
             tab.set_workspace(ws)
         assert ready.args[0] == created.id
         assert ws.get_phase1_job("intent-crashed") is None and len(fake.jobs) == 1
@@ -488,7 +489,7 @@ def test_local_controls_device_memory_verdict_and_download_row(tab, qtbot, tiny_
     assert tab.device_picker.isHidden() and not tab.base_download.isVisible()
     tab.set_local_base_folder(tiny_model_dir)
     assert tab.device_picker.isVisible() and not tab.base_download.isVisible()
-    qtbot.waitUntil(lambda: tab.memory_verdict.fits is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: tab.memory_verdict.fits is not None, timeout=WORK_TIMEOUT_MS)
     assert tab.memory_verdict.fits and "this fits" in tab.memory_verdict.text()
 
     tab.device_picker.set_device("cpu")
@@ -498,4 +499,4 @@ def test_local_controls_device_memory_verdict_and_download_row(tab, qtbot, tiny_
     tab.base_combo.setCurrentIndex(tab.base_combo.findData("llama-3.2-1b"))
     assert tab.base_download.isVisible() and tab.base_download.download_button.isEnabled()
     assert "download them below" in tab.base_info.text()
-    qtbot.waitUntil(lambda: "Llama 3.2 1B" in tab.memory_verdict.text(), timeout=30_000)
+    qtbot.waitUntil(lambda: "Llama 3.2 1B" in tab.memory_verdict.text(), timeout=WORK_TIMEOUT_MS)

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from cognitivetwin_core.paths import resources_dir
+from tests.waits import WORK_TIMEOUT_MS
 
-RUN_TIMEOUT_MS = 240_000
+RUN_TIMEOUT_MS = WORK_TIMEOUT_MS
 
 
 @pytest.fixture(scope="module")
@@ -175,9 +176,9 @@ def test_unusable_data_is_reported_in_the_tab(qtbot, tmp_path, tiny_model_dir):
     with Workspace.open(tmp_path / "empty") as workspace:
         widget.set_workspace(workspace)
         widget.choose_base_folder(tiny_model_dir)
-        with qtbot.waitSignal(widget.controller.failed, timeout=60_000) as blocker:
+        with qtbot.waitSignal(widget.controller.failed, timeout=WORK_TIMEOUT_MS) as blocker:
             assert widget.start()
-        qtbot.waitUntil(lambda: not widget.controller.is_running(), timeout=10_000)
+        qtbot.waitUntil(lambda: not widget.controller.is_running(), timeout=WORK_TIMEOUT_MS)
     assert "no conversations" in blocker.args[0].lower() and "import" in blocker.args[0].lower()
     assert not widget.message.isHidden() and widget.message.kind == "error"
     assert widget.start_button.isEnabled()
@@ -241,7 +242,7 @@ def test_embedded_model_run_on_demo_conversations_plots_and_saves(
     assert widget.summary.isVisible() and str(output) in widget.summary.location.toolTip()
     assert str(output) not in widget.summary.location.text(), "the path is in the tooltip, not in the words"
     assert set(widget.summary.verdicts) == {"pattern_macro_f1", "planning_cosine", "style_retrieval"}
-    qtbot.waitUntil(lambda: not widget.controller.is_running(), timeout=10_000)
+    qtbot.waitUntil(lambda: not widget.controller.is_running(), timeout=WORK_TIMEOUT_MS)
     widget.grab().save(str(test_output_dir / "phase2_tab_embedded_finished.png"))
     # The run is listed with the source it was trained on (kept for resuming).
     listed = {run["run_id"]: run for run in widget.runs}
@@ -261,7 +262,7 @@ def test_cancel_mid_run_leaves_no_thread_and_no_files(qtbot, tab, demo_workspace
     with qtbot.waitSignal(tab.controller.runFinished, timeout=RUN_TIMEOUT_MS) as blocker:
         tab.cancel_button.click()
     assert blocker.args[0].outcome == "cancelled"
-    qtbot.waitUntil(lambda: not tab.controller.is_running(), timeout=10_000)
+    qtbot.waitUntil(lambda: not tab.controller.is_running(), timeout=WORK_TIMEOUT_MS)
     assert tab.controller._job._thread is None
     assert thread.isFinished() and not thread.isRunning()
     assert not output.exists(), "a cancelled run is discarded"
@@ -292,7 +293,7 @@ def test_stop_and_save_then_resume_then_compare_two_runs(qtbot, tab, demo_worksp
     assert "No validation metrics" not in tab.summary.heads.text()
     assert "epoch <b>1</b> of 1" in tab.summary.heads.text() and "than guessing" in tab.summary.heads.text()
     assert "position" in tab.summary.details.text()  # the trajectory ablation, in words
-    qtbot.waitUntil(lambda: not tab.controller.is_running(), timeout=10_000)
+    qtbot.waitUntil(lambda: not tab.controller.is_running(), timeout=WORK_TIMEOUT_MS)
 
     run_id = _run_record(output)["run_id"]
     tab.pages.setCurrentIndex(1)
@@ -312,7 +313,7 @@ def test_stop_and_save_then_resume_then_compare_two_runs(qtbot, tab, demo_worksp
     metrics = json.loads((output / "metrics.json").read_text(encoding="utf-8"))
     assert [e["epoch"] for e in metrics["epochs"] if e.get("epoch") is not None] == [1, 2]
     assert _run_record(output)["outcome"] == "completed"
-    qtbot.waitUntil(lambda: not tab.controller.is_running(), timeout=10_000)
+    qtbot.waitUntil(lambda: not tab.controller.is_running(), timeout=WORK_TIMEOUT_MS)
 
     # A second run, then both on the same axes.
     tab.epochs_spin.setValue(1)
@@ -320,7 +321,7 @@ def test_stop_and_save_then_resume_then_compare_two_runs(qtbot, tab, demo_worksp
     with qtbot.waitSignal(tab.runFinished, timeout=RUN_TIMEOUT_MS) as blocker:
         assert tab.start()
     assert blocker.args[0].outcome == "completed"
-    qtbot.waitUntil(lambda: not tab.controller.is_running(), timeout=10_000)
+    qtbot.waitUntil(lambda: not tab.controller.is_running(), timeout=WORK_TIMEOUT_MS)
     assert len(tab.runs) == 2 and tab.runs_table.rowCount() == 2
     second_id = _run_record(blocker.args[0].output_dir)["run_id"]
     tab.select_runs([run_id, second_id])
@@ -387,7 +388,7 @@ def test_closing_the_window_during_a_run_stops_saves_and_ends_the_thread(
         stop = next(b for b in box.buttons() if box.buttonRole(b) == QMessageBox.ButtonRole.AcceptRole)
         assert stop.text().replace("&&", "&") == "Stop & save"
         stop.click()
-    qtbot.waitUntil(lambda: not window.isVisible(), timeout=30_000)
+    qtbot.waitUntil(lambda: not window.isVisible(), timeout=WORK_TIMEOUT_MS)
     assert not tab.controller.is_running() and tab.controller._job._thread is None
     finished = blocker.args[0]
     assert finished.outcome == "stopped"
@@ -408,7 +409,7 @@ def test_switching_workspace_during_a_run_stops_and_saves_it_first(qtbot, tab, d
         assert not tab.controller.is_running()
         assert _run_record(output)["outcome"] == "stopped"
         assert "stopped and saved" in tab.message.text()
-        qtbot.waitUntil(lambda: tab.start_button.isEnabled(), timeout=10_000)
+        qtbot.waitUntil(lambda: tab.start_button.isEnabled(), timeout=WORK_TIMEOUT_MS)
         assert tab.runs == []  # the new workspace has no runs
     assert demo_workspace.get_phase2_run(_run_record(output)["run_id"])["outcome"] == "stopped"
 
@@ -447,7 +448,7 @@ def test_encoding_eta_counts_down_between_batches(qtbot, monkeypatch):
 def test_memory_verdict_before_start_and_catalog_bases_to_download(qtbot, tab, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-hf-cache"))
     tab.show()
-    qtbot.waitUntil(lambda: tab.memory_verdict.fits is not None, timeout=30_000)
+    qtbot.waitUntil(lambda: tab.memory_verdict.fits is not None, timeout=WORK_TIMEOUT_MS)
     assert tab.memory_verdict.fits and "Encoding your conversations with" in tab.memory_verdict.text()
     assert not tab.base_download.isVisible()  # a folder: nothing to download
 
@@ -455,14 +456,14 @@ def test_memory_verdict_before_start_and_catalog_bases_to_download(qtbot, tab, t
     assert index >= 0 and "not downloaded" in tab.base_combo.itemText(index)
     tab.base_combo.setCurrentIndex(index)
     assert tab.base_download.isVisible() and "Llama 3.1 8B" in tab.base_download.label.text()
-    qtbot.waitUntil(lambda: "Llama 3.1 8B" in tab.memory_verdict.text(), timeout=30_000)
+    qtbot.waitUntil(lambda: "Llama 3.1 8B" in tab.memory_verdict.text(), timeout=WORK_TIMEOUT_MS)
 
     # A base that does not fit is refused at Start with the verdict's sentence.
     from cognitivetwin_core.models import memory
 
     monkeypatch.setattr(memory, "free_memory", lambda device: (1 * memory.GIB, None))
     tab.memory_verdict.in_child = False  # the patch above lives in this process
-    with qtbot.waitSignal(tab.memory_verdict.checked, timeout=30_000):
+    with qtbot.waitSignal(tab.memory_verdict.checked, timeout=WORK_TIMEOUT_MS):
         tab._check_memory()
     assert tab.memory_verdict.fits is False
     assert tab.start() is False and "needs about" in tab.message.text()
@@ -475,7 +476,7 @@ def test_all_gpus_is_offered_past_one_gpu_and_starts_one_process_each(qtbot, tab
     from app.tabs.phase2_tab import ALL_GPUS
 
     tab.show()  # counts the GPUs in the helper child: none on this machine, so no such choice
-    qtbot.waitUntil(lambda: tab.gpu_count is not None, timeout=60_000)
+    qtbot.waitUntil(lambda: tab.gpu_count is not None, timeout=WORK_TIMEOUT_MS)
     assert tab.gpu_count == 0 and tab.device_combo.findData(ALL_GPUS) < 0
 
     tab.show_gpu_count(4)  # what a four-GPU machine reports

@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.waits import WORK_TIMEOUT_MS
+
 
 @pytest.fixture()
 def panel(qtbot, isolated_user_dirs, tiny_adapter):
@@ -41,7 +43,7 @@ def test_chat_panel_streams_compares_and_shows_scores(panel, qtbot, phase2_demo_
     timer.timeout.connect(lambda: panel.is_busy() and ticks.append(threading.current_thread()))
     timer.start()
     panel.input.setPlainText("the migration hangs again. why")
-    with qtbot.waitSignal(panel.replyFinished, timeout=300_000) as finished:
+    with qtbot.waitSignal(panel.replyFinished, timeout=WORK_TIMEOUT_MS) as finished:
         assert panel.send()
         assert not panel.send_button.isEnabled() and panel.stop_button.isEnabled()
     timer.stop()
@@ -78,7 +80,7 @@ def test_chat_panel_stop_ends_the_reply(panel, qtbot):
     panel.max_new_tokens.setValue(1500)
     panel.compare_box.setChecked(True)
     panel.textArrived.connect(lambda who, piece: panel.stop())
-    with qtbot.waitSignal(panel.replyFinished, timeout=300_000) as finished:
+    with qtbot.waitSignal(panel.replyFinished, timeout=WORK_TIMEOUT_MS) as finished:
         assert panel.send("tell me everything")
     turn = finished.args[0]
     assert turn.twin.stopped and turn.twin.tokens < 1500
@@ -88,7 +90,7 @@ def test_chat_panel_stop_ends_the_reply(panel, qtbot):
     panel.textArrived.disconnect()
     panel.max_new_tokens.setValue(5)
     panel.compare_box.setChecked(False)
-    with qtbot.waitSignal(panel.replyFinished, timeout=300_000):
+    with qtbot.waitSignal(panel.replyFinished, timeout=WORK_TIMEOUT_MS):
         assert panel.send("and then?")
     assert len(panel.turns()) == 2
 

@@ -10,8 +10,10 @@ import json
 import numpy as np
 import pytest
 
-LOAD_TIMEOUT_MS = 120_000
-ANALYSIS_TIMEOUT_MS = 30_000
+from tests.waits import WORK_TIMEOUT_MS
+
+LOAD_TIMEOUT_MS = WORK_TIMEOUT_MS
+ANALYSIS_TIMEOUT_MS = WORK_TIMEOUT_MS
 
 
 def _train(output_dir, seed: int, base_dir, **source):

@@ -9,6 +9,8 @@ import threading
 
 import pytest
 
+from tests.waits import WORK_TIMEOUT_MS
+
 FACT = "My dog is called Biscuit, she's a three-legged greyhound."
 
 
@@ -49,7 +51,7 @@ def test_memory_feedback_and_teach_in_the_chat_page(qtbot, workspace, tiny_adapt
         turns = []
         for text in ("what is your dog called?", "and your cat?"):
             panel.input.setPlainText(text)
-            with qtbot.waitSignal(panel.replyFinished, timeout=120_000) as finished:
+            with qtbot.waitSignal(panel.replyFinished, timeout=WORK_TIMEOUT_MS) as finished:
                 assert panel.send()
             turns.append(finished.args[0])
         view = panel.transcript_layout.itemAt(1).widget().layout().itemAt(0).widget()
@@ -83,7 +85,7 @@ def test_memory_feedback_and_teach_in_the_chat_page(qtbot, workspace, tiny_adapt
         teach.max_steps = 3
         threads = []
         teach.job.progress.connect(lambda _event: threads.append(threading.current_thread()))
-        with qtbot.waitSignal(teach.taught, timeout=300_000) as taught:
+        with qtbot.waitSignal(teach.taught, timeout=WORK_TIMEOUT_MS) as taught:
             teach.teach_button.click()
             assert not panel.adapter_combo.isEnabled()
         assert threads and all(t is threading.main_thread() for t in threads)  # relayed to the GUI thread

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import Qt
 
+from tests.waits import WORK_TIMEOUT_MS, WORK_TIMEOUT_S
+
 # The offscreen platform warns that it cannot propagate size hints whenever a window is shown.
 
 
@@ -35,7 +37,7 @@ def test_six_tabs_with_shortcuts_and_a_status_bar(window, qtbot):
     assert window.workspace_status.text() == "Workspace: default"
     assert str(window.workspace.path) in window.workspace_status.toolTip()
     assert "SmolLM2" in window.base_model_status.text()
-    with qtbot.waitSignal(window.deviceDetected, timeout=15_000) as blocker:
+    with qtbot.waitSignal(window.deviceDetected, timeout=WORK_TIMEOUT_MS) as blocker:
         window.detect_device()
     assert blocker.args[0].startswith(("CPU", "GPU", "Apple"))
     assert window.device_status.text() == f"Device: {blocker.args[0]}"
@@ -121,7 +123,7 @@ def test_the_window_opens_workspaces_on_a_worker_thread(window, qtbot, tmp_path,
 
     monkeypatch.setattr(Workspace, "open", classmethod(recording_open))
     other = tmp_path / "background-workspace"
-    with qtbot.waitSignal(window.workspaceChanged, timeout=15_000) as changed:
+    with qtbot.waitSignal(window.workspaceChanged, timeout=WORK_TIMEOUT_MS) as changed:
         assert window.open_workspace_in_background(other)
         assert window.is_opening_workspace()
         assert "Opening" in window.statusBar().currentMessage()
@@ -135,7 +137,7 @@ def test_the_window_opens_workspaces_on_a_worker_thread(window, qtbot, tmp_path,
     not_a_folder = tmp_path / "file.txt"
     not_a_folder.write_text("x")
     window.open_workspace_in_background(not_a_folder)
-    qtbot.waitUntil(lambda: not window.is_opening_workspace(), timeout=15_000)
+    qtbot.waitUntil(lambda: not window.is_opening_workspace(), timeout=WORK_TIMEOUT_MS)
     assert "is a file, not a folder" in window.workspace_message.text()
     assert window.workspace.path == other.resolve(), "the previous workspace stays open"
 
@@ -193,7 +195,10 @@ def test_background_job_runs_off_the_gui_thread_and_relays_to_it(qtbot, qapp):
     job = BackgroundJob(name="test job")
     seen = []
     job.progress.connect(lambda value: seen.append((value, threading.current_thread() is threading.main_thread())))
-    with qtbot.waitSignal(job.finished, timeout=10_000), qtbot.waitSignal(job.succeeded, timeout=10_000) as done:
+    with (
+        qtbot.waitSignal(job.finished, timeout=WORK_TIMEOUT_MS),
+        qtbot.waitSignal(job.succeeded, timeout=WORK_TIMEOUT_MS) as done,
+    ):
         job.start(_work, 5)
     assert done.args[0].startswith("done 5") and threading.main_thread().name not in done.args[0]
     assert [value[0] for value, _ in seen] == [0, 1, 2, 3, 4]
@@ -206,19 +211,19 @@ def test_background_job_reports_failures_and_cancels(qtbot):
     from cognitivetwin_core.errors import InputError
 
     job = BackgroundJob()
-    with qtbot.waitSignal(job.failed, timeout=10_000) as failed:
+    with qtbot.waitSignal(job.failed, timeout=WORK_TIMEOUT_MS) as failed:
         job.start(_work, 2, InputError("line 3: bad"))
     assert isinstance(failed.args[0], InputError)
     qtbot.waitUntil(lambda: not job.is_running())
 
     gate = threading.Event()
-    with qtbot.waitSignal(job.cancelled, timeout=10_000):
+    with qtbot.waitSignal(job.cancelled, timeout=WORK_TIMEOUT_MS):
         job.start(_work, 1000, None, gate)
         job.cancel()
         assert job.is_cancel_requested()
         gate.set()
     qtbot.waitUntil(lambda: not job.is_running())
-    with qtbot.waitSignal(job.succeeded, timeout=10_000):
+    with qtbot.waitSignal(job.succeeded, timeout=WORK_TIMEOUT_MS):
         job.start(_work, 1)  # a new run gets a fresh Cancellation: the last run's request is over
     assert not job.is_cancel_requested()
 
@@ -246,7 +251,7 @@ def test_a_job_freed_with_its_owner_while_running_keeps_its_thread_until_it_ends
     assert thread() is not None and thread().isRunning()
     assert running_job_threads() == before + 1
     gate.set()
-    qtbot.waitUntil(lambda: running_job_threads() == before, timeout=10_000)
+    qtbot.waitUntil(lambda: running_job_threads() == before, timeout=WORK_TIMEOUT_MS)
     gc.collect()
     assert thread() is None, "let go once stopped"
 
@@ -296,7 +301,7 @@ def test_unexpected_errors_open_a_dialog_with_details_and_the_log_path(qtbot, is
 
 
 def test_screenshots_of_every_tab(window, qtbot, test_output_dir):
-    with qtbot.waitSignal(window.connections_tab.refreshed, timeout=15_000):
+    with qtbot.waitSignal(window.connections_tab.refreshed, timeout=WORK_TIMEOUT_MS):
         window.connections_tab.refresh()
     window.resize(1280, 820)
     for index in range(window.tabs.count()):
@@ -322,7 +327,9 @@ def test_main_opens_the_window_and_quits_in_a_subprocess(tmp_path):
         "print('later tabs:', sorted(m for m in sys.modules if m.startswith(('app.tabs.phase', 'app.tabs.playground')))); "
         "sys.exit(rc)"
     )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=WORK_TIMEOUT_S, cwd=REPO
+    )
     assert out.returncode == 0, out.stderr
     assert "window shown after" in out.stdout
     assert "heavy: []" in out.stdout, "the window must open without torch/transformers"

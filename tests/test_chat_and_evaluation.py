@@ -92,9 +92,9 @@ def test_sampling_is_repeatable_with_a_seed(embedded_model):
         SamplingSettings(top_p=0)
 
 
-def test_chat_cli_prints_the_twin_and_the_base(demo_twin, isolated_user_dirs, capsys):
+def test_chat_cli_prints_the_twin_and_the_base(tiny_adapter, isolated_user_dirs, capsys):
     code = main(
-        ["chat", "--adapter", str(demo_twin), "--prompt", PROMPT, "--compare-base"]
+        ["chat", "--adapter", str(tiny_adapter), "--prompt", PROMPT, "--compare-base"]
         + ["--max-new-tokens", "12", "--seed", "3"]
     )
     out = capsys.readouterr().out
@@ -104,11 +104,11 @@ def test_chat_cli_prints_the_twin_and_the_base(demo_twin, isolated_user_dirs, ca
     assert len(twin_line) > len("twin> ") and len(base_line) > len("base> ")
 
 
-def test_chat_cli_reads_a_pipe_until_quit_and_saves(demo_twin, isolated_user_dirs, capsys, monkeypatch, tmp_path):
+def test_chat_cli_reads_a_pipe_until_quit_and_saves(tiny_adapter, isolated_user_dirs, capsys, monkeypatch, tmp_path):
     monkeypatch.setattr("sys.stdin", io.StringIO("hi there\n\nhow are you?\n/quit\nnever read\n"))
     saved = tmp_path / "chat.json"
     code = main(
-        ["chat", "--adapter", str(demo_twin), "--max-new-tokens", "8", "--temperature", "0"]
+        ["chat", "--adapter", str(tiny_adapter), "--max-new-tokens", "8", "--temperature", "0"]
         + ["--system", "Answer briefly.", "--save", str(saved)]
     )
     out = capsys.readouterr().out
@@ -118,13 +118,13 @@ def test_chat_cli_reads_a_pipe_until_quit_and_saves(demo_twin, isolated_user_dir
     assert record["system_prompt"] == "Answer briefly." and record["settings"]["temperature"] == 0
 
 
-def test_missing_base_weights_say_how_to_get_them(demo_twin, tmp_path):
+def test_missing_base_weights_say_how_to_get_them(tiny_adapter, tmp_path):
     import shutil
 
     from cognitivetwin_core.playground.chat import BaseWeightsMissingError, load_twin
 
     other = tmp_path / "adapter"
-    shutil.copytree(demo_twin, other)
+    shutil.copytree(tiny_adapter, other)
     lineage = json.loads((other / "lineage.json").read_text())
     lineage["base_model"] = "llama-3.2-1b"
     (other / "lineage.json").write_text(json.dumps(lineage))

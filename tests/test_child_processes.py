@@ -16,6 +16,7 @@ import pytest
 from cognitivetwin_core import child_processes
 from cognitivetwin_core.child_processes import call_in_child, end_helper, helper_pid
 from cognitivetwin_core.errors import CognitiveTwinError
+from tests.waits import WORK_TIMEOUT_S
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -99,7 +100,7 @@ def test_the_memory_verdict_imports_torch_only_in_the_child(tiny_model_dir):
         """
     )
     result = subprocess.run(
-        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=180, check=True
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=WORK_TIMEOUT_S, check=True
     )
     assert result.stdout.split() == ["True", "False"], result.stderr
 

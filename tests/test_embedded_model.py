@@ -24,6 +24,7 @@ def test_converted_folder_is_safetensors_only(embedded_model_dir):
     assert embedded_model.is_converted()
 
 
+@pytest.mark.slow  # loads the built-in base's weights (in a fresh process)
 def test_loads_from_cache_offline_and_fast(embedded_model_dir):
     """A second load reads the converted folder (offline) instead of converting again; proved by
     the folder's files being untouched, not by a clock."""

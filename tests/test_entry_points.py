@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.waits import WORK_TIMEOUT_S
+
 BIN = Path(sys.executable).parent
 
 
@@ -15,7 +17,7 @@ BIN = Path(sys.executable).parent
 def test_entry_point_help(command):
     exe = shutil.which(command, path=str(BIN)) or shutil.which(command)
     assert exe, f"{command} is not installed as an entry point"
-    out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=60)
+    out = subprocess.run([exe, "--help"], capture_output=True, text=True, timeout=WORK_TIMEOUT_S)
     assert out.returncode == 0, out.stderr
     assert "usage:" in out.stdout
 
@@ -23,7 +25,11 @@ def test_entry_point_help(command):
 def test_studio_without_display_says_how_to_run_it():
     env = {k: v for k, v in os.environ.items() if k not in {"DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"}}
     out = subprocess.run(
-        [sys.executable, "-m", "app", "--quit-after", "0"], capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, "-m", "app", "--quit-after", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=WORK_TIMEOUT_S,
     )
     assert out.returncode != 0
     assert "xvfb-run" in out.stderr and "Traceback" not in out.stderr

@@ -27,9 +27,10 @@ from cognitivetwin_core.cli import main
 from cognitivetwin_core.conversation import Conversation, Message
 from cognitivetwin_core.data.workspace import DB_NAME, Workspace
 from cognitivetwin_core.errors import CognitiveTwinError
+from tests.waits import WORK_TIMEOUT_S
 
 REPO = Path(__file__).resolve().parent.parent
-TIMEOUT_S = 60  # a hang fails the test instead of blocking the suite
+TIMEOUT_S = WORK_TIMEOUT_S  # a hang fails the test instead of blocking the suite
 
 
 def cli(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:

@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from cognitivetwin_core.errors import InputError
+from tests.waits import WORK_TIMEOUT_S
 
 REPO = Path(__file__).resolve().parent.parent
-TIMEOUT_S = 120  # loading the tiny model in a fresh process, on two busy cores
+TIMEOUT_S = WORK_TIMEOUT_S
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.waits import WORK_TIMEOUT_S
+
 REPO = Path(__file__).resolve().parent.parent
 
 
@@ -43,7 +45,7 @@ def test_a_message_nested_too_deeply_is_skipped_and_the_others_are_stored(tmp_pa
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO), "COGNITIVETWIN_IMPORT_WORKERS": "0"},
         capture_output=True,
-        timeout=60,
+        timeout=WORK_TIMEOUT_S,
         stdin=subprocess.DEVNULL,
     )
     out, err = result.stdout.decode(), result.stderr.decode()

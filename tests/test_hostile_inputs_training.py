@@ -15,9 +15,10 @@ import pytest
 from test_output_dirs import adapter_dir, completed_job  # noqa: F401 - fixtures used below
 
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
+from tests.waits import WORK_TIMEOUT_S
 
 REPO = Path(__file__).resolve().parent.parent
-TIMEOUT_S = 120
+TIMEOUT_S = WORK_TIMEOUT_S
 
 
 def cli(*args: str, env: dict | None = None, cwd: Path | None = None) -> subprocess.CompletedProcess:

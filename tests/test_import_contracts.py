@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.waits import WORK_TIMEOUT_S
+
 ROOT = Path(__file__).resolve().parent.parent
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 
@@ -23,7 +25,7 @@ def _lint_imports(cwd: Path, extra_path: Path | None = None) -> subprocess.Compl
 
         env = {**os.environ, "PYTHONPATH": str(extra_path)}
     return subprocess.run(
-        [str(LINT_IMPORTS), "--no-cache"], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+        [str(LINT_IMPORTS), "--no-cache"], cwd=cwd, env=env, capture_output=True, text=True, timeout=WORK_TIMEOUT_S
     )
 
 

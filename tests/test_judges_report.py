@@ -13,6 +13,7 @@ import subprocess
 import pytest
 
 from cognitivetwin_core.cli import main
+from tests.waits import WORK_TIMEOUT_S
 
 SHARE = {"share": 0.6, "low": 0.4, "high": 0.8}
 
@@ -101,7 +102,7 @@ def test_the_report_opens_in_a_real_browser(two_twins, tmp_path, test_output_dir
         ],
         check=True,
         capture_output=True,
-        timeout=120,
+        timeout=WORK_TIMEOUT_S,
     )
     from PySide6.QtGui import QImage
 

@@ -26,6 +26,7 @@ from cognitivetwin_core.output_dirs import (
 )
 from cognitivetwin_core.paths import resources_dir
 from cognitivetwin_core.phase1.jobs import read_chat_jsonl
+from tests.waits import WORK_TIMEOUT_S
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -175,7 +176,7 @@ def _phase2(tmp_path, *args) -> subprocess.CompletedProcess:
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=WORK_TIMEOUT_S,
     )
 
 

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.waits import WORK_TIMEOUT_S
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PACKAGING = REPO_ROOT / "packaging"
 APP_ID = "io.github.cognitivetwin.Studio"
@@ -413,11 +415,15 @@ def test_launcher_picks_the_cli_or_the_studio_by_program_name(tmp_path):
     from cognitivetwin_core import __version__
 
     cli = subprocess.run(
-        [sys.executable, str(cli_copy), "--version"], capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, str(cli_copy), "--version"], capture_output=True, text=True, env=env, timeout=WORK_TIMEOUT_S
     )
     assert cli.returncode == 0 and __version__ in cli.stdout, cli.stderr
     studio = subprocess.run(
-        [sys.executable, str(PACKAGING / "launcher.py"), "--help"], capture_output=True, text=True, env=env, timeout=60
+        [sys.executable, str(PACKAGING / "launcher.py"), "--help"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=WORK_TIMEOUT_S,
     )
     assert studio.returncode == 0 and "cognitivetwin-studio" in studio.stdout, studio.stderr
 

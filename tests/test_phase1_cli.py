@@ -15,6 +15,7 @@ from cognitivetwin_core.cli import main
 from cognitivetwin_core.data.workspace import Workspace
 from cognitivetwin_core.paths import resources_dir
 from cognitivetwin_core.phase1.jobs import read_chat_jsonl
+from tests.waits import WORK_TIMEOUT_S
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -151,7 +152,7 @@ def _cli(env: dict, *args: str, stdin=subprocess.DEVNULL) -> subprocess.Complete
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=WORK_TIMEOUT_S,
         stdin=stdin,
     )
 

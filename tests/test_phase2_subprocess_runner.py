@@ -155,6 +155,7 @@ def _cache_entry(cache_dir: Path) -> Path:
     return entries[0]
 
 
+@pytest.mark.slow  # three processes (a parent and two ranks), each importing torch
 def test_two_processes_encode_the_shares_and_rank_zero_trains(tiny_model_dir, tmp_path, small_demo):
     """What the app's "All N GPUs" starts, here with gloo on the CPU: the cache equals a
     one-process run's (within the cache's float16 rounding) and the run completes."""
@@ -179,6 +180,7 @@ def test_two_processes_encode_the_shares_and_rank_zero_trains(tiny_model_dir, tm
     assert np.allclose(one, two, rtol=2e-3, atol=2e-3 * np.abs(one).max())
 
 
+@pytest.mark.slow  # three processes (a parent and two ranks), each importing torch
 def test_a_rank_that_dies_ends_the_run_as_failed_and_leaves_no_process(tiny_model_dir, tmp_path, small_demo):
     import threading
 
@@ -208,6 +210,7 @@ def test_a_rank_that_dies_ends_the_run_as_failed_and_leaves_no_process(tiny_mode
     assert all(_gone(pid) for pid in (rank_zero - {None}) | set(killed)), "no rank outlives the run"
 
 
+@pytest.mark.slow  # three processes (a parent and two ranks), each importing torch
 @pytest.mark.parametrize("request_kind", ["cancel", "stop"])
 def test_stop_or_cancel_during_the_shared_encoding_pass_ends_every_rank(
     tiny_model_dir, tmp_path, small_demo, request_kind

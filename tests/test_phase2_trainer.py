@@ -17,6 +17,7 @@ import torch
 
 from cognitivetwin_core.errors import InputError
 from tests.conftest import tiny_phase2_config
+from tests.waits import WORK_TIMEOUT_S
 
 pytestmark = pytest.mark.usefixtures("torch_one_thread")
 
@@ -340,7 +341,7 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_model_dir, tmp_p
         [sys.executable, "-c", _KILLED_RUN, json.dumps(spec)],
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=WORK_TIMEOUT_S,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)},
     )
     assert process.returncode == -9, process.stderr[-2000:]

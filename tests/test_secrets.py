@@ -15,6 +15,7 @@ import pytest
 
 from cognitivetwin_core.connections import secrets
 from cognitivetwin_core.errors import CognitiveTwinError
+from tests.waits import WORK_TIMEOUT_S
 
 needs_secret_service = pytest.mark.skipif(
     not os.environ.get("DBUS_SESSION_BUS_ADDRESS"),
@@ -153,7 +154,7 @@ def test_without_a_backend_the_key_is_refused_and_stored_nowhere(tmp_path, secre
         capture_output=True,
         text=True,
         env=env,
-        timeout=60,
+        timeout=WORK_TIMEOUT_S,
     )
     assert out.returncode == 0, out.stderr
     result = json.loads(out.stdout)
