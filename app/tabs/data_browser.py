@@ -28,7 +28,8 @@ SEARCH_DEBOUNCE_MS = 300
 
 
 class DataBrowser:
-    """The conversation list with its search and filters, and the conversation and statistics views."""
+    """The conversation list with its search and filters, and the conversation and statistics
+    views."""
 
     def _build_list(self) -> QWidget:
         host = QWidget()

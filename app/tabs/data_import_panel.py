@@ -16,7 +16,8 @@ MAX_REPORT_LINES = 500
 
 
 class DataImports:
-    """Imports: the menu of formats, files and folders chosen or dropped, the demo, Supabase, and the import report."""
+    """Imports: the menu of formats, files and folders chosen or dropped, the demo, Supabase, and
+    the import report."""
 
     def _fill_import_menu(self) -> None:
         if self.import_menu.actions():

@@ -15,7 +15,8 @@ def _capitalised(text: str) -> str:
 
 
 class DataSpeakers:
-    """Which of these is you?: the workspace's speakers, the twin's speaker, and names linked into one person."""
+    """Which of these is you?: the workspace's speakers, the twin's speaker, and names linked into
+    one person."""
 
     def refresh_speakers(self) -> None:
         """List the workspace's speakers with their counts and select the current choice."""

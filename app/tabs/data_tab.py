@@ -21,8 +21,6 @@ the exports (`data_exports.py`); the jobs they run are in `data_jobs.py`.
 
 from __future__ import annotations
 
-import logging
-
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
@@ -51,8 +49,6 @@ from app.widgets.message_label import MessageLabel
 from app.widgets.stats_view import StatsView
 from cognitivetwin_core.errors import CognitiveTwinError
 from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
-
-log = logging.getLogger(__name__)
 
 
 class DataTab(DataImports, DataSpeakers, DataBrowser, DataExports, QWidget):

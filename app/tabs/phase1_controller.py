@@ -34,7 +34,7 @@ from PySide6.QtCore import QObject, Signal
 from app.qt.background_job import BackgroundJob
 from app.tabs.phase1_evaluate import Phase1Evaluate
 from app.tabs.phase1_local_run import Phase1LocalRun
-from app.tabs.phase1_log_stamps import _stamp
+from app.tabs.phase1_log_stamps import clock_stamp
 from app.tabs.phase1_monitoring import Phase1Monitoring
 from cognitivetwin_core.child_processes import call_in_child
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
@@ -238,7 +238,7 @@ class Phase1Controller(Phase1LocalRun, Phase1Monitoring, Phase1Evaluate, QObject
         finally:
             self._leave()
         duplicates = manager.duplicates(new_id)
-        self.logLine.emit(f"{_stamp()} {new_id}: created on Together ({plan.model_id})")
+        self.logLine.emit(f"{clock_stamp()} {new_id}: created on Together ({plan.model_id})")
         if duplicates:
             self.failed.emit(
                 "launch",

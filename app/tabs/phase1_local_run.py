@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import Slot
 
-from app.tabs.phase1_log_stamps import _stamp
+from app.tabs.phase1_log_stamps import clock_stamp
 from cognitivetwin_core.errors import CognitiveTwinError
 from cognitivetwin_core.phase1.jobs import DryRun, JobUpdate, Phase1Settings
 from cognitivetwin_core.phase1.local_lora_process import LocalJobLaunched, LocalLoraProcess
@@ -23,7 +23,8 @@ def follow_local_process(progress, cancelled, process: LocalLoraProcess) -> JobU
 
 
 class Phase1LocalRun:
-    """A local LoRA run in its supervised child: launch, resume, and its messages relayed on the GUI thread."""
+    """A local LoRA run in its supervised child: launch, resume, and its messages relayed on the
+    GUI thread."""
 
     def _launch_local(self, plan: DryRun, job_id: str | None) -> str | None:
         try:
@@ -61,7 +62,7 @@ class Phase1LocalRun:
             job_id = message.job_id
             self._ended.discard(job_id)  # a resumed run ends (and is announced) again
             self.cancel_requested.discard(job_id)
-            self.logLine.emit(f"{_stamp()} {job_id}: local LoRA started")
+            self.logLine.emit(f"{clock_stamp()} {job_id}: local LoRA started")
             self.launched.emit(job_id)
             self.jobsChanged.emit()
         elif isinstance(message, JobUpdate):

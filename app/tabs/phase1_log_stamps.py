@@ -19,10 +19,10 @@ def parse_time(value) -> float | None:
     return parsed.timestamp()
 
 
-def _stamp() -> str:
+def clock_stamp() -> str:
     return datetime.now().strftime("%H:%M:%S")
 
 
-def _event_stamp(event: dict) -> str:
+def event_stamp(event: dict) -> str:
     ts = parse_time(event.get("created_at"))
-    return datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else _stamp()
+    return datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else clock_stamp()

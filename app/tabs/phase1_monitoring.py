@@ -9,7 +9,7 @@ import asyncio
 from pathlib import Path
 
 from app.qt.tasks import start_task
-from app.tabs.phase1_log_stamps import _event_stamp, _stamp
+from app.tabs.phase1_log_stamps import clock_stamp, event_stamp
 from cognitivetwin_core.durations import format_duration
 from cognitivetwin_core.errors import CognitiveTwinError
 from cognitivetwin_core.phase1.jobs import JobUpdate, unfinished_jobs
@@ -17,7 +17,8 @@ from cognitivetwin_core.phase1.monitor import Backoff, is_transient
 
 
 class Phase1Monitoring:
-    """Together jobs: watch each one (one asyncio task a job), relay its updates and events, end it; cancel and download."""
+    """Together jobs: watch each one (one asyncio task a job), relay its updates and events, end
+    it; cancel and download."""
 
     def resume_monitoring(self) -> list[str]:
         """Watch every unfinished Together job of the workspace again (after a restart)."""
@@ -29,7 +30,7 @@ class Phase1Monitoring:
         for job_id in unfinished:
             record = self.job(job_id)
             status = record.status if record is not None else None
-            self.logLine.emit(f"{_stamp()} {job_id}: resumed watching (last known status: {status})")
+            self.logLine.emit(f"{clock_stamp()} {job_id}: resumed watching (last known status: {status})")
             self.watch(job_id)
         # A job that completed but whose download failed or never ran: fetch it now.
         if self.auto_download:
@@ -73,7 +74,7 @@ class Phase1Monitoring:
                             "Together. Reopen the workspace to watch it again.)",
                         )
                         return
-                    self.logLine.emit(f"{_stamp()} {job_id}: {exc} Retrying in {format_duration(delay)}.")
+                    self.logLine.emit(f"{clock_stamp()} {job_id}: {exc} Retrying in {format_duration(delay)}.")
                     await asyncio.sleep(delay)
                     continue
                 except CognitiveTwinError as exc:
@@ -117,7 +118,7 @@ class Phase1Monitoring:
 
                     text += ". " + loss_trend(losses, min_points=MIN_STEPS_FOR_A_TREND).message
             extra = f" (step {event['step']})" if event.get("step") not in (None, "") and kind != "start" else ""
-            self.logLine.emit(f"{_event_stamp(event)} {update.job_id}: {text}{extra}")
+            self.logLine.emit(f"{event_stamp(event)} {update.job_id}: {text}{extra}")
         self.jobUpdated.emit(update)
         self.jobsChanged.emit()
 
@@ -135,7 +136,7 @@ class Phase1Monitoring:
         self._live[update.job_id] = update
         if update.failed and update.message and update.job_id not in self.cancel_requested:
             self.failed.emit("job", update.message)
-        self.logLine.emit(f"{_stamp()} {update.job_id}: {update.status}")
+        self.logLine.emit(f"{clock_stamp()} {update.job_id}: {update.status}")
         self.jobEnded.emit(update)
         self.jobsChanged.emit()
 
@@ -147,7 +148,7 @@ class Phase1Monitoring:
         self.cancel_requested.add(job_id)
         if record.backend == "local":
             if self.local_job.is_running() and job_id == self.local_job_id and self.local_process is not None:
-                self.logLine.emit(f"{_stamp()} {job_id}: cancelling (the run stops after its current step)")
+                self.logLine.emit(f"{clock_stamp()} {job_id}: cancelling (the run stops after its current step)")
                 self.local_process.request_cancel()
             else:
                 self.failed.emit("cancel", f"Local job {job_id} is not running in this window; nothing to cancel.")
@@ -161,14 +162,14 @@ class Phase1Monitoring:
             return
         finally:
             self._leave()
-        self.logLine.emit(f"{_stamp()} {job_id}: cancel requested ({update.status})")
+        self.logLine.emit(f"{clock_stamp()} {job_id}: cancel requested ({update.status})")
         self.jobsChanged.emit()
         self.watch(job_id)
 
     async def download(self, job_id: str) -> Path | None:
         """Download a completed Together job's adapter, extract it safely and register it."""
         self._enter()
-        self.logLine.emit(f"{_stamp()} {job_id}: downloading the adapter")
+        self.logLine.emit(f"{clock_stamp()} {job_id}: downloading the adapter")
         try:
             manager = await self.together()
             folder = await asyncio.to_thread(manager.download, job_id)
@@ -178,7 +179,7 @@ class Phase1Monitoring:
             return None
         finally:
             self._leave()
-        self.logLine.emit(f"{_stamp()} {job_id}: adapter registered in the workspace ({folder})")
+        self.logLine.emit(f"{clock_stamp()} {job_id}: adapter registered in the workspace ({folder})")
         self.adapterReady.emit(job_id, str(folder))
         self.jobsChanged.emit()
         return folder

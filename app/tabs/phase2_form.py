@@ -35,7 +35,7 @@ FOLDER_ITEM = "folder"
 ALL_GPUS = "cuda-all"  # the device choice that encodes on every GPU
 
 
-def _count_gpus(_progress, _cancelled) -> int:
+def count_gpus(_progress, _cancelled) -> int:
     # In the helper child: counting GPUs imports torch, which must not happen in this process.
     from cognitivetwin_core.child_processes import call_in_child
     from cognitivetwin_core.models.devices import cuda_device_count
@@ -62,7 +62,8 @@ def _base_label(spec) -> str:
 
 
 class Phase2SettingsForm:
-    """The settings: base and Phase 1 adapter (catalog or folder), data, training settings, device; the config they make."""
+    """The settings: base and Phase 1 adapter (catalog or folder), data, training settings, device;
+    the config they make."""
 
     def _build_settings(self) -> QWidget:
         box = QWidget()

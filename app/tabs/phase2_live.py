@@ -24,7 +24,8 @@ def _gib(n: float) -> str:
 
 
 class Phase2LivePage:
-    """The live page: phase, epoch and step, elapsed, ETA, memory, and the loss, score and throughput plots."""
+    """The live page: phase, epoch and step, elapsed, ETA, memory, and the loss, score and
+    throughput plots."""
 
     def _build_live_page(self) -> QWidget:
         page = QWidget()

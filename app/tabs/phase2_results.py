@@ -12,7 +12,8 @@ from app.widgets.run_summary_card import without_run_folder
 
 
 class Phase2Results:
-    """The end of a run: the summary card and the message with its verdict, shown without stalling the window."""
+    """The end of a run: the summary card and the message with its verdict, shown without stalling
+    the window."""
 
     def _on_finished(self, finished) -> None:
         self._forget_steps()

@@ -25,23 +25,19 @@ Runs list (`phase2_runs_panel.py`).
 
 from __future__ import annotations
 
-import logging
-
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QSplitter, QTabWidget, QVBoxLayout, QWidget
 
 from app.device_status import describe_device
 from app.qt.background_job import BackgroundJob
 from app.tabs.phase2_controller import Phase2Controller
-from app.tabs.phase2_form import DATA_ALL, Phase2SettingsForm, _count_gpus
+from app.tabs.phase2_form import DATA_ALL, Phase2SettingsForm, count_gpus
 from app.tabs.phase2_live import Phase2LivePage
 from app.tabs.phase2_results import Phase2Results
 from app.tabs.phase2_run_control import Phase2RunControl
 from app.tabs.phase2_runs_panel import Phase2RunsPanel, read_runs  # noqa: F401 - read_runs: the tab's API
 from app.widgets.message_label import MessageLabel
 from cognitivetwin_core.errors import CognitiveTwinError
-
-log = logging.getLogger(__name__)
 
 
 class Phase2Tab(Phase2SettingsForm, Phase2RunControl, Phase2LivePage, Phase2Results, QWidget):
@@ -120,7 +116,7 @@ class Phase2Tab(Phase2SettingsForm, Phase2RunControl, Phase2LivePage, Phase2Resu
         if not self.detected_device and not self._device_job.is_running():
             self._device_job.start(lambda _progress, _cancelled: describe_device())
         if self.gpu_count is None and not self._gpu_count_job.is_running():
-            self._gpu_count_job.start(_count_gpus)
+            self._gpu_count_job.start(count_gpus)
         if self.memory_verdict.verdict is None and not self.memory_verdict.is_checking():
             self._base_changed()  # first shown: not at start-up, where it would load torch
 

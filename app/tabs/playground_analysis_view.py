@@ -18,7 +18,7 @@ from app.widgets.signature_strip import SignatureStrip
 from app.widgets.stylometric_readout import StylometricReadout
 
 
-def _group(title: str, widget: QWidget, tooltip: str = "") -> QGroupBox:
+def titled_group(title: str, widget: QWidget, tooltip: str = "") -> QGroupBox:
     # Short titles: a group's title sets its least width, and the tab must fit 1000 pixels.
     box = QGroupBox(title)
     box.setToolTip(tooltip)
@@ -29,7 +29,8 @@ def _group(title: str, widget: QWidget, tooltip: str = "") -> QGroupBox:
 
 
 class PlaygroundAnalysisView:
-    """The analysis view: patterns, style signature and map, plan steps, and Compare, filled from the controller's results."""
+    """The analysis view: patterns, style signature and map, plan steps, and Compare, filled from
+    the controller's results."""
 
     def _build_results(self) -> QWidget:
         self.result_tabs = QTabWidget()
@@ -42,7 +43,7 @@ class PlaygroundAnalysisView:
         grid.addWidget(self.source_label, 0, 0, 1, 2)
 
         self.pattern_bars = PatternBars()
-        grid.addWidget(_group("Pattern probabilities", self.pattern_bars), 1, 0)
+        grid.addWidget(titled_group("Pattern probabilities", self.pattern_bars), 1, 0)
 
         signature = QWidget()
         signature_layout = QVBoxLayout(signature)
@@ -51,7 +52,9 @@ class PlaygroundAnalysisView:
         self.stylometric_readout = StylometricReadout()
         signature_layout.addWidget(self.signature_strip)
         signature_layout.addWidget(self.stylometric_readout)
-        grid.addWidget(_group("Style signature", signature, "The style signature and its stylometric readout."), 1, 1)
+        grid.addWidget(
+            titled_group("Style signature", signature, "The style signature and its stylometric readout."), 1, 1
+        )
 
         map_box = QWidget()
         map_layout = QVBoxLayout(map_box)
@@ -69,11 +72,11 @@ class PlaygroundAnalysisView:
         # The map (pyqtgraph, numpy) is built when the tab is first shown, not at start-up.
         self.style_map = None
         self._map_layout = map_layout
-        grid.addWidget(_group("Style map", map_box, "A PCA map of the workspace's message signatures."), 2, 0)
+        grid.addWidget(titled_group("Style map", map_box, "A PCA map of the workspace's message signatures."), 2, 0)
 
         self.plan_steps = PlanStepsView()
         self.plan_steps.messageActivated.connect(self._show_message)
-        grid.addWidget(_group("Plan steps", self.plan_steps, "Plan steps: the nearest workspace messages."), 2, 1)
+        grid.addWidget(titled_group("Plan steps", self.plan_steps, "Plan steps: the nearest workspace messages."), 2, 1)
         grid.setRowStretch(2, 1)
         grid.setColumnStretch(0, 1)
         grid.setColumnStretch(1, 1)

@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from app.tabs.playground_analysis_view import _group
+from app.tabs.playground_analysis_view import titled_group
 from app.tabs.playground_controller import AnalysisRequest, parse_context
 from app.tabs.playground_picker import MessagePicker
 from app.widgets.trajectory_sliders import TrajectorySliders
@@ -30,7 +30,8 @@ from cognitivetwin_core.conversation import ROLES
 
 
 class PlaygroundInputs:
-    """What is analysed: a workspace message or typed text, the trajectory sliders, and what it is compared with."""
+    """What is analysed: a workspace message or typed text, the trajectory sliders, and what it is
+    compared with."""
 
     def _build_inputs(self) -> QWidget:
         panel = QWidget()
@@ -79,7 +80,7 @@ class PlaygroundInputs:
         self.sliders.edited.connect(lambda *_: self._slider_timer.start())
         # "Trajectory" is the exact term: the title names the idea, the tooltip the term.
         layout.addWidget(
-            _group(
+            titled_group(
                 "Where it sits in the chat",
                 self.sliders,
                 "The trajectory: where the message sits in its conversation, five numbers from 0 to 1; "

@@ -16,7 +16,8 @@ LAST_RUN_SETTING = "playground/last_run"  # the run last looked at, opened again
 
 
 class PlaygroundRuns:
-    """The Phase 2 runs to analyse with: the workspace's, a folder opened by hand, the one last viewed; loading the chosen one."""
+    """The Phase 2 runs to analyse with: the workspace's, a folder opened by hand, the one last
+    viewed; loading the chosen one."""
 
     def refresh_runs(self) -> None:
         current = self.run_combo.currentData()

@@ -25,8 +25,6 @@ Chat, the blind test and Teach are panels of their own.
 
 from __future__ import annotations
 
-import logging
-
 from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QSplitter, QVBoxLayout, QWidget
 
@@ -36,8 +34,6 @@ from app.tabs.playground_export import PlaygroundExport
 from app.tabs.playground_inputs import PlaygroundInputs
 from app.tabs.playground_runs import PlaygroundRuns
 from app.widgets.message_label import MessageLabel
-
-log = logging.getLogger(__name__)
 
 TYPING_DEBOUNCE_MS = 400
 SLIDER_DEBOUNCE_MS = 120

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import json
 
-from cognitivetwin_core.cli.data_import_cmd import _print_imports_to_repeat
+from cognitivetwin_core.cli.data_import_cmd import print_imports_to_repeat
 from cognitivetwin_core.cli.terminal_text import printable, printable_json
-from cognitivetwin_core.cli.workspace_opening import _open_workspace
+from cognitivetwin_core.cli.workspace_opening import open_workspace
 
 
-def _list(args) -> int:
-    workspace = _open_workspace(args, read_only=True)
+def list_command(args) -> int:
+    workspace = open_workspace(args, read_only=True)
     filters = dict(
         source=args.source,
         search=args.search,
@@ -34,10 +34,10 @@ def _list(args) -> int:
     return 0
 
 
-def _show(args) -> int:
+def show_command(args) -> int:
     from cognitivetwin_core.annotation.trajectory import PHASE_NAMES
 
-    workspace = _open_workspace(args, read_only=True)
+    workspace = open_workspace(args, read_only=True)
     conversation = workspace.get_conversation(args.conversation_id)
     annotations = workspace.annotations(args.conversation_id)
     workspace.close()
@@ -80,10 +80,10 @@ def _show(args) -> int:
     return 0
 
 
-def _stats(args) -> int:
+def stats_command(args) -> int:
     from cognitivetwin_core.annotation.trajectory import PHASE_NAMES
 
-    workspace = _open_workspace(args, read_only=True)
+    workspace = open_workspace(args, read_only=True)
     stats = workspace.stats()
     if args.json:
         stats["imports"] = workspace.imports()
@@ -109,11 +109,11 @@ def _stats(args) -> int:
             f"  #{record['id']} {record['importer']} {printable(record['location'], one_line=True)}: "
             f"{record['conversations']} added, {record['duplicates']} duplicates, {record['rejected']} rejected"
         )
-    _print_imports_to_repeat(stats["imports_to_repeat"])
+    print_imports_to_repeat(stats["imports_to_repeat"])
     return 0
 
 
-def _reannotate(args) -> int:
+def reannotate_command(args) -> int:
     from cognitivetwin_core.data.workspace import Workspace
 
     workspace = Workspace.open(args.workspace)

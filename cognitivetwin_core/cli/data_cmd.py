@@ -20,10 +20,10 @@ speakers (`data_speakers_cmd.py`), export and privacy (`data_export_cmd.py`).
 
 from __future__ import annotations
 
-from cognitivetwin_core.cli.data_browse_cmd import _list, _reannotate, _show, _stats
-from cognitivetwin_core.cli.data_export_cmd import _export, _privacy
-from cognitivetwin_core.cli.data_import_cmd import _import
-from cognitivetwin_core.cli.data_speakers_cmd import _speakers
+from cognitivetwin_core.cli.data_browse_cmd import list_command, reannotate_command, show_command, stats_command
+from cognitivetwin_core.cli.data_export_cmd import export_command, privacy_command
+from cognitivetwin_core.cli.data_import_cmd import import_command
+from cognitivetwin_core.cli.data_speakers_cmd import speakers_command
 
 IMPORTER_NAMES = (
     "chat-jsonl",
@@ -67,7 +67,7 @@ def register(subparsers) -> None:
         metavar="H",
         help="WhatsApp/Telegram: hours of silence that start a new conversation (default 6)",
     )
-    importing.set_defaults(func=_import)
+    importing.set_defaults(func=import_command)
 
     speakers = sub.add_parser("speakers", help="who speaks in the workspace, and which of them the twin learns")
     _workspace_argument(speakers)
@@ -79,12 +79,12 @@ def register(subparsers) -> None:
         metavar=("NAME", "ALIAS"),
         help="these are all one person: make the ALIASes (names, numbers, addresses, handles) one speaker called NAME",
     )
-    speakers.set_defaults(func=_speakers)
+    speakers.set_defaults(func=speakers_command)
 
     privacy = sub.add_parser("privacy", help="personal data in the conversations, before anything is uploaded")
     _workspace_argument(privacy)
     privacy.add_argument("--json", action="store_true", help="print JSON")
-    privacy.set_defaults(func=_privacy)
+    privacy.set_defaults(func=privacy_command)
 
     listing = sub.add_parser("list", help="list conversations, a page at a time")
     _workspace_argument(listing)
@@ -96,18 +96,18 @@ def register(subparsers) -> None:
     listing.add_argument("--pattern", help="only conversations with a message showing this pattern")
     listing.add_argument("--min-messages", type=int)
     listing.add_argument("--max-messages", type=int)
-    listing.set_defaults(func=_list)
+    listing.set_defaults(func=list_command)
 
     show = sub.add_parser("show", help="show one conversation with its trajectory and patterns")
     _workspace_argument(show)
     show.add_argument("conversation_id")
     show.add_argument("--json", action="store_true", help="print JSON")
-    show.set_defaults(func=_show)
+    show.set_defaults(func=show_command)
 
     stats = sub.add_parser("stats", help="counts by source, role, phase and pattern; the imports")
     _workspace_argument(stats)
     stats.add_argument("--json", action="store_true", help="print JSON")
-    stats.set_defaults(func=_stats)
+    stats.set_defaults(func=stats_command)
 
     export = sub.add_parser("export", help="write Together JSONL (Phase 1) or trajectory JSONL (Phase 2)")
     _workspace_argument(export)
@@ -146,14 +146,14 @@ def register(subparsers) -> None:
         action="store_true",
         help="trajectory: recompute coordinates even where an imported file gave them",
     )
-    export.set_defaults(func=_export)
+    export.set_defaults(func=export_command)
 
     annotate = sub.add_parser("reannotate", help="recompute stored trajectory annotations and pattern labels")
     _workspace_argument(annotate)
     annotate.add_argument(
         "--recompute-given", action="store_true", help="also replace trajectory values that imported files gave"
     )
-    annotate.set_defaults(func=_reannotate)
+    annotate.set_defaults(func=reannotate_command)
 
 
 def _me_argument(parser, scope: str) -> None:

@@ -7,13 +7,13 @@ from __future__ import annotations
 import json
 
 from cognitivetwin_core.cli.terminal_text import printable, printable_json
-from cognitivetwin_core.cli.workspace_opening import _open_workspace
+from cognitivetwin_core.cli.workspace_opening import open_workspace
 
 
-def _privacy(args) -> int:
+def privacy_command(args) -> int:
     from cognitivetwin_core.data.privacy import scan_conversations
 
-    with _open_workspace(args, read_only=True) as workspace:
+    with open_workspace(args, read_only=True) as workspace:
         names = [item.name for item in workspace.speakers() if item.named]
         summary = scan_conversations(workspace.iter_conversations(), names)
     if args.json:
@@ -23,7 +23,7 @@ def _privacy(args) -> int:
     return 0
 
 
-def _export(args) -> int:
+def export_command(args) -> int:
     from pathlib import Path
 
     from cognitivetwin_core.data.exports import DEFAULT_MERGE_MINUTES, export_together, export_trajectory
@@ -34,7 +34,7 @@ def _export(args) -> int:
     out = Path(args.out).expanduser()
     if out.is_dir():
         raise InputError(f"--out {out} is a folder: give a file name, for example {out / 'export.jsonl'}.")
-    workspace = _open_workspace(args, read_only=True)
+    workspace = open_workspace(args, read_only=True)
     try:
         if args.format == "together":
             summary = export_together(

@@ -9,7 +9,7 @@ import sys
 import time
 
 from cognitivetwin_core.cli.terminal_text import printable
-from cognitivetwin_core.cli.workspace_opening import _open_workspace
+from cognitivetwin_core.cli.workspace_opening import open_workspace
 
 
 class _ProgressBar:
@@ -119,14 +119,14 @@ def _print_report(report) -> None:
             )
 
 
-def _import(args) -> int:
+def import_command(args) -> int:
     from cognitivetwin_core.data.importers import import_into
     from cognitivetwin_core.errors import InputError
 
     if args.supabase == bool(args.path):
         raise InputError("Give either a PATH (or 'demo') or --supabase to import.")
     source = _supabase_source(args) if args.supabase else args.path
-    workspace = _open_workspace(args)
+    workspace = open_workspace(args)
     bar = _ProgressBar("importing", enabled=not args.quiet)
     try:
         report = import_into(
@@ -140,7 +140,7 @@ def _import(args) -> int:
         )
         bar.close()
         _print_report(report)
-        _print_imports_to_repeat(workspace.imports_to_repeat())
+        print_imports_to_repeat(workspace.imports_to_repeat())
         if report.owner_adopted:
             from cognitivetwin_core.data.twin_speaker import describe
 
@@ -162,7 +162,7 @@ def _import(args) -> int:
     return 0 if report.conversations_accepted or not report.rejected_total else 2
 
 
-def _print_imports_to_repeat(records: list[dict]) -> None:
+def print_imports_to_repeat(records: list[dict]) -> None:
     """Say which files to import again: imports that compared conversations by their texts alone."""
     for record in records:
         print(f"note: {printable(record['advice'], one_line=True)}")
@@ -188,7 +188,7 @@ def prepare_phase2_data(args) -> int:
         if not hasattr(args, name):
             setattr(args, name, default)
     source = _supabase_source(args)
-    workspace = _open_workspace(args)
+    workspace = open_workspace(args)
     bar = _ProgressBar("importing", enabled=not args.quiet)
     try:
         report = import_into(workspace, source, strict=args.strict, progress=bar)

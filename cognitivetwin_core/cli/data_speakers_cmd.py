@@ -7,10 +7,10 @@ from __future__ import annotations
 import json
 
 from cognitivetwin_core.cli.terminal_text import printable, printable_json
-from cognitivetwin_core.cli.workspace_opening import _open_workspace
+from cognitivetwin_core.cli.workspace_opening import open_workspace
 
 
-def _speakers(args) -> int:
+def speakers_command(args) -> int:
     from cognitivetwin_core.data.person_identity import (
         canonical,
         choose_twin_speaker,
@@ -23,8 +23,8 @@ def _speakers(args) -> int:
 
     writes = bool(args.me or args.link)
     if writes:  # only into a workspace that exists (a mistyped folder is refused)
-        _open_workspace(args, read_only=True).close()
-    with _open_workspace(args, read_only=not writes) as workspace:
+        open_workspace(args, read_only=True).close()
+    with open_workspace(args, read_only=not writes) as workspace:
         if args.link:
             if len(args.link) < 2:
                 raise InputError("--link takes the person's NAME and then at least one ALIAS to link to it.")

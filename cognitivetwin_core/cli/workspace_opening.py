@@ -9,7 +9,7 @@ import sys
 from cognitivetwin_core.cli.terminal_text import printable
 
 
-def _open_workspace(args, *, read_only: bool = False):
+def open_workspace(args, *, read_only: bool = False):
     """The workspace; `read_only` commands refuse a missing one (a mistyped --workspace) and
     never wait for another process's import."""
     from cognitivetwin_core.data.workspace import Workspace

@@ -8,7 +8,7 @@ from pathlib import Path
 from cognitivetwin_core.errors import InputError
 from cognitivetwin_core.phase1.jobs import ProgressCallback
 from cognitivetwin_core.phase1.together_errors import TogetherServiceError, translate
-from cognitivetwin_core.phase1.together_records import _now_iso
+from cognitivetwin_core.phase1.together_records import now_iso
 
 
 class TogetherDownload:
@@ -89,7 +89,7 @@ class TogetherDownload:
             "data_sha256": record.data_sha256,
             "settings": record.settings,
             "checkpoint": checkpoint,
-            "downloaded_at": _now_iso(),
+            "downloaded_at": now_iso(),
             **config_changes,
             # A Teach job (phase1/together_teach.py): its parent adapter and the feedback used.
             **(record.extra.get("teach") or {}),

@@ -9,7 +9,7 @@ from cognitivetwin_core.errors import InputError
 from cognitivetwin_core.models.catalog import get_spec
 from cognitivetwin_core.phase1.jobs import DryRun, Phase1Settings, ProgressCallback, validate_chat_jsonl
 from cognitivetwin_core.phase1.together_errors import TogetherServiceError, translate
-from cognitivetwin_core.phase1.together_records import _dump
+from cognitivetwin_core.phase1.together_records import sdk_dict
 
 DEFAULT_LEARNING_RATE = 1e-4
 CHAT_LINE = 'one {"messages": [...]} conversation with an assistant reply'
@@ -27,7 +27,8 @@ def apply_estimate(plan, estimate: dict) -> None:
 
 
 class TogetherDryRun:
-    """Upload the data, check the settings against the model's limits, ask Together for a price estimate."""
+    """Upload the data, check the settings against the model's limits, ask Together for a price
+    estimate."""
 
     def upload(
         self, path: str | Path, *, progress: ProgressCallback | None = None, line_format: str = CHAT_LINE
@@ -137,7 +138,7 @@ class TogetherDryRun:
         stats = validate_chat_jsonl(data_path)
         validation_stats = validate_chat_jsonl(settings.validation_file) if settings.validation_file else None
         try:
-            limits = _dump(self.client.fine_tuning.model_limits(model_name=model_id))
+            limits = sdk_dict(self.client.fine_tuning.model_limits(model_name=model_id))
         except Exception as exc:
             raise translate(exc, action=f"reading the limits of {model_id}", model=model_id) from None
         problems = self._check_limits(settings, limits, model_id)
@@ -157,7 +158,7 @@ class TogetherDryRun:
             )
         except Exception as exc:
             raise translate(exc, action="estimating the price", model=model_id) from None
-        estimate = _dump(estimate)
+        estimate = sdk_dict(estimate)
         plan = DryRun(
             backend=self.name,
             settings=settings,

@@ -30,7 +30,6 @@ adapter download (`together_download.py`).
 
 from __future__ import annotations
 
-import logging
 import os
 import time
 from collections.abc import Callable
@@ -42,8 +41,6 @@ from cognitivetwin_core.phase1.together_errors import TogetherServiceError
 from cognitivetwin_core.phase1.together_launch import TogetherLaunch
 from cognitivetwin_core.phase1.together_monitoring import TogetherMonitoring
 from cognitivetwin_core.phase1.together_records import TogetherRecords
-
-log = logging.getLogger(__name__)
 
 DEFAULT_BASE_URL = "https://api.together.ai"
 

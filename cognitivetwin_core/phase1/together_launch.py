@@ -11,7 +11,7 @@ from cognitivetwin_core.errors import InputError
 from cognitivetwin_core.phase1.jobs import DryRun, read_jobs
 from cognitivetwin_core.phase1.together_dry_run import DEFAULT_LEARNING_RATE
 from cognitivetwin_core.phase1.together_errors import TogetherServiceError, translate
-from cognitivetwin_core.phase1.together_records import _dump
+from cognitivetwin_core.phase1.together_records import sdk_dict
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ class TogetherLaunch:
         job = None
         for attempt in range(4):
             try:
-                job = _dump(self._create_client.fine_tuning.create(**kwargs))
+                job = sdk_dict(self._create_client.fine_tuning.create(**kwargs))
                 break
             except Exception as exc:
                 error = translate(exc, action="creating the fine-tuning job", model=model_id)
@@ -114,7 +114,7 @@ class TogetherLaunch:
             return []
         matches = []
         for item in listing.data or []:
-            data = _dump(item)
+            data = sdk_dict(item)
             if (
                 data.get("training_file") == common["training_file"]
                 and (data.get("suffix") or None) == (common.get("suffix") or None)

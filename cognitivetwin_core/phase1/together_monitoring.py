@@ -11,7 +11,7 @@ from cognitivetwin_core.errors import InputError
 from cognitivetwin_core.phase1.jobs import TERMINAL_STATUSES, JobUpdate, read_job
 from cognitivetwin_core.phase1.monitor import Backoff, follow
 from cognitivetwin_core.phase1.together_errors import TogetherServiceError, translate
-from cognitivetwin_core.phase1.together_records import _dump
+from cognitivetwin_core.phase1.together_records import sdk_dict
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +27,8 @@ class TogetherMonitoring:
         if job_id.startswith("intent-"):
             return JobUpdate(job_id, record.status or "creating", message=record.error or "")
         try:
-            job = _dump(self.client.fine_tuning.retrieve(job_id))
-            events = [_dump(e) for e in (self.client.fine_tuning.list_events(job_id).data or [])]
+            job = sdk_dict(self.client.fine_tuning.retrieve(job_id))
+            events = [sdk_dict(e) for e in (self.client.fine_tuning.list_events(job_id).data or [])]
         except Exception as exc:
             raise translate(exc, action=f"checking job {job_id}") from None
         status = str(job.get("status") or "unknown").lower()
@@ -159,7 +159,7 @@ class TogetherMonitoring:
         if record.status in TERMINAL_STATUSES:
             raise InputError(f"Job {job_id} is already {record.status}; there is nothing to cancel.")
         try:
-            job = _dump(self.client.fine_tuning.cancel(job_id))
+            job = sdk_dict(self.client.fine_tuning.cancel(job_id))
         except Exception as exc:
             raise translate(exc, action=f"cancelling job {job_id}") from None
         status = str(job.get("status") or "cancel_requested").lower()
@@ -170,7 +170,7 @@ class TogetherMonitoring:
         """`poll` for a job that may not be in this workspace yet (e.g. made elsewhere)."""
         if read_job(self.workspace, job_id) is None:
             try:
-                job = _dump(self.client.fine_tuning.retrieve(job_id))
+                job = sdk_dict(self.client.fine_tuning.retrieve(job_id))
             except Exception as exc:
                 raise translate(exc, action=f"looking up job {job_id}") from None
             spec_model = job.get("model")

@@ -8,11 +8,11 @@ from cognitivetwin_core.errors import InputError
 from cognitivetwin_core.phase1.jobs import JobRecord, read_job, read_jobs, unfinished_jobs
 
 
-def _now_iso() -> str:
+def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
-def _dump(obj) -> dict:
+def sdk_dict(obj) -> dict:
     """A pydantic SDK object as a plain dict with wire names (e.g. model_output_name)."""
     if obj is None:
         return {}
@@ -25,7 +25,7 @@ class TogetherRecords:
     """The job records of the workspace: store, read and list Together jobs."""
 
     def _store(self, job_id: str, **fields) -> None:
-        fields["updated"] = _now_iso()
+        fields["updated"] = now_iso()
         self.workspace.upsert_phase1_job(job_id, fields)
 
     def _record(self, job_id: str) -> JobRecord:

@@ -153,7 +153,7 @@ def plan_together_teach(
     from cognitivetwin_core.phase1.teach import DEFAULT_BETA, SFT_WEIGHT
     from cognitivetwin_core.phase1.together_dry_run import apply_estimate
     from cognitivetwin_core.phase1.together_errors import translate
-    from cognitivetwin_core.phase1.together_records import _dump
+    from cognitivetwin_core.phase1.together_records import sdk_dict
 
     if epochs < 1:
         raise InputError(f"--epochs must be 1 or more (got {epochs}).")
@@ -187,12 +187,12 @@ def plan_together_teach(
     plan.privacy_lines = scan_chat_jsonl(path).lines(advice=PRIVACY_ADVICE)
     if model_id:
         try:
-            plan.limits = _dump(manager.client.fine_tuning.model_limits(model_name=model_id))
+            plan.limits = sdk_dict(manager.client.fine_tuning.model_limits(model_name=model_id))
         except Exception as exc:
             raise translate(exc, action=f"reading the limits of {model_id}", model=model_id) from None
     request["training_file"] = manager.upload(path, line_format=PREFERENCE_LINE)
     try:
-        estimate = _dump(
+        estimate = sdk_dict(
             manager.client.fine_tuning.estimate_price(
                 training_file=request["training_file"],
                 from_checkpoint=pairs.parent_job,
