@@ -31,11 +31,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from cognitivetwin_core.cancellation import Cancellation
-from cognitivetwin_core.errors import CancelledError, InputError
+from cognitivetwin_core.errors import CancelledError
+from cognitivetwin_core.phase1.teach_feedback import DPO, ancestry, teaching_data
 
 log = logging.getLogger(__name__)
 
-DPO, KTO = "dpo", "kto"
 DEFAULT_MAX_STEPS = 30
 DEFAULT_LEARNING_RATE = 2e-4  # LoRA weights, a few dozen steps: higher than full-model DPO's 5e-7
 DEFAULT_BETA = 0.1
@@ -78,39 +78,6 @@ class TeachResult:
             f"the previous version did on {pairs['improved']} of them (log-odds {pairs['before']:+.2f} → "
             f"{pairs['after']:+.2f} on average; above 0 means your wording is the likelier)."
         )
-
-
-def ancestry(adapter_dir: str | Path) -> list[Path]:
-    """The adapter folder and the folders it was taught from (lineage `parent_adapter`), nearest first."""
-    from cognitivetwin_core.phase1.adapter_archive import read_lineage
-
-    chain: list[Path] = []
-    folder: Path | None = Path(adapter_dir).expanduser().resolve()
-    while folder is not None and folder not in chain:
-        chain.append(folder)
-        parent = (read_lineage(folder) or {}).get("parent_adapter")
-        folder = Path(parent).resolve() if parent else None
-    return chain
-
-
-def teaching_data(records) -> tuple[str, list[dict], list[int]]:
-    """(method, TRL rows, the feedback ids used): DPO pairs from edits, else KTO on the thumbs."""
-    from cognitivetwin_core.data.feedback import dpo_rows, kto_rows
-
-    rows = dpo_rows(records)
-    method = DPO
-    if not rows:
-        rows = kto_rows(records)
-        method = KTO
-        labels = {row["label"] for row in rows}
-        if labels != {True, False}:
-            have = "no feedback" if not rows else "only thumbs up" if True in labels else "only thumbs down"
-            raise InputError(
-                f'There is {have} on this twin: Teach needs an edited reply ("I\'d say it like this"), or at '
-                "least one thumbs up and one thumbs down."
-            )
-    ids = sorted({row["feedback_id"] for row in rows})
-    return method, [{k: v for k, v in row.items() if k != "feedback_id"} for row in rows], ids
 
 
 class _Progress:

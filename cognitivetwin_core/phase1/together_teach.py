@@ -17,7 +17,7 @@ The job is created with `training_method="dpo"` and `from_checkpoint=<the parent
 settings. `rpo_alpha` adds a supervised term on the preferred replies, as the local run's SFT
 term does. The create goes through `TogetherJobManager.create_job` (intent record, reconcile),
 and the record carries a `teach` dict (parent adapter, parent job, feedback ids) that the
-download copies into the new adapter's lineage, so `teach.ancestry` follows it. Monitoring and
+download copies into the new adapter's lineage, so `teach_feedback.ancestry` follows it. Monitoring and
 download are the ordinary Phase 1 ones (`phase1 --wait-job`, `--download`, the app's job table).
 See docs/together.md and docs/teaching-and-memory.md.
 """
@@ -116,7 +116,7 @@ def preference_line(row: dict) -> dict:
 def preference_pairs(workspace, adapter_dir: str | Path) -> PreferencePairs:
     """The edited replies on this twin (and the versions it came from) as Together pairs."""
     from cognitivetwin_core.data.feedback import dpo_rows, list_feedback
-    from cognitivetwin_core.phase1.teach import ancestry
+    from cognitivetwin_core.phase1.teach_feedback import ancestry
 
     parent = Path(adapter_dir).expanduser().resolve()
     if not (parent / "adapter_config.json").is_file():
