@@ -113,10 +113,11 @@ def preference_line(row: dict) -> dict:
     }
 
 
-def preference_pairs(workspace, adapter_dir: str | Path) -> PreferencePairs:
-    """The edited replies on this twin (and the versions it came from) as Together pairs."""
-    from cognitivetwin_core.data.feedback import dpo_rows, list_feedback
-    from cognitivetwin_core.phase1.teach_feedback import ancestry
+def preference_pairs(workspace, adapter_dir: str | Path, *, include_taught: bool = False) -> PreferencePairs:
+    """The edited replies on this twin (and the versions it came from) as Together pairs, less
+    those already taught into them unless `include_taught`."""
+    from cognitivetwin_core.data.feedback import dpo_rows
+    from cognitivetwin_core.phase1.teach_feedback import feedback_to_teach
 
     parent = Path(adapter_dir).expanduser().resolve()
     if not (parent / "adapter_config.json").is_file():
@@ -127,7 +128,7 @@ def preference_pairs(workspace, adapter_dir: str | Path) -> PreferencePairs:
             f"The adapter in {parent} did not come from a Together job (its lineage.json names none): "
             "leave out --together to teach it on this computer."
         )
-    rows = dpo_rows(list_feedback(workspace, adapters=ancestry(parent)))
+    rows = dpo_rows(feedback_to_teach(workspace, parent, include_taught=include_taught))
     if not rows:
         raise InputError(
             "There is no edited reply on this twin: Together's preference tuning needs pairs, so edit at "
