@@ -92,6 +92,7 @@ class PlaygroundTab(QWidget):
     runLoaded = Signal(str)
     analysisShown = Signal(str)
     exported = Signal(str, str)
+    togetherJobLaunched = Signal(str)  # a Teach job on Together: the window has Phase 1 follow it
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
@@ -332,6 +333,7 @@ class PlaygroundTab(QWidget):
         self.result_tabs.addTab(compare_page, "Compare")
         # Talk to the twin (Phase 1 adapter), scored by the run chosen above.
         self.chat_panel = ChatPanel()
+        self.chat_panel.teach.togetherLaunched.connect(self.togetherJobLaunched)
         self.result_tabs.addTab(self.chat_panel, "Chat")
         self.blind_panel = BlindTestPanel()
         self.result_tabs.addTab(self.blind_panel, "Blind test")

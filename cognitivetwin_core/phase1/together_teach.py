@@ -72,6 +72,11 @@ class TogetherTeachPlan:
     user_limit: float | None = None
     privacy_lines: list[str] = field(default_factory=list)  # what the scan found in the text sent
 
+    @property
+    def backend(self) -> str:
+        """As a Phase 1 `DryRun` names it (the app's launch confirmation reads it)."""
+        return "together"
+
     def summary_lines(self) -> list[str]:
         shown = {k: v for k, v in self.request.items() if k != "model_limits"}
         lines = [
@@ -129,6 +134,11 @@ def preference_pairs(workspace, adapter_dir: str | Path, *, include_taught: bool
             "leave out --together to teach it on this computer."
         )
     rows = dpo_rows(feedback_to_teach(workspace, parent, include_taught=include_taught))
+    if not rows and not include_taught and dpo_rows(feedback_to_teach(workspace, parent, include_taught=True)):
+        raise InputError(
+            "Every edited reply on this twin was already taught into it, and Together's preference tuning needs "
+            "pairs: edit a new reply first, or include what it already learned (--include-taught)."
+        )
     if not rows:
         raise InputError(
             "There is no edited reply on this twin: Together's preference tuning needs pairs, so edit at "
