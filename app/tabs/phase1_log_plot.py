@@ -5,14 +5,7 @@ the tab's attributes."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import (
-    QApplication,
-    QGroupBox,
-    QLabel,
-    QPlainTextEdit,
-    QSystemTrayIcon,
-    QVBoxLayout,
-)
+from PySide6.QtWidgets import QApplication, QGroupBox, QLabel, QPlainTextEdit, QSystemTrayIcon, QVBoxLayout
 
 LOG_LINES_KEPT = 5000
 LOSS_SERIES = "loss"

@@ -162,8 +162,9 @@ def plan_together_teach(
     from cognitivetwin_core.data.privacy import scan_chat_jsonl
     from cognitivetwin_core.phase1.jobs import read_job
     from cognitivetwin_core.phase1.teach import DEFAULT_BETA, SFT_WEIGHT
+    from cognitivetwin_core.phase1.together_dry_run import apply_estimate
     from cognitivetwin_core.phase1.together_errors import translate
-    from cognitivetwin_core.phase1.together_jobs import _dump, apply_estimate
+    from cognitivetwin_core.phase1.together_records import _dump
 
     if epochs < 1:
         raise InputError(f"--epochs must be 1 or more (got {epochs}).")
