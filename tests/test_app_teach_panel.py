@@ -204,3 +204,32 @@ def test_a_stopped_teach_is_resumed_from_the_panel(qtbot, workspace, tiny_adapte
         assert not panel.resume_button.isVisible() and stopped_teach(workspace, tiny_adapter) is None
     finally:
         panel.shutdown()
+
+
+def test_the_window_hands_a_together_teach_job_to_the_phase1_tab(qtbot, qasync_loop, isolated_user_dirs, monkeypatch):
+    from PySide6.QtCore import Signal
+    from PySide6.QtWidgets import QWidget
+
+    from app import main_window
+
+    class Playground(QWidget):
+        togetherJobLaunched = Signal(str)
+
+    class Phase1(QWidget):
+        followed: list[str] = []
+
+        def follow_together_job(self, job_id):
+            self.followed.append(job_id)
+
+    factories = list(main_window.TAB_FACTORIES)
+    factories[3] = ("Phase &1", "4", Phase1)
+    factories[5] = ("&Playground", "6", Playground)
+    monkeypatch.setattr(main_window, "TAB_FACTORIES", factories)
+    win = main_window.MainWindow()
+    qtbot.addWidget(win)
+    try:
+        phase1, playground = win.tab_widgets["Phase 1"], win.tab_widgets["Playground"]
+        playground.togetherJobLaunched.emit("ft-taught")
+        assert phase1.followed == ["ft-taught"]
+    finally:
+        win.close()

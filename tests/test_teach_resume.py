@@ -127,6 +127,11 @@ def test_resume_is_refused_in_one_sentence_when_feedback_or_settings_changed(par
     with Workspace.open(tmp_path / "ws", read_only=True) as workspace:
         assert stopped_teach(workspace, parent)["step"] == 1  # a refused resume keeps the stopped run
         assert workspace.adapters() == []
+    with Workspace.open(tmp_path / "ws") as workspace:
+        events = []
+        teach_twin(workspace, parent, max_steps=1, on_event=events.append, **FAST)
+        assert "starting over (the run stopped at step 1 is kept until this one stops or finishes" in events[0].message
+        assert stopped_teach(workspace, parent) is None  # the finished run supersedes it
 
 
 def test_a_taught_twin_learns_only_what_it_has_not_learned(parent, tmp_path, capsys):
@@ -156,3 +161,31 @@ def test_a_taught_twin_learns_only_what_it_has_not_learned(parent, tmp_path, cap
     assert main(["feedback", "list", "--workspace", ws, "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows[3]["taught_into"] == [grandchild.adapter_dir.name, again.adapter_dir.name]
+
+
+def test_ctrl_c_in_the_terminal_keeps_the_run_and_resume_finishes_it(parent, tmp_path, capsys, monkeypatch):
+    import os
+    import signal
+
+    from cognitivetwin_core.cli import teach_cmd
+
+    _workspace(tmp_path, parent).close()
+    printed, handler = teach_cmd._print_event, signal.getsignal(signal.SIGINT)
+
+    def print_and_interrupt(event):
+        printed(event)
+        if event.kind == "step" and event.step == 1:
+            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C as the first step is shown
+
+    monkeypatch.setattr(teach_cmd, "_print_event", print_and_interrupt)
+    argv = ["teach", "--adapter", str(parent), "--workspace", str(tmp_path / "ws"), "--device", "cpu"]
+    assert main([*argv, "--max-steps", "3"]) != 0
+    err = capsys.readouterr().err
+    assert "Stopping after this step" in err and "stopped at step 1 of 3" in err and "--resume" in err
+    monkeypatch.setattr(teach_cmd, "_print_event", printed)
+    assert main([*argv, "--resume"]) == 0
+    captured = capsys.readouterr()
+    assert "resuming at step 2" in captured.err and "step 3/3: loss" in captured.err
+    lineage = json.loads((Path(captured.out.strip().splitlines()[-1]) / "lineage.json").read_text())
+    assert lineage["steps"] == 3 and lineage["resumed_at_step"] == 1
+    assert signal.getsignal(signal.SIGINT) is handler  # the command put the previous handler back

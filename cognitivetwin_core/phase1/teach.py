@@ -221,8 +221,14 @@ def teach_twin(
             lora_modules=len(parent_config.get("target_modules") or ()) or 2,
             gradient_checkpointing=device != "cpu",
         )
+    kept = None if saved else checkpoint.state()  # a stopped run this one starts over from
     if on_event:
         again = f", resuming at step {start + 1}" if start else ""
+        if kept:
+            again = (
+                f", starting over (the run stopped at step {kept.get('step')} is kept until this one stops or "
+                "finishes; resume it instead with --resume or Resume teaching)"
+            )
         on_event(
             TeachEvent(
                 "start", start, steps, message=f"{method.upper()} on {len(feedback_ids)} verdicts, {device}{again}"
