@@ -161,7 +161,7 @@ def test_a_together_twin_is_taught_on_together_and_followed_in_phase1(
         phase1.shutdown()
 
 
-def test_a_stopped_teach_is_resumed_from_the_panel(qtbot, workspace, tiny_adapter):
+def test_a_stopped_teach_is_resumed_from_the_panel(qtbot, workspace, tiny_adapter, test_output_dir):
     from app.tabs.playground_teach import TeachPanel
     from cognitivetwin_core.phase1.teach_checkpoint import stopped_teach
 
@@ -190,6 +190,7 @@ def test_a_stopped_teach_is_resumed_from_the_panel(qtbot, workspace, tiny_adapte
         assert 1 <= stopped < 4 and steps == list(range(1, stopped + 1))
         assert panel.resume_button.isVisible() and f"step {stopped} of 4" in panel.resume_button.toolTip()
         assert "Resume" in panel.status.text() and panel.teach_button.isEnabled()
+        panel.grab().save(str(test_output_dir / "playground-teach-stopped.png"))
 
         stopping[0] = False
         steps.clear()

@@ -56,7 +56,7 @@ def feedback_to_teach(workspace, adapter_dir: str | Path, *, include_taught: boo
     if records and not fresh:
         raise InputError(
             f"All {len(records)} verdicts on this twin were already taught into it ({chain[0].name} or a version "
-            "it came from): rate new replies first, or include what it already learned (--include-taught)."
+            "it came from): rate new replies first, or relearn what it already learned (--include-taught)."
         )
     return fresh
 

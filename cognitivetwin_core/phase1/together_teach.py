@@ -137,7 +137,7 @@ def preference_pairs(workspace, adapter_dir: str | Path, *, include_taught: bool
     if not rows and not include_taught and dpo_rows(feedback_to_teach(workspace, parent, include_taught=True)):
         raise InputError(
             "Every edited reply on this twin was already taught into it, and Together's preference tuning needs "
-            "pairs: edit a new reply first, or include what it already learned (--include-taught)."
+            "pairs: edit a new reply first, or relearn what it already learned (--include-taught)."
         )
     if not rows:
         raise InputError(
