@@ -208,13 +208,9 @@ def test_a_stopped_teach_is_resumed_from_the_panel(qtbot, workspace, tiny_adapte
 
 
 def test_the_window_hands_a_together_teach_job_to_the_phase1_tab(qtbot, qasync_loop, isolated_user_dirs, monkeypatch):
-    from PySide6.QtCore import Signal
     from PySide6.QtWidgets import QWidget
 
     from app import main_window
-
-    class Playground(QWidget):
-        togetherJobLaunched = Signal(str)
 
     class Phase1(QWidget):
         followed: list[str] = []
@@ -224,13 +220,12 @@ def test_the_window_hands_a_together_teach_job_to_the_phase1_tab(qtbot, qasync_l
 
     factories = list(main_window.TAB_FACTORIES)
     factories[3] = ("Phase &1", "4", Phase1)
-    factories[5] = ("&Playground", "6", Playground)
     monkeypatch.setattr(main_window, "TAB_FACTORIES", factories)
     win = main_window.MainWindow()
     qtbot.addWidget(win)
     try:
         phase1, playground = win.tab_widgets["Phase 1"], win.tab_widgets["Playground"]
-        playground.togetherJobLaunched.emit("ft-taught")
+        playground.chat_panel.teach.togetherLaunched.emit("ft-taught")  # the real Playground's Teach panel
         assert phase1.followed == ["ft-taught"]
     finally:
         win.close()
