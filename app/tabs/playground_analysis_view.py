@@ -99,6 +99,7 @@ class PlaygroundAnalysisView:
         self.result_tabs.addTab(compare_page, "Compare")
         # Talk to the twin (Phase 1 adapter), scored by the run chosen above.
         self.chat_panel = ChatPanel()
+        self.chat_panel.teach.togetherLaunched.connect(self.togetherJobLaunched)
         self.result_tabs.addTab(self.chat_panel, "Chat")
         self.blind_panel = BlindTestPanel()
         self.result_tabs.addTab(self.blind_panel, "Blind test")

@@ -47,6 +47,7 @@ class PlaygroundTab(PlaygroundRuns, PlaygroundInputs, PlaygroundAnalysisView, Pl
     runLoaded = Signal(str)
     analysisShown = Signal(str)
     exported = Signal(str, str)
+    togetherJobLaunched = Signal(str)  # a Teach job on Together: the window has Phase 1 follow it
 
     def __init__(self, parent: QWidget | None = None):
         super().__init__(parent)
