@@ -52,7 +52,7 @@ def test_calls_run_in_one_kept_child_and_its_errors_are_raised_here(helper):
 
     end_helper()
     assert helper_pid() is None
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + WORK_TIMEOUT_S
     while _alive(first) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _alive(first)
@@ -78,7 +78,7 @@ def test_a_killed_child_is_replaced_on_the_next_call(helper):
 def test_an_idle_child_ends_by_itself(helper, monkeypatch):
     monkeypatch.setattr(child_processes, "IDLE_S", 0.2)
     pid = call_in_child(os.getpid)
-    deadline = time.monotonic() + 10
+    deadline = time.monotonic() + WORK_TIMEOUT_S
     while helper_pid() is not None and time.monotonic() < deadline:
         time.sleep(0.05)
     assert helper_pid() is None
@@ -118,7 +118,7 @@ def test_the_child_ends_with_its_parent(tmp_path):
     )
     parent = subprocess.Popen([sys.executable, "-c", script], cwd=REPO)
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + WORK_TIMEOUT_S
         while not pid_file.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
         helper = int(pid_file.read_text())
@@ -126,7 +126,7 @@ def test_the_child_ends_with_its_parent(tmp_path):
     finally:
         parent.kill()
         parent.wait()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + WORK_TIMEOUT_S
     while _alive(helper) and time.monotonic() < deadline:
         time.sleep(0.1)
     assert not _alive(helper)

@@ -15,10 +15,12 @@ from pathlib import Path
 
 import pytest
 
+from tests.waits import WORK_TIMEOUT_S
+
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers are forked on Linux only")
 
 REPO = Path(__file__).resolve().parent.parent
-WAIT_S = 30.0
+WAIT_S = WORK_TIMEOUT_S  # workers starting, an import ending after Ctrl-C, workers gone: a hang fails
 
 
 def _big_chat_jsonl(path: Path, conversations: int = 6000) -> Path:

@@ -18,6 +18,7 @@ import pytest
 
 from cognitivetwin_core.errors import InputError
 from tests.conftest import tiny_phase2_config
+from tests.waits import WORK_TIMEOUT_S
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -142,7 +143,7 @@ def test_the_child_dies_with_its_parent(tiny_model_dir, tmp_path, small_demo):
         child_pid = int(parent.stdout.readline())
         assert psutil.pid_exists(child_pid) and psutil.Process(child_pid).ppid() == parent.pid
         parent.kill()
-        parent.wait(30)
+        parent.wait(WORK_TIMEOUT_S)
         assert _gone(child_pid), "the training child outlived its killed parent"
     finally:
         if parent.poll() is None:
@@ -191,7 +192,7 @@ def test_a_rank_that_dies_ends_the_run_as_failed_and_leaves_no_process(tiny_mode
     killed = []
 
     def kill_rank_one():  # as the out-of-memory killer would, before it has done its share
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + WORK_TIMEOUT_S
         while not runner.rank_pids and time.monotonic() < deadline:
             time.sleep(0.01)
         os.kill(runner.rank_pids[0], signal.SIGKILL)

@@ -13,6 +13,7 @@ import pytest
 
 from cognitivetwin_core.conversation import Conversation, Message
 from cognitivetwin_core.data.workspace import DB_NAME, Workspace
+from tests.waits import WORK_TIMEOUT_S
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -45,14 +46,14 @@ def workspace_dir(tmp_path) -> Path:
     return path
 
 
-def _cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess:
+def _cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "cognitivetwin_core", *args],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
         text=True,
-        timeout=timeout,
+        timeout=WORK_TIMEOUT_S,
     )
 
 
@@ -64,16 +65,17 @@ def held_lock(workspace_dir):
     assert holder.stdout.readline().strip() == "locked"
     yield holder
     holder.stdin.close()
-    holder.wait(timeout=30)
+    holder.wait(timeout=WORK_TIMEOUT_S)
 
 
 def test_read_commands_do_not_wait_for_a_writer(workspace_dir, held_lock, tmp_path):
-    # A timeout below the 120 s lock wait: a reader that waited would fail here.
-    listing = _cli("data", "list", "--workspace", str(workspace_dir), timeout=30)
+    # The lock is held until every reader has returned: a reader that waited for it would give
+    # up after the workspace's lock wait with an error, or hang until WORK_TIMEOUT_S; either fails.
+    listing = _cli("data", "list", "--workspace", str(workspace_dir))
     assert listing.returncode == 0, listing.stderr
     assert listing.stdout.startswith("5 conversations")
-    assert _cli("data", "stats", "--workspace", str(workspace_dir), timeout=30).returncode == 0
-    shown = _cli("data", "show", "c1", "--workspace", str(workspace_dir), timeout=30)
+    assert _cli("data", "stats", "--workspace", str(workspace_dir)).returncode == 0
+    shown = _cli("data", "show", "c1", "--workspace", str(workspace_dir))
     assert shown.returncode == 0 and "answer 1." in shown.stdout
     out = tmp_path / "t.jsonl"
     exported = _cli("data", "export", "--format", "trajectory", "--out", str(out), "--workspace", str(workspace_dir))
@@ -90,10 +92,10 @@ def test_a_needed_update_under_a_writer_is_refused_saying_who_writes(workspace_d
     )
     try:
         assert holder.stdout.readline().strip() == "locked"
-        result = _cli("data", "list", "--workspace", str(workspace_dir), timeout=30)
+        result = _cli("data", "list", "--workspace", str(workspace_dir))
     finally:
         holder.stdin.close()
-        holder.wait(timeout=30)
+        holder.wait(timeout=WORK_TIMEOUT_S)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
     assert "one-time update" in result.stderr and f"process {holder.pid}" in result.stderr
@@ -149,7 +151,7 @@ def test_a_writer_that_must_wait_says_for_whom_then_goes_on(workspace_dir, tmp_p
         assert waiting.startswith("Waiting: ") and f"process {holder.pid}" in waiting and "big.jsonl" in waiting
     finally:
         holder.stdin.close()
-        holder.wait(timeout=30)
-    out, err = importer.communicate(timeout=60)
+        holder.wait(timeout=WORK_TIMEOUT_S)
+    out, err = importer.communicate(timeout=WORK_TIMEOUT_S)
     assert importer.returncode == 0, err
     assert "1 conversations" in out
