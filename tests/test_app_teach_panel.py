@@ -14,6 +14,7 @@ import pytest
 from together_server import FakeTogether, make_tiny_lora_adapter
 
 from cognitivetwin_core.data.feedback import EDIT, GOOD, add_feedback
+from tests.waits import WORK_TIMEOUT_MS
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -123,7 +124,7 @@ def test_a_together_twin_is_taught_on_together_and_followed_in_phase1(
         confirm["answer"] = False
         created = len(fake.create_bodies)
         panel.teach_button.click()
-        qtbot.waitUntil(lambda: panel.message.kind == "info", timeout=20_000)
+        qtbot.waitUntil(lambda: panel.message.kind == "info", timeout=WORK_TIMEOUT_MS)
         assert "nothing was charged" in panel.message.text() and len(fake.create_bodies) == created
         headline, details = confirm["asked"][-1]
         assert "paid" in headline and "$" in headline
@@ -133,7 +134,7 @@ def test_a_together_twin_is_taught_on_together_and_followed_in_phase1(
         confirm["answer"] = True
         downloaded = []
         phase1.controller.adapterReady.connect(lambda job, folder: downloaded.append((job, folder)))
-        with qtbot.waitSignal(panel.togetherLaunched, timeout=20_000) as launched:
+        with qtbot.waitSignal(panel.togetherLaunched, timeout=WORK_TIMEOUT_MS) as launched:
             panel.teach_button.click()
             assert not panel.teach_button.isEnabled()
         job_id = launched.args[0]
@@ -143,7 +144,7 @@ def test_a_together_twin_is_taught_on_together_and_followed_in_phase1(
         panel.grab().save(str(test_output_dir / "playground-teach-together.png"))
 
         # The Phase 1 tab's ordinary monitoring follows it to the download.
-        qtbot.waitUntil(lambda: bool(downloaded), timeout=30_000)
+        qtbot.waitUntil(lambda: bool(downloaded), timeout=WORK_TIMEOUT_MS)
         assert downloaded[0][0] == job_id
         taught = downloaded[0][1]
         qtbot.waitUntil(lambda: (phase1.job_row(job_id) or {}).get("Status") == "completed", timeout=5_000)
@@ -154,7 +155,7 @@ def test_a_together_twin_is_taught_on_together_and_followed_in_phase1(
         uploads = fake.count("POST", r"^/v1/files$")
         panel.set_target(workspace, taught)
         panel.teach_button.click()
-        qtbot.waitUntil(lambda: panel.message.kind == "error", timeout=10_000)
+        qtbot.waitUntil(lambda: panel.message.kind == "error", timeout=WORK_TIMEOUT_MS)
         assert "already taught" in panel.message.text() and fake.count("POST", r"^/v1/files$") == uploads
     finally:
         panel.shutdown()
@@ -183,9 +184,9 @@ def test_a_stopped_teach_is_resumed_from_the_panel(qtbot, workspace, tiny_adapte
 
     panel.job.progress.connect(on_event)
     try:
-        with qtbot.waitSignal(panel.job.cancelled, timeout=120_000):
+        with qtbot.waitSignal(panel.job.cancelled, timeout=WORK_TIMEOUT_MS):
             panel.teach_button.click()
-        qtbot.waitUntil(lambda: not panel.job.is_running(), timeout=10_000)
+        qtbot.waitUntil(lambda: not panel.job.is_running(), timeout=WORK_TIMEOUT_MS)
         stopped = stopped_teach(workspace, tiny_adapter)["step"]
         assert 1 <= stopped < 4 and steps == list(range(1, stopped + 1))
         assert panel.resume_button.isVisible() and f"step {stopped} of 4" in panel.resume_button.toolTip()
@@ -194,7 +195,7 @@ def test_a_stopped_teach_is_resumed_from_the_panel(qtbot, workspace, tiny_adapte
 
         stopping[0] = False
         steps.clear()
-        with qtbot.waitSignal(panel.taught, timeout=120_000) as taught:
+        with qtbot.waitSignal(panel.taught, timeout=WORK_TIMEOUT_MS) as taught:
             panel.resume_button.click()
             assert not panel.resume_button.isEnabled() and panel.stop_button.isEnabled()
         assert steps == list(range(stopped + 1, 5))
