@@ -67,6 +67,37 @@ def pytest_xdist_make_scheduler(config, log):
     return SharedStateScheduling(config, log)
 
 
+def _is_qt_test(item) -> bool:
+    return item.module.__name__.startswith("test_app_") or "qtbot" in item.fixturenames
+
+
+@pytest.fixture(scope="session", autouse=True)
+def long_lived_objects_frozen(request):
+    """In a run with Qt tests: import what such a run loads anyway (torch, transformers, peft,
+    Qt, the app's tabs), collect once, and move every object alive now out of the cyclic
+    collector's reach (`gc.freeze`); no test has made anything yet, so nothing frozen is
+    garbage to come. The full collections around each Qt test (studio_garbage_collection) then
+    walk only what tests made: about 0.003 s of CPU each instead of 0.19 s."""
+    import gc
+
+    if not any(_is_qt_test(item) for item in request.session.items):
+        yield
+        return
+
+    import peft  # noqa: F401
+    import torch  # noqa: F401
+    import transformers  # noqa: F401
+    from transformers import LlamaForCausalLM  # noqa: F401
+
+    import app.main_window  # noqa: F401
+    from app.tabs import data_tab, phase1_tab, phase2_tab, playground_tab  # noqa: F401
+
+    gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()
+
+
 @pytest.fixture(scope="session")
 def test_output_dir() -> Path:
     """Screenshots and other artefacts a person looks at after a run."""
@@ -270,7 +301,7 @@ def studio_garbage_collection(request):
     the GUI thread (app.qt.gui_thread_gc), never inside a worker thread that would then delete
     widgets and timers there; and earlier tests' widgets are gone before each test starts."""
     global _qt_leftovers_possible
-    if not (request.module.__name__.startswith("test_app_") or "qtbot" in request.fixturenames):
+    if not _is_qt_test(request.node):
         # A test without widgets that starts worker threads (a training run) must not be the one
         # whose thread collects an earlier Qt test's leftovers: free them here, on this thread.
         # Once is enough after a test with Qt: a full collection costs a noticeable fraction of
