@@ -33,7 +33,7 @@ def parse_args(argv):
     parser = argparse.ArgumentParser(prog="cognitivetwin-studio", description="CognitiveTwin Studio, the desktop app.")
     parser.add_argument("--workspace", help="open this workspace folder instead of the last one")
     parser.add_argument(
-        "--quit-after", type=float, metavar="SECONDS", help="close the window after SECONDS (smoke tests)"
+        "--quit-after", type=float, metavar="SECONDS", help="close the window SECONDS after start-up (smoke tests)"
     )
     parser.add_argument(
         "--report-startup",
@@ -97,7 +97,9 @@ async def run_window(args) -> int:
     QTimer.singleShot(300, window.detect_device)
     QTimer.singleShot(1500, window.prepare_builtin_model)  # once, if this computer lacks it
     if args.quit_after is not None:
-        QTimer.singleShot(int(args.quit_after * 1000), window.close)
+        # Counted from the end of start-up (the workspace opened, or said why not), not from
+        # the first paint: on a busy machine a fixed time closed the window mid-start-up.
+        window.workspaceOpenFinished.connect(lambda: QTimer.singleShot(int(args.quit_after * 1000), window.close))
     await quitting.wait()
     cancel_all()
     collector.stop()

@@ -239,6 +239,7 @@ class TabWidgets(Mapping):
 
 class MainWindow(QMainWindow):
     workspaceChanged = Signal(object)
+    workspaceOpenFinished = Signal()  # a background open ended: opened, or its error shown
     deviceDetected = Signal(str)
 
     def __init__(self, parent: QWidget | None = None):
@@ -421,6 +422,7 @@ class MainWindow(QMainWindow):
         job.succeeded.connect(self._adopt_workspace)
         job.failed.connect(self._workspace_failed)
         job.finished.connect(self.statusBar().clearMessage)
+        job.finished.connect(self.workspaceOpenFinished)
         shown = "the default workspace" if path is None else str(path)
         self.statusBar().showMessage(f"Opening {shown} (updating its annotations if needed)…")
         job.start(_open_first_workspace, (path, *fallbacks))
