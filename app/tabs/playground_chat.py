@@ -19,7 +19,6 @@ context and shows them under the reply; every twin reply has a `FeedbackBar`, an
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -29,7 +28,6 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -37,182 +35,22 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
-    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from app.qt.background_job import BackgroundJob
+from app.tabs.playground_reply_view import ReplyView
 from app.widgets.advanced_fold import AdvancedFold
 from app.widgets.message_label import MessageLabel
-from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.errors import CognitiveTwinError
+from cognitivetwin_core.playground.chat_models import ChatModels, ChatRemembered, ChatStatus, ChatText, run_chat_turn
 from cognitivetwin_core.playground.chat_request import ChatRequest
 
 log = logging.getLogger(__name__)
 
 TWIN, BASE = "twin", "base"  # as cognitivetwin_core.playground.chat names them (not imported: torch)
-
-
-class ChatModels:
-    """What the chat has loaded (Qt-free; used by one job at a time): the twin and the scorer."""
-
-    def __init__(self):
-        self.twin = None
-        self.twin_key: tuple | None = None
-        self.scorer = None
-        self.scorer_key: str | None = None
-        self.person_judge = None
-        self.person_judge_key: tuple | None = None
-        self.session = None
-
-    def prepare(
-        self, adapter_dir: str, base_model: str | None, run_dir: str | None, progress, workspace=None, memory=False
-    ) -> None:
-        from cognitivetwin_core.playground.chat import ChatSession, ReplyScorer, load_twin, workspace_memory
-
-        key = (adapter_dir, base_model)
-        if self.twin_key != key:
-            progress(ChatStatus("Loading the twin (the base and your adapter)…"))
-            self.twin, self.twin_key, self.session = None, None, None
-            self.twin = load_twin(adapter_dir, base_model)
-            self.twin_key = key
-        if run_dir != self.scorer_key:
-            self.scorer, self.scorer_key = None, None
-            if run_dir:
-                progress(ChatStatus("Loading the Phase 2 run for the scores…"))
-                self.scorer = ReplyScorer.for_run(run_dir)
-                self.scorer_key = run_dir
-        judge_key = (adapter_dir, str(workspace.path) if workspace is not None else None)
-        if judge_key != self.person_judge_key:
-            self.person_judge, self.person_judge_key = None, None
-            if workspace is not None:
-                from cognitivetwin_core.playground.judges.sounds_like_you import PersonJudge
-
-                progress(ChatStatus("Fitting the judge of how much a reply sounds like you…"))
-                self.person_judge = PersonJudge.for_adapter(adapter_dir, workspace)
-                self.person_judge_key = judge_key
-        if self.session is None:
-            self.session = ChatSession(self.twin)
-        self.session.scorer = self.scorer
-        judge = self.person_judge
-        self.session.person_judge = judge if judge is not None and judge.reliable else None
-        self.session.memory = workspace_memory(workspace) if memory and workspace is not None else None
-
-
-# What `run_chat_turn` reports to its `progress` (typed, never tuples told apart by their first item).
-
-
-@dataclass(frozen=True)
-class ChatStatus:
-    """What the worker is doing, in words for the person."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class ChatText:
-    """A piece of a reply as it is written; `who` is TWIN or BASE."""
-
-    who: str
-    piece: str
-
-
-@dataclass(frozen=True)
-class ChatRemembered:
-    """The past messages the memory put in the prompt."""
-
-    items: list
-
-
-def run_chat_turn(progress, cancelled, models: ChatModels, request: ChatRequest):
-    """The job: load what is needed, then the twin's (and the base's) reply, scored."""
-    models.prepare(
-        request.adapter_dir, request.base_model, request.run_dir, progress, request.workspace, request.memory
-    )
-    session = models.session
-    session.system_prompt = request.system_prompt
-    session.settings = request.settings
-    progress(ChatStatus("The twin is writing…"))
-    return session.send(
-        request.text,
-        compare_base=request.compare_base,
-        on_text=lambda who, piece: progress(ChatText(who, piece)),
-        cancellation=Cancellation(also_when=cancelled),
-        on_remembered=lambda items: progress(ChatRemembered(items)),
-    )
-
-
-class ReplyView(QFrame):
-    """One reply: who wrote it, the text as it arrives, and its scores."""
-
-    def __init__(self, title: str, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 6, 8, 6)
-        self.title = QLabel(f"<b>{title}</b>")
-        self.text = QLabel("")
-        self.text.setWordWrap(True)
-        self.text.setTextFormat(Qt.TextFormat.PlainText)
-        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.score = QLabel("")
-        self.score.setWordWrap(True)
-        self.score.setProperty("role", "hint")
-        # Word-wrapped labels only claim the height their text needs with these policies; with
-        # the defaults a reply that grows is clipped under the next line.
-        for label in (self.text, self.score):
-            label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.MinimumExpanding)
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
-        self.remembered = QLabel("")
-        self.remembered.setWordWrap(True)
-        self.remembered.setTextFormat(Qt.TextFormat.PlainText)
-        self.remembered.setProperty("role", "hint")
-        self.remembered.setToolTip("Your own past messages the twin was shown before answering (its memory)")
-        self.remembered.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.MinimumExpanding)
-        self.remembered.hide()
-        layout.addWidget(self.title)
-        layout.addWidget(self.remembered)
-        layout.addWidget(self.text)
-        layout.addWidget(self.score)
-        self._raw = ""
-
-    def show_remembered(self, items) -> None:
-        """The remembered messages the reply was written with, above it."""
-        if items:
-            self.remembered.setText("\n".join(f"remembered: {item.text}" for item in items))
-        self.remembered.setVisible(bool(items))
-
-    def append(self, piece: str) -> None:
-        self._raw += piece
-        self.text.setText(self._raw.strip())
-
-    def finish(self, reply, scorer_note: str = "", limit: int | None = None) -> None:
-        """`limit`: the longest reply asked for, in tokens; a reply that reached it was cut."""
-        if reply is None:
-            return
-        self._raw = reply.text
-        self.text.setText(reply.text or "(no reply)")
-        parts = []
-        if reply.stopped:
-            parts.append("stopped")
-        elif limit and reply.tokens >= limit:
-            parts.append("cut short at the longest reply allowed (Advanced settings ▸ Longest reply)")
-        if getattr(reply, "yours", None) is not None:
-            parts.append(f"sounds like you: {reply.yours:.0%}")
-        if reply.score is not None:
-            closeness = reply.score.sounds_like
-            parts.append(
-                f"style closeness: {closeness:.2f} (-1 to 1)"
-                if closeness is not None
-                else "style closeness: unavailable"
-            )
-            patterns = ", ".join(f"{name} {p:.0%}" for name, p in reply.score.top_patterns(3))
-            parts.append(f"patterns: {patterns}")
-        elif scorer_note:
-            parts.append(scorer_note)
-        self.score.setText(" · ".join(parts))
 
 
 NO_ADAPTER_TEXT = (
