@@ -1,10 +1,13 @@
 """The Playground's Chat panel: talk to the twin, beside the base if asked, with scores.
 
-The model work runs on a `BackgroundJob` (one reply at a time): loading the twin (base +
-Phase 1 adapter) and the scorer (the Phase 2 run) the first time, generating, and scoring.
-Text arrives word by word through the job's progress signal, relayed to the GUI thread;
-Stop sets the job's cancel flag, which the generation checks before each token. The models
-stay loaded in a Qt-free `ChatModels` between replies (one twin, one scorer at a time).
+The model work runs in the chat's child process (`ChatProcess`,
+cognitivetwin_core/playground/chat_process.py), which stays alive across turns: it loads the
+twin (base + Phase 1 adapter) and the scorer (the Phase 2 run) the first time, generates and
+scores; the window's process never imports torch. A `BackgroundJob` thread follows one turn's
+messages and relays them to the GUI thread, text word by word. Stop asks the child to end the
+reply being written (it checks before each token). The conversation is kept here and sent
+with each message, so a child that crashed (the turn fails with a sentence) is replaced at
+the next message and goes on with it.
 
 Signals for tests and the window: `replyStarted()`, `textArrived(who, piece)`,
 `replyFinished(turn)` (a ChatTurn, scores included), `failed(message)`.
@@ -45,12 +48,22 @@ from app.tabs.playground_reply_view import ReplyView
 from app.widgets.advanced_fold import AdvancedFold
 from app.widgets.message_label import MessageLabel
 from cognitivetwin_core.errors import CognitiveTwinError
-from cognitivetwin_core.playground.chat_models import ChatModels, ChatRemembered, ChatStatus, ChatText, run_chat_turn
+from cognitivetwin_core.playground.chat_models import ChatAnswer, ChatRemembered, ChatStatus, ChatText
+from cognitivetwin_core.playground.chat_process import ChatProcess
 from cognitivetwin_core.playground.chat_request import ChatRequest
 
 log = logging.getLogger(__name__)
 
 TWIN, BASE = "twin", "base"  # as cognitivetwin_core.playground.chat names them (not imported: torch)
+
+
+def follow_chat_turn(progress, cancelled, chat: ChatProcess, request: ChatRequest, turns: tuple) -> ChatAnswer:
+    """The job: hand each message of one turn in the chat's child to the GUI; its `ChatAnswer`."""
+    for message in chat.turn(request, turns):
+        if isinstance(message, ChatAnswer):
+            return message
+        progress(message)
+    raise CognitiveTwinError("The chat process ended the turn without a reply; the log file has the details.")
 
 
 NO_ADAPTER_TEXT = (
@@ -69,7 +82,10 @@ class ChatPanel(QWidget):
         super().__init__(parent)
         self.workspace = None
         self.run_dir: str | None = None
-        self.models = ChatModels()
+        self.chat = ChatProcess()
+        self.conversation: list = []  # the ChatTurns so far (sent with each message to the child)
+        self.last_answer: ChatAnswer | None = None
+        self._request: ChatRequest | None = None
         self.job = BackgroundJob(self, name="chat reply")
         self.job.progress.connect(self._on_progress)
         self.job.succeeded.connect(self._on_done)
@@ -229,8 +245,10 @@ class ChatPanel(QWidget):
 
     def shutdown(self) -> None:
         self.job.cancel()
+        self.chat.request_stop()
         self.teach.shutdown()
         self.job.wait()
+        self.chat.close()
 
     def is_busy(self) -> bool:
         return self.job.is_running() or self.teach.is_busy()
@@ -285,7 +303,7 @@ class ChatPanel(QWidget):
             self.add_adapter_folder(folder)
 
     def _adapter_changed(self, *_args) -> None:
-        if self.models.session is not None and self.models.session.turns:
+        if self.conversation:
             self.clear()
         self.message.clear_message()
         self._update_buttons()
@@ -332,7 +350,8 @@ class ChatPanel(QWidget):
             run_dir=self.run_dir,
             workspace=self.workspace,
         )
-        self.job.start(run_chat_turn, self.models, request)
+        self._request = request
+        self.job.start(follow_chat_turn, self.chat, request, tuple(self.conversation))
         self.status.setText("Starting…")
         self._update_buttons()
         self.replyStarted.emit()
@@ -340,14 +359,13 @@ class ChatPanel(QWidget):
 
     def stop(self) -> None:
         if self.job.is_running():
-            self.job.cancel()
+            self.chat.request_stop()  # the child ends the reply at its next token
             self.status.setText("Stopping…")
 
     def clear(self) -> None:
         if self.job.is_running():
             return
-        if self.models.session is not None:
-            self.models.session.clear()
+        self.conversation.clear()
         while self.transcript_layout.count() > 1:
             item = self.transcript_layout.takeAt(0)
             if item.widget() is not None:
@@ -357,9 +375,20 @@ class ChatPanel(QWidget):
         self._update_buttons()
 
     def save(self, path: str | Path) -> Path | None:
-        if self.models.session is None or not self.models.session.turns:
+        if not self.conversation:
             return None
-        return self.models.session.save(path)
+        from cognitivetwin_core.playground.chat import conversation_record, save_conversation
+
+        request, answer = self._request, self.last_answer
+        record = conversation_record(
+            self.conversation,
+            adapter_dir=request.adapter_dir,
+            base_model=answer.base_model if answer is not None else "",
+            phase2_run=request.run_dir,
+            system_prompt=request.system_prompt,
+            settings=request.settings,
+        )
+        return save_conversation(path, record)
 
     def _save_clicked(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save the conversation", "conversation.json", "JSON (*.json)")
@@ -369,7 +398,7 @@ class ChatPanel(QWidget):
                 self.message.show_ok(f"Saved the conversation to {saved}.")
 
     def turns(self) -> list:
-        return list(self.models.session.turns) if self.models.session is not None else []
+        return list(self.conversation)
 
     # ----- transcript widgets ---------------------------------------------------------------------
 
@@ -412,22 +441,21 @@ class ChatPanel(QWidget):
             bar = self.scroll.verticalScrollBar()
             bar.setValue(bar.maximum())
 
-    def _on_done(self, turn) -> None:
-        scorer = self.models.scorer
-        note = "" if self.run_dir else "choose a Phase 2 run to score replies"
-        if scorer is not None and scorer.unavailable:
-            note = scorer.unavailable
+    def _on_done(self, answer: ChatAnswer) -> None:
+        turn = answer.turn
+        self.last_answer = answer
+        self.conversation.append(turn)
+        note = answer.scorer_note or ("" if self.run_dir else "choose a Phase 2 run to score replies")
         limit = self.max_new_tokens.value()
         self._views[TWIN].finish(turn.twin, note, limit)
-        judge = self.models.person_judge
-        if judge is not None:
+        if answer.judge_note is not None:
             from cognitivetwin_core.playground.judges.sounds_like_you import SCALE
 
-            self._views[TWIN].score.setToolTip(f"Sounds like you: {SCALE}; {judge.note}.")
+            self._views[TWIN].score.setToolTip(f"Sounds like you: {SCALE}; {answer.judge_note}.")
             if turn.verdict:
                 self._views[TWIN].score.setText(self._views[TWIN].score.text() + f" · {turn.verdict}")
-            elif not judge.reliable:
-                self._views[TWIN].score.setText(self._views[TWIN].score.text() + f" · {judge.note}")
+            elif not answer.judge_reliable:
+                self._views[TWIN].score.setText(self._views[TWIN].score.text() + f" · {answer.judge_note}")
         self._views[TWIN].show_remembered(turn.remembered)
         if self.workspace is not None and turn.twin.text:
             self._add_feedback_bar(self._views[TWIN], turn)
@@ -445,7 +473,7 @@ class ChatPanel(QWidget):
         from app.tabs.playground_teach import FeedbackBar
         from cognitivetwin_core.data.feedback import add_feedback, undo_feedback
 
-        workspace, adapter = self.workspace, self.models.twin.adapter_dir
+        workspace, adapter = self.workspace, Path(self._request.adapter_dir)
 
         def store(verdict: str, edit: str | None) -> int:
             return add_feedback(workspace, adapter, turn.context, turn.twin.text, verdict=verdict, edit=edit).id
@@ -478,7 +506,7 @@ class ChatPanel(QWidget):
 
     def _update_buttons(self, *_args) -> None:
         busy = self.job.is_running()
-        has_turns = self.models.session is not None and bool(self.models.session.turns)
+        has_turns = bool(self.conversation)
         self.send_button.setEnabled(not busy and self.adapter_combo.count() > 0)
         self.stop_button.setEnabled(busy)
         self.clear_button.setEnabled(not busy and (has_turns or self.transcript_layout.count() > 1))

@@ -3,8 +3,9 @@
 `FeedbackBar` sits under one twin reply: "Sounds like me", "Not me", or "I'd say it like
 this", which turns the reply into an editor in place; the verdict is stored in the workspace
 (cognitivetwin_core/data/feedback.py) and can be undone. `TeachPanel` runs a Teach
-(cognitivetwin_core/phase1/teach.py) on a `BackgroundJob`, never on the GUI thread, with the
-loss and the reward margin plotted as they come, Stop, and the new version when it is done.
+(cognitivetwin_core/phase1/teach.py) in a child process (phase1/teach_process.py: the window
+never imports torch) followed by a `BackgroundJob`, with the loss and the reward margin
+plotted as they come, Stop, and the new version when it is done.
 See docs/teaching-and-memory.md.
 """
 
@@ -117,14 +118,16 @@ class FeedbackBar(QWidget):
         self._show_choices()
 
 
-def run_teach(progress, cancelled, workspace, adapter_dir: str, max_steps: int | None):
-    """The job: a Teach run reporting each event; Stop between steps."""
-    from cognitivetwin_core.cancellation import Cancellation
-    from cognitivetwin_core.phase1.teach import teach_twin
+def run_teach(progress, cancelled, process):
+    """The job: follow a Teach run in its child process (phase1/teach_process.py), reporting
+    each event; its result. Stop is the process's cancel, checked between steps."""
+    from cognitivetwin_core.phase1.teach_process import TeachDone
 
-    return teach_twin(
-        workspace, adapter_dir, max_steps=max_steps, on_event=progress, cancellation=Cancellation(also_when=cancelled)
-    )
+    for message in process.run():
+        if isinstance(message, TeachDone):
+            return message.result
+        progress(message)
+    raise CognitiveTwinError("Teaching ended without a new version of the twin; the log file has the details.")
 
 
 class TeachPanel(QWidget):
@@ -139,6 +142,7 @@ class TeachPanel(QWidget):
         self.adapter_dir: str | None = None
         self.max_steps: int | None = None  # None: teach.py's default
         self.job = BackgroundJob(self, name="teach")
+        self.process = None  # the running TeachProcess (the model work, in its child)
         self.job.progress.connect(self._on_event)
         self.job.succeeded.connect(self._on_done)
         self.job.failed.connect(self._on_failed)
@@ -177,7 +181,7 @@ class TeachPanel(QWidget):
         return self.job.is_running()
 
     def shutdown(self) -> None:
-        self.job.cancel()
+        self.stop()
         self.job.wait()
 
     def start(self) -> bool:
@@ -204,13 +208,17 @@ class TeachPanel(QWidget):
             plot.add_series(name, color, label=label)
         self.message.clear_message()
         self.status.setText("Loading the twin to teach it…")
-        self.job.start(run_teach, self.workspace, self.adapter_dir, self.max_steps)
+        from cognitivetwin_core.phase1.teach_process import TeachProcess
+
+        self.process = TeachProcess(self.workspace.path, self.adapter_dir, max_steps=self.max_steps)
+        self.job.start(run_teach, self.process)
         self._update_buttons()
         return True
 
     def stop(self) -> None:
         if self.job.is_running():
-            self.job.cancel()
+            self.job.cancel()  # the CancelledError that follows ends the job as cancelled
+            self.process.request_cancel()
             self.status.setText("Stopping after this step…")
 
     def _on_event(self, event) -> None:

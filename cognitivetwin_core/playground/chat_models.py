@@ -1,5 +1,6 @@
-"""What the chat has loaded and the work of one chat turn (Qt-free): the twin, the scorer and
-the judge, kept between replies, and the typed events a turn reports.
+"""What the chat has loaded and the work of one chat turn, in the chat's child process
+(chat_process.py): the twin, the scorer, the judge and the workspace, kept between replies;
+the typed events a turn reports; and the `ChatAnswer` it ends with.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from cognitivetwin_core.playground.chat_request import ChatRequest
 
 
 class ChatModels:
-    """What the chat has loaded (Qt-free; used by one job at a time): the twin and the scorer."""
+    """What the chat has loaded (used by one turn at a time): the twin, the scorer, the judge."""
 
     def __init__(self):
+        self.workspace = None  # opened here from its path: an open one cannot cross processes
         self.twin = None
         self.twin_key: tuple | None = None
         self.scorer = None
@@ -21,6 +23,19 @@ class ChatModels:
         self.person_judge = None
         self.person_judge_key: tuple | None = None
         self.session = None
+
+    def open_workspace(self, path: str | None):
+        """The workspace at `path` (None: none), opened once and kept."""
+        if self.workspace is not None and (path is None or str(self.workspace.path) != path):
+            self.workspace.close()
+            self.workspace = None
+        if path is not None and self.workspace is None:
+            from pathlib import Path
+
+            from cognitivetwin_core.data.workspace import Workspace
+
+            self.workspace = Workspace.open(Path(path))
+        return self.workspace
 
     def prepare(
         self, adapter_dir: str, base_model: str | None, run_dir: str | None, progress, workspace=None, memory=False
@@ -81,19 +96,49 @@ class ChatRemembered:
     items: list
 
 
-def run_chat_turn(progress, cancelled, models: ChatModels, request: ChatRequest):
-    """The job: load what is needed, then the twin's (and the base's) reply, scored."""
-    models.prepare(
-        request.adapter_dir, request.base_model, request.run_dir, progress, request.workspace, request.memory
-    )
+@dataclass(frozen=True)
+class ChatTurnWork:
+    """A turn as it crosses to the chat's child: the request (its workspace as a path) and the
+    conversation so far (kept by the window, so a restarted child goes on with it)."""
+
+    request: ChatRequest
+    workspace_path: str | None = None
+    turns: tuple = ()
+
+
+@dataclass(frozen=True)
+class ChatAnswer:
+    """A turn's end: the ChatTurn (scores included) and what the window shows beside it."""
+
+    turn: object  # playground.chat.ChatTurn
+    base_model: str = ""
+    scorer_note: str = ""  # why the scorer gives no "style closeness" ("" when it does)
+    judge_note: str | None = None  # the "sounds like you" judge's range in words (None: no judge)
+    judge_reliable: bool = False
+
+
+def run_chat_turn(progress, cancellation: Cancellation, models: ChatModels, work: ChatTurnWork) -> ChatAnswer:
+    """One turn, in the child: load what is needed, then the twin's (and the base's) reply, scored."""
+    request = work.request
+    workspace = models.open_workspace(work.workspace_path)
+    models.prepare(request.adapter_dir, request.base_model, request.run_dir, progress, workspace, request.memory)
     session = models.session
+    session.turns = list(work.turns)
     session.system_prompt = request.system_prompt
     session.settings = request.settings
     progress(ChatStatus("The twin is writing…"))
-    return session.send(
+    turn = session.send(
         request.text,
         compare_base=request.compare_base,
         on_text=lambda who, piece: progress(ChatText(who, piece)),
-        cancellation=Cancellation(also_when=cancelled),
+        cancellation=cancellation,
         on_remembered=lambda items: progress(ChatRemembered(items)),
+    )
+    judge = models.person_judge
+    return ChatAnswer(
+        turn,
+        base_model=models.twin.base_model,
+        scorer_note=models.scorer.unavailable if models.scorer is not None else "",
+        judge_note=judge.note if judge is not None else None,
+        judge_reliable=bool(judge is not None and judge.reliable),
     )
