@@ -349,6 +349,54 @@ class SupervisedChild:
                 return
 
 
+class ServingChild:
+    """A serving child that is started at the first request and again after a crash: what
+    keeps a model loaded between requests (the chat, the playground's analysis). `ask` yields
+    the request's events, then its `RequestDone`; a crash fails that request with one
+    sentence (`ChildCrashedError`), and the next request starts a new child."""
+
+    def __init__(self, work: Callable, arguments: tuple = (), *, name: str, what: str, crash_then: str = ""):
+        self.work, self.arguments, self.name, self.what = work, arguments, name, what
+        self.crash_then = crash_then  # the end of the crash sentence ("; ... starts it again")
+        self._lock = threading.Lock()
+        self._child: SupervisedChild | None = None
+
+    def ask(self, body: object) -> Iterator[object]:
+        with self._lock:
+            if self._child is None:
+                self._child = SupervisedChild(
+                    self.work, self.arguments, name=self.name, what=self.what, long_lived=True
+                )
+            child = self._child
+        try:
+            yield from child.ask(body, crash_then=self.crash_then)
+        except ChildCrashedError:
+            with self._lock:
+                if self._child is child:
+                    self._child = None
+            raise
+
+    def request_stop(self) -> None:
+        """End the request being handled (it returns what it has); the child stays."""
+        with self._lock:
+            child = self._child
+        if child is not None:
+            child.request_stop(save=False)
+
+    @property
+    def pid(self) -> int | None:
+        with self._lock:
+            child = self._child
+        return child.pid if child is not None else None
+
+    def close(self, grace_s: float = 10.0) -> None:
+        """End the child (a later request starts another)."""
+        with self._lock:
+            child, self._child = self._child, None
+        if child is not None:
+            child.close(grace_s)
+
+
 def raise_failure(failure: ChildFailed | RequestFailed, name: str):
     """Raise, in the parent, what the work raised in the child."""
     if not isinstance(failure.exception, CognitiveTwinError):

@@ -4,10 +4,13 @@ scores are shown, and the GUI thread keeps running while the model works."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
 import pytest
+
+from tests.pickled_modules import torch_modules
 
 
 @pytest.fixture()
@@ -46,6 +49,8 @@ def test_chat_panel_streams_compares_and_shows_scores(panel, qtbot, phase2_demo_
         assert not panel.send_button.isEnabled() and panel.stop_button.isEnabled()
     timer.stop()
     turn = finished.args[0]
+    assert panel.chat.pid not in (None, os.getpid())  # written in the chat's child process
+    assert torch_modules(turn) == []  # so what it sent imports no torch here
     assert len(pieces["twin"]) >= 3 and len(pieces["base"]) >= 3  # streamed in several signals
     assert "".join(pieces["twin"]).strip() == turn.twin.text
     assert len(ticks) >= 3 and all(t is threading.main_thread() for t in ticks)
@@ -135,7 +140,6 @@ def test_a_reply_cut_by_the_length_limit_says_so(qtbot):
 
 
 def test_a_killed_chat_process_fails_the_reply_and_the_next_message_restarts_it(panel, qtbot):
-    import os
     import signal
 
     panel.max_new_tokens.setValue(1500)

@@ -16,35 +16,22 @@ turn raised in the child (an error for the user), and the child lives on.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Iterator
 
 from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.playground.chat_models import ChatAnswer, ChatModels, ChatTurnWork, run_chat_turn
 from cognitivetwin_core.playground.chat_request import ChatRequest
-from cognitivetwin_core.supervised_child import (
-    ChildChannel,
-    ChildCrashedError,
-    RequestDone,
-    SupervisedChild,
-    serve,
-)
+from cognitivetwin_core.supervised_child import ChildChannel, RequestDone, ServingChild, serve
 
 CRASH_THEN = "; your next message starts it again"
 
 
-class ChatProcess:
-    """The chat's child (started at the first turn, restarted after a crash), asked one turn at a time."""
+class ChatProcess(ServingChild):
+    """The chat's child (started at the first turn, restarted after a crash), asked one turn at a
+    time; `request_stop()` ends the reply being written (it keeps what was written)."""
 
     def __init__(self):
-        self._lock = threading.Lock()
-        self._child: SupervisedChild | None = None
-
-    def _current(self) -> SupervisedChild:
-        with self._lock:
-            if self._child is None:
-                self._child = SupervisedChild(_serve_chat, name="chat", what="The chat process", long_lived=True)
-            return self._child
+        super().__init__(_serve_chat, name="chat", what="The chat process", crash_then=CRASH_THEN)
 
     def turn(self, request: ChatRequest, turns=()) -> Iterator[object]:
         """The events of one turn in the child, the last a `ChatAnswer`."""
@@ -54,37 +41,8 @@ class ChatProcess:
             str(workspace.path) if workspace is not None else None,
             tuple(turns),
         )
-        child = self._current()
-        try:
-            for message in child.ask(work, crash_then=CRASH_THEN):
-                if isinstance(message, RequestDone):
-                    yield message.result
-                    return
-                yield message
-        except ChildCrashedError:
-            with self._lock:
-                if self._child is child:
-                    self._child = None
-            raise
-
-    def request_stop(self) -> None:
-        """End the reply being written (it keeps what was written); the child stays."""
-        with self._lock:
-            child = self._child
-        if child is not None:
-            child.request_stop(save=False)
-
-    @property
-    def pid(self) -> int | None:
-        with self._lock:
-            child = self._child
-        return child.pid if child is not None else None
-
-    def close(self, grace_s: float = 10.0) -> None:
-        with self._lock:
-            child, self._child = self._child, None
-        if child is not None:
-            child.close(grace_s)
+        for message in self.ask(work):
+            yield message.result if isinstance(message, RequestDone) else message
 
 
 def _without_workspace(request: ChatRequest) -> ChatRequest:
