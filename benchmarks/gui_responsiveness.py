@@ -341,6 +341,7 @@ def main(argv=None) -> int:
         print(f"load average (1, 5, 15 min) at the start: {load_at_start}; at the end: {os.getloadavg()}")
         _report("idle", lateness["idle"], time.monotonic() - started)
         window.close()
+        executor.shutdown(wait=True)
         return 0
     stage_started["load"] = started
     tracer = _StallTracer(lambda: last["t"], clock) if args.trace_stalls else None
@@ -348,6 +349,7 @@ def main(argv=None) -> int:
     began = time.perf_counter()
     if not tab.start():
         print("could not start:", tab.message.text())
+        executor.shutdown(wait=True)
         return 1
     print(f"Start took {(time.perf_counter() - began) * 1000:.0f} ms on the GUI thread", flush=True)
     app.exec()

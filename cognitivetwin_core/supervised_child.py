@@ -389,6 +389,13 @@ class ServingChild:
             child = self._child
         return child.pid if child is not None else None
 
+    def kill(self) -> None:
+        """End the child now (a model load does not stop between steps): its request fails as crashed."""
+        with self._lock:
+            child = self._child
+        if child is not None:
+            child.kill()
+
     def close(self, grace_s: float = 10.0) -> None:
         """End the child (a later request starts another)."""
         with self._lock:

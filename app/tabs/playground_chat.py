@@ -247,7 +247,9 @@ class ChatPanel(QWidget):
         self.job.cancel()
         self.chat.request_stop()
         self.teach.shutdown()
-        self.job.wait()
+        if not self.job.wait(10_000):  # loading the twin does not stop between tokens: end its child
+            self.chat.kill()
+            self.job.wait()
         self.chat.close()
 
     def is_busy(self) -> bool:

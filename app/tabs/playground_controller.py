@@ -88,9 +88,11 @@ class PlaygroundController(QObject):
         self._pending_load = None
         self.job.cancel()
         self.process.request_stop()  # checked between the steps of a load
+        if not self.job.wait(10_000):  # loading the model itself does not stop: end its child
+            self.process.kill()
         # A QThread destroyed while running aborts the process, so wait it out.
-        if not self.job.wait(600_000):
-            log.warning("the playground's background work did not stop within 10 minutes")
+        if not self.job.wait(60_000):
+            log.warning("the playground's background work did not stop within a minute")
         self.process.close()
 
     @Slot()

@@ -182,6 +182,8 @@ class TeachPanel(QWidget):
 
     def shutdown(self) -> None:
         self.stop()
+        if not self.job.wait(10_000) and self.process is not None:
+            self.process.kill()  # loading the model does not stop between steps: end its child
         self.job.wait()
 
     def start(self) -> bool:

@@ -39,6 +39,10 @@ class TeachProcess:
     def request_cancel(self) -> None:
         self.child.request_cancel()
 
+    def kill(self) -> None:
+        """End the child now (it did not stop when asked): the run fails as crashed."""
+        self.child.kill()
+
     @property
     def pid(self) -> int | None:
         return self.child.pid
