@@ -437,6 +437,13 @@ class _Stages:
             self.tracer = _StallTracer(lambda: self.last["t"], self.clock)
         self.timer.start()
 
+    def quit_soon(self, app) -> None:
+        """The last repaints (500 ms), then the end of the measurement, then quit: Qt closes the
+        window on quit (saving its state, closing the workspace), which is not the run's work."""
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(500, lambda: (self.timer.stop(), app.quit()))
+
     def enter(self, name: str) -> None:
         self.current, self.began[name] = name, time.monotonic()
         print(f"{name} from {time.monotonic() - self.began[self.names[0]]:.1f} s", flush=True)
@@ -513,7 +520,7 @@ def _measure_chat(args, app, window, scratch: Path) -> bool:
         state["replies"] += 1
         if stages.current == "stop":
             state["ended"] = time.monotonic()
-            QTimer.singleShot(500, app.quit)  # the last repaints
+            stages.quit_soon(app)
             return
         if stages.current == "first reply":
             stages.enter("streaming")
@@ -525,7 +532,7 @@ def _measure_chat(args, app, window, scratch: Path) -> bool:
     def on_failed(message) -> None:
         print(f"FAILED: {message}", flush=True)
         state["failed"], state["ended"] = message, time.monotonic()
-        QTimer.singleShot(500, app.quit)
+        stages.quit_soon(app)
 
     chat.textArrived.connect(on_piece)
     chat.replyFinished.connect(on_reply)
@@ -546,7 +553,6 @@ def _measure_chat(args, app, window, scratch: Path) -> bool:
 
 def _measure_evaluation(args, app, window, scratch: Path) -> bool:
     """The Evaluate button's work on the adapter, from the Phase 1 tab's controller."""
-    from PySide6.QtCore import QTimer
 
     from cognitivetwin_core.child_processes import end_helper
 
@@ -567,7 +573,7 @@ def _measure_evaluation(args, app, window, scratch: Path) -> bool:
 
     def ended(report=None) -> None:
         state["report"], state["ended"] = report, time.monotonic()
-        QTimer.singleShot(500, app.quit)
+        stages.quit_soon(app)
 
     controller.evaluationProgress.connect(lambda *_: state.__setitem__("progress", state["progress"] + 1))
     controller.evaluationDone.connect(lambda _job, report: ended(report))
@@ -629,7 +635,9 @@ def _measure_local_lora(args, app, window, scratch: Path) -> bool:
 
     def on_ended(update) -> None:
         state["status"], state["ended"] = update.status, time.monotonic()
-        QTimer.singleShot(500, app.quit)  # the last repaints
+        # The last repaints, then the end of the measurement before quitting: Qt closes the
+        # window on quit (saving its state, closing the workspace), which is not the run's.
+        QTimer.singleShot(500, lambda: (timer.stop(), app.quit()))
 
     def check() -> None:
         if state["stage"] == "training" and time.monotonic() - began_at["training"] >= args.seconds:
