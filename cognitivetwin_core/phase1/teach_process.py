@@ -28,10 +28,11 @@ class TeachDone:
 class TeachProcess:
     """One `teach_twin` run on the workspace at `workspace_path` in a spawned child."""
 
-    def __init__(self, workspace_path: str | Path, adapter_dir: str | Path, *, max_steps: int | None = None):
+    def __init__(self, workspace_path: str | Path, adapter_dir: str | Path, **options):
+        """`options`: teach_twin's keyword arguments (max_steps, resume, include_taught, ...)."""
         self.child = SupervisedChild(
             _teach_in_child,
-            (str(workspace_path), str(adapter_dir), max_steps),
+            (str(workspace_path), str(adapter_dir), options),
             name="teach",
             what="The teaching process",
         )
@@ -51,12 +52,10 @@ class TeachProcess:
         yield from self.child.events()
 
 
-def _teach_in_child(channel: ChildChannel, workspace_path: str, adapter_dir: str, max_steps: int | None) -> None:
+def _teach_in_child(channel: ChildChannel, workspace_path: str, adapter_dir: str, options: dict) -> None:
     from cognitivetwin_core.data.workspace import Workspace
     from cognitivetwin_core.phase1.teach import teach_twin
 
     with Workspace.open(Path(workspace_path)) as workspace:
-        result = teach_twin(
-            workspace, adapter_dir, max_steps=max_steps, on_event=channel.send, cancellation=channel.cancellation
-        )
+        result = teach_twin(workspace, adapter_dir, on_event=channel.send, cancellation=channel.cancellation, **options)
     channel.send(TeachDone(result))
