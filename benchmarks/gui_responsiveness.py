@@ -662,6 +662,7 @@ def _measure_local_lora(args, app, window, scratch: Path) -> bool:
     settle = QEventLoop()
     QTimer.singleShot(SETTLE_MS, settle.quit)
     settle.exec()
+    load_at_start = os.getloadavg()
     clock.start()
     tracer = _StallTracer(lambda: last["t"], clock) if args.trace_stalls else None
     timer.start()
@@ -676,6 +677,7 @@ def _measure_local_lora(args, app, window, scratch: Path) -> bool:
         tracer.report()
     controller.local_job.wait(60_000)  # the thread that followed the child
     ended = state["ended"] or time.monotonic()
+    print(f"load average (1, 5, 15 min) at the start: {load_at_start}; at the end: {os.getloadavg()}")
     print(
         f"local LoRA on {args.base}: {state['steps']} steps, ended {state['status']}; "
         f"torch imported in the GUI process: {'torch' in sys.modules}"
