@@ -24,7 +24,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -93,6 +93,8 @@ class ChatPanel(QWidget):
         self.job.cancelled.connect(self._on_cancelled)
         self.job.finished.connect(self._on_job_finished)
         self._views: dict[str, ReplyView] = {}
+        self._scroll_timer = QTimer(self, singleShot=True, interval=ReplyView.SHOW_MS)
+        self._scroll_timer.timeout.connect(self._scroll_to_end)
         self._pending_user = ""
         self._build()
         self.set_phase2_run(None)
@@ -411,6 +413,7 @@ class ChatPanel(QWidget):
     def _add_user_bubble(self, text: str) -> None:
         view = ReplyView("You")
         view.append(text)
+        view.show_text()
         self._insert(view)
 
     def _add_reply_row(self, compare: bool) -> dict[str, ReplyView]:
@@ -439,10 +442,16 @@ class ChatPanel(QWidget):
             view = self._views.get(who)
             if view is not None:
                 view.append(piece)
-            self.status.setText("The base is writing…" if who == BASE else "The twin is writing…")
+            writing = "The base is writing…" if who == BASE else "The twin is writing…"
+            if self.status.text() != writing:
+                self.status.setText(writing)
             self.textArrived.emit(who, piece)
-            bar = self.scroll.verticalScrollBar()
-            bar.setValue(bar.maximum())
+            if not self._scroll_timer.isActive():  # with the text, at most every ReplyView.SHOW_MS
+                self._scroll_timer.start()
+
+    def _scroll_to_end(self) -> None:
+        bar = self.scroll.verticalScrollBar()
+        bar.setValue(bar.maximum())
 
     def _on_done(self, answer: ChatAnswer) -> None:
         turn = answer.turn

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 
 class ReplyView(QFrame):
     """One reply: who wrote it, the text as it arrives, and its scores."""
+
+    SHOW_MS = 50
 
     def __init__(self, title: str, parent: QWidget | None = None):
         super().__init__(parent)
@@ -39,6 +41,11 @@ class ReplyView(QFrame):
         layout.addWidget(self.text)
         layout.addWidget(self.score)
         self._raw = ""
+        # The text as it arrives is shown at most every SHOW_MS: each new text re-wraps the
+        # label and lays out the whole transcript, and pieces that arrive together (a burst
+        # of queued signals is handled in one go) would hold the GUI thread for all of them.
+        self._show_timer = QTimer(self, singleShot=True, interval=self.SHOW_MS)
+        self._show_timer.timeout.connect(self.show_text)
 
     def show_remembered(self, items) -> None:
         """The remembered messages the reply was written with, above it."""
@@ -48,12 +55,19 @@ class ReplyView(QFrame):
 
     def append(self, piece: str) -> None:
         self._raw += piece
+        if not self._show_timer.isActive():
+            self._show_timer.start()
+
+    def show_text(self) -> None:
+        """The text so far, now (not at the next SHOW_MS)."""
+        self._show_timer.stop()
         self.text.setText(self._raw.strip())
 
     def finish(self, reply, scorer_note: str = "", limit: int | None = None) -> None:
         """`limit`: the longest reply asked for, in tokens; a reply that reached it was cut."""
         if reply is None:
             return
+        self._show_timer.stop()
         self._raw = reply.text
         self.text.setText(reply.text or "(no reply)")
         parts = []
