@@ -46,6 +46,13 @@ def register(subparsers) -> None:
         "--dry-run", action="store_true", help="Together: upload the pairs and show the request and price only"
     )
     parser.add_argument("--yes", action="store_true", help="Together: confirm the estimated cost without asking")
+    # Before/after (judge compare): off by default, it loads the twin again and both versions
+    # answer held-out messages, about as long again as a short Teach on the CPU.
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="then judge the new version against the old on the same held-out data (judge compare)",
+    )
     parser.set_defaults(func=_run, local=False)
 
 
@@ -54,6 +61,7 @@ _LOCAL_OPTIONS = {
     "--device": lambda a: a.device != "auto",
     "--precision": lambda a: a.precision != "auto",
     "--base-model": lambda a: bool(a.base_model),
+    "--compare": lambda a: a.compare,
 }
 _TOGETHER_OPTIONS = {
     "--dry-run": lambda a: a.dry_run,
@@ -111,6 +119,12 @@ def _run(args) -> int:
         f"on {result.device} ({result.precision}){margin}. The previous version stays in {result.parent_dir}."
     )
     print(result.verdict())
+    if args.compare:  # before the last line, which stays the new adapter folder
+        from cognitivetwin_core.cli.judge_cmd import print_comparison
+
+        print_comparison(
+            args.workspace, result.adapter_dir, before=result.parent_dir, base_model=args.base_model, device=args.device
+        )
     print(result.adapter_dir)
     return 0
 
