@@ -210,3 +210,34 @@ def test_the_report_of_a_taught_version_has_the_before_and_after(taught_maya, co
     page = write_report([taught], tmp_path / "report.html", workspace=workspace).read_text(encoding="utf-8")
     assert "Before and after teaching" in page
     assert f"{report['perplexity']['before']:.2f} before" in page and "Blind test: not run yet" in page
+
+
+def test_the_teach_page_shows_before_and_after_in_words(qtbot, taught_maya, compared_json, test_output_dir):
+    from PySide6.QtCore import Qt
+
+    from app.tabs.playground_teach_compare import TeachComparePanel
+
+    workspace, parent, taught, _fed = taught_maya
+    panel = TeachComparePanel()
+    qtbot.addWidget(panel)
+    panel.resize(900, 400)
+    panel.show()
+    qtbot.waitExposed(panel)
+    panel.set_target(workspace, str(parent))  # not taught from anything: nothing to compare
+    assert not panel.compare_button.isVisible() and not panel.details.isVisible()
+    panel.set_target(workspace, str(taught))  # the comparison saved beside it, shown at once
+    assert panel.compare_button.isEnabled() and panel.details.isVisible()
+    assert compared_json[0]["perplexity"]["sentence"] in panel.details.text()
+
+    panel.max_examples = 2
+    with qtbot.waitSignal(panel.compared, timeout=180_000) as done:
+        qtbot.mouseClick(panel.compare_button, Qt.MouseButton.LeftButton)
+    report = done.args[0]
+    verdict = report["perplexity"]["verdict"]
+    assert panel.message.text().startswith(f"Before and after teaching: perplexity: {verdict} · judged yours: ")
+    assert "blind test: not run yet" in panel.message.text()
+    assert (
+        report["perplexity"]["sentence"] in panel.details.text() and "Blind test: not run yet" in panel.details.text()
+    )
+    assert panel.compare_button.isEnabled() and not panel.stop_button.isVisible()
+    panel.grab().save(str(test_output_dir / "teach-before-and-after.png"))

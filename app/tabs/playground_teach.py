@@ -166,11 +166,21 @@ class TeachPanel(QWidget):
         layout.addLayout(self.plot_box)
         self.teach_button.clicked.connect(self.start)
         self.stop_button.clicked.connect(self.stop)
+        self._add_before_and_after(layout)
         self._update_buttons()
+
+    def _add_before_and_after(self, layout) -> None:
+        """Did teaching help? The before/after panel (playground_teach_compare.py), run after each Teach."""
+        from app.tabs.playground_teach_compare import TeachComparePanel
+
+        self.compare = TeachComparePanel()
+        layout.addWidget(self.compare)
+        self.taught.connect(self.compare.compare_after)
 
     def set_target(self, workspace, adapter_dir: str | None) -> None:
         self.workspace = workspace
         self.adapter_dir = adapter_dir
+        self.compare.set_target(workspace, adapter_dir)
         self._update_buttons()
 
     def is_busy(self) -> bool:
@@ -179,6 +189,7 @@ class TeachPanel(QWidget):
     def shutdown(self) -> None:
         self.job.cancel()
         self.job.wait()
+        self.compare.shutdown()
 
     def start(self) -> bool:
         if self.job.is_running() or self.workspace is None or not self.adapter_dir:

@@ -202,14 +202,14 @@ def perplexity_change(before: list[tuple[float, int]], after: list[tuple[float, 
 
 
 def _signed_percent(value: float) -> str:
-    return f"{abs(value):.0%} {'lower' if value < 0 else 'higher'}"
+    return f"{abs(value):.1%} {'lower' if value < 0 else 'higher'}"
 
 
 def _perplexity_sentence(result: dict) -> str:
     change = result["change"]
     return (
         f"Held-out perplexity: {result['before']:.2f} before → {result['after']:.2f} after "
-        f"({_signed_percent(change['value'])}; 95% interval {change['low']:+.0%} to {change['high']:+.0%}, over "
+        f"({_signed_percent(change['value'])}; 95% interval {change['low']:+.1%} to {change['high']:+.1%}, over "
         f"{result['conversations']} conversations): {result['verdict']}."
     )
 
