@@ -22,7 +22,7 @@ from cognitivetwin_core.playground.judges.teach_comparison import (
     blind_change,
     perplexity_change,
 )
-from tests.judging_data import PERSON, messenger_chats
+from tests.judging_data import PERSON, maya_workspace_and_twin, messenger_chats
 
 VERDICTS = (BETTER, WORSE, NO_CLEAR_CHANGE, TOO_LITTLE)
 
@@ -32,23 +32,11 @@ def taught_maya(tmp_path_factory, tiny_model_dir):
     """Maya's workspace, a tiny twin trained on 30 of 40 chats, feedback whose edits and contexts
     are taken from two chats it did not train on, and a version taught from that feedback:
     (workspace, parent, taught, the chats the feedback came from)."""
-    from cognitivetwin_core.data.exports import export_together
     from cognitivetwin_core.data.feedback import EDIT, add_feedback
-    from cognitivetwin_core.data.workspace import Workspace
-    from cognitivetwin_core.phase1.jobs import Phase1Settings
-    from cognitivetwin_core.phase1.local_lora import train_local_lora
     from cognitivetwin_core.phase1.teach import teach_twin
 
-    folder = tmp_path_factory.mktemp("taught-maya")
-    workspace = Workspace.open(folder / "ws")
-    chats = messenger_chats(40)
-    workspace.add_conversations(chats)
-    workspace.set_twin_speaker(PERSON)
-    train = folder / "train.jsonl"
-    export_together(workspace, train, base_model=tiny_model_dir, ids=[c.id for c in chats[:30]])
-    settings = Phase1Settings(base_model=str(tiny_model_dir), epochs=1, max_seq_length=64, max_steps=2)
-    parent = train_local_lora(train, tiny_model_dir, folder / "adapter", settings, max_batch_tokens=200).adapter_dir
-    fed = chats[36:38]
+    workspace, parent, _train = maya_workspace_and_twin(tmp_path_factory.mktemp("taught-maya"), tiny_model_dir)
+    fed = messenger_chats(40)[36:38]  # the same chats as the workspace's; the first 30 were trained on
     for chat in fed:  # the message Tom or Ana wrote, and Maya's answer as the edit
         context, edit = chat.messages[0].content, chat.messages[1].content
         add_feedback(workspace, parent, context, "I am an AI assistant.", verdict=EDIT, edit=edit)
@@ -241,3 +229,34 @@ def test_the_teach_page_shows_before_and_after_in_words(qtbot, taught_maya, comp
     )
     assert panel.compare_button.isEnabled() and not panel.stop_button.isVisible()
     panel.grab().save(str(test_output_dir / "teach-before-and-after.png"))
+
+
+@pytest.mark.slow
+def test_teach_compare_on_the_built_in_base(embedded_model_dir, tmp_path):
+    """A short Teach on the built-in base, then the before/after on Maya's chats; the last line
+    stays the new version's folder."""
+    from cognitivetwin_core.data.feedback import EDIT, add_feedback
+    from cognitivetwin_core.data.workspace import Workspace
+    from cognitivetwin_core.playground.judges.teach_comparison import COMPARISON_FILE, feedback_exchange_texts
+    from tests.test_teach import EDITS, _parent_adapter
+
+    parent = _parent_adapter("smollm2-135m", tmp_path / "parent")
+    with Workspace.open(tmp_path / "ws") as workspace:
+        workspace.add_conversations(messenger_chats(20))
+        workspace.set_twin_speaker(PERSON)
+        for context, reply, edit in EDITS:
+            add_feedback(workspace, parent, context, reply, verdict=EDIT, edit=edit)
+    argv = ["teach", "--adapter", str(parent), "--workspace", str(tmp_path / "ws"), "--device", "cpu"]
+    code, out, err = _run([*argv, "--max-steps", "2", "--compare", "3"])
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    taught = lines[-1]
+    report = json.loads((tmp_path / "ws" / "adapters" / taught.rsplit("/", 1)[-1] / COMPARISON_FILE).read_text())
+    assert report["after"] == taught and report["before"] == str(parent.resolve())
+    assert "Held-out perplexity:" in out and "Judged to be yours:" in out and "Blind test: not run yet" in out
+    assert "may overlap" in out  # the fresh parent has no training file: said, not hidden
+    with Workspace.open(tmp_path / "ws", read_only=True) as workspace:
+        feedback = feedback_exchange_texts(workspace)
+    assert not {row["real"] for row in report["examples"]} & feedback
+    perplexity = report["perplexity"]
+    assert perplexity["verdict"] == _expected(perplexity["loss_difference"], lower_is_better=True)

@@ -76,10 +76,6 @@ class TeachComparePanel(QWidget):
         self.details = QLabel("")
         self.details.setWordWrap(True)
         self.details.setProperty("role", "hint")
-        self.details.setToolTip(
-            "'better' or 'worse' only when the 95% interval of the change, over conversations, lies wholly on one "
-            "side of no change"
-        )
         self.details.hide()
         layout.addWidget(self.details)
         self.compare_button.clicked.connect(self.start)
@@ -147,7 +143,11 @@ class TeachComparePanel(QWidget):
 
     def _show(self, report: dict) -> None:
         self.message.show_info(f"Before and after teaching: {comparison_summary(report)}.")
-        self.details.setText("\n".join(comparison_lines(report)))
+        from cognitivetwin_core.glossary import explain
+
+        text = "\n".join(comparison_lines(report))
+        self.details.setText(text)
+        self.details.setToolTip(explain(text))  # the exact terms, in plain words
         self.details.show()
 
     def _on_failed(self, exc) -> None:
