@@ -93,6 +93,8 @@ def test_perplexity_verdict_follows_the_interval_over_conversations():
     assert mixed["loss_difference"]["low"] < 0 < mixed["loss_difference"]["high"]
     assert mixed["verdict"] == NO_CLEAR_CHANGE and "no clear change" in mixed["sentence"]
     assert perplexity_change([(0.0, 0)], [(0.0, 0)]) is None
+    few = perplexity_change(*_losses([-0.3, -0.31, -0.29, -0.3]))  # clearly lower, but 4 conversations
+    assert few["verdict"] == TOO_LITTLE and "fewer than 5 held-out conversations" in few["sentence"]
 
 
 def _judge(difference: dict, reliable: bool = True) -> dict:
@@ -162,14 +164,18 @@ def test_judge_compare_json_and_words(taught_maya, compared_json):
     assert {row["conversation"] for row in report["examples"]} <= set(held.ids) and len(report["examples"]) == 6
     perplexity = report["perplexity"]
     assert perplexity["before"] > 1 and perplexity["after"] > 1
-    assert perplexity["verdict"] == _expected(perplexity["loss_difference"], lower_is_better=True)
+    assert perplexity["verdict"] == _expected(
+        perplexity["loss_difference"], lower_is_better=True, conversations=perplexity["conversations"]
+    )
     assert report["authorship"]["verdict"] in VERDICTS and report["blind"]["verdict"] == NOT_RUN
     assert json.loads((taught / COMPARISON_FILE).read_text()) == report
     text = "\n".join(comparison_lines(report))
     assert perplexity["sentence"] in text and "Blind test: not run yet" in text and "Perplexity:" in text
 
 
-def _expected(interval: dict, *, lower_is_better: bool) -> str:
+def _expected(interval: dict, *, lower_is_better: bool, conversations: int = 5) -> str:
+    if conversations < 5:
+        return TOO_LITTLE
     if interval["low"] <= 0 <= interval["high"]:
         return NO_CLEAR_CHANGE
     return BETTER if (interval["high"] < 0) == lower_is_better else WORSE
@@ -242,7 +248,7 @@ def test_teach_compare_on_the_built_in_base(embedded_model_dir, tmp_path):
 
     parent = _parent_adapter("smollm2-135m", tmp_path / "parent")
     with Workspace.open(tmp_path / "ws") as workspace:
-        workspace.add_conversations(messenger_chats(20))
+        workspace.add_conversations(messenger_chats(40))
         workspace.set_twin_speaker(PERSON)
         for context, reply, edit in EDITS:
             add_feedback(workspace, parent, context, reply, verdict=EDIT, edit=edit)
@@ -259,4 +265,6 @@ def test_teach_compare_on_the_built_in_base(embedded_model_dir, tmp_path):
         feedback = feedback_exchange_texts(workspace)
     assert not {row["real"] for row in report["examples"]} & feedback
     perplexity = report["perplexity"]
-    assert perplexity["verdict"] == _expected(perplexity["loss_difference"], lower_is_better=True)
+    assert perplexity["verdict"] == _expected(
+        perplexity["loss_difference"], lower_is_better=True, conversations=perplexity["conversations"]
+    )

@@ -43,6 +43,9 @@ from cognitivetwin_core.errors import CancelledError, CognitiveTwinError, InputE
 
 COMPARISON_FILE = "teach_comparison.json"
 DEFAULT_MAX_EXAMPLES = 12
+# Below this many held-out conversations a bootstrap over them has too few distinct resamples
+# for its interval to mean much: the numbers are shown, without a verdict.
+MIN_CONVERSATIONS = 5
 BETTER, WORSE, NO_CLEAR_CHANGE = "better", "worse", "no clear change"
 NOT_RUN, TOO_LITTLE = "not run yet", "too little data to judge"
 
@@ -180,7 +183,7 @@ def perplexity_change(before: list[tuple[float, int]], after: list[tuple[float, 
     interval = ratio_gain(resample_weights(len(pairs), seed), after_sums, before_sums, counts)
     if interval is None:
         interval = [after_loss - before_loss] * 2
-    verdict = side_word(interval, lower_is_better=True)
+    verdict = side_word(interval, lower_is_better=True) if len(pairs) >= MIN_CONVERSATIONS else TOO_LITTLE
     result = {
         "before": math.exp(min(before_loss, 50.0)),
         "after": math.exp(min(after_loss, 50.0)),
@@ -207,10 +210,13 @@ def _signed_percent(value: float) -> str:
 
 def _perplexity_sentence(result: dict) -> str:
     change = result["change"]
+    verdict = result["verdict"]
+    if verdict == TOO_LITTLE:
+        verdict += f" (fewer than {MIN_CONVERSATIONS} held-out conversations)"
     return (
         f"Held-out perplexity: {result['before']:.2f} before → {result['after']:.2f} after "
         f"({_signed_percent(change['value'])}; 95% interval {change['low']:+.1%} to {change['high']:+.1%}, over "
-        f"{result['conversations']} conversations): {result['verdict']}."
+        f"{result['conversations']} conversations): {verdict}."
     )
 
 
