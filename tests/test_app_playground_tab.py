@@ -211,6 +211,7 @@ def test_typed_text_with_context_is_analysed_as_you_type(tab, qtbot):
     source = tab.source_label.text()
     assert "a typed message (" in source and ") after 2 context message(s)" in source
     assert "(user)" not in source and "(assistant)" not in source, "you or them, not a raw role"
+    assert "100% of the way into the conversation" in source and "0.33" not in source, "words, not raw numbers"
 
 
 def test_editing_a_trajectory_slider_changes_the_outputs(tab, qtbot, trained_workspace):
@@ -231,7 +232,7 @@ def test_editing_a_trajectory_slider_changes_the_outputs(tab, qtbot, trained_wor
     ]
     assert changed, "pattern probabilities should depend on the trajectory"
     _assert_panels_show(tab, _expected(tab, request), request)
-    assert "(edited)" in tab.source_label.text()
+    assert "95% of the way into the conversation, closing (position changed by hand)" in tab.source_label.text()
     reset = _wait_main(qtbot, tab, tab.sliders.reset)
     assert not reset.request.trajectory_edited
     assert np.allclose(reset.analysis.style_signature, before.analysis.style_signature, atol=1e-6)

@@ -348,6 +348,7 @@ class ChatPanel(QWidget):
         self.teach.taught.connect(self._taught)
         self.teach.teach_button.clicked.connect(self._update_buttons)  # after start(): the twin is locked
         self.teach.job.finished.connect(self._update_buttons)
+        self.teach.busyChanged.connect(self._update_buttons)  # Resume and Teach on Together lock it too
         outer.addWidget(self.teach)
 
         self.send_button.clicked.connect(self.send)

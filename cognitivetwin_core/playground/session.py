@@ -13,7 +13,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from cognitivetwin_core.annotation.trajectory import TurnTrajectory, annotate
+from cognitivetwin_core.annotation.trajectory import PHASE_NAMES, TurnTrajectory, annotate
 from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.conversation import ROLES, Conversation, Message
 from cognitivetwin_core.phase2.components_folder import holds_components, read_components_config
@@ -166,8 +166,11 @@ def describe_source(request: AnalysisRequest, with_run: bool = False, who: str |
         text = f"a typed message ({who}) after {len(request.context)} context message(s)"
     preview = " ".join(request.text.split())
     text += f": “{preview[:80]}{'…' if len(preview) > 80 else ''}”"
-    coords = ", ".join(f"{c:.2f}" for c in request.trajectory.coordinates)
-    text += f"  ·  trajectory ({coords}), phase {request.trajectory.phase_id}{' (edited)' if request.trajectory_edited else ''}"
+    # Where the message sits, in words; the five numbers are on the sliders beside it.
+    depth, phase_id = request.trajectory.coordinates[0], request.trajectory.phase_id
+    text += f"  ·  {depth:.0%} of the way into the conversation, {PHASE_NAMES[phase_id]}"
+    if request.trajectory_edited:
+        text += " (position changed by hand)"
     if with_run:
         text += f"  ·  run {request.run_dir.name}"
     return text
