@@ -199,12 +199,22 @@ class TeachPanel(QWidget):
         self.teach_button.clicked.connect(self._teach_clicked)
         self.resume_button.clicked.connect(lambda: self.start(resume=True))
         self.stop_button.clicked.connect(self.stop)
+        self._add_before_and_after(layout)
         self._update_buttons()
+
+    def _add_before_and_after(self, layout) -> None:
+        """Did teaching help? The before/after panel (playground_teach_compare.py), run after each Teach."""
+        from app.tabs.playground_teach_compare import TeachComparePanel
+
+        self.compare = TeachComparePanel()
+        layout.addWidget(self.compare)
+        self.taught.connect(self.compare.compare_after)
 
     def set_target(self, workspace, adapter_dir: str | None) -> None:
         changed = (workspace, adapter_dir) != (self.workspace, self.adapter_dir)
         self.workspace = workspace
         self.adapter_dir = adapter_dir
+        self.compare.set_target(workspace, adapter_dir)
         if changed:
             self._refresh_target()
         else:
@@ -246,6 +256,7 @@ class TeachPanel(QWidget):
         if not self.job.wait(10_000) and self.process is not None:
             self.process.kill()  # loading the model does not stop between steps: end its child
         self.job.wait()
+        self.compare.shutdown()
         if self._together_busy():
             self._together_task.cancel()
 
