@@ -3,8 +3,9 @@
 `FeedbackBar` sits under one twin reply: "Sounds like me", "Not me", or "I'd say it like
 this", which turns the reply into an editor in place; the verdict is stored in the workspace
 (cognitivetwin_core/data/feedback.py) and can be undone. `TeachPanel` runs a Teach
-(cognitivetwin_core/phase1/teach.py) on a `BackgroundJob`, never on the GUI thread, with the
-loss and the reward margin plotted as they come, Stop (which keeps the run), Resume when the
+(cognitivetwin_core/phase1/teach.py) in a child process (phase1/teach_process.py: the window
+never imports torch) followed by a `BackgroundJob`, with the loss and the reward margin
+plotted as they come, Stop (which keeps the run), Resume when the
 chosen twin has a stopped run, and the new version when it is done. Feedback the twin already
 learned is left out unless "Relearn what it already learned" is ticked. A twin trained on
 Together is taught there ("Teach on Together…", app/tabs/teach_on_together.py); its job is
@@ -129,22 +130,17 @@ def read_together_key() -> str | None:
     return secrets.get_secret(secrets.TOGETHER_API_KEY)
 
 
-def run_teach(
-    progress, cancellation, workspace, adapter_dir: str, max_steps: int | None, resume: bool = False,
-    include_taught: bool = False,
-):  # fmt: skip
-    """The job: a Teach run reporting each event; Stop between steps (the run is kept for a resume)."""
-    from cognitivetwin_core.phase1.teach import teach_twin
+def run_teach(progress, cancellation, process):
+    """The job: follow a Teach run in its child process (phase1/teach_process.py), reporting
+    each event; its result. Stop is the process's cancel, checked between steps (the run is
+    kept for a resume)."""
+    from cognitivetwin_core.phase1.teach_process import TeachDone
 
-    return teach_twin(
-        workspace,
-        adapter_dir,
-        max_steps=max_steps,
-        on_event=progress,
-        cancellation=cancellation,
-        resume=resume,
-        include_taught=include_taught,
-    )
+    for message in process.run():
+        if isinstance(message, TeachDone):
+            return message.result
+        progress(message)
+    raise CognitiveTwinError("Teaching ended without a new version of the twin; the log file has the details.")
 
 
 class TeachPanel(QWidget):
@@ -166,6 +162,7 @@ class TeachPanel(QWidget):
         self.together_job: str | None = None  # the Together job the chosen twin came from
         self._together_task = None
         self.job = BackgroundJob(self, name="teach")
+        self.process = None  # the running TeachProcess (the model work, in its child)
         self.job.progress.connect(self._on_event)
         self.job.succeeded.connect(self._on_done)
         self.job.failed.connect(self._on_failed)
@@ -202,12 +199,22 @@ class TeachPanel(QWidget):
         self.teach_button.clicked.connect(self._teach_clicked)
         self.resume_button.clicked.connect(lambda: self.start(resume=True))
         self.stop_button.clicked.connect(self.stop)
+        self._add_before_and_after(layout)
         self._update_buttons()
+
+    def _add_before_and_after(self, layout) -> None:
+        """Did teaching help? The before/after panel (playground_teach_compare.py), run after each Teach."""
+        from app.tabs.playground_teach_compare import TeachComparePanel
+
+        self.compare = TeachComparePanel()
+        layout.addWidget(self.compare)
+        self.taught.connect(self.compare.compare_after)
 
     def set_target(self, workspace, adapter_dir: str | None) -> None:
         changed = (workspace, adapter_dir) != (self.workspace, self.adapter_dir)
         self.workspace = workspace
         self.adapter_dir = adapter_dir
+        self.compare.set_target(workspace, adapter_dir)
         if changed:
             self._refresh_target()
         else:
@@ -245,8 +252,11 @@ class TeachPanel(QWidget):
         return self._together_task is not None and not self._together_task.done()
 
     def shutdown(self) -> None:
-        self.job.cancel()
+        self.stop()
+        if not self.job.wait(10_000) and self.process is not None:
+            self.process.kill()  # loading the model does not stop between steps: end its child
         self.job.wait()
+        self.compare.shutdown()
         if self._together_busy():
             self._together_task.cancel()
 
@@ -281,7 +291,16 @@ class TeachPanel(QWidget):
         self.message.clear_message()
         self.status.setText("Loading the twin to teach it…")
         include_taught = self.include_taught_box.isChecked()
-        self.job.start(run_teach, self.workspace, self.adapter_dir, self.max_steps, resume, include_taught)
+        from cognitivetwin_core.phase1.teach_process import TeachProcess
+
+        self.process = TeachProcess(
+            self.workspace.path,
+            self.adapter_dir,
+            max_steps=self.max_steps,
+            resume=resume,
+            include_taught=include_taught,
+        )
+        self.job.start(run_teach, self.process)
         self._update_buttons()
         self.busyChanged.emit()
         return True
@@ -326,7 +345,8 @@ class TeachPanel(QWidget):
 
     def stop(self) -> None:
         if self.job.is_running():
-            self.job.cancel()
+            self.job.cancel()  # the CancelledError that follows ends the job as cancelled
+            self.process.request_cancel()
             self.status.setText("Stopping after this step…")
 
     def _on_event(self, event) -> None:

@@ -1,15 +1,17 @@
 """`cognitivetwin teach`: a new version of the twin, taught from the feedback on its replies.
 
     cognitivetwin teach --adapter DIR [--workspace DIR] [--max-steps N] [--device D] [--resume] [--include-taught]
+                        [--compare [N]]
     cognitivetwin teach --adapter DIR [--together] [--epochs N] [--dry-run] [--yes]
 
 Edits become DPO pairs (with a supervised term on the edits); thumbs alone, KTO. Progress
 (loss and reward margin) is printed as it goes; the last line is the new adapter folder. The
 old adapter is kept. Stop (Ctrl+C) keeps the run; `--resume` continues it from that step.
 Feedback already taught into the twin (or a version it came from) is left out unless
-`--include-taught`; with nothing new to learn the command says so and exits non-zero. A twin downloaded from a Together job (or with --together) is taught
-there instead: the edits go up as preference pairs and a DPO job continues from the twin's
-job (phase1/together_teach.py); the last line is the new job's id, followed with
+`--include-taught`; with nothing new to learn the command says so and exits non-zero.
+`--compare` then judges the new version against the old one (judge compare). A twin
+downloaded from a Together job (or with --together) is taught there instead: the edits go
+up as preference pairs and a DPO job continues from the twin's job (phase1/together_teach.py); the last line is the new job's id, followed with
 `cognitivetwin phase1 --wait-job ID` and `--download ID`. See docs/teaching-and-memory.md.
 """
 
@@ -59,6 +61,18 @@ def register(subparsers) -> None:
         "--dry-run", action="store_true", help="Together: upload the pairs and show the request and price only"
     )
     parser.add_argument("--yes", action="store_true", help="Together: confirm the estimated cost without asking")
+    # Before/after (judge compare): off by default, it loads the twin again and both versions
+    # answer held-out messages, on the CPU as long again as a short Teach, or longer.
+    parser.add_argument(
+        "--compare",
+        nargs="?",
+        type=int,
+        const=-1,
+        default=None,
+        metavar="N",
+        help="then judge the new version against the old on the same held-out data, N held-out messages "
+        "answered by both (default 12; see judge compare)",
+    )
     parser.set_defaults(func=_run, local=False)
 
 
@@ -67,6 +81,7 @@ _LOCAL_OPTIONS = {
     "--device": lambda a: a.device != "auto",
     "--precision": lambda a: a.precision != "auto",
     "--base-model": lambda a: bool(a.base_model),
+    "--compare": lambda a: a.compare is not None,
     "--resume": lambda a: a.resume,
 }
 _TOGETHER_OPTIONS = {
@@ -141,6 +156,18 @@ def _run(args) -> int:
         f"on {result.device} ({result.precision}){margin}. The previous version stays in {result.parent_dir}."
     )
     print(result.verdict())
+    if args.compare is not None:  # before the last line, which stays the new adapter folder
+        from cognitivetwin_core.cli.judge_cmd import print_comparison
+
+        examples = None if args.compare < 0 else args.compare
+        print_comparison(
+            args.workspace,
+            result.adapter_dir,
+            before=result.parent_dir,
+            max_examples=examples,
+            base_model=args.base_model,
+            device=args.device,
+        )
     print(result.adapter_dir)
     return 0
 
