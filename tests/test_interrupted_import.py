@@ -4,6 +4,7 @@ Ctrl-C (SIGINT to the whole process group), a real kill -9."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -77,7 +78,12 @@ def _start_import(tmp_path: Path, workers: int = 2) -> tuple[subprocess.Popen, s
         process.kill()
         out, err = process.communicate()
         pytest.fail(f"the import never started its workers: {err.decode()[-2000:]}")
-    time.sleep(0.3)  # let the workers get busy
+    # Frozen where it is (workers included), so a busy machine cannot let it finish before the
+    # test interrupts it: a sleep here let the whole import end first under load.
+    os.killpg(process.pid, signal.SIGSTOP)
+    if process.poll() is not None:
+        _kill_leftovers(workers_seen)
+        pytest.fail("the import ended before the test could interrupt it: make big.jsonl bigger")
     return process, workers_seen
 
 
@@ -109,7 +115,8 @@ def _stored_conversations(workspace: Path) -> int:
 
 def test_ctrl_c_stops_the_import_and_its_workers_quietly(tmp_path):
     process, workers = _start_import(tmp_path)
-    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does
+    os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does, delivered on waking
+    os.killpg(process.pid, signal.SIGCONT)
     try:
         out, err = process.communicate(timeout=WAIT_S)
     except subprocess.TimeoutExpired:
@@ -129,6 +136,8 @@ def test_kill_9_of_the_import_takes_its_workers_with_it(tmp_path):
     process, workers = _start_import(tmp_path)
     os.kill(process.pid, signal.SIGKILL)
     process.wait(timeout=WAIT_S)
+    with contextlib.suppress(ProcessLookupError):  # the kernel's SIGKILL may have ended them already
+        os.killpg(process.pid, signal.SIGCONT)  # frozen workers wake to their parent's death
     leftovers = _wait_gone(workers)
     _kill_leftovers(leftovers)
     assert not leftovers, f"workers {leftovers} outlived kill -9 of their parent"

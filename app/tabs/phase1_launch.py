@@ -186,6 +186,7 @@ class Phase1DryRunAndLaunch:
         import asyncio
 
         from app.tabs.data_jobs import run_export
+        from cognitivetwin_core.cancellation import Cancellation
         from cognitivetwin_core.errors import CognitiveTwinError
 
         target = Path(self.workspace.path) / "exports" / f"phase1-{Path(str(base_model)).name}.jsonl"
@@ -193,7 +194,7 @@ class Phase1DryRunAndLaunch:
         try:
             target.parent.mkdir(parents=True, exist_ok=True)
             self._auto_export = await asyncio.to_thread(
-                run_export, lambda *_: None, lambda: False, self.workspace.path, "phase1", target, base_model
+                run_export, lambda *_: None, Cancellation(), self.workspace.path, "phase1", target, base_model
             )
         except (CognitiveTwinError, OSError) as exc:
             self.message.show_error(f"Could not prepare your conversations for training: {exc}")
