@@ -536,6 +536,9 @@ class MainWindow(QMainWindow):
         fix_elsewhere = getattr(widget, "openTabRequested", None)
         if fix_elsewhere is not None:  # e.g. Phase 1: "Add a key" opens Connections
             fix_elsewhere.connect(self.open_tab)
+        together_launched = getattr(widget, "togetherJobLaunched", None)
+        if together_launched is not None:  # the Playground's Teach on Together: Phase 1's list follows it
+            together_launched.connect(lambda job_id: self._broadcast("follow_together_job", job_id))
         open_tab = getattr(widget, "openTab", None)
         if open_tab is not None:  # the Start tab's guided path
             open_tab.connect(self.open_tab)

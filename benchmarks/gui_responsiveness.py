@@ -14,13 +14,20 @@ Each stage of the run is its own row, then an `all` row:
 With `--run local-lora` it trains Phase 1 locally from the Phase 1 tab's controller instead
 (the run in its supervised child): rows `dry run`, `training` (`--seconds` from the first
 step), `cancel` (Cancel pressed until the job's end reached the window), `all`.
+With `--run chat` it talks to a twin of `--base` (an adapter trained one step, made first in
+the helper child, or `--adapter FOLDER`) on the Playground's Chat page, the base's reply
+beside it (the model in the chat's child): rows `first reply` (Send until the first reply
+ended: the twin's load included), `streaming` (further replies for `--seconds`), `stop`
+(Stop pressed at the first word of a long reply until it ended), `all`.
+With `--run evaluation` it evaluates that adapter from the Phase 1 tab (the Evaluate button's
+work, in its child): rows `evaluation` (until the report reached the window), `all`.
 Every run prints whether the window's process imported torch (it must not).
 Targets for every row: p99 < 17 ms (one frame at 60 Hz) and max < 100 ms. The figures are
 those measured in this run, with the load average at its start and end (the machine is
 shared: run it when the load is low, and more than once).
 
     .venv/bin/python benchmarks/gui_responsiveness.py [--seconds 60] [--base smollm2-135m|FOLDER]
-        [--cache-dir DIR] [--plots-hidden] [--run phase2|local-lora]
+        [--cache-dir DIR] [--plots-hidden] [--run phase2|local-lora|chat|evaluation] [--adapter FOLDER]
 
 The feature cache is a new temporary folder unless `--cache-dir` names one (the user's
 Phase 2 cache, for example): a warm cache skips encoding. Like the studio's `main()`, the
@@ -134,7 +141,14 @@ def main(argv=None) -> int:
         metavar="SECONDS",
         help="no run: the same window and timer for SECONDS (the machine's own floor, for comparison)",
     )
-    parser.add_argument("--run", choices=("phase2", "local-lora"), default="phase2", help="which training to measure")
+    parser.add_argument(
+        "--run",
+        choices=("phase2", "local-lora", "chat", "evaluation"),
+        default="phase2",
+        help="which work to measure",
+    )
+    parser.add_argument("--adapter", help="chat and evaluation: a Phase 1 adapter folder (default: one made first)")
+    parser.add_argument("--samples", type=int, default=4, help="evaluation: held-out replies compared")
     args = parser.parse_args(argv)
 
     if not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
@@ -168,7 +182,13 @@ def main(argv=None) -> int:
     import qasync
 
     # The studio's asyncio loop on Qt's (as under qasync.run), driven by app.exec() below.
-    asyncio.set_event_loop(qasync.QEventLoop(app, already_running=True))
+    loop = qasync.QEventLoop(app, already_running=True)
+    asyncio.set_event_loop(loop)
+    # asyncio.to_thread runs on the loop's default executor, QThreads; a loop that is never
+    # closed (it runs "already") never ends them, and Qt aborts the process at exit when a
+    # QThread object is destroyed while its thread runs. This one is ended below.
+    executor = qasync.QThreadExecutor()
+    loop.set_default_executor(executor)
     try:  # as app.main.run_window does
         from app.qt.gui_thread_gc import GuiThreadGarbageCollector
 
@@ -181,11 +201,13 @@ def main(argv=None) -> int:
     window._update_demo_offer()
     window.resize(1400, 900)
     window.show()
-    if args.run == "local-lora":
-        met = _measure_local_lora(args, app, window, scratch)
+    if args.run != "phase2":
+        measure = {"local-lora": _measure_local_lora, "chat": _measure_chat, "evaluation": _measure_evaluation}
+        met = measure[args.run](args, app, window, scratch)
         for thread_name, stack in torch_importers:
             print(f"torch first imported on thread {thread_name!r} by: " + " <- ".join(reversed(stack)))
         window.close()
+        executor.shutdown(wait=True)
         return 0 if met else 1
     tab = window.tab_widgets["Phase 2"]
     window.tabs.setCurrentWidget(tab)
@@ -319,6 +341,7 @@ def main(argv=None) -> int:
         print(f"load average (1, 5, 15 min) at the start: {load_at_start}; at the end: {os.getloadavg()}")
         _report("idle", lateness["idle"], time.monotonic() - started)
         window.close()
+        executor.shutdown(wait=True)
         return 0
     stage_started["load"] = started
     tracer = _StallTracer(lambda: last["t"], clock) if args.trace_stalls else None
@@ -326,6 +349,7 @@ def main(argv=None) -> int:
     began = time.perf_counter()
     if not tab.start():
         print("could not start:", tab.message.text())
+        executor.shutdown(wait=True)
         return 1
     print(f"Start took {(time.perf_counter() - began) * 1000:.0f} ms on the GUI thread", flush=True)
     app.exec()
@@ -372,7 +396,203 @@ def main(argv=None) -> int:
     window.close()
     if collector is not None:
         collector.stop()
+    executor.shutdown(wait=True)
     return 0
+
+
+class _Stages:
+    """The 5 ms timer's lateness per named stage of a run, and the rows it makes."""
+
+    def __init__(self, names: tuple[str, ...], trace_stalls: bool):
+        from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+
+        self.names, self.trace_stalls = names, trace_stalls
+        self.lateness = {name: [] for name in names}
+        self.began = {name: None for name in names}
+        self.current: str | None = None
+        self.clock, self.last = QElapsedTimer(), {"t": None}
+        self.timer = QTimer()
+        self.timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self.timer.setInterval(TICK_MS)
+        self.timer.timeout.connect(self._tick)
+        self.tracer = None
+        self.load_at_start = None
+
+    def _tick(self) -> None:
+        now = self.clock.nsecsElapsed() / 1e6
+        if self.last["t"] is not None and self.current is not None:
+            self.lateness[self.current].append(max(0.0, now - self.last["t"] - TICK_MS))
+        self.last["t"] = now
+
+    def start(self) -> None:
+        """After the window's first paint and checks (as a user would: the window is shown first)."""
+        from PySide6.QtCore import QEventLoop, QTimer
+
+        settle = QEventLoop()
+        QTimer.singleShot(SETTLE_MS, settle.quit)
+        settle.exec()
+        self.load_at_start = os.getloadavg()
+        self.clock.start()
+        if self.trace_stalls:
+            self.tracer = _StallTracer(lambda: self.last["t"], self.clock)
+        self.timer.start()
+
+    def quit_soon(self, app) -> None:
+        """The last repaints (500 ms), then the end of the measurement, then quit: Qt closes the
+        window on quit (saving its state, closing the workspace), which is not the run's work."""
+        from PySide6.QtCore import QTimer
+
+        QTimer.singleShot(500, lambda: (self.timer.stop(), app.quit()))
+
+    def enter(self, name: str) -> None:
+        self.current, self.began[name] = name, time.monotonic()
+        print(f"{name} from {time.monotonic() - self.began[self.names[0]]:.1f} s", flush=True)
+
+    def stop(self) -> None:
+        self.timer.stop()
+        if self.tracer is not None:
+            self.tracer.stop()
+            self.tracer.report()
+
+    def report(self, ended: float) -> bool:
+        """Each stage's row, then `all`; True when every row met the targets."""
+        print(f"load average (1, 5, 15 min) at the start: {self.load_at_start}; at the end: {os.getloadavg()}")
+        begun = [(name, self.began[name]) for name in self.names if self.began[name] is not None]
+        met = True
+        for (name, start_time), following in zip(begun, [*begun[1:], (None, ended)]):
+            met &= _report(name, self.lateness[name], following[1] - start_time)
+        everything = [v for name in self.names for v in self.lateness[name]]
+        met &= _report("all", everything, ended - self.began[self.names[0]])
+        print(
+            f"targets (every row): p99 < {TARGET_P99_MS:.0f} ms, max < {TARGET_MAX_MS:.0f} ms: "
+            f"{'met' if met else 'MISSED'}"
+        )
+        return met
+
+
+def _adapter(args, scratch: Path) -> str:
+    """`--adapter`, else an adapter on `--base` trained one step (in the helper child: no torch here)."""
+    if args.adapter:
+        return str(Path(args.adapter).resolve())
+    from cognitivetwin_core.child_processes import call_in_child
+    from cognitivetwin_core.paths import resources_dir
+    from cognitivetwin_core.phase1.jobs import Phase1Settings
+    from cognitivetwin_core.phase1.local_lora import train_local_lora
+
+    settings = Phase1Settings(base_model=args.base, epochs=1, max_seq_length=64, max_steps=1, lora_r=8)
+    data = resources_dir() / "demo" / "conversations.jsonl"
+    print("making an adapter (one training step)…", flush=True)
+    result = call_in_child(
+        train_local_lora, data, args.base, scratch / "adapter", settings, device="cpu", max_batch_tokens=256
+    )
+    return str(result.adapter_dir)
+
+
+def _measure_chat(args, app, window, scratch: Path) -> bool:
+    """The Playground's chat: a first reply (the twin loads), `--seconds` of replies, a Stop."""
+    from PySide6.QtCore import QTimer
+
+    from cognitivetwin_core.child_processes import end_helper
+
+    adapter = _adapter(args, scratch)
+    end_helper()  # the adapter's trainer: not running beside the measurement
+    tab = window.tab_widgets["Playground"]
+    window.tabs.setCurrentWidget(tab)
+    chat = tab.chat_panel
+    tab.result_tabs.setCurrentWidget(chat)
+    chat.add_adapter_folder(adapter)
+    chat.compare_box.setChecked(True)
+    chat.max_new_tokens.setValue(48)
+    chat.seed.setValue(1)
+    stages = _Stages(("first reply", "streaming", "stop"), args.trace_stalls)
+    state = {"replies": 0, "pieces": 0, "ended": None, "failed": None}
+    prompts = ["How was your weekend?", "What are you working on?", "Any plans for tonight?"]
+
+    def send() -> None:
+        chat.send(prompts[state["replies"] % len(prompts)])
+
+    def on_piece(_who, _piece) -> None:
+        state["pieces"] += 1
+        if stages.current == "stop" and chat.status.text() != "Stopping…":
+            chat.stop()
+
+    def on_reply(_turn) -> None:
+        state["replies"] += 1
+        if stages.current == "stop":
+            state["ended"] = time.monotonic()
+            stages.quit_soon(app)
+            return
+        if stages.current == "first reply":
+            stages.enter("streaming")
+        if time.monotonic() - stages.began["streaming"] >= args.seconds:
+            stages.enter("stop")
+            chat.max_new_tokens.setValue(1500)
+        QTimer.singleShot(0, send)
+
+    def on_failed(message) -> None:
+        print(f"FAILED: {message}", flush=True)
+        state["failed"], state["ended"] = message, time.monotonic()
+        stages.quit_soon(app)
+
+    chat.textArrived.connect(on_piece)
+    chat.replyFinished.connect(on_reply)
+    chat.failed.connect(on_failed)
+    stages.start()
+    stages.enter("first reply")
+    send()
+    app.exec()
+    stages.stop()
+    print(
+        f"chat with {args.base}: {state['replies']} replies (twin and base), {state['pieces']} text signals; "
+        f"torch imported in the GUI process: {'torch' in sys.modules}"
+    )
+    met = stages.report(state["ended"] or time.monotonic())
+    chat.shutdown()
+    return met and not state["failed"] and "torch" not in sys.modules
+
+
+def _measure_evaluation(args, app, window, scratch: Path) -> bool:
+    """The Evaluate button's work on the adapter, from the Phase 1 tab's controller."""
+
+    from cognitivetwin_core.child_processes import end_helper
+
+    adapter = _adapter(args, scratch)
+    end_helper()
+    tab = window.tab_widgets["Phase 1"]
+    window.tabs.setCurrentWidget(tab)
+    tab.set_workspace(window.workspace)
+    job_id = "local-benchmark"
+    window.workspace.upsert_phase1_job(
+        job_id,
+        {"backend": "local", "status": "completed", "base_model": args.base, "adapter_path": adapter},
+    )
+    controller = tab.controller
+    controller.evaluation_samples = args.samples
+    stages = _Stages(("evaluation",), args.trace_stalls)
+    state = {"ended": None, "report": None, "progress": 0}
+
+    def ended(report=None) -> None:
+        state["report"], state["ended"] = report, time.monotonic()
+        stages.quit_soon(app)
+
+    controller.evaluationProgress.connect(lambda *_: state.__setitem__("progress", state["progress"] + 1))
+    controller.evaluationDone.connect(lambda _job, report: ended(report))
+    controller.failed.connect(lambda what, message: (print(f"FAILED ({what}): {message}", flush=True), ended()))
+    stages.start()
+    stages.enter("evaluation")
+    if not controller.evaluate(job_id):
+        print("could not start the evaluation", flush=True)
+        return False
+    app.exec()
+    stages.stop()
+    controller.evaluate_job.wait(60_000)
+    print(
+        f"evaluation of a twin of {args.base} on {args.samples} held-out replies: "
+        f"{'a report' if state['report'] else 'no report'}, {state['progress']} progress events; "
+        f"torch imported in the GUI process: {'torch' in sys.modules}"
+    )
+    met = stages.report(state["ended"] or time.monotonic())
+    return met and state["report"] is not None and "torch" not in sys.modules
 
 
 def _measure_local_lora(args, app, window, scratch: Path) -> bool:
@@ -415,7 +635,9 @@ def _measure_local_lora(args, app, window, scratch: Path) -> bool:
 
     def on_ended(update) -> None:
         state["status"], state["ended"] = update.status, time.monotonic()
-        QTimer.singleShot(500, app.quit)  # the last repaints
+        # The last repaints, then the end of the measurement before quitting: Qt closes the
+        # window on quit (saving its state, closing the workspace), which is not the run's.
+        QTimer.singleShot(500, lambda: (timer.stop(), app.quit()))
 
     def check() -> None:
         if state["stage"] == "training" and time.monotonic() - began_at["training"] >= args.seconds:
@@ -440,6 +662,7 @@ def _measure_local_lora(args, app, window, scratch: Path) -> bool:
     settle = QEventLoop()
     QTimer.singleShot(SETTLE_MS, settle.quit)
     settle.exec()
+    load_at_start = os.getloadavg()
     clock.start()
     tracer = _StallTracer(lambda: last["t"], clock) if args.trace_stalls else None
     timer.start()
@@ -454,6 +677,7 @@ def _measure_local_lora(args, app, window, scratch: Path) -> bool:
         tracer.report()
     controller.local_job.wait(60_000)  # the thread that followed the child
     ended = state["ended"] or time.monotonic()
+    print(f"load average (1, 5, 15 min) at the start: {load_at_start}; at the end: {os.getloadavg()}")
     print(
         f"local LoRA on {args.base}: {state['steps']} steps, ended {state['status']}; "
         f"torch imported in the GUI process: {'torch' in sys.modules}"

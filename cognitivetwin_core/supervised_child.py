@@ -28,8 +28,24 @@ threads, such as a Qt app, must never be forked), dies with its parent (child_pr
 and when the parent closes its end without asking, the work is asked to stop without saving
 and the child ends within `STOP_GRACE_S`.
 
+A serving child stays alive across requests (the chat keeps its model loaded between
+replies): its work is `serve(channel, handle)`, and the parent asks it one request at a time,
+
+    child = SupervisedChild(work, name="chat", long_lived=True)
+    for message in child.ask(request):    # the handling's events, then RequestDone(result)
+        ...
+    child.request_stop()                  # ends the request being handled, not the child
+    child.close()                         # ends the child
+
+`ask` starts the child the first time, raises what `handle(request, cancellation)` raised
+(the child lives on) or `ChildCrashedError` (the child is gone: the caller starts another).
+A long-lived child is used from several threads, so it is started without the kernel's
+parent-death signal (tied to the starting thread, child_processes.py): the watchdog alone
+ends it within a second of its parent.
+
 Messages, typed (never tuples told apart by their first item): parent -> child `StopRequest`,
-`CancelRequest`; child -> parent the work's own events, then `ChildFinished` or `ChildFailed`.
+`CancelRequest`, `WorkRequest`; child -> parent the work's own events, `RequestDone` or
+`RequestFailed` for each request, then `ChildFinished` or `ChildFailed`.
 """
 
 from __future__ import annotations
@@ -39,6 +55,7 @@ import logging
 import multiprocessing
 import os
 import pickle
+import queue
 import signal
 import threading
 import time
@@ -85,6 +102,32 @@ class ChildFailed:
     trace: str
 
 
+@dataclass(frozen=True)
+class WorkRequest:
+    """For a serving child: handle `body` (its events, then `RequestDone` or `RequestFailed`)."""
+
+    request_id: int
+    body: object
+
+
+@dataclass(frozen=True)
+class RequestDone:
+    """A serving child handled a request: what its handler returned."""
+
+    request_id: int
+    result: object
+
+
+@dataclass(frozen=True)
+class RequestFailed:
+    """A serving child's handler raised (the child lives on): as `ChildFailed`."""
+
+    request_id: int
+    exception: BaseException | None
+    text: str
+    trace: str
+
+
 class ChildCrashedError(CognitiveTwinError):
     """The child ended without finishing (killed, out of memory, a crash in native code)."""
 
@@ -113,11 +156,21 @@ def crash_sentence(what: str, exitcode: int | None, then: str = "") -> str:
 class SupervisedChild:
     """One run of `work(channel, *arguments)` in a spawned child, supervised from here."""
 
-    def __init__(self, work: Callable, arguments: tuple = (), *, name: str, what: str = "The background process"):
+    def __init__(
+        self,
+        work: Callable,
+        arguments: tuple = (),
+        *,
+        name: str,
+        what: str = "The background process",
+        long_lived: bool = False,
+    ):
         self.work = work
         self.arguments = arguments
         self.name = name
         self.what = what  # how a crash sentence names the child
+        self.long_lived = long_lived  # outlives the thread that starts it (see the module's note)
+        self._request_ids = 0
         self._lock = threading.Lock()
         self._pending: list[object] = []  # requests made before the child started
         self._control = None
@@ -135,9 +188,10 @@ class SupervisedChild:
     def request_cancel(self) -> None:
         self._send(CancelRequest())
 
-    def _send(self, request: StopRequest | CancelRequest) -> None:
+    def _send(self, request: StopRequest | CancelRequest | WorkRequest) -> None:
         with self._lock:
-            self.requested = request
+            if not isinstance(request, WorkRequest):
+                self.requested = request
             if self._control is None:
                 self._pending.append(request)
                 return
@@ -153,6 +207,15 @@ class SupervisedChild:
         # the supervising thread's join, which would then see no exit code.
         with self._lock:
             return self._pid
+
+    def terminate(self) -> None:
+        """End the child at once, quietly (SIGTERM: no teardown); for a child with nothing unsaved."""
+        pid = self.pid
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
 
     def kill(self) -> None:
         """End the child now (it did not stop when asked); its run then ends as crashed."""
@@ -173,7 +236,15 @@ class SupervisedChild:
         log_to_file = any(getattr(h, "_cognitivetwin", False) for h in logging.getLogger().handlers)
         process = context.Process(
             target=_child_main,
-            args=(child_events, child_control, os.getpid(), log_to_file, self.work, self.arguments),
+            args=(
+                child_events,
+                child_control,
+                os.getpid(),
+                log_to_file,
+                self.work,
+                self.arguments,
+                not self.long_lived,
+            ),
             name=self.name,
             daemon=True,
         )
@@ -215,15 +286,15 @@ class SupervisedChild:
         if self._process is not None:
             self._process.join(timeout)
 
-    def crash_error(self) -> ChildCrashedError:
+    def crash_error(self, then: str = "") -> ChildCrashedError:
         self.join(10)
-        message = crash_sentence(self.what, self.exitcode)
+        message = crash_sentence(self.what, self.exitcode, then)
         log.error("%s: %s", self.name, message)
         return ChildCrashedError(message, self.exitcode)
 
     def close(self, grace_s: float = STOP_GRACE_S) -> None:
         """Reap the child: one still running (the consumer stopped early) is cancelled, given
-        `grace_s`, then killed."""
+        `grace_s`, then killed. Closing again does nothing."""
         process = self._process
         if process is None:
             return
@@ -236,7 +307,8 @@ class SupervisedChild:
             control, self._control = self._control, None
             self._pid = None
         process.join()
-        control.close()
+        if control is not None:  # None: closed before
+            control.close()
         self._events.close()
 
     def events(self) -> Iterator[object]:
@@ -258,8 +330,93 @@ class SupervisedChild:
         finally:
             self.close()
 
+    def ask(self, body: object, *, crash_then: str = "") -> Iterator[object]:
+        """A serving child's answer to `body`: the events of its handling, then its `RequestDone`
+        (started here the first time). One request at a time, read to its end. Raises what the
+        handler raised, or `ChildCrashedError` (its sentence ends with `crash_then`) when the
+        child ended: it is then closed, and asks of this object fail the same way."""
+        if self._process is None:
+            self.start()
+        self._request_ids += 1
+        request_id = self._request_ids
+        self._send(WorkRequest(request_id, body))
+        while True:
+            try:
+                message = self.receive()
+            except EOFError:
+                error = self.crash_error(crash_then)
+                self.close(grace_s=0)
+                raise error from None
+            if message is None:
+                continue
+            if isinstance(message, RequestDone | RequestFailed) and message.request_id != request_id:
+                continue  # the end of a request an earlier reader left unread
+            if isinstance(message, RequestFailed | ChildFailed):
+                raise_failure(message, self.name)
+            yield message
+            if isinstance(message, RequestDone):
+                return
 
-def raise_failure(failure: ChildFailed, name: str):
+
+class ServingChild:
+    """A serving child that is started at the first request and again after a crash: what
+    keeps a model loaded between requests (the chat, the playground's analysis). `ask` yields
+    the request's events, then its `RequestDone`; a crash fails that request with one
+    sentence (`ChildCrashedError`), and the next request starts a new child."""
+
+    def __init__(self, work: Callable, arguments: tuple = (), *, name: str, what: str, crash_then: str = ""):
+        self.work, self.arguments, self.name, self.what = work, arguments, name, what
+        self.crash_then = crash_then  # the end of the crash sentence ("; ... starts it again")
+        self._lock = threading.Lock()
+        self._child: SupervisedChild | None = None
+
+    def ask(self, body: object) -> Iterator[object]:
+        with self._lock:
+            if self._child is None:
+                self._child = SupervisedChild(
+                    self.work, self.arguments, name=self.name, what=self.what, long_lived=True
+                )
+            child = self._child
+        try:
+            yield from child.ask(body, crash_then=self.crash_then)
+        except ChildCrashedError:
+            with self._lock:
+                if self._child is child:
+                    self._child = None
+            raise
+
+    def request_stop(self) -> None:
+        """End the request being handled (it returns what it has); the child stays."""
+        with self._lock:
+            child = self._child
+        if child is not None:
+            child.request_stop(save=False)
+
+    @property
+    def pid(self) -> int | None:
+        with self._lock:
+            child = self._child
+        return child.pid if child is not None else None
+
+    def kill(self) -> None:
+        """End the child now (a model load does not stop between steps): its request fails as crashed."""
+        with self._lock:
+            child = self._child
+        if child is not None:
+            child.kill()
+
+    def close(self, grace_s: float = 10.0) -> None:
+        """End the child (a later request starts another). Between requests a serving child
+        holds nothing unsaved, so it is ended at once rather than asked: the teardown of an
+        interpreter with torch loaded took seconds, and a closing window waited for it."""
+        with self._lock:
+            child, self._child = self._child, None
+        if child is not None:
+            child.terminate()
+            child.close(grace_s)
+
+
+def raise_failure(failure: ChildFailed | RequestFailed, name: str):
     """Raise, in the parent, what the work raised in the child."""
     if not isinstance(failure.exception, CognitiveTwinError):
         log.error("the %s process raised %s\n%s", name, failure.text, failure.trace)
@@ -278,7 +435,7 @@ class ChildChannel:
         self._events = events
         self._lock = threading.Lock()
         self.cancellation = Cancellation()
-        self.requests: list[StopRequest | CancelRequest] = []
+        self.requests: list[StopRequest | CancelRequest | WorkRequest] = []  # before a handler
         self._handler: Callable | None = None
 
     def send(self, event: object) -> None:
@@ -294,17 +451,19 @@ class ChildChannel:
 
     def deliver(self, request: StopRequest | CancelRequest) -> None:
         with self._lock:
-            self.requests.append(request)
             handler = self._handler
+            if handler is None:  # kept for the handler set later (a serving child's are many)
+                self.requests.append(request)
         if handler is not None:
             handler(request)
         else:
             self.cancellation.cancel()
 
 
-def start_child(parent_pid: int, log_to_file: bool) -> None:
+def start_child(parent_pid: int, log_to_file: bool, kernel_signal: bool = True) -> None:
     """What every supervised child does first: die with its parent, yield it the CPU, log to its file."""
-    die_with_parent(parent_pid)  # started by the supervising thread, which outlives the child
+    # The kernel's signal: only when the supervising thread that started it outlives the child.
+    die_with_parent(parent_pid, kernel_signal=kernel_signal)
     yield_to_parent()  # a small niceness costs the work little on an otherwise idle machine
     if log_to_file:
         from cognitivetwin_core.logging_setup import configure_logging
@@ -312,27 +471,68 @@ def start_child(parent_pid: int, log_to_file: bool) -> None:
         configure_logging()
 
 
-def _child_main(events, control, parent_pid: int, log_to_file: bool, work: Callable, arguments: tuple) -> None:
-    start_child(parent_pid, log_to_file)
+def _child_main(
+    events, control, parent_pid: int, log_to_file: bool, work: Callable, arguments: tuple, kernel_signal: bool = True
+) -> None:
+    start_child(parent_pid, log_to_file, kernel_signal)
     channel = ChildChannel(events)
     threading.Thread(target=_follow_control, args=(control, channel), name="control", daemon=True).start()
     try:
         work(channel, *arguments)
         events.send(ChildFinished())
     except BaseException as exc:  # noqa: BLE001 - everything must reach the parent
-        if not isinstance(exc, CognitiveTwinError):
-            log.exception("the %s process failed", multiprocessing.current_process().name)
         try:
-            pickle.loads(pickle.dumps(exc))  # it must also unpickle in the parent
-            payload = exc
-        except Exception:
-            payload = None
-        try:
-            events.send(ChildFailed(payload, repr(exc), traceback.format_exc()))
+            events.send(ChildFailed(*_failure(exc)))
         except OSError:
             pass
     finally:
         events.close()
+
+
+def _failure(exc: BaseException) -> tuple[BaseException | None, str, str]:
+    """What crosses to the parent about `exc` (logged here unless it is an error for the user)."""
+    if not isinstance(exc, CognitiveTwinError):
+        log.exception("the %s process failed", multiprocessing.current_process().name)
+    try:
+        pickle.loads(pickle.dumps(exc))  # it must also unpickle in the parent
+        payload = exc
+    except Exception:
+        payload = None
+    return payload, repr(exc), traceback.format_exc()
+
+
+def serve(channel: ChildChannel, handle: Callable[[object, Cancellation], object]) -> None:
+    """The work of a serving child: `handle(body, cancellation)` for each `WorkRequest`, in order,
+    until the parent cancels. A stop request cancels the request being handled (none: nothing);
+    the handler sends its events with `channel.send` and returns the request's result."""
+    inbox: queue.SimpleQueue = queue.SimpleQueue()
+    lock = threading.Lock()
+    current: list[Cancellation] = []
+
+    def on_request(request) -> None:
+        if isinstance(request, WorkRequest):
+            inbox.put(request)
+            return
+        with lock:
+            for cancellation in current:
+                cancellation.cancel()
+        if isinstance(request, CancelRequest):
+            inbox.put(None)
+
+    channel.on_request(on_request)
+    while (request := inbox.get()) is not None:
+        cancellation = Cancellation()
+        with lock:
+            current[:] = [cancellation]
+        try:
+            result = handle(request.body, cancellation)
+        except Exception as exc:  # the request failed; the child serves on
+            channel.send(RequestFailed(request.request_id, *_failure(exc)))
+        else:
+            channel.send(RequestDone(request.request_id, result))
+        finally:
+            with lock:
+                current.clear()
 
 
 def _follow_control(control, channel: ChildChannel) -> None:

@@ -62,3 +62,23 @@ def messenger_chats(count: int = 40, *, seed: int = 0) -> list[Conversation]:
             messages.append(Message("user", maya_says(rng), created_at=when, speaker=PERSON))
         chats.append(Conversation(f"chat-{number:03d}", "whatsapp", messages, f"Chat with {other}"))
     return chats
+
+
+def maya_workspace_and_twin(folder, tiny_model_dir):
+    """A messenger workspace in `folder` where Maya is the person, and a tiny adapter trained on
+    30 of its 40 chats (no validation file): (open workspace, adapter folder, the trained file)."""
+    from cognitivetwin_core.data.exports import export_together
+    from cognitivetwin_core.data.workspace import Workspace
+    from cognitivetwin_core.phase1.jobs import Phase1Settings
+    from cognitivetwin_core.phase1.local_lora import train_local_lora
+
+    workspace = Workspace.open(folder / "ws")
+    chats = messenger_chats(40)
+    workspace.add_conversations(chats)
+    workspace.set_twin_speaker(PERSON)
+    train = folder / "train.jsonl"
+    export_together(workspace, train, base_model=tiny_model_dir, ids=[c.id for c in chats[:30]])
+    settings = Phase1Settings(base_model=str(tiny_model_dir), epochs=1, max_seq_length=64, max_steps=2)
+    adapter = folder / "adapter"
+    train_local_lora(train, tiny_model_dir, adapter, settings, max_batch_tokens=200)
+    return workspace, adapter, train

@@ -74,3 +74,38 @@ def test_evaluate_button_fills_the_evaluation_column(qtbot, qasync_loop, isolate
     qtbot.waitUntil(lambda: tab.job_row("local-test")["Evaluation"].startswith("perplexity "), timeout=5_000)
     assert "perplexity" in tab.log_view.toPlainText() and tab.message.kind == "ok"
     tab.shutdown()
+
+
+def test_a_finished_local_runs_curve_is_drawn_again_after_a_restart(
+    qtbot, qasync_loop, isolated_user_dirs, workspace_with_job
+):
+    """The tab opened on a workspace (as after a restart) draws the last local run's loss curve
+    from its adapter's lineage, not only its first and last loss."""
+    from app.tabs.phase1_tab import Phase1Tab
+    from cognitivetwin_core.phase1.adapter_archive import read_lineage, read_loss_curve
+
+    workspace, folder = workspace_with_job
+    lineage = read_lineage(folder)
+    curve = read_loss_curve(lineage)
+    assert [step for step, _loss in curve] == list(range(1, lineage["steps"] + 1)) and curve[-1][1] == lineage[
+        "last_loss"
+    ]
+    tab = Phase1Tab()
+    qtbot.addWidget(tab)
+    tab.set_workspace(workspace)
+    tab.show()
+    qtbot.waitUntil(lambda: tab.plotted_steps() == len(curve), timeout=5_000)
+    assert tab.loss_plot.isVisibleTo(tab) and "went from" in tab.loss_status.text()
+    tab.shutdown()
+
+
+def test_a_long_runs_curve_is_thinned_and_keeps_its_last_step():
+    from cognitivetwin_core.phase1.adapter_archive import loss_curve_points, read_loss_curve
+
+    losses = [1.0 / step for step in range(1, 10_001)]
+    points = loss_curve_points(losses, max_points=2000)
+    assert len(points) <= 2001 and points[0] == [1, 1.0] and points[-1] == [10_000, losses[-1]]
+    assert all(losses[step - 1] == loss for step, loss in points)
+    assert loss_curve_points([]) == []
+    assert read_loss_curve({"loss_curve": [[1, 0.5], ["x", 1], [2]]}) == [(1, 0.5)]
+    assert read_loss_curve({}) == [] and read_loss_curve({"loss_curve": "junk"}) == []

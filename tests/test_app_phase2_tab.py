@@ -415,14 +415,14 @@ def test_switching_workspace_during_a_run_stops_and_saves_it_first(qtbot, tab, d
 
 def test_encoding_eta_counts_down_between_batches(qtbot, monkeypatch):
     """An encoding batch can take longer than a second: the ETA shown still moves every second."""
-    from app.tabs import phase2_tab
+    from app.tabs import phase2_live, phase2_tab
     from cognitivetwin_core.durations import format_duration
     from cognitivetwin_core.phase2.events import EncodingEvent, StepEvent
 
     widget = phase2_tab.Phase2Tab()
     qtbot.addWidget(widget)
     now = [1000.0]
-    monkeypatch.setattr(phase2_tab.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(phase2_live.time, "monotonic", lambda: now[0])
     widget._on_run_started(None)
     widget._on_encoding(EncodingEvent(10, 100, 5000, 50.0, 90.0, False))
     assert widget.eta_label.text() == f"ETA {format_duration(90.0, clock=True)} (encoding)"
@@ -472,7 +472,7 @@ def test_memory_verdict_before_start_and_catalog_bases_to_download(qtbot, tab, t
 
 
 def test_all_gpus_is_offered_past_one_gpu_and_starts_one_process_each(qtbot, tab, monkeypatch):
-    from app.tabs.phase2_tab import ALL_GPUS
+    from app.tabs.phase2_form import ALL_GPUS
 
     tab.show()  # counts the GPUs in the helper child: none on this machine, so no such choice
     qtbot.waitUntil(lambda: tab.gpu_count is not None, timeout=60_000)

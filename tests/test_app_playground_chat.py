@@ -4,10 +4,13 @@ scores are shown, and the GUI thread keeps running while the model works."""
 from __future__ import annotations
 
 import json
+import os
 import threading
 from pathlib import Path
 
 import pytest
+
+from tests.pickled_modules import torch_modules
 
 
 @pytest.fixture()
@@ -46,6 +49,8 @@ def test_chat_panel_streams_compares_and_shows_scores(panel, qtbot, phase2_demo_
         assert not panel.send_button.isEnabled() and panel.stop_button.isEnabled()
     timer.stop()
     turn = finished.args[0]
+    assert panel.chat.pid not in (None, os.getpid())  # written in the chat's child process
+    assert torch_modules(turn) == []  # so what it sent imports no torch here
     assert len(pieces["twin"]) >= 3 and len(pieces["base"]) >= 3  # streamed in several signals
     assert "".join(pieces["twin"]).strip() == turn.twin.text
     assert len(ticks) >= 3 and all(t is threading.main_thread() for t in ticks)
@@ -132,3 +137,69 @@ def test_a_reply_cut_by_the_length_limit_says_so(qtbot):
     assert "cut short at the longest reply allowed" in view.score.text()
     view.finish(ChatReply(text="Done.", tokens=3), "", 160)
     assert "cut short" not in view.score.text()
+
+
+def test_a_killed_chat_process_fails_the_reply_and_the_next_message_restarts_it(panel, qtbot):
+    import signal
+
+    panel.max_new_tokens.setValue(1500)
+    panel.temperature.setValue(1.0)
+    killed = []
+
+    def kill(_who, _piece):
+        if not killed:
+            killed.append(panel.chat.pid)
+            os.kill(killed[0], signal.SIGKILL)  # as the kernel's out-of-memory killer would
+
+    panel.textArrived.connect(kill)
+    with qtbot.waitSignal(panel.failed, timeout=300_000) as failed:
+        assert panel.send("tell me everything")
+    assert failed.args[0].startswith("The chat process was ended by signal SIGKILL before it finished")
+    assert "your next message starts it again" in panel.message.text()
+    assert panel.turns() == [] and panel.send_button.isEnabled()
+    panel.textArrived.disconnect(kill)
+    panel.max_new_tokens.setValue(5)
+    with qtbot.waitSignal(panel.replyFinished, timeout=300_000):
+        assert panel.send("are you back?")
+    assert len(panel.turns()) == 1 and panel.chat.pid not in (None, killed[0])
+
+
+def test_the_window_process_imports_no_torch_through_a_chat_turn(tiny_adapter):
+    """The chat panel, driven without a test runner that imported torch: the twin loads and
+    writes in the chat's child process; the window's process never imports torch."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    repo = Path(__file__).resolve().parent.parent
+    script = textwrap.dedent(
+        f"""
+        import os, sys
+        from PySide6.QtCore import QEventLoop, QTimer
+        from PySide6.QtWidgets import QApplication
+        from app.tabs.playground_chat import ChatPanel
+
+        app = QApplication([])
+        panel = ChatPanel()
+        panel.add_adapter_folder({str(tiny_adapter)!r})
+        panel.max_new_tokens.setValue(6)
+        panel.compare_box.setChecked(True)
+        loop, ended, pieces = QEventLoop(), [], []
+        panel.textArrived.connect(lambda who, piece: pieces.append(who))
+        panel.replyFinished.connect(lambda turn: (ended.append(turn), loop.quit()))
+        panel.failed.connect(lambda message: (ended.append(message), loop.quit()))
+        QTimer.singleShot(300_000, loop.quit)
+        panel.send("hello there")
+        loop.exec()
+        child = panel.chat.pid
+        panel.shutdown()
+        print(type(ended[0]).__name__ if ended else "none", sorted(set(pieces)), child != os.getpid(),
+              "torch" in sys.modules)
+        """
+    )
+    env = {**os.environ, "PYTHONPATH": str(repo), "QT_QPA_PLATFORM": "offscreen"}
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=repo, capture_output=True, text=True, timeout=600, env=env
+    )
+    assert result.stdout.split("\n")[0] == "ChatTurn ['base', 'twin'] True False", result.stderr[-3000:]

@@ -1,14 +1,18 @@
 """The Playground tab against a real Phase 2 model trained for a few steps on the
 demo data (a tiny random Llama base, so the whole module stays fast): every panel shows
-exactly what the core's `analyze` returns for the same input; typed text, trajectory
-edits, compare and export work; a screenshot goes to the test output folder."""
+exactly what the core's `analyze` returns for the same input (computed here, the tab's in
+its child process); typed text, trajectory edits, compare and export work; what crosses
+from the child holds no torch object; a screenshot goes to the test output folder."""
 
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
+
+from tests.pickled_modules import torch_modules
 
 LOAD_TIMEOUT_MS = 120_000
 ANALYSIS_TIMEOUT_MS = 30_000
@@ -53,21 +57,47 @@ def trained_workspace(tmp_path_factory, tiny_model_dir):
 
 
 @pytest.fixture(scope="module")
-def shared_session():
-    """The loaded models and indexes, shared by the tabs of this module (loading is the slow
-    part; the first test still loads through the tab and sees its progress)."""
-    from app.tabs.playground_controller import PlaygroundSession
+def shared_process():
+    """The analysis child with its loaded models and indexes, shared by the tabs of this module
+    (loading is the slow part; the first test still loads through the tab and sees its progress)."""
+    from cognitivetwin_core.playground.analysis_process import PlaygroundProcess
+
+    process = PlaygroundProcess()
+    yield process
+    process.close()
+
+
+@pytest.fixture(scope="module")
+def core_session():
+    """The same runs loaded in this process: the core's own analysis, to compare the tab's with."""
+    from cognitivetwin_core.playground.session import PlaygroundSession
 
     return PlaygroundSession()
 
 
+def _share(widget, process) -> None:
+    """Let `widget`'s controller use the module's child, and not end it when the tab shuts down."""
+    from cognitivetwin_core.playground.analysis_process import PlaygroundProcess
+
+    own = widget.controller.process
+    widget.controller.process = process
+    shutdown = widget.controller.shutdown
+
+    def shut_down_without_ending_the_shared_child():
+        widget.controller.process = own
+        shutdown()
+
+    widget.controller.shutdown = shut_down_without_ending_the_shared_child
+    assert isinstance(own, PlaygroundProcess) and own.pid is None
+
+
 @pytest.fixture()
-def tab(qtbot, trained_workspace, shared_session, isolated_user_dirs):
+def tab(qtbot, trained_workspace, shared_process, isolated_user_dirs):
     from app.tabs.playground_tab import PlaygroundTab
 
     workspace, first, _second = trained_workspace
     widget = PlaygroundTab()
-    widget.controller.session = shared_session
+    _share(widget, shared_process)
     widget.progress_texts = []
     widget.controller.progress.connect(lambda text, _fraction: widget.progress_texts.append(text))
     qtbot.addWidget(widget)
@@ -87,11 +117,17 @@ def _wait_main(qtbot, tab, action):
     return tab.main_result
 
 
-def _expected(tab, request):
-    """The core's analysis of the same input, computed here, outside the tab."""
+def _loaded_here(session, run_dir, workspace_path):
+    from cognitivetwin_core.cancellation import Cancellation
+
+    return session.ensure_loaded(run_dir, workspace_path, lambda _event: None, Cancellation())[0]
+
+
+def _expected(session, tab, request):
+    """The core's analysis of the same input, computed here, outside the tab (and its child)."""
     from cognitivetwin_core.playground.analysis import analyze
 
-    loaded = tab.controller.session.find(request.run_dir, tab.workspace.path)
+    loaded = _loaded_here(session, request.run_dir, tab.workspace.path)
     from app.tabs.playground_controller import NEIGHBOURS_PER_STEP
 
     return analyze(
@@ -141,7 +177,9 @@ def _assert_panels_show(tab, expected, request):
     assert np.allclose(tab.style_map.current_xy, tab.style_map.project(expected.style_signature), atol=1e-6)
 
 
-def test_selecting_a_message_fills_all_panels_with_the_cores_analysis(tab, qtbot, trained_workspace, test_output_dir):
+def test_selecting_a_message_fills_all_panels_with_the_cores_analysis(
+    tab, core_session, qtbot, trained_workspace, test_output_dir
+):
     workspace, first, _ = trained_workspace
     assert [choice.run_dir for choice in tab.runs] == [first]
     if tab.progress_texts:  # this test loaded the run itself: the load showed its steps
@@ -160,10 +198,14 @@ def test_selecting_a_message_fills_all_panels_with_the_cores_analysis(tab, qtbot
     annotation = workspace.annotations(conversation.id)[turn]
     assert request.trajectory == annotation.trajectory and not request.trajectory_edited
     assert set(result.analysis.pattern_labels) == set(annotation.patterns) and annotation.patterns
-    _assert_panels_show(tab, _expected(tab, request), request)
+    _assert_panels_show(tab, _expected(core_session, tab, request), request)
+    # The result came from the tab's child process, and it names no torch object (which
+    # would import torch into the window's process where it is unpickled).
+    assert tab.controller.process.pid not in (None, os.getpid())
+    assert torch_modules(result, tab.controller.last_run_map) == []
     # The base did not run again: the message's pooled state came from the feature cache,
     # and it is what encoding the message after its context gives (up to float16 storage).
-    loaded = tab.controller.session.find(request.run_dir, workspace.path)
+    loaded = _loaded_here(core_session, request.run_dir, workspace.path)
     seeded = loaded.model._pooled_cache[type(conversation)("k", "k", conversation.messages[: turn + 1]).content_hash()]
     fresh = loaded.model.encode_conversation(conversation.messages[: turn + 1])[-1]
     cosine = float(np.dot(seeded, fresh) / np.linalg.norm(seeded) / np.linalg.norm(fresh))
@@ -178,7 +220,7 @@ def test_selecting_a_message_fills_all_panels_with_the_cores_analysis(tab, qtbot
     tab.grab().save(str(test_output_dir / "playground-tab.png"))
 
 
-def test_typed_text_with_context_is_analysed_as_you_type(tab, qtbot):
+def test_typed_text_with_context_is_analysed_as_you_type(tab, core_session, qtbot):
     from cognitivetwin_core.conversation import Message
 
     tab.input_tabs.setCurrentIndex(1)
@@ -206,14 +248,15 @@ def test_typed_text_with_context_is_analysed_as_you_type(tab, qtbot):
     ]
     assert request.trajectory.coordinates[0] == pytest.approx(1.0)  # depth: last of three messages
     assert request.label_kind == "rules"
-    _assert_panels_show(tab, _expected(tab, request), request)
+    _assert_panels_show(tab, _expected(core_session, tab, request), request)
     assert isinstance(request.context[0], Message)
     source = tab.source_label.text()
     assert "a typed message (" in source and ") after 2 context message(s)" in source
     assert "(user)" not in source and "(assistant)" not in source, "you or them, not a raw role"
+    assert "100% of the way into the conversation" in source and "0.33" not in source, "words, not raw numbers"
 
 
-def test_editing_a_trajectory_slider_changes_the_outputs(tab, qtbot, trained_workspace):
+def test_editing_a_trajectory_slider_changes_the_outputs(tab, core_session, qtbot, trained_workspace):
     workspace = trained_workspace[0]
     conversation = next(workspace.iter_conversations())
     before = _wait_main(qtbot, tab, lambda: tab.picker.select(conversation.id, 0))
@@ -230,8 +273,8 @@ def test_editing_a_trajectory_slider_changes_the_outputs(tab, qtbot, trained_wor
         if abs(after.analysis.pattern_probabilities[name] - before.analysis.pattern_probabilities[name]) > 1e-6
     ]
     assert changed, "pattern probabilities should depend on the trajectory"
-    _assert_panels_show(tab, _expected(tab, request), request)
-    assert "(edited)" in tab.source_label.text()
+    _assert_panels_show(tab, _expected(core_session, tab, request), request)
+    assert "95% of the way into the conversation, closing (position changed by hand)" in tab.source_label.text()
     reset = _wait_main(qtbot, tab, tab.sliders.reset)
     assert not reset.request.trajectory_edited
     assert np.allclose(reset.analysis.style_signature, before.analysis.style_signature, atol=1e-6)
@@ -251,7 +294,9 @@ def _wait_compare(qtbot, tab, action):
     qtbot.waitUntil(lambda: not tab.controller.is_busy(), timeout=LOAD_TIMEOUT_MS)
 
 
-def test_compare_two_messages_and_one_message_under_two_runs(tab, qtbot, trained_workspace, test_output_dir):
+def test_compare_two_messages_and_one_message_under_two_runs(
+    tab, core_session, qtbot, trained_workspace, test_output_dir
+):
     workspace, first, second = trained_workspace
     conversations = list(workspace.iter_conversations())
     _wait_main(qtbot, tab, lambda: tab.picker.select(conversations[0].id, 1))
@@ -266,7 +311,7 @@ def test_compare_two_messages_and_one_message_under_two_runs(tab, qtbot, trained
     assert np.allclose(tab.compare_panel_b.signature_strip.values(), b.analysis.style_signature)
     assert conversations[3].id in tab.compare_panel_b.source_label.text()
     assert tab.style_map.compare_xy is not None
-    expected_b = _expected(tab, b.request)
+    expected_b = _expected(core_session, tab, b.request)
     assert np.allclose(b.analysis.style_signature, expected_b.style_signature, atol=1e-5)
     assert tab.result_tabs.currentIndex() == 1
     tab.grab().save(str(test_output_dir / "playground-compare-messages.png"))
@@ -287,7 +332,7 @@ def test_compare_two_messages_and_one_message_under_two_runs(tab, qtbot, trained
     assert {a.request.run_dir, b.request.run_dir} == {first, second}
     assert not np.allclose(b.analysis.style_signature, a.analysis.style_signature, atol=1e-4), "two runs, two models"
     assert tab.compare_cosine == pytest.approx(float(np.dot(a.analysis.style_signature, b.analysis.style_signature)))
-    expected_b = _expected(tab, b.request)
+    expected_b = _expected(core_session, tab, b.request)
     assert np.allclose(tab.compare_panel_b.signature_strip.values(), expected_b.style_signature, atol=1e-5)
     tab.grab().save(str(test_output_dir / "playground-compare-runs.png"))
 
@@ -387,7 +432,7 @@ def test_a_run_whose_base_is_gone_is_reported_inline(tab, qtbot, trained_workspa
 
 
 def test_the_last_viewed_run_opens_again_and_old_numbers_go_while_the_next_loads(
-    tab, qtbot, trained_workspace, shared_session
+    tab, qtbot, trained_workspace, shared_process
 ):
     """Last in this module: it adds a second run to the shared workspace."""
     import shutil
@@ -413,7 +458,7 @@ def test_the_last_viewed_run_opens_again_and_old_numbers_go_while_the_next_loads
 
     # A restart (a new tab) opens the run looked at last, not the newest.
     again = PlaygroundTab()
-    again.controller.session = shared_session
+    _share(again, shared_process)
     qtbot.addWidget(again)
     again.set_workspace(workspace)
     try:

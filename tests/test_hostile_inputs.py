@@ -559,7 +559,7 @@ def test_the_readme_prepare_data_command_parses(tmp_path, refusing_server):
 
 
 def test_the_seed_supabase_service_key_is_honoured(monkeypatch):
-    from cognitivetwin_core.cli.data_cmd import supabase_credentials
+    from cognitivetwin_core.cli.data_import_cmd import supabase_credentials
 
     monkeypatch.delenv("SUPABASE_KEY", raising=False)
     monkeypatch.setenv("SUPABASE_URL", "http://127.0.0.1:9")

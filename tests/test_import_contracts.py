@@ -53,3 +53,22 @@ def test_an_upward_import_breaks_a_contract(tmp_path, module, upward_import, con
     assert result.returncode != 0, result.stdout
     assert f"{contract}" in result.stdout and "BROKEN" in result.stdout
     assert module.replace("/", ".").removesuffix(".py") in result.stdout
+
+
+def test_every_tab_module_is_in_the_tab_contracts():
+    """A new module of app/tabs belongs to one tab's contract (and is forbidden to the others),
+    or is one that every tab shares: otherwise tabs could import it from each other unnoticed."""
+    import tomllib
+
+    shared = {"app.tabs.data_jobs"}  # what every tab may use (see the comment in pyproject.toml)
+    contracts = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["importlinter"]["contracts"]
+    tabs = {c["name"]: c for c in contracts if c["name"].startswith("Tabs never import each other")}
+    modules = {f"app.tabs.{p.stem}" for p in (ROOT / "app" / "tabs").glob("*.py") if p.stem != "__init__"}
+    owners = {module: [name for name, c in tabs.items() if module in c["source_modules"]] for module in modules}
+    unowned = sorted(m for m, names in owners.items() if not names and m not in shared)
+    assert not unowned, f"add these to their tab's contract in pyproject.toml: {unowned}"
+    assert all(len(names) <= 1 for names in owners.values()), owners
+    for name, contract in tabs.items():
+        others = {m for m, names in owners.items() if names and names != [name]}
+        missing = sorted(others - set(contract["forbidden_modules"]))
+        assert not missing, f"{name}: forbid the other tabs' modules {missing}"

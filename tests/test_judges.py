@@ -15,28 +15,14 @@ import pytest
 
 from cognitivetwin_core.playground.judges.authorship import JudgedConversation, closer_verdict, judge_authorship
 from cognitivetwin_core.playground.judges.separability import stylometric_matrix, told_apart
-from tests.judging_data import OTHERS, PERSON, maya_says, messenger_chats, others_say
+from tests.judging_data import OTHERS, PERSON, maya_says, maya_workspace_and_twin, messenger_chats, others_say
 
 
 @pytest.fixture(scope="module")
 def maya_twin(tmp_path_factory, tiny_model_dir):
     """A messenger workspace where Maya is the person, and a tiny adapter trained on 30 of its
     40 chats (no validation file): (workspace, adapter folder, the trained examples' file)."""
-    from cognitivetwin_core.data.exports import export_together
-    from cognitivetwin_core.data.workspace import Workspace
-    from cognitivetwin_core.phase1.jobs import Phase1Settings
-    from cognitivetwin_core.phase1.local_lora import train_local_lora
-
-    folder = tmp_path_factory.mktemp("maya")
-    workspace = Workspace.open(folder / "ws")
-    chats = messenger_chats(40)
-    workspace.add_conversations(chats)
-    workspace.set_twin_speaker(PERSON)
-    train = folder / "train.jsonl"
-    export_together(workspace, train, base_model=tiny_model_dir, ids=[c.id for c in chats[:30]])
-    settings = Phase1Settings(base_model=str(tiny_model_dir), epochs=1, max_seq_length=64, max_steps=2)
-    adapter = folder / "adapter"
-    train_local_lora(train, tiny_model_dir, adapter, settings, max_batch_tokens=200)
+    workspace, adapter, train = maya_workspace_and_twin(tmp_path_factory.mktemp("maya"), tiny_model_dir)
     yield workspace, adapter, train
     workspace.close()
 

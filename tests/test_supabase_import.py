@@ -166,7 +166,7 @@ def test_cli_import_and_prepare_data(server, tmp_path, monkeypatch, capsys, turn
     assert KEY not in out
     import argparse
 
-    from cognitivetwin_core.cli.data_cmd import prepare_phase2_data
+    from cognitivetwin_core.cli.data_import_cmd import prepare_phase2_data
 
     target = tmp_path / "phase2.jsonl"
     args = argparse.Namespace(workspace=str(workspace_dir), data_out=str(target), quiet=True)

@@ -13,7 +13,7 @@ from cognitivetwin_core.cli import main
 from cognitivetwin_core.data.feedback import BAD, EDIT, GOOD, add_feedback
 from cognitivetwin_core.data.workspace import Workspace
 from cognitivetwin_core.phase1.jobs import Phase1Settings, read_job
-from cognitivetwin_core.phase1.teach import ancestry
+from cognitivetwin_core.phase1.teach_feedback import ancestry
 from cognitivetwin_core.phase1.together_jobs import TogetherJobManager
 
 SETTINGS = Phase1Settings(base_model="llama-3.2-1b", epochs=1, lora_r=8, lora_alpha=16, suffix="my-twin")

@@ -13,59 +13,45 @@
 
 Long work runs on worker threads with their own `Workspace` connection, so the list stays
 usable (SQLite WAL readers are not blocked by the import's transaction).
+
+The tab is put together from its parts, one module each: the imports (`data_import_panel.py`),
+the speakers (`data_speakers.py`), the conversation list and views (`data_browser.py`) and
+the exports (`data_exports.py`); the jobs they run are in `data_jobs.py`.
 """
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
-
-from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
     QCheckBox,
     QComboBox,
-    QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
-    QLineEdit,
     QMenu,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
-    QSpinBox,
     QSplitter,
-    QTableView,
     QTabWidget,
     QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
-from app import settings
 from app.qt.background_job import BackgroundJob
 from app.tabs import data_jobs
-from app.tabs.conversation_list_model import ConversationListModel
+from app.tabs.data_browser import DataBrowser
+from app.tabs.data_exports import DataExports
+from app.tabs.data_import_panel import MAX_REPORT_LINES, DataImports
+from app.tabs.data_speakers import DataSpeakers
 from app.widgets.conversation_view import ConversationView
 from app.widgets.message_label import MessageLabel
 from app.widgets.stats_view import StatsView
-from cognitivetwin_core.annotation.patterns import PATTERN_NAMES
-from cognitivetwin_core.annotation.trajectory import PHASE_NAMES
 from cognitivetwin_core.errors import CognitiveTwinError
 from cognitivetwin_core.models.catalog import DEFAULT_BASE_MODEL
 
-log = logging.getLogger(__name__)
 
-SEARCH_DEBOUNCE_MS = 300
-MAX_REPORT_LINES = 500
-
-
-def _capitalised(text: str) -> str:
-    return text[:1].upper() + text[1:]
-
-
-class DataTab(QWidget):
+class DataTab(DataImports, DataSpeakers, DataBrowser, DataExports, QWidget):
     """Signals: `importFinished(report)` after a successful import, `exportFinished(summary)`,
     `conversationShown(id)` once the conversation view shows it (tests wait on these)."""
 
@@ -211,111 +197,6 @@ class DataTab(QWidget):
         exports.addWidget(self.export_phase2_button)
         return rows
 
-    def refresh_speakers(self) -> None:
-        """List the workspace's speakers with their counts and select the current choice."""
-        from cognitivetwin_core.data.person_identity import canonical, linked_speakers, speaker_links
-        from cognitivetwin_core.data.twin_speaker import ROLE_SPEAKERS, SIDE_NAMES
-
-        self.speaker_combo.clear()
-        if self.workspace is None:
-            return
-        # One person across sources: linked names show as one speaker (docs/importers.md).
-        speakers = linked_speakers(self.workspace)
-        current = canonical(speaker_links(self.workspace), self.workspace.twin_speaker())
-        names = [item.name for item in speakers]
-        for item in speakers:
-            text = item.name if item.named else _capitalised(SIDE_NAMES[item.name])
-            self.speaker_combo.addItem(f"{text} — {item.messages:,} messages", item.name)
-            if not item.named:  # the exact term for who wants it
-                tip = f"The “{item.name}” role of the imported chats."
-                self.speaker_combo.setItemData(self.speaker_combo.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
-        if current not in names:
-            self.speaker_combo.addItem(f"{_capitalised(SIDE_NAMES.get(current, current))} — no messages", current)
-        self.speaker_combo.setCurrentIndex(self.speaker_combo.findData(current))
-        count = next((item.messages for item in speakers if item.name == current), 0)
-        named = [item for item in speakers if item.named]
-        if named and current in ROLE_SPEAKERS:
-            owner = getattr(self.last_report, "owner", None)
-            hint = f" The last import looks like {owner}'s export." if owner in names else ""
-            self.speaker_status.setText(
-                f"Not chosen yet: these chats have {len(named)} participants. Choose yourself, so the twin "
-                f"learns your messages.{hint}"
-            )
-        elif count and not self._speaker_was_chosen():
-            self.speaker_status.setText(
-                "Not chosen yet: say which side is you, so the twin learns your messages "
-                "(the others are what it answers)."
-            )
-        elif count:
-            self.speaker_status.setText(
-                f"You: {SIDE_NAMES.get(current, current)} ({count:,} messages). The twin learns to write "
-                "like that; everyone else's messages are what it answers."
-            )
-        else:
-            self.speaker_status.setText(
-                f"No messages from {SIDE_NAMES.get(current, current)} yet: import some or choose another."
-            )
-        self.speaker_question.setVisible(bool(speakers))
-        self.speaker_combo.setVisible(bool(speakers))
-        self.link_speakers_button.setVisible(len(named) > 1)
-
-    def open_link_speakers(self):
-        """The "These are all me" dialog, opened without blocking; linking happens on OK."""
-        from app.dialogs.link_speakers import LinkSpeakersDialog
-        from cognitivetwin_core.data.person_identity import linked_speakers
-
-        if self.workspace is None:
-            return None
-        named = [(item.name, item.messages) for item in linked_speakers(self.workspace) if item.named]
-        dialog = LinkSpeakersDialog(named, self.workspace.twin_speaker(), self)
-        dialog.accepted.connect(lambda: self.link_speakers(*dialog.chosen()))
-        dialog.open()
-        return dialog
-
-    def link_speakers(self, name: str, aliases: list[str]) -> None:
-        from cognitivetwin_core.data.person_identity import link_speakers
-
-        try:
-            link_speakers(self.workspace, name, aliases)
-        except CognitiveTwinError as exc:
-            self.message.show_error(str(exc))
-        else:
-            self.message.show_ok(f"{name} is now one speaker: " + ", ".join(aliases) + ".")
-        self.refresh_speakers()
-
-    def _speaker_was_chosen(self) -> bool:
-        """Whether the person said which side is theirs (a setting of the workspace)."""
-        from cognitivetwin_core.data.twin_speaker import SETTING_KEY
-
-        try:
-            return bool(self.workspace.get_setting(SETTING_KEY))
-        except Exception:  # an older workspace without settings: nothing chosen
-            return False
-
-    def _speaker_chosen(self, index: int) -> None:
-        speaker = self.speaker_combo.itemData(index)
-        if self.workspace is None or speaker is None:
-            return
-        from cognitivetwin_core.data.person_identity import choose_twin_speaker
-
-        try:
-            choose_twin_speaker(self.workspace, speaker)
-        except CognitiveTwinError as exc:
-            self.message.show_error(str(exc))
-        self.refresh_speakers()
-
-    def _fill_import_menu(self) -> None:
-        if self.import_menu.actions():
-            return
-        any_file = self.import_menu.addAction("Any export (recognised automatically)…")
-        any_file.triggered.connect(self._choose_any_file)
-        folder = self.import_menu.addAction("An export folder (as downloaded and unpacked)…")
-        folder.triggered.connect(self._choose_import_folder)
-        self.import_menu.addSeparator()
-        for importer in data_jobs.file_importers():
-            action = self.import_menu.addAction(importer.label)
-            action.triggered.connect(lambda _checked=False, imp=importer: self._choose_import_file(imp))
-
     def _build_progress(self) -> QHBoxLayout:
         row = QHBoxLayout()
         self.progress_label = QLabel()
@@ -333,78 +214,7 @@ class DataTab(QWidget):
             widget.setSizePolicy(policy)
         return row
 
-    def _build_list(self) -> QWidget:
-        host = QWidget()
-        layout = QVBoxLayout(host)
-        layout.setContentsMargins(0, 0, 0, 0)
-        filters = QHBoxLayout()
-        self.search_field = QLineEdit()
-        self.search_field.setPlaceholderText("Search text, title or id…")
-        self.search_field.setClearButtonEnabled(True)
-        self.source_filter = QComboBox()
-        self.source_filter.addItem("All sources", None)
-        self.phase_filter = QComboBox()
-        self.phase_filter.addItem("Any phase", None)
-        for phase_id, name in enumerate(PHASE_NAMES):
-            self.phase_filter.addItem(name, phase_id)
-        self.pattern_filter = QComboBox()
-        self.pattern_filter.addItem("Any pattern", None)
-        for name in PATTERN_NAMES:
-            self.pattern_filter.addItem(name, name)
-        self.min_messages = QSpinBox()
-        self.max_messages = QSpinBox()
-        for box, prefix in ((self.min_messages, "min "), (self.max_messages, "max ")):
-            box.setRange(0, 1_000_000)
-            box.setPrefix(prefix)
-            box.setSpecialValueText(f"{prefix}any")
-            box.setToolTip("Number of messages in the conversation (0: no limit)")
-        # Filters keep their width whatever the workspace holds: a combo that grows with a long
-        # source or pattern name made the list pane (and the splitter) jump after an import.
-        for combo in (self.source_filter, self.phase_filter, self.pattern_filter):
-            combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
-            combo.setMinimumContentsLength(10)
-        for box in (self.min_messages, self.max_messages):
-            box.setMaximumWidth(box.fontMetrics().horizontalAdvance("max 00000") + 40)
-        filters.addWidget(self.search_field, 1)
-        filters.addWidget(self.source_filter)
-        more_filters = QHBoxLayout()
-        for widget in (self.phase_filter, self.pattern_filter, self.min_messages, self.max_messages):
-            more_filters.addWidget(widget)
-        more_filters.addStretch(1)
-        layout.addLayout(filters)
-        layout.addLayout(more_filters)
-
-        self.list_model = ConversationListModel(self)
-        self.list_view = QTableView()
-        self.list_view.setModel(self.list_model)
-        self.list_view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.list_view.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.list_view.setAlternatingRowColors(True)
-        self.list_view.verticalHeader().hide()
-        self.list_view.verticalHeader().setDefaultSectionSize(self.fontMetrics().height() + 8)
-        self.list_view.setWordWrap(False)
-        header = self.list_view.horizontalHeader()
-        header.setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
-        header.setStretchLastSection(True)
-        for column, width in enumerate((150, 90, 70, 150, 170)):
-            self.list_view.setColumnWidth(column, width)
-        self.list_view.selectionModel().currentRowChanged.connect(self._current_row_changed)
-        layout.addWidget(self.list_view, 1)
-        self.count_label = QLabel()
-        layout.addWidget(self.count_label)
-
-        self._search_timer = QTimer(self)
-        self._search_timer.setSingleShot(True)
-        self._search_timer.setInterval(SEARCH_DEBOUNCE_MS)
-        self._search_timer.timeout.connect(self.apply_filters)
-        self.search_field.textChanged.connect(lambda _text: self._search_timer.start())
-        for combo in (self.source_filter, self.phase_filter, self.pattern_filter):
-            combo.currentIndexChanged.connect(self.apply_filters)
-        for box in (self.min_messages, self.max_messages):
-            box.valueChanged.connect(lambda _value: self._search_timer.start())
-        return host
-
-    # --- workspace and filters ------------------------------------------------------------------
+    # --- workspace -------------------------------------------------------------------------
 
     def set_workspace(self, workspace) -> None:
         self.workspace = workspace
@@ -415,75 +225,6 @@ class DataTab(QWidget):
     def set_base_model(self, name: str) -> None:
         self.base_model = name
         self.stats_view.show_tokens(f"not counted yet for {name}")
-
-    def refresh(self) -> None:
-        """Re-read sources, the filtered list and the statistics (after an import)."""
-        if self.workspace is None:
-            return
-        current = self.source_filter.currentData()
-        self.source_filter.blockSignals(True)
-        self.source_filter.clear()
-        self.source_filter.addItem("All sources", None)
-        for source in self.workspace.sources():
-            self.source_filter.addItem(source, source)
-        index = self.source_filter.findData(current)
-        self.source_filter.setCurrentIndex(max(0, index))
-        self.source_filter.blockSignals(False)
-        self.refresh_speakers()
-        self.apply_filters()
-        # Charts are drawn when the Statistics tab is shown: pyqtgraph stays out of start-up.
-        if self.details.currentWidget() is self.stats_view:
-            self.stats_view.show_stats(self.workspace.stats())
-
-    def current_filters(self) -> dict:
-        return {
-            "search": self.search_field.text().strip() or None,
-            "source": self.source_filter.currentData(),
-            "phase": self.phase_filter.currentData(),
-            "pattern": self.pattern_filter.currentData(),
-            "min_messages": self.min_messages.value() or None,
-            "max_messages": self.max_messages.value() or None,
-        }
-
-    def apply_filters(self) -> None:
-        self._search_timer.stop()
-        if self.workspace is None:
-            return
-        self.list_model.set_filters(**self.current_filters())
-        # Show the first page now; later pages come as the user scrolls.
-        if self.list_model.canFetchMore():
-            self.list_model.fetchMore()
-        total = self.list_model.total
-        all_count = self.workspace.count_conversations()
-        self.count_label.setText(
-            f"{total:,} of {all_count:,} conversations match" if total != all_count else f"{total:,} conversations"
-        )
-
-    def _current_row_changed(self, current, _previous) -> None:
-        if current.isValid():
-            self.show_conversation(self.list_model.summary(current.row()).id)
-
-    def select_row(self, row: int) -> None:
-        index = self.list_model.index(row, 0)
-        self.list_view.selectionModel().setCurrentIndex(
-            index, QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
-        )
-
-    def show_conversation(self, conversation_id: str) -> None:
-        try:
-            conversation = self.workspace.get_conversation(conversation_id)
-            annotations = self.workspace.annotations(conversation_id)
-        except CognitiveTwinError as exc:
-            self.message.show_error(str(exc))
-            return
-        speaker = self.workspace.twin_speaker() if self.workspace is not None else None
-        self.conversation_view.show_conversation(conversation, annotations, twin_speaker=speaker)
-        self.details.setCurrentWidget(self.conversation_view)
-        self.conversationShown.emit(conversation_id)
-
-    def _details_tab_changed(self, _index: int) -> None:
-        if self.details.currentWidget() is self.stats_view and self.workspace is not None:
-            self.stats_view.show_stats(self.workspace.stats())
 
     # --- background jobs --------------------------------------------------------------------------
 
@@ -600,121 +341,3 @@ class DataTab(QWidget):
         if self.job.is_running():
             self.job.cancel()
             self.job.wait()
-
-    # --- imports ------------------------------------------------------------------------------------
-
-    def _choose_any_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Import an export", str(Path.home()), "All files (*)")
-        if path:
-            self.import_file(path)
-
-    def _choose_import_folder(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Import an export folder", str(Path.home()))
-        if path:
-            self.import_file(path)
-
-    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        if event.mimeData().hasUrls() and all(url.isLocalFile() for url in event.mimeData().urls()):
-            event.acceptProposedAction()
-
-    def dropEvent(self, event) -> None:  # noqa: N802 (Qt's name)
-        """A file, folder or zip dropped on the tab: imported with its format recognised."""
-        urls = [url.toLocalFile() for url in event.mimeData().urls() if url.isLocalFile()]
-        if urls:
-            event.acceptProposedAction()
-            self.import_file(urls[0])
-
-    def _choose_import_file(self, importer) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, f"Import {importer.label}", str(Path.home()), importer.file_filter)
-        if path:
-            self.import_file(path, importer.name)
-
-    def import_file(self, path: str | Path, importer_name: str | None = None) -> bool:
-        path = Path(path)
-        return self._start(
-            "import",
-            f"Importing {path.name}…",
-            data_jobs.run_import,
-            self.workspace.path if self.workspace else None,
-            path,
-            importer_name,
-            self.strict_box.isChecked(),
-        )
-
-    def import_demo(self) -> bool:
-        return self._start(
-            "import",
-            "Importing the demo conversations…",
-            data_jobs.run_import,
-            self.workspace.path if self.workspace else None,
-            "demo",
-            "demo",
-            self.strict_box.isChecked(),
-        )
-
-    def import_supabase(self) -> bool:
-        return self._start(
-            "import",
-            f"Importing the Supabase table “{settings.supabase_table()}”…",
-            data_jobs.run_supabase_import,
-            self.workspace.path if self.workspace else None,
-            settings.supabase_table(),
-            settings.supabase_mapping_overrides(),
-            self.strict_box.isChecked(),
-        )
-
-    def _show_report(self, report) -> None:
-        self.last_report = report
-        text = data_jobs.describe_report(report)
-        (self.message.show_ok if report.ok else self.message.show_error)(text)
-        lines = [str(rejection) for rejection in report.rejected[:MAX_REPORT_LINES]]
-        if len(report.rejected) > MAX_REPORT_LINES:
-            lines.append(
-                f"… and {len(report.rejected) - MAX_REPORT_LINES} more (the full report is stored with the import)."
-            )
-        if report.truncated_at:
-            lines.insert(0, f"The file ends early: {report.truncated_at}")
-        lines.extend(report.warnings)
-        self.report_view.setPlainText("\n".join(lines))
-        self.report_view.setVisible(bool(lines))
-
-    # --- exports and tokens -------------------------------------------------------------------------
-
-    def _choose_export(self, which: str) -> None:
-        default = str(Path.home() / ("phase1_together.jsonl" if which == "phase1" else "phase2_trajectories.jsonl"))
-        path, _ = QFileDialog.getSaveFileName(
-            self, "Export for Phase 1" if which == "phase1" else "Export for Phase 2", default, "JSON Lines (*.jsonl)"
-        )
-        if path:
-            self.export(which, path)
-
-    def export(self, which: str, path: str | Path) -> bool:
-        label = "Phase 1 (Together JSONL)" if which == "phase1" else "Phase 2 (trajectory JSONL)"
-        return self._start(
-            "export",
-            f"Exporting for {label}…",
-            data_jobs.run_export,
-            self.workspace.path if self.workspace else None,
-            which,
-            Path(path),
-            self.base_model,
-            0.1 if self.validation_box.isChecked() else 0.0,
-            self.privacy_choice.currentData() if which == "phase1" else "keep",
-        )
-
-    def check_privacy(self) -> bool:
-        return self._start(
-            "privacy",
-            "Checking the messages for personal data…",
-            data_jobs.run_privacy_check,
-            self.workspace.path if self.workspace else None,
-        )
-
-    def count_tokens(self) -> bool:
-        return self._start(
-            "tokens",
-            f"Counting tokens with the {self.base_model} tokenizer…",
-            data_jobs.run_token_count,
-            self.workspace.path if self.workspace else None,
-            self.base_model,
-        )

@@ -27,28 +27,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Signal, Slot
+from PySide6.QtCore import QObject, Signal
 
 from app.qt.background_job import BackgroundJob
-from app.qt.tasks import start_task
+from app.tabs.phase1_evaluate import Phase1Evaluate
+from app.tabs.phase1_local_run import Phase1LocalRun
+from app.tabs.phase1_log_stamps import clock_stamp
+from app.tabs.phase1_monitoring import Phase1Monitoring
 from cognitivetwin_core.child_processes import call_in_child
-from cognitivetwin_core.durations import format_duration
 from cognitivetwin_core.errors import CognitiveTwinError, InputError
-from cognitivetwin_core.phase1.jobs import (
-    DryRun,
-    JobRecord,
-    JobUpdate,
-    Phase1Settings,
-    read_job,
-    read_jobs,
-    unfinished_jobs,
-)
-from cognitivetwin_core.phase1.local_lora_process import LocalJobLaunched, LocalLoraProcess
-from cognitivetwin_core.phase1.monitor import Backoff, is_transient
-from cognitivetwin_core.playground.evaluation_process import EvaluationProcess, EvaluationProgress, EvaluationReport
+from cognitivetwin_core.phase1.jobs import DryRun, JobRecord, JobUpdate, Phase1Settings, read_job, read_jobs
+from cognitivetwin_core.phase1.local_lora_process import LocalLoraProcess
+from cognitivetwin_core.playground.evaluation_process import EvaluationProcess
 
 log = logging.getLogger(__name__)
 
@@ -60,62 +52,7 @@ def read_api_key() -> str | None:
     return secrets.get_secret(secrets.TOGETHER_API_KEY)
 
 
-def parse_time(value) -> float | None:
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
-
-
-# ----- the local run, as a plain function for BackgroundJob ------------------------------------
-
-
-def follow_local_process(progress, cancelled, process: LocalLoraProcess) -> JobUpdate | None:
-    """Hand each message of the local run's child to the GUI; its last (terminal) update."""
-    last = None
-    for message in process.run():
-        progress(message)
-        last = message
-    return last
-
-
-def phase2_run_for_adapter(workspace, adapter_dir: str | Path) -> str | None:
-    """The newest Phase 2 run of the workspace trained on this adapter (its style head scores
-    the evaluation's replies); None if there is none."""
-    from cognitivetwin_core.phase2.components_folder import holds_components, read_components_config
-    from cognitivetwin_core.phase2.runs import list_runs
-
-    wanted = Path(adapter_dir).resolve()
-    for record in list_runs(workspace):  # newest first
-        folder = record.output_dir
-        if not folder or not holds_components(folder):
-            continue
-        try:
-            adapter = read_components_config(folder).get("adapter")
-        except CognitiveTwinError:
-            continue
-        if adapter and Path(adapter).resolve() == wanted:
-            return str(folder)
-    return None
-
-
-def run_evaluation(progress, cancelled, process: EvaluationProcess) -> dict:
-    """The Evaluate button's job: the twin against its base on held-out replies (evaluation.json),
-    computed in the process's child; this thread hands its progress to the GUI."""
-    for message in process.run():
-        if isinstance(message, EvaluationProgress):
-            progress(message.text)
-        elif isinstance(message, EvaluationReport):
-            return message.report
-    raise CognitiveTwinError("The evaluation ended without a report; the log file has the details.")
-
-
-class Phase1Controller(QObject):
+class Phase1Controller(Phase1LocalRun, Phase1Monitoring, Phase1Evaluate, QObject):
     """One per Phase 1 tab; lives in the GUI thread."""
 
     dryRunProgress = Signal(int, int)  # bytes uploaded, of total
@@ -301,7 +238,7 @@ class Phase1Controller(QObject):
         finally:
             self._leave()
         duplicates = manager.duplicates(new_id)
-        self.logLine.emit(f"{_stamp()} {new_id}: created on Together ({plan.model_id})")
+        self.logLine.emit(f"{clock_stamp()} {new_id}: created on Together ({plan.model_id})")
         if duplicates:
             self.failed.emit(
                 "launch",
@@ -312,279 +249,6 @@ class Phase1Controller(QObject):
         self.jobsChanged.emit()
         self.watch(new_id)
         return new_id
-
-    def _launch_local(self, plan: DryRun, job_id: str | None) -> str | None:
-        try:
-            backend = self._require_local()
-        except CognitiveTwinError as exc:
-            self.failed.emit("launch", str(exc))
-            return None
-        if self.local_job.is_running():
-            self.failed.emit("launch", "A local run is already going: wait for it to end or cancel it first.")
-            return None
-        self.local_process = LocalLoraProcess(self.workspace, plan, job_id=job_id, options=backend.options)
-        self.local_job_id = self.local_process.job_id
-        self.local_job.start(follow_local_process, self.local_process)
-        return self.local_job_id
-
-    async def resume_local(self, job_id: str) -> str | None:
-        """Launch a stopped local run again under its id: it resumes from its last checkpoint."""
-        record = self.job(job_id)
-        if record is None or record.backend != "local":
-            self.failed.emit("resume", f"No local job {job_id} in this workspace.")
-            return None
-        known = Phase1Settings.__dataclass_fields__
-        stored = {k: v for k, v in record.settings.items() if k in known}
-        if stored.get("target_modules") is not None:
-            stored["target_modules"] = tuple(stored["target_modules"])
-        settings = Phase1Settings(**stored)
-        plan = await self.dry_run("local", record.data_path or "", settings)
-        if plan is None:
-            return None
-        return self._launch_local(plan, job_id)
-
-    # --- local run relays (GUI thread) --------------------------------------------------------
-
-    @Slot(object)
-    def _on_local_progress(self, message) -> None:
-        if isinstance(message, LocalJobLaunched):
-            job_id = message.job_id
-            self._ended.discard(job_id)  # a resumed run ends (and is announced) again
-            self.cancel_requested.discard(job_id)
-            self.logLine.emit(f"{_stamp()} {job_id}: local LoRA started")
-            self.launched.emit(job_id)
-            self.jobsChanged.emit()
-        elif isinstance(message, JobUpdate):
-            self._relay_update(message)
-
-    @Slot(object)
-    def _on_local_done(self, update: JobUpdate | None) -> None:
-        if update is not None:
-            self._end(update)
-
-    @Slot(object)
-    def _on_local_failed(self, exc) -> None:
-        job_id = self.local_job_id
-        message = str(exc) if isinstance(exc, CognitiveTwinError) else f"The local run stopped unexpectedly: {exc}"
-        record = self.job(job_id)
-        if record is not None and record.terminal:
-            # e.g. Cancel raced the run's own end: the record says how it really ended.
-            self._end(JobUpdate(job_id, record.status, message=record.error or ""))
-            return
-        self.failed.emit("local run", message)
-        self.jobsChanged.emit()
-
-    # --- monitoring ---------------------------------------------------------------------------
-
-    def resume_monitoring(self) -> list[str]:
-        """Watch every unfinished Together job of the workspace again (after a restart)."""
-        records = self.jobs()
-        unfinished = unfinished_jobs(records, "together")
-        if any(r.is_intent and r.status == "creating" for r in records):
-            # The app stopped while creating a job: making the manager settles it (see together_jobs).
-            start_task(self._reconcile(), name="reconcile Phase 1 launches")
-        for job_id in unfinished:
-            record = self.job(job_id)
-            status = record.status if record is not None else None
-            self.logLine.emit(f"{_stamp()} {job_id}: resumed watching (last known status: {status})")
-            self.watch(job_id)
-        # A job that completed but whose download failed or never ran: fetch it now.
-        if self.auto_download:
-            for record in records:
-                if record.backend == "together" and record.status == "completed" and not record.adapter_path:
-                    start_task(self.download(record.job_id), name=f"download {record.job_id}")
-        return unfinished
-
-    async def _reconcile(self) -> None:
-        try:
-            manager = await self.together()
-        except CognitiveTwinError as exc:
-            self.failed.emit(
-                "monitor", f"A launch was interrupted when the app stopped and could not be checked: {exc}"
-            )
-            return
-        self.jobsChanged.emit()
-        for job_id in manager.unfinished_jobs():
-            self.watch(job_id)
-
-    def watch(self, job_id: str) -> None:
-        if job_id in self._monitors:
-            return
-        self._monitors[job_id] = start_task(self._monitor(job_id, self.workspace), name=f"watch {job_id}")
-
-    async def _monitor(self, job_id: str, workspace) -> None:
-        from cognitivetwin_core.phase1.together_errors import TogetherServiceError
-
-        backoff = Backoff(self.poll_interval, self.max_poll_interval, max_failures=self.max_transient_failures)
-        try:
-            while workspace is self.workspace:
-                try:
-                    manager = await self.together()
-                    update = await asyncio.to_thread(manager.poll, job_id)
-                except TogetherServiceError as exc:
-                    delay = backoff.after_failure(is_transient(exc))
-                    if delay is None:
-                        self.failed.emit(
-                            "monitor",
-                            f"{exc} (Stopped watching job {job_id}; it goes on at "
-                            "Together. Reopen the workspace to watch it again.)",
-                        )
-                        return
-                    self.logLine.emit(f"{_stamp()} {job_id}: {exc} Retrying in {format_duration(delay)}.")
-                    await asyncio.sleep(delay)
-                    continue
-                except CognitiveTwinError as exc:
-                    self.failed.emit("monitor", str(exc))
-                    return
-                if workspace is not self.workspace:
-                    return
-                delay = backoff.after_update(update)
-                self._relay_update(update)
-                if update.terminal:
-                    await self._finish_together(update)
-                    return
-                await asyncio.sleep(delay)
-        finally:
-            if self._monitors.get(job_id) is asyncio.current_task():
-                del self._monitors[job_id]
-
-    def _relay_update(self, update: JobUpdate) -> None:
-        if self._closed:
-            return
-        self._live[update.job_id] = update
-        for event in update.new_events:
-            kind = str(event.get("type") or "")
-            if kind == "step" and event.get("loss") is not None:
-                self._step_losses.setdefault(update.job_id, []).append(float(event["loss"]))
-                self.lossPoint.emit(update.job_id, int(event.get("step") or 0), float(event["loss"]))
-                continue  # one line per step would drown the log; the plot shows them
-            text = str(event.get("message") or kind.replace("_", " "))
-            if kind == "checkpoint":  # local runs: the message is the checkpoint's folder
-                text = "checkpoint saved"
-            elif kind == "epoch":
-                loss = event.get("loss")
-                text = f"epoch {event.get('epoch')} done" + (
-                    f", loss {loss:.4f}" if isinstance(loss, (int, float)) else ""
-                )
-            elif kind == "done":
-                text = "training done, adapter written"
-                losses = self._step_losses.pop(update.job_id, [])
-                if len(losses) >= 2:
-                    from cognitivetwin_core.training_verdicts import MIN_STEPS_FOR_A_TREND, loss_trend
-
-                    text += ". " + loss_trend(losses, min_points=MIN_STEPS_FOR_A_TREND).message
-            extra = f" (step {event['step']})" if event.get("step") not in (None, "") and kind != "start" else ""
-            self.logLine.emit(f"{_event_stamp(event)} {update.job_id}: {text}{extra}")
-        self.jobUpdated.emit(update)
-        self.jobsChanged.emit()
-
-    async def _finish_together(self, update: JobUpdate) -> None:
-        if update.status == "completed" and self.auto_download:
-            record = self.job(update.job_id)
-            if record is None or not record.adapter_path:
-                await self.download(update.job_id)
-        self._end(update)
-
-    def _end(self, update: JobUpdate) -> None:
-        if self._closed or update.job_id in self._ended:
-            return
-        self._ended.add(update.job_id)
-        self._live[update.job_id] = update
-        if update.failed and update.message and update.job_id not in self.cancel_requested:
-            self.failed.emit("job", update.message)
-        self.logLine.emit(f"{_stamp()} {update.job_id}: {update.status}")
-        self.jobEnded.emit(update)
-        self.jobsChanged.emit()
-
-    # --- cancel and download ------------------------------------------------------------------
-
-    async def cancel(self, job_id: str) -> None:
-        record = self.job(job_id)
-        if record is None:
-            self.failed.emit("cancel", f"No job {job_id} in this workspace.")
-            return
-        self.cancel_requested.add(job_id)
-        if record.backend == "local":
-            if self.local_job.is_running() and job_id == self.local_job_id and self.local_process is not None:
-                self.logLine.emit(f"{_stamp()} {job_id}: cancelling (the run stops after its current step)")
-                self.local_process.request_cancel()
-            else:
-                self.failed.emit("cancel", f"Local job {job_id} is not running in this window; nothing to cancel.")
-            return
-        self._enter()
-        try:
-            manager = await self.together()
-            update = await asyncio.to_thread(manager.cancel, job_id)
-        except CognitiveTwinError as exc:
-            self.failed.emit("cancel", str(exc))
-            return
-        finally:
-            self._leave()
-        self.logLine.emit(f"{_stamp()} {job_id}: cancel requested ({update.status})")
-        self.jobsChanged.emit()
-        self.watch(job_id)
-
-    async def download(self, job_id: str) -> Path | None:
-        """Download a completed Together job's adapter, extract it safely and register it."""
-        self._enter()
-        self.logLine.emit(f"{_stamp()} {job_id}: downloading the adapter")
-        try:
-            manager = await self.together()
-            folder = await asyncio.to_thread(manager.download, job_id)
-        except CognitiveTwinError as exc:
-            self.failed.emit("download", f"{exc} Press “Download & register” to try again.")
-            self.jobsChanged.emit()
-            return None
-        finally:
-            self._leave()
-        self.logLine.emit(f"{_stamp()} {job_id}: adapter registered in the workspace ({folder})")
-        self.adapterReady.emit(job_id, str(folder))
-        self.jobsChanged.emit()
-        return folder
-
-    # --- evaluation ---------------------------------------------------------------------------
-
-    def evaluate(self, job_id: str) -> bool:
-        """Evaluate a finished job's adapter against its base, off the GUI thread."""
-        workspace = self._require_workspace()
-        record = read_job(workspace, job_id)
-        adapter = record.adapter_path if record is not None else None
-        if not adapter or not Path(adapter).is_dir():
-            self.failed.emit("evaluate", f"{job_id} has no adapter on this computer yet: download it first.")
-            return False
-        if self.evaluate_job.is_running():
-            return False
-        self.evaluating_job_id = job_id
-        run_dir = phase2_run_for_adapter(workspace, adapter)
-        self.evaluation_process = EvaluationProcess(
-            adapter, workspace.path, model_dir=run_dir, samples=self.evaluation_samples, max_new_tokens=64
-        )
-        self.evaluate_job.start(run_evaluation, self.evaluation_process)
-        self.jobsChanged.emit()
-        return True
-
-    @Slot(object)
-    def _on_evaluation_progress(self, text) -> None:
-        if self.evaluating_job_id:
-            self.evaluationProgress.emit(self.evaluating_job_id, str(text))
-
-    @Slot(object)
-    def _on_evaluation_done(self, report) -> None:
-        if self.evaluating_job_id and not self._closed:
-            self.evaluationDone.emit(self.evaluating_job_id, report)
-
-    @Slot(object)
-    def _on_evaluation_failed(self, exc) -> None:
-        if self._closed:
-            return
-        message = str(exc) if isinstance(exc, CognitiveTwinError) else f"The evaluation failed unexpectedly ({exc})."
-        self.failed.emit("evaluate", message)
-
-    @Slot()
-    def _on_evaluation_finished(self) -> None:
-        self.evaluating_job_id = None
-        if not self._closed:
-            self.jobsChanged.emit()
 
     # --- shutdown -----------------------------------------------------------------------------
 
@@ -610,12 +274,3 @@ class Phase1Controller(QObject):
         self._closed = True  # results still queued for the GUI thread are dropped
         self.workspace = None
         self._manager = self._local = None
-
-
-def _stamp() -> str:
-    return datetime.now().strftime("%H:%M:%S")
-
-
-def _event_stamp(event: dict) -> str:
-    ts = parse_time(event.get("created_at"))
-    return datetime.fromtimestamp(ts).strftime("%H:%M:%S") if ts else _stamp()

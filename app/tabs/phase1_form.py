@@ -33,9 +33,7 @@ from app.widgets.device_picker import DevicePicker
 from cognitivetwin_core import glossary
 from cognitivetwin_core.models.catalog import CATALOG, DEFAULT_BASE_MODEL, DEFAULT_TOGETHER_BASE_MODEL
 from cognitivetwin_core.phase1.jobs import Phase1Settings
-from cognitivetwin_core.phase1.readiness import (
-    base_on_disk,
-)
+from cognitivetwin_core.phase1.readiness import base_on_disk
 
 DATA_PATH_SETTING = "phase1/data_path"
 # The form's choices, remembered across restarts (never the key: it lives in the keyring).

@@ -23,8 +23,8 @@ from PySide6.QtWidgets import (
 )
 
 from app.qt.tasks import start_task
-from app.tabs.phase1_controller import parse_time
 from app.tabs.phase1_jobs_model import Phase1JobsModel, job_cells
+from app.tabs.phase1_log_stamps import parse_time
 from app.tabs.phase1_report_button import ReportButton
 from cognitivetwin_core.durations import format_duration
 from cognitivetwin_core.phase1.job_names import job_name

@@ -5,14 +5,7 @@ the tab's attributes."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import (
-    QApplication,
-    QGroupBox,
-    QLabel,
-    QPlainTextEdit,
-    QSystemTrayIcon,
-    QVBoxLayout,
-)
+from PySide6.QtWidgets import QApplication, QGroupBox, QLabel, QPlainTextEdit, QSystemTrayIcon, QVBoxLayout
 
 LOG_LINES_KEPT = 5000
 LOSS_SERIES = "loss"
@@ -104,11 +97,11 @@ class Phase1LogAndPlot:
         self.notified.emit(title, text)
 
     def _show_last_local_run(self, records) -> None:
-        """Before any run of this session: what the last finished local run learned, from its
-        adapter's lineage (the live curve is drawn only while a run trains)."""
+        """Before any run of this session: what the last finished local run learned, and its
+        curve, from its adapter's lineage (runs from before the curve was kept: the words only)."""
         if self._local_plot_job is not None or not self.loss_plot.isHidden():
             return
-        from cognitivetwin_core.phase1.adapter_archive import read_lineage
+        from cognitivetwin_core.phase1.adapter_archive import read_lineage, read_loss_curve
 
         for record in records:  # newest first
             if record.backend != "local" or record.status != "completed" or not record.adapter_path:
@@ -121,11 +114,16 @@ class Phase1LogAndPlot:
             except (OSError, ValueError):
                 lineage = {}
             first, last, steps = lineage.get("first_loss"), lineage.get("last_loss"), lineage.get("steps")
+            curve = read_loss_curve(lineage)
+            if curve:
+                self._reset_plot()
+                for step, loss in curve:
+                    self.loss_plot.append(LOSS_SERIES, step, loss)
             if isinstance(first, (int, float)) and isinstance(last, (int, float)):
                 self.loss_status.setText(
                     f"The last run on this computer, {self._job_name(record.job_id)}, finished: its loss "
                     f"(how wrong it still is) went from {first:.3f} to {last:.3f} over {steps} steps. "
-                    "The curve of a run is drawn here while it trains."
+                    + ("" if curve else "The curve of a run is drawn here while it trains.")
                 )
             else:
                 self.loss_status.setText(

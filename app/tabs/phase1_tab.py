@@ -125,6 +125,13 @@ class Phase1Tab(Phase1SettingsForm, Phase1DryRunAndLaunch, Phase1JobsList, Phase
         if workspace is not None:
             start_task(self.check_key(), name="phase 1 key check")
 
+    def follow_together_job(self, job_id: str) -> None:
+        """A Together job started elsewhere (Teach on Together, in the Playground): list and watch it."""
+        if self.workspace is None:
+            return
+        self.controller.jobsChanged.emit()
+        self.controller.watch(job_id)
+
     async def check_key(self) -> bool:
         """Whether a Together key is stored (off the GUI thread). Without a saved choice the
         form then starts where a job can run: Together with a key, else this computer."""

@@ -1,10 +1,13 @@
 """The Playground's Chat panel: talk to the twin, beside the base if asked, with scores.
 
-The model work runs on a `BackgroundJob` (one reply at a time): loading the twin (base +
-Phase 1 adapter) and the scorer (the Phase 2 run) the first time, generating, and scoring.
-Text arrives word by word through the job's progress signal, relayed to the GUI thread;
-Stop sets the job's cancel flag, which the generation checks before each token. The models
-stay loaded in a Qt-free `ChatModels` between replies (one twin, one scorer at a time).
+The model work runs in the chat's child process (`ChatProcess`,
+cognitivetwin_core/playground/chat_process.py), which stays alive across turns: it loads the
+twin (base + Phase 1 adapter) and the scorer (the Phase 2 run) the first time, generates and
+scores; the window's process never imports torch. A `BackgroundJob` thread follows one turn's
+messages and relays them to the GUI thread, text word by word. Stop asks the child to end the
+reply being written (it checks before each token). The conversation is kept here and sent
+with each message, so a child that crashed (the turn fails with a sentence) is replaced at
+the next message and goes on with it.
 
 Signals for tests and the window: `replyStarted()`, `textArrived(who, piece)`,
 `replyFinished(turn)` (a ChatTurn, scores included), `failed(message)`.
@@ -19,17 +22,15 @@ context and shows them under the reply; every twin reply has a `FeedbackBar`, an
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
     QFormLayout,
-    QFrame,
     QGridLayout,
     QHBoxLayout,
     QLabel,
@@ -37,17 +38,18 @@ from PySide6.QtWidgets import (
     QPlainTextEdit,
     QPushButton,
     QScrollArea,
-    QSizePolicy,
     QSpinBox,
     QVBoxLayout,
     QWidget,
 )
 
 from app.qt.background_job import BackgroundJob
+from app.tabs.playground_reply_view import ReplyView
 from app.widgets.advanced_fold import AdvancedFold
 from app.widgets.message_label import MessageLabel
-from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.errors import CognitiveTwinError
+from cognitivetwin_core.playground.chat_models import ChatAnswer, ChatRemembered, ChatStatus, ChatText
+from cognitivetwin_core.playground.chat_process import ChatProcess
 from cognitivetwin_core.playground.chat_request import ChatRequest
 
 log = logging.getLogger(__name__)
@@ -55,164 +57,13 @@ log = logging.getLogger(__name__)
 TWIN, BASE = "twin", "base"  # as cognitivetwin_core.playground.chat names them (not imported: torch)
 
 
-class ChatModels:
-    """What the chat has loaded (Qt-free; used by one job at a time): the twin and the scorer."""
-
-    def __init__(self):
-        self.twin = None
-        self.twin_key: tuple | None = None
-        self.scorer = None
-        self.scorer_key: str | None = None
-        self.person_judge = None
-        self.person_judge_key: tuple | None = None
-        self.session = None
-
-    def prepare(
-        self, adapter_dir: str, base_model: str | None, run_dir: str | None, progress, workspace=None, memory=False
-    ) -> None:
-        from cognitivetwin_core.playground.chat import ChatSession, ReplyScorer, load_twin, workspace_memory
-
-        key = (adapter_dir, base_model)
-        if self.twin_key != key:
-            progress(ChatStatus("Loading the twin (the base and your adapter)…"))
-            self.twin, self.twin_key, self.session = None, None, None
-            self.twin = load_twin(adapter_dir, base_model)
-            self.twin_key = key
-        if run_dir != self.scorer_key:
-            self.scorer, self.scorer_key = None, None
-            if run_dir:
-                progress(ChatStatus("Loading the Phase 2 run for the scores…"))
-                self.scorer = ReplyScorer.for_run(run_dir)
-                self.scorer_key = run_dir
-        judge_key = (adapter_dir, str(workspace.path) if workspace is not None else None)
-        if judge_key != self.person_judge_key:
-            self.person_judge, self.person_judge_key = None, None
-            if workspace is not None:
-                from cognitivetwin_core.playground.judges.sounds_like_you import PersonJudge
-
-                progress(ChatStatus("Fitting the judge of how much a reply sounds like you…"))
-                self.person_judge = PersonJudge.for_adapter(adapter_dir, workspace)
-                self.person_judge_key = judge_key
-        if self.session is None:
-            self.session = ChatSession(self.twin)
-        self.session.scorer = self.scorer
-        judge = self.person_judge
-        self.session.person_judge = judge if judge is not None and judge.reliable else None
-        self.session.memory = workspace_memory(workspace) if memory and workspace is not None else None
-
-
-# What `run_chat_turn` reports to its `progress` (typed, never tuples told apart by their first item).
-
-
-@dataclass(frozen=True)
-class ChatStatus:
-    """What the worker is doing, in words for the person."""
-
-    text: str
-
-
-@dataclass(frozen=True)
-class ChatText:
-    """A piece of a reply as it is written; `who` is TWIN or BASE."""
-
-    who: str
-    piece: str
-
-
-@dataclass(frozen=True)
-class ChatRemembered:
-    """The past messages the memory put in the prompt."""
-
-    items: list
-
-
-def run_chat_turn(progress, cancelled, models: ChatModels, request: ChatRequest):
-    """The job: load what is needed, then the twin's (and the base's) reply, scored."""
-    models.prepare(
-        request.adapter_dir, request.base_model, request.run_dir, progress, request.workspace, request.memory
-    )
-    session = models.session
-    session.system_prompt = request.system_prompt
-    session.settings = request.settings
-    progress(ChatStatus("The twin is writing…"))
-    return session.send(
-        request.text,
-        compare_base=request.compare_base,
-        on_text=lambda who, piece: progress(ChatText(who, piece)),
-        cancellation=Cancellation(also_when=cancelled),
-        on_remembered=lambda items: progress(ChatRemembered(items)),
-    )
-
-
-class ReplyView(QFrame):
-    """One reply: who wrote it, the text as it arrives, and its scores."""
-
-    def __init__(self, title: str, parent: QWidget | None = None):
-        super().__init__(parent)
-        self.setFrameShape(QFrame.Shape.StyledPanel)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(8, 6, 8, 6)
-        self.title = QLabel(f"<b>{title}</b>")
-        self.text = QLabel("")
-        self.text.setWordWrap(True)
-        self.text.setTextFormat(Qt.TextFormat.PlainText)
-        self.text.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.score = QLabel("")
-        self.score.setWordWrap(True)
-        self.score.setProperty("role", "hint")
-        # Word-wrapped labels only claim the height their text needs with these policies; with
-        # the defaults a reply that grows is clipped under the next line.
-        for label in (self.text, self.score):
-            label.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.MinimumExpanding)
-        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Minimum)
-        self.remembered = QLabel("")
-        self.remembered.setWordWrap(True)
-        self.remembered.setTextFormat(Qt.TextFormat.PlainText)
-        self.remembered.setProperty("role", "hint")
-        self.remembered.setToolTip("Your own past messages the twin was shown before answering (its memory)")
-        self.remembered.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.MinimumExpanding)
-        self.remembered.hide()
-        layout.addWidget(self.title)
-        layout.addWidget(self.remembered)
-        layout.addWidget(self.text)
-        layout.addWidget(self.score)
-        self._raw = ""
-
-    def show_remembered(self, items) -> None:
-        """The remembered messages the reply was written with, above it."""
-        if items:
-            self.remembered.setText("\n".join(f"remembered: {item.text}" for item in items))
-        self.remembered.setVisible(bool(items))
-
-    def append(self, piece: str) -> None:
-        self._raw += piece
-        self.text.setText(self._raw.strip())
-
-    def finish(self, reply, scorer_note: str = "", limit: int | None = None) -> None:
-        """`limit`: the longest reply asked for, in tokens; a reply that reached it was cut."""
-        if reply is None:
-            return
-        self._raw = reply.text
-        self.text.setText(reply.text or "(no reply)")
-        parts = []
-        if reply.stopped:
-            parts.append("stopped")
-        elif limit and reply.tokens >= limit:
-            parts.append("cut short at the longest reply allowed (Advanced settings ▸ Longest reply)")
-        if getattr(reply, "yours", None) is not None:
-            parts.append(f"sounds like you: {reply.yours:.0%}")
-        if reply.score is not None:
-            closeness = reply.score.sounds_like
-            parts.append(
-                f"style closeness: {closeness:.2f} (-1 to 1)"
-                if closeness is not None
-                else "style closeness: unavailable"
-            )
-            patterns = ", ".join(f"{name} {p:.0%}" for name, p in reply.score.top_patterns(3))
-            parts.append(f"patterns: {patterns}")
-        elif scorer_note:
-            parts.append(scorer_note)
-        self.score.setText(" · ".join(parts))
+def follow_chat_turn(progress, cancelled, chat: ChatProcess, request: ChatRequest, turns: tuple) -> ChatAnswer:
+    """The job: hand each message of one turn in the chat's child to the GUI; its `ChatAnswer`."""
+    for message in chat.turn(request, turns):
+        if isinstance(message, ChatAnswer):
+            return message
+        progress(message)
+    raise CognitiveTwinError("The chat process ended the turn without a reply; the log file has the details.")
 
 
 NO_ADAPTER_TEXT = (
@@ -231,7 +82,10 @@ class ChatPanel(QWidget):
         super().__init__(parent)
         self.workspace = None
         self.run_dir: str | None = None
-        self.models = ChatModels()
+        self.chat = ChatProcess()
+        self.conversation: list = []  # the ChatTurns so far (sent with each message to the child)
+        self.last_answer: ChatAnswer | None = None
+        self._request: ChatRequest | None = None
         self.job = BackgroundJob(self, name="chat reply")
         self.job.progress.connect(self._on_progress)
         self.job.succeeded.connect(self._on_done)
@@ -239,6 +93,8 @@ class ChatPanel(QWidget):
         self.job.cancelled.connect(self._on_cancelled)
         self.job.finished.connect(self._on_job_finished)
         self._views: dict[str, ReplyView] = {}
+        self._scroll_timer = QTimer(self, singleShot=True, interval=ReplyView.SHOW_MS)
+        self._scroll_timer.timeout.connect(self._scroll_to_end)
         self._pending_user = ""
         self._build()
         self.set_phase2_run(None)
@@ -348,6 +204,7 @@ class ChatPanel(QWidget):
         self.teach.taught.connect(self._taught)
         self.teach.teach_button.clicked.connect(self._update_buttons)  # after start(): the twin is locked
         self.teach.job.finished.connect(self._update_buttons)
+        self.teach.busyChanged.connect(self._update_buttons)  # Resume and Teach on Together lock it too
         outer.addWidget(self.teach)
 
         self.send_button.clicked.connect(self.send)
@@ -391,8 +248,12 @@ class ChatPanel(QWidget):
 
     def shutdown(self) -> None:
         self.job.cancel()
+        self.chat.request_stop()
         self.teach.shutdown()
-        self.job.wait()
+        if not self.job.wait(10_000):  # loading the twin does not stop between tokens: end its child
+            self.chat.kill()
+            self.job.wait()
+        self.chat.close()
 
     def is_busy(self) -> bool:
         return self.job.is_running() or self.teach.is_busy()
@@ -447,7 +308,7 @@ class ChatPanel(QWidget):
             self.add_adapter_folder(folder)
 
     def _adapter_changed(self, *_args) -> None:
-        if self.models.session is not None and self.models.session.turns:
+        if self.conversation:
             self.clear()
         self.message.clear_message()
         self._update_buttons()
@@ -494,7 +355,8 @@ class ChatPanel(QWidget):
             run_dir=self.run_dir,
             workspace=self.workspace,
         )
-        self.job.start(run_chat_turn, self.models, request)
+        self._request = request
+        self.job.start(follow_chat_turn, self.chat, request, tuple(self.conversation))
         self.status.setText("Starting…")
         self._update_buttons()
         self.replyStarted.emit()
@@ -502,14 +364,13 @@ class ChatPanel(QWidget):
 
     def stop(self) -> None:
         if self.job.is_running():
-            self.job.cancel()
+            self.chat.request_stop()  # the child ends the reply at its next token
             self.status.setText("Stopping…")
 
     def clear(self) -> None:
         if self.job.is_running():
             return
-        if self.models.session is not None:
-            self.models.session.clear()
+        self.conversation.clear()
         while self.transcript_layout.count() > 1:
             item = self.transcript_layout.takeAt(0)
             if item.widget() is not None:
@@ -519,9 +380,20 @@ class ChatPanel(QWidget):
         self._update_buttons()
 
     def save(self, path: str | Path) -> Path | None:
-        if self.models.session is None or not self.models.session.turns:
+        if not self.conversation:
             return None
-        return self.models.session.save(path)
+        from cognitivetwin_core.playground.chat import conversation_record, save_conversation
+
+        request, answer = self._request, self.last_answer
+        record = conversation_record(
+            self.conversation,
+            adapter_dir=request.adapter_dir,
+            base_model=answer.base_model if answer is not None else "",
+            phase2_run=request.run_dir,
+            system_prompt=request.system_prompt,
+            settings=request.settings,
+        )
+        return save_conversation(path, record)
 
     def _save_clicked(self) -> None:
         path, _ = QFileDialog.getSaveFileName(self, "Save the conversation", "conversation.json", "JSON (*.json)")
@@ -531,7 +403,7 @@ class ChatPanel(QWidget):
                 self.message.show_ok(f"Saved the conversation to {saved}.")
 
     def turns(self) -> list:
-        return list(self.models.session.turns) if self.models.session is not None else []
+        return list(self.conversation)
 
     # ----- transcript widgets ---------------------------------------------------------------------
 
@@ -541,6 +413,7 @@ class ChatPanel(QWidget):
     def _add_user_bubble(self, text: str) -> None:
         view = ReplyView("You")
         view.append(text)
+        view.show_text()
         self._insert(view)
 
     def _add_reply_row(self, compare: bool) -> dict[str, ReplyView]:
@@ -569,27 +442,32 @@ class ChatPanel(QWidget):
             view = self._views.get(who)
             if view is not None:
                 view.append(piece)
-            self.status.setText("The base is writing…" if who == BASE else "The twin is writing…")
+            writing = "The base is writing…" if who == BASE else "The twin is writing…"
+            if self.status.text() != writing:
+                self.status.setText(writing)
             self.textArrived.emit(who, piece)
-            bar = self.scroll.verticalScrollBar()
-            bar.setValue(bar.maximum())
+            if not self._scroll_timer.isActive():  # with the text, at most every ReplyView.SHOW_MS
+                self._scroll_timer.start()
 
-    def _on_done(self, turn) -> None:
-        scorer = self.models.scorer
-        note = "" if self.run_dir else "choose a Phase 2 run to score replies"
-        if scorer is not None and scorer.unavailable:
-            note = scorer.unavailable
+    def _scroll_to_end(self) -> None:
+        bar = self.scroll.verticalScrollBar()
+        bar.setValue(bar.maximum())
+
+    def _on_done(self, answer: ChatAnswer) -> None:
+        turn = answer.turn
+        self.last_answer = answer
+        self.conversation.append(turn)
+        note = answer.scorer_note or ("" if self.run_dir else "choose a Phase 2 run to score replies")
         limit = self.max_new_tokens.value()
         self._views[TWIN].finish(turn.twin, note, limit)
-        judge = self.models.person_judge
-        if judge is not None:
+        if answer.judge_note is not None:
             from cognitivetwin_core.playground.judges.sounds_like_you import SCALE
 
-            self._views[TWIN].score.setToolTip(f"Sounds like you: {SCALE}; {judge.note}.")
+            self._views[TWIN].score.setToolTip(f"Sounds like you: {SCALE}; {answer.judge_note}.")
             if turn.verdict:
                 self._views[TWIN].score.setText(self._views[TWIN].score.text() + f" · {turn.verdict}")
-            elif not judge.reliable:
-                self._views[TWIN].score.setText(self._views[TWIN].score.text() + f" · {judge.note}")
+            elif not answer.judge_reliable:
+                self._views[TWIN].score.setText(self._views[TWIN].score.text() + f" · {answer.judge_note}")
         self._views[TWIN].show_remembered(turn.remembered)
         if self.workspace is not None and turn.twin.text:
             self._add_feedback_bar(self._views[TWIN], turn)
@@ -607,7 +485,7 @@ class ChatPanel(QWidget):
         from app.tabs.playground_teach import FeedbackBar
         from cognitivetwin_core.data.feedback import add_feedback, undo_feedback
 
-        workspace, adapter = self.workspace, self.models.twin.adapter_dir
+        workspace, adapter = self.workspace, Path(self._request.adapter_dir)
 
         def store(verdict: str, edit: str | None) -> int:
             return add_feedback(workspace, adapter, turn.context, turn.twin.text, verdict=verdict, edit=edit).id
@@ -640,7 +518,7 @@ class ChatPanel(QWidget):
 
     def _update_buttons(self, *_args) -> None:
         busy = self.job.is_running()
-        has_turns = self.models.session is not None and bool(self.models.session.turns)
+        has_turns = bool(self.conversation)
         self.send_button.setEnabled(not busy and self.adapter_combo.count() > 0)
         self.stop_button.setEnabled(busy)
         self.clear_button.setEnabled(not busy and (has_turns or self.transcript_layout.count() > 1))

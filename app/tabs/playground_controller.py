@@ -1,10 +1,12 @@
 """The Playground tab's GUI-thread controller.
 
 `PlaygroundController` runs the core's `PlaygroundSession` work
-(`cognitivetwin_core.playground.session`) on a `BackgroundJob`, one task at a time, and
-coalesces requests: while a task runs, only the newest pending request of each slot
-("main", "compare") is kept, so dragging a slider or typing never queues stale work.
-Signals: `progress(text, fraction|None)`, `runLoaded(LoadedRun)`,
+(`cognitivetwin_core.playground.session`) in the analysis child process
+(`PlaygroundProcess`, playground/analysis_process.py: the window's process never imports
+torch), followed by a `BackgroundJob`, one task at a time, and coalesces requests: while a
+task runs, only the newest pending request of each slot ("main", "compare") is kept, so
+dragging a slider or typing never queues stale work.
+Signals: `progress(text, fraction|None)`, `runLoaded(RunMap)`,
 `resultReady(AnalysisResult)`, `failed(message)`, `busyChanged(bool)`.
 """
 
@@ -17,13 +19,13 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from app.qt.background_job import BackgroundJob
 from cognitivetwin_core.errors import CognitiveTwinError
+from cognitivetwin_core.playground.analysis_process import PlaygroundProcess
 from cognitivetwin_core.playground.session import (  # noqa: F401 - re-exported for the tab and tests
     NEIGHBOURS_PER_STEP,
     AnalysisRequest,
     AnalysisResult,
-    LoadedRun,
     LoadProgress,
-    PlaygroundSession,
+    PlaygroundTask,
     RunChoice,
     RunLoaded,
     describe_source,
@@ -31,10 +33,19 @@ from cognitivetwin_core.playground.session import (  # noqa: F401 - re-exported 
     parse_context,
     preferred_run,
     result_numbers,
-    run_task,
 )
+from cognitivetwin_core.supervised_child import RequestDone
 
 log = logging.getLogger(__name__)
+
+
+def follow_task(progress, cancelled, process: PlaygroundProcess, task: PlaygroundTask):
+    """The job: hand the task's events in the analysis child to the GUI; its result."""
+    for message in process.run(task):
+        if isinstance(message, RequestDone):
+            return message.result
+        progress(message)
+    raise CognitiveTwinError("The analysis process ended the task without a result; the log file has the details.")
 
 
 # ----- the controller (GUI thread) ------------------------------------------------------------
@@ -49,7 +60,8 @@ class PlaygroundController(QObject):
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
-        self.session = PlaygroundSession()
+        self.process = PlaygroundProcess()
+        self.last_run_map = None  # the RunMap of the run loaded last (as the child sent it)
         self.job = BackgroundJob(self, name="playground")
         self.job.progress.connect(self._on_progress)
         self.job.succeeded.connect(self._on_succeeded)
@@ -75,10 +87,13 @@ class PlaygroundController(QObject):
         self._pending.clear()
         self._pending_load = None
         self.job.cancel()
-        # A model load cannot be interrupted (cancel is checked between its steps); a
-        # QThread destroyed while running aborts the process, so wait it out.
-        if not self.job.wait(600_000):
-            log.warning("the playground's background work did not stop within 10 minutes")
+        self.process.request_stop()  # checked between the steps of a load
+        if not self.job.wait(10_000):  # loading the model itself does not stop: end its child
+            self.process.kill()
+        # A QThread destroyed while running aborts the process, so wait it out.
+        if not self.job.wait(60_000):
+            log.warning("the playground's background work did not stop within a minute")
+        self.process.close()
 
     @Slot()
     def _next(self) -> None:
@@ -87,22 +102,23 @@ class PlaygroundController(QObject):
         if self._pending_load is not None:
             run_dir, workspace_path = self._pending_load
             self._pending_load = None
-            task = ("load", run_dir, workspace_path, None)
+            task = PlaygroundTask("load", Path(run_dir), _path(workspace_path))
         else:
             slot = next((s for s in ("main", "compare") if s in self._pending), None)
             if slot is None:
                 self.busyChanged.emit(False)
                 return
             request, workspace_path = self._pending.pop(slot)
-            task = ("analyze", request.run_dir, workspace_path, request)
-        if self.session.find(task[1], task[2]) is None:
+            task = PlaygroundTask("analyze", Path(request.run_dir), _path(workspace_path), request)
+        if not self.process.has_loaded(task.run_dir, task.workspace_path):
             self.progress.emit("Loading the model…", None)
         self.busyChanged.emit(True)
-        self.job.start(run_task, self.session, *task)
+        self.job.start(follow_task, self.process, task)
 
     @Slot(object)
     def _on_progress(self, event) -> None:
         if isinstance(event, RunLoaded):
+            self.last_run_map = event.loaded
             self.runLoaded.emit(event.loaded)
         elif isinstance(event, LoadProgress):
             self.progress.emit(event.text, event.fraction)
@@ -112,6 +128,7 @@ class PlaygroundController(QObject):
         if isinstance(outcome, AnalysisResult):
             self.resultReady.emit(outcome)
         elif isinstance(outcome, RunLoaded):
+            self.last_run_map = outcome.loaded
             self.runLoaded.emit(outcome.loaded)
 
     @Slot(object)
@@ -127,3 +144,7 @@ class PlaygroundController(QObject):
         from app.dialogs.errors import report_unexpected
 
         report_unexpected(exc, context="playground")
+
+
+def _path(workspace_path) -> str | None:
+    return str(workspace_path) if workspace_path is not None else None

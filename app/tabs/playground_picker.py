@@ -5,14 +5,7 @@ conversation list, at most CONVERSATIONS_SHOWN)."""
 from __future__ import annotations
 
 from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtWidgets import (
-    QComboBox,
-    QLineEdit,
-    QListWidget,
-    QListWidgetItem,
-    QVBoxLayout,
-    QWidget,
-)
+from PySide6.QtWidgets import QComboBox, QLineEdit, QListWidget, QListWidgetItem, QVBoxLayout, QWidget
 
 SEARCH_DEBOUNCE_MS = 300
 CONVERSATIONS_SHOWN = 500

@@ -26,6 +26,7 @@ few points). pyqtgraph is imported when the widget is built, not when the module
 
 from __future__ import annotations
 
+import math
 import time
 import weakref
 from dataclasses import dataclass, field
@@ -117,7 +118,9 @@ class LivePlot(QWidget):
         import pyqtgraph as pg
 
         self._pg = pg
-        self.plot_widget = _timed_plot_widget_class(pg)(title=title or None)
+        # Every x axis here counts steps or epochs: ticks at 0.5 or 2.5 epochs meant nothing.
+        bottom_axis = _whole_number_axis_class(pg)(orientation="bottom")
+        self.plot_widget = _timed_plot_widget_class(pg)(title=title or None, axisItems={"bottom": bottom_axis})
         self.plot_widget.setBackground("w")
         self.plot_widget.showGrid(x=False, y=False)
         self.plot_widget.setLabel("bottom", x_label)
@@ -396,3 +399,25 @@ def _timed_plot_widget_class(pg):
 
         _TIMED_CLASS = TimedPlotWidget
     return _TIMED_CLASS
+
+
+_WHOLE_AXIS_CLASS = None
+
+
+def _whole_number_axis_class(pg):
+    """pg.AxisItem whose ticks fall on whole numbers only (built once, on first use)."""
+    global _WHOLE_AXIS_CLASS
+    if _WHOLE_AXIS_CLASS is None:
+
+        class WholeNumberAxis(pg.AxisItem):
+            def tickValues(self, minVal, maxVal, size):  # noqa: N802, N803 - pyqtgraph's names
+                levels = [
+                    (spacing, values) for spacing, values in super().tickValues(minVal, maxVal, size) if spacing >= 1
+                ]
+                if not levels:  # a span of a few units: one tick per whole number
+                    low, high = math.ceil(min(minVal, maxVal)), math.floor(max(minVal, maxVal))
+                    levels = [(1.0, [float(value) for value in range(low, high + 1)])]
+                return levels
+
+        _WHOLE_AXIS_CLASS = WholeNumberAxis
+    return _WHOLE_AXIS_CLASS

@@ -1,7 +1,7 @@
 """`cognitivetwin feedback`: verdicts on the twin's replies, kept in the workspace.
 
     cognitivetwin feedback add --adapter DIR --context TEXT --reply TEXT (--good | --bad | --edit TEXT)
-    cognitivetwin feedback list [--json]
+    cognitivetwin feedback list [--json]      # each verdict, and the versions of the twin taught from it
     cognitivetwin feedback undo ID
     cognitivetwin feedback export --format dpo|kto --out FILE
 
@@ -77,11 +77,14 @@ def _add(args) -> int:
 
 def _list(args) -> int:
     from cognitivetwin_core.data.feedback import list_feedback
+    from cognitivetwin_core.phase1.teach_feedback import taught_into
 
     with _open(args, read_only=True) as workspace:
         records = list_feedback(workspace)
+        taught = taught_into(workspace)
     if args.json:
-        print(json.dumps([record.__dict__ for record in records], ensure_ascii=False, indent=2))
+        rows = [{**record.__dict__, "taught_into": taught.get(record.id, [])} for record in records]
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
         return 0
     if not records:
         print("No feedback yet: rate the twin's replies in chat or with `cognitivetwin feedback add`.")
@@ -91,6 +94,8 @@ def _list(args) -> int:
         line = f"{record.id:>5}  {record.created_at}  {record.verdict:<4}  {said[:40]!r} → {record.reply[:40]!r}"
         if record.edit:
             line += f" ⇒ {record.edit[:40]!r}"
+        if record.id in taught:
+            line += f"  [taught into {', '.join(taught[record.id])}]"
         print(printable(line))
     return 0
 

@@ -120,7 +120,7 @@ def _dispatch(args) -> int:
 
 
 def _prepare(args) -> int:
-    from cognitivetwin_core.cli.data_cmd import prepare_phase2_data
+    from cognitivetwin_core.cli.data_import_cmd import prepare_phase2_data
 
     return prepare_phase2_data(args)
 

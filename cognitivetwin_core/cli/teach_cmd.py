@@ -1,18 +1,23 @@
 """`cognitivetwin teach`: a new version of the twin, taught from the feedback on its replies.
 
-    cognitivetwin teach --adapter DIR [--workspace DIR] [--max-steps N] [--device D]
+    cognitivetwin teach --adapter DIR [--workspace DIR] [--max-steps N] [--device D] [--resume] [--include-taught]
+                        [--compare [N]]
     cognitivetwin teach --adapter DIR [--together] [--epochs N] [--dry-run] [--yes]
 
 Edits become DPO pairs (with a supervised term on the edits); thumbs alone, KTO. Progress
 (loss and reward margin) is printed as it goes; the last line is the new adapter folder. The
-old adapter is kept. A twin downloaded from a Together job (or with --together) is taught
-there instead: the edits go up as preference pairs and a DPO job continues from the twin's
-job (phase1/together_teach.py); the last line is the new job's id, followed with
+old adapter is kept. Stop (Ctrl+C) keeps the run; `--resume` continues it from that step.
+Feedback already taught into the twin (or a version it came from) is left out unless
+`--include-taught`; with nothing new to learn the command says so and exits non-zero.
+`--compare` then judges the new version against the old one (judge compare). A twin
+downloaded from a Together job (or with --together) is taught there instead: the edits go
+up as preference pairs and a DPO job continues from the twin's job (phase1/together_teach.py); the last line is the new job's id, followed with
 `cognitivetwin phase1 --wait-job ID` and `--download ID`. See docs/teaching-and-memory.md.
 """
 
 from __future__ import annotations
 
+import signal
 import sys
 
 from cognitivetwin_core.cli.terminal_text import printable
@@ -37,6 +42,16 @@ def register(subparsers) -> None:
     )
     parser.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16"), help="default auto")
     parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue this twin's stopped Teach from the step it stopped at (same feedback and settings)",
+    )
+    parser.add_argument(
+        "--include-taught",
+        action="store_true",
+        help="also learn again from feedback already taught into this twin or the versions it came from",
+    )
+    parser.add_argument(
         "--together",
         action="store_true",
         help="teach on Together AI, continuing the twin's job (the default for a twin downloaded from Together)",
@@ -46,6 +61,18 @@ def register(subparsers) -> None:
         "--dry-run", action="store_true", help="Together: upload the pairs and show the request and price only"
     )
     parser.add_argument("--yes", action="store_true", help="Together: confirm the estimated cost without asking")
+    # Before/after (judge compare): off by default, it loads the twin again and both versions
+    # answer held-out messages, on the CPU as long again as a short Teach, or longer.
+    parser.add_argument(
+        "--compare",
+        nargs="?",
+        type=int,
+        const=-1,
+        default=None,
+        metavar="N",
+        help="then judge the new version against the old on the same held-out data, N held-out messages "
+        "answered by both (default 12; see judge compare)",
+    )
     parser.set_defaults(func=_run, local=False)
 
 
@@ -54,6 +81,8 @@ _LOCAL_OPTIONS = {
     "--device": lambda a: a.device != "auto",
     "--precision": lambda a: a.precision != "auto",
     "--base-model": lambda a: bool(a.base_model),
+    "--compare": lambda a: a.compare is not None,
+    "--resume": lambda a: a.resume,
 }
 _TOGETHER_OPTIONS = {
     "--dry-run": lambda a: a.dry_run,
@@ -72,9 +101,10 @@ def _print_event(event) -> None:
 
 
 def _run(args) -> int:
+    from cognitivetwin_core.cancellation import Cancellation
     from cognitivetwin_core.data.workspace import Workspace
     from cognitivetwin_core.errors import InputError
-    from cognitivetwin_core.phase1.teach import DEFAULT_LEARNING_RATE, teach_twin
+    from cognitivetwin_core.phase1.teach import teach_twin
 
     if args.max_steps is not None and args.max_steps < 1:
         raise InputError(f"--max-steps must be 1 or more (got {args.max_steps}).")
@@ -95,22 +125,49 @@ def _run(args) -> int:
                 f"{', '.join(together_only)} only apply to teaching on Together, and this twin's adapter did not "
                 "come from a Together job: leave them out (or add --together for a twin trained there)."
             )
-        result = teach_twin(
-            workspace,
-            args.adapter,
-            base_model=args.base_model,
-            max_steps=args.max_steps,
-            device=args.device,
-            precision=args.precision,
-            learning_rate=args.learning_rate or DEFAULT_LEARNING_RATE,
-            on_event=_print_event,
-        )
+        stop = Cancellation()
+
+        def on_interrupt(signum, frame):
+            if stop.cancelled:
+                raise KeyboardInterrupt
+            print("\nStopping after this step and keeping the run (Ctrl-C again to quit at once)…", file=sys.stderr)
+            stop.cancel()
+
+        previous = signal.signal(signal.SIGINT, on_interrupt)
+        try:
+            result = teach_twin(
+                workspace,
+                args.adapter,
+                base_model=args.base_model,
+                max_steps=args.max_steps,
+                device=args.device,
+                precision=args.precision,
+                learning_rate=args.learning_rate,
+                on_event=_print_event,
+                cancellation=stop,
+                resume=args.resume,
+                include_taught=args.include_taught,
+            )
+        finally:
+            signal.signal(signal.SIGINT, previous)
     margin = f"; reward margin {result.margins[-1]:+.3f}" if result.margins else ""
     print(
         f"Taught with {result.method.upper()} on {len(result.feedback_ids)} verdicts in {result.steps} steps "
         f"on {result.device} ({result.precision}){margin}. The previous version stays in {result.parent_dir}."
     )
     print(result.verdict())
+    if args.compare is not None:  # before the last line, which stays the new adapter folder
+        from cognitivetwin_core.cli.judge_cmd import print_comparison
+
+        examples = None if args.compare < 0 else args.compare
+        print_comparison(
+            args.workspace,
+            result.adapter_dir,
+            before=result.parent_dir,
+            max_examples=examples,
+            base_model=args.base_model,
+            device=args.device,
+        )
     print(result.adapter_dir)
     return 0
 
@@ -126,7 +183,9 @@ def _teach_on_together(workspace, args) -> int:
         preference_pairs,
     )
 
-    pairs = preference_pairs(workspace, args.adapter)  # refuses without an edit, before any key
+    pairs = preference_pairs(
+        workspace, args.adapter, include_taught=args.include_taught
+    )  # refuses without an edit, before any key
     _check_can_confirm(args)
     manager = open_backend("together", workspace, api_key=_api_key())
     plan = plan_together_teach(

@@ -310,3 +310,35 @@ def adapter_base_model(adapter_dir: str | Path) -> str:
         f"The adapter in {folder} names a base ({repo}) that is not in the catalog: pass --base-model "
         "with the catalog name or the folder of that base."
     )
+
+
+MAX_LOSS_CURVE_POINTS = 2000  # a long run's curve is thinned to this many [step, loss] pairs
+
+
+def loss_curve_points(losses: list[float], max_points: int = MAX_LOSS_CURVE_POINTS) -> list[list[float]]:
+    """[step, loss] pairs of a run's per-step losses (step 1 first) for its lineage; every k-th
+    step of a long run, always with the last, so the drawn curve ends where the run ended."""
+    if not losses:
+        return []
+    stride = -(-len(losses) // max_points)
+    steps = list(range(1, len(losses) + 1, stride))
+    if steps[-1] != len(losses):
+        steps.append(len(losses))
+    return [[step, losses[step - 1]] for step in steps]
+
+
+def read_loss_curve(lineage: dict) -> list[tuple[int, float]]:
+    """The [step, loss] pairs a lineage keeps (empty for runs from before they were kept, or when
+    the entry is not a list of number pairs)."""
+    points = lineage.get("loss_curve")
+    if not isinstance(points, list):
+        return []
+    curve = []
+    for point in points:
+        if (
+            isinstance(point, list)
+            and len(point) == 2
+            and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in point)
+        ):
+            curve.append((int(point[0]), float(point[1])))
+    return curve

@@ -160,6 +160,24 @@ def evaluate_loss(
     return total / max(count, 1)
 
 
+def conversation_losses(model, tokenizer, conversations: list[list[dict]], *, max_length: int = 512):
+    """Per conversation, (summed assistant-token loss, tokens counted); (0.0, 0) for one with no
+    assistant token left after cutting. For intervals over conversations (no gradients)."""
+    import torch
+
+    sums = []
+    with torch.no_grad():
+        for conversation in conversations:
+            example = tokenize_conversation(tokenizer, conversation, max_length)
+            if not example or not example.labelled:
+                sums.append((0.0, 0))
+                continue
+            ids, labels, mask = collate([example], pad_id(tokenizer))
+            loss, n = assistant_loss(model, ids.to(model.device), labels.to(model.device), mask.to(model.device))
+            sums.append((float(loss) * n, n))
+    return sums
+
+
 def pad_id(tokenizer) -> int:
     """The token that pads a batch: the tokenizer's own, or its end-of-text token."""
     return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id

@@ -466,6 +466,8 @@ class LocalLoraRun:
 
     def finish(self) -> LocalLoraResult:
         """Write the adapter folder (atomically), remove the work folder, report."""
+        from cognitivetwin_core.phase1.adapter_archive import loss_curve_points
+
         losses = self.losses
         lineage = {
             "backend": "local",
@@ -478,6 +480,8 @@ class LocalLoraRun:
             "first_loss": losses[0] if losses else None,
             "last_loss": losses[-1] if losses else None,
             "validation_losses": self.validation_losses,
+            # The curve, so the app can draw a finished run again after a restart.
+            "loss_curve": loss_curve_points(losses),
             "device": self.device,
             "precision": self.precision,
             "max_batch_tokens": self.batch_tokens,

@@ -3,8 +3,9 @@
     result = teach_twin(workspace, adapter_dir, max_steps=20, device="auto", on_event=print)
     result.adapter_dir   # a new adapter folder beside the others; the parent is left as it was
 
-What it trains on (data/feedback.py): the feedback given on this adapter or any adapter it
-descends from. Where the person edited replies, DPO on (edit ≻ the twin's reply) pairs,
+What it trains on (data/feedback.py, chosen in phase1/teach_feedback.py): the feedback given
+on this adapter or any adapter it descends from, less what those versions were already
+taught from (unless `include_taught`). Where the person edited replies, DPO on (edit ≻ the twin's reply) pairs,
 plus a supervised (SFT) term on the edits so the twin moves towards the person's words and
 not merely away from its own; where there are only thumbs, KTO (it needs at least one up and
 one down). The reference model is the twin itself: TRL is given the trained PeftModel
@@ -12,7 +13,9 @@ one down). The reference model is the twin itself: TRL is given the trained Peft
 reference. Device and precision are chosen as local Phase 1 chooses them
 (phase1/lora_device_plan.py), precision always set explicitly (TRL would default to bf16), and the
 memory check of models/memory.py runs before loading. `on_event(TeachEvent)` reports every
-step's loss and reward margin; its `cancellation` is checked between steps.
+step's loss and reward margin; its `cancellation` is checked between steps, and Stop keeps
+the run in a checkpoint tied to the parent adapter that `resume=True` continues from the
+same step with the same data order (phase1/teach_checkpoint.py).
 
 The new folder has the usual adapter files and a `lineage.json` naming its parent, the
 method and the feedback ids used; it is registered in the workspace. See
@@ -32,10 +35,10 @@ from pathlib import Path
 
 from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.errors import CancelledError, InputError
+from cognitivetwin_core.phase1.teach_feedback import DPO, teaching_data
 
 log = logging.getLogger(__name__)
 
-DPO, KTO = "dpo", "kto"
 DEFAULT_MAX_STEPS = 30
 DEFAULT_LEARNING_RATE = 2e-4  # LoRA weights, a few dozen steps: higher than full-model DPO's 5e-7
 DEFAULT_BETA = 0.1
@@ -80,44 +83,14 @@ class TeachResult:
         )
 
 
-def ancestry(adapter_dir: str | Path) -> list[Path]:
-    """The adapter folder and the folders it was taught from (lineage `parent_adapter`), nearest first."""
-    from cognitivetwin_core.phase1.adapter_archive import read_lineage
-
-    chain: list[Path] = []
-    folder: Path | None = Path(adapter_dir).expanduser().resolve()
-    while folder is not None and folder not in chain:
-        chain.append(folder)
-        parent = (read_lineage(folder) or {}).get("parent_adapter")
-        folder = Path(parent).resolve() if parent else None
-    return chain
-
-
-def teaching_data(records) -> tuple[str, list[dict], list[int]]:
-    """(method, TRL rows, the feedback ids used): DPO pairs from edits, else KTO on the thumbs."""
-    from cognitivetwin_core.data.feedback import dpo_rows, kto_rows
-
-    rows = dpo_rows(records)
-    method = DPO
-    if not rows:
-        rows = kto_rows(records)
-        method = KTO
-        labels = {row["label"] for row in rows}
-        if labels != {True, False}:
-            have = "no feedback" if not rows else "only thumbs up" if True in labels else "only thumbs down"
-            raise InputError(
-                f'There is {have} on this twin: Teach needs an edited reply ("I\'d say it like this"), or at '
-                "least one thumbs up and one thumbs down."
-            )
-    ids = sorted({row["feedback_id"] for row in rows})
-    return method, [{k: v for k, v in row.items() if k != "feedback_id"} for row in rows], ids
-
-
 class _Progress:
-    """A TRL callback: each logged step to `on_event`, Stop between steps."""
+    """A TRL callback: each logged step to `on_event` (numbered from `offset`, the steps done
+    before a resume), Stop between steps (the random state at that moment kept for the checkpoint)."""
 
-    def __init__(self, on_event, cancellation, total_steps: int, losses: list, margins: list):
+    def __init__(self, on_event, cancellation, total_steps: int, losses: list, margins: list, offset: int = 0):
         from transformers import TrainerCallback
+
+        from cognitivetwin_core.phase1.teach_checkpoint import random_state
 
         outer = self
 
@@ -135,14 +108,25 @@ class _Progress:
                 if margin is not None:
                     margins.append(margin)
                 if on_event:
-                    on_event(TeachEvent("step", state.global_step, total_steps, loss, margin))
+                    on_event(TeachEvent("step", offset + state.global_step, total_steps, loss, margin))
+                self.stop_if_asked(state, control, kwargs)  # a Stop pressed as this step was shown
 
             def on_step_end(self, args, state, control, **kwargs):
-                if cancellation is not None and cancellation.cancelled:
+                self.stop_if_asked(state, control, kwargs)
+
+            def stop_if_asked(self, state, control, kwargs):
+                outer.step = offset + state.global_step
+                if cancellation is not None and cancellation.cancelled and outer.step < total_steps:
+                    if not outer.stopped:
+                        outer.optimizer, outer.scheduler = kwargs.get("optimizer"), kwargs.get("lr_scheduler")
+                        outer.rng = random_state()
                     outer.stopped = True
                     control.should_training_stop = True
 
         self.stopped = False
+        self.step = offset
+        self.optimizer = self.scheduler = None
+        self.rng: dict = {}
         self.callback = Callback()
 
 
@@ -165,26 +149,61 @@ def teach_twin(
     max_steps: int | None = None,
     device: str | None = "auto",
     precision: str | None = "auto",
-    learning_rate: float = DEFAULT_LEARNING_RATE,
+    learning_rate: float | None = None,
     beta: float = DEFAULT_BETA,
     seed: int = 0,
     output_dir: str | Path | None = None,
     on_event: Callable[[TeachEvent], None] | None = None,
     cancellation: Cancellation | None = None,
     check_memory: bool = True,
+    resume: bool = False,
+    include_taught: bool = False,
 ) -> TeachResult:
-    """Train a new version of the twin in `adapter_dir` from the workspace's feedback on it."""
+    """Train a new version of the twin in `adapter_dir` from the workspace's feedback on it.
+
+    Stop keeps the run (phase1/teach_checkpoint.py); `resume=True` continues the twin's stopped
+    run, its settings by default (refused in one sentence when there is none, or when the
+    feedback or settings changed). Without `resume` a run starts over. Feedback already taught
+    into the twin or a version it came from is left out unless `include_taught`."""
     from cognitivetwin_core.atomic_files import write_dir_atomically
-    from cognitivetwin_core.data.feedback import list_feedback
     from cognitivetwin_core.models.devices import select_device
     from cognitivetwin_core.phase1.adapter_archive import adapter_base_model, read_lineage, write_lineage
     from cognitivetwin_core.phase1.lora_device_plan import choose_precision
+    from cognitivetwin_core.phase1.teach_checkpoint import (
+        RESUMABLE_SETTINGS,
+        refuse_changed,
+        save_stopped,
+        saved_state_to_resume,
+        teach_checkpoint,
+        teach_fingerprint,
+    )
+    from cognitivetwin_core.phase1.teach_feedback import feedback_to_teach
 
     started = time.monotonic()
     parent = Path(adapter_dir).expanduser().resolve()
     base = str(base_model) if base_model else adapter_base_model(parent)
-    records = list_feedback(workspace, adapters=ancestry(parent))
+    records = feedback_to_teach(workspace, parent, include_taught=include_taught)
     method, rows, feedback_ids = teaching_data(records)
+    checkpoint = teach_checkpoint(workspace, parent)
+    saved = saved_state_to_resume(checkpoint) if resume else None
+    given = {"max_steps": max_steps, "learning_rate": learning_rate}
+    for key in RESUMABLE_SETTINGS:
+        if given[key] is None and saved is not None:
+            given[key] = (saved.get("fingerprint") or {}).get(key)
+    settings = {
+        "max_steps": int(given["max_steps"] or DEFAULT_MAX_STEPS),
+        "learning_rate": float(given["learning_rate"] or DEFAULT_LEARNING_RATE),
+        "beta": beta,
+        "seed": seed,
+        "batch_size": BATCH_SIZE,
+        "max_length": MAX_LENGTH,
+        "sft_weight": SFT_WEIGHT,
+    }
+    fingerprint = teach_fingerprint(parent, base, method, feedback_ids, settings)
+    if saved is not None:
+        refuse_changed(checkpoint, saved, fingerprint)
+    steps = settings["max_steps"]
+    start = int(saved["step"]) if saved else 0
     device = select_device(device)
     precision = choose_precision(device, precision)
     parent_config = json.loads((parent / "adapter_config.json").read_text(encoding="utf-8"))
@@ -202,19 +221,42 @@ def teach_twin(
             lora_modules=len(parent_config.get("target_modules") or ()) or 2,
             gradient_checkpointing=device != "cpu",
         )
-    steps = max_steps or DEFAULT_MAX_STEPS
+    kept = None if saved else checkpoint.state()  # a stopped run this one starts over from
     if on_event:
-        on_event(TeachEvent("start", 0, steps, message=f"{method.upper()} on {len(feedback_ids)} verdicts, {device}"))
+        again = f", resuming at step {start + 1}" if start else ""
+        if kept:
+            again = (
+                f", starting over (the run stopped at step {kept.get('step')} is kept until this one stops or "
+                "finishes; resume it instead with --resume or Resume teaching)"
+            )
+        on_event(
+            TeachEvent(
+                "start", start, steps, message=f"{method.upper()} on {len(feedback_ids)} verdicts, {device}{again}"
+            )
+        )
     output = Path(output_dir) if output_dir else _new_folder(workspace, parent)
     work_dir = output.parent / f".{output.name}.work"
-    losses: list[float] = []
-    margins: list[float] = []
-    model, tokenizer = _train(
-        base, parent, method, rows, work_dir,
-        steps=steps, device=device, precision=precision, learning_rate=learning_rate, beta=beta, seed=seed,
-        progress=_Progress(on_event, cancellation, steps, losses, margins),
-    )  # fmt: skip
-    done_steps = len(losses)
+    losses: list[float] = list(saved.get("losses") or []) if saved else []
+    margins: list[float] = list(saved.get("margins") or []) if saved else []
+    progress = _Progress(on_event, cancellation, steps, losses, margins, offset=start)
+    try:
+        model, tokenizer = _train(
+            base, parent, method, rows, work_dir, steps=steps, start=start, device=device, precision=precision,
+            settings=settings, progress=progress, resume_from=checkpoint if saved else None,
+        )  # fmt: skip
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+    if progress.stopped:
+        save_stopped(
+            checkpoint, model, progress.optimizer, progress.scheduler, progress.rng,
+            {"fingerprint": fingerprint, "step": progress.step, "total_steps": steps, "losses": losses,
+             "margins": margins, "device": device, "precision": precision},
+        )  # fmt: skip
+        raise CancelledError(
+            f"Teaching stopped at step {progress.step} of {steps}; the twin is as it was, and resuming the Teach "
+            "(--resume, or Resume in the app) goes on from there."
+        )
+    done_steps = steps
     pairs = preference_change(model, tokenizer, rows) if method == DPO else None
     lineage = {
         **{k: v for k, v in (read_lineage(parent) or {}).items() if k in ("base_model", "settings", "data_path")},
@@ -224,11 +266,12 @@ def teach_twin(
         "method": method,
         "feedback_ids": feedback_ids,
         "steps": done_steps,
+        "resumed_at_step": start or None,
         "first_loss": losses[0] if losses else None,
         "last_loss": losses[-1] if losses else None,
         "margins": margins,
         "edited_pairs": pairs,
-        "learning_rate": learning_rate,
+        "learning_rate": settings["learning_rate"],
         "beta": beta,
         "device": device,
         "precision": precision,
@@ -246,7 +289,7 @@ def teach_twin(
         write_lineage(folder, lineage)
 
     write_dir_atomically(output, write)
-    shutil.rmtree(work_dir, ignore_errors=True)
+    shutil.rmtree(checkpoint.folder, ignore_errors=True)  # a stopped run of this twin is now superseded
     workspace.register_adapter(output.name, output, lineage)
     if on_event:
         on_event(TeachEvent("done", done_steps, steps, losses[-1] if losses else None, message=str(output)))
@@ -254,15 +297,19 @@ def teach_twin(
                        time.monotonic() - started, pairs)  # fmt: skip
 
 
-def _train(base, parent: Path, method: str, rows, work_dir: Path, *, steps, device, precision, learning_rate, beta,
-           seed, progress: _Progress):  # fmt: skip
-    """The TRL run; the trained PeftModel (its "default" adapter is the new version)."""
+def _train(base, parent: Path, method: str, rows, work_dir: Path, *, steps, start, device, precision, settings,
+           progress: _Progress, resume_from=None):  # fmt: skip
+    """The TRL run from step `start` to `steps`; the trained PeftModel (its "default" adapter is
+    the new version). With `resume_from` (a checkpoint), its weights, optimizer, scheduler and
+    random state are put back first."""
     import torch
     from datasets import Dataset
     from peft import PeftModel
 
     from cognitivetwin_core.models.loader import load_base_model
+    from cognitivetwin_core.phase1.teach_checkpoint import ordered_rows, resume_callback
 
+    seed = settings["seed"]
     torch.manual_seed(seed)
     dtype = torch.bfloat16 if precision == "bf16" else torch.float32
     base_weights, tokenizer = load_base_model(base, dtype=dtype, device=device)
@@ -272,10 +319,10 @@ def _train(base, parent: Path, method: str, rows, work_dir: Path, *, steps, devi
     common = dict(
         output_dir=str(work_dir),
         per_device_train_batch_size=BATCH_SIZE,
-        max_steps=steps,
-        learning_rate=learning_rate,
+        max_steps=steps - start,
+        learning_rate=settings["learning_rate"],
         lr_scheduler_type="constant",
-        beta=beta,
+        beta=settings["beta"],
         max_length=MAX_LENGTH,
         logging_steps=1,
         save_strategy="no",
@@ -287,8 +334,9 @@ def _train(base, parent: Path, method: str, rows, work_dir: Path, *, steps, devi
         use_cpu=device == "cpu",
         gradient_checkpointing=device != "cpu",
         dataloader_num_workers=0,
+        train_sampling_strategy="sequential",  # the order is ordered_rows': the same when resumed
     )
-    dataset = Dataset.from_list(rows)
+    dataset = Dataset.from_list(ordered_rows(rows, steps, BATCH_SIZE, seed)[start * BATCH_SIZE :])
     if method == DPO:
         from trl import DPOConfig, DPOTrainer
 
@@ -299,16 +347,22 @@ def _train(base, parent: Path, method: str, rows, work_dir: Path, *, steps, devi
 
         config = KTOConfig(**common)
         trainer_class = KTOTrainer
+    callbacks = [progress.callback]
+    if resume_from is not None:
+        callbacks.append(resume_callback(resume_from))
     trainer = trainer_class(
-        model=model, args=config, train_dataset=dataset, processing_class=tokenizer, callbacks=[progress.callback]
+        model=model, args=config, train_dataset=dataset, processing_class=tokenizer, callbacks=callbacks
     )
+    # After the trainer kept its frozen copy of the parent ("ref"): the stopped run's weights.
+    if resume_from is not None and not resume_from.restore_adapter(model):
+        raise InputError(
+            f"The stopped Teach in {resume_from.folder} does not fit this twin's adapter: teach again without "
+            "resuming to start over."
+        )
     from transformers.trainer_callback import PrinterCallback
 
     trainer.remove_callback(PrinterCallback)  # it prints every log to stdout; progress goes to on_event
     trainer.train()
-    if progress.stopped:
-        shutil.rmtree(work_dir, ignore_errors=True)
-        raise CancelledError("Teaching was stopped; the twin is as it was (no new version was written).")
     model = trainer.model
     model.eval()
     return model, tokenizer

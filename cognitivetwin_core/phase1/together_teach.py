@@ -17,7 +17,7 @@ The job is created with `training_method="dpo"` and `from_checkpoint=<the parent
 settings. `rpo_alpha` adds a supervised term on the preferred replies, as the local run's SFT
 term does. The create goes through `TogetherJobManager.create_job` (intent record, reconcile),
 and the record carries a `teach` dict (parent adapter, parent job, feedback ids) that the
-download copies into the new adapter's lineage, so `teach.ancestry` follows it. Monitoring and
+download copies into the new adapter's lineage, so `teach_feedback.ancestry` follows it. Monitoring and
 download are the ordinary Phase 1 ones (`phase1 --wait-job`, `--download`, the app's job table).
 See docs/together.md and docs/teaching-and-memory.md.
 """
@@ -72,6 +72,11 @@ class TogetherTeachPlan:
     user_limit: float | None = None
     privacy_lines: list[str] = field(default_factory=list)  # what the scan found in the text sent
 
+    @property
+    def backend(self) -> str:
+        """As a Phase 1 `DryRun` names it (the app's launch confirmation reads it)."""
+        return "together"
+
     def summary_lines(self) -> list[str]:
         shown = {k: v for k, v in self.request.items() if k != "model_limits"}
         lines = [
@@ -113,10 +118,11 @@ def preference_line(row: dict) -> dict:
     }
 
 
-def preference_pairs(workspace, adapter_dir: str | Path) -> PreferencePairs:
-    """The edited replies on this twin (and the versions it came from) as Together pairs."""
-    from cognitivetwin_core.data.feedback import dpo_rows, list_feedback
-    from cognitivetwin_core.phase1.teach import ancestry
+def preference_pairs(workspace, adapter_dir: str | Path, *, include_taught: bool = False) -> PreferencePairs:
+    """The edited replies on this twin (and the versions it came from) as Together pairs, less
+    those already taught into them unless `include_taught`."""
+    from cognitivetwin_core.data.feedback import dpo_rows
+    from cognitivetwin_core.phase1.teach_feedback import feedback_to_teach
 
     parent = Path(adapter_dir).expanduser().resolve()
     if not (parent / "adapter_config.json").is_file():
@@ -127,7 +133,12 @@ def preference_pairs(workspace, adapter_dir: str | Path) -> PreferencePairs:
             f"The adapter in {parent} did not come from a Together job (its lineage.json names none): "
             "leave out --together to teach it on this computer."
         )
-    rows = dpo_rows(list_feedback(workspace, adapters=ancestry(parent)))
+    rows = dpo_rows(feedback_to_teach(workspace, parent, include_taught=include_taught))
+    if not rows and not include_taught and dpo_rows(feedback_to_teach(workspace, parent, include_taught=True)):
+        raise InputError(
+            "Every edited reply on this twin was already taught into it, and Together's preference tuning needs "
+            "pairs: edit a new reply first, or relearn what it already learned (--include-taught)."
+        )
     if not rows:
         raise InputError(
             "There is no edited reply on this twin: Together's preference tuning needs pairs, so edit at "
@@ -151,8 +162,9 @@ def plan_together_teach(
     from cognitivetwin_core.data.privacy import scan_chat_jsonl
     from cognitivetwin_core.phase1.jobs import read_job
     from cognitivetwin_core.phase1.teach import DEFAULT_BETA, SFT_WEIGHT
+    from cognitivetwin_core.phase1.together_dry_run import apply_estimate
     from cognitivetwin_core.phase1.together_errors import translate
-    from cognitivetwin_core.phase1.together_jobs import _dump, apply_estimate
+    from cognitivetwin_core.phase1.together_records import sdk_dict
 
     if epochs < 1:
         raise InputError(f"--epochs must be 1 or more (got {epochs}).")
@@ -186,12 +198,12 @@ def plan_together_teach(
     plan.privacy_lines = scan_chat_jsonl(path).lines(advice=PRIVACY_ADVICE)
     if model_id:
         try:
-            plan.limits = _dump(manager.client.fine_tuning.model_limits(model_name=model_id))
+            plan.limits = sdk_dict(manager.client.fine_tuning.model_limits(model_name=model_id))
         except Exception as exc:
             raise translate(exc, action=f"reading the limits of {model_id}", model=model_id) from None
     request["training_file"] = manager.upload(path, line_format=PREFERENCE_LINE)
     try:
-        estimate = _dump(
+        estimate = sdk_dict(
             manager.client.fine_tuning.estimate_price(
                 training_file=request["training_file"],
                 from_checkpoint=pairs.parent_job,

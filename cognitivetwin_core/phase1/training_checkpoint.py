@@ -6,6 +6,8 @@ It holds the adapter weights (`adapter_model.safetensors`), the optimizer state
 `map_location="cpu", weights_only=True`) and `trainer_state.json`, the run's own state whose
 `fingerprint` says which data and settings it was made with. A run resumes only from a
 checkpoint whose fingerprint matches its own (models/training.py `fingerprint_changes`).
+A run may keep more of its state (a scheduler's, the random generators') in `extras.pt`,
+saved and read back the same way as the optimizer's.
 
 Local LoRA (phase1/local_lora.py) keeps one under its work folder; any other adapter
 training (preference tuning) can keep its own the same way.
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 STATE_FILE = "trainer_state.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
 OPTIMIZER_FILE = "optimizer.pt"
+EXTRAS_FILE = "extras.pt"
 
 
 class TrainingCheckpoint:
@@ -80,8 +83,16 @@ class TrainingCheckpoint:
 
         optimizer.load_state_dict(torch.load(self.folder / OPTIMIZER_FILE, map_location="cpu", weights_only=True))
 
-    def write(self, adapter_weights: dict, optimizer, state: dict) -> Path:
-        """Replace the checkpoint with these weights, the optimizer's state and `state` (atomically)."""
+    def load_extras(self) -> dict:
+        """The `extras` written with the checkpoint ({} when there were none), on the CPU."""
+        import torch
+
+        path = self.folder / EXTRAS_FILE
+        return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else {}
+
+    def write(self, adapter_weights: dict, optimizer, state: dict, *, extras: dict | None = None) -> Path:
+        """Replace the checkpoint with these weights, the optimizer's state and `state` (atomically);
+        `extras` (tensors and plain values) beside them."""
         import torch
         from safetensors.torch import save_file
 
@@ -89,6 +100,8 @@ class TrainingCheckpoint:
             weights = {k: v.detach().contiguous().cpu() for k, v in adapter_weights.items()}
             save_file(weights, str(folder / WEIGHTS_FILE))
             torch.save(_to_cpu(optimizer.state_dict()), folder / OPTIMIZER_FILE)
+            if extras:
+                torch.save(_to_cpu(extras), folder / EXTRAS_FILE)
             (folder / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
 
         write_dir_atomically(self.folder, write)

@@ -323,27 +323,53 @@ class ChatSession:
         self.turns.clear()
 
     def to_dict(self) -> dict:
-        return {
-            "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "adapter": str(self.twin.adapter_dir),
-            "base_model": self.twin.base_model,
-            "phase2_run": str(self.scorer.model_dir) if self.scorer and self.scorer.model_dir else None,
-            "system_prompt": self.system_prompt,
-            "settings": self.settings.to_dict(),
-            "turns": [turn.to_dict() for turn in self.turns],
-        }
+        return conversation_record(
+            self.turns,
+            adapter_dir=self.twin.adapter_dir,
+            base_model=self.twin.base_model,
+            phase2_run=self.scorer.model_dir if self.scorer and self.scorer.model_dir else None,
+            system_prompt=self.system_prompt,
+            settings=self.settings,
+        )
 
     def save(self, path: str | Path) -> Path:
         """The conversation as JSON (written atomically)."""
-        from cognitivetwin_core.atomic_files import write_json_atomically
-        from cognitivetwin_core.errors import os_error
+        return save_conversation(path, self.to_dict())
 
-        path = Path(path)
-        try:
-            write_json_atomically(path, self.to_dict())
-        except OSError as exc:
-            raise os_error(exc, "saving the conversation to", path) from None
-        return path
+
+def conversation_record(
+    turns: Sequence[ChatTurn],
+    *,
+    adapter_dir: str | Path,
+    base_model: str,
+    phase2_run: str | Path | None,
+    system_prompt: str,
+    settings: SamplingSettings,
+) -> dict:
+    """A conversation as saved: its twin, its settings and its turns (the window keeps the turns
+    of a chat whose model runs in a child process, chat_process.py)."""
+    return {
+        "saved_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "adapter": str(adapter_dir),
+        "base_model": base_model,
+        "phase2_run": str(phase2_run) if phase2_run else None,
+        "system_prompt": system_prompt,
+        "settings": settings.to_dict(),
+        "turns": [turn.to_dict() for turn in turns],
+    }
+
+
+def save_conversation(path: str | Path, record: dict) -> Path:
+    """`record` (conversation_record) as JSON at `path`, written atomically."""
+    from cognitivetwin_core.atomic_files import write_json_atomically
+    from cognitivetwin_core.errors import os_error
+
+    path = Path(path)
+    try:
+        write_json_atomically(path, record)
+    except OSError as exc:
+        raise os_error(exc, "saving the conversation to", path) from None
+    return path
 
 
 def with_memory(messages: list[dict], remembered: list) -> list[dict]:

@@ -1,9 +1,11 @@
-"""The Playground's model work, Qt-free (the app runs it on a worker thread).
+"""The Playground's model work, Qt-free (the app runs it in a child process,
+playground/analysis_process.py).
 
 `PlaygroundSession` holds what is loaded: per Phase 2 run, the twin (base +
 components, through the core's cached loader), the neighbour index over the workspace's
 messages and the signatures of those messages for the style map. It is only ever used by
-one job at a time.
+one task at a time. What leaves it (`RunLoaded` with a `RunMap`, `AnalysisResult`) holds
+plain values, no model: it crosses to the window's process, which never imports torch.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from cognitivetwin_core.annotation.trajectory import TurnTrajectory, annotate
+from cognitivetwin_core.annotation.trajectory import PHASE_NAMES, TurnTrajectory, annotate
 from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.conversation import ROLES, Conversation, Message
 from cognitivetwin_core.phase2.components_folder import holds_components, read_components_config
@@ -166,8 +168,11 @@ def describe_source(request: AnalysisRequest, with_run: bool = False, who: str |
         text = f"a typed message ({who}) after {len(request.context)} context message(s)"
     preview = " ".join(request.text.split())
     text += f": “{preview[:80]}{'…' if len(preview) > 80 else ''}”"
-    coords = ", ".join(f"{c:.2f}" for c in request.trajectory.coordinates)
-    text += f"  ·  trajectory ({coords}), phase {request.trajectory.phase_id}{' (edited)' if request.trajectory_edited else ''}"
+    # Where the message sits, in words; the five numbers are on the sliders beside it.
+    depth, phase_id = request.trajectory.coordinates[0], request.trajectory.phase_id
+    text += f"  ·  {depth:.0%} of the way into the conversation, {PHASE_NAMES[phase_id]}"
+    if request.trajectory_edited:
+        text += " (position changed by hand)"
     if with_run:
         text += f"  ·  run {request.run_dir.name}"
     return text
@@ -221,6 +226,19 @@ class LoadedRun:
     map_sampled: bool = False
     rows_by_message: dict = field(default_factory=dict)  # (conversation id, index) -> index row
 
+    def run_map(self) -> RunMap:
+        return RunMap(self.run_dir, self.map_signatures, self.map_points, self.map_sampled)
+
+
+@dataclass(frozen=True)
+class RunMap:
+    """What the window shows of a loaded run: its style map (no model: it crosses processes)."""
+
+    run_dir: Path
+    map_signatures: object  # numpy float array [points, 256]
+    map_points: list  # MapPoint per row
+    map_sampled: bool = False
+
 
 # What `run_task` reports to its `progress` and returns (typed, never tuples told apart by their first item).
 
@@ -237,7 +255,7 @@ class LoadProgress:
 class RunLoaded:
     """A run is ready: the result of a load, and a progress event when an analysis loaded its run."""
 
-    loaded: LoadedRun
+    loaded: RunMap
 
 
 class PlaygroundSession:
@@ -362,16 +380,24 @@ def plan_rows(analysis) -> list[list[tuple]]:
     ]
 
 
-def run_task(
-    progress, cancelled, session: PlaygroundSession, kind: str, run_dir, workspace_path, request
-) -> RunLoaded | AnalysisResult:
-    """The BackgroundJob function: load a run, or analyse a request (loading its run first).
+@dataclass(frozen=True)
+class PlaygroundTask:
+    """Load a run (`kind` "load"), or analyse `request` under it ("analyze")."""
+
+    kind: str
+    run_dir: Path
+    workspace_path: str | None
+    request: AnalysisRequest | None = None
+
+
+def run_task(progress, cancellation: Cancellation, session: PlaygroundSession, task: PlaygroundTask):
+    """Load a run, or analyse a request (loading its run first): `RunLoaded` or `AnalysisResult`.
     `progress` receives `LoadProgress` and, when an analysis loaded its run, `RunLoaded`."""
-    cancellation = Cancellation(also_when=cancelled)
-    loaded, fresh = session.ensure_loaded(run_dir, workspace_path, progress, cancellation)
-    if kind == "load":
-        return RunLoaded(loaded)  # also when it was loaded before: the tab redraws its map
+    loaded, fresh = session.ensure_loaded(task.run_dir, task.workspace_path, progress, cancellation)
+    if task.kind == "load":
+        return RunLoaded(loaded.run_map())  # also when it was loaded before: the tab redraws its map
+    request = task.request
     if fresh:
-        progress(RunLoaded(loaded))
+        progress(RunLoaded(loaded.run_map()))
     _check(cancellation)
     return session.analyze(loaded, request)

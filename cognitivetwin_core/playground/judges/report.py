@@ -145,6 +145,8 @@ def report_html(loaded: list[tuple[str, Path, dict]], blind: dict[str, dict] | N
             "page in the Playground.</p>"
         )
 
+    body += before_and_after_html(loaded)
+
     body.append("<h2>Your style beside the twin's and the base's (means over the examples)</h2>")
     for name, _, report in loaded:
         summary = report.get("stylometrics") or {}
@@ -181,6 +183,26 @@ def report_html(loaded: list[tuple[str, Path, dict]], blind: dict[str, dict] | N
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
         f"<title>{escape(title)}</title><style>{STYLE}</style></head><body>" + "\n".join(body) + "</body></html>"
     )
+
+
+def before_and_after_html(loaded: list[tuple[str, Path, dict]]) -> list[str]:
+    """For each taught version: its comparison with the version before (teach_comparison.py)."""
+    from cognitivetwin_core.playground.judges.teach_comparison import comparison_lines, load_comparison, parent_version
+
+    body = []
+    for name, folder, _ in loaded:
+        if parent_version(folder) is None:
+            continue
+        body.append(f"<h2>Before and after teaching: {escape(name)}</h2>")
+        comparison = load_comparison(folder)
+        if comparison is None:
+            body.append(
+                f"<p>Not compared yet: <code>cognitivetwin judge compare --after {escape(str(folder))}</code>, or "
+                '"Compare with the version before" on the Playground\'s Chat page.</p>'
+            )
+            continue
+        body += [f"<p>{escape(line)}</p>" for line in comparison_lines(comparison) if line]
+    return body
 
 
 def _triple(value: dict | None) -> tuple:
