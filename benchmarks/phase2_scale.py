@@ -152,18 +152,15 @@ def bare_forward(base_dir: str, conversations, device: str, settings) -> dict:
     import torch
 
     from cognitivetwin_core.models.frozen_base import load_frozen_base
-    from cognitivetwin_core.phase2.turn_encoder import TurnEncoder, _collate
+    from cognitivetwin_core.phase2.turn_encoder import TurnEncoder, _collate, plan_batches
 
     model, tokenizer = load_frozen_base(base_dir, device=device)
     encoder = TurnEncoder(model, tokenizer, settings, device=device)
-    jobs = sorted(encoder.plan([c.messages for c in conversations]), key=lambda job: len(job[2]), reverse=True)
+    jobs = encoder.plan([c.messages for c in conversations])
     batches = []
-    position = 0
-    while position < len(jobs):
-        per_batch = max(1, encoder.batch_tokens // len(jobs[position][2]))
-        batch = _collate(jobs[position : position + per_batch], encoder.pad_id, pin=False)
+    for planned in plan_batches(jobs, encoder.batch_tokens):
+        batch = _collate(planned, encoder.pad_id, pin=False)
         batches.append((batch.ids.to(device), batch.mask.to(device)))
-        position += per_batch
     tokens = sum(len(job[2]) for job in jobs)
     decoder = encoder.decoder
     _sync(device)

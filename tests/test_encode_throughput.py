@@ -82,6 +82,51 @@ def test_batched_tokenising_equals_one_at_a_time(embedded_tokenizer, demo_conver
         )
 
 
+def test_batches_are_longest_first_within_the_budget_and_barely_padded(embedded_tokenizer, demo_conversations):
+    from cognitivetwin_core.phase2.turn_encoder import MAX_PADDING, plan_batches, plan_windows, tokenize_conversations
+
+    jobs = []
+    for index, tokenized in enumerate(
+        tokenize_conversations(embedded_tokenizer, [c.messages for c in demo_conversations])
+    ):
+        for window in plan_windows(tokenized, 1024, 256):
+            jobs.append((index, window, tokenized.input_ids[window.start : window.end]))
+    batches = plan_batches(jobs, 8192)
+    assert sorted(map(id, (job for batch in batches for job in batch))) == sorted(map(id, jobs))  # each once
+    lengths = [len(job[2]) for batch in batches for job in batch]
+    assert lengths == sorted(lengths, reverse=True)
+    real = padded = 0
+    for batch in batches:
+        rows, longest = len(batch), len(batch[0][2])
+        tokens = sum(len(job[2]) for job in batch)
+        assert rows * longest <= 8192 or rows == 1
+        assert rows * longest <= (1 + MAX_PADDING) * tokens
+        real, padded = real + tokens, padded + rows * longest
+    # A cut by the budget alone padded the demo's windows by 44%.
+    assert padded <= (1 + MAX_PADDING) * real and len(jobs) > len(batches) > 1
+    # Windows of one length fill a batch up to the budget.
+    same = [(0, None, [1] * 100)] * 250
+    assert [len(batch) for batch in plan_batches(same, 8192)] == [81, 81, 81, 7]
+
+
+def test_the_backbone_gives_the_causal_lms_last_hidden_states(tiny_model_dir, embedded_tokenizer, demo_conversations):
+    """The encoder runs the backbone alone (no vocabulary projection): its states are those
+    the full causal LM reports as its last hidden states."""
+    from transformers import AutoModelForCausalLM
+
+    from cognitivetwin_core.models.frozen_base import load_frozen_base
+    from cognitivetwin_core.phase2.turn_encoder import tokenize_conversation
+
+    backbone, _ = load_frozen_base(str(tiny_model_dir))
+    full = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir)).eval()
+    ids = torch.tensor([tokenize_conversation(embedded_tokenizer, demo_conversations[0].messages).input_ids[:200]])
+    with torch.inference_mode():
+        alone = backbone.get_decoder()(input_ids=ids, use_cache=False).last_hidden_state
+        reported = full(input_ids=ids, output_hidden_states=True, use_cache=False).hidden_states[-1]
+    assert not hasattr(backbone, "lm_head")
+    torch.testing.assert_close(alone, reported)
+
+
 def test_out_of_memory_halves_the_budget_and_retries(tiny_model_dir, demo_conversations, monkeypatch):
     from cognitivetwin_core.models.frozen_base import load_frozen_base
     from cognitivetwin_core.phase2.turn_encoder import EncodingSettings, TurnEncoder

@@ -138,6 +138,32 @@ def test_training_batches_hold_only_training_conversations(tiny_model_dir, tmp_p
     assert trained == set(train_ids) and not trained & set(val_ids)
 
 
+def test_heads_train_on_one_cpu_thread_and_the_encoding_keeps_the_configured_threads(
+    tiny_model_dir, tmp_path, small_demo, monkeypatch
+):
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
+    from cognitivetwin_core.phase2.turn_encoder import TurnEncoder
+
+    seen = {"encode": set(), "train": set()}
+    pool, losses = TurnEncoder._pool_batch, Phase2Trainer._batch_losses
+
+    def pool_spy(self, batch):
+        seen["encode"].add(torch.get_num_threads())
+        return pool(self, batch)
+
+    def losses_spy(self, *args, **kwargs):
+        seen["train"].add(torch.get_num_threads())
+        return losses(self, *args, **kwargs)
+
+    monkeypatch.setattr(TurnEncoder, "_pool_batch", pool_spy)
+    monkeypatch.setattr(Phase2Trainer, "_batch_losses", losses_spy)
+    config = _config(tiny_model_dir, tmp_path, epochs=1, num_threads=2, cache_dir=str(tmp_path / "cache"))
+    _, events = _run(config, small_demo)
+    assert events[-1].outcome == "completed"
+    assert seen == {"encode": {2}, "train": {1}}
+    assert torch.get_num_threads() == 2  # given back after training
+
+
 def test_existing_output_needs_resume(tiny_model_dir, tmp_path, small_demo):
     _run(_config(tiny_model_dir, tmp_path, epochs=1), small_demo)
     with pytest.raises(InputError, match="--resume"):

@@ -7,6 +7,7 @@ an error a user can fix (a message, not a traceback). torch is imported inside f
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
 
 from cognitivetwin_core.errors import CognitiveTwinError
 
@@ -118,6 +119,28 @@ def configure_threads(num_threads: int | None = None, leave_one_core_free: bool 
     elif leave_one_core_free:
         torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
     return torch.get_num_threads()
+
+
+@contextmanager
+def one_thread_on_cpu(device: str):
+    """Run the block on one torch thread when `device` is the CPU; restore the count after.
+
+    For Phase 2's small heads: their tensors are a few dozen rows wide, so a second thread
+    only adds a hand-over per operation, and on a busy machine every one of them waits for
+    a thread the scheduler has put aside. Ten demo epochs took 2.6 s on one thread and 63 s
+    on two with the machine's two cores shared (docs/gpu.md, "Training batches").
+    """
+    if not device.startswith("cpu"):
+        yield
+        return
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -97,7 +97,14 @@ class EpochLoop:
     """Phase2Trainer's training part (a mixin: it reads the trainer's config and state)."""
 
     def _train(self, conversations, cached, device, digest):
-        """Set up, resume if asked, then epoch by epoch: steps, validation, checkpoint."""
+        """Set up, resume if asked, then epoch by epoch: steps, validation, checkpoint; on the
+        CPU on one thread (the heads are small: models/devices.py, one_thread_on_cpu)."""
+        from cognitivetwin_core.models.devices import one_thread_on_cpu
+
+        with one_thread_on_cpu(device):
+            yield from self._train_epochs(conversations, cached, device, digest)
+
+    def _train_epochs(self, conversations, cached, device, digest):
         state = self._setup_training(conversations, cached, device, digest)
         self._run_conversations = conversations  # the person's style centroid averages their messages
         self._resume_into(state)

@@ -12,7 +12,8 @@ states. Windows are batched by a token budget, run under `torch.inference_mode()
 bf16/fp16 autocast on GPUs (docs/gpu.md).
 
 Throughput: a background thread renders, tokenises (a batch of conversations per tokenizer
-call) and collates the next batches while the device runs the current one; each batch is
+call) and collates the next batches while the device runs the current one. Batches group
+windows of similar length, so padding stays under 10% of the real tokens. Each batch is
 pooled on the device with one segment sum (index_add) and comes back in ONE host copy. The
 token budget per batch is sized from free device memory (a constant on the CPU) and halved
 on out-of-memory; the batch that failed is split and retried.
@@ -24,6 +25,7 @@ Public:
     tokenize_conversation(tokenizer, messages) -> TokenizedConversation
     tokenize_conversations(tokenizer, list of messages) -> list[TokenizedConversation]  # batched
     plan_windows(tokenized, max_window_tokens, overlap_tokens) -> list[Window]
+    plan_batches(jobs, batch_tokens, max_padding=0.1) -> list of batches   # longest first, little padding
     TurnEncoder(model, tokenizer, settings=None, device=None).encode(conversations,
         progress=None, cancellation=None) -> list[np.ndarray]   # per conversation [n, hidden] float32
         .iter_encode(conversations, cancellation=None)   # generator: yields progress, returns the arrays
@@ -227,6 +229,8 @@ MAX_BATCH_TOKENS = 131072
 # tokenizer call to pay off, small enough that the first forward pass starts at once.
 TOKENIZE_CHUNK = 256
 _PREFETCH_BATCHES = 4
+# Padding allowed in a forward batch, as a share of its real tokens (plan_batches).
+MAX_PADDING = 0.1
 
 
 def default_window_tokens(device: str) -> int:
@@ -256,6 +260,31 @@ def auto_batch_tokens(model, device: str, window: int) -> int:
     per_token = element * (8 * hidden + 4 * intermediate) + 4 * hidden
     tokens = int(0.5 * free / per_token)
     return max(int(window), min(MAX_BATCH_TOKENS, tokens))
+
+
+def plan_batches(jobs, batch_tokens: int, max_padding: float = MAX_PADDING) -> list[list]:
+    """Windows [(conversation index, window, token ids)] cut into forward batches, longest first.
+
+    A batch takes the next (shorter) window while it stays within `batch_tokens` padded
+    tokens and its padding within `max_padding` of its real tokens. A cut by the budget alone
+    padded the demo's 12,675 tokens to 18,197 (its windows run from 1,024 tokens down to 66):
+    44% more forward work for nothing. Rows of padding cost a forward pass as much as real
+    tokens, while a smaller batch costs little more per token.
+    """
+    batches: list[list] = []
+    real = 0  # unpadded tokens of the last batch
+    for job in sorted(jobs, key=lambda job: len(job[2]), reverse=True):
+        length = len(job[2])
+        if batches:
+            batch = batches[-1]
+            padded = (len(batch) + 1) * len(batch[0][2])
+            if padded <= batch_tokens and padded <= (1 + max_padding) * (real + length):
+                batch.append(job)
+                real += length
+                continue
+        batches.append([job])
+        real = length
+    return batches
 
 
 class NonFiniteFeaturesError(CognitiveTwinError):
@@ -360,15 +389,7 @@ class _Prefetcher:
                     settings = encoder.settings
                     for window in plan_windows(conversation, settings.max_window_tokens, settings.overlap_tokens):
                         jobs.append((conv_index, window, conversation.input_ids[window.start : window.end]))
-                # Longest first: similar lengths share a batch (little padding).
-                jobs.sort(key=lambda job: len(job[2]), reverse=True)
-                batches = []
-                position = 0
-                while position < len(jobs):
-                    longest = len(jobs[position][2])
-                    per_batch = max(1, encoder.batch_tokens // max(1, longest))
-                    batches.append(jobs[position : position + per_batch])
-                    position += per_batch
+                batches = plan_batches(jobs, encoder.batch_tokens)
                 collated = [_collate(b, encoder.pad_id, encoder.pin_memory) for b in batches]
                 self.tokenize_seconds += time.perf_counter() - started
                 for batch in collated:
