@@ -4,9 +4,11 @@ failure messages, cancel, download & register, and monitoring resumed in a new w
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
+import signal
 import threading
 import uuid
 from pathlib import Path
@@ -307,12 +309,12 @@ def test_together_cancel_from_the_table(tab, qtbot, fake, data_file, confirm):
 def test_local_run_plots_its_loss_cancels_cleanly_and_resumes(
     tab, qtbot, data_file, tiny_model_dir, confirm, workspace, test_output_dir
 ):
-    # One conversation per step, so the run has enough steps to be cancelled in the middle.
+    # One conversation per step and 240 steps, so the run has steps left when it is cancelled.
     tab.controller._local.max_batch_tokens = 64
     tab.controller._local.checkpoint_every = 5
     tab.set_local_base_folder(tiny_model_dir)
     tab.data_path.setText(str(data_file))
-    tab.epochs.setValue(3)
+    tab.epochs.setValue(20)
     tab.lora_rank.setValue(4)
     plan = _dry_run(qtbot, tab)
     assert plan.backend == "local" and "expected time" in tab.dry_run_summary.text()
@@ -322,14 +324,23 @@ def test_local_run_plots_its_loss_cancels_cleanly_and_resumes(
     job_id = launched.args[0]
     assert job_id.startswith("local-") and tab.controller.local_job.is_running()
     assert "free" in confirm["asked"][-1][0]
-    qtbot.waitUntil(lambda: tab.plotted_steps() >= 4, timeout=WORK_TIMEOUT_MS)
+    # The child records each checkpoint at once: freeze it at the first one, so that a fast
+    # machine cannot finish the run before the Cancel below reaches it.
+    qtbot.waitUntil(lambda: ((workspace.get_phase1_job(job_id) or {}).get("step") or 0) >= 5, timeout=WORK_TIMEOUT_MS)
+    child = tab.controller.local_process.pid
+    os.kill(child, signal.SIGSTOP)
+    try:
+        tab.refresh_jobs()
+        tab._select_job(job_id)
+        qtbot.waitUntil(tab.cancel_button.isEnabled, timeout=5_000)
+        with qtbot.waitSignal(tab.controller.jobEnded, timeout=WORK_TIMEOUT_MS) as ended:
+            qtbot.mouseClick(tab.cancel_button, Qt.MouseButton.LeftButton)
+            os.kill(child, signal.SIGCONT)
+    finally:
+        with contextlib.suppress(ProcessLookupError):  # it has ended by now, unless the test failed
+            os.kill(child, signal.SIGCONT)
     tab.loss_plot.flush()
-    tab.refresh_jobs()
-    tab.grab().save(str(test_output_dir / "phase1_tab_local_running.png"))
-    tab._select_job(job_id)
-    qtbot.waitUntil(tab.cancel_button.isEnabled, timeout=5_000)
-    with qtbot.waitSignal(tab.controller.jobEnded, timeout=WORK_TIMEOUT_MS) as ended:
-        qtbot.mouseClick(tab.cancel_button, Qt.MouseButton.LeftButton)
+    tab.grab().save(str(test_output_dir / "phase1_tab_local_cancelled.png"))
     assert ended.args[0].status == "cancelled"
     qtbot.waitUntil(lambda: not tab.controller.local_job.is_running(), timeout=WORK_TIMEOUT_MS)
     qtbot.waitUntil(lambda: not [t for t in threading.enumerate() if t.name.startswith("local-lora-")], timeout=5_000)

@@ -35,6 +35,9 @@ from cognitivetwin_core.phase1.training_progress import TrainingEvent
 
 log = logging.getLogger(__name__)
 
+# How often waiting on our own run looks whether a stop was asked for.
+_CANCEL_CHECK_S = 0.02
+
 
 def new_local_job_id() -> str:
     return f"local-{uuid.uuid4().hex[:12]}"
@@ -317,11 +320,16 @@ class LocalLoraJobs:
         thread = self._threads.get(job_id)
 
         def pause(seconds: float) -> None:
-            # Our own run: wake as soon as its thread ends; another process's: just wait.
-            if thread is not None:
-                thread.join(seconds)
-            else:
+            # Our own run: wake as soon as its thread ends or a stop is asked for, so that a
+            # Cancel stops training within a step, not a poll later; another process's: wait.
+            if thread is None:
                 time.sleep(seconds)
+                return
+            deadline = time.monotonic() + seconds
+            while thread.is_alive() and time.monotonic() < deadline:
+                if cancellation is not None and cancellation.cancelled:
+                    return
+                thread.join(min(_CANCEL_CHECK_S, max(0.0, deadline - time.monotonic())))
 
         def relay(update: JobUpdate) -> None:
             if on_update and (update.new_events or update.terminal):
