@@ -56,11 +56,35 @@ def _alive(pid: int) -> bool:
     return "Z" not in state.split()[1]  # a zombie has exited; only its parent has not reaped it
 
 
+# The CLI as a shell starts a foreground job: Ctrl-C handled (Python's KeyboardInterrupt) and
+# not blocked, whatever the test process inherited (a job started with `&` ignores SIGINT, and
+# Python keeps an ignored SIGINT ignored).
+_AS_A_TERMINAL_STARTS_IT = (
+    "import runpy, signal, sys; "
+    "signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT}); "
+    "sys.argv[0] = 'cognitivetwin'; "
+    "runpy.run_module('cognitivetwin_core', run_name='__main__', alter_sys=True)"
+)
+
+
+def _signal_state(pid: int) -> str:
+    """The process's SIGINT as the kernel sees it (blocked, ignored, caught, pending), for a failure message."""
+    try:
+        with open(f"/proc/{pid}/status") as handle:
+            return " ".join(
+                line.strip() for line in handle if line.startswith(("SigPnd", "ShdPnd", "SigBlk", "SigIgn", "SigCgt"))
+            )
+    except OSError:
+        return "gone"
+
+
 def _start_import(tmp_path: Path, workers: int = 2) -> tuple[subprocess.Popen, set[int]]:
     data = _big_chat_jsonl(tmp_path / "big.jsonl")
     env = {**os.environ, "PYTHONPATH": str(REPO), "COGNITIVETWIN_IMPORT_WORKERS": str(workers)}
+    arguments = ["data", "import", str(data), "--workspace", str(tmp_path / "ws")]
     process = subprocess.Popen(
-        [sys.executable, "-m", "cognitivetwin_core", "data", "import", str(data), "--workspace", str(tmp_path / "ws")],
+        [sys.executable, "-c", _AS_A_TERMINAL_STARTS_IT, *arguments],
         cwd=tmp_path,
         env=env,
         stdout=subprocess.PIPE,
@@ -116,6 +140,7 @@ def _stored_conversations(workspace: Path) -> int:
 def test_ctrl_c_stops_the_import_and_its_workers_quietly(tmp_path):
     process, workers = _start_import(tmp_path)
     os.killpg(process.pid, signal.SIGINT)  # what Ctrl-C in a terminal does, delivered on waking
+    frozen_with = _signal_state(process.pid)
     os.killpg(process.pid, signal.SIGCONT)
     try:
         out, err = process.communicate(timeout=WAIT_S)
@@ -127,7 +152,7 @@ def test_ctrl_c_stops_the_import_and_its_workers_quietly(tmp_path):
     _kill_leftovers(leftovers)
     assert not leftovers, f"workers {leftovers} outlived the interrupted import"
     stderr = err.decode()
-    assert process.returncode == 130, stderr
+    assert process.returncode == 130, f"{stderr}\nits signals when interrupted (SIGINT is bit 2): {frozen_with}"
     assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
     assert _stored_conversations(tmp_path / "ws") == 0  # all or nothing
 
