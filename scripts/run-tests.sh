@@ -20,6 +20,9 @@ test_home=$(mktemp -d)
 trap 'rm -rf "$test_home"' EXIT
 export HOME="$test_home"
 mkdir -p "$COGNITIVETWIN_TEST_OUTPUT"
+# The suite starts many Python processes (workers, children, CLI runs): each would compile
+# the project's modules again where PYTHONDONTWRITEBYTECODE is set. Compiled once here (a second).
+"$VENV/bin/python" -m compileall -q -j 0 cognitivetwin_core app tests benchmarks >/dev/null || true
 
 workers=${TEST_WORKERS:-$(nproc 2>/dev/null || echo 1)}
 if [ "$workers" -gt 4 ]; then workers=4; fi
