@@ -335,6 +335,8 @@ def test_local_run_plots_its_loss_cancels_cleanly_and_resumes(
         qtbot.waitUntil(tab.cancel_button.isEnabled, timeout=5_000)
         with qtbot.waitSignal(tab.controller.jobEnded, timeout=WORK_TIMEOUT_MS) as ended:
             qtbot.mouseClick(tab.cancel_button, Qt.MouseButton.LeftButton)
+            # The click's handler runs on the event loop: go on once it has written the request.
+            qtbot.waitUntil(lambda: tab.controller.local_process.child.requested is not None, timeout=5_000)
             os.kill(child, signal.SIGCONT)
     finally:
         with contextlib.suppress(ProcessLookupError):  # it has ended by now, unless the test failed
