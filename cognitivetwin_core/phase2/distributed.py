@@ -245,7 +245,7 @@ def encode_sharded(
     shards = shard_by_tokens(_token_counts(tokenizer, conversations, ctx), ctx.world_size)
     mine = shards[ctx.rank]
     log.info("Rank %d encodes %d of %d conversations on %s", ctx.rank, len(mine), len(conversations), device)
-    model, tokenizer = load_frozen_base(base_model, adapter_dir, device=device)
+    model, tokenizer = load_frozen_base(base_model, adapter_dir, device=device, merge_adapter=True)
     encoder = TurnEncoder(model, tokenizer, settings, device=device)
     vectors = encoder.encode([conversations[i].messages for i in mine], progress=progress)
     folder = _shard_dir(cache.root, key)

@@ -321,7 +321,9 @@ def iter_encode_with_cache(
         # Loaded straight onto the device in its working dtype (bf16 on recent GPUs: an 8B base
         # fits, and encoding runs at tensor-core speed; pooling is done in float32).
         # The tokenizer the cache key was made with: loading it again cost a second a run.
-        model, tokenizer = load_frozen_base(base_model, adapter_dir, device=device, tokenizer=tokenizer)
+        model, tokenizer = load_frozen_base(
+            base_model, adapter_dir, device=device, tokenizer=tokenizer, merge_adapter=True
+        )
     from cognitivetwin_core.phase2.turn_encoder import TurnEncoder
 
     started = time.perf_counter()

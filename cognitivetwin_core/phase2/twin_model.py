@@ -359,7 +359,9 @@ def create_cognitivetwin_v2(
     if load_base_model:
         from cognitivetwin_core.models.frozen_base import load_frozen_base
 
-        base, tokenizer = load_frozen_base(base_model_path, adapter_path, device=resolved_device, dtype=base_dtype)
+        base, tokenizer = load_frozen_base(
+            base_model_path, adapter_path, device=resolved_device, dtype=base_dtype, merge_adapter=True
+        )
         from cognitivetwin_core.models.loader import text_config
 
         hidden = int(text_config(base.config).hidden_size)
