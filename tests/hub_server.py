@@ -70,6 +70,9 @@ class FakeHub:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            # Headers and body go out as two writes: with Nagle on, the body waits for the client's
+            # delayed ACK (40 ms a response on loopback).
+            disable_nagle_algorithm = True
 
             def log_message(self, *args):  # quiet test output
                 pass
@@ -86,7 +89,9 @@ class FakeHub:
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(  # shutdown() waits up to one poll interval
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
 
     def __enter__(self) -> FakeHub:
         self._thread.start()

@@ -225,6 +225,9 @@ class PostgrestServer:
 class _Handler(BaseHTTPRequestHandler):
     fake: PostgrestServer
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes: with Nagle on, the body waits for the client's
+    # delayed ACK (40 ms a response on loopback).
+    disable_nagle_algorithm = True
 
     def log_message(self, *args) -> None:  # quiet test output
         pass

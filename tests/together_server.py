@@ -175,7 +175,13 @@ class FakeTogether:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-together", daemon=True)
+        self._thread = threading.Thread(
+            # shutdown() waits up to one poll interval: the default 0.5 s was half a second a test
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-together",
+            daemon=True,
+        )
         self._thread.start()
         return self
 
@@ -377,6 +383,9 @@ def _validate_chat_jsonl(content: bytes) -> tuple[bool, str, int]:
 class _Handler(BaseHTTPRequestHandler):
     server_fake: FakeTogether
     protocol_version = "HTTP/1.1"
+    # Headers and body go out as two writes: with Nagle on, the body waits for the client's
+    # delayed ACK (40 ms a response on loopback).
+    disable_nagle_algorithm = True
 
     def log_message(self, *args):  # keep pytest output clean
         pass
