@@ -17,6 +17,7 @@ def _wait_job(qtbot, tab, start, timeout=WORK_TIMEOUT_MS):
         assert start()
 
 
+@pytest.mark.slow
 def test_demo_offer_imports_the_demo_and_browses_annotated_conversations(window, qtbot, test_output_dir):
     from cognitivetwin_core.annotation.trajectory import PHASE_NAMES
 
@@ -67,6 +68,7 @@ def test_demo_offer_imports_the_demo_and_browses_annotated_conversations(window,
     assert "already in the workspace" in tab.message.text()
 
 
+@pytest.mark.slow
 def test_filters_narrow_the_list(window, qtbot):
     from cognitivetwin_core.annotation.patterns import PATTERN_NAMES
 
@@ -206,6 +208,7 @@ def test_supabase_import_uses_the_keyring_and_the_mapping(window, qtbot, tmp_pat
     assert data_jobs  # the jobs module is what the tab runs
 
 
+@pytest.mark.slow
 def test_list_model_passes_qtmodeltester_and_pages_lazily(qtmodeltester, isolated_user_dirs, big_workspace):
     from app.tabs.conversation_list_model import PAGE_SIZE, ConversationListModel
 
@@ -272,6 +275,7 @@ def big_workspace(tmp_path_factory):
     workspace.close()
 
 
+@pytest.mark.slow
 def test_exports_and_token_count_run_in_the_background(window, qtbot, tmp_path, embedded_model_dir, test_output_dir):
     tab = window.data_tab
     window.tabs.setCurrentWidget(tab)
@@ -359,6 +363,7 @@ def test_import_menu_lists_every_file_importer(window, monkeypatch, tmp_path, qt
     assert chosen == {"path": str(tmp_path), "name": None}
 
 
+@pytest.mark.slow
 def test_the_tab_asks_which_speaker_is_you_and_exports_their_turns(
     window, qtbot, tmp_path, embedded_model_dir, test_output_dir
 ):

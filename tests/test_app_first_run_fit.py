@@ -12,6 +12,7 @@ from window_checks import check_window, machine_paths
 from tests.waits import WORK_TIMEOUT_MS
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("qasync_loop")
 def test_every_tab_reads_at_the_default_size_and_stays_usable_smaller(
     window, qtbot, test_output_dir, isolated_user_dirs

@@ -198,6 +198,7 @@ def _hover_everything(widget) -> None:
             tooltips.eventFilter(child, QHelpEvent(QEvent.Type.ToolTip, point, child.mapToGlobal(point)))
 
 
+@pytest.mark.slow
 def test_every_technical_word_on_every_tab_has_its_meaning_in_a_tooltip(window, qtbot):
     checked = 0
     for index in range(window.tabs.count()):
@@ -215,6 +216,7 @@ def test_every_technical_word_on_every_tab_has_its_meaning_in_a_tooltip(window, 
     assert phase1.lora_rank.toolTip() == "LoRA rank r; alpha is set to 2 x r." or "alpha" in phase1.lora_rank.toolTip()
 
 
+@pytest.mark.slow
 def test_the_window_keeps_its_width_whichever_tab_is_shown(window, qtbot):
     window.resize(1100, 760)
     qtbot.wait(50)

@@ -93,6 +93,7 @@ def test_with_a_key_and_no_saved_choice_it_starts_on_together(qtbot, qasync_loop
         tab.shutdown()
 
 
+@pytest.mark.slow
 def test_the_dry_run_uses_the_workspace_and_counts_tokens_once_with_the_step_cap(tab, qtbot, workspace):
     from cognitivetwin_core.data.importers import import_into
 

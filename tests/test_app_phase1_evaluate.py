@@ -39,6 +39,7 @@ def workspace_with_job(tmp_path, tiny_model_dir):
         yield ws, folder
 
 
+@pytest.mark.slow
 def test_evaluate_button_fills_the_evaluation_column(qtbot, qasync_loop, isolated_user_dirs, workspace_with_job):
     from PySide6.QtCore import QTimer
 

@@ -306,6 +306,7 @@ def test_together_cancel_from_the_table(tab, qtbot, fake, data_file, confirm):
     assert tab.notifications[-1][0] == "Phase 1 job cancelled" and tab.message.kind == "info"
 
 
+@pytest.mark.slow
 def test_local_run_plots_its_loss_cancels_cleanly_and_resumes(
     tab, qtbot, data_file, tiny_model_dir, confirm, workspace, test_output_dir
 ):
@@ -401,6 +402,7 @@ def test_export_from_the_workspace_feeds_the_dry_run(tab, qtbot, fake, workspace
     assert plan.data.examples == len(lines) and plan.training_file_id in fake.files
 
 
+@pytest.mark.slow
 def test_closing_during_a_local_run_stops_it_cleanly(tab, qtbot, data_file, tiny_model_dir, confirm, workspace):
     tab.controller._local.max_batch_tokens = 64
     tab.set_local_base_folder(tiny_model_dir)

@@ -167,6 +167,7 @@ def test_live_plots_redraw_one_at_a_time(qtbot):
 # --- runs -----------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_unusable_data_is_reported_in_the_tab(qtbot, tmp_path, tiny_model_dir):
     from app.tabs.phase2_tab import Phase2Tab
     from cognitivetwin_core.data.workspace import Workspace
@@ -250,6 +251,7 @@ def test_embedded_model_run_on_demo_conversations_plots_and_saves(
     workspace.close()
 
 
+@pytest.mark.slow
 def test_cancel_mid_run_leaves_no_thread_and_no_files(qtbot, tab, demo_workspace):
     tab.epochs_spin.setValue(20)  # the run cannot end on its own before the click lands
     with qtbot.waitSignal(tab.controller.stepDone, timeout=RUN_TIMEOUT_MS) as first_step:
@@ -272,6 +274,7 @@ def test_cancel_mid_run_leaves_no_thread_and_no_files(qtbot, tab, demo_workspace
     assert demo_workspace.get_phase2_run(run_id)["outcome"] == "cancelled"
 
 
+@pytest.mark.slow
 def test_stop_and_save_then_resume_then_compare_two_runs(qtbot, tab, demo_workspace, test_output_dir):
     tab.epochs_spin.setValue(2)
     tab.batch_spin.setValue(1)  # 35 steps an epoch: the stop lands well before epoch 2 ends
@@ -343,6 +346,7 @@ def test_stop_and_save_then_resume_then_compare_two_runs(qtbot, tab, demo_worksp
     tab.grab().save(str(test_output_dir / "phase2_tab_compare.png"))
 
 
+@pytest.mark.slow
 def test_closing_the_window_during_a_run_stops_saves_and_ends_the_thread(
     qtbot, qasync_loop, isolated_user_dirs, tiny_model_dir, shared_feature_cache, monkeypatch, test_output_dir
 ):
@@ -397,6 +401,7 @@ def test_closing_the_window_during_a_run_stops_saves_and_ends_the_thread(
     assert window.workspace is None, "the window closed for real and released its workspace"
 
 
+@pytest.mark.slow
 def test_switching_workspace_during_a_run_stops_and_saves_it_first(qtbot, tab, demo_workspace, tmp_path):
     from cognitivetwin_core.data.workspace import Workspace
 

@@ -78,6 +78,7 @@ def test_chat_panel_streams_compares_and_shows_scores(panel, qtbot, phase2_demo_
     assert panel.turns() == [] and not panel.save_button.isEnabled()
 
 
+@pytest.mark.slow
 def test_chat_panel_stop_ends_the_reply(panel, qtbot):
     panel.set_phase2_run(None)
     panel.temperature.setValue(1.0)
@@ -140,6 +141,7 @@ def test_a_reply_cut_by_the_length_limit_says_so(qtbot):
     assert "cut short" not in view.score.text()
 
 
+@pytest.mark.slow
 def test_a_killed_chat_process_fails_the_reply_and_the_next_message_restarts_it(panel, qtbot):
     import signal
 
@@ -165,6 +167,7 @@ def test_a_killed_chat_process_fails_the_reply_and_the_next_message_restarts_it(
     assert len(panel.turns()) == 1 and panel.chat.pid not in (None, killed[0])
 
 
+@pytest.mark.slow
 def test_the_window_process_imports_no_torch_through_a_chat_turn(tiny_adapter):
     """The chat panel, driven without a test runner that imported torch: the twin loads and
     writes in the chat's child process; the window's process never imports torch."""

@@ -295,6 +295,7 @@ def _wait_compare(qtbot, tab, action):
     qtbot.waitUntil(lambda: not tab.controller.is_busy(), timeout=LOAD_TIMEOUT_MS)
 
 
+@pytest.mark.slow
 def test_compare_two_messages_and_one_message_under_two_runs(
     tab, core_session, qtbot, trained_workspace, test_output_dir
 ):

@@ -31,6 +31,7 @@ def workspace(tmp_path, isolated_user_dirs):
     workspace.close()
 
 
+@pytest.mark.slow
 def test_memory_feedback_and_teach_in_the_chat_page(qtbot, workspace, tiny_adapter, test_output_dir):
     from PySide6.QtWidgets import QApplication
 

@@ -300,6 +300,7 @@ def test_unexpected_errors_open_a_dialog_with_details_and_the_log_path(qtbot, is
     dialog.close()
 
 
+@pytest.mark.slow
 def test_screenshots_of_every_tab(window, qtbot, test_output_dir):
     with qtbot.waitSignal(window.connections_tab.refreshed, timeout=WORK_TIMEOUT_MS):
         window.connections_tab.refresh()
@@ -313,6 +314,7 @@ def test_screenshots_of_every_tab(window, qtbot, test_output_dir):
         assert path.stat().st_size > 5_000
 
 
+@pytest.mark.slow
 def test_main_opens_the_window_and_quits_in_a_subprocess(tmp_path):
     env = {
         **os.environ,

@@ -162,6 +162,7 @@ def test_a_together_twin_is_taught_on_together_and_followed_in_phase1(
         phase1.shutdown()
 
 
+@pytest.mark.slow
 def test_a_stopped_teach_is_resumed_from_the_panel(qtbot, workspace, tiny_adapter, test_output_dir):
     from app.tabs.playground_teach import TeachPanel
     from cognitivetwin_core.phase1.teach_checkpoint import stopped_teach

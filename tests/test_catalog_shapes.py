@@ -20,6 +20,7 @@ BACKBONE_CLASS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", TINY_SHAPES)
 def test_frozen_base_is_the_language_model_backbone_only(tiny_catalog_model, shape):
     import torch
@@ -42,6 +43,7 @@ def test_frozen_base_is_the_language_model_backbone_only(tiny_catalog_model, sha
         assert torch.equal(handle.get_tensor(key), model.layers[0].self_attn.q_proj.weight)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", TINY_SHAPES)
 def test_encode_train_and_playground_on_each_shape(tiny_catalog_model, shape, tmp_path, demo_conversations):
     from cognitivetwin_core.phase2.config import Phase2Config

@@ -42,6 +42,7 @@ def helper():
     end_helper()
 
 
+@pytest.mark.slow
 def test_calls_run_in_one_kept_child_and_its_errors_are_raised_here(helper):
     first = call_in_child(os.getpid)
     assert first != os.getpid() and helper_pid() == first
@@ -87,6 +88,7 @@ def test_an_idle_child_ends_by_itself(helper, monkeypatch):
     assert not _alive(pid)
 
 
+@pytest.mark.slow
 def test_the_memory_verdict_imports_torch_only_in_the_child(tiny_model_dir):
     """What the app relies on: a verdict from the child, and no torch in the caller's process."""
     script = textwrap.dedent(
@@ -105,6 +107,7 @@ def test_the_memory_verdict_imports_torch_only_in_the_child(tiny_model_dir):
     assert result.stdout.split() == ["True", "False"], result.stderr
 
 
+@pytest.mark.slow
 def test_the_child_ends_with_its_parent(tmp_path):
     """A parent killed with SIGKILL (no clean-up at all) leaves no helper behind."""
     pid_file = tmp_path / "helper.pid"

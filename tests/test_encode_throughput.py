@@ -53,6 +53,7 @@ def test_fast_path_equals_the_reference_on_the_embedded_model(embedded_model, de
     _assert_equal_within_fp16(new, old)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", ["llama", "gemma3"])
 def test_fast_path_equals_the_reference_on_tiny_shapes(tiny_catalog_model, shape, demo_conversations):
     from cognitivetwin_core.models.frozen_base import load_frozen_base
@@ -127,6 +128,7 @@ def test_the_backbone_gives_the_causal_lms_last_hidden_states(tiny_model_dir, em
     torch.testing.assert_close(alone, reported)
 
 
+@pytest.mark.slow
 def test_out_of_memory_halves_the_budget_and_retries(tiny_model_dir, demo_conversations, monkeypatch):
     from cognitivetwin_core.models.frozen_base import load_frozen_base
     from cognitivetwin_core.phase2.turn_encoder import EncodingSettings, TurnEncoder

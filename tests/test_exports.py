@@ -95,6 +95,7 @@ def test_examples_over_the_context_are_cut_to_fit(demo_workspace, tmp_path, tiny
     assert "cut into several examples" in summary.text()
 
 
+@pytest.mark.slow
 def test_token_counter_without_a_chat_template(tiny_model_dir, embedded_tokenizer):
     counter = TokenCounter(tiny_model_dir)
     counter.has_template = False

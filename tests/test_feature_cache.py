@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from cognitivetwin_core.cancellation import Cancellation
 from cognitivetwin_core.conversation import Conversation, Message
@@ -66,6 +67,7 @@ def test_windowed_encoding_matches_full_pass_for_short_context(tiny_model_dir):
     assert np.allclose(windowed[0][0], full[0][0], atol=1e-4)  # first message: same context either way
 
 
+@pytest.mark.slow
 def test_cache_hit_skips_encoding_and_invalidation(tiny_model_dir, tmp_path, monkeypatch):
     from cognitivetwin_core.phase2 import turn_encoder
     from cognitivetwin_core.phase2.feature_cache import encode_with_cache

@@ -85,6 +85,7 @@ def _adapter_on_full_model(folder: Path, out: Path, target_modules, *, hub_layou
     return out
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "layout",
     [
@@ -126,6 +127,7 @@ def test_an_adapter_made_on_the_full_model_applies_to_the_text_model(gemma3, tmp
     assert not torch.allclose(got, base, atol=1e-3)  # the adapter's weights are applied
 
 
+@pytest.mark.slow
 def test_a_local_lora_on_gemma3_4b_drives_encoding_the_playground_and_the_export(gemma3, tmp_path):
     import numpy as np
     import torch
@@ -173,6 +175,7 @@ def test_a_local_lora_on_gemma3_4b_drives_encoding_the_playground_and_the_export
     assert export is not None
 
 
+@pytest.mark.slow
 def test_a_local_lora_checkpoint_of_the_full_model_resumes_on_the_text_model(gemma3, tmp_path):
     """A Gemma 3 4B run checkpointed when the full image-text model was trained (names
     `model.language_model.layers…`) continues on the text model with its weights."""

@@ -334,6 +334,7 @@ def test_a_disk_error_the_commands_did_not_expect_is_still_one_sentence(workspac
     assert "/data/disk" in err and "input/output error" in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_phase2_output_in_a_read_only_place_or_below_a_file(tmp_path):
     a_file = tmp_path / "notes.txt"
     a_file.write_text("x", encoding="utf-8")
@@ -484,6 +485,7 @@ def test_a_mistyped_workspace_is_not_created_by_reading(tmp_path):
     assert not typo.exists()
 
 
+@pytest.mark.slow
 def test_damaged_pages_in_a_real_workspace_are_a_sentence_for_every_command(tmp_path):
     workspace = tmp_path / "ws"
     with Workspace.open(workspace) as ws:
@@ -534,6 +536,7 @@ def refusing_server():
     server.server_close()
 
 
+@pytest.mark.slow
 def test_a_refused_phase1_start_leaves_no_export(tmp_path, workspace, refusing_server):
     env = {"TOGETHER_API_KEY": "tgp_test_key_0123456789abcdefghij", "TOGETHER_BASE_URL": f"{refusing_server}/v1"}
     exports = workspace / "exports"
@@ -545,6 +548,7 @@ def test_a_refused_phase1_start_leaves_no_export(tmp_path, workspace, refusing_s
     assert not exports.exists() or list(exports.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_the_readme_prepare_data_command_parses(tmp_path, refusing_server):
     result = cli(
         "phase2",

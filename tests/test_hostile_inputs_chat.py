@@ -58,6 +58,7 @@ def sentence(result: subprocess.CompletedProcess, *names: str) -> str:
     return errors[0]
 
 
+@pytest.mark.slow
 def test_a_message_far_longer_than_the_context_is_refused_before_generating(tiny_adapter, tiny_model_dir, tmp_path):
     prompt = "word " * 20_000  # 100,000 characters: about 20k tokens, ten times the tiny base's 2,048
     result = chat(tiny_adapter, tiny_model_dir, "--prompt", prompt, tmp_path=tmp_path)
@@ -108,6 +109,7 @@ def test_the_chat_session_notes_what_it_left_out(tiny_adapter, tiny_model_dir):
     assert len(session.turns) == 2  # the refused message is not part of the conversation
 
 
+@pytest.mark.slow
 def test_a_damaged_adapter_weights_file_is_a_sentence(tiny_adapter, tiny_model_dir, tmp_path):
     import shutil
 
@@ -134,6 +136,7 @@ def test_closed_standard_input_is_a_sentence(tiny_adapter, tiny_model_dir, tmp_p
     sentence(result, "standard input is closed", "--prompt")
 
 
+@pytest.mark.slow
 def test_standard_input_that_is_not_utf8_names_its_line(tiny_adapter, tiny_model_dir, tmp_path):
     piped = tmp_path / "messages.txt"
     piped.write_bytes(b"hello\n" + "café au lait\n".encode("latin-1"))
@@ -155,6 +158,7 @@ def test_save_onto_a_folder_is_refused_before_loading(tiny_adapter, tiny_model_d
 # ----- the twin exported --------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_export_twin_onto_a_full_disk_is_a_sentence_and_leaves_no_half_folder(tiny_adapter, tiny_model_dir, tmp_path):
     """A real full disk: a 256 KiB tmpfs (root may mount one; elsewhere the test is skipped)."""
     disk = tmp_path / "small-disk"

@@ -63,6 +63,7 @@ def test_a_torchrun_environment_that_is_not_numbers_is_a_sentence(environment, n
         assert name in str(refused.value)
 
 
+@pytest.mark.slow
 def test_phase2_train_with_world_size_but_no_master_address_names_it(tmp_path, tiny_model_dir):
     environment = {"WORLD_SIZE": "2", "RANK": "0", "MASTER_ADDR": "", "MASTER_PORT": ""}
     args = ["phase2", "train", "--base-model", str(tiny_model_dir), "--data-file", "demo", "--device", "cpu"]
@@ -78,6 +79,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+@pytest.mark.slow
 def test_a_group_whose_other_process_never_comes_is_a_sentence_after_a_bounded_wait(monkeypatch):
     from cognitivetwin_core.phase2 import distributed
 

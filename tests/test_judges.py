@@ -170,6 +170,7 @@ def test_the_blind_test_reads_a_pipe_and_saves_its_score(maya_twin, maya_evaluat
     assert f"You picked your own reply {tally.correct} of 5" in page and "judged to be you" in page.lower()
 
 
+@pytest.mark.slow
 def test_chat_says_how_much_a_reply_sounds_like_you_with_a_verdict(maya_twin, tiny_model_dir, capsys):
     from cognitivetwin_core.cli import main
     from cognitivetwin_core.playground.judges.sounds_like_you import PersonJudge, turn_verdict

@@ -79,6 +79,7 @@ def test_a_missing_evaluation_says_how_to_make_one(tmp_path, isolated_user_dirs,
     assert not (tmp_path / "r.html").exists()
 
 
+@pytest.mark.slow
 def test_the_report_opens_in_a_real_browser(two_twins, tmp_path, test_output_dir, isolated_user_dirs):
     """Headless Chromium renders the page; the screenshot (kept in the test output folder) shows the charts."""
     browser = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -104,6 +104,7 @@ def test_short_run_on_embedded_model_lowers_loss_and_adapter_loads(small_data, e
     assert after < before - 0.05, (before, after)
 
 
+@pytest.mark.slow
 def test_cancel_keeps_a_checkpoint_and_the_next_run_resumes(small_data, tiny_model_dir, tmp_path):
     settings = Phase1Settings(
         base_model=str(tiny_model_dir), epochs=4, max_seq_length=96, validation_file=str(small_data)

@@ -40,6 +40,7 @@ def test_precision_choice():
         choose_precision("cpu", "fp8")
 
 
+@pytest.mark.slow
 def test_checkpointing_and_bf16_autocast_train_the_same_step(small_data, tiny_model_dir, tmp_path):
     import torch
 
@@ -62,6 +63,7 @@ def test_checkpointing_and_bf16_autocast_train_the_same_step(small_data, tiny_mo
     assert base_dtypes == {torch.bfloat16} and lora_dtypes == {torch.float32}  # fp32 adapter over bf16 weights
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", TINY_SHAPES)
 def test_each_catalog_shape_trains_lora_on_its_language_model_only(small_data, tiny_catalog_model, shape, tmp_path):
     """Gemma 3 4B loads as Gemma3ForConditionalGeneration, whose vision tower has modules of
@@ -90,6 +92,7 @@ def test_each_catalog_shape_trains_lora_on_its_language_model_only(small_data, t
     assert lineage["tokens_per_second"] > 0
 
 
+@pytest.mark.slow
 def test_a_run_resumes_under_another_precision(small_data, tiny_model_dir, tmp_path):
     import torch
 

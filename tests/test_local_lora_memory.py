@@ -62,6 +62,7 @@ def _adapter(folder: Path) -> dict:
     return load_file(str(folder / "adapter_model.safetensors"))
 
 
+@pytest.mark.slow
 def test_an_out_of_memory_step_is_retried_in_smaller_pieces_with_the_same_result(
     data, tiny_model_dir, tmp_path, monkeypatch, torch_one_thread
 ):
@@ -92,6 +93,7 @@ def test_an_out_of_memory_step_is_retried_in_smaller_pieces_with_the_same_result
     assert lineage["max_batch_tokens"] == BUDGET  # the batches as planned, and as fingerprinted
 
 
+@pytest.mark.slow
 def test_out_of_memory_on_every_attempt_ends_with_a_sentence_and_writes_nothing(
     data, tiny_model_dir, tmp_path, monkeypatch, torch_one_thread
 ):
@@ -114,6 +116,7 @@ def test_out_of_memory_on_every_attempt_ends_with_a_sentence_and_writes_nothing(
     assert not [p for p in tmp_path.rglob("*.tmp-*")]  # no half-written staging folder
 
 
+@pytest.mark.slow
 def test_running_out_later_keeps_the_steps_done_and_the_run_resumes(
     data, tiny_model_dir, tmp_path, monkeypatch, torch_one_thread
 ):
@@ -147,6 +150,7 @@ def test_running_out_later_keeps_the_steps_done_and_the_run_resumes(
     assert result.losses == pytest.approx(reference.losses, rel=1e-4, abs=1e-5)
 
 
+@pytest.mark.slow
 def test_running_out_inside_the_optimizer_step_keeps_only_the_last_checkpoint(
     data, tiny_model_dir, tmp_path, monkeypatch, torch_one_thread
 ):
@@ -171,6 +175,7 @@ def test_running_out_inside_the_optimizer_step_keeps_only_the_last_checkpoint(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_the_cli_says_it_in_words(data, tiny_model_dir, tmp_path, monkeypatch, capsys, isolated_user_dirs):
     """What a person running `phase1 --local` reads: the retry as it happens, and the sentence."""
     from cognitivetwin_core.cli import main

@@ -39,6 +39,7 @@ def running_setup(tmp_path, tiny_model_dir):
     return tmp_path / "ws", _plan(tmp_path / "ws", data, tiny_model_dir)
 
 
+@pytest.mark.slow
 def test_cancel_is_a_request_to_the_child_which_keeps_a_checkpoint(running_setup):
     workspace_path, plan = running_setup
     process = LocalLoraProcess(workspace_path, plan, options=OPTIONS)
@@ -59,6 +60,7 @@ def test_cancel_is_a_request_to_the_child_which_keeps_a_checkpoint(running_setup
     assert (Path(record["work_dir"]) / "checkpoint" / "trainer_state.json").is_file()
 
 
+@pytest.mark.slow
 def test_a_killed_child_ends_the_job_as_failed_with_a_sentence(running_setup):
     workspace_path, plan = running_setup
     process = LocalLoraProcess(workspace_path, plan, options=OPTIONS)
@@ -75,6 +77,7 @@ def test_a_killed_child_ends_the_job_as_failed_with_a_sentence(running_setup):
     assert record["status"] == "error" and record["error"] == last.message
 
 
+@pytest.mark.slow
 def test_the_controller_trains_in_a_child_and_imports_no_torch(tmp_path, tiny_model_dir):
     """The window's controller, driven without a window: the whole run (dry run included)
     happens in child processes; this process never imports torch."""

@@ -180,6 +180,7 @@ def _phase2(tmp_path, *args) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_phase2_refuses_a_foreign_folder_and_a_file(tmp_path):
     foreign = tmp_path / "out"
     foreign.mkdir()
@@ -198,6 +199,7 @@ def test_phase2_refuses_a_foreign_folder_and_a_file(tmp_path):
     assert existing.read_text(encoding="utf-8") == "mine"
 
 
+@pytest.mark.slow
 def test_a_refused_phase2_start_leaves_nothing_and_the_corrected_command_runs_its_checks(tmp_path):
     out = tmp_path / "run"
     result = _phase2(tmp_path, "--data-file", str(tmp_path / "missing.jsonl"), "--output-dir", str(out))

@@ -434,6 +434,7 @@ def test_build_and_check_scripts_are_valid_bash():
         assert result.returncode == 0, f"{script}: {result.stderr}"
 
 
+@pytest.mark.slow
 def test_spec_collects_the_data_of_every_bundled_package_and_its_hidden_imports_exist(monkeypatch):
     """A fresh install resolves newer packages: any of them may read a data file at run time
     (transformers 5 brought `kernels`, whose kernels/_internals/python_depends.json a bundle

@@ -157,6 +157,7 @@ def _cli(env: dict, *args: str, stdin=subprocess.DEVNULL) -> subprocess.Complete
     )
 
 
+@pytest.mark.slow
 def test_subprocess_refuses_without_a_terminal_and_fails_in_one_sentence(fake, data_file, tmp_path):
     env = {**os.environ}
     ws = str(tmp_path / "ws")

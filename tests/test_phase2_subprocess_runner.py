@@ -40,6 +40,7 @@ def _gone(pid: int, timeout_s: float = 20.0) -> bool:
     return False
 
 
+@pytest.mark.slow
 def test_a_run_in_the_child_yields_the_trainers_events_and_writes_its_files(tiny_model_dir, tmp_path, small_demo):
     from cognitivetwin_core.phase2.events import EpochEvent, FinishedEvent, StepEvent
     from cognitivetwin_core.phase2.subprocess_runner import Phase2TrainerProcess
@@ -62,6 +63,7 @@ def test_a_run_in_the_child_yields_the_trainers_events_and_writes_its_files(tiny
     assert runner.pid is None, "the child has ended with the run"
 
 
+@pytest.mark.slow
 def test_unusable_inputs_are_raised_in_the_caller(tiny_model_dir, tmp_path, small_demo):
     from cognitivetwin_core.phase2.config import Phase2Config
     from cognitivetwin_core.phase2.subprocess_runner import Phase2TrainerProcess
@@ -74,6 +76,7 @@ def test_unusable_inputs_are_raised_in_the_caller(tiny_model_dir, tmp_path, smal
     assert not (tmp_path / "x").exists() and not (tmp_path / "z").exists()
 
 
+@pytest.mark.slow
 def test_stop_and_cancel_are_messages_to_the_child(tiny_model_dir, tmp_path, small_demo):
     from cognitivetwin_core.phase2.subprocess_runner import Phase2TrainerProcess
 
@@ -95,6 +98,7 @@ def test_stop_and_cancel_are_messages_to_the_child(tiny_model_dir, tmp_path, sma
     assert not (tmp_path / "gone").exists(), "a cancelled run is discarded"
 
 
+@pytest.mark.slow
 def test_a_killed_child_ends_the_run_as_failed_and_says_so_in_run_json(tiny_model_dir, tmp_path, small_demo):
     from cognitivetwin_core.phase2.subprocess_runner import Phase2TrainerProcess
 
@@ -111,6 +115,7 @@ def test_a_killed_child_ends_the_run_as_failed_and_says_so_in_run_json(tiny_mode
     assert record["outcome"] == "failed" and record["message"] == finished.message
 
 
+@pytest.mark.slow
 def test_the_child_dies_with_its_parent(tiny_model_dir, tmp_path, small_demo):
     """A parent killed with SIGKILL (no clean-up at all) takes its training child along."""
     from cognitivetwin_core.data.exports import export_trajectory

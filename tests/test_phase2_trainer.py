@@ -172,6 +172,7 @@ def test_existing_output_needs_resume(tiny_model_dir, tmp_path, small_demo):
         _run(_config(tiny_model_dir, tmp_path, epochs=1, lr=5e-4, resume=True), small_demo)
 
 
+@pytest.mark.slow
 def test_resume_may_add_epochs_but_not_change_the_data_or_settings(tiny_model_dir, tmp_path, small_demo):
     _run(_config(tiny_model_dir, tmp_path, epochs=2), small_demo)
     with pytest.raises(InputError, match="other data or settings.*batch_size"):
@@ -333,6 +334,7 @@ for event in trainer.run():
 """
 
 
+@pytest.mark.slow
 def test_resume_after_sigkill_matches_an_uninterrupted_run(tiny_model_dir, tmp_path, small_demo):
     from dataclasses import asdict
 
@@ -533,6 +535,7 @@ def test_best_epoch_is_kept_overfitting_flagged_and_early_stopping(tiny_model_di
     assert finished.metrics == metrics["epochs"][1]["metrics"]
 
 
+@pytest.mark.slow
 def test_name_is_given_kept_on_resume_and_editable(tiny_model_dir, tmp_path, small_demo):
     from cognitivetwin_core.phase2.run_names import rename_run
 

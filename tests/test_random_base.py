@@ -16,6 +16,7 @@ EXPECTED_ARCHITECTURE = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", TINY_SHAPES)
 def test_tiny_shape_is_laid_out_like_the_real_model(tiny_catalog_model, shape):
     from transformers import AutoConfig, AutoTokenizer

@@ -156,6 +156,7 @@ def test_a_column_mapping_and_bad_rows(custom_table, workspace):
             ColumnMapping.from_pairs(["body=text"])
 
 
+@pytest.mark.slow
 def test_cli_import_and_prepare_data(server, tmp_path, monkeypatch, capsys, turns_db):
     monkeypatch.setenv("SUPABASE_URL", server.url)
     monkeypatch.setenv("SUPABASE_KEY", KEY)

@@ -86,6 +86,7 @@ def _check_taught(base, parent: Path, ws: Path, output: str) -> None:
     assert perplexity_after < perplexity_before
 
 
+@pytest.mark.slow
 def test_teach_on_a_tiny_base_prefers_the_edits(tiny_model_dir, tmp_path, capsys):
     parent, ws, argv = _teach(tiny_model_dir, tmp_path, ["--max-steps", "6", "--learning-rate", "2e-3"])
     assert main(argv) == 0
@@ -101,6 +102,7 @@ def test_teach_on_the_built_in_base_prefers_the_edits(embedded_model_dir, tmp_pa
     _check_taught("smollm2-135m", parent, ws, capsys.readouterr().out)
 
 
+@pytest.mark.slow
 def test_teach_needs_an_edit_or_both_thumbs(tiny_model_dir, tmp_path):
     from cognitivetwin_core.phase1.teach import teach_twin
 
@@ -117,6 +119,7 @@ def test_teach_needs_an_edit_or_both_thumbs(tiny_model_dir, tmp_path):
         assert len(result.margins) == 2
 
 
+@pytest.mark.slow
 def test_stop_leaves_no_new_version(tiny_model_dir, tmp_path):
     from cognitivetwin_core.cancellation import Cancellation
     from cognitivetwin_core.errors import CancelledError

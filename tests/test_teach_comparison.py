@@ -182,6 +182,7 @@ def _expected(interval: dict, *, lower_is_better: bool, conversations: int = 5) 
     return BETTER if (interval["high"] < 0) == lower_is_better else WORSE
 
 
+@pytest.mark.slow
 def test_judge_compare_prints_words_and_refuses_an_untaught_version(taught_maya, tiny_model_dir):
     workspace, parent, taught, _fed = taught_maya
     code, out, _err = _run(
@@ -195,6 +196,7 @@ def test_judge_compare_prints_words_and_refuses_an_untaught_version(taught_maya,
     assert code != 0 and "names no parent_adapter" in err
 
 
+@pytest.mark.slow
 def test_the_report_of_a_taught_version_has_the_before_and_after(taught_maya, compared_json, tmp_path):
     from cognitivetwin_core.playground.evaluation import evaluate_adapter
     from cognitivetwin_core.playground.judges.report import write_report
@@ -207,6 +209,7 @@ def test_the_report_of_a_taught_version_has_the_before_and_after(taught_maya, co
     assert f"{report['perplexity']['before']:.2f} before" in page and "Blind test: not run yet" in page
 
 
+@pytest.mark.slow
 def test_the_teach_page_shows_before_and_after_in_words(qtbot, taught_maya, compared_json, test_output_dir):
     from PySide6.QtCore import Qt
 

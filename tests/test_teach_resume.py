@@ -72,6 +72,7 @@ def _weights(folder: Path) -> dict:
     return load_file(str(folder / "adapter_model.safetensors"))
 
 
+@pytest.mark.slow
 def test_a_stopped_teach_resumes_to_the_adapter_an_uninterrupted_run_writes(parent, tmp_path):
     import torch
 
@@ -109,6 +110,7 @@ def test_a_stopped_teach_resumes_to_the_adapter_an_uninterrupted_run_writes(pare
         torch.testing.assert_close(got[key], expected[key], rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_resume_is_refused_in_one_sentence_when_feedback_or_settings_changed(parent, tmp_path, capsys):
     with _workspace(tmp_path, parent) as workspace:
         with pytest.raises(InputError, match="no stopped Teach of this twin"):
@@ -134,6 +136,7 @@ def test_resume_is_refused_in_one_sentence_when_feedback_or_settings_changed(par
         assert stopped_teach(workspace, parent) is None  # the finished run supersedes it
 
 
+@pytest.mark.slow
 def test_a_taught_twin_learns_only_what_it_has_not_learned(parent, tmp_path, capsys):
     with _workspace(tmp_path, parent) as workspace:
         child = teach_twin(workspace, parent, max_steps=1, **FAST).adapter_dir
@@ -163,6 +166,7 @@ def test_a_taught_twin_learns_only_what_it_has_not_learned(parent, tmp_path, cap
     assert rows[3]["taught_into"] == [grandchild.adapter_dir.name, again.adapter_dir.name]
 
 
+@pytest.mark.slow
 def test_ctrl_c_in_the_terminal_keeps_the_run_and_resume_finishes_it(parent, tmp_path, capsys, monkeypatch):
     import os
     import signal

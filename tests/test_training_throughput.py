@@ -89,6 +89,7 @@ def test_defaults_follow_the_device():
     assert (chosen.batch_size, chosen.gradient_accumulation, chosen.log_every_steps) == (8, 2, 5)
 
 
+@pytest.mark.slow
 def test_logging_every_n_steps_trains_the_same_model(tiny_model_dir, tmp_path, demo_conversations):
     from cognitivetwin_core.phase2.trainer import Phase2Trainer
 

@@ -37,6 +37,7 @@ def _targets(examples) -> list[str]:
     return [m["content"] for messages in examples for m in messages if m["role"] == "assistant"]
 
 
+@pytest.mark.slow
 def test_choosing_me_changes_the_targets_of_the_together_export(cabin, tmp_path, tiny_model_dir):
     cabin.set_twin_speaker("Maya Lindqvist")
     maya = export_together(cabin, tmp_path / "maya.jsonl", base_model=tiny_model_dir)
@@ -155,6 +156,7 @@ def test_privacy_finds_addresses_and_numbers_in_both_exports_and_redacts(tmp_pat
     assert scanner.find(plain) == []
 
 
+@pytest.mark.slow
 def test_cli_speakers_me_privacy_and_redacted_export(tmp_path, capsys, tiny_model_dir):
     ws = str(tmp_path / "ws")
     assert cli_main(["data", "import", "--workspace", ws, str(TELEGRAM_FULL), "--quiet", "--me", "sam okafor"]) == 0

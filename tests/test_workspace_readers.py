@@ -68,6 +68,7 @@ def held_lock(workspace_dir):
     holder.wait(timeout=WORK_TIMEOUT_S)
 
 
+@pytest.mark.slow
 def test_read_commands_do_not_wait_for_a_writer(workspace_dir, held_lock, tmp_path):
     # The lock is held until every reader has returned: a reader that waited for it would give
     # up after the workspace's lock wait with an error, or hang until WORK_TIMEOUT_S; either fails.
@@ -102,6 +103,7 @@ def test_a_needed_update_under_a_writer_is_refused_saying_who_writes(workspace_d
     assert "big.jsonl" in result.stderr
 
 
+@pytest.mark.slow
 def test_read_commands_refuse_a_missing_workspace_and_create_nothing(tmp_path):
     missing = tmp_path / "typo-workspace"
     for command in (["list"], ["stats"], ["show", "x"], ["export", "--format", "trajectory", "--out", "o.jsonl"]):
