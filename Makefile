@@ -6,8 +6,9 @@ VENV ?= .venv
 setup:
 	@bash scripts/setup.sh
 
+# Bytecode is written on first import even where PYTHONDONTWRITEBYTECODE is set (docs/testing.md).
 run: setup
-	$(VENV)/bin/cognitivetwin-studio
+	env -u PYTHONDONTWRITEBYTECODE $(VENV)/bin/cognitivetwin-studio
 
 test: setup lint
 	bash scripts/run-tests.sh

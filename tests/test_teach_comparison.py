@@ -257,7 +257,7 @@ def test_teach_compare_on_the_built_in_base(embedded_model_dir, tmp_path):
         for context, reply, edit in EDITS:
             add_feedback(workspace, parent, context, reply, verdict=EDIT, edit=edit)
     argv = ["teach", "--adapter", str(parent), "--workspace", str(tmp_path / "ws"), "--device", "cpu"]
-    code, out, err = _run([*argv, "--max-steps", "2", "--compare", "3"])
+    code, out, err = _run([*argv, "--max-steps", "2", "--compare", "2"])
     assert code == 0, err
     lines = out.strip().splitlines()
     taught = lines[-1]
