@@ -63,10 +63,19 @@ def test_split_is_by_conversation_seeded_and_disjoint(tiny_model_dir, tmp_path):
 
 def test_run_events_files_and_no_leak(tiny_model_dir, tmp_path, small_demo):
     config = _config(tiny_model_dir, tmp_path)
-    trainer, events = _run(config, small_demo)
+    announced = []
+
+    def read_checkpoint(trainer, event):
+        if event.kind == "checkpoint":  # written on a thread: announced only once it is whole
+            state = json.loads((Path(event.path) / "trainer_state.json").read_text())
+            announced.append((event.epoch, state["epoch"]))
+
+    trainer, events = _run(config, small_demo, read_checkpoint)
     kinds = [e.kind for e in events]
     assert kinds[0] == "encoding" and kinds[-1] == "finished"
     assert kinds.count("epoch") == 3 and kinds.count("checkpoint") == 3
+    assert announced == [(1, 1), (2, 2), (3, 3)]
+    assert not [t for t in threading.enumerate() if t.name.startswith("phase2-checkpoint")]
     steps = [e for e in events if e.kind == "step"]
     assert steps[-1].global_step == steps[-1].total_steps == 3 * 4  # 10 training conversations, 3 a batch
     assert set(steps[0].losses) == {"total", "style", "stylometric", "pattern", "planning"}
@@ -248,7 +257,8 @@ def test_a_disk_that_fills_up_mid_run_ends_it_with_a_sentence_and_keeps_epoch_on
         raise OSError(errno.ENOSPC, "No space left on device")
 
     def fill_the_disk_in_epoch_two(trainer, event):
-        if event.kind == "step" and event.epoch == 2 and event.step == 1:
+        # Epoch 1's checkpoint is written while epoch 2 trains: the disk fills once it is announced.
+        if event.kind == "checkpoint" and event.epoch == 1:
             # Every write from here on fails as on a full disk: the JSON files (fsync) and the weights.
             monkeypatch.setattr("cognitivetwin_core.atomic_files.os.fsync", full)
             monkeypatch.setattr(safetensors.torch, "save_file", full)
