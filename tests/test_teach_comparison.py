@@ -242,13 +242,15 @@ def test_the_teach_page_shows_before_and_after_in_words(qtbot, taught_maya, comp
 
 
 @pytest.mark.slow
-def test_teach_compare_on_the_built_in_base(embedded_model_dir, tmp_path):
-    """A short Teach on the built-in base, then the before/after on Maya's chats; the last line
-    stays the new version's folder."""
+def test_teach_on_the_built_in_base_prefers_the_edits_and_compares_before_and_after(embedded_model_dir, tmp_path):
+    """A short Teach on the built-in base: the new version prefers the person's edits more than
+    its parent did (as on the tiny base in tests/test_teach.py), and the before/after on Maya's
+    chats is printed and saved; the last line stays the new version's folder. One Teach for
+    both checks: each run on this base costs about 20 s."""
     from cognitivetwin_core.data.feedback import EDIT, add_feedback
     from cognitivetwin_core.data.workspace import Workspace
     from cognitivetwin_core.playground.judges.teach_comparison import COMPARISON_FILE, feedback_exchange_texts
-    from tests.test_teach import EDITS, _parent_adapter
+    from tests.test_teach import EDITS, _check_taught, _parent_adapter
 
     parent = _parent_adapter("smollm2-135m", tmp_path / "parent")
     with Workspace.open(tmp_path / "ws") as workspace:
@@ -257,8 +259,9 @@ def test_teach_compare_on_the_built_in_base(embedded_model_dir, tmp_path):
         for context, reply, edit in EDITS:
             add_feedback(workspace, parent, context, reply, verdict=EDIT, edit=edit)
     argv = ["teach", "--adapter", str(parent), "--workspace", str(tmp_path / "ws"), "--device", "cpu"]
-    code, out, err = _run([*argv, "--max-steps", "2", "--compare", "2"])
+    code, out, err = _run([*argv, "--max-steps", "4", "--compare", "2"])
     assert code == 0, err
+    _check_taught("smollm2-135m", parent, tmp_path / "ws", out)
     lines = out.strip().splitlines()
     taught = lines[-1]
     report = json.loads((tmp_path / "ws" / "adapters" / taught.rsplit("/", 1)[-1] / COMPARISON_FILE).read_text())
