@@ -1,8 +1,8 @@
 """What the two trainers (Phase 1 local LoRA, Phase 2 heads) share: the learning-rate
-schedule and the resume fingerprint.
+schedule, the resume fingerprint and state dicts moved to the CPU for their checkpoints.
 
-It lives in `models/` because `phase1/` and `phase2/` may not import each other. No torch
-and no Qt here: plain numbers and dictionaries.
+It lives in `models/` because `phase1/` and `phase2/` may not import each other. No torch at
+import time and no Qt here.
 """
 
 from __future__ import annotations
@@ -56,3 +56,18 @@ def resume_mismatch_error(checkpoint: str | Path, changed: Iterable[str]) -> Inp
         f"The checkpoint in {checkpoint} was made with other data or settings ({', '.join(changed)}); "
         "resume with the same ones, or start a new output folder."
     )
+
+
+def state_on_cpu(value, *, copy: bool = False):
+    """A state dict (nested dicts, lists and tuples) with every tensor on the CPU, readable on
+    any machine. With `copy`, tensors and containers are new even where they were on the CPU
+    already, so training may go on changing the originals while the copy is written."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        return value.detach().to("cpu", copy=copy)
+    if isinstance(value, dict):
+        return {k: state_on_cpu(v, copy=copy) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(state_on_cpu(v, copy=copy) for v in value)
+    return value

@@ -20,7 +20,7 @@ import logging
 from pathlib import Path
 
 from cognitivetwin_core.atomic_files import write_dir_atomically
-from cognitivetwin_core.models.training import fingerprint_changes
+from cognitivetwin_core.models.training import fingerprint_changes, state_on_cpu
 
 log = logging.getLogger(__name__)
 
@@ -99,23 +99,10 @@ class TrainingCheckpoint:
         def write(folder: Path) -> None:
             weights = {k: v.detach().contiguous().cpu() for k, v in adapter_weights.items()}
             save_file(weights, str(folder / WEIGHTS_FILE))
-            torch.save(_to_cpu(optimizer.state_dict()), folder / OPTIMIZER_FILE)
+            torch.save(state_on_cpu(optimizer.state_dict()), folder / OPTIMIZER_FILE)
             if extras:
-                torch.save(_to_cpu(extras), folder / EXTRAS_FILE)
+                torch.save(state_on_cpu(extras), folder / EXTRAS_FILE)
             (folder / STATE_FILE).write_text(json.dumps(state), encoding="utf-8")
 
         write_dir_atomically(self.folder, write)
         return self.folder
-
-
-def _to_cpu(value):
-    """An optimizer state dict with every tensor on the CPU (readable on any machine)."""
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return value.detach().cpu()
-    if isinstance(value, dict):
-        return {k: _to_cpu(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(_to_cpu(v) for v in value)
-    return value

@@ -50,34 +50,22 @@ class Checkpoint:
 def snapshot(components, optimizer, scheduler, trainer_state: dict, best_state: dict | None = None) -> Checkpoint:
     """The state to checkpoint, copied (tensors to the CPU, containers anew), so that training
     may go on while it is written."""
-    import copy
-
     import torch
+
+    from cognitivetwin_core.models.training import state_on_cpu
 
     rng = {"torch": torch.get_rng_state()}
     if torch.cuda.is_available():
         rng["cuda"] = torch.cuda.get_rng_state_all()
     return Checkpoint(
-        components_state={k: v.detach().to("cpu", copy=True) for k, v in components.state_dict().items()},
-        optimizer_state=_copied(optimizer.state_dict()),
-        scheduler_state=copy.deepcopy(scheduler.state_dict()),
+        components_state=state_on_cpu(components.state_dict(), copy=True),
+        optimizer_state=state_on_cpu(optimizer.state_dict(), copy=True),
+        scheduler_state=state_on_cpu(scheduler.state_dict(), copy=True),
         rng_state=rng,
         # The epoch loop appends to its lists (the history); the entries are not changed.
         trainer_state={k: list(v) if isinstance(v, list) else v for k, v in trainer_state.items()},
         best_state=best_state,  # replaced, never changed in place, by the epoch loop
     )
-
-
-def _copied(value):
-    import torch
-
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", copy=True)
-    if isinstance(value, dict):
-        return {k: _copied(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_copied(v) for v in value)
-    return value
 
 
 def write_checkpoint(output_dir: Path, checkpoint: Checkpoint) -> Path:
