@@ -133,14 +133,14 @@ def test_training_batches_hold_only_training_conversations(tiny_model_dir, tmp_p
     from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     batches = []
-    original = Phase2Trainer._batch_losses
+    original = Phase2Trainer._group_losses
 
-    def spy(self, components, ids, **kwargs):
+    def spy(self, components, group, **kwargs):
         if components.training:
-            batches.append(list(ids))
-        return original(self, components, ids, **kwargs)
+            batches.extend(list(ids) for ids in group)
+        return original(self, components, group, **kwargs)
 
-    monkeypatch.setattr(Phase2Trainer, "_batch_losses", spy)
+    monkeypatch.setattr(Phase2Trainer, "_group_losses", spy)
     trainer, events = _run(_config(tiny_model_dir, tmp_path, epochs=2), small_demo)
     train_ids, val_ids = trainer.split(len(small_demo))
     trained = {i for batch in batches for i in batch}
@@ -154,7 +154,7 @@ def test_heads_train_on_one_cpu_thread_and_the_encoding_keeps_the_configured_thr
     from cognitivetwin_core.phase2.turn_encoder import TurnEncoder
 
     seen = {"encode": set(), "train": set()}
-    pool, losses = TurnEncoder._pool_batch, Phase2Trainer._batch_losses
+    pool, losses = TurnEncoder._pool_batch, Phase2Trainer._group_losses
 
     def pool_spy(self, batch):
         seen["encode"].add(torch.get_num_threads())
@@ -165,7 +165,7 @@ def test_heads_train_on_one_cpu_thread_and_the_encoding_keeps_the_configured_thr
         return losses(self, *args, **kwargs)
 
     monkeypatch.setattr(TurnEncoder, "_pool_batch", pool_spy)
-    monkeypatch.setattr(Phase2Trainer, "_batch_losses", losses_spy)
+    monkeypatch.setattr(Phase2Trainer, "_group_losses", losses_spy)
     config = _config(tiny_model_dir, tmp_path, epochs=1, num_threads=2, cache_dir=str(tmp_path / "cache"))
     _, events = _run(config, small_demo)
     assert events[-1].outcome == "completed"
@@ -295,18 +295,19 @@ def test_nan_loss_stops_with_a_message_and_keeps_the_last_good_checkpoint(
     from cognitivetwin_core.phase2.trainer import Phase2Trainer
 
     calls = {"train": 0}
-    original = Phase2Trainer._batch_losses
+    original = Phase2Trainer._group_losses
 
-    def poisoned(self, components, ids, **kwargs):
-        losses, count = original(self, components, ids, **kwargs)
+    def poisoned(self, components, group, **kwargs):
+        parts, counts = original(self, components, group, **kwargs)
         if components.training:
             calls["train"] += 1
-            if calls["train"] == 5:  # epoch 2, first step (4 batches an epoch)
+            if calls["train"] == 3:  # epoch 2, first step (4 batches an epoch, 2 an update)
+                losses = parts[0]
                 losses["planning"] = losses["planning"] * float("nan")
                 losses["total"] = losses["total"] + losses["planning"]
-        return losses, count
+        return parts, counts
 
-    monkeypatch.setattr(Phase2Trainer, "_batch_losses", poisoned)
+    monkeypatch.setattr(Phase2Trainer, "_group_losses", poisoned)
     _, events = _run(_config(tiny_model_dir, tmp_path), small_demo)
     finished = events[-1]
     assert finished.outcome == "failed"

@@ -135,3 +135,79 @@ def test_swapped_annotations_reach_the_batches(tiny_model_dir, tmp_path, demo_co
     assert torch.equal(after["coords"], before["coords"] + 1.0)
     assert trainer._resident_data["features"] is features  # not copied again
     assert torch.equal(after["pooled"], before["pooled"])
+
+
+def _reference_losses(trainer, components, conversation_ids):
+    """The pre-change losses of one batch: one pass, every mean over the whole batch."""
+    import torch.nn.functional as F
+
+    batch = trainer._gather(conversation_ids)
+    z, out = trainer._forward(components, batch)
+    group = batch["conversation"] * 8 + batch["roles"]
+    positives = group[:, None] == group[None, :]
+    eye = torch.eye(len(group), dtype=torch.bool)
+    positives &= ~eye
+    logits = (out.style_signature @ out.style_signature.T / trainer.config.temperature).masked_fill(eye, float("-inf"))
+    anchors = positives.any(1)
+    style = (
+        torch.logsumexp(logits[anchors], dim=1)
+        - torch.logsumexp(logits[anchors].masked_fill(~positives[anchors], float("-inf")), dim=1)
+    ).mean()
+    stylometric = (((out.stylometrics - batch["stylometrics"]) * trainer._stylometric_scale) ** 2).mean()
+    pattern = F.binary_cross_entropy_with_logits(
+        out.pattern_logits, batch["patterns"], pos_weight=trainer._pattern_pos_weight
+    )
+    cosine = F.cosine_similarity(out.plan_steps, z[batch["plan_targets"]], dim=-1)
+    planning = ((1 - cosine) * batch["plan_mask"]).sum() / batch["plan_mask"].sum().clamp_min(1.0)
+    weight = trainer.config.weight
+    total = (
+        weight("style") * style
+        + weight("stylometric") * stylometric
+        + weight("pattern") * pattern
+        + weight("planning") * planning
+    )
+    return {"total": total, "style": style, "stylometric": stylometric, "pattern": pattern, "planning": planning}
+
+
+def test_one_pass_over_an_update_gives_each_batch_its_own_losses_and_gradients(
+    tiny_model_dir, tmp_path, demo_conversations
+):
+    """The batches of one update go through the heads in one pass (`_group_losses`): each
+    batch's losses and the update's gradient are those of a pass and a backward per batch."""
+    from cognitivetwin_core.phase2.feature_cache import encode_with_cache
+    from cognitivetwin_core.phase2.trainer import Phase2Trainer
+
+    conversations = demo_conversations[:12]
+    trainer = Phase2Trainer(_config(tiny_model_dir, tmp_path, "g"), conversations=conversations)
+    cached, _ = encode_with_cache(conversations, base_model=str(tiny_model_dir), cache_dir=tmp_path / "cache")
+    trainer.config = trainer.config.resolve_for_device("cpu")
+    trainer.encoding_settings = trainer.encoding_settings_for("cpu")
+    components = trainer._setup_training(conversations, cached, "cpu", "digest").components
+    components.eval()  # no dropout: one pass and four would draw different masks
+    with torch.no_grad():  # trained-looking weights: a fresh adapter and planner are the identity
+        for parameter in components.parameters():
+            parameter.add_(torch.randn_like(parameter) * 0.05)
+    batches = [[0, 3, 5], [1, 2], [4, 6, 7, 8], [9]]
+
+    expected, gradients = [], {}
+    for ids in batches:
+        components.zero_grad(set_to_none=True)
+        losses = _reference_losses(trainer, components, ids)
+        (losses["total"] / 4).backward()
+        expected.append({name: float(value) for name, value in losses.items()})
+        for name, parameter in components.named_parameters():
+            if parameter.grad is not None:
+                gradients[name] = gradients.get(name, 0) + parameter.grad.clone()
+
+    components.zero_grad(set_to_none=True)
+    group, examples = trainer._group_losses(components, batches)
+    (sum(losses["total"] for losses in group) / 4).backward()
+    offsets = trainer._data.offsets
+    assert examples == [sum(offsets[c + 1] - offsets[c] for c in ids) for ids in batches]
+    for losses, reference in zip(group, expected):
+        assert {name: float(value) for name, value in losses.items()} == pytest.approx(reference, rel=1e-5, abs=1e-7)
+    assert len({round(reference["total"], 6) for reference in expected}) == len(batches)  # four different batches
+    assert gradients.keys() == {n for n, p in components.named_parameters() if p.grad is not None}
+    for name, parameter in components.named_parameters():
+        if name in gradients:
+            assert torch.allclose(parameter.grad, gradients[name], rtol=1e-4, atol=1e-6), name

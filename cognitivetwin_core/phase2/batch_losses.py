@@ -68,42 +68,77 @@ class BatchLosses:
         return z, output
 
     def _batch_losses(self, components, conversation_ids, keep_outputs: bool = False):
+        """The four losses of one batch and its message count (`_group_losses` of one batch)."""
+        parts, examples = self._group_losses(components, [conversation_ids], keep_outputs=keep_outputs)
+        return parts[0], examples[0]
+
+    def _group_losses(self, components, batches: list[list[int]], keep_outputs: bool = False):
+        """([losses of each batch], [messages of each batch]) from one forward pass over all of them.
+
+        Each batch keeps losses of its own: its InfoNCE compares its messages with each other
+        only, and every mean is over its own rows. So the batches of one gradient-accumulation
+        update give, from one pass, the losses and gradients of one pass each (equal up to float
+        rounding; dropout draws its masks once for all): a step's cost is mostly the hundreds of
+        small operations a pass dispatches, not its rows (docs/phase2-training.md, "One pass per
+        update").
+        """
         import torch
         import torch.nn.functional as F
 
-        batch = self._gather(conversation_ids)
+        batch = self._gather([c for ids in batches for c in ids])
         z, out = self._forward(components, batch)
         config = self.config
-        # Style: InfoNCE with every other message of the same conversation and role as a positive.
+        device = z.device
+        count = len(batches)
+        offsets = self._data.offsets
+        examples = [sum(offsets[c + 1] - offsets[c] for c in ids) for ids in batches]
+        batch_of_conversation = torch.tensor([k for k, ids in enumerate(batches) for _ in ids], device=device)
+        part = batch_of_conversation[batch["conversation"]]  # [M]: the batch each message belongs to
+
+        def per_batch(values, where=part):  # values [M]: summed over each batch's rows
+            return torch.zeros(count, dtype=values.dtype, device=device).index_add_(0, where, values)
+
+        rows = per_batch(torch.ones_like(z[:, 0]))
+
+        # Style: InfoNCE with every other message of the same conversation and role as a
+        # positive, and the messages of the same batch as the only others.
         group = batch["conversation"] * 8 + batch["roles"]
-        positives = group[:, None] == group[None, :]
-        eye = torch.eye(len(group), dtype=torch.bool, device=group.device)
-        positives &= ~eye
+        eye = torch.eye(len(group), dtype=torch.bool, device=device)
+        positives = (group[:, None] == group[None, :]) & ~eye
         logits = out.style_signature @ out.style_signature.T / config.temperature
-        logits = logits.masked_fill(eye, float("-inf"))
+        logits = logits.masked_fill(eye | (part[:, None] != part[None, :]), float("-inf"))
         anchors = positives.any(1)
-        if anchors.any():
-            log_denominator = torch.logsumexp(logits[anchors], dim=1)
-            log_numerator = torch.logsumexp(logits[anchors].masked_fill(~positives[anchors], float("-inf")), dim=1)
-            style = (log_denominator - log_numerator).mean()
-        else:
-            style = out.style_signature.sum() * 0.0
-        stylometric = (((out.stylometrics - batch["stylometrics"]) * self._stylometric_scale) ** 2).mean()
+        log_denominator = torch.logsumexp(logits[anchors], dim=1)
+        log_numerator = torch.logsumexp(logits[anchors].masked_fill(~positives[anchors], float("-inf")), dim=1)
+        anchor_losses, anchor_part = log_denominator - log_numerator, part[anchors]
+        # A batch without an anchor has style loss 0.
+        style = per_batch(anchor_losses, anchor_part) / per_batch(
+            torch.ones_like(anchor_losses), anchor_part
+        ).clamp_min(1)
+        stylometric = (
+            per_batch((((out.stylometrics - batch["stylometrics"]) * self._stylometric_scale) ** 2).mean(1)) / rows
+        )
         # Rare patterns get a heavier positive term (a thresholded F1 would otherwise never fire).
-        pattern = F.binary_cross_entropy_with_logits(
-            out.pattern_logits, batch["patterns"], pos_weight=self._pattern_pos_weight
+        pattern = (
+            per_batch(
+                F.binary_cross_entropy_with_logits(
+                    out.pattern_logits, batch["patterns"], pos_weight=self._pattern_pos_weight, reduction="none"
+                ).mean(1)
+            )
+            / rows
         )
         targets = z[batch["plan_targets"]]  # [M, K, hidden]
         cosine = F.cosine_similarity(out.plan_steps, targets, dim=-1)
         mask = batch["plan_mask"]
-        planning = ((1 - cosine) * mask).sum() / mask.sum().clamp_min(1.0)
+        planning = per_batch(((1 - cosine) * mask).sum(1)) / per_batch(mask.sum(1)).clamp_min(1.0)
         total = (
             config.weight("style") * style
             + config.weight("stylometric") * stylometric
             + config.weight("pattern") * pattern
             + config.weight("planning") * planning
         )
-        losses = {"total": total, "style": style, "stylometric": stylometric, "pattern": pattern, "planning": planning}
+        named = {"total": total, "style": style, "stylometric": stylometric, "pattern": pattern, "planning": planning}
         if keep_outputs:
             self._last_outputs = (batch, z, out)
-        return losses, len(group)
+        losses = [{name: values[k] for name, values in named.items()} for k in range(count)]
+        return losses, examples

@@ -244,7 +244,13 @@ class EpochLoop:
     def _train_epoch(self, state: TrainingState, epoch: int):
         """One pass over the training conversations; a StepEvent every `log_every_steps` batches
         (and at the last), when the losses are read on the host. Leaves the mean training losses
-        in `state.epoch_train_losses`."""
+        in `state.epoch_train_losses`.
+
+        The batches of one update (`gradient_accumulation` of them) go through the components in
+        one pass, each with losses of its own (`_group_losses`): the same update as one pass and
+        one backward each, at a third of the cost on the CPU. A step is still one batch: its
+        losses are logged, checked and counted on their own, and a Stop is seen between updates.
+        """
         import torch
 
         config = self.config
@@ -253,44 +259,50 @@ class EpochLoop:
         batches = self._epoch_batches(state, epoch)
         total_steps = state.batches_per_epoch * config.epochs
         meter = LossMeter(config.log_every_steps)
+        accumulation = config.gradient_accumulation
         optimizer.zero_grad(set_to_none=True)
-        for step, batch in enumerate(batches, start=1):
+        for first in range(0, len(batches), accumulation):
             if self.cancellation.cancelled:
                 yield from self._checkpoint_written(state, wait=True)
                 self._stop_during_training(state)
                 raise StopRun()
-            losses, examples = self._batch_losses(components, batch)
-            meter.add(losses)
-            logged = meter.read() if meter.due(step, len(batches)) else None  # the one host sync
-            if logged is not None and not math.isfinite(logged["total"]):
-                yield from self._checkpoint_written(state, wait=True)  # the message names the last one
-                self._check_finite(logged, epoch, step, state.last_good_epoch)
-            (losses["total"] / config.gradient_accumulation).backward()
-            if step % config.gradient_accumulation == 0 or step == len(batches):
-                torch.nn.utils.clip_grad_norm_(components.parameters(), config.max_grad_norm)
-                optimizer.step()
-                state.scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-            state.global_step += 1
-            state.steps_this_run += 1
-            state.examples_this_run += examples
+            group, examples = self._group_losses(components, batches[first : first + accumulation])
+            steps = []
+            for step, losses in enumerate(group, start=first + 1):
+                meter.add(losses)
+                logged = meter.read() if meter.due(step, len(batches)) else None  # the one host sync
+                if logged is not None and not math.isfinite(logged["total"]):
+                    yield from self._checkpoint_written(state, wait=True)  # the message names the last one
+                    self._check_finite(logged, epoch, step, state.last_good_epoch)
+                steps.append((step, logged))
+            # Divided by the full count even for a shorter last update, as one backward a batch did.
+            (sum(losses["total"] for losses in group) / accumulation).backward()
+            lr = float(optimizer.param_groups[0]["lr"])  # this update's
+            torch.nn.utils.clip_grad_norm_(components.parameters(), config.max_grad_norm)
+            optimizer.step()
+            state.scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
             yield from self._checkpoint_written(state)
-            if logged is None:
-                continue
-            elapsed = max(time.perf_counter() - state.started, 1e-9)
-            yield StepEvent(
-                epoch=epoch,
-                epochs=config.epochs,
-                step=step,
-                steps_per_epoch=len(batches),
-                global_step=state.global_step,
-                total_steps=total_steps,
-                losses=logged,
-                lr=float(optimizer.param_groups[0]["lr"]),
-                examples_per_s=state.examples_this_run / elapsed,
-                eta_s=elapsed / state.steps_this_run * (total_steps - state.global_step),
-                device_memory=cuda_memory(self.run_record["device"]),
-            )
+            for (step, logged), count in zip(steps, examples):
+                state.global_step += 1
+                state.steps_this_run += 1
+                state.examples_this_run += count
+                if logged is None:
+                    continue
+                elapsed = max(time.perf_counter() - state.started, 1e-9)
+                yield StepEvent(
+                    epoch=epoch,
+                    epochs=config.epochs,
+                    step=step,
+                    steps_per_epoch=len(batches),
+                    global_step=state.global_step,
+                    total_steps=total_steps,
+                    losses=logged,
+                    lr=lr,
+                    examples_per_s=state.examples_this_run / elapsed,
+                    eta_s=elapsed / state.steps_this_run * (total_steps - state.global_step),
+                    device_memory=cuda_memory(self.run_record["device"]),
+                )
         state.epoch_train_losses = {name: value / len(batches) for name, value in meter.epoch_sums.items()}
 
     def _check_finite(self, losses: dict, epoch: int, step: int, last_good_epoch: int) -> None:
