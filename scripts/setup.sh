@@ -63,14 +63,19 @@ fi
 stamp="$VENV/.cognitivetwin-setup-stamp"
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing the project and its dependencies"
+  # Bytecode, for the libraries a run imports a good share of (docs/testing.md, "Bytecode"):
+  # pip would compile all 17,000 modules on one core. torch's compiles on the other core while
+  # pip installs the rest; then the rest on every core. Left out: transformers' model families
+  # other than those the studio loads, and the packages a run imports little of.
+  site_packages=$("$PY" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')
+  "$PY" -m compileall -q "$site_packages/torch" >/dev/null 2>&1 &
+  compiling=$!
   "${PIP[@]}" install --no-compile -e ".[test]"
-  # Bytecode, on every core, for the libraries a run imports a good share of (docs/testing.md,
-  # "Bytecode"): pip would compile all 17,000 modules on one core. Left out: transformers' model
-  # families other than those the studio loads, and the packages a run imports little of.
+  wait "$compiling" || true
   echo "setup: compiling bytecode"
   "$PY" -m compileall -q -j 0 \
     -x '/site-packages/(transformers/models/(?!(auto|llama|gemma3|qwen3)/)|pandas/|pip/|setuptools/|phonenumbers/|stdnum/|pygments/|networkx/|pyarrow/|trl/)' \
-    "$("$PY" -c 'import sysconfig; print(sysconfig.get_path("purelib"))')" >/dev/null || true
+    "$site_packages" >/dev/null || true
   touch "$stamp"
 fi
 
