@@ -98,7 +98,7 @@ class BatchLosses:
         def per_batch(values, where=part):  # values [M]: summed over each batch's rows
             return torch.zeros(count, dtype=values.dtype, device=device).index_add_(0, where, values)
 
-        rows = per_batch(torch.ones_like(z[:, 0]))
+        rows = torch.tensor(examples, dtype=z.dtype, device=device)
 
         # Style: InfoNCE with every other message of the same conversation and role as a
         # positive, and the messages of the same batch as the only others.

@@ -248,7 +248,7 @@ class EpochLoop:
 
         The batches of one update (`gradient_accumulation` of them) go through the components in
         one pass, each with losses of its own (`_group_losses`): the same update as one pass and
-        one backward each, at a third of the cost on the CPU. A step is still one batch: its
+        one backward each, in about 60 % of the time on the CPU. A step is still one batch: its
         losses are logged, checked and counted on their own, and a Stop is seen between updates.
         """
         import torch
