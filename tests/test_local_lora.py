@@ -22,6 +22,7 @@ from cognitivetwin_core.phase1.jobs import Phase1Settings, read_chat_jsonl
 from cognitivetwin_core.phase1.local_jobs import LocalLoraJobs
 from cognitivetwin_core.phase1.local_lora import train_local_lora
 from tests.conftest import demo_chat_jsonl
+from tests.waits import WORK_TIMEOUT_S
 
 DEMO = resources_dir() / "demo" / "conversations.jsonl"
 
@@ -148,6 +149,36 @@ def test_cancel_keeps_a_checkpoint_and_the_next_run_resumes(small_data, tiny_mod
     assert not work.exists()
     lineage = json.loads((result.adapter_dir / "lineage.json").read_text())
     assert len(lineage["validation_losses"]) >= 1 and all(v > 0 for v in lineage["validation_losses"])
+
+
+def test_wait_returns_once_the_runs_thread_has_ended(small_data, tiny_model_dir, tmp_path, monkeypatch):
+    """A run stores its end, then frees its model; a child process that exited in between
+    aborted ("terminate called without an active exception"). Here the run lets go only once its
+    end was reported, so a wait returning at the report leaves the thread alive."""
+    import threading
+
+    from cognitivetwin_core.phase1 import local_jobs
+
+    end_reported = threading.Event()
+
+    class LetsGoAfterTheReport(set):
+        def discard(self, job_id):
+            end_reported.wait(WORK_TIMEOUT_S)
+            super().discard(job_id)
+
+    monkeypatch.setattr(local_jobs, "_RUNNING_HERE", LetsGoAfterTheReport())
+
+    def on_update(update):
+        if update.terminal:
+            end_reported.set()
+
+    with Workspace.open(tmp_path / "ws") as ws:
+        backend = LocalLoraJobs(ws, device="cpu")
+        settings = Phase1Settings(base_model=str(tiny_model_dir), epochs=1, max_seq_length=96)
+        job_id = backend.launch(backend.dry_run(small_data, settings))
+        final = backend.wait(job_id, on_update=on_update, interval=0.05)
+        assert final.status == "completed", final.message
+        assert not backend._threads[job_id].is_alive()
 
 
 def test_local_backend_runs_as_a_phase1_job(small_data, tiny_model_dir, tmp_path):

@@ -18,6 +18,7 @@ from cognitivetwin_core.phase1.jobs import JobUpdate, Phase1Settings
 from cognitivetwin_core.phase1.local_lora_process import LocalJobLaunched, LocalLoraProcess
 from cognitivetwin_core.phase1.local_plan import plan_local_run
 from tests.conftest import demo_chat_jsonl
+from tests.waits import WORK_TIMEOUT_S
 
 REPO = Path(__file__).resolve().parents[1]
 OPTIONS = {"device": "cpu", "max_batch_tokens": 64, "checkpoint_every": 2}
@@ -58,6 +59,9 @@ def test_cancel_is_a_request_to_the_child_which_keeps_a_checkpoint(running_setup
         record = workspace.get_phase1_job(process.job_id)
     assert record["status"] == "cancelled"
     assert (Path(record["work_dir"]) / "checkpoint" / "trainer_state.json").is_file()
+    # The child ends cleanly: not aborted while its training thread was still freeing the model.
+    process.child.join(WORK_TIMEOUT_S)
+    assert process.child.exitcode == 0
 
 
 @pytest.mark.slow

@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 # How often waiting on our own run looks whether a stop was asked for.
 _CANCEL_CHECK_S = 0.02
+_END_JOIN_S = 60.0  # a run that has stored its end only frees its objects; this is a bound, not a wait
 
 
 def new_local_job_id() -> str:
@@ -335,7 +336,7 @@ class LocalLoraJobs:
             if on_update and (update.new_events or update.terminal):
                 on_update(update)
 
-        return follow(
+        update = follow(
             lambda: self.poll(job_id),
             backoff=Backoff(base=interval, maximum=interval, idle_factor=1.0),
             on_update=relay,
@@ -343,6 +344,14 @@ class LocalLoraJobs:
             on_stop=lambda: self.cancel(job_id),
             sleep=pause,
         )
+        if thread is not None:
+            # The run stores its end before its frames (model, optimizer) are freed. A process
+            # that exits meanwhile finalizes Python under a thread still in torch's C++ code,
+            # which aborts it ("terminate called without an active exception", exit -6).
+            thread.join(_END_JOIN_S)
+            if thread.is_alive():
+                log.warning("local LoRA job %s: its thread still runs %.0f s after its end", job_id, _END_JOIN_S)
+        return update
 
     def cancel(self, job_id: str) -> JobUpdate:
         record = self._record(job_id)
