@@ -178,7 +178,7 @@ def test_wait_returns_once_the_runs_thread_has_ended(small_data, tiny_model_dir,
         job_id = backend.launch(backend.dry_run(small_data, settings))
         final = backend.wait(job_id, on_update=on_update, interval=0.05)
         assert final.status == "completed", final.message
-        assert not backend._threads[job_id].is_alive()
+        assert not [t for t in threading.enumerate() if t.name == f"local-lora-{job_id}"]
 
 
 def test_local_backend_runs_as_a_phase1_job(small_data, tiny_model_dir, tmp_path):

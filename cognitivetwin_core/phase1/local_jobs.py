@@ -37,7 +37,7 @@ log = logging.getLogger(__name__)
 
 # How often waiting on our own run looks whether a stop was asked for.
 _CANCEL_CHECK_S = 0.02
-_END_JOIN_S = 60.0  # a run that has stored its end only frees its objects; this is a bound, not a wait
+_END_JOIN_S = 60.0  # at most this long for a run's thread to free its objects once it has stored its end
 
 
 def new_local_job_id() -> str:
